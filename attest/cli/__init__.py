@@ -1,0 +1,69 @@
+"""The ``attest`` command line: a thin layer over :mod:`verify` and :mod:`attest`.
+
+Commands are imported only when they run, so ``attest --help`` stays fast.
+Only this layer prints and chooses exit codes (see :mod:`attest.cli._exit`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+from typing import Any
+
+import click
+
+__all__ = ["cli", "main"]
+
+# name -> (module, attribute, one-line help shown by `attest --help` without importing the module)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "build": ("attest.cli.build", "build", "Run the build, hash the artefacts, sign SLSA provenance, publish."),
+    "verify": ("attest.cli.verify", "verify", "Check an artefact against signed evidence and a policy (the gate)."),
+    "inspect": ("attest.cli.inspect", "inspect", "Decode envelopes and bundles for reading (nothing is verified)."),
+    "key": ("attest.cli.key", "key", "Generate local key pairs; export KMS public keys to pinned PEM files."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module, attribute, _ = COMMANDS[cmd_name]
+        command = getattr(importlib.import_module(module), attribute)
+        assert isinstance(command, click.Command)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, COMMANDS[name][2]) for name in sorted(COMMANDS)])
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="attest", prog_name="attest")
+@click.option("-v", "--verbose", count=True, help="Log each step; twice for debug output and tracebacks.")
+@click.pass_context
+def cli(ctx: click.Context, verbose: int) -> None:
+    """Build once in dev, verify everywhere: signed SLSA provenance for a dev -> stg -> prd path.
+
+    \b
+    Typical use:
+      attest key generate --out dev-build
+      attest build --signer dev-build.pem --artifact dist/ -- make dist
+      attest verify dist/app.tar.gz --attestation provenance.intoto.jsonl --key dev-build.pub.pem
+
+    Exit codes: 0 verified, 1 evidence rejected, 2 usage error, 3 input or
+    configuration unreadable, 4 remote failure (S3, KMS), 70 internal error.
+    """
+    ctx.obj = {"verbose": verbose}
+    if verbose:
+        logging.basicConfig(level=logging.DEBUG if verbose > 1 else logging.INFO,
+                            format="attest: %(message)s", stream=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> Any:
+    from attest.cli._exit import run
+
+    return run(cli, argv)

@@ -1,0 +1,73 @@
+"""``attest inspect``: decode envelopes and bundles for a person to read. Nothing is verified."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+import click
+
+from attest.cli._options import emit_json, format_option
+
+
+@click.command()
+@click.argument("file", type=click.Path(path_type=Path))
+@format_option
+def inspect(file: Path, output_format: str) -> None:
+    """Decode FILE (.intoto.jsonl or Sigstore bundle): statement, subjects, signatures.
+
+    Everything shown is UNVERIFIED: use 'attest verify' to decide anything.
+    """
+    from verify import _json
+    from verify.errors import EvidenceRejected
+    from verify.evidence import load_evidence, read_evidence_file
+
+    items: list[dict[str, Any]] = []
+    for item in load_evidence(read_evidence_file(file), source=str(file)):
+        if isinstance(item, EvidenceRejected):
+            items.append({"source": str(file), "error": str(item)})
+            continue
+        entry: dict[str, Any] = {"source": item.source, "sha256": item.digest, "verified": False}
+        if item.bundle is not None:
+            entry["bundle"] = item.bundle.get("mediaType")
+        envelope = item.envelope
+        if envelope is None:
+            entry["messageSignature"] = item.bundle.get("messageSignature") if item.bundle else None
+        else:
+            entry["payloadType"] = envelope.payload_type
+            entry["signatures"] = [{"keyid": s.keyid, "sig": base64.b64encode(s.sig).decode()[:32] + "..."}
+                                   for s in envelope.signatures]
+            try:
+                entry["statement"] = _json.loads(envelope.payload, what="payload")
+            except EvidenceRejected as e:
+                entry["statement"] = None
+                entry["error"] = str(e)
+        items.append(entry)
+    if output_format == "json":
+        emit_json(items)
+        return
+    for entry in items:
+        click.echo(f"{entry['source']}  [UNVERIFIED]")
+        if "error" in entry:
+            click.echo(f"  error: {entry['error']}")
+        if "bundle" in entry:
+            click.echo(f"  bundle: {entry['bundle']}")
+        if "payloadType" in entry:
+            click.echo(f"  payloadType: {entry['payloadType']}")
+        for sig in entry.get("signatures", []):
+            click.echo(f"  signature: keyid={sig['keyid'] or '(none)'} sig={sig['sig']}")
+        statement = entry.get("statement")
+        if isinstance(statement, dict):
+            click.echo(f"  _type: {statement.get('_type')}")
+            click.echo(f"  predicateType: {statement.get('predicateType')}")
+            for subject in statement.get("subject", []) if isinstance(statement.get("subject"), list) else []:
+                if isinstance(subject, dict):
+                    digests = subject.get("digest") if isinstance(subject.get("digest"), dict) else {}
+                    shown = " ".join(f"{k}:{v}" for k, v in digests.items())
+                    click.echo(f"  subject: {subject.get('name', '')}  {shown}")
+            import json
+
+            click.echo("  predicate:")
+            for line in json.dumps(statement.get("predicate"), indent=2, sort_keys=True).splitlines():
+                click.echo(f"    {line}")

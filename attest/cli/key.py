@@ -1,0 +1,83 @@
+"""``attest key``: local key pairs, and pinned PEM copies of KMS public keys."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from attest.cli._options import emit_json, format_option
+
+
+@click.group()
+def key() -> None:
+    """Generate local key pairs; export KMS public keys to pinned PEM files."""
+
+
+@key.command()
+@click.option("--out", "prefix", required=True, metavar="PREFIX",
+              help="Writes PREFIX.pem (private, mode 0600) and PREFIX.pub.pem (public).")
+@click.option("--type", "key_type", default="ecdsa-p256", show_default=True,
+              type=click.Choice(["ecdsa-p256", "ecdsa-p384", "ed25519", "rsa-3072"]))
+@click.option("--force", is_flag=True, help="Replace existing files.")
+@format_option
+def generate(prefix: str, key_type: str, force: bool, output_format: str) -> None:
+    """Generate a signing key pair.
+
+    The private key is PKCS#8 PEM, encrypted when ATTEST_KEY_PASSWORD is set.
+    Pin PREFIX.pub.pem in the verifiers' policy.
+    """
+    from attest._atomic import write_atomic
+    from attest.errors import SignerError
+    from attest.signers.key import generate as generate_pair
+    from verify.trust import load_public_key
+
+    private_path, public_path = Path(f"{prefix}.pem"), Path(f"{prefix}.pub.pem")
+    if not force:
+        for path in (private_path, public_path):
+            if path.exists():
+                raise SignerError(f"{path} already exists; pass --force to replace it or choose another --out")
+    private_pem, public_pem = generate_pair(key_type)
+    write_atomic(private_path, private_pem, mode=0o600)
+    write_atomic(public_path, public_pem, mode=0o644)
+    fingerprint = load_public_key(public_pem, name=str(public_path)).fingerprint
+    encrypted = bool(os.environ.get("ATTEST_KEY_PASSWORD"))
+    if output_format == "json":
+        emit_json({"private": str(private_path), "public": str(public_path), "type": key_type,
+                   "fingerprint": fingerprint, "encrypted": encrypted})
+    else:
+        click.echo(f"wrote {private_path} (private, {'encrypted' if encrypted else 'unencrypted'}) "
+                   f"and {public_path} ({key_type}, sha256:{fingerprint[:16]}...)")
+
+
+@key.command()
+@click.argument("uri", metavar="awskms:KEY")
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Where to write the PEM (default: <key id or alias>.pub.pem).")
+@format_option
+def export(uri: str, out: Path | None, output_format: str) -> None:
+    """Export a KMS key's public key (kms:GetPublicKey) to a pinned PEM file.
+
+    Verification then needs no AWS access: pin the PEM in the policy.
+    """
+    from attest._atomic import write_atomic
+    from attest.errors import SignerError
+    from verify.policy import kms_pem_name
+    from verify.trust import load_public_key
+
+    if not uri.startswith("awskms:"):
+        raise click.BadParameter("only awskms: keys can be exported; local keys already have PREFIX.pub.pem",
+                                 param_hint="URI")
+    from attest.signers import awskms
+
+    pem = awskms.export_public_key_pem(uri)
+    out = out or Path(kms_pem_name(uri.removeprefix("awskms:")))
+    if out.exists() and out.read_bytes() != pem:
+        raise SignerError(f"{out} already holds another key; remove it or choose another --out")
+    write_atomic(out, pem)
+    fingerprint = load_public_key(pem, name=uri).fingerprint
+    if output_format == "json":
+        emit_json({"key": uri, "public": str(out), "fingerprint": fingerprint})
+    else:
+        click.echo(f"wrote {out} (public key of {uri.removeprefix('awskms:')}, sha256:{fingerprint[:16]}...)")

@@ -1,0 +1,269 @@
+"""Facts about a build: the git source, the lockfiles, the CI platform.
+
+Everything here is read from the work tree and the environment; nothing is
+trusted from the build command, which runs later.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from attest.errors import BuildRefused
+from verify.digests import hash_file
+
+__all__ = ["LOCKFILE_PATTERNS", "GitFacts", "Lockfile", "Platform", "detect_platform", "git_facts", "lockfiles"]
+
+#: Well-known lockfiles looked for at the repository root, in this order.
+LOCKFILE_PATTERNS = (
+    "requirements*.txt", "poetry.lock", "uv.lock", "Pipfile.lock", "package-lock.json", "yarn.lock",
+    "pnpm-lock.yaml", "go.sum", "Cargo.lock", "Gemfile.lock", "composer.lock",
+)
+
+
+@dataclass(frozen=True)
+class GitFacts:
+    root: Path
+    repo_uri: str
+    """Normalised repository URL, without credentials (``https://host/path`` or ``file:///path``)."""
+    ref: str
+    commit: str
+    commit_time: int
+    dirty: bool
+
+
+def _git(root: Path, *args: str, check: bool = True) -> str:
+    try:
+        done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=False)
+    except FileNotFoundError as e:
+        raise BuildRefused("git is not installed; attest build records the commit it builds") from e
+    if check and done.returncode != 0:
+        raise BuildRefused(f"git {' '.join(args)} failed in {root}: {done.stderr.strip() or done.returncode}")
+    return done.stdout.strip()
+
+
+def clean_repo_url(url: str, root: Path) -> str:
+    """The origin URL as a credential-free URL: SSH remotes become https, local paths file:// URLs."""
+    url = url.strip()
+    scp = re.match(r"^(?:[\w.\-]+@)?(?P<host>[\w.\-]+):(?!//)(?P<path>.+)$", url)
+    if "://" not in url and scp and not Path(url).exists():
+        return f"https://{scp.group('host').lower()}/{scp.group('path').removesuffix('.git').strip('/')}"
+    if "://" not in url:
+        return (root / url).resolve().as_uri() if not Path(url).is_absolute() else Path(url).resolve().as_uri()
+    parts = urlsplit(url)
+    if parts.scheme == "file":
+        return url
+    host = (parts.hostname or "").lower()
+    scheme = "https" if parts.scheme in ("ssh", "git", "git+ssh", "http", "https") else parts.scheme
+    path = parts.path.removesuffix(".git").rstrip("/")
+    return f"{scheme}://{host}{path}"
+
+
+def git_facts(directory: Path, *, env: Mapping[str, str] | None = None) -> GitFacts:
+    """The commit being built, its ref, its time and whether tracked files are modified."""
+    env = os.environ if env is None else env
+    inside = _git(directory, "rev-parse", "--is-inside-work-tree", check=False)
+    if inside != "true":
+        raise BuildRefused(f"{directory} is not inside a git work tree; attest build records the commit it builds")
+    root = Path(_git(directory, "rev-parse", "--show-toplevel"))
+    commit = _git(root, "rev-parse", "--verify", "HEAD^{commit}", check=False)
+    if not re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", commit):
+        raise BuildRefused(f"{root} has no commit yet; commit the source before building")
+    ref = _git(root, "symbolic-ref", "-q", "HEAD", check=False) or ci_ref(env) or commit
+    origin = _git(root, "remote", "get-url", "origin", check=False)
+    repo_uri = clean_repo_url(env.get("CODEBUILD_SOURCE_REPO_URL") or origin, root) if (
+        env.get("CODEBUILD_SOURCE_REPO_URL") or origin) else root.as_uri()
+    commit_time = int(_git(root, "log", "-1", "--format=%ct", "HEAD"))
+    dirty = bool(_git(root, "status", "--porcelain", "--untracked-files=no"))
+    return GitFacts(root=root, repo_uri=repo_uri, ref=ref, commit=commit, commit_time=commit_time, dirty=dirty)
+
+
+def ci_ref(env: Mapping[str, str]) -> str | None:
+    """The ref a CI system says it checked out (detached HEADs are the rule there)."""
+    if env.get("GITHUB_REF"):
+        return env["GITHUB_REF"]
+    if env.get("CI_COMMIT_REF_NAME"):
+        tag = env.get("CI_COMMIT_TAG")
+        return f"refs/tags/{tag}" if tag else f"refs/heads/{env['CI_COMMIT_REF_NAME']}"
+    webhook = env.get("CODEBUILD_WEBHOOK_HEAD_REF") or env.get("CODEBUILD_WEBHOOK_TRIGGER", "")
+    if webhook.startswith("refs/"):
+        return webhook
+    if webhook.startswith("branch/"):
+        return f"refs/heads/{webhook.removeprefix('branch/')}"
+    if webhook.startswith("tag/"):
+        return f"refs/tags/{webhook.removeprefix('tag/')}"
+    return None
+
+
+@dataclass(frozen=True)
+class Lockfile:
+    path: str
+    """Relative to the repository root, with '/' separators."""
+    digests: Mapping[str, str]
+
+
+def lockfiles(root: Path, given: Sequence[str]) -> list[Lockfile]:
+    """The lockfiles to bind: ``given`` (paths) or those found at the root; each must equal its committed blob."""
+    if given:
+        paths = []
+        for name in given:
+            path = Path(name)
+            path = path if path.is_absolute() else Path.cwd() / path
+            if not path.is_file():
+                raise BuildRefused(f"lockfile {name} does not exist")
+            try:
+                paths.append(path.resolve().relative_to(root.resolve()))
+            except ValueError as e:
+                raise BuildRefused(f"lockfile {name} is outside the repository {root}") from e
+    else:
+        seen: set[Path] = set()
+        paths = []
+        for pattern in LOCKFILE_PATTERNS:
+            for match in sorted(root.glob(pattern)):
+                if match.is_file() and match not in seen:
+                    seen.add(match)
+                    paths.append(match.relative_to(root))
+    found = []
+    for rel in paths:
+        name = rel.as_posix()
+        committed = _git(root, "rev-parse", "-q", "--verify", f"HEAD:{name}", check=False)
+        if not committed:
+            raise BuildRefused(f"lockfile {name} is not committed; commit it so the provenance can bind it")
+        on_disk = _git(root, "hash-object", "--", name)
+        if on_disk != committed:
+            raise BuildRefused(f"lockfile {name} differs from the committed one; commit or restore it")
+        found.append(Lockfile(path=name, digests=hash_file(root / rel)))
+    return found
+
+
+@dataclass(frozen=True)
+class Platform:
+    """What the CI platform says about the run."""
+
+    name: str
+    builder_id: str | None = None
+    invocation_id: str | None = None
+    parameters: Mapping[str, str] = field(default_factory=dict)
+    resolved_commit: str | None = None
+
+
+def detect_platform(env: Mapping[str, str]) -> Platform:
+    """Recognise AWS CodeBuild, GitHub Actions or GitLab CI from their environment variables."""
+    if env.get("CODEBUILD_BUILD_ARN"):
+        build_arn = env["CODEBUILD_BUILD_ARN"]
+        match = re.fullmatch(r"arn:(aws[\w-]*):codebuild:([\w-]+):(\d{12}):build/([^:]+):(.+)", build_arn)
+        if not match:
+            raise BuildRefused(f"CODEBUILD_BUILD_ARN {build_arn!r} is not a CodeBuild build ARN")
+        partition, region, account, project, _ = match.groups()
+        params = {k: v for k, v in sorted(env.items()) if k in (
+            "CODEBUILD_INITIATOR", "CODEBUILD_BUILD_IMAGE", "CODEBUILD_START_TIME", "CODEBUILD_BUILD_NUMBER",
+            "CODEBUILD_SOURCE_VERSION", "CODEBUILD_RESOLVED_SOURCE_VERSION", "CODEBUILD_SOURCE_REPO_URL",
+        ) or k.startswith("CODEBUILD_WEBHOOK_")}
+        return Platform(name="codebuild",
+                        builder_id=f"arn:{partition}:codebuild:{region}:{account}:project/{project}",
+                        invocation_id=build_arn, parameters=params,
+                        resolved_commit=env.get("CODEBUILD_RESOLVED_SOURCE_VERSION"))
+    if env.get("GITHUB_ACTIONS") == "true":
+        server = env.get("GITHUB_SERVER_URL", "https://github.com")
+        repo = env.get("GITHUB_REPOSITORY", "")
+        workflow_ref = env.get("GITHUB_WORKFLOW_REF", "")
+        params = {k: env[k] for k in sorted(env) if k in (
+            "GITHUB_EVENT_NAME", "GITHUB_REF", "GITHUB_REPOSITORY", "GITHUB_REPOSITORY_ID",
+            "GITHUB_REPOSITORY_OWNER_ID", "GITHUB_RUN_ATTEMPT", "GITHUB_RUN_ID", "GITHUB_SHA",
+            "GITHUB_WORKFLOW_REF", "GITHUB_WORKFLOW_SHA", "RUNNER_ENVIRONMENT",
+        )}
+        return Platform(name="github-actions",
+                        builder_id=f"{server}/{workflow_ref}" if workflow_ref else f"{server}/{repo}",
+                        invocation_id=f"{server}/{repo}/actions/runs/{env.get('GITHUB_RUN_ID', '')}"
+                                      f"/attempts/{env.get('GITHUB_RUN_ATTEMPT', '1')}",
+                        parameters=params, resolved_commit=env.get("GITHUB_SHA"))
+    if env.get("GITLAB_CI") == "true":
+        params = {k: env[k] for k in sorted(env) if k in (
+            "CI_PIPELINE_SOURCE", "CI_COMMIT_REF_NAME", "CI_COMMIT_TAG", "CI_JOB_IMAGE", "CI_RUNNER_ID",
+            "CI_PROJECT_PATH", "CI_SERVER_URL",
+        )}
+        server, project = env.get("CI_SERVER_URL", ""), env.get("CI_PROJECT_PATH", "")
+        config = env.get("CI_CONFIG_PATH", ".gitlab-ci.yml")
+        return Platform(name="gitlab-ci", builder_id=f"{server}/{project}/-/blob/{config}",
+                        invocation_id=env.get("CI_JOB_URL"), parameters=params,
+                        resolved_commit=env.get("CI_COMMIT_SHA"))
+    return Platform(name="local")
+
+
+#: Variables removed from the build command's environment: the signer's credentials.
+CREDENTIAL_VARIABLES = (
+    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+    "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN", "AWS_PROFILE", "ATTEST_KEY_PASSWORD",
+    "SIGSTORE_ID_TOKEN", "ACTIONS_ID_TOKEN_REQUEST_TOKEN", "ACTIONS_ID_TOKEN_REQUEST_URL",
+)
+
+
+def command_environment(env: Mapping[str, str], *, source_date_epoch: int, pass_credentials: bool) -> dict[str, str]:
+    """The environment the build command runs in: SOURCE_DATE_EPOCH set, signing credentials removed."""
+    result = dict(env)
+    result.setdefault("SOURCE_DATE_EPOCH", str(source_date_epoch))
+    if not pass_credentials:
+        for name in CREDENTIAL_VARIABLES:
+            result.pop(name, None)
+        for name in list(result):
+            if name.startswith("AWS_CONTAINER_AUTHORIZATION_TOKEN"):
+                result.pop(name)
+    return result
+
+
+@dataclass(frozen=True)
+class Artifact:
+    path: Path
+    name: str
+    """The subject name: the path relative to the build root, '/'-separated."""
+
+
+def expand_artifacts(patterns: Sequence[str], *, root: Path) -> list[Artifact]:
+    """Files named by ``patterns``: files, directories (every regular file below, sorted) or globs.
+
+    Symlinks are refused (a link could point out of the tree and the subject
+    would name something else than what is shipped); so is a pattern that
+    matches nothing, and two patterns naming one file are merged.
+    """
+    import glob
+
+    found: dict[Path, Artifact] = {}
+    for pattern in patterns:
+        matches = sorted(glob.glob(pattern, recursive=True)) if glob.has_magic(pattern) else [pattern]
+        if not matches or not any(Path(m).exists() or Path(m).is_symlink() for m in matches):
+            raise BuildRefused(f"artifact {pattern} does not exist; did the build command write it?")
+        for match in matches:
+            path = Path(match)
+            if path.is_symlink():
+                raise BuildRefused(f"artifact {match} is a symbolic link; attest hashes regular files only")
+            if path.is_dir():
+                for dirpath, dirnames, filenames in os.walk(path, followlinks=False):
+                    dirnames.sort()
+                    for name in sorted(filenames + [d for d in dirnames if Path(dirpath, d).is_symlink()]):
+                        child = Path(dirpath, name)
+                        if child.is_symlink():
+                            raise BuildRefused(f"artifact {child} is a symbolic link; attest hashes regular files "
+                                               "only")
+                        if child.is_file():
+                            _add(found, child, root)
+            elif path.is_file():
+                _add(found, path, root)
+            else:
+                raise BuildRefused(f"artifact {match} is not a regular file or a directory")
+    return sorted(found.values(), key=lambda a: a.name)
+
+
+def _add(found: dict[Path, Artifact], path: Path, root: Path) -> None:
+    resolved = path.resolve()
+    try:
+        name = resolved.relative_to(root.resolve()).as_posix()
+    except ValueError:
+        name = path.name if not path.is_absolute() else resolved.name
+    found.setdefault(resolved, Artifact(path=path, name=name))

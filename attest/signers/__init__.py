@@ -1,0 +1,65 @@
+"""Signers: turn DSSE pre-authentication encodings into signatures.
+
+A signer is anything with a ``keyid``, a ``public_key_pem()`` and a
+``sign(data)`` that signs the bytes it is given (the DSSE PAE) and returns the
+raw signature (DER for ECDSA). Backends live in one module each and are chosen
+by the URI scheme of ``--signer``:
+
+* ``PATH`` or ``key:PATH``: a PEM private key on disk (:mod:`attest.signers.key`)
+* ``awskms:<key id | key ARN | alias/NAME | alias ARN>``: AWS KMS (:mod:`attest.signers.awskms`)
+* ``sigstore``: keyless signing (:mod:`attest.signers.sigstore`)
+
+Backends import their heavy dependencies (boto3, sigstore) only when chosen.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from verify.envelope import Envelope, Signature, pae
+
+__all__ = ["Signer", "from_uri", "sign_envelope"]
+
+
+@runtime_checkable
+class Signer(Protocol):
+    """Signs DSSE PAE bytes with one key."""
+
+    @property
+    def keyid(self) -> str:
+        """A hint naming the key; verifiers never trust it."""
+        ...
+
+    def public_key_pem(self) -> bytes:
+        """The SubjectPublicKeyInfo PEM of the signing key (what a verifier pins)."""
+        ...
+
+    def sign(self, data: bytes) -> bytes:
+        """Sign ``data`` (the PAE) and return the signature bytes."""
+        ...
+
+
+def sign_envelope(signer: Signer, *, payload_type: str, payload: bytes) -> Envelope:
+    """Sign ``payload`` as a DSSE envelope with one signature."""
+    signature = signer.sign(pae(payload_type, payload))
+    return Envelope(payload_type=payload_type, payload=payload,
+                    signatures=(Signature(keyid=signer.keyid, sig=signature),))
+
+
+def from_uri(uri: str, **options: object) -> Signer:
+    """Build the signer named by a cosign-style signer URI."""
+    from attest.errors import SignerError
+
+    if uri.startswith("awskms:"):
+        from attest.signers import awskms
+
+        return awskms.from_uri(uri, **options)
+    if uri == "sigstore" or uri.startswith("sigstore:"):
+        raise SignerError("keyless 'sigstore' signing makes a bundle, not a plain DSSE signature; "
+                          "use the sigstore signing path")
+    from attest.signers import key
+
+    path = uri.removeprefix("key:")
+    if not path:
+        raise SignerError("--signer 'key:' names no file; give the path of a PEM private key")
+    return key.load(path, **options)

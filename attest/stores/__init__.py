@@ -1,0 +1,93 @@
+"""Artefact stores: content-addressed, write-once, untrusted.
+
+Layout (a directory or ``s3://bucket/prefix``), keyed by the artefact's sha256::
+
+    sha256/<hex>/artifact/<name>
+    sha256/<hex>/<kind>-<sha256 of the envelope line>.intoto.jsonl
+
+Nothing read from a store is trusted because of where it was found: the
+signatures on the attestations carry the trust. Objects are written once;
+writing the same bytes again is a no-op, writing other bytes is an error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+from typing import Protocol
+
+from attest.errors import StoreError
+
+__all__ = ["KINDS", "Store", "attestation_key", "artifact_key", "from_uri", "safe_name"]
+
+#: Attestation kinds a store holds, by the file name prefix.
+KINDS = ("provenance", "vsa", "approval", "release", "reproduction")
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+def safe_name(name: str) -> str:
+    """Check that a subject name can be used as a relative path inside a store, and return it.
+
+    Subject names are data: they may not climb out (``..``), be absolute, carry a
+    NUL or a backslash, or name a Windows drive.
+    """
+    if not name or "\x00" in name or "\\" in name or name.startswith("/") or re.match(r"^[A-Za-z]:", name):
+        raise StoreError(f"subject name {name!r} cannot be stored: it must be a plain relative path")
+    parts = PurePosixPath(name).parts
+    if any(p in ("..", ".", "") for p in parts) or "//" in name:
+        raise StoreError(f"subject name {name!r} cannot be stored: it must not contain '.', '..' or empty parts")
+    return name
+
+
+def _check_hex(sha256: str) -> str:
+    if not _HEX64.fullmatch(sha256):
+        raise StoreError(f"{sha256!r} is not a lower-case hex sha256 digest")
+    return sha256
+
+
+def artifact_key(sha256: str, name: str) -> str:
+    return f"sha256/{_check_hex(sha256)}/artifact/{safe_name(name)}"
+
+
+def attestation_key(sha256: str, kind: str, line: bytes) -> str:
+    if kind not in KINDS:
+        raise StoreError(f"unknown attestation kind {kind!r}; expected one of {list(KINDS)}")
+    return f"sha256/{_check_hex(sha256)}/{kind}-{hashlib.sha256(line).hexdigest()}.intoto.jsonl"
+
+
+class Store(Protocol):
+    """Where artefacts and attestations are published and found again."""
+
+    uri: str
+
+    def put_artifact(self, sha256: str, name: str, source: Path) -> str:
+        """Store the file ``source`` (whose sha256 is ``sha256``) as artefact ``name``; return its URI."""
+        ...
+
+    def put_attestation(self, sha256: str, kind: str, data: bytes) -> str:
+        """Store ``data`` (one or more envelope lines) for the artefact ``sha256``; return its URI."""
+        ...
+
+    def attestations(self, sha256: str) -> Iterator[tuple[str, bytes]]:
+        """Every attestation file stored for the artefact ``sha256``, as (URI, bytes)."""
+        ...
+
+    def all_attestations(self) -> Iterator[tuple[str, bytes]]:
+        """Every attestation file in the store, as (URI, bytes), for audits."""
+        ...
+
+
+def from_uri(uri: str) -> Store:
+    """The store at ``uri``: ``s3://bucket/prefix`` or a directory path."""
+    if uri.startswith("s3://"):
+        from attest.stores import s3
+
+        return s3.S3Store.from_uri(uri)
+    if "://" in uri:
+        raise StoreError(f"store {uri!r} is neither a directory nor an s3:// URI")
+    from attest.stores import local
+
+    return local.LocalStore(Path(uri))

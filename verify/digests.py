@@ -1,0 +1,120 @@
+"""Streaming multi-hash: sha256 and blake3 of a file in one read, with flat memory.
+
+The file is read once, in fixed-size chunks, into two alternating buffers:
+while one chunk is being hashed (each algorithm on its own thread; hashlib and
+blake3 both release the GIL, and blake3 spreads one chunk over every core) the
+next chunk is read into the other buffer. Memory is two buffers whatever the
+file size. A file that changes size or mtime while it is hashed is an error,
+not a silent mismatch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from verify.errors import InputError
+
+__all__ = ["ACCEPTED", "CHUNK_SIZE", "KNOWN", "WEAK", "hash_file", "hash_stream", "new_hasher"]
+
+#: Algorithms attest computes and accepts as evidence of identity, strongest first.
+ACCEPTED = ("blake3", "sha256", "sha512", "sha384")
+#: Algorithms attest can compute.
+KNOWN = frozenset({"blake3", "sha256", "sha384", "sha512"})
+#: Algorithms that never count as a match on their own.
+WEAK = frozenset({"md5", "sha1"})
+
+CHUNK_SIZE = 8 * 1024 * 1024
+
+Progress = Callable[[int], None]
+
+
+def new_hasher(name: str) -> Any:
+    """A fresh hash object for ``name`` (blake3 multithreaded)."""
+    if name == "blake3":
+        import blake3
+
+        return blake3.blake3(max_threads=blake3.blake3.AUTO)
+    if name in KNOWN:
+        return hashlib.new(name)
+    raise ValueError(f"unsupported digest algorithm {name!r}")
+
+
+def _check_algorithms(algorithms: Sequence[str]) -> None:
+    if not algorithms:
+        raise ValueError("no digest algorithm asked for")
+    for name in algorithms:
+        if name not in KNOWN:
+            raise ValueError(f"unsupported digest algorithm {name!r}")
+
+
+def hash_stream(chunks: Iterable[bytes | memoryview], algorithms: Sequence[str]) -> dict[str, str]:
+    """Hash an iterable of chunks (e.g. an S3 body) with every algorithm, in one pass."""
+    _check_algorithms(algorithms)
+    hashers = {name: new_hasher(name) for name in algorithms}
+    for chunk in chunks:
+        for h in hashers.values():
+            h.update(chunk)
+    return {name: h.hexdigest() for name, h in hashers.items()}
+
+
+def _read_into(f: BinaryIO, buf: bytearray) -> int:
+    view = memoryview(buf)
+    total = 0
+    while total < len(buf):
+        n = f.readinto(view[total:])  # type: ignore[attr-defined]
+        if not n:
+            break
+        total += n
+    return total
+
+
+def hash_file(path: Path, algorithms: Sequence[str] = ("sha256", "blake3"), *,
+              progress: Progress | None = None, chunk_size: int = CHUNK_SIZE) -> dict[str, str]:
+    """Digest ``path`` with every algorithm in ``algorithms``, reading it once.
+
+    Raises :class:`InputError` if the file cannot be read, is not a regular
+    file, or changes while it is being read.
+    """
+    _check_algorithms(algorithms)
+    try:
+        f = path.open("rb", buffering=0)
+    except OSError as e:
+        raise InputError(f"cannot read {path}: {e.strerror}") from e
+    with f:
+        before = os.fstat(f.fileno())
+        if not _is_regular(before.st_mode):
+            raise InputError(f"{path} is not a regular file")
+        hashers = [new_hasher(name) for name in algorithms]
+        buffers = (bytearray(chunk_size), bytearray(chunk_size))
+        with ThreadPoolExecutor(max_workers=len(hashers), thread_name_prefix="attest-hash") as pool:
+            try:
+                n = _read_into(f, buffers[0])
+                which = 0
+                while n:
+                    view = memoryview(buffers[which])[:n]
+                    pending = [pool.submit(h.update, view) for h in hashers]
+                    which ^= 1
+                    next_n = _read_into(f, buffers[which])
+                    for future in pending:
+                        future.result()
+                    view.release()
+                    if progress is not None:
+                        progress(n)
+                    n = next_n
+            except OSError as e:
+                raise InputError(f"cannot read {path}: {e.strerror}") from e
+        after = os.fstat(f.fileno())
+    if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
+        raise InputError(f"{path} changed while it was being hashed; hash it again once it is complete")
+    return {name: h.hexdigest() for name, h in zip(algorithms, hashers, strict=True)}
+
+
+def _is_regular(mode: int) -> bool:
+    import stat
+
+    return stat.S_ISREG(mode)

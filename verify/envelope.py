@@ -1,0 +1,110 @@
+"""DSSE envelopes: parsing, serialisation and the pre-authentication encoding.
+
+https://github.com/secure-systems-lab/dsse/blob/master/envelope.md
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from verify import _json
+from verify.errors import MalformedEvidence
+from verify.limits import MAX_SIGNATURES
+
+__all__ = ["INTOTO_PAYLOAD_TYPE", "Envelope", "Signature", "b64decode", "pae"]
+
+INTOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
+
+_B64 = re.compile(r"[A-Za-z0-9+/\-_]*={0,2}")
+
+
+def pae(payload_type: str, payload: bytes) -> bytes:
+    """DSSE v1 pre-authentication encoding: the bytes that are actually signed."""
+    kind = payload_type.encode("utf-8")
+    return b"DSSEv1 %d %s %d %s" % (len(kind), kind, len(payload), payload)
+
+
+def b64decode(value: object, *, what: str) -> bytes:
+    """Decode standard or URL-safe base64 (DSSE allows either), strictly."""
+    if not isinstance(value, str) or not _B64.fullmatch(value):
+        raise MalformedEvidence(f"{what} is not base64 text")
+    text = value.replace("-", "+").replace("_", "/")
+    text += "=" * (-len(text) % 4)
+    try:
+        decoded = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise MalformedEvidence(f"{what} is not valid base64 ({e})") from e
+    # Refuse non-canonical encodings (stray bits in the last character): the same
+    # bytes must have one spelling, or two tools could disagree on what was signed.
+    if base64.b64encode(decoded).decode().rstrip("=") != text.rstrip("="):
+        raise MalformedEvidence(f"{what} is not canonical base64")
+    return decoded
+
+
+@dataclass(frozen=True)
+class Signature:
+    keyid: str
+    sig: bytes
+
+
+@dataclass(frozen=True)
+class Envelope:
+    payload_type: str
+    payload: bytes
+    signatures: tuple[Signature, ...]
+
+    @classmethod
+    def from_dict(cls, obj: Any, *, what: str = "envelope") -> Envelope:
+        """Parse a DSSE envelope from decoded JSON. Never mutates ``obj``."""
+        if not isinstance(obj, dict):
+            raise MalformedEvidence(f"{what} is not a JSON object")
+        for key in ("payload", "payloadType", "signatures"):
+            if key not in obj:
+                raise MalformedEvidence(f"{what} has no {key!r} field; is it a DSSE envelope?")
+        payload_type = obj["payloadType"]
+        if not isinstance(payload_type, str):
+            raise MalformedEvidence(f"{what} payloadType is not a string")
+        payload = b64decode(obj["payload"], what=f"{what} payload")
+        raw_sigs = obj["signatures"]
+        if not isinstance(raw_sigs, list) or not raw_sigs:
+            raise MalformedEvidence(f"{what} has no signatures")
+        if len(raw_sigs) > MAX_SIGNATURES:
+            raise MalformedEvidence(f"{what} has {len(raw_sigs)} signatures; at most {MAX_SIGNATURES} are read")
+        signatures = []
+        for i, raw in enumerate(raw_sigs):
+            if not isinstance(raw, dict) or "sig" not in raw:
+                raise MalformedEvidence(f"{what} signature {i} has no 'sig' field")
+            keyid = raw.get("keyid", "")
+            if keyid is None:
+                keyid = ""
+            if not isinstance(keyid, str):
+                raise MalformedEvidence(f"{what} signature {i} keyid is not a string")
+            sig = b64decode(raw["sig"], what=f"{what} signature {i}")
+            if not sig:
+                raise MalformedEvidence(f"{what} signature {i} is empty")
+            signatures.append(Signature(keyid=keyid, sig=sig))
+        return cls(payload_type=payload_type, payload=payload, signatures=tuple(signatures))
+
+    @classmethod
+    def from_json(cls, data: str | bytes, *, what: str = "envelope") -> Envelope:
+        return cls.from_dict(_json.loads(data, what=what), what=what)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "payloadType": self.payload_type,
+            "payload": base64.b64encode(self.payload).decode("ascii"),
+            "signatures": [
+                {"keyid": s.keyid, "sig": base64.b64encode(s.sig).decode("ascii")} for s in self.signatures
+            ],
+        }
+
+    def to_json_line(self) -> bytes:
+        """One line of a ``.intoto.jsonl`` file (compact JSON and a newline)."""
+        return _json.dumps_canonical(self.to_dict()) + b"\n"
+
+    def pae(self) -> bytes:
+        return pae(self.payload_type, self.payload)

@@ -1,0 +1,340 @@
+"""Verification policy: who is trusted, what a provenance must show, what each stage requires.
+
+A policy is a YAML file (see docs/policy.md) or the same rules given as
+command-line flags. Loading is strict: unknown keys, duplicate keys, wrong
+types and empty rule sets are errors that name the file, the line and the key.
+An empty set of trusted identities never passes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from verify.digests import ACCEPTED, KNOWN, WEAK
+from verify.errors import PolicyError, TrustConfigError
+from verify.limits import MAX_POLICY_BYTES
+from verify.trust import Identity, PublicKey, SigstoreIdentity, load_public_key_file
+
+__all__ = ["Policy", "ProvenanceRules", "SourceRule", "StageRule", "VsaRequirement", "load_policy"]
+
+
+@dataclass(frozen=True)
+class SourceRule:
+    uri: str | None = None
+    branches: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ProvenanceRules:
+    signed_by: tuple[str, ...] = ()
+    source: SourceRule = SourceRule()
+    builders: tuple[str, ...] = ()
+    digests: tuple[str, ...] = ACCEPTED
+    lockfiles: tuple[str, ...] = ()
+    allow_dirty: bool = False
+    commit: str | None = None
+    predicate_type: str | None = None
+
+
+@dataclass(frozen=True)
+class VsaRequirement:
+    stage: str
+    signed_by: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ApprovalRequirement:
+    count: int
+    signed_by: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class StageRule:
+    name: str
+    verifier: str | None = None
+    require_vsa: tuple[VsaRequirement, ...] = ()
+    require_approvals: ApprovalRequirement | None = None
+
+
+@dataclass(frozen=True)
+class Policy:
+    identities: Mapping[str, Identity]
+    provenance: ProvenanceRules
+    stages: Mapping[str, StageRule] = field(default_factory=dict)
+    uri: str = "attest:policy:flags"
+    digest: str = ""
+    """sha256 of the policy file's bytes (of the flags' canonical form when built from flags)."""
+
+    def signers(self) -> tuple[Identity, ...]:
+        """The identities trusted to sign provenance."""
+        return tuple(self.identities[name] for name in self.provenance.signed_by)
+
+    def with_rules(self, **rules: Any) -> Policy:
+        """A copy whose provenance rules are overridden by the non-empty ``rules``."""
+        given = {k: v for k, v in rules.items() if v not in (None, (), "")}
+        return replace(self, provenance=replace(self.provenance, **given))
+
+    def with_identity(self, identity: Identity, *, signs_provenance: bool = True) -> Policy:
+        identities = {**self.identities, identity.name: identity}
+        signed_by = self.provenance.signed_by
+        if signs_provenance and identity.name not in signed_by:
+            signed_by = (*signed_by, identity.name)
+        return replace(self, identities=identities, provenance=replace(self.provenance, signed_by=signed_by))
+
+
+def empty_policy() -> Policy:
+    return Policy(identities={}, provenance=ProvenanceRules())
+
+
+# --- loading ---------------------------------------------------------------------------------------
+
+class _Doc:
+    """The parsed YAML plus the line of every key path, for error messages."""
+
+    def __init__(self, path: Path, text: str) -> None:
+        import yaml
+
+        self.path = path
+        self.lines: dict[tuple[str, ...], int] = {}
+        try:
+            loader = yaml.SafeLoader(text)
+            try:
+                node = loader.get_single_node()
+                if node is None:
+                    raise PolicyError(f"policy {path} is empty; it must name identities and provenance rules")
+                self._walk(node, ())
+                self.data = loader.construct_document(node)
+            finally:
+                loader.dispose()
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f":{mark.line + 1}" if mark is not None else ""
+            problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+            raise PolicyError(f"policy {path}{where} is not valid YAML: {problem}") from e
+
+    def _walk(self, node: Any, path: tuple[str, ...]) -> None:
+        import yaml
+
+        self.lines.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            seen: set[str] = set()
+            for key_node, value_node in node.value:
+                key = str(key_node.value)
+                if key in seen:
+                    raise PolicyError(f"{self.path}:{key_node.start_mark.line + 1}: key {'.'.join((*path, key))!r} "
+                                      "appears twice")
+                seen.add(key)
+                self.lines[(*path, key)] = key_node.start_mark.line + 1
+                self._walk(value_node, (*path, key))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                self._walk(item, (*path, str(i)))
+
+    def error(self, path: tuple[str, ...], message: str) -> PolicyError:
+        line = self.lines.get(path)
+        while line is None and path:
+            path = path[:-1]
+            line = self.lines.get(path)
+        where = f"{self.path}:{line}" if line else str(self.path)
+        key = ".".join(path) or "(top level)"
+        return PolicyError(f"{where}: {key}: {message}")
+
+
+def _mapping(doc: _Doc, value: Any, path: tuple[str, ...], allowed: set[str]) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise doc.error(path, f"must be a mapping, not {type(value).__name__}")
+    for key in value:
+        if key not in allowed:
+            raise doc.error((*path, str(key)), f"unknown key; expected one of {sorted(allowed)}")
+    return value
+
+
+def _any_mapping(doc: _Doc, value: Any, path: tuple[str, ...]) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise doc.error(path, f"must be a mapping, not {type(value).__name__}")
+    return value
+
+
+def _strings(doc: _Doc, value: Any, path: tuple[str, ...], *, nonempty: bool = True) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise doc.error(path, "must be a list of non-empty strings")
+    if nonempty and not value:
+        raise doc.error(path, "must not be empty (an empty rule would pass everything)")
+    return tuple(value)
+
+
+def _string(doc: _Doc, value: Any, path: tuple[str, ...]) -> str:
+    if not isinstance(value, str) or not value:
+        raise doc.error(path, "must be a non-empty string")
+    return value
+
+
+def kms_pem_name(arn: str) -> str:
+    """File name of the pinned PEM for a KMS key: what 'attest key export' writes by default."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", arn.rsplit("/", 1)[-1]) + ".pub.pem"
+
+
+def _identity(doc: _Doc, name: str, value: Any, base: Path) -> Identity:
+    path = ("identities", name)
+    spec = _mapping(doc, value, path, {"keys", "kms", "sigstore"})
+    if not spec:
+        raise doc.error(path, "names no keys, kms keys or sigstore identity")
+    keys: list[PublicKey] = []
+    for i, rel in enumerate(_strings(doc, spec.get("keys", []), (*path, "keys"), nonempty="keys" in spec)):
+        keys.append(_load_key(doc, base / rel, (*path, "keys", str(i))))
+    for i, item in enumerate(spec.get("kms", []) if isinstance(spec.get("kms", []), list) else [None]):
+        item_path = (*path, "kms", str(i))
+        if isinstance(item, str) and item.startswith("arn:aws:kms:"):
+            keys.append(_load_key(doc, base / kms_pem_name(item), item_path, arn=item))
+        elif isinstance(item, dict):
+            entry = _mapping(doc, item, item_path, {"arn", "pem"})
+            arn = _string(doc, entry.get("arn"), (*item_path, "arn"))
+            keys.append(_load_key(doc, base / _string(doc, entry.get("pem"), (*item_path, "pem")), item_path, arn=arn))
+        else:
+            raise doc.error(item_path, "must be a KMS key ARN or {arn: ARN, pem: PINNED_PUBLIC_KEY}")
+    sigstore: list[SigstoreIdentity] = []
+    raw_sigstore = spec.get("sigstore")
+    if raw_sigstore is not None:
+        items = raw_sigstore if isinstance(raw_sigstore, list) else [raw_sigstore]
+        for i, item in enumerate(items):
+            item_path = (*path, "sigstore") if not isinstance(raw_sigstore, list) else (*path, "sigstore", str(i))
+            entry = _mapping(doc, item, item_path, {"issuer", "identity", "identity-regexp"})
+            issuer = _string(doc, entry.get("issuer"), (*item_path, "issuer"))
+            identity = entry.get("identity")
+            regexp = entry.get("identity-regexp")
+            if (identity is None) == (regexp is None):
+                raise doc.error(item_path, "needs exactly one of 'identity' or 'identity-regexp'")
+            if regexp is not None:
+                try:
+                    re.compile(_string(doc, regexp, (*item_path, "identity-regexp")))
+                except re.error as e:
+                    raise doc.error((*item_path, "identity-regexp"), f"is not a valid regular expression: {e}") from e
+            sigstore.append(SigstoreIdentity(
+                issuer=issuer,
+                identity=_string(doc, identity, (*item_path, "identity")) if identity is not None else None,
+                identity_regexp=regexp))
+    return Identity(name=name, keys=tuple(keys), sigstore=tuple(sigstore))
+
+
+def _load_key(doc: _Doc, file: Path, path: tuple[str, ...], *, arn: str | None = None) -> PublicKey:
+    try:
+        key = load_public_key_file(file)
+    except TrustConfigError as e:
+        hint = f"; pin it with 'attest key export awskms:{arn} --out {file}'" if arn else ""
+        raise doc.error(path, f"{e}{hint}") from e
+    return replace(key, name=arn or str(file))
+
+
+def _stage(doc: _Doc, name: str, value: Any, identities: Mapping[str, Identity]) -> StageRule:
+    path = ("stages", name)
+    spec = _mapping(doc, value, path, {"verifier", "require-vsa", "require-approvals"})
+    verifier = spec.get("verifier")
+    if verifier is not None and verifier not in identities:
+        raise doc.error((*path, "verifier"), f"names identity {verifier!r}, which 'identities' does not define")
+    requirements = []
+    raw = spec.get("require-vsa", [])
+    if not isinstance(raw, list):
+        raise doc.error((*path, "require-vsa"), "must be a list of {stage, signed-by}")
+    for i, item in enumerate(raw):
+        item_path = (*path, "require-vsa", str(i))
+        if isinstance(item, str):
+            item = {"stage": item}
+        entry = _mapping(doc, item, item_path, {"stage", "signed-by"})
+        stage = _string(doc, entry.get("stage"), (*item_path, "stage"))
+        signed_by = entry.get("signed-by")
+        if signed_by is None:
+            signed_by = doc.data.get("stages", {}).get(stage, {}).get("verifier")
+            if signed_by is None:
+                raise doc.error(item_path, f"says neither who signs stage {stage!r}'s VSAs ('signed-by') nor "
+                                           f"does stages.{stage}.verifier")
+        names = _strings(doc, signed_by, (*item_path, "signed-by"))
+        for who in names:
+            if who not in identities:
+                raise doc.error((*item_path, "signed-by"), f"names identity {who!r}, which 'identities' does not define")
+        requirements.append(VsaRequirement(stage=stage, signed_by=names))
+    approvals = None
+    if "require-approvals" in spec:
+        a_path = (*path, "require-approvals")
+        entry = _mapping(doc, spec["require-approvals"], a_path, {"count", "signed-by"})
+        count = entry.get("count")
+        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+            raise doc.error((*a_path, "count"), "must be a whole number of at least 1")
+        names = _strings(doc, entry.get("signed-by"), (*a_path, "signed-by"))
+        for who in names:
+            if who not in identities:
+                raise doc.error((*a_path, "signed-by"), f"names identity {who!r}, which 'identities' does not define")
+        approvals = ApprovalRequirement(count=count, signed_by=names)
+    return StageRule(name=name, verifier=verifier, require_vsa=tuple(requirements), require_approvals=approvals)
+
+
+def load_policy(path: Path) -> Policy:
+    """Read and validate the policy file at ``path``."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_POLICY_BYTES:
+            raise PolicyError(f"policy {path} is {size} bytes; at most {MAX_POLICY_BYTES} are read")
+        raw = path.read_bytes()
+    except OSError as e:
+        raise PolicyError(f"cannot read policy {path}: {e.strerror}") from e
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise PolicyError(f"policy {path} is not UTF-8 text") from e
+    doc = _Doc(path, text)
+    top = _mapping(doc, doc.data, (), {"version", "identities", "provenance", "stages"})
+    if top.get("version") != 1:
+        raise doc.error(("version",), f"must be 1 (found {top.get('version')!r})")
+    raw_identities = _any_mapping(doc, top.get("identities"), ("identities",))
+    if not raw_identities:
+        raise doc.error(("identities",), "names no trusted identity; verification without one is refused")
+    identities = {str(name): _identity(doc, str(name), spec, path.parent) for name, spec in raw_identities.items()}
+
+    prov = _mapping(doc, top.get("provenance"), ("provenance",),
+                    {"signed-by", "source", "builders", "digests", "lockfiles", "allow-dirty", "predicate-type"})
+    signed_by = _strings(doc, prov.get("signed-by"), ("provenance", "signed-by"))
+    for who in signed_by:
+        if who not in identities:
+            raise doc.error(("provenance", "signed-by"), f"names identity {who!r}, which 'identities' does not define")
+    source = SourceRule()
+    if "source" in prov:
+        spec = _mapping(doc, prov["source"], ("provenance", "source"), {"uri", "branches"})
+        source = SourceRule(
+            uri=_string(doc, spec.get("uri"), ("provenance", "source", "uri")) if "uri" in spec else None,
+            branches=_strings(doc, spec["branches"], ("provenance", "source", "branches")) if "branches" in spec else ())
+    digests = ACCEPTED
+    if "digests" in prov:
+        digests = _strings(doc, prov["digests"], ("provenance", "digests"))
+        for algorithm in digests:
+            if algorithm in WEAK:
+                raise doc.error(("provenance", "digests"), f"{algorithm} is too weak to identify an artefact")
+            if algorithm not in KNOWN:
+                raise doc.error(("provenance", "digests"), f"unknown digest algorithm {algorithm!r}; "
+                                                           f"expected some of {sorted(KNOWN)}")
+    allow_dirty = prov.get("allow-dirty", False)
+    if not isinstance(allow_dirty, bool):
+        raise doc.error(("provenance", "allow-dirty"), "must be true or false")
+    predicate_type = prov.get("predicate-type")
+    rules = ProvenanceRules(
+        signed_by=signed_by, source=source,
+        builders=_strings(doc, prov["builders"], ("provenance", "builders")) if "builders" in prov else (),
+        digests=digests,
+        lockfiles=_strings(doc, prov["lockfiles"], ("provenance", "lockfiles")) if "lockfiles" in prov else (),
+        allow_dirty=allow_dirty,
+        predicate_type=_string(doc, predicate_type, ("provenance", "predicate-type")) if predicate_type else None,
+    )
+    stages_map = _any_mapping(doc, top.get("stages") or {}, ("stages",))
+    stages = {str(name): _stage(doc, str(name), spec, identities) for name, spec in stages_map.items()}
+    for stage in stages.values():
+        for requirement in stage.require_vsa:
+            if requirement.stage not in stages:
+                raise doc.error(("stages", stage.name, "require-vsa"),
+                                f"requires a VSA from stage {requirement.stage!r}, which 'stages' does not define")
+    return Policy(identities=identities, provenance=rules, stages=stages,
+                  uri=path.resolve().as_uri(), digest=hashlib.sha256(raw).hexdigest())

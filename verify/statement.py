@@ -1,0 +1,295 @@
+"""in-toto Statements and the predicates attest understands.
+
+* Statement v1 (and v0.1, still written by real generators)
+* SLSA Provenance v1 (and v0.2), read into one :class:`Provenance` view
+* SLSA Verification Summary (VSA) v1
+
+Parsing is strict about shape and lenient about extra fields: unknown fields
+are ignored, as the in-toto spec asks of consumers.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from verify import _json
+from verify.errors import LimitExceeded, MalformedEvidence, UnknownEvidence
+from verify.limits import MAX_SUBJECTS
+from verify.uris import split_source_uri
+
+__all__ = [
+    "PROVENANCE_V02",
+    "PROVENANCE_V1",
+    "STATEMENT_V01",
+    "STATEMENT_V1",
+    "VSA_V1",
+    "Dependency",
+    "Provenance",
+    "Statement",
+    "Subject",
+    "VerificationSummary",
+    "parse_statement",
+]
+
+STATEMENT_V1 = "https://in-toto.io/Statement/v1"
+STATEMENT_V01 = "https://in-toto.io/Statement/v0.1"
+PROVENANCE_V1 = "https://slsa.dev/provenance/v1"
+PROVENANCE_V02 = "https://slsa.dev/provenance/v0.2"
+VSA_V1 = "https://slsa.dev/verification_summary/v1"
+
+_HEX = re.compile(r"[0-9a-f]+")
+
+
+@dataclass(frozen=True)
+class Subject:
+    name: str
+    digest: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Statement:
+    type: str
+    subjects: tuple[Subject, ...]
+    predicate_type: str
+    predicate: Mapping[str, Any] = field(repr=False)
+
+    def digests_for(self, algorithm: str) -> set[str]:
+        return {s.digest[algorithm] for s in self.subjects if algorithm in s.digest}
+
+    def subject_matching(self, digests: Mapping[str, str], accepted: tuple[str, ...]) -> Subject | None:
+        """The first subject one of whose ``accepted`` digests equals ours."""
+        for subject in self.subjects:
+            for algorithm in accepted:
+                if algorithm in subject.digest and algorithm in digests \
+                        and subject.digest[algorithm] == digests[algorithm]:
+                    return subject
+        return None
+
+
+def _obj(value: Any, what: str) -> Mapping[str, Any]:
+    if not isinstance(value, dict):
+        raise MalformedEvidence(f"{what} is not a JSON object")
+    return value
+
+
+def _str(value: Any, what: str, *, optional: bool = False) -> str:
+    if value is None and optional:
+        return ""
+    if not isinstance(value, str):
+        raise MalformedEvidence(f"{what} is not a string")
+    return value
+
+
+def _digest_set(value: Any, what: str) -> dict[str, str]:
+    digests = dict(_obj(value, what))
+    for algorithm, hexdigest in digests.items():
+        if not isinstance(hexdigest, str):
+            raise MalformedEvidence(f"{what}[{algorithm!r}] is not a string")
+    return digests
+
+
+def parse_statement(payload: bytes, *, what: str = "statement") -> Statement:
+    """Parse and validate an in-toto Statement (v1 or v0.1)."""
+    obj = _obj(_json.loads(payload, what=what), what)
+    kind = obj.get("_type")
+    if kind not in (STATEMENT_V1, STATEMENT_V01):
+        raise UnknownEvidence(f"{what} has _type {kind!r}; expected an in-toto Statement ({STATEMENT_V1})")
+    raw_subjects = obj.get("subject")
+    if not isinstance(raw_subjects, list) or not raw_subjects:
+        raise MalformedEvidence(f"{what} has no subjects")
+    if len(raw_subjects) > MAX_SUBJECTS:
+        raise LimitExceeded(f"{what} has {len(raw_subjects)} subjects; at most {MAX_SUBJECTS} are read")
+    subjects = []
+    for i, raw in enumerate(raw_subjects):
+        raw = _obj(raw, f"{what} subject {i}")
+        name = _str(raw.get("name"), f"{what} subject {i} name", optional=True)
+        digest = _digest_set(raw.get("digest"), f"{what} subject {i} digest")
+        if not digest:
+            raise MalformedEvidence(f"{what} subject {i} has an empty digest")
+        for algorithm, hexdigest in digest.items():
+            if algorithm in ("sha256", "sha512", "sha384", "blake3", "sha1", "md5") and \
+                    not _HEX.fullmatch(hexdigest):
+                raise MalformedEvidence(f"{what} subject {i} {algorithm} digest is not lower-case hex")
+        subjects.append(Subject(name=name, digest=digest))
+    predicate_type = _str(obj.get("predicateType"), f"{what} predicateType")
+    predicate = _obj(obj.get("predicate", {}), f"{what} predicate")
+    return Statement(type=kind, subjects=tuple(subjects), predicate_type=predicate_type, predicate=predicate)
+
+
+@dataclass(frozen=True)
+class Dependency:
+    uri: str
+    digest: Mapping[str, str]
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """What attest reads from a SLSA provenance, whatever its version."""
+
+    predicate_type: str
+    builder_id: str
+    build_type: str
+    source_uri: str | None
+    source_ref: str | None
+    commit: str | None
+    dependencies: tuple[Dependency, ...]
+    invocation_id: str
+    started_on: datetime | None
+    finished_on: datetime | None
+    dirty: bool
+    external_parameters: Mapping[str, Any] = field(repr=False)
+    internal_parameters: Mapping[str, Any] = field(repr=False)
+
+    @property
+    def lockfiles(self) -> tuple[Dependency, ...]:
+        """Resolved dependencies that are files of the source (lockfiles), named by path."""
+        return tuple(d for d in self.dependencies if d.name and "gitCommit" not in d.digest)
+
+
+def _time(value: Any, what: str) -> datetime | None:
+    if value in (None, ""):
+        return None
+    text = _str(value, what)
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as e:
+        raise MalformedEvidence(f"{what} {text!r} is not an RFC 3339 time") from e
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed
+
+
+def _dependency(raw: Any, what: str) -> Dependency:
+    raw = _obj(raw, what)
+    return Dependency(uri=_str(raw.get("uri"), f"{what} uri", optional=True),
+                      digest=_digest_set(raw.get("digest", {}), f"{what} digest"),
+                      name=_str(raw.get("name"), f"{what} name", optional=True))
+
+
+def read_provenance(statement: Statement) -> Provenance:
+    """The provenance view of ``statement``; :class:`UnknownEvidence` if it is not SLSA provenance."""
+    if statement.predicate_type == PROVENANCE_V1:
+        return _provenance_v1(statement.predicate)
+    if statement.predicate_type == PROVENANCE_V02:
+        return _provenance_v02(statement.predicate)
+    raise UnknownEvidence(f"predicate type {statement.predicate_type!r} is not a SLSA provenance "
+                          f"({PROVENANCE_V1}); ask for it with --predicate-type if it is what you want")
+
+
+def _provenance_v1(pred: Mapping[str, Any]) -> Provenance:
+    what = "provenance"
+    definition = _obj(pred.get("buildDefinition"), f"{what} buildDefinition")
+    run = _obj(pred.get("runDetails"), f"{what} runDetails")
+    builder = _obj(run.get("builder"), f"{what} runDetails.builder")
+    metadata = _obj(run.get("metadata", {}), f"{what} runDetails.metadata")
+    raw_deps = definition.get("resolvedDependencies", [])
+    if not isinstance(raw_deps, list):
+        raise MalformedEvidence(f"{what} resolvedDependencies is not a list")
+    deps = tuple(_dependency(d, f"{what} resolvedDependencies[{i}]") for i, d in enumerate(raw_deps))
+    external = _obj(definition.get("externalParameters"), f"{what} externalParameters")
+    internal = _obj(definition.get("internalParameters", {}), f"{what} internalParameters")
+    source_uri = source_ref = commit = None
+    for dep in deps:
+        if "gitCommit" in dep.digest:
+            source_uri, source_ref = split_source_uri(dep.uri)
+            commit = dep.digest["gitCommit"]
+            break
+    source = external.get("source")
+    if isinstance(source, dict):
+        source_uri = source_uri or (source.get("uri") if isinstance(source.get("uri"), str) else None)
+        ref = source.get("ref")
+        if isinstance(ref, str) and ref:
+            source_ref = ref
+    # GitHub's actions workflow build type names the repository and ref under "workflow"
+    workflow = external.get("workflow")
+    if source_uri is None and isinstance(workflow, dict):
+        repo, ref = workflow.get("repository"), workflow.get("ref")
+        source_uri = repo if isinstance(repo, str) else None
+        source_ref = ref if isinstance(ref, str) else source_ref
+    dirty = internal.get("dirty") is True or external.get("dirty") is True
+    return Provenance(
+        predicate_type=PROVENANCE_V1,
+        builder_id=_str(builder.get("id"), f"{what} runDetails.builder.id"),
+        build_type=_str(definition.get("buildType"), f"{what} buildDefinition.buildType"),
+        source_uri=source_uri, source_ref=source_ref, commit=commit, dependencies=deps,
+        invocation_id=_str(metadata.get("invocationId"), f"{what} invocationId", optional=True),
+        started_on=_time(metadata.get("startedOn"), f"{what} startedOn"),
+        finished_on=_time(metadata.get("finishedOn"), f"{what} finishedOn"),
+        dirty=dirty, external_parameters=external, internal_parameters=internal,
+    )
+
+
+def _provenance_v02(pred: Mapping[str, Any]) -> Provenance:
+    what = "provenance (v0.2)"
+    builder = _obj(pred.get("builder"), f"{what} builder")
+    invocation = _obj(pred.get("invocation", {}), f"{what} invocation")
+    config = _obj(invocation.get("configSource", {}), f"{what} invocation.configSource")
+    metadata = _obj(pred.get("metadata", {}), f"{what} metadata")
+    raw_materials = pred.get("materials", [])
+    if not isinstance(raw_materials, list):
+        raise MalformedEvidence(f"{what} materials is not a list")
+    deps = tuple(_dependency(m, f"{what} materials[{i}]") for i, m in enumerate(raw_materials))
+    source_uri = source_ref = commit = None
+    if isinstance(config.get("uri"), str):
+        source_uri, source_ref = split_source_uri(config["uri"])
+        digest = _digest_set(config.get("digest", {}), f"{what} configSource.digest")
+        commit = digest.get("sha1") or digest.get("gitCommit")
+    params = invocation.get("parameters")
+    return Provenance(
+        predicate_type=PROVENANCE_V02,
+        builder_id=_str(builder.get("id"), f"{what} builder.id"),
+        build_type=_str(pred.get("buildType"), f"{what} buildType"),
+        source_uri=source_uri, source_ref=source_ref, commit=commit, dependencies=deps,
+        invocation_id=_str(metadata.get("buildInvocationId"), f"{what} buildInvocationId", optional=True),
+        started_on=_time(metadata.get("buildStartedOn"), f"{what} buildStartedOn"),
+        finished_on=_time(metadata.get("buildFinishedOn"), f"{what} buildFinishedOn"),
+        dirty=False, external_parameters=params if isinstance(params, dict) else {},
+        internal_parameters=_obj(invocation.get("environment") or {}, f"{what} environment"),
+    )
+
+
+@dataclass(frozen=True)
+class VerificationSummary:
+    verifier_id: str
+    time_verified: datetime
+    resource_uri: str
+    policy_uri: str
+    policy_digest: Mapping[str, str]
+    input_attestations: tuple[Dependency, ...]
+    result: str
+    levels: tuple[str, ...]
+
+
+def read_vsa(statement: Statement) -> VerificationSummary:
+    """The VSA view of ``statement``; :class:`UnknownEvidence` if it is not a VSA v1."""
+    if statement.predicate_type != VSA_V1:
+        raise UnknownEvidence(f"predicate type {statement.predicate_type!r} is not a SLSA VSA ({VSA_V1})")
+    what = "verification summary"
+    pred = statement.predicate
+    verifier = _obj(pred.get("verifier"), f"{what} verifier")
+    policy = _obj(pred.get("policy", {}), f"{what} policy")
+    raw_inputs = pred.get("inputAttestations", [])
+    if not isinstance(raw_inputs, list):
+        raise MalformedEvidence(f"{what} inputAttestations is not a list")
+    levels = pred.get("verifiedLevels", [])
+    if not isinstance(levels, list) or not all(isinstance(x, str) for x in levels):
+        raise MalformedEvidence(f"{what} verifiedLevels is not a list of strings")
+    verified = _time(pred.get("timeVerified"), f"{what} timeVerified")
+    if verified is None:
+        raise MalformedEvidence(f"{what} has no timeVerified")
+    return VerificationSummary(
+        verifier_id=_str(verifier.get("id"), f"{what} verifier.id"),
+        time_verified=verified,
+        resource_uri=_str(pred.get("resourceUri"), f"{what} resourceUri"),
+        policy_uri=_str(policy.get("uri"), f"{what} policy.uri", optional=True),
+        policy_digest=_digest_set(policy.get("digest", {}), f"{what} policy.digest"),
+        input_attestations=tuple(_dependency(d, f"{what} inputAttestations[{i}]")
+                                 for i, d in enumerate(raw_inputs)),
+        result=_str(pred.get("verificationResult"), f"{what} verificationResult"),
+        levels=tuple(levels),
+    )

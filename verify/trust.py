@@ -1,0 +1,153 @@
+"""Trust anchors: pinned public keys, and the identities a policy names.
+
+A key is trusted because a policy (or ``--key``) pins it, never because of a
+``keyid`` in the evidence: keyids are hints that only decide the order in
+which pinned keys are tried.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils
+
+from verify.errors import TrustConfigError
+
+__all__ = ["Identity", "PublicKey", "SigstoreIdentity", "load_public_key"]
+
+_EC_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
+    "secp256r1": hashes.SHA256,
+    "secp384r1": hashes.SHA384,
+    "secp521r1": hashes.SHA512,
+}
+
+
+@dataclass(frozen=True)
+class PublicKey:
+    """One pinned verification key."""
+
+    name: str
+    """Where it came from (a file path or a KMS ARN), for messages."""
+    spki_der: bytes = field(repr=False)
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 of the DER SubjectPublicKeyInfo, hex: a stable name for this key."""
+        return hashlib.sha256(self.spki_der).hexdigest()
+
+    @property
+    def algorithm(self) -> str:
+        key = self._key()
+        if isinstance(key, ec.EllipticCurvePublicKey):
+            return f"ecdsa-{key.curve.name}"
+        if isinstance(key, ed25519.Ed25519PublicKey):
+            return "ed25519"
+        assert isinstance(key, rsa.RSAPublicKey)
+        return f"rsa-{key.key_size}"
+
+    def _key(self) -> ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | rsa.RSAPublicKey:
+        key = serialization.load_der_public_key(self.spki_der)
+        assert isinstance(key, ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | rsa.RSAPublicKey)
+        return key
+
+    def pem(self) -> bytes:
+        return self._key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+    def verify(self, signature: bytes, data: bytes) -> bool:
+        """True if ``signature`` over ``data`` verifies with this key.
+
+        ECDSA signatures are accepted in DER and in raw ``r||s`` form (the DSSE
+        test vector and some KMS tools use the latter), nothing else. RSA
+        signatures are accepted as RSASSA-PSS (salt length of the digest or
+        any) and PKCS#1 v1.5, with SHA-256.
+        """
+        key = self._key()
+        try:
+            if isinstance(key, ed25519.Ed25519PublicKey):
+                key.verify(signature, data)
+                return True
+            if isinstance(key, ec.EllipticCurvePublicKey):
+                hash_cls = _EC_HASHES.get(key.curve.name)
+                if hash_cls is None:
+                    return False
+                width = (key.curve.key_size + 7) // 8
+                if len(signature) == 2 * width and signature[0] != 0x30:
+                    r = int.from_bytes(signature[:width], "big")
+                    s = int.from_bytes(signature[width:], "big")
+                    signature = utils.encode_dss_signature(r, s)
+                key.verify(signature, data, ec.ECDSA(hash_cls()))
+                return True
+            return _verify_rsa(key, signature, data)
+        except (InvalidSignature, ValueError):
+            return False
+
+
+def _verify_rsa(key: rsa.RSAPublicKey, signature: bytes, data: bytes) -> bool:
+    schemes: list[padding.AsymmetricPadding] = [
+        padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.AUTO),
+        padding.PKCS1v15(),
+    ]
+    for scheme in schemes:
+        try:
+            key.verify(signature, data, scheme, hashes.SHA256())
+            return True
+        except InvalidSignature:
+            continue
+    return False
+
+
+def load_public_key(pem: bytes, *, name: str) -> PublicKey:
+    """Parse a PEM SubjectPublicKeyInfo (ECDSA P-256/P-384/P-521, Ed25519, RSA >= 2048)."""
+    try:
+        key = serialization.load_pem_public_key(pem)
+    except (ValueError, UnsupportedAlgorithm) as e:
+        raise TrustConfigError(f"{name} is not a PEM public key ({e}); export one with "
+                               "'attest key generate' or 'attest key export'") from e
+    if isinstance(key, rsa.RSAPublicKey) and key.key_size < 2048:
+        raise TrustConfigError(f"{name} is a {key.key_size}-bit RSA key; at least 2048 bits are required")
+    if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name not in _EC_HASHES:
+        raise TrustConfigError(f"{name} uses curve {key.curve.name}, which attest does not accept")
+    if not isinstance(key, ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | rsa.RSAPublicKey):
+        raise TrustConfigError(f"{name} holds a {type(key).__name__}; use ECDSA, Ed25519 or RSA")
+    der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return PublicKey(name=name, spki_der=der)
+
+
+def load_public_key_file(path: Path) -> PublicKey:
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise TrustConfigError(f"cannot read public key {path}: {e.strerror}") from e
+    return load_public_key(data, name=str(path))
+
+
+@dataclass(frozen=True)
+class SigstoreIdentity:
+    """A keyless signer pinned by its certificate identity and OIDC issuer."""
+
+    issuer: str
+    identity: str | None = None
+    identity_regexp: str | None = None
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A named signer a policy trusts: pinned keys and/or a Sigstore identity."""
+
+    name: str
+    keys: tuple[PublicKey, ...] = ()
+    sigstore: tuple[SigstoreIdentity, ...] = ()
+
+    def describe(self) -> str:
+        return self.name
+
+
+def keys_in_order(identities: Sequence[Identity], keyid: str) -> list[tuple[Identity, PublicKey]]:
+    """Every pinned key, those whose fingerprint matches the ``keyid`` hint first."""
+    pairs = [(identity, key) for identity in identities for key in identity.keys]
+    return sorted(pairs, key=lambda pair: pair[1].fingerprint != keyid)
