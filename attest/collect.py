@@ -64,6 +64,15 @@ def clean_repo_url(url: str, root: Path) -> str:
     return f"{scheme}://{host}{path}"
 
 
+def _without_userinfo(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return parts._replace(netloc=netloc).geturl()
+
+
 def git_facts(directory: Path, *, env: Mapping[str, str] | None = None) -> GitFacts:
     """The commit being built, its ref, its time and whether tracked files are modified."""
     env = os.environ if env is None else env
@@ -164,6 +173,8 @@ def detect_platform(env: Mapping[str, str]) -> Platform:
             "CODEBUILD_INITIATOR", "CODEBUILD_BUILD_IMAGE", "CODEBUILD_START_TIME", "CODEBUILD_BUILD_NUMBER",
             "CODEBUILD_SOURCE_VERSION", "CODEBUILD_RESOLVED_SOURCE_VERSION", "CODEBUILD_SOURCE_REPO_URL",
         ) or k.startswith("CODEBUILD_WEBHOOK_")}
+        if "CODEBUILD_SOURCE_REPO_URL" in params:  # may carry a token in its user info
+            params["CODEBUILD_SOURCE_REPO_URL"] = _without_userinfo(params["CODEBUILD_SOURCE_REPO_URL"])
         return Platform(name="codebuild",
                         builder_id=f"arn:{partition}:codebuild:{region}:{account}:project/{project}",
                         invocation_id=build_arn, parameters=params,

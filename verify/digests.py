@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -74,11 +75,13 @@ def _read_into(f: BinaryIO, buf: bytearray) -> int:
 
 
 def hash_file(path: Path, algorithms: Sequence[str] = ("sha256", "blake3"), *,
-              progress: Progress | None = None, chunk_size: int = CHUNK_SIZE) -> dict[str, str]:
+              progress: Progress | None = None, chunk_size: int = CHUNK_SIZE,
+              cancel: threading.Event | None = None) -> dict[str, str]:
     """Digest ``path`` with every algorithm in ``algorithms``, reading it once.
 
     Raises :class:`InputError` if the file cannot be read, is not a regular
-    file, or changes while it is being read.
+    file, or changes while it is being read. Setting ``cancel`` stops the
+    work early (with :class:`InputError`) when the result is no longer needed.
     """
     _check_algorithms(algorithms)
     try:
@@ -96,6 +99,8 @@ def hash_file(path: Path, algorithms: Sequence[str] = ("sha256", "blake3"), *,
                 n = _read_into(f, buffers[0])
                 which = 0
                 while n:
+                    if cancel is not None and cancel.is_set():
+                        raise InputError(f"hashing {path} was cancelled")
                     view = memoryview(buffers[which])[:n]
                     pending = [pool.submit(h.update, view) for h in hashers]
                     which ^= 1

@@ -76,10 +76,16 @@ class PublicKey:
                 if hash_cls is None:
                     return False
                 width = (key.curve.key_size + 7) // 8
-                if len(signature) == 2 * width and signature[0] != 0x30:
+                if len(signature) == 2 * width:
+                    # raw r||s first: its first byte may well be 0x30 (1 in 256), so it cannot be
+                    # told from DER by its first byte; then the same bytes as DER.
                     r = int.from_bytes(signature[:width], "big")
                     s = int.from_bytes(signature[width:], "big")
-                    signature = utils.encode_dss_signature(r, s)
+                    try:
+                        key.verify(utils.encode_dss_signature(r, s), data, ec.ECDSA(hash_cls()))
+                        return True
+                    except InvalidSignature:
+                        pass
                 key.verify(signature, data, ec.ECDSA(hash_cls()))
                 return True
             return _verify_rsa(key, signature, data)

@@ -199,9 +199,10 @@ def _statement_step(evidence: Evidence, policy: Policy, checks: _Checks) -> Stat
     checks.ok("statement", "an in-toto Statement", statement.type)
     wanted = (policy.provenance.predicate_type,) if policy.provenance.predicate_type else PROVENANCE_TYPES
     if statement.predicate_type not in wanted:
-        hint = "" if policy.provenance.predicate_type else "; ask for it with --predicate-type if it is what you want"
+        expected = (repr(policy.provenance.predicate_type) if policy.provenance.predicate_type
+                    else f"a SLSA provenance ({PROVENANCE_V1}); ask for another type with --predicate-type")
         raise checks.fail(UnknownEvidence, f"{evidence.source}: predicate type {statement.predicate_type!r} is not "
-                                           f"{' or '.join(wanted)}{hint}",
+                                           f"{expected}",
                           "predicateType", list(wanted), statement.predicate_type)
     checks.ok("predicateType", list(wanted), statement.predicate_type)
     return statement
@@ -211,8 +212,9 @@ def _subject_step(evidence: Evidence, statement: Statement, digests: Mapping[str
                   checks: _Checks) -> Subject:
     accepted = tuple(a for a in policy.provenance.digests if a in digests)
     for subject in statement.subjects:
-        algorithm = next((a for a in policy.provenance.digests if a in subject.digest), None)
-        if algorithm is not None and algorithm in digests and subject.digest[algorithm] == digests[algorithm]:
+        # the strongest accepted algorithm that both the subject and our hashing have
+        algorithm = next((a for a in policy.provenance.digests if a in subject.digest and a in digests), None)
+        if algorithm is not None and subject.digest[algorithm] == digests[algorithm]:
             checks.ok("subject", {algorithm: digests[algorithm]}, subject.name or "(unnamed)")
             return subject
     usable = [s for s in statement.subjects if any(a in s.digest for a in policy.provenance.digests)]

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import re
+import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import click
 
 from attest.cli._options import emit_json, format_option, progress
+from verify.errors import EvidenceRejected, MalformedEvidence
+from verify.evidence import Evidence, load_evidence, read_evidence_file
+from verify.policy import Policy
+from verify.verifier import Check, Verdict, preferred_algorithms, verify_artifact
 
 _DIGEST_ARG = re.compile(r"sha256:([0-9a-f]{64})")
 
@@ -43,11 +48,9 @@ def verify(artifact: str, attestations: tuple[Path, ...], store: str | None, pol
       attest verify dist/app.tar.gz --attestation provenance.intoto.jsonl \\
           --key dev-build.pub.pem --source-uri github.com/acme/app --source-branch main
     """
-    from verify.errors import EvidenceRejected, InputError
-    from verify.evidence import Evidence, load_evidence, read_evidence_file
+    from verify.errors import InputError
     from verify.policy import empty_policy, load_policy
     from verify.trust import Identity, load_public_key_file
-    from verify.verifier import preferred_algorithms, verify_artifact
 
     if not keys and policy_path is None:
         raise click.UsageError("no trusted identity: pass --key PEM or --policy FILE (verification without a "
@@ -72,8 +75,8 @@ def verify(artifact: str, attestations: tuple[Path, ...], store: str | None, pol
         raise InputError(f"artefact {artifact} does not exist or is not a file; give a file or sha256:<hex>")
     available = ["sha256"] if digest_arg else ["blake3", "sha256", "sha384", "sha512"]
 
+    cancel = threading.Event()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="attest-verify") as pool:
-        hashing: Future[dict[str, str]] | None = None
         known: dict[str, str] = {"sha256": digest_arg.group(1)} if digest_arg else {}
 
         def start(algorithms: list[str]) -> Future[dict[str, str]]:
@@ -81,34 +84,17 @@ def verify(artifact: str, attestations: tuple[Path, ...], store: str | None, pol
                 done: Future[dict[str, str]] = Future()
                 done.set_result(known)
                 return done
-            return pool.submit(_hash, path, algorithms)
+            return pool.submit(_hash, path, algorithms, cancel)
 
-        evidence: list[Evidence | Any] = []
-        for file in attestations:
-            evidence.extend(load_evidence(read_evidence_file(file), source=str(file)))
-        if store:
-            # the store is indexed by sha256: hash first, with every algorithm we may need, in one read
-            hashing = start(["sha256", "blake3"] if path else [])
-            sha256 = hashing.result()["sha256"]
-            from attest.stores import from_uri as store_from_uri
-
-            for uri, data in store_from_uri(store).attestations(sha256):
-                evidence.extend(load_evidence(data, source=uri))
-            if not evidence:
-                raise EvidenceRejected(f"store {store} holds no attestation for sha256:{sha256}; "
-                                       "was it built and published with attest build --publish?")
-        else:
-            # start hashing now, with the digest the evidence asks for, while signatures are checked
-            hashing = start(preferred_algorithms([e for e in evidence if isinstance(e, Evidence)], policy,
-                                                 available=available))
-        assert hashing is not None
-        future = hashing
         try:
-            verdict = verify_artifact(artifact, evidence, policy=policy, digests=future.result)
-        except EvidenceRejected as e:
+            verdict = _run(artifact, path, attestations, store, policy, start, available)
+        except BaseException as e:
+            cancel.set()  # do not wait for the rest of a large file when the answer is already no
+            if not isinstance(e, EvidenceRejected):
+                raise
             if output_format == "json":
                 emit_json({"verified": False, "artifact": artifact, "error": str(e),
-                           "checks": [c.to_dict() for c in e.checks if hasattr(c, "to_dict")]})
+                           "checks": [c.to_dict() for c in e.checks if isinstance(c, Check)]})
             raise EvidenceRejected(f"verification failed for {artifact}: {e}", checks=e.checks) from e
     if output_format == "json":
         emit_json(verdict.to_dict())
@@ -123,8 +109,32 @@ def verify(artifact: str, attestations: tuple[Path, ...], store: str | None, pol
         click.echo(f"  checks    {', '.join(c.name for c in verdict.checks)}")
 
 
-def _hash(path: Path, algorithms: list[str]) -> dict[str, str]:
+def _run(artifact: str, path: Path | None, attestations: tuple[Path, ...], store: str | None, policy: Policy,
+         start: Callable[[list[str]], Future[dict[str, str]]], available: list[str]) -> Verdict:
+    """Gather the evidence, start hashing as early as possible, and run the verification pipeline."""
+    evidence: list[Evidence | MalformedEvidence] = []
+    for file in attestations:
+        evidence.extend(load_evidence(read_evidence_file(file), source=str(file)))
+    if store:
+        # the store is indexed by sha256: hash first, with every algorithm we may need, in one read
+        hashing = start(["sha256", "blake3"] if path else [])
+        sha256 = hashing.result()["sha256"]
+        from attest.stores import from_uri as store_from_uri
+
+        for uri, data in store_from_uri(store).attestations(sha256):
+            evidence.extend(load_evidence(data, source=uri))
+        if not evidence:
+            raise EvidenceRejected(f"store {store} holds no attestation for sha256:{sha256}; "
+                                   "was it built and published with attest build --publish?")
+    else:
+        # start hashing now, with the digest the evidence asks for, while signatures are checked
+        hashing = start(preferred_algorithms([e for e in evidence if isinstance(e, Evidence)], policy,
+                                             available=available))
+    return verify_artifact(artifact, evidence, policy=policy, digests=hashing.result)
+
+
+def _hash(path: Path, algorithms: list[str], cancel: threading.Event) -> dict[str, str]:
     from verify.digests import hash_file
 
     with progress(f"hashing {path.name}", path.stat().st_size) as advance:
-        return hash_file(path, algorithms, progress=advance)
+        return hash_file(path, algorithms, progress=advance, cancel=cancel)

@@ -64,11 +64,11 @@ def load(path: str | Path, *, insecure_permissions: bool = False, **_: object) -
         data = path.read_bytes()
     except OSError as e:
         raise SignerError(f"cannot read signing key {path}: {e.strerror}") from e
+    if b"PUBLIC KEY" in data and b"PRIVATE KEY" not in data:
+        raise SignerError(f"{path} is a public key; --signer needs the private key (PREFIX.pem, not PREFIX.pub.pem)")
     if mode & (stat.S_IRWXG | stat.S_IRWXO) and not insecure_permissions:
         raise SignerError(f"signing key {path} is readable by other users (mode {stat.S_IMODE(mode):o}); "
                           f"run 'chmod 600 {path}' or pass --insecure-key-permissions")
-    if b"PUBLIC KEY" in data and b"PRIVATE KEY" not in data:
-        raise SignerError(f"{path} is a public key; --signer needs the private key (PREFIX.pem, not PREFIX.pub.pem)")
     try:
         private_key = serialization.load_pem_private_key(data, password=_password())
     except TypeError as e:

@@ -1,0 +1,119 @@
+"""Shared fixtures: throw-away git repositories, key pairs, and a way to run the real CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from attest.signers.key import generate
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFORMANCE = ROOT.parent / "shared" / "conformance"
+
+
+@dataclass(frozen=True)
+class Result:
+    code: int
+    out: str
+    err: str
+
+    def __repr__(self) -> str:  # shown by pytest when an assertion fails
+        return f"Result(code={self.code}, out={self.out[-2000:]!r}, err={self.err[-2000:]!r})"
+
+
+def _clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("CODEBUILD_", "GITHUB_", "GITLAB_", "CI_", "ATTEST_"))}
+    env.update({"GIT_AUTHOR_NAME": "Dev", "GIT_AUTHOR_EMAIL": "dev@example.com",
+                "GIT_COMMITTER_NAME": "Dev", "GIT_COMMITTER_EMAIL": "dev@example.com",
+                "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1", "NO_COLOR": "1"})
+    env.update(extra or {})
+    return env
+
+
+AttestRunner = Callable[..., Result]
+
+
+@pytest.fixture
+def attest() -> AttestRunner:
+    """Run the real ``attest`` CLI in a subprocess: ``attest("verify", ..., cwd=dir, env={...})``."""
+
+    def run(*args: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None,
+            input: str | None = None) -> Result:
+        done = subprocess.run([sys.executable, "-m", "attest", *map(str, args)], cwd=cwd,
+                              env=_clean_env(env), capture_output=True, text=True, input=input, timeout=120)
+        return Result(done.returncode, done.stdout, done.stderr)
+
+    return run
+
+
+def git(repo: Path, *args: str) -> str:
+    done = subprocess.run(["git", "-C", str(repo), *args], env=_clean_env(), capture_output=True, text=True,
+                          check=True)
+    return done.stdout.strip()
+
+
+BUILD_SCRIPT = """\
+import os, pathlib
+out = pathlib.Path("dist")
+out.mkdir(exist_ok=True)
+(out / "app.tar.gz").write_bytes(b"app built at " + os.environ["SOURCE_DATE_EPOCH"].encode())
+(out / "sub").mkdir(exist_ok=True)
+(out / "sub" / "data.bin").write_bytes(bytes(range(256)) * 1000)
+"""
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A committed git work tree with an origin, a lockfile and a build script writing dist/."""
+    path = tmp_path / "app"
+    path.mkdir()
+    git(path, "init", "-q", "-b", "main")
+    git(path, "remote", "add", "origin", "git@github.com:acme/app.git")
+    (path / "requirements.txt").write_text("requests==2.32.3 --hash=sha256:" + "0" * 64 + "\n")
+    (path / "build.py").write_text(BUILD_SCRIPT)
+    (path / ".gitignore").write_text("dist/\n*.pem\n*.intoto.jsonl\nstore/\n")
+    git(path, "add", ".")
+    git(path, "commit", "-q", "-m", "first")
+    return path
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    private: Path
+    public: Path
+
+
+def make_keypair(directory: Path, name: str, key_type: str = "ecdsa-p256") -> KeyPair:
+    private_pem, public_pem = generate(key_type)
+    private, public = directory / f"{name}.pem", directory / f"{name}.pub.pem"
+    private.write_bytes(private_pem)
+    private.chmod(0o600)
+    public.write_bytes(public_pem)
+    return KeyPair(private, public)
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> Iterator[dict[str, KeyPair]]:
+    """dev (the builder), stg and other (an untrusted key) P-256 key pairs."""
+    directory = tmp_path / "keys"
+    directory.mkdir()
+    yield {name: make_keypair(directory, name) for name in ("dev", "stg", "other")}
+
+
+@pytest.fixture
+def built(repo: Path, keys: dict[str, KeyPair], attest: AttestRunner) -> Path:
+    """``repo`` after a successful ``attest build`` (provenance.intoto.jsonl and dist/)."""
+    result = attest("build", "--signer", keys["dev"].private, "--artifact", "dist/",
+                    "--", sys.executable, "build.py", cwd=repo)
+    assert result.code == 0, result
+    return repo
+
+
+from tests.sigstore_infra.fixture import sigstore_local  # noqa: E402,F401  (local Fulcio/Rekor test services)
