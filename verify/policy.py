@@ -59,6 +59,11 @@ class StageRule:
     verifier: str | None = None
     require_vsa: tuple[VsaRequirement, ...] = ()
     require_approvals: ApprovalRequirement | None = None
+    resource_uris: tuple[str, ...] = ()
+    """resourceUri values a VSA of this stage may carry besides ``attest:stage:<name>`` (e.g. a pipeline ARN)."""
+
+    def accepts_resource(self, uri: str) -> bool:
+        return uri == f"attest:stage:{self.name}" or uri in self.resource_uris
 
 
 @dataclass(frozen=True)
@@ -234,7 +239,7 @@ def _load_key(doc: _Doc, file: Path, path: tuple[str, ...], *, arn: str | None =
 
 def _stage(doc: _Doc, name: str, value: Any, identities: Mapping[str, Identity]) -> StageRule:
     path = ("stages", name)
-    spec = _mapping(doc, value, path, {"verifier", "require-vsa", "require-approvals"})
+    spec = _mapping(doc, value, path, {"verifier", "require-vsa", "require-approvals", "resource-uri"})
     verifier = spec.get("verifier")
     if verifier is not None and verifier not in identities:
         raise doc.error((*path, "verifier"), f"names identity {verifier!r}, which 'identities' does not define")
@@ -271,7 +276,9 @@ def _stage(doc: _Doc, name: str, value: Any, identities: Mapping[str, Identity])
             if who not in identities:
                 raise doc.error((*a_path, "signed-by"), f"names identity {who!r}, which 'identities' does not define")
         approvals = ApprovalRequirement(count=count, signed_by=names)
-    return StageRule(name=name, verifier=verifier, require_vsa=tuple(requirements), require_approvals=approvals)
+    resource_uris = _strings(doc, spec["resource-uri"], (*path, "resource-uri")) if "resource-uri" in spec else ()
+    return StageRule(name=name, verifier=verifier, require_vsa=tuple(requirements), require_approvals=approvals,
+                     resource_uris=resource_uris)
 
 
 def load_policy(path: Path) -> Policy:

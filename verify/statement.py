@@ -40,6 +40,10 @@ STATEMENT_V01 = "https://in-toto.io/Statement/v0.1"
 PROVENANCE_V1 = "https://slsa.dev/provenance/v1"
 PROVENANCE_V02 = "https://slsa.dev/provenance/v0.2"
 VSA_V1 = "https://slsa.dev/verification_summary/v1"
+#: attest's own predicate types (docs/predicates.md)
+APPROVAL_V1 = "https://attest.dev/approval/v1"
+RELEASE_V1 = "https://attest.dev/release/v1"
+REPRODUCTION_V1 = "https://attest.dev/reproduction/v1"
 
 _HEX = re.compile(r"[0-9a-f]+")
 

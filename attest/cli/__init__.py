@@ -21,6 +21,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "verify": ("attest.cli.verify", "verify", "Check an artefact against signed evidence and a policy (the gate)."),
     "inspect": ("attest.cli.inspect", "inspect", "Decode envelopes and bundles for reading (nothing is verified)."),
     "key": ("attest.cli.key", "key", "Generate local key pairs; export KMS public keys to pinned PEM files."),
+    "approve": ("attest.cli.approve", "approve", "Sign an approval of an artefact for a stage (PO sign-off)."),
+    "release": ("attest.cli.release", "release", "Bind several stacks' artefacts and provenances into one manifest."),
 }
 
 

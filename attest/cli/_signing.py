@@ -1,0 +1,60 @@
+"""Helpers shared by the commands that sign statements after the build (approve, release, verify --emit-vsa)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from attest.errors import SignerError
+
+_DIGEST_ARG = re.compile(r"sha256:([0-9a-f]{64})")
+
+
+def artifact_digests(artifact: str) -> tuple[str, dict[str, str]]:
+    """(subject name, digests) of ARTIFACT: a file (sha256 and blake3) or ``sha256:<hex>``."""
+    from verify.digests import hash_file
+    from verify.errors import InputError
+
+    match = _DIGEST_ARG.fullmatch(artifact)
+    if match:
+        return artifact, {"sha256": match.group(1)}
+    path = Path(artifact)
+    if not path.is_file():
+        raise InputError(f"artefact {artifact} does not exist or is not a file; give a file or sha256:<hex>")
+    return path.name, hash_file(path, ("sha256", "blake3"))
+
+
+def sign_statement(document: Mapping[str, Any], *, signer_uri: str, insecure_key_permissions: bool = False) -> bytes:
+    """Sign ``document`` as a DSSE envelope, check the signature, and return the .intoto.jsonl line."""
+    from attest.signers import from_uri, sign_envelope
+    from verify import _json
+    from verify.envelope import INTOTO_PAYLOAD_TYPE
+    from verify.errors import SignatureInvalid
+    from verify.trust import Identity, load_public_key
+    from verify.verifier import verify_signature
+
+    signer = from_uri(signer_uri, insecure_permissions=insecure_key_permissions)
+    envelope = sign_envelope(signer, payload_type=INTOTO_PAYLOAD_TYPE, payload=_json.dumps_canonical(dict(document)))
+    own = Identity(name="signer", keys=(load_public_key(signer.public_key_pem(), name=signer_uri),))
+    try:
+        verify_signature(envelope, [own], source="the new attestation")
+    except SignatureInvalid as e:
+        raise SignerError(f"the signature {signer_uri} just made does not verify with its own public key") from e
+    return envelope.to_json_line()
+
+
+def write_and_publish(line: bytes, *, output: Path, store: str | None, kind: str,
+                      digests: list[str]) -> list[str]:
+    """Write ``line`` to ``output`` atomically and publish it for each artefact sha256 in ``digests``."""
+    from attest._atomic import write_atomic
+
+    write_atomic(output, line)
+    published = []
+    if store:
+        from attest.stores import from_uri
+
+        target = from_uri(store)
+        published = [target.put_attestation(sha, kind, line) for sha in digests]
+    return published

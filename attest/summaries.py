@@ -1,0 +1,101 @@
+"""Statements attest signs after the build: verification summaries (VSA), approvals, release manifests.
+
+* VSA: SLSA Verification Summary v1, https://slsa.dev/spec/v1.0/verification_summary
+* approval: ``https://attest.dev/approval/v1`` (docs/predicates.md)
+* release: ``https://attest.dev/release/v1`` (docs/predicates.md)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from verify.statement import APPROVAL_V1, RELEASE_V1, STATEMENT_V1, VSA_V1
+
+__all__ = ["Component", "approval_statement", "release_statement", "stage_uri", "vsa_statement"]
+
+
+def stage_uri(stage: str) -> str:
+    """The resourceUri naming a stage when no pipeline ARN is given."""
+    return f"attest:stage:{stage}"
+
+
+def _time(t: datetime) -> str:
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _subject(name: str, digests: Mapping[str, str]) -> dict[str, Any]:
+    return {"name": name, "digest": dict(digests)}
+
+
+def vsa_statement(*, subject_name: str, digests: Mapping[str, str], verifier_id: str, resource_uri: str,
+                  policy_uri: str, policy_digest: str, inputs: Sequence[tuple[str, str]],
+                  levels: Sequence[str], verified_at: datetime, attest_version: str = "",
+                  result: str = "PASSED") -> dict[str, Any]:
+    """A VSA saying ``verifier_id`` verified the artefact with ``digests`` for ``resource_uri``.
+
+    ``inputs`` are (uri, sha256) of the attestations the verification accepted.
+    """
+    verifier: dict[str, Any] = {"id": verifier_id}
+    if attest_version:
+        verifier["version"] = {"attest": attest_version}
+    policy: dict[str, Any] = {"uri": policy_uri}
+    if policy_digest:
+        policy["digest"] = {"sha256": policy_digest}
+    return {
+        "_type": STATEMENT_V1,
+        "subject": [_subject(subject_name, digests)],
+        "predicateType": VSA_V1,
+        "predicate": {
+            "verifier": verifier,
+            "timeVerified": _time(verified_at),
+            "resourceUri": resource_uri,
+            "policy": policy,
+            "inputAttestations": [{"uri": uri, "digest": {"sha256": sha}} for uri, sha in inputs],
+            "verificationResult": result,
+            "verifiedLevels": list(levels),
+            "slsaVersion": "1.0",
+        },
+    }
+
+
+def approval_statement(*, subject_name: str, digests: Mapping[str, str], stage: str, approver: str,
+                       reason: str, approved_at: datetime) -> dict[str, Any]:
+    """A person's signed "this artefact may go to ``stage``"."""
+    return {
+        "_type": STATEMENT_V1,
+        "subject": [_subject(subject_name, digests)],
+        "predicateType": APPROVAL_V1,
+        "predicate": {"stage": stage, "approver": approver, "reason": reason, "timeApproved": _time(approved_at)},
+    }
+
+
+@dataclass(frozen=True)
+class Component:
+    name: str
+    subjects: Sequence[tuple[str, Mapping[str, str]]]
+    provenance_sha256: str
+    source: str | None
+    commit: str | None
+
+
+def release_statement(*, name: str, components: Sequence[Component], created_at: datetime) -> dict[str, Any]:
+    """A release manifest binding several stacks' artefacts and provenances into one signed unit."""
+    return {
+        "_type": STATEMENT_V1,
+        "subject": [_subject(n, d) for c in components for n, d in c.subjects],
+        "predicateType": RELEASE_V1,
+        "predicate": {
+            "name": name,
+            "timeCreated": _time(created_at),
+            "components": [{
+                "name": c.name,
+                "artifacts": [_subject(n, d) for n, d in c.subjects],
+                "provenance": {"digest": {"sha256": c.provenance_sha256}},
+                "source": c.source,
+                "commit": c.commit,
+            } for c in components],
+        },
+    }
