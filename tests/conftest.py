@@ -13,6 +13,8 @@ import pytest
 
 from attest.signers.key import generate
 
+pytest_plugins = ["tests.conftest_aws"]  # a local moto server for AWS tests (real boto3, real HTTP)
+
 ROOT = Path(__file__).resolve().parent.parent
 CONFORMANCE = ROOT.parent / "shared" / "conformance"
 

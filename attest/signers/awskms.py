@@ -168,6 +168,7 @@ def _translate(error: Exception, *, action: str, key: str, region: str | None, e
         NoCredentialsError,
         NoRegionError,
         PartialCredentialsError,
+        ProfileNotFound,
         ReadTimeoutError,
     )
 
@@ -207,6 +208,8 @@ def _translate(error: Exception, *, action: str, key: str, region: str | None, e
         return RemoteError(f"KMS at {endpoint} did not answer kms:{action} for {key} in time: retry later")
     if isinstance(error, NoRegionError):
         return SignerError(f"no AWS region for KMS key {key}: name the key by its ARN or set AWS_REGION")
+    if isinstance(error, ProfileNotFound):
+        return SignerError(f"cannot use KMS key {key}: {error}; fix AWS_PROFILE or the AWS config file")
     return RemoteError(f"kms:{action} for {key} failed: {error}")
 
 
@@ -369,10 +372,12 @@ def from_uri(uri: str, **options: object) -> AwsKmsSigner:
 
     Options: ``rsa_scheme`` (``"pss"``, the default, or ``"pkcs1v15"``),
     ``region`` (used when the key is not named by ARN), ``endpoint_url`` and
-    ``client`` (a ready boto3 KMS client).
+    ``client`` (a ready boto3 KMS client); ``insecure_permissions`` is accepted
+    and ignored (it concerns key files). Any other option is refused.
     """
     ref = parse_uri(uri)
-    known = {"rsa_scheme", "region", "endpoint_url", "client"}
+    # insecure_permissions is about key files; the CLI passes it to every backend.
+    known = {"rsa_scheme", "region", "endpoint_url", "client", "insecure_permissions"}
     unknown = sorted(set(options) - known)
     if unknown:
         raise SignerError(f"the awskms signer takes no option {unknown[0]!r}; it takes {sorted(known)}")

@@ -66,7 +66,7 @@ CHUNK_SIZE = 1024 * 1024
 #: Keys asked for per ListObjectsV2 page (S3's maximum; tests lower it to exercise paging).
 LIST_PAGE_SIZE = 1000
 
-#: Called with the number of bytes transferred so far (a running total, never decreasing).
+#: Called with the number of bytes just transferred (as ``verify.digests.hash_file`` and the local store do).
 Progress = Callable[[int], None]
 RetentionMode = Literal["GOVERNANCE", "COMPLIANCE"]
 
@@ -98,7 +98,8 @@ def _plain_path(name: str) -> str:
     """``safe_name``, plus a segment-by-segment check (``PurePosixPath`` hides ``.`` and trailing ``/``)."""
     safe_name(name)
     if any(part in ("", ".", "..") for part in name.split("/")):
-        raise StoreError(f"subject name {name!r} cannot be stored: it must not contain '.', '..' or empty parts")
+        raise StoreError(f"subject name {name!r} cannot be stored: "
+                         "it must not contain '.', '..' or empty parts")
     return name
 
 
@@ -222,8 +223,8 @@ class _ProgressReader(io.RawIOBase):
         count = self._buffer.readinto(buffer)
         position = self._buffer.tell()
         if self._progress is not None and position > self._reported:
+            self._progress(position - self._reported)
             self._reported = position
-            self._progress(position)
         return count
 
 
@@ -235,7 +236,6 @@ class _ObjectReader(io.RawIOBase):
         self._uri = uri
         self._endpoint = endpoint
         self._progress = progress
-        self._done = 0
 
     def readable(self) -> bool:
         return True
@@ -250,10 +250,8 @@ class _ObjectReader(io.RawIOBase):
         except (BotoCoreError, HTTPError, OSError) as e:
             raise _translate(e, action="GetObject", uri=self._uri, endpoint=self._endpoint) from e
         view[: len(chunk)] = chunk
-        if chunk:
-            self._done += len(chunk)
-            if self._progress is not None:
-                self._progress(self._done)
+        if chunk and self._progress is not None:
+            self._progress(len(chunk))
         return len(chunk)
 
     def close(self) -> None:
@@ -384,12 +382,14 @@ class S3Store:
 
     # -- writing ------------------------------------------------------------
 
-    def put_artifact(self, sha256: str, name: str, source: Path) -> str:
+    def put_artifact(self, sha256: str, name: str, source: Path, progress: Progress | None = None) -> str:
         """Store the file ``source`` (whose sha256 is ``sha256``) as artefact ``name``; return its URI.
 
         The file is hashed again as it is read and refused if it no longer has
-        the digest it was published under.
+        the digest it was published under. ``progress`` (default: the store's)
+        is called with the number of bytes sent since its last call.
         """
+        progress = progress or self.progress
         key = self._key(artifact_key(sha256, _plain_path(name)))
         uri = self._uri(key)
         try:
@@ -397,7 +397,7 @@ class S3Store:
         except OSError as e:
             raise StoreError(f"cannot read artefact {source}: {e.strerror or e}") from e
         if size > MULTIPART_THRESHOLD:
-            self._put_multipart(key, sha256, source, size)
+            self._put_multipart(key, sha256, source, size, progress)
             return uri
 
         try:
@@ -406,13 +406,14 @@ class S3Store:
             raise StoreError(f"cannot read artefact {source}: {e.strerror or e}") from e
         if hashlib.sha256(data).hexdigest() != sha256:
             raise _changed(source, sha256)
-        if not self._conditional_put(key, data, progress=self.progress, extra={}):
+        if not self._conditional_put(key, data, progress=progress, extra={}):
             if self._stored_sha256(key) != sha256:
                 raise self._refuse_other_bytes(key)
             log.info("%s already holds these bytes", uri)
         return uri
 
-    def _put_multipart(self, key: str, sha256: str, source: Path, size: int) -> None:
+    def _put_multipart(self, key: str, sha256: str, source: Path, size: int,
+                       progress: Progress | None) -> None:
         """Upload ``source`` in parts with per-part SHA-256 checksums; complete only if the key is free."""
         from botocore.exceptions import ClientError
 
@@ -426,7 +427,7 @@ class S3Store:
         upload_id = self._call("create_multipart_upload", "PutObject", key, Key=key,
                                ChecksumAlgorithm="SHA256")["UploadId"]
         try:
-            parts = self._upload_parts(key, upload_id, sha256, source, part_size)
+            parts = self._upload_parts(key, upload_id, sha256, source, part_size, progress)
             try:
                 self._call("complete_multipart_upload", "PutObject", key, Key=key, UploadId=upload_id,
                            MultipartUpload={"Parts": parts}, IfNoneMatch="*")
@@ -445,12 +446,11 @@ class S3Store:
             raise self._refuse_other_bytes(key)
         log.info("%s already holds these bytes", uri)
 
-    def _upload_parts(self, key: str, upload_id: str, sha256: str, source: Path,
-                      part_size: int) -> list[dict[str, Any]]:
+    def _upload_parts(self, key: str, upload_id: str, sha256: str, source: Path, part_size: int,
+                      progress: Progress | None) -> list[dict[str, Any]]:
         """Upload ``source`` part by part, hashing it again; return the parts for CompleteMultipartUpload."""
         hasher = hashlib.sha256()
         parts: list[dict[str, Any]] = []
-        done = 0
         try:
             with source.open("rb") as f:
                 while chunk := f.read(part_size):
@@ -461,9 +461,8 @@ class S3Store:
                                         PartNumber=number, Body=chunk, ChecksumAlgorithm="SHA256",
                                         ChecksumSHA256=checksum)
                     parts.append({"PartNumber": number, "ETag": answer["ETag"], "ChecksumSHA256": checksum})
-                    done += len(chunk)
-                    if self.progress is not None:
-                        self.progress(done)
+                    if progress is not None:
+                        progress(len(chunk))
         except OSError as e:
             raise StoreError(f"cannot read artefact {source}: {e.strerror or e}") from e
         if hasher.hexdigest() != sha256:
