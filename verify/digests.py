@@ -85,18 +85,20 @@ def hash_file(path: Path, algorithms: Sequence[str] = ("sha256", "blake3"), *,
     """
     _check_algorithms(algorithms)
     try:
-        f = path.open("rb", buffering=0)
+        # O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused just below)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except OSError as e:
         raise InputError(f"cannot read {path}: {e.strerror}") from e
-    with f:
-        before = os.fstat(f.fileno())
-        if not _is_regular(before.st_mode):
-            raise InputError(f"{path} is not a regular file")
+    before = os.fstat(fd)
+    if not _is_regular(before.st_mode):
+        os.close(fd)
+        raise InputError(f"{path} is not a regular file")
+    with open(fd, "rb", buffering=0) as f:
         hashers = [new_hasher(name) for name in algorithms]
         buffers = (bytearray(chunk_size), bytearray(chunk_size))
         with ThreadPoolExecutor(max_workers=len(hashers), thread_name_prefix="attest-hash") as pool:
             try:
-                n = _read_into(f, buffers[0])
+                total = n = _read_into(f, buffers[0])
                 which = 0
                 while n:
                     if cancel is not None and cancel.is_set():
@@ -111,12 +113,19 @@ def hash_file(path: Path, algorithms: Sequence[str] = ("sha256", "blake3"), *,
                     if progress is not None:
                         progress(n)
                     n = next_n
+                    total += n
+                    if total > before.st_size:  # still growing: without this, a file written as fast
+                        raise _changed(path)    # as it is read would be read forever
             except OSError as e:
                 raise InputError(f"cannot read {path}: {e.strerror}") from e
         after = os.fstat(f.fileno())
     if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
-        raise InputError(f"{path} changed while it was being hashed; hash it again once it is complete")
+        raise _changed(path)
     return {name: h.hexdigest() for name, h in zip(algorithms, hashers, strict=True)}
+
+
+def _changed(path: Path) -> InputError:
+    return InputError(f"{path} changed while it was being hashed; hash it again once it is complete")
 
 
 def _is_regular(mode: int) -> bool:

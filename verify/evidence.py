@@ -53,7 +53,7 @@ def _from_object(obj: Any, *, source: str, raw: bytes) -> Evidence:
     digest = hashlib.sha256(raw).hexdigest()
     if isinstance(obj, dict) and "mediaType" in obj:
         media_type = obj["mediaType"]
-        if media_type not in BUNDLE_MEDIA_TYPES:
+        if not isinstance(media_type, str) or media_type not in BUNDLE_MEDIA_TYPES:
             raise MalformedEvidence(f"{source} is a bundle of unknown media type {media_type!r}")
         envelope = None
         if "dsseEnvelope" in obj:
@@ -88,7 +88,7 @@ def load_evidence(data: bytes, *, source: str) -> list[Evidence | MalformedEvide
     else:
         return [_parse(stripped, source=source)]
     found: list[Evidence | MalformedEvidence] = []
-    for number, line in enumerate(lines, start=1):
+    for number, line in enumerate(data.split(b"\n"), start=1):  # numbered as in the file
         if not line.strip():
             continue
         if len(found) >= MAX_ENVELOPES_PER_FILE:

@@ -106,6 +106,7 @@ class _Doc:
 
         self.path = path
         self.lines: dict[tuple[str, ...], int] = {}
+        self._walked: set[int] = set()
         try:
             loader = yaml.SafeLoader(text)
             try:
@@ -126,6 +127,11 @@ class _Doc:
         import yaml
 
         self.lines.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.CollectionNode):
+            # an alias is walked once, where its anchor is: it may contain itself, or be used 9**9 times
+            if id(node) in self._walked:
+                return
+            self._walked.add(id(node))
         if isinstance(node, yaml.MappingNode):
             seen: set[str] = set()
             for key_node, value_node in node.value:
@@ -141,10 +147,12 @@ class _Doc:
                 self._walk(item, (*path, str(i)))
 
     def error(self, path: tuple[str, ...], message: str) -> PolicyError:
-        line = self.lines.get(path)
-        while line is None and path:
-            path = path[:-1]
-            line = self.lines.get(path)
+        # a missing key has no line: use its nearest ancestor's, but still name the key itself
+        present = path
+        line = self.lines.get(present)
+        while line is None and present:
+            present = present[:-1]
+            line = self.lines.get(present)
         where = f"{self.path}:{line}" if line else str(self.path)
         key = ".".join(path) or "(top level)"
         return PolicyError(f"{where}: {key}: {message}")
@@ -189,13 +197,11 @@ def kms_pem_name(arn: str) -> str:
 def _identity(doc: _Doc, name: str, value: Any, base: Path) -> Identity:
     path = ("identities", name)
     spec = _mapping(doc, value, path, {"keys", "kms", "sigstore"})
-    if not spec:
-        raise doc.error(path, "names no keys, kms keys or sigstore identity")
     keys: list[PublicKey] = []
     for i, rel in enumerate(_strings(doc, spec.get("keys", []), (*path, "keys"), nonempty="keys" in spec)):
         keys.append(_load_key(doc, base / rel, (*path, "keys", str(i))))
     for i, item in enumerate(spec.get("kms", []) if isinstance(spec.get("kms", []), list) else [None]):
-        item_path = (*path, "kms", str(i))
+        item_path: tuple[str, ...] = (*path, "kms", str(i))
         if isinstance(item, str) and item.startswith("arn:aws:kms:"):
             keys.append(_load_key(doc, base / kms_pem_name(item), item_path, arn=item))
         elif isinstance(item, dict):
@@ -210,22 +216,36 @@ def _identity(doc: _Doc, name: str, value: Any, base: Path) -> Identity:
         items = raw_sigstore if isinstance(raw_sigstore, list) else [raw_sigstore]
         for i, item in enumerate(items):
             item_path = (*path, "sigstore") if not isinstance(raw_sigstore, list) else (*path, "sigstore", str(i))
-            entry = _mapping(doc, item, item_path, {"issuer", "identity", "identity-regexp"})
-            issuer = _string(doc, entry.get("issuer"), (*item_path, "issuer"))
-            identity = entry.get("identity")
-            regexp = entry.get("identity-regexp")
-            if (identity is None) == (regexp is None):
-                raise doc.error(item_path, "needs exactly one of 'identity' or 'identity-regexp'")
-            if regexp is not None:
-                try:
-                    re.compile(_string(doc, regexp, (*item_path, "identity-regexp")))
-                except re.error as e:
-                    raise doc.error((*item_path, "identity-regexp"), f"is not a valid regular expression: {e}") from e
-            sigstore.append(SigstoreIdentity(
-                issuer=issuer,
-                identity=_string(doc, identity, (*item_path, "identity")) if identity is not None else None,
-                identity_regexp=regexp))
+            sigstore.append(_sigstore_entry(doc, item, item_path))
+    if not keys and not sigstore:  # {}, {kms: []} and {sigstore: []} alike
+        raise doc.error(path, "names no keys, kms keys or sigstore identity")
     return Identity(name=name, keys=tuple(keys), sigstore=tuple(sigstore))
+
+
+_SIGSTORE_KEYS = {"issuer", "identity", "identity-regexp", "github-repo", "source-ref", "signer-workflow",
+                  "deny-self-hosted-runners"}
+
+
+def _sigstore_entry(doc: _Doc, item: Any, path: tuple[str, ...]) -> SigstoreIdentity:
+    """``{issuer, identity | identity-regexp}``, optionally narrowed by the GitHub fields of the CLI flags."""
+    from verify.sigstore import sigstore_identity
+
+    entry = _mapping(doc, item, path, _SIGSTORE_KEYS)
+    issuer = _string(doc, entry.get("issuer"), (*path, "issuer"))
+    if ("identity" in entry) == ("identity-regexp" in entry):
+        raise doc.error(path, "needs exactly one of 'identity' or 'identity-regexp'")
+    texts = {key: _string(doc, entry[key], (*path, key))
+             for key in _SIGSTORE_KEYS - {"deny-self-hosted-runners"} if key in entry}
+    deny = entry.get("deny-self-hosted-runners", False)
+    if not isinstance(deny, bool):
+        raise doc.error((*path, "deny-self-hosted-runners"), "must be true or false")
+    try:
+        return sigstore_identity(issuer=issuer, identity=texts.get("identity"),
+                                 identity_regexp=texts.get("identity-regexp"),
+                                 github_repo=texts.get("github-repo"), source_ref=texts.get("source-ref"),
+                                 signer_workflow=texts.get("signer-workflow"), deny_self_hosted_runners=deny)
+    except TrustConfigError as e:
+        raise doc.error(path, str(e)) from e
 
 
 def _load_key(doc: _Doc, file: Path, path: tuple[str, ...], *, arn: str | None = None) -> PublicKey:
@@ -241,7 +261,7 @@ def _stage(doc: _Doc, name: str, value: Any, identities: Mapping[str, Identity])
     path = ("stages", name)
     spec = _mapping(doc, value, path, {"verifier", "require-vsa", "require-approvals", "resource-uri"})
     verifier = spec.get("verifier")
-    if verifier is not None and verifier not in identities:
+    if verifier is not None and _string(doc, verifier, (*path, "verifier")) not in identities:
         raise doc.error((*path, "verifier"), f"names identity {verifier!r}, which 'identities' does not define")
     requirements = []
     raw = spec.get("require-vsa", [])
@@ -255,7 +275,8 @@ def _stage(doc: _Doc, name: str, value: Any, identities: Mapping[str, Identity])
         stage = _string(doc, entry.get("stage"), (*item_path, "stage"))
         signed_by = entry.get("signed-by")
         if signed_by is None:
-            signed_by = doc.data.get("stages", {}).get(stage, {}).get("verifier")
+            other = doc.data.get("stages", {}).get(stage)
+            signed_by = other.get("verifier") if isinstance(other, dict) else None
             if signed_by is None:
                 raise doc.error(item_path, f"says neither who signs stage {stage!r}'s VSAs ('signed-by') nor "
                                            f"does stages.{stage}.verifier")
@@ -296,7 +317,7 @@ def load_policy(path: Path) -> Policy:
         raise PolicyError(f"policy {path} is not UTF-8 text") from e
     doc = _Doc(path, text)
     top = _mapping(doc, doc.data, (), {"version", "identities", "provenance", "stages"})
-    if top.get("version") != 1:
+    if top.get("version") != 1 or isinstance(top.get("version"), bool):
         raise doc.error(("version",), f"must be 1 (found {top.get('version')!r})")
     raw_identities = _any_mapping(doc, top.get("identities"), ("identities",))
     if not raw_identities:
@@ -315,7 +336,7 @@ def load_policy(path: Path) -> Policy:
         source = SourceRule(
             uri=_string(doc, spec.get("uri"), ("provenance", "source", "uri")) if "uri" in spec else None,
             branches=_strings(doc, spec["branches"], ("provenance", "source", "branches")) if "branches" in spec else ())
-    digests = ACCEPTED
+    digests: tuple[str, ...] = ACCEPTED
     if "digests" in prov:
         digests = _strings(doc, prov["digests"], ("provenance", "digests"))
         for algorithm in digests:

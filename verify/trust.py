@@ -134,11 +134,38 @@ def load_public_key_file(path: Path) -> PublicKey:
 
 @dataclass(frozen=True)
 class SigstoreIdentity:
-    """A keyless signer pinned by its certificate identity and OIDC issuer."""
+    """A keyless signer pinned by its certificate identity and OIDC issuer.
+
+    The optional GitHub fields narrow it further, each read from a Fulcio
+    certificate extension (https://github.com/sigstore/fulcio/blob/main/docs/oid-info.md).
+    """
 
     issuer: str
     identity: str | None = None
     identity_regexp: str | None = None
+    """A regular expression that must match the WHOLE identity (unlike cosign's, it is anchored)."""
+    source_repository: str | None = None
+    """Source Repository URI (1.3.6.1.4.1.57264.1.12), compared as a repository (github.com/acme/app)."""
+    source_ref: str | None = None
+    """Source Repository Ref (1.3.6.1.4.1.57264.1.14), e.g. refs/heads/main."""
+    signer_workflow: str | None = None
+    """Build Signer URI (1.3.6.1.4.1.57264.1.9), @REF optional: github.com/acme/app/.github/workflows/f.yml"""
+    github_hosted: bool = False
+    """Runner Environment (1.3.6.1.4.1.57264.1.11) must be github-hosted."""
+
+    def describe(self) -> str:
+        """One line for messages: what this identity requires."""
+        parts = [f"identity {self.identity!r}" if self.identity is not None
+                 else f"identity matching {self.identity_regexp!r}", f"issuer {self.issuer!r}"]
+        if self.source_repository:
+            parts.append(f"source repository {self.source_repository!r}")
+        if self.source_ref:
+            parts.append(f"source ref {self.source_ref!r}")
+        if self.signer_workflow:
+            parts.append(f"signer workflow {self.signer_workflow!r}")
+        if self.github_hosted:
+            parts.append("a GitHub-hosted runner")
+        return ", ".join(parts)
 
 
 @dataclass(frozen=True)

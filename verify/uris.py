@@ -28,7 +28,10 @@ def split_source_uri(uri: str) -> tuple[str, str | None]:
 
 
 def normalize_repo(uri: str) -> str:
-    """Canonical ``host/path`` form: no scheme, user info, port, ``.git`` or trailing ``/``; host lower-case."""
+    """Canonical ``host/path`` form: no scheme, user info, port, ``.git`` or trailing ``/``; host lower-case.
+
+    Raises :class:`ValueError` for text that is not a URL at all (an unbalanced ``[``, say).
+    """
     text, _ = split_source_uri(uri.strip())
     scp = _SCP.match(text) if "://" not in text else None
     if scp:

@@ -10,6 +10,9 @@ For each piece of evidence, in order, each step a call that raises or returns:
                  md5 and sha1 never count)
   (5) rules      source repository, branch, commit, builder, lockfiles, clean tree
 
+A message-signature bundle (a plain signed artefact, no statement) stops after (2), whose
+signature covers the artefact's sha256: it passes only when no rule needs a provenance.
+
 The first piece of evidence that passes every step gives the :class:`Verdict`.
 If none does, the failure of the piece that got furthest is raised.
 """
@@ -32,10 +35,10 @@ from verify.errors import (
 )
 from verify.evidence import Evidence
 from verify.limits import MAX_VERIFICATIONS_PER_ENVELOPE
-from verify.policy import Policy
+from verify.policy import Policy, ProvenanceRules
 from verify.statement import (
-    PROVENANCE_V1,
     PROVENANCE_V02,
+    PROVENANCE_V1,
     Provenance,
     Statement,
     Subject,
@@ -45,7 +48,8 @@ from verify.statement import (
 from verify.trust import Identity, keys_in_order
 from verify.uris import branch_of, normalize_repo
 
-__all__ = ["Check", "Verdict", "preferred_algorithms", "verify_artifact", "verify_signature"]
+__all__ = ["Check", "Verdict", "preferred_algorithms", "provenance_demands", "verify_artifact",
+           "verify_signature"]
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +76,8 @@ class Verdict:
     artifact: str
     digests: Mapping[str, str]
     subject: Subject
-    statement: Statement
+    statement: Statement | None
+    """None for a message signature (a plain signed artefact), which passes identity-only checks."""
     provenance: Provenance | None
     signer: str
     evidence: Evidence
@@ -85,7 +90,8 @@ class Verdict:
             "artifact": self.artifact,
             "digests": dict(self.digests),
             "subject": {"name": self.subject.name, "digest": dict(self.subject.digest)},
-            "predicateType": self.statement.predicate_type,
+            "predicateType": None if self.statement is None else self.statement.predicate_type,
+            "kind": "message-signature" if self.statement is None else "attestation",
             "signer": self.signer,
             "evidence": {"source": self.evidence.source, "sha256": self.evidence.digest},
             "provenance": None if prov is None else {
@@ -208,6 +214,30 @@ def _statement_step(evidence: Evidence, policy: Policy, checks: _Checks) -> Stat
     return statement
 
 
+def provenance_demands(rules: ProvenanceRules) -> list[str]:
+    """The rules that only a provenance (or a statement of a requested type) can satisfy."""
+    demands = {"source": rules.source.uri is not None, "branch": bool(rules.source.branches),
+               "commit": rules.commit is not None, "builder": bool(rules.builders),
+               "lockfiles": bool(rules.lockfiles), "predicate type": rules.predicate_type is not None}
+    return [name for name, given in demands.items() if given]
+
+
+def _message_step(evidence: Evidence, digests: Mapping[str, str], policy: Policy, checks: _Checks) -> Subject:
+    """(3)-(5) for a message signature, whose signature step checked it signs the artefact's sha256.
+
+    A plain signed artefact says nothing but "this identity signed these bytes": it satisfies an
+    identity-only check, and no rule that needs a provenance.
+    """
+    demands = provenance_demands(policy.provenance)
+    if demands:
+        raise checks.fail(PolicyViolation, f"{evidence.source}: a message signature (a plain signed artefact) is "
+                                           f"not a provenance, and the rules on {', '.join(demands)} need one",
+                          "predicateType", list(PROVENANCE_TYPES), "message signature")
+    signed = {"sha256": digests["sha256"]} if "sha256" in digests else dict(digests)
+    checks.ok("messageSignature", signed, "the artefact's digest, signed")
+    return Subject(name="", digest=signed)
+
+
 def _subject_step(evidence: Evidence, statement: Statement, digests: Mapping[str, str], policy: Policy,
                   checks: _Checks) -> Subject:
     accepted = tuple(a for a in policy.provenance.digests if a in digests)
@@ -237,15 +267,28 @@ def _short(digests: Mapping[str, str]) -> str:
 def _rules_step(evidence: Evidence, statement: Statement, policy: Policy, checks: _Checks) -> Provenance | None:
     rules = policy.provenance
     if statement.predicate_type not in PROVENANCE_TYPES:
+        # another predicate asked for by type: fine alone, but rules it cannot show must not pass silently
+        unmet = [name for name in provenance_demands(rules) if name != "predicate type"]
+        if unmet:
+            raise checks.fail(PolicyViolation, f"{evidence.source}: predicate type {statement.predicate_type!r} is not "
+                                               f"a SLSA provenance, and the rules on {', '.join(unmet)} need one",
+                              "provenance", "a SLSA provenance", statement.predicate_type)
         return None
     try:
         prov = read_provenance(statement)
     except EvidenceRejected as e:
+        if rules.predicate_type is not None and provenance_demands(rules) == ["predicate type"]:
+            # asked for by type, with no rule to apply: the predicate need not be readable, as with gh
+            checks.ok("provenance", "not interpreted (--predicate-type, no provenance rule)", f"unreadable: {e}")
+            return None
         raise checks.fail(type(e), f"{evidence.source}: {e}", "provenance", "a SLSA provenance", "unreadable") from e
     src = evidence.source
     if rules.source.uri is not None:
         expected = normalize_repo(rules.source.uri)
-        found = normalize_repo(prov.source_uri) if prov.source_uri else None
+        try:
+            found = normalize_repo(prov.source_uri) if prov.source_uri else None
+        except ValueError:  # not a URL at all (an unbalanced '[', say): it names no repository
+            found = None
         if found != expected:
             raise checks.fail(PolicyViolation, f"{src}: source repository is {prov.source_uri!r}, expected {expected!r}",
                               "source", expected, prov.source_uri)
@@ -305,9 +348,9 @@ def verify_artifact(artifact: str, evidence: Sequence[Evidence | MalformedEviden
                 log.info("%s: checking statement", item.source)
                 statement = _statement_step(item, policy, checks)
                 if statement is None:
-                    raise checks.fail(PolicyViolation, f"{item.source}: a signed message is not a provenance; "
-                                                       "the policy's rules need a SLSA provenance",
-                                      "predicateType", list(PROVENANCE_TYPES), "message signature")
+                    subject = _message_step(item, digests(), policy, checks)
+                    return Verdict(artifact=artifact, digests=dict(digests()), subject=subject, statement=None,
+                                   provenance=None, signer=signer.name, evidence=item, checks=tuple(checks.done))
                 log.info("%s: checking subject digests", item.source)
                 subject = _subject_step(item, statement, digests(), policy, checks)
                 log.info("%s: checking provenance rules", item.source)

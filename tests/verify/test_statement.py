@@ -1,0 +1,515 @@
+"""verify.statement: in-toto Statements, SLSA provenance v1 / v0.2, VSA v1."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+import verify.statement as statement_module
+from tests.verify import _factory as f
+from verify.errors import LimitExceeded, MalformedEvidence, UnknownEvidence
+from verify.statement import (
+    STATEMENT_V01,
+    Dependency,
+    Statement,
+    Subject,
+    parse_statement,
+    read_provenance,
+    read_vsa,
+)
+
+
+def _parse(obj: Any) -> Statement:
+    return parse_statement(json.dumps(obj).encode(), what="st")
+
+
+def test_parse_v1_statement() -> None:
+    digests = f.digest_set(f.ARTIFACT)
+    st = _parse(
+        f.statement([("dist/app.tar.gz", digests), ("dist/other", {"sha512": "ab" * 64, "foo": "x"})])
+    )
+    assert st.type == f.STATEMENT_V1
+    assert st.predicate_type == f.PROVENANCE_V1
+    assert st.subjects == (
+        Subject("dist/app.tar.gz", digests),
+        Subject("dist/other", {"sha512": "ab" * 64, "foo": "x"}),
+    )
+    assert st.digests_for("sha256") == {digests["sha256"]}
+    assert st.digests_for("md5") == set()
+    assert st.subject_matching({"sha256": digests["sha256"]}, ("sha256",)) == st.subjects[0]
+    assert st.subject_matching({"sha256": "00" * 32}, ("sha256",)) is None
+    assert st.subject_matching({"sha512": "ab" * 64}, ("blake3", "sha512")) == st.subjects[1]
+
+
+def test_parse_v01_statement_unnamed_subject_and_no_predicate() -> None:
+    obj = {"_type": STATEMENT_V01, "subject": [{"digest": {"sha256": "ab" * 32}}], "predicateType": "x:y"}
+    st = _parse(obj)
+    assert st.type == STATEMENT_V01
+    assert st.subjects[0].name == ""
+    assert st.predicate == {}
+
+
+def _changed(path: str, value: Any) -> dict[str, Any]:
+    obj = f.statement()
+    target: Any = obj
+    *parents, last = path.split(".")
+    for part in parents:
+        target = target[int(part)] if isinstance(target, list) else target[part]
+    if value is _DELETE:
+        del target[last]
+    elif isinstance(target, list):
+        target[int(last)] = value
+    else:
+        target[last] = value
+    return obj
+
+
+_DELETE = object()
+
+
+@pytest.mark.parametrize(
+    ("obj", "error", "message"),
+    [
+        ([], MalformedEvidence, "st is not a JSON object"),
+        (
+            _changed("_type", "https://in-toto.io/Statement/v2"),
+            UnknownEvidence,
+            "st has _type 'https://in-toto.io/Statement/v2'; expected an in-toto Statement (https://in-toto.io/Statement/v1)",
+        ),
+        (_changed("_type", _DELETE), UnknownEvidence, "st has _type None"),
+        (_changed("_type", ["https://in-toto.io/Statement/v1"]), UnknownEvidence, "st has _type ["),
+        (_changed("subject", []), MalformedEvidence, "st has no subjects"),
+        (_changed("subject", _DELETE), MalformedEvidence, "st has no subjects"),
+        (
+            _changed("subject", {"name": "a", "digest": {"sha256": "ab"}}),
+            MalformedEvidence,
+            "st has no subjects",
+        ),
+        (_changed("subject.0", "dist/app.tar.gz"), MalformedEvidence, "st subject 0 is not a JSON object"),
+        (_changed("subject.0.name", 7), MalformedEvidence, "st subject 0 name is not a string"),
+        (_changed("subject.0.digest", {}), MalformedEvidence, "st subject 0 has an empty digest"),
+        (
+            _changed("subject.0.digest", _DELETE),
+            MalformedEvidence,
+            "st subject 0 digest is not a JSON object",
+        ),
+        (
+            _changed("subject.0.digest", ["sha256", "ab"]),
+            MalformedEvidence,
+            "st subject 0 digest is not a JSON object",
+        ),
+        (
+            _changed("subject.0.digest.sha256", 5),
+            MalformedEvidence,
+            "st subject 0 digest['sha256'] is not a string",
+        ),
+        (
+            _changed("subject.0.digest.sha256", "AB" * 32),
+            MalformedEvidence,
+            "st subject 0 sha256 digest is not lower-case hex",
+        ),
+        (
+            _changed("subject.0.digest.sha256", "xyz"),
+            MalformedEvidence,
+            "st subject 0 sha256 digest is not lower-case hex",
+        ),
+        (
+            _changed("subject.0.digest.blake3", ""),
+            MalformedEvidence,
+            "st subject 0 blake3 digest is not lower-case hex",
+        ),
+        (
+            _changed("subject.0.digest.md5", "g" * 32),
+            MalformedEvidence,
+            "st subject 0 md5 digest is not lower-case hex",
+        ),
+        (_changed("predicateType", _DELETE), MalformedEvidence, "st predicateType is not a string"),
+        (_changed("predicateType", 1), MalformedEvidence, "st predicateType is not a string"),
+        (_changed("predicate", []), MalformedEvidence, "st predicate is not a JSON object"),
+        (_changed("predicate", None), MalformedEvidence, "st predicate is not a JSON object"),
+    ],
+)
+def test_parse_statement_rejects(obj: Any, error: type[Exception], message: str) -> None:
+    with pytest.raises(error, match=re.escape(message)):
+        _parse(obj)
+
+
+def test_unknown_digest_algorithms_are_kept_unchecked() -> None:
+    st = _parse(_changed("subject.0.digest.gitCommit", "NOT-HEX but unknown algorithm"))
+    assert st.subjects[0].digest["gitCommit"] == "NOT-HEX but unknown algorithm"
+
+
+def test_statement_payload_not_json() -> None:
+    with pytest.raises(MalformedEvidence, match=r"st is not valid JSON"):
+        parse_statement(b"\x00not json", what="st")
+
+
+def test_too_many_subjects(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(statement_module, "MAX_SUBJECTS", 3)
+    subjects = [(f"f{i}", {"sha256": f"{i:064x}"}) for i in range(4)]
+    with pytest.raises(LimitExceeded, match="st has 4 subjects; at most 3 are read"):
+        _parse(f.statement(subjects))
+    assert len(_parse(f.statement(subjects[:3])).subjects) == 3
+
+
+# --- provenance v1 --------------------------------------------------------------------------------
+
+
+def test_read_provenance_v1() -> None:
+    predicate = f.provenance_v1(lockfiles={"requirements.txt": b"a", "poetry.lock": b"b"})
+    prov = read_provenance(_parse(f.statement(predicate=predicate)))
+    assert prov.predicate_type == f.PROVENANCE_V1
+    assert prov.builder_id == f.BUILDER
+    assert prov.build_type == f.BUILD_TYPE
+    assert (
+        prov.source_uri == f.REPO
+    )  # from the resolvedDependencies entry with a gitCommit, git+ and @ref removed
+    assert prov.source_ref == "refs/heads/main"
+    assert prov.commit == f.COMMIT
+    assert prov.invocation_id == "arn:aws:codebuild:eu-west-1:111111111111:build/app-build:1"
+    assert prov.started_on == datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
+    assert prov.finished_on == datetime(2024, 5, 1, 10, 5, 30, tzinfo=UTC)
+    assert prov.dirty is False
+    assert [d.name for d in prov.lockfiles] == ["requirements.txt", "poetry.lock"]
+    assert prov.lockfiles[1] == Dependency(
+        uri=f"git+{f.REPO}@{f.COMMIT}#poetry.lock", digest=f.digest_set(b"b"), name="poetry.lock"
+    )
+    assert len(prov.dependencies) == 4  # source, two lockfiles, one package (not a lockfile: no name)
+    assert prov.external_parameters["command"] == ["make", "dist"]
+    assert prov.internal_parameters["SOURCE_DATE_EPOCH"] == "1700000000"
+
+
+def test_provenance_v1_source_from_git_commit_entry_not_first_entry() -> None:
+    predicate = f.provenance_v1(repo="https://github.com/acme/app", ref="refs/heads/main")
+    deps = predicate["buildDefinition"]["resolvedDependencies"]
+    deps.insert(0, {"uri": "git+https://github.com/evil/other@refs/heads/x", "digest": {"sha256": "ab" * 32}})
+    del predicate["buildDefinition"]["externalParameters"]["source"]
+    prov = read_provenance(_parse(f.statement(predicate=predicate)))
+    assert (prov.source_uri, prov.source_ref, prov.commit) == (
+        "https://github.com/acme/app",
+        "refs/heads/main",
+        f.COMMIT,
+    )
+
+
+def test_provenance_v1_ref_from_external_parameters_source() -> None:
+    predicate = f.provenance_v1()
+    predicate["buildDefinition"]["resolvedDependencies"][0]["uri"] = f"git+{f.REPO}"  # no @ref
+    predicate["buildDefinition"]["externalParameters"]["source"] = {
+        "uri": "ignored",
+        "ref": "refs/heads/release",
+    }
+    prov = read_provenance(_parse(f.statement(predicate=predicate)))
+    assert prov.source_uri == f.REPO  # the gitCommit entry wins for the repository
+    assert prov.source_ref == "refs/heads/release"
+
+
+def test_provenance_v1_source_only_in_external_parameters() -> None:
+    predicate = f.provenance_v1()
+    predicate["buildDefinition"]["resolvedDependencies"] = []
+    prov = read_provenance(_parse(f.statement(predicate=predicate)))
+    assert (prov.source_uri, prov.source_ref, prov.commit) == (f.REPO, "refs/heads/main", None)
+    assert prov.lockfiles == ()
+
+
+def test_provenance_v1_github_workflow_source() -> None:
+    predicate = f.provenance_v1()
+    definition = predicate["buildDefinition"]
+    definition["resolvedDependencies"] = []
+    definition["externalParameters"] = {
+        "workflow": {
+            "repository": "https://github.com/acme/app",
+            "ref": "refs/heads/main",
+            "path": ".github/workflows/r.yml",
+        }
+    }
+    prov = read_provenance(_parse(f.statement(predicate=predicate)))
+    assert (prov.source_uri, prov.source_ref) == ("https://github.com/acme/app", "refs/heads/main")
+
+
+@pytest.mark.parametrize(("where", "expected"), [("internal", True), ("external", True), (None, False)])
+def test_provenance_v1_dirty(where: str | None, expected: bool) -> None:
+    predicate = f.provenance_v1()
+    if where is not None:
+        predicate["buildDefinition"][f"{where}Parameters"]["dirty"] = True
+    assert read_provenance(_parse(f.statement(predicate=predicate))).dirty is expected
+
+
+def test_provenance_v1_dirty_must_be_literally_true() -> None:
+    predicate = f.provenance_v1()
+    predicate["buildDefinition"]["internalParameters"]["dirty"] = "false"
+    assert read_provenance(_parse(f.statement(predicate=predicate))).dirty is False
+
+
+def test_provenance_v1_times_optional_and_naive_times_are_utc() -> None:
+    predicate = f.provenance_v1()
+    predicate["runDetails"]["metadata"] = {"startedOn": "2024-05-01T10:00:00", "finishedOn": ""}
+    prov = read_provenance(_parse(f.statement(predicate=predicate)))
+    assert prov.started_on == datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
+    assert prov.finished_on is None
+    assert prov.invocation_id == ""
+
+
+def _v1_changed(path: str, value: Any) -> dict[str, Any]:
+    predicate = f.provenance_v1()
+    target: Any = predicate
+    *parents, last = path.split(".")
+    for part in parents:
+        target = target[int(part)] if isinstance(target, list) else target[part]
+    if value is _DELETE:
+        del target[last]
+    elif isinstance(target, list):
+        target[int(last)] = value
+    else:
+        target[last] = value
+    return predicate
+
+
+@pytest.mark.parametrize(
+    ("predicate", "message"),
+    [
+        (_v1_changed("buildDefinition", _DELETE), "provenance buildDefinition is not a JSON object"),
+        (_v1_changed("runDetails", []), "provenance runDetails is not a JSON object"),
+        (_v1_changed("runDetails.builder", "x"), "provenance runDetails.builder is not a JSON object"),
+        (_v1_changed("runDetails.metadata", 1), "provenance runDetails.metadata is not a JSON object"),
+        (_v1_changed("runDetails.builder.id", None), "provenance runDetails.builder.id is not a string"),
+        (_v1_changed("buildDefinition.buildType", 3), "provenance buildDefinition.buildType is not a string"),
+        (
+            _v1_changed("buildDefinition.resolvedDependencies", {}),
+            "provenance resolvedDependencies is not a list",
+        ),
+        (
+            _v1_changed("buildDefinition.resolvedDependencies.1", "x"),
+            "provenance resolvedDependencies[1] is not a JSON object",
+        ),
+        (
+            _v1_changed("buildDefinition.resolvedDependencies.1.uri", 5),
+            "provenance resolvedDependencies[1] uri is not a string",
+        ),
+        (
+            _v1_changed("buildDefinition.resolvedDependencies.1.name", []),
+            "provenance resolvedDependencies[1] name is not a string",
+        ),
+        (
+            _v1_changed("buildDefinition.resolvedDependencies.0.digest", "sha1:x"),
+            "provenance resolvedDependencies[0] digest is not a JSON object",
+        ),
+        (
+            _v1_changed("buildDefinition.resolvedDependencies.0.digest", {"gitCommit": 1}),
+            "provenance resolvedDependencies[0] digest['gitCommit'] is not a string",
+        ),
+        (
+            _v1_changed("buildDefinition.externalParameters", _DELETE),
+            "provenance externalParameters is not a JSON object",
+        ),
+        (
+            _v1_changed("buildDefinition.internalParameters", "x"),
+            "provenance internalParameters is not a JSON object",
+        ),
+        (_v1_changed("runDetails.metadata.invocationId", 1), "provenance invocationId is not a string"),
+        (
+            _v1_changed("runDetails.metadata.startedOn", "yesterday"),
+            "provenance startedOn 'yesterday' is not an RFC 3339 time",
+        ),
+        (_v1_changed("runDetails.metadata.finishedOn", 1714557930), "provenance finishedOn is not a string"),
+    ],
+)
+def test_provenance_v1_rejects(predicate: dict[str, Any], message: str) -> None:
+    with pytest.raises(MalformedEvidence, match=re.escape(message)):
+        read_provenance(_parse(f.statement(predicate=predicate)))
+
+
+# --- provenance v0.2 ------------------------------------------------------------------------------
+
+
+def test_read_provenance_v02() -> None:
+    prov = read_provenance(_parse(f.statement(predicate_type=f.PROVENANCE_V02, predicate=f.provenance_v02())))
+    assert prov.predicate_type == f.PROVENANCE_V02
+    assert prov.builder_id == f.BUILDER
+    assert prov.build_type == "https://github.com/slsa-framework/slsa-github-generator/generic@v1"
+    assert (prov.source_uri, prov.source_ref, prov.commit) == (f.REPO, "refs/heads/main", f.COMMIT)
+    assert prov.dependencies == (Dependency(uri=f"git+{f.REPO}@refs/heads/main", digest={"sha1": f.COMMIT}),)
+    assert prov.invocation_id == "42-1"
+    assert prov.started_on == datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
+    assert prov.finished_on == datetime(2024, 5, 1, 10, 5, 30, tzinfo=UTC)
+    assert prov.external_parameters == {"x": 1}
+    assert prov.internal_parameters == {"github_run_id": "42"}
+    assert prov.dirty is False
+
+
+def test_provenance_v02_minimal_and_git_commit_digest() -> None:
+    pred: dict[str, Any] = {"builder": {"id": "b"}, "buildType": "t"}
+    prov = read_provenance(_parse(f.statement(predicate_type=f.PROVENANCE_V02, predicate=pred)))
+    assert (prov.source_uri, prov.source_ref, prov.commit, prov.dependencies) == (None, None, None, ())
+    pred["invocation"] = {
+        "configSource": {"uri": "git+https://github.com/acme/app", "digest": {"gitCommit": "abc"}},
+        "parameters": "not a mapping",
+    }
+    prov = read_provenance(_parse(f.statement(predicate_type=f.PROVENANCE_V02, predicate=pred)))
+    assert (prov.source_uri, prov.source_ref, prov.commit) == ("https://github.com/acme/app", None, "abc")
+    assert prov.external_parameters == {}
+
+
+def _v02_changed(key: str, value: Any) -> dict[str, Any]:
+    pred = f.provenance_v02()
+    target: Any = pred
+    *parents, last = key.split(".")
+    for part in parents:
+        target = target[part]
+    if value is _DELETE:
+        del target[last]
+    else:
+        target[last] = value
+    return pred
+
+
+@pytest.mark.parametrize(
+    ("predicate", "message"),
+    [
+        (_v02_changed("builder", _DELETE), "provenance (v0.2) builder is not a JSON object"),
+        (_v02_changed("invocation", []), "provenance (v0.2) invocation is not a JSON object"),
+        (
+            _v02_changed("invocation.configSource", "x"),
+            "provenance (v0.2) invocation.configSource is not a JSON object",
+        ),
+        (_v02_changed("metadata", 1), "provenance (v0.2) metadata is not a JSON object"),
+        (_v02_changed("materials", {}), "provenance (v0.2) materials is not a list"),
+        (_v02_changed("materials", [1]), "provenance (v0.2) materials[0] is not a JSON object"),
+        (
+            _v02_changed("invocation.configSource.digest", "x"),
+            "provenance (v0.2) configSource.digest is not a JSON object",
+        ),
+        (_v02_changed("builder.id", 1), "provenance (v0.2) builder.id is not a string"),
+        (_v02_changed("buildType", _DELETE), "provenance (v0.2) buildType is not a string"),
+        (
+            _v02_changed("metadata.buildInvocationId", 1),
+            "provenance (v0.2) buildInvocationId is not a string",
+        ),
+        (
+            _v02_changed("metadata.buildStartedOn", "soon"),
+            "provenance (v0.2) buildStartedOn 'soon' is not an RFC 3339",
+        ),
+        (
+            _v02_changed("metadata.buildFinishedOn", "2024-13-01"),
+            "provenance (v0.2) buildFinishedOn '2024-13-01'",
+        ),
+        (_v02_changed("invocation.environment", [1]), "provenance (v0.2) environment is not a JSON object"),
+    ],
+)
+def test_provenance_v02_rejects(predicate: dict[str, Any], message: str) -> None:
+    with pytest.raises(MalformedEvidence, match=re.escape(message)):
+        read_provenance(_parse(f.statement(predicate_type=f.PROVENANCE_V02, predicate=predicate)))
+
+
+@pytest.mark.parametrize(
+    "predicate_type", [f.VSA_V1, "https://slsa.dev/provenance/v2", "https://spdx.dev/Document"]
+)
+def test_read_provenance_of_non_provenance(predicate_type: str) -> None:
+    with pytest.raises(
+        UnknownEvidence, match=f"predicate type '{re.escape(predicate_type)}' is not a SLSA provenance"
+    ):
+        read_provenance(_parse(f.statement(predicate_type=predicate_type, predicate={})))
+
+
+# --- VSA ------------------------------------------------------------------------------------------
+
+
+def test_read_vsa() -> None:
+    summary = read_vsa(_parse(f.statement(predicate_type=f.VSA_V1, predicate=f.vsa())))
+    assert summary.verifier_id == "https://attest.example/verifier"
+    assert summary.time_verified == datetime(2024, 5, 2, 8, 0, tzinfo=UTC)
+    assert summary.resource_uri == "attest:stage:stg"
+    assert summary.policy_uri == "file:///policy.yaml"
+    assert summary.policy_digest == {"sha256": "cd" * 32}
+    assert summary.input_attestations == (
+        Dependency(uri="sha256/x/provenance.intoto.jsonl", digest={"sha256": "ef" * 32}),
+    )
+    assert summary.result == "PASSED"
+    assert summary.levels == ("SLSA_BUILD_LEVEL_2",)
+
+
+def test_read_vsa_minimal() -> None:
+    pred = {
+        "verifier": {"id": "v"},
+        "timeVerified": "2024-05-02T08:00:00+02:00",
+        "resourceUri": "r",
+        "verificationResult": "FAILED",
+    }
+    summary = read_vsa(_parse(f.statement(predicate_type=f.VSA_V1, predicate=pred)))
+    assert summary.time_verified == datetime(2024, 5, 2, 6, 0, tzinfo=UTC)
+    assert (summary.policy_uri, dict(summary.policy_digest), summary.input_attestations, summary.levels) == (
+        "",
+        {},
+        (),
+        (),
+    )
+
+
+def _vsa_without(key: str) -> dict[str, Any]:
+    pred = f.vsa()
+    del pred[key]
+    return pred
+
+
+@pytest.mark.parametrize(
+    ("predicate", "error", "message"),
+    [
+        (f.vsa(verifier="v"), MalformedEvidence, "verification summary verifier is not a JSON object"),
+        (_vsa_without("verifier"), MalformedEvidence, "verification summary verifier is not a JSON object"),
+        (f.vsa(verifier={}), MalformedEvidence, "verification summary verifier.id is not a string"),
+        (f.vsa(policy="p"), MalformedEvidence, "verification summary policy is not a JSON object"),
+        (f.vsa(policy={"uri": 1}), MalformedEvidence, "verification summary policy.uri is not a string"),
+        (
+            f.vsa(policy={"digest": []}),
+            MalformedEvidence,
+            "verification summary policy.digest is not a JSON object",
+        ),
+        (
+            f.vsa(inputAttestations={}),
+            MalformedEvidence,
+            "verification summary inputAttestations is not a list",
+        ),
+        (
+            f.vsa(inputAttestations=["x"]),
+            MalformedEvidence,
+            "verification summary inputAttestations[0] is not a JSON",
+        ),
+        (
+            f.vsa(verifiedLevels="SLSA_BUILD_LEVEL_3"),
+            MalformedEvidence,
+            "verification summary verifiedLevels is not a list",
+        ),
+        (
+            f.vsa(verifiedLevels=[3]),
+            MalformedEvidence,
+            "verification summary verifiedLevels is not a list of strings",
+        ),
+        (_vsa_without("timeVerified"), MalformedEvidence, "verification summary has no timeVerified"),
+        (f.vsa(timeVerified=""), MalformedEvidence, "verification summary has no timeVerified"),
+        (
+            f.vsa(timeVerified="2024-02-30T00:00:00Z"),
+            MalformedEvidence,
+            "verification summary timeVerified '2024-02-30",
+        ),
+        (_vsa_without("resourceUri"), MalformedEvidence, "verification summary resourceUri is not a string"),
+        (
+            f.vsa(verificationResult=True),
+            MalformedEvidence,
+            "verification summary verificationResult is not a string",
+        ),
+    ],
+)
+def test_read_vsa_rejects(predicate: dict[str, Any], error: type[Exception], message: str) -> None:
+    with pytest.raises(error, match=re.escape(message)):
+        read_vsa(_parse(f.statement(predicate_type=f.VSA_V1, predicate=predicate)))
+
+
+def test_read_vsa_of_provenance() -> None:
+    with pytest.raises(
+        UnknownEvidence, match=re.escape(f"predicate type '{f.PROVENANCE_V1}' is not a SLSA VSA")
+    ):
+        read_vsa(_parse(f.statement()))

@@ -1,0 +1,722 @@
+"""verify.verifier: the pipeline, over envelopes signed here with real keys (SLSA statements as in DESIGN)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import pytest
+
+from tests.verify import _factory as f
+from verify.errors import (
+    DigestMismatch,
+    EvidenceRejected,
+    MalformedEvidence,
+    PolicyViolation,
+    SignatureInvalid,
+    UnknownEvidence,
+)
+from verify.evidence import Evidence, load_evidence
+from verify.limits import MAX_VERIFICATIONS_PER_ENVELOPE
+from verify.policy import Policy, ProvenanceRules, SourceRule
+from verify.trust import Identity, PublicKey, SigstoreIdentity, load_public_key
+from verify.verifier import Verdict, preferred_algorithms, verify_artifact, verify_signature
+
+DEV = f.private_key("p256", 0)
+OTHER = f.private_key("p256", 9)
+SOURCE = "provenance.intoto.jsonl"
+
+
+def _pub(key: f.PrivateKey, name: str = "k") -> PublicKey:
+    return load_public_key(f.public_pem(key), name=name)
+
+
+def _policy(*, keys: Sequence[f.PrivateKey] = (DEV,), **rules: Any) -> Policy:
+    base: dict[str, Any] = {
+        "signed_by": ("dev",),
+        "source": SourceRule(uri="github.com/acme/app", branches=("main",)),
+        "builders": (f.BUILDER,),
+    }
+    base.update(rules)
+    return Policy(
+        identities={"dev": Identity(name="dev", keys=tuple(_pub(k, f"dev{i}") for i, k in enumerate(keys)))},
+        provenance=ProvenanceRules(**base),
+    )
+
+
+def _evidence(
+    statement: Mapping[str, Any] | None = None,
+    *,
+    signers: Sequence[Any] = (DEV,),
+    payload_type: str = f.INTOTO,
+    mutate: Callable[[dict[str, Any]], None] | None = None,
+    source: str = SOURCE,
+) -> list[Evidence | MalformedEvidence]:
+    envelope = f.envelope_dict(f.payload_of(statement or f.statement()), signers, payload_type=payload_type)
+    if mutate is not None:
+        mutate(envelope)
+    return load_evidence(f.json_line(envelope), source=source)
+
+
+def _digests(
+    data: bytes = f.ARTIFACT, algorithms: Sequence[str] = ("sha256", "blake3")
+) -> Callable[[], dict[str, str]]:
+    return lambda: f.digest_set(data, algorithms)
+
+
+def _verify(
+    evidence: Sequence[Evidence | MalformedEvidence],
+    policy: Policy | None = None,
+    digests: Callable[[], Mapping[str, str]] | None = None,
+    **kwargs: Any,
+) -> Verdict:
+    return verify_artifact(
+        "dist/app.tar.gz", evidence, policy=policy or _policy(), digests=digests or _digests(), **kwargs
+    )
+
+
+def _reject(
+    error: type[EvidenceRejected],
+    match: str,
+    evidence: Sequence[Evidence | MalformedEvidence],
+    policy: Policy | None = None,
+    **kwargs: Any,
+) -> EvidenceRejected:
+    with pytest.raises(error) as info:
+        _verify(evidence, policy, **kwargs)
+    assert type(info.value) is error
+    assert match in str(info.value), str(info.value)
+    return info.value
+
+
+# --- the pass case --------------------------------------------------------------------------------
+
+
+def test_pass_returns_a_verdict_with_every_check() -> None:
+    verdict = _verify(_evidence())
+    assert verdict.signer == "dev"
+    assert verdict.artifact == "dist/app.tar.gz"
+    assert verdict.subject.name == "dist/app.tar.gz"
+    assert verdict.digests == f.digest_set(f.ARTIFACT)
+    assert verdict.evidence.source == SOURCE
+    assert verdict.provenance is not None and verdict.provenance.commit == f.COMMIT
+    assert [c.name for c in verdict.checks] == [
+        "signature",
+        "payloadType",
+        "statement",
+        "predicateType",
+        "subject",
+        "source",
+        "branch",
+        "builder",
+        "clean",
+    ]
+    assert all(c.passed for c in verdict.checks)
+    by_name = {c.name: c for c in verdict.checks}
+    assert by_name["subject"].expected == {"blake3": f.digest_set(f.ARTIFACT)["blake3"]}
+    assert by_name["source"].expected == "github.com/acme/app"
+    assert by_name["branch"].found == "refs/heads/main"
+    out = verdict.to_dict()
+    assert out["verified"] is True
+    assert out["provenance"]["builder"] == f.BUILDER
+    assert (
+        out["evidence"]["sha256"]
+        == hashlib.sha256(f.json_line(json.loads(verdict.evidence.raw)).strip()).hexdigest()
+    )
+    json.dumps(out)  # machine-readable as it is
+
+
+def test_pass_with_provenance_v02() -> None:
+    statement = f.statement(predicate_type=f.PROVENANCE_V02, predicate=f.provenance_v02())
+    verdict = _verify(_evidence(statement), _policy(commit=f.COMMIT[:12]))
+    assert verdict.provenance is not None and verdict.provenance.predicate_type == f.PROVENANCE_V02
+    assert "commit" in [c.name for c in verdict.checks]
+
+
+@pytest.mark.parametrize("kind", ["p384", "ed25519", "rsa2048"])
+def test_pass_with_other_key_types(kind: str) -> None:
+    key = f.private_key(kind)
+    assert _verify(_evidence(signers=[key]), _policy(keys=[key])).signer == "dev"
+
+
+# --- refusals before any evidence is looked at ----------------------------------------------------
+
+
+def test_no_signed_by_in_policy() -> None:
+    _reject(
+        SignatureInvalid,
+        "no trusted identity may sign provenance; verification without one is refused",
+        _evidence(),
+        _policy(signed_by=()),
+    )
+
+
+def test_no_evidence() -> None:
+    _reject(MalformedEvidence, "no attestation found for dist/app.tar.gz", [])
+
+
+def test_only_malformed_evidence_reports_it() -> None:
+    [bad] = load_evidence(b"{not json", source="p.intoto.jsonl")
+    _reject(MalformedEvidence, "p.intoto.jsonl is not valid JSON", [bad])
+
+
+# --- (2) signature --------------------------------------------------------------------------------
+
+
+def test_no_pinned_key() -> None:
+    keyless = Identity(
+        name="gha",
+        sigstore=(SigstoreIdentity(issuer="https://token.actions.githubusercontent.com", identity="x"),),
+    )
+    policy = Policy(identities={"gha": keyless}, provenance=ProvenanceRules(signed_by=("gha",)))
+    error = _reject(
+        SignatureInvalid,
+        f"{SOURCE}: no pinned public key may sign this evidence; pass --key",
+        _evidence(),
+        policy,
+    )
+    assert [(c.name, c.passed) for c in error.checks] == [("signature", False)]  # type: ignore[attr-defined]
+
+
+def test_signature_by_unpinned_key() -> None:
+    error = _reject(
+        SignatureInvalid,
+        f"{SOURCE}: no signature verifies with a trusted key (trusted: dev); the evidence "
+        "was altered or signed by an untrusted key",
+        _evidence(signers=[OTHER]),
+    )
+    [check] = error.checks
+    assert (check.name, check.passed, check.expected) == ("signature", False, ["dev"])  # type: ignore[attr-defined]
+
+
+def test_a_trusted_identity_not_in_signed_by_cannot_sign_provenance() -> None:
+    policy = _policy()
+    policy = Policy(
+        identities={**policy.identities, "stg": Identity(name="stg", keys=(_pub(OTHER),))},
+        provenance=policy.provenance,
+    )
+    _reject(SignatureInvalid, "(trusted: dev)", _evidence(signers=[OTHER]), policy)
+
+
+@pytest.mark.parametrize("keyid", ["", None, "not-a-fingerprint", f.fingerprint(OTHER)])
+def test_keyid_is_only_a_hint(keyid: str | None) -> None:
+    assert _verify(_evidence(signers=[(DEV, keyid)])).signer == "dev"
+
+
+def test_keyid_naming_a_trusted_key_does_not_make_a_bad_signature_good() -> None:
+    _reject(SignatureInvalid, "no signature verifies", _evidence(signers=[(OTHER, f.fingerprint(DEV))]))
+
+
+def test_one_good_signature_among_bad_ones() -> None:
+    bogus = [
+        {"keyid": "", "sig": f.b64(bytes(64))},
+        {"keyid": f.fingerprint(DEV), "sig": f.b64(b"\x01" * 70)},
+    ]
+
+    def add_bogus_first(envelope: dict[str, Any]) -> None:
+        envelope["signatures"] = bogus + envelope["signatures"]
+
+    assert _verify(_evidence(signers=[OTHER, DEV], mutate=add_bogus_first)).signer == "dev"
+
+
+@pytest.fixture
+def count_verifications(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts PublicKey.verify calls; each still runs the real verification."""
+    calls: list[int] = []
+    real = PublicKey.verify
+
+    def counting(self: PublicKey, signature: bytes, data: bytes) -> bool:
+        calls.append(1)
+        return real(self, signature, data)
+
+    monkeypatch.setattr(PublicKey, "verify", counting)
+    return calls
+
+
+def _flood(envelope: dict[str, Any]) -> None:
+    envelope["signatures"] = [{"keyid": "", "sig": f.b64(bytes([i]) * 64)} for i in range(16)]
+
+
+def test_verification_budget_stops_a_flood_of_bogus_signatures(count_verifications: list[int]) -> None:
+    keys = [f.private_key("p256", i) for i in range(5)]  # 16 signatures x 5 keys = 80 > 64
+    error = _reject(
+        SignatureInvalid,
+        f"{SOURCE}: gave up after {MAX_VERIFICATIONS_PER_ENVELOPE} signature "
+        "verifications without a valid one",
+        _evidence(signers=[], mutate=_flood),
+        _policy(keys=keys),
+    )
+    assert len(count_verifications) == MAX_VERIFICATIONS_PER_ENVELOPE
+    assert error.checks[-1].name == "signature"  # type: ignore[attr-defined]
+
+
+def test_flood_within_budget_tries_every_pair(count_verifications: list[int]) -> None:
+    keys = [f.private_key("p256", i) for i in range(4)]  # 16 x 4 = 64: exactly the budget
+    _reject(
+        SignatureInvalid,
+        "no signature verifies with a trusted key",
+        _evidence(signers=[], mutate=_flood),
+        _policy(keys=keys),
+    )
+    assert len(count_verifications) == 64
+
+
+def test_valid_signature_found_by_keyid_with_one_verification(count_verifications: list[int]) -> None:
+    keys = [f.private_key("p256", i) for i in (3, 2, 1, 0)]  # DEV last
+    assert _verify(_evidence(signers=[DEV]), _policy(keys=keys)).signer == "dev"
+    assert len(count_verifications) == 1
+    count_verifications.clear()
+    assert _verify(_evidence(signers=[(DEV, "")]), _policy(keys=keys)).signer == "dev"
+    assert len(count_verifications) == 4  # no hint: tried in the policy's order
+
+
+def test_verify_signature_directly() -> None:
+    [item] = _evidence()
+    assert isinstance(item, Evidence) and item.envelope is not None
+    dev = Identity(name="dev", keys=(_pub(DEV),))
+    other = Identity(name="other", keys=(_pub(OTHER),))
+    assert verify_signature(item.envelope, [other, dev], source="s") is dev
+    with pytest.raises(
+        SignatureInvalid, match=r"s: no signature verifies with a trusted key \(trusted: other\)"
+    ):
+        verify_signature(item.envelope, [other], source="s")
+    with pytest.raises(SignatureInvalid, match="s: no pinned public key may sign this evidence"):
+        verify_signature(item.envelope, [], source="s")
+
+
+def test_payload_type_changed_under_the_signature() -> None:
+    def change(envelope: dict[str, Any]) -> None:
+        envelope["payloadType"] = "application/json"
+
+    _reject(SignatureInvalid, "no signature verifies", _evidence(mutate=change))
+
+
+def test_payload_changed_under_the_signature() -> None:
+    def change(envelope: dict[str, Any]) -> None:
+        other = f.statement([("dist/app.tar.gz", f.digest_set(b"evil"))])
+        envelope["payload"] = f.b64(f.payload_of(other))
+
+    _reject(SignatureInvalid, "no signature verifies", _evidence(mutate=change))
+
+
+# --- (3) statement --------------------------------------------------------------------------------
+
+
+def test_signed_payload_type_not_in_toto() -> None:
+    error = _reject(
+        UnknownEvidence,
+        f"{SOURCE}: payloadType is 'application/json', not 'application/vnd.in-toto+json'",
+        _evidence(payload_type="application/json"),
+    )
+    assert [c.name for c in error.checks] == ["signature", "payloadType"]  # type: ignore[attr-defined]
+
+
+def test_statement_type_unknown() -> None:
+    _reject(
+        UnknownEvidence,
+        f"{SOURCE} statement has _type 'https://in-toto.io/Statement/v9'",
+        _evidence(f.statement(type_="https://in-toto.io/Statement/v9")),
+    )
+
+
+def test_statement_not_json() -> None:
+    def change(envelope: dict[str, Any]) -> None:
+        payload = b"not json"
+        envelope["payload"] = f.b64(payload)
+        envelope["signatures"] = [{"keyid": "", "sig": f.b64(f.sign(DEV, f.pae(f.INTOTO, payload)))}]
+
+    error = _reject(MalformedEvidence, f"{SOURCE} statement is not valid JSON", _evidence(mutate=change))
+    assert error.checks[-1].name == "statement"  # type: ignore[attr-defined]
+
+
+def test_predicate_not_provenance() -> None:
+    statement = f.statement(predicate_type="https://spdx.dev/Document", predicate={"spdxVersion": "SPDX-2.3"})
+    _reject(
+        UnknownEvidence,
+        f"{SOURCE}: predicate type 'https://spdx.dev/Document' is not a SLSA provenance "
+        f"({f.PROVENANCE_V1}); ask for another type with --predicate-type",
+        _evidence(statement),
+    )
+
+
+def test_predicate_type_rule_accepts_another_predicate() -> None:
+    statement = f.statement(predicate_type="https://spdx.dev/Document", predicate={"spdxVersion": "SPDX-2.3"})
+    policy = _policy(source=SourceRule(), builders=(), predicate_type="https://spdx.dev/Document")
+    verdict = _verify(_evidence(statement), policy)
+    assert verdict.provenance is None
+    assert verdict.statement is not None and verdict.statement.predicate_type == "https://spdx.dev/Document"
+    assert [c.name for c in verdict.checks] == [
+        "signature",
+        "payloadType",
+        "statement",
+        "predicateType",
+        "subject",
+    ]
+
+
+def test_predicate_type_rule_refuses_other_types_including_provenance() -> None:
+    policy = _policy(source=SourceRule(), builders=(), predicate_type="https://spdx.dev/Document")
+    _reject(
+        UnknownEvidence,
+        f"predicate type '{f.PROVENANCE_V1}' is not 'https://spdx.dev/Document'",
+        _evidence(),
+        policy,
+    )
+
+
+def test_predicate_type_rule_does_not_silently_drop_provenance_rules() -> None:
+    # regression: with --predicate-type, a non-provenance statement skipped source/builder rules, passed
+    statement = f.statement(predicate_type="https://spdx.dev/Document", predicate={"spdxVersion": "SPDX-2.3"})
+    policy = _policy(predicate_type="https://spdx.dev/Document")
+    error = _reject(
+        PolicyViolation,
+        f"{SOURCE}: predicate type 'https://spdx.dev/Document' is not a SLSA provenance, "
+        "and the rules on source, branch, builder need one",
+        _evidence(statement),
+        policy,
+    )
+    assert error.checks[-1].name == "provenance"  # type: ignore[attr-defined]
+
+
+def test_unreadable_provenance() -> None:
+    predicate = f.provenance_v1()
+    del predicate["runDetails"]
+    error = _reject(
+        MalformedEvidence,
+        f"{SOURCE}: provenance runDetails is not a JSON object",
+        _evidence(f.statement(predicate=predicate)),
+    )
+    assert error.checks[-1].name == "provenance"  # type: ignore[attr-defined]
+
+
+def test_unreadable_provenance_asked_for_by_type_without_rules_is_not_interpreted() -> None:
+    predicate = f.provenance_v1()
+    del predicate["runDetails"]
+    policy = _policy(source=SourceRule(), builders=(), predicate_type=f.PROVENANCE_V1)
+    verdict = _verify(_evidence(f.statement(predicate=predicate)), policy)
+    assert verdict.provenance is None
+    assert verdict.checks[-1].name == "provenance" and verdict.checks[-1].passed
+
+
+# --- (4) subject ----------------------------------------------------------------------------------
+
+
+def test_subject_digest_mismatch() -> None:
+    error = _reject(
+        DigestMismatch,
+        "is not among the 1 subject(s) it attests; the artefact was changed",
+        _evidence(),
+        digests=_digests(b"another artefact"),
+    )
+    assert [c.name for c in error.checks][-1] == "subject"  # type: ignore[attr-defined]
+
+
+def test_subject_matches_among_many() -> None:
+    subjects = [(f"dist/f{i}", f.digest_set(b"%d" % i)) for i in range(50)]
+    subjects.insert(31, ("dist/app.tar.gz", f.digest_set(f.ARTIFACT)))
+    assert _verify(_evidence(f.statement(subjects))).subject.name == "dist/app.tar.gz"
+
+
+@pytest.mark.parametrize("weak", [("md5",), ("sha1",), ("md5", "sha1")])
+def test_weak_only_subject_rejected_even_when_it_matches(weak: tuple[str, ...]) -> None:
+    statement = f.statement([("dist/app.tar.gz", f.digest_set(f.ARTIFACT, weak))])
+    _reject(
+        DigestMismatch,
+        f"no subject has a digest attest accepts (found {sorted(weak)}",
+        _evidence(statement),
+        digests=_digests(algorithms=("sha256", "blake3", *weak)),
+    )
+
+
+def test_blake3_preferred_when_present() -> None:
+    right = f.digest_set(f.ARTIFACT)
+    subject = {"blake3": right["blake3"], "sha256": "00" * 32}  # only the preferred algorithm is compared
+    verdict = _verify(_evidence(f.statement([("a", subject)])))
+    assert {c.name: c for c in verdict.checks}["subject"].expected == {"blake3": right["blake3"]}
+
+
+def test_preferred_algorithm_decides_when_subject_digests_disagree() -> None:
+    right = f.digest_set(f.ARTIFACT)
+    subject = {"blake3": "00" * 32, "sha256": right["sha256"]}
+    _reject(DigestMismatch, "is not among the 1 subject(s)", _evidence(f.statement([("a", subject)])))
+
+
+def test_sha256_used_when_only_sha256_was_computed() -> None:
+    # e.g. 'attest verify sha256:HEX': the subject also has blake3, which was not (could not be) computed
+    verdict = _verify(_evidence(), digests=_digests(algorithms=("sha256",)))
+    assert {c.name: c for c in verdict.checks}["subject"].expected == {
+        "sha256": f.digest_set(f.ARTIFACT)["sha256"]
+    }
+
+
+def test_policy_digests_restrict_algorithms() -> None:
+    subject = {"sha512": hashlib.sha512(f.ARTIFACT).hexdigest()}
+    policy = _policy(digests=("blake3", "sha256"))
+    _reject(
+        DigestMismatch,
+        "no subject has a digest attest accepts (found ['sha512'], accepted ['blake3', 'sha256'])",
+        _evidence(f.statement([("a", subject)])),
+        policy,
+        digests=_digests(algorithms=("sha256", "blake3", "sha512")),
+    )
+    assert (
+        _verify(
+            _evidence(f.statement([("a", subject)])), digests=_digests(algorithms=("sha512",))
+        ).subject.name
+        == "a"
+    )
+
+
+# --- (5) provenance rules -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "repo",
+    [
+        "https://github.com/acme/app.git",
+        "git@github.com:acme/app.git",
+        "ssh://git@GitHub.com/acme/app",
+        "https://token@github.com:443/acme/app/",
+    ],
+)
+def test_source_matches_in_any_spelling(repo: str) -> None:
+    assert _verify(_evidence(f.statement(predicate=f.provenance_v1(repo=repo)))).provenance is not None
+
+
+@pytest.mark.parametrize(
+    "repo",
+    [
+        "https://github.com/acme/app2",
+        "https://github.com/evil/app",
+        "https://github.com@evil.example/acme/app",
+        "https://[evil/acme/app",
+    ],
+)
+def test_source_mismatch(repo: str) -> None:
+    error = _reject(
+        PolicyViolation, "source repository is", _evidence(f.statement(predicate=f.provenance_v1(repo=repo)))
+    )
+    assert "expected 'github.com/acme/app'" in str(error)
+    assert error.checks[-1].name == "source"  # type: ignore[attr-defined]
+
+
+def test_source_missing() -> None:
+    predicate = f.provenance_v1()
+    predicate["buildDefinition"]["resolvedDependencies"] = []
+    predicate["buildDefinition"]["externalParameters"] = {}
+    _reject(
+        PolicyViolation,
+        "source repository is None, expected 'github.com/acme/app'",
+        _evidence(f.statement(predicate=predicate)),
+    )
+
+
+@pytest.mark.parametrize("ref", ["refs/heads/main", "main"])
+def test_branch_matches(ref: str) -> None:
+    assert _verify(_evidence(f.statement(predicate=f.provenance_v1(ref=ref)))).provenance is not None
+
+
+@pytest.mark.parametrize(
+    "ref", ["refs/heads/dev", "refs/tags/main", "refs/heads/main-old", "refs/pull/1/merge"]
+)
+def test_branch_mismatch(ref: str) -> None:
+    _reject(
+        PolicyViolation,
+        f"built from ref {ref!r}, expected branch main",
+        _evidence(f.statement(predicate=f.provenance_v1(ref=ref))),
+    )
+
+
+@pytest.mark.parametrize("commit", [f.COMMIT, f.COMMIT[:7], f.COMMIT.upper()])
+def test_commit_matches(commit: str) -> None:
+    verdict = _verify(_evidence(), _policy(commit=commit))
+    assert {c.name: c for c in verdict.checks}["commit"].found == f.COMMIT
+
+
+@pytest.mark.parametrize("commit", [f.COMMIT[:6], "f" * 40, f.COMMIT[:39] + "0", "0123457"])
+def test_commit_mismatch_or_too_short(commit: str) -> None:
+    _reject(
+        PolicyViolation,
+        f"built from commit {f.COMMIT!r}, expected {commit!r}",
+        _evidence(),
+        _policy(commit=commit),
+    )
+
+
+def test_builder_mismatch() -> None:
+    other = "arn:aws:codebuild:eu-west-1:222222222222:project/app-build"
+    _reject(
+        PolicyViolation,
+        f"builder {other!r} is not one of the allowed builders [{f.BUILDER!r}]",
+        _evidence(f.statement(predicate=f.provenance_v1(builder=other))),
+    )
+
+
+def test_lockfile_bound_and_not_bound() -> None:
+    verdict = _verify(_evidence(), _policy(lockfiles=("requirements.txt",)))
+    assert {c.name: c for c in verdict.checks}["lockfiles"].found == ["requirements.txt"]
+    _reject(
+        PolicyViolation,
+        "the provenance does not bind lockfile 'poetry.lock'",
+        _evidence(),
+        _policy(lockfiles=("requirements.txt", "poetry.lock")),
+    )
+
+
+def test_dirty_build_refused_unless_allowed() -> None:
+    evidence = _evidence(f.statement(predicate=f.provenance_v1(dirty=True)))
+    _reject(PolicyViolation, "built from a work tree with uncommitted changes", evidence)
+    verdict = _verify(evidence, _policy(allow_dirty=True))
+    clean = {c.name: c for c in verdict.checks}["clean"]
+    assert (clean.passed, clean.found) == (True, False)
+
+
+# --- several pieces of evidence -------------------------------------------------------------------
+
+
+def test_first_passing_evidence_wins() -> None:
+    bad = _evidence(signers=[OTHER], source="a:1")
+    good = _evidence(source="b:1")
+    assert _verify([*bad, *good]).evidence.source == "b:1"
+
+
+def test_best_failure_is_the_one_that_got_furthest() -> None:
+    [malformed] = load_evidence(b"{", source="m:1")
+    unsigned = _evidence(signers=[OTHER], source="u:1")
+    wrong_branch = _evidence(f.statement(predicate=f.provenance_v1(ref="refs/heads/dev")), source="w:1")
+    other_artefact = _evidence(f.statement([("x", f.digest_set(b"x"))]), source="o:1")
+    for order in (
+        [malformed, *unsigned, *other_artefact, *wrong_branch],
+        [*wrong_branch, *other_artefact, *unsigned, malformed],
+    ):
+        _reject(PolicyViolation, "w:1: built from ref 'refs/heads/dev'", order)
+    _reject(DigestMismatch, "o:1:", [*unsigned, malformed, *other_artefact])
+    _reject(SignatureInvalid, "u:1:", [malformed, *unsigned])
+
+
+def test_ties_report_the_first() -> None:
+    _reject(
+        SignatureInvalid,
+        "first:1:",
+        [*_evidence(signers=[OTHER], source="first:1"), *_evidence(signers=[OTHER], source="second:1")],
+    )
+
+
+# --- bundles --------------------------------------------------------------------------------------
+
+
+def _bundle(material: dict[str, Any], **content: Any) -> list[Evidence | MalformedEvidence]:
+    bundle = {
+        "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+        "verificationMaterial": material,
+        **content,
+    }
+    return load_evidence(json.dumps(bundle).encode(), source="b.sigstore.json")
+
+
+def _dsse_bundle(material: dict[str, Any]) -> list[Evidence | MalformedEvidence]:
+    return _bundle(material, dsseEnvelope=f.envelope_dict(f.payload_of(f.statement()), [DEV]))
+
+
+def test_key_signed_bundle_is_verified_with_pinned_keys() -> None:
+    assert _verify(_dsse_bundle({"publicKey": {"hint": "dev"}})).signer == "dev"
+    _reject(
+        SignatureInvalid,
+        "no signature verifies",
+        _dsse_bundle({"publicKey": {"hint": "dev"}}),
+        _policy(keys=[OTHER]),
+    )
+
+
+def test_certificate_bundle_without_sigstore_support() -> None:
+    _reject(
+        UnknownEvidence,
+        "b.sigstore.json: Sigstore bundles with a certificate need Sigstore support",
+        _dsse_bundle({"certificate": {"rawBytes": "MIIB"}}),
+    )
+
+
+def test_certificate_bundle_goes_to_the_bundle_verifier() -> None:
+    seen: list[tuple[str, list[str]]] = []
+
+    def accept(evidence: Evidence, identities: Sequence[Identity]) -> Identity:
+        seen.append((evidence.source, [i.name for i in identities]))
+        return identities[0]
+
+    verdict = _verify(_dsse_bundle({"certificate": {"rawBytes": "MIIB"}}), bundle_verifier=accept)
+    assert verdict.signer == "dev"
+    assert seen == [("b.sigstore.json", ["dev"])]
+
+    def refuse(evidence: Evidence, identities: Sequence[Identity]) -> Identity:
+        raise SignatureInvalid(f"{evidence.source}: certificate identity is not pinned")
+
+    error = _reject(
+        SignatureInvalid,
+        "b.sigstore.json: certificate identity is not pinned",
+        _dsse_bundle({"certificate": {"rawBytes": "MIIB"}}),
+        bundle_verifier=refuse,
+    )
+    assert [(c.name, c.passed) for c in error.checks] == [("signature", False)]  # type: ignore[attr-defined]
+
+
+def test_message_signature_bundle_is_not_a_provenance() -> None:
+    def accept(evidence: Evidence, identities: Sequence[Identity]) -> Identity:
+        return identities[0]
+
+    message = _bundle(
+        {"publicKey": {"hint": "dev"}},
+        messageSignature={"messageDigest": {"algorithm": "SHA2_256", "digest": ""}, "signature": "YQ=="},
+    )
+    _reject(UnknownEvidence, "need Sigstore support", message)
+    _reject(
+        PolicyViolation,
+        "b.sigstore.json: a message signature (a plain signed artefact) is not a provenance, "
+        "and the rules on source, branch, builder need one",
+        message,
+        bundle_verifier=accept,
+    )
+    identity_only = _policy(source=SourceRule(), builders=())
+    verdict = _verify(message, identity_only, bundle_verifier=accept)
+    assert verdict.statement is None and verdict.provenance is None
+    assert verdict.subject.digest == {"sha256": f.digest_set(f.ARTIFACT)["sha256"]}
+
+
+# --- preferred_algorithms -------------------------------------------------------------------------
+
+
+def _items(*statements: Mapping[str, Any]) -> list[Evidence]:
+    items = [item for s in statements for item in _evidence(s)]
+    assert all(isinstance(i, Evidence) for i in items)
+    return items  # type: ignore[return-value]
+
+
+ALL = ["blake3", "sha256", "sha384", "sha512"]
+
+
+def test_preferred_algorithms() -> None:
+    policy = _policy()
+    both = f.statement()
+    sha256 = f.statement([("a", f.digest_set(b"a", ("sha256",)))])
+    sha512 = f.statement([("a", f.digest_set(b"a", ("sha512",)))])
+    assert preferred_algorithms(_items(both), policy, available=ALL) == ["blake3"]
+    assert preferred_algorithms(_items(both), policy, available=["sha256"]) == ["sha256"]
+    assert preferred_algorithms(_items(sha256), policy, available=ALL) == ["sha256"]
+    assert preferred_algorithms(_items(sha256, both, sha512), policy, available=ALL) == [
+        "sha256",
+        "blake3",
+        "sha512",
+    ]
+    assert preferred_algorithms(_items(both), _policy(digests=("sha256", "blake3")), available=ALL) == [
+        "sha256"
+    ]
+    assert preferred_algorithms([], policy, available=ALL) == ["sha256"]
+    weak = f.statement([("a", f.digest_set(b"a", ("md5",)))])
+    assert preferred_algorithms(_items(weak), policy, available=ALL) == ["sha256"]
+
+
+def test_preferred_algorithms_for_unreadable_statements_is_sha256() -> None:
+    [not_intoto] = _evidence(payload_type="application/json")
+    [bad_statement] = _evidence(f.statement(type_="x"))
+    assert preferred_algorithms([not_intoto, bad_statement], _policy(), available=ALL) == ["sha256"]  # type: ignore[list-item]

@@ -1,0 +1,544 @@
+"""Sigstore bundles, verified offline against a pinned trusted root.
+
+A bundle with a certificate (keyless signing) is verified by sigstore-python, in order:
+
+  (1) parse     the bundle (v0.1, v0.2, v0.3), with sigstore-python's own strict model
+  (2) verify    sigstore-python's ``Verifier`` against the trusted root: a signed time (log
+                inclusion promise or RFC 3161 timestamp), the certificate chain at that time,
+                its SCT, the log entry's inclusion proof and checkpoint, the signature over the
+                DSSE envelope or over the artefact's sha256, and the log entry's consistency
+                with all of them
+  (3) identity  during (2), the certificate must satisfy one pinned :class:`SigstoreIdentity`
+                (issuer, SAN, GitHub extensions); the first that does is the signer
+  (4) bind      for DSSE, the payload sigstore-python verified is the one attest reads next
+
+A bundle signed with a key (``verificationMaterial.publicKey``, no certificate) that carries a
+message signature is checked against the pinned keys only: the signature over the artefact's
+sha256, and the bundle's ``messageDigest`` equal to it. Its log entries are not checked: the
+pinned key is the trust. (Key-signed bundles with a DSSE envelope never come here: the envelope
+path of :mod:`verify.verifier` checks them with the pinned keys.)
+
+Nothing here touches the network. The default trusted root is the production one that ships
+inside sigstore-python (the file its TUF client is bootstrapped with), read as is: no TUF
+refresh. sigstore-python is imported only when a bundle is verified.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from verify.errors import (
+    DigestMismatch,
+    MalformedEvidence,
+    SignatureInvalid,
+    TrustConfigError,
+    UnknownEvidence,
+)
+from verify.evidence import Evidence
+from verify.limits import MAX_VERIFICATIONS_PER_ENVELOPE
+from verify.trust import Identity, PublicKey, SigstoreIdentity, keys_in_order
+from verify.uris import normalize_repo
+
+if TYPE_CHECKING:
+    from cryptography.x509 import Certificate
+    from sigstore.hashes import Hashed
+    from sigstore.models import Bundle, TrustedRoot
+    from sigstore.verify import Verifier
+
+__all__ = [
+    "GITHUB_ACTIONS_ISSUER",
+    "BundleVerifier",
+    "CertificateClaims",
+    "load_trusted_root",
+    "make_bundle_verifier",
+    "mismatch",
+    "read_claims",
+    "sigstore_identity",
+]
+
+log = logging.getLogger(__name__)
+
+GITHUB_ACTIONS_ISSUER = "https://token.actions.githubusercontent.com"
+
+#: The production trusted root inside sigstore-python: package and file within it.
+_EMBEDDED_ROOT = ("sigstore._store", "https%3A%2F%2Ftuf-repo-cdn.sigstore.dev/trusted_root.json")
+_EMBEDDED_ROOT_NAME = "the production trusted root embedded in sigstore-python"
+
+# Fulcio certificate extensions (https://github.com/sigstore/fulcio/blob/main/docs/oid-info.md)
+_OID_ISSUER_V1 = "1.3.6.1.4.1.57264.1.1"                 # raw UTF-8 (deprecated, still issued)
+_OID_OTHERNAME_SAN = "1.3.6.1.4.1.57264.1.7"
+_OID_ISSUER = "1.3.6.1.4.1.57264.1.8"                    # the rest: DER UTF8String
+_OID_BUILD_SIGNER_URI = "1.3.6.1.4.1.57264.1.9"
+_OID_RUNNER_ENVIRONMENT = "1.3.6.1.4.1.57264.1.11"
+_OID_SOURCE_REPOSITORY_URI = "1.3.6.1.4.1.57264.1.12"
+_OID_SOURCE_REPOSITORY_REF = "1.3.6.1.4.1.57264.1.14"
+
+BundleVerifier = Callable[[Evidence, Sequence[Identity]], Identity]
+_T = TypeVar("_T")
+
+
+# --- identities -----------------------------------------------------------------------------------
+
+def sigstore_identity(*, issuer: str | None, identity: str | None = None, identity_regexp: str | None = None,
+                      github_repo: str | None = None, source_ref: str | None = None,
+                      signer_workflow: str | None = None, deny_self_hosted_runners: bool = False,
+                      ) -> SigstoreIdentity:
+    """A pinned Sigstore identity from cosign- and gh-style fields; :class:`TrustConfigError` if incomplete.
+
+    Without ``identity`` or ``identity_regexp``, the GitHub fields imply one (as ``gh attestation
+    verify`` does): the certificate's identity must be ``signer_workflow`` at some ref, else a
+    workflow of ``github_repo``; the issuer then defaults to GitHub Actions'.
+    """
+    if identity is not None and identity_regexp is not None:
+        raise TrustConfigError("give either a certificate identity or an identity regexp, not both")
+    workflow = _normalize_workflow(signer_workflow) if signer_workflow else None
+    repo = _normalize_github_repo(github_repo) if github_repo else None
+    if identity is None and identity_regexp is None:
+        if workflow is not None:
+            identity_regexp = re.escape(f"https://{workflow}") + ("" if "@" in workflow else "@.+")
+        elif repo is not None:
+            identity_regexp = re.escape(f"https://{repo}/") + ".+"
+        else:
+            raise TrustConfigError("a Sigstore identity needs a certificate identity (or identity regexp), "
+                                   "a GitHub repository or a signer workflow")
+        issuer = issuer or GITHUB_ACTIONS_ISSUER
+    if not issuer:
+        raise TrustConfigError("a certificate identity needs its OIDC issuer (--certificate-oidc-issuer), "
+                               "or anyone that issuer vouches for with that name would be trusted")
+    if identity_regexp is not None:
+        try:
+            re.compile(identity_regexp)
+        except re.error as e:
+            raise TrustConfigError(f"identity regexp {identity_regexp!r} is not a valid regular expression: "
+                                   f"{e}") from e
+    return SigstoreIdentity(issuer=issuer, identity=identity, identity_regexp=identity_regexp,
+                            source_repository=repo,
+                            source_ref=_normalize_ref(source_ref) if source_ref else None,
+                            signer_workflow=workflow, github_hosted=deny_self_hosted_runners)
+
+
+def _normalize_github_repo(value: str) -> str:
+    """``acme/app``, ``github.com/acme/app`` or a URL -> ``github.com/acme/app`` (host kept if given)."""
+    text = value.strip().removeprefix("https://").removeprefix("http://").strip("/")
+    parts = text.split("/")
+    if len(parts) == 2 and "." not in parts[0]:
+        text = f"github.com/{text}"
+    if len(text.split("/")) != 3 or not all(text.split("/")):
+        raise TrustConfigError(f"GitHub repository {value!r} is not OWNER/REPO")
+    return normalize_repo(text)
+
+
+def _normalize_workflow(value: str) -> str:
+    """``acme/app/.github/workflows/f.yml[@ref]`` -> ``github.com/acme/app/.github/workflows/f.yml[@ref]``."""
+    text = value.strip().removeprefix("https://").removeprefix("http://").strip("/")
+    first = text.split("/", 1)[0]
+    if "." not in first:
+        text = f"github.com/{text}"
+    if "/.github/workflows/" not in text:
+        raise TrustConfigError(f"signer workflow {value!r} is not OWNER/REPO/.github/workflows/FILE")
+    return text
+
+
+def _normalize_ref(value: str) -> str:
+    """A branch name means its ref (``main`` -> ``refs/heads/main``); full refs are kept."""
+    return value if value.startswith("refs/") else f"refs/heads/{value}"
+
+
+@dataclass(frozen=True)
+class CertificateClaims:
+    """What a Fulcio certificate says about its subject (unverified until the chain is)."""
+
+    sans: tuple[str, ...]
+    issuer: str | None
+    build_signer_uri: str | None
+    source_repository_uri: str | None
+    source_repository_ref: str | None
+    runner_environment: str | None
+
+    def describe(self) -> str:
+        identity = self.sans[0] if len(self.sans) == 1 else list(self.sans)
+        return f"{identity!r} (issuer {self.issuer!r})"
+
+
+def read_claims(cert: Certificate) -> CertificateClaims:
+    """The identity claims of ``cert``; ``ValueError`` if one of its extensions is malformed."""
+    from cryptography import x509
+
+    sans: list[str] = []
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        san = None
+    if san is not None:
+        sans.extend(san.get_values_for_type(x509.RFC822Name))
+        sans.extend(san.get_values_for_type(x509.UniformResourceIdentifier))
+        sans.extend(_utf8_der(o.value) for o in san.get_values_for_type(x509.OtherName)
+                    if o.type_id.dotted_string == _OID_OTHERNAME_SAN)
+    raw = {e.oid.dotted_string: e.value.value for e in cert.extensions
+           if isinstance(e.value, x509.UnrecognizedExtension)}
+
+    def text(oid: str) -> str | None:
+        return _utf8_der(raw[oid]) if oid in raw else None
+
+    issuer = text(_OID_ISSUER)
+    if issuer is None and _OID_ISSUER_V1 in raw:
+        issuer = raw[_OID_ISSUER_V1].decode("utf-8")
+    return CertificateClaims(sans=tuple(sans), issuer=issuer, build_signer_uri=text(_OID_BUILD_SIGNER_URI),
+                             source_repository_uri=text(_OID_SOURCE_REPOSITORY_URI),
+                             source_repository_ref=text(_OID_SOURCE_REPOSITORY_REF),
+                             runner_environment=text(_OID_RUNNER_ENVIRONMENT))
+
+
+def _utf8_der(data: bytes) -> str:
+    """Decode one DER UTF8String (tag 0x0c), exactly; ``ValueError`` otherwise."""
+    if len(data) < 2 or data[0] != 0x0C:
+        raise ValueError("not a DER UTF8String")
+    length, offset = data[1], 2
+    if length & 0x80:
+        width = length & 0x7F
+        if width == 0 or width > 4 or len(data) < 2 + width:
+            raise ValueError("bad DER length")
+        length, offset = int.from_bytes(data[2:2 + width], "big"), 2 + width
+    if len(data) != offset + length:
+        raise ValueError("DER length does not match the value")
+    return data[offset:].decode("utf-8")
+
+
+def mismatch(claims: CertificateClaims, pinned: SigstoreIdentity) -> str | None:
+    """Why ``claims`` do not satisfy ``pinned`` (the first failed requirement), or None if they do."""
+    if claims.issuer != pinned.issuer:
+        return f"issuer is {claims.issuer!r}, expected {pinned.issuer!r}"
+    if pinned.identity is not None and pinned.identity not in claims.sans:
+        return f"identity is not {pinned.identity!r}"
+    regexp = pinned.identity_regexp
+    if regexp is not None and not any(re.fullmatch(regexp, san) for san in claims.sans):
+        return f"identity does not match {pinned.identity_regexp!r}"
+    if pinned.source_repository is not None:
+        found = claims.source_repository_uri
+        if found is None or normalize_repo(found) != normalize_repo(pinned.source_repository):
+            return f"source repository is {found!r}, expected {pinned.source_repository!r}"
+    if pinned.source_ref is not None and claims.source_repository_ref != pinned.source_ref:
+        return f"source ref is {claims.source_repository_ref!r}, expected {pinned.source_ref!r}"
+    workflow = pinned.signer_workflow
+    if workflow is not None and not _workflow_matches(claims.build_signer_uri, workflow):
+        return f"signer workflow is {claims.build_signer_uri!r}, expected {pinned.signer_workflow!r}"
+    if pinned.github_hosted and claims.runner_environment != "github-hosted":
+        return f"runner environment is {claims.runner_environment!r}, expected 'github-hosted'"
+    return None
+
+
+def _workflow_matches(build_signer_uri: str | None, workflow: str) -> bool:
+    """True if the Build Signer URI names ``workflow``.
+
+    The URI is ``https://HOST/OWNER/REPO/.github/workflows/FILE@REF``; its ``@REF`` counts only
+    when ``workflow`` has one too.
+    """
+    if build_signer_uri is None or not build_signer_uri.startswith("https://"):
+        return False
+    found = build_signer_uri.removeprefix("https://")
+    if "@" not in workflow:
+        found = found.split("@", 1)[0]
+    return found == workflow
+
+
+class _TrustedIdentities:
+    """A sigstore-python verification policy: the certificate satisfies a pinned identity; remembers which."""
+
+    def __init__(self, candidates: Sequence[tuple[Identity, SigstoreIdentity]]) -> None:
+        self.candidates = tuple(candidates)
+        self.matched: Identity | None = None
+        self.refusal: str | None = None
+
+    def verify(self, cert: Certificate) -> None:
+        from sigstore.errors import VerificationError
+
+        try:
+            claims = read_claims(cert)
+        except ValueError as e:
+            self.refusal = f"the signing certificate has a malformed identity extension ({e})"
+            raise VerificationError(self.refusal) from e
+        reasons = []
+        for identity, pinned in self.candidates:
+            reason = mismatch(claims, pinned)
+            if reason is None:
+                self.matched = identity
+                return
+            reasons.append(f"{identity.name}: {reason}")
+        self.refusal = (f"signed by {claims.describe()}, which no trusted identity allows "
+                        f"({'; '.join(reasons)})")
+        raise VerificationError(self.refusal)
+
+
+# --- trusted roots --------------------------------------------------------------------------------
+
+def load_trusted_root(path: Path | None) -> TrustedRoot:
+    """The trusted root in ``path``, else the production one embedded in sigstore-python (never refreshed)."""
+    import importlib.resources
+
+    from sigstore.models import TrustedRoot
+
+    if path is not None:
+        if not path.is_file():
+            raise TrustConfigError(f"cannot read trusted root {path}: no such file")
+        return _parse_trusted_root(TrustedRoot, path, str(path))
+    package, name = _EMBEDDED_ROOT
+    try:
+        resource = importlib.resources.files(package).joinpath(name)
+        found = resource.is_file()
+    except ModuleNotFoundError:
+        found = False
+    if not found:
+        raise TrustConfigError(f"{_EMBEDDED_ROOT_NAME} is missing from this installation; "
+                               "pass --trusted-root FILE")
+    with importlib.resources.as_file(resource) as file:
+        return _parse_trusted_root(TrustedRoot, file, _EMBEDDED_ROOT_NAME)
+
+
+def _parse_trusted_root(cls: type[TrustedRoot], path: Path, name: str) -> TrustedRoot:
+    try:
+        return cls.from_file(str(path))
+    except OSError as e:
+        raise TrustConfigError(f"cannot read trusted root {name}: {e.strerror}") from e
+    except Exception as e:  # pydantic, protobuf and sigstore errors alike: the file is not a trusted root
+        raise TrustConfigError(f"{name} is not a Sigstore trusted root ({_reason(e)})") from e
+
+
+def _reason(error: BaseException) -> str:
+    """A third-party exception's message, on one line and not too long.
+
+    A pydantic validation error (raised, or wrapped by sigstore-python) is told by its first
+    problem: where, and what.
+    """
+    for cause in (error, error.__cause__, error.__context__):
+        problems = getattr(cause, "errors", None)
+        if callable(problems):
+            try:
+                first = problems()[0]
+                where = ".".join(str(part) for part in first["loc"])
+                text = f"{where}: {first['msg']}"
+                break
+            except (TypeError, LookupError, ValueError):
+                continue
+    else:
+        text = str(error)
+    text = " ".join(text.split()) or type(error).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+# --- the bundle verifier --------------------------------------------------------------------------
+
+def make_bundle_verifier(*, trusted_root: Path | None, artifact_sha256: Callable[[], str]) -> BundleVerifier:
+    """The ``bundle_verifier`` hook of :func:`verify.verifier.verify_artifact`.
+
+    ``trusted_root`` is a trusted_root.json (None: the production root embedded in sigstore-python),
+    loaded when the first keyless bundle is met; ``artifact_sha256()`` returns the artefact's sha256
+    (hex), needed by message-signature bundles.
+    """
+    return _BundleVerifier(trusted_root, artifact_sha256)
+
+
+class _BundleVerifier:
+    def __init__(self, trusted_root: Path | None, artifact_sha256: Callable[[], str]) -> None:
+        self._root_path = trusted_root
+        self._sha256 = artifact_sha256
+        self._verifier: Verifier | None = None
+
+    def __call__(self, evidence: Evidence, identities: Sequence[Identity]) -> Identity:
+        if evidence.bundle is None:
+            raise UnknownEvidence(f"{evidence.source} is not a Sigstore bundle")
+        if not evidence.has_certificate:
+            if evidence.envelope is not None:
+                raise UnknownEvidence(f"{evidence.source}: a key-signed DSSE bundle is checked as an "
+                                      "envelope, with the pinned keys")
+            return _verify_key_signed_message(evidence, identities, self._sha256)
+        return _verify_keyless(evidence, identities, self._sigstore_verifier(), self._sha256)
+
+    def _sigstore_verifier(self) -> Verifier:
+        if self._verifier is None:
+            from sigstore.errors import Error
+            from sigstore.verify import Verifier
+
+            root = load_trusted_root(self._root_path)
+            try:
+                self._verifier = Verifier(trusted_root=root)
+            except Error as e:
+                name = self._root_path or _EMBEDDED_ROOT_NAME
+                raise TrustConfigError(f"trusted root {name} cannot verify bundles ({_reason(e)})") from e
+        return self._verifier
+
+
+def _verify_keyless(evidence: Evidence, identities: Sequence[Identity], verifier: Verifier,
+                    artifact_sha256: Callable[[], str]) -> Identity:
+    """Steps (1) to (4) for a bundle with a certificate."""
+    source = evidence.source
+    candidates = [(identity, pinned) for identity in identities for pinned in identity.sigstore]
+    # (1) parse
+    bundle = _parse_bundle(evidence)
+    if not candidates:
+        try:
+            signer = read_claims(bundle.signing_certificate).describe()
+        except ValueError:
+            signer = "a certificate"
+        raise SignatureInvalid(f"{source} is signed keylessly by {signer}, and no Sigstore identity is "
+                               "trusted; pass --certificate-identity and --certificate-oidc-issuer (or "
+                               "--github-repo), or name one in the policy")
+    # (2) verify, and (3) the identity, which sigstore-python checks through ``policy``
+    policy = _TrustedIdentities(candidates)
+    if evidence.envelope is None:
+        digest = _checked_message_digest(evidence, artifact_sha256())
+        _call_sigstore(lambda: verifier.verify_artifact(_hashed(digest), bundle, policy), source, policy)
+    else:
+        verified = _call_sigstore(lambda: verifier.verify_dsse(bundle, policy), source, policy)
+        # (4) bind: what attest reads next is what was verified
+        if verified != (evidence.envelope.payload_type, evidence.envelope.payload):
+            raise MalformedEvidence(f"{source}: the DSSE envelope attest read is not the one Sigstore "
+                                    "verified")
+    if policy.matched is None:  # sigstore-python always applies the policy; refuse if it ever did not
+        raise SignatureInvalid(f"{source}: the signing certificate's identity was not checked")
+    log.debug("%s: Sigstore bundle verified, signed by %s", source, policy.matched.name)
+    return policy.matched
+
+
+def _call_sigstore(call: Callable[[], _T], source: str, policy: _TrustedIdentities) -> _T:
+    """``call()``, with anything sigstore-python raises translated into one of our errors."""
+    try:
+        return call()
+    except Exception as e:
+        raise _translate(e, source, policy) from e
+
+
+def _parse_bundle(evidence: Evidence) -> Bundle:
+    from sigstore.models import Bundle
+
+    try:
+        return Bundle.from_json(evidence.raw)
+    except Exception as e:  # InvalidBundle, and whatever the models raise on bytes they do not expect
+        raise MalformedEvidence(f"{evidence.source} is not a valid Sigstore bundle ({_reason(e)})") from e
+
+
+def _hashed(sha256: bytes) -> Hashed:
+    from sigstore.hashes import Hashed
+    from sigstore_models.common.v1 import HashAlgorithm
+
+    return Hashed(algorithm=HashAlgorithm.SHA2_256, digest=sha256)
+
+
+def _translate(error: Exception, source: str, policy: _TrustedIdentities) -> Exception:
+    """One of our errors, with one sentence, for whatever sigstore-python raised."""
+    from sigstore.errors import VerificationError
+
+    if policy.refusal is not None:
+        return SignatureInvalid(f"{source}: {policy.refusal}")
+    if isinstance(error, VerificationError):
+        return SignatureInvalid(f"{source}: the Sigstore bundle does not verify against the trusted root "
+                                f"({_reason(error)})")
+    return MalformedEvidence(f"{source}: the Sigstore bundle cannot be verified ({type(error).__name__}: "
+                             f"{_reason(error)})")
+
+
+def _checked_message_digest(evidence: Evidence, artifact_sha256: str) -> bytes:
+    """The artefact's sha256, after checking it equals the bundle's ``messageDigest`` (when it has one)."""
+    signature = _message_signature(evidence)
+    found = signature.get("messageDigest")
+    ours = bytes.fromhex(artifact_sha256)
+    if found is None:
+        return ours
+    if not isinstance(found, dict) or found.get("algorithm") != "SHA2_256":
+        algorithm = found.get("algorithm") if isinstance(found, dict) else None
+        raise MalformedEvidence(f"{evidence.source}: messageDigest algorithm is {algorithm!r}, "
+                                "not 'SHA2_256'")
+    digest = _b64(found.get("digest"), f"{evidence.source} messageDigest")
+    if digest != ours:
+        raise DigestMismatch(f"{evidence.source}: the artefact's sha256 {artifact_sha256[:16]}... is not the "
+                             f"digest the bundle signs ({digest.hex()[:16]}...); the artefact was changed or "
+                             "this bundle is for another one")
+    return ours
+
+
+def _message_signature(evidence: Evidence) -> dict[str, Any]:
+    assert evidence.bundle is not None
+    signature = evidence.bundle.get("messageSignature")
+    if not isinstance(signature, dict):
+        raise MalformedEvidence(f"{evidence.source}: messageSignature is not a JSON object")
+    return signature
+
+
+def _b64(value: object, what: str) -> bytes:
+    if not isinstance(value, str):
+        raise MalformedEvidence(f"{what} is not base64 text")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise MalformedEvidence(f"{what} is not valid base64") from e
+
+
+# --- key-signed message signatures ----------------------------------------------------------------
+
+def _verify_key_signed_message(evidence: Evidence, identities: Sequence[Identity],
+                               artifact_sha256: Callable[[], str]) -> Identity:
+    """A ``publicKey`` bundle's message signature, over the artefact's sha256, by a pinned key."""
+    source = evidence.source
+    hint = _public_key_hint(evidence)
+    if not any(identity.keys for identity in identities):
+        raise SignatureInvalid(f"{source} is signed with a key (hint {hint!r}), and no public key is pinned; "
+                               "pass --key PEM or name the key in the policy")
+    signature = _b64(_message_signature(evidence).get("signature"), f"{source} messageSignature.signature")
+    digest = _checked_message_digest(evidence, artifact_sha256())
+    for number, (identity, key) in enumerate(keys_in_order(identities, hint)):
+        if number == MAX_VERIFICATIONS_PER_ENVELOPE:
+            break
+        if _verify_prehashed(key, signature, digest):
+            log.info("%s: message signature verified with %s (%s); its log entries are not checked, "
+                     "the pinned key is the trust", source, key.name, identity.name)
+            return identity
+    names = ", ".join(sorted({i.name for i in identities if i.keys}))
+    raise SignatureInvalid(f"{source}: the message signature does not verify with a trusted key for "
+                           f"this artefact (trusted: {names}); the artefact was changed or an untrusted "
+                           "key signed it")
+
+
+def _public_key_hint(evidence: Evidence) -> str:
+    assert evidence.bundle is not None
+    material = evidence.bundle.get("verificationMaterial", {})
+    public_key = material.get("publicKey") if isinstance(material, dict) else None
+    hint = public_key.get("hint", "") if isinstance(public_key, dict) else None
+    if not isinstance(hint, str):
+        raise MalformedEvidence(f"{evidence.source} has neither a certificate nor a publicKey hint")
+    return hint
+
+
+def _verify_prehashed(key: PublicKey, signature: bytes, digest: bytes) -> bool:
+    """True if ``signature`` is ``key``'s signature over the message whose sha256 is ``digest``.
+
+    ECDSA (DER signature) and RSA (PKCS#1 v1.5, then PSS); Ed25519 signs messages, not digests,
+    so it cannot verify here.
+    """
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+    from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+
+    public = serialization.load_der_public_key(key.spki_der)
+    prehashed = Prehashed(hashes.SHA256())
+    try:
+        if isinstance(public, ec.EllipticCurvePublicKey):
+            public.verify(signature, digest, ec.ECDSA(prehashed))
+            return True
+        if isinstance(public, rsa.RSAPublicKey):
+            for scheme in (padding.PKCS1v15(),
+                           padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.AUTO)):
+                try:
+                    public.verify(signature, digest, scheme, prehashed)
+                    return True
+                except InvalidSignature:
+                    continue
+        return False
+    except (InvalidSignature, ValueError):
+        return False
