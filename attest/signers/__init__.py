@@ -7,7 +7,8 @@ by the URI scheme of ``--signer``:
 
 * ``PATH`` or ``key:PATH``: a PEM private key on disk (:mod:`attest.signers.key`)
 * ``awskms:<key id | key ARN | alias/NAME | alias ARN>``: AWS KMS (:mod:`attest.signers.awskms`)
-* ``sigstore``: keyless signing (:mod:`attest.signers.sigstore`)
+* ``sigstore``: keyless signing (:mod:`attest.signers.sigstore`); not a :class:`Signer`, since
+  what it makes is a Sigstore bundle (certificate and log entry), not a signature by a pinned key
 
 Backends import their heavy dependencies (boto3, sigstore) only when chosen.
 """
@@ -18,7 +19,10 @@ from typing import Protocol, runtime_checkable
 
 from verify.envelope import Envelope, Signature, pae
 
-__all__ = ["Signer", "from_uri", "sign_envelope"]
+__all__ = ["KEYLESS", "Signer", "from_uri", "sign_envelope"]
+
+#: The signer URI of keyless signing, which makes a bundle (:class:`attest.signers.sigstore.KeylessSigner`).
+KEYLESS = "sigstore"
 
 
 @runtime_checkable
@@ -54,12 +58,15 @@ def from_uri(uri: str, **options: object) -> Signer:
         from attest.signers import awskms
 
         return awskms.from_uri(uri, **options)
-    if uri == "sigstore" or uri.startswith("sigstore:"):
-        raise SignerError("keyless 'sigstore' signing makes a bundle, not a plain DSSE signature; "
-                          "use the sigstore signing path")
+    if uri == KEYLESS:
+        raise SignerError("keyless signing (--signer sigstore) makes a Sigstore bundle, which only "
+                          "'attest build' writes; sign here with a key file or an awskms: key")
+    if uri.startswith("sigstore:"):
+        raise SignerError(f"--signer {uri!r}: keyless signing takes no argument; write "
+                          "'--signer sigstore' and choose the instance with --trust-config or --staging")
     from attest.signers import key
 
     path = uri.removeprefix("key:")
     if not path:
         raise SignerError("--signer 'key:' names no file; give the path of a PEM private key")
-    return key.load(path, **options)
+    return key.load(path, insecure_permissions=bool(options.get("insecure_permissions", False)))
