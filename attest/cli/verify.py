@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -12,13 +12,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from attest.cli._options import emit_json, format_option, progress
-from verify.errors import EvidenceRejected, MalformedEvidence
+from verify.errors import EvidenceRejected, MalformedEvidence, PolicyViolation
 from verify.evidence import Evidence, load_evidence, read_evidence_file
 from verify.policy import Policy
 from verify.verifier import Check, Verdict, preferred_algorithms, verify_artifact
 
 if TYPE_CHECKING:
-    from verify.trust import Identity
+    from verify.trust import Identity, PublicKey
+
+BundleVerifier = Callable[[Evidence, "Sequence[Identity]"], "Identity"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -56,25 +58,65 @@ def sigstore_options(f: F) -> F:
     return f
 
 
+def gate_options(f: F) -> F:
+    """Stage gates (earlier stages' VSAs), VSA emission, lockfiles and release manifests."""
+    options = [
+        click.option("--stage", metavar="STAGE",
+                     help="The stage running this gate (stg, prd): applies stages.STAGE of the policy."),
+        click.option("--require-vsa", "require_vsa", multiple=True, metavar="STAGE",
+                     help="Require a PASSED VSA of STAGE for this artefact, signed by --vsa-key. Repeatable."),
+        click.option("--vsa-key", "vsa_keys", multiple=True, type=click.Path(path_type=Path), metavar="PEM",
+                     help="A public key whose VSAs --require-vsa accepts. Repeatable."),
+        click.option("--emit-vsa", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+                     help="After a pass only: sign a SLSA VSA for --stage with --signer and write it to FILE "
+                          "(and to --store)."),
+        click.option("--signer", "signer_uri", metavar="URI",
+                     help="Key that signs the VSA: PATH, key:PATH or awskms:<key>."),
+        click.option("--insecure-key-permissions", is_flag=True,
+                     help="Accept a signing key file that other users can read."),
+        click.option("--resource-uri", metavar="URI",
+                     help="The VSA's resourceUri (default attest:stage:STAGE), e.g. the pipeline ARN."),
+        click.option("--verifier-id", metavar="ID",
+                     help="The VSA's verifier.id (default: the CI project, else attest:verifier:local)."),
+        click.option("--verified-level", "verified_levels", multiple=True, metavar="LEVEL",
+                     help="verifiedLevels of the VSA (default SLSA_BUILD_LEVEL_1). Repeatable."),
+        click.option("--lockfile", "lockfiles", multiple=True, type=click.Path(path_type=Path), metavar="PATH",
+                     help="Check that this local lockfile is byte for byte the one the provenance bound."),
+        click.option("--release", type=click.Path(dir_okay=False, path_type=Path), metavar="MANIFEST",
+                     help="Verify a release manifest and every component's provenance in --store (no ARTIFACT)."),
+        click.option("--same-commit", is_flag=True, help="With --release: every component from one commit."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
 @click.command()
-@click.argument("artifact", metavar="ARTIFACT")
+@click.argument("artifact", metavar="ARTIFACT", required=False)
 @click.option("--attestation", "attestations", multiple=True, type=click.Path(path_type=Path),
               metavar="FILE", help="A .intoto.jsonl file or a Sigstore bundle. Repeatable.")
-@click.option("--store", metavar="STORE", help="Find attestations by the artefact's sha256 in a store (directory).")
+@click.option("--store", metavar="STORE",
+              help="Find attestations by the artefact's sha256 in a store (directory or s3://bucket/prefix).")
 @click.option("--policy", "policy_path", type=click.Path(path_type=Path), metavar="FILE",
               help="Policy file naming trusted identities and rules (see docs/policy.md).")
-@click.option("--key", "keys", multiple=True, type=click.Path(path_type=Path), metavar="PEM",
-              help="A trusted public key (PEM). Repeatable.")
+@click.option("--key", "keys", multiple=True, metavar="PEM",
+              help="A trusted public key (PEM), or awskms:<key ARN> fetched live (pin a PEM to stay offline). "
+                   "Repeatable.")
 @click.option("--source-uri", metavar="URI", help="Required source repository (github.com/acme/app or any URL form).")
 @click.option("--source-branch", metavar="BRANCH", help="Required branch (main matches refs/heads/main).")
 @click.option("--commit", metavar="SHA", help="Required commit (full or at least 7 hex digits).")
 @click.option("--builder-id", metavar="ID", help="Required runDetails.builder.id.")
 @click.option("--predicate-type", metavar="TYPE", help="Accept this predicate type instead of SLSA provenance.")
 @sigstore_options
+@gate_options
 @format_option
-def verify(artifact: str, attestations: tuple[Path, ...], store: str | None, policy_path: Path | None,
-           keys: tuple[Path, ...], source_uri: str | None, source_branch: str | None, commit: str | None,
-           builder_id: str | None, predicate_type: str | None, output_format: str, **sigstore: Any) -> None:
+def verify(artifact: str | None, attestations: tuple[Path, ...], store: str | None, policy_path: Path | None,
+           keys: tuple[str, ...], source_uri: str | None, source_branch: str | None, commit: str | None,
+           builder_id: str | None, predicate_type: str | None, output_format: str, stage: str | None,
+           require_vsa: tuple[str, ...], vsa_keys: tuple[Path, ...], emit_vsa: Path | None, signer_uri: str | None,
+           insecure_key_permissions: bool, resource_uri: str | None, verifier_id: str | None,
+           verified_levels: tuple[str, ...], lockfiles: tuple[Path, ...], release: Path | None, same_commit: bool,
+           **sigstore: Any) -> None:
     """Verify ARTIFACT (a file, or sha256:HEX) against signed provenance.
 
     Passes (exit 0) only if a provenance signed by a pinned identity names the
@@ -90,21 +132,32 @@ def verify(artifact: str, attestations: tuple[Path, ...], store: str | None, pol
           --key dev-build.pub.pem --source-uri github.com/acme/app --source-branch main
       attest verify dist/app.tar.gz --attestation app.sigstore.json \\
           --github-repo acme/app --signer-workflow acme/app/.github/workflows/release.yml
+      attest verify dist/app.tar.gz --store s3://acme-store/app --policy policy.yaml \\
+          --stage stg --emit-vsa vsa.intoto.jsonl --signer awskms:alias/stg-verifier
+      attest verify dist/app.tar.gz --store s3://acme-store/app --policy policy.yaml --stage prd
     """
     from verify.errors import InputError
     from verify.policy import empty_policy, load_policy
     from verify.trust import Identity, load_public_key_file
 
+    if emit_vsa is not None and (stage is None or signer_uri is None):
+        raise click.UsageError("--emit-vsa needs --stage (the stage being verified) and --signer (its key)")
+    if signer_uri is not None and emit_vsa is None:
+        raise click.UsageError("--signer is for --emit-vsa; verification itself needs no signing key")
+    if same_commit and release is None:
+        raise click.UsageError("--same-commit goes with --release MANIFEST")
+    if (artifact is None) == (release is None):
+        raise click.UsageError("give ARTIFACT to verify, or --release MANIFEST (not both)")
     keyless = _sigstore_identity(**sigstore)
     if not keys and policy_path is None and keyless is None:
         raise click.UsageError("no trusted identity: pass --key PEM, --certificate-identity with "
                                "--certificate-oidc-issuer, --github-repo, or --policy FILE (verification "
                                "without a pinned identity is refused)")
-    if not attestations and not store:
+    if not attestations and not store and release is None:
         raise click.UsageError("no evidence: pass --attestation FILE or --store STORE")
     policy = load_policy(policy_path) if policy_path else empty_policy()
     if keys:
-        policy = policy.with_identity(Identity(name="--key", keys=tuple(load_public_key_file(k) for k in keys)))
+        policy = policy.with_identity(Identity(name="--key", keys=tuple(_load_key(k) for k in keys)))
     if keyless is not None:
         policy = policy.with_identity(keyless)
     if sigstore["trusted_root"] is not None and not sigstore["trusted_root"].is_file():
@@ -120,15 +173,41 @@ def verify(artifact: str, attestations: tuple[Path, ...], store: str | None, pol
         policy = policy.with_rules(source=replace(rule, uri=source_uri or rule.uri,
                                                   branches=(source_branch,) if source_branch else rule.branches))
 
+    from attest.cli import _gate
+
+    vsa_identity = (Identity(name="--vsa-key", keys=tuple(load_public_key_file(k) for k in vsa_keys))
+                    if vsa_keys else None)
+    policy, stage_rule = _gate.stage_rule(policy, stage, require_vsa, vsa_identity)
+    if release is not None:
+        result = _gate.verify_release(release, policy=policy, store=store, same_commit=same_commit)
+        if output_format == "json":
+            emit_json(result)
+        else:
+            click.echo(f"PASS release {result['release']} (signed by {result['signer']})")
+            for item in result["components"]:
+                click.echo(f"  {item['component']:<12} {item['artifact']} @ {item['commit']}")
+        return
+    assert artifact is not None
+
     digest_arg = _DIGEST_ARG.fullmatch(artifact)
-    path = None if digest_arg else Path(artifact)
+    path = None if digest_arg or artifact.startswith("s3://") else Path(artifact)
     if path is not None and not path.is_file():
         raise InputError(f"artefact {artifact} does not exist or is not a file; give a file or sha256:<hex>")
     available = ["sha256"] if digest_arg else ["blake3", "sha256", "sha384", "sha512"]
+    if artifact.startswith("s3://"):
+        # an artefact in S3: stream it through the hashes (an S3 checksum the attestation did not sign
+        # proves nothing), then verify by digest
+        from attest.stores.s3 import stream_object
+        from verify.digests import hash_stream
+
+        digest_arg = None
+        s3_digests = hash_stream(stream_object(artifact), ("sha256", "blake3"))
 
     cancel = threading.Event()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="attest-verify") as pool:
         known: dict[str, str] = {"sha256": digest_arg.group(1)} if digest_arg else {}
+        if artifact.startswith("s3://"):
+            known = s3_digests
 
         def start(algorithms: list[str]) -> Future[dict[str, str]]:
             if path is None:
@@ -138,8 +217,12 @@ def verify(artifact: str, attestations: tuple[Path, ...], store: str | None, pol
             return pool.submit(_hash, path, algorithms, cancel)
 
         try:
-            verdict = _run(artifact, path, attestations, store, policy, start, available,
-                           trusted_root=sigstore["trusted_root"])
+            verdict, evidence, bundle_verifier = _run(artifact, path, attestations, store, policy, start,
+                                                      available, trusted_root=sigstore["trusted_root"])
+            passed = _gate.check_gate(verdict, policy=policy, rule=stage_rule, evidence=evidence,
+                                      bundle_verifier=bundle_verifier)
+            for lockfile in lockfiles:
+                _check_lockfile(lockfile, verdict)
         except BaseException as e:
             cancel.set()  # do not wait for the rest of a large file when the answer is already no
             if not isinstance(e, EvidenceRejected):
@@ -148,8 +231,18 @@ def verify(artifact: str, attestations: tuple[Path, ...], store: str | None, pol
                 emit_json({"verified": False, "artifact": artifact, "error": str(e),
                            "checks": [c.to_dict() for c in e.checks if isinstance(c, Check)]})
             raise EvidenceRejected(f"verification failed for {artifact}: {e}", checks=e.checks) from e
+    emitted: list[str] = []
+    if emit_vsa is not None:
+        assert stage is not None and signer_uri is not None
+        accepted = [verdict.evidence, *[e for e in evidence if isinstance(e, Evidence)
+                                        and e.digest in {p.sha256 for p in passed}]]
+        emitted = [str(emit_vsa), *_gate.emit_vsa(
+            verdict, policy=policy, stage=stage, resource_uri=resource_uri, signer_uri=signer_uri,
+            insecure_key_permissions=insecure_key_permissions, output=emit_vsa, store=store,
+            verifier_id=verifier_id, levels=verified_levels or ("SLSA_BUILD_LEVEL_1",), inputs=accepted)]
     if output_format == "json":
-        emit_json(verdict.to_dict())
+        emit_json({**verdict.to_dict(), "stage": stage, "stages": [p.to_dict() for p in passed],
+                   "vsa": emitted})
     else:
         prov = verdict.provenance
         click.echo(f"PASS {artifact}")
@@ -163,11 +256,17 @@ def verify(artifact: str, attestations: tuple[Path, ...], store: str | None, pol
             click.echo(f"  source    {prov.source_uri} {prov.source_ref or ''} @ {prov.commit}")
             click.echo(f"  builder   {prov.builder_id}")
         click.echo(f"  checks    {', '.join(c.name for c in verdict.checks)}")
+        for item in passed:
+            click.echo(f"  {item.kind:<9} {item.stage} by {item.signer} at {item.time.isoformat()}")
+        if lockfiles:
+            click.echo(f"  lockfiles {', '.join(map(str, lockfiles))}: as bound")
+        if emitted:
+            click.echo(f"  vsa       {stage} PASSED -> {', '.join(emitted)}")
 
 
 def _run(artifact: str, path: Path | None, attestations: tuple[Path, ...], store: str | None, policy: Policy,
          start: Callable[[list[str]], Future[dict[str, str]]], available: list[str], *,
-         trusted_root: Path | None) -> Verdict:
+         trusted_root: Path | None) -> tuple[Verdict, list[Evidence | MalformedEvidence], BundleVerifier | None]:
     """Gather the evidence, start hashing as early as possible, and run the verification pipeline."""
     evidence: list[Evidence | MalformedEvidence] = []
     for file in attestations:
@@ -197,8 +296,36 @@ def _run(artifact: str, path: Path | None, attestations: tuple[Path, ...], store
         _quiet_sigstore_logging()
         bundle_verifier = make_bundle_verifier(trusted_root=trusted_root,
                                                artifact_sha256=lambda: hashing.result()["sha256"])
-    return verify_artifact(artifact, evidence, policy=policy, digests=hashing.result,
-                           bundle_verifier=bundle_verifier)
+    verdict = verify_artifact(artifact, evidence, policy=policy, digests=hashing.result,
+                              bundle_verifier=bundle_verifier)
+    return verdict, evidence, bundle_verifier
+
+
+def _load_key(spec: str) -> PublicKey:
+    """A pinned PEM file, or (with a warning) a KMS key's public key fetched now."""
+    from verify.trust import load_public_key, load_public_key_file
+
+    if spec.startswith("awskms:"):
+        from attest.signers.awskms import export_public_key_pem
+
+        click.echo(f"attest: warning: fetching the public key of {spec} from KMS; pin it with 'attest key export "
+                   f"{spec} --out FILE.pub.pem' to verify offline", err=True)
+        return load_public_key(export_public_key_pem(spec), name=spec.removeprefix("awskms:"))
+    return load_public_key_file(Path(spec))
+
+
+def _check_lockfile(path: Path, verdict: Verdict) -> None:
+    """--lockfile: the local lockfile must be the one the provenance bound (naming the first changed package)."""
+    from verify.lockfile_check import check_lockfile
+
+    if verdict.provenance is None:
+        raise PolicyViolation(f"--lockfile {path} needs a provenance, and the evidence is a message signature")
+    packages = None
+    if path.is_file():
+        from attest.lockfiles import parse_lockfile
+
+        packages = parse_lockfile(path).packages
+    check_lockfile(path, verdict.provenance, packages=packages)
 
 
 def _quiet_sigstore_logging() -> None:
