@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench fuzz clean venv
+.PHONY: demo demo-aws test lint bench fuzz clean venv
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,9 @@ venv: $(STAMP)
 
 demo: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" bash demo/demo.sh
+
+demo-aws: $(STAMP)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python demo/demo_aws.py
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
