@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from attest.errors import BuildRefused
+from attest.lockfiles import Package, log_warnings, parse_lockfile
 from verify.digests import hash_file
 
 __all__ = ["LOCKFILE_PATTERNS", "GitFacts", "Lockfile", "Platform", "detect_platform", "git_facts", "lockfiles"]
@@ -114,6 +115,8 @@ class Lockfile:
     path: str
     """Relative to the repository root, with '/' separators."""
     digests: Mapping[str, str]
+    packages: tuple[Package, ...] = ()
+    """The packages it locks, where attest reads its format (:mod:`attest.lockfiles`)."""
 
 
 def lockfiles(root: Path, given: Sequence[str]) -> list[Lockfile]:
@@ -146,7 +149,9 @@ def lockfiles(root: Path, given: Sequence[str]) -> list[Lockfile]:
         on_disk = _git(root, "hash-object", "--", name)
         if on_disk != committed:
             raise BuildRefused(f"lockfile {name} differs from the committed one; commit or restore it")
-        found.append(Lockfile(path=name, digests=hash_file(root / rel)))
+        contents = parse_lockfile(root / rel, name)
+        log_warnings(contents)
+        found.append(Lockfile(path=name, digests=hash_file(root / rel), packages=contents.packages))
     return found
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,6 +17,10 @@ __all__ = ["BUILD_TYPE", "BuildRecord", "statement"]
 BUILD_TYPE = "https://attest.dev/build-type/command/v1"
 #: The builder id used when no CI platform is recognised and none is configured.
 LOCAL_BUILDER = "attest:builder:local"
+#: Locked package entries listed in resolvedDependencies at most (keeps provenance far below verify's limits).
+MAX_PACKAGE_ENTRIES = 20_000
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -33,10 +38,35 @@ class BuildRecord:
     builder_id: str | None = None
     pass_credentials: bool = False
     attest_version: str = ""
+    working_directory: str = ""
+    """Where CMD ran, relative to the repository root ('/'-separated; empty: the root)."""
 
 
 def _time(t: datetime) -> str:
     return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def package_dependencies(lockfiles: Sequence[Lockfile], *,
+                         limit: int = MAX_PACKAGE_ENTRIES) -> list[dict[str, Any]]:
+    """The locked packages as resource descriptors, after the lockfiles (DESIGN: Formats).
+
+    ``{"uri": "pkg:...", "digest": {...}, "annotations": {"lockfile": PATH}}``;
+    ``digest`` is left out where the lockfile gives no hash. At most ``limit``
+    entries are listed (the lockfile digests bind the rest).
+    """
+    entries: list[dict[str, Any]] = []
+    for lock in lockfiles:
+        for package in lock.packages:
+            if len(entries) == limit:
+                log.warning("warning: the lockfiles lock more than %d package files; only the first %d are "
+                            "listed in the provenance (the lockfile digests bind them all)", limit, limit)
+                return entries
+            entry: dict[str, Any] = {"uri": package.purl}
+            if package.digest:
+                entry["digest"] = dict(package.digest)
+            entry["annotations"] = {"lockfile": lock.path}
+            entries.append(entry)
+    return entries
 
 
 def statement(record: BuildRecord) -> dict[str, Any]:
@@ -45,7 +75,9 @@ def statement(record: BuildRecord) -> dict[str, Any]:
     repo = f"git+{git.repo_uri}"
     dependencies: list[dict[str, Any]] = [{"uri": f"{repo}@{git.ref}", "digest": {"gitCommit": git.commit}}]
     for lock in record.lockfiles:
-        dependencies.append({"name": lock.path, "uri": f"{repo}@{git.commit}#{lock.path}", "digest": dict(lock.digests)})
+        dependencies.append({"name": lock.path, "uri": f"{repo}@{git.commit}#{lock.path}",
+                             "digest": dict(lock.digests)})
+    dependencies.extend(package_dependencies(record.lockfiles))
     internal: dict[str, Any] = {
         "SOURCE_DATE_EPOCH": record.source_date_epoch,
         "dirty": git.dirty,
@@ -69,6 +101,8 @@ def statement(record: BuildRecord) -> dict[str, Any]:
                     "command": list(record.command),
                     "artifacts": list(record.artifact_patterns),
                     "lockfiles": [lock.path for lock in record.lockfiles],
+                    **({"workingDirectory": record.working_directory}
+                       if record.working_directory not in ("", ".") else {}),
                 },
                 "internalParameters": internal,
                 "resolvedDependencies": dependencies,

@@ -21,6 +21,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "verify": ("attest.cli.verify", "verify", "Check an artefact against signed evidence and a policy (the gate)."),
     "inspect": ("attest.cli.inspect", "inspect", "Decode envelopes and bundles for reading (nothing is verified)."),
     "key": ("attest.cli.key", "key", "Generate local key pairs; export KMS public keys to pinned PEM files."),
+    "audit": ("attest.cli.audit", "audit_command", "Audit a whole history offline: paths and anomalies."),
+    "pack": ("attest.cli.pack", "pack", "Pack a directory into a byte-for-byte reproducible zip or tarball."),
+    "reproduce": ("attest.cli.reproduce", "reproduce", "Rebuild an attested commit and compare every artefact."),
     "approve": ("attest.cli.approve", "approve", "Sign an approval of an artefact for a stage (PO sign-off)."),
     "release": ("attest.cli.release", "release", "Bind several stacks' artefacts and provenances into one manifest."),
 }

@@ -1,0 +1,307 @@
+"""``attest reproduce``: real rebuilds (a setuptools wheel, a time-stamping one), verdicts, exit codes."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import subprocess
+import sys
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from attest.reproduce import Reproduction, SubjectResult, diff_artifacts, safe_path
+from attest.signers import from_uri, sign_envelope
+from tests.conftest import AttestRunner, KeyPair, _clean_env, git
+from verify.envelope import Envelope
+from verify.errors import SignatureInvalid
+from verify.trust import Identity, load_public_key_file
+from verify.verifier import verify_signature
+
+WHEEL_COMMAND = (sys.executable, "-m", "pip", "--disable-pip-version-check", "wheel", "--no-build-isolation",
+                 "--no-deps", "--no-index", "-q", "-w", "dist", ".")
+WHEEL = "dist/tinypkg-1.0.0-py3-none-any.whl"
+COMMIT_TIME = 1700000000  # 2023-11-14T22:13:20Z: far from "now", so a leak of the clock shows
+
+
+def _wheel_backend_missing() -> str | None:
+    """Why setuptools cannot build a wheel here without network access, or None if it can."""
+    if importlib.util.find_spec("setuptools") is None:
+        return "setuptools is not installed in the test environment (add it to the test extras)"
+    from importlib.metadata import version
+
+    major, minor = (int(x) for x in version("setuptools").split(".")[:2])
+    if (major, minor) < (70, 1) and importlib.util.find_spec("wheel") is None:
+        return "setuptools < 70.1 needs the 'wheel' package to build wheels (add it to the test extras)"
+    return None
+
+
+needs_wheel_backend = pytest.mark.skipif(_wheel_backend_missing() is not None,
+                                         reason=_wheel_backend_missing() or "")
+
+PYPROJECT = """\
+[build-system]
+requires = ["setuptools>=61"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "tinypkg"
+version = "1.0.0"
+description = "A tiny package rebuilt by attest reproduce"
+requires-python = ">=3.8"
+
+[tool.setuptools.packages.find]
+where = ["src"]
+"""
+
+#: A build that embeds the wall clock in the wheel: what SOURCE_DATE_EPOCH cannot fix.
+STAMPING_BUILD = f"""\
+import pathlib, subprocess, sys, time
+pathlib.Path("src/tinypkg/_stamp.py").write_text(f"BUILT_AT = {{time.time_ns()}}\\n")
+subprocess.run({list(WHEEL_COMMAND)!r}, check=True)
+"""
+
+
+def commit(repo: Path, message: str) -> None:
+    when = f"@{COMMIT_TIME} +0000"
+    env = _clean_env({"GIT_AUTHOR_DATE": when, "GIT_COMMITTER_DATE": when})
+    subprocess.run(["git", "-C", str(repo), "add", "."], env=env, check=True)
+    subprocess.run(["git", "-C", str(repo), "commit", "-q", "-m", message], env=env, check=True)
+
+
+@pytest.fixture
+def wheel_repo(repo: Path) -> Path:
+    """``repo`` with a tiny setuptools package, committed at COMMIT_TIME."""
+    (repo / "pyproject.toml").write_text(PYPROJECT)
+    (repo / "src" / "tinypkg").mkdir(parents=True)
+    (repo / "src" / "tinypkg" / "__init__.py").write_text('"""A tiny package."""\nVALUE = 42\n')
+    (repo / "build_stamped.py").write_text(STAMPING_BUILD)
+    with (repo / ".gitignore").open("a") as f:
+        f.write("build/\n*.egg-info/\nsrc/tinypkg/_stamp.py\ndiffs/\n")
+    commit(repo, "tiny package")
+    return repo
+
+
+def payload(path: Path) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(Envelope.from_json(path.read_bytes().strip()).payload)
+    return document
+
+
+@needs_wheel_backend
+def test_a_setuptools_wheel_reproduces_bit_for_bit(wheel_repo: Path, keys: dict[str, KeyPair],
+                                                   attest: AttestRunner, tmp_path: Path) -> None:
+    built = attest("build", "--signer", keys["dev"].private, "--artifact", "dist/", "--", *WHEEL_COMMAND,
+                   cwd=wheel_repo)
+    assert built.code == 0, built
+    original = (wheel_repo / WHEEL).read_bytes()
+    with zipfile.ZipFile(wheel_repo / WHEEL) as wheel:  # SOURCE_DATE_EPOCH, not the clock, dated the entries
+        assert {info.date_time for info in wheel.infolist()} == {(2023, 11, 14, 22, 13, 20)}
+
+    # rebuilt in another directory, at another time, from a clone: the same bytes
+    result = attest("reproduce", wheel_repo / "provenance.intoto.jsonl", "--repo", wheel_repo,
+                    "--key", keys["dev"].public, "--format", "json", cwd=tmp_path)
+    assert result.code == 0, result
+    doc = json.loads(result.out)
+    assert doc["verdict"] == "REPRODUCIBLE" and doc["reproducible"] is True
+    assert doc["provenance"]["verified"] is True
+    assert doc["commit"] == git(wheel_repo, "rev-parse", "HEAD")
+    assert doc["sourceDateEpoch"] == COMMIT_TIME
+    assert doc["lockfiles"] == [{"name": "requirements.txt", "status": "match"}]
+    [subject] = doc["subjects"]
+    assert subject["name"] == WHEEL and subject["status"] == "match"
+    assert subject["rebuilt"]["sha256"] == subject["expected"]["sha256"]
+    assert subject["expected"]["sha256"] == hashlib.sha256(original).hexdigest()
+    assert "unverified" not in result.err
+
+
+@needs_wheel_backend
+def test_a_build_embedding_the_time_differs_names_the_file_and_emits(
+        wheel_repo: Path, keys: dict[str, KeyPair], attest: AttestRunner, tmp_path: Path) -> None:
+    built = attest("build", "--signer", keys["dev"].private, "--artifact", "dist/", "--", sys.executable,
+                   "build_stamped.py", cwd=wheel_repo)
+    assert built.code == 0, built
+    emitted = tmp_path / "reproduction.intoto.jsonl"
+    result = attest("reproduce", "provenance.intoto.jsonl", "--key", keys["dev"].public, "--diff", "diffs",
+                    "--emit", emitted, "--signer", keys["stg"].private, "--rebuilder-id", "rebuilder.example",
+                    cwd=wheel_repo)
+    assert result.code == 1, result
+    assert f"differs  {WHEEL}" in result.out
+    assert result.out.startswith("NOT_REPRODUCIBLE: 0 of 1 artefact(s)")
+    assert result.err.rstrip().endswith(f"did not reproduce ({WHEEL} differs).")
+
+    # diffoscope says what differs inside the wheel
+    if "diffoscope is not installed" in result.err:
+        assert not (wheel_repo / "diffs").exists()
+    else:
+        report = wheel_repo / "diffs" / "dist_tinypkg-1.0.0-py3-none-any.whl.txt"
+        assert report.is_file() and report.with_suffix(".html").is_file()
+        assert "tinypkg/_stamp.py" in report.read_text()
+        assert f"diff {WHEEL}: diffs/" in result.out
+
+    # the reproduction attestation: signed by the rebuilder's key, about the original subject
+    envelope = Envelope.from_json(emitted.read_bytes().strip())
+    stg = Identity(name="stg", keys=(load_public_key_file(keys["stg"].public),))
+    assert verify_signature(envelope, [stg], source="reproduction").name == "stg"
+    with pytest.raises(SignatureInvalid):
+        verify_signature(envelope, [Identity(name="dev", keys=(load_public_key_file(keys["dev"].public),))],
+                         source="reproduction")
+    statement = json.loads(envelope.payload)
+    provenance_line = (wheel_repo / "provenance.intoto.jsonl").read_bytes().strip()
+    original = payload(wheel_repo / "provenance.intoto.jsonl")
+    assert statement["predicateType"] == "https://attest.dev/reproduction/v1"
+    assert statement["subject"] == original["subject"]
+    predicate = statement["predicate"]
+    assert predicate["verdict"] == "NOT_REPRODUCIBLE"
+    assert predicate["provenance"] == {"digest": {"sha256": hashlib.sha256(provenance_line).hexdigest()},
+                                       "verified": True}
+    assert predicate["rebuilder"] == {"id": "rebuilder.example"}
+    assert predicate["source"]["commit"] == git(wheel_repo, "rev-parse", "HEAD")
+    assert predicate["sourceDateEpoch"] == COMMIT_TIME
+    [entry] = predicate["results"]
+    assert entry["name"] == WHEEL and entry["status"] == "differs"
+    assert entry["rebuilt"]["sha256"] != entry["expected"]["sha256"]
+
+
+def test_a_deterministic_build_reproduces_from_the_current_repository(built: Path, keys: dict[str, KeyPair],
+                                                                      attest: AttestRunner) -> None:
+    result = attest("reproduce", "provenance.intoto.jsonl", "--key", keys["dev"].public, cwd=built)
+    assert result.code == 0, result
+    lines = result.out.splitlines()
+    assert lines[0].startswith("REPRODUCIBLE: 2 of 2 artefact(s) of ")
+    assert "(provenance signed by --key, SOURCE_DATE_EPOCH=" in lines[0]
+    assert [line.split() for line in lines[1:]] == [["match", "dist/app.tar.gz"],
+                                                    ["match", "dist/sub/data.bin"]]
+    # without a trust anchor it still runs, and says that the provenance is unverified
+    result = attest("reproduce", "provenance.intoto.jsonl", "--format", "json", cwd=built)
+    assert result.code == 0, result
+    assert "attest: warning: the provenance in provenance.intoto.jsonl is unverified" in result.err
+    assert json.loads(result.out)["provenance"]["verified"] is False
+
+
+def test_trust_anchors_usage_and_input_errors(built: Path, keys: dict[str, KeyPair], attest: AttestRunner,
+                                              tmp_path: Path) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(f"version: 1\nidentities:\n  dev-build: {{keys: [\"{keys['dev'].public}\"]}}\n"
+                      "provenance:\n  signed-by: [dev-build]\n")
+    result = attest("reproduce", "provenance.intoto.jsonl", "--policy", policy, cwd=built)
+    assert result.code == 0, result
+    assert "provenance signed by dev-build" in result.out
+    result = attest("reproduce", "provenance.intoto.jsonl", "--key", keys["other"].public, cwd=built)
+    assert result.code == 1
+    assert "no signature verifies with a trusted key" in result.err and "Traceback" not in result.err
+
+    no_signer = attest("reproduce", "provenance.intoto.jsonl", "--emit", "r.jsonl", cwd=built)
+    assert no_signer.code == 2 and "--emit needs --signer" in no_signer.err
+    missing = attest("reproduce", "nope.intoto.jsonl", cwd=built)
+    assert missing.code == 3 and "cannot read attestation nope.intoto.jsonl" in missing.err
+    outside = attest("reproduce", built / "provenance.intoto.jsonl", cwd=tmp_path)
+    assert outside.code == 3 and "is not inside a git repository; pass --repo" in outside.err
+    bad_repo = attest("reproduce", built / "provenance.intoto.jsonl", "--repo", tmp_path / "no-such-repo.git",
+                      "--key", keys["dev"].public, cwd=tmp_path)
+    assert bad_repo.code == 3 and "git clone" in bad_repo.err and "failed" in bad_repo.err
+    for result in (no_signer, missing, outside, bad_repo):
+        assert "Traceback" not in result.err
+
+
+def test_another_command_that_writes_nothing_leaves_every_artefact_missing(
+        built: Path, keys: dict[str, KeyPair], attest: AttestRunner) -> None:
+    result = attest("reproduce", "provenance.intoto.jsonl", "--key", keys["dev"].public, "--format", "json",
+                    "--", sys.executable, "-c", "print('no artefacts')", cwd=built)
+    assert result.code == 1, result
+    doc = json.loads(result.out)
+    assert doc["command"] == [sys.executable, "-c", "print('no artefacts')"]
+    assert [(s["name"], s["status"], s["reason"]) for s in doc["subjects"]] == [
+        ("dist/app.tar.gz", "missing", "the rebuild did not write it"),
+        ("dist/sub/data.bin", "missing", "the rebuild did not write it")]
+    assert "no artefacts" in result.err  # the build's output goes to stderr, never into the JSON
+    assert "did not reproduce (dist/app.tar.gz missing, dist/sub/data.bin missing)" in result.err
+    failing = attest("reproduce", "provenance.intoto.jsonl", "--key", keys["dev"].public,
+                     "--", sys.executable, "-c", "raise SystemExit(3)", cwd=built)
+    assert failing.code == 1
+    assert "failed with exit status 3" in failing.err
+
+
+def resign(path: Path, key: KeyPair, change: Callable[[dict[str, Any]], None]) -> None:
+    """Change the statement in ``path`` and sign it again with ``key`` (a builder that lies)."""
+    envelope = Envelope.from_json(path.read_bytes().strip())
+    document = json.loads(envelope.payload)
+    change(document)
+    signed = sign_envelope(from_uri(str(key.private)), payload_type=envelope.payload_type,
+                           payload=json.dumps(document).encode())
+    path.write_bytes(signed.to_json_line())
+
+
+def test_a_lying_provenance_is_caught(built: Path, keys: dict[str, KeyPair], attest: AttestRunner) -> None:
+    """A trusted builder's provenance whose lockfile is not the commit's, or whose subjects leave the tree."""
+    original = (built / "provenance.intoto.jsonl").read_bytes()
+
+    def other_lockfile(doc: dict[str, Any]) -> None:
+        doc["predicate"]["buildDefinition"]["resolvedDependencies"][1]["digest"]["sha256"] = "0" * 64
+
+    resign(built / "provenance.intoto.jsonl", keys["dev"], other_lockfile)
+    result = attest("reproduce", "provenance.intoto.jsonl", "--key", keys["dev"].public, cwd=built)
+    assert result.code == 1
+    assert "lockfile requirements.txt of commit" in result.err
+    assert "the provenance does not describe this commit" in result.err
+
+    (built / "provenance.intoto.jsonl").write_bytes(original)
+    names = ["../outside.txt", "/etc/hostname", "dist/link", "dist/linked-dir/file", "dist/a\u0000b", "",
+             "dist/real.txt"]
+
+    def hostile_names(doc: dict[str, Any]) -> None:
+        digest = {"sha256": hashlib.sha256(b"real\n").hexdigest()}
+        doc["subject"] = [{"name": name, "digest": digest} for name in names]
+
+    resign(built / "provenance.intoto.jsonl", keys["dev"], hostile_names)
+    script = ("import os; os.makedirs('dist'); open('dist/real.txt', 'w').write('real\\n');"
+              "os.symlink('/etc/hostname', 'dist/link'); os.symlink('/etc', 'dist/linked-dir');"
+              "open('../outside.txt', 'w').write('real\\n')")
+    result = attest("reproduce", "provenance.intoto.jsonl", "--key", keys["dev"].public, "--format", "json",
+                    "--", sys.executable, "-c", script, cwd=built)
+    assert result.code == 1, result
+    found = {s["name"]: (s["status"], s.get("reason")) for s in json.loads(result.out)["subjects"]}
+    assert found == {
+        "../outside.txt": ("refused", "the name contains '..'"),
+        "/etc/hostname": ("refused", "the name is an absolute path"),
+        "dist/link": ("refused", "dist/link is a symbolic link"),
+        "dist/linked-dir/file": ("refused", "dist/linked-dir is a symbolic link"),
+        "dist/a\u0000b": ("refused", "the name contains a NUL byte"),
+        "": ("refused", "the subject has no name"),
+        "dist/real.txt": ("match", None),
+    }
+
+
+
+def test_safe_path(tmp_path: Path) -> None:
+    (tmp_path / "dist").mkdir()
+    (tmp_path / "dist" / "app.zip").write_bytes(b"x")
+    assert safe_path(tmp_path, "dist/app.zip") == tmp_path / "dist" / "app.zip"
+    assert safe_path(tmp_path, "./dist/./app.zip") == tmp_path / "dist" / "app.zip"
+    for name in ("dist/../dist/app.zip", "/dist/app.zip", "dist", ".", "dist/app.zip\0"):
+        with pytest.raises(Exception, match=r"'\.\.'|absolute|not a regular file|build root|NUL"):
+            safe_path(tmp_path, name)
+
+
+def test_diff_reports_explain_what_they_cannot_compare(tmp_path: Path) -> None:
+    rebuilt = tmp_path / "rebuilt.bin"
+    rebuilt.write_bytes(b"rebuilt")
+    expected = {"sha256": hashlib.sha256(b"original").hexdigest()}
+    (tmp_path / "originals").mkdir()
+    (tmp_path / "originals" / "other.bin").write_bytes(b"not the attested bytes")
+    from datetime import UTC, datetime
+
+    subjects = tuple(SubjectResult(name, "differs", expected, {"sha256": "1"}, path=rebuilt)
+                     for name in ("app.bin", "other.bin"))
+    result = Reproduction(attestation="p", provenance_digest="0" * 64, signer=None, source_uri=None,
+                          repository="r", commit="0" * 40, command=("make",), source_date_epoch=0,
+                          lockfiles=(), subjects=subjects, finished=datetime.now(UTC))
+    reports = diff_artifacts(result, program="/nonexistent/diffoscope", originals=tmp_path / "originals",
+                             out=tmp_path / "diffs")
+    assert [r.name for r in reports] == ["app.bin", "other.bin"]
+    assert "no original below" in reports[0].note and "it does not exist" in reports[0].note
+    assert "is not the attested artefact" in reports[1].note
+    assert not list((tmp_path / "diffs").iterdir())
