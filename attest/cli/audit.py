@@ -1,0 +1,252 @@
+"""``attest audit``: every attestation in stores, directories and files -> each artefact's path and anomalies.
+
+This module finds and reads the attestation files (directories, files, ``s3://``
+stores) and feeds them as ``(uri, bytes)`` to :func:`verify.audit.audit`, which
+does the judging offline; then it prints the report as text, JSON or HTML.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from verify.audit import ANOMALY_KINDS, AuditReport, audit, printable
+from verify.errors import EvidenceRejected, InputError
+from verify.limits import MAX_EVIDENCE_BYTES
+from verify.policy import Policy
+
+#: Names of attestation files looked for in a directory that is not a store.
+PATTERNS = (".intoto.jsonl", ".sigstore.json")
+
+
+@click.command(name="audit")
+@click.argument("sources", nargs=-1, required=True, metavar="SOURCE...")
+@click.option("--policy", "policy_path", type=click.Path(path_type=Path), metavar="FILE",
+              help="Policy naming trusted identities, provenance rules and stages (see docs/policy.md).")
+@click.option("--key", "keys", multiple=True, type=click.Path(path_type=Path), metavar="PEM",
+              help="A trusted provenance signer's public key (PEM), without a policy. Repeatable.")
+@click.option("--format", "output_format", type=click.Choice(["text", "json", "html"]), default="text",
+              show_default=True, help="A table for people, JSON for machines, or a self-contained web page.")
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
+              help="Write the report to FILE (atomically) instead of stdout.")
+def audit_command(sources: tuple[str, ...], policy_path: Path | None, keys: tuple[Path, ...],
+                  output_format: str, output: Path | None) -> None:
+    """Check every attestation in SOURCE... and show each artefact's path: commit -> build -> stages.
+
+    A SOURCE is a store directory (sha256/<hex>/*.intoto.jsonl), any directory
+    (searched for *.intoto.jsonl and *.sigstore.json), one attestation file,
+    or an s3://bucket/prefix store. Nothing but S3 is contacted.
+
+    Every envelope is verified against the policy's pinned keys. Exits 0 when
+    the history is clean and 1 when any anomaly is found (untrusted or bad
+    signatures, malformed attestations, skipped or out-of-order stages,
+    disallowed sources, dirty or non-reproducible builds). With --key and no
+    policy, every key signs provenance and there are no stages.
+
+    \b
+    Examples:
+      attest audit store/ --policy policy.yaml
+      attest audit s3://acme-artefacts/app --policy policy.yaml --format html -o audit.html
+      attest audit provenance.intoto.jsonl --key dev-build.pub.pem --format json
+    """
+    if policy_path is None and not keys:
+        raise click.UsageError("no trusted identity: pass --policy FILE or --key PEM (an audit without a "
+                               "pinned identity would trust nothing)")
+    policy = _policy(policy_path, keys)
+    with _progress() as advance:
+        report = audit(_read(sources), policy=policy, progress=advance)
+    if output_format == "json":
+        import json
+
+        text = json.dumps(report.to_dict(), indent=2, sort_keys=True) + "\n"
+    elif output_format == "html":
+        from verify.audit_html import render_html
+
+        text = render_html(report, generated_at=datetime.now(UTC))
+    else:
+        text = _text(report, color=output is None and sys.stdout.isatty())
+    if output is not None:
+        from attest._atomic import write_atomic
+
+        try:
+            write_atomic(output, text.encode("utf-8"))
+        except OSError as e:
+            raise InputError(f"cannot write the report to {output}: {e.strerror}") from e
+    else:
+        click.echo(text, nl=False)
+    if not report.clean:
+        kinds = sorted({a.kind for a in report.anomalies})
+        raise EvidenceRejected(f"audit found {_count(len(report.anomalies))} ({', '.join(kinds)}) in "
+                               f"{len(report.artifacts)} artefact(s), {report.attestations} attestation(s)")
+
+
+def _policy(path: Path | None, keys: Sequence[Path]) -> Policy:
+    from verify.policy import empty_policy, load_policy
+    from verify.trust import Identity, load_public_key_file
+
+    policy = load_policy(path) if path is not None else empty_policy()
+    if keys:
+        pinned = tuple(load_public_key_file(k) for k in keys)
+        policy = policy.with_identity(Identity(name="--key", keys=pinned))
+    return policy
+
+
+# --- reading ---------------------------------------------------------------------------------------------
+
+def _read(sources: Sequence[str]) -> Iterator[tuple[str, bytes]]:
+    """Every attestation file of every source, as (uri, bytes), one at a time."""
+    for source in sources:
+        found = 0
+        for uri, data in _source(source):
+            found += 1
+            yield uri, data
+        if not found:
+            raise InputError(f"audit source {source} holds no attestation file "
+                             f"(*{' or *'.join(PATTERNS)}); is it the right directory or prefix?")
+
+
+def _source(source: str) -> Iterator[tuple[str, bytes]]:
+    if source.startswith("s3://"):
+        from attest.stores.s3 import S3Store
+
+        yield from S3Store.from_uri(source).all_attestations()
+        return
+    if "://" in source:
+        raise InputError(f"audit source {source!r} is neither a path nor an s3:// URI")
+    path = Path(source)
+    if path.is_dir():
+        for file in _walk(path):
+            yield str(file), _read_file(file)
+    elif path.is_file():
+        yield str(path), _read_file(path)
+    else:
+        raise InputError(f"audit source {source} does not exist; give a directory, a file or s3://bucket/prefix")
+
+
+def _walk(root: Path) -> Iterator[Path]:
+    """Attestation files under ``root``, in a stable order.
+
+    A store (a directory with ``sha256/``) is read by its layout, so artefacts
+    kept in it are never mistaken for evidence; another directory is searched
+    for ``*.intoto.jsonl`` and ``*.sigstore.json``, skipping hidden directories
+    and not following symbolic links to directories.
+    """
+    if (root / "sha256").is_dir():
+        for digest_dir in sorted((root / "sha256").iterdir()):
+            if digest_dir.is_dir():
+                yield from sorted(p for p in digest_dir.iterdir()
+                                  if p.name.endswith(PATTERNS) and p.is_file())
+        return
+    for directory, subdirs, files in os.walk(root):
+        subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
+        for name in sorted(files):
+            if name.endswith(PATTERNS):
+                yield Path(directory) / name
+
+
+def _read_file(path: Path) -> bytes:
+    """At most one byte more than the limit: an over-long file is reported as malformed, not read whole."""
+    try:
+        with path.open("rb") as f:
+            return f.read(MAX_EVIDENCE_BYTES + 1)
+    except OSError as e:
+        raise InputError(f"cannot read attestation {path}: {e.strerror}") from e
+
+
+# --- progress and text output ----------------------------------------------------------------------------
+
+@contextmanager
+def _progress() -> Iterator[Callable[[int], None] | None]:
+    """A live count of attestations checked, on stderr when it is a terminal."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    columns = (SpinnerColumn(), TextColumn("auditing: {task.completed:,.0f} attestations checked"),
+               TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("audit", total=None)
+        yield lambda n: bar.advance(task, n)
+
+
+#: Rows of the text table at most (rich takes a few milliseconds a row).
+TEXT_ROWS = 1000
+
+_MARK = {"passed": "[green]✔[/]", "failed": "[red]✘ failed[/]", "anomalous": "[bold red]⚠[/]",
+         "absent": "[dim]·[/]"}
+
+
+def _text(report: AuditReport, *, color: bool) -> str:
+    """The report as a table and a list of anomalies; evidence text is never markup nor control codes."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    def show(value: str | None) -> str:
+        return escape(printable(value)) if value else "[dim]-[/]"
+
+    shown = report.artifacts
+    title = f"{len(report.artifacts)} artefact(s) from {report.attestations} attestation(s)"
+    if len(shown) > TEXT_ROWS:  # a table that long is for a machine: keep what a person must see
+        shown = tuple(a for a in report.artifacts if a.anomalies)[:TEXT_ROWS]
+        title += (f", {len(shown)} shown (those with anomalies); --format json or html lists every one")
+    table = Table(title=title, title_justify="left", header_style="bold")
+    table.add_column("artefact")
+    table.add_column("sha256", no_wrap=True)
+    table.add_column("commit", no_wrap=True)
+    table.add_column("built", no_wrap=True)
+    for name in report.stages:
+        table.add_column(escape(printable(name)), justify="center", no_wrap=True)
+    table.add_column("anomalies", overflow="fold")
+    for artifact in shown:
+        build = artifact.build
+        stage_marks = []
+        for stage in artifact.stages:
+            first = stage.first_passed
+            when = f" {first.time:%Y-%m-%d}" if stage.status == "passed" and first and first.time else ""
+            stage_marks.append(_MARK[stage.status] + when)
+        kinds = sorted({a.kind for a in artifact.anomalies})
+        table.add_row(
+            show(", ".join(artifact.names)) if artifact.names else "[dim](no trusted provenance)[/]",
+            artifact.sha256[:16],
+            show(build.commit[:12] if build and build.commit else None),
+            show(f"{build.finished_on:%Y-%m-%d %H:%M}" if build and build.finished_on else None),
+            *stage_marks,
+            f"[bold red]{escape(', '.join(kinds))}[/]" if kinds else "[green]none[/]",
+        )
+    out = io.StringIO()
+    console = Console(file=out, width=max(120, _columns()), force_terminal=color, no_color=not color,
+                      highlight=False)
+    console.print(table)
+    if report.anomalies:
+        console.print(f"\n[bold red]{_count(len(report.anomalies))}:[/]")
+        for anomaly in report.anomalies:
+            where = f" ({show(anomaly.source)})" if anomaly.source else ""
+            console.print(f"  [bold red]{anomaly.kind}[/] {(anomaly.sha256 or '-')[:16]}  "
+                          f"{show(anomaly.message)}{where}", soft_wrap=True)
+        console.print("\n[dim]" + "; ".join(f"{k}: {escape(ANOMALY_KINDS[k])}"
+                                            for k in sorted({a.kind for a in report.anomalies})) + "[/]",
+                      soft_wrap=True)
+    else:
+        console.print("[green]no anomalies[/]")
+    return out.getvalue()
+
+
+def _columns() -> int:
+    try:
+        return os.get_terminal_size(sys.stdout.fileno()).columns
+    except (OSError, ValueError):
+        return 0
+
+
+def _count(n: int) -> str:
+    return f"{n} anomaly" if n == 1 else f"{n} anomalies"

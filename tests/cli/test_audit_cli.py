@@ -1,0 +1,244 @@
+"""``attest audit`` through the real CLI: the three formats, exit codes and one-sentence errors."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from tests import factory as f
+from tests.conftest import AttestRunner, KeyPair, make_keypair
+
+H = timedelta(hours=1)
+APP = "dist/app.tar.gz"
+EVIL_NAME = 'dist/<script>alert("x")</script>\x1b[2J\u202eevil.tar.gz'
+
+
+@pytest.fixture(scope="module")
+def audit_keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, KeyPair]:
+    directory = tmp_path_factory.mktemp("audit-keys")
+    return {name: make_keypair(directory, name) for name in ("dev", "stg", "prd", "other")}
+
+
+def write_policy(directory: Path, keys: dict[str, KeyPair]) -> Path:
+    path = directory / "policy.yaml"
+    path.write_text(f"""version: 1
+identities:
+  dev-build: {{keys: [{keys['dev'].public}]}}
+  stg-verifier: {{keys: [{keys['stg'].public}]}}
+  prd-verifier: {{keys: [{keys['prd'].public}]}}
+provenance:
+  signed-by: [dev-build]
+  source: {{uri: github.com/acme/app, branches: [main]}}
+stages:
+  stg: {{verifier: stg-verifier}}
+  prd: {{verifier: prd-verifier, require-vsa: [{{stage: stg, signed-by: stg-verifier}}]}}
+""")
+    return path
+
+
+def promote(store: Path, keys: dict[str, KeyPair], data: bytes, *, commit: str, stages: tuple[str, ...],
+            built_hours: int = 0) -> str:
+    built = f.T0 + built_hours * H
+    f.publish(store, f.provenance(keys["dev"].private, subjects={APP: data}, commit=commit, finished=built))
+    for i, stage in enumerate(stages, start=1):
+        f.publish(store, f.vsa(keys[stage].private, name=APP, artifact=data, stage=stage, at=built + i * H))
+    return f.digests(data)["sha256"]
+
+
+@pytest.fixture
+def history(tmp_path: Path, audit_keys: dict[str, KeyPair]) -> dict[str, str]:
+    """A store with one clean artefact and one of each: skipped stage, untrusted signer, non-reproducible build."""
+    store = tmp_path / "store"
+    write_policy(tmp_path, audit_keys)
+    shas = {
+        "clean": promote(store, audit_keys, b"v1", commit="a" * 40, stages=("stg", "prd")),
+        "skipped": promote(store, audit_keys, b"v2", commit="b" * 40, stages=("prd",)),
+        "build1": promote(store, audit_keys, b"v3 first", commit="c" * 40, stages=()),
+        "build2": promote(store, audit_keys, b"v3 second", commit="c" * 40, stages=(), built_hours=1),
+    }
+    f.publish(store, f.provenance(audit_keys["other"].private, subjects={EVIL_NAME: b"evil"}))
+    shas["untrusted"] = f.digests(b"evil")["sha256"]
+    return shas
+
+
+def expected(history: dict[str, str]) -> set[tuple[str, str]]:
+    return {("skipped-stage", history["skipped"]), ("untrusted-signer", history["untrusted"]),
+            ("non-reproducible", history["build1"]), ("non-reproducible", history["build2"])}
+
+
+def one_sentence(err: str) -> None:
+    assert err.count("\n") == 1 and err.startswith("attest: ") and "Traceback" not in err, err
+
+
+ANOMALY_SENTENCE = ("attest: audit found 4 anomalies (non-reproducible, skipped-stage, untrusted-signer) "
+                    "in 5 artefact(s), 8 attestation(s).\n")
+
+
+# --- the three formats --------------------------------------------------------------------------------
+
+def test_json(history: dict[str, str], attest: AttestRunner, tmp_path: Path) -> None:
+    result = attest("audit", "store", "--policy", "policy.yaml", "--format", "json", cwd=tmp_path)
+    assert result.code == 1, result
+    assert result.err == ANOMALY_SENTENCE
+    report = json.loads(result.out)
+    assert {(a["kind"], a["sha256"]) for a in report["anomalies"]} == expected(history)
+    artifacts = {a["sha256"]: a for a in report["artifacts"]}
+    assert set(artifacts) == set(history.values())
+    clean = artifacts[history["clean"]]
+    assert clean["commit"] == "a" * 40 and clean["names"] == [APP] and clean["anomalies"] == []
+    assert [(s["stage"], s["status"]) for s in clean["stages"]] == [("stg", "passed"), ("prd", "passed")]
+    assert artifacts[history["skipped"]]["anomalies"] == ["skipped-stage"]
+    assert report["summary"] == {"files": 8, "attestations": 8, "artifacts": 5, "anomalies": 4,
+                                 "stages": ["stg", "prd"]}
+    # deterministic: the same bytes on a second run
+    assert attest("audit", "store", "--policy", "policy.yaml", "--format", "json", cwd=tmp_path).out == result.out
+
+
+def test_text(history: dict[str, str], attest: AttestRunner, tmp_path: Path) -> None:
+    result = attest("audit", "store", "--policy", "policy.yaml", cwd=tmp_path)
+    assert result.code == 1, result
+    assert result.err == ANOMALY_SENTENCE
+    assert "5 artefact(s) from 8 attestation(s)" in result.out
+    for sha in history.values():
+        assert sha[:16] in result.out
+    for kind, sha in expected(history):
+        assert re.search(rf"{kind} {sha[:16]} ", result.out), (kind, result.out)
+    assert "\x1b" not in result.out and "\u202e" not in result.out  # evidence cannot drive the terminal
+    assert "\\x1b[2J\\u202eevil.tar.gz" in result.out
+
+
+def test_html(history: dict[str, str], attest: AttestRunner, tmp_path: Path) -> None:
+    result = attest("audit", "store", "--policy", "policy.yaml", "--format", "html", "-o", "out/audit.html",
+                    cwd=tmp_path)
+    assert result.code == 1, result
+    assert result.out == "" and result.err == ANOMALY_SENTENCE
+    page = (tmp_path / "out" / "audit.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
+    for sha in history.values():
+        assert f'id="a-{sha}"' in page and f"sha256:{sha}" in page
+    assert page.count('class="anomaly"') == 2 * 4  # in the list at the top, and on each artefact
+    assert "without the VSA from stage &#x27;stg&#x27; that it requires" in page
+    assert '<span class="pill anomalous" data-step="prd"' in page
+    # self-contained, and nothing from the evidence is markup
+    assert "<script" not in page and "<link" not in page and "url(" not in page and "@import" not in page
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;\\x1b[2J\\u202eevil.tar.gz" in page
+    assert list((tmp_path / "out").iterdir()) == [tmp_path / "out" / "audit.html"]  # no temporary file left
+
+
+def test_clean_history_exits_0_in_every_format(tmp_path: Path, audit_keys: dict[str, KeyPair],
+                                               attest: AttestRunner) -> None:
+    write_policy(tmp_path, audit_keys)
+    sha = promote(tmp_path / "store", audit_keys, b"v1", commit="a" * 40, stages=("stg", "prd"))
+    for output_format in ("text", "json", "html"):
+        result = attest("audit", "store", "--policy", "policy.yaml", "--format", output_format, cwd=tmp_path)
+        assert result.code == 0 and result.err == "", result
+        assert sha[:16] in result.out
+    assert "no anomalies" in attest("audit", "store", "--policy", "policy.yaml", cwd=tmp_path).out
+
+
+# --- sources ------------------------------------------------------------------------------------------
+
+def test_a_build_directory_with_only_a_key(built: Path, keys: dict[str, KeyPair], attest: AttestRunner) -> None:
+    """What ``attest build`` wrote (envelopes and bundles, anywhere under a directory), with --key only."""
+    result = attest("audit", ".", "provenance.intoto.jsonl", "--key", keys["dev"].public, "--format", "json",
+                    cwd=built)
+    assert result.code == 0, result
+    report = json.loads(result.out)
+    assert sorted(n for a in report["artifacts"] for n in a["names"]) == ["dist/app.tar.gz", "dist/sub/data.bin"]
+    assert report["summary"]["stages"] == [] and report["anomalies"] == []
+    result = attest("audit", ".", "--key", keys["other"].public, "--format", "json", cwd=built)
+    assert result.code == 1 and {a["kind"] for a in json.loads(result.out)["anomalies"]} == {"untrusted-signer"}
+
+
+def test_several_sources_and_a_malformed_file(tmp_path: Path, audit_keys: dict[str, KeyPair],
+                                              attest: AttestRunner) -> None:
+    write_policy(tmp_path, audit_keys)
+    promote(tmp_path / "one", audit_keys, b"v1", commit="a" * 40, stages=("stg",))
+    (tmp_path / "loose.intoto.jsonl").write_text("{not json\n")
+    result = attest("audit", "one", "loose.intoto.jsonl", "--policy", "policy.yaml", "--format", "json",
+                    cwd=tmp_path)
+    assert result.code == 1, result
+    anomalies = json.loads(result.out)["anomalies"]
+    assert [(a["kind"], a["sha256"], a["source"]) for a in anomalies] == [
+        ("malformed", None, "loose.intoto.jsonl")]
+
+
+# --- usage and configuration errors ---------------------------------------------------------------------
+
+def test_errors(tmp_path: Path, audit_keys: dict[str, KeyPair], attest: AttestRunner) -> None:
+    write_policy(tmp_path, audit_keys)
+    promote(tmp_path / "store", audit_keys, b"v1", commit="a" * 40, stages=())
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "bad.yaml").write_text("version: 2\n")
+
+    result = attest("audit", "store", cwd=tmp_path)
+    assert result.code == 2 and "no trusted identity: pass --policy FILE or --key PEM" in result.err
+    assert attest("audit", "--policy", "policy.yaml", cwd=tmp_path).code == 2
+
+    for args, words in [
+        (("missing",), "audit source missing does not exist"),
+        (("empty",), "audit source empty holds no attestation file"),
+        (("ftp://host/x",), "is neither a path nor an s3:// URI"),
+    ]:
+        result = attest("audit", *args, "--policy", "policy.yaml", cwd=tmp_path)
+        assert result.code == 3 and words in result.err, result
+        one_sentence(result.err)
+    result = attest("audit", "store", "--policy", "bad.yaml", cwd=tmp_path)
+    assert result.code == 3 and "version: must be 1" in result.err, result
+    one_sentence(result.err)
+    result = attest("audit", "store", "--key", "nokey.pem", cwd=tmp_path)
+    assert result.code == 3 and "cannot read public key nokey.pem" in result.err, result
+    one_sentence(result.err)
+
+
+def test_an_s3_store_is_read_through_the_s3_store(tmp_path: Path, audit_keys: dict[str, KeyPair],
+                                                   monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """``s3://`` sources go through ``S3Store.from_uri(...).all_attestations()`` (S3 itself: tests/attest)."""
+    from attest.cli import main
+    from attest.stores import s3
+    from attest.stores.local import LocalStore
+
+    policy = write_policy(tmp_path, audit_keys)
+    sha = promote(tmp_path / "bucket" / "app", audit_keys, b"v1", commit="a" * 40, stages=("prd",))
+    opened: list[str] = []
+
+    class Bucket:
+        @classmethod
+        def from_uri(cls, uri: str) -> Bucket:
+            opened.append(uri)
+            return cls()
+
+        def all_attestations(self) -> Iterator[tuple[str, bytes]]:
+            local = LocalStore(tmp_path / "bucket" / "app")
+            for path, data in local.all_attestations():
+                yield "s3://bucket/app/" + Path(path).relative_to(local.root).as_posix(), data
+
+    monkeypatch.setattr(s3, "S3Store", Bucket)
+    with pytest.raises(SystemExit) as exit_:
+        main(["audit", "s3://bucket/app", "--policy", str(policy), "--format", "json"])
+    assert exit_.value.code == 1 and opened == ["s3://bucket/app"]
+    out = json.loads(capsys.readouterr().out)
+    assert [(a["kind"], a["sha256"]) for a in out["anomalies"]] == [("skipped-stage", sha)]
+    assert out["anomalies"][0]["source"].startswith(f"s3://bucket/app/sha256/{sha}/vsa-")
+
+
+def test_a_long_text_table_keeps_the_artefacts_with_anomalies(history: dict[str, str], tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from attest.cli import audit as command
+    from verify.audit import audit
+    from verify.policy import load_policy
+
+    store = tmp_path / "store"
+    report = audit(((str(p), p.read_bytes()) for p in sorted(store.rglob("*.intoto.jsonl"))),
+                   policy=load_policy(tmp_path / "policy.yaml"), workers=1)
+    monkeypatch.setattr(command, "TEXT_ROWS", 3)
+    text = command._text(report, color=False)
+    assert "5 artefact(s) from 8 attestation(s), 3 shown (those with anomalies)" in text
+    assert history["clean"][:16] not in text.split("anomalies:")[0]
+    assert history["skipped"][:16] in text

@@ -1,0 +1,471 @@
+"""verify.audit: a store's whole history -> each artefact's path, and exactly the anomalies in it.
+
+Every attestation is signed for real (tests.factory: attest's own statement builders and key
+signer); the audit verifies every signature with the policy's pinned keys.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from attest.bundle import key_bundle
+from attest.signers import sign_envelope
+from tests import factory as f
+from tests.conftest import KeyPair, make_keypair
+from verify.audit import ANOMALY_KINDS, AuditReport, audit, printable
+from verify.envelope import Envelope
+from verify.errors import PolicyError
+from verify.policy import Policy, ProvenanceRules, load_policy
+from verify.trust import Identity, SigstoreIdentity
+
+H = timedelta(hours=1)
+APP = "dist/app.tar.gz"
+
+POLICY = """\
+version: 1
+identities:
+  dev-build: {{keys: [{dev}]}}
+  stg-verifier: {{keys: [{stg}]}}
+  prd-verifier: {{keys: [{prd}]}}
+  alice: {{keys: [{alice}]}}
+  bob: {{keys: [{bob}]}}
+provenance:
+  signed-by: [dev-build]
+  source: {{uri: github.com/acme/app, branches: [main]}}
+  builders: ["{builder}"]
+stages:
+  stg: {{verifier: stg-verifier}}
+  prd:
+    verifier: prd-verifier
+    require-vsa: [{{stage: stg, signed-by: stg-verifier}}]
+{approvals}"""
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, KeyPair]:
+    directory = tmp_path_factory.mktemp("keys")
+    return {name: make_keypair(directory, name) for name in ("dev", "stg", "prd", "alice", "bob", "other")}
+
+
+def write_policy(directory: Path, keys: dict[str, KeyPair], *, approvals: str = "") -> Policy:
+    path = directory / "policy.yaml"
+    path.write_text(POLICY.format(builder=f.BUILDER, approvals=approvals,
+                                  **{name: pair.public for name, pair in keys.items()}))
+    return load_policy(path)
+
+
+@pytest.fixture(scope="module")
+def policy(keys: dict[str, KeyPair], tmp_path_factory: pytest.TempPathFactory) -> Policy:
+    return write_policy(tmp_path_factory.mktemp("policy"), keys)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Path:
+    return tmp_path / "store"
+
+
+def files(store: Path) -> Iterator[tuple[str, bytes]]:
+    for path in sorted(store.rglob("*")):
+        if path.is_file() and path.name.endswith((".intoto.jsonl", ".sigstore.json")):
+            yield str(path), path.read_bytes()
+
+
+def run(store: Path, policy: Policy, **options: Any) -> AuditReport:
+    return audit(files(store), policy=policy, workers=1, **options)
+
+
+def found(report: AuditReport) -> set[tuple[str, str | None]]:
+    return {(a.kind, a.sha256) for a in report.anomalies}
+
+
+def sha(data: bytes) -> str:
+    return f.digests(data)["sha256"]
+
+
+def full_path(store: Path, keys: dict[str, KeyPair], data: bytes, *, name: str = APP, commit: str = f.COMMIT,
+              built: datetime = f.T0, stages: tuple[str, ...] = ("stg", "prd")) -> str:
+    """An artefact built, then verified by each of ``stages`` an hour apart; its sha256."""
+    f.publish(store, f.provenance(keys["dev"].private, subjects={name: data}, commit=commit, finished=built))
+    for i, stage in enumerate(stages, start=1):
+        f.publish(store, f.vsa(keys[stage].private, name=name, artifact=data, stage=stage, at=built + i * H))
+    return sha(data)
+
+
+# --- a clean history ----------------------------------------------------------------------------------
+
+def test_clean_history_has_no_anomalies(store: Path, keys: dict[str, KeyPair], policy: Policy) -> None:
+    released = full_path(store, keys, b"v1", commit="a" * 40)
+    staged = full_path(store, keys, b"v2", commit="b" * 40, built=f.T0 + 24 * H, stages=("stg",))
+    built_only = full_path(store, keys, b"v3", name="dist/tool.zip", commit="c" * 40, stages=())
+
+    report = run(store, policy)
+
+    assert report.clean and report.anomalies == ()
+    assert report.attestations == 6 and report.stages == ("stg", "prd")
+    by_sha = {a["sha256"]: a for a in report.to_dict()["artifacts"]}
+    assert set(by_sha) == {released, staged, built_only}
+    first = by_sha[released]
+    assert first["names"] == [APP] and first["commit"] == "a" * 40 and first["ref"] == "refs/heads/main"
+    assert first["builder"] == f.BUILDER and first["builtOn"] == "2024-05-01T10:00:00Z" and first["dirty"] is False
+    assert [(s["stage"], s["status"]) for s in first["stages"]] == [("stg", "passed"), ("prd", "passed")]
+    assert first["stages"][1]["vsas"][0]["signers"] == ["prd-verifier"]
+    assert first["stages"][1]["vsas"][0]["time"] == "2024-05-01T12:00:00Z"
+    assert [s["status"] for s in by_sha[staged]["stages"]] == ["passed", "absent"]
+    assert [s["status"] for s in by_sha[built_only]["stages"]] == ["absent", "absent"]
+
+
+def test_report_does_not_depend_on_reading_order(store: Path, keys: dict[str, KeyPair], policy: Policy) -> None:
+    for i in range(3):
+        full_path(store, keys, b"artefact %d" % i, commit=f"{i:040x}")
+    in_order = list(files(store))
+    shuffled = in_order[:]
+    random.Random(7).shuffle(shuffled)
+    first = audit(in_order, policy=policy, workers=1).to_dict()
+    assert audit(shuffled, policy=policy, workers=1).to_dict() == first
+    assert [a["sha256"] for a in first["artifacts"]] == sorted(a["sha256"] for a in first["artifacts"])  # same name
+
+
+# --- exactly the anomalies there are ------------------------------------------------------------------
+
+def test_skipped_stage_untrusted_signer_and_non_reproducible(store: Path, keys: dict[str, KeyPair],
+                                                              policy: Policy) -> None:
+    clean = full_path(store, keys, b"clean", commit="a" * 40)
+    # prd verified it, stg never did
+    skipped = full_path(store, keys, b"skipped", commit="b" * 40, stages=("prd",))
+    # built by a key the policy does not pin
+    f.publish(store, f.provenance(keys["other"].private, subjects={"dist/evil": b"evil"}))
+    untrusted = sha(b"evil")
+    # one commit and lockfiles, two different artefacts
+    first = full_path(store, keys, b"build one", commit="c" * 40, stages=())
+    second = full_path(store, keys, b"build two", commit="c" * 40, built=f.T0 + H, stages=())
+
+    report = run(store, policy)
+
+    assert found(report) == {("skipped-stage", skipped), ("untrusted-signer", untrusted),
+                             ("non-reproducible", first), ("non-reproducible", second)}
+    messages = {a.kind: a.message for a in report.anomalies}
+    assert "without the VSA from stage 'stg' that it requires" in messages["skipped-stage"]
+    assert "'dist/evil' is signed by no key the policy pins" in messages["untrusted-signer"]
+    assert f"from commit {'c' * 12} with the same lockfiles" in messages["non-reproducible"]
+    histories = {a.sha256: a for a in report.artifacts}
+    assert histories[clean].anomalies == ()
+    assert [s.status for s in histories[skipped].stages] == ["absent", "anomalous"]
+    assert histories[untrusted].builds == () and histories[untrusted].names == ()  # nothing untrusted is believed
+
+
+def test_different_lockfiles_or_commits_are_not_a_reproducibility_problem(
+        store: Path, keys: dict[str, KeyPair], policy: Policy) -> None:
+    full_path(store, keys, b"one", commit="d" * 40, stages=())
+    full_path(store, keys, b"two", commit="e" * 40, stages=())
+    f.publish(store, f.provenance(keys["dev"].private, subjects={APP: b"three"}, commit="d" * 40,
+                                  lockfiles={"requirements.txt": b"requests==2.32.4\n"}))
+    f.publish(store, f.provenance(keys["dev"].private, subjects={APP: b"four"}, commit="d" * 40, dirty=True,
+                                  finished=f.T0 + H))
+    assert found(run(store, policy)) == {("dirty-build", sha(b"four"))}
+
+
+def test_out_of_order(store: Path, keys: dict[str, KeyPair], policy: Policy) -> None:
+    # stg verified it before it was built
+    early = b"verified before built"
+    f.publish(store, f.provenance(keys["dev"].private, subjects={APP: early}, commit="a" * 40))
+    f.publish(store, f.vsa(keys["stg"].private, name=APP, artifact=early, stage="stg", at=f.T0 - H))
+    # prd verified it before stg did
+    rushed = b"prd before stg"
+    f.publish(store, f.provenance(keys["dev"].private, subjects={APP: rushed}, commit="b" * 40))
+    f.publish(store, f.vsa(keys["stg"].private, name=APP, artifact=rushed, stage="stg", at=f.T0 + 3 * H))
+    f.publish(store, f.vsa(keys["prd"].private, name=APP, artifact=rushed, stage="prd", at=f.T0 + 2 * H))
+
+    report = run(store, policy)
+
+    assert found(report) == {("out-of-order", sha(early)), ("out-of-order", sha(rushed))}
+    by_sha = {a.sha256: a for a in report.anomalies}
+    assert by_sha[sha(early)].step == "stg"
+    assert "before it was built (2024-05-01T10:00:00Z)" in by_sha[sha(early)].message
+    assert by_sha[sha(rushed)].step == "prd"
+    assert "before stage 'stg' did (2024-05-01T13:00:00Z)" in by_sha[sha(rushed)].message
+
+
+def test_disallowed_source_and_builder(store: Path, keys: dict[str, KeyPair], policy: Policy) -> None:
+    f.publish(store, f.provenance(keys["dev"].private, subjects={APP: b"fork"}, repo="https://github.com/evil/app"))
+    f.publish(store, f.provenance(keys["dev"].private, subjects={APP: b"branch"}, ref="refs/heads/feature",
+                                  commit="b" * 40))
+    f.publish(store, f.provenance(keys["dev"].private, subjects={APP: b"laptop"}, builder="attest:builder:local",
+                                  commit="c" * 40))
+    # the same repository, spelled another way, is allowed
+    f.publish(store, f.provenance(keys["dev"].private, subjects={APP: b"ok"}, repo="git@github.com:acme/app.git",
+                                  commit="d" * 40))
+
+    report = run(store, policy)
+
+    assert found(report) == {("disallowed-source", sha(b"fork")), ("disallowed-source", sha(b"branch")),
+                             ("disallowed-builder", sha(b"laptop"))}
+    messages = {a.sha256: a.message for a in report.anomalies}
+    assert "repository 'https://github.com/evil/app'" in messages[sha(b"fork")]
+    assert "ref 'refs/heads/feature'" in messages[sha(b"branch")]
+    assert {a.step for a in report.anomalies if a.kind == "disallowed-source"} == {"source"}
+
+
+def test_dirty_build(store: Path, keys: dict[str, KeyPair], policy: Policy) -> None:
+    f.publish(store, f.provenance(keys["dev"].private, subjects={APP: b"dirty"}, dirty=True))
+    report = run(store, policy)
+    assert found(report) == {("dirty-build", sha(b"dirty"))}
+    assert report.artifacts[0].to_dict()["dirty"] is True
+
+
+def test_malformed(store: Path, keys: dict[str, KeyPair], policy: Policy, tmp_path: Path) -> None:
+    (store / "junk").mkdir(parents=True)
+    (store / "junk" / "not-json.intoto.jsonl").write_bytes(b"this is not json\n")
+    (store / "junk" / "empty.intoto.jsonl").write_bytes(b"")
+    no_subjects = f.sign(keys["dev"].private, {"_type": "https://in-toto.io/Statement/v1", "subject": [],
+                                               "predicateType": "https://slsa.dev/provenance/v1", "predicate": {}})
+    (store / "junk" / "no-subjects.intoto.jsonl").write_bytes(no_subjects.to_json_line())
+    bad_vsa = json.loads(f.vsa(keys["stg"].private, name=APP, artifact=b"x", stage="stg", at=f.T0).payload)
+    del bad_vsa["predicate"]["timeVerified"]
+    (store / "junk" / "vsa.intoto.jsonl").write_bytes(f.sign(keys["stg"].private, bad_vsa).to_json_line())
+    approval = json.loads(f.approval(keys["alice"].private, name=APP, artifact=b"y", stage="prd", approver="a",
+                                     at=f.T0).payload)
+    approval["predicate"]["stage"] = ""
+    (store / "junk" / "approval.intoto.jsonl").write_bytes(f.sign(keys["alice"].private, approval).to_json_line())
+    blake3_only = json.loads(f.provenance(keys["dev"].private, subjects={APP: b"z"}).payload)
+    del blake3_only["subject"][0]["digest"]["sha256"]
+    (store / "junk" / "blake3.intoto.jsonl").write_bytes(f.sign(keys["dev"].private, blake3_only).to_json_line())
+    text = sign_envelope(f.signer(keys["dev"].private), payload_type="text/plain", payload=b"hello")
+    (store / "junk" / "text.intoto.jsonl").write_bytes(text.to_json_line())
+
+    report = run(store, policy)
+
+    assert sorted((a.kind, a.sha256 or "") for a in report.anomalies) == [
+        ("malformed", ""), ("malformed", ""), ("malformed", ""), ("malformed", ""), ("malformed", ""),
+        ("malformed", sha(b"x")), ("malformed", sha(b"y"))]
+    messages = " | ".join(a.message for a in report.anomalies)
+    for words in ("is not valid JSON", "is empty", "has no subjects", "has no timeVerified",
+                  "the approval names no stage", "subject 'dist/app.tar.gz' has no sha256 digest",
+                  "payloadType is 'text/plain'"):
+        assert words in messages
+
+
+# --- who signed it, and may they --------------------------------------------------------------------
+
+def _tampered(envelope: Envelope, *, keyid: str | None = None) -> bytes:
+    obj = envelope.to_dict()
+    statement = json.loads(envelope.payload)
+    statement["subject"][0]["name"] = "dist/swapped.tar.gz"
+    obj["payload"] = base64.b64encode(json.dumps(statement).encode()).decode()
+    if keyid is not None:
+        obj["signatures"][0]["keyid"] = keyid
+    return json.dumps(obj).encode() + b"\n"
+
+
+def test_bad_signature_is_a_pinned_keyid_that_does_not_verify(store: Path, keys: dict[str, KeyPair],
+                                                                policy: Policy) -> None:
+    envelope = f.provenance(keys["dev"].private, subjects={APP: b"tampered"})
+    (store / "a").mkdir(parents=True)
+    (store / "a" / "named.intoto.jsonl").write_bytes(_tampered(envelope))  # keyid: the dev key's fingerprint
+    (store / "a" / "anonymous.intoto.jsonl").write_bytes(_tampered(envelope, keyid=""))
+
+    report = run(store, policy)
+
+    assert sorted(a.kind for a in report.anomalies) == ["bad-signature", "untrusted-signer"]
+    bad = next(a for a in report.anomalies if a.kind == "bad-signature")
+    assert bad.sha256 == sha(b"tampered") and bad.source.endswith("named.intoto.jsonl")
+    assert "names the pinned key of dev-build but its signature does not verify" in bad.message
+
+
+def test_trusted_identities_may_only_sign_what_the_policy_lets_them(store: Path, keys: dict[str, KeyPair],
+                                                                    policy: Policy) -> None:
+    f.publish(store, f.provenance(keys["stg"].private, subjects={APP: b"stg built it"}))
+    clean = full_path(store, keys, b"clean", commit="a" * 40, stages=())
+    f.publish(store, f.vsa(keys["prd"].private, name=APP, artifact=b"clean", stage="stg", at=f.T0 + H))
+    f.publish(store, f.approval(keys["dev"].private, name=APP, artifact=b"clean", stage="prd", approver="dev",
+                                at=f.T0 + H))
+
+    report = run(store, policy)
+
+    assert found(report) == {("untrusted-signer", sha(b"stg built it")), ("untrusted-signer", clean)}
+    messages = sorted(a.message for a in report.anomalies)
+    assert any("the provenance is signed by stg-verifier, but provenance.signed-by allows dev-build" in m
+               for m in messages)
+    assert any("a VSA for stage 'stg' is signed by prd-verifier, but stages.stg.verifier allows stg-verifier" in m
+               for m in messages)
+    assert any("an approval for stage 'prd' is signed by dev-build" in m and "allows no identity" in m
+               for m in messages)
+    assert [s.status for s in next(a for a in report.artifacts if a.sha256 == clean).stages] == \
+        ["anomalous", "anomalous"]
+
+
+def test_vsa_for_a_stage_the_policy_does_not_know(store: Path, keys: dict[str, KeyPair], policy: Policy) -> None:
+    artefact = full_path(store, keys, b"qa", stages=())
+    f.publish(store, f.vsa(keys["stg"].private, name=APP, artifact=b"qa", stage="qa", at=f.T0 + H))
+    report = run(store, policy)
+    assert found(report) == {("unknown-stage", artefact)}
+    assert "'attest:stage:qa', which no stage of the policy accepts" in report.anomalies[0].message
+
+
+def test_vsa_without_any_provenance(store: Path, keys: dict[str, KeyPair], policy: Policy) -> None:
+    f.publish(store, f.vsa(keys["stg"].private, name=APP, artifact=b"orphan", stage="stg", at=f.T0))
+    report = run(store, policy)
+    assert found(report) == {("skipped-stage", sha(b"orphan"))}
+    assert "no trusted provenance for it was found" in report.anomalies[0].message
+
+
+def test_keyless_bundles_and_message_signatures_are_unverifiable(store: Path, keys: dict[str, KeyPair],
+                                                                 policy: Policy) -> None:
+    envelope = f.provenance(keys["dev"].private, subjects={APP: b"keyless"})
+    (store / "b").mkdir(parents=True)
+    (store / "b" / "keyless.sigstore.json").write_text(json.dumps({
+        "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+        "verificationMaterial": {"certificate": {"rawBytes": "AAAA"}, "tlogEntries": []},
+        "dsseEnvelope": envelope.to_dict()}))
+    (store / "b" / "message.sigstore.json").write_text(json.dumps({
+        "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+        "verificationMaterial": {"publicKey": {"hint": "x"}},
+        "messageSignature": {"messageDigest": {"algorithm": "SHA2_256", "digest": "AAAA"}, "signature": "AAAA"}}))
+    report = run(store, policy)
+    assert sorted((a.kind, a.sha256 or "") for a in report.anomalies) == [("unverifiable", ""),
+                                                                          ("unverifiable", sha(b"keyless"))]
+
+
+def test_the_same_attestation_twice_counts_once(store: Path, keys: dict[str, KeyPair], policy: Policy) -> None:
+    """A .intoto.jsonl line and the key bundle holding the same envelope are one piece of evidence."""
+    (store / "c").mkdir(parents=True)
+    envelope = f.vsa(keys["stg"].private, name=APP, artifact=b"twice", stage="stg", at=f.T0 + H)
+    f.publish(store, f.provenance(keys["dev"].private, subjects={APP: b"twice"}))
+    (store / "c" / "stg.intoto.jsonl").write_bytes(envelope.to_json_line())
+    (store / "c" / "stg.sigstore.json").write_bytes(key_bundle(envelope, hint=envelope.signatures[0].keyid))
+    untrusted = f.provenance(keys["other"].private, subjects={APP: b"evil"})
+    (store / "c" / "evil.intoto.jsonl").write_bytes(untrusted.to_json_line())
+    (store / "c" / "evil-copy.intoto.jsonl").write_bytes(untrusted.to_json_line())
+
+    report = run(store, policy)
+
+    assert report.attestations == 5
+    assert found(report) == {("untrusted-signer", sha(b"evil"))} and len(report.anomalies) == 1
+    twice = next(a for a in report.artifacts if a.sha256 == sha(b"twice"))
+    assert len(twice.stages[0].vsas) == 1 and twice.stages[0].status == "passed"
+
+
+# --- approvals and reproductions ------------------------------------------------------------------------
+
+def test_missing_approval(keys: dict[str, KeyPair], tmp_path: Path, store: Path) -> None:
+    policy = write_policy(tmp_path, keys, approvals="    require-approvals: {count: 2, signed-by: [alice, bob]}\n")
+    once = full_path(store, keys, b"approved once", commit="a" * 40)
+    f.publish(store, f.approval(keys["alice"].private, name=APP, artifact=b"approved once", stage="prd",
+                                approver="alice@acme", at=f.T0 + H))
+    twice = full_path(store, keys, b"approved twice", commit="b" * 40)
+    for who in ("alice", "bob"):
+        f.publish(store, f.approval(keys[who].private, name=APP, artifact=b"approved twice", stage="prd",
+                                    approver=f"{who}@acme", at=f.T0 + H))
+
+    report = run(store, policy)
+
+    assert found(report) == {("missing-approval", once)}
+    assert "with 1 of the 2 approval(s) it requires from alice, bob" in report.anomalies[0].message
+    prd = next(a for a in report.artifacts if a.sha256 == twice).to_dict()["stages"][1]
+    assert sorted(a["approver"] for a in prd["approvals"]) == ["alice@acme", "bob@acme"]
+
+
+def test_a_rebuild_that_does_not_match_is_non_reproducible(store: Path, keys: dict[str, KeyPair],
+                                                           policy: Policy) -> None:
+    good = full_path(store, keys, b"reproducible", commit="a" * 40, stages=())
+    bad = full_path(store, keys, b"not reproducible", commit="b" * 40, stages=())
+    f.publish(store, f.reproduction(keys["alice"].private, results={APP: (b"reproducible", "match")},
+                                    at=f.T0 + H))
+    f.publish(store, f.reproduction(keys["alice"].private, results={APP: (b"not reproducible", "differs")},
+                                    at=f.T0 + H, commit="b" * 40))
+
+    report = run(store, policy)
+
+    assert found(report) == {("non-reproducible", bad)}
+    assert "alice rebuilt 'dist/app.tar.gz' and got different bytes" in report.anomalies[0].message
+    verdicts = {a.sha256: [r.result for r in a.reproductions] for a in report.artifacts}
+    assert verdicts == {good: ["REPRODUCIBLE"], bad: ["NOT_REPRODUCIBLE"]}
+
+
+def test_a_reproduction_is_judged_per_subject(store: Path, keys: dict[str, KeyPair], policy: Policy) -> None:
+    """One rebuild of two artefacts, one of which differs: only that one is non-reproducible."""
+    f.publish(store, f.provenance(keys["dev"].private, subjects={APP: b"same", "dist/lib.so": b"differs"}))
+    f.publish(store, f.reproduction(keys["alice"].private, at=f.T0 + H, results={
+        APP: (b"same", "match"), "dist/lib.so": (b"differs", "differs")}))
+    assert found(run(store, policy)) == {("non-reproducible", sha(b"differs"))}
+
+
+@pytest.mark.parametrize("verdict", ["NOT_REPRODUCIBLE", "not-reproducible", {"result": "NOT_REPRODUCIBLE"}])
+def test_a_verdict_without_results_is_read_leniently(verdict: Any, store: Path, keys: dict[str, KeyPair],
+                                                    policy: Policy) -> None:
+    artefact = full_path(store, keys, b"rebuilt", stages=())
+    statement = json.loads(f.reproduction(keys["alice"].private, results={APP: (b"rebuilt", "differs")},
+                                          at=f.T0 + H).payload)
+    del statement["predicate"]["results"]
+    statement["predicate"]["verdict"] = verdict
+    f.publish(store, f.sign(keys["alice"].private, statement), kind="reproduction")
+    assert found(run(store, policy)) == {("non-reproducible", artefact)}
+
+
+# --- scale and edges --------------------------------------------------------------------------------------
+
+def test_worker_processes_give_the_same_report(store: Path, keys: dict[str, KeyPair], policy: Policy) -> None:
+    for i in range(4):
+        full_path(store, keys, b"artefact %d" % i, commit=f"{i:040x}")
+    full_path(store, keys, b"skipper", commit="f" * 40, stages=("prd",))
+    f.publish(store, f.provenance(keys["other"].private, subjects={"dist/evil": b"evil"}))
+    inline = run(store, policy)
+    read: list[str] = []
+    read_when_done: list[int] = []
+
+    def sources() -> Iterator[tuple[str, bytes]]:
+        for uri, data in files(store):
+            read.append(uri)
+            yield uri, data
+
+    def progress(n: int) -> None:
+        read_when_done.append(len(read))
+        done.append(n)
+
+    done: list[int] = []
+    pooled = audit(sources(), policy=policy, workers=2, batch_size=2, progress=progress)
+    assert pooled.to_dict() == inline.to_dict()
+    assert sum(done) == inline.attestations == 15 and len(done) == 8
+    assert read_when_done[0] <= 12 < len(read)  # streamed: at most five batches in flight, then one at a time
+
+
+def test_sources_are_read_as_they_are_checked(store: Path, keys: dict[str, KeyPair], policy: Policy) -> None:
+    for i in range(5):
+        full_path(store, keys, b"artefact %d" % i, commit=f"{i:040x}", stages=())
+    read: list[str] = []
+
+    def sources() -> Iterator[tuple[str, bytes]]:
+        for uri, data in files(store):
+            read.append(uri)
+            yield uri, data
+
+    seen: list[int] = []
+    audit(sources(), policy=policy, workers=1, batch_size=1, progress=lambda n: seen.append(len(read)))
+    assert seen == [2, 2, 3, 4, 5]  # the first batch is checked once a second is known to exist
+
+
+def test_a_policy_without_pinned_keys_is_refused() -> None:
+    sigstore_only = Policy(identities={"gha": Identity(name="gha", sigstore=(SigstoreIdentity(issuer="x"),))},
+                           provenance=ProvenanceRules(signed_by=("gha",)))
+    with pytest.raises(PolicyError, match="pins no public key"):
+        audit([], policy=sigstore_only)
+
+
+def test_printable_spells_out_what_could_fool_a_terminal_or_a_reader() -> None:
+    assert printable("dist/app.tar.gz") == "dist/app.tar.gz"
+    assert printable("a\x1b[31mred\x07") == "a\\x1b[31mred\\x07"
+    assert printable("evil\u202egpj.exe") == "evil\\u202egpj.exe"
+    assert printable("line\nbreak") == "line\\x0abreak"
+
+
+def test_every_anomaly_kind_is_explained() -> None:
+    assert {"untrusted-signer", "bad-signature", "malformed", "skipped-stage", "out-of-order", "disallowed-source",
+            "dirty-build", "non-reproducible"} <= set(ANOMALY_KINDS)
+    assert all(text and not text.endswith(".") for text in ANOMALY_KINDS.values())

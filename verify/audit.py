@@ -1,0 +1,898 @@
+"""Audit: many attestations in, one history per artefact and a list of anomalies out.
+
+The plan, one function a step:
+
+  (1) read    attestation files arrive as ``(uri, bytes)``, one at a time; none is kept
+  (2) check   each envelope (in worker processes): parse it, find which policy identities'
+              keys sign it (a keyid only orders the keys tried), parse its statement and keep
+              a small :class:`_Fact` -- never the envelope
+  (3) fold    each fact into the record of every artefact it names (by subject sha256),
+              judging its signer against what the policy lets that identity sign, and a
+              provenance against the source, builder and clean-tree rules
+  (4) judge   each artefact's whole history once everything is read: stages in the
+              policy's order, their times, approvals, and reproducibility across builds
+  (5) report  artefacts and anomalies, sorted, as an :class:`AuditReport`
+
+Memory grows with the number of artefacts and the facts about them, not with the bytes read.
+
+Which signer counts for what: a provenance must be signed by an identity in
+``provenance.signed-by``; a VSA by its stage's ``verifier`` (or an identity a
+``require-vsa`` of another stage names for it), the stage being the one whose
+``StageRule.accepts_resource`` takes the VSA's ``resourceUri``; an approval by
+the stage's ``require-approvals.signed-by``; a reproduction by any identity of
+the policy.
+
+Telling a bad signature from an untrusted one: when no signature verifies with
+any pinned key, the envelope is ``bad-signature`` if one of its signatures'
+keyids (or a bundle's key hint) equals the fingerprint of a pinned key -- it
+claims a trusted signer and the bytes do not match, so it was altered or
+forged -- and ``untrusted-signer`` otherwise (signed by a key the policy does
+not pin; an altered envelope whose keyid names no pinned key looks the same and
+is reported the same way).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import os
+import re
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+from verify.envelope import INTOTO_PAYLOAD_TYPE, Envelope
+from verify.errors import EvidenceRejected, MalformedEvidence, PolicyError
+from verify.evidence import Evidence, load_evidence
+from verify.limits import MAX_VERIFICATIONS_PER_ENVELOPE
+from verify.policy import Policy, StageRule
+from verify.statement import (
+    APPROVAL_V1,
+    PROVENANCE_V02,
+    PROVENANCE_V1,
+    REPRODUCTION_V1,
+    VSA_V1,
+    Statement,
+    parse_statement,
+    read_provenance,
+    read_vsa,
+)
+from verify.trust import Identity, PublicKey
+from verify.uris import branch_of, normalize_repo
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
+
+__all__ = [
+    "ANOMALY_KINDS",
+    "Anomaly",
+    "ArtifactHistory",
+    "AuditReport",
+    "BuildRecord",
+    "Endorsement",
+    "StageHistory",
+    "audit",
+    "printable",
+]
+
+#: Every kind of anomaly, with what it means (shown as a legend in reports).
+ANOMALY_KINDS: Mapping[str, str] = {
+    "untrusted-signer": "signed by no key the policy pins, or by an identity not allowed to sign this",
+    "bad-signature": "a signature names a pinned key but does not verify: altered after signing, or forged",
+    "malformed": "an attestation that cannot be read",
+    "unverifiable": "a keyless Sigstore bundle or a message signature: audit checks pinned keys only",
+    "skipped-stage": "a stage verified the artefact without the build or earlier stage the policy requires",
+    "out-of-order": "a VSA dated before the build, or before the earlier stage's VSA it depends on",
+    "missing-approval": "a stage verified the artefact with fewer approvals than the policy requires",
+    "unknown-stage": "a VSA for a resourceUri that no stage of the policy accepts",
+    "disallowed-source": "built from a repository or branch the policy does not allow",
+    "disallowed-builder": "built by a builder the policy does not allow",
+    "dirty-build": "built from a work tree with uncommitted changes",
+    "non-reproducible": "one commit and lockfiles gave different digests, or a rebuild did not match",
+}
+
+StageStatus = Literal["passed", "failed", "absent", "anomalous"]
+Progress = Callable[[int], None]
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_PROVENANCE_TYPES = (PROVENANCE_V1, PROVENANCE_V02)
+#: Files per unit of work sent to a worker process, and bytes at most.
+BATCH_FILES = 64
+_BATCH_BYTES = 4 * 1024 * 1024
+
+
+def printable(text: str) -> str:
+    """``text`` with control, format and separator characters spelled as escapes.
+
+    Evidence is hostile: a subject name may carry terminal escape sequences or
+    right-to-left overrides meant to make a report lie. Every report shows
+    evidence text through this function.
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else (f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}")
+                   for c in text)
+
+
+def _iso(t: datetime | None) -> str | None:
+    return None if t is None else t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _short(sha256: str | None) -> str:
+    return f"sha256:{sha256[:12]}" if sha256 else "(no artefact)"
+
+
+# --- results ----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Anomaly:
+    """Something in the history a person should look at."""
+
+    kind: str
+    sha256: str | None
+    """The artefact it concerns; None when the attestation names none that could be read."""
+    message: str
+    source: str = ""
+    """The attestation (file or file:line) it was found in, if one."""
+    step: str = ""
+    """Where on the artefact's path it belongs: ``source``, ``build``, a stage name, or empty."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "sha256": self.sha256, "message": self.message, "source": self.source,
+                "step": self.step or None}
+
+
+@dataclass(frozen=True)
+class BuildRecord:
+    """A trusted provenance for an artefact."""
+
+    name: str
+    commit: str | None
+    source: str | None
+    ref: str | None
+    builder: str
+    started_on: datetime | None
+    finished_on: datetime | None
+    dirty: bool
+    invocation_id: str
+    lockfiles: tuple[tuple[str, tuple[tuple[str, str], ...]], ...]
+    signers: tuple[str, ...]
+    attestation: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "commit": self.commit, "source": self.source, "ref": self.ref,
+                "builder": self.builder, "startedOn": _iso(self.started_on),
+                "finishedOn": _iso(self.finished_on), "dirty": self.dirty, "invocationId": self.invocation_id,
+                "lockfiles": {name: dict(digests) for name, digests in self.lockfiles},
+                "signers": list(self.signers), "attestation": self.attestation}
+
+
+@dataclass(frozen=True)
+class Endorsement:
+    """A trusted VSA, approval or reproduction for an artefact."""
+
+    kind: Literal["vsa", "approval", "reproduction"]
+    stage: str
+    """The stage (VSA, approval); empty for a reproduction."""
+    result: str
+    """verificationResult (VSA), the approver (approval) or the verdict (reproduction)."""
+    time: datetime | None
+    signers: tuple[str, ...]
+    attestation: str
+
+    def to_dict(self) -> dict[str, Any]:
+        key = {"vsa": "result", "approval": "approver", "reproduction": "verdict"}[self.kind]
+        out: dict[str, Any] = {key: self.result, "time": _iso(self.time), "signers": list(self.signers),
+                               "attestation": self.attestation}
+        if self.kind != "reproduction":
+            out["stage"] = self.stage
+        return out
+
+
+@dataclass(frozen=True)
+class StageHistory:
+    stage: str
+    status: StageStatus
+    vsas: tuple[Endorsement, ...]
+    approvals: tuple[Endorsement, ...]
+
+    @property
+    def first_passed(self) -> Endorsement | None:
+        passed = [v for v in self.vsas if v.result == "PASSED"]
+        return min(passed, key=_when) if passed else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"stage": self.stage, "status": self.status, "vsas": [v.to_dict() for v in self.vsas],
+                "approvals": [a.to_dict() for a in self.approvals]}
+
+
+@dataclass(frozen=True)
+class ArtifactHistory:
+    """Everything trusted that is known about one artefact, and its anomalies."""
+
+    sha256: str
+    names: tuple[str, ...]
+    builds: tuple[BuildRecord, ...]
+    stages: tuple[StageHistory, ...]
+    reproductions: tuple[Endorsement, ...]
+    anomalies: tuple[Anomaly, ...]
+
+    @property
+    def build(self) -> BuildRecord | None:
+        """The first trusted build (the one the later stages vouch for)."""
+        return self.builds[0] if self.builds else None
+
+    def steps_with_anomalies(self) -> set[str]:
+        return {a.step for a in self.anomalies}
+
+    def to_dict(self) -> dict[str, Any]:
+        build = self.build
+        return {
+            "sha256": self.sha256, "names": list(self.names),
+            "commit": build.commit if build else None, "source": build.source if build else None,
+            "ref": build.ref if build else None, "builder": build.builder if build else None,
+            "builtOn": _iso(build.finished_on) if build else None, "dirty": build.dirty if build else None,
+            "builds": [b.to_dict() for b in self.builds],
+            "stages": [s.to_dict() for s in self.stages],
+            "reproductions": [r.to_dict() for r in self.reproductions],
+            "anomalies": sorted({a.kind for a in self.anomalies}),
+        }
+
+
+@dataclass(frozen=True)
+class AuditReport:
+    artifacts: tuple[ArtifactHistory, ...]
+    anomalies: tuple[Anomaly, ...]
+    stages: tuple[str, ...]
+    files: int
+    attestations: int
+    policy_uri: str
+    policy_digest: str
+
+    @property
+    def clean(self) -> bool:
+        return not self.anomalies
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "artifacts": [a.to_dict() for a in self.artifacts],
+            "anomalies": [a.to_dict() for a in self.anomalies],
+            "summary": {"files": self.files, "attestations": self.attestations,
+                        "artifacts": len(self.artifacts), "anomalies": len(self.anomalies),
+                        "stages": list(self.stages)},
+            "policy": {"uri": self.policy_uri, "sha256": self.policy_digest or None},
+        }
+
+
+def _when(e: Endorsement) -> datetime:
+    return e.time or datetime.max.replace(tzinfo=UTC)
+
+
+# --- (2) check: what one envelope says and who signed it -------------------------------------------------
+
+@dataclass(frozen=True)
+class _Build:
+    commit: str | None
+    source: str | None
+    ref: str | None
+    builder: str
+    started_on: datetime | None
+    finished_on: datetime | None
+    dirty: bool
+    invocation_id: str
+    lockfiles: tuple[tuple[str, tuple[tuple[str, str], ...]], ...]
+
+
+@dataclass(frozen=True)
+class _Vsa:
+    resource_uri: str
+    time: datetime
+    result: str
+
+
+@dataclass(frozen=True)
+class _Approval:
+    stage: str
+    approver: str
+    time: datetime | None
+
+
+@dataclass(frozen=True)
+class _Reproduction:
+    verdict: str
+    time: datetime | None
+    statuses: tuple[tuple[str, str], ...] = ()
+    """(subject name, match/differs/missing/refused) from ``results``, where given."""
+
+    def verdict_for(self, name: str) -> str:
+        """This subject's own verdict when the rebuilder compared it, else the statement's."""
+        status = next((s for n, s in self.statuses if n == name), None)
+        if status is None:
+            return self.verdict
+        return "REPRODUCIBLE" if status == "match" else "NOT_REPRODUCIBLE"
+
+
+@dataclass(frozen=True)
+class _Fact:
+    """What one envelope contributes; small, so that millions fit where envelopes would not."""
+
+    source: str
+    statement_digest: str
+    subjects: tuple[tuple[str, str], ...]
+    """(name, sha256) of each subject (claimed, when the signature did not verify)."""
+    predicate_type: str = ""
+    signers: tuple[str, ...] = ()
+    detail: _Build | _Vsa | _Approval | _Reproduction | None = None
+    problem: tuple[str, str] | None = None
+    """(anomaly kind, message) when the envelope itself is at fault."""
+    claimed_stage: str = ""
+    """A VSA's resourceUri or an approval's stage, as claimed (to place an anomaly on the path)."""
+
+
+def _time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _verdict(predicate: Mapping[str, Any]) -> str:
+    """A reproduction's verdict, read leniently: a string, or an object with a result/verdict/status."""
+    value = predicate.get("verdict")
+    if isinstance(value, dict):
+        value = value.get("result") or value.get("verdict") or value.get("status")
+    text = _text(value).strip().upper().replace("-", "_").replace(" ", "_")
+    return text or "UNKNOWN"
+
+
+def _statuses(predicate: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """(name, status) of each subject in a reproduction's ``results`` (docs/reproducibility.md), if any."""
+    results = predicate.get("results")
+    if not isinstance(results, list):
+        return ()
+    return tuple((_text(r.get("name")), _text(r.get("status")).lower()) for r in results
+                 if isinstance(r, dict) and _text(r.get("name")) and _text(r.get("status")))
+
+
+class _Checker:
+    """Step (2) for one process: the pinned keys, and what each envelope says."""
+
+    def __init__(self, identities: Sequence[Identity]) -> None:
+        by_fingerprint: dict[str, tuple[PublicKey, list[str]]] = {}
+        for identity in identities:
+            for key in identity.keys:
+                by_fingerprint.setdefault(key.fingerprint, (key, []))[1].append(identity.name)
+        self._keys = [(fp, key, tuple(names)) for fp, (key, names) in by_fingerprint.items()]
+
+    def check_batch(self, batch: Sequence[tuple[str, bytes]]) -> list[_Fact]:
+        return [fact for uri, data in batch for fact in self.check_file(uri, data)]
+
+    def check_file(self, uri: str, data: bytes) -> list[_Fact]:
+        try:
+            items = load_evidence(data, source=uri)
+        except EvidenceRejected as e:
+            return [_Fact(source=uri, statement_digest="", subjects=(), problem=("malformed", str(e)))]
+        return [self.check(item, uri) for item in items]
+
+    def check(self, item: Evidence | MalformedEvidence, uri: str) -> _Fact:
+        """(2a) parsed (2b) statement peeked at (2c) signed by whom (2d) statement read (2e) predicate read."""
+        # (2a) an envelope at all
+        if isinstance(item, MalformedEvidence):
+            return _Fact(source=uri, statement_digest="", subjects=(), problem=("malformed", str(item)))
+        if item.envelope is None:
+            return _Fact(source=item.source, statement_digest=item.digest, subjects=(),
+                         problem=("unverifiable", "a Sigstore message-signature bundle, "
+                                                  "which names no statement; audit reads DSSE attestations"))
+        envelope = item.envelope
+        digest = hashlib.sha256(envelope.payload).hexdigest()
+        # (2b) what it claims, before anything is believed: to name the artefact in an anomaly
+        statement, error = _peek(envelope)
+        subjects = _subjects(statement) if statement else ()
+        claimed = _claimed_stage(statement) if statement else ""
+        ptype = statement.predicate_type if statement else ""
+        if item.has_certificate:
+            return _Fact(source=item.source, statement_digest=digest, subjects=subjects, predicate_type=ptype,
+                         claimed_stage=claimed,
+                         problem=("unverifiable", f"{_describe(statement)} is signed keylessly (a Sigstore "
+                                                  "certificate); audit checks pinned keys only, so check it "
+                                                  "with attest verify"))
+        # (2c) which pinned keys sign it
+        signers, named = self._signers(envelope, _bundle_hint(item))
+        if not signers:
+            what = _describe(statement)
+            if named:
+                problem = ("bad-signature", f"{what} names the pinned key of "
+                                            f"{' and '.join(named)} but its signature does not verify; "
+                                            "it was altered after signing or forged")
+            else:
+                problem = ("untrusted-signer", f"{what} is signed by no key the policy pins")
+            return _Fact(source=item.source, statement_digest=digest, subjects=subjects, predicate_type=ptype,
+                         problem=problem, claimed_stage=claimed)
+        # (2d) a statement naming every artefact by sha256
+        if statement is None:
+            return _Fact(source=item.source, statement_digest=digest, subjects=(), signers=signers,
+                         problem=("malformed", error))
+        for name, sha in _all_subjects(statement):
+            if sha is None:
+                return _Fact(source=item.source, statement_digest=digest, subjects=subjects, signers=signers,
+                             predicate_type=ptype,
+                             problem=("malformed", f"subject {name!r} has no sha256 digest "
+                                                   "of 64 hex digits; audit finds artefacts by sha256"))
+        # (2e) what the predicate says, as far as audit needs it
+        try:
+            detail = _detail(statement)
+        except EvidenceRejected as e:
+            return _Fact(source=item.source, statement_digest=digest, subjects=subjects, signers=signers,
+                         predicate_type=ptype, problem=("malformed", str(e)))
+        return _Fact(source=item.source, statement_digest=digest, subjects=subjects, predicate_type=ptype,
+                     signers=signers, detail=detail, claimed_stage=claimed)
+
+    def _signers(self, envelope: Envelope, hint: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(identities whose keys sign ``envelope``, identities a keyid or hint names)."""
+        message = envelope.pae()
+        budget = MAX_VERIFICATIONS_PER_ENVELOPE
+        signers: list[str] = []
+        named: list[str] = []
+        for signature in envelope.signatures:
+            hints = {signature.keyid, hint} - {""}
+            named.extend(n for fp, _, names in self._keys if fp in hints for n in names if n not in named)
+            # every pinned key is tried (a keyid is an unauthenticated hint), those it names first
+            for _, key, names in sorted(self._keys, key=lambda entry: entry[0] not in hints):
+                if budget == 0:
+                    break
+                budget -= 1
+                if key.verify(signature.sig, message):
+                    signers.extend(n for n in names if n not in signers)
+                    break
+        return tuple(signers), tuple(named)
+
+
+def _bundle_hint(item: Evidence) -> str:
+    if item.bundle is None:
+        return ""
+    material = item.bundle.get("verificationMaterial")
+    public_key = material.get("publicKey") if isinstance(material, dict) else None
+    return _text(public_key.get("hint")) if isinstance(public_key, dict) else ""
+
+
+def _peek(envelope: Envelope) -> tuple[Statement | None, str]:
+    """The statement, parsed whoever signed it, or the sentence saying why it cannot be."""
+    if envelope.payload_type != INTOTO_PAYLOAD_TYPE:
+        return None, f"payloadType is {envelope.payload_type!r}, not {INTOTO_PAYLOAD_TYPE!r}"
+    try:
+        return parse_statement(envelope.payload, what="the statement"), ""
+    except EvidenceRejected as e:
+        return None, str(e)
+
+
+def _all_subjects(statement: Statement) -> Iterator[tuple[str, str | None]]:
+    for subject in statement.subjects:
+        sha = subject.digest.get("sha256")
+        yield subject.name, sha if sha is not None and _SHA256.fullmatch(sha) else None
+
+
+def _subjects(statement: Statement) -> tuple[tuple[str, str], ...]:
+    return tuple((name, sha) for name, sha in _all_subjects(statement) if sha is not None)
+
+
+def _claimed_stage(statement: Statement) -> str:
+    if statement.predicate_type == VSA_V1:
+        return _text(statement.predicate.get("resourceUri"))
+    if statement.predicate_type == APPROVAL_V1:
+        return f"attest:stage:{_text(statement.predicate.get('stage'))}"
+    return ""
+
+
+def _describe(statement: Statement | None) -> str:
+    if statement is None:
+        return "an attestation"
+    kind = {PROVENANCE_V1: "a provenance", PROVENANCE_V02: "a provenance", VSA_V1: "a VSA",
+            APPROVAL_V1: "an approval", REPRODUCTION_V1: "a reproduction"}.get(statement.predicate_type,
+                                                                               "a statement")
+    names = [s.name for s in statement.subjects[:2] if s.name]
+    more = ", ..." if len(statement.subjects) > 2 else ""
+    return f"{kind} for {', '.join(repr(n) for n in names)}{more}" if names else kind
+
+
+def _detail(statement: Statement) -> _Build | _Vsa | _Approval | _Reproduction | None:
+    pred = statement.predicate
+    if statement.predicate_type in _PROVENANCE_TYPES:
+        prov = read_provenance(statement)
+        locks = tuple(sorted((d.name, tuple(sorted(d.digest.items()))) for d in prov.lockfiles))
+        return _Build(commit=prov.commit, source=prov.source_uri, ref=prov.source_ref,
+                      builder=prov.builder_id, started_on=prov.started_on, finished_on=prov.finished_on,
+                      dirty=prov.dirty, invocation_id=prov.invocation_id, lockfiles=locks)
+    if statement.predicate_type == VSA_V1:
+        vsa = read_vsa(statement)
+        return _Vsa(resource_uri=vsa.resource_uri, time=vsa.time_verified, result=vsa.result)
+    if statement.predicate_type == APPROVAL_V1:
+        stage = _text(pred.get("stage"))
+        if not stage:
+            raise MalformedEvidence("the approval names no stage")
+        return _Approval(stage=stage, approver=_text(pred.get("approver")),
+                         time=_time(pred.get("timeApproved")))
+    if statement.predicate_type == REPRODUCTION_V1:
+        when = next((t for k in ("timeReproduced", "timeVerified", "finishedOn", "time")
+                     if (t := _time(pred.get(k))) is not None), None)
+        return _Reproduction(verdict=_verdict(pred), time=when, statuses=_statuses(pred))
+    return None
+
+
+# --- worker processes ------------------------------------------------------------------------------------
+
+_WORKER: _Checker | None = None
+
+
+def _init_worker(identities: Sequence[Identity]) -> None:
+    import signal
+
+    global _WORKER  # one checker per worker process
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles ^C
+    _WORKER = _Checker(identities)
+
+
+def _work(batch: Sequence[tuple[str, bytes]]) -> list[_Fact]:
+    assert _WORKER is not None
+    return _WORKER.check_batch(batch)
+
+
+def _batches(sources: Iterable[tuple[str, bytes]], size: int) -> Iterator[list[tuple[str, bytes]]]:
+    batch: list[tuple[str, bytes]] = []
+    held = 0
+    for uri, data in sources:
+        batch.append((uri, data))
+        held += len(data)
+        if len(batch) >= size or held >= _BATCH_BYTES:
+            yield batch
+            batch, held = [], 0
+    if batch:
+        yield batch
+
+
+def _facts(sources: Iterable[tuple[str, bytes]], identities: Sequence[Identity], *, workers: int,
+           batch_size: int) -> Iterator[tuple[int, list[_Fact]]]:
+    """(files, facts) per batch, in the order read; in worker processes when there is more than one batch."""
+    batches = _batches(sources, batch_size)
+    first = next(batches, None)
+    if first is None:
+        return
+    second = next(batches, None)
+    if second is None or workers < 2:
+        checker = _Checker(identities)
+        for batch in itertools.chain([first], [] if second is None else [second], batches):
+            yield len(batch), checker.check_batch(batch)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # forkserver: workers start from a clean process, never from this one's threads (a progress bar)
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
+                             initargs=(tuple(identities),)) as pool:
+        pending: deque[tuple[int, Future[list[_Fact]]]] = deque()
+        try:
+            for batch in itertools.chain([first, second], batches):  # lazily: one batch read at a time
+                pending.append((len(batch), pool.submit(_work, batch)))
+                while len(pending) > 2 * workers:  # bounded: a few batches in flight, whatever the input size
+                    files, future = pending.popleft()
+                    yield files, future.result()
+            while pending:
+                files, future = pending.popleft()
+                yield files, future.result()
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+
+
+# --- (3) fold and (4) judge ------------------------------------------------------------------------------
+
+@dataclass
+class _Record:
+    sha256: str
+    names: set[str] = field(default_factory=set)
+    seen: set[str] = field(default_factory=set)
+    builds: list[BuildRecord] = field(default_factory=list)
+    vsas: dict[str, list[Endorsement]] = field(default_factory=dict)
+    approvals: dict[str, list[Endorsement]] = field(default_factory=dict)
+    reproductions: list[Endorsement] = field(default_factory=list)
+
+
+def _stage_order(policy: Policy) -> tuple[str, ...]:
+    """The policy's stages, every stage after those it requires VSAs from (file order otherwise)."""
+    ordered: list[str] = []
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        if name in ordered or name in path or name not in policy.stages:
+            return
+        for requirement in policy.stages[name].require_vsa:
+            visit(requirement.stage, (*path, name))
+        ordered.append(name)
+
+    for name in policy.stages:
+        visit(name, ())
+    return tuple(ordered)
+
+
+class _Auditor:
+    """Steps (3) and (4): the records of every artefact, and the anomalies found."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self.order = _stage_order(policy)
+        self.records: dict[str, _Record] = {}
+        self.anomalies: dict[tuple[str, str | None, str], Anomaly] = {}
+        self.attestations = 0
+        self.files = 0
+        self.vsa_signers = {name: self._vsa_signers(rule) for name, rule in policy.stages.items()}
+
+    def _vsa_signers(self, rule: StageRule) -> frozenset[str]:
+        names = {rule.verifier} if rule.verifier else set()
+        for other in self.policy.stages.values():
+            for requirement in other.require_vsa:
+                if requirement.stage == rule.name:
+                    names.update(requirement.signed_by)
+        return frozenset(names)
+
+    def _stage_of(self, resource_uri: str) -> StageRule | None:
+        stages = (self.policy.stages[name] for name in self.order)
+        return next((rule for rule in stages if rule.accepts_resource(resource_uri)), None)
+
+    def _record(self, sha256: str) -> _Record:
+        record = self.records.get(sha256)
+        if record is None:
+            record = self.records[sha256] = _Record(sha256)
+        return record
+
+    def _flag(self, kind: str, sha256: str | None, message: str, *, source: str = "", step: str = "",
+              key: str = "") -> None:
+        anomaly = Anomaly(kind=kind, sha256=sha256, message=message, source=source, step=step)
+        self.anomalies.setdefault((kind, sha256, key or message), anomaly)
+
+    def _step(self, fact: _Fact) -> str:
+        if fact.predicate_type in _PROVENANCE_TYPES or fact.predicate_type == REPRODUCTION_V1:
+            return "build"
+        if fact.claimed_stage:
+            rule = self._stage_of(fact.claimed_stage)
+            return rule.name if rule else ""
+        return ""
+
+    def add(self, fact: _Fact) -> None:
+        self.attestations += 1
+        if fact.problem is not None:
+            kind, message = fact.problem
+            step = self._step(fact)
+            digests: list[str | None] = [sha for _, sha in fact.subjects] or [None]
+            for sha in digests:
+                if sha is not None:
+                    self._record(sha)
+                self._flag(kind, sha, message, source=fact.source, step=step, key=fact.statement_digest)
+            return
+        detail = fact.detail
+        if isinstance(detail, _Build):
+            self._add_build(fact, detail)
+        elif isinstance(detail, _Vsa):
+            self._add_vsa(fact, detail)
+        elif isinstance(detail, _Approval):
+            self._add_approval(fact, detail)
+        elif isinstance(detail, _Reproduction):
+            self._add_reproduction(fact, detail)
+        # other predicate types signed by a pinned identity say nothing about the path: counted only
+
+    def _allowed(self, fact: _Fact, allowed: frozenset[str], what: str, rule: str, step: str) -> bool:
+        if set(fact.signers) & allowed:
+            return True
+        may = ", ".join(sorted(allowed)) or "no identity"
+        message = f"{what} is signed by {' and '.join(fact.signers)}, but {rule} allows {may}"
+        for _, sha in fact.subjects:
+            self._record(sha)
+            self._flag("untrusted-signer", sha, message, source=fact.source, step=step,
+                       key=fact.statement_digest)
+        return False
+
+    def _new(self, fact: _Fact) -> Iterator[tuple[str, _Record]]:
+        """(subject name, record) of each artefact the fact names and has not been seen for it before."""
+        for name, sha in fact.subjects:
+            record = self._record(sha)
+            if fact.statement_digest in record.seen:
+                continue
+            record.seen.add(fact.statement_digest)
+            yield name, record
+
+    def _add_build(self, fact: _Fact, build: _Build) -> None:
+        rules = self.policy.provenance
+        if not self._allowed(fact, frozenset(rules.signed_by), "the provenance", "provenance.signed-by",
+                             "build"):
+            return
+        for name, record in self._new(fact):
+            sha = record.sha256
+            record.names.add(name)
+            record.builds.append(BuildRecord(
+                name=name, commit=build.commit, source=build.source, ref=build.ref, builder=build.builder,
+                started_on=build.started_on, finished_on=build.finished_on, dirty=build.dirty,
+                invocation_id=build.invocation_id, lockfiles=build.lockfiles, signers=fact.signers,
+                attestation=fact.source))
+            where = repr(name)
+            if rules.source.uri is not None:
+                expected = normalize_repo(rules.source.uri)
+                found = normalize_repo(build.source) if build.source else None
+                if found != expected:
+                    self._flag("disallowed-source", sha, f"{where} was built from repository "
+                               f"{build.source!r}, but the policy allows {expected!r}",
+                               source=fact.source, step="source")
+            if rules.source.branches and branch_of(build.ref) not in rules.source.branches:
+                branches = " or ".join(rules.source.branches)
+                self._flag("disallowed-source", sha, f"{where} was built from ref {build.ref!r}, but the "
+                           f"policy allows branch {branches}", source=fact.source, step="source")
+            if rules.builders and build.builder not in rules.builders:
+                self._flag("disallowed-builder", sha, f"{where} was built by {build.builder!r}, which is "
+                           "not one of the policy's builders", source=fact.source, step="build")
+            if build.dirty and not rules.allow_dirty:
+                self._flag("dirty-build", sha, f"{where} was built from a work tree with uncommitted changes "
+                           f"at commit {(build.commit or '?')[:12]}", source=fact.source, step="build")
+
+    def _add_vsa(self, fact: _Fact, vsa: _Vsa) -> None:
+        rule = self._stage_of(vsa.resource_uri)
+        if rule is None:
+            for _, sha in fact.subjects:
+                self._record(sha)
+                self._flag("unknown-stage", sha, f"a VSA by {' and '.join(fact.signers)} is "
+                           f"for {vsa.resource_uri!r}, which no stage of the policy accepts",
+                           source=fact.source, key=fact.statement_digest)
+            return
+        if not self._allowed(fact, self.vsa_signers[rule.name], f"a VSA for stage {rule.name!r}",
+                             f"stages.{rule.name}.verifier", rule.name):
+            return
+        for _, record in self._new(fact):
+            record.vsas.setdefault(rule.name, []).append(Endorsement(
+                kind="vsa", stage=rule.name, result=vsa.result, time=vsa.time, signers=fact.signers,
+                attestation=fact.source))
+
+    def _add_approval(self, fact: _Fact, approval: _Approval) -> None:
+        rule = self.policy.stages.get(approval.stage)
+        needed = rule.require_approvals if rule else None
+        allowed = frozenset(needed.signed_by) if needed else frozenset()
+        if not self._allowed(fact, allowed, f"an approval for stage {approval.stage!r}",
+                             f"stages.{approval.stage}.require-approvals", approval.stage if rule else ""):
+            return
+        for _, record in self._new(fact):
+            record.approvals.setdefault(approval.stage, []).append(Endorsement(
+                kind="approval", stage=approval.stage, result=approval.approver, time=approval.time,
+                signers=tuple(s for s in fact.signers if s in allowed), attestation=fact.source))
+
+    def _add_reproduction(self, fact: _Fact, reproduction: _Reproduction) -> None:
+        for name, record in self._new(fact):
+            verdict = reproduction.verdict_for(name)
+            record.reproductions.append(Endorsement(
+                kind="reproduction", stage="", result=verdict, time=reproduction.time,
+                signers=fact.signers, attestation=fact.source))
+            if verdict == "NOT_REPRODUCIBLE":
+                self._flag("non-reproducible", record.sha256, f"{' and '.join(fact.signers)} "
+                           f"rebuilt {name!r} and got different bytes (NOT_REPRODUCIBLE)",
+                           source=fact.source, step="build")
+
+    # (4) judge, once everything is read
+
+    def _judge_stages(self, record: _Record) -> None:
+        sha = record.sha256
+        built = [b.finished_on for b in record.builds if b.finished_on is not None]
+        built_on = min(built) if built else None
+        for name in self.order:
+            rule = self.policy.stages[name]
+            for vsa in record.vsas.get(name, []):
+                if vsa.result != "PASSED":
+                    continue
+                said = f"stage {name!r} verified {_short(sha)} at {_iso(vsa.time)}"
+                where = {"source": vsa.attestation, "step": name}
+                if not record.builds:
+                    self._flag("skipped-stage", sha, f"{said}, but no trusted provenance for it was found",
+                               **where)
+                elif built_on is not None and vsa.time is not None and vsa.time < built_on:
+                    self._flag("out-of-order", sha, f"{said}, before it was built ({_iso(built_on)})",
+                               **where)
+                for requirement in rule.require_vsa:
+                    earlier = [v for v in record.vsas.get(requirement.stage, [])
+                               if v.result == "PASSED" and set(v.signers) & set(requirement.signed_by)]
+                    if not earlier:
+                        self._flag("skipped-stage", sha, f"{said} without the VSA from stage "
+                                   f"{requirement.stage!r} that it requires", **where)
+                        continue
+                    first = min(earlier, key=_when)
+                    if vsa.time is not None and first.time is not None and vsa.time < first.time:
+                        self._flag("out-of-order", sha, f"{said}, before stage {requirement.stage!r} did "
+                                   f"({_iso(first.time)})", **where)
+            needed = rule.require_approvals
+            if needed is not None and any(v.result == "PASSED" for v in record.vsas.get(name, [])):
+                approvers = {s for a in record.approvals.get(name, []) for s in a.signers}
+                if len(approvers) < needed.count:
+                    self._flag("missing-approval", sha, f"stage {name!r} verified {_short(sha)} with "
+                               f"{len(approvers)} of the {needed.count} approval(s) it requires "
+                               f"from {', '.join(needed.signed_by)}", step=name)
+
+    def _judge_reproducibility(self) -> None:
+        """Clean builds of one subject name from one commit and the same lockfiles must give one digest."""
+        groups: dict[tuple[str, str, tuple[Any, ...]], set[str]] = {}
+        for record in self.records.values():
+            for build in record.builds:
+                if build.commit and not build.dirty:
+                    groups.setdefault((build.name, build.commit, build.lockfiles), set()).add(record.sha256)
+        for (name, commit, _), digests in groups.items():
+            if len(digests) < 2:
+                continue
+            ordered = sorted(digests)
+            for sha in ordered:
+                others = ", ".join(_short(o) for o in ordered if o != sha)
+                self._flag("non-reproducible", sha, f"{name!r} from commit {commit[:12]} with the same "
+                           f"lockfiles was built as {_short(sha)} and as {others}", step="build")
+
+    def _history(self, record: _Record, anomalies: Sequence[Anomaly]) -> ArtifactHistory:
+        steps = {a.step for a in anomalies}
+        stages = []
+        for name in self.order:
+            vsas = tuple(sorted(record.vsas.get(name, []), key=lambda e: (_when(e), e.attestation)))
+            status: StageStatus
+            if name in steps:
+                status = "anomalous"
+            elif any(v.result == "PASSED" for v in vsas):
+                status = "passed"
+            else:
+                status = "failed" if vsas else "absent"
+            stages.append(StageHistory(stage=name, status=status, vsas=vsas, approvals=tuple(
+                sorted(record.approvals.get(name, []), key=lambda e: (_when(e), e.attestation)))))
+        builds = sorted(record.builds, key=lambda b: (_iso(b.finished_on) or "~", b.attestation))
+        return ArtifactHistory(
+            sha256=record.sha256, names=tuple(sorted(record.names)), builds=tuple(builds),
+            stages=tuple(stages),
+            reproductions=tuple(sorted(record.reproductions, key=lambda e: (_when(e), e.attestation))),
+            anomalies=tuple(anomalies))
+
+    def report(self) -> AuditReport:
+        for record in self.records.values():
+            self._judge_stages(record)
+        self._judge_reproducibility()
+        anomalies = sorted(self.anomalies.values(),
+                           key=lambda a: (a.sha256 or "", a.kind, a.source, a.message))
+        by_sha: dict[str | None, list[Anomaly]] = {}
+        for anomaly in anomalies:
+            by_sha.setdefault(anomaly.sha256, []).append(anomaly)
+        histories = [self._history(r, by_sha.get(r.sha256, [])) for r in self.records.values()]
+        histories.sort(key=lambda h: (h.names[0] if h.names else "\uffff",
+                                      (_iso(h.build.finished_on) if h.build else None) or "~", h.sha256))
+        return AuditReport(artifacts=tuple(histories), anomalies=tuple(anomalies), stages=self.order,
+                           files=self.files, attestations=self.attestations, policy_uri=self.policy.uri,
+                           policy_digest=self.policy.digest)
+
+
+# --- the whole audit -------------------------------------------------------------------------------------
+
+def audit(sources: Iterable[tuple[str, bytes]], *, policy: Policy, workers: int | None = None,
+          batch_size: int = BATCH_FILES, progress: Progress | None = None) -> AuditReport:
+    """Read every attestation file in ``sources`` as ``(uri, bytes)`` and report each artefact's history.
+
+    Signatures are checked in ``workers`` processes (default: one per CPU) once
+    there is more than one batch of ``batch_size`` files; ``progress`` is called
+    with the number of attestations done after each batch. Errors raised while
+    iterating ``sources`` (an unreadable file, a store out of reach) propagate.
+    """
+    identities = [identity for identity in policy.identities.values() if identity.keys]
+    if not identities:
+        raise PolicyError("the policy pins no public key; audit checks signatures by pinned keys, so name "
+                          "keys in the policy or pass --key")
+    auditor = _Auditor(policy)
+    workers = workers or os.cpu_count() or 1
+    for files, facts in _facts(sources, identities, workers=workers, batch_size=batch_size):
+        auditor.files += files
+        for fact in facts:
+            auditor.add(fact)
+        if progress is not None:
+            progress(len(facts))
+    return auditor.report()
