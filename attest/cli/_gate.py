@@ -89,7 +89,10 @@ def verify_release(manifest: Path, *, policy: Policy, store: str | None, same_co
     subject_digests = _first_subject(first)
     verdict = verify_artifact(str(manifest), evidence, policy=release_policy, digests=lambda: subject_digests,
                               bundle_verifier=bundle_verifier)
-    components = verdict.statement.predicate.get("components")
+    if verdict.statement is None:
+        raise MalformedEvidence(f"release manifest {manifest} is a bare signature, not a release statement")
+    manifest_statement = verdict.statement
+    components = manifest_statement.predicate.get("components")
     if not isinstance(components, list) or not components:
         raise MalformedEvidence(f"release manifest {manifest} names no components")
     if store is None:
@@ -122,8 +125,7 @@ def verify_release(manifest: Path, *, policy: Policy, store: str | None, same_co
                                       f"(sha256:{wanted[:16]}...) is not in {store}")
             try:
                 component_verdict = verify_artifact(str(artifact.get("name", "")), candidates, policy=policy,
-                                                    digests=lambda d=digests: dict(d),
-                                                    bundle_verifier=bundle_verifier)
+                                                    digests=_fixed(digests), bundle_verifier=bundle_verifier)
             except EvidenceRejected as e:
                 raise type(e)(f"component {label}: {e}", checks=e.checks) from e
             commit = component_verdict.provenance.commit if component_verdict.provenance else None
@@ -132,8 +134,13 @@ def verify_release(manifest: Path, *, policy: Policy, store: str | None, same_co
     if same_commit and len(commits) != 1:
         raise PolicyViolation(f"release {manifest}: components come from {len(commits)} commits "
                               f"({', '.join(sorted(c or '?' for c in commits))}); --same-commit requires one")
-    return {"verified": True, "release": verdict.statement.predicate.get("name"), "signer": verdict.signer,
+    return {"verified": True, "release": manifest_statement.predicate.get("name"), "signer": verdict.signer,
             "components": results}
+
+
+def _fixed(digests: dict[str, str]) -> Callable[[], dict[str, str]]:
+    """Digests known in advance (from a signed manifest), as the verifier's digest callback."""
+    return lambda: dict(digests)
 
 
 def _first_subject(evidence: Evidence | None) -> dict[str, str]:

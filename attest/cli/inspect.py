@@ -63,7 +63,8 @@ def inspect(file: Path, output_format: str) -> None:
             click.echo(f"  predicateType: {statement.get('predicateType')}")
             for subject in statement.get("subject", []) if isinstance(statement.get("subject"), list) else []:
                 if isinstance(subject, dict):
-                    digests = subject.get("digest") if isinstance(subject.get("digest"), dict) else {}
+                    raw = subject.get("digest")
+                    digests: dict[str, object] = raw if isinstance(raw, dict) else {}
                     shown = " ".join(f"{k}:{v}" for k, v in digests.items())
                     click.echo(f"  subject: {subject.get('name', '')}  {shown}")
             import json

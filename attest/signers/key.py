@@ -33,11 +33,11 @@ class LocalKeySigner:
     """Signs with a private key held in memory."""
 
     def __init__(self, private_key: Any, *, name: str) -> None:
-        from securesystemslib.signer import CryptoSigner, SSlibKey
+        from securesystemslib.signer import CryptoSigner, SSlibKey  # type: ignore[attr-defined]
 
         public = private_key.public_key()
-        self._pem = public.public_bytes(serialization.Encoding.PEM,
-                                        serialization.PublicFormat.SubjectPublicKeyInfo)
+        self._pem: bytes = public.public_bytes(serialization.Encoding.PEM,
+                                               serialization.PublicFormat.SubjectPublicKeyInfo)
         self._keyid = load_public_key(self._pem, name=name).fingerprint
         self.name = name
         try:
@@ -53,7 +53,8 @@ class LocalKeySigner:
         return self._pem
 
     def sign(self, data: bytes) -> bytes:
-        return bytes.fromhex(self._signer.sign(data).signature)
+        signature: str = self._signer.sign(data).signature
+        return bytes.fromhex(signature)
 
 
 def load(path: str | Path, *, insecure_permissions: bool = False, **_: object) -> LocalKeySigner:
