@@ -40,6 +40,10 @@ from attest.cli._options import emit_json, format_option, progress, signer_optio
 @click.option("--publish", "publish", metavar="STORE",
               help="Also publish artefacts and provenance to a store: a directory or s3://bucket/prefix.")
 @click.option("--no-artifacts", is_flag=True, help="With --publish: publish the provenance only.")
+@click.option("--retain-days", type=click.IntRange(min=1), metavar="N",
+              help="With --publish s3://...: S3 Object Lock retention of N days on the attestation objects.")
+@click.option("--retention-mode", type=click.Choice(["GOVERNANCE", "COMPLIANCE"]), default="GOVERNANCE",
+              show_default=True, help="Object Lock mode for --retain-days.")
 @click.option("--builder-id", envvar="ATTEST_BUILDER_ID", metavar="ID",
               help="runDetails.builder.id when no CI platform is recognised [env: ATTEST_BUILDER_ID].")
 @click.option("--pass-aws-env", is_flag=True,
@@ -49,6 +53,7 @@ from attest.cli._options import emit_json, format_option, progress, signer_optio
 def build(artifacts: tuple[str, ...], lockfile_paths: tuple[str, ...], no_lockfile: bool, allow_dirty: bool,
           signer_uri: str, insecure_key_permissions: bool, output: Path, write_bundle: bool,
           identity_token: str | None, trust_config: Path | None, staging: bool, publish: str | None,
+          retain_days: int | None, retention_mode: str,
           no_artifacts: bool, builder_id: str | None, pass_aws_env: bool, output_format: str,
           command: tuple[str, ...]) -> None:
     """Run CMD (if given), then attest the artefacts it made.
@@ -170,7 +175,7 @@ def build(artifacts: tuple[str, ...], lockfile_paths: tuple[str, ...], no_lockfi
     if publish:
         from attest.stores import from_uri as store_from_uri
 
-        store = store_from_uri(publish)
+        store = store_from_uri(publish, retain_days=retain_days, retention_mode=retention_mode)
         # a keyless envelope verifies only with its certificate and log entry: publish the bundle's line
         stored = bundle if keyless is not None and bundle is not None else line
         for artifact, (name, digests) in zip(found, subjects, strict=True):

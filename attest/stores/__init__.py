@@ -79,12 +79,18 @@ class Store(Protocol):
         ...
 
 
-def from_uri(uri: str) -> Store:
-    """The store at ``uri``: ``s3://bucket/prefix`` or a directory path."""
+def from_uri(uri: str, *, retain_days: int | None = None, retention_mode: str = "GOVERNANCE") -> Store:
+    """The store at ``uri``: ``s3://bucket/prefix`` or a directory path.
+
+    ``retain_days`` sets S3 Object Lock retention on attestation objects (S3 stores only).
+    """
     if uri.startswith("s3://"):
         from attest.stores import s3
 
-        return s3.S3Store.from_uri(uri)
+        mode: s3.RetentionMode = "COMPLIANCE" if retention_mode == "COMPLIANCE" else "GOVERNANCE"
+        return s3.S3Store.from_uri(uri, retain_days=retain_days, retention_mode=mode)
+    if retain_days is not None:
+        raise StoreError(f"--retain-days needs an s3:// store with Object Lock; {uri} is a directory")
     if "://" in uri:
         raise StoreError(f"store {uri!r} is neither a directory nor an s3:// URI")
     from attest.stores import local
