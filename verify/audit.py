@@ -3,9 +3,11 @@
 The plan, one function a step:
 
   (1) read    attestation files arrive as ``(uri, bytes)``, one at a time; none is kept
-  (2) check   each envelope (in worker processes): parse it, find which policy identities'
-              keys sign it (a keyid only orders the keys tried), parse its statement and keep
-              a small :class:`_Fact` -- never the envelope
+  (2) check   each envelope or bundle (in worker processes): parse it, find which policy
+              identities sign it -- pinned keys (a keyid only orders the keys tried), or a
+              pinned Sigstore identity for a keyless bundle, verified offline against the
+              trusted root -- parse its statement and keep a small :class:`_Fact` -- never
+              the envelope
   (3) fold    each fact into the record of every artefact it names (by subject sha256),
               judging its signer against what the policy lets that identity sign, and a
               provenance against the source, builder and clean-tree rules
@@ -15,24 +17,48 @@ The plan, one function a step:
 
 Memory grows with the number of artefacts and the facts about them, not with the bytes read.
 
+Who signed: the identities of the policy whose pinned keys verify an envelope's
+signature, or, for a keyless Sigstore bundle (a certificate and a log entry), the
+identities whose ``sigstore`` entries the certificate satisfies once
+:mod:`verify.sigstore` has verified the whole bundle against the trusted root. Either
+way the signers are identity names, and everything below treats them alike.
+
 Which signer counts for what: a provenance must be signed by an identity in
 ``provenance.signed-by``; a VSA by its stage's ``verifier`` (or an identity a
 ``require-vsa`` of another stage names for it), the stage being the one whose
 ``StageRule.accepts_resource`` takes the VSA's ``resourceUri``; an approval by
 the stage's ``require-approvals.signed-by``; a reproduction by any identity of
-the policy.
+the policy. A message-signature bundle signs an artefact's sha256 (its
+``messageDigest``, else its log entry's), not a statement: verified, and by any
+identity of the policy, it is listed as a signature of that artefact, and it is
+never a provenance.
 
-Telling a bad signature from an untrusted one: when no signature verifies with
-any pinned key, the envelope is ``bad-signature`` if one of its signatures'
-keyids (or a bundle's key hint) equals the fingerprint of a pinned key -- it
-claims a trusted signer and the bytes do not match, so it was altered or
-forged -- and ``untrusted-signer`` otherwise (signed by a key the policy does
-not pin; an altered envelope whose keyid names no pinned key looks the same and
-is reported the same way).
+Telling a bad signature from an untrusted one: evidence that no pinned signer
+verifies is ``bad-signature`` if it claims a pinned signer -- one of its
+signatures' keyids (or a bundle's key hint) equals the fingerprint of a pinned
+key, or a keyless bundle's certificate names an identity that a ``sigstore``
+entry of the policy pins -- and the bytes do not prove it: it was altered after
+signing or forged (for a keyless bundle, this includes a certificate or log
+entry that the trusted root does not vouch for, as when audit is given another
+Sigstore instance's root). Otherwise it is ``untrusted-signer``: signed by a key
+or a certificate identity the policy does not pin (an altered envelope whose
+keyid names no pinned key looks the same and is reported the same way). A
+certificate's claims are read before it is verified only to choose between the
+two; they are never believed unverified.
+
+``unverifiable`` is left for a message-signature bundle that names no digest (neither a
+``messageDigest`` nor a ``hashedrekord`` log entry): audit has no artefact bytes to check
+its signature against.
+
+Cost: a key-signed audit never imports sigstore-python. Each process imports it, and
+loads the trusted root from its path, when it first meets a keyless bundle whose
+certificate names a pinned identity.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import itertools
 import os
@@ -41,10 +67,11 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from verify.envelope import INTOTO_PAYLOAD_TYPE, Envelope
-from verify.errors import EvidenceRejected, MalformedEvidence, PolicyError
+from verify.errors import EvidenceRejected, MalformedEvidence, PolicyError, SignatureInvalid, TrustConfigError
 from verify.evidence import Evidence, load_evidence
 from verify.limits import MAX_VERIFICATIONS_PER_ENVELOPE
 from verify.policy import Policy, StageRule
@@ -65,6 +92,8 @@ from verify.uris import branch_of, normalize_repo
 if TYPE_CHECKING:
     from concurrent.futures import Future
 
+    from verify.sigstore import BundleVerifier, CertificateClaims
+
 __all__ = [
     "ANOMALY_KINDS",
     "Anomaly",
@@ -79,10 +108,12 @@ __all__ = [
 
 #: Every kind of anomaly, with what it means (shown as a legend in reports).
 ANOMALY_KINDS: Mapping[str, str] = {
-    "untrusted-signer": "signed by no key the policy pins, or by an identity not allowed to sign this",
-    "bad-signature": "a signature names a pinned key but does not verify: altered after signing, or forged",
+    "untrusted-signer": "signed by no key or Sigstore identity the policy pins, or by an identity not allowed "
+                        "to sign this",
+    "bad-signature": "names a pinned key or Sigstore identity but does not verify: altered after signing, "
+                     "forged, or not vouched for by the trusted root",
     "malformed": "an attestation that cannot be read",
-    "unverifiable": "a keyless Sigstore bundle or a message signature: audit checks pinned keys only",
+    "unverifiable": "a message signature that names no artefact digest (no messageDigest, no hashedrekord entry)",
     "skipped-stage": "a stage verified the artefact without the build or earlier stage the policy requires",
     "out-of-order": "a VSA dated before the build, or before the earlier stage's VSA it depends on",
     "missing-approval": "a stage verified the artefact with fewer approvals than the policy requires",
@@ -171,22 +202,24 @@ class BuildRecord:
 
 @dataclass(frozen=True)
 class Endorsement:
-    """A trusted VSA, approval or reproduction for an artefact."""
+    """A trusted VSA, approval, reproduction or message signature for an artefact."""
 
-    kind: Literal["vsa", "approval", "reproduction"]
+    kind: Literal["vsa", "approval", "reproduction", "signature"]
     stage: str
-    """The stage (VSA, approval); empty for a reproduction."""
+    """The stage (VSA, approval); empty for a reproduction or a signature."""
     result: str
-    """verificationResult (VSA), the approver (approval) or the verdict (reproduction)."""
+    """verificationResult (VSA), the approver (approval), the verdict (reproduction) or the digest
+    signed, ``sha256:<hex>`` (signature)."""
     time: datetime | None
     signers: tuple[str, ...]
     attestation: str
 
     def to_dict(self) -> dict[str, Any]:
-        key = {"vsa": "result", "approval": "approver", "reproduction": "verdict"}[self.kind]
-        out: dict[str, Any] = {key: self.result, "time": _iso(self.time), "signers": list(self.signers),
-                               "attestation": self.attestation}
-        if self.kind != "reproduction":
+        key = {"vsa": "result", "approval": "approver", "reproduction": "verdict", "signature": "digest"}[self.kind]
+        out: dict[str, Any] = {key: self.result, "signers": list(self.signers), "attestation": self.attestation}
+        if self.kind != "signature":  # a message signature carries no time audit could trust
+            out["time"] = _iso(self.time)
+        if self.kind in ("vsa", "approval"):
             out["stage"] = self.stage
         return out
 
@@ -218,6 +251,8 @@ class ArtifactHistory:
     stages: tuple[StageHistory, ...]
     reproductions: tuple[Endorsement, ...]
     anomalies: tuple[Anomaly, ...]
+    signatures: tuple[Endorsement, ...] = ()
+    """Verified message signatures of the artefact's sha256 by identities of the policy (not provenance)."""
 
     @property
     def build(self) -> BuildRecord | None:
@@ -237,6 +272,7 @@ class ArtifactHistory:
             "builds": [b.to_dict() for b in self.builds],
             "stages": [s.to_dict() for s in self.stages],
             "reproductions": [r.to_dict() for r in self.reproductions],
+            "signatures": [s.to_dict() for s in self.signatures],
             "anomalies": sorted({a.kind for a in self.anomalies}),
         }
 
@@ -315,6 +351,13 @@ class _Reproduction:
 
 
 @dataclass(frozen=True)
+class _Signature:
+    """A message signature: the signers vouch for the artefact's bytes, and say nothing else."""
+
+    sha256: str
+
+
+@dataclass(frozen=True)
 class _Fact:
     """What one envelope contributes; small, so that millions fit where envelopes would not."""
 
@@ -324,7 +367,7 @@ class _Fact:
     """(name, sha256) of each subject (claimed, when the signature did not verify)."""
     predicate_type: str = ""
     signers: tuple[str, ...] = ()
-    detail: _Build | _Vsa | _Approval | _Reproduction | None = None
+    detail: _Build | _Vsa | _Approval | _Reproduction | _Signature | None = None
     problem: tuple[str, str] | None = None
     """(anomaly kind, message) when the envelope itself is at fault."""
     claimed_stage: str = ""
@@ -363,15 +406,24 @@ def _statuses(predicate: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
                  if isinstance(r, dict) and _text(r.get("name")) and _text(r.get("status")))
 
 
-class _Checker:
-    """Step (2) for one process: the pinned keys, and what each envelope says."""
+_Signers = tuple[tuple[str, ...], tuple[str, str] | None]
+"""(identities that sign, (anomaly kind, message) when none does)."""
 
-    def __init__(self, identities: Sequence[Identity]) -> None:
+
+class _Checker:
+    """Step (2) for one process: the pinned keys and Sigstore identities, and what each envelope says."""
+
+    def __init__(self, identities: Sequence[Identity], trusted_root: Path | None = None) -> None:
         by_fingerprint: dict[str, tuple[PublicKey, list[str]]] = {}
         for identity in identities:
             for key in identity.keys:
                 by_fingerprint.setdefault(key.fingerprint, (key, []))[1].append(identity.name)
         self._keys = [(fp, key, tuple(names)) for fp, (key, names) in by_fingerprint.items()]
+        self._keyless = tuple(identity for identity in identities if identity.sigstore)
+        self._trusted_root = trusted_root
+        self._verifier: BundleVerifier | None = None
+        self._signed_digest = ""
+        """The sha256 (hex) the message-signature bundle being checked names; the bundle verifier asks."""
 
     def check_batch(self, batch: Sequence[tuple[str, bytes]]) -> list[_Fact]:
         return [fact for uri, data in batch for fact in self.check_file(uri, data)]
@@ -389,9 +441,7 @@ class _Checker:
         if isinstance(item, MalformedEvidence):
             return _Fact(source=uri, statement_digest="", subjects=(), problem=("malformed", str(item)))
         if item.envelope is None:
-            return _Fact(source=item.source, statement_digest=item.digest, subjects=(),
-                         problem=("unverifiable", "a Sigstore message-signature bundle, "
-                                                  "which names no statement; audit reads DSSE attestations"))
+            return self._check_message(item)
         envelope = item.envelope
         digest = hashlib.sha256(envelope.payload).hexdigest()
         # (2b) what it claims, before anything is believed: to name the artefact in an anomaly
@@ -399,22 +449,13 @@ class _Checker:
         subjects = _subjects(statement) if statement else ()
         claimed = _claimed_stage(statement) if statement else ""
         ptype = statement.predicate_type if statement else ""
+        # (2c) who signs it: pinned keys, or a pinned Sigstore identity for a keyless bundle
+        what = _describe(statement)
         if item.has_certificate:
-            return _Fact(source=item.source, statement_digest=digest, subjects=subjects, predicate_type=ptype,
-                         claimed_stage=claimed,
-                         problem=("unverifiable", f"{_describe(statement)} is signed keylessly (a Sigstore "
-                                                  "certificate); audit checks pinned keys only, so check it "
-                                                  "with attest verify"))
-        # (2c) which pinned keys sign it
-        signers, named = self._signers(envelope, _bundle_hint(item))
-        if not signers:
-            what = _describe(statement)
-            if named:
-                problem = ("bad-signature", f"{what} names the pinned key of "
-                                            f"{' and '.join(named)} but its signature does not verify; "
-                                            "it was altered after signing or forged")
-            else:
-                problem = ("untrusted-signer", f"{what} is signed by no key the policy pins")
+            signers, problem = self._keyless_signers(item, what)
+        else:
+            signers, problem = self._key_signers(envelope, _bundle_hint(item), what)
+        if problem is not None:
             return _Fact(source=item.source, statement_digest=digest, subjects=subjects, predicate_type=ptype,
                          problem=problem, claimed_stage=claimed)
         # (2d) a statement naming every artefact by sha256
@@ -436,8 +477,31 @@ class _Checker:
         return _Fact(source=item.source, statement_digest=digest, subjects=subjects, predicate_type=ptype,
                      signers=signers, detail=detail, claimed_stage=claimed)
 
-    def _signers(self, envelope: Envelope, hint: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        """(identities whose keys sign ``envelope``, identities a keyid or hint names)."""
+    def _check_message(self, item: Evidence) -> _Fact:
+        """(2) for a message-signature bundle: the sha256 it names, and who verifiably signed it."""
+        try:
+            sha = _message_digest(item)
+        except MalformedEvidence as e:
+            return _Fact(source=item.source, statement_digest=item.digest, subjects=(), problem=("malformed", str(e)))
+        if sha is None:
+            return _Fact(source=item.source, statement_digest=item.digest, subjects=(),
+                         problem=("unverifiable", "a Sigstore message-signature bundle with neither a "
+                                                  "messageDigest nor a hashedrekord log entry names no artefact, "
+                                                  "so audit cannot check it; check it with attest verify ARTIFACT"))
+        subjects = (("", sha),)
+        what = f"a message signature of {_short(sha)}"
+        self._signed_digest = sha
+        if item.has_certificate:
+            signers, problem = self._keyless_signers(item, what)
+        else:
+            signers, problem = self._key_message_signers(item, what)
+        if problem is not None:
+            return _Fact(source=item.source, statement_digest=item.digest, subjects=subjects, problem=problem)
+        return _Fact(source=item.source, statement_digest=item.digest, subjects=subjects, signers=signers,
+                     detail=_Signature(sha))
+
+    def _key_signers(self, envelope: Envelope, hint: str, what: str) -> _Signers:
+        """The identities whose pinned keys sign ``envelope`` (a keyid or ``hint`` orders the keys tried)."""
         message = envelope.pae()
         budget = MAX_VERIFICATIONS_PER_ENVELOPE
         signers: list[str] = []
@@ -453,7 +517,178 @@ class _Checker:
                 if key.verify(signature.sig, message):
                     signers.extend(n for n in names if n not in signers)
                     break
-        return tuple(signers), tuple(named)
+        if signers:
+            return tuple(signers), None
+        return (), self._unsigned(what, named)
+
+    def _key_message_signers(self, item: Evidence, what: str) -> _Signers:
+        """The identities whose pinned key signs a key-signed message-signature bundle (no sigstore import)."""
+        verify = self._bundle_verifier()
+        hint = _bundle_hint(item)
+        ordered = sorted(self._keys, key=lambda entry: entry[0] != hint)
+        for _, key, names in ordered[:MAX_VERIFICATIONS_PER_ENVELOPE]:
+            try:
+                verify(item, (Identity(name=names[0], keys=(key,)),))
+            except SignatureInvalid:
+                continue
+            except EvidenceRejected as e:
+                return (), ("malformed", _sentence_for(item, e))
+            return names, None
+        return (), self._unsigned(what, [n for fp, _, names in self._keys if fp == hint for n in names])
+
+    @staticmethod
+    def _unsigned(what: str, named: Sequence[str]) -> tuple[str, str]:
+        if named:
+            return ("bad-signature", f"{what} names the pinned key of {' and '.join(named)} but its signature "
+                                     "does not verify; it was altered after signing or forged")
+        return ("untrusted-signer", f"{what} is signed by no key the policy pins")
+
+    def _keyless_signers(self, item: Evidence, what: str) -> _Signers:
+        """The identities a keyless bundle's certificate satisfies, once the whole bundle verified.
+
+        The certificate's claims, unverified, decide whether the bundle needs verifying at all:
+        one that names no pinned identity is untrusted whether or not it verifies.
+        """
+        try:
+            claims = _certificate_claims(item)
+        except MalformedEvidence as e:
+            return (), ("malformed", f"{what} is signed keylessly, but {e}")
+        named = self._satisfied(claims)
+        if not named:
+            pins = "pins no Sigstore identity" if not self._keyless else "pins no Sigstore identity it satisfies"
+            return (), ("untrusted-signer", f"{what} is signed keylessly by {claims.describe()}, and the policy "
+                                            f"{pins}")
+        try:
+            verified = self._bundle_verifier()(item, self._keyless)
+        except SignatureInvalid as e:
+            return (), ("bad-signature", f"{what} is signed keylessly in the name of {' and '.join(named)} "
+                                         f"({claims.describe()}), but {_sentence_for(item, e)}; it was altered "
+                                         "after signing, forged, or signed by a Sigstore instance the trusted root "
+                                         "does not name")
+        except EvidenceRejected as e:
+            return (), ("malformed", _sentence_for(item, e))
+        if verified.name not in named:  # the certificate sigstore-python verified is not the one read here
+            return (), ("malformed", f"{what} is signed keylessly, but the certificate Sigstore verified "
+                                     f"({verified.name}) is not the one audit read ({', '.join(named)})")
+        return named, None
+
+    def _satisfied(self, claims: CertificateClaims) -> tuple[str, ...]:
+        from verify.sigstore import mismatch
+
+        return tuple(identity.name for identity in self._keyless
+                     if any(mismatch(claims, pinned) is None for pinned in identity.sigstore))
+
+    def _bundle_verifier(self) -> BundleVerifier:
+        """verify.sigstore's bundle verifier, made once per process; it loads the trusted root when first used."""
+        if self._verifier is None:
+            from verify.sigstore import make_bundle_verifier
+
+            _quiet_sigstore_logging()
+            self._verifier = make_bundle_verifier(trusted_root=self._trusted_root,
+                                                  artifact_sha256=lambda: self._signed_digest)
+        return self._verifier
+
+
+def _quiet_sigstore_logging() -> None:
+    """sigstore-python's warnings must not reach stderr through logging's last resort (a worker has no handler).
+
+    A NullHandler stops only that: records still propagate to whatever handlers the root logger has.
+    """
+    import logging
+
+    logger = logging.getLogger("sigstore")
+    if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
+        logger.addHandler(logging.NullHandler())
+
+
+def _sentence_for(item: Evidence, error: EvidenceRejected) -> str:
+    """``error``'s message without the ``SOURCE: `` it starts with (an anomaly names its source apart)."""
+    return str(error).removeprefix(f"{item.source}: ")
+
+
+def _certificate_claims(item: Evidence) -> CertificateClaims:
+    """What a keyless bundle's signing certificate claims, not yet verified; MalformedEvidence if unreadable."""
+    from cryptography import x509
+
+    from verify.sigstore import read_claims
+
+    assert item.bundle is not None
+    material = item.bundle.get("verificationMaterial")
+    raw: Any = None
+    if isinstance(material, Mapping):
+        certificate = material.get("certificate")
+        if certificate is None:  # bundles v0.1 and v0.2: a chain, the leaf first
+            chain = material.get("x509CertificateChain")
+            certificates = chain.get("certificates") if isinstance(chain, Mapping) else None
+            certificate = certificates[0] if isinstance(certificates, list) and certificates else None
+        raw = certificate.get("rawBytes") if isinstance(certificate, Mapping) else None
+    if not isinstance(raw, str):
+        raise MalformedEvidence("its signing certificate has no rawBytes")
+    try:
+        return read_claims(x509.load_der_x509_certificate(base64.b64decode(raw, validate=True)))
+    except (binascii.Error, ValueError) as e:
+        raise MalformedEvidence(f"its signing certificate cannot be read ({' '.join(str(e).split())[:200]})") from e
+
+
+def _message_digest(item: Evidence) -> str | None:
+    """The sha256 (hex) a message-signature bundle signs, as it claims; None if it names none.
+
+    The claim is the bundle's ``messageDigest``, else its ``hashedrekord`` log entry's digest;
+    either is believed only once a signature over it verifies.
+    """
+    assert item.bundle is not None
+    signature = item.bundle.get("messageSignature")
+    if not isinstance(signature, Mapping):
+        raise MalformedEvidence("the bundle's messageSignature is not a JSON object")
+    found = signature.get("messageDigest")
+    if found is None:
+        return _logged_digest(item.bundle)
+    algorithm = found.get("algorithm") if isinstance(found, Mapping) else None
+    if algorithm != "SHA2_256":
+        raise MalformedEvidence(f"the bundle's messageDigest algorithm is {algorithm!r}, not 'SHA2_256'; audit "
+                                "finds artefacts by sha256")
+    digest = _b64(found.get("digest"))
+    if digest is None or len(digest) != 32:
+        raise MalformedEvidence("the bundle's messageDigest is not a base64 sha256 digest")
+    return digest.hex()
+
+
+def _logged_digest(bundle: Mapping[str, Any]) -> str | None:
+    """The sha256 (hex) in the bundle's first ``hashedrekord`` log entry (Rekor v1 or v2), if any."""
+    from verify import _json
+
+    material = bundle.get("verificationMaterial")
+    entries = material.get("tlogEntries") if isinstance(material, Mapping) else None
+    entry = entries[0] if isinstance(entries, list) and entries else None
+    raw = _b64(entry.get("canonicalizedBody")) if isinstance(entry, Mapping) else None
+    if raw is None:
+        return None
+    try:
+        body = _json.loads(raw, what="the log entry")
+    except EvidenceRejected:
+        return None
+    spec = body.get("spec") if isinstance(body, dict) and body.get("kind") == "hashedrekord" else None
+    if not isinstance(spec, dict):
+        return None
+    v1 = spec.get("data", {}).get("hash") if isinstance(spec.get("data"), dict) else None
+    if isinstance(v1, dict) and v1.get("algorithm") == "sha256" and isinstance(v1.get("value"), str):
+        value: str = v1["value"].lower()
+        return value if _SHA256.fullmatch(value) else None
+    v2 = spec.get("hashedRekordV002")
+    data = v2.get("data") if isinstance(v2, dict) else None
+    if isinstance(data, dict) and data.get("algorithm") == "SHA2_256":
+        digest = _b64(data.get("digest"))
+        return digest.hex() if digest is not None and len(digest) == 32 else None
+    return None
+
+
+def _b64(value: Any) -> bytes | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return None
 
 
 def _bundle_hint(item: Evidence) -> str:
@@ -532,12 +767,12 @@ def _detail(statement: Statement) -> _Build | _Vsa | _Approval | _Reproduction |
 _WORKER: _Checker | None = None
 
 
-def _init_worker(identities: Sequence[Identity]) -> None:
+def _init_worker(identities: Sequence[Identity], trusted_root: Path | None) -> None:
     import signal
 
     global _WORKER  # one checker per worker process
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles ^C
-    _WORKER = _Checker(identities)
+    _WORKER = _Checker(identities, trusted_root)
 
 
 def _work(batch: Sequence[tuple[str, bytes]]) -> list[_Fact]:
@@ -558,16 +793,20 @@ def _batches(sources: Iterable[tuple[str, bytes]], size: int) -> Iterator[list[t
         yield batch
 
 
-def _facts(sources: Iterable[tuple[str, bytes]], identities: Sequence[Identity], *, workers: int,
-           batch_size: int) -> Iterator[tuple[int, list[_Fact]]]:
-    """(files, facts) per batch, in the order read; in worker processes when there is more than one batch."""
+def _facts(sources: Iterable[tuple[str, bytes]], identities: Sequence[Identity], *, trusted_root: Path | None,
+           workers: int, batch_size: int) -> Iterator[tuple[int, list[_Fact]]]:
+    """(files, facts) per batch, in the order read; in worker processes when there is more than one batch.
+
+    A worker gets the identities and the trusted root's path, never a verifier: each process makes
+    its own bundle verifier (and imports sigstore-python) only if it meets a keyless bundle.
+    """
     batches = _batches(sources, batch_size)
     first = next(batches, None)
     if first is None:
         return
     second = next(batches, None)
     if second is None or workers < 2:
-        checker = _Checker(identities)
+        checker = _Checker(identities, trusted_root)
         for batch in itertools.chain([first], [] if second is None else [second], batches):
             yield len(batch), checker.check_batch(batch)
         return
@@ -578,7 +817,7 @@ def _facts(sources: Iterable[tuple[str, bytes]], identities: Sequence[Identity],
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
-                             initargs=(tuple(identities),)) as pool:
+                             initargs=(tuple(identities), trusted_root)) as pool:
         pending: deque[tuple[int, Future[list[_Fact]]]] = deque()
         try:
             for batch in itertools.chain([first, second], batches):  # lazily: one batch read at a time
@@ -605,6 +844,7 @@ class _Record:
     vsas: dict[str, list[Endorsement]] = field(default_factory=dict)
     approvals: dict[str, list[Endorsement]] = field(default_factory=dict)
     reproductions: list[Endorsement] = field(default_factory=list)
+    signatures: list[Endorsement] = field(default_factory=list)
 
 
 def _stage_order(policy: Policy) -> tuple[str, ...]:
@@ -686,6 +926,8 @@ class _Auditor:
             self._add_approval(fact, detail)
         elif isinstance(detail, _Reproduction):
             self._add_reproduction(fact, detail)
+        elif isinstance(detail, _Signature):
+            self._add_signature(fact)
         # other predicate types signed by a pinned identity say nothing about the path: counted only
 
     def _allowed(self, fact: _Fact, allowed: frozenset[str], what: str, rule: str, step: str) -> bool:
@@ -780,6 +1022,13 @@ class _Auditor:
                            f"rebuilt {name!r} and got different bytes (NOT_REPRODUCIBLE)",
                            source=fact.source, step="build")
 
+    def _add_signature(self, fact: _Fact) -> None:
+        """A message signature by any identity of the policy: listed with the artefact, and nothing more."""
+        for _, record in self._new(fact):
+            record.signatures.append(Endorsement(
+                kind="signature", stage="", result=f"sha256:{record.sha256}", time=None, signers=fact.signers,
+                attestation=fact.source))
+
     # (4) judge, once everything is read
 
     def _judge_stages(self, record: _Record) -> None:
@@ -853,7 +1102,8 @@ class _Auditor:
             sha256=record.sha256, names=tuple(sorted(record.names)), builds=tuple(builds),
             stages=tuple(stages),
             reproductions=tuple(sorted(record.reproductions, key=lambda e: (_when(e), e.attestation))),
-            anomalies=tuple(anomalies))
+            anomalies=tuple(anomalies),
+            signatures=tuple(sorted(record.signatures, key=lambda e: e.attestation)))
 
     def report(self) -> AuditReport:
         for record in self.records.values():
@@ -874,22 +1124,29 @@ class _Auditor:
 
 # --- the whole audit -------------------------------------------------------------------------------------
 
-def audit(sources: Iterable[tuple[str, bytes]], *, policy: Policy, workers: int | None = None,
-          batch_size: int = BATCH_FILES, progress: Progress | None = None) -> AuditReport:
+def audit(sources: Iterable[tuple[str, bytes]], *, policy: Policy, trusted_root: Path | None = None,
+          workers: int | None = None, batch_size: int = BATCH_FILES,
+          progress: Progress | None = None) -> AuditReport:
     """Read every attestation file in ``sources`` as ``(uri, bytes)`` and report each artefact's history.
 
     Signatures are checked in ``workers`` processes (default: one per CPU) once
     there is more than one batch of ``batch_size`` files; ``progress`` is called
-    with the number of attestations done after each batch. Errors raised while
-    iterating ``sources`` (an unreadable file, a store out of reach) propagate.
+    with the number of attestations done after each batch. Keyless Sigstore
+    bundles are verified offline against ``trusted_root`` (a trusted_root.json;
+    None: the production root shipped in sigstore-python, never refreshed).
+    Errors raised while iterating ``sources`` (an unreadable file, a store out
+    of reach), and a trusted root that cannot be loaded, propagate.
     """
-    identities = [identity for identity in policy.identities.values() if identity.keys]
+    identities = [identity for identity in policy.identities.values() if identity.keys or identity.sigstore]
     if not identities:
-        raise PolicyError("the policy pins no public key; audit checks signatures by pinned keys, so name "
-                          "keys in the policy or pass --key")
+        raise PolicyError("the policy pins no public key and no Sigstore identity; audit trusts only signatures "
+                          "by pinned identities, so name some in the policy or pass --key")
+    if trusted_root is not None and not trusted_root.is_file():
+        raise TrustConfigError(f"cannot read trusted root {trusted_root}: no such file")
     auditor = _Auditor(policy)
     workers = workers or os.cpu_count() or 1
-    for files, facts in _facts(sources, identities, workers=workers, batch_size=batch_size):
+    for files, facts in _facts(sources, identities, trusted_root=trusted_root, workers=workers,
+                               batch_size=batch_size):
         auditor.files += files
         for fact in facts:
             auditor.add(fact)

@@ -165,7 +165,9 @@ def _path(artifact: ArtifactHistory) -> str:
         note = " · ".join(n for n in notes if n)
         pills.append(_pill("build", _status("build" in steps, True), builder, note, build.builder))
     else:
-        pills.append(_pill("build", _status("build" in steps, False), "no trusted provenance"))
+        signers = sorted({s for e in artifact.signatures for s in e.signers})
+        note = f"signed by {', '.join(signers)}" if signers else ""  # a message signature: bytes, not a build
+        pills.append(_pill("build", _status("build" in steps, False), "no trusted provenance", note))
     for stage in artifact.stages:
         pills.append(_stage_pill(stage))
     return '<ol class="path">' + "".join(pills) + "</ol>"
@@ -207,7 +209,7 @@ def _details(artifact: ArtifactHistory) -> str:
                              _day(b.finished_on), "yes" if b.dirty else "no", ", ".join(b.signers),
                              b.attestation] for b in artifact.builds], mono=(1, 8), long=(0, 1, 2, 4, 8))
     endorsements = [e for s in artifact.stages for e in (*s.vsas, *s.approvals)]
-    endorsements += artifact.reproductions
+    endorsements += (*artifact.reproductions, *artifact.signatures)
     others = _rows(["kind", "stage", "result", "time", "signed by", "attestation"],
                    _endorsement_rows(endorsements), mono=(5,), long=(2, 5))
     if not builds and not others:
@@ -270,6 +272,6 @@ def render_html(report: AuditReport, *, generated_at: datetime | None = None,
         "".join(_artifact(a) for a in report.artifacts) or '<p class="panel">No artefact found.</p>',
         "</main>",
         f"<footer>{report.files} file(s), {report.attestations} attestation(s) read; "
-        "signatures checked offline against the policy's pinned keys.</footer>",
+        "signatures checked offline against the policy's pinned keys and Sigstore identities.</footer>",
         "</body></html>\n",
     ])

@@ -32,36 +32,43 @@ PATTERNS = (".intoto.jsonl", ".sigstore.json")
               help="Policy naming trusted identities, provenance rules and stages (see docs/policy.md).")
 @click.option("--key", "keys", multiple=True, type=click.Path(path_type=Path), metavar="PEM",
               help="A trusted provenance signer's public key (PEM), without a policy. Repeatable.")
+@click.option("--trusted-root", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
+              help="Sigstore trusted_root.json to verify keyless bundles against (default: the production root "
+                   "shipped with sigstore-python; never refreshed over the network).")
 @click.option("--format", "output_format", type=click.Choice(["text", "json", "html"]), default="text",
               show_default=True, help="A table for people, JSON for machines, or a self-contained web page.")
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
               help="Write the report to FILE (atomically) instead of stdout.")
 def audit_command(sources: tuple[str, ...], policy_path: Path | None, keys: tuple[Path, ...],
-                  output_format: str, output: Path | None) -> None:
+                  trusted_root: Path | None, output_format: str, output: Path | None) -> None:
     """Check every attestation in SOURCE... and show each artefact's path: commit -> build -> stages.
 
     A SOURCE is a store directory (sha256/<hex>/*.intoto.jsonl), any directory
     (searched for *.intoto.jsonl and *.sigstore.json), one attestation file,
     or an s3://bucket/prefix store. Nothing but S3 is contacted.
 
-    Every envelope is verified against the policy's pinned keys. Exits 0 when
-    the history is clean and 1 when any anomaly is found (untrusted or bad
-    signatures, malformed attestations, skipped or out-of-order stages,
-    disallowed sources, dirty or non-reproducible builds). With --key and no
-    policy, every key signs provenance and there are no stages.
+    Every envelope is verified against the policy's pinned keys, and every
+    keyless Sigstore bundle against its pinned Sigstore identities, offline,
+    with --trusted-root or the production root shipped with sigstore-python.
+    Exits 0 when the history is clean and 1 when any anomaly is found
+    (untrusted or bad signatures, malformed attestations, skipped or
+    out-of-order stages, disallowed sources, dirty or non-reproducible
+    builds). With --key and no policy, every key signs provenance and there
+    are no stages.
 
     \b
     Examples:
       attest audit store/ --policy policy.yaml
       attest audit s3://acme-artefacts/app --policy policy.yaml --format html -o audit.html
       attest audit provenance.intoto.jsonl --key dev-build.pub.pem --format json
+      attest audit store/ --policy policy.yaml --trusted-root trusted_root.json
     """
     if policy_path is None and not keys:
         raise click.UsageError("no trusted identity: pass --policy FILE or --key PEM (an audit without a "
                                "pinned identity would trust nothing)")
     policy = _policy(policy_path, keys)
     with _progress() as advance:
-        report = audit(_read(sources), policy=policy, progress=advance)
+        report = audit(_read(sources), policy=policy, trusted_root=trusted_root, progress=advance)
     if output_format == "json":
         import json
 

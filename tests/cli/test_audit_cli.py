@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests import factory as f
-from tests.conftest import AttestRunner, KeyPair, make_keypair
+from tests.conftest import CONFORMANCE, AttestRunner, KeyPair, make_keypair
 
 H = timedelta(hours=1)
 APP = "dist/app.tar.gz"
@@ -242,3 +242,40 @@ def test_a_long_text_table_keeps_the_artefacts_with_anomalies(history: dict[str,
     assert "5 artefact(s) from 8 attestation(s), 3 shown (those with anomalies)" in text
     assert history["clean"][:16] not in text.split("anomalies:")[0]
     assert history["skipped"][:16] in text
+
+
+# --- keyless bundles ----------------------------------------------------------------------------------
+
+REUSABLE = Path(__file__).resolve().parents[1] / "assets" / "sigstore" / "gh-reusable-workflow.sigstore.json"
+OTHER_ROOT = (CONFORMANCE / "sigstore-conformance" / "test" / "assets" / "bundle-verify" /
+              "intoto-with-custom-trust-root" / "trusted_root.json")
+
+
+def test_keyless_bundles_against_the_default_or_a_given_trusted_root(tmp_path: Path, attest: AttestRunner) -> None:
+    """A GitHub artifact attestation, verified offline: the production root by default, or --trusted-root."""
+    (tmp_path / "evidence").mkdir()
+    (tmp_path / "evidence" / "wheel.sigstore.json").write_bytes(REUSABLE.read_bytes())
+    (tmp_path / "policy.yaml").write_text("""version: 1
+identities:
+  gha: {sigstore: {issuer: "https://token.actions.githubusercontent.com", github-repo: malancas/attest-demo,
+                   identity-regexp: "https://github.com/github/artifact-attestations-workflows/.+",
+                   signer-workflow: github/artifact-attestations-workflows/.github/workflows/attest.yml}}
+provenance:
+  signed-by: [gha]
+  source: {uri: github.com/malancas/attest-demo, branches: [main]}
+""")
+    result = attest("audit", "evidence", "--policy", "policy.yaml", "--format", "json", cwd=tmp_path)
+    assert result.code == 0 and result.err == "", result
+    (artifact,) = json.loads(result.out)["artifacts"]
+    assert artifact["builds"][0]["signers"] == ["gha"] and artifact["commit"].startswith("95baf27389e8")
+
+    result = attest("audit", "evidence", "--policy", "policy.yaml", "--trusted-root", OTHER_ROOT, cwd=tmp_path)
+    assert result.code == 1, result
+    assert result.err == ("attest: audit found 1 anomaly (bad-signature) in 1 artefact(s), 1 attestation(s).\n")
+    assert re.search(r"bad-signature 49a3aa6075e0f49f  a provenance for .* is signed keylessly in the name of gha",
+                     result.out), result.out
+
+    result = attest("audit", "evidence", "--policy", "policy.yaml", "--trusted-root", "nowhere.json", cwd=tmp_path)
+    assert result.code == 3, result
+    assert "cannot read trusted root nowhere.json: no such file" in result.err
+    one_sentence(result.err)
