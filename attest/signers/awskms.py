@@ -42,6 +42,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 
+from attest._aws import transport_error
 from attest.errors import AttestError, RemoteError, SignerError
 
 __all__ = ["AwsKmsSigner", "KmsKeyRef", "export_public_key_pem", "from_uri", "parse_uri"]
@@ -86,11 +87,6 @@ _RSA_SCHEMES: Final = {
     "pkcs1v15": _Scheme("RSASSA_PKCS1_V1_5_SHA_256", "sha256"),
 }
 _SUPPORTED = "ECC_NIST_P256, ECC_NIST_P384 or RSA_2048/3072/4096"
-
-_CREDENTIALS_HINT = (
-    "provide AWS credentials (an IAM role such as the CodeBuild service role or an instance profile, "
-    "AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"
-)
 
 
 @dataclass(frozen=True)
@@ -159,18 +155,7 @@ def _access_denied(action: str, key: str) -> RemoteError:
 
 def _translate(error: Exception, *, action: str, key: str, region: str | None, endpoint: str) -> AttestError:
     """Turn a boto3/botocore failure of ``kms:<action>`` into one of our errors with a one-sentence fix."""
-    from botocore.exceptions import (
-        ClientError,
-        ConnectionClosedError,
-        ConnectTimeoutError,
-        CredentialRetrievalError,
-        EndpointConnectionError,
-        NoCredentialsError,
-        NoRegionError,
-        PartialCredentialsError,
-        ProfileNotFound,
-        ReadTimeoutError,
-    )
+    from botocore.exceptions import ClientError, NoRegionError, ProfileNotFound
 
     where = region or "the configured region"
     if isinstance(error, ClientError):
@@ -200,12 +185,9 @@ def _translate(error: Exception, *, action: str, key: str, region: str | None, e
         if code == "ValidationException":
             return SignerError(f"KMS refused kms:{action} for {key}: {message}")
         return RemoteError(f"kms:{action} for {key} failed with {code or status}: {message or 'no message'}")
-    if isinstance(error, NoCredentialsError | PartialCredentialsError | CredentialRetrievalError):
-        return RemoteError(f"no usable AWS credentials for kms:{action} on {key}: {_CREDENTIALS_HINT}")
-    if isinstance(error, EndpointConnectionError | ConnectTimeoutError | ConnectionClosedError):
-        return RemoteError(f"cannot reach KMS at {endpoint}: {error}")
-    if isinstance(error, ReadTimeoutError):
-        return RemoteError(f"KMS at {endpoint} did not answer kms:{action} for {key} in time: retry later")
+    transport = transport_error(error, service="KMS", action=f"kms:{action}", resource=key, endpoint=endpoint)
+    if transport is not None:
+        return transport
     if isinstance(error, NoRegionError):
         return SignerError(f"no AWS region for KMS key {key}: name the key by its ARN or set AWS_REGION")
     if isinstance(error, ProfileNotFound):

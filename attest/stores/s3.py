@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, Final, Literal
 
+from attest._aws import transport_error
 from attest.errors import AttestError, RemoteError, StoreError
 from attest.stores import artifact_key, attestation_key, safe_name
 from verify.errors import LimitExceeded
@@ -73,11 +74,6 @@ RetentionMode = Literal["GOVERNANCE", "COMPLIANCE"]
 _BUCKET_RE: Final = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _HEX64: Final = re.compile(r"[0-9a-f]{64}")
 _ATTESTATION_RE: Final = re.compile(r"sha256/[0-9a-f]{64}/[^/]+\.intoto\.jsonl")
-
-_CREDENTIALS_HINT = (
-    "provide AWS credentials (an IAM role such as the CodeBuild service role or an instance profile, "
-    "AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"
-)
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:
@@ -122,17 +118,7 @@ def _access_denied(action: str, uri: str) -> RemoteError:
 
 def _translate(error: Exception, *, action: str, uri: str, endpoint: str) -> AttestError:
     """Turn a boto3/botocore failure of ``s3:<action>`` on ``uri`` into one of our errors."""
-    from botocore.exceptions import (
-        ClientError,
-        ConnectionClosedError,
-        ConnectTimeoutError,
-        CredentialRetrievalError,
-        EndpointConnectionError,
-        NoCredentialsError,
-        PartialCredentialsError,
-        ReadTimeoutError,
-    )
-    from urllib3.exceptions import ProtocolError
+    from botocore.exceptions import ClientError
 
     if isinstance(error, ClientError):
         err = error.response.get("Error", {})
@@ -155,12 +141,9 @@ def _translate(error: Exception, *, action: str, uri: str, endpoint: str) -> Att
                     "EntityTooSmall", "InvalidPart", "InvalidPartOrder", "MissingContentLength"):
             return StoreError(f"S3 refused s3:{action} on {uri}: {message or code}")
         return RemoteError(f"s3:{action} on {uri} failed with {code or status}: {message or 'no message'}")
-    if isinstance(error, NoCredentialsError | PartialCredentialsError | CredentialRetrievalError):
-        return RemoteError(f"no usable AWS credentials for s3:{action} on {uri}: {_CREDENTIALS_HINT}")
-    if isinstance(error, EndpointConnectionError | ConnectTimeoutError | ConnectionClosedError):
-        return RemoteError(f"cannot reach S3 at {endpoint}: {error}")
-    if isinstance(error, ReadTimeoutError | ProtocolError):
-        return RemoteError(f"S3 at {endpoint} broke off s3:{action} on {uri}: {error}; retry")
+    transport = transport_error(error, service="S3", action=f"s3:{action}", resource=uri, endpoint=endpoint)
+    if transport is not None:
+        return transport
     return RemoteError(f"s3:{action} on {uri} failed: {error}")
 
 
