@@ -32,5 +32,20 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
+# fuzz: each atheris target (fuzz/README.md) for FUZZ_SECONDS, by hand only (never in CI: `make test` does not
+# run it). New inputs go to fuzz/.work/TARGET, findings to fuzz/.work/crashes/.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= envelope statement bundle policy
+fuzz: $(STAMP)
+	@$(BIN)/python -c "import atheris" 2>/dev/null || $(BIN)/python -m pip install -q 'atheris==3.0.0'
+	@test -d fuzz/corpus || $(BIN)/python fuzz/make_corpus.py
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  dict=fuzz/json.dict; if [ $$t = policy ]; then dict=fuzz/policy.dict; fi; \
+	  mkdir -p fuzz/.work/$$t fuzz/.work/crashes; \
+	  echo "fuzz: $$t for $(FUZZ_SECONDS) s"; \
+	  $(BIN)/python fuzz/fuzz_$$t.py -max_total_time=$(FUZZ_SECONDS) -dict=$$dict -rss_limit_mb=2048 \
+	    -print_final_stats=1 -artifact_prefix=fuzz/.work/crashes/$$t- fuzz/.work/$$t fuzz/corpus/$$t; \
+	done
+
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache .mypy_cache .ruff_cache

@@ -4,8 +4,9 @@ The file is read once, in fixed-size chunks, into two alternating buffers:
 while one chunk is being hashed (each algorithm on its own thread; hashlib and
 blake3 both release the GIL, and blake3 spreads one chunk over every core) the
 next chunk is read into the other buffer. Memory is two buffers whatever the
-file size. A file that changes size or mtime while it is hashed is an error,
-not a silent mismatch.
+file size. A file that changes while it is hashed (its size, mtime or ctime
+differ before and after, or it grows past its starting size) is an error, not a
+silent mismatch: the digest would name bytes that never existed together.
 """
 
 from __future__ import annotations
@@ -119,9 +120,14 @@ def hash_file(path: Path, algorithms: Sequence[str] = ("sha256", "blake3"), *,
             except OSError as e:
                 raise InputError(f"cannot read {path}: {e.strerror}") from e
         after = os.fstat(f.fileno())
-    if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
+    if _version(after) != _version(before):
         raise _changed(path)
     return {name: h.hexdigest() for name, h in zip(algorithms, hashers, strict=True)}
+
+
+def _version(info: os.stat_result) -> tuple[int, int, int]:
+    """What changes when a file's bytes do: its size, its mtime and its ctime (which no one can set back)."""
+    return info.st_size, info.st_mtime_ns, info.st_ctime_ns
 
 
 def _changed(path: Path) -> InputError:

@@ -29,10 +29,18 @@ def pae(payload_type: str, payload: bytes) -> bytes:
 
 
 def b64decode(value: object, *, what: str) -> bytes:
-    """Decode standard or URL-safe base64 (DSSE allows either), strictly."""
+    """Decode standard or URL-safe base64 (DSSE allows either), strictly.
+
+    One spelling per byte string: one alphabet (not ``+`` and ``_`` mixed), padding either
+    absent or exactly right, no whitespace, and no stray bits in the last character.
+    """
     if not isinstance(value, str) or not _B64.fullmatch(value):
         raise MalformedEvidence(f"{what} is not base64 text")
+    if any(c in value for c in "+/") and any(c in value for c in "-_"):
+        raise MalformedEvidence(f"{what} mixes the standard and URL-safe base64 alphabets")
     text = value.replace("-", "+").replace("_", "/")
+    if "=" in text and len(text) % 4:
+        raise MalformedEvidence(f"{what} is not canonical base64 (wrong padding)")
     text += "=" * (-len(text) % 4)
     try:
         decoded = base64.b64decode(text, validate=True)
@@ -40,7 +48,7 @@ def b64decode(value: object, *, what: str) -> bytes:
         raise MalformedEvidence(f"{what} is not valid base64 ({e})") from e
     # Refuse non-canonical encodings (stray bits in the last character): the same
     # bytes must have one spelling, or two tools could disagree on what was signed.
-    if base64.b64encode(decoded).decode().rstrip("=") != text.rstrip("="):
+    if base64.b64encode(decoded).decode() != text:
         raise MalformedEvidence(f"{what} is not canonical base64")
     return decoded
 

@@ -7,14 +7,17 @@ bytes, with strict limits. Signatures are checked by :mod:`verify.verifier`.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+import os
+import re
+import stat
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from verify import _json
 from verify.envelope import Envelope
-from verify.errors import InputError, LimitExceeded, MalformedEvidence
+from verify.errors import EvidenceRejected, InputError, LimitExceeded, MalformedEvidence
 from verify.limits import MAX_ENVELOPES_PER_FILE, MAX_EVIDENCE_BYTES
 
 __all__ = ["BUNDLE_MEDIA_TYPES", "Evidence", "load_evidence", "read_evidence_file"]
@@ -70,31 +73,67 @@ def load_evidence(data: bytes, *, source: str) -> list[Evidence | MalformedEvide
     """Every envelope or bundle in ``data``; a line that does not parse is returned as its error.
 
     A file is either one JSON document (a bundle or an envelope, possibly
-    pretty-printed) or JSON Lines with one document a line.
+    pretty-printed) or JSON Lines with one document a line. Over a limit of the
+    whole file (its size, more than :data:`MAX_ENVELOPES_PER_FILE` documents, a
+    single document nested too deeply) is :class:`LimitExceeded`, raised before
+    reading on; one line of JSON Lines over a limit (nested too deeply, say) is
+    that line's error, like any other line that does not parse.
     """
     if len(data) > MAX_EVIDENCE_BYTES:
         raise LimitExceeded(f"{source} is {len(data)} bytes; at most {MAX_EVIDENCE_BYTES} are read")
-    if not data.strip():
-        raise MalformedEvidence(f"{source} is empty; expected DSSE envelopes or a Sigstore bundle")
     stripped = data.strip()
-    lines = stripped.split(b"\n")
-    if len(lines) > 1:
+    if not stripped:
+        raise MalformedEvidence(f"{source} is empty; expected DSSE envelopes or a Sigstore bundle")
+    lines = _lines(data)
+    first_number, first = next(lines)
+    if b"\n" not in stripped:
+        return [_parse(first, source=source)]
+    if not _is_document_line(first, source=source):
+        # perhaps one pretty-printed document; if not, JSON Lines whose first line is broken
         try:
             whole = _json.loads(stripped, what=source)
-        except MalformedEvidence:
-            whole = None
-        if whole is not None:
-            return [_one(whole, source=source, raw=stripped)]
-    else:
-        return [_parse(stripped, source=source)]
-    found: list[Evidence | MalformedEvidence] = []
-    for number, line in enumerate(data.split(b"\n"), start=1):  # numbered as in the file
-        if not line.strip():
-            continue
+        except (MalformedEvidence, LimitExceeded) as e:
+            if not any(_is_document_line(line, source=source) for _, line in _lines(data, MAX_ENVELOPES_PER_FILE)):
+                if isinstance(e, MalformedEvidence):
+                    return [e]
+                raise
+        else:
+            try:
+                return [_from_object(whole, source=source, raw=stripped)]
+            except MalformedEvidence as e:
+                return [e]
+    found = [_parse_line(first, source=f"{source}:{first_number}")]
+    for number, line in lines:
         if len(found) >= MAX_ENVELOPES_PER_FILE:
             raise LimitExceeded(f"{source} holds more than {MAX_ENVELOPES_PER_FILE} envelopes")
-        found.append(_parse(line.strip(), source=f"{source}:{number}"))
+        found.append(_parse_line(line, source=f"{source}:{number}"))
     return found
+
+
+#: A line with something other than JSON whitespace on it (blank lines are skipped in C, not in a loop).
+_LINE = re.compile(rb"^[ \t\r\f\v]*[^\s].*$", re.MULTILINE)
+
+
+def _lines(data: bytes, most: int | None = None) -> Iterator[tuple[int, bytes]]:
+    """(line number in the file, stripped line) of every non-blank line of ``data`` (the first ``most``), lazily."""
+    number, counted = 1, 0
+    for seen, match in enumerate(_LINE.finditer(data)):
+        if most is not None and seen >= most:
+            return
+        number += data.count(b"\n", counted, match.start())
+        counted = match.start()
+        yield number, match.group().strip()
+
+
+def _is_document_line(line: bytes, *, source: str) -> bool:
+    """True if ``line`` is a JSON object by itself, as every line of JSON Lines evidence is."""
+    if not (line.startswith(b"{") and line.endswith(b"}")):
+        return False  # cheap: a line of a pretty-printed document is usually not even shaped like one
+    try:
+        _json.loads(line, what=source)
+    except EvidenceRejected:
+        return False
+    return True
 
 
 def _parse(raw: bytes, *, source: str) -> Evidence | MalformedEvidence:
@@ -104,20 +143,40 @@ def _parse(raw: bytes, *, source: str) -> Evidence | MalformedEvidence:
         return e
 
 
-def _one(obj: Any, *, source: str, raw: bytes) -> Evidence | MalformedEvidence:
+def _parse_line(raw: bytes, *, source: str) -> Evidence | MalformedEvidence:
+    """One line of JSON Lines: a line over a limit is that line's error, not the whole file's."""
     try:
-        return _from_object(obj, source=source, raw=raw)
-    except MalformedEvidence as e:
-        return e
+        return _parse(raw, source=source)
+    except LimitExceeded as e:
+        return MalformedEvidence(str(e))
 
 
 def read_evidence_file(path: Path) -> bytes:
-    """Read an evidence file, refusing one over the size limit before reading it."""
+    """Read an evidence file, refusing one over the size limit before reading it.
+
+    Only a regular file is read (a FIFO or a device in a store would block or never end);
+    its size is taken from the open file, and reading stops one byte past the limit even if
+    the file grows meanwhile.
+    """
     try:
-        size = path.stat().st_size
-        if size > MAX_EVIDENCE_BYTES:
-            raise LimitExceeded(f"{path} is {size} bytes; at most {MAX_EVIDENCE_BYTES} are read")
-        with path.open("rb") as f:
-            return f.read(MAX_EVIDENCE_BYTES + 1)
+        # O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused just below)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except OSError as e:
         raise InputError(f"cannot read attestation {path}: {e.strerror}") from e
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise InputError(f"attestation {path} is not a regular file")
+        if info.st_size > MAX_EVIDENCE_BYTES:
+            raise LimitExceeded(f"{path} is {info.st_size} bytes; at most {MAX_EVIDENCE_BYTES} are read")
+    except BaseException:
+        os.close(fd)
+        raise
+    with open(fd, "rb") as f:
+        try:
+            data = f.read(MAX_EVIDENCE_BYTES + 1)
+        except OSError as e:
+            raise InputError(f"cannot read attestation {path}: {e.strerror}") from e
+    if len(data) > MAX_EVIDENCE_BYTES:
+        raise LimitExceeded(f"{path} grew past {MAX_EVIDENCE_BYTES} bytes while it was read")
+    return data

@@ -1,18 +1,26 @@
-"""Named limits on what the verifier will read. Over a limit is a rejection, decided before reading on."""
+"""Named limits on what the verifier will read. Over a limit is a rejection, decided before reading on.
+
+Every limit here is documented, with its reason and what happens over it, in docs/limits.md.
+"""
 
 from __future__ import annotations
 
-#: Largest attestation file (.intoto.jsonl or bundle) read, in bytes.
+#: Largest attestation file (.intoto.jsonl or bundle) read, in bytes: refused by its size before reading.
 MAX_EVIDENCE_BYTES = 16 * 1024 * 1024
-#: Envelopes read from one .intoto.jsonl file.
+#: Envelopes read from one .intoto.jsonl file; reading stops at the next one.
 MAX_ENVELOPES_PER_FILE = 1024
 #: Signatures looked at on one envelope.
 MAX_SIGNATURES = 16
 #: Subjects in one statement.
 MAX_SUBJECTS = 100_000
-#: JSON nesting depth of any evidence document.
+#: JSON nesting depth of any evidence document (or of one line of a .intoto.jsonl file).
 MAX_JSON_DEPTH = 64
+#: Digits of a JSON integer in evidence (any 64-bit integer fits); longer ones are refused unparsed.
+MAX_JSON_INTEGER_DIGITS = 20
 #: Size of a policy file, in bytes.
 MAX_POLICY_BYTES = 1024 * 1024
 #: Signature verifications tried for one envelope (signatures x keys).
 MAX_VERIFICATIONS_PER_ENVELOPE = 64
+#: Signature verifications tried in one verification run (one artefact, or one stage's requirements),
+#: across every envelope and bundle of every file: bounds the work a store full of junk can cause.
+MAX_VERIFICATIONS_PER_RUN = 1024

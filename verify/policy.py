@@ -8,10 +8,12 @@ An empty set of trusted identities never passes.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +21,25 @@ from verify.digests import ACCEPTED, KNOWN, WEAK
 from verify.errors import PolicyError, TrustConfigError
 from verify.limits import MAX_POLICY_BYTES
 from verify.trust import Identity, PublicKey, SigstoreIdentity, load_public_key_file
+from verify.uris import normalize_repo
 
-__all__ = ["Policy", "ProvenanceRules", "SourceRule", "StageRule", "VsaRequirement", "load_policy"]
+__all__ = ["Policy", "ProvenanceRules", "SourceRule", "StageRule", "VsaRequirement", "check_repository",
+           "load_policy"]
+
+_FINGERPRINT = re.compile(r"[0-9a-fA-F]{64}")
+
+
+def check_repository(uri: str, *, what: str) -> str:
+    """``uri`` normalised (see :func:`verify.uris.normalize_repo`); :class:`PolicyError` if it names no
+    repository (not a URL at all, or no HOST/PATH), so that a bad rule fails at load, not at use."""
+    try:
+        normalized = normalize_repo(uri)
+    except ValueError as e:
+        raise PolicyError(f"{what} {uri!r} is not a repository URI ({e})") from e
+    host, _, path = normalized.partition("/")
+    if not host or not path:
+        raise PolicyError(f"{what} {uri!r} names no repository; expected HOST/PATH, e.g. github.com/acme/app")
+    return normalized
 
 
 @dataclass(frozen=True)
@@ -74,17 +93,50 @@ class Policy:
     uri: str = "attest:policy:flags"
     digest: str = ""
     """sha256 of the policy file's bytes (of the flags' canonical form when built from flags)."""
+    revoked: frozenset[str] = frozenset()
+    """Fingerprints of keys the policy revokes for every identity (its top-level ``revoked``)."""
+    revoked_keys: tuple[PublicKey, ...] = field(default=(), repr=False)
+    """The revoked keys the policy has the public key of (pinned, or named by PEM in a ``revoked``
+    list): only to say "signed by a revoked key" instead of "by an unknown key"; never to verify."""
 
     def signers(self) -> tuple[Identity, ...]:
         """The identities trusted to sign provenance."""
         return tuple(self.identities[name] for name in self.provenance.signed_by)
 
+    def key_allowed(self, key: PublicKey, *, at: datetime | None = None, identity: str | None = None) -> bool:
+        """True if ``key`` may verify evidence at ``at`` (default: now), for ``identity`` or any identity.
+
+        A key is allowed when an identity pins it, that identity is inside its validity window
+        (``not-before`` / ``not-after``, compared with ``at``) and neither the identity's nor the
+        policy's ``revoked`` list names it. This is the one rule ``verify`` applies (through
+        :meth:`Identity.usable_keys`); ``audit`` is to call it for each key it meets, at the time it
+        reports for.
+        """
+        if key.fingerprint in self.revoked:
+            return False
+        names = [identity] if identity is not None else list(self.identities)
+        return any(name in self.identities and self.identities[name].key_allowed(key, at=at) for name in names)
+
     def with_rules(self, **rules: Any) -> Policy:
-        """A copy whose provenance rules are overridden by the non-empty ``rules``."""
+        """A copy whose provenance rules are overridden by the non-empty ``rules``.
+
+        A source repository that names no repository (``--source-uri '['``) is a
+        :class:`PolicyError` here, before any evidence is read.
+        """
         given = {k: v for k, v in rules.items() if v not in (None, (), "")}
+        source = given.get("source")
+        if isinstance(source, SourceRule) and source.uri is not None:
+            check_repository(source.uri, what="source repository")
         return replace(self, provenance=replace(self.provenance, **given))
 
+    def usable(self, identities: Sequence[Identity], at: datetime | None = None) -> list[Identity]:
+        """``identities`` as they may verify at ``at`` (default: now): the policy's top-level ``revoked``
+        applied to every one of them (also to identities added after loading, such as ``--key``), then
+        :meth:`Identity.usable` (revoked keys dropped, nothing outside the validity window)."""
+        return [replace(i, revoked=i.revoked | self.revoked).usable(at) for i in identities]
+
     def with_identity(self, identity: Identity, *, signs_provenance: bool = True) -> Policy:
+        identity = replace(identity, revoked=identity.revoked | self.revoked)
         identities = {**self.identities, identity.name: identity}
         signed_by = self.provenance.signed_by
         if signs_provenance and identity.name not in signed_by:
@@ -98,6 +150,32 @@ def empty_policy() -> Policy:
 
 # --- loading ---------------------------------------------------------------------------------------
 
+@functools.cache
+def _loader_class() -> Any:
+    """PyYAML's SafeLoader, except that a scalar it cannot convert is a YAML error naming its line.
+
+    SafeLoader turns ``2026-02-30`` into a ``ValueError`` from ``datetime``, an integer of 5,000
+    digits into a ``ValueError`` from ``int``, ``!!timestamp x`` into an ``AttributeError`` and
+    ``!!bool x`` into a ``KeyError``: exceptions with no line, which would escape as a crash
+    instead of a policy error (found by fuzz/fuzz_policy.py).
+    """
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        def construct_object(self, node: Any, deep: bool = False) -> Any:
+            try:
+                return super().construct_object(node, deep=deep)
+            except (yaml.YAMLError, RecursionError):
+                raise
+            except Exception as e:  # ValueError, OverflowError, KeyError (!!bool x), AttributeError (!!timestamp x)
+                shown = node.value if isinstance(node, yaml.ScalarNode) else node.tag
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"cannot read {str(shown)[:40]!r} as {node.tag.rsplit(':', 1)[-1]}", node.start_mark,
+                ) from e
+
+    return Loader
+
+
 class _Doc:
     """The parsed YAML plus the line of every key path, for error messages."""
 
@@ -108,7 +186,7 @@ class _Doc:
         self.lines: dict[tuple[str, ...], int] = {}
         self._walked: set[int] = set()
         try:
-            loader = yaml.SafeLoader(text)
+            loader = _loader_class()(text)
             try:
                 node = loader.get_single_node()
                 if node is None:
@@ -117,6 +195,8 @@ class _Doc:
                 self.data = loader.construct_document(node)
             finally:
                 loader.dispose()
+        except RecursionError as e:  # PyYAML composes recursively: "[[[[..." must be an error, not a crash
+            raise PolicyError(f"policy {path} nests YAML too deeply to be a policy") from e
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             where = f":{mark.line + 1}" if mark is not None else ""
@@ -158,12 +238,15 @@ class _Doc:
         return PolicyError(f"{where}: {key}: {message}")
 
 
-def _mapping(doc: _Doc, value: Any, path: tuple[str, ...], allowed: set[str]) -> dict[str, Any]:
+def _mapping(doc: _Doc, value: Any, path: tuple[str, ...], allowed: set[str],
+             modifiers: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """``value`` as a mapping whose keys are among ``allowed`` (what it is) and ``modifiers`` (what narrows it)."""
     if not isinstance(value, dict):
         raise doc.error(path, f"must be a mapping, not {type(value).__name__}")
     for key in value:
-        if key not in allowed:
-            raise doc.error((*path, str(key)), f"unknown key; expected one of {sorted(allowed)}")
+        if key not in allowed and key not in modifiers:
+            also = f", optionally with {sorted(modifiers)}" if modifiers else ""
+            raise doc.error((*path, str(key)), f"unknown key; expected one of {sorted(allowed)}{also}")
     return value
 
 
@@ -194,9 +277,47 @@ def kms_pem_name(arn: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", arn.rsplit("/", 1)[-1]) + ".pub.pem"
 
 
-def _identity(doc: _Doc, name: str, value: Any, base: Path) -> Identity:
+def _time(doc: _Doc, value: Any, path: tuple[str, ...]) -> datetime:
+    """An RFC 3339 date-time with a time zone (YAML may already have read it as a datetime)."""
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            raise doc.error(path, f"{value!r} is not an RFC 3339 time such as 2026-01-31T00:00:00Z") from None
+    elif isinstance(value, date):
+        raise doc.error(path, f"{value.isoformat()} is a date; give a time with a zone, e.g. "
+                              f"{value.isoformat()}T00:00:00Z")
+    else:
+        raise doc.error(path, "must be an RFC 3339 time such as 2026-01-31T00:00:00Z")
+    if parsed.tzinfo is None:
+        raise doc.error(path, "has no time zone; write it in UTC with a Z, e.g. 2026-01-31T00:00:00Z")
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is before the first representable UTC time
+        raise doc.error(path, f"{parsed.isoformat()} is out of range; give a time between years 1 and 9999 "
+                              "in UTC") from None
+
+
+def _revoked(doc: _Doc, value: Any, path: tuple[str, ...], base: Path) -> tuple[frozenset[str], list[PublicKey]]:
+    """A ``revoked`` list: key fingerprints (sha256 of the DER SubjectPublicKeyInfo, hex) or PEM paths."""
+    fingerprints: set[str] = set()
+    keys: list[PublicKey] = []
+    for i, item in enumerate(_strings(doc, value, path, nonempty=False)):  # an empty list revokes nothing
+        if _FINGERPRINT.fullmatch(item):
+            fingerprints.add(item.lower())
+        else:
+            key = _load_key(doc, base / item, (*path, str(i)))
+            fingerprints.add(key.fingerprint)
+            keys.append(key)
+    return frozenset(fingerprints), keys
+
+
+def _identity(doc: _Doc, name: str, value: Any, base: Path, *, revoked: frozenset[str] = frozenset(),
+              revoked_keys: list[PublicKey] | None = None) -> Identity:
     path = ("identities", name)
-    spec = _mapping(doc, value, path, {"keys", "kms", "sigstore"})
+    spec = _mapping(doc, value, path, {"keys", "kms", "sigstore"}, frozenset({"not-before", "not-after", "revoked"}))
     keys: list[PublicKey] = []
     for i, rel in enumerate(_strings(doc, spec.get("keys", []), (*path, "keys"), nonempty="keys" in spec)):
         keys.append(_load_key(doc, base / rel, (*path, "keys", str(i))))
@@ -219,7 +340,19 @@ def _identity(doc: _Doc, name: str, value: Any, base: Path) -> Identity:
             sigstore.append(_sigstore_entry(doc, item, item_path))
     if not keys and not sigstore:  # {}, {kms: []} and {sigstore: []} alike
         raise doc.error(path, "names no keys, kms keys or sigstore identity")
-    return Identity(name=name, keys=tuple(keys), sigstore=tuple(sigstore))
+    not_before = _time(doc, spec["not-before"], (*path, "not-before")) if "not-before" in spec else None
+    not_after = _time(doc, spec["not-after"], (*path, "not-after")) if "not-after" in spec else None
+    if not_before is not None and not_after is not None and not_after <= not_before:
+        raise doc.error((*path, "not-after"), f"is not after not-before ({not_before.isoformat()})")
+    own, own_keys = (_revoked(doc, spec["revoked"], (*path, "revoked"), base) if "revoked" in spec
+                     else (frozenset(), []))
+    revoked = revoked | own
+    if revoked_keys is not None:
+        revoked_keys.extend(own_keys)
+        revoked_keys.extend(key for key in keys if key.fingerprint in revoked)
+    # a revoked key is dropped here, so that no code iterating ``keys`` can trust it by accident
+    return Identity(name=name, keys=tuple(key for key in keys if key.fingerprint not in revoked),
+                    sigstore=tuple(sigstore), not_before=not_before, not_after=not_after, revoked=revoked)
 
 
 _SIGSTORE_KEYS = {"issuer", "identity", "identity-regexp", "github-repo", "source-ref", "signer-workflow",
@@ -246,6 +379,8 @@ def _sigstore_entry(doc: _Doc, item: Any, path: tuple[str, ...]) -> SigstoreIden
                                  signer_workflow=texts.get("signer-workflow"), deny_self_hosted_runners=deny)
     except TrustConfigError as e:
         raise doc.error(path, str(e)) from e
+    except ValueError as e:  # a repository that is not a URL at all ('[', say)
+        raise doc.error((*path, "github-repo"), f"is not a repository ({e})") from e
 
 
 def _load_key(doc: _Doc, file: Path, path: tuple[str, ...], *, arn: str | None = None) -> PublicKey:
@@ -283,7 +418,8 @@ def _stage(doc: _Doc, name: str, value: Any, identities: Mapping[str, Identity])
         names = _strings(doc, signed_by, (*item_path, "signed-by"))
         for who in names:
             if who not in identities:
-                raise doc.error((*item_path, "signed-by"), f"names identity {who!r}, which 'identities' does not define")
+                raise doc.error((*item_path, "signed-by"),
+                                f"names identity {who!r}, which 'identities' does not define")
         requirements.append(VsaRequirement(stage=stage, signed_by=names))
     approvals = None
     if "require-approvals" in spec:
@@ -316,13 +452,16 @@ def load_policy(path: Path) -> Policy:
     except UnicodeDecodeError as e:
         raise PolicyError(f"policy {path} is not UTF-8 text") from e
     doc = _Doc(path, text)
-    top = _mapping(doc, doc.data, (), {"version", "identities", "provenance", "stages"})
+    top = _mapping(doc, doc.data, (), {"version", "identities", "provenance", "stages", "revoked"})
     if top.get("version") != 1 or isinstance(top.get("version"), bool):
         raise doc.error(("version",), f"must be 1 (found {top.get('version')!r})")
     raw_identities = _any_mapping(doc, top.get("identities"), ("identities",))
     if not raw_identities:
         raise doc.error(("identities",), "names no trusted identity; verification without one is refused")
-    identities = {str(name): _identity(doc, str(name), spec, path.parent) for name, spec in raw_identities.items()}
+    revoked, revoked_keys = (_revoked(doc, top["revoked"], ("revoked",), path.parent) if "revoked" in top
+                             else (frozenset(), []))
+    identities = {str(name): _identity(doc, str(name), spec, path.parent, revoked=revoked, revoked_keys=revoked_keys)
+                  for name, spec in raw_identities.items()}
 
     prov = _mapping(doc, top.get("provenance"), ("provenance",),
                     {"signed-by", "source", "builders", "digests", "lockfiles", "allow-dirty", "predicate-type"})
@@ -333,9 +472,14 @@ def load_policy(path: Path) -> Policy:
     source = SourceRule()
     if "source" in prov:
         spec = _mapping(doc, prov["source"], ("provenance", "source"), {"uri", "branches"})
-        source = SourceRule(
-            uri=_string(doc, spec.get("uri"), ("provenance", "source", "uri")) if "uri" in spec else None,
-            branches=_strings(doc, spec["branches"], ("provenance", "source", "branches")) if "branches" in spec else ())
+        uri = _string(doc, spec.get("uri"), ("provenance", "source", "uri")) if "uri" in spec else None
+        if uri is not None:
+            try:
+                check_repository(uri, what="source repository")
+            except PolicyError as e:
+                raise doc.error(("provenance", "source", "uri"), str(e)) from e
+        branches = _strings(doc, spec["branches"], ("provenance", "source", "branches")) if "branches" in spec else ()
+        source = SourceRule(uri=uri, branches=branches)
     digests: tuple[str, ...] = ACCEPTED
     if "digests" in prov:
         digests = _strings(doc, prov["digests"], ("provenance", "digests"))
@@ -364,5 +508,7 @@ def load_policy(path: Path) -> Policy:
             if requirement.stage not in stages:
                 raise doc.error(("stages", stage.name, "require-vsa"),
                                 f"requires a VSA from stage {requirement.stage!r}, which 'stages' does not define")
+    unique_revoked = tuple({key.fingerprint: key for key in revoked_keys}.values())
     return Policy(identities=identities, provenance=rules, stages=stages,
-                  uri=path.resolve().as_uri(), digest=hashlib.sha256(raw).hexdigest())
+                  uri=path.resolve().as_uri(), digest=hashlib.sha256(raw).hexdigest(),
+                  revoked=revoked, revoked_keys=unique_revoked)

@@ -9,13 +9,17 @@ For each VSA a stage requires, in order:
   (5) time    timeVerified is not older than the provenance it vouches for
 
 Approvals: N distinct identities from the allowed list signed an approval for this artefact and stage.
+
+Signers are used as the policy allows them at the verification time (revoked keys never, identities
+only inside their validity window), and every signature verification of one call comes out of one
+:class:`~verify.verifier.VerificationBudget`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from verify.envelope import INTOTO_PAYLOAD_TYPE
 from verify.errors import EvidenceRejected, MalformedEvidence, PolicyViolation, SignatureInvalid
@@ -23,7 +27,12 @@ from verify.evidence import Evidence
 from verify.policy import Policy, StageRule
 from verify.statement import APPROVAL_V1, VSA_V1, Statement, parse_statement, read_vsa
 from verify.trust import Identity
-from verify.verifier import verify_signature
+from verify.verifier import (
+    KEYLESS_BUNDLE_COST,
+    VerificationBudget,
+    accepted_algorithms,
+    verify_signature,
+)
 
 __all__ = ["StageEvidence", "check_stage"]
 
@@ -46,7 +55,8 @@ class StageEvidence:
                 "source": self.source, "sha256": self.sha256}
 
 
-def _statements(evidence: Sequence[Evidence | MalformedEvidence], predicate_type: str) -> list[tuple[Evidence, Statement]]:
+def _statements(evidence: Sequence[Evidence | MalformedEvidence],
+                predicate_type: str) -> list[tuple[Evidence, Statement]]:
     found = []
     for item in evidence:
         if isinstance(item, MalformedEvidence) or item.envelope is None:
@@ -66,29 +76,49 @@ def _matches(statement: Statement, digests: Mapping[str, str], accepted: Sequenc
     return statement.subject_matching(digests, tuple(a for a in accepted if a in digests)) is not None
 
 
-def _signer(item: Evidence, identities: Sequence[Identity], bundle_verifier: BundleVerifier | None) -> Identity:
+@dataclass(frozen=True)
+class _Run:
+    """What every signature check of one :func:`check_stage` call shares."""
+
+    at: datetime
+    budget: VerificationBudget
+    bundle_verifier: BundleVerifier | None
+    policy: Policy
+
+
+def _signer(item: Evidence, identities: Sequence[Identity], run: _Run) -> Identity:
+    usable = run.policy.usable(identities, run.at)
     if item.has_certificate:
-        if bundle_verifier is None:
+        if run.bundle_verifier is None:
             raise SignatureInvalid(f"{item.source}: a Sigstore bundle needs Sigstore support to verify")
-        return bundle_verifier(item, identities)
+        run.budget.spend(KEYLESS_BUNDLE_COST, source=item.source)
+        return run.bundle_verifier(item, usable)
     assert item.envelope is not None
-    return verify_signature(item.envelope, identities, source=item.source)
+    return verify_signature(item.envelope, usable, source=item.source, budget=run.budget, at=run.at)
 
 
-def _who_signed(item: Evidence, policy: Policy, bundle_verifier: BundleVerifier | None) -> str:
+def _who_signed(item: Evidence, policy: Policy, run: _Run) -> str:
     """Which policy identity signed ``item`` (for a helpful message), or 'an untrusted key'."""
     try:
-        return repr(_signer(item, list(policy.identities.values()), bundle_verifier).name)
+        return repr(_signer(item, list(policy.identities.values()), run).name)
     except EvidenceRejected:
         return "an untrusted key"
 
 
 def check_stage(stage: StageRule, *, policy: Policy, evidence: Sequence[Evidence | MalformedEvidence],
                 digests: Mapping[str, str], not_before: datetime | None,
-                bundle_verifier: BundleVerifier | None = None) -> list[StageEvidence]:
-    """Check every VSA and approval ``stage`` requires; raise :class:`PolicyViolation` naming what is missing."""
+                bundle_verifier: BundleVerifier | None = None, at: datetime | None = None,
+                budget: VerificationBudget | None = None) -> list[StageEvidence]:
+    """Check every VSA and approval ``stage`` requires; raise :class:`PolicyViolation` naming what is missing.
+
+    ``at`` is the verification time for the policy's key windows (default: now); ``budget``
+    bounds the signature verifications of this call (default: a fresh one).
+    """
+    run = _Run(at=datetime.now(UTC) if at is None else at,
+               budget=VerificationBudget() if budget is None else budget, bundle_verifier=bundle_verifier,
+               policy=policy)
     short = ", ".join(f"{a}:{d[:16]}..." for a, d in digests.items())
-    accepted = policy.provenance.digests
+    accepted = accepted_algorithms(policy)
     found: list[StageEvidence] = []
     vsas = _statements(evidence, VSA_V1)
     for requirement in stage.require_vsa:
@@ -103,9 +133,9 @@ def check_stage(stage: StageRule, *, policy: Policy, evidence: Sequence[Evidence
                 continue
             # (2) by the identity the requirement names
             try:
-                identity = _signer(item, signers, bundle_verifier)
+                identity = _signer(item, signers, run)
             except EvidenceRejected:
-                problems.append(f"the VSA in {item.source} is signed by {_who_signed(item, policy, bundle_verifier)}, "
+                problems.append(f"the VSA in {item.source} is signed by {_who_signed(item, policy, run)}, "
                                 f"not by {' or '.join(requirement.signed_by)}")
                 continue
             try:
@@ -140,18 +170,17 @@ def check_stage(stage: StageRule, *, policy: Policy, evidence: Sequence[Evidence
             raise PolicyViolation(f"stage {stage.name!r} requires stage {requirement.stage!r} to have verified this "
                                   f"artefact, but {detail}")
     if stage.require_approvals is not None:
-        found.extend(_check_approvals(stage, policy=policy, evidence=evidence, digests=digests,
-                                      bundle_verifier=bundle_verifier))
+        found.extend(_check_approvals(stage, policy=policy, evidence=evidence, digests=digests, run=run))
     return found
 
 
 def _check_approvals(stage: StageRule, *, policy: Policy, evidence: Sequence[Evidence | MalformedEvidence],
-                     digests: Mapping[str, str], bundle_verifier: BundleVerifier | None) -> list[StageEvidence]:
+                     digests: Mapping[str, str], run: _Run) -> list[StageEvidence]:
     rule = stage.require_approvals
     assert rule is not None
     approvers: dict[str, StageEvidence] = {}
     for item, statement in _statements(evidence, APPROVAL_V1):
-        if not _matches(statement, digests, policy.provenance.digests):
+        if not _matches(statement, digests, accepted_algorithms(policy)):
             continue
         if statement.predicate.get("stage") != stage.name:
             continue
@@ -159,7 +188,7 @@ def _check_approvals(stage: StageRule, *, policy: Policy, evidence: Sequence[Evi
             if name in approvers:
                 continue
             try:
-                _signer(item, [policy.identities[name]], bundle_verifier)
+                _signer(item, [policy.identities[name]], run)
             except EvidenceRejected:
                 continue
             try:

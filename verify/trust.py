@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -18,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa,
 
 from verify.errors import TrustConfigError
 
-__all__ = ["Identity", "PublicKey", "SigstoreIdentity", "load_public_key"]
+__all__ = ["Identity", "PublicKey", "SigstoreIdentity", "keys_in_order", "load_public_key", "usable_identities"]
 
 _EC_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "secp256r1": hashes.SHA256,
@@ -61,10 +62,14 @@ class PublicKey:
     def verify(self, signature: bytes, data: bytes) -> bool:
         """True if ``signature`` over ``data`` verifies with this key.
 
-        ECDSA signatures are accepted in DER and in raw ``r||s`` form (the DSSE
-        test vector and some KMS tools use the latter), nothing else. RSA
-        signatures are accepted as RSASSA-PSS (salt length of the digest or
-        any) and PKCS#1 v1.5, with SHA-256.
+        ECDSA signatures are accepted in strict DER (OpenSSL refuses BER lengths,
+        non-minimal integers and trailing bytes) and in raw ``r||s`` form of exactly
+        twice the curve's width (the DSSE test vector and some KMS tools use it),
+        nothing else. Both ``s`` and ``n - s`` verify (ECDSA is malleable and
+        KMS and Go signers do not normalise to low S): a signature is not an
+        identifier, the signed payload is. RSA signatures are accepted as
+        RSASSA-PSS (salt length of the digest or any) and PKCS#1 v1.5, with
+        SHA-256. Ed25519 as OpenSSL verifies it (``S`` must be reduced).
         """
         key = self._key()
         try:
@@ -170,17 +175,88 @@ class SigstoreIdentity:
 
 @dataclass(frozen=True)
 class Identity:
-    """A named signer a policy trusts: pinned keys and/or a Sigstore identity."""
+    """A named signer a policy trusts: pinned keys and/or a Sigstore identity.
+
+    ``not_before`` / ``not_after`` bound WHEN the identity may be used to verify (they are
+    compared with the verification time, never with a time the evidence claims: a key-signed
+    envelope carries no trusted time). ``revoked`` names keys (by fingerprint) this identity
+    must never verify with, whatever else says so.
+    """
 
     name: str
     keys: tuple[PublicKey, ...] = ()
     sigstore: tuple[SigstoreIdentity, ...] = ()
+    not_before: datetime | None = None
+    """The identity verifies nothing before this time (a key being rolled out)."""
+    not_after: datetime | None = None
+    """The identity verifies nothing after this time (a key being retired: a grace period)."""
+    revoked: frozenset[str] = frozenset()
+    """Fingerprints (:attr:`PublicKey.fingerprint`) of keys that never verify anything."""
+
+    def __post_init__(self) -> None:
+        # a time without a zone is read as UTC, so that every comparison is between aware times
+        for name in ("not_before", "not_after"):
+            value = getattr(self, name)
+            if value is not None and value.tzinfo is None:
+                object.__setattr__(self, name, value.replace(tzinfo=UTC))
 
     def describe(self) -> str:
         return self.name
 
+    def valid_at(self, at: datetime) -> bool:
+        """True if ``at`` is inside the identity's validity window (both ends inclusive)."""
+        at = _aware(at)
+        return not ((self.not_before is not None and at < self.not_before)
+                    or (self.not_after is not None and at > self.not_after))
 
-def keys_in_order(identities: Sequence[Identity], keyid: str) -> list[tuple[Identity, PublicKey]]:
-    """Every pinned key, those whose fingerprint matches the ``keyid`` hint first."""
-    pairs = [(identity, key) for identity in identities for key in identity.keys]
+    def usable_keys(self, at: datetime | None = None) -> tuple[PublicKey, ...]:
+        """The pinned keys that may verify at ``at`` (default: now): none outside the window, never a revoked one."""
+        if not self.valid_at(_now(at)):
+            return ()
+        return tuple(key for key in self.keys if key.fingerprint not in self.revoked)
+
+    def key_allowed(self, key: PublicKey, *, at: datetime | None = None) -> bool:
+        """True if ``key`` is one of this identity's keys and may verify at ``at`` (default: now)."""
+        return any(key.fingerprint == usable.fingerprint for usable in self.usable_keys(at))
+
+    def usable(self, at: datetime | None = None) -> Identity:
+        """This identity as it may be used at ``at`` (default: now): revoked keys dropped; outside its
+        window, no keys and no Sigstore identities at all."""
+        at = _now(at)
+        return replace(self, keys=self.usable_keys(at), sigstore=self.sigstore if self.valid_at(at) else ())
+
+    def unusable_because(self, at: datetime | None = None) -> str | None:
+        """Why the identity, or some of its keys, cannot be used at ``at`` (for messages); None if all can."""
+        at = _now(at)
+        if self.not_before is not None and at < self.not_before:
+            return f"identity {self.name!r} is not valid before {self.not_before.isoformat()}"
+        if self.not_after is not None and at > self.not_after:
+            return f"identity {self.name!r} is not valid after {self.not_after.isoformat()}"
+        revoked = [key.name for key in self.keys if key.fingerprint in self.revoked]
+        if revoked:
+            return f"identity {self.name!r} has revoked key(s) {', '.join(revoked)}"
+        return None
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+def _now(at: datetime | None) -> datetime:
+    return datetime.now(UTC) if at is None else _aware(at)
+
+
+def usable_identities(identities: Sequence[Identity], at: datetime | None = None) -> list[Identity]:
+    """Each identity as it may be used at ``at`` (default: now); see :meth:`Identity.usable`."""
+    at = _now(at)
+    return [identity.usable(at) for identity in identities]
+
+
+def keys_in_order(identities: Sequence[Identity], keyid: str, *,
+                  at: datetime | None = None) -> list[tuple[Identity, PublicKey]]:
+    """Every usable pinned key (:meth:`Identity.usable_keys` at ``at``, default now), those whose
+    fingerprint matches the ``keyid`` hint first. Revoked keys and identities outside their
+    validity window are never listed, whoever calls this."""
+    at = _now(at)
+    pairs = [(identity, key) for identity in identities for key in identity.usable_keys(at)]
     return sorted(pairs, key=lambda pair: pair[1].fingerprint != keyid)

@@ -7,7 +7,7 @@ For each piece of evidence, in order, each step a call that raises or returns:
   (2) signature  a signature by an identity the policy pins (keyid is only a hint)
   (3) statement  payloadType in-toto, Statement v1 (or v0.1), the expected predicate type
   (4) subject    one subject's digest equals the artefact's (preferred algorithm;
-                 md5 and sha1 never count)
+                 md5 and sha1 never count, whatever the policy object says)
   (5) rules      source repository, branch, commit, builder, lockfiles, clean tree
 
 A message-signature bundle (a plain signed artefact, no statement) stops after (2), whose
@@ -15,6 +15,13 @@ signature covers the artefact's sha256: it passes only when no rule needs a prov
 
 The first piece of evidence that passes every step gives the :class:`Verdict`.
 If none does, the failure of the piece that got furthest is raised.
+
+Keys are used as the policy allows them at the verification time (``at``, default now):
+a revoked key, or an identity outside its ``not-before`` / ``not-after`` window, verifies
+nothing (:meth:`verify.trust.Identity.usable`). Signature verifications are bounded per
+envelope (:data:`MAX_VERIFICATIONS_PER_ENVELOPE`) and per run
+(:data:`MAX_VERIFICATIONS_PER_RUN`, a :class:`VerificationBudget`), so that a file full of
+bogus signatures costs a bounded amount of work.
 """
 
 from __future__ import annotations
@@ -22,19 +29,22 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
+from verify.digests import WEAK
 from verify.envelope import INTOTO_PAYLOAD_TYPE, Envelope
 from verify.errors import (
     DigestMismatch,
     EvidenceRejected,
     MalformedEvidence,
+    PolicyError,
     PolicyViolation,
     SignatureInvalid,
     UnknownEvidence,
 )
 from verify.evidence import Evidence
-from verify.limits import MAX_VERIFICATIONS_PER_ENVELOPE
+from verify.limits import MAX_VERIFICATIONS_PER_ENVELOPE, MAX_VERIFICATIONS_PER_RUN
 from verify.policy import Policy, ProvenanceRules
 from verify.statement import (
     PROVENANCE_V02,
@@ -48,8 +58,43 @@ from verify.statement import (
 from verify.trust import Identity, keys_in_order
 from verify.uris import branch_of, normalize_repo
 
-__all__ = ["Check", "Verdict", "preferred_algorithms", "provenance_demands", "verify_artifact",
-           "verify_signature"]
+__all__ = ["KEYLESS_BUNDLE_COST", "Check", "Verdict", "VerificationBudget", "accepted_algorithms",
+           "preferred_algorithms", "provenance_demands", "verify_artifact", "verify_signature"]
+
+#: What one keyless Sigstore bundle costs from a :class:`VerificationBudget`: its certificate chain,
+#: SCT, log entry and signature are several verifications.
+KEYLESS_BUNDLE_COST = 8
+
+
+class VerificationBudget:
+    """The signature verifications one run may still try (:data:`MAX_VERIFICATIONS_PER_RUN`).
+
+    One budget is shared by every envelope and bundle a run looks at, so that a file (or a
+    store) full of bogus signatures cannot cost more than a bounded amount of work. Once it is
+    spent, every further verification fails at once with :class:`SignatureInvalid`.
+    """
+
+    def __init__(self, total: int = MAX_VERIFICATIONS_PER_RUN) -> None:
+        self.total = total
+        self.left = total
+
+    @property
+    def spent(self) -> int:
+        return self.total - self.left
+
+    def spend(self, count: int, *, source: str) -> None:
+        """Take ``count`` verifications, or raise :class:`SignatureInvalid` naming ``source`` if too few are left."""
+        if count > self.left:
+            self.left = 0
+            raise SignatureInvalid(f"{source}: gave up, this verification already tried {self.total} signature "
+                                   "verifications without enough valid ones; the evidence holds too many bogus "
+                                   "signatures")
+        self.left -= count
+
+
+def accepted_algorithms(policy: Policy) -> tuple[str, ...]:
+    """The digest algorithms the policy accepts, strongest first, never md5 or sha1 (whatever the policy says)."""
+    return tuple(a for a in policy.provenance.digests if a not in WEAK)
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +156,8 @@ class _Checks:
     def ok(self, name: str, expected: Any, found: Any) -> None:
         self.done.append(Check(name, True, expected, found))
 
-    def fail(self, error: type[EvidenceRejected], message: str, name: str, expected: Any, found: Any) -> EvidenceRejected:
+    def fail(self, error: type[EvidenceRejected], message: str, name: str, expected: Any,
+             found: Any) -> EvidenceRejected:
         self.done.append(Check(name, False, expected, found))
         return error(message, checks=tuple(self.done))
 
@@ -133,7 +179,7 @@ def preferred_algorithms(evidence: Sequence[Evidence], policy: Policy, *, availa
         statement = peek_statement(item)
         candidates = [s.digest for s in statement.subjects] if statement else [{"sha256": ""}]
         for digest in candidates:
-            for algorithm in policy.provenance.digests:
+            for algorithm in accepted_algorithms(policy):
                 if algorithm in digest and algorithm in available:
                     if algorithm not in wanted:
                         wanted.append(algorithm)
@@ -141,24 +187,32 @@ def preferred_algorithms(evidence: Sequence[Evidence], policy: Policy, *, availa
     return wanted or ["sha256"]
 
 
-def verify_signature(envelope: Envelope, identities: Sequence[Identity], *, source: str) -> Identity:
+def verify_signature(envelope: Envelope, identities: Sequence[Identity], *, source: str,
+                     budget: VerificationBudget | None = None, at: datetime | None = None) -> Identity:
     """(2) The identity one of whose pinned keys signed ``envelope``.
 
     Keys whose fingerprint equals a signature's keyid are tried first; every
-    pinned key is tried (the keyid is an unauthenticated hint), up to a fixed
-    number of verifications per envelope.
+    usable pinned key is tried (the keyid is an unauthenticated hint), up to
+    :data:`MAX_VERIFICATIONS_PER_ENVELOPE` verifications per envelope and, with
+    a ``budget``, within what is left of it. Revoked keys and identities outside
+    their validity window at ``at`` (default: now) are never tried.
     """
-    if not any(identity.keys for identity in identities):
-        raise SignatureInvalid(f"{source}: no pinned public key may sign this evidence; "
+    pairs = keys_in_order(identities, "", at=at)
+    if not pairs:
+        reasons = [r for r in (identity.unusable_because(at) for identity in identities) if r]
+        why = f" ({'; '.join(reasons)})" if reasons else ""
+        raise SignatureInvalid(f"{source}: no pinned public key may sign this evidence{why}; "
                                "pass --key or name the signer in the policy's signed-by")
     message = envelope.pae()
-    budget = MAX_VERIFICATIONS_PER_ENVELOPE
+    tries = MAX_VERIFICATIONS_PER_ENVELOPE
     for signature in envelope.signatures:
-        for identity, key in keys_in_order(identities, signature.keyid):
-            if budget == 0:
+        for identity, key in keys_in_order(identities, signature.keyid, at=at):
+            if tries == 0:
                 raise SignatureInvalid(f"{source}: gave up after {MAX_VERIFICATIONS_PER_ENVELOPE} signature "
                                        "verifications without a valid one")
-            budget -= 1
+            tries -= 1
+            if budget is not None:
+                budget.spend(1, source=source)
             if key.verify(signature.sig, message):
                 log.debug("%s: signature verified with %s (%s)", source, key.name, identity.name)
                 return identity
@@ -167,25 +221,53 @@ def verify_signature(envelope: Envelope, identities: Sequence[Identity], *, sour
                            "the evidence was altered or signed by an untrusted key")
 
 
+def _revocation_note(evidence: Evidence, policy: Policy, signers: Sequence[Identity], at: datetime,
+                     budget: VerificationBudget) -> str:
+    """Why a trusted signer may have failed: out of its window, or the evidence is signed by a revoked key.
+
+    Only for the message: a revoked key is tried here to NAME it, and what it says is never trusted.
+    """
+    notes = [r for r in (identity.unusable_because(at) for identity in signers) if r]
+    envelope = evidence.envelope
+    if envelope is not None and policy.revoked_keys:
+        message = envelope.pae()
+        pairs = [(key, s) for key in policy.revoked_keys for s in envelope.signatures]
+        for key, signature in pairs[:MAX_VERIFICATIONS_PER_ENVELOPE]:
+            if budget.left == 0:
+                break
+            budget.spend(1, source=evidence.source)
+            if key.verify(signature.sig, message):
+                notes.insert(0, f"it is signed by {key.name}, a key the policy revokes")
+                break
+    return f" ({'; '.join(notes)})" if notes else ""
+
+
 def _signature_step(evidence: Evidence, policy: Policy, checks: _Checks,
-                    bundle_verifier: Callable[[Evidence, Sequence[Identity]], Identity] | None) -> Identity:
-    signers = policy.signers()
+                    bundle_verifier: Callable[[Evidence, Sequence[Identity]], Identity] | None,
+                    budget: VerificationBudget, at: datetime) -> Identity:
+    declared = policy.signers()
+    signers = policy.usable(declared, at)  # what every path below sees: no revoked key, no expired identity
     if evidence.has_certificate or (evidence.envelope is None):
         if bundle_verifier is None:
             raise checks.fail(UnknownEvidence, f"{evidence.source}: Sigstore bundles with a certificate need "
                                                "Sigstore support, which this verifier was not given",
                               "signature", "a trusted signature", "a Sigstore bundle")
         try:
+            keys = sum(len(identity.keys) for identity in signers)
+            budget.spend(KEYLESS_BUNDLE_COST if evidence.has_certificate
+                         else max(1, min(keys, MAX_VERIFICATIONS_PER_ENVELOPE)), source=evidence.source)
             identity = bundle_verifier(evidence, signers)
         except EvidenceRejected as e:
-            raise checks.fail(type(e), str(e), "signature", [i.name for i in signers], "no trusted signature") from e
+            message = str(e) + _revocation_note(evidence, policy, declared, at, budget)
+            raise checks.fail(type(e), message, "signature", [i.name for i in declared], "no trusted signature") from e
     else:
         try:
-            identity = verify_signature(evidence.envelope, signers, source=evidence.source)
+            identity = verify_signature(evidence.envelope, signers, source=evidence.source, budget=budget, at=at)
         except SignatureInvalid as e:
-            raise checks.fail(SignatureInvalid, str(e), "signature", [i.name for i in signers],
+            message = str(e) + _revocation_note(evidence, policy, declared, at, budget)
+            raise checks.fail(SignatureInvalid, message, "signature", [i.name for i in declared],
                               "no trusted signature") from e
-    checks.ok("signature", [i.name for i in signers], identity.name)
+    checks.ok("signature", [i.name for i in declared], identity.name)
     return identity
 
 
@@ -240,19 +322,20 @@ def _message_step(evidence: Evidence, digests: Mapping[str, str], policy: Policy
 
 def _subject_step(evidence: Evidence, statement: Statement, digests: Mapping[str, str], policy: Policy,
                   checks: _Checks) -> Subject:
-    accepted = tuple(a for a in policy.provenance.digests if a in digests)
+    strong = accepted_algorithms(policy)  # md5 and sha1 never count, even if a policy object lists them
+    accepted = tuple(a for a in strong if a in digests)
     for subject in statement.subjects:
         # the strongest accepted algorithm that both the subject and our hashing have
-        algorithm = next((a for a in policy.provenance.digests if a in subject.digest and a in digests), None)
+        algorithm = next((a for a in strong if a in subject.digest and a in digests), None)
         if algorithm is not None and subject.digest[algorithm] == digests[algorithm]:
             checks.ok("subject", {algorithm: digests[algorithm]}, subject.name or "(unnamed)")
             return subject
-    usable = [s for s in statement.subjects if any(a in s.digest for a in policy.provenance.digests)]
+    usable = [s for s in statement.subjects if any(a in s.digest for a in strong)]
     if not usable:
         found = sorted({a for s in statement.subjects for a in s.digest})
         raise checks.fail(DigestMismatch, f"{evidence.source}: no subject has a digest attest accepts "
-                                          f"(found {found}, accepted {list(policy.provenance.digests)})",
-                          "subject", list(policy.provenance.digests), found)
+                                          f"(found {found}, accepted {list(strong)})",
+                          "subject", list(strong), found)
     shown = {a: digests[a] for a in accepted}
     raise checks.fail(DigestMismatch, f"{evidence.source}: the artefact's digest {_short(shown)} is not among the "
                                       f"{len(statement.subjects)} subject(s) it attests; the artefact was changed "
@@ -284,13 +367,17 @@ def _rules_step(evidence: Evidence, statement: Statement, policy: Policy, checks
         raise checks.fail(type(e), f"{evidence.source}: {e}", "provenance", "a SLSA provenance", "unreadable") from e
     src = evidence.source
     if rules.source.uri is not None:
-        expected = normalize_repo(rules.source.uri)
+        try:
+            expected = normalize_repo(rules.source.uri)
+        except ValueError as e:  # a policy object built by hand; load_policy and with_rules refuse these
+            raise PolicyError(f"source repository {rules.source.uri!r} in the policy is not a repository URI") from e
         try:
             found = normalize_repo(prov.source_uri) if prov.source_uri else None
         except ValueError:  # not a URL at all (an unbalanced '[', say): it names no repository
             found = None
         if found != expected:
-            raise checks.fail(PolicyViolation, f"{src}: source repository is {prov.source_uri!r}, expected {expected!r}",
+            raise checks.fail(PolicyViolation,
+                              f"{src}: source repository is {prov.source_uri!r}, expected {expected!r}",
                               "source", expected, prov.source_uri)
         checks.ok("source", expected, prov.source_uri)
     if rules.source.branches:
@@ -329,8 +416,15 @@ def _rules_step(evidence: Evidence, statement: Statement, policy: Policy, checks
 def verify_artifact(artifact: str, evidence: Sequence[Evidence | MalformedEvidence], *, policy: Policy,
                     digests: Callable[[], Mapping[str, str]],
                     bundle_verifier: Callable[[Evidence, Sequence[Identity]], Identity] | None = None,
-                    ) -> Verdict:
-    """Verify ``artifact`` (whose digests ``digests()`` returns) against ``evidence`` under ``policy``."""
+                    at: datetime | None = None, budget: VerificationBudget | None = None) -> Verdict:
+    """Verify ``artifact`` (whose digests ``digests()`` returns) against ``evidence`` under ``policy``.
+
+    ``at`` is the verification time the policy's key windows are evaluated at (default: now);
+    ``budget`` bounds the signature verifications of the whole run (default: a fresh one of
+    :data:`MAX_VERIFICATIONS_PER_RUN`).
+    """
+    at = datetime.now(UTC) if at is None else at
+    budget = VerificationBudget() if budget is None else budget
     if not policy.provenance.signed_by:
         raise SignatureInvalid("no trusted identity may sign provenance; verification without one is refused")
     if not evidence:
@@ -343,8 +437,7 @@ def verify_artifact(artifact: str, evidence: Sequence[Evidence | MalformedEviden
             checks = _Checks()
             try:
                 log.info("%s: checking signature", item.source)
-                signer = _signature_step(
-                    item, policy, checks, bundle_verifier)
+                signer = _signature_step(item, policy, checks, bundle_verifier, budget, at)
                 log.info("%s: checking statement", item.source)
                 statement = _statement_step(item, policy, checks)
                 if statement is None:

@@ -21,7 +21,7 @@ from verify.trust import load_public_key
 __all__ = ["KEY_TYPES", "LocalKeySigner", "generate", "load"]
 
 KEY_TYPES = ("ecdsa-p256", "ecdsa-p384", "ed25519", "rsa-3072")
-PASSWORD_ENV = "ATTEST_KEY_PASSWORD"
+PASSWORD_ENV = "ATTEST_KEY_PASSWORD"  # noqa: S105 (the variable's name, not a password)
 
 
 def _password() -> bytes | None:
@@ -68,7 +68,10 @@ def load(path: str | Path, *, insecure_permissions: bool = False, **_: object) -
     if b"PUBLIC KEY" in data and b"PRIVATE KEY" not in data:
         raise SignerError(f"{path} is a public key; --signer needs the private key (PREFIX.pem, not PREFIX.pub.pem)")
     if mode & (stat.S_IRWXG | stat.S_IRWXO) and not insecure_permissions:
-        raise SignerError(f"signing key {path} is readable by other users (mode {stat.S_IMODE(mode):o}); "
+        exposed = "readable" if mode & (stat.S_IRGRP | stat.S_IROTH) else "writable"
+        if not mode & (stat.S_IRGRP | stat.S_IROTH | stat.S_IWGRP | stat.S_IWOTH):
+            exposed = "accessible"
+        raise SignerError(f"signing key {path} is {exposed} by other users (mode {stat.S_IMODE(mode):o}); "
                           f"run 'chmod 600 {path}' or pass --insecure-key-permissions")
     try:
         private_key = serialization.load_pem_private_key(data, password=_password())

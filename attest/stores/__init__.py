@@ -20,7 +20,7 @@ from typing import Protocol
 
 from attest.errors import StoreError
 
-__all__ = ["KINDS", "Store", "attestation_key", "artifact_key", "from_uri", "safe_name"]
+__all__ = ["KINDS", "Store", "artifact_key", "attestation_key", "from_uri", "safe_name"]
 
 #: Attestation kinds a store holds, by the file name prefix.
 KINDS = ("provenance", "vsa", "approval", "release", "reproduction")

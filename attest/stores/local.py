@@ -1,15 +1,32 @@
-"""A store in a local directory (or a mounted share), with the content-addressed layout."""
+"""A store in a local directory (or a mounted share), with the content-addressed layout.
+
+Writing never leaves the store: every directory below the root is opened relative to its
+parent with ``O_NOFOLLOW`` (a symbolic link anywhere on the way, even one swapped in while
+attest runs, is refused, and nothing is created outside first), and objects are created with
+``O_EXCL`` and published by ``link()``, which never follows or replaces what is there. An
+object appears complete or not at all: its bytes go to a temporary file (``.NAME.RANDOM.tmp``
+in the same directory), are hashed as they are copied, synced, and only then linked to the
+object's name. Two writers of one object race safely: the second link fails, and the
+bytes already there are compared with ours. Temporary files are removed on every error,
+including ``KeyboardInterrupt`` and the ``SIGTERM`` that ``attest build`` turns into an
+exception; only ``SIGKILL`` (or a power cut) can leave one, never a partial object.
+
+Reading follows the directory as it is: what is read is only evidence, checked by its
+signatures, and only regular files are read (:func:`verify.evidence.read_evidence_file`).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
+import io
 import os
-import tempfile
-from collections.abc import Callable, Iterator
+import secrets
+import stat
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from attest._atomic import write_atomic
 from attest.errors import StoreError
 from attest.stores import artifact_key, attestation_key
 from verify.evidence import read_evidence_file
@@ -17,6 +34,9 @@ from verify.evidence import read_evidence_file
 __all__ = ["LocalStore"]
 
 _CHUNK = 4 * 1024 * 1024
+_DIRECTORY = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 
 
 class LocalStore:
@@ -26,63 +46,110 @@ class LocalStore:
         self.root = Path(root)
         self.uri = str(self.root)
 
-    def _target(self, key: str) -> Path:
-        """The path for ``key``, after checking that no symlink on the way leads out of the store."""
-        target = self.root / key
+    # -- writing ------------------------------------------------------------
+
+    def _open_directory(self, parts: Sequence[str]) -> int:
+        """A descriptor of ``root/parts...``, creating each directory; no component may be a symlink.
+
+        The root itself is the operator's choice and may be a link; everything below it is
+        store content, which an attacker with write access to the store controls.
+        """
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.root, _DIRECTORY)
         except OSError as e:
-            raise StoreError(f"cannot create {target.parent}: {e.strerror}") from e
-        if not target.parent.resolve().is_relative_to(self.root.resolve()) or target.is_symlink():
-            raise StoreError(f"{target} would be written outside the store {self.root}; "
-                             "a symbolic link in the store leads elsewhere")
-        return target
+            raise StoreError(f"cannot open store {self.root}: {e.strerror}") from e
+        where = self.root
+        try:
+            for part in parts:
+                where = where / part
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(part, 0o755, dir_fd=fd)
+                try:
+                    inner = os.open(part, _DIRECTORY | _NOFOLLOW, dir_fd=fd)
+                except OSError as e:
+                    if e.errno in (errno.ELOOP, errno.ENOTDIR):
+                        raise StoreError(f"{where} is a symbolic link or not a directory; a store is written "
+                                         f"only through real directories, so nothing escapes {self.root}") from e
+                    raise StoreError(f"cannot create {where}: {e.strerror}") from e
+                os.close(fd)
+                fd = inner
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
 
     def put_artifact(self, sha256: str, name: str, source: Path,
                      progress: Callable[[int], None] | None = None) -> str:
-        target = self._target(artifact_key(sha256, name))
-        if target.exists():
-            if _sha256_of(target) != sha256:
-                raise StoreError(f"{target} already holds different bytes; the store is write-once")
-            return str(target)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        """Copy ``source`` to ``sha256/<hex>/artifact/<name>``, hashing the bytes as they are copied."""
+        key = artifact_key(sha256, name)
+        target = self.root / key
+        *folders, filename = key.split("/")
+        directory = self._open_directory(folders)
         try:
-            digest = hashlib.sha256()
-            with os.fdopen(fd, "wb") as out, Path(source).open("rb") as src:
-                while chunk := src.read(_CHUNK):
-                    digest.update(chunk)
-                    out.write(chunk)
-                    if progress is not None:
-                        progress(len(chunk))
-                out.flush()
-                os.fsync(out.fileno())
-            # what is stored must be what was attested: hash the bytes as they were copied
-            if digest.hexdigest() != sha256:
-                raise StoreError(f"{source} changed after it was hashed (sha256 now {digest.hexdigest()[:16]}...); "
-                                 "build again")
-            os.chmod(tmp, 0o644)
+            if _stored_sha256(directory, filename, target) is not None:
+                _same_or_refuse(directory, filename, target, sha256)
+                return str(target)
+            tmp = f".{filename[:200]}.{secrets.token_hex(8)}.tmp"
             try:
-                os.link(tmp, target)
-            except FileExistsError:
-                if _sha256_of(target) != sha256:
-                    raise StoreError(f"{target} already holds different bytes; the store is write-once") from None
-        except OSError as e:
-            raise StoreError(f"cannot write {target}: {e.strerror}") from e
+                with _open_source(source) as src:
+                    out_fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600, dir_fd=directory)
+                    with open(out_fd, "wb") as out:
+                        digest = hashlib.sha256()
+                        while chunk := src.read(_CHUNK):
+                            digest.update(chunk)
+                            out.write(chunk)
+                            if progress is not None:
+                                progress(len(chunk))
+                        out.flush()
+                        os.fsync(out.fileno())
+                        os.fchmod(out.fileno(), 0o644)
+                # what is stored must be what was attested: hash the bytes as they were copied
+                if digest.hexdigest() != sha256:
+                    raise StoreError(f"{source} changed after it was hashed (sha256 now {digest.hexdigest()[:16]}...); "
+                                     "build again")
+                try:
+                    os.link(tmp, filename, src_dir_fd=directory, dst_dir_fd=directory, follow_symlinks=False)
+                except FileExistsError:  # another writer was first: fine if it wrote the same bytes
+                    _same_or_refuse(directory, filename, target, sha256)
+            except OSError as e:
+                raise StoreError(f"cannot write {target}: {e.strerror}") from e
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp, dir_fd=directory)
         finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+            os.close(directory)
         return str(target)
 
     def put_attestation(self, sha256: str, kind: str, data: bytes) -> str:
-        target = self._target(attestation_key(sha256, kind, data))
+        """Write ``data`` once as ``sha256/<hex>/<kind>-<sha256 of data>.intoto.jsonl``."""
+        key = attestation_key(sha256, kind, data)
+        target = self.root / key
+        *folders, filename = key.split("/")
+        directory = self._open_directory(folders)
         try:
-            write_atomic(target, data, exclusive=True)
-        except FileExistsError:
-            if target.read_bytes() != data:
-                raise StoreError(f"{target} already holds different bytes; the store is write-once") from None
-        except OSError as e:
-            raise StoreError(f"cannot write {target}: {e.strerror}") from e
+            tmp = f".{filename}.{secrets.token_hex(8)}.tmp"
+            try:
+                out_fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600, dir_fd=directory)
+                with open(out_fd, "wb") as out:
+                    out.write(data)
+                    out.flush()
+                    os.fsync(out.fileno())
+                    os.fchmod(out.fileno(), 0o644)
+                try:
+                    os.link(tmp, filename, src_dir_fd=directory, dst_dir_fd=directory, follow_symlinks=False)
+                except FileExistsError:
+                    _same_or_refuse(directory, filename, target, hashlib.sha256(data).hexdigest())
+            except OSError as e:
+                raise StoreError(f"cannot write {target}: {e.strerror}") from e
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp, dir_fd=directory)
+        finally:
+            os.close(directory)
         return str(target)
+
+    # -- reading ------------------------------------------------------------
 
     def attestations(self, sha256: str) -> Iterator[tuple[str, bytes]]:
         directory = self.root / "sha256" / sha256
@@ -99,9 +166,42 @@ class LocalStore:
             yield str(path), read_evidence_file(path)
 
 
-def _sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
+@contextlib.contextmanager
+def _open_source(source: Path) -> Iterator[io.BufferedReader]:
+    """The artefact to copy, if it is (still) a regular file: a FIFO swapped in must not block the copy."""
+    try:
+        fd = os.open(source, os.O_RDONLY | _NONBLOCK)
+    except OSError as e:
+        raise StoreError(f"cannot read artefact {source}: {e.strerror}") from e
+    with open(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise StoreError(f"artefact {source} is no longer a regular file")
+        yield f
+
+
+def _stored_sha256(directory: int, filename: str, target: Path) -> str | None:
+    """The sha256 of the object ``filename`` in ``directory``, or None if there is none.
+
+    A symbolic link, a FIFO or anything else than a regular file where an object should be
+    is refused: the store was tampered with.
+    """
+    try:
+        fd = os.open(filename, os.O_RDONLY | _NOFOLLOW | _NONBLOCK, dir_fd=directory)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise StoreError(f"{target} is a symbolic link; the store was tampered with") from e
+        raise StoreError(f"cannot read {target}: {e.strerror}") from e
+    with open(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise StoreError(f"{target} is not a regular file; the store was tampered with")
+        digest = hashlib.sha256()
         while chunk := f.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def _same_or_refuse(directory: int, filename: str, target: Path, sha256: str) -> None:
+    if _stored_sha256(directory, filename, target) != sha256:
+        raise StoreError(f"{target} already holds different bytes; the store is write-once")
