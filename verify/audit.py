@@ -1143,6 +1143,9 @@ def audit(sources: Iterable[tuple[str, bytes]], *, policy: Policy, trusted_root:
                           "by pinned identities, so name some in the policy or pass --key")
     if trusted_root is not None and not trusted_root.is_file():
         raise TrustConfigError(f"cannot read trusted root {trusted_root}: no such file")
+    # the same rule as verify: revoked keys never count, an identity outside its validity window
+    # (not-before / not-after, at the time of the audit) signs nothing
+    identities = policy.usable(identities)
     auditor = _Auditor(policy)
     workers = workers or os.cpu_count() or 1
     for files, facts in _facts(sources, identities, trusted_root=trusted_root, workers=workers,

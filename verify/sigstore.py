@@ -132,7 +132,10 @@ def _normalize_github_repo(value: str) -> str:
         text = f"github.com/{text}"
     if len(text.split("/")) != 3 or not all(text.split("/")):
         raise TrustConfigError(f"GitHub repository {value!r} is not OWNER/REPO")
-    return normalize_repo(text)
+    try:
+        return normalize_repo(text)
+    except ValueError as e:
+        raise TrustConfigError(f"GitHub repository {value!r} is not OWNER/REPO ({e})") from e
 
 
 def _normalize_workflow(value: str) -> str:

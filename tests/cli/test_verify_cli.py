@@ -253,3 +253,10 @@ def test_dirty_build_needs_policy_consent(repo: Path, keys: dict[str, KeyPair], 
     result = attest("verify", "build.py", "--attestation", "provenance.intoto.jsonl", "--key", keys["dev"].public,
                     cwd=repo)
     assert result.code == 1 and "uncommitted changes" in result.err
+
+
+def test_unparseable_github_repo_is_a_usage_error(built: Path, attest: AttestRunner) -> None:
+    """Regression: a repository that is not even a URL crashed with exit 70."""
+    result = attest("verify", ARTIFACT, "--attestation", "provenance.intoto.jsonl", "--github-repo", "[x/a/b",
+                    cwd=built)
+    assert result.code == 2 and "is not OWNER/REPO" in result.err and "Traceback" not in result.err

@@ -726,3 +726,18 @@ def test_every_anomaly_kind_is_explained() -> None:
     assert {"untrusted-signer", "bad-signature", "malformed", "skipped-stage", "out-of-order", "disallowed-source",
             "dirty-build", "non-reproducible"} <= set(ANOMALY_KINDS)
     assert all(text and not text.endswith(".") for text in ANOMALY_KINDS.values())
+
+
+# --- rotation and revocation: the same rule as verify -------------------------------------------------
+
+def test_revoked_or_expired_signers_count_for_nothing(store: Path, keys: dict[str, KeyPair], policy: Policy) -> None:
+    from dataclasses import replace
+
+    built = full_path(store, keys, b"rotated", stages=())
+    assert run(store, policy).clean
+    dev = policy.identities["dev-build"]
+    expired = replace(policy, identities={**policy.identities,
+                                          "dev-build": replace(dev, not_after=datetime(2000, 1, 1).astimezone())})
+    assert ("untrusted-signer", built) in found(run(store, expired))
+    revoked = replace(policy, revoked=frozenset({dev.keys[0].fingerprint}))
+    assert ("untrusted-signer", built) in found(run(store, revoked))
