@@ -12,15 +12,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from attest.cli._options import emit_json, format_option, progress
-from verify.errors import EvidenceRejected, MalformedEvidence, PolicyViolation
-from verify.evidence import Evidence, load_evidence, read_evidence_file
-from verify.policy import Policy
-from verify.verifier import Check, Verdict, preferred_algorithms, verify_artifact
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the trust core is imported inside the command, once the artefact is being hashed
+    from verify.errors import MalformedEvidence
+    from verify.evidence import Evidence
+    from verify.policy import Policy
     from verify.trust import Identity, PublicKey
+    from verify.verifier import Verdict
 
-BundleVerifier = Callable[[Evidence, "Sequence[Identity]"], "Identity"]
+    BundleVerifier = Callable[[Evidence, Sequence[Identity]], Identity]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -136,9 +136,35 @@ def verify(artifact: str | None, attestations: tuple[Path, ...], store: str | No
           --stage stg --emit-vsa vsa.intoto.jsonl --signer awskms:alias/stg-verifier
       attest verify dist/app.tar.gz --store s3://acme-store/app --policy policy.yaml --stage prd
     """
-    from verify.errors import InputError
+    # Start hashing before anything heavy is imported: the evidence says which digest to compute,
+    # and hashing (which releases the GIL) then runs beside the imports, the policy and the signatures.
+    cancel = threading.Event()
+    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="attest-verify")
+    early = _start_early(artifact, attestations, store, pool, cancel) if release is None else None
+    try:
+        _verify(artifact, attestations, store, policy_path, keys, source_uri, source_branch, commit, builder_id,
+                predicate_type, output_format, stage, require_vsa, vsa_keys, emit_vsa, signer_uri,
+                insecure_key_permissions, resource_uri, verifier_id, verified_levels, lockfiles, release,
+                same_commit, sigstore, pool=pool, cancel=cancel, early=early)
+    finally:
+        cancel.set()
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _verify(artifact: str | None, attestations: tuple[Path, ...], store: str | None, policy_path: Path | None,
+            keys: tuple[str, ...], source_uri: str | None, source_branch: str | None, commit: str | None,
+            builder_id: str | None, predicate_type: str | None, output_format: str, stage: str | None,
+            require_vsa: tuple[str, ...], vsa_keys: tuple[Path, ...], emit_vsa: Path | None, signer_uri: str | None,
+            insecure_key_permissions: bool, resource_uri: str | None, verifier_id: str | None,
+            verified_levels: tuple[str, ...], lockfiles: tuple[Path, ...], release: Path | None, same_commit: bool,
+            sigstore: dict[str, Any], *, pool: ThreadPoolExecutor, cancel: threading.Event,
+            early: tuple[list[str], Future[dict[str, str]]] | None) -> None:
+    """The verify command, once hashing has (perhaps) started."""
+    from verify.errors import EvidenceRejected, InputError
+    from verify.evidence import Evidence
     from verify.policy import empty_policy, load_policy
     from verify.trust import Identity, load_public_key_file
+    from verify.verifier import Check
 
     if emit_vsa is not None and (stage is None or signer_uri is None):
         raise click.UsageError("--emit-vsa needs --stage (the stage being verified) and --signer (its key)")
@@ -203,34 +229,38 @@ def verify(artifact: str | None, attestations: tuple[Path, ...], store: str | No
         digest_arg = None
         s3_digests = hash_stream(stream_object(artifact), ("sha256", "blake3"))
 
-    cancel = threading.Event()
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="attest-verify") as pool:
-        known: dict[str, str] = {"sha256": digest_arg.group(1)} if digest_arg else {}
-        if artifact.startswith("s3://"):
-            known = s3_digests
+    known: dict[str, str] = {"sha256": digest_arg.group(1)} if digest_arg else {}
+    if artifact.startswith("s3://"):
+        known = s3_digests
 
-        def start(algorithms: list[str]) -> Future[dict[str, str]]:
-            if path is None:
-                done: Future[dict[str, str]] = Future()
-                done.set_result(known)
-                return done
-            return pool.submit(_hash, path, algorithms, cancel)
+    def start(algorithms: list[str]) -> Future[dict[str, str]]:
+        if path is None:
+            done: Future[dict[str, str]] = Future()
+            done.set_result(known)
+            return done
+        if early is not None:
+            planned, future = early
+            missing = [a for a in algorithms if a not in planned]
+            if not missing:
+                return future
+            return pool.submit(lambda: {**future.result(), **_hash(path, missing, cancel)})
+        return pool.submit(_hash, path, algorithms, cancel)
 
-        try:
-            verdict, evidence, bundle_verifier = _run(artifact, path, attestations, store, policy, start,
-                                                      available, trusted_root=sigstore["trusted_root"])
-            passed = _gate.check_gate(verdict, policy=policy, rule=stage_rule, evidence=evidence,
-                                      bundle_verifier=bundle_verifier)
-            for lockfile in lockfiles:
-                _check_lockfile(lockfile, verdict)
-        except BaseException as e:
-            cancel.set()  # do not wait for the rest of a large file when the answer is already no
-            if not isinstance(e, EvidenceRejected):
-                raise
-            if output_format == "json":
-                emit_json({"verified": False, "artifact": artifact, "error": str(e),
-                           "checks": [c.to_dict() for c in e.checks if isinstance(c, Check)]})
-            raise EvidenceRejected(f"verification failed for {artifact}: {e}", checks=e.checks) from e
+    try:
+        verdict, evidence, bundle_verifier = _run(artifact, path, attestations, store, policy, start,
+                                                  available, trusted_root=sigstore["trusted_root"])
+        passed = _gate.check_gate(verdict, policy=policy, rule=stage_rule, evidence=evidence,
+                                  bundle_verifier=bundle_verifier)
+        for lockfile in lockfiles:
+            _check_lockfile(lockfile, verdict)
+    except BaseException as e:
+        cancel.set()  # do not wait for the rest of a large file when the answer is already no
+        if not isinstance(e, EvidenceRejected):
+            raise
+        if output_format == "json":
+            emit_json({"verified": False, "artifact": artifact, "error": str(e),
+                       "checks": [c.to_dict() for c in e.checks if isinstance(c, Check)]})
+        raise EvidenceRejected(f"verification failed for {artifact}: {e}", checks=e.checks) from e
     emitted: list[str] = []
     if emit_vsa is not None:
         assert stage is not None and signer_uri is not None
@@ -268,6 +298,10 @@ def _run(artifact: str, path: Path | None, attestations: tuple[Path, ...], store
          start: Callable[[list[str]], Future[dict[str, str]]], available: list[str], *,
          trusted_root: Path | None) -> tuple[Verdict, list[Evidence | MalformedEvidence], BundleVerifier | None]:
     """Gather the evidence, start hashing as early as possible, and run the verification pipeline."""
+    from verify.errors import EvidenceRejected
+    from verify.evidence import Evidence, load_evidence, read_evidence_file
+    from verify.verifier import preferred_algorithms, verify_artifact
+
     evidence: list[Evidence | MalformedEvidence] = []
     for file in attestations:
         evidence.extend(load_evidence(read_evidence_file(file), source=str(file)))
@@ -316,6 +350,7 @@ def _load_key(spec: str) -> PublicKey:
 
 def _check_lockfile(path: Path, verdict: Verdict) -> None:
     """--lockfile: the local lockfile must be the one the provenance bound (naming the first changed package)."""
+    from verify.errors import PolicyViolation
     from verify.lockfile_check import check_lockfile
 
     if verdict.provenance is None:
@@ -373,6 +408,63 @@ def _sigstore_identity(*, certificate_identity: str | None, certificate_identity
     except TrustConfigError as e:
         raise click.UsageError(str(e)) from e
     return Identity(name=named[0][0], sigstore=(pinned,))
+
+
+def _start_early(artifact: str | None, attestations: tuple[Path, ...], store: str | None, pool: ThreadPoolExecutor,
+                 cancel: threading.Event) -> tuple[list[str], Future[dict[str, str]]] | None:
+    """Start hashing a local artefact with the digests its attestation files carry (a plan, not trust).
+
+    Reads the evidence with the standard library only: which algorithm to compute decides nothing
+    about trust (the verifier compares digests with what a trusted signer signed, and computes any
+    algorithm the plan missed). None when there is nothing to plan from.
+    """
+    if artifact is None or store or not attestations or _DIGEST_ARG.fullmatch(artifact) \
+            or artifact.startswith("s3://") or not Path(artifact).is_file():
+        return None
+    planned = _plan(attestations)
+    if not planned:
+        return None
+    return planned, pool.submit(_hash, Path(artifact), planned, cancel)
+
+
+def _plan(attestations: tuple[Path, ...]) -> list[str]:
+    """Per statement, the strongest digest attest prefers that its subjects carry (blake3, else sha256)."""
+    import base64
+    import json
+
+    from verify.limits import MAX_EVIDENCE_BYTES
+
+    wanted: list[str] = []
+    for file in attestations:
+        try:
+            if file.stat().st_size > MAX_EVIDENCE_BYTES:
+                return []
+            data = file.read_bytes()
+        except OSError:
+            return []
+        try:
+            documents = [json.loads(data)]
+        except ValueError:
+            documents = []
+            for line in data.splitlines():
+                try:
+                    documents.append(json.loads(line))
+                except ValueError:
+                    continue
+        for document in documents:
+            try:
+                if "messageSignature" in document:
+                    algorithm = "sha256"
+                else:
+                    envelope = document.get("dsseEnvelope", document)
+                    statement = json.loads(base64.b64decode(envelope["payload"]))
+                    digests = [subject["digest"] for subject in statement["subject"]]
+                    algorithm = "blake3" if all("blake3" in d for d in digests) else "sha256"
+            except (ValueError, KeyError, TypeError, AttributeError):
+                continue
+            if algorithm not in wanted:
+                wanted.append(algorithm)
+    return wanted
 
 
 def _hash(path: Path, algorithms: list[str], cancel: threading.Event) -> dict[str, str]:

@@ -260,3 +260,23 @@ def test_unparseable_github_repo_is_a_usage_error(built: Path, attest: AttestRun
     result = attest("verify", ARTIFACT, "--attestation", "provenance.intoto.jsonl", "--github-repo", "[x/a/b",
                     cwd=built)
     assert result.code == 2 and "is not OWNER/REPO" in result.err and "Traceback" not in result.err
+
+
+def test_hashing_plan_is_only_a_plan(built: Path, keys: dict[str, KeyPair], attest: AttestRunner) -> None:
+    """Hashing starts early with the digest the (unverified) evidence carries; a policy preferring
+    another algorithm still gets it computed, and unreadable evidence plans nothing."""
+    from attest.cli.verify import _plan
+
+    assert _plan((built / "provenance.intoto.jsonl",)) == ["blake3"]
+    sha_only = _resign(built, keys["dev"], lambda s: [sub["digest"].pop("blake3") for sub in s["subject"]])
+    (built / "sha.intoto.jsonl").write_bytes(sha_only)
+    assert _plan((built / "sha.intoto.jsonl",)) == ["sha256"]
+    (built / "junk.intoto.jsonl").write_bytes(b"{not json")
+    assert _plan((built / "junk.intoto.jsonl",)) == []
+    policy = _policy(built, keys).read_text().replace("digests: [blake3, sha256]", "digests: [sha256]")
+    (built / "policy.yaml").write_text(policy)
+    result = attest("verify", ARTIFACT, "--attestation", "provenance.intoto.jsonl", "--policy", "policy.yaml",
+                    "--format", "json", cwd=built)
+    assert result.code == 0, result
+    subject = json.loads(result.out)["checks"]
+    assert next(c for c in subject if c["check"] == "subject")["expected"].keys() == {"sha256"}
