@@ -109,7 +109,7 @@ def verify_release(manifest: Path, *, policy: Policy, store: str | None, same_co
         wanted = ((component.get("provenance") or {}).get("digest") or {}).get("sha256") \
             if isinstance(component, dict) else None
         artifacts = component.get("artifacts") if isinstance(component, dict) else None
-        if not isinstance(label, str) or not isinstance(wanted, str) or not isinstance(artifacts, list) or not artifacts:
+        if not (isinstance(label, str) and isinstance(wanted, str) and isinstance(artifacts, list) and artifacts):
             raise MalformedEvidence(f"release manifest {manifest} has a malformed component")
         for artifact in artifacts:
             digests = artifact.get("digest") if isinstance(artifact, dict) else None

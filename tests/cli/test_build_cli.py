@@ -12,8 +12,8 @@ from pathlib import Path
 
 import blake3
 import pytest
-from tests.conftest import AttestRunner, KeyPair, git
 
+from tests.conftest import AttestRunner, KeyPair, git
 from verify.envelope import Envelope
 from verify.statement import PROVENANCE_V1, STATEMENT_V1
 

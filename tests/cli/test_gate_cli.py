@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from attest.cli._signing import sign_statement
-from attest.summaries import approval_statement, vsa_statement
+from attest.summaries import vsa_statement
 from tests.conftest import AttestRunner, KeyPair, git, make_keypair
 from verify.envelope import Envelope
 
@@ -71,7 +71,8 @@ def test_stg_vsa_then_prd_passes(published: Path, keys: dict[str, KeyPair], atte
     assert vsa["subject"][0]["digest"] == _digests(published)
     import hashlib
 
-    assert predicate["policy"]["digest"]["sha256"] == hashlib.sha256((published / "policy.yaml").read_bytes()).hexdigest()
+    policy_bytes = (published / "policy.yaml").read_bytes()
+    assert predicate["policy"]["digest"]["sha256"] == hashlib.sha256(policy_bytes).hexdigest()
     provenance_line = (published / "provenance.intoto.jsonl").read_bytes()
     assert predicate["inputAttestations"][0]["digest"]["sha256"] == hashlib.sha256(provenance_line.strip()).hexdigest()
     # published beside the provenance
@@ -118,7 +119,8 @@ def _vsa_line(built: Path, key: KeyPair, **changes: object) -> bytes:
      "is for 'attest:stage:dev', not stage 'stg'"),
     ("another artefact", lambda b, k: _vsa_line(b, k["stg"], digests={"sha256": "1" * 64}),
      "are for another artefact"),
-    ("older than the provenance", lambda b, k: _vsa_line(b, k["stg"], verified_at=datetime.now(UTC) - timedelta(days=1)),
+    ("older than the provenance",
+     lambda b, k: _vsa_line(b, k["stg"], verified_at=datetime.now(UTC) - timedelta(days=1)),
      "is older than the provenance"),
 ])
 def test_wrong_vsa_is_refused(case: str, make, words: str, published: Path, keys: dict[str, KeyPair],

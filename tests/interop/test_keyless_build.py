@@ -24,13 +24,13 @@ from sigstore.errors import VerificationError
 from sigstore.models import Bundle, TrustedRoot
 from sigstore.verify import Verifier, policy
 
-from tests.conftest import AttestRunner, Result
+from tests.conftest import CONFORMANCE, AttestRunner, Result
 from tests.sigstore_infra import GITHUB_ACTIONS_ISSUER, TokenMinter
 from tests.sigstore_infra.fixture import SigstoreLocal
 from verify.envelope import Envelope
 from verify.evidence import load_evidence
 
-PRODUCTION_TRUSTED_ROOT = Path("/work/shared/conformance/trusted_root.production.json")
+PRODUCTION_TRUSTED_ROOT = CONFORMANCE / "trusted_root.production.json"
 ALICE = "alice@example.com"
 ISSUER = "https://accounts.example.com"
 WORKFLOW = "https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main"

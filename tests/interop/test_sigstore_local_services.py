@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,10 +22,12 @@ from sigstore.oidc import IdentityToken
 from sigstore.sign import Signer, SigningContext
 from sigstore.verify import Verifier, policy
 from sigstore.verify.policy import VerificationPolicy
+
+from tests.conftest import CONFORMANCE
 from tests.sigstore_infra import GITHUB_ACTIONS_ISSUER, TokenMinter
 from tests.sigstore_infra.fixture import SigstoreLocal
 
-PRODUCTION_TRUSTED_ROOT = Path("/work/shared/conformance/trusted_root.production.json")
+PRODUCTION_TRUSTED_ROOT = CONFORMANCE / "trusted_root.production.json"
 
 ALICE = "alice@example.com"
 ISSUER = "https://accounts.example.com"
