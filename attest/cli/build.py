@@ -137,14 +137,12 @@ def build(artifacts: tuple[str, ...], lockfile_paths: tuple[str, ...], no_lockfi
 
     from attest import collect
     from attest.bundle import bundle_path, key_bundle
-    from attest.errors import BuildRefused, CommandFailed, SignerError
+    from attest.errors import BuildRefused, CommandFailed
     from attest.provenance import BuildRecord, statement, validate_with_in_toto
     from attest.signers import KEYLESS, from_uri, sign_envelope
     from verify import _json
     from verify.digests import hash_file
     from verify.envelope import INTOTO_PAYLOAD_TYPE
-    from verify.trust import Identity, load_public_key
-    from verify.verifier import verify_signature
 
     env = dict(os.environ)
     started = datetime.now(UTC)
@@ -212,14 +210,7 @@ def build(artifacts: tuple[str, ...], lockfile_paths: tuple[str, ...], no_lockfi
         signed_as = {"identity": result.identity, "issuer": result.issuer, "logIndex": result.log_index}
     else:
         assert signer is not None
-        envelope = sign_envelope(signer, payload_type=INTOTO_PAYLOAD_TYPE, payload=payload)
-        # check the signature just made, with the public key a verifier will pin
-        own = Identity(name="signer", keys=(load_public_key(signer.public_key_pem(), name=signer_uri),))
-        try:
-            verify_signature(envelope, [own], source="the new provenance")
-        except Exception as e:
-            raise SignerError(f"the signature {signer_uri} just made does not verify with its own "
-                              "public key") from e
+        envelope = sign_envelope(signer, payload_type=INTOTO_PAYLOAD_TYPE, payload=payload)  # checks itself
         if write_bundle:
             bundle = key_bundle(envelope, hint=signer.keyid)
         line = envelope.to_json_line()

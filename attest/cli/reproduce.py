@@ -104,8 +104,7 @@ def reproduce(attestation: Path, repository: str | None, keys: tuple[Path, ...],
 
     emitted = None
     if emit_path is not None and signer is not None:
-        emitted = _emit(result, emit_path, signer, signer_uri or "",
-                        rebuilder_id or default_rebuilder_id(os.environ))
+        emitted = _emit(result, emit_path, signer, rebuilder_id or default_rebuilder_id(os.environ))
 
     if output_format == "json":
         document = result.to_dict()
@@ -148,25 +147,15 @@ def _diff(result: Reproduction, diff_dir: Path, originals: Path) -> list[DiffRep
     return diff_artifacts(result, program=program, originals=originals, out=diff_dir)
 
 
-def _emit(result: Reproduction, path: Path, signer: Signer, signer_uri: str, rebuilder_id: str) -> Path:
+def _emit(result: Reproduction, path: Path, signer: Signer, rebuilder_id: str) -> Path:
     from attest._atomic import write_atomic
-    from attest.errors import SignerError
     from attest.reproduce import reproduction_statement
     from attest.signers import sign_envelope
     from verify import _json
     from verify.envelope import INTOTO_PAYLOAD_TYPE
-    from verify.trust import Identity, load_public_key
-    from verify.verifier import verify_signature
 
     document = reproduction_statement(result, rebuilder_id=rebuilder_id)
-    payload = _json.dumps_canonical(document)
-    envelope = sign_envelope(signer, payload_type=INTOTO_PAYLOAD_TYPE, payload=payload)
-    own = Identity(name="signer", keys=(load_public_key(signer.public_key_pem(), name=signer_uri),))
-    try:
-        verify_signature(envelope, [own], source="the new reproduction attestation")
-    except Exception as e:
-        raise SignerError(f"the signature {signer_uri} just made does not verify with its own public "
-                          "key") from e
+    envelope = sign_envelope(signer, payload_type=INTOTO_PAYLOAD_TYPE, payload=_json.dumps_canonical(document))
     write_atomic(path, envelope.to_json_line())
     return path
 

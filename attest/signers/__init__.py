@@ -44,10 +44,26 @@ class Signer(Protocol):
 
 
 def sign_envelope(signer: Signer, *, payload_type: str, payload: bytes) -> Envelope:
-    """Sign ``payload`` as a DSSE envelope with one signature."""
+    """Sign ``payload`` as a DSSE envelope with one signature, checked with the signer's own public key.
+
+    The check uses the verifier's own code and the public key a verifier will pin, so a signer
+    that returns something else (a KMS key of another spec, a broken backend) fails here, before
+    anything is written.
+    """
+    from attest.errors import SignerError
+    from verify.errors import SignatureInvalid
+    from verify.trust import Identity, load_public_key
+    from verify.verifier import verify_signature
+
     signature = signer.sign(pae(payload_type, payload))
-    return Envelope(payload_type=payload_type, payload=payload,
-                    signatures=(Signature(keyid=signer.keyid, sig=signature),))
+    envelope = Envelope(payload_type=payload_type, payload=payload,
+                        signatures=(Signature(keyid=signer.keyid, sig=signature),))
+    own = Identity(name="signer", keys=(load_public_key(signer.public_key_pem(), name=signer.keyid),))
+    try:
+        verify_signature(envelope, [own], source="the new envelope")
+    except SignatureInvalid as e:
+        raise SignerError(f"the signature {signer.keyid} just made does not verify with its own public key") from e
+    return envelope
 
 
 def from_uri(uri: str, **options: object) -> Signer:
