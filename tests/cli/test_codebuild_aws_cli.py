@@ -83,3 +83,17 @@ def test_retain_days_needs_s3(repo: Path, attest: AttestRunner, keys: dict[str, 
     result = attest("build", "--signer", keys["dev"].private, "--artifact", "build.py", "--publish", "store",
                     "--retain-days", "3", cwd=repo)
     assert result.code == 3 and "--retain-days needs an s3:// store" in result.err
+
+
+def test_verify_with_a_live_kms_key_warns(aws_env: MotoEnv, repo: Path, attest: AttestRunner) -> None:
+    kms = aws_env.client("kms")
+    key = kms.create_key(KeyUsage="SIGN_VERIFY", KeySpec="ECC_NIST_P384")["KeyMetadata"]
+    assert attest("build", "--signer", f"awskms:{key['Arn']}", "--artifact", "build.py", cwd=repo).code == 0
+    result = attest("verify", "build.py", "--attestation", "provenance.intoto.jsonl", "--key", f"awskms:{key['Arn']}",
+                    cwd=repo)
+    assert result.code == 0, result
+    assert "warning: fetching the public key" in result.err and "attest key export" in result.err
+    other = kms.create_key(KeyUsage="SIGN_VERIFY", KeySpec="ECC_NIST_P256")["KeyMetadata"]
+    refused = attest("verify", "build.py", "--attestation", "provenance.intoto.jsonl", "--key",
+                     f"awskms:{other['Arn']}", cwd=repo)
+    assert refused.code == 1 and "no signature verifies" in refused.err
