@@ -46,7 +46,10 @@ def run(group: click.Group, argv: list[str] | None) -> NoReturn:
     verbose = "-vv" in (argv if argv is not None else sys.argv) or (argv or sys.argv).count("-v") > 1
     prog = "attest"
     try:
-        group.main(args=argv, prog_name=prog, standalone_mode=False)
+        from attest.cli._signals import stop_signals_unwind
+
+        with stop_signals_unwind():
+            group.main(args=argv, prog_name=prog, standalone_mode=False)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
     except click.ClickException as e:

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import os
-import signal
 import subprocess
 import sys
-import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
 from typing import Any, TypeVar
 
 import click
@@ -21,57 +16,6 @@ import click
 from attest.cli._options import emit_json, format_option, progress, signer_option
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-#: Signals that end a build cleanly: CI runners stop jobs with SIGTERM, closing a terminal sends SIGHUP.
-_STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
-
-
-class Terminated(BaseException):
-    """A stop signal arrived: raised in the main thread so that every ``finally`` runs.
-
-    A ``BaseException``, like ``KeyboardInterrupt``, so that no ``except Exception`` swallows it.
-    Its unwinding is what removes temporary files (the store's, the output's) and kills the build
-    command; without it, SIGTERM would end the process on the spot and leave them behind.
-    """
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-
-
-def _raise_terminated(signum: int, frame: FrameType | None) -> None:
-    for stop in _STOP_SIGNALS:  # a second signal must not interrupt the clean-up of the first
-        signal.signal(stop, signal.SIG_IGN)
-    raise Terminated(signum)
-
-
-@contextlib.contextmanager
-def stop_signals_unwind() -> Iterator[None]:
-    """Within the block, SIGTERM and SIGHUP raise :class:`Terminated`; then exit with 128 + the signal."""
-    if threading.current_thread() is not threading.main_thread():
-        yield  # signal handlers can only be set from the main thread
-        return
-    previous = {stop: signal.signal(stop, _raise_terminated) for stop in _STOP_SIGNALS}
-    try:
-        yield
-    except Terminated as e:
-        name = signal.Signals(e.signum).name
-        click.echo(f"attest: stopped by {name}; temporary files were removed and nothing partial was "
-                   "published.", err=True)
-        sys.exit(128 + e.signum)
-    finally:
-        for stop, handler in previous.items():
-            signal.signal(stop, handler)
-
-
-def _unwinding_on_stop_signals(f: F) -> F:
-    @functools.wraps(f)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with stop_signals_unwind():
-            return f(*args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
-
 
 @click.command(context_settings={"allow_interspersed_args": False})
 @click.option("--artifact", "-a", "artifacts", multiple=True, required=True, metavar="PATH",
@@ -109,7 +53,6 @@ def _unwinding_on_stop_signals(f: F) -> F:
               help="Let the build command see AWS and signing credentials (recorded in the provenance).")
 @format_option
 @click.argument("command", nargs=-1, type=click.UNPROCESSED, metavar="[-- CMD...]")
-@_unwinding_on_stop_signals
 def build(artifacts: tuple[str, ...], lockfile_paths: tuple[str, ...], no_lockfile: bool, allow_dirty: bool,
           signer_uri: str, insecure_key_permissions: bool, output: Path, write_bundle: bool,
           identity_token: str | None, trust_config: Path | None, staging: bool, publish: str | None,
