@@ -132,10 +132,7 @@ def _normalize_github_repo(value: str) -> str:
         text = f"github.com/{text}"
     if len(text.split("/")) != 3 or not all(text.split("/")):
         raise TrustConfigError(f"GitHub repository {value!r} is not OWNER/REPO")
-    try:
-        return normalize_repo(text)
-    except ValueError as e:
-        raise TrustConfigError(f"GitHub repository {value!r} is not OWNER/REPO ({e})") from e
+    return normalize_repo(text)  # ValueError for what is not a URL at all: callers name the flag or key
 
 
 def _normalize_workflow(value: str) -> str:

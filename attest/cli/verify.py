@@ -407,6 +407,8 @@ def _sigstore_identity(*, certificate_identity: str | None, certificate_identity
                                    deny_self_hosted_runners=deny_self_hosted_runners)
     except TrustConfigError as e:
         raise click.UsageError(str(e)) from e
+    except ValueError as e:  # a repository or workflow that is not a URL at all
+        raise click.UsageError(f"{named[0][0]} {named[0][1]!r} is not OWNER/REPO[/...] ({e})") from e
     return Identity(name=named[0][0], sigstore=(pinned,))
 
 
