@@ -26,6 +26,7 @@ import secrets
 import stat
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 from attest.errors import StoreError
 from attest.stores import artifact_key, attestation_key
@@ -82,64 +83,56 @@ class LocalStore:
     def put_artifact(self, sha256: str, name: str, source: Path,
                      progress: Callable[[int], None] | None = None) -> str:
         """Copy ``source`` to ``sha256/<hex>/artifact/<name>``, hashing the bytes as they are copied."""
-        key = artifact_key(sha256, name)
+
+        def copy(out: BinaryIO) -> None:
+            with _open_source(source) as src:
+                digest = hashlib.sha256()
+                while chunk := src.read(_CHUNK):
+                    digest.update(chunk)
+                    out.write(chunk)
+                    if progress is not None:
+                        progress(len(chunk))
+            # what is stored must be what was attested: hash the bytes as they were copied
+            if digest.hexdigest() != sha256:
+                raise StoreError(f"{source} changed after it was hashed (sha256 now {digest.hexdigest()[:16]}...); "
+                                 "build again")
+
+        return self._write_once(artifact_key(sha256, name), sha256, copy, skip_if_stored=True)
+
+    def put_attestation(self, sha256: str, kind: str, data: bytes) -> str:
+        """Write ``data`` once as ``sha256/<hex>/<kind>-<sha256 of data>.intoto.jsonl``."""
+
+        def write(out: BinaryIO) -> None:
+            out.write(data)
+
+        return self._write_once(attestation_key(sha256, kind, data), hashlib.sha256(data).hexdigest(), write)
+
+    def _write_once(self, key: str, sha256: str, write: Callable[[BinaryIO], None], *,
+                    skip_if_stored: bool = False) -> str:
+        """Write ``key`` once: into a hidden temp file beside it, then linked into place (never replaced).
+
+        An object already there with the same bytes (``sha256``) is fine, with other bytes an error;
+        the temp file is removed whatever happens.
+        """
         target = self.root / key
         *folders, filename = key.split("/")
         directory = self._open_directory(folders)
         try:
-            if _stored_sha256(directory, filename, target) is not None:
+            if skip_if_stored and _stored_sha256(directory, filename, target) is not None:
                 _same_or_refuse(directory, filename, target, sha256)
                 return str(target)
             tmp = f".{filename[:200]}.{secrets.token_hex(8)}.tmp"
             try:
-                with _open_source(source) as src:
-                    out_fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600, dir_fd=directory)
-                    with open(out_fd, "wb") as out:
-                        digest = hashlib.sha256()
-                        while chunk := src.read(_CHUNK):
-                            digest.update(chunk)
-                            out.write(chunk)
-                            if progress is not None:
-                                progress(len(chunk))
-                        out.flush()
-                        os.fsync(out.fileno())
-                        os.fchmod(out.fileno(), 0o644)
-                # what is stored must be what was attested: hash the bytes as they were copied
-                if digest.hexdigest() != sha256:
-                    raise StoreError(f"{source} changed after it was hashed (sha256 now {digest.hexdigest()[:16]}...); "
-                                     "build again")
-                try:
-                    os.link(tmp, filename, src_dir_fd=directory, dst_dir_fd=directory, follow_symlinks=False)
-                except FileExistsError:  # another writer was first: fine if it wrote the same bytes
-                    _same_or_refuse(directory, filename, target, sha256)
-            except OSError as e:
-                raise StoreError(f"cannot write {target}: {e.strerror}") from e
-            finally:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp, dir_fd=directory)
-        finally:
-            os.close(directory)
-        return str(target)
-
-    def put_attestation(self, sha256: str, kind: str, data: bytes) -> str:
-        """Write ``data`` once as ``sha256/<hex>/<kind>-<sha256 of data>.intoto.jsonl``."""
-        key = attestation_key(sha256, kind, data)
-        target = self.root / key
-        *folders, filename = key.split("/")
-        directory = self._open_directory(folders)
-        try:
-            tmp = f".{filename}.{secrets.token_hex(8)}.tmp"
-            try:
                 out_fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600, dir_fd=directory)
                 with open(out_fd, "wb") as out:
-                    out.write(data)
+                    write(out)
                     out.flush()
                     os.fsync(out.fileno())
                     os.fchmod(out.fileno(), 0o644)
                 try:
                     os.link(tmp, filename, src_dir_fd=directory, dst_dir_fd=directory, follow_symlinks=False)
-                except FileExistsError:
-                    _same_or_refuse(directory, filename, target, hashlib.sha256(data).hexdigest())
+                except FileExistsError:  # another writer was first: fine if it wrote the same bytes
+                    _same_or_refuse(directory, filename, target, sha256)
             except OSError as e:
                 raise StoreError(f"cannot write {target}: {e.strerror}") from e
             finally:
