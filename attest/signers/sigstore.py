@@ -64,9 +64,6 @@ __all__ = ["SIGNING_TIMEOUT_SECONDS", "KeylessResult", "KeylessSigner"]
 #: The longest attest waits for Sigstore's services (trust root, CA, log) in one step.
 SIGNING_TIMEOUT_SECONDS = 120.0
 
-_FULCIO_ISSUER_V1 = "1.3.6.1.4.1.57264.1.1"
-_FULCIO_ISSUER_V2 = "1.3.6.1.4.1.57264.1.8"
-_FULCIO_OTHERNAME_SAN = "1.3.6.1.4.1.57264.1.7"
 _WHERE_IDENTITIES_COME_FROM = (
     "no identity token for keyless signing: pass --identity-token or set SIGSTORE_ID_TOKEN, or run "
     "where one is ambient (GitHub Actions with 'permissions: id-token: write', GitLab CI with an "
@@ -277,39 +274,19 @@ def _check_result(bundle: Any, text: str, *, payload: bytes, trusted_root: Any) 
                          identity=identity, issuer=issuer, log_index=log_index)
 
 
-def _der_utf8(value: bytes) -> str:
-    """The text of a DER UTF8String (Fulcio's v2 extensions)."""
-    if len(value) < 2 or value[0] != 0x0C:
-        raise ValueError("not a DER UTF8String")
-    length, start = value[1], 2
-    if length & 0x80:
-        width = length & 0x7F
-        length, start = int.from_bytes(value[2:2 + width], "big"), 2 + width
-    if start + length != len(value):
-        raise ValueError("DER UTF8String length does not match")
-    return value[start:].decode("utf-8")
-
-
 def _certificate_identity(certificate: Any) -> tuple[str, str]:
-    """(subject alternative name, OIDC issuer) of a Fulcio certificate."""
-    from cryptography import x509
+    """(subject alternative name, OIDC issuer) of a Fulcio certificate, read as the verifier reads them."""
+    from verify.sigstore import read_claims
 
     try:
-        sans = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        names = [*sans.get_values_for_type(x509.RFC822Name),
-                 *sans.get_values_for_type(x509.UniformResourceIdentifier),
-                 *(_der_utf8(other.value) for other in sans.get_values_for_type(x509.OtherName)
-                   if other.type_id.dotted_string == _FULCIO_OTHERNAME_SAN)]
-        extensions = {e.oid.dotted_string: e.value for e in certificate.extensions}
-        if _FULCIO_ISSUER_V2 in extensions:
-            issuer = _der_utf8(extensions[_FULCIO_ISSUER_V2].value)
-        else:
-            issuer = extensions[_FULCIO_ISSUER_V1].value.decode("utf-8")
-    except (x509.ExtensionNotFound, KeyError, ValueError) as e:
-        raise SignerError("the CA issued a certificate without an identity or an OIDC issuer") from e
-    if not names:
+        claims = read_claims(certificate)
+    except ValueError as e:
+        raise SignerError("the CA issued a certificate whose identity extensions are malformed") from e
+    if claims.issuer is None:
+        raise SignerError("the CA issued a certificate without an identity or an OIDC issuer")
+    if not claims.sans:
         raise SignerError("the CA issued a certificate without an identity")
-    return names[0], issuer
+    return claims.sans[0], claims.issuer
 
 
 # -- tokens, deadlines and errors ---------------------------------------------
