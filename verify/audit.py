@@ -70,6 +70,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from verify.encoding import printable
 from verify.envelope import INTOTO_PAYLOAD_TYPE, Envelope
 from verify.errors import EvidenceRejected, MalformedEvidence, PolicyError, SignatureInvalid, TrustConfigError
 from verify.evidence import Evidence, load_evidence
@@ -132,19 +133,6 @@ _PROVENANCE_TYPES = (PROVENANCE_V1, PROVENANCE_V02)
 #: Files per unit of work sent to a worker process, and bytes at most.
 BATCH_FILES = 64
 _BATCH_BYTES = 4 * 1024 * 1024
-
-
-def printable(text: str) -> str:
-    """``text`` with control, format and separator characters spelled as escapes.
-
-    Evidence is hostile: a subject name may carry terminal escape sequences or
-    right-to-left overrides meant to make a report lie. Every report shows
-    evidence text through this function.
-    """
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else (f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}")
-                   for c in text)
 
 
 def _iso(t: datetime | None) -> str | None:

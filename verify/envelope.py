@@ -6,12 +6,11 @@ https://github.com/secure-systems-lab/dsse/blob/master/envelope.md
 from __future__ import annotations
 
 import base64
-import binascii
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from verify import _json
+from verify.encoding import b64decode
 from verify.errors import MalformedEvidence
 from verify.limits import MAX_SIGNATURES
 
@@ -19,38 +18,11 @@ __all__ = ["INTOTO_PAYLOAD_TYPE", "Envelope", "Signature", "b64decode", "pae"]
 
 INTOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 
-_B64 = re.compile(r"[A-Za-z0-9+/\-_]*={0,2}")
-
 
 def pae(payload_type: str, payload: bytes) -> bytes:
     """DSSE v1 pre-authentication encoding: the bytes that are actually signed."""
     kind = payload_type.encode("utf-8")
     return b"DSSEv1 %d %s %d %s" % (len(kind), kind, len(payload), payload)
-
-
-def b64decode(value: object, *, what: str) -> bytes:
-    """Decode standard or URL-safe base64 (DSSE allows either), strictly.
-
-    One spelling per byte string: one alphabet (not ``+`` and ``_`` mixed), padding either
-    absent or exactly right, no whitespace, and no stray bits in the last character.
-    """
-    if not isinstance(value, str) or not _B64.fullmatch(value):
-        raise MalformedEvidence(f"{what} is not base64 text")
-    if any(c in value for c in "+/") and any(c in value for c in "-_"):
-        raise MalformedEvidence(f"{what} mixes the standard and URL-safe base64 alphabets")
-    text = value.replace("-", "+").replace("_", "/")
-    if "=" in text and len(text) % 4:
-        raise MalformedEvidence(f"{what} is not canonical base64 (wrong padding)")
-    text += "=" * (-len(text) % 4)
-    try:
-        decoded = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError) as e:
-        raise MalformedEvidence(f"{what} is not valid base64 ({e})") from e
-    # Refuse non-canonical encodings (stray bits in the last character): the same
-    # bytes must have one spelling, or two tools could disagree on what was signed.
-    if base64.b64encode(decoded).decode() != text:
-        raise MalformedEvidence(f"{what} is not canonical base64")
-    return decoded
 
 
 @dataclass(frozen=True)
