@@ -18,7 +18,8 @@ from attest.errors import BuildRefused
 from attest.lockfiles import Package, log_warnings, parse_lockfile
 from verify.digests import hash_file
 
-__all__ = ["LOCKFILE_PATTERNS", "GitFacts", "Lockfile", "Platform", "detect_platform", "git_facts", "lockfiles"]
+__all__ = ["LOCKFILE_PATTERNS", "GitFacts", "Lockfile", "Platform", "detect_platform", "git_facts", "lockfiles",
+           "source_date_epoch"]
 
 #: Well-known lockfiles looked for at the repository root, in this order.
 LOCKFILE_PATTERNS = (
@@ -209,6 +210,25 @@ def detect_platform(env: Mapping[str, str]) -> Platform:
                         invocation_id=env.get("CI_JOB_URL"), parameters=params,
                         resolved_commit=env.get("CI_COMMIT_SHA"))
     return Platform(name="local")
+
+
+#: The largest SOURCE_DATE_EPOCH accepted: 9999-12-31T23:59:59Z, the last second an RFC 3339 time can name.
+MAX_SOURCE_DATE_EPOCH = 253402300799
+
+
+def source_date_epoch(env: Mapping[str, str], *, commit_time: int) -> int:
+    """SOURCE_DATE_EPOCH from ``env`` if set (a whole number of seconds since 1970), else the commit time."""
+    value = env.get("SOURCE_DATE_EPOCH")
+    if not value:
+        return commit_time
+    if not re.fullmatch(r"[0-9]+", value) or int(value) > MAX_SOURCE_DATE_EPOCH:
+        from verify.encoding import printable
+
+        shown = printable(value[:64]) + ("..." if len(value) > 64 else "")
+        raise BuildRefused(f"SOURCE_DATE_EPOCH is '{shown}', but it must be a whole number of seconds since "
+                           f"1970-01-01 UTC, from 0 to {MAX_SOURCE_DATE_EPOCH}; fix it or unset it to use the "
+                           "commit time")
+    return int(value)
 
 
 #: Variables removed from the build command's environment: the signer's credentials.

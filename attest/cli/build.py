@@ -93,6 +93,7 @@ def build(artifacts: tuple[str, ...], lockfile_paths: tuple[str, ...], no_lockfi
     if git.dirty and not allow_dirty:
         raise BuildRefused(f"the work tree {git.root} has uncommitted changes to tracked files; commit them or "
                            "pass --allow-dirty (recorded in the provenance)")
+    epoch = collect.source_date_epoch(env, commit_time=git.commit_time)
     platform = collect.detect_platform(env)
     if platform.resolved_commit and platform.resolved_commit != git.commit:
         raise BuildRefused(f"{platform.name} says it checked out {platform.resolved_commit} but HEAD is "
@@ -115,7 +116,6 @@ def build(artifacts: tuple[str, ...], lockfile_paths: tuple[str, ...], no_lockfi
         _refuse_keyless_options(click.get_current_context())
         signer = from_uri(signer_uri, insecure_permissions=insecure_key_permissions)
 
-    epoch = int(env.get("SOURCE_DATE_EPOCH") or git.commit_time)
     if command:
         click.echo(f"attest: running {' '.join(command)} (SOURCE_DATE_EPOCH={epoch})", err=True)
         try:
