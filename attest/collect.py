@@ -266,15 +266,20 @@ def expand_artifacts(patterns: Sequence[str], *, root: Path) -> list[Artifact]:
 
     Symlinks are refused (a link could point out of the tree and the subject
     would name something else than what is shipped); so is a pattern that
-    matches nothing, and two patterns naming one file are merged.
+    matches no regular file (a missing path, a glob matching nothing, an empty
+    directory), and two patterns naming one file are merged.
     """
     import glob
 
     found: dict[Path, Artifact] = {}
     for pattern in patterns:
-        matches = sorted(glob.glob(pattern, recursive=True)) if glob.has_magic(pattern) else [pattern]
+        magic = glob.has_magic(pattern)
+        matches = sorted(glob.glob(pattern, recursive=True)) if magic else [pattern]
         if not matches or not any(Path(m).exists() or Path(m).is_symlink() for m in matches):
+            if magic:
+                raise BuildRefused(f"artifact pattern {pattern} matches nothing; did the build command write it?")
             raise BuildRefused(f"artifact {pattern} does not exist; did the build command write it?")
+        files = 0
         for match in matches:
             path = Path(match)
             if path.is_symlink():
@@ -289,10 +294,16 @@ def expand_artifacts(patterns: Sequence[str], *, root: Path) -> list[Artifact]:
                                                "only")
                         if child.is_file():
                             _add(found, child, root)
+                            files += 1
             elif path.is_file():
                 _add(found, path, root)
+                files += 1
             else:
                 raise BuildRefused(f"artifact {match} is not a regular file or a directory")
+        if not files:
+            what = "matches only directories" if magic else "is a directory"
+            raise BuildRefused(f"artifact {pattern} {what} with no regular file below; did the build command "
+                               "write into it?")
     return sorted(found.values(), key=lambda a: a.name)
 
 

@@ -42,3 +42,21 @@ def test_source_date_epoch_bounds_are_accepted(value: str, repo: Path, keys: dic
     assert result.code == 0, result
 
 
+# 3. artefacts that name no regular file
+
+@pytest.mark.parametrize(("pattern", "expected"), [
+    ("dist/empty", "artifact dist/empty is a directory with no regular file below"),
+    ("dist/empty/", "artifact dist/empty/ is a directory with no regular file below"),
+    ("dist/e*", "artifact dist/e* matches only directories with no regular file below"),
+    ("dist/*.zip", "artifact pattern dist/*.zip matches nothing"),
+    ("dist/missing.tar.gz", "artifact dist/missing.tar.gz does not exist"),
+])
+def test_artifact_without_regular_files_is_refused(pattern: str, expected: str, repo: Path,
+                                                   keys: dict[str, KeyPair], attest: AttestRunner) -> None:
+    (repo / "dist" / "empty" / "sub").mkdir(parents=True)  # dist/ is ignored: the tree stays clean
+    result = attest("build", "--signer", keys["dev"].private, "--artifact", pattern, cwd=repo)
+    assert result.code == 3, result
+    assert expected in one_sentence(result)
+    assert not (repo / "provenance.intoto.jsonl").exists()
+
+
