@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +20,10 @@ def inspect(file: Path, output_format: str) -> None:
     """Decode FILE (.intoto.jsonl or Sigstore bundle): statement, subjects, signatures.
 
     Everything shown is UNVERIFIED: use 'attest verify' to decide anything.
+    Exits 1 when any part of FILE cannot be decoded (after showing the rest).
     """
     from verify import _json
-    from verify.errors import EvidenceRejected
+    from verify.errors import EvidenceRejected, MalformedEvidence
     from verify.evidence import load_evidence, read_evidence_file
 
     items: list[dict[str, Any]] = []
@@ -29,11 +32,14 @@ def inspect(file: Path, output_format: str) -> None:
             items.append({"source": str(file), "error": str(item)})
             continue
         entry: dict[str, Any] = {"source": item.source, "sha256": item.digest, "verified": False}
-        if item.bundle is not None:
-            entry["bundle"] = item.bundle.get("mediaType")
+        # the bundle's JSON as read (a parsed bundle keeps it as .document), for display only
+        read: Any = item.bundle
+        bundle: Mapping[str, Any] | None = getattr(read, "document", read)
+        if bundle is not None:
+            entry["bundle"] = bundle.get("mediaType")
         envelope = item.envelope
         if envelope is None:
-            entry["messageSignature"] = item.bundle.get("messageSignature") if item.bundle else None
+            entry["messageSignature"] = bundle.get("messageSignature") if bundle is not None else None
         else:
             entry["payloadType"] = envelope.payload_type
             entry["signatures"] = [{"keyid": s.keyid, "sig": base64.b64encode(s.sig).decode()[:32] + "..."}
@@ -45,30 +51,35 @@ def inspect(file: Path, output_format: str) -> None:
                 entry["error"] = str(e)
         items.append(entry)
     if output_format == "json":
-        emit_json(items)
-        return
-    for entry in items:
-        click.echo(f"{entry['source']}  [UNVERIFIED]")
-        if "error" in entry:
-            click.echo(f"  error: {entry['error']}")
-        if "bundle" in entry:
-            click.echo(f"  bundle: {entry['bundle']}")
-        if "payloadType" in entry:
-            click.echo(f"  payloadType: {entry['payloadType']}")
-        for sig in entry.get("signatures", []):
-            click.echo(f"  signature: keyid={sig['keyid'] or '(none)'} sig={sig['sig']}")
-        statement = entry.get("statement")
-        if isinstance(statement, dict):
-            click.echo(f"  _type: {statement.get('_type')}")
-            click.echo(f"  predicateType: {statement.get('predicateType')}")
-            for subject in statement.get("subject", []) if isinstance(statement.get("subject"), list) else []:
-                if isinstance(subject, dict):
-                    raw = subject.get("digest")
-                    digests: dict[str, object] = raw if isinstance(raw, dict) else {}
-                    shown = " ".join(f"{k}:{v}" for k, v in digests.items())
-                    click.echo(f"  subject: {subject.get('name', '')}  {shown}")
-            import json
-
-            click.echo("  predicate:")
-            for line in json.dumps(statement.get("predicate"), indent=2, sort_keys=True).splitlines():
-                click.echo(f"    {line}")
+        emit_json(items)  # json.dumps escapes control characters: hostile text stays inert
+    else:
+        for entry in items:
+            click.echo(f"{entry['source']}  [UNVERIFIED]")
+            if "error" in entry:
+                click.echo(f"  error: {entry['error']}")
+            if "bundle" in entry:
+                click.echo(f"  bundle: {entry['bundle']}")
+            if "payloadType" in entry:
+                click.echo(f"  payloadType: {entry['payloadType']}")
+            for sig in entry.get("signatures", []):
+                click.echo(f"  signature: keyid={sig['keyid'] or '(none)'} sig={sig['sig']}")
+            statement = entry.get("statement")
+            if isinstance(statement, dict):
+                click.echo(f"  _type: {statement.get('_type')}")
+                click.echo(f"  predicateType: {statement.get('predicateType')}")
+                for subject in statement.get("subject", []) if isinstance(statement.get("subject"), list) else []:
+                    if isinstance(subject, dict):
+                        raw = subject.get("digest")
+                        digests: dict[str, object] = raw if isinstance(raw, dict) else {}
+                        shown = " ".join(f"{k}:{v}" for k, v in digests.items())
+                        click.echo(f"  subject: {subject.get('name', '')}  {shown}")
+                click.echo("  predicate:")
+                # ensure_ascii (the default) spells every control and non-ASCII character as \uXXXX
+                for line in json.dumps(statement.get("predicate"), indent=2, sort_keys=True).splitlines():
+                    click.echo(f"    {line}")
+    failed = [entry["error"] for entry in items if "error" in entry]
+    if failed:
+        if len(failed) == len(items):
+            raise MalformedEvidence(f"nothing in {file} could be decoded: {failed[0]}")
+        raise MalformedEvidence(f"{len(failed)} of the {len(items)} entries in {file} could not be decoded, "
+                                f"the first: {failed[0]}")

@@ -5,6 +5,7 @@ Every failure exits with a documented code and says one plain sentence on stderr
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -58,5 +59,41 @@ def test_artifact_without_regular_files_is_refused(pattern: str, expected: str, 
     assert result.code == 3, result
     assert expected in one_sentence(result)
     assert not (repo / "provenance.intoto.jsonl").exists()
+
+
+# 4. inspect exits 1 when anything in the file could not be decoded
+
+@pytest.mark.parametrize(("content", "expected"), [
+    ("not json\n", "nothing in bad.jsonl could be decoded: bad.jsonl is not valid JSON"),
+    ('{"hello": "world"}\n', "nothing in bad.jsonl could be decoded: bad.jsonl has no 'payload' field"),
+    ("", "bad.jsonl is empty"),
+    ("[1, 2]\n", "nothing in bad.jsonl could be decoded"),
+])
+def test_inspect_undecodable_file_exits_1(content: str, expected: str, tmp_path: Path, attest: AttestRunner) -> None:
+    (tmp_path / "bad.jsonl").write_text(content)
+    result = attest("inspect", "bad.jsonl", cwd=tmp_path)
+    assert result.code == 1, result
+    assert expected in one_sentence(result)
+    if content:  # what could not be decoded is still shown
+        assert "[UNVERIFIED]" in result.out and "error:" in result.out
+
+
+def test_inspect_partly_decodable_file_shows_all_and_exits_1(built: Path, attest: AttestRunner) -> None:
+    good = (built / "provenance.intoto.jsonl").read_text().strip()
+    (built / "dist" / "mixed.jsonl").write_text(good + "\nnot json\n")
+    result = attest("inspect", "dist/mixed.jsonl", cwd=built)
+    assert result.code == 1, result
+    assert "predicateType: https://slsa.dev/provenance/v1" in result.out and "error:" in result.out
+    assert "1 of the 2 entries in dist/mixed.jsonl could not be decoded" in one_sentence(result)
+    as_json = attest("inspect", "dist/mixed.jsonl", "--format", "json", cwd=built)
+    assert as_json.code == 1
+    entries = json.loads(as_json.out)
+    assert entries[0]["statement"]["subject"][0]["name"] == "dist/app.tar.gz" and "error" in entries[1]
+
+
+def test_inspect_missing_file_exits_3(tmp_path: Path, attest: AttestRunner) -> None:
+    result = attest("inspect", "missing.jsonl", cwd=tmp_path)
+    assert result.code == 3, result
+    assert "cannot read attestation missing.jsonl" in one_sentence(result)
 
 
