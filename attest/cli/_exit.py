@@ -8,6 +8,7 @@ from typing import NoReturn
 import click
 
 from attest.errors import AttestError, BuildRefused, CommandFailed, RemoteError, SignerError, StoreError
+from verify.encoding import printable
 from verify.errors import ConfigError, EvidenceRejected, VerifyError
 
 OK = 0
@@ -37,7 +38,7 @@ def exit_code(error: BaseException) -> int:
 
 
 def _sentence(message: str) -> str:
-    message = " ".join(message.split())
+    message = printable(" ".join(message.split()))  # a message may quote evidence: no terminal escapes
     return message if message.endswith((".", "?", "!")) else message + "."
 
 
@@ -78,8 +79,8 @@ def run(group: click.Group, argv: list[str] | None) -> NoReturn:
             import traceback
 
             traceback.print_exc()
-        click.echo(f"{prog}: internal error ({type(e).__name__}: {e}); this is a bug in attest: "
-                   "rerun with -vv and report the output.", err=True)
+        click.echo(f"{prog}: internal error ({type(e).__name__}: {_sentence(str(e)).rstrip('.')}); this is a bug "
+                   "in attest: rerun with -vv and report the output.", err=True)
         sys.exit(INTERNAL)
     sys.exit(OK)
 

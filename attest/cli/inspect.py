@@ -54,32 +54,42 @@ def inspect(file: Path, output_format: str) -> None:
         emit_json(items)  # json.dumps escapes control characters: hostile text stays inert
     else:
         for entry in items:
-            click.echo(f"{entry['source']}  [UNVERIFIED]")
-            if "error" in entry:
-                click.echo(f"  error: {entry['error']}")
-            if "bundle" in entry:
-                click.echo(f"  bundle: {entry['bundle']}")
-            if "payloadType" in entry:
-                click.echo(f"  payloadType: {entry['payloadType']}")
-            for sig in entry.get("signatures", []):
-                click.echo(f"  signature: keyid={sig['keyid'] or '(none)'} sig={sig['sig']}")
-            statement = entry.get("statement")
-            if isinstance(statement, dict):
-                click.echo(f"  _type: {statement.get('_type')}")
-                click.echo(f"  predicateType: {statement.get('predicateType')}")
-                for subject in statement.get("subject", []) if isinstance(statement.get("subject"), list) else []:
-                    if isinstance(subject, dict):
-                        raw = subject.get("digest")
-                        digests: dict[str, object] = raw if isinstance(raw, dict) else {}
-                        shown = " ".join(f"{k}:{v}" for k, v in digests.items())
-                        click.echo(f"  subject: {subject.get('name', '')}  {shown}")
-                click.echo("  predicate:")
-                # ensure_ascii (the default) spells every control and non-ASCII character as \uXXXX
-                for line in json.dumps(statement.get("predicate"), indent=2, sort_keys=True).splitlines():
-                    click.echo(f"    {line}")
+            _show(entry)
     failed = [entry["error"] for entry in items if "error" in entry]
     if failed:
         if len(failed) == len(items):
             raise MalformedEvidence(f"nothing in {file} could be decoded: {failed[0]}")
         raise MalformedEvidence(f"{len(failed)} of the {len(items)} entries in {file} could not be decoded, "
                                 f"the first: {failed[0]}")
+
+
+def _show(entry: dict[str, Any]) -> None:
+    """Print one decoded entry as text; every string taken from the evidence goes through ``printable``."""
+    from verify.encoding import printable
+
+    def show(value: object) -> str:
+        return printable(str(value))
+
+    click.echo(f"{show(entry['source'])}  [UNVERIFIED]")
+    if "error" in entry:
+        click.echo(f"  error: {show(entry['error'])}")
+    if "bundle" in entry:
+        click.echo(f"  bundle: {show(entry['bundle'])}")
+    if "payloadType" in entry:
+        click.echo(f"  payloadType: {show(entry['payloadType'])}")
+    for sig in entry.get("signatures", []):
+        click.echo(f"  signature: keyid={show(sig['keyid']) or '(none)'} sig={sig['sig']}")
+    statement = entry.get("statement")
+    if isinstance(statement, dict):
+        click.echo(f"  _type: {show(statement.get('_type'))}")
+        click.echo(f"  predicateType: {show(statement.get('predicateType'))}")
+        for subject in statement.get("subject", []) if isinstance(statement.get("subject"), list) else []:
+            if isinstance(subject, dict):
+                raw = subject.get("digest")
+                digests: dict[str, object] = raw if isinstance(raw, dict) else {}
+                shown = " ".join(f"{show(k)}:{show(v)}" for k, v in digests.items())
+                click.echo(f"  subject: {show(subject.get('name', ''))}  {shown}")
+        click.echo("  predicate:")
+        # ensure_ascii (the default) spells every control and non-ASCII character as \uXXXX
+        for line in json.dumps(statement.get("predicate"), indent=2, sort_keys=True).splitlines():
+            click.echo(f"    {line}")

@@ -5,6 +5,7 @@ Every failure exits with a documented code and says one plain sentence on stderr
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
@@ -95,5 +96,56 @@ def test_inspect_missing_file_exits_3(tmp_path: Path, attest: AttestRunner) -> N
     result = attest("inspect", "missing.jsonl", cwd=tmp_path)
     assert result.code == 3, result
     assert "cannot read attestation missing.jsonl" in one_sentence(result)
+
+
+# 6. evidence text reaches the terminal escaped
+
+HOSTILE = {"name": "\x1b[2Jdist/app\u202egz.exe", "payloadType": "application/vnd.in-toto+json\x1b]0;pwned\x07",
+           "keyid": "\u202ekey\x1b[31m", "type": "https://in-toto.io/Statement/v1\x1b[1A",
+           "predicateType": "https://slsa.dev/provenance/v1\x9b2J", "digest": "ab\x1b[0m", "value": "\x1b]0;x\x07"}
+RAW_CONTROLS = ("\x1b", "\x07", "\x9b", "\u202e")
+
+
+def _hostile_envelope(path: Path) -> None:
+    statement = {"_type": HOSTILE["type"], "predicateType": HOSTILE["predicateType"],
+                 "subject": [{"name": HOSTILE["name"], "digest": {"sha256\x1b[2J": HOSTILE["digest"]}}],
+                 "predicate": {"builder\x1b[2J": HOSTILE["value"]}}
+    envelope = {"payloadType": HOSTILE["payloadType"],
+                "payload": base64.b64encode(json.dumps(statement).encode()).decode(),
+                "signatures": [{"keyid": HOSTILE["keyid"], "sig": base64.b64encode(b"x" * 64).decode()}]}
+    path.write_text(json.dumps(envelope) + "\n")
+
+
+def test_inspect_escapes_terminal_sequences_in_evidence(tmp_path: Path, attest: AttestRunner) -> None:
+    _hostile_envelope(tmp_path / "hostile.intoto.jsonl")
+    result = attest("inspect", "hostile.intoto.jsonl", cwd=tmp_path)
+    assert result.code == 0, result
+    for control in RAW_CONTROLS:
+        assert control not in result.out and control not in result.err
+    assert "subject: \\x1b[2Jdist/app\\u202egz.exe  sha256\\x1b[2J:ab\\x1b[0m" in result.out
+    assert "payloadType: application/vnd.in-toto+json\\x1b]0;pwned\\x07" in result.out
+    assert "keyid=\\u202ekey\\x1b[31m" in result.out
+    assert "predicateType: https://slsa.dev/provenance/v1\\x9b2J" in result.out
+    assert "_type: https://in-toto.io/Statement/v1\\x1b[1A" in result.out
+
+
+def test_inspect_json_keeps_evidence_text_exact_and_escaped(tmp_path: Path, attest: AttestRunner) -> None:
+    _hostile_envelope(tmp_path / "hostile.intoto.jsonl")
+    result = attest("inspect", "hostile.intoto.jsonl", "--format", "json", cwd=tmp_path)
+    assert result.code == 0, result
+    for control in RAW_CONTROLS:
+        assert control not in result.out
+    entry = json.loads(result.out)[0]
+    assert entry["statement"]["subject"][0]["name"] == HOSTILE["name"]
+    assert entry["payloadType"] == HOSTILE["payloadType"]
+    assert entry["signatures"][0]["keyid"] == HOSTILE["keyid"]
+    assert entry["statement"]["predicate"] == {"builder\x1b[2J": HOSTILE["value"]}
+
+
+def test_error_sentence_escapes_terminal_sequences(tmp_path: Path, attest: AttestRunner) -> None:
+    result = attest("inspect", "\x1b[2Jmissing\u202e.jsonl", cwd=tmp_path)
+    assert result.code == 3, result
+    assert "\x1b" not in result.err and "\u202e" not in result.err
+    assert "\\x1b[2Jmissing\\u202e.jsonl" in one_sentence(result)
 
 
