@@ -41,6 +41,14 @@ class LazyGroup(click.Group):
         assert isinstance(command, click.Command)
         return command
 
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError as e:
+            # stdout never raises it (see attest.cli._exit.run); any other pipe is not the reader going
+            # away, and click would turn it into exit 1 without a word
+            raise RuntimeError(f"a pipe closed while attest wrote to it ({e.strerror})") from e
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         with formatter.section("Commands"):
             formatter.write_dl([(name, COMMANDS[name][2]) for name in sorted(COMMANDS)])

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import io
+import os
 import sys
-from typing import NoReturn
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
 from attest.errors import AttestError, BuildRefused, CommandFailed, RemoteError, SignerError, StoreError
 from verify.encoding import printable
 from verify.errors import ConfigError, EvidenceRejected, VerifyError
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
 
 OK = 0
 REJECTED = 1          # evidence rejected: block
@@ -46,43 +53,87 @@ def run(group: click.Group, argv: list[str] | None) -> NoReturn:
     """Run the CLI; turn every failure into one sentence on stderr and an exit code."""
     verbose = "-vv" in (argv if argv is not None else sys.argv) or (argv or sys.argv).count("-v") > 1
     prog = "attest"
-    try:
-        from attest.cli._signals import stop_signals_unwind
+    with _stdout_tolerates_closed_pipe():
+        try:
+            from attest.cli._signals import stop_signals_unwind
 
-        with stop_signals_unwind():
-            group.main(args=argv, prog_name=prog, standalone_mode=False)
-    except click.exceptions.Exit as e:
-        sys.exit(e.exit_code)
-    except click.ClickException as e:
-        e.show()
-        sys.exit(USAGE if e.exit_code == 2 else e.exit_code)
-    except click.exceptions.Abort:
-        click.echo("attest: interrupted.", err=True)
-        sys.exit(130)
-    except KeyboardInterrupt:
-        click.echo("attest: interrupted.", err=True)
-        sys.exit(130)
-    except (VerifyError, AttestError) as e:
-        if verbose:
-            import traceback
+            with stop_signals_unwind():
+                group.main(args=argv, prog_name=prog, standalone_mode=False)
+        except click.exceptions.Exit as e:
+            sys.exit(e.exit_code)
+        except click.ClickException as e:
+            e.show()
+            sys.exit(USAGE if e.exit_code == 2 else e.exit_code)
+        except click.exceptions.Abort:
+            click.echo("attest: interrupted.", err=True)
+            sys.exit(130)
+        except KeyboardInterrupt:
+            click.echo("attest: interrupted.", err=True)
+            sys.exit(130)
+        except (VerifyError, AttestError) as e:
+            if verbose:
+                import traceback
 
-            traceback.print_exc()
-        code = exit_code(e)
-        if isinstance(e, CommandFailed):
-            code = REJECTED
-        click.echo(f"{prog}: {_sentence(str(e))}", err=True)
-        sys.exit(code)
-    except BrokenPipeError:
-        sys.exit(OK)
-    except Exception as e:  # a bug: say so, plainly, and how to report it
-        if verbose:
-            import traceback
+                traceback.print_exc()
+            code = exit_code(e)
+            if isinstance(e, CommandFailed):
+                code = REJECTED
+            click.echo(f"{prog}: {_sentence(str(e))}", err=True)
+            sys.exit(code)
+        except Exception as e:  # a bug: say so, plainly, and how to report it
+            if verbose:
+                import traceback
 
-            traceback.print_exc()
-        click.echo(f"{prog}: internal error ({type(e).__name__}: {_sentence(str(e)).rstrip('.')}); this is a bug "
-                   "in attest: rerun with -vv and report the output.", err=True)
-        sys.exit(INTERNAL)
+                traceback.print_exc()
+            click.echo(f"{prog}: internal error ({type(e).__name__}: {_sentence(str(e)).rstrip('.')}); this is a "
+                       "bug in attest: rerun with -vv and report the output.", err=True)
+            sys.exit(INTERNAL)
     sys.exit(OK)
+
+
+class _ClosedPipeTolerantFile(io.FileIO):
+    """Standard output that a reader may close early (``attest verify ... | head -1``).
+
+    Python ignores SIGPIPE, so a write to a pipe nobody reads raises BrokenPipeError: in the
+    middle of the command (click then exits 1 without a word, whatever the command's outcome)
+    or when the interpreter flushes stdout at exit ("Exception ignored ... BrokenPipeError",
+    exit 120). Here the first such write points the file descriptor at /dev/null instead, so
+    the rest of the output is discarded and the exit code is the command's own: a verification
+    that passed exits 0 and one that failed still exits 1.
+    """
+
+    def write(self, data: ReadableBuffer, /) -> int:
+        try:
+            return super().write(data)
+        except BrokenPipeError:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(devnull, self.fileno())
+            finally:
+                os.close(devnull)
+            return memoryview(data).nbytes
+
+
+@contextmanager
+def _stdout_tolerates_closed_pipe() -> Iterator[None]:
+    """Within the block, ``sys.stdout`` writes through :class:`_ClosedPipeTolerantFile`."""
+    original = sys.stdout
+    try:
+        fd = original.fileno()
+        original.flush()
+    except (AttributeError, OSError, ValueError):  # no stdout, or a test harness's in-memory one
+        yield
+        return
+    tolerant = io.TextIOWrapper(io.BufferedWriter(_ClosedPipeTolerantFile(fd, "wb", closefd=False)),
+                                encoding=original.encoding, errors=original.errors,
+                                line_buffering=bool(original.line_buffering),
+                                write_through=getattr(original, "write_through", False))
+    sys.stdout = tolerant
+    try:
+        yield
+    finally:
+        tolerant.flush()
+        sys.stdout = original
 
 
 def fail(message: str, code: int) -> NoReturn:

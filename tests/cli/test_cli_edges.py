@@ -7,11 +7,16 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import AttestRunner, KeyPair, Result
+from tests.conftest import AttestRunner, KeyPair, Result, _clean_env
+
+ATTEST = [sys.executable, "-m", "attest"]
 
 
 def one_sentence(result: Result) -> str:
@@ -20,6 +25,73 @@ def one_sentence(result: Result) -> str:
     last = result.err.strip().splitlines()[-1]
     assert last.startswith("attest: "), result
     return last
+
+
+def run_with_closed_stdout(*args: str | Path, cwd: Path | None = None, unbuffered: bool = True) -> Result:
+    """Run attest with stdout a pipe whose read end is closed before attest starts: every write breaks.
+
+    Buffered, the break comes when Python flushes stdout (at exit, or when click flushes an echo);
+    unbuffered (PYTHONUNBUFFERED), at the first write.
+    """
+    env = _clean_env()
+    env.pop("PYTHONUNBUFFERED", None)
+    if unbuffered:
+        env["PYTHONUNBUFFERED"] = "1"
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run([*ATTEST, *map(str, args)], cwd=cwd, env=env, stdout=write_end,
+                              stderr=subprocess.PIPE, text=True, timeout=120, check=False)
+    finally:
+        os.close(write_end)
+    return Result(done.returncode, "", done.stderr)
+
+
+# 1. a reader that goes away (`attest verify ... | head -1`) does not change the exit code
+
+@pytest.mark.parametrize("unbuffered", [True, False])
+def test_closed_stdout_after_passing_verify_exits_0(unbuffered: bool, built: Path, keys: dict[str, KeyPair]) -> None:
+    result = run_with_closed_stdout("verify", "dist/app.tar.gz", "--attestation", "provenance.intoto.jsonl",
+                                    "--key", keys["dev"].public, cwd=built, unbuffered=unbuffered)
+    assert result.code == 0 and result.err == "", result
+
+
+@pytest.mark.parametrize("unbuffered", [True, False])
+@pytest.mark.parametrize("args", [["inspect", "provenance.intoto.jsonl"], ["--help"], ["verify", "--help"]])
+def test_closed_stdout_after_successful_command_exits_0(args: list[str], unbuffered: bool, built: Path) -> None:
+    result = run_with_closed_stdout(*args, cwd=built, unbuffered=unbuffered)
+    assert result.code == 0 and result.err == "", result
+
+
+def test_closed_stdout_after_failing_verify_still_exits_1(built: Path, keys: dict[str, KeyPair]) -> None:
+    result = run_with_closed_stdout("verify", "dist/app.tar.gz", "--attestation", "provenance.intoto.jsonl",
+                                    "--key", keys["other"].public, cwd=built)
+    assert result.code == 1, result
+    one_sentence(result)
+
+
+def test_closed_stdout_after_output_then_failure_still_exits_1(built: Path) -> None:
+    # inspect prints the line it could decode, then fails for the one it could not
+    good = (built / "provenance.intoto.jsonl").read_text().strip()
+    (built / "dist" / "mixed.jsonl").write_text(good + "\n" + '{"a": 1}\n')
+    result = run_with_closed_stdout("inspect", "dist/mixed.jsonl", cwd=built)
+    assert result.code == 1, result
+    assert "could not be decoded" in one_sentence(result)
+
+
+def test_reader_leaving_after_one_line_exits_0(built: Path) -> None:
+    # `attest inspect big.jsonl | head -1`, with more output than a pipe holds: attest is mid-write when it closes
+    line = (built / "provenance.intoto.jsonl").read_text().strip()
+    (built / "dist" / "big.jsonl").write_text((line + "\n") * 100)
+    process = subprocess.Popen([*ATTEST, "inspect", "dist/big.jsonl"], cwd=built, env=_clean_env(),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout is not None and process.stderr is not None
+    first = process.stdout.readline()
+    process.stdout.close()
+    err = process.stderr.read().decode()
+    code = process.wait(timeout=120)
+    assert b"[UNVERIFIED]" in first
+    assert code == 0 and err == "", err
 
 
 # 2. SOURCE_DATE_EPOCH must be a whole number of seconds since 1970
