@@ -29,6 +29,39 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 }
 
 
+VERBOSE_HELP = "Log each step; twice for debug output and tracebacks."
+
+
+def _verbose(count: int) -> None:
+    """Count ``count`` more -v (before or after the command name) and log to stderr accordingly."""
+    from attest.cli._exit import count_verbose
+
+    total = count_verbose(count)
+    if total:
+        logging.basicConfig(format="attest: %(message)s", stream=sys.stderr)  # no-op once configured
+        logging.getLogger().setLevel(logging.DEBUG if total > 1 else logging.INFO)
+
+
+def _verbose_after_command(ctx: click.Context, param: click.Parameter, value: int) -> None:
+    if value:
+        _verbose(value)
+        if isinstance(ctx.obj, dict):
+            ctx.obj["verbose"] = ctx.obj.get("verbose", 0) + value
+
+
+def _accept_verbose(command: click.Command) -> None:
+    """Give ``command`` (and its subcommands) -v/--verbose, so that it works after the command name too.
+
+    Options end where a command's arguments do: ``attest build ... -- CMD -v`` passes -v to CMD.
+    """
+    if not any(isinstance(p, click.Option) and {"-v", "--verbose"} & set(p.opts) for p in command.params):
+        command.params.append(click.Option(["-v", "--verbose"], count=True, expose_value=False,
+                                           callback=_verbose_after_command, help=VERBOSE_HELP))
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _accept_verbose(sub)
+
+
 class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
@@ -39,6 +72,7 @@ class LazyGroup(click.Group):
         module, attribute, _ = COMMANDS[cmd_name]
         command = getattr(importlib.import_module(module), attribute)
         assert isinstance(command, click.Command)
+        _accept_verbose(command)
         return command
 
     def invoke(self, ctx: click.Context) -> Any:
@@ -56,7 +90,7 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="attest", prog_name="attest")
-@click.option("-v", "--verbose", count=True, help="Log each step; twice for debug output and tracebacks.")
+@click.option("-v", "--verbose", count=True, help=VERBOSE_HELP)
 @click.pass_context
 def cli(ctx: click.Context, verbose: int) -> None:
     """Build once in dev, verify everywhere: signed SLSA provenance for a dev -> stg -> prd path.
@@ -71,9 +105,7 @@ def cli(ctx: click.Context, verbose: int) -> None:
     configuration unreadable, 4 remote failure (S3, KMS), 70 internal error.
     """
     ctx.obj = {"verbose": verbose}
-    if verbose:
-        logging.basicConfig(level=logging.DEBUG if verbose > 1 else logging.INFO,
-                            format="attest: %(message)s", stream=sys.stderr)
+    _verbose(verbose)
 
 
 def main(argv: list[str] | None = None) -> Any:

@@ -44,6 +44,17 @@ def exit_code(error: BaseException) -> int:
     return INTERNAL
 
 
+#: How many times -v/--verbose was given, before or after the command name (see :func:`count_verbose`).
+_verbosity = 0
+
+
+def count_verbose(times: int) -> int:
+    """Record ``times`` more -v; return the total. Twice or more prints tracebacks on failure."""
+    global _verbosity
+    _verbosity += times
+    return _verbosity
+
+
 def _sentence(message: str) -> str:
     message = printable(" ".join(message.split()))  # a message may quote evidence: no terminal escapes
     return message if message.endswith((".", "?", "!")) else message + "."
@@ -51,7 +62,8 @@ def _sentence(message: str) -> str:
 
 def run(group: click.Group, argv: list[str] | None) -> NoReturn:
     """Run the CLI; turn every failure into one sentence on stderr and an exit code."""
-    verbose = "-vv" in (argv if argv is not None else sys.argv) or (argv or sys.argv).count("-v") > 1
+    global _verbosity  # reset: main() may run more than once in one process
+    _verbosity = 0
     prog = "attest"
     with _stdout_tolerates_closed_pipe():
         try:
@@ -71,7 +83,7 @@ def run(group: click.Group, argv: list[str] | None) -> NoReturn:
             click.echo("attest: interrupted.", err=True)
             sys.exit(130)
         except (VerifyError, AttestError) as e:
-            if verbose:
+            if _verbosity > 1:
                 import traceback
 
                 traceback.print_exc()
@@ -81,7 +93,7 @@ def run(group: click.Group, argv: list[str] | None) -> NoReturn:
             click.echo(f"{prog}: {_sentence(str(e))}", err=True)
             sys.exit(code)
         except Exception as e:  # a bug: say so, plainly, and how to report it
-            if verbose:
+            if _verbosity > 1:
                 import traceback
 
                 traceback.print_exc()

@@ -170,6 +170,56 @@ def test_inspect_missing_file_exits_3(tmp_path: Path, attest: AttestRunner) -> N
     assert "cannot read attestation missing.jsonl" in one_sentence(result)
 
 
+# 5. -v/--verbose before or after the command name
+
+@pytest.mark.parametrize("flag", ["-v", "--verbose", "-vv"])
+def test_verbose_after_command_name_is_accepted(flag: str, built: Path, keys: dict[str, KeyPair],
+                                                attest: AttestRunner) -> None:
+    verify = ["verify", "dist/app.tar.gz", "--attestation", "provenance.intoto.jsonl", "--key", keys["dev"].public]
+    after = attest(*verify, flag, cwd=built)
+    before = attest(flag, *verify, cwd=built)
+    assert after.code == 0 and before.code == 0, (after, before)
+    assert after.out == before.out and "PASS" in after.out
+    assert after.err == before.err and after.err.startswith("attest: ")  # the steps, logged to stderr
+
+
+@pytest.mark.parametrize("args", [["inspect", "provenance.intoto.jsonl", "-v"],
+                                  ["key", "generate", "--out", "dist/k", "-v"],
+                                  ["key", "-v", "generate", "--out", "dist/k"]])
+def test_verbose_is_accepted_by_every_command(args: list[str], built: Path, attest: AttestRunner) -> None:
+    result = attest(*args, cwd=built)
+    assert result.code == 0, result
+
+
+@pytest.mark.parametrize("args", [["inspect", "missing.jsonl", "-vv"], ["-vv", "inspect", "missing.jsonl"],
+                                  ["-v", "inspect", "missing.jsonl", "-v"],
+                                  ["inspect", "--verbose", "missing.jsonl", "--verbose"]])
+def test_twice_verbose_anywhere_prints_traceback(args: list[str], tmp_path: Path, attest: AttestRunner) -> None:
+    result = attest(*args, cwd=tmp_path)
+    assert result.code == 3 and "Traceback" in result.err, result
+    assert result.err.strip().splitlines()[-1].startswith("attest: cannot read attestation")
+
+
+def test_verbose_after_double_dash_belongs_to_build_command(repo: Path, keys: dict[str, KeyPair],
+                                                            attest: AttestRunner) -> None:
+    script = "import sys; print('CMD ARGS', sys.argv[1:], file=sys.stderr); sys.exit(3)"
+    result = attest("build", "-v", "--signer", keys["dev"].private, "--artifact", "dist/",
+                    "--", sys.executable, "-c", script, "-v", "-vv", cwd=repo)
+    assert result.code == 1, result
+    assert "CMD ARGS ['-v', '-vv']" in result.err
+    assert "failed with exit status 3" in one_sentence(result)  # one -v for attest: no traceback
+
+
+def test_verbose_after_command_without_double_dash_belongs_to_build_command(
+        repo: Path, keys: dict[str, KeyPair], attest: AttestRunner) -> None:
+    script = "import sys; print('CMD ARGS', sys.argv[1:], file=sys.stderr); sys.exit(3)"
+    result = attest("build", "--signer", keys["dev"].private, "--artifact", "dist/",
+                    sys.executable, "-c", script, "--verbose", "-vv", cwd=repo)
+    assert result.code == 1, result
+    assert "CMD ARGS ['--verbose', '-vv']" in result.err
+    one_sentence(result)
+
+
 # 6. evidence text reaches the terminal escaped
 
 HOSTILE = {"name": "\x1b[2Jdist/app\u202egz.exe", "payloadType": "application/vnd.in-toto+json\x1b]0;pwned\x07",
