@@ -241,15 +241,18 @@ CREDENTIAL_VARIABLES = (
 )
 
 
+def is_credential(name: str) -> bool:
+    """Whether the environment variable ``name`` holds a signing credential (kept from the build command)."""
+    return name in CREDENTIAL_VARIABLES or name.startswith("AWS_CONTAINER_AUTHORIZATION_TOKEN")
+
+
 def command_environment(env: Mapping[str, str], *, source_date_epoch: int, pass_credentials: bool) -> dict[str, str]:
     """The environment the build command runs in: SOURCE_DATE_EPOCH set, signing credentials removed."""
     result = dict(env)
     result.setdefault("SOURCE_DATE_EPOCH", str(source_date_epoch))
     if not pass_credentials:
-        for name in CREDENTIAL_VARIABLES:
-            result.pop(name, None)
         for name in list(result):
-            if name.startswith("AWS_CONTAINER_AUTHORIZATION_TOKEN"):
+            if is_credential(name):
                 result.pop(name)
     return result
 

@@ -118,6 +118,10 @@ def build(artifacts: tuple[str, ...], lockfile_paths: tuple[str, ...], no_lockfi
 
     if command:
         click.echo(f"attest: running {' '.join(command)} (SOURCE_DATE_EPOCH={epoch})", err=True)
+        if not pass_aws_env:
+            from attest._secrets import hide_from_children
+
+            hide_from_children(collect.is_credential)  # /proc/<our pid>/environ still shows them
         try:
             done = subprocess.run(list(command), env=collect.command_environment(
                 env, source_date_epoch=epoch, pass_credentials=pass_aws_env), stdout=sys.stderr, check=False)

@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -271,3 +272,31 @@ def test_error_sentence_escapes_terminal_sequences(tmp_path: Path, attest: Attes
     assert "\\x1b[2Jmissing\\u202e.jsonl" in one_sentence(result)
 
 
+# 7. the build command cannot read attest's secrets from /proc/<attest's pid>/environ
+
+PROBE = """\
+import os, pathlib, sys
+environ = pathlib.Path(f"/proc/{os.getppid()}/environ").read_bytes()
+pathlib.Path(sys.argv[1]).write_bytes(environ)
+pathlib.Path("dist").mkdir(exist_ok=True)
+pathlib.Path("dist/app.tar.gz").write_bytes(b"app")
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc/PID/environ is Linux's")
+def test_build_command_cannot_read_secrets_from_attest_environ(repo: Path, tmp_path: Path,
+                                                               attest: AttestRunner) -> None:
+    password, aws_secret, marker = (f"{kind}-{uuid.uuid4().hex}" for kind in ("password", "aws", "marker"))
+    generated = attest("key", "generate", "--out", tmp_path / "encrypted", env={"ATTEST_KEY_PASSWORD": password})
+    assert generated.code == 0 and b"ENCRYPTED" in (tmp_path / "encrypted.pem").read_bytes(), generated
+    probe, seen = tmp_path / "probe.py", tmp_path / "attest-environ.bin"  # outside the work tree
+    probe.write_text(PROBE)
+    env = {"ATTEST_KEY_PASSWORD": password, "AWS_SECRET_ACCESS_KEY": aws_secret, "AWS_SESSION_TOKEN": aws_secret,
+           "AWS_CONTAINER_AUTHORIZATION_TOKEN_X": aws_secret, "PROBE_MARKER": marker}
+    result = attest("build", "--signer", tmp_path / "encrypted.pem", "--artifact", "dist/",
+                    "--", sys.executable, probe, seen, cwd=repo, env=env)
+    assert result.code == 0, result  # the encrypted key was still usable
+    environ = seen.read_bytes()
+    assert f"PROBE_MARKER={marker}".encode() in environ  # the probe did read attest's original environment
+    assert password.encode() not in environ and aws_secret.encode() not in environ
+    assert b"ATTEST_KEY_PASSWORD=" in environ and b"AWS_SECRET_ACCESS_KEY=" in environ  # the names stay
