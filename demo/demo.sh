@@ -110,11 +110,17 @@ open(path, "wb").write(bytes(data))
 FLIP
 expect_exit 1 attest verify ../tampered.tar.gz --attestation provenance.intoto.jsonl --policy ../policy.yaml
 
-say "9. An operator bypasses the gate: hand-signs a prd VSA for the hotfix with flags instead of the policy"
-run attest verify ../hotfix.tar.gz --store ../store --key ../keys/dev-build.pub.pem \
+say "9. Flags cannot bypass the gate: they narrow the policy, never widen it (exit 2: a usage error)"
+expect_exit 2 attest verify ../hotfix.tar.gz --store ../store --key ../keys/dev-build.pub.pem \
     --stage prd --emit-vsa ../rogue-vsa.intoto.jsonl --signer ../keys/prd-verifier.pem
 
-say "10. Anyone, offline, with only the public keys: audit the whole history"
+say "10. An operator with the prd key bypasses the gate with a policy of his own, where prd requires nothing"
+sed '/^  prd:/d' ../policy.yaml > ../rogue-policy.yaml
+echo '  prd: {verifier: prd-verifier}' >> ../rogue-policy.yaml
+run attest verify ../hotfix.tar.gz --store ../store --policy ../rogue-policy.yaml \
+    --stage prd --emit-vsa ../rogue-vsa.intoto.jsonl --signer ../keys/prd-verifier.pem
+
+say "11. Anyone, offline, with only the public keys and the real policy: audit the whole history"
 set +e
 attest audit ../store --policy ../policy.yaml
 audit_status=$?

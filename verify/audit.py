@@ -57,8 +57,6 @@ certificate names a pinned identity.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import itertools
 import os
@@ -70,12 +68,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from verify.encoding import printable
+from verify.encoding import parse_time, printable
 from verify.envelope import INTOTO_PAYLOAD_TYPE, Envelope
 from verify.errors import EvidenceRejected, MalformedEvidence, PolicyError, SignatureInvalid, TrustConfigError
 from verify.evidence import Evidence, load_evidence
-from verify.limits import MAX_VERIFICATIONS_PER_ENVELOPE
-from verify.policy import Policy, StageRule
+from verify.policy import Policy, ProvenanceRules, StageRule
+from verify.rules import evaluate_provenance
+from verify.signers import BundleVerifier, TrustRun, find_signers
 from verify.statement import (
     APPROVAL_V1,
     PROVENANCE_V02,
@@ -84,16 +83,14 @@ from verify.statement import (
     VSA_V1,
     Statement,
     parse_statement,
+    read_approval,
     read_provenance,
     read_vsa,
 )
-from verify.trust import Identity, PublicKey
-from verify.uris import branch_of, normalize_repo
+from verify.trust import Identity
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
-
-    from verify.sigstore import BundleVerifier, CertificateClaims
 
 __all__ = [
     "ANOMALY_KINDS",
@@ -122,10 +119,13 @@ ANOMALY_KINDS: Mapping[str, str] = {
     "disallowed-source": "built from a repository or branch the policy does not allow",
     "disallowed-builder": "built by a builder the policy does not allow",
     "dirty-build": "built from a work tree with uncommitted changes",
+    "missing-lockfile": "a provenance that does not bind a lockfile the policy requires",
     "non-reproducible": "one commit and lockfiles gave different digests, or a rebuild did not match",
 }
 
 StageStatus = Literal["passed", "failed", "absent", "anomalous"]
+Source = tuple[str, "bytes | EvidenceRejected"]
+"""One attestation file: (its URI, its bytes, or why they were not read)."""
 Progress = Callable[[int], None]
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -307,6 +307,8 @@ class _Build:
     dirty: bool
     invocation_id: str
     lockfiles: tuple[tuple[str, tuple[tuple[str, str], ...]], ...]
+    findings: tuple[tuple[str, str, str], ...] = ()
+    """(anomaly kind, message, step) of each provenance rule it breaks (:func:`verify.rules.evaluate_provenance`)."""
 
 
 @dataclass(frozen=True)
@@ -363,13 +365,13 @@ class _Fact:
 
 
 def _time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
+    """An optional time in evidence audit only reports (None if absent or unreadable), by the one time reader."""
+    if value is None:
         return None
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        return parse_time(value, what="a time")
+    except MalformedEvidence:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _text(value: Any) -> str:
@@ -399,37 +401,46 @@ _Signers = tuple[tuple[str, ...], tuple[str, str] | None]
 
 
 class _Checker:
-    """Step (2) for one process: the pinned keys and Sigstore identities, and what each envelope says."""
+    """Step (2) for one process: the identities, and what each envelope says and who signed it."""
 
-    def __init__(self, identities: Sequence[Identity], trusted_root: Path | None = None) -> None:
-        by_fingerprint: dict[str, tuple[PublicKey, list[str]]] = {}
-        for identity in identities:
-            for key in identity.keys:
-                by_fingerprint.setdefault(key.fingerprint, (key, []))[1].append(identity.name)
-        self._keys = [(fp, key, tuple(names)) for fp, (key, names) in by_fingerprint.items()]
+    def __init__(self, identities: Sequence[Identity], rules: ProvenanceRules, *, trusted_root: Path | None = None,
+                 revoked: frozenset[str] = frozenset(), at: datetime | None = None) -> None:
+        self._identities = tuple(identities)
         self._keyless = tuple(identity for identity in identities if identity.sigstore)
+        self._rules = rules
         self._trusted_root = trusted_root
-        self._verifier: BundleVerifier | None = None
-        self._signed_digest = ""
-        """The sha256 (hex) the message-signature bundle being checked names; the bundle verifier asks."""
+        self._revoked = revoked
+        self._at = at or datetime.now(UTC)
+        self._bundles: BundleVerifier | None = None
 
-    def check_batch(self, batch: Sequence[tuple[str, bytes]]) -> list[_Fact]:
+    def _run(self) -> TrustRun:
+        """One file's signature checks: the audit's time and revocations, and a budget of their own."""
+        if self._bundles is None:
+            from verify.sigstore import make_bundle_verifier
+
+            self._bundles = make_bundle_verifier(trusted_root=self._trusted_root)
+        return TrustRun(at=self._at, bundles=self._bundles, revoked=self._revoked)
+
+    def check_batch(self, batch: Sequence[tuple[str, bytes | EvidenceRejected]]) -> list[_Fact]:
         return [fact for uri, data in batch for fact in self.check_file(uri, data)]
 
-    def check_file(self, uri: str, data: bytes) -> list[_Fact]:
+    def check_file(self, uri: str, data: bytes | EvidenceRejected) -> list[_Fact]:
+        if isinstance(data, EvidenceRejected):  # not read: over a limit, or not a regular file
+            return [_Fact(source=uri, statement_digest="", subjects=(), problem=("malformed", str(data)))]
         try:
             items = load_evidence(data, source=uri)
         except EvidenceRejected as e:
             return [_Fact(source=uri, statement_digest="", subjects=(), problem=("malformed", str(e)))]
-        return [self.check(item, uri) for item in items]
+        run = self._run()
+        return [self.check(item, uri, run) for item in items]
 
-    def check(self, item: Evidence | MalformedEvidence, uri: str) -> _Fact:
+    def check(self, item: Evidence | MalformedEvidence, uri: str, run: TrustRun) -> _Fact:
         """(2a) parsed (2b) statement peeked at (2c) signed by whom (2d) statement read (2e) predicate read."""
         # (2a) an envelope at all
         if isinstance(item, MalformedEvidence):
             return _Fact(source=uri, statement_digest="", subjects=(), problem=("malformed", str(item)))
         if item.envelope is None:
-            return self._check_message(item)
+            return self._check_message(item, run)
         envelope = item.envelope
         digest = hashlib.sha256(envelope.payload).hexdigest()
         # (2b) what it claims, before anything is believed: to name the artefact in an anomaly
@@ -438,11 +449,7 @@ class _Checker:
         claimed = _claimed_stage(statement) if statement else ""
         ptype = statement.predicate_type if statement else ""
         # (2c) who signs it: pinned keys, or a pinned Sigstore identity for a keyless bundle
-        what = _describe(statement)
-        if item.has_certificate:
-            signers, problem = self._keyless_signers(item, what)
-        else:
-            signers, problem = self._key_signers(envelope, _bundle_hint(item), what)
+        signers, problem = self._signers(item, _describe(statement), run)
         if problem is not None:
             return _Fact(source=item.source, statement_digest=digest, subjects=subjects, predicate_type=ptype,
                          problem=problem, claimed_stage=claimed)
@@ -458,14 +465,14 @@ class _Checker:
                                                    "of 64 hex digits; audit finds artefacts by sha256"))
         # (2e) what the predicate says, as far as audit needs it
         try:
-            detail = _detail(statement)
+            detail = _detail(statement, self._rules)
         except EvidenceRejected as e:
             return _Fact(source=item.source, statement_digest=digest, subjects=subjects, signers=signers,
                          predicate_type=ptype, problem=("malformed", str(e)))
         return _Fact(source=item.source, statement_digest=digest, subjects=subjects, predicate_type=ptype,
                      signers=signers, detail=detail, claimed_stage=claimed)
 
-    def _check_message(self, item: Evidence) -> _Fact:
+    def _check_message(self, item: Evidence, run: TrustRun) -> _Fact:
         """(2) for a message-signature bundle: the sha256 it names, and who verifiably signed it."""
         try:
             sha = _message_digest(item)
@@ -477,145 +484,51 @@ class _Checker:
                                                   "messageDigest nor a hashedrekord log entry names no artefact, "
                                                   "so audit cannot check it; check it with attest verify ARTIFACT"))
         subjects = (("", sha),)
-        what = f"a message signature of {_short(sha)}"
-        self._signed_digest = sha
-        if item.has_certificate:
-            signers, problem = self._keyless_signers(item, what)
-        else:
-            signers, problem = self._key_message_signers(item, what)
+        signers, problem = self._signers(item, f"a message signature of {_short(sha)}", run, message_sha256=sha)
         if problem is not None:
             return _Fact(source=item.source, statement_digest=item.digest, subjects=subjects, problem=problem)
         return _Fact(source=item.source, statement_digest=item.digest, subjects=subjects, signers=signers,
                      detail=_Signature(sha))
 
-    def _key_signers(self, envelope: Envelope, hint: str, what: str) -> _Signers:
-        """The identities whose pinned keys sign ``envelope`` (a keyid or ``hint`` orders the keys tried)."""
-        message = envelope.pae()
-        budget = MAX_VERIFICATIONS_PER_ENVELOPE
-        signers: list[str] = []
-        named: list[str] = []
-        for signature in envelope.signatures:
-            hints = {signature.keyid, hint} - {""}
-            named.extend(n for fp, _, names in self._keys if fp in hints for n in names if n not in named)
-            # every pinned key is tried (a keyid is an unauthenticated hint), those it names first
-            for _, key, names in sorted(self._keys, key=lambda entry: entry[0] not in hints):
-                if budget == 0:
-                    break
-                budget -= 1
-                if key.verify(signature.sig, message):
-                    signers.extend(n for n in names if n not in signers)
-                    break
-        if signers:
-            return tuple(signers), None
-        return (), self._unsigned(what, named)
+    def _signers(self, item: Evidence, what: str, run: TrustRun, *, message_sha256: str | None = None) -> _Signers:
+        """The policy identities that signed ``item`` (:func:`verify.signers.find_signers`), or the anomaly.
 
-    def _key_message_signers(self, item: Evidence, what: str) -> _Signers:
-        """The identities whose pinned key signs a key-signed message-signature bundle (no sigstore import)."""
-        verify = self._bundle_verifier()
-        hint = _bundle_hint(item)
-        ordered = sorted(self._keys, key=lambda entry: entry[0] != hint)
-        for _, key, names in ordered[:MAX_VERIFICATIONS_PER_ENVELOPE]:
-            try:
-                verify(item, (Identity(name=names[0], keys=(key,)),))
-            except SignatureInvalid:
-                continue
-            except EvidenceRejected as e:
-                return (), ("malformed", _sentence_for(item, e))
-            return names, None
-        return (), self._unsigned(what, [n for fp, _, names in self._keys if fp == hint for n in names])
-
-    @staticmethod
-    def _unsigned(what: str, named: Sequence[str]) -> tuple[str, str]:
-        if named:
-            return ("bad-signature", f"{what} names the pinned key of {' and '.join(named)} but its signature "
-                                     "does not verify; it was altered after signing or forged")
-        return ("untrusted-signer", f"{what} is signed by no key the policy pins")
-
-    def _keyless_signers(self, item: Evidence, what: str) -> _Signers:
-        """The identities a keyless bundle's certificate satisfies, once the whole bundle verified.
-
-        The certificate's claims, unverified, decide whether the bundle needs verifying at all:
+        A keyless bundle's certificate claims, unverified, decide whether it needs verifying at all:
         one that names no pinned identity is untrusted whether or not it verifies.
         """
+        bundle = item.bundle
+        named: tuple[str, ...] = ()
+        claims = None
+        if bundle is not None and bundle.keyless:
+            try:
+                claims = bundle.certificate_claims()
+            except MalformedEvidence as e:
+                return (), ("malformed", f"{what} is signed keylessly, but {e}")
+            named = bundle.claimed_identities(self._keyless)
+            if not named:
+                pins = "pins no Sigstore identity" if not self._keyless else "pins no Sigstore identity it satisfies"
+                return (), ("untrusted-signer", f"{what} is signed keylessly by {claims.describe()}, and the policy "
+                                                f"{pins}")
         try:
-            claims = _certificate_claims(item)
-        except MalformedEvidence as e:
-            return (), ("malformed", f"{what} is signed keylessly, but {e}")
-        named = self._satisfied(claims)
-        if not named:
-            pins = "pins no Sigstore identity" if not self._keyless else "pins no Sigstore identity it satisfies"
-            return (), ("untrusted-signer", f"{what} is signed keylessly by {claims.describe()}, and the policy "
-                                            f"{pins}")
-        try:
-            verified = self._bundle_verifier()(item, self._keyless)
+            found = find_signers(item, self._identities, run, message_sha256=message_sha256)
         except SignatureInvalid as e:
-            return (), ("bad-signature", f"{what} is signed keylessly in the name of {' and '.join(named)} "
-                                         f"({claims.describe()}), but {_sentence_for(item, e)}; it was altered "
-                                         "after signing, forged, or signed by a Sigstore instance the trusted root "
-                                         "does not name")
+            if claims is not None:
+                return (), ("bad-signature", f"{what} is signed keylessly in the name of {' and '.join(named)} "
+                                             f"({claims.describe()}), but {_sentence_for(item, e)}; it was altered "
+                                             "after signing, forged, or signed by a Sigstore instance the trusted "
+                                             "root does not name")
+            if e.claimed:
+                return (), ("bad-signature", f"{what} names the pinned key of {' and '.join(e.claimed)} but its "
+                                             "signature does not verify; it was altered after signing or forged")
+            return (), ("untrusted-signer", f"{what} is signed by no key the policy pins")
         except EvidenceRejected as e:
             return (), ("malformed", _sentence_for(item, e))
-        if verified.name not in named:  # the certificate sigstore-python verified is not the one read here
-            return (), ("malformed", f"{what} is signed keylessly, but the certificate Sigstore verified "
-                                     f"({verified.name}) is not the one audit read ({', '.join(named)})")
-        return named, None
-
-    def _satisfied(self, claims: CertificateClaims) -> tuple[str, ...]:
-        from verify.sigstore import mismatch
-
-        return tuple(identity.name for identity in self._keyless
-                     if any(mismatch(claims, pinned) is None for pinned in identity.sigstore))
-
-    def _bundle_verifier(self) -> BundleVerifier:
-        """verify.sigstore's bundle verifier, made once per process; it loads the trusted root when first used."""
-        if self._verifier is None:
-            from verify.sigstore import make_bundle_verifier
-
-            _quiet_sigstore_logging()
-            self._verifier = make_bundle_verifier(trusted_root=self._trusted_root,
-                                                  artifact_sha256=lambda: self._signed_digest)
-        return self._verifier
-
-
-def _quiet_sigstore_logging() -> None:
-    """sigstore-python's warnings must not reach stderr through logging's last resort (a worker has no handler).
-
-    A NullHandler stops only that: records still propagate to whatever handlers the root logger has.
-    """
-    import logging
-
-    logger = logging.getLogger("sigstore")
-    if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
-        logger.addHandler(logging.NullHandler())
+        return tuple(identity.name for identity in found), None
 
 
 def _sentence_for(item: Evidence, error: EvidenceRejected) -> str:
     """``error``'s message without the ``SOURCE: `` it starts with (an anomaly names its source apart)."""
     return str(error).removeprefix(f"{item.source}: ")
-
-
-def _certificate_claims(item: Evidence) -> CertificateClaims:
-    """What a keyless bundle's signing certificate claims, not yet verified; MalformedEvidence if unreadable."""
-    from cryptography import x509
-
-    from verify.sigstore import read_claims
-
-    assert item.bundle is not None
-    material = item.bundle.get("verificationMaterial")
-    raw: Any = None
-    if isinstance(material, Mapping):
-        certificate = material.get("certificate")
-        if certificate is None:  # bundles v0.1 and v0.2: a chain, the leaf first
-            chain = material.get("x509CertificateChain")
-            certificates = chain.get("certificates") if isinstance(chain, Mapping) else None
-            certificate = certificates[0] if isinstance(certificates, list) and certificates else None
-        raw = certificate.get("rawBytes") if isinstance(certificate, Mapping) else None
-    if not isinstance(raw, str):
-        raise MalformedEvidence("its signing certificate has no rawBytes")
-    try:
-        return read_claims(x509.load_der_x509_certificate(base64.b64decode(raw, validate=True)))
-    except (binascii.Error, ValueError) as e:
-        raise MalformedEvidence(f"its signing certificate cannot be read ({' '.join(str(e).split())[:200]})") from e
 
 
 def _message_digest(item: Evidence) -> str | None:
@@ -624,67 +537,16 @@ def _message_digest(item: Evidence) -> str | None:
     The claim is the bundle's ``messageDigest``, else its ``hashedrekord`` log entry's digest;
     either is believed only once a signature over it verifies.
     """
-    assert item.bundle is not None
-    signature = item.bundle.get("messageSignature")
-    if not isinstance(signature, Mapping):
-        raise MalformedEvidence("the bundle's messageSignature is not a JSON object")
-    found = signature.get("messageDigest")
-    if found is None:
-        return _logged_digest(item.bundle)
-    algorithm = found.get("algorithm") if isinstance(found, Mapping) else None
-    if algorithm != "SHA2_256":
-        raise MalformedEvidence(f"the bundle's messageDigest algorithm is {algorithm!r}, not 'SHA2_256'; audit "
-                                "finds artefacts by sha256")
-    digest = _b64(found.get("digest"))
-    if digest is None or len(digest) != 32:
+    assert item.bundle is not None and item.bundle.message is not None
+    message = item.bundle.message
+    if message.digest_algorithm is None:
+        return item.bundle.logged_sha256()
+    if message.digest_algorithm != "SHA2_256":
+        raise MalformedEvidence(f"the bundle's messageDigest algorithm is {message.digest_algorithm!r}, not "
+                                "'SHA2_256'; audit finds artefacts by sha256")
+    if message.digest is None or len(message.digest) != 32:
         raise MalformedEvidence("the bundle's messageDigest is not a base64 sha256 digest")
-    return digest.hex()
-
-
-def _logged_digest(bundle: Mapping[str, Any]) -> str | None:
-    """The sha256 (hex) in the bundle's first ``hashedrekord`` log entry (Rekor v1 or v2), if any."""
-    from verify import _json
-
-    material = bundle.get("verificationMaterial")
-    entries = material.get("tlogEntries") if isinstance(material, Mapping) else None
-    entry = entries[0] if isinstance(entries, list) and entries else None
-    raw = _b64(entry.get("canonicalizedBody")) if isinstance(entry, Mapping) else None
-    if raw is None:
-        return None
-    try:
-        body = _json.loads(raw, what="the log entry")
-    except EvidenceRejected:
-        return None
-    spec = body.get("spec") if isinstance(body, dict) and body.get("kind") == "hashedrekord" else None
-    if not isinstance(spec, dict):
-        return None
-    v1 = spec.get("data", {}).get("hash") if isinstance(spec.get("data"), dict) else None
-    if isinstance(v1, dict) and v1.get("algorithm") == "sha256" and isinstance(v1.get("value"), str):
-        value: str = v1["value"].lower()
-        return value if _SHA256.fullmatch(value) else None
-    v2 = spec.get("hashedRekordV002")
-    data = v2.get("data") if isinstance(v2, dict) else None
-    if isinstance(data, dict) and data.get("algorithm") == "SHA2_256":
-        digest = _b64(data.get("digest"))
-        return digest.hex() if digest is not None and len(digest) == 32 else None
-    return None
-
-
-def _b64(value: Any) -> bytes | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        return None
-
-
-def _bundle_hint(item: Evidence) -> str:
-    if item.bundle is None:
-        return ""
-    material = item.bundle.get("verificationMaterial")
-    public_key = material.get("publicKey") if isinstance(material, dict) else None
-    return _text(public_key.get("hint")) if isinstance(public_key, dict) else ""
+    return message.digest.hex()
 
 
 def _peek(envelope: Envelope) -> tuple[Statement | None, str]:
@@ -726,23 +588,22 @@ def _describe(statement: Statement | None) -> str:
     return f"{kind} for {', '.join(repr(n) for n in names)}{more}" if names else kind
 
 
-def _detail(statement: Statement) -> _Build | _Vsa | _Approval | _Reproduction | None:
+def _detail(statement: Statement, rules: ProvenanceRules) -> _Build | _Vsa | _Approval | _Reproduction | None:
     pred = statement.predicate
     if statement.predicate_type in _PROVENANCE_TYPES:
         prov = read_provenance(statement)
         locks = tuple(sorted((d.name, tuple(sorted(d.digest.items()))) for d in prov.lockfiles))
+        findings = tuple((r.kind, r.message, "source" if r.kind == "disallowed-source" else "build")
+                         for r in evaluate_provenance(prov, rules) if not r.passed)
         return _Build(commit=prov.commit, source=prov.source_uri, ref=prov.source_ref,
                       builder=prov.builder_id, started_on=prov.started_on, finished_on=prov.finished_on,
-                      dirty=prov.dirty, invocation_id=prov.invocation_id, lockfiles=locks)
+                      dirty=prov.dirty, invocation_id=prov.invocation_id, lockfiles=locks, findings=findings)
     if statement.predicate_type == VSA_V1:
         vsa = read_vsa(statement)
         return _Vsa(resource_uri=vsa.resource_uri, time=vsa.time_verified, result=vsa.result)
     if statement.predicate_type == APPROVAL_V1:
-        stage = _text(pred.get("stage"))
-        if not stage:
-            raise MalformedEvidence("the approval names no stage")
-        return _Approval(stage=stage, approver=_text(pred.get("approver")),
-                         time=_time(pred.get("timeApproved")))
+        approval = read_approval(statement)
+        return _Approval(stage=approval.stage, approver=approval.approver, time=approval.time)
     if statement.predicate_type == REPRODUCTION_V1:
         when = next((t for k in ("timeReproduced", "timeVerified", "finishedOn", "time")
                      if (t := _time(pred.get(k))) is not None), None)
@@ -755,25 +616,40 @@ def _detail(statement: Statement) -> _Build | _Vsa | _Approval | _Reproduction |
 _WORKER: _Checker | None = None
 
 
-def _init_worker(identities: Sequence[Identity], trusted_root: Path | None) -> None:
+@dataclass(frozen=True)
+class _Setup:
+    """What every checker, in every worker process, is made from (it crosses process boundaries)."""
+
+    identities: tuple[Identity, ...]
+    rules: ProvenanceRules
+    trusted_root: Path | None
+    revoked: frozenset[str]
+    at: datetime
+
+    def checker(self) -> _Checker:
+        return _Checker(self.identities, self.rules, trusted_root=self.trusted_root, revoked=self.revoked,
+                        at=self.at)
+
+
+def _init_worker(setup: _Setup) -> None:
     import signal
 
     global _WORKER  # one checker per worker process
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles ^C
-    _WORKER = _Checker(identities, trusted_root)
+    _WORKER = setup.checker()
 
 
-def _work(batch: Sequence[tuple[str, bytes]]) -> list[_Fact]:
+def _work(batch: Sequence[tuple[str, bytes | EvidenceRejected]]) -> list[_Fact]:
     assert _WORKER is not None
     return _WORKER.check_batch(batch)
 
 
-def _batches(sources: Iterable[tuple[str, bytes]], size: int) -> Iterator[list[tuple[str, bytes]]]:
-    batch: list[tuple[str, bytes]] = []
+def _batches(sources: Iterable[Source], size: int) -> Iterator[list[Source]]:
+    batch: list[Source] = []
     held = 0
     for uri, data in sources:
         batch.append((uri, data))
-        held += len(data)
+        held += len(data) if isinstance(data, bytes) else 0
         if len(batch) >= size or held >= _BATCH_BYTES:
             yield batch
             batch, held = [], 0
@@ -781,8 +657,8 @@ def _batches(sources: Iterable[tuple[str, bytes]], size: int) -> Iterator[list[t
         yield batch
 
 
-def _facts(sources: Iterable[tuple[str, bytes]], identities: Sequence[Identity], *, trusted_root: Path | None,
-           workers: int, batch_size: int) -> Iterator[tuple[int, list[_Fact]]]:
+def _facts(sources: Iterable[Source], setup: _Setup, *, workers: int,
+           batch_size: int) -> Iterator[tuple[int, list[_Fact]]]:
     """(files, facts) per batch, in the order read; in worker processes when there is more than one batch.
 
     A worker gets the identities and the trusted root's path, never a verifier: each process makes
@@ -794,7 +670,7 @@ def _facts(sources: Iterable[tuple[str, bytes]], identities: Sequence[Identity],
         return
     second = next(batches, None)
     if second is None or workers < 2:
-        checker = _Checker(identities, trusted_root)
+        checker = setup.checker()
         for batch in itertools.chain([first], [] if second is None else [second], batches):
             yield len(batch), checker.check_batch(batch)
         return
@@ -805,7 +681,7 @@ def _facts(sources: Iterable[tuple[str, bytes]], identities: Sequence[Identity],
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
-                             initargs=(tuple(identities), trusted_root)) as pool:
+                             initargs=(setup,)) as pool:
         pending: deque[tuple[int, Future[list[_Fact]]]] = deque()
         try:
             for batch in itertools.chain([first, second], batches):  # lazily: one batch read at a time
@@ -951,24 +827,8 @@ class _Auditor:
                 started_on=build.started_on, finished_on=build.finished_on, dirty=build.dirty,
                 invocation_id=build.invocation_id, lockfiles=build.lockfiles, signers=fact.signers,
                 attestation=fact.source))
-            where = repr(name)
-            if rules.source.uri is not None:
-                expected = normalize_repo(rules.source.uri)
-                found = normalize_repo(build.source) if build.source else None
-                if found != expected:
-                    self._flag("disallowed-source", sha, f"{where} was built from repository "
-                               f"{build.source!r}, but the policy allows {expected!r}",
-                               source=fact.source, step="source")
-            if rules.source.branches and branch_of(build.ref) not in rules.source.branches:
-                branches = " or ".join(rules.source.branches)
-                self._flag("disallowed-source", sha, f"{where} was built from ref {build.ref!r}, but the "
-                           f"policy allows branch {branches}", source=fact.source, step="source")
-            if rules.builders and build.builder not in rules.builders:
-                self._flag("disallowed-builder", sha, f"{where} was built by {build.builder!r}, which is "
-                           "not one of the policy's builders", source=fact.source, step="build")
-            if build.dirty and not rules.allow_dirty:
-                self._flag("dirty-build", sha, f"{where} was built from a work tree with uncommitted changes "
-                           f"at commit {(build.commit or '?')[:12]}", source=fact.source, step="build")
+            for kind, message, step in build.findings:
+                self._flag(kind, sha, f"{name!r}: {message}", source=fact.source, step=step)
 
     def _add_vsa(self, fact: _Fact, vsa: _Vsa) -> None:
         rule = self._stage_of(vsa.resource_uri)
@@ -1112,7 +972,7 @@ class _Auditor:
 
 # --- the whole audit -------------------------------------------------------------------------------------
 
-def audit(sources: Iterable[tuple[str, bytes]], *, policy: Policy, trusted_root: Path | None = None,
+def audit(sources: Iterable[Source], *, policy: Policy, trusted_root: Path | None = None,
           workers: int | None = None, batch_size: int = BATCH_FILES,
           progress: Progress | None = None) -> AuditReport:
     """Read every attestation file in ``sources`` as ``(uri, bytes)`` and report each artefact's history.
@@ -1131,13 +991,13 @@ def audit(sources: Iterable[tuple[str, bytes]], *, policy: Policy, trusted_root:
                           "by pinned identities, so name some in the policy or pass --key")
     if trusted_root is not None and not trusted_root.is_file():
         raise TrustConfigError(f"cannot read trusted root {trusted_root}: no such file")
-    # the same rule as verify: revoked keys never count, an identity outside its validity window
-    # (not-before / not-after, at the time of the audit) signs nothing
-    identities = policy.usable(identities)
+    # the same rule as verify (verify.signers.find_signers): revoked keys never count, an identity outside
+    # its validity window (not-before / not-after, at the time of the audit) signs nothing
+    setup = _Setup(identities=tuple(identities), rules=policy.provenance, trusted_root=trusted_root,
+                   revoked=policy.revoked, at=datetime.now(UTC))
     auditor = _Auditor(policy)
     workers = workers or os.cpu_count() or 1
-    for files, facts in _facts(sources, identities, trusted_root=trusted_root, workers=workers,
-                               batch_size=batch_size):
+    for files, facts in _facts(sources, setup, workers=workers, batch_size=batch_size):
         auditor.files += files
         for fact in facts:
             auditor.add(fact)

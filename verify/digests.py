@@ -97,8 +97,12 @@ def hash_file(path: Path, algorithms: Sequence[str] = ("sha256", "blake3"), *,
         os.close(fd)
         raise InputError(f"{path} is not a regular file")
     if list(algorithms) == ["blake3"] and before.st_size >= MMAP_THRESHOLD:
-        os.close(fd)
-        return {"blake3": _blake3_mapped(path, before, progress)}
+        try:
+            digest = _blake3_mapped(fd, path, before, progress, cancel)
+        finally:
+            os.close(fd)
+        _same_file(path, before)
+        return {"blake3": digest}
     with open(fd, "rb", buffering=0) as f:
         hashers = [new_hasher(name) for name in algorithms]
         buffers = (bytearray(chunk_size), bytearray(chunk_size))
@@ -127,26 +131,50 @@ def hash_file(path: Path, algorithms: Sequence[str] = ("sha256", "blake3"), *,
         after = os.fstat(f.fileno())
     if _version(after) != _version(before):
         raise _changed(path)
+    _same_file(path, before)
     return {name: h.hexdigest() for name, h in zip(algorithms, hashers, strict=True)}
 
 
-def _blake3_mapped(path: Path, before: os.stat_result, progress: Progress | None) -> str:
-    """blake3 alone: the file mapped and hashed by blake3's own threads (the speed of b3sum).
+#: Bytes of a mapped file given to blake3 at a time (its threads split each slice), between progress calls.
+MMAP_SLICE = 256 * 1024 * 1024
 
-    The mapping is the page cache itself, so memory does not grow with the file. A file that
-    changes meanwhile is still an error (size, mtime and ctime are compared afterwards).
+
+def _blake3_mapped(fd: int, path: Path, before: os.stat_result, progress: Progress | None,
+                   cancel: threading.Event | None) -> str:
+    """blake3 alone: the open file mapped and hashed by blake3's own threads (the speed of b3sum).
+
+    The mapping is of the descriptor already open (the file is opened once), and it is the page
+    cache itself, so memory does not grow with the file. A file that changes meanwhile is still an
+    error (size, mtime and ctime are compared afterwards).
     """
+    import mmap
+
     hasher = new_hasher("blake3")
     try:
-        hasher.update_mmap(str(path))
-        after = os.stat(path)
+        with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as mapped, memoryview(mapped) as view:
+            for start in range(0, len(view), MMAP_SLICE):
+                if cancel is not None and cancel.is_set():
+                    raise InputError(f"hashing {path} was cancelled")
+                with view[start:start + MMAP_SLICE] as part:
+                    hasher.update(part)
+                if progress is not None:
+                    progress(min(MMAP_SLICE, len(view) - start))
+        after = os.fstat(fd)
     except OSError as e:
         raise InputError(f"cannot read {path}: {e.strerror}") from e
-    if _version(after) != _version(before) or after.st_ino != before.st_ino:
+    if _version(after) != _version(before):
         raise _changed(path)
-    if progress is not None:
-        progress(before.st_size)
     return str(hasher.hexdigest())
+
+
+def _same_file(path: Path, before: os.stat_result) -> None:
+    """The path still names the file that was read: not renamed over, replaced or removed meanwhile."""
+    try:
+        now = os.stat(path)
+    except OSError as e:
+        raise _changed(path) from e
+    if (now.st_dev, now.st_ino) != (before.st_dev, before.st_ino) or _version(now) != _version(before):
+        raise _changed(path)
 
 
 def _version(info: os.stat_result) -> tuple[int, int, int]:

@@ -40,7 +40,16 @@ class UnknownEvidence(EvidenceRejected):
 
 
 class SignatureInvalid(EvidenceRejected):
-    """No signature on the evidence verifies with a trusted identity."""
+    """No signature on the evidence verifies with a trusted identity.
+
+    ``claimed`` names the trusted identities the evidence claims to be signed by (a keyid naming a
+    pinned key, a certificate naming a pinned identity): a claim that does not verify is a forgery
+    or an alteration, not merely an untrusted signer.
+    """
+
+    def __init__(self, message: str, *, checks: tuple[object, ...] = (), claimed: tuple[str, ...] = ()) -> None:
+        super().__init__(message, checks=checks)
+        self.claimed = claimed
 
 
 class DigestMismatch(EvidenceRejected):
@@ -69,3 +78,8 @@ class PolicyError(ConfigError):
 
 class TrustConfigError(ConfigError):
     """A trust anchor (key, trusted root) is missing, unreadable or unusable."""
+
+
+class RequestError(VerifyError):
+    """The request itself is contradictory or incomplete: flags that cannot hold together, a stage the
+    policy does not name, an empty value where a rule was asked for (exit code 2, "fix the invocation")."""

@@ -10,24 +10,25 @@ import hashlib
 import os
 import re
 import stat
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from verify import _json
+from verify.bundle import MEDIA_TYPES, Bundle, parse_bundle
 from verify.envelope import Envelope
 from verify.errors import EvidenceRejected, InputError, LimitExceeded, MalformedEvidence
-from verify.limits import MAX_ENVELOPES_PER_FILE, MAX_EVIDENCE_BYTES
+from verify.limits import (
+    MAX_ENVELOPES_PER_FILE,
+    MAX_EVIDENCE_BYTES,
+    MAX_EVIDENCE_BYTES_PER_RUN,
+    MAX_EVIDENCE_FILES_PER_RUN,
+)
 
-__all__ = ["BUNDLE_MEDIA_TYPES", "Evidence", "load_evidence", "read_evidence_file"]
+__all__ = ["BUNDLE_MEDIA_TYPES", "Evidence", "EvidenceBudget", "load_evidence", "read_evidence_file"]
 
-BUNDLE_MEDIA_TYPES = {
-    "application/vnd.dev.sigstore.bundle+json;version=0.1": "0.1",
-    "application/vnd.dev.sigstore.bundle+json;version=0.2": "0.2",
-    "application/vnd.dev.sigstore.bundle+json;version=0.3": "0.3",
-    "application/vnd.dev.sigstore.bundle.v0.3+json": "0.3",
-}
+BUNDLE_MEDIA_TYPES = MEDIA_TYPES
 
 
 @dataclass(frozen=True)
@@ -40,32 +41,20 @@ class Evidence:
     """sha256 of its bytes as stored: what a VSA's ``inputAttestations`` names."""
     envelope: Envelope | None
     """The DSSE envelope (None for a message-signature bundle)."""
-    bundle: Mapping[str, Any] | None = field(default=None, repr=False)
-    """The Sigstore bundle it came in, if any."""
+    bundle: Bundle | None = field(default=None, repr=False)
+    """The Sigstore bundle it came in, if any, as read (:mod:`verify.bundle`)."""
     raw: bytes = field(default=b"", repr=False)
 
     @property
     def has_certificate(self) -> bool:
-        if self.bundle is None:
-            return False
-        material = self.bundle.get("verificationMaterial", {})
-        return isinstance(material, dict) and ("certificate" in material or "x509CertificateChain" in material)
+        return self.bundle is not None and self.bundle.keyless
 
 
 def _from_object(obj: Any, *, source: str, raw: bytes) -> Evidence:
     digest = hashlib.sha256(raw).hexdigest()
     if isinstance(obj, dict) and "mediaType" in obj:
-        media_type = obj["mediaType"]
-        if not isinstance(media_type, str) or media_type not in BUNDLE_MEDIA_TYPES:
-            raise MalformedEvidence(f"{source} is a bundle of unknown media type {media_type!r}")
-        envelope = None
-        if "dsseEnvelope" in obj:
-            envelope = Envelope.from_dict(obj["dsseEnvelope"], what=f"{source} dsseEnvelope")
-        elif "messageSignature" not in obj:
-            raise MalformedEvidence(f"{source} is a bundle with neither a dsseEnvelope nor a messageSignature")
-        if not isinstance(obj.get("verificationMaterial"), dict):
-            raise MalformedEvidence(f"{source} is a bundle without verificationMaterial")
-        return Evidence(source=source, digest=digest, envelope=envelope, bundle=obj, raw=raw)
+        bundle = parse_bundle(obj, source=source)
+        return Evidence(source=source, digest=digest, envelope=bundle.envelope, bundle=bundle, raw=raw)
     return Evidence(source=source, digest=digest, envelope=Envelope.from_dict(obj, what=source), raw=raw)
 
 
@@ -180,3 +169,34 @@ def read_evidence_file(path: Path) -> bytes:
     if len(data) > MAX_EVIDENCE_BYTES:
         raise LimitExceeded(f"{path} grew past {MAX_EVIDENCE_BYTES} bytes while it was read")
     return data
+
+
+class EvidenceBudget:
+    """What one run may still read: :data:`MAX_EVIDENCE_FILES_PER_RUN` files and
+    :data:`MAX_EVIDENCE_BYTES_PER_RUN` bytes of attestations, across every source.
+
+    A store an attacker can write to may hold many large files (one 16 MiB file hard-linked many
+    times costs nothing to store); past the budget the run stops with :class:`LimitExceeded` (a
+    rejection, exit 1) instead of holding them all.
+    """
+
+    def __init__(self, files: int = MAX_EVIDENCE_FILES_PER_RUN, size: int = MAX_EVIDENCE_BYTES_PER_RUN) -> None:
+        self.files_left = files
+        self.bytes_left = size
+
+    def take(self, source: str, data: bytes | EvidenceRejected) -> list[Evidence | MalformedEvidence]:
+        """Count ``data`` (the bytes of one attestation file, or why it could not be read) and parse it."""
+        self.files_left -= 1
+        if self.files_left < 0:
+            raise LimitExceeded(f"gave up at {source}: this verification already read {MAX_EVIDENCE_FILES_PER_RUN} "
+                                "attestation files; the store holds too many for one artefact")
+        if isinstance(data, EvidenceRejected):
+            return [data if isinstance(data, MalformedEvidence) else MalformedEvidence(str(data))]
+        self.bytes_left -= len(data)
+        if self.bytes_left < 0:
+            raise LimitExceeded(f"gave up at {source}: this verification already read {MAX_EVIDENCE_BYTES_PER_RUN} "
+                                "bytes of attestations; the store holds too much for one artefact")
+        try:
+            return load_evidence(data, source=source)
+        except EvidenceRejected as e:  # over a limit of the whole file: that file's error, not the run's
+            return [e if isinstance(e, MalformedEvidence) else MalformedEvidence(str(e))]

@@ -24,3 +24,7 @@ MAX_VERIFICATIONS_PER_ENVELOPE = 64
 #: Signature verifications tried in one verification run (one artefact, or one stage's requirements),
 #: across every envelope and bundle of every file: bounds the work a store full of junk can cause.
 MAX_VERIFICATIONS_PER_RUN = 1024
+#: Attestation files read in one verification run (every --attestation file and every store object).
+MAX_EVIDENCE_FILES_PER_RUN = 1024
+#: Bytes of attestation files read in one verification run: a store cannot make verify hold more.
+MAX_EVIDENCE_BYTES_PER_RUN = 64 * 1024 * 1024

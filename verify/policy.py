@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -20,10 +20,11 @@ from typing import Any
 from verify.digests import ACCEPTED, KNOWN, WEAK
 from verify.errors import PolicyError, TrustConfigError
 from verify.limits import MAX_POLICY_BYTES
+from verify.signers import BundleVerifier, TrustRun, VerificationBudget
 from verify.trust import Identity, PublicKey, SigstoreIdentity, load_public_key_file
 from verify.uris import normalize_repo
 
-__all__ = ["Policy", "ProvenanceRules", "SourceRule", "StageRule", "VsaRequirement", "check_repository",
+__all__ = ["Policy", "ProvenanceRules", "ReleaseRule", "SourceRule", "StageRule", "VsaRequirement", "check_repository",
            "load_policy"]
 
 _FINGERPRINT = re.compile(r"[0-9a-fA-F]{64}")
@@ -86,10 +87,19 @@ class StageRule:
 
 
 @dataclass(frozen=True)
+class ReleaseRule:
+    """Who may sign release manifests (``releases.signed-by``)."""
+
+    signed_by: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Policy:
     identities: Mapping[str, Identity]
     provenance: ProvenanceRules
     stages: Mapping[str, StageRule] = field(default_factory=dict)
+    releases: ReleaseRule | None = None
+    """Who may sign release manifests; None: ``--release`` is refused."""
     uri: str = "attest:policy:flags"
     digest: str = ""
     """sha256 of the policy file's bytes (of the flags' canonical form when built from flags)."""
@@ -118,22 +128,27 @@ class Policy:
         return any(name in self.identities and self.identities[name].key_allowed(key, at=at) for name in names)
 
     def with_rules(self, **rules: Any) -> Policy:
-        """A copy whose provenance rules are overridden by the non-empty ``rules``.
+        """A copy whose provenance rules named in ``rules`` are replaced, exactly as given (for code that
+        builds a policy; the command line combines flags with a policy through :func:`verify.gate.prepare`).
 
-        A source repository that names no repository (``--source-uri '['``) is a
+        A source repository that names no repository (``SourceRule(uri='[')``) is a
         :class:`PolicyError` here, before any evidence is read.
         """
-        given = {k: v for k, v in rules.items() if v not in (None, (), "")}
+        given = dict(rules)
         source = given.get("source")
         if isinstance(source, SourceRule) and source.uri is not None:
             check_repository(source.uri, what="source repository")
         return replace(self, provenance=replace(self.provenance, **given))
 
-    def usable(self, identities: Sequence[Identity], at: datetime | None = None) -> list[Identity]:
-        """``identities`` as they may verify at ``at`` (default: now): the policy's top-level ``revoked``
-        applied to every one of them (also to identities added after loading, such as ``--key``), then
-        :meth:`Identity.usable` (revoked keys dropped, nothing outside the validity window)."""
-        return [replace(i, revoked=i.revoked | self.revoked).usable(at) for i in identities]
+    def trust_run(self, *, at: datetime | None = None, budget: VerificationBudget | None = None,
+                  bundles: BundleVerifier | None = None) -> TrustRun:
+        """What every signature check of one run under this policy shares (:class:`verify.signers.TrustRun`):
+        the verification time, one budget, the Sigstore verifier and this policy's revocations."""
+        run = TrustRun(budget=VerificationBudget() if budget is None else budget, bundles=bundles,
+                       revoked=self.revoked, revoked_keys=self.revoked_keys)
+        if at is not None:
+            run.at = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+        return run
 
     def with_identity(self, identity: Identity, *, signs_provenance: bool = True) -> Policy:
         identity = replace(identity, revoked=identity.revoked | self.revoked)
@@ -452,7 +467,7 @@ def load_policy(path: Path) -> Policy:
     except UnicodeDecodeError as e:
         raise PolicyError(f"policy {path} is not UTF-8 text") from e
     doc = _Doc(path, text)
-    top = _mapping(doc, doc.data, (), {"version", "identities", "provenance", "stages", "revoked"})
+    top = _mapping(doc, doc.data, (), {"version", "identities", "provenance", "stages", "revoked", "releases"})
     if top.get("version") != 1 or isinstance(top.get("version"), bool):
         raise doc.error(("version",), f"must be 1 (found {top.get('version')!r})")
     raw_identities = _any_mapping(doc, top.get("identities"), ("identities",))
@@ -508,7 +523,16 @@ def load_policy(path: Path) -> Policy:
             if requirement.stage not in stages:
                 raise doc.error(("stages", stage.name, "require-vsa"),
                                 f"requires a VSA from stage {requirement.stage!r}, which 'stages' does not define")
+    releases = None
+    if "releases" in top:
+        spec = _mapping(doc, top["releases"], ("releases",), {"signed-by"})
+        names = _strings(doc, spec.get("signed-by"), ("releases", "signed-by"))
+        for who in names:
+            if who not in identities:
+                raise doc.error(("releases", "signed-by"), f"names identity {who!r}, which 'identities' does not "
+                                                           "define")
+        releases = ReleaseRule(signed_by=names)
     unique_revoked = tuple({key.fingerprint: key for key in revoked_keys}.values())
-    return Policy(identities=identities, provenance=rules, stages=stages,
+    return Policy(identities=identities, provenance=rules, stages=stages, releases=releases,
                   uri=path.resolve().as_uri(), digest=hashlib.sha256(raw).hexdigest(),
                   revoked=revoked, revoked_keys=unique_revoked)

@@ -12,11 +12,10 @@ A bundle with a certificate (keyless signing) is verified by sigstore-python, in
                 (issuer, SAN, GitHub extensions); the first that does is the signer
   (4) bind      for DSSE, the payload sigstore-python verified is the one attest reads next
 
-A bundle signed with a key (``verificationMaterial.publicKey``, no certificate) that carries a
-message signature is checked against the pinned keys only: the signature over the artefact's
-sha256, and the bundle's ``messageDigest`` equal to it. Its log entries are not checked: the
-pinned key is the trust. (Key-signed bundles with a DSSE envelope never come here: the envelope
-path of :mod:`verify.verifier` checks them with the pinned keys.)
+A bundle signed with a key (``verificationMaterial.publicKey``, no certificate) never comes here:
+:func:`verify.signers.find_signers` checks it against the pinned keys (the envelope's signature, or a
+message signature over the artefact's sha256). Its log entries are not checked: the pinned key is
+the trust.
 
 Nothing here touches the network. The default trusted root is the production one that ships
 inside sigstore-python (the file its TUF client is bootstrapped with), read as is: no TUF
@@ -25,32 +24,31 @@ refresh. sigstore-python is imported only when a bundle is verified.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from verify.errors import (
-    DigestMismatch,
     MalformedEvidence,
     SignatureInvalid,
     TrustConfigError,
     UnknownEvidence,
 )
-from verify.evidence import Evidence
-from verify.limits import MAX_VERIFICATIONS_PER_ENVELOPE
-from verify.trust import Identity, PublicKey, SigstoreIdentity, keys_in_order
+from verify.signers import BundleVerifier
+from verify.trust import Identity, SigstoreIdentity
 from verify.uris import normalize_repo
 
 if TYPE_CHECKING:
     from cryptography.x509 import Certificate
     from sigstore.hashes import Hashed
-    from sigstore.models import Bundle, TrustedRoot
+    from sigstore.models import Bundle as SigstoreBundle
+    from sigstore.models import TrustedRoot
     from sigstore.verify import Verifier
+
+    from verify.evidence import Evidence
 
 __all__ = [
     "GITHUB_ACTIONS_ISSUER",
@@ -80,7 +78,6 @@ _OID_RUNNER_ENVIRONMENT = "1.3.6.1.4.1.57264.1.11"
 _OID_SOURCE_REPOSITORY_URI = "1.3.6.1.4.1.57264.1.12"
 _OID_SOURCE_REPOSITORY_REF = "1.3.6.1.4.1.57264.1.14"
 
-BundleVerifier = Callable[[Evidence, Sequence[Identity]], Identity]
 _T = TypeVar("_T")
 
 
@@ -253,7 +250,7 @@ class _TrustedIdentities:
 
     def __init__(self, candidates: Sequence[tuple[Identity, SigstoreIdentity]]) -> None:
         self.candidates = tuple(candidates)
-        self.matched: Identity | None = None
+        self.matched: list[Identity] = []
         self.refusal: str | None = None
 
     def verify(self, cert: Certificate) -> None:
@@ -268,9 +265,12 @@ class _TrustedIdentities:
         for identity, pinned in self.candidates:
             reason = mismatch(claims, pinned)
             if reason is None:
-                self.matched = identity
-                return
-            reasons.append(f"{identity.name}: {reason}")
+                if identity not in self.matched:
+                    self.matched.append(identity)
+            else:
+                reasons.append(f"{identity.name}: {reason}")
+        if self.matched:
+            return
         self.refusal = (f"signed by {claims.describe()}, which no trusted identity allows "
                         f"({'; '.join(reasons)})")
         raise VerificationError(self.refusal)
@@ -334,37 +334,38 @@ def _reason(error: BaseException) -> str:
 
 # --- the bundle verifier --------------------------------------------------------------------------
 
-def make_bundle_verifier(*, trusted_root: Path | None, artifact_sha256: Callable[[], str]) -> BundleVerifier:
-    """The ``bundle_verifier`` hook of :func:`verify.verifier.verify_artifact`.
+def make_bundle_verifier(*, trusted_root: Path | None) -> BundleVerifier:
+    """The keyless bundle verifier :func:`verify.signers.find_signers` calls (``TrustRun.bundles``).
 
     ``trusted_root`` is a trusted_root.json (None: the production root embedded in sigstore-python),
-    loaded when the first keyless bundle is met; ``artifact_sha256()`` returns the artefact's sha256
-    (hex), needed by message-signature bundles.
+    loaded when the first keyless bundle is met.
     """
-    return _BundleVerifier(trusted_root, artifact_sha256)
+    return _BundleVerifier(trusted_root)
 
 
 class _BundleVerifier:
-    def __init__(self, trusted_root: Path | None, artifact_sha256: Callable[[], str]) -> None:
+    def __init__(self, trusted_root: Path | None) -> None:
         self._root_path = trusted_root
-        self._sha256 = artifact_sha256
         self._verifier: Verifier | None = None
 
-    def __call__(self, evidence: Evidence, identities: Sequence[Identity]) -> Identity:
-        if evidence.bundle is None:
-            raise UnknownEvidence(f"{evidence.source} is not a Sigstore bundle")
-        if not evidence.has_certificate:
-            if evidence.envelope is not None:
-                raise UnknownEvidence(f"{evidence.source}: a key-signed DSSE bundle is checked as an "
-                                      "envelope, with the pinned keys")
-            return _verify_key_signed_message(evidence, identities, self._sha256)
-        return _verify_keyless(evidence, identities, self._sigstore_verifier(), self._sha256)
+    def __call__(self, item: Evidence, identities: Sequence[Identity], *,
+                 message_sha256: str | None) -> tuple[Identity, ...]:
+        if item.bundle is None or not item.bundle.keyless:
+            raise UnknownEvidence(f"{item.source} is not a keyless Sigstore bundle")
+        return _verify_keyless(item, identities, self._sigstore_verifier(), message_sha256)
 
     def _sigstore_verifier(self) -> Verifier:
         if self._verifier is None:
+            import logging
+
             from sigstore.errors import Error
             from sigstore.verify import Verifier
 
+            # sigstore-python logs warnings (a root CA in a bundle, say); the verdict says what matters, and
+            # without a handler they would reach stderr through logging's last resort
+            logger = logging.getLogger("sigstore")
+            if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
+                logger.addHandler(logging.NullHandler())
             root = load_trusted_root(self._root_path)
             try:
                 self._verifier = Verifier(trusted_root=root)
@@ -374,36 +375,34 @@ class _BundleVerifier:
         return self._verifier
 
 
-def _verify_keyless(evidence: Evidence, identities: Sequence[Identity], verifier: Verifier,
-                    artifact_sha256: Callable[[], str]) -> Identity:
+def _verify_keyless(item: Evidence, identities: Sequence[Identity], verifier: Verifier,
+                    message_sha256: str | None) -> tuple[Identity, ...]:
     """Steps (1) to (4) for a bundle with a certificate."""
-    source = evidence.source
+    source = item.source
     candidates = [(identity, pinned) for identity in identities for pinned in identity.sigstore]
     # (1) parse
-    bundle = _parse_bundle(evidence)
+    bundle = _parse_bundle(item)
     if not candidates:
-        try:
-            signer = read_claims(bundle.signing_certificate).describe()
-        except ValueError:
-            signer = "a certificate"
-        raise SignatureInvalid(f"{source} is signed keylessly by {signer}, and no Sigstore identity is "
-                               "trusted; pass --certificate-identity and --certificate-oidc-issuer (or "
-                               "--github-repo), or name one in the policy")
+        raise SignatureInvalid(f"{source} is signed keylessly, and no Sigstore identity is trusted; pass "
+                               "--certificate-identity and --certificate-oidc-issuer (or --github-repo), or "
+                               "name one in the policy")
     # (2) verify, and (3) the identity, which sigstore-python checks through ``policy``
     policy = _TrustedIdentities(candidates)
-    if evidence.envelope is None:
-        digest = _checked_message_digest(evidence, artifact_sha256())
+    if item.envelope is None:
+        if message_sha256 is None:
+            raise SignatureInvalid(f"{source}: a message signature needs the artefact's sha256")
+        digest = bytes.fromhex(message_sha256)
         _call_sigstore(lambda: verifier.verify_artifact(_hashed(digest), bundle, policy), source, policy)
     else:
         verified = _call_sigstore(lambda: verifier.verify_dsse(bundle, policy), source, policy)
         # (4) bind: what attest reads next is what was verified
-        if verified != (evidence.envelope.payload_type, evidence.envelope.payload):
+        if verified != (item.envelope.payload_type, item.envelope.payload):
             raise MalformedEvidence(f"{source}: the DSSE envelope attest read is not the one Sigstore "
                                     "verified")
-    if policy.matched is None:  # sigstore-python always applies the policy; refuse if it ever did not
+    if not policy.matched:  # sigstore-python always applies the policy; refuse if it ever did not
         raise SignatureInvalid(f"{source}: the signing certificate's identity was not checked")
-    log.debug("%s: Sigstore bundle verified, signed by %s", source, policy.matched.name)
-    return policy.matched
+    log.debug("%s: Sigstore bundle verified, signed by %s", source, ", ".join(i.name for i in policy.matched))
+    return tuple(policy.matched)
 
 
 def _call_sigstore(call: Callable[[], _T], source: str, policy: _TrustedIdentities) -> _T:
@@ -414,13 +413,13 @@ def _call_sigstore(call: Callable[[], _T], source: str, policy: _TrustedIdentiti
         raise _translate(e, source, policy) from e
 
 
-def _parse_bundle(evidence: Evidence) -> Bundle:
+def _parse_bundle(item: Evidence) -> SigstoreBundle:
     from sigstore.models import Bundle
 
     try:
-        return Bundle.from_json(evidence.raw)
+        return Bundle.from_json(item.raw)
     except Exception as e:  # InvalidBundle, and whatever the models raise on bytes they do not expect
-        raise MalformedEvidence(f"{evidence.source} is not a valid Sigstore bundle ({_reason(e)})") from e
+        raise MalformedEvidence(f"{item.source} is not a valid Sigstore bundle ({_reason(e)})") from e
 
 
 def _hashed(sha256: bytes) -> Hashed:
@@ -441,104 +440,3 @@ def _translate(error: Exception, source: str, policy: _TrustedIdentities) -> Exc
                                 f"({_reason(error)})")
     return MalformedEvidence(f"{source}: the Sigstore bundle cannot be verified ({type(error).__name__}: "
                              f"{_reason(error)})")
-
-
-def _checked_message_digest(evidence: Evidence, artifact_sha256: str) -> bytes:
-    """The artefact's sha256, after checking it equals the bundle's ``messageDigest`` (when it has one)."""
-    signature = _message_signature(evidence)
-    found = signature.get("messageDigest")
-    ours = bytes.fromhex(artifact_sha256)
-    if found is None:
-        return ours
-    if not isinstance(found, dict) or found.get("algorithm") != "SHA2_256":
-        algorithm = found.get("algorithm") if isinstance(found, dict) else None
-        raise MalformedEvidence(f"{evidence.source}: messageDigest algorithm is {algorithm!r}, "
-                                "not 'SHA2_256'")
-    digest = _b64(found.get("digest"), f"{evidence.source} messageDigest")
-    if digest != ours:
-        raise DigestMismatch(f"{evidence.source}: the artefact's sha256 {artifact_sha256[:16]}... is not the "
-                             f"digest the bundle signs ({digest.hex()[:16]}...); the artefact was changed or "
-                             "this bundle is for another one")
-    return ours
-
-
-def _message_signature(evidence: Evidence) -> dict[str, Any]:
-    assert evidence.bundle is not None
-    signature = evidence.bundle.get("messageSignature")
-    if not isinstance(signature, dict):
-        raise MalformedEvidence(f"{evidence.source}: messageSignature is not a JSON object")
-    return signature
-
-
-def _b64(value: object, what: str) -> bytes:
-    if not isinstance(value, str):
-        raise MalformedEvidence(f"{what} is not base64 text")
-    try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError) as e:
-        raise MalformedEvidence(f"{what} is not valid base64") from e
-
-
-# --- key-signed message signatures ----------------------------------------------------------------
-
-def _verify_key_signed_message(evidence: Evidence, identities: Sequence[Identity],
-                               artifact_sha256: Callable[[], str]) -> Identity:
-    """A ``publicKey`` bundle's message signature, over the artefact's sha256, by a pinned key."""
-    source = evidence.source
-    hint = _public_key_hint(evidence)
-    if not any(identity.keys for identity in identities):
-        raise SignatureInvalid(f"{source} is signed with a key (hint {hint!r}), and no public key is pinned; "
-                               "pass --key PEM or name the key in the policy")
-    signature = _b64(_message_signature(evidence).get("signature"), f"{source} messageSignature.signature")
-    digest = _checked_message_digest(evidence, artifact_sha256())
-    for number, (identity, key) in enumerate(keys_in_order(identities, hint)):
-        if number == MAX_VERIFICATIONS_PER_ENVELOPE:
-            break
-        if _verify_prehashed(key, signature, digest):
-            log.info("%s: message signature verified with %s (%s); its log entries are not checked, "
-                     "the pinned key is the trust", source, key.name, identity.name)
-            return identity
-    names = ", ".join(sorted({i.name for i in identities if i.keys}))
-    raise SignatureInvalid(f"{source}: the message signature does not verify with a trusted key for "
-                           f"this artefact (trusted: {names}); the artefact was changed or an untrusted "
-                           "key signed it")
-
-
-def _public_key_hint(evidence: Evidence) -> str:
-    assert evidence.bundle is not None
-    material = evidence.bundle.get("verificationMaterial", {})
-    public_key = material.get("publicKey") if isinstance(material, dict) else None
-    hint = public_key.get("hint", "") if isinstance(public_key, dict) else None
-    if not isinstance(hint, str):
-        raise MalformedEvidence(f"{evidence.source} has neither a certificate nor a publicKey hint")
-    return hint
-
-
-def _verify_prehashed(key: PublicKey, signature: bytes, digest: bytes) -> bool:
-    """True if ``signature`` is ``key``'s signature over the message whose sha256 is ``digest``.
-
-    ECDSA (DER signature) and RSA (PKCS#1 v1.5, then PSS); Ed25519 signs messages, not digests,
-    so it cannot verify here.
-    """
-    from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-    from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
-
-    public = serialization.load_der_public_key(key.spki_der)
-    prehashed = Prehashed(hashes.SHA256())
-    try:
-        if isinstance(public, ec.EllipticCurvePublicKey):
-            public.verify(signature, digest, ec.ECDSA(prehashed))
-            return True
-        if isinstance(public, rsa.RSAPublicKey):
-            for scheme in (padding.PKCS1v15(),
-                           padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.AUTO)):
-                try:
-                    public.verify(signature, digest, scheme, prehashed)
-                    return True
-                except InvalidSignature:
-                    continue
-        return False
-    except (InvalidSignature, ValueError):
-        return False

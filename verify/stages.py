@@ -1,42 +1,45 @@
-"""Stage gates: did the earlier stage verify this very artefact, and did enough people approve it?
+"""Stage requirements: did the earlier stage verify this very artefact and provenance, and did enough people approve?
 
-For each VSA a stage requires, in order:
+A stage's requirements are checked against one *candidate*: a provenance that already passed the
+signature, subject and rule checks (:mod:`verify.verifier`). For each VSA a stage requires, some VSA
+in the evidence must pass every step:
 
-  (1) find    statements in the evidence that are VSAs for this artefact's digest
-  (2) signer  signed by an identity the requirement names (not merely by anyone the policy trusts)
-  (3) stage   its resourceUri names the required stage
-  (4) result  verificationResult is PASSED
-  (5) time    timeVerified is not older than the provenance it vouches for
+  (1) subject   it names this artefact (:func:`verify.matching.subject_matches`, the run's one digest set)
+  (2) signer    it is signed by an identity the requirement names (not merely by anyone the policy trusts)
+  (3) read      it is a readable SLSA VSA v1
+  (4) stage     its resourceUri names the required stage
+  (5) result    its verificationResult is PASSED
+  (6) bound     its inputAttestations name the candidate provenance (by the sha256 of its bytes): the
+                earlier stage verified THIS provenance, not another one of the same bytes
+  (7) policy    it names the policy it was verified under (a sha256 digest)
+  (8) order     its timeVerified is not older than the provenance's build time; a provenance without
+                a time cannot be ordered, and no VSA is accepted for it
 
-Approvals: N distinct identities from the allowed list signed an approval for this artefact and stage.
+Approvals: ``count`` distinct identities among those allowed signed an approval that names this
+artefact and this stage, dated not before the provenance's build time.
 
-Signers are used as the policy allows them at the verification time (revoked keys never, identities
-only inside their validity window), and every signature verification of one call comes out of one
-:class:`~verify.verifier.VerificationBudget`.
+Every signature check goes through :func:`verify.signers.find_signers` with the run's
+:class:`~verify.signers.TrustRun` (one budget, one verification time).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
-from verify.envelope import INTOTO_PAYLOAD_TYPE
-from verify.errors import EvidenceRejected, MalformedEvidence, PolicyViolation, SignatureInvalid
+from verify.encoding import format_time
+from verify.errors import EvidenceRejected, PolicyViolation
 from verify.evidence import Evidence
-from verify.policy import Policy, StageRule
-from verify.statement import APPROVAL_V1, VSA_V1, Statement, parse_statement, read_vsa
-from verify.trust import Identity
-from verify.verifier import (
-    KEYLESS_BUNDLE_COST,
-    VerificationBudget,
-    accepted_algorithms,
-    verify_signature,
-)
+from verify.matching import DigestSet, subject_matches
+from verify.policy import Policy, StageRule, VsaRequirement
+from verify.signers import TrustRun, find_signers
+from verify.statement import Statement, read_approval, read_vsa
 
-__all__ = ["StageEvidence", "check_stage"]
+__all__ = ["Bound", "StageEvidence", "check_stage"]
 
-BundleVerifier = Callable[[Evidence, Sequence[Identity]], Identity]
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -49,157 +52,155 @@ class StageEvidence:
     time: datetime
     source: str
     sha256: str
+    """sha256 of the attestation's bytes: what an emitted VSA's ``inputAttestations`` names."""
 
     def to_dict(self) -> dict[str, str]:
-        return {"kind": self.kind, "stage": self.stage, "signer": self.signer, "time": self.time.isoformat(),
+        return {"kind": self.kind, "stage": self.stage, "signer": self.signer, "time": format_time(self.time),
                 "source": self.source, "sha256": self.sha256}
 
 
-def _statements(evidence: Sequence[Evidence | MalformedEvidence],
-                predicate_type: str) -> list[tuple[Evidence, Statement]]:
-    found = []
-    for item in evidence:
-        if isinstance(item, MalformedEvidence) or item.envelope is None:
-            continue
-        if item.envelope.payload_type != INTOTO_PAYLOAD_TYPE:
-            continue
-        try:
-            statement = parse_statement(item.envelope.payload, what=f"{item.source} statement")
-        except EvidenceRejected:
-            continue
-        if statement.predicate_type == predicate_type:
-            found.append((item, statement))
+@dataclass(frozen=True)
+class Bound:
+    """The candidate provenance the requirements are checked for."""
+
+    sha256: str
+    """sha256 of the provenance attestation's bytes (what a VSA's inputAttestations names)."""
+    time: datetime | None
+    """When it was built, as it says (or as its transparency log entry says); None if it does not say."""
+    source: str
+
+
+Statements = Sequence[tuple[Evidence, Statement]]
+
+
+def check_stage(stage: StageRule, *, policy: Policy, vsas: Statements, approvals: Statements, digests: DigestSet,
+                bound: Bound, run: TrustRun) -> list[StageEvidence]:
+    """Every VSA and approval ``stage`` requires, for ``bound``; :class:`PolicyViolation` naming what is missing."""
+    found: list[StageEvidence] = []
+    for requirement in stage.require_vsa:
+        found.append(_required_vsa(stage, requirement, policy=policy, vsas=vsas, digests=digests, bound=bound,
+                                   run=run))
+    if stage.require_approvals is not None:
+        found.extend(_approvals(stage, policy=policy, approvals=approvals, digests=digests, bound=bound, run=run))
     return found
 
 
-def _matches(statement: Statement, digests: Mapping[str, str], accepted: Sequence[str]) -> bool:
-    return statement.subject_matching(digests, tuple(a for a in accepted if a in digests)) is not None
+def _required_vsa(stage: StageRule, requirement: VsaRequirement, *, policy: Policy, vsas: Statements,
+                  digests: DigestSet, bound: Bound, run: TrustRun) -> StageEvidence:
+    required = policy.stages.get(requirement.stage, StageRule(name=requirement.stage))
+    problems: list[tuple[int, str]] = []  # (how far it got, why it does not count)
+    other_artifacts = 0
+    for item, statement in vsas:
+        try:
+            return _one_vsa(item, statement, requirement, required, policy, digests, bound, run)
+        except _NotThisArtifact:
+            other_artifacts += 1
+        except _Refused as e:
+            problems.append((e.step, str(e)))
+    if problems:
+        detail = max(problems, key=lambda p: p[0])[1]
+    elif other_artifacts:
+        detail = f"the {other_artifacts} VSA(s) found are for another artefact, none for {digests.short()}"
+    else:
+        detail = f"no VSA from stage {requirement.stage!r} was found for {digests.short()}"
+    raise PolicyViolation(f"stage {stage.name!r} requires stage {requirement.stage!r} to have verified this "
+                          f"artefact, but {detail}")
 
 
-@dataclass(frozen=True)
-class _Run:
-    """What every signature check of one :func:`check_stage` call shares."""
-
-    at: datetime
-    budget: VerificationBudget
-    bundle_verifier: BundleVerifier | None
-    policy: Policy
+class _NotThisArtifact(Exception):
+    pass
 
 
-def _signer(item: Evidence, identities: Sequence[Identity], run: _Run) -> Identity:
-    usable = run.policy.usable(identities, run.at)
-    if item.has_certificate:
-        if run.bundle_verifier is None:
-            raise SignatureInvalid(f"{item.source}: a Sigstore bundle needs Sigstore support to verify")
-        run.budget.spend(KEYLESS_BUNDLE_COST, source=item.source)
-        return run.bundle_verifier(item, usable)
-    assert item.envelope is not None
-    return verify_signature(item.envelope, usable, source=item.source, budget=run.budget, at=run.at)
+class _Refused(Exception):
+    def __init__(self, step: int, message: str) -> None:
+        super().__init__(message)
+        self.step = step
 
 
-def _who_signed(item: Evidence, policy: Policy, run: _Run) -> str:
+def _one_vsa(item: Evidence, statement: Statement, requirement: VsaRequirement, required: StageRule,
+             policy: Policy, digests: DigestSet, bound: Bound, run: TrustRun) -> StageEvidence:
+    """Steps (1) to (8) for one VSA; raises :class:`_Refused` with how far it got."""
+    what = f"the VSA in {item.source}"
+    # (1) for this artefact
+    if not any(subject_matches(s.digest, digests, policy.provenance.digests) for s in statement.subjects):
+        raise _NotThisArtifact
+    # (2) by the identity the requirement names
+    try:
+        identities = find_signers(item, [policy.identities[n] for n in requirement.signed_by], run,
+                                  message_sha256=digests.sha256)
+    except EvidenceRejected:
+        raise _Refused(2, f"{what} is signed by {_who_signed(item, policy, digests, run)}, not by "
+                          f"{' or '.join(requirement.signed_by)}") from None
+    # (3) readable
+    try:
+        summary = read_vsa(statement)
+    except EvidenceRejected as e:
+        raise _Refused(3, f"{what} is unreadable ({e})") from e
+    # (4) for the required stage
+    if not required.accepts_resource(summary.resource_uri):
+        raise _Refused(4, f"{what} is for {summary.resource_uri!r}, not stage {requirement.stage!r}")
+    # (5) a pass
+    if summary.result != "PASSED":
+        raise _Refused(5, f"{what} says {summary.result}")
+    # (6) bound to this provenance
+    named = {d.digest.get("sha256") for d in summary.input_attestations}
+    if bound.sha256 not in named:
+        raise _Refused(6, f"{what} does not name the provenance {bound.source} (sha256:{bound.sha256[:16]}...) "
+                          f"among its inputAttestations: stage {requirement.stage!r} verified another provenance "
+                          "of these bytes, or none")
+    # (7) under a named policy
+    policy_digest = summary.policy_digest.get("sha256")
+    if not isinstance(policy_digest, str) or not _SHA256.fullmatch(policy_digest):
+        raise _Refused(7, f"{what} does not name the policy it was verified under (policy.digest.sha256)")
+    # (8) not older than the provenance
+    if bound.time is None:
+        raise _Refused(8, f"the provenance {bound.source} records no build time (runDetails.metadata.finishedOn), "
+                          f"so {what} cannot be ordered after it")
+    if summary.time_verified < bound.time:
+        raise _Refused(8, f"{what} ({format_time(summary.time_verified)}) is older than the provenance it should "
+                          f"vouch for ({format_time(bound.time)})")
+    return StageEvidence(kind="vsa", stage=requirement.stage, signer=identities[0].name,
+                         time=summary.time_verified, source=item.source, sha256=item.digest)
+
+
+def _who_signed(item: Evidence, policy: Policy, digests: DigestSet, run: TrustRun) -> str:
     """Which policy identity signed ``item`` (for a helpful message), or 'an untrusted key'."""
     try:
-        return repr(_signer(item, list(policy.identities.values()), run).name)
+        found = find_signers(item, list(policy.identities.values()), run, message_sha256=digests.sha256)
     except EvidenceRejected:
         return "an untrusted key"
+    return " and ".join(repr(i.name) for i in found)
 
 
-def check_stage(stage: StageRule, *, policy: Policy, evidence: Sequence[Evidence | MalformedEvidence],
-                digests: Mapping[str, str], not_before: datetime | None,
-                bundle_verifier: BundleVerifier | None = None, at: datetime | None = None,
-                budget: VerificationBudget | None = None) -> list[StageEvidence]:
-    """Check every VSA and approval ``stage`` requires; raise :class:`PolicyViolation` naming what is missing.
-
-    ``at`` is the verification time for the policy's key windows (default: now); ``budget``
-    bounds the signature verifications of this call (default: a fresh one).
-    """
-    run = _Run(at=datetime.now(UTC) if at is None else at,
-               budget=VerificationBudget() if budget is None else budget, bundle_verifier=bundle_verifier,
-               policy=policy)
-    short = ", ".join(f"{a}:{d[:16]}..." for a, d in digests.items())
-    accepted = accepted_algorithms(policy)
-    found: list[StageEvidence] = []
-    vsas = _statements(evidence, VSA_V1)
-    for requirement in stage.require_vsa:
-        required = policy.stages.get(requirement.stage, StageRule(name=requirement.stage))
-        signers = [policy.identities[name] for name in requirement.signed_by]
-        problems: list[str] = []
-        other_artifacts = 0
-        for item, statement in vsas:
-            # (1) for this artefact
-            if not _matches(statement, digests, accepted):
-                other_artifacts += 1
-                continue
-            # (2) by the identity the requirement names
-            try:
-                identity = _signer(item, signers, run)
-            except EvidenceRejected:
-                problems.append(f"the VSA in {item.source} is signed by {_who_signed(item, policy, run)}, "
-                                f"not by {' or '.join(requirement.signed_by)}")
-                continue
-            try:
-                summary = read_vsa(statement)
-            except EvidenceRejected as e:
-                problems.append(f"the VSA in {item.source} is unreadable ({e})")
-                continue
-            # (3) for the required stage
-            if not required.accepts_resource(summary.resource_uri):
-                problems.append(f"the VSA in {item.source} is for {summary.resource_uri!r}, not stage "
-                                f"{requirement.stage!r}")
-                continue
-            # (4) a pass
-            if summary.result != "PASSED":
-                problems.append(f"the VSA in {item.source} says {summary.result}")
-                continue
-            # (5) not older than the provenance
-            if not_before is not None and summary.time_verified < not_before:
-                problems.append(f"the VSA in {item.source} ({summary.time_verified.isoformat()}) is older than the "
-                                f"provenance it should vouch for ({not_before.isoformat()})")
-                continue
-            found.append(StageEvidence(kind="vsa", stage=requirement.stage, signer=identity.name,
-                                       time=summary.time_verified, source=item.source, sha256=item.digest))
-            break
-        else:
-            if problems:
-                detail = problems[0]
-            elif other_artifacts:
-                detail = f"the {other_artifacts} VSA(s) found are for another artefact, none for {short}"
-            else:
-                detail = f"no VSA from stage {requirement.stage!r} was found for {short}"
-            raise PolicyViolation(f"stage {stage.name!r} requires stage {requirement.stage!r} to have verified this "
-                                  f"artefact, but {detail}")
-    if stage.require_approvals is not None:
-        found.extend(_check_approvals(stage, policy=policy, evidence=evidence, digests=digests, run=run))
-    return found
-
-
-def _check_approvals(stage: StageRule, *, policy: Policy, evidence: Sequence[Evidence | MalformedEvidence],
-                     digests: Mapping[str, str], run: _Run) -> list[StageEvidence]:
+def _approvals(stage: StageRule, *, policy: Policy, approvals: Statements, digests: DigestSet, bound: Bound,
+               run: TrustRun) -> list[StageEvidence]:
     rule = stage.require_approvals
     assert rule is not None
+    allowed = [policy.identities[name] for name in rule.signed_by]
     approvers: dict[str, StageEvidence] = {}
-    for item, statement in _statements(evidence, APPROVAL_V1):
-        if not _matches(statement, digests, accepted_algorithms(policy)):
+    for item, statement in approvals:
+        if not any(subject_matches(s.digest, digests, policy.provenance.digests) for s in statement.subjects):
             continue
-        if statement.predicate.get("stage") != stage.name:
+        try:
+            approval = read_approval(statement)
+        except EvidenceRejected:
+            continue  # an approval without a stage or a readable time does not count
+        if approval.stage != stage.name or bound.time is None or approval.time < bound.time:
             continue
-        for name in rule.signed_by:
-            if name in approvers:
-                continue
-            try:
-                _signer(item, [policy.identities[name]], run)
-            except EvidenceRejected:
-                continue
-            try:
-                when = datetime.fromisoformat(str(statement.predicate.get("timeApproved")).replace("Z", "+00:00"))
-            except ValueError:
-                continue  # an approval without a readable time does not count
-            approvers[name] = StageEvidence(kind="approval", stage=stage.name, signer=name, time=when,
-                                            source=item.source, sha256=item.digest)
-            break
+        try:
+            signers = find_signers(item, [i for i in allowed if i.name not in approvers], run,
+                                   message_sha256=digests.sha256)
+        except EvidenceRejected:
+            continue
+        for identity in signers:
+            approvers[identity.name] = StageEvidence(kind="approval", stage=stage.name, signer=identity.name,
+                                                     time=approval.time, source=item.source, sha256=item.digest)
+    order = {name: n for n, name in enumerate(rule.signed_by)}
+    approvers = dict(sorted(approvers.items(), key=lambda pair: order[pair[0]]))
     if len(approvers) < rule.count:
         have = ", ".join(sorted(approvers)) or "none"
+        why = "" if bound.time is not None else (f"; the provenance {bound.source} records no build time, so no "
+                                                 "approval can be ordered after it")
         raise PolicyViolation(f"stage {stage.name!r} requires {rule.count} approval(s) from "
-                              f"{', '.join(rule.signed_by)}, but found {len(approvers)} ({have})")
+                              f"{', '.join(rule.signed_by)}, but found {len(approvers)} ({have}){why}")
     return list(approvers.values())

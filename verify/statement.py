@@ -13,10 +13,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from verify import _json
+from verify.encoding import parse_time
 from verify.errors import LimitExceeded, MalformedEvidence, UnknownEvidence
 from verify.limits import MAX_SUBJECTS
 from verify.uris import split_source_uri
@@ -27,12 +28,16 @@ __all__ = [
     "STATEMENT_V01",
     "STATEMENT_V1",
     "VSA_V1",
+    "Approval",
     "Dependency",
     "Provenance",
     "Statement",
     "Subject",
     "VerificationSummary",
     "parse_statement",
+    "read_approval",
+    "read_provenance",
+    "read_vsa",
 ]
 
 STATEMENT_V1 = "https://in-toto.io/Statement/v1"
@@ -139,6 +144,7 @@ class Provenance:
     builder_id: str
     build_type: str
     source_uri: str | None
+    """The source repository (the resolvedDependencies entry with a gitCommit, else a parameter)."""
     source_ref: str | None
     commit: str | None
     dependencies: tuple[Dependency, ...]
@@ -148,6 +154,16 @@ class Provenance:
     dirty: bool
     external_parameters: Mapping[str, Any] = field(repr=False)
     internal_parameters: Mapping[str, Any] = field(repr=False)
+    source_uris: tuple[str, ...] = ()
+    """EVERY repository the provenance names as its source (dependency, parameters): a rule on the
+    source must hold for each, so that two places cannot say two things."""
+    source_refs: tuple[str, ...] = ()
+    """EVERY ref the provenance names for its source; a branch rule must hold for each."""
+
+    @property
+    def time(self) -> datetime | None:
+        """When the build finished (else started), as the provenance says."""
+        return self.finished_on or self.started_on
 
     @property
     def lockfiles(self) -> tuple[Dependency, ...]:
@@ -156,16 +172,10 @@ class Provenance:
 
 
 def _time(value: Any, what: str) -> datetime | None:
-    if value in (None, ""):
+    """An optional time: absent (or null) is None; anything else must be RFC 3339 (:func:`parse_time`)."""
+    if value is None:
         return None
-    text = _str(value, what)
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as e:
-        raise MalformedEvidence(f"{what} {text!r} is not an RFC 3339 time") from e
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed
+    return parse_time(value, what=what)
 
 
 def _dependency(raw: Any, what: str) -> Dependency:
@@ -197,25 +207,31 @@ def _provenance_v1(pred: Mapping[str, Any]) -> Provenance:
     deps = tuple(_dependency(d, f"{what} resolvedDependencies[{i}]") for i, d in enumerate(raw_deps))
     external = _obj(definition.get("externalParameters"), f"{what} externalParameters")
     internal = _obj(definition.get("internalParameters", {}), f"{what} internalParameters")
-    source_uri = source_ref = commit = None
+    uris: list[str] = []
+    refs: list[str] = []
+    commit = None
     for dep in deps:
         if "gitCommit" in dep.digest:
-            source_uri, source_ref = split_source_uri(dep.uri)
+            uri, ref = split_source_uri(dep.uri)
+            uris.append(uri)
+            refs.extend([ref] if ref else [])
             commit = dep.digest["gitCommit"]
             break
     source = external.get("source")
     if isinstance(source, dict):
-        source_uri = source_uri or (source.get("uri") if isinstance(source.get("uri"), str) else None)
-        ref = source.get("ref")
-        if isinstance(ref, str) and ref:
-            source_ref = ref
+        uris.extend([split_source_uri(source["uri"])[0]] if isinstance(source.get("uri"), str) and source["uri"]
+                    else [])
+        refs.extend([source["ref"]] if isinstance(source.get("ref"), str) and source["ref"] else [])
     # GitHub's actions workflow build type names the repository and ref under "workflow"
     workflow = external.get("workflow")
-    if source_uri is None and isinstance(workflow, dict):
-        repo, ref = workflow.get("repository"), workflow.get("ref")
-        source_uri = repo if isinstance(repo, str) else None
-        source_ref = ref if isinstance(ref, str) else source_ref
-    dirty = internal.get("dirty") is True or external.get("dirty") is True
+    if isinstance(workflow, dict):
+        uris.extend([split_source_uri(workflow["repository"])[0]] if isinstance(workflow.get("repository"), str)
+                    else [])
+        refs.extend([workflow["ref"]] if isinstance(workflow.get("ref"), str) and workflow["ref"] else [])
+    source_uri = uris[0] if uris else None
+    source_ref = refs[0] if refs else None
+    # anything but an absent or false "dirty" is dirty: "true", "false", 1 are claims attest cannot read
+    dirty = any(params.get("dirty", False) is not False for params in (internal, external))
     return Provenance(
         predicate_type=PROVENANCE_V1,
         builder_id=_str(builder.get("id"), f"{what} runDetails.builder.id"),
@@ -225,6 +241,7 @@ def _provenance_v1(pred: Mapping[str, Any]) -> Provenance:
         started_on=_time(metadata.get("startedOn"), f"{what} startedOn"),
         finished_on=_time(metadata.get("finishedOn"), f"{what} finishedOn"),
         dirty=dirty, external_parameters=external, internal_parameters=internal,
+        source_uris=tuple(dict.fromkeys(uris)), source_refs=tuple(dict.fromkeys(refs)),
     )
 
 
@@ -254,7 +271,34 @@ def _provenance_v02(pred: Mapping[str, Any]) -> Provenance:
         finished_on=_time(metadata.get("buildFinishedOn"), f"{what} buildFinishedOn"),
         dirty=False, external_parameters=params if isinstance(params, dict) else {},
         internal_parameters=_obj(invocation.get("environment") or {}, f"{what} environment"),
+        source_uris=(source_uri,) if source_uri else (), source_refs=(source_ref,) if source_ref else (),
     )
+
+
+@dataclass(frozen=True)
+class Approval:
+    """A person's signed "this artefact may go to ``stage``" (``https://attest.dev/approval/v1``)."""
+
+    stage: str
+    approver: str
+    reason: str
+    time: datetime
+
+
+def read_approval(statement: Statement) -> Approval:
+    """The approval view of ``statement``: a stage and a time are required, read with the one time reader."""
+    if statement.predicate_type != APPROVAL_V1:
+        raise UnknownEvidence(f"predicate type {statement.predicate_type!r} is not an approval ({APPROVAL_V1})")
+    what = "approval"
+    pred = statement.predicate
+    stage = _str(pred.get("stage"), f"{what} stage")
+    if not stage:
+        raise MalformedEvidence(f"the {what} names no stage")
+    when = _time(pred.get("timeApproved"), f"{what} timeApproved")
+    if when is None:
+        raise MalformedEvidence(f"the {what} has no timeApproved")
+    return Approval(stage=stage, approver=_str(pred.get("approver"), f"{what} approver", optional=True),
+                    reason=_str(pred.get("reason"), f"{what} reason", optional=True), time=when)
 
 
 @dataclass(frozen=True)

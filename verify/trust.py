@@ -98,6 +98,33 @@ class PublicKey:
             return False
 
 
+    def verify_prehashed(self, signature: bytes, digest: bytes) -> bool:
+        """True if ``signature`` is this key's signature over the message whose sha256 is ``digest``.
+
+        For Sigstore message signatures (``cosign sign-blob``). ECDSA (DER) and RSA (PKCS#1 v1.5,
+        then PSS); Ed25519 signs messages, not digests, so it never verifies here.
+        """
+        from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+
+        key = self._key()
+        prehashed = Prehashed(hashes.SHA256())
+        try:
+            if isinstance(key, ec.EllipticCurvePublicKey):
+                key.verify(signature, digest, ec.ECDSA(prehashed))
+                return True
+            if isinstance(key, rsa.RSAPublicKey):
+                for scheme in (padding.PKCS1v15(),
+                               padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.AUTO)):
+                    try:
+                        key.verify(signature, digest, scheme, prehashed)
+                        return True
+                    except InvalidSignature:
+                        continue
+            return False
+        except (InvalidSignature, ValueError):
+            return False
+
+
 def _verify_rsa(key: rsa.RSAPublicKey, signature: bytes, data: bytes) -> bool:
     schemes: list[padding.AsymmetricPadding] = [
         padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.AUTO),

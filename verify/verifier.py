@@ -1,27 +1,22 @@
-"""The verification pipeline: is this artefact the one a trusted builder attested, under this policy?
+"""The provenance check: which pieces of evidence show that a trusted builder made this artefact under the rules?
 
-For each piece of evidence, in order, each step a call that raises or returns:
+Each piece of evidence is evaluated on its own, each step a call that raises or returns:
 
-  (1) parse      the envelope or bundle (done by :mod:`verify.evidence`), and
-                 peek at its statement to start hashing the artefact early
-  (2) signature  a signature by an identity the policy pins (keyid is only a hint)
+  (1) parse      the envelope or bundle (done by :mod:`verify.evidence`, the hardened reader)
+  (2) signature  signed by an identity the policy trusts for provenance (:func:`verify.signers.find_signers`)
   (3) statement  payloadType in-toto, Statement v1 (or v0.1), the expected predicate type
-  (4) subject    one subject's digest equals the artefact's (preferred algorithm;
-                 md5 and sha1 never count, whatever the policy object says)
-  (5) rules      source repository, branch, commit, builder, lockfiles, clean tree
+  (4) subject    one subject is this artefact (:func:`verify.matching.subject_matches`, the run's one
+                 digest set)
+  (5) rules      :func:`verify.rules.evaluate_provenance`: stops at the first rule that fails
 
-A message-signature bundle (a plain signed artefact, no statement) stops after (2), whose
-signature covers the artefact's sha256: it passes only when no rule needs a provenance.
+A message-signature bundle (a plain signed artefact, no statement) stops after (2), whose signature
+covers the artefact's sha256: it passes only when no rule needs a provenance.
 
-The first piece of evidence that passes every step gives the :class:`Verdict`.
-If none does, the failure of the piece that got furthest is raised.
-
-Keys are used as the policy allows them at the verification time (``at``, default now):
-a revoked key, or an identity outside its ``not-before`` / ``not-after`` window, verifies
-nothing (:meth:`verify.trust.Identity.usable`). Signature verifications are bounded per
-envelope (:data:`MAX_VERIFICATIONS_PER_ENVELOPE`) and per run
-(:data:`MAX_VERIFICATIONS_PER_RUN`, a :class:`VerificationBudget`), so that a file full of
-bogus signatures costs a bounded amount of work.
+Every piece that passes is a :class:`Candidate`. :func:`candidates` returns them all, in a fixed
+order that depends on the evidence's content, never on file names or the order it was found in
+(newest build first, then by the sha256 of the attestation); the stage gate (:mod:`verify.gate`)
+then asks which candidate also satisfies the stage's requirements. When none passes, the failure of
+the piece that got furthest is the answer.
 """
 
 from __future__ import annotations
@@ -29,23 +24,23 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from verify.digests import WEAK
 from verify.envelope import INTOTO_PAYLOAD_TYPE, Envelope
 from verify.errors import (
     DigestMismatch,
     EvidenceRejected,
     MalformedEvidence,
-    PolicyError,
     PolicyViolation,
     SignatureInvalid,
     UnknownEvidence,
 )
 from verify.evidence import Evidence
-from verify.limits import MAX_VERIFICATIONS_PER_ENVELOPE, MAX_VERIFICATIONS_PER_RUN
-from verify.policy import Policy, ProvenanceRules
+from verify.matching import DigestSet, accepted_algorithms, matching_subject
+from verify.policy import Policy
+from verify.rules import evaluate_provenance, provenance_demands
+from verify.signers import BundleVerifier, TrustRun, VerificationBudget, find_signers
 from verify.statement import (
     PROVENANCE_V02,
     PROVENANCE_V1,
@@ -55,50 +50,31 @@ from verify.statement import (
     parse_statement,
     read_provenance,
 )
-from verify.trust import Identity, keys_in_order
-from verify.uris import branch_of, normalize_repo
+from verify.trust import Identity
 
-__all__ = ["KEYLESS_BUNDLE_COST", "Check", "Verdict", "VerificationBudget", "accepted_algorithms",
-           "preferred_algorithms", "provenance_demands", "verify_artifact", "verify_signature"]
-
-#: What one keyless Sigstore bundle costs from a :class:`VerificationBudget`: its certificate chain,
-#: SCT, log entry and signature are several verifications.
-KEYLESS_BUNDLE_COST = 8
-
-
-class VerificationBudget:
-    """The signature verifications one run may still try (:data:`MAX_VERIFICATIONS_PER_RUN`).
-
-    One budget is shared by every envelope and bundle a run looks at, so that a file (or a
-    store) full of bogus signatures cannot cost more than a bounded amount of work. Once it is
-    spent, every further verification fails at once with :class:`SignatureInvalid`.
-    """
-
-    def __init__(self, total: int = MAX_VERIFICATIONS_PER_RUN) -> None:
-        self.total = total
-        self.left = total
-
-    @property
-    def spent(self) -> int:
-        return self.total - self.left
-
-    def spend(self, count: int, *, source: str) -> None:
-        """Take ``count`` verifications, or raise :class:`SignatureInvalid` naming ``source`` if too few are left."""
-        if count > self.left:
-            self.left = 0
-            raise SignatureInvalid(f"{source}: gave up, this verification already tried {self.total} signature "
-                                   "verifications without enough valid ones; the evidence holds too many bogus "
-                                   "signatures")
-        self.left -= count
-
-
-def accepted_algorithms(policy: Policy) -> tuple[str, ...]:
-    """The digest algorithms the policy accepts, strongest first, never md5 or sha1 (whatever the policy says)."""
-    return tuple(a for a in policy.provenance.digests if a not in WEAK)
+__all__ = ["PROVENANCE_TYPES", "Candidate", "Check", "Verdict", "candidates", "digest_source", "verify_artifact",
+           "verify_signature"]
 
 log = logging.getLogger(__name__)
 
 PROVENANCE_TYPES = (PROVENANCE_V1, PROVENANCE_V02)
+
+#: What a caller may give as the artefact's digests: the set, or a function returning it (hashing may
+#: still be running while signatures are checked).
+Digests = DigestSet | Mapping[str, str] | Callable[[], DigestSet | Mapping[str, str]]
+
+
+def digest_source(digests: Digests) -> Callable[[], DigestSet]:
+    """``digests`` as a function returning the run's one :class:`DigestSet`, computed at most once."""
+    cache: list[DigestSet] = []
+
+    def get() -> DigestSet:
+        if not cache:
+            value = digests() if callable(digests) else digests
+            cache.append(value if isinstance(value, DigestSet) else DigestSet(dict(value)))
+        return cache[0]
+
+    return get
 
 
 @dataclass(frozen=True)
@@ -115,18 +91,39 @@ class Check:
 
 
 @dataclass(frozen=True)
+class Candidate:
+    """A piece of evidence that passed steps (1) to (5) for this artefact."""
+
+    evidence: Evidence
+    subject: Subject
+    statement: Statement | None
+    """None for a message signature (a plain signed artefact), which passes identity-only checks."""
+    provenance: Provenance | None
+    signers: tuple[str, ...]
+    checks: tuple[Check, ...]
+    time: datetime | None
+    """When it was built: the provenance's finishedOn (else startedOn), else the verified log time."""
+
+
+@dataclass(frozen=True)
 class Verdict:
-    """Proof that every check passed; only :func:`verify_artifact` makes one."""
+    """Proof that every check passed; only :func:`verify_artifact` and :mod:`verify.gate` make one."""
 
     artifact: str
     digests: Mapping[str, str]
     subject: Subject
     statement: Statement | None
-    """None for a message signature (a plain signed artefact), which passes identity-only checks."""
     provenance: Provenance | None
     signer: str
     evidence: Evidence
     checks: tuple[Check, ...] = field(default=())
+
+    @classmethod
+    def of(cls, artifact: str, candidate: Candidate, digests: DigestSet,
+           checks: Sequence[Check] | None = None) -> Verdict:
+        return cls(artifact=artifact, digests=digests.as_dict(), subject=candidate.subject,
+                   statement=candidate.statement, provenance=candidate.provenance, signer=candidate.signers[0],
+                   evidence=candidate.evidence, checks=tuple(candidate.checks if checks is None else checks))
 
     def to_dict(self) -> dict[str, Any]:
         prov = self.provenance
@@ -162,113 +159,90 @@ class _Checks:
         return error(message, checks=tuple(self.done))
 
 
-def peek_statement(evidence: Evidence) -> Statement | None:
-    """The statement an envelope carries, parsed WITHOUT checking its signature (to plan hashing only)."""
-    if evidence.envelope is None or evidence.envelope.payload_type != INTOTO_PAYLOAD_TYPE:
-        return None
+def evaluate(item: Evidence, *, policy: Policy, digests: Callable[[], DigestSet], run: TrustRun) -> Candidate:
+    """Steps (2) to (5) for one piece of evidence; raises :class:`EvidenceRejected` with the checks made."""
+    checks = _Checks()
+    # (2) signature
+    log.info("%s: checking signature", item.source)
+    declared = [i.name for i in policy.signers()]
+    needs_sha256 = item.envelope is None
     try:
-        return parse_statement(evidence.envelope.payload)
-    except EvidenceRejected:
-        return None
+        signers = find_signers(item, policy.signers(), run, message_sha256=digests().sha256 if needs_sha256 else None)
+    except EvidenceRejected as e:
+        raise checks.fail(type(e), str(e), "signature", declared, "no trusted signature") from e
+    checks.ok("signature", declared, signers[0].name)
+    names = tuple(i.name for i in signers)
+    verified_time = item.bundle.integrated_time if item.bundle is not None and item.bundle.keyless else None
+    # (3) statement
+    log.info("%s: checking statement", item.source)
+    statement = _statement_step(item, policy, checks)
+    if statement is None:
+        subject = _message_step(item, digests(), policy, checks)
+        return Candidate(evidence=item, subject=subject, statement=None, provenance=None, signers=names,
+                         checks=tuple(checks.done), time=verified_time)
+    # (4) subject
+    log.info("%s: checking subject digests", item.source)
+    subject = _subject_step(item, statement, digests(), policy, checks)
+    # (5) rules
+    log.info("%s: checking provenance rules", item.source)
+    prov = _rules_step(item, statement, policy, checks)
+    time = (prov.time if prov is not None else None) or verified_time
+    return Candidate(evidence=item, subject=subject, statement=statement, provenance=prov, signers=names,
+                     checks=tuple(checks.done), time=time)
 
 
-def preferred_algorithms(evidence: Sequence[Evidence], policy: Policy, *, available: Sequence[str]) -> list[str]:
-    """Which digests of the artefact to compute: per statement, the first accepted algorithm it carries."""
-    wanted: list[str] = []
+def candidates(evidence: Sequence[Evidence | MalformedEvidence], *, policy: Policy, digests: Callable[[], DigestSet],
+               run: TrustRun) -> tuple[list[Candidate], EvidenceRejected | None]:
+    """Every piece of ``evidence`` that passes steps (2) to (5), newest build first, then by the sha256 of
+    the attestation; and the failure of the piece that got furthest (None if nothing failed)."""
+    if not policy.provenance.signed_by:
+        raise SignatureInvalid("no trusted identity may sign provenance; verification without one is refused")
+    passed: list[Candidate] = []
+    best: tuple[int, EvidenceRejected] | None = None
     for item in evidence:
-        statement = peek_statement(item)
-        candidates = [s.digest for s in statement.subjects] if statement else [{"sha256": ""}]
-        for digest in candidates:
-            for algorithm in accepted_algorithms(policy):
-                if algorithm in digest and algorithm in available:
-                    if algorithm not in wanted:
-                        wanted.append(algorithm)
-                    break
-    return wanted or ["sha256"]
+        if isinstance(item, MalformedEvidence):
+            failure: tuple[int, EvidenceRejected] = (0, item)
+        else:
+            try:
+                passed.append(evaluate(item, policy=policy, digests=digests, run=run))
+                continue
+            except EvidenceRejected as e:
+                failure = (len(e.checks), e)
+        if best is None or failure[0] > best[0]:
+            best = failure
+    passed.sort(key=lambda c: (c.time is None, -(c.time.timestamp() if c.time else 0), c.evidence.digest,
+                               c.evidence.source))
+    return passed, None if best is None else best[1]
+
+
+def verify_artifact(artifact: str, evidence: Sequence[Evidence | MalformedEvidence], *, policy: Policy,
+                    digests: Digests, bundle_verifier: BundleVerifier | None = None, at: datetime | None = None,
+                    budget: VerificationBudget | None = None, run: TrustRun | None = None) -> Verdict:
+    """Verify ``artifact`` (whose digests ``digests`` gives) against ``evidence`` under ``policy``.
+
+    The verdict names the first :func:`candidates` candidate. ``run`` (or ``at``, ``budget`` and
+    ``bundle_verifier`` to make one) is shared by every signature check.
+    """
+    if run is None:
+        run = policy.trust_run(at=at, budget=budget, bundles=bundle_verifier)
+    if not evidence:
+        raise MalformedEvidence(f"no attestation found for {artifact}")
+    digest_set = digest_source(digests)
+    found, failure = candidates(evidence, policy=policy, digests=digest_set, run=run)
+    if not found:
+        assert failure is not None
+        raise failure
+    return Verdict.of(artifact, found[0], digest_set())
 
 
 def verify_signature(envelope: Envelope, identities: Sequence[Identity], *, source: str,
                      budget: VerificationBudget | None = None, at: datetime | None = None) -> Identity:
-    """(2) The identity one of whose pinned keys signed ``envelope``.
-
-    Keys whose fingerprint equals a signature's keyid are tried first; every
-    usable pinned key is tried (the keyid is an unauthenticated hint), up to
-    :data:`MAX_VERIFICATIONS_PER_ENVELOPE` verifications per envelope and, with
-    a ``budget``, within what is left of it. Revoked keys and identities outside
-    their validity window at ``at`` (default: now) are never tried.
-    """
-    pairs = keys_in_order(identities, "", at=at)
-    if not pairs:
-        reasons = [r for r in (identity.unusable_because(at) for identity in identities) if r]
-        why = f" ({'; '.join(reasons)})" if reasons else ""
-        raise SignatureInvalid(f"{source}: no pinned public key may sign this evidence{why}; "
-                               "pass --key or name the signer in the policy's signed-by")
-    message = envelope.pae()
-    tries = MAX_VERIFICATIONS_PER_ENVELOPE
-    for signature in envelope.signatures:
-        for identity, key in keys_in_order(identities, signature.keyid, at=at):
-            if tries == 0:
-                raise SignatureInvalid(f"{source}: gave up after {MAX_VERIFICATIONS_PER_ENVELOPE} signature "
-                                       "verifications without a valid one")
-            tries -= 1
-            if budget is not None:
-                budget.spend(1, source=source)
-            if key.verify(signature.sig, message):
-                log.debug("%s: signature verified with %s (%s)", source, key.name, identity.name)
-                return identity
-    names = ", ".join(sorted({i.name for i in identities if i.keys}))
-    raise SignatureInvalid(f"{source}: no signature verifies with a trusted key (trusted: {names}); "
-                           "the evidence was altered or signed by an untrusted key")
-
-
-def _revocation_note(evidence: Evidence, policy: Policy, signers: Sequence[Identity], at: datetime,
-                     budget: VerificationBudget) -> str:
-    """Why a trusted signer may have failed: out of its window, or the evidence is signed by a revoked key.
-
-    Only for the message: a revoked key is tried here to NAME it, and what it says is never trusted.
-    """
-    notes = [r for r in (identity.unusable_because(at) for identity in signers) if r]
-    envelope = evidence.envelope
-    if envelope is not None and policy.revoked_keys:
-        message = envelope.pae()
-        pairs = [(key, s) for key in policy.revoked_keys for s in envelope.signatures]
-        for key, signature in pairs[:MAX_VERIFICATIONS_PER_ENVELOPE]:
-            if budget.left == 0:
-                break
-            budget.spend(1, source=evidence.source)
-            if key.verify(signature.sig, message):
-                notes.insert(0, f"it is signed by {key.name}, a key the policy revokes")
-                break
-    return f" ({'; '.join(notes)})" if notes else ""
-
-
-def _signature_step(evidence: Evidence, policy: Policy, checks: _Checks,
-                    bundle_verifier: Callable[[Evidence, Sequence[Identity]], Identity] | None,
-                    budget: VerificationBudget, at: datetime) -> Identity:
-    declared = policy.signers()
-    signers = policy.usable(declared, at)  # what every path below sees: no revoked key, no expired identity
-    if evidence.has_certificate or (evidence.envelope is None):
-        if bundle_verifier is None:
-            raise checks.fail(UnknownEvidence, f"{evidence.source}: Sigstore bundles with a certificate need "
-                                               "Sigstore support, which this verifier was not given",
-                              "signature", "a trusted signature", "a Sigstore bundle")
-        try:
-            keys = sum(len(identity.keys) for identity in signers)
-            budget.spend(KEYLESS_BUNDLE_COST if evidence.has_certificate
-                         else max(1, min(keys, MAX_VERIFICATIONS_PER_ENVELOPE)), source=evidence.source)
-            identity = bundle_verifier(evidence, signers)
-        except EvidenceRejected as e:
-            message = str(e) + _revocation_note(evidence, policy, declared, at, budget)
-            raise checks.fail(type(e), message, "signature", [i.name for i in declared], "no trusted signature") from e
-    else:
-        try:
-            identity = verify_signature(evidence.envelope, signers, source=evidence.source, budget=budget, at=at)
-        except SignatureInvalid as e:
-            message = str(e) + _revocation_note(evidence, policy, declared, at, budget)
-            raise checks.fail(SignatureInvalid, message, "signature", [i.name for i in declared],
-                              "no trusted signature") from e
-    checks.ok("signature", [i.name for i in declared], identity.name)
-    return identity
+    """The first of ``identities`` that signed ``envelope`` (:func:`verify.signers.find_signers`)."""
+    item = Evidence(source=source, digest="", envelope=envelope)
+    run = TrustRun(budget=VerificationBudget() if budget is None else budget)
+    if at is not None:
+        run.at = at
+    return find_signers(item, identities, run)[0]
 
 
 def _statement_step(evidence: Evidence, policy: Policy, checks: _Checks) -> Statement | None:
@@ -296,15 +270,7 @@ def _statement_step(evidence: Evidence, policy: Policy, checks: _Checks) -> Stat
     return statement
 
 
-def provenance_demands(rules: ProvenanceRules) -> list[str]:
-    """The rules that only a provenance (or a statement of a requested type) can satisfy."""
-    demands = {"source": rules.source.uri is not None, "branch": bool(rules.source.branches),
-               "commit": rules.commit is not None, "builder": bool(rules.builders),
-               "lockfiles": bool(rules.lockfiles), "predicate type": rules.predicate_type is not None}
-    return [name for name, given in demands.items() if given]
-
-
-def _message_step(evidence: Evidence, digests: Mapping[str, str], policy: Policy, checks: _Checks) -> Subject:
+def _message_step(evidence: Evidence, digests: DigestSet, policy: Policy, checks: _Checks) -> Subject:
     """(3)-(5) for a message signature, whose signature step checked it signs the artefact's sha256.
 
     A plain signed artefact says nothing but "this identity signed these bytes": it satisfies an
@@ -315,36 +281,35 @@ def _message_step(evidence: Evidence, digests: Mapping[str, str], policy: Policy
         raise checks.fail(PolicyViolation, f"{evidence.source}: a message signature (a plain signed artefact) is "
                                            f"not a provenance, and the rules on {', '.join(demands)} need one",
                           "predicateType", list(PROVENANCE_TYPES), "message signature")
-    signed = {"sha256": digests["sha256"]} if "sha256" in digests else dict(digests)
+    assert digests.sha256 is not None  # find_signers refuses a message signature without it
+    signed = {"sha256": digests.sha256}
     checks.ok("messageSignature", signed, "the artefact's digest, signed")
     return Subject(name="", digest=signed)
 
 
-def _subject_step(evidence: Evidence, statement: Statement, digests: Mapping[str, str], policy: Policy,
+def _subject_step(evidence: Evidence, statement: Statement, digests: DigestSet, policy: Policy,
                   checks: _Checks) -> Subject:
-    strong = accepted_algorithms(policy)  # md5 and sha1 never count, even if a policy object lists them
-    accepted = tuple(a for a in strong if a in digests)
-    for subject in statement.subjects:
-        # the strongest accepted algorithm that both the subject and our hashing have
-        algorithm = next((a for a in strong if a in subject.digest and a in digests), None)
-        if algorithm is not None and subject.digest[algorithm] == digests[algorithm]:
-            checks.ok("subject", {algorithm: digests[algorithm]}, subject.name or "(unnamed)")
-            return subject
-    usable = [s for s in statement.subjects if any(a in s.digest for a in strong)]
+    accepted = accepted_algorithms(policy.provenance.digests)
+    subject = matching_subject(statement, digests, accepted)
+    if subject is not None:
+        shown = {a: h for a, h in digests.digests.items() if a in subject.digest}
+        checks.ok("subject", shown, subject.name or "(unnamed)")
+        return subject
+    usable = [s for s in statement.subjects if any(a in s.digest for a in accepted)]
     if not usable:
         found = sorted({a for s in statement.subjects for a in s.digest})
         raise checks.fail(DigestMismatch, f"{evidence.source}: no subject has a digest attest accepts "
-                                          f"(found {found}, accepted {list(strong)})",
-                          "subject", list(strong), found)
-    shown = {a: digests[a] for a in accepted}
-    raise checks.fail(DigestMismatch, f"{evidence.source}: the artefact's digest {_short(shown)} is not among the "
+                                          f"(found {found}, accepted {list(accepted)})",
+                          "subject", list(accepted), found)
+    if not any(a in s.digest for s in usable for a in digests.digests if a in accepted):
+        raise checks.fail(DigestMismatch, f"{evidence.source}: no subject has a digest of the kind computed for the "
+                                          f"artefact ({', '.join(digests.digests)}); the attestation names it "
+                                          "otherwise", "subject", list(digests.digests),
+                          sorted({a for s in usable for a in s.digest}))
+    raise checks.fail(DigestMismatch, f"{evidence.source}: the artefact's digest {digests.short()} is not among the "
                                       f"{len(statement.subjects)} subject(s) it attests; the artefact was changed "
                                       "or this attestation is for another one",
-                      "subject", shown, [s.name for s in statement.subjects][:20])
-
-
-def _short(digests: Mapping[str, str]) -> str:
-    return ", ".join(f"{a}:{h[:16]}..." for a, h in digests.items())
+                      "subject", digests.as_dict(), [s.name for s in statement.subjects][:20])
 
 
 def _rules_step(evidence: Evidence, statement: Statement, policy: Policy, checks: _Checks) -> Provenance | None:
@@ -365,94 +330,9 @@ def _rules_step(evidence: Evidence, statement: Statement, policy: Policy, checks
             checks.ok("provenance", "not interpreted (--predicate-type, no provenance rule)", f"unreadable: {e}")
             return None
         raise checks.fail(type(e), f"{evidence.source}: {e}", "provenance", "a SLSA provenance", "unreadable") from e
-    src = evidence.source
-    if rules.source.uri is not None:
-        try:
-            expected = normalize_repo(rules.source.uri)
-        except ValueError as e:  # a policy object built by hand; load_policy and with_rules refuse these
-            raise PolicyError(f"source repository {rules.source.uri!r} in the policy is not a repository URI") from e
-        try:
-            found = normalize_repo(prov.source_uri) if prov.source_uri else None
-        except ValueError:  # not a URL at all (an unbalanced '[', say): it names no repository
-            found = None
-        if found != expected:
-            raise checks.fail(PolicyViolation,
-                              f"{src}: source repository is {prov.source_uri!r}, expected {expected!r}",
-                              "source", expected, prov.source_uri)
-        checks.ok("source", expected, prov.source_uri)
-    if rules.source.branches:
-        branch = branch_of(prov.source_ref)
-        if branch not in rules.source.branches:
-            raise checks.fail(PolicyViolation, f"{src}: built from ref {prov.source_ref!r}, expected branch "
-                                               f"{' or '.join(rules.source.branches)}",
-                              "branch", list(rules.source.branches), prov.source_ref)
-        checks.ok("branch", list(rules.source.branches), prov.source_ref)
-    if rules.commit is not None:
-        if not prov.commit or not prov.commit.startswith(rules.commit.lower()) or len(rules.commit) < 7:
-            raise checks.fail(PolicyViolation, f"{src}: built from commit {prov.commit!r}, expected {rules.commit!r}",
-                              "commit", rules.commit, prov.commit)
-        checks.ok("commit", rules.commit, prov.commit)
-    if rules.builders:
-        if prov.builder_id not in rules.builders:
-            raise checks.fail(PolicyViolation, f"{src}: builder {prov.builder_id!r} is not one of the allowed "
-                                               f"builders {list(rules.builders)}",
-                              "builder", list(rules.builders), prov.builder_id)
-        checks.ok("builder", list(rules.builders), prov.builder_id)
-    if rules.lockfiles:
-        bound = {d.name: d for d in prov.lockfiles}
-        missing = [name for name in rules.lockfiles if name not in bound]
-        if missing:
-            raise checks.fail(PolicyViolation, f"{src}: the provenance does not bind lockfile {missing[0]!r}",
-                              "lockfiles", list(rules.lockfiles), sorted(bound))
-        checks.ok("lockfiles", list(rules.lockfiles), sorted(bound))
-    if prov.dirty and not rules.allow_dirty:
-        raise checks.fail(PolicyViolation, f"{src}: built from a work tree with uncommitted changes "
-                                           "(--allow-dirty); the policy does not allow dirty builds",
-                          "clean", True, False)
-    checks.ok("clean", True, not prov.dirty)
+    for result in evaluate_provenance(prov, rules):
+        if not result.passed:
+            raise checks.fail(PolicyViolation, f"{evidence.source}: {result.message}", result.rule, result.expected,
+                              result.found)
+        checks.ok(result.rule, result.expected, result.found)
     return prov
-
-
-def verify_artifact(artifact: str, evidence: Sequence[Evidence | MalformedEvidence], *, policy: Policy,
-                    digests: Callable[[], Mapping[str, str]],
-                    bundle_verifier: Callable[[Evidence, Sequence[Identity]], Identity] | None = None,
-                    at: datetime | None = None, budget: VerificationBudget | None = None) -> Verdict:
-    """Verify ``artifact`` (whose digests ``digests()`` returns) against ``evidence`` under ``policy``.
-
-    ``at`` is the verification time the policy's key windows are evaluated at (default: now);
-    ``budget`` bounds the signature verifications of the whole run (default: a fresh one of
-    :data:`MAX_VERIFICATIONS_PER_RUN`).
-    """
-    at = datetime.now(UTC) if at is None else at
-    budget = VerificationBudget() if budget is None else budget
-    if not policy.provenance.signed_by:
-        raise SignatureInvalid("no trusted identity may sign provenance; verification without one is refused")
-    if not evidence:
-        raise MalformedEvidence(f"no attestation found for {artifact}")
-    best: tuple[int, EvidenceRejected] | None = None
-    for item in evidence:
-        if isinstance(item, MalformedEvidence):
-            failure: tuple[int, EvidenceRejected] = (0, item)
-        else:
-            checks = _Checks()
-            try:
-                log.info("%s: checking signature", item.source)
-                signer = _signature_step(item, policy, checks, bundle_verifier, budget, at)
-                log.info("%s: checking statement", item.source)
-                statement = _statement_step(item, policy, checks)
-                if statement is None:
-                    subject = _message_step(item, digests(), policy, checks)
-                    return Verdict(artifact=artifact, digests=dict(digests()), subject=subject, statement=None,
-                                   provenance=None, signer=signer.name, evidence=item, checks=tuple(checks.done))
-                log.info("%s: checking subject digests", item.source)
-                subject = _subject_step(item, statement, digests(), policy, checks)
-                log.info("%s: checking provenance rules", item.source)
-                prov = _rules_step(item, statement, policy, checks)
-                return Verdict(artifact=artifact, digests=dict(digests()), subject=subject, statement=statement,
-                               provenance=prov, signer=signer.name, evidence=item, checks=tuple(checks.done))
-            except EvidenceRejected as e:
-                failure = (len(checks.done), e)
-        if best is None or failure[0] > best[0]:
-            best = failure
-    assert best is not None
-    raise best[1]

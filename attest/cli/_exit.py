@@ -13,7 +13,7 @@ import click
 
 from attest.errors import AttestError, BuildRefused, CommandFailed, RemoteError, SignerError, StoreError
 from verify.encoding import printable
-from verify.errors import ConfigError, EvidenceRejected, VerifyError
+from verify.errors import ConfigError, EvidenceRejected, RequestError, VerifyError
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
@@ -29,6 +29,7 @@ INTERNAL = 70         # a bug: report it
 EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
     (EvidenceRejected, REJECTED),
     (CommandFailed, REJECTED),
+    (RequestError, USAGE),
     (ConfigError, CONFIG),
     (BuildRefused, CONFIG),
     (SignerError, CONFIG),

@@ -19,7 +19,6 @@ import click
 
 from verify.audit import ANOMALY_KINDS, AuditReport, audit, printable
 from verify.errors import EvidenceRejected, InputError
-from verify.limits import MAX_EVIDENCE_BYTES
 from verify.policy import Policy
 
 #: Names of attestation files looked for in a directory that is not a store.
@@ -107,8 +106,8 @@ def _policy(path: Path | None, keys: Sequence[Path]) -> Policy:
 
 # --- reading ---------------------------------------------------------------------------------------------
 
-def _read(sources: Sequence[str]) -> Iterator[tuple[str, bytes]]:
-    """Every attestation file of every source, as (uri, bytes), one at a time."""
+def _read(sources: Sequence[str]) -> Iterator[tuple[str, bytes | EvidenceRejected]]:
+    """Every attestation file of every source, as (uri, bytes or why not), one at a time."""
     for source in sources:
         found = 0
         for uri, data in _source(source):
@@ -119,38 +118,28 @@ def _read(sources: Sequence[str]) -> Iterator[tuple[str, bytes]]:
                              f"(*{' or *'.join(PATTERNS)}); is it the right directory or prefix?")
 
 
-def _source(source: str) -> Iterator[tuple[str, bytes]]:
-    if source.startswith("s3://"):
-        from attest.stores.s3 import S3Store
-
-        yield from S3Store.from_uri(source).all_attestations()
-        return
-    if "://" in source:
+def _source(source: str) -> Iterator[tuple[str, bytes | EvidenceRejected]]:
+    """A store (s3:// or a directory with sha256/) is read through the store interface, as verify reads it;
+    another directory or a file through the same hardened reader, one regular file at a time."""
+    if "://" in source and not source.startswith("s3://"):
         raise InputError(f"audit source {source!r} is neither a path nor an s3:// URI")
     path = Path(source)
-    if path.is_dir():
+    if source.startswith("s3://") or (path / "sha256").is_dir():
+        from attest.stores import from_uri
+
+        yield from from_uri(source).all_attestations()
+    elif path.is_dir():
         for file in _walk(path):
             yield str(file), _read_file(file)
-    elif path.is_file():
+    elif path.exists():
         yield str(path), _read_file(path)
     else:
         raise InputError(f"audit source {source} does not exist; give a directory, a file or s3://bucket/prefix")
 
 
 def _walk(root: Path) -> Iterator[Path]:
-    """Attestation files under ``root``, in a stable order.
-
-    A store (a directory with ``sha256/``) is read by its layout, so artefacts
-    kept in it are never mistaken for evidence; another directory is searched
-    for ``*.intoto.jsonl`` and ``*.sigstore.json``, skipping hidden directories
-    and not following symbolic links to directories.
-    """
-    if (root / "sha256").is_dir():
-        for digest_dir in sorted((root / "sha256").iterdir()):
-            if digest_dir.is_dir():
-                yield from sorted(p for p in digest_dir.iterdir()
-                                  if p.name.endswith(PATTERNS) and p.is_file())
-        return
+    """``*.intoto.jsonl`` and ``*.sigstore.json`` under ``root`` (not a store), in a stable order, skipping
+    hidden directories and not following symbolic links to directories."""
     for directory, subdirs, files in os.walk(root):
         subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
         for name in sorted(files):
@@ -158,13 +147,19 @@ def _walk(root: Path) -> Iterator[Path]:
                 yield Path(directory) / name
 
 
-def _read_file(path: Path) -> bytes:
-    """At most one byte more than the limit: an over-long file is reported as malformed, not read whole."""
+def _read_file(path: Path) -> bytes | EvidenceRejected:
+    """One attestation file through the hardened reader: a FIFO or device is refused, never waited on."""
+    from verify.errors import MalformedEvidence
+    from verify.evidence import read_evidence_file
+
     try:
-        with path.open("rb") as f:
-            return f.read(MAX_EVIDENCE_BYTES + 1)
-    except OSError as e:
-        raise InputError(f"cannot read attestation {path}: {e.strerror}") from e
+        return read_evidence_file(path)
+    except EvidenceRejected as e:
+        return e
+    except InputError as e:
+        if path.exists() and not path.is_file():  # not a regular file: that file's problem, reported
+            return MalformedEvidence(str(e))
+        raise
 
 
 # --- progress and text output ----------------------------------------------------------------------------

@@ -2,30 +2,19 @@
 
 from __future__ import annotations
 
-import re
-import threading
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from attest.cli._options import emit_json, format_option, progress
+from attest.gate import GITHUB_ISSUER, EmitRequest, GateOutcome, GateRequest, KeylessFlags, run_gate
 
-if TYPE_CHECKING:  # the trust core is imported inside the command, once the artefact is being hashed
-    from verify.errors import MalformedEvidence
-    from verify.evidence import Evidence
-    from verify.policy import Policy
-    from verify.trust import Identity, PublicKey
-    from verify.verifier import Verdict
-
-    BundleVerifier = Callable[[Evidence, Sequence[Identity]], Identity]
+if TYPE_CHECKING:  # the trust core is imported by run_gate, once the artefact is being hashed
+    from verify.gate import GateVerdict, ReleaseVerdict
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-_DIGEST_ARG = re.compile(r"sha256:([0-9a-f]{64})")
-GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
 
 
 def sigstore_options(f: F) -> F:
@@ -62,16 +51,19 @@ def gate_options(f: F) -> F:
     """Stage gates (earlier stages' VSAs), VSA emission, lockfiles and release manifests."""
     options = [
         click.option("--stage", metavar="STAGE",
-                     help="The stage running this gate (stg, prd): applies stages.STAGE of the policy."),
+                     help="The stage running this gate (stg, prd): applies stages.STAGE of the policy, which "
+                          "must name it exactly."),
         click.option("--require-vsa", "require_vsa", multiple=True, metavar="STAGE",
-                     help="Require a PASSED VSA of STAGE for this artefact, signed by --vsa-key. Repeatable."),
+                     help="Also require a PASSED VSA of STAGE for this artefact and its provenance, signed by "
+                          "that stage's verifier in the policy (without a policy: by --vsa-key). Repeatable."),
         click.option("--vsa-key", "vsa_keys", multiple=True, type=click.Path(path_type=Path), metavar="PEM",
-                     help="A public key whose VSAs --require-vsa accepts. Repeatable."),
+                     help="Without a policy: a public key whose VSAs --require-vsa accepts. Repeatable."),
         click.option("--emit-vsa", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
                      help="After a pass only: sign a SLSA VSA for --stage with --signer and write it to FILE "
-                          "(and to --store)."),
+                          "(and to --store). Needs a policy naming the stage's verifier."),
         click.option("--signer", "signer_uri", metavar="URI",
-                     help="Key that signs the VSA: PATH, key:PATH or awskms:<key>."),
+                     help="Key that signs the VSA (a key of the stage's verifier): PATH, key:PATH or "
+                          "awskms:<key>."),
         click.option("--insecure-key-permissions", is_flag=True,
                      help="Accept a signing key file that other users can read."),
         click.option("--resource-uri", metavar="URI",
@@ -98,33 +90,29 @@ def gate_options(f: F) -> F:
 @click.option("--store", metavar="STORE",
               help="Find attestations by the artefact's sha256 in a store (directory or s3://bucket/prefix).")
 @click.option("--policy", "policy_path", type=click.Path(path_type=Path), metavar="FILE",
-              help="Policy file naming trusted identities and rules (see docs/policy.md).")
+              help="Policy file naming trusted identities and rules (see docs/policy.md); flags narrow it.")
 @click.option("--key", "keys", multiple=True, metavar="PEM",
-              help="A trusted public key (PEM), or awskms:<key ARN> fetched live (pin a PEM to stay offline). "
-                   "Repeatable.")
+              help="A trusted public key (PEM), or awskms:<key ARN> fetched live (pin a PEM to stay offline); "
+                   "with --policy, only signatures by these of its keys count. Repeatable.")
 @click.option("--source-uri", metavar="URI", help="Required source repository (github.com/acme/app or any URL form).")
 @click.option("--source-branch", metavar="BRANCH", help="Required branch (main matches refs/heads/main).")
-@click.option("--commit", metavar="SHA", help="Required commit (full or at least 7 hex digits).")
+@click.option("--commit", metavar="SHA", help="Required commit: the full commit id (40 or 64 hex digits).")
 @click.option("--builder-id", metavar="ID", help="Required runDetails.builder.id.")
 @click.option("--predicate-type", metavar="TYPE", help="Accept this predicate type instead of SLSA provenance.")
 @sigstore_options
 @gate_options
 @format_option
-def verify(artifact: str | None, attestations: tuple[Path, ...], store: str | None, policy_path: Path | None,
-           keys: tuple[str, ...], source_uri: str | None, source_branch: str | None, commit: str | None,
-           builder_id: str | None, predicate_type: str | None, output_format: str, stage: str | None,
-           require_vsa: tuple[str, ...], vsa_keys: tuple[Path, ...], emit_vsa: Path | None, signer_uri: str | None,
-           insecure_key_permissions: bool, resource_uri: str | None, verifier_id: str | None,
-           verified_levels: tuple[str, ...], lockfiles: tuple[Path, ...], release: Path | None, same_commit: bool,
-           **sigstore: Any) -> None:
-    """Verify ARTIFACT (a file, or sha256:HEX) against signed provenance.
+def verify(artifact: str | None, output_format: str, **options: Any) -> None:
+    """Verify ARTIFACT (a file, sha256:HEX or s3://bucket/key) against signed provenance.
 
     Passes (exit 0) only if a provenance signed by a pinned identity names the
-    artefact's digest and satisfies every rule; otherwise exits 1 with one
-    sentence saying which check failed. Sigstore bundles are verified offline,
-    against --trusted-root or the production root shipped with sigstore-python;
-    a bundle that only signs the artefact (cosign sign-blob) passes an
-    identity-only check, and no rule that needs a provenance.
+    artefact's digest and satisfies every rule, and, with --stage, every
+    requirement of that stage of the policy (earlier stages' VSAs bound to that
+    provenance, approvals); otherwise exits 1 with one sentence saying which
+    check failed. Flags narrow the policy and never widen it; an empty or
+    unknown value is a usage error (exit 2). Sigstore bundles are verified
+    offline, against --trusted-root or the production root shipped with
+    sigstore-python.
 
     \b
     Examples:
@@ -136,341 +124,92 @@ def verify(artifact: str | None, attestations: tuple[Path, ...], store: str | No
           --stage stg --emit-vsa vsa.intoto.jsonl --signer awskms:alias/stg-verifier
       attest verify dist/app.tar.gz --store s3://acme-store/app --policy policy.yaml --stage prd
     """
-    # Start hashing before anything heavy is imported: the evidence says which digest to compute,
-    # and hashing (which releases the GIL) then runs beside the imports, the policy and the signatures.
-    cancel = threading.Event()
-    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="attest-verify")
-    early = _start_early(artifact, attestations, store, pool, cancel) if release is None else None
+    from verify.errors import EvidenceRejected
+
+    request = _request(artifact, **options)
+    shown = artifact or str(request.release)
     try:
-        _verify(artifact, attestations, store, policy_path, keys, source_uri, source_branch, commit, builder_id,
-                predicate_type, output_format, stage, require_vsa, vsa_keys, emit_vsa, signer_uri,
-                insecure_key_permissions, resource_uri, verifier_id, verified_levels, lockfiles, release,
-                same_commit, sigstore, pool=pool, cancel=cancel, early=early)
-    finally:
-        cancel.set()
-        pool.shutdown(wait=False, cancel_futures=True)
+        outcome = run_gate(request, progress=progress, warn=lambda text: click.echo(f"attest: warning: {text}",
+                                                                                    err=True))
+    except EvidenceRejected as e:
+        if output_format == "json":
+            emit_json({"verified": False, "artifact": shown, "error": str(e),
+                       "checks": [c.to_dict() for c in e.checks if hasattr(c, "to_dict")]})
+        raise EvidenceRejected(f"verification failed for {shown}: {e}", checks=e.checks) from e
+    if output_format == "json":
+        emit_json(_as_json(outcome))
+    else:
+        _print(outcome, shown)
 
 
-def _verify(artifact: str | None, attestations: tuple[Path, ...], store: str | None, policy_path: Path | None,
-            keys: tuple[str, ...], source_uri: str | None, source_branch: str | None, commit: str | None,
-            builder_id: str | None, predicate_type: str | None, output_format: str, stage: str | None,
-            require_vsa: tuple[str, ...], vsa_keys: tuple[Path, ...], emit_vsa: Path | None, signer_uri: str | None,
-            insecure_key_permissions: bool, resource_uri: str | None, verifier_id: str | None,
-            verified_levels: tuple[str, ...], lockfiles: tuple[Path, ...], release: Path | None, same_commit: bool,
-            sigstore: dict[str, Any], *, pool: ThreadPoolExecutor, cancel: threading.Event,
-            early: tuple[list[str], Future[dict[str, str]]] | None) -> None:
-    """The verify command, once hashing has (perhaps) started."""
-    from verify.errors import EvidenceRejected, InputError
-    from verify.evidence import Evidence
-    from verify.policy import empty_policy, load_policy
-    from verify.trust import Identity, load_public_key_file
-    from verify.verifier import Check
-
-    if emit_vsa is not None and (stage is None or signer_uri is None):
-        raise click.UsageError("--emit-vsa needs --stage (the stage being verified) and --signer (its key)")
+def _request(artifact: str | None, *, attestations: tuple[Path, ...], store: str | None, policy_path: Path | None,
+             keys: tuple[str, ...], emit_vsa: Path | None, signer_uri: str | None, insecure_key_permissions: bool,
+             resource_uri: str | None, verifier_id: str | None, verified_levels: tuple[str, ...],
+             trusted_root: Path | None, **flags: Any) -> GateRequest:
+    """The frozen request the flags describe (nothing is read yet)."""
     if signer_uri is not None and emit_vsa is None:
         raise click.UsageError("--signer is for --emit-vsa; verification itself needs no signing key")
-    if same_commit and release is None:
-        raise click.UsageError("--same-commit goes with --release MANIFEST")
-    if (artifact is None) == (release is None):
-        raise click.UsageError("give ARTIFACT to verify, or --release MANIFEST (not both)")
-    keyless = _sigstore_identity(**sigstore)
-    if not keys and policy_path is None and keyless is None:
-        raise click.UsageError("no trusted identity: pass --key PEM, --certificate-identity with "
-                               "--certificate-oidc-issuer, --github-repo, or --policy FILE (verification "
-                               "without a pinned identity is refused)")
-    if not attestations and not store and release is None:
-        raise click.UsageError("no evidence: pass --attestation FILE or --store STORE")
-    policy = load_policy(policy_path) if policy_path else empty_policy()
-    if keys:
-        policy = policy.with_identity(Identity(name="--key", keys=tuple(_load_key(k) for k in keys)))
-    if keyless is not None:
-        policy = policy.with_identity(keyless)
-    if sigstore["trusted_root"] is not None and not sigstore["trusted_root"].is_file():
-        from verify.errors import TrustConfigError
+    if emit_vsa is not None and signer_uri is None:
+        raise click.UsageError("--emit-vsa needs --stage (the stage being verified) and --signer (its key)")
+    for name, value in (("--resource-uri", resource_uri), ("--verifier-id", verifier_id),
+                        *(("--verified-level", level) for level in verified_levels)):
+        if value is not None and not value.strip():
+            raise click.UsageError(f"{name} is empty (an unset pipeline variable?); give a value or leave it out")
+    emit = None if emit_vsa is None or signer_uri is None else EmitRequest(
+        output=emit_vsa, signer_uri=signer_uri, insecure_key_permissions=insecure_key_permissions,
+        resource_uri=resource_uri, verifier_id=verifier_id, levels=verified_levels or ("SLSA_BUILD_LEVEL_1",))
+    keyless = KeylessFlags(**{name: flags.pop(name) for name in (
+        "certificate_identity", "certificate_identity_regexp", "certificate_oidc_issuer", "github_repo",
+        "signer_workflow", "source_ref", "deny_self_hosted_runners")})
+    return GateRequest(artifact=artifact, attestations=attestations, store=store, policy=policy_path, keys=keys,
+                       keyless=keyless, trusted_root=trusted_root, emit=emit, **flags)
 
-        raise TrustConfigError(f"cannot read trusted root {sigstore['trusted_root']}: no such file")
-    policy = policy.with_rules(commit=commit, builders=(builder_id,) if builder_id else (),
-                               predicate_type=predicate_type)
-    if source_uri or source_branch:
-        from dataclasses import replace
 
-        rule = policy.provenance.source
-        policy = policy.with_rules(source=replace(rule, uri=source_uri or rule.uri,
-                                                  branches=(source_branch,) if source_branch else rule.branches))
+def _as_json(outcome: GateOutcome) -> dict[str, Any]:
+    return {**outcome.verdict.to_dict(), "stage": outcome.stage, "vsa": list(outcome.emitted),
+            "lockfiles": [str(p) for p in outcome.lockfiles]}
 
-    from attest.cli import _gate
 
-    vsa_identity = (Identity(name="--vsa-key", keys=tuple(load_public_key_file(k) for k in vsa_keys))
-                    if vsa_keys else None)
-    policy, stage_rule = _gate.stage_rule(policy, stage, require_vsa, vsa_identity)
-    if release is not None:
-        result = _gate.verify_release(release, policy=policy, store=store, same_commit=same_commit)
-        if output_format == "json":
-            emit_json(result)
-        else:
-            click.echo(f"PASS release {result['release']} (signed by {result['signer']})")
-            for item in result["components"]:
-                click.echo(f"  {item['component']:<12} {item['artifact']} @ {item['commit']}")
+def _print(outcome: GateOutcome, shown: str) -> None:
+    """The verdict for a person; every string that comes from evidence is shown through printable()."""
+    from verify.encoding import printable
+    from verify.gate import ReleaseVerdict
+
+    verdict = outcome.verdict
+    if isinstance(verdict, ReleaseVerdict):
+        _print_release(verdict)
         return
-    assert artifact is not None
-
-    digest_arg = _DIGEST_ARG.fullmatch(artifact)
-    path = None if digest_arg or artifact.startswith("s3://") else Path(artifact)
-    if path is not None and not path.is_file():
-        raise InputError(f"artefact {artifact} does not exist or is not a file; give a file or sha256:<hex>")
-    available = ["sha256"] if digest_arg else ["blake3", "sha256", "sha384", "sha512"]
-    if artifact.startswith("s3://"):
-        # an artefact in S3: stream it through the hashes (an S3 checksum the attestation did not sign
-        # proves nothing), then verify by digest
-        from attest.stores.s3 import stream_object
-        from verify.digests import hash_stream
-
-        digest_arg = None
-        s3_digests = hash_stream(stream_object(artifact), ("sha256", "blake3"))
-
-    known: dict[str, str] = {"sha256": digest_arg.group(1)} if digest_arg else {}
-    if artifact.startswith("s3://"):
-        known = s3_digests
-
-    def start(algorithms: list[str]) -> Future[dict[str, str]]:
-        if path is None:
-            done: Future[dict[str, str]] = Future()
-            done.set_result(known)
-            return done
-        if early is not None:
-            planned, future = early
-            missing = [a for a in algorithms if a not in planned]
-            if not missing:
-                return future
-            return pool.submit(lambda: {**future.result(), **_hash(path, missing, cancel)})
-        return pool.submit(_hash, path, algorithms, cancel)
-
-    try:
-        verdict, evidence, bundle_verifier = _run(artifact, path, attestations, store, policy, start,
-                                                  available, trusted_root=sigstore["trusted_root"])
-        passed = _gate.check_gate(verdict, policy=policy, rule=stage_rule, evidence=evidence,
-                                  bundle_verifier=bundle_verifier)
-        for lockfile in lockfiles:
-            _check_lockfile(lockfile, verdict)
-    except BaseException as e:
-        cancel.set()  # do not wait for the rest of a large file when the answer is already no
-        if not isinstance(e, EvidenceRejected):
-            raise
-        if output_format == "json":
-            emit_json({"verified": False, "artifact": artifact, "error": str(e),
-                       "checks": [c.to_dict() for c in e.checks if isinstance(c, Check)]})
-        raise EvidenceRejected(f"verification failed for {artifact}: {e}", checks=e.checks) from e
-    emitted: list[str] = []
-    if emit_vsa is not None:
-        assert stage is not None and signer_uri is not None
-        accepted = [verdict.evidence, *[e for e in evidence if isinstance(e, Evidence)
-                                        and e.digest in {p.sha256 for p in passed}]]
-        emitted = [str(emit_vsa), *_gate.emit_vsa(
-            verdict, policy=policy, stage=stage, resource_uri=resource_uri, signer_uri=signer_uri,
-            insecure_key_permissions=insecure_key_permissions, output=emit_vsa, store=store,
-            verifier_id=verifier_id, levels=verified_levels or ("SLSA_BUILD_LEVEL_1",), inputs=accepted)]
-    if output_format == "json":
-        emit_json({**verdict.to_dict(), "stage": stage, "stages": [p.to_dict() for p in passed],
-                   "vsa": emitted})
+    result = verdict.verdict
+    prov = result.provenance
+    click.echo(f"PASS {printable(shown)}")
+    if result.statement is None:
+        signed = ", ".join(f"{a}:{h}" for a, h in result.subject.digest.items())
+        click.echo(f"  signed    {signed} (a message signature: identity only, no provenance)")
     else:
-        prov = verdict.provenance
-        click.echo(f"PASS {artifact}")
-        if verdict.statement is None:
-            signed = ", ".join(f"{a}:{h}" for a, h in verdict.subject.digest.items())
-            click.echo(f"  signed    {signed} (a message signature: identity only, no provenance)")
-        else:
-            click.echo(f"  subject   {verdict.subject.name or '(unnamed)'}")
-        click.echo(f"  signed by {verdict.signer} ({verdict.evidence.source})")
-        if prov is not None:
-            click.echo(f"  source    {prov.source_uri} {prov.source_ref or ''} @ {prov.commit}")
-            click.echo(f"  builder   {prov.builder_id}")
-        click.echo(f"  checks    {', '.join(c.name for c in verdict.checks)}")
-        for item in passed:
-            click.echo(f"  {item.kind:<9} {item.stage} by {item.signer} at {item.time.isoformat()}")
-        if lockfiles:
-            click.echo(f"  lockfiles {', '.join(map(str, lockfiles))}: as bound")
-        if emitted:
-            click.echo(f"  vsa       {stage} PASSED -> {', '.join(emitted)}")
+        click.echo(f"  subject   {printable(result.subject.name) or '(unnamed)'}")
+    click.echo(f"  signed by {result.signer} ({printable(result.evidence.source)})")
+    if prov is not None:
+        click.echo(f"  source    {printable(prov.source_uri or '?')} {printable(prov.source_ref or '')} "
+                   f"@ {printable(prov.commit or '?')}")
+        click.echo(f"  builder   {printable(prov.builder_id)}")
+    click.echo(f"  checks    {', '.join(c.name for c in result.checks)}")
+    _print_stages(verdict)
+    if outcome.lockfiles:
+        click.echo(f"  lockfiles {', '.join(map(str, outcome.lockfiles))}: as bound")
+    if outcome.emitted:
+        click.echo(f"  vsa       {outcome.stage} PASSED -> {', '.join(outcome.emitted)}")
 
 
-def _run(artifact: str, path: Path | None, attestations: tuple[Path, ...], store: str | None, policy: Policy,
-         start: Callable[[list[str]], Future[dict[str, str]]], available: list[str], *,
-         trusted_root: Path | None) -> tuple[Verdict, list[Evidence | MalformedEvidence], BundleVerifier | None]:
-    """Gather the evidence, start hashing as early as possible, and run the verification pipeline."""
-    from verify.errors import EvidenceRejected
-    from verify.evidence import Evidence, load_evidence, read_evidence_file
-    from verify.verifier import preferred_algorithms, verify_artifact
+def _print_stages(verdict: GateVerdict) -> None:
+    from verify.encoding import format_time
 
-    evidence: list[Evidence | MalformedEvidence] = []
-    for file in attestations:
-        evidence.extend(load_evidence(read_evidence_file(file), source=str(file)))
-    if store:
-        # the store is indexed by sha256: hash first, with every algorithm we may need, in one read
-        hashing = start(["sha256", "blake3"] if path else [])
-        sha256 = hashing.result()["sha256"]
-        from attest.stores import from_uri as store_from_uri
-
-        for uri, data in store_from_uri(store).attestations(sha256):
-            evidence.extend(load_evidence(data, source=uri))
-        if not evidence:
-            raise EvidenceRejected(f"store {store} holds no attestation for sha256:{sha256}; "
-                                   "was it built and published with attest build --publish?")
-    else:
-        # start hashing now, with the digest the evidence asks for, while signatures are checked
-        found = [e for e in evidence if isinstance(e, Evidence)]
-        algorithms = preferred_algorithms(found, policy, available=available)
-        if any(e.envelope is None for e in found) and "sha256" not in algorithms:
-            algorithms.append("sha256")  # a message signature signs the artefact's sha256
-        hashing = start(algorithms)
-    bundle_verifier = None
-    if any(isinstance(e, Evidence) and e.bundle is not None for e in evidence):
-        from verify.sigstore import make_bundle_verifier
-
-        _quiet_sigstore_logging()
-        bundle_verifier = make_bundle_verifier(trusted_root=trusted_root,
-                                               artifact_sha256=lambda: hashing.result()["sha256"])
-    verdict = verify_artifact(artifact, evidence, policy=policy, digests=hashing.result,
-                              bundle_verifier=bundle_verifier)
-    return verdict, evidence, bundle_verifier
+    for item in verdict.stages:
+        click.echo(f"  {item.kind:<9} {item.stage} by {item.signer} at {format_time(item.time)}")
 
 
-def _load_key(spec: str) -> PublicKey:
-    """A pinned PEM file, or (with a warning) a KMS key's public key fetched now."""
-    from verify.trust import load_public_key, load_public_key_file
+def _print_release(verdict: ReleaseVerdict) -> None:
+    from verify.encoding import printable
 
-    if spec.startswith("awskms:"):
-        from attest.signers.awskms import export_public_key_pem
-
-        click.echo(f"attest: warning: fetching the public key of {spec} from KMS; pin it with 'attest key export "
-                   f"{spec} --out FILE.pub.pem' to verify offline", err=True)
-        return load_public_key(export_public_key_pem(spec), name=spec.removeprefix("awskms:"))
-    return load_public_key_file(Path(spec))
-
-
-def _check_lockfile(path: Path, verdict: Verdict) -> None:
-    """--lockfile: the local lockfile must be the one the provenance bound (naming the first changed package)."""
-    from verify.errors import PolicyViolation
-    from verify.lockfile_check import check_lockfile
-
-    if verdict.provenance is None:
-        raise PolicyViolation(f"--lockfile {path} needs a provenance, and the evidence is a message signature")
-    packages = None
-    if path.is_file():
-        from attest.lockfiles import parse_lockfile
-
-        packages = parse_lockfile(path).packages
-    check_lockfile(path, verdict.provenance, packages=packages)
-
-
-def _quiet_sigstore_logging() -> None:
-    """sigstore-python logs warnings (e.g. a root CA in a bundle); the verdict says what matters.
-
-    With no handler configured they would reach stderr through logging's last resort, breaking the
-    one-sentence rule; with -v they show, through the root logger, like ours.
-    """
-    import logging
-
-    logger = logging.getLogger("sigstore")
-    if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
-        logger.addHandler(logging.NullHandler())
-
-
-def _sigstore_identity(*, certificate_identity: str | None, certificate_identity_regexp: str | None,
-                       certificate_oidc_issuer: str | None, github_repo: str | None,
-                       signer_workflow: str | None, source_ref: str | None, deny_self_hosted_runners: bool,
-                       trusted_root: Path | None) -> Identity | None:
-    """The keyless identity the flags pin, named after the flag that names it; None if no flag does."""
-    from verify.errors import TrustConfigError
-    from verify.sigstore import sigstore_identity
-    from verify.trust import Identity
-
-    named = [(flag, value) for flag, value in (("--certificate-identity", certificate_identity),
-                                               ("--certificate-identity-regexp", certificate_identity_regexp),
-                                               ("--signer-workflow", signer_workflow),
-                                               ("--github-repo", github_repo)) if value]
-    narrowing = [flag for flag, given in (("--certificate-oidc-issuer", certificate_oidc_issuer),
-                                          ("--source-ref", source_ref),
-                                          ("--deny-self-hosted-runners", deny_self_hosted_runners)) if given]
-    if not named:
-        if narrowing:
-            raise click.UsageError(f"{narrowing[0]} needs an identity to narrow: pass "
-                                   "--certificate-identity, --certificate-identity-regexp, --github-repo or "
-                                   "--signer-workflow")
-        return None
-    if (certificate_identity or certificate_identity_regexp) and not certificate_oidc_issuer:
-        raise click.UsageError(f"{named[0][0]} needs --certificate-oidc-issuer (e.g. {GITHUB_ISSUER})")
-    try:
-        pinned = sigstore_identity(issuer=certificate_oidc_issuer, identity=certificate_identity,
-                                   identity_regexp=certificate_identity_regexp, github_repo=github_repo,
-                                   source_ref=source_ref, signer_workflow=signer_workflow,
-                                   deny_self_hosted_runners=deny_self_hosted_runners)
-    except TrustConfigError as e:
-        raise click.UsageError(str(e)) from e
-    except ValueError as e:  # a repository or workflow that is not a URL at all
-        raise click.UsageError(f"{named[0][0]} {named[0][1]!r} is not OWNER/REPO[/...] ({e})") from e
-    return Identity(name=named[0][0], sigstore=(pinned,))
-
-
-def _start_early(artifact: str | None, attestations: tuple[Path, ...], store: str | None, pool: ThreadPoolExecutor,
-                 cancel: threading.Event) -> tuple[list[str], Future[dict[str, str]]] | None:
-    """Start hashing a local artefact with the digests its attestation files carry (a plan, not trust).
-
-    Reads the evidence with the standard library only: which algorithm to compute decides nothing
-    about trust (the verifier compares digests with what a trusted signer signed, and computes any
-    algorithm the plan missed). None when there is nothing to plan from.
-    """
-    if artifact is None or store or not attestations or _DIGEST_ARG.fullmatch(artifact) \
-            or artifact.startswith("s3://") or not Path(artifact).is_file():
-        return None
-    planned = _plan(attestations)
-    if not planned:
-        return None
-    return planned, pool.submit(_hash, Path(artifact), planned, cancel)
-
-
-def _plan(attestations: tuple[Path, ...]) -> list[str]:
-    """Per statement, the strongest digest attest prefers that its subjects carry (blake3, else sha256)."""
-    import base64
-    import json
-
-    from verify.limits import MAX_EVIDENCE_BYTES
-
-    wanted: list[str] = []
-    for file in attestations:
-        try:
-            if file.stat().st_size > MAX_EVIDENCE_BYTES:
-                return []
-            data = file.read_bytes()
-        except OSError:
-            return []
-        try:
-            documents = [json.loads(data)]
-        except ValueError:
-            documents = []
-            for line in data.splitlines():
-                try:
-                    documents.append(json.loads(line))
-                except ValueError:
-                    continue
-        for document in documents:
-            try:
-                if "messageSignature" in document:
-                    algorithm = "sha256"
-                else:
-                    envelope = document.get("dsseEnvelope", document)
-                    statement = json.loads(base64.b64decode(envelope["payload"]))
-                    digests = [subject["digest"] for subject in statement["subject"]]
-                    algorithm = "blake3" if all("blake3" in d for d in digests) else "sha256"
-            except (ValueError, KeyError, TypeError, AttributeError):
-                continue
-            if algorithm not in wanted:
-                wanted.append(algorithm)
-    return wanted
-
-
-def _hash(path: Path, algorithms: list[str], cancel: threading.Event) -> dict[str, str]:
-    from verify.digests import hash_file
-
-    with progress(f"hashing {path.name}", path.stat().st_size) as advance:
-        return hash_file(path, algorithms, progress=advance, cancel=cancel)
+    click.echo(f"PASS release {printable(verdict.name)} (signed by {verdict.signer})")
+    for item in verdict.components:
+        click.echo(f"  {printable(item.component):<12} {printable(item.artifact)} @ {item.commit}")

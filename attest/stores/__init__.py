@@ -14,14 +14,18 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from attest.errors import StoreError
+from verify.errors import EvidenceRejected
 
-__all__ = ["KINDS", "Store", "artifact_key", "attestation_key", "from_uri", "safe_name"]
+__all__ = ["EVIDENCE_SUFFIXES", "KINDS", "Store", "artifact_key", "attestation_key", "from_uri", "safe_name"]
 
+#: Names of the files read as evidence in a store's ``sha256/<hex>/``: what attest writes (``.intoto.jsonl``)
+#: and Sigstore bundles put beside them (``.sigstore.json``).
+EVIDENCE_SUFFIXES = (".intoto.jsonl", ".sigstore.json")
 #: Attestation kinds a store holds, by the file name prefix.
 KINDS = ("provenance", "vsa", "approval", "release", "reproduction")
 
@@ -70,12 +74,17 @@ class Store(Protocol):
         """Store ``data`` (one or more envelope lines) for the artefact ``sha256``; return its URI."""
         ...
 
-    def attestations(self, sha256: str) -> Iterator[tuple[str, bytes]]:
-        """Every attestation file stored for the artefact ``sha256``, as (URI, bytes)."""
+    def attestations(self, sha256: str) -> Iterator[tuple[str, bytes | EvidenceRejected]]:
+        """Every attestation file stored for the artefact ``sha256``, as (URI, its bytes or why they were not
+        read: a file over a limit or not a regular file is that file's rejection, never the whole store's)."""
         ...
 
-    def all_attestations(self) -> Iterator[tuple[str, bytes]]:
-        """Every attestation file in the store, as (URI, bytes), for audits."""
+    def all_attestations(self) -> Iterator[tuple[str, bytes | EvidenceRejected]]:
+        """Every attestation file in the store, as :meth:`attestations` gives them, for audits."""
+        ...
+
+    def artifacts(self) -> Iterator[tuple[str, str, Callable[[], BinaryIO]]]:
+        """(URI, the sha256 its address claims, a function opening its bytes) of every stored artefact."""
         ...
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import hashlib
 import io
 import os
@@ -29,7 +30,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from attest.errors import StoreError
-from attest.stores import artifact_key, attestation_key
+from attest.stores import EVIDENCE_SUFFIXES, artifact_key, attestation_key
+from verify.errors import EvidenceRejected, InputError, MalformedEvidence
 from verify.evidence import read_evidence_file
 
 __all__ = ["LocalStore"]
@@ -144,19 +146,64 @@ class LocalStore:
 
     # -- reading ------------------------------------------------------------
 
-    def attestations(self, sha256: str) -> Iterator[tuple[str, bytes]]:
+    def _check_root(self) -> None:
+        """A store that does not exist is a mistake in the invocation (a typo), not an empty store."""
+        if not self.root.is_dir():
+            from verify.errors import InputError
+
+            raise InputError(f"store {self.root} is not a directory; check the path (a store is made by "
+                             "'attest build --publish DIR')")
+
+    def attestations(self, sha256: str) -> Iterator[tuple[str, bytes | EvidenceRejected]]:
+        self._check_root()
         directory = self.root / "sha256" / sha256
         if not directory.is_dir():
             return
-        for path in sorted(directory.glob("*.intoto.jsonl")):
-            yield str(path), read_evidence_file(path)
+        for path in sorted(p for p in directory.iterdir() if p.name.endswith(EVIDENCE_SUFFIXES)):
+            yield str(path), _read(path)
 
-    def all_attestations(self) -> Iterator[tuple[str, bytes]]:
+    def all_attestations(self) -> Iterator[tuple[str, bytes | EvidenceRejected]]:
+        self._check_root()
         base = self.root / "sha256"
         if not base.is_dir():
             return
-        for path in sorted(base.glob("*/*.intoto.jsonl")):
-            yield str(path), read_evidence_file(path)
+        for path in sorted(p for p in base.glob("*/*") if p.name.endswith(EVIDENCE_SUFFIXES)):
+            yield str(path), _read(path)
+
+    def artifacts(self) -> Iterator[tuple[str, str, Callable[[], BinaryIO]]]:
+        """(URI, the sha256 its address claims, an opener) of every stored artefact, for audits."""
+        self._check_root()
+        base = self.root / "sha256"
+        if not base.is_dir():
+            return
+        for path in sorted(base.glob("*/artifact/**/*")):
+            if path.is_symlink() or not path.is_file():
+                continue
+            claimed = path.relative_to(base).parts[0]
+            yield str(path), claimed, functools.partial(_open_regular, path)
+
+
+def _read(path: Path) -> bytes | EvidenceRejected:
+    """One stored attestation file, or why it cannot be read: that file's problem, never the whole store's."""
+    try:
+        return read_evidence_file(path)
+    except EvidenceRejected as e:
+        return e
+    except InputError as e:  # not a regular file (a FIFO, a device), or unreadable: junk in an untrusted store
+        return MalformedEvidence(str(e))
+
+
+def _open_regular(path: Path) -> BinaryIO:
+    """``path`` opened for reading if it is a regular file (a FIFO swapped in must not block the audit)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | _NONBLOCK | _NOFOLLOW)
+    except OSError as e:
+        raise StoreError(f"cannot read artefact {path}: {e.strerror}") from e
+    f = open(fd, "rb")  # noqa: SIM115 (the caller closes it)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        f.close()
+        raise StoreError(f"artefact {path} is not a regular file; the store was tampered with")
+    return f
 
 
 @contextlib.contextmanager

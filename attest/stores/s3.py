@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import hashlib
 import io
 import logging
@@ -38,7 +39,7 @@ from typing import Any, BinaryIO, Final, Literal
 from attest._aws import transport_error
 from attest.errors import AttestError, RemoteError, StoreError
 from attest.stores import artifact_key, attestation_key, safe_name
-from verify.errors import LimitExceeded
+from verify.errors import EvidenceRejected, LimitExceeded
 from verify.limits import MAX_EVIDENCE_BYTES
 
 __all__ = [
@@ -73,7 +74,8 @@ RetentionMode = Literal["GOVERNANCE", "COMPLIANCE"]
 
 _BUCKET_RE: Final = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _HEX64: Final = re.compile(r"[0-9a-f]{64}")
-_ATTESTATION_RE: Final = re.compile(r"sha256/[0-9a-f]{64}/[^/]+\.intoto\.jsonl")
+_ATTESTATION_RE: Final = re.compile(r"sha256/[0-9a-f]{64}/[^/]+\.(?:intoto\.jsonl|sigstore\.json)")
+_ARTIFACT_RE: Final = re.compile(r"sha256/([0-9a-f]{64})/artifact/.+")
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:
@@ -530,20 +532,35 @@ class S3Store:
     def _relative(self, key: str) -> str:
         return key[len(self.prefix) + 1:] if self.prefix else key
 
-    def attestations(self, sha256: str) -> Iterator[tuple[str, bytes]]:
-        """Every attestation file stored for the artefact ``sha256``, as (URI, bytes)."""
+    def _evidence(self, key: str, size: int | None) -> bytes | EvidenceRejected:
+        """One attestation object, or why it is not read (over the size limit): that object's problem only."""
+        try:
+            return self._read_evidence(key, size)
+        except LimitExceeded as e:
+            return e
+
+    def attestations(self, sha256: str) -> Iterator[tuple[str, bytes | EvidenceRejected]]:
+        """Every attestation file stored for the artefact ``sha256``, as (URI, bytes or why not)."""
         if not _HEX64.fullmatch(sha256):
             raise StoreError(f"{sha256!r} is not a lower-case hex sha256 digest")
         folder = self._key(f"sha256/{sha256}/")
         for key, size in self._list(folder, delimiter="/"):
             if _ATTESTATION_RE.fullmatch(self._relative(key)):
-                yield self._uri(key), self._read_evidence(key, size)
+                yield self._uri(key), self._evidence(key, size)
 
-    def all_attestations(self) -> Iterator[tuple[str, bytes]]:
-        """Every attestation file in the store, as (URI, bytes), for audits."""
+    def all_attestations(self) -> Iterator[tuple[str, bytes | EvidenceRejected]]:
+        """Every attestation file in the store, as (URI, bytes or why not), for audits."""
         for key, size in self._list(self._key("sha256/"), delimiter=None):
             if _ATTESTATION_RE.fullmatch(self._relative(key)):
-                yield self._uri(key), self._read_evidence(key, size)
+                yield self._uri(key), self._evidence(key, size)
+
+    def artifacts(self) -> Iterator[tuple[str, str, Callable[[], BinaryIO]]]:
+        """(URI, the sha256 its address claims, an opener) of every stored artefact, for audits."""
+        for key, _ in self._list(self._key("sha256/"), delimiter=None):
+            relative = self._relative(key)
+            match = _ARTIFACT_RE.fullmatch(relative)
+            if match:
+                yield self._uri(key), match.group(1), functools.partial(self.open_artifact, relative)
 
     def open_artifact(self, key: str, *, progress: Progress | None = None) -> BinaryIO:
         """A binary stream over the object ``key``, relative to the store.

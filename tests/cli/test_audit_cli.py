@@ -210,7 +210,7 @@ def test_an_s3_store_is_read_through_the_s3_store(tmp_path: Path, audit_keys: di
 
     class Bucket:
         @classmethod
-        def from_uri(cls, uri: str) -> Bucket:
+        def from_uri(cls, uri: str, **options: object) -> Bucket:
             opened.append(uri)
             return cls()
 

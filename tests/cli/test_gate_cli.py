@@ -100,10 +100,18 @@ def test_no_vsa_is_written_when_verification_fails(published: Path, keys: dict[s
     assert not (published / "vsa.intoto.jsonl").exists()
 
 
+def _provenance_sha256(built: Path) -> str:
+    """What a VSA's inputAttestations names for the provenance: the sha256 of its line as stored."""
+    import hashlib
+
+    return hashlib.sha256((built / "provenance.intoto.jsonl").read_bytes().strip()).hexdigest()
+
+
 def _vsa_line(built: Path, key: KeyPair, **changes: object) -> bytes:
     values: dict[str, object] = {
         "subject_name": ARTIFACT, "digests": _digests(built), "verifier_id": "test", "resource_uri":
-        "attest:stage:stg", "policy_uri": "p", "policy_digest": "", "inputs": [], "levels": [],
+        "attest:stage:stg", "policy_uri": "p", "policy_digest": "ab" * 32,
+        "inputs": [("provenance.intoto.jsonl", _provenance_sha256(built))], "levels": [],
         "verified_at": datetime.now(UTC)}
     values.update(changes)
     return sign_statement(vsa_statement(**values), signer_uri=str(key.private))  # type: ignore[arg-type]
@@ -122,6 +130,10 @@ def _vsa_line(built: Path, key: KeyPair, **changes: object) -> bytes:
     ("older than the provenance",
      lambda b, k: _vsa_line(b, k["stg"], verified_at=datetime.now(UTC) - timedelta(days=1)),
      "is older than the provenance"),
+    ("for another provenance of these bytes", lambda b, k: _vsa_line(b, k["stg"], inputs=[("p", "12" * 32)]),
+     "does not name the provenance provenance.intoto.jsonl"),
+    ("naming no policy", lambda b, k: _vsa_line(b, k["stg"], policy_digest=""),
+     "does not name the policy it was verified under"),
 ])
 def test_wrong_vsa_is_refused(case: str, make, words: str, published: Path, keys: dict[str, KeyPair],
                               attest: AttestRunner) -> None:
@@ -192,6 +204,7 @@ identities:
   dev-build: {{keys: ["{keys['dev'].public}"]}}
 provenance:
   signed-by: [dev-build]
+releases: {{signed-by: [dev-build]}}
 """)
     made = attest("release", "create", "--name", "r1", "--component", "infra=infra.intoto.jsonl",
                   "--component", "app=app.intoto.jsonl", "--signer", keys["dev"].private, cwd=work)

@@ -20,8 +20,11 @@ from tests.hardening._helpers import DEV, OTHER, STG, artefact_digests, envelope
 from tests.verify import _factory as f
 from verify.errors import PolicyError, PolicyViolation, SignatureInvalid
 from verify.evidence import Evidence
+from verify.gate import _statements
+from verify.matching import DigestSet
 from verify.policy import Policy, StageRule, VsaRequirement, load_policy
-from verify.stages import check_stage
+from verify.signers import TrustRun, find_signers
+from verify.stages import Bound, check_stage
 from verify.trust import Identity, SigstoreIdentity, keys_in_order
 from verify.verifier import verify_artifact
 
@@ -196,11 +199,11 @@ def test_an_expired_keyless_identity_is_not_offered_to_the_bundle_verifier() -> 
     assert isinstance(item, Evidence)
     offered: list[tuple[SigstoreIdentity, ...]] = []
 
-    def bundle_verifier(e: Evidence, identities: Any) -> Identity:
+    def bundle_verifier(e: Evidence, identities: Any, *, message_sha256: str | None) -> tuple[Identity, ...]:
         offered.extend(i.sigstore for i in identities)
         if not any(i.sigstore for i in identities):
             raise SignatureInvalid("no Sigstore identity is trusted")
-        return keyless
+        return (keyless,)
 
     policy = _policy(keyless)
     assert verify_artifact("app", [item], policy=policy, digests=artefact_digests(), bundle_verifier=bundle_verifier,
@@ -208,14 +211,13 @@ def test_an_expired_keyless_identity_is_not_offered_to_the_bundle_verifier() -> 
     with pytest.raises(SignatureInvalid, match="is not valid after"):
         verify_artifact("app", [item], policy=policy, digests=artefact_digests(), bundle_verifier=bundle_verifier,
                         at=NOW + timedelta(seconds=1))
-    assert offered == [(pinned,), ()]
+    assert offered == [(pinned,)]  # outside its window it is not even offered: refused before
 
 
 def test_a_key_signed_message_bundle_by_a_revoked_key_is_refused() -> None:
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    import verify.sigstore as vs
 
     assert isinstance(OLD, ec.EllipticCurvePrivateKey)
     bundle = {"mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
@@ -223,14 +225,14 @@ def test_a_key_signed_message_bundle_by_a_revoked_key_is_refused() -> None:
               "messageSignature": {"signature": f.b64(OLD.sign(f.ARTIFACT, ec.ECDSA(hashes.SHA256())))}}
     [item] = evidence(json.dumps(bundle).encode())
     assert isinstance(item, Evidence)
-    hook = vs.make_bundle_verifier(trusted_root=None, artifact_sha256=lambda: f.digest_set(f.ARTIFACT)["sha256"])
+    sha256 = f.digest_set(f.ARTIFACT)["sha256"]
     dev = Identity(name="dev", keys=(pub(OLD),))
-    assert hook(item, [dev]) == dev
-    with pytest.raises(SignatureInvalid):  # even called directly with the raw identity: keys_in_order filters
-        hook(item, [replace(dev, revoked=frozenset({_fp(OLD)}))])
-    with pytest.raises(SignatureInvalid, match="no public key is pinned"):
+    assert find_signers(item, [dev], TrustRun(), message_sha256=sha256) == (dev,)
+    with pytest.raises(SignatureInvalid):  # even called directly with the raw identity: find_signers filters
+        find_signers(item, [replace(dev, revoked=frozenset({_fp(OLD)}))], TrustRun(), message_sha256=sha256)
+    with pytest.raises(SignatureInvalid, match="no pinned public key may sign this evidence"):
         verify_artifact("app", [item], policy=_policy(replace(dev, revoked=frozenset({_fp(OLD)}))),
-                        digests=artefact_digests(), bundle_verifier=hook)
+                        digests=artefact_digests())
 
 
 def test_a_vsa_signed_by_a_revoked_stage_key_does_not_count() -> None:
@@ -239,15 +241,19 @@ def test_a_vsa_signed_by_a_revoked_stage_key_does_not_count() -> None:
     rule = StageRule(name="prd", require_vsa=(VsaRequirement(stage="stg", signed_by=("stg",)),))
     policy = Policy(identities={"dev": Identity(name="dev", keys=(pub(DEV),)), "stg": stg}, provenance=_rules(),
                     stages={"stg": StageRule(name="stg", verifier="stg"), "prd": rule})
-    found = check_stage(rule, policy=policy, evidence=evidence(vsa), digests=f.digest_set(f.ARTIFACT), not_before=None)
-    assert [e.signer for e in found] == ["stg"]
+    def check(policy: Policy, at: datetime = NOW) -> list[Any]:
+        return check_stage(rule, policy=policy, vsas=_statements(evidence(vsa), f.VSA_V1), approvals=[],
+                           digests=DigestSet(f.digest_set(f.ARTIFACT)),
+                           bound=Bound(sha256="ef" * 32, time=datetime(2024, 1, 1, tzinfo=UTC), source="p"),
+                           run=policy.trust_run(at=at))
+
+    assert [e.signer for e in check(policy)] == ["stg"]
     revoked = replace(policy, identities={**policy.identities, "stg": replace(stg, revoked=frozenset({_fp(STG)}))})
     with pytest.raises(PolicyViolation, match="is signed by an untrusted key, not by stg"):
-        check_stage(rule, policy=revoked, evidence=evidence(vsa), digests=f.digest_set(f.ARTIFACT), not_before=None)
+        check(revoked)
     expired = replace(policy, identities={**policy.identities, "stg": replace(stg, not_after=NOW)})
     with pytest.raises(PolicyViolation):
-        check_stage(rule, policy=expired, evidence=evidence(vsa), digests=f.digest_set(f.ARTIFACT), not_before=None,
-                    at=NOW + timedelta(seconds=1))
+        check(expired, NOW + timedelta(seconds=1))
 
 
 def test_cli_verify_refuses_a_revoked_key_with_exit_1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

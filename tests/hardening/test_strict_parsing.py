@@ -74,7 +74,7 @@ def test_duplicate_key_in_a_bundle_is_refused_before_sigstore_python_sees_it(mon
     items = load_evidence(doubled.encode(), source="b.sigstore.json")
     assert [type(i) for i in items] == [MalformedEvidence]
     assert "duplicate JSON key 'mediaType'" in str(items[0])
-    hook = vs.make_bundle_verifier(trusted_root=None, artifact_sha256=lambda: "0" * 64)
+    hook = vs.make_bundle_verifier(trusted_root=None)
     with pytest.raises(MalformedEvidence, match="duplicate JSON key"):
         verify_artifact("a", items, policy=policy(source=None, builders=()), digests=lambda: {"sha256": "0" * 64},
                         bundle_verifier=hook)
@@ -85,7 +85,7 @@ def test_sigstore_python_parses_exactly_the_bytes_we_parsed_strictly() -> None:
     # the Evidence sigstore-python gets is made from the same bytes, so there is no second reading
     [item] = load_evidence(b"\n\n" + BUNDLE.read_bytes() + b"\n", source="b")
     assert isinstance(item, Evidence) and item.raw == BUNDLE.read_bytes().strip()
-    assert json.loads(item.raw) == item.bundle
+    assert item.bundle is not None and json.loads(item.raw) == item.bundle.document
 
 
 # --- text -------------------------------------------------------------------------------------------
@@ -288,12 +288,12 @@ def test_evidence_whose_source_is_not_a_url_is_a_mismatch() -> None:
         verify_artifact("app", evidence(envelope_line(statement)), policy=policy(), digests=artefact_digests())
 
 
-def test_cli_source_uri_that_is_not_a_url_is_one_sentence_and_exit_3(tmp_path: Path, attest: AttestRunner) -> None:
+def test_cli_source_uri_that_is_not_a_url_is_one_sentence_and_exit_2(tmp_path: Path, attest: AttestRunner) -> None:
     keys = make_keypair(tmp_path, "dev")
     artefact, attestation = tmp_path / "app", tmp_path / "p.intoto.jsonl"
     artefact.write_bytes(f.ARTIFACT)
     attestation.write_bytes(envelope_line())
     result = attest("verify", artefact, "--attestation", attestation, "--key", keys.public, "--source-uri", "[",
                     cwd=tmp_path)
-    assert result.code == 3, result
-    assert result.err.strip() == "attest: source repository '[' is not a repository URI (Invalid IPv6 URL)."
+    assert result.code == 2, result  # a flag that names no repository is a usage error
+    assert result.err.strip() == "attest: --source-uri '[' is not a repository URI (Invalid IPv6 URL)."

@@ -185,7 +185,8 @@ def test_slsa_github_generator_provenance(verify: Verify) -> None:
     result = verify(GENERATOR_SHA256, "--attestation", GENERATOR, "--signer-workflow", GENERATOR_WORKFLOW,
                     "--github-repo", "slsa-framework/example-package", "--source-ref", "main",
                     "--source-uri", "github.com/slsa-framework/example-package", "--source-branch", "main",
-                    "--builder-id", GENERATOR_BUILDER, "--commit", "4d329c75e7ec", "--format", "json")
+                    "--builder-id", GENERATOR_BUILDER, "--commit", "4d329c75e7ec1725f7c9ce917a8799d408d06be3",
+                    "--format", "json")
     assert result.code == 0, result
     verdict = json.loads(result.out)
     assert verdict["predicateType"] == "https://slsa.dev/provenance/v0.2"

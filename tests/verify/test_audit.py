@@ -211,7 +211,7 @@ def test_disallowed_source_and_builder(store: Path, keys: dict[str, KeyPair], po
     assert found(report) == {("disallowed-source", sha(b"fork")), ("disallowed-source", sha(b"branch")),
                              ("disallowed-builder", sha(b"laptop"))}
     messages = {a.sha256: a.message for a in report.anomalies}
-    assert "repository 'https://github.com/evil/app'" in messages[sha(b"fork")]
+    assert "source repository is 'https://github.com/evil/app'" in messages[sha(b"fork")]
     assert "ref 'refs/heads/feature'" in messages[sha(b"branch")]
     assert {a.step for a in report.anomalies if a.kind == "disallowed-source"} == {"source"}
 

@@ -200,7 +200,8 @@ def test_bundle_with_key_hint(media_type: str) -> None:
     [item] = load_evidence(raw, source="a.sigstore.json")
     item = _ok(item)
     assert item.envelope == Envelope.from_dict(_envelope())
-    assert item.bundle is not None and item.bundle["mediaType"] == media_type
+    assert item.bundle is not None and item.bundle.media_type == media_type
+    assert item.bundle.envelope == item.envelope and item.bundle.public_key_hint is not None
     assert not item.has_certificate
     assert item.digest == hashlib.sha256(raw).hexdigest()
 
@@ -220,12 +221,26 @@ def test_bundle_with_certificate(material: dict[str, Any]) -> None:
 def test_message_signature_bundle_has_no_envelope() -> None:
     bundle = _bundle(
         dsseEnvelope=None,
-        messageSignature={"messageDigest": {"algorithm": "SHA2_256", "digest": "x"}, "signature": "YQ=="},
+        messageSignature={"messageDigest": {"algorithm": "SHA2_256", "digest": "eA=="}, "signature": "YQ=="},
     )
     [item] = load_evidence(json.dumps(bundle).encode(), source="m.sigstore.json")
     item = _ok(item)
     assert item.envelope is None
-    assert item.bundle is not None and "messageSignature" in item.bundle
+    assert item.bundle is not None and item.bundle.message is not None
+    assert (item.bundle.message.digest_algorithm, item.bundle.message.digest, item.bundle.message.signature) == (
+        "SHA2_256", b"x", b"a")
+
+
+@pytest.mark.parametrize("signature", [
+    {"messageDigest": {"algorithm": "SHA2_256", "digest": "x"}, "signature": "YQ=="},  # base64 is read once, strictly
+    {"messageDigest": {"algorithm": "SHA2_256", "digest": "eA=="}, "signature": "Y"},
+    {"messageDigest": {"digest": "eA=="}, "signature": "YQ=="},
+    {"messageDigest": {"algorithm": "SHA2_256", "digest": "eA=="}},
+    "not an object",
+])
+def test_message_signature_bundle_with_unreadable_fields_is_malformed(signature: Any) -> None:
+    [item] = load_evidence(json.dumps(_bundle(dsseEnvelope=None, messageSignature=signature)).encode(), source="m")
+    assert isinstance(item, MalformedEvidence), item
 
 
 @pytest.mark.parametrize(
@@ -258,6 +273,14 @@ def test_unhashable_media_type_is_rejected() -> None:
     assert str(item) == "b is a bundle of unknown media type ['x']"
 
 
-def test_has_certificate_ignores_odd_material() -> None:
-    evidence = Evidence(source="s", digest="d", envelope=None, bundle={"verificationMaterial": "certificate"})
-    assert not evidence.has_certificate
+@pytest.mark.parametrize("material", [
+    {"certificate": None}, {"certificate": {"rawBytes": "not base64!"}}, {"x509CertificateChain": {"certificates": []}},
+    {"x509CertificateChain": "x"}, {"publicKey": {"hint": 1}}, {},
+])
+def test_unreadable_verification_material_is_malformed(material: dict[str, Any]) -> None:
+    [item] = load_evidence(json.dumps(_bundle(verificationMaterial=material)).encode(), source="b")
+    assert isinstance(item, MalformedEvidence), item
+
+
+def test_has_certificate_without_a_bundle() -> None:
+    assert not Evidence(source="s", digest="d", envelope=None).has_certificate

@@ -807,9 +807,9 @@ def test_with_rules_overrides_only_given_rules() -> None:
             signed_by=("k0",), builders=("b1",), source=SourceRule(uri="github.com/acme/app"), commit=None
         ),
     )
-    changed = base.with_rules(commit="abcdef0", builders=(), predicate_type=None, source=None)
-    assert changed.provenance.commit == "abcdef0"
-    assert changed.provenance.builders == ("b1",)  # empty means "not given", never "no rule"
+    changed = base.with_rules(commit="a" * 40)
+    assert changed.provenance.commit == "a" * 40
+    assert changed.provenance.builders == ("b1",)  # what is not named is kept
     assert changed.provenance.source == SourceRule(uri="github.com/acme/app")
     assert changed.provenance.predicate_type is None
     assert base.provenance.commit is None  # frozen: the original is untouched

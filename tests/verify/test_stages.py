@@ -12,17 +12,22 @@ import pytest
 from tests.verify import _factory as f
 from verify.errors import MalformedEvidence, PolicyViolation, SignatureInvalid
 from verify.evidence import Evidence, load_evidence
+from verify.gate import _statements
+from verify.matching import DigestSet
 from verify.policy import ApprovalRequirement, Policy, ProvenanceRules, StageRule, VsaRequirement
-from verify.stages import check_stage
-from verify.statement import APPROVAL_V1
-from verify.trust import Identity, load_public_key
+from verify.signers import BundleVerifier
+from verify.stages import Bound, check_stage
+from verify.statement import APPROVAL_V1, VSA_V1
+from verify.trust import Identity, SigstoreIdentity, load_public_key
 
 KEYS = {name: f.private_key("p256", i) for i, name in enumerate(["dev", "stg", "prd", "alice", "bob", "eve"])}
-DIGESTS = f.digest_set(f.ARTIFACT)
+DIGESTS = DigestSet(f.digest_set(f.ARTIFACT))
 PROVENANCE_TIME = datetime(2024, 5, 1, 10, 5, 30, tzinfo=UTC)
+#: The provenance the factory's VSAs name in their inputAttestations.
+PROVENANCE = "ef" * 32
 
 
-def _policy(*, approvals: int = 0, stg_resources: tuple[str, ...] = ()) -> Policy:
+def _policy(*, approvals: int = 0, stg_resources: tuple[str, ...] = (), vsa: bool = True) -> Policy:
     identities = {
         name: Identity(name=name, keys=(load_public_key(f.public_pem(key), name=name),))
         for name, key in KEYS.items()
@@ -33,7 +38,7 @@ def _policy(*, approvals: int = 0, stg_resources: tuple[str, ...] = ()) -> Polic
         "prd": StageRule(
             name="prd",
             verifier="prd",
-            require_vsa=(VsaRequirement(stage="stg", signed_by=("stg",)),),
+            require_vsa=(VsaRequirement(stage="stg", signed_by=("stg",)),) if vsa else (),
             require_approvals=ApprovalRequirement(count=approvals, signed_by=("alice", "bob"))
             if approvals
             else None,
@@ -70,16 +75,22 @@ def _approval(
 
 
 def _check(
-    evidence: Sequence[Evidence | MalformedEvidence], policy: Policy | None = None, **kwargs: Any
+    evidence: Sequence[Evidence | MalformedEvidence],
+    policy: Policy | None = None,
+    *,
+    time: datetime | None = PROVENANCE_TIME,
+    provenance: str = PROVENANCE,
+    bundle_verifier: BundleVerifier | None = None,
 ) -> list[Any]:
     policy = policy or _policy()
     return check_stage(
         policy.stages["prd"],
         policy=policy,
-        evidence=evidence,
+        vsas=_statements(evidence, VSA_V1),
+        approvals=_statements(evidence, APPROVAL_V1),
         digests=DIGESTS,
-        not_before=kwargs.pop("not_before", PROVENANCE_TIME),
-        **kwargs,
+        bound=Bound(sha256=provenance, time=time, source="prov:1"),
+        run=policy.trust_run(bundles=bundle_verifier),
     )
 
 
@@ -103,7 +114,7 @@ def test_vsa_from_the_required_stage_passes() -> None:
         vsa.digest,
     )
     assert found.time == datetime(2024, 5, 2, 8, 0, tzinfo=UTC)
-    assert json.loads(json.dumps(found.to_dict()))["time"] == "2024-05-02T08:00:00+00:00"
+    assert json.loads(json.dumps(found.to_dict()))["time"] == "2024-05-02T08:00:00Z"
 
 
 def test_no_vsa() -> None:
@@ -123,7 +134,8 @@ def test_vsa_signed_by_someone_else(signer: str, who: str) -> None:
 
 def test_vsa_unreadable() -> None:
     _violation(
-        "the VSA in vsa:1 is unreadable (verification summary has no timeVerified)", [_vsa(timeVerified="")]
+        "the VSA in vsa:1 is unreadable (verification summary timeVerified '' is not an RFC 3339 time",
+        [_vsa(timeVerified="")]
     )
 
 
@@ -145,17 +157,37 @@ def test_vsa_that_failed() -> None:
 
 def test_vsa_older_than_the_provenance() -> None:
     _violation(
-        "the VSA in vsa:1 (2024-05-02T08:00:00+00:00) is older than the provenance it should vouch for "
-        "(2024-05-03T00:00:00+00:00)",
+        "the VSA in vsa:1 (2024-05-02T08:00:00Z) is older than the provenance it should vouch for "
+        "(2024-05-03T00:00:00Z)",
         [_vsa()],
-        not_before=datetime(2024, 5, 3, tzinfo=UTC),
+        time=datetime(2024, 5, 3, tzinfo=UTC),
     )
-    assert _check([_vsa()], not_before=None)[0].stage == "stg"
 
 
-def test_first_problem_reported_and_a_good_vsa_after_bad_ones_passes() -> None:
+def test_a_provenance_without_a_build_time_cannot_be_ordered_so_no_vsa_counts() -> None:
+    """Finding 8: a provenance with no time and a VSA dated 1970 must not pass (the check was skipped)."""
+    _violation("the provenance prov:1 records no build time", [_vsa(timeVerified="1970-01-01T00:00:00Z")],
+               time=None)
+    _violation("the provenance prov:1 records no build time", [_vsa()], time=None)
+
+
+def test_a_vsa_for_another_provenance_of_the_same_bytes_does_not_count() -> None:
+    """Finding 8: inputAttestations bind the VSA to the provenance stg verified."""
+    message = _violation("does not name the provenance prov:1", [_vsa()], provenance="12" * 32)
+    assert "among its inputAttestations" in message
+    _violation("does not name the provenance", [_vsa(inputAttestations=[])])
+
+
+def test_a_vsa_that_names_no_policy_does_not_count() -> None:
+    _violation("does not name the policy it was verified under", [_vsa(policy={"uri": "file:///p"})])
+    _violation("does not name the policy it was verified under",
+               [_vsa(policy={"uri": "file:///p", "digest": {"sha256": "not hex"}})])
+
+
+def test_the_problem_of_the_vsa_that_got_furthest_is_reported_and_a_good_vsa_among_bad_ones_passes() -> None:
     bad = [_vsa("dev", source="a:1"), _vsa(verificationResult="FAILED", source="b:1")]
-    _violation("the VSA in a:1 is signed by 'dev'", bad)
+    _violation("the VSA in b:1 says FAILED", bad)
+    _violation("the VSA in a:1 is signed by 'dev'", bad[:1])
     assert _check([*bad, _vsa(source="c:1")])[0].source == "c:1"
 
 
@@ -168,6 +200,7 @@ def test_non_vsa_and_unreadable_statements_are_ignored() -> None:
 
 
 def _certificate_vsa() -> Evidence:
+    """A keyless VSA bundle; its certificate is not read by anything here but the (test) bundle verifier."""
     envelope = f.envelope_dict(f.payload_of(f.statement(predicate_type=f.VSA_V1, predicate=f.vsa())), [])
     envelope["signatures"] = [{"sig": f.b64(b"signature checked by Sigstore")}]
     bundle = {
@@ -182,15 +215,22 @@ def _certificate_vsa() -> Evidence:
 
 def test_certificate_vsa_needs_sigstore_support() -> None:
     _violation("the VSA in vsa.sigstore.json is signed by an untrusted key, not by stg", [_certificate_vsa()])
+    policy = _policy()
+    keyless = SigstoreIdentity(issuer="https://issuer.example", identity="stg@example.com")
+    policy = Policy(identities={**policy.identities, "stg": Identity(name="stg", sigstore=(keyless,))},
+                    provenance=policy.provenance, stages=policy.stages)
+    _violation("the VSA in vsa.sigstore.json is signed by an untrusted key, not by stg", [_certificate_vsa()],
+               policy)  # a keyless identity, but no Sigstore support given
     calls: list[list[str]] = []
 
-    def bundle_verifier(item: Evidence, identities: Sequence[Identity]) -> Identity:
+    def bundle_verifier(item: Evidence, identities: Sequence[Identity], *,
+                        message_sha256: str | None) -> tuple[Identity, ...]:
         calls.append([i.name for i in identities])
         if [i.name for i in identities] != ["stg"]:
             raise SignatureInvalid(f"{item.source}: not signed by {identities[0].name}")
-        return identities[0]
+        return (identities[0],)
 
-    [found] = _check([_certificate_vsa()], bundle_verifier=bundle_verifier)
+    [found] = _check([_certificate_vsa()], policy, bundle_verifier=bundle_verifier)
     assert (found.signer, found.source) == ("stg", "vsa.sigstore.json")
     assert calls == [["stg"]]
 
@@ -218,6 +258,8 @@ def test_approvals_counted_per_distinct_identity() -> None:
         ([("alice", {}), ("bob", {"stage": "stg"})], "found 1 (alice)"),
         ([("alice", {}), ("bob", {"when": "yesterday"})], "found 1 (alice)"),
         ([("alice", {}), ("bob", {"when": None})], "found 1 (alice)"),
+        ([("alice", {}), ("bob", {"when": "2024-05-01T10:00:00Z"})], "found 1 (alice)"),  # before the build
+        ([("alice", {}), ("bob", {"when": "0001-01-01T00:00:00+01:00"})], "found 1 (alice)"),
     ],
 )
 def test_too_few_approvals(approvals: list[tuple[str, dict[str, Any]]], found: str) -> None:
@@ -234,3 +276,8 @@ def test_approval_for_another_artefact_does_not_count() -> None:
         predicate={"stage": "prd", "timeApproved": "2024-05-03T09:00:00Z"},
     )
     _violation("but found 0 (none)", [_vsa(), _signed(other, "alice", "x:1")], _policy(approvals=1))
+
+
+def test_approvals_for_a_provenance_without_a_build_time_do_not_count() -> None:
+    message = _violation("but found 0 (none)", [_approval("alice")], _policy(approvals=1, vsa=False), time=None)
+    assert "records no build time" in message

@@ -239,19 +239,48 @@ def test_provenance_v1_dirty(where: str | None, expected: bool) -> None:
     assert read_provenance(_parse(f.statement(predicate=predicate))).dirty is expected
 
 
-def test_provenance_v1_dirty_must_be_literally_true() -> None:
+@pytest.mark.parametrize(("value", "dirty"), [(False, False), (True, True), ("true", True), ("false", True),
+                                               (1, True), (0, True), (None, True), ({}, True)])
+@pytest.mark.parametrize("where", ["internalParameters", "externalParameters"])
+def test_provenance_v1_is_clean_only_when_dirty_is_absent_or_false(value: Any, dirty: bool, where: str) -> None:
+    """Finding 9: "dirty": "true" (a string) counted as clean. Anything but absent or false is dirty."""
     predicate = f.provenance_v1()
-    predicate["buildDefinition"]["internalParameters"]["dirty"] = "false"
+    predicate["buildDefinition"]["internalParameters"].pop("dirty", None)
+    predicate["buildDefinition"][where]["dirty"] = value
+    assert read_provenance(_parse(f.statement(predicate=predicate))).dirty is dirty
+    predicate["buildDefinition"][where].pop("dirty")
     assert read_provenance(_parse(f.statement(predicate=predicate))).dirty is False
 
 
-def test_provenance_v1_times_optional_and_naive_times_are_utc() -> None:
+def test_provenance_v1_times_are_optional() -> None:
     predicate = f.provenance_v1()
-    predicate["runDetails"]["metadata"] = {"startedOn": "2024-05-01T10:00:00", "finishedOn": ""}
+    predicate["runDetails"]["metadata"] = {"startedOn": "2024-05-01T10:00:00+02:00"}
     prov = read_provenance(_parse(f.statement(predicate=predicate)))
-    assert prov.started_on == datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
+    assert prov.started_on == datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
     assert prov.finished_on is None
+    assert prov.time == prov.started_on
     assert prov.invocation_id == ""
+
+
+@pytest.mark.parametrize("value", ["2024-05-01T10:00:00", "", "2024-05-01", "2024-W18-3T10:00:00Z",
+                                   "20240501T100000Z", "2024-02-30T10:00:00Z", "0001-01-01T00:00:00+01:00",
+                                   "9999-12-31T23:59:59-01:00", 1714557600])
+def test_provenance_v1_times_must_be_rfc3339_with_a_zone(value: Any) -> None:
+    predicate = f.provenance_v1()
+    predicate["runDetails"]["metadata"] = {"finishedOn": value}
+    with pytest.raises(MalformedEvidence, match="provenance finishedOn"):
+        read_provenance(_parse(f.statement(predicate=predicate)))
+
+
+def test_provenance_v1_names_every_source_it_claims() -> None:
+    """Finding 9: the branch was read from externalParameters although resolvedDependencies named another."""
+    predicate = f.provenance_v1(ref="refs/heads/main")
+    predicate["buildDefinition"]["externalParameters"]["source"]["ref"] = "refs/heads/evil"
+    prov = read_provenance(_parse(f.statement(predicate=predicate)))
+    assert prov.source_refs == ("refs/heads/main", "refs/heads/evil")
+    predicate["buildDefinition"]["externalParameters"]["source"]["uri"] = "https://github.com/evil/app"
+    prov = read_provenance(_parse(f.statement(predicate=predicate)))
+    assert prov.source_uris == ("https://github.com/acme/app", "https://github.com/evil/app")
 
 
 def _v1_changed(path: str, value: Any) -> dict[str, Any]:
@@ -315,7 +344,8 @@ def _v1_changed(path: str, value: Any) -> dict[str, Any]:
             _v1_changed("runDetails.metadata.startedOn", "yesterday"),
             "provenance startedOn 'yesterday' is not an RFC 3339 time",
         ),
-        (_v1_changed("runDetails.metadata.finishedOn", 1714557930), "provenance finishedOn is not a string"),
+        (_v1_changed("runDetails.metadata.finishedOn", 1714557930),
+         "provenance finishedOn is not an RFC 3339 time string"),
     ],
 )
 def test_provenance_v1_rejects(predicate: dict[str, Any], message: str) -> None:
@@ -489,7 +519,7 @@ def _vsa_without(key: str) -> dict[str, Any]:
             "verification summary verifiedLevels is not a list of strings",
         ),
         (_vsa_without("timeVerified"), MalformedEvidence, "verification summary has no timeVerified"),
-        (f.vsa(timeVerified=""), MalformedEvidence, "verification summary has no timeVerified"),
+        (f.vsa(timeVerified=""), MalformedEvidence, "verification summary timeVerified '' is not an RFC 3339 time"),
         (
             f.vsa(timeVerified="2024-02-30T00:00:00Z"),
             MalformedEvidence,

@@ -20,9 +20,10 @@ from verify.errors import (
 )
 from verify.evidence import Evidence, load_evidence
 from verify.limits import MAX_VERIFICATIONS_PER_ENVELOPE
+from verify.matching import plan_algorithms
 from verify.policy import Policy, ProvenanceRules, SourceRule
 from verify.trust import Identity, PublicKey, SigstoreIdentity, load_public_key
-from verify.verifier import Verdict, preferred_algorithms, verify_artifact, verify_signature
+from verify.verifier import Verdict, verify_artifact, verify_signature
 
 DEV = f.private_key("p256", 0)
 OTHER = f.private_key("p256", 9)
@@ -115,7 +116,7 @@ def test_pass_returns_a_verdict_with_every_check() -> None:
     ]
     assert all(c.passed for c in verdict.checks)
     by_name = {c.name: c for c in verdict.checks}
-    assert by_name["subject"].expected == {"blake3": f.digest_set(f.ARTIFACT)["blake3"]}
+    assert by_name["subject"].expected == f.digest_set(f.ARTIFACT)  # every algorithm computed and listed
     assert by_name["source"].expected == "github.com/acme/app"
     assert by_name["branch"].found == "refs/heads/main"
     out = verdict.to_dict()
@@ -130,7 +131,7 @@ def test_pass_returns_a_verdict_with_every_check() -> None:
 
 def test_pass_with_provenance_v02() -> None:
     statement = f.statement(predicate_type=f.PROVENANCE_V02, predicate=f.provenance_v02())
-    verdict = _verify(_evidence(statement), _policy(commit=f.COMMIT[:12]))
+    verdict = _verify(_evidence(statement), _policy(commit=f.COMMIT))
     assert verdict.provenance is not None and verdict.provenance.predicate_type == f.PROVENANCE_V02
     assert "commit" in [c.name for c in verdict.checks]
 
@@ -430,17 +431,17 @@ def test_weak_only_subject_rejected_even_when_it_matches(weak: tuple[str, ...]) 
     )
 
 
-def test_blake3_preferred_when_present() -> None:
-    right = f.digest_set(f.ARTIFACT)
-    subject = {"blake3": right["blake3"], "sha256": "00" * 32}  # only the preferred algorithm is compared
-    verdict = _verify(_evidence(f.statement([("a", subject)])))
-    assert {c.name: c for c in verdict.checks}["subject"].expected == {"blake3": right["blake3"]}
-
-
-def test_preferred_algorithm_decides_when_subject_digests_disagree() -> None:
-    right = f.digest_set(f.ARTIFACT)
-    subject = {"blake3": "00" * 32, "sha256": right["sha256"]}
+@pytest.mark.parametrize("wrong", ["blake3", "sha256"])
+def test_every_computed_algorithm_the_subject_lists_must_agree(wrong: str) -> None:
+    """Finding 5: one meaning of "this subject is this artefact": a subject whose sha256 matches but whose
+    blake3 does not (or the other way round) names other bytes."""
+    subject = dict(f.digest_set(f.ARTIFACT))
+    subject[wrong] = "00" * 32
     _reject(DigestMismatch, "is not among the 1 subject(s)", _evidence(f.statement([("a", subject)])))
+    # what was not computed is not compared
+    other = "sha256" if wrong == "blake3" else "blake3"
+    assert _verify(_evidence(f.statement([("a", subject)])), digests=_digests(algorithms=(other,))).subject.name \
+        == "a"
 
 
 def test_sha256_used_when_only_sha256_was_computed() -> None:
@@ -508,7 +509,7 @@ def test_source_missing() -> None:
     predicate["buildDefinition"]["externalParameters"] = {}
     _reject(
         PolicyViolation,
-        "source repository is None, expected 'github.com/acme/app'",
+        "the provenance names no source repository, expected 'github.com/acme/app'",
         _evidence(f.statement(predicate=predicate)),
     )
 
@@ -529,14 +530,15 @@ def test_branch_mismatch(ref: str) -> None:
     )
 
 
-@pytest.mark.parametrize("commit", [f.COMMIT, f.COMMIT[:7], f.COMMIT.upper()])
+@pytest.mark.parametrize("commit", [f.COMMIT, f.COMMIT.upper()])
 def test_commit_matches(commit: str) -> None:
     verdict = _verify(_evidence(), _policy(commit=commit))
     assert {c.name: c for c in verdict.checks}["commit"].found == f.COMMIT
 
 
-@pytest.mark.parametrize("commit", [f.COMMIT[:6], "f" * 40, f.COMMIT[:39] + "0", "0123457"])
-def test_commit_mismatch_or_too_short(commit: str) -> None:
+@pytest.mark.parametrize("commit", [f.COMMIT[:7], f.COMMIT[:6], "f" * 40, f.COMMIT[:39] + "0", "0123457"])
+def test_commit_mismatch_or_a_prefix(commit: str) -> None:
+    """Finding 6: a prefix is never the commit (a colliding prefix can be brute-forced)."""
     _reject(
         PolicyViolation,
         f"built from commit {f.COMMIT!r}, expected {commit!r}",
@@ -630,10 +632,25 @@ def test_key_signed_bundle_is_verified_with_pinned_keys() -> None:
     )
 
 
+def _keyless_policy(**rules: Any) -> Policy:
+    """_policy, whose dev identity also pins a Sigstore identity (a keyless bundle is offered to it)."""
+    policy = _policy(**rules)
+    dev = policy.identities["dev"]
+    keyless = SigstoreIdentity(issuer="https://issuer.example", identity="dev@example.com")
+    return Policy(identities={"dev": Identity(name="dev", keys=dev.keys, sigstore=(keyless,))},
+                  provenance=policy.provenance)
+
+
 def test_certificate_bundle_without_sigstore_support() -> None:
     _reject(
         UnknownEvidence,
         "b.sigstore.json: Sigstore bundles with a certificate need Sigstore support",
+        _dsse_bundle({"certificate": {"rawBytes": "MIIB"}}),
+        _keyless_policy(),
+    )
+    _reject(
+        SignatureInvalid,
+        "b.sigstore.json is signed keylessly by an unreadable certificate, and no Sigstore identity is trusted",
         _dsse_bundle({"certificate": {"rawBytes": "MIIB"}}),
     )
 
@@ -641,49 +658,53 @@ def test_certificate_bundle_without_sigstore_support() -> None:
 def test_certificate_bundle_goes_to_the_bundle_verifier() -> None:
     seen: list[tuple[str, list[str]]] = []
 
-    def accept(evidence: Evidence, identities: Sequence[Identity]) -> Identity:
+    def accept(evidence: Evidence, identities: Sequence[Identity], *,
+               message_sha256: str | None) -> tuple[Identity, ...]:
         seen.append((evidence.source, [i.name for i in identities]))
-        return identities[0]
+        return (identities[0],)
 
-    verdict = _verify(_dsse_bundle({"certificate": {"rawBytes": "MIIB"}}), bundle_verifier=accept)
+    verdict = _verify(_dsse_bundle({"certificate": {"rawBytes": "MIIB"}}), _keyless_policy(), bundle_verifier=accept)
     assert verdict.signer == "dev"
     assert seen == [("b.sigstore.json", ["dev"])]
 
-    def refuse(evidence: Evidence, identities: Sequence[Identity]) -> Identity:
+    def refuse(evidence: Evidence, identities: Sequence[Identity], *,
+               message_sha256: str | None) -> tuple[Identity, ...]:
         raise SignatureInvalid(f"{evidence.source}: certificate identity is not pinned")
 
     error = _reject(
         SignatureInvalid,
         "b.sigstore.json: certificate identity is not pinned",
         _dsse_bundle({"certificate": {"rawBytes": "MIIB"}}),
+        _keyless_policy(),
         bundle_verifier=refuse,
     )
     assert [(c.name, c.passed) for c in error.checks] == [("signature", False)]  # type: ignore[attr-defined]
 
 
 def test_message_signature_bundle_is_not_a_provenance() -> None:
-    def accept(evidence: Evidence, identities: Sequence[Identity]) -> Identity:
-        return identities[0]
-
+    sha256 = bytes.fromhex(f.digest_set(f.ARTIFACT)["sha256"])
     message = _bundle(
         {"publicKey": {"hint": "dev"}},
-        messageSignature={"messageDigest": {"algorithm": "SHA2_256", "digest": ""}, "signature": "YQ=="},
+        messageSignature={"messageDigest": {"algorithm": "SHA2_256", "digest": f.b64(sha256)},
+                          "signature": f.b64(f.sign(DEV, f.ARTIFACT))},
     )
-    _reject(UnknownEvidence, "need Sigstore support", message)
     _reject(
         PolicyViolation,
         "b.sigstore.json: a message signature (a plain signed artefact) is not a provenance, "
         "and the rules on source, branch, builder need one",
         message,
-        bundle_verifier=accept,
     )
     identity_only = _policy(source=SourceRule(), builders=())
-    verdict = _verify(message, identity_only, bundle_verifier=accept)
+    verdict = _verify(message, identity_only)
     assert verdict.statement is None and verdict.provenance is None
     assert verdict.subject.digest == {"sha256": f.digest_set(f.ARTIFACT)["sha256"]}
+    _reject(DigestMismatch, "is not the digest the bundle signs", message, identity_only,
+            digests=_digests(b"another artefact"))
+    _reject(SignatureInvalid, "the message signature does not verify with a trusted key", message,
+            _policy(keys=(OTHER,), source=SourceRule(), builders=()))
 
 
-# --- preferred_algorithms -------------------------------------------------------------------------
+# --- plan_algorithms -------------------------------------------------------------------------------
 
 
 def _items(*statements: Mapping[str, Any]) -> list[Evidence]:
@@ -692,31 +713,21 @@ def _items(*statements: Mapping[str, Any]) -> list[Evidence]:
     return items  # type: ignore[return-value]
 
 
-ALL = ["blake3", "sha256", "sha384", "sha512"]
-
-
-def test_preferred_algorithms() -> None:
-    policy = _policy()
+def test_plan_computes_every_algorithm_a_subject_lists() -> None:
     both = f.statement()
     sha256 = f.statement([("a", f.digest_set(b"a", ("sha256",)))])
     sha512 = f.statement([("a", f.digest_set(b"a", ("sha512",)))])
-    assert preferred_algorithms(_items(both), policy, available=ALL) == ["blake3"]
-    assert preferred_algorithms(_items(both), policy, available=["sha256"]) == ["sha256"]
-    assert preferred_algorithms(_items(sha256), policy, available=ALL) == ["sha256"]
-    assert preferred_algorithms(_items(sha256, both, sha512), policy, available=ALL) == [
-        "sha256",
-        "blake3",
-        "sha512",
-    ]
-    assert preferred_algorithms(_items(both), _policy(digests=("sha256", "blake3")), available=ALL) == [
-        "sha256"
-    ]
-    assert preferred_algorithms([], policy, available=ALL) == ["sha256"]
+    assert plan_algorithms(_items(both)) == ["blake3", "sha256"]
+    assert plan_algorithms(_items(sha256)) == ["sha256"]
+    assert plan_algorithms(_items(sha256, both, sha512)) == ["blake3", "sha256", "sha512"]
+    assert plan_algorithms([]) == ["sha256"]
+    assert plan_algorithms(_items(f.statement([("a", {"blake3": "ab" * 32})]))) == ["blake3"]
+    assert plan_algorithms(_items(f.statement([("a", {"blake3": "ab" * 32})])), sha256=True) == ["blake3", "sha256"]
     weak = f.statement([("a", f.digest_set(b"a", ("md5",)))])
-    assert preferred_algorithms(_items(weak), policy, available=ALL) == ["sha256"]
+    assert plan_algorithms(_items(weak)) == ["sha256"]
 
 
-def test_preferred_algorithms_for_unreadable_statements_is_sha256() -> None:
+def test_plan_for_unreadable_statements_is_sha256() -> None:
     [not_intoto] = _evidence(payload_type="application/json")
     [bad_statement] = _evidence(f.statement(type_="x"))
-    assert preferred_algorithms([not_intoto, bad_statement], _policy(), available=ALL) == ["sha256"]  # type: ignore[list-item]
+    assert plan_algorithms([not_intoto, bad_statement]) == ["sha256"]

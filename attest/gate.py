@@ -1,0 +1,399 @@
+"""Running the gate from Python: read the artefact once, find the evidence, ask :mod:`verify.gate`, sign a VSA.
+
+This is ``attest verify`` without click. A :class:`GateRequest` holds everything the command line
+says, as given; :func:`run_gate` does the I/O around the decision, in this order:
+
+  (1) the artefact: a local file, ``sha256:HEX`` or ``s3://bucket/key``; a file must be a regular file
+  (2) the evidence named by ``--attestation``, through the hardened reader (never a second reader)
+  (3) ONE read of the artefact, started at once, computing every digest the evidence names (a local
+      file is opened once, its identity checked before and after: :func:`verify.digests.hash_file`)
+  (4) meanwhile: the policy, the pinned keys, the flags, combined by :func:`verify.gate.prepare`
+  (5) the store's evidence for the artefact's sha256, within the run's file and byte budget
+  (6) :func:`verify.gate.decide` (or :func:`verify.gate.decide_release`): every acceptance is decided there
+  (7) after a pass only: ``--lockfile`` checks, then the stage's VSA signed and written (atomically)
+
+Nothing here decides whether evidence is accepted.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from verify.evidence import Evidence, EvidenceBudget
+    from verify.gate import Gate, GateVerdict, ReleaseVerdict
+    from verify.matching import DigestSet
+    from verify.policy import Policy
+    from verify.signers import BundleVerifier
+    from verify.trust import Identity, PublicKey
+
+__all__ = ["EmitRequest", "GateOutcome", "GateRequest", "KeylessFlags", "run_gate"]
+
+_DIGEST_ARG = re.compile(r"sha256:([0-9a-f]{64})")
+GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
+
+Progress = Callable[[str, int], Any]
+"""``progress(description, total)``: a context manager giving a callback ``advance(n)``, or None."""
+
+
+@dataclass(frozen=True)
+class KeylessFlags:
+    """cosign's and gh's keyless identity flags, as given."""
+
+    certificate_identity: str | None = None
+    certificate_identity_regexp: str | None = None
+    certificate_oidc_issuer: str | None = None
+    github_repo: str | None = None
+    signer_workflow: str | None = None
+    source_ref: str | None = None
+    deny_self_hosted_runners: bool = False
+
+
+@dataclass(frozen=True)
+class EmitRequest:
+    """``--emit-vsa FILE --signer URI`` and the VSA's optional fields."""
+
+    output: Path
+    signer_uri: str
+    insecure_key_permissions: bool = False
+    resource_uri: str | None = None
+    verifier_id: str | None = None
+    levels: tuple[str, ...] = ("SLSA_BUILD_LEVEL_1",)
+
+
+@dataclass(frozen=True)
+class GateRequest:
+    """Everything one gate run is asked, as given on the command line (or by a Python caller)."""
+
+    artifact: str | None
+    """A file, ``sha256:HEX`` or ``s3://bucket/key``; None with ``release``."""
+    attestations: tuple[Path, ...] = ()
+    store: str | None = None
+    policy: Path | None = None
+    keys: tuple[str, ...] = ()
+    """Pinned public keys: PEM files, or ``awskms:KEY`` (fetched live, with a warning)."""
+    keyless: KeylessFlags = field(default_factory=KeylessFlags)
+    trusted_root: Path | None = None
+    source_uri: str | None = None
+    source_branch: str | None = None
+    commit: str | None = None
+    builder_id: str | None = None
+    predicate_type: str | None = None
+    stage: str | None = None
+    require_vsa: tuple[str, ...] = ()
+    vsa_keys: tuple[Path, ...] = ()
+    lockfiles: tuple[Path, ...] = ()
+    emit: EmitRequest | None = None
+    release: Path | None = None
+    same_commit: bool = False
+
+
+@dataclass(frozen=True)
+class GateOutcome:
+    """A pass: the verdict, what was checked besides it, and what was written."""
+
+    verdict: GateVerdict | ReleaseVerdict
+    lockfiles: tuple[Path, ...] = ()
+    emitted: tuple[str, ...] = ()
+    stage: str | None = None
+
+
+def run_gate(request: GateRequest, *, progress: Progress | None = None,
+             warn: Callable[[str], None] | None = None) -> GateOutcome:
+    """Run the gate; return the outcome of a pass, or raise the reason for a refusal (see the module docstring)."""
+    _check_shape(request)
+    if request.release is not None:
+        return _run_release(request, warn)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="attest-hash") as pool:
+        cancel = threading.Event()
+        try:
+            return _run(request, pool, cancel, progress, warn)
+        finally:
+            cancel.set()  # do not wait for the rest of a large file when the answer is already known
+
+
+def _check_shape(request: GateRequest) -> None:
+    from verify.errors import RequestError
+
+    if (request.artifact is None) == (request.release is None):
+        raise RequestError("give ARTIFACT to verify, or --release MANIFEST (not both)")
+    if request.same_commit and request.release is None:
+        raise RequestError("--same-commit goes with --release MANIFEST")
+    if request.release is not None and not request.store:
+        raise RequestError("--release needs --store STORE to find each component's provenance")
+    if request.release is None and not request.attestations and not request.store:
+        raise RequestError("no evidence: pass --attestation FILE or --store STORE")
+    if request.emit is not None and request.stage is None:
+        raise RequestError("--emit-vsa needs --stage (the stage being verified) and --signer (its key)")
+    for name, value in (("--store", request.store), ("ARTIFACT", request.artifact)):
+        if value is not None and not value.strip():
+            raise RequestError(f"{name} is empty (an unset pipeline variable?); give a value")
+
+
+def _run(request: GateRequest, pool: ThreadPoolExecutor, cancel: threading.Event, progress: Progress | None,
+         warn: Callable[[str], None] | None) -> GateOutcome:
+    from verify.evidence import EvidenceBudget
+
+    assert request.artifact is not None
+    budget = EvidenceBudget()
+    # (1) + (2): the evidence named on the command line, read before anything else is imported
+    evidence = _read_files(request.attestations, budget)
+    # (3) one read of the artefact, with every digest the evidence names (the store needs sha256)
+    hashing = _start_hashing(request.artifact, evidence, pool, cancel, progress, store=request.store is not None)
+    # (4) meanwhile: the policy, the keys, the flags
+    from verify.gate import decide
+
+    gate, policy, signer = _prepare(request, warn)
+    # (5) the store's evidence, by the artefact's sha256
+    if request.store:
+        evidence.extend(_read_store(request.store, hashing, budget))
+    run = policy.trust_run(bundles=_bundle_verifier(request.trusted_root))
+    # (6) the decision
+    verdict = decide(gate, evidence, artifact=request.artifact, digests=hashing.result, run=run)
+    # (7) after a pass only
+    _check_lockfiles(request.lockfiles, verdict)
+    emitted: tuple[str, ...] = ()
+    if request.emit is not None and signer is not None:
+        assert gate.emits is not None
+        emitted = _emit(request, verdict, gate, signer)
+    return GateOutcome(verdict=verdict, lockfiles=request.lockfiles, emitted=emitted, stage=request.stage)
+
+
+# --- (2) and (5): evidence, through the hardened reader ---------------------------------------------------
+
+def _read_files(files: Sequence[Path], budget: EvidenceBudget) -> list[Evidence | Any]:
+    from verify.evidence import read_evidence_file
+
+    found: list[Any] = []
+    for file in files:
+        found.extend(budget.take(str(file), read_evidence_file(file)))
+    return found
+
+
+def _read_store(store: str, hashing: Future[DigestSet], budget: EvidenceBudget) -> list[Any]:
+    from attest.stores import from_uri
+    from verify.errors import EvidenceRejected
+
+    sha256 = hashing.result().sha256
+    assert sha256 is not None
+    found: list[Any] = []
+    for uri, data in from_uri(store).attestations(sha256):
+        found.extend(budget.take(uri, data))
+    if not found:
+        raise EvidenceRejected(f"store {store} holds no attestation for sha256:{sha256}; was it built and published "
+                               "with attest build --publish?")
+    return found
+
+
+def _bundle_verifier(trusted_root: Path | None) -> BundleVerifier:
+    """Sigstore support for keyless bundles: sigstore-python is imported, and the trusted root read, only
+    when the first keyless bundle is checked."""
+    from verify.sigstore import make_bundle_verifier
+
+    if trusted_root is not None and not trusted_root.is_file():
+        from verify.errors import TrustConfigError
+
+        raise TrustConfigError(f"cannot read trusted root {trusted_root}: no such file")
+    return make_bundle_verifier(trusted_root=trusted_root)
+
+
+# --- (3) the one read ----------------------------------------------------------------------------------------
+
+def _start_hashing(artifact: str, evidence: Sequence[Any], pool: ThreadPoolExecutor, cancel: threading.Event,
+                   progress: Progress | None, *, store: bool) -> Future[DigestSet]:
+    """Start the one read of the artefact; the future gives its :class:`DigestSet`."""
+    from verify.matching import DigestSet
+
+    done: Future[DigestSet] = Future()
+    digest_arg = _DIGEST_ARG.fullmatch(artifact)
+    if digest_arg:
+        done.set_result(DigestSet({"sha256": digest_arg.group(1)}))
+        return done
+    from verify.matching import plan_algorithms
+
+    # store mode: sha256 is the store's index, and blake3 is what attest's own subjects carry beside it
+    algorithms = plan_algorithms(evidence, sha256=store)
+    if store and "blake3" not in algorithms:
+        algorithms.insert(0, "blake3")
+    if artifact.startswith("s3://"):
+        from attest.stores.s3 import stream_object
+        from verify.digests import hash_stream
+
+        done.set_result(DigestSet(hash_stream(stream_object(artifact), algorithms)))
+        return done
+    path = Path(artifact)
+    if not path.is_file():
+        from verify.errors import InputError
+
+        raise InputError(f"artefact {artifact} does not exist or is not a file; give a file or sha256:<hex>")
+    return pool.submit(_hash, path, algorithms, cancel, progress)
+
+
+def _hash(path: Path, algorithms: list[str], cancel: threading.Event, progress: Progress | None) -> DigestSet:
+    from verify.digests import hash_file
+    from verify.matching import DigestSet
+
+    if progress is None:
+        return DigestSet(hash_file(path, algorithms, cancel=cancel))
+    with progress(f"hashing {path.name}", path.stat().st_size) as advance:
+        return DigestSet(hash_file(path, algorithms, progress=advance, cancel=cancel))
+
+
+# --- (4) the policy, keys and flags -----------------------------------------------------------------------------
+
+def _prepare(request: GateRequest, warn: Callable[[str], None] | None) -> tuple[Gate, Policy, Any]:
+    """The gate (policy narrowed by flags), the policy it runs under, and the VSA signer (if emitting)."""
+    from verify.gate import GateFlags, prepare
+    from verify.policy import load_policy
+    from verify.trust import load_public_key_file
+
+    policy = load_policy(request.policy) if request.policy is not None else None
+    signer = emit_key = None
+    if request.emit is not None:
+        from attest.signers import from_uri
+        from verify.trust import load_public_key
+
+        signer = from_uri(request.emit.signer_uri, insecure_permissions=request.emit.insecure_key_permissions)
+        emit_key = load_public_key(signer.public_key_pem(), name=request.emit.signer_uri)
+    flags = GateFlags(
+        keys=tuple(_load_key(k, warn) for k in request.keys), keyless=keyless_identity(request.keyless),
+        source_uri=request.source_uri, source_branch=request.source_branch, commit=request.commit,
+        builder_id=request.builder_id, predicate_type=request.predicate_type, stage=request.stage,
+        require_vsa=request.require_vsa, vsa_keys=tuple(load_public_key_file(k) for k in request.vsa_keys),
+        emit_key=emit_key, emit_vsa=request.emit is not None, lockfiles=len(request.lockfiles),
+        release=request.release is not None)
+    gate = prepare(policy, flags)
+    return gate, gate.policy, signer
+
+
+def _load_key(spec: str, warn: Callable[[str], None] | None) -> PublicKey:
+    """A pinned PEM file, or (with a warning) a KMS key's public key fetched now."""
+    from verify.errors import RequestError
+    from verify.trust import load_public_key, load_public_key_file
+
+    if not spec.strip():
+        raise RequestError("--key is empty (an unset pipeline variable?); give a PEM file")
+    if spec.startswith("awskms:"):
+        from attest.signers.awskms import export_public_key_pem
+
+        if warn is not None:
+            warn(f"fetching the public key of {spec} from KMS; pin it with 'attest key export {spec} --out "
+                 "FILE.pub.pem' to verify offline")
+        return load_public_key(export_public_key_pem(spec), name=spec.removeprefix("awskms:"))
+    return load_public_key_file(Path(spec))
+
+
+def keyless_identity(flags: KeylessFlags) -> Identity | None:
+    """The keyless identity the flags pin, named after the flag that names it; None if no flag does."""
+    from verify.errors import RequestError, TrustConfigError
+    from verify.sigstore import sigstore_identity
+    from verify.trust import Identity
+
+    texts = {"--certificate-identity": flags.certificate_identity,
+             "--certificate-identity-regexp": flags.certificate_identity_regexp,
+             "--certificate-oidc-issuer": flags.certificate_oidc_issuer, "--github-repo": flags.github_repo,
+             "--signer-workflow": flags.signer_workflow, "--source-ref": flags.source_ref}
+    for flag, value in texts.items():
+        if value is not None and not value.strip():
+            raise RequestError(f"{flag} is empty (an unset pipeline variable?); give a value or leave the flag out")
+    named = [(flag, texts[flag]) for flag in ("--certificate-identity", "--certificate-identity-regexp",
+                                              "--signer-workflow", "--github-repo") if texts[flag]]
+    narrowing = [flag for flag, given in (("--certificate-oidc-issuer", flags.certificate_oidc_issuer),
+                                          ("--source-ref", flags.source_ref),
+                                          ("--deny-self-hosted-runners", flags.deny_self_hosted_runners)) if given]
+    if not named:
+        if narrowing:
+            raise RequestError(f"{narrowing[0]} needs an identity to narrow: pass --certificate-identity, "
+                               "--certificate-identity-regexp, --github-repo or --signer-workflow")
+        return None
+    if (flags.certificate_identity or flags.certificate_identity_regexp) and not flags.certificate_oidc_issuer:
+        raise RequestError(f"{named[0][0]} needs --certificate-oidc-issuer (e.g. {GITHUB_ISSUER})")
+    try:
+        pinned = sigstore_identity(issuer=flags.certificate_oidc_issuer, identity=flags.certificate_identity,
+                                   identity_regexp=flags.certificate_identity_regexp, github_repo=flags.github_repo,
+                                   source_ref=flags.source_ref, signer_workflow=flags.signer_workflow,
+                                   deny_self_hosted_runners=flags.deny_self_hosted_runners)
+    except TrustConfigError as e:
+        raise RequestError(str(e)) from e
+    except ValueError as e:  # a repository or workflow that is not a URL at all
+        raise RequestError(f"{named[0][0]} {named[0][1]!r} is not OWNER/REPO[/...] ({e})") from e
+    return Identity(name=named[0][0], sigstore=(pinned,))
+
+
+# --- (7) after a pass ---------------------------------------------------------------------------------------
+
+def _check_lockfiles(lockfiles: Sequence[Path], verdict: GateVerdict) -> None:
+    """--lockfile: each local lockfile must be the one the provenance bound (naming the first changed package)."""
+    from verify.errors import PolicyViolation
+    from verify.lockfile_check import check_lockfile
+
+    for path in lockfiles:
+        provenance = verdict.candidate.provenance
+        if provenance is None:
+            raise PolicyViolation(f"--lockfile {path} needs a provenance, and the evidence is a message signature")
+        packages = None
+        if path.is_file():
+            from attest.lockfiles import parse_lockfile
+
+            packages = parse_lockfile(path).packages
+        check_lockfile(path, provenance, packages=packages)
+
+
+def _emit(request: GateRequest, verdict: GateVerdict, gate: Gate, signer: Any) -> tuple[str, ...]:
+    """Sign the stage's VSA for what passed, write it atomically, publish it beside the artefact."""
+    import os
+    from datetime import UTC, datetime
+    from importlib.metadata import version
+
+    from attest.cli._signing import write_and_publish
+    from attest.collect import detect_platform
+    from attest.signers import sign_envelope
+    from attest.summaries import stage_uri, vsa_statement
+    from verify import _json
+    from verify.envelope import INTOTO_PAYLOAD_TYPE
+
+    emit = request.emit
+    assert emit is not None and gate.emits is not None
+    platform = detect_platform(os.environ)
+    result = verdict.verdict
+    document = vsa_statement(
+        subject_name=result.subject.name, digests=result.digests,
+        verifier_id=emit.verifier_id or platform.builder_id or "attest:verifier:local",
+        resource_uri=emit.resource_uri or stage_uri(gate.emits), policy_uri=gate.policy.uri,
+        policy_digest=gate.policy.digest, inputs=verdict.accepted(), levels=emit.levels,
+        verified_at=datetime.now(UTC), attest_version=version("attest"))
+    envelope = sign_envelope(signer, payload_type=INTOTO_PAYLOAD_TYPE, payload=_json.dumps_canonical(document))
+    sha256 = result.digests.get("sha256")
+    published = write_and_publish(envelope.to_json_line(), output=emit.output, store=request.store, kind="vsa",
+                                  digests=[sha256] if sha256 else [])
+    return (str(emit.output), *published)
+
+
+# --- releases ---------------------------------------------------------------------------------------------
+
+def _run_release(request: GateRequest, warn: Callable[[str], None] | None) -> GateOutcome:
+    from attest.stores import from_uri
+    from verify.evidence import EvidenceBudget
+    from verify.gate import decide_release
+
+    assert request.release is not None and request.store is not None
+    budget = EvidenceBudget()
+    manifest = _read_files([request.release], budget)
+    gate, policy, _ = _prepare(request, warn)
+    store = from_uri(request.store)
+
+    def lookup(sha256: str) -> list[Any]:
+        found: list[Any] = []
+        for uri, data in store.attestations(sha256):
+            found.extend(budget.take(uri, data))
+        return found
+
+    run = policy.trust_run(bundles=_bundle_verifier(request.trusted_root))
+    verdict = decide_release(gate, manifest, lookup=lookup, run=run, same_commit=request.same_commit)
+    return GateOutcome(verdict=verdict, stage=request.stage)

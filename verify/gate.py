@@ -1,0 +1,494 @@
+"""The gate: may this artefact go on? One decision, made here, for ``attest verify`` and for Python callers.
+
+Two steps, both pure (the artefact's bytes are read and the evidence is found by the caller):
+
+  :func:`prepare`  the policy and the command-line flags become one :class:`Gate`: the rules that
+                   apply, what the stage requires, and which stage's VSA may be signed. Flags only
+                   ever NARROW a policy (intersection); without a policy they are the whole policy.
+                   Nothing absent, empty or unknown weakens a rule: it is a :class:`RequestError`
+                   (exit 2) or, for the policy itself, a :class:`PolicyError` (exit 3).
+  :func:`decide`   the gate passes when some provenance candidate (:func:`verify.verifier.candidates`)
+                   satisfies the rules AND every requirement of the stage (:func:`verify.stages.check_stage`)
+                   together. Candidates are tried in an order fixed by their content, never by file
+                   names; the verdict names the one that passed.
+
+:func:`decide_release` is the same gate applied to every component of a signed release manifest,
+all or nothing.
+
+The table of flags, policy keys and how they combine is in docs/policy.md.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from verify.digests import WEAK
+from verify.envelope import INTOTO_PAYLOAD_TYPE
+from verify.errors import EvidenceRejected, MalformedEvidence, PolicyError, PolicyViolation, RequestError
+from verify.evidence import Evidence
+from verify.matching import DigestSet
+from verify.policy import Policy, ProvenanceRules, SourceRule, StageRule, VsaRequirement, check_repository
+from verify.signers import TrustRun, find_signers
+from verify.stages import Bound, StageEvidence, check_stage
+from verify.statement import APPROVAL_V1, RELEASE_V1, VSA_V1, Statement, parse_statement
+from verify.trust import Identity, PublicKey
+from verify.verifier import Candidate, Check, Verdict, candidates, digest_source
+
+__all__ = ["Gate", "GateFlags", "GateVerdict", "ReleaseVerdict", "decide", "decide_release", "prepare"]
+
+_COMMIT = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+#: The name of the requirements given by --require-vsa without --stage.
+THIS_GATE = "this gate"
+
+Found = Sequence[Evidence | MalformedEvidence]
+
+
+@dataclass(frozen=True)
+class GateFlags:
+    """The command line's rules, as given: None (or empty tuples) where a flag was not given.
+
+    An empty string is a flag given with nothing after it (an unset pipeline variable, often): it is
+    refused, never read as "no rule".
+    """
+
+    keys: tuple[PublicKey, ...] = ()
+    keyless: Identity | None = None
+    source_uri: str | None = None
+    source_branch: str | None = None
+    commit: str | None = None
+    builder_id: str | None = None
+    predicate_type: str | None = None
+    stage: str | None = None
+    require_vsa: tuple[str, ...] = ()
+    vsa_keys: tuple[PublicKey, ...] = ()
+    emit_key: PublicKey | None = None
+    """The public key of the signer of ``--emit-vsa``: it must be the stage verifier's."""
+    emit_vsa: bool = False
+    lockfiles: int = 0
+    release: bool = False
+
+
+@dataclass(frozen=True)
+class Gate:
+    """What one run checks: the rules (the policy narrowed by the flags) and the stage's requirements."""
+
+    policy: Policy
+    stage: StageRule | None
+    """The requirements besides a provenance (earlier stages' VSAs, approvals); None: none."""
+    emits: str | None = None
+    """The stage whose VSA this run signs after a pass (its verifier's key was checked)."""
+
+    @property
+    def requires_stages(self) -> bool:
+        return self.stage is not None and (bool(self.stage.require_vsa) or self.stage.require_approvals is not None)
+
+
+# --- prepare: flags and policy -> one gate ------------------------------------------------------------------
+
+def prepare(policy: Policy | None, flags: GateFlags) -> Gate:
+    """The :class:`Gate` for ``policy`` (None: the flags are the whole policy) narrowed by ``flags``."""
+    _refuse_empty(flags)
+    commit = _full_commit(flags.commit)
+    if flags.source_uri is not None:
+        try:
+            check_repository(flags.source_uri, what="--source-uri")
+        except PolicyError as e:
+            raise RequestError(str(e)) from e
+    if flags.release and (flags.emit_vsa or flags.lockfiles):
+        raise RequestError("--release verifies every component of a manifest; --emit-vsa and --lockfile apply to "
+                           "one artefact, verify each component on its own for them")
+    if policy is None:
+        return _ad_hoc(flags, commit)
+    return _narrowed(policy, flags, commit)
+
+
+def _refuse_empty(flags: GateFlags) -> None:
+    given = {"--source-uri": flags.source_uri, "--source-branch": flags.source_branch, "--commit": flags.commit,
+             "--builder-id": flags.builder_id, "--predicate-type": flags.predicate_type, "--stage": flags.stage}
+    for flag, value in given.items():
+        if value is not None and not value.strip():
+            raise RequestError(f"{flag} is empty (an unset pipeline variable?); give a value or leave the flag out, "
+                               "an empty value never removes a rule")
+    if any(not s.strip() for s in flags.require_vsa):
+        raise RequestError("--require-vsa is empty (an unset pipeline variable?); name the stage whose VSA is "
+                           "required")
+
+
+def _full_commit(commit: str | None) -> str | None:
+    if commit is None:
+        return None
+    if not _COMMIT.fullmatch(commit.lower()):
+        raise RequestError(f"--commit {commit!r} is not a full commit id (40 or 64 hex digits); a prefix can be "
+                           "matched by another commit made to collide with it")
+    return commit.lower()
+
+
+def _ad_hoc(flags: GateFlags, commit: str | None) -> Gate:
+    """No policy: the flags are the whole policy (identities, rules and, with --require-vsa, a stage)."""
+    identities: dict[str, Identity] = {}
+    if flags.keys:
+        identities["--key"] = Identity(name="--key", keys=flags.keys)
+    if flags.keyless is not None:
+        identities[flags.keyless.name] = flags.keyless
+    if not identities:
+        raise RequestError("no trusted identity: pass --key PEM, --certificate-identity with "
+                           "--certificate-oidc-issuer, --github-repo, or --policy FILE (verification without a "
+                           "pinned identity is refused)")
+    if flags.release:
+        raise RequestError("--release needs --policy FILE naming who may sign release manifests (releases.signed-by)")
+    if flags.emit_vsa:
+        raise RequestError("--emit-vsa signs a VSA for a stage the policy names, with that stage's verifier key; "
+                           "pass --policy FILE whose stages name their verifiers")
+    if flags.vsa_keys and not flags.require_vsa:
+        raise RequestError("--vsa-key goes with --require-vsa STAGE (the stage whose VSA that key signs)")
+    if flags.stage is not None and not flags.require_vsa:
+        raise RequestError(f"--stage {flags.stage!r} names a stage of a policy, and there is no --policy; pass "
+                           "--policy FILE, or say what this stage requires with --require-vsa STAGE --vsa-key PEM")
+    rules = ProvenanceRules(
+        signed_by=tuple(identities), source=SourceRule(uri=flags.source_uri,
+                                                       branches=(flags.source_branch,) if flags.source_branch else ()),
+        builders=(flags.builder_id,) if flags.builder_id else (), commit=commit, predicate_type=flags.predicate_type)
+    stages: dict[str, StageRule] = {}
+    rule = None
+    if flags.require_vsa:
+        if not flags.vsa_keys:
+            raise RequestError("--require-vsa needs --vsa-key PEM (the key of the stage whose VSA is required) or a "
+                               "policy whose stages name their verifiers")
+        identities["--vsa-key"] = Identity(name="--vsa-key", keys=flags.vsa_keys)
+        for name in flags.require_vsa:
+            stages[name] = StageRule(name=name, verifier="--vsa-key")
+        name = flags.stage or THIS_GATE
+        rule = StageRule(name=name, require_vsa=tuple(VsaRequirement(stage=s, signed_by=("--vsa-key",))
+                                                      for s in flags.require_vsa))
+        stages.setdefault(name, rule)
+    return Gate(policy=Policy(identities=identities, provenance=rules, stages=stages), stage=rule)
+
+
+def _narrowed(policy: Policy, flags: GateFlags, commit: str | None) -> Gate:
+    """The policy, narrowed by each flag given; a flag that would widen it, or that no provenance could
+    satisfy together with it, is refused."""
+    if flags.keyless is not None:
+        raise RequestError(f"{flags.keyless.name} adds a trusted identity, and flags only narrow a policy; name "
+                           "Sigstore identities in the policy's identities")
+    if flags.vsa_keys:
+        raise RequestError("--vsa-key is for a gate without a policy; the policy names each stage's verifier")
+    identities = dict(policy.identities)
+    prov = policy.provenance
+    if flags.keys:
+        identities, signed_by = _narrow_keys(policy, flags.keys)
+        prov = replace(prov, signed_by=signed_by)
+    prov = replace(prov, source=_narrow_source(prov.source, flags), builders=_narrow_builders(prov, flags),
+                   commit=commit, predicate_type=_narrow_predicate_type(prov, flags))
+    narrowed = replace(policy, identities=identities, provenance=prov)
+    rule = _stage_rule(policy, flags)
+    if flags.release and policy.releases is None:
+        raise PolicyError(f"policy {policy.uri} names no release signers (releases: {{signed-by: [...]}}), so "
+                          "--release cannot trust any manifest")
+    emits = None
+    if flags.emit_vsa:
+        emits = _emitting_stage(policy, flags)
+    if rule is not None:
+        narrowed = replace(narrowed, stages={**narrowed.stages, rule.name: rule})
+    return Gate(policy=narrowed, stage=rule, emits=emits)
+
+
+def _narrow_keys(policy: Policy, keys: Sequence[PublicKey]) -> tuple[dict[str, Identity], tuple[str, ...]]:
+    """--key with a policy: only signatures by these keys count, and each must be a provenance signer's key."""
+    wanted = {key.fingerprint for key in keys}
+    signers = {name: policy.identities[name] for name in policy.provenance.signed_by}
+    for key in keys:
+        if not any(key.fingerprint == k.fingerprint for i in signers.values() for k in i.keys):
+            raise RequestError(f"--key {key.name} is not a key the policy trusts to sign provenance "
+                               "(provenance.signed-by); flags narrow a policy and never add to it")
+    identities = dict(policy.identities)
+    signed_by = []
+    for name, identity in signers.items():
+        kept = tuple(k for k in identity.keys if k.fingerprint in wanted)
+        identities[name] = replace(identity, keys=kept, sigstore=())
+        if kept:
+            signed_by.append(name)
+    return identities, tuple(signed_by)
+
+
+def _narrow_source(rule: SourceRule, flags: GateFlags) -> SourceRule:
+    uri, branches = rule.uri, rule.branches
+    if flags.source_uri is not None:
+        if uri is not None and check_repository(uri, what="source") != check_repository(flags.source_uri,
+                                                                                        what="--source-uri"):
+            raise RequestError(f"--source-uri {flags.source_uri!r} names another repository than the policy's "
+                               f"{uri!r}; flags narrow a policy, and no provenance could satisfy both")
+        uri = uri or flags.source_uri
+    if flags.source_branch is not None:
+        if branches and flags.source_branch not in branches:
+            raise RequestError(f"--source-branch {flags.source_branch!r} is not one of the policy's branches "
+                               f"{list(branches)}; flags narrow a policy, and no provenance could satisfy both")
+        branches = (flags.source_branch,)
+    return SourceRule(uri=uri, branches=branches)
+
+
+def _narrow_builders(prov: ProvenanceRules, flags: GateFlags) -> tuple[str, ...]:
+    if flags.builder_id is None:
+        return prov.builders
+    if prov.builders and flags.builder_id not in prov.builders:
+        raise RequestError(f"--builder-id {flags.builder_id!r} is not one of the policy's builders "
+                           f"{list(prov.builders)}; flags narrow a policy, and no provenance could satisfy both")
+    return (flags.builder_id,)
+
+
+def _narrow_predicate_type(prov: ProvenanceRules, flags: GateFlags) -> str | None:
+    if flags.predicate_type is None or flags.predicate_type == prov.predicate_type:
+        return prov.predicate_type
+    expected = prov.predicate_type or "a SLSA provenance"
+    raise RequestError(f"--predicate-type {flags.predicate_type!r} is not what the policy asks for ({expected}); "
+                       "set provenance.predicate-type in the policy instead")
+
+
+def _stage_rule(policy: Policy, flags: GateFlags) -> StageRule | None:
+    """``stages.STAGE`` of the policy, with any --require-vsa added to it; the stage must exist."""
+    rule = None
+    if flags.stage is not None:
+        if flags.stage not in policy.stages:
+            known = ", ".join(policy.stages) or "none"
+            raise RequestError(f"--stage {flags.stage!r} is not a stage of the policy (its stages: {known}); stage "
+                               "names are exact")
+        rule = policy.stages[flags.stage]
+    if not flags.require_vsa:
+        return rule
+    extra = []
+    for name in flags.require_vsa:
+        required = policy.stages.get(name)
+        if required is None:
+            known = ", ".join(policy.stages) or "none"
+            raise RequestError(f"--require-vsa {name!r} is not a stage of the policy (its stages: {known})")
+        if required.verifier is None:
+            raise PolicyError(f"policy {policy.uri}: stages.{name} names no verifier, so --require-vsa {name} cannot "
+                              "know whose VSAs to accept")
+        if rule is None or all(r.stage != name for r in rule.require_vsa):
+            extra.append(VsaRequirement(stage=name, signed_by=(required.verifier,)))
+    rule = StageRule(name=THIS_GATE) if rule is None else rule
+    return replace(rule, require_vsa=(*rule.require_vsa, *extra))
+
+
+def _emitting_stage(policy: Policy, flags: GateFlags) -> str:
+    stage = flags.stage
+    if stage is None:
+        raise RequestError("--emit-vsa needs --stage (the stage being verified)")
+    verifier = policy.stages[stage].verifier
+    if verifier is None:
+        raise PolicyError(f"policy {policy.uri}: stages.{stage} names no verifier, so no key may sign its VSAs")
+    if flags.emit_key is None:
+        raise RequestError("--emit-vsa needs --signer (the stage verifier's key)")
+    keys = policy.identities[verifier].keys
+    if not any(k.fingerprint == flags.emit_key.fingerprint for k in keys):
+        raise RequestError(f"--signer's public key is not a key of {verifier!r}, the verifier of stage {stage!r}; a "
+                           "VSA it signed would not count, so none is signed")
+    return stage
+
+
+# --- decide ----------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class GateVerdict:
+    """The gate passed: the provenance that passed, and the stage evidence that satisfied its requirements."""
+
+    verdict: Verdict
+    candidate: Candidate
+    stages: tuple[StageEvidence, ...] = ()
+    considered: int = 1
+    """How many provenance candidates passed the rules (the verdict names the one that passed the stage)."""
+
+    def accepted(self) -> list[tuple[str, str]]:
+        """(source, sha256) of every attestation the verdict rests on: what an emitted VSA names."""
+        return [(self.candidate.evidence.source, self.candidate.evidence.digest),
+                *[(s.source, s.sha256) for s in self.stages]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.verdict.to_dict(), "stages": [s.to_dict() for s in self.stages],
+                "candidates": self.considered}
+
+
+def _statements(evidence: Found, predicate_type: str) -> list[tuple[Evidence, Statement]]:
+    """Every readable statement of ``predicate_type`` in ``evidence``, each parsed once (not yet trusted)."""
+    found = []
+    for item in evidence:
+        if isinstance(item, MalformedEvidence) or item.envelope is None:
+            continue
+        if item.envelope.payload_type != INTOTO_PAYLOAD_TYPE:
+            continue
+        try:
+            statement = parse_statement(item.envelope.payload, what=f"{item.source} statement")
+        except EvidenceRejected:
+            continue
+        if statement.predicate_type == predicate_type:
+            found.append((item, statement))
+    return sorted(found, key=lambda pair: (pair[0].digest, pair[0].source))
+
+
+def decide(gate: Gate, evidence: Found, *, artifact: str, digests: DigestSet | Callable[[], DigestSet],
+           run: TrustRun, provenance: str | None = None) -> GateVerdict:
+    """Pass if some candidate satisfies the rules and every stage requirement; else raise the best reason.
+
+    ``provenance`` (the sha256 of an attestation) limits the candidates to that one attestation, as a
+    release manifest does; the rest of ``evidence`` still counts as stage evidence.
+    """
+    if not evidence:
+        raise MalformedEvidence(f"no attestation found for {artifact}")
+    digest_set = digest_source(digests)
+    pool = evidence if provenance is None else [e for e in evidence if isinstance(e, Evidence)
+                                                 and e.digest == provenance]
+    found, failure = candidates(pool, policy=gate.policy, digests=digest_set, run=run)
+    if not found:
+        assert failure is not None
+        raise failure
+    if not gate.requires_stages:
+        return GateVerdict(verdict=Verdict.of(artifact, found[0], digest_set()), candidate=found[0],
+                           considered=len(found))
+    assert gate.stage is not None
+    vsas, approvals = _statements(evidence, VSA_V1), _statements(evidence, APPROVAL_V1)
+    first: tuple[Candidate, PolicyViolation] | None = None
+    for candidate in found:
+        bound = Bound(sha256=candidate.evidence.digest, time=candidate.time, source=candidate.evidence.source)
+        try:
+            passed = check_stage(gate.stage, policy=gate.policy, vsas=vsas, approvals=approvals, digests=digest_set(),
+                                 bound=bound, run=run)
+        except PolicyViolation as e:
+            first = first or (candidate, e)
+            continue
+        checks = (*candidate.checks, Check("stage", True, _describe(gate.stage), [s.to_dict() for s in passed]))
+        return GateVerdict(verdict=Verdict.of(artifact, candidate, digest_set(), checks), candidate=candidate,
+                           stages=tuple(passed), considered=len(found))
+    assert first is not None
+    candidate, error = first
+    more = f" (and {len(found) - 1} other provenance(s) of these bytes fail it too)" if len(found) > 1 else ""
+    checks = (*candidate.checks, Check("stage", False, _describe(gate.stage), str(error)))
+    raise PolicyViolation(f"{candidate.evidence.source}: {error}{more}", checks=checks)
+
+
+def _describe(stage: StageRule) -> dict[str, Any]:
+    required: dict[str, Any] = {"stage": stage.name,
+                                "vsa": [{"stage": r.stage, "signed-by": list(r.signed_by)} for r in stage.require_vsa]}
+    if stage.require_approvals is not None:
+        required["approvals"] = {"count": stage.require_approvals.count,
+                                 "signed-by": list(stage.require_approvals.signed_by)}
+    return required
+
+
+# --- releases --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ComponentVerdict:
+    component: str
+    artifact: str
+    commit: str | None
+    provenance: str
+    stages: tuple[StageEvidence, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"component": self.component, "artifact": self.artifact, "commit": self.commit,
+                "provenance": self.provenance, "stages": [s.to_dict() for s in self.stages]}
+
+
+@dataclass(frozen=True)
+class ReleaseVerdict:
+    name: str
+    signer: str
+    manifest: str
+    components: tuple[ComponentVerdict, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"verified": True, "release": self.name, "signer": self.signer, "manifest": self.manifest,
+                "components": [c.to_dict() for c in self.components]}
+
+
+@dataclass(frozen=True)
+class _Component:
+    name: str
+    provenance: str
+    artifacts: tuple[tuple[str, DigestSet], ...]
+
+
+def decide_release(gate: Gate, manifest: Found, *, lookup: Callable[[str], Found], run: TrustRun,
+                   same_commit: bool = False) -> ReleaseVerdict:
+    """The gate for every artefact of every component of a release manifest signed by a release signer.
+
+    For each artefact (by the digests the signed manifest gives), the very provenance the manifest
+    names must be among ``lookup(sha256)`` and pass the rules, and the stage's requirements must hold
+    for it: all or nothing.
+    """
+    policy = gate.policy
+    if policy.releases is None:
+        raise PolicyError(f"policy {policy.uri} names no release signers (releases: {{signed-by: [...]}})")
+    item, statement, signer = _release_manifest(manifest, policy, run)
+    components = _components(statement, item.source)
+    results: list[ComponentVerdict] = []
+    for component in components:
+        for name, digests in component.artifacts:
+            evidence = lookup(digests.digests["sha256"])
+            if not any(isinstance(e, Evidence) and e.digest == component.provenance for e in evidence):
+                raise PolicyViolation(f"component {component.name}: the provenance the release names "
+                                      f"(sha256:{component.provenance[:16]}...) is not in the store for {name!r}")
+            try:
+                passed = decide(gate, evidence, artifact=name, digests=digests, run=run,
+                                provenance=component.provenance)
+            except EvidenceRejected as e:
+                raise type(e)(f"component {component.name}: {e}", checks=e.checks) from e
+            prov = passed.candidate.provenance
+            results.append(ComponentVerdict(component=component.name, artifact=name,
+                                            commit=prov.commit if prov else None,
+                                            provenance=passed.candidate.evidence.source, stages=passed.stages))
+    commits = {r.commit for r in results}
+    if same_commit and len(commits) != 1:
+        raise PolicyViolation(f"release {item.source}: components come from {len(commits)} commits "
+                              f"({', '.join(sorted(c or '?' for c in commits))}); --same-commit requires one")
+    release_name = statement.predicate.get("name")
+    return ReleaseVerdict(name=release_name if isinstance(release_name, str) else "", signer=signer,
+                          manifest=item.source, components=tuple(results))
+
+
+def _release_manifest(manifest: Found, policy: Policy, run: TrustRun) -> tuple[Evidence, Statement, str]:
+    """The release statement in ``manifest`` signed by a release signer (the first, by content)."""
+    assert policy.releases is not None
+    signers = [policy.identities[name] for name in policy.releases.signed_by]
+    reasons: list[EvidenceRejected] = [e for e in manifest if isinstance(e, MalformedEvidence)]
+    for item, statement in _statements(manifest, RELEASE_V1):
+        try:
+            found = find_signers(item, signers, run)
+        except EvidenceRejected as e:
+            reasons.append(e)
+            continue
+        return item, statement, found[0].name
+    if reasons:
+        raise reasons[-1]
+    raise MalformedEvidence("the release manifest holds no release statement "
+                            f"({RELEASE_V1}); write one with 'attest release create'")
+
+
+def _components(statement: Statement, source: str) -> list[_Component]:
+    raw = statement.predicate.get("components")
+    if not isinstance(raw, list) or not raw:
+        raise MalformedEvidence(f"release manifest {source} names no components")
+    found = []
+    for component in raw:
+        label = component.get("name") if isinstance(component, dict) else None
+        provenance = component.get("provenance") if isinstance(component, dict) else None
+        wanted = provenance.get("digest", {}).get("sha256") if isinstance(provenance, dict) and \
+            isinstance(provenance.get("digest"), dict) else None
+        artifacts = component.get("artifacts") if isinstance(component, dict) else None
+        if not (isinstance(label, str) and label and isinstance(wanted, str) and isinstance(artifacts, list)
+                and artifacts):
+            raise MalformedEvidence(f"release manifest {source} has a malformed component")
+        parts = []
+        for artifact in artifacts:
+            name = artifact.get("name") if isinstance(artifact, dict) else None
+            digests = artifact.get("digest") if isinstance(artifact, dict) else None
+            if not isinstance(name, str) or not isinstance(digests, dict) or \
+                    not isinstance(digests.get("sha256"), str) or \
+                    not all(isinstance(v, str) for v in digests.values()):
+                raise MalformedEvidence(f"release manifest {source}: component {label} has an artefact without a "
+                                        "name and a sha256")
+            parts.append((name, DigestSet({a: d for a, d in digests.items() if a not in WEAK})))
+        found.append(_Component(name=label, provenance=wanted, artifacts=tuple(parts)))
+    return found

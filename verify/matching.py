@@ -1,0 +1,95 @@
+"""Whether a subject is this artefact: the one matcher every check calls.
+
+A run reads the artefact once (:mod:`verify.digests`) and computes a :class:`DigestSet`; every check
+of that run (the provenance, each VSA, each approval, each release component) asks
+:func:`subject_matches` with that one set. A subject is the artefact when:
+
+* at least one algorithm is in all three of: the subject's digests, the digests computed, and the
+  algorithms the policy accepts (md5 and sha1 never count, whatever a policy object says); and
+* every algorithm that was computed and that the subject lists has the same value: a subject whose
+  sha256 matches but whose blake3 does not names other bytes, and is not this artefact.
+
+Which algorithms are computed is decided before the read by :func:`plan_algorithms`, from the
+evidence itself: every algorithm attest can compute that a subject lists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from verify.digests import ACCEPTED, KNOWN, WEAK
+from verify.statement import Statement, Subject
+
+__all__ = ["DigestSet", "accepted_algorithms", "matching_subject", "plan_algorithms", "subject_matches"]
+
+
+@dataclass(frozen=True)
+class DigestSet:
+    """The artefact's digests, all computed from one read of its bytes (or given as ``sha256:HEX``)."""
+
+    digests: Mapping[str, str]
+
+    def __post_init__(self) -> None:
+        if not self.digests:
+            raise ValueError("a digest set needs at least one digest")
+
+    @property
+    def sha256(self) -> str | None:
+        return self.digests.get("sha256")
+
+    def short(self) -> str:
+        """For messages: ``sha256:0123456789abcdef..., blake3:...``."""
+        return ", ".join(f"{a}:{h[:16]}..." for a, h in self.digests.items())
+
+    def as_dict(self) -> dict[str, str]:
+        return dict(self.digests)
+
+
+def accepted_algorithms(digests: Sequence[str]) -> tuple[str, ...]:
+    """A policy's ``digests`` list as the matcher uses it: never md5 or sha1, only what attest computes."""
+    return tuple(a for a in digests if a not in WEAK and a in KNOWN)
+
+
+def subject_matches(subject: Mapping[str, str], computed: DigestSet, accepted: Sequence[str]) -> bool:
+    """True if the subject digest set ``subject`` names the artefact whose digests are ``computed``."""
+    common = [a for a in computed.digests if a in subject]
+    if not any(a in common for a in accepted_algorithms(accepted)):
+        return False
+    return all(subject[a] == computed.digests[a] for a in common)
+
+
+def matching_subject(statement: Statement, computed: DigestSet, accepted: Sequence[str]) -> Subject | None:
+    """The first subject of ``statement`` that is this artefact, or None."""
+    return next((s for s in statement.subjects if subject_matches(s.digest, computed, accepted)), None)
+
+
+def plan_algorithms(evidence: Iterable[object], *, sha256: bool = False) -> list[str]:
+    """Which digests the one read computes: every algorithm attest can compute that some statement's
+    subject in ``evidence`` lists (so that the matcher can compare them all), strongest first; sha256 too
+    when ``sha256`` (a store's index) or when a message signature is there (it signs the sha256).
+
+    A plan only, read from evidence nobody trusts yet: what is unreadable here is refused later, by the
+    verifier, which reads it again strictly.
+    """
+    from verify.envelope import INTOTO_PAYLOAD_TYPE
+    from verify.errors import EvidenceRejected
+    from verify.evidence import Evidence
+    from verify.statement import parse_statement
+
+    wanted: set[str] = {"sha256"} if sha256 else set()
+    for item in evidence:
+        if not isinstance(item, Evidence):
+            continue
+        if item.envelope is None:
+            wanted.add("sha256")
+            continue
+        if item.envelope.payload_type != INTOTO_PAYLOAD_TYPE:
+            continue
+        try:
+            statement = parse_statement(item.envelope.payload)
+        except EvidenceRejected:
+            continue
+        for subject in statement.subjects:
+            wanted.update(a for a in subject.digest if a in KNOWN)
+    return [a for a in ACCEPTED if a in wanted] or ["sha256"]

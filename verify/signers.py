@@ -1,0 +1,252 @@
+"""Which trusted identities signed a piece of evidence: the one decision every caller makes the same way.
+
+:func:`find_signers` is the only place attest checks a signature on evidence. ``verify`` (provenance,
+stage VSAs, approvals, release manifests), ``audit`` and ``reproduce`` all call it, each with the
+identities the policy allows for what they are checking, and one :class:`TrustRun` that carries what
+a whole run shares:
+
+* the verification time ``at``: keys are used as the policy allows them then (a revoked key never,
+  an identity only inside its ``not-before`` / ``not-after`` window, :meth:`Identity.usable`);
+* one :class:`VerificationBudget`, so that a store full of bogus signatures costs a bounded amount
+  of work (:data:`~verify.limits.MAX_VERIFICATIONS_PER_RUN`), and at most
+  :data:`~verify.limits.MAX_VERIFICATIONS_PER_ENVELOPE` tries per envelope;
+* the Sigstore bundle verifier (keyless signing), loaded only when a keyless bundle is met;
+* a memo, so that one envelope checked for several roles or candidates costs one verification.
+
+The three kinds of evidence, and what "signed" means for each:
+
+  DSSE envelope (alone, or in a key-signed bundle)  a signature over the PAE bytes by a pinned key;
+                                                     a ``keyid`` (or the bundle's key hint) only
+                                                     orders the keys tried
+  keyless Sigstore bundle                           the whole bundle verified offline against the
+                                                     trusted root, and its certificate satisfying a
+                                                     pinned Sigstore identity (:mod:`verify.sigstore`)
+  key-signed message-signature bundle               a signature over the artefact's sha256 by a
+                                                     pinned key, the bundle's ``messageDigest`` equal
+                                                     to that sha256
+
+When nothing verifies, :class:`SignatureInvalid` says why in one sentence, and its ``claimed`` names
+the pinned identities the evidence claims (a keyid naming a pinned key, a certificate naming a pinned
+identity): ``audit`` tells a forged or altered signature (``claimed``) from an untrusted one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Protocol
+
+from verify.errors import DigestMismatch, EvidenceRejected, MalformedEvidence, SignatureInvalid, UnknownEvidence
+from verify.limits import MAX_VERIFICATIONS_PER_ENVELOPE, MAX_VERIFICATIONS_PER_RUN
+from verify.trust import Identity, PublicKey
+
+if TYPE_CHECKING:
+    from verify.evidence import Evidence
+
+__all__ = ["KEYLESS_BUNDLE_COST", "BundleVerifier", "TrustRun", "VerificationBudget", "find_signers"]
+
+log = logging.getLogger(__name__)
+
+#: What one keyless Sigstore bundle costs from a :class:`VerificationBudget`: its certificate chain,
+#: SCT, log entry and signature are several verifications.
+KEYLESS_BUNDLE_COST = 8
+
+
+class BundleVerifier(Protocol):
+    """Verifies a keyless Sigstore bundle offline; returns the identities its certificate satisfies."""
+
+    def __call__(self, item: Evidence, identities: Sequence[Identity], *,
+                 message_sha256: str | None) -> tuple[Identity, ...]: ...
+
+
+class VerificationBudget:
+    """The signature verifications one run may still try (:data:`MAX_VERIFICATIONS_PER_RUN`).
+
+    Once it is spent, every further verification fails at once with :class:`SignatureInvalid`.
+    """
+
+    def __init__(self, total: int = MAX_VERIFICATIONS_PER_RUN) -> None:
+        self.total = total
+        self.left = total
+
+    @property
+    def spent(self) -> int:
+        return self.total - self.left
+
+    def spend(self, count: int, *, source: str) -> None:
+        """Take ``count`` verifications, or raise :class:`SignatureInvalid` naming ``source`` if too few are left."""
+        if count > self.left:
+            self.left = 0
+            raise SignatureInvalid(f"{source}: gave up, this verification already tried {self.total} signature "
+                                   "verifications without enough valid ones; the evidence holds too many bogus "
+                                   "signatures")
+        self.left -= count
+
+
+@dataclass
+class TrustRun:
+    """What every signature check of one run shares (see the module docstring)."""
+
+    at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    budget: VerificationBudget = field(default_factory=VerificationBudget)
+    bundles: BundleVerifier | None = None
+    """Verifies keyless Sigstore bundles; None: such bundles are refused (no Sigstore support given)."""
+    revoked: frozenset[str] = frozenset()
+    """Fingerprints the policy revokes for every identity (also for identities added by flags)."""
+    revoked_keys: tuple[PublicKey, ...] = ()
+    """Revoked public keys the policy knows, only to say "signed by a revoked key" in a message."""
+    memo: dict[tuple[str, str, tuple[str, ...], str | None], tuple[Identity, ...] | EvidenceRejected] = field(
+        default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.at.tzinfo is None:
+            self.at = self.at.replace(tzinfo=UTC)
+
+    def usable(self, identities: Sequence[Identity]) -> list[Identity]:
+        """``identities`` as they may verify now: revoked keys dropped, nothing outside a validity window."""
+        return [replace(i, revoked=i.revoked | self.revoked).usable(self.at) for i in identities]
+
+
+def find_signers(item: Evidence, identities: Sequence[Identity], run: TrustRun, *,
+                 message_sha256: str | None = None) -> tuple[Identity, ...]:
+    """The identities among ``identities`` that verifiably signed ``item``, in the order given.
+
+    ``message_sha256`` (hex) is the artefact's sha256, which a message-signature bundle must sign;
+    it is not needed for envelopes. Raises :class:`SignatureInvalid` (with ``claimed``) when no
+    identity signed it, :class:`DigestMismatch` when a message signature is for other bytes, and
+    :class:`MalformedEvidence` / :class:`UnknownEvidence` for evidence that cannot be checked.
+    """
+    names = tuple(identity.name for identity in identities)
+    memo_key = (item.source, item.digest, names, message_sha256)
+    found = run.memo.get(memo_key)
+    if found is None:
+        try:
+            found = _find(item, identities, run, message_sha256)
+        except EvidenceRejected as e:
+            found = e
+        run.memo[memo_key] = found
+    if isinstance(found, EvidenceRejected):
+        raise found
+    return found
+
+
+def _find(item: Evidence, identities: Sequence[Identity], run: TrustRun,
+          message_sha256: str | None) -> tuple[Identity, ...]:
+    usable = run.usable(identities)
+    bundle = item.bundle
+    if bundle is not None and bundle.keyless:
+        return _keyless(item, identities, usable, run, message_sha256)
+    hint = bundle.public_key_hint if bundle is not None else None
+    if item.envelope is not None:
+        message = item.envelope.pae()
+        attempts = [(s.keyid or hint or "", s.sig, False) for s in item.envelope.signatures]
+    else:  # a key-signed message-signature bundle: a signature over the artefact's sha256
+        assert bundle is not None and bundle.message is not None
+        message = _signed_digest(item, message_sha256)
+        attempts = [(hint or "", bundle.message.signature, True)]
+    pairs = [(identity, key) for identity in usable for key in identity.usable_keys(run.at)]
+    if not pairs:
+        raise SignatureInvalid(f"{item.source}: no pinned public key may sign this evidence"
+                               f"{_revocation_note(item, identities, run, message)}; pass --key or name the signer "
+                               "in the policy", claimed=())
+    signers: list[Identity] = []
+    tries = MAX_VERIFICATIONS_PER_ENVELOPE
+    for keyid, signature, prehashed in attempts:
+        # every usable pinned key is tried (a keyid is an unauthenticated hint), those it names first
+        for identity, key in sorted(pairs, key=lambda pair: pair[1].fingerprint != keyid):
+            if any(s.name == identity.name for s in signers):
+                continue
+            if tries == 0:
+                raise SignatureInvalid(f"{item.source}: gave up after {MAX_VERIFICATIONS_PER_ENVELOPE} signature "
+                                       "verifications without a valid one")
+            tries -= 1
+            run.budget.spend(1, source=item.source)
+            good = key.verify_prehashed(signature, message) if prehashed else key.verify(signature, message)
+            if good:
+                log.debug("%s: signature verified with %s (%s)", item.source, key.name, identity.name)
+                # every identity pinning this key signed it
+                signers.extend(i for i, k in pairs if k.fingerprint == key.fingerprint
+                               and all(s.name != i.name for s in signers))
+                break
+    if signers:
+        names = {i.name for i in signers}
+        return tuple(i for i in identities if i.name in names)  # as given, in the order given
+    trusted = ", ".join(sorted({i.name for i in usable if i.keys}))
+    what = "the message signature does not verify with a trusted key for this artefact" if item.envelope is None \
+        else "no signature verifies with a trusted key"
+    raise SignatureInvalid(f"{item.source}: {what} (trusted: {trusted}); the evidence was altered or signed by "
+                           f"an untrusted key{_revocation_note(item, identities, run, message)}",
+                           claimed=_claimed_by_keyid(attempts, usable, run))
+
+
+def _keyless(item: Evidence, identities: Sequence[Identity], usable: Sequence[Identity], run: TrustRun,
+             message_sha256: str | None) -> tuple[Identity, ...]:
+    bundle = item.bundle
+    assert bundle is not None
+    claimed = bundle.claimed_identities(identities)
+    if not any(identity.sigstore for identity in usable):
+        reasons = [r for r in (identity.unusable_because(run.at) for identity in identities) if r]
+        why = f" ({'; '.join(reasons)})" if reasons else ""
+        raise SignatureInvalid(f"{item.source} is signed keylessly by {bundle.describe_signer()}, and no Sigstore "
+                               f"identity is trusted for it{why}; pass --certificate-identity and "
+                               "--certificate-oidc-issuer (or --github-repo), or name one in the policy",
+                               claimed=claimed)
+    if run.bundles is None:
+        raise UnknownEvidence(f"{item.source}: Sigstore bundles with a certificate need Sigstore support, which "
+                              "this verifier was not given")
+    if item.envelope is None:
+        _signed_digest(item, message_sha256)
+    run.budget.spend(KEYLESS_BUNDLE_COST, source=item.source)
+    try:
+        verified = run.bundles(item, usable, message_sha256=message_sha256)
+    except SignatureInvalid as e:
+        raise SignatureInvalid(str(e), claimed=claimed) from e
+    names = {i.name for i in verified}
+    return tuple(i for i in identities if i.name in names)  # as given, in the order given
+
+
+def _signed_digest(item: Evidence, message_sha256: str | None) -> bytes:
+    """The artefact's sha256, checked against the message-signature bundle's ``messageDigest`` if it has one."""
+    bundle = item.bundle
+    assert bundle is not None and bundle.message is not None
+    if message_sha256 is None:
+        raise SignatureInvalid(f"{item.source}: a message signature signs an artefact's sha256, and none was "
+                               "computed for this check")
+    ours = bytes.fromhex(message_sha256)
+    if bundle.message.digest_algorithm not in (None, "SHA2_256"):
+        raise MalformedEvidence(f"{item.source}: messageDigest algorithm is {bundle.message.digest_algorithm!r}, "
+                                "not 'SHA2_256'")
+    signed = bundle.message.digest
+    if signed is not None and signed != ours:
+        raise DigestMismatch(f"{item.source}: the artefact's sha256 {message_sha256[:16]}... is not the digest "
+                             f"the bundle signs ({signed.hex()[:16]}...); the artefact was changed or this bundle "
+                             "is for another one")
+    return ours
+
+
+def _claimed_by_keyid(attempts: Sequence[tuple[str, bytes, bool]], usable: Sequence[Identity],
+                      run: TrustRun) -> tuple[str, ...]:
+    """The identities whose usable pinned key a signature's keyid (or the bundle's hint) names (a key that
+    is revoked or out of its window is no longer a claim to trust, only an untrusted signer)."""
+    hints = {keyid for keyid, _, _ in attempts} - {""}
+    return tuple(i.name for i in usable if any(key.fingerprint in hints for key in i.usable_keys(run.at)))
+
+
+def _revocation_note(item: Evidence, identities: Sequence[Identity], run: TrustRun, message: bytes) -> str:
+    """Why a trusted signer may have failed: out of its window, or the evidence is signed by a revoked key.
+
+    Only for the message: a revoked key is tried here to NAME it, and what it says is never trusted.
+    """
+    notes = [r for r in (identity.unusable_because(run.at) for identity in identities) if r]
+    if item.envelope is not None and run.revoked_keys:
+        pairs = [(key, s) for key in run.revoked_keys for s in item.envelope.signatures]
+        for key, signature in pairs[:MAX_VERIFICATIONS_PER_ENVELOPE]:
+            if run.budget.left == 0:
+                break
+            run.budget.spend(1, source=item.source)
+            if key.verify(signature.sig, message):
+                notes.insert(0, f"it is signed by {key.name}, a key the policy revokes")
+                break
+    return f" ({'; '.join(notes)})" if notes else ""
