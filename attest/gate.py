@@ -351,12 +351,9 @@ def _emit(request: GateRequest, verdict: GateVerdict, gate: Gate, signer: Any) -
     from datetime import UTC, datetime
     from importlib.metadata import version
 
-    from attest.cli._signing import write_and_publish
     from attest.collect import detect_platform
-    from attest.signers import sign_envelope
+    from attest.signing import sign_with, write_and_publish
     from attest.summaries import stage_uri, vsa_statement
-    from verify import _json
-    from verify.envelope import INTOTO_PAYLOAD_TYPE
 
     emit = request.emit
     assert emit is not None and gate.emits is not None
@@ -368,9 +365,8 @@ def _emit(request: GateRequest, verdict: GateVerdict, gate: Gate, signer: Any) -
         resource_uri=emit.resource_uri or stage_uri(gate.emits), policy_uri=gate.policy.uri,
         policy_digest=gate.policy.digest, inputs=verdict.accepted(), levels=emit.levels,
         verified_at=datetime.now(UTC), attest_version=version("attest"))
-    envelope = sign_envelope(signer, payload_type=INTOTO_PAYLOAD_TYPE, payload=_json.dumps_canonical(document))
     sha256 = result.digests.get("sha256")
-    published = write_and_publish(envelope.to_json_line(), output=emit.output, store=request.store, kind="vsa",
+    published = write_and_publish(sign_with(document, signer), output=emit.output, store=request.store, kind="vsa",
                                   digests=[sha256] if sha256 else [])
     return (str(emit.output), *published)
 

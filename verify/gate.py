@@ -37,7 +37,7 @@ from verify.statement import APPROVAL_V1, RELEASE_V1, VSA_V1, Statement, parse_s
 from verify.trust import Identity, PublicKey
 from verify.verifier import Candidate, Check, Verdict, candidates, digest_source
 
-__all__ = ["Gate", "GateFlags", "GateVerdict", "ReleaseVerdict", "decide", "decide_release", "prepare"]
+__all__ = ["Gate", "GateFlags", "GateVerdict", "ReleaseVerdict", "approver", "decide", "decide_release", "prepare"]
 
 _COMMIT = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 #: The name of the requirements given by --require-vsa without --stage.
@@ -286,6 +286,29 @@ def _emitting_stage(policy: Policy, flags: GateFlags) -> str:
         raise RequestError(f"--signer's public key is not a key of {verifier!r}, the verifier of stage {stage!r}; a "
                            "VSA it signed would not count, so none is signed")
     return stage
+
+
+def approver(policy: Policy, stage: str, key: PublicKey) -> str:
+    """The identity ``key`` signs approvals as, for ``stage`` of ``policy`` (``attest approve``).
+
+    The stage must be one the policy names and that requires approvals, and the key one of an
+    identity its ``require-approvals.signed-by`` lists: an approval nobody would count is not signed.
+    """
+    if not stage.strip():
+        raise RequestError("--stage is empty (an unset pipeline variable?); name the stage this approval is for")
+    rule = policy.stages.get(stage)
+    if rule is None:
+        known = ", ".join(policy.stages) or "none"
+        raise RequestError(f"--stage {stage!r} is not a stage of the policy (its stages: {known}); stage names are "
+                           "exact")
+    if rule.require_approvals is None:
+        raise RequestError(f"stage {stage!r} of the policy requires no approvals (stages.{stage}.require-approvals), "
+                           "so an approval for it would count for nothing")
+    for name in rule.require_approvals.signed_by:
+        if any(k.fingerprint == key.fingerprint for k in policy.identities[name].keys):
+            return name
+    raise RequestError(f"--signer's public key is not a key of an approver of stage {stage!r} "
+                       f"({', '.join(rule.require_approvals.signed_by)}); an approval it signed would not count")
 
 
 # --- decide ----------------------------------------------------------------------------------------------

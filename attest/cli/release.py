@@ -30,7 +30,7 @@ def create(name: str, components: tuple[str, ...], signer_uri: str, insecure_key
 
     'attest verify --release MANIFEST' then verifies all components, all or nothing.
     """
-    from attest.cli._signing import sign_statement, write_and_publish
+    from attest.signing import sign_statement, write_and_publish
     from attest.summaries import Component, release_statement
     from verify.errors import MalformedEvidence
     from verify.evidence import Evidence, load_evidence, read_evidence_file

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from attest.cli._signing import sign_statement
+from attest.signing import sign_statement
 from attest.summaries import vsa_statement
 from tests.conftest import AttestRunner, KeyPair, git, make_keypair
 from verify.envelope import Envelope
@@ -169,20 +169,26 @@ def test_approvals(published: Path, keys: dict[str, KeyPair], attest: AttestRunn
     policy.write_text(policy.read_text().replace(
         "provenance:", f'  alice: {{keys: ["{alice.public}"]}}\n  bob: {{keys: ["{bob.public}"]}}\nprovenance:'))
     assert _stg(attest, published, keys).code == 0
-    one = attest("approve", ARTIFACT, "--signer", alice.private, "--stage", "prd", "--reason", "CHG-1",
-                 "--store", "store", "-o", "a1.intoto.jsonl", cwd=published)
+    approve = ("approve", ARTIFACT, "--policy", "policy.yaml", "--store", "store")
+    one = attest(*approve, "--signer", alice.private, "--stage", "prd", "--reason", "CHG-1",
+                 "-o", "a1.intoto.jsonl", cwd=published)
     assert one.code == 0, one
     # the same approver twice counts once
-    assert attest("approve", ARTIFACT, "--signer", alice.private, "--stage", "prd", "--store", "store",
-                  "-o", "a2.intoto.jsonl", cwd=published).code == 0
+    assert attest(*approve, "--signer", alice.private, "--stage", "prd", "-o", "a2.intoto.jsonl",
+                  cwd=published).code == 0
     result = _prd(attest, published)
     assert result.code == 1 and "requires 2 approval(s) from alice, bob, but found 1 (alice)" in result.err
-    # an approval for another stage does not count
-    assert attest("approve", ARTIFACT, "--signer", bob.private, "--stage", "stg", "--store", "store",
-                  "-o", "b0.intoto.jsonl", cwd=published).code == 0
+    # approvals for a stage that requires none, for a stage the policy does not name, or by someone who is
+    # not an approver are refused before anything is signed (finding 2)
+    for stage, signer, words in (("stg", bob, "requires no approvals"), ("nostage", bob, "is not a stage of"),
+                                 ("PRD", bob, "is not a stage of"), ("prd", keys["other"], "not a key of an approver")):
+        refused = attest(*approve, "--signer", signer.private, "--stage", stage, "-o", "no.intoto.jsonl",
+                         cwd=published)
+        assert refused.code == 2 and words in refused.err, refused
+        assert not (published / "no.intoto.jsonl").exists()
     assert _prd(attest, published).code == 1
-    assert attest("approve", ARTIFACT, "--signer", bob.private, "--stage", "prd", "--store", "store",
-                  "-o", "b1.intoto.jsonl", cwd=published).code == 0
+    assert attest(*approve, "--signer", bob.private, "--stage", "prd", "-o", "b1.intoto.jsonl",
+                  cwd=published).code == 0
     result = _prd(attest, published)
     assert result.code == 0, result
     assert "approval  prd by alice" in result.out and "approval  prd by bob" in result.out

@@ -47,7 +47,15 @@ def test_approve_and_release_refuse_a_key_others_can_read_and_all_three_accept_t
         repo: Path, keys: dict[str, KeyPair], monkeypatch: pytest.MonkeyPatch) -> None:
     assert _build(repo, keys["dev"].private, monkeypatch).code == 0  # 0600: fine
     key = _loose(keys["stg"], 0o644)
-    approve: list[str | Path] = ["approve", "build.py", "--signer", key, "--stage", "prd",
+    (repo / "approvals.yaml").write_text(f"""version: 1
+identities:
+  dev: {{keys: ["{keys['dev'].public}"]}}
+  approver: {{keys: ["{keys['stg'].public}"]}}
+provenance: {{signed-by: [dev]}}
+stages:
+  prd: {{require-approvals: {{count: 1, signed-by: [approver]}}}}
+""")
+    approve: list[str | Path] = ["approve", "build.py", "--signer", key, "--stage", "prd", "--policy", "approvals.yaml",
                                  "--output", "a.intoto.jsonl"]
     release: list[str | Path] = ["release", "create", "--name", "r1", "--component", "app=p.intoto.jsonl",
                                  "--signer", key, "--output", "r.intoto.jsonl"]
@@ -98,8 +106,15 @@ def test_wrong_key_password_is_not_echoed_even_with_vv(repo: Path, tmp_path: Pat
 
 def test_password_set_for_an_unencrypted_key_is_not_echoed(repo: Path, keys: dict[str, KeyPair],
                                                           attest: AttestRunner) -> None:
-    result = attest("-vv", "approve", "build.py", "--signer", keys["dev"].private, cwd=repo,
-                    env={"ATTEST_KEY_PASSWORD": PASSWORD})
+    (repo / "approvals.yaml").write_text(f"""version: 1
+identities:
+  dev: {{keys: ["{keys['dev'].public}"]}}
+provenance: {{signed-by: [dev]}}
+stages:
+  prd: {{require-approvals: {{count: 1, signed-by: [dev]}}}}
+""")
+    result = attest("-vv", "approve", "build.py", "--signer", keys["dev"].private, "--policy", "approvals.yaml",
+                    "--stage", "prd", cwd=repo, env={"ATTEST_KEY_PASSWORD": PASSWORD})
     assert result.code == 3 and "is not encrypted, but ATTEST_KEY_PASSWORD is set" in result.err
     _assert_silent(result, PASSWORD)
 

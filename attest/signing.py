@@ -1,11 +1,14 @@
-"""Helpers shared by the commands that sign statements after the build (approve, release, verify --emit-vsa)."""
+"""Signing statements after the build (approve, release, verify --emit-vsa), writing and publishing them."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from attest.signers import Signer
 
 _DIGEST_ARG = re.compile(r"sha256:([0-9a-f]{64})")
 
@@ -26,11 +29,17 @@ def artifact_digests(artifact: str) -> tuple[str, dict[str, str]]:
 
 def sign_statement(document: Mapping[str, Any], *, signer_uri: str, insecure_key_permissions: bool = False) -> bytes:
     """Sign ``document`` as a DSSE envelope, check the signature, and return the .intoto.jsonl line."""
-    from attest.signers import from_uri, sign_envelope
+    from attest.signers import from_uri
+
+    return sign_with(document, from_uri(signer_uri, insecure_permissions=insecure_key_permissions))
+
+
+def sign_with(document: Mapping[str, Any], signer: Signer) -> bytes:
+    """``document`` signed by ``signer`` as a DSSE envelope (the signature checked), as a .intoto.jsonl line."""
+    from attest.signers import sign_envelope
     from verify import _json
     from verify.envelope import INTOTO_PAYLOAD_TYPE
 
-    signer = from_uri(signer_uri, insecure_permissions=insecure_key_permissions)
     envelope = sign_envelope(signer, payload_type=INTOTO_PAYLOAD_TYPE, payload=_json.dumps_canonical(dict(document)))
     return envelope.to_json_line()
 
