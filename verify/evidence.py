@@ -38,7 +38,9 @@ class Evidence:
     source: str
     """Where it was found: ``FILE`` or ``FILE:LINE``."""
     digest: str
-    """sha256 of its bytes as stored: what a VSA's ``inputAttestations`` names."""
+    """sha256 of the document's bytes, without the whitespace around it (a JSON Lines line without its
+    newline, a bundle file's JSON): what a VSA's ``inputAttestations`` names. (A store's object name hashes
+    the file as written, newline included.)"""
     envelope: Envelope | None
     """The DSSE envelope (None for a message-signature bundle)."""
     bundle: Bundle | None = field(default=None, repr=False)

@@ -62,6 +62,39 @@ def _accept_verbose(command: click.Command) -> None:
             _accept_verbose(sub)
 
 
+class _NonEmpty(click.ParamType[Any]):
+    """Any option's own type, except that an empty value is a usage error: an unset pipeline variable
+    (``--source-branch "$BRANCH"``) must never read as "no value", nor as a path to the current directory."""
+
+    def __init__(self, inner: click.ParamType[Any]) -> None:
+        self.inner = inner
+        self.name = inner.name
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        given = ctx is None or param is None or param.name is None or \
+            ctx.get_parameter_source(param.name) is not click.core.ParameterSource.DEFAULT
+        if given and isinstance(value, str) and not value.strip():
+            self.fail("it is empty (an unset pipeline variable?); give a value or leave the option out", param, ctx)
+        return self.inner.convert(value, param, ctx)
+
+    def get_metavar(self, param: click.Parameter, *args: Any, **kwargs: Any) -> str | None:
+        return self.inner.get_metavar(param, *args, **kwargs)
+
+    def shell_complete(self, ctx: click.Context, param: click.Parameter, incomplete: str) -> Any:
+        return self.inner.shell_complete(ctx, param, incomplete)
+
+
+def _refuse_empty_values(command: click.Command) -> None:
+    """Every option of ``command`` (and its subcommands) that takes a value refuses an empty one."""
+    for param in command.params:
+        if isinstance(param, click.Option) and not param.is_flag and param.count is False \
+                and not isinstance(param.type, _NonEmpty):
+            param.type = _NonEmpty(param.type)
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _refuse_empty_values(sub)
+
+
 class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
@@ -73,6 +106,7 @@ class LazyGroup(click.Group):
         command = getattr(importlib.import_module(module), attribute)
         assert isinstance(command, click.Command)
         _accept_verbose(command)
+        _refuse_empty_values(command)
         return command
 
     def invoke(self, ctx: click.Context) -> Any:

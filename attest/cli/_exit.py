@@ -74,8 +74,12 @@ def run(group: click.Group, argv: list[str] | None) -> NoReturn:
                 group.main(args=argv, prog_name=prog, standalone_mode=False)
         except click.exceptions.Exit as e:
             sys.exit(e.exit_code)
+        except click.UsageError as e:  # one sentence like every other failure, with where to look
+            command = e.ctx.command_path if e.ctx is not None else prog
+            click.echo(f"{prog}: {_sentence(e.format_message())} (see '{command} --help')", err=True)
+            sys.exit(USAGE)
         except click.ClickException as e:
-            e.show()
+            click.echo(f"{prog}: {_sentence(e.format_message())}", err=True)
             sys.exit(USAGE if e.exit_code == 2 else e.exit_code)
         except click.exceptions.Abort:
             click.echo("attest: interrupted.", err=True)

@@ -209,12 +209,14 @@ def test_emit_vsa_without_a_policy_is_refused(world: World) -> None:
 
 @pytest.mark.parametrize("flag", ["--source-uri", "--source-branch", "--builder-id", "--commit", "--predicate-type",
                                   "--stage", "--require-vsa", "--key", "--store", "--certificate-identity",
-                                  "--github-repo", "--resource-uri", "--verifier-id"])
+                                  "--github-repo", "--resource-uri", "--verifier-id", "--lockfile", "--attestation",
+                                  "--policy", "--trusted-root", "--vsa-key", "--emit-vsa", "--signer",
+                                  "--verified-level", "--certificate-oidc-issuer", "--source-ref"])
 def test_an_empty_flag_is_a_usage_error_never_a_missing_rule(world: World, flag: str) -> None:
     args = ["hotfix.tar.gz", "--attestation", "hotfix.intoto.jsonl", "--key", world.keys["dev"].public,
             "--source-uri", "github.com/acme/app", flag, ""]
     result = world.verify(*args)
-    assert result.code == 2 and "is empty" in result.err, result
+    assert result.code == 2 and "empty (an unset pipeline variable?)" in result.err, result
     _one_sentence(result)
 
 
@@ -392,3 +394,10 @@ def test_the_hotfix_that_skipped_stg_is_refused_and_release_1_passes(world: Worl
     _one_sentence(refused)
     passed = world.verify("release-1.tar.gz", "--store", "store", "--policy", "policy.yaml", "--stage", "prd")
     assert passed.code == 0 and "vsa       stg by stg-verifier" in passed.out, passed
+
+
+def test_a_usage_error_is_one_sentence_naming_the_help(world: World) -> None:
+    for args in (("--no-such-flag",), ("release-1.tar.gz", "--format", "yaml")):
+        result = world.verify(*args)
+        assert result.code == 2 and "(see 'attest verify --help')" in result.err, result
+        _one_sentence(result)
