@@ -1,0 +1,347 @@
+"""Running a build from Python: facts about the source, CMD, the artefacts' digests, signed provenance, a store.
+
+This is ``attest build`` without click. A :class:`BuildRequest` holds everything the command line
+says, as given; :func:`run_build` does the work, in the current directory, in this order:
+
+  (1) the request's shape: options that exclude each other, keyless options with a key signer
+  (2) the source: the git commit, refused if tracked files changed (unless ``allow_dirty``),
+      SOURCE_DATE_EPOCH, and the CI platform, whose checked-out commit must be HEAD
+  (3) the lockfiles, each equal to its committed blob (or none, with ``no_lockfile``)
+  (4) the signer, ready before the build runs: a key, or keyless (token and trust root checked now)
+  (5) CMD, without a shell, with SOURCE_DATE_EPOCH and without the signer's credentials
+  (6) the artefacts, expanded and hashed (sha256 and blake3)
+  (7) the provenance: an in-toto Statement with a SLSA Provenance v1 predicate, checked against
+      in-toto's schemas
+  (8) signed, and the signature checked
+  (9) written atomically: the bundle first, then ``output``
+  (10) published to a store: the artefacts (unless ``publish_artifacts`` is off) and the provenance
+
+Any failure raises and leaves ``output`` unwritten; nothing here prints.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from attest.collect import Artifact, GitFacts, Lockfile, Platform
+    from attest.signers import Signer
+    from attest.signers.sigstore import KeylessSigner
+
+__all__ = ["BuildOutcome", "BuildRequest", "KeylessIdentity", "run_build"]
+
+Advance = Callable[[int], None]
+Progress = Callable[[str, int], AbstractContextManager[Advance | None]]
+"""``progress(description, total)``: a context manager giving a callback ``advance(n)``, or None."""
+
+Digests = Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    """Everything one build is asked, as given on the command line (or by a Python caller)."""
+
+    signer: str
+    """A signer URI: ``PATH``, ``key:PATH``, ``awskms:KEY`` or ``sigstore`` (keyless)."""
+    artifacts: tuple[str, ...]
+    """Files, directories (every regular file below) or globs, relative to the current directory."""
+    command: tuple[str, ...] = ()
+    """CMD, run without a shell before the artefacts are hashed; empty: nothing is run."""
+    lockfiles: tuple[Path, ...] = ()
+    """The lockfiles to bind; empty: the well-known ones at the repository root."""
+    no_lockfile: bool = False
+    allow_dirty: bool = False
+    insecure_key_permissions: bool = False
+    output: Path = Path("provenance.intoto.jsonl")
+    bundle: bool = False
+    """Also write a Sigstore bundle beside ``output`` (always written when keyless)."""
+    identity_token: str | None = field(default=None, repr=False)
+    """Keyless only: the OIDC token; None: ``SIGSTORE_ID_TOKEN``, else ambient detection."""
+    trust_config: Path | None = None
+    """Keyless only: a Sigstore ClientTrustConfig naming a private instance."""
+    staging: bool = False
+    """Keyless only: Sigstore's staging instance."""
+    publish: str | None = None
+    """A store: a directory or ``s3://bucket/prefix``."""
+    publish_artifacts: bool = True
+    """With ``publish``: the artefacts too, not only the provenance."""
+    retain_days: int | None = None
+    retention_mode: str = "GOVERNANCE"
+    builder_id: str | None = None
+    """``runDetails.builder.id`` when no CI platform is recognised."""
+    pass_credentials: bool = False
+    """Let CMD see AWS and signing credentials (recorded in the provenance)."""
+
+
+@dataclass(frozen=True)
+class KeylessIdentity:
+    """Who signed keylessly, as the certificate and the transparency log say."""
+
+    identity: str
+    issuer: str
+    log_index: int
+
+
+@dataclass(frozen=True)
+class BuildOutcome:
+    """What a build produced."""
+
+    output: Path
+    commit: str
+    ref: str
+    source: str
+    """The repository URI the provenance names (no credentials)."""
+    dirty: bool
+    builder_id: str
+    subjects: tuple[tuple[str, Digests], ...]
+    """(name relative to the repository root, {"sha256": ..., "blake3": ...}) of every artefact."""
+    lockfiles: tuple[str, ...]
+    published: tuple[str, ...] = ()
+    """URIs of what was written to the store."""
+    bundle: Path | None = None
+    keyless: KeylessIdentity | None = None
+
+
+@dataclass(frozen=True)
+class _Source:
+    git: GitFacts
+    platform: Platform
+    epoch: int
+    """SOURCE_DATE_EPOCH: the environment's, else the commit time."""
+
+
+@dataclass(frozen=True)
+class _Signed:
+    line: bytes
+    """The envelope as a ``.intoto.jsonl`` line."""
+    bundle: bytes | None
+    keyless: KeylessIdentity | None
+
+
+def run_build(request: BuildRequest, *, progress: Progress | None = None,
+              log: Callable[[str], None] | None = None) -> BuildOutcome:
+    """Run the build; return what it produced, or raise why it was refused (see the module docstring)."""
+    _check_shape(request)  # (1)
+    env = dict(os.environ)
+    started = datetime.now(UTC)
+    source = _source(env, allow_dirty=request.allow_dirty)  # (2)
+    locks = _lockfiles(request, source.git.root)  # (3)
+    signer = _signer(request, env)  # (4)
+    if request.command:
+        _run_command(request, env, epoch=source.epoch, log=log)  # (5)
+    found = _artifacts(request.artifacts, source.git.root)  # (6)
+    subjects = _hash(found, progress)
+    document = _provenance(request, source, locks, subjects, started=started)  # (7)
+    signed = _sign(document, signer, bundle=request.bundle)  # (8)
+    bundle_file = _write(request.output, signed)  # (9)
+    published = _publish(request, found, subjects, signed, progress) if request.publish else ()  # (10)
+    return BuildOutcome(output=request.output, commit=source.git.commit, ref=source.git.ref,
+                        source=source.git.repo_uri, dirty=source.git.dirty,
+                        builder_id=document["predicate"]["runDetails"]["builder"]["id"], subjects=subjects,
+                        lockfiles=tuple(lock.path for lock in locks), published=published, bundle=bundle_file,
+                        keyless=signed.keyless)
+
+
+# --- (1) the request -----------------------------------------------------------------------------------------
+
+def _check_shape(request: BuildRequest) -> None:
+    from attest.signers import KEYLESS
+    from verify.errors import RequestError
+
+    if not request.artifacts:
+        raise RequestError("no artefact to attest: give --artifact PATH (a file, a directory or a glob)")
+    if request.no_lockfile and request.lockfiles:
+        raise RequestError("--no-lockfile and --lockfile exclude each other")
+    if request.signer == KEYLESS:
+        if request.trust_config is not None and request.staging:
+            raise RequestError("--trust-config and --staging exclude each other")
+        return
+    # --identity-token, --trust-config and --staging mean nothing to a key signer
+    for flag, given in (("--identity-token", request.identity_token is not None),
+                        ("--trust-config", request.trust_config is not None), ("--staging", request.staging)):
+        if given:
+            raise RequestError(f"{flag} applies to --signer sigstore only")
+
+
+# --- (2) and (3): the source and its lockfiles --------------------------------------------------------------
+
+def _source(env: Mapping[str, str], *, allow_dirty: bool) -> _Source:
+    """The commit being built, checked: a clean tree (unless allowed), the commit the CI platform checked out."""
+    from attest import collect
+    from attest.errors import BuildRefused
+
+    git = collect.git_facts(Path.cwd(), env=env)
+    if git.dirty and not allow_dirty:
+        raise BuildRefused(f"the work tree {git.root} has uncommitted changes to tracked files; commit them or "
+                           "pass --allow-dirty (recorded in the provenance)")
+    epoch = collect.source_date_epoch(env, commit_time=git.commit_time)
+    platform = collect.detect_platform(env)
+    if platform.resolved_commit and platform.resolved_commit != git.commit:
+        raise BuildRefused(f"{platform.name} says it checked out {platform.resolved_commit} but HEAD is "
+                           f"{git.commit}; the provenance would name the wrong commit")
+    return _Source(git=git, platform=platform, epoch=epoch)
+
+
+def _lockfiles(request: BuildRequest, root: Path) -> list[Lockfile]:
+    """The lockfiles to bind: none only when asked for none."""
+    from attest import collect
+    from attest.errors import BuildRefused
+
+    if request.no_lockfile:
+        return []
+    locks = collect.lockfiles(root, [str(path) for path in request.lockfiles])
+    if not locks:
+        raise BuildRefused(f"no lockfile found at {root}; name one with --lockfile or pass --no-lockfile")
+    return locks
+
+
+# --- (4) the signer ------------------------------------------------------------------------------------------
+
+def _signer(request: BuildRequest, env: Mapping[str, str]) -> Signer | KeylessSigner:
+    """The signer, ready before the build runs, so that a missing key, token or trust root fails fast."""
+    from attest.signers import KEYLESS, from_uri
+
+    if request.signer != KEYLESS:
+        return from_uri(request.signer, insecure_permissions=request.insecure_key_permissions)
+    from attest.signers.sigstore import KeylessSigner
+
+    token = request.identity_token if request.identity_token is not None else env.get("SIGSTORE_ID_TOKEN") or None
+    keyless = KeylessSigner(identity_token=token, trust_config=request.trust_config, staging=request.staging)
+    keyless.prepare()
+    return keyless
+
+
+# --- (5) CMD -------------------------------------------------------------------------------------------------
+
+def _run_command(request: BuildRequest, env: Mapping[str, str], *, epoch: int,
+                 log: Callable[[str], None] | None) -> None:
+    """Run CMD with SOURCE_DATE_EPOCH and without the signer's credentials; its output goes to stderr."""
+    import subprocess
+    import sys
+
+    from attest import collect
+    from attest.errors import CommandFailed
+
+    command = request.command
+    if log is not None:
+        log(f"running {' '.join(command)} (SOURCE_DATE_EPOCH={epoch})")
+    if not request.pass_credentials:
+        from attest._secrets import hide_from_children
+
+        hide_from_children(collect.is_credential)  # /proc/<our pid>/environ still shows them
+    environment = collect.command_environment(env, source_date_epoch=epoch, pass_credentials=request.pass_credentials)
+    try:
+        done = subprocess.run(list(command), env=environment, stdout=sys.stderr, check=False)
+    except OSError as e:
+        raise CommandFailed(f"cannot run {command[0]}: {e.strerror}; no attestation was written", 127) from e
+    if done.returncode != 0:
+        raise CommandFailed(f"build command {' '.join(command)} failed with exit status {done.returncode}; "
+                            "no attestation was written", done.returncode)
+
+
+# --- (6) the artefacts ---------------------------------------------------------------------------------------
+
+def _artifacts(patterns: Sequence[str], root: Path) -> list[Artifact]:
+    from attest import collect
+
+    return collect.expand_artifacts(patterns, root=root)
+
+
+def _hash(found: Sequence[Artifact], progress: Progress | None) -> tuple[tuple[str, Digests], ...]:
+    """Each artefact's name and its sha256 and blake3, in one read."""
+    from verify.digests import hash_file
+
+    subjects = []
+    for artifact in found:
+        with _progress(progress, f"hashing {artifact.name}", artifact.path) as advance:
+            subjects.append((artifact.name, hash_file(artifact.path, ("sha256", "blake3"), progress=advance)))
+    return tuple(subjects)
+
+
+def _progress(progress: Progress | None, description: str, path: Path) -> AbstractContextManager[Advance | None]:
+    if progress is None:
+        return nullcontext(None)
+    return progress(description, path.stat().st_size)
+
+
+# --- (7) and (8): the provenance, signed ---------------------------------------------------------------------
+
+def _provenance(request: BuildRequest, source: _Source, locks: Sequence[Lockfile],
+                subjects: Sequence[tuple[str, Digests]], *, started: datetime) -> dict[str, Any]:
+    """The statement, checked against in-toto's own schemas; the build finished when its artefacts were hashed."""
+    from importlib.metadata import version
+
+    from attest.provenance import BuildRecord, statement, validate_with_in_toto
+
+    record = BuildRecord(git=source.git, platform=source.platform, lockfiles=locks, command=request.command,
+                         artifact_patterns=request.artifacts, subjects=subjects, source_date_epoch=source.epoch,
+                         started=started, finished=datetime.now(UTC),
+                         invocation_id=source.platform.invocation_id or f"urn:uuid:{uuid.uuid4()}",
+                         builder_id=request.builder_id, pass_credentials=request.pass_credentials,
+                         attest_version=version("attest"))
+    document = statement(record)
+    try:
+        validate_with_in_toto(document)
+    except ValueError as e:  # a bug in what we wrote, not the user's input
+        raise RuntimeError(f"the provenance attest wrote does not validate against in-toto's schema: {e}") from e
+    return document
+
+
+def _sign(document: Mapping[str, Any], signer: Signer | KeylessSigner, *, bundle: bool) -> _Signed:
+    """The envelope (and bundle), each signature checked before anything is written."""
+    from attest.signers.sigstore import KeylessSigner  # imports sigstore only when it signs
+    from verify import _json
+
+    payload = _json.dumps_canonical(document)
+    if isinstance(signer, KeylessSigner):
+        result = signer.sign_statement(payload)  # checks what it made against the trusted root
+        return _Signed(line=result.envelope_line, bundle=result.bundle, keyless=KeylessIdentity(
+            identity=result.identity, issuer=result.issuer, log_index=result.log_index))
+    from attest.bundle import key_bundle
+    from attest.signers import sign_envelope
+    from verify.envelope import INTOTO_PAYLOAD_TYPE
+
+    envelope = sign_envelope(signer, payload_type=INTOTO_PAYLOAD_TYPE, payload=payload)  # checks itself
+    return _Signed(line=envelope.to_json_line(), keyless=None,
+                   bundle=key_bundle(envelope, hint=signer.keyid) if bundle else None)
+
+
+# --- (9) and (10): written, published ------------------------------------------------------------------------
+
+def _write(output: Path, signed: _Signed) -> Path | None:
+    """Write the bundle, then ``output``; return where the bundle went."""
+    from attest._atomic import write_atomic
+    from attest.bundle import bundle_path
+
+    bundle_file: Path | None = None
+    if signed.bundle is not None:
+        bundle_file = bundle_path(output)
+        write_atomic(bundle_file, signed.bundle)  # first: when output exists, so does its bundle
+    write_atomic(output, signed.line)
+    return bundle_file
+
+
+def _publish(request: BuildRequest, found: Sequence[Artifact], subjects: Sequence[tuple[str, Digests]],
+             signed: _Signed, progress: Progress | None) -> tuple[str, ...]:
+    """Each artefact (unless only the provenance is published) and the provenance, under its sha256."""
+    from attest.stores import from_uri
+
+    assert request.publish is not None
+    store = from_uri(request.publish, retain_days=request.retain_days, retention_mode=request.retention_mode)
+    # a keyless envelope verifies only with its certificate and log entry: publish the bundle's line
+    stored = signed.bundle if signed.keyless is not None and signed.bundle is not None else signed.line
+    published: list[str] = []
+    for artifact, (name, digests) in zip(found, subjects, strict=True):
+        if request.publish_artifacts:
+            with _progress(progress, f"publishing {name}", artifact.path) as advance:
+                published.append(store.put_artifact(digests["sha256"], name, artifact.path,
+                                                    **({"progress": advance} if advance else {})))
+        published.append(store.put_attestation(digests["sha256"], "provenance", stored))
+    return tuple(published)
