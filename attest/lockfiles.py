@@ -24,8 +24,6 @@ still bound by its digest. Parsing never raises for bad content.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import logging
 import re
@@ -37,6 +35,9 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from packageurl import PackageURL
+
+from verify.encoding import b64decode
+from verify.errors import MalformedEvidence
 
 __all__ = ["MAX_LOCKFILE_BYTES", "LockfileContents", "Package", "integrity_digests", "log_warnings",
            "parse_lockfile"]
@@ -95,8 +96,8 @@ def integrity_digests(integrity: str) -> dict[str, str]:
         if not sep or name is None:
             continue
         try:
-            raw = base64.b64decode(value.split("?")[0], validate=True)
-        except (binascii.Error, ValueError):
+            raw = b64decode(value.split("?")[0], what="an integrity hash")
+        except MalformedEvidence:
             continue
         digests.setdefault(name, raw.hex())
     return digests
@@ -347,8 +348,8 @@ def _go_sum(text: str, name: str) -> tuple[list[Package], list[str]]:
         if version.endswith("/go.mod"):
             continue  # only the module's go.mod was needed (graph pruning), not its code
         try:
-            raw = base64.b64decode(h1[3:], validate=True)
-        except (binascii.Error, ValueError):
+            raw = b64decode(h1[3:], what="a go.sum hash")
+        except MalformedEvidence:
             bad += 1
             continue
         namespace, _, short = module.rpartition("/")

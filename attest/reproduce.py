@@ -48,6 +48,7 @@ from verify.errors import (
     UnknownEvidence,
 )
 from verify.evidence import Evidence, load_evidence, read_evidence_file
+from verify.matching import DigestSet, subject_matches
 from verify.statement import (
     PROVENANCE_V02,
     PROVENANCE_V1,
@@ -352,6 +353,10 @@ def _recorded_command(prov: Provenance) -> tuple[str, ...]:
 
 
 def _check_lockfiles(prov: Provenance, tree: Path, commit: str) -> tuple[str, ...]:
+    """Each lockfile the provenance binds, in the checked-out commit, must be the bound one
+    (:func:`verify.lockfile_check.lockfile_difference`, the comparison ``verify --lockfile`` makes)."""
+    from verify.lockfile_check import lockfile_difference
+
     checked = []
     for dep in prov.lockfiles:
         try:
@@ -359,16 +364,10 @@ def _check_lockfiles(prov: Provenance, tree: Path, commit: str) -> tuple[str, ..
         except (_Unsafe, _Missing) as e:
             raise PolicyViolation(f"lockfile {dep.name} bound by the provenance is not a file of commit "
                                   f"{commit[:12]} ({e}); the provenance does not describe this commit") from e
-        algorithms = [a for a in ACCEPTED if a in dep.digest]
-        if not algorithms:
-            raise PolicyViolation(f"the provenance binds lockfile {dep.name} with no digest attest accepts")
-        found = hash_file(path, algorithms)
-        for algorithm in algorithms:
-            if found[algorithm] != dep.digest[algorithm].lower():
-                raise PolicyViolation(f"lockfile {dep.name} of commit {commit[:12]} has {algorithm} "
-                                      f"{found[algorithm][:16]}... but the provenance bound "
-                                      f"{dep.digest[algorithm][:16]}...; the provenance does not describe "
-                                      "this commit")
+        difference = lockfile_difference(path, dep)
+        if difference is not None:
+            raise PolicyViolation(f"lockfile {dep.name} of commit {commit[:12]} is not the one the provenance bound "
+                                  f"({difference}); the provenance does not describe this commit")
         checked.append(dep.name)
     return tuple(checked)
 
@@ -393,7 +392,7 @@ def _compare(tree: Path, statement: Statement) -> tuple[SubjectResult, ...]:
             continue
         wanted = list(dict.fromkeys([*algorithms, "sha256"]))
         rebuilt = hash_file(path, [a for a in wanted if a in KNOWN])
-        same = all(rebuilt[a] == expected[a].lower() for a in algorithms)
+        same = subject_matches(expected, DigestSet(rebuilt), ACCEPTED)
         results.append(SubjectResult(subject.name, "match" if same else "differs", expected, rebuilt,
                                      path=path))
     return tuple(results)

@@ -55,6 +55,7 @@ class LogEntry:
     version: str
     integrated_time: datetime | None
     body: bytes | None
+    log_index: int | None = None
 
 
 @dataclass(frozen=True)
@@ -233,6 +234,10 @@ def _log_entries(material: Mapping[str, Any], source: str) -> tuple[LogEntry, ..
                 if entry.get("canonicalizedBody") is not None else None
         except MalformedEvidence:
             body = None
+        raw_index = entry.get("logIndex")
+        index = int(raw_index) if isinstance(raw_index, str | int) and not isinstance(raw_index, bool) \
+            and str(raw_index).isdigit() and len(str(raw_index)) <= 20 else None
         found.append(LogEntry(kind=kind_name if isinstance(kind_name, str) else "",
-                              version=version if isinstance(version, str) else "", integrated_time=when, body=body))
+                              version=version if isinstance(version, str) else "", integrated_time=when, body=body,
+                              log_index=index))
     return tuple(found)

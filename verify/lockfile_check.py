@@ -20,7 +20,7 @@ from verify.digests import ACCEPTED, hash_file
 from verify.errors import InputError, PolicyViolation
 from verify.statement import Dependency, Provenance
 
-__all__ = ["LockedPackage", "bound_lockfile", "check_lockfile", "first_package_difference"]
+__all__ = ["LockedPackage", "bound_lockfile", "check_lockfile", "first_package_difference", "lockfile_difference"]
 
 log = logging.getLogger(__name__)
 
@@ -124,14 +124,30 @@ def first_package_difference(local: Sequence[LockedPackage], bound: Sequence[Dep
     return None
 
 
-def check_lockfile(path: Path, provenance: Provenance, *,
-                   packages: Sequence[LockedPackage] | None = None) -> None:
+def check_lockfile(path: Path, provenance: Provenance, *, packages: Sequence[LockedPackage] | None = None,
+                   entry: Dependency | None = None) -> None:
     """Raise :class:`PolicyViolation` unless ``path`` has the digests the provenance bound for it.
 
-    ``packages`` (the local lockfile's packages, optional) only sharpen the
-    message: they name the first package that differs.
+    ``entry`` is the provenance's lockfile entry ``path`` is (default: found by its path,
+    :func:`bound_lockfile`). ``packages`` (the local lockfile's packages, optional) only sharpen
+    the message: they name the first package that differs.
     """
-    entry = bound_lockfile(path, provenance)
+    entry = bound_lockfile(path, provenance) if entry is None else entry
+    difference = lockfile_difference(path, entry)
+    if difference is None:
+        return
+    detail = None
+    if packages is not None:
+        detail = first_package_difference(packages, provenance.dependencies, lockfile=str(path),
+                                          single_lockfile=len(provenance.lockfiles) == 1)
+    raise PolicyViolation(f"lockfile {path} is not the one the provenance bound as {entry.name} ({difference})"
+                          + (f": {detail}" if detail else "; restore it from the attested commit"))
+
+
+def lockfile_difference(path: Path, entry: Dependency) -> str | None:
+    """None if the file ``path`` has every accepted digest the lockfile ``entry`` binds; else what differs
+    (``sha256 0123... where abcd... was bound``). :class:`PolicyViolation` if the entry binds no digest
+    attest accepts, :class:`InputError` if ``path`` is not a file."""
     accepted = [alg for alg in ACCEPTED if alg in entry.digest]
     if not accepted:
         found = sorted(entry.digest)
@@ -143,12 +159,6 @@ def check_lockfile(path: Path, provenance: Provenance, *,
     log.info("lockfile %s: comparing %s with %s", path, ", ".join(accepted), entry.name)
     differing = [alg for alg in accepted if local[alg] != entry.digest[alg].lower()]
     if not differing:
-        return
+        return None
     alg = differing[0]
-    detail = None
-    if packages is not None:
-        detail = first_package_difference(packages, provenance.dependencies, lockfile=str(path),
-                                          single_lockfile=len(provenance.lockfiles) == 1)
-    raise PolicyViolation(f"lockfile {path} is not the one the provenance bound as {entry.name} ({alg} "
-                          f"{local[alg][:16]}... where {entry.digest[alg][:16]}... was bound)"
-                          + (f": {detail}" if detail else "; restore it from the attested commit"))
+    return f"{alg} {local[alg][:16]}... where {entry.digest[alg][:16]}... was bound"

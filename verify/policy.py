@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from verify.digests import ACCEPTED, KNOWN, WEAK
-from verify.errors import PolicyError, TrustConfigError
+from verify.errors import MalformedEvidence, PolicyError, TrustConfigError
 from verify.limits import MAX_POLICY_BYTES
 from verify.signers import BundleVerifier, TrustRun, VerificationBudget
 from verify.trust import Identity, PublicKey, SigstoreIdentity, load_public_key_file
@@ -292,27 +292,29 @@ def kms_pem_name(arn: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", arn.rsplit("/", 1)[-1]) + ".pub.pem"
 
 
+_ZONELESS = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?")
+
+
 def _time(doc: _Doc, value: Any, path: tuple[str, ...]) -> datetime:
-    """An RFC 3339 date-time with a time zone (YAML may already have read it as a datetime)."""
+    """An RFC 3339 date-time with a time zone, read by :func:`verify.encoding.parse_time` (YAML may already
+    have read an unquoted one as a datetime: it is read again from its ISO form)."""
+    from verify.encoding import parse_time
+
     if isinstance(value, datetime):
-        parsed = value
-    elif isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
-        except ValueError:
-            raise doc.error(path, f"{value!r} is not an RFC 3339 time such as 2026-01-31T00:00:00Z") from None
+        if value.tzinfo is None:
+            raise doc.error(path, "has no time zone; write it in UTC with a Z, e.g. 2026-01-31T00:00:00Z")
+        value = value.isoformat()
     elif isinstance(value, date):
         raise doc.error(path, f"{value.isoformat()} is a date; give a time with a zone, e.g. "
                               f"{value.isoformat()}T00:00:00Z")
-    else:
+    if not isinstance(value, str):
         raise doc.error(path, "must be an RFC 3339 time such as 2026-01-31T00:00:00Z")
-    if parsed.tzinfo is None:
+    if _ZONELESS.fullmatch(value.strip()):
         raise doc.error(path, "has no time zone; write it in UTC with a Z, e.g. 2026-01-31T00:00:00Z")
     try:
-        return parsed.astimezone(UTC)
-    except OverflowError:  # 0001-01-01T00:00:00+01:00 is before the first representable UTC time
-        raise doc.error(path, f"{parsed.isoformat()} is out of range; give a time between years 1 and 9999 "
-                              "in UTC") from None
+        return parse_time(value.strip(), what="")
+    except MalformedEvidence as e:
+        raise doc.error(path, str(e).strip()) from None
 
 
 def _revoked(doc: _Doc, value: Any, path: tuple[str, ...], base: Path) -> tuple[frozenset[str], list[PublicKey]]:

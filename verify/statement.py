@@ -66,18 +66,6 @@ class Statement:
     predicate_type: str
     predicate: Mapping[str, Any] = field(repr=False)
 
-    def digests_for(self, algorithm: str) -> set[str]:
-        return {s.digest[algorithm] for s in self.subjects if algorithm in s.digest}
-
-    def subject_matching(self, digests: Mapping[str, str], accepted: tuple[str, ...]) -> Subject | None:
-        """The first subject one of whose ``accepted`` digests equals ours."""
-        for subject in self.subjects:
-            for algorithm in accepted:
-                if algorithm in subject.digest and algorithm in digests \
-                        and subject.digest[algorithm] == digests[algorithm]:
-                    return subject
-        return None
-
 
 def _obj(value: Any, what: str) -> Mapping[str, Any]:
     if not isinstance(value, dict):

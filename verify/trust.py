@@ -8,7 +8,6 @@ which pinned keys are tried.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa,
 
 from verify.errors import TrustConfigError
 
-__all__ = ["Identity", "PublicKey", "SigstoreIdentity", "keys_in_order", "load_public_key", "usable_identities"]
+__all__ = ["Identity", "PublicKey", "SigstoreIdentity", "load_public_key", "load_public_key_file"]
 
 _EC_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "secp256r1": hashes.SHA256,
@@ -271,19 +270,3 @@ def _aware(at: datetime) -> datetime:
 
 def _now(at: datetime | None) -> datetime:
     return datetime.now(UTC) if at is None else _aware(at)
-
-
-def usable_identities(identities: Sequence[Identity], at: datetime | None = None) -> list[Identity]:
-    """Each identity as it may be used at ``at`` (default: now); see :meth:`Identity.usable`."""
-    at = _now(at)
-    return [identity.usable(at) for identity in identities]
-
-
-def keys_in_order(identities: Sequence[Identity], keyid: str, *,
-                  at: datetime | None = None) -> list[tuple[Identity, PublicKey]]:
-    """Every usable pinned key (:meth:`Identity.usable_keys` at ``at``, default now), those whose
-    fingerprint matches the ``keyid`` hint first. Revoked keys and identities outside their
-    validity window are never listed, whoever calls this."""
-    at = _now(at)
-    pairs = [(identity, key) for identity in identities for key in identity.usable_keys(at)]
-    return sorted(pairs, key=lambda pair: pair[1].fingerprint != keyid)

@@ -44,8 +44,6 @@ No call to a Sigstore service may take longer than :data:`SIGNING_TIMEOUT_SECOND
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import threading
 import time
@@ -244,14 +242,18 @@ def _check_result(bundle: Any, text: str, *, payload: bytes, trusted_root: Any) 
     from cryptography.hazmat.primitives import serialization
     from sigstore.verify import Verifier, policy
 
+    from verify import _json
+    from verify.bundle import parse_bundle
     from verify.errors import VerifyError
     from verify.trust import Identity, load_public_key
     from verify.verifier import verify_signature
 
-    document = json.loads(text)
     try:
-        # (1) exact bytes
-        envelope = Envelope.from_dict(document.get("dsseEnvelope"), what="the new bundle's DSSE envelope")
+        # (1) exact bytes, read as any verifier reads the bundle (verify.bundle)
+        model = parse_bundle(_json.loads(text, what="the new bundle"), source="the new keyless bundle")
+        envelope = model.envelope
+        if envelope is None:
+            raise SignerError("sigstore-python made a bundle without a DSSE envelope")
         if envelope.payload != payload or envelope.payload_type != INTOTO_PAYLOAD_TYPE:
             raise SignerError("sigstore-python signed other bytes than attest's statement; this "
                               "sigstore-python version is not supported for keyless signing")
@@ -267,9 +269,12 @@ def _check_result(bundle: Any, text: str, *, payload: bytes, trusted_root: Any) 
     # (3) certificate chain, SCT and log entry (a VerificationError becomes a SignerError in _translate)
     identity, issuer = _certificate_identity(certificate)
     Verifier(trusted_root=trusted_root).verify_dsse(bundle, policy.Identity(identity=identity, issuer=issuer))
-    log_index = int(document["verificationMaterial"]["tlogEntries"][0]["logIndex"])
+    entries = model.log_entries
+    log_index = entries[0].log_index if entries else None
+    if log_index is None:
+        raise SignerError("the transparency log answered without a log index for the new entry")
     return KeylessResult(envelope=envelope,
-                         envelope_line=_json.dumps_canonical(document["dsseEnvelope"]) + b"\n",
+                         envelope_line=_json.dumps_canonical(model.document["dsseEnvelope"]) + b"\n",
                          bundle=text.strip().encode("utf-8") + b"\n",
                          identity=identity, issuer=issuer, log_index=log_index)
 
@@ -296,9 +301,12 @@ def _claims(token: str) -> Mapping[str, Any]:
     parts = token.split(".")
     if len(parts) != 3:
         raise SignerError("the identity token is not a JWT (three base64url parts separated by dots)")
+    from verify.encoding import b64decode
+    from verify.errors import MalformedEvidence
+
     try:
-        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except (binascii.Error, ValueError) as e:
+        claims = json.loads(b64decode(parts[1], what="the identity token's claims"))
+    except (MalformedEvidence, ValueError) as e:
         raise SignerError("the identity token is not a JWT: its claims do not decode as JSON") from e
     if not isinstance(claims, dict):
         raise SignerError("the identity token is not a JWT: its claims are not a JSON object")

@@ -25,7 +25,7 @@ from verify.matching import DigestSet
 from verify.policy import Policy, StageRule, VsaRequirement, load_policy
 from verify.signers import TrustRun, find_signers
 from verify.stages import Bound, check_stage
-from verify.trust import Identity, SigstoreIdentity, keys_in_order
+from verify.trust import Identity, PublicKey, SigstoreIdentity
 from verify.verifier import verify_artifact
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
@@ -122,12 +122,23 @@ def _rules() -> Any:
     return ProvenanceRules(signed_by=("dev",))
 
 
-def test_keys_in_order_never_lists_a_revoked_or_expired_key() -> None:
+def test_find_signers_never_tries_a_revoked_or_expired_key(monkeypatch: pytest.MonkeyPatch) -> None:
     revoked = Identity(name="a", keys=(pub(OLD),), revoked=frozenset({_fp(OLD)}))
     expired = Identity(name="b", keys=(pub(STG),), not_after=NOW)
     current = Identity(name="c", keys=(pub(NEW),))
-    assert [k.fingerprint for _, k in keys_in_order([revoked, expired, current], _fp(OLD), at=NOW + timedelta(1))] \
-        == [_fp(NEW)]
+    [item] = evidence(envelope_line(signers=((OLD, _fp(OLD)),)))  # its keyid names the revoked key
+    assert isinstance(item, Evidence)
+    tried: list[str] = []
+    real = PublicKey.verify
+
+    def spy(self: PublicKey, signature: bytes, data: bytes) -> bool:
+        tried.append(self.fingerprint)
+        return real(self, signature, data)
+
+    monkeypatch.setattr(PublicKey, "verify", spy)
+    with pytest.raises(SignatureInvalid):
+        find_signers(item, [revoked, expired, current], TrustRun(at=NOW + timedelta(1)))
+    assert tried == [_fp(NEW)]
 
 
 # --- verify --------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from tests.verify import _factory as f
 from verify.errors import TrustConfigError
-from verify.trust import Identity, PublicKey, keys_in_order, load_public_key, load_public_key_file
+from verify.trust import PublicKey, load_public_key, load_public_key_file
 
 DATA = b"DSSEv1 28 application/vnd.in-toto+json 2 {}"
 
@@ -201,15 +201,3 @@ def test_load_public_key_file_not_pem_names_the_file(tmp_path: Path) -> None:
     path.write_bytes(b"\x00\x01")
     with pytest.raises(TrustConfigError, match=r"garbage\.pem is not a PEM public key"):
         load_public_key_file(path)
-
-
-def test_keys_in_order_puts_keyid_matches_first() -> None:
-    a, b, c = (load_public_key(f.public_pem(f.private_key("p256", i)), name=f"k{i}") for i in range(3))
-    first = Identity(name="first", keys=(a, b))
-    second = Identity(name="second", keys=(c,))
-    assert [k.name for _, k in keys_in_order([first, second], "")] == ["k0", "k1", "k2"]
-    assert [k.name for _, k in keys_in_order([first, second], "unknown")] == ["k0", "k1", "k2"]
-    ordered = keys_in_order([first, second], c.fingerprint)
-    assert [(i.name, k.name) for i, k in ordered] == [("second", "k2"), ("first", "k0"), ("first", "k1")]
-    assert [k.name for _, k in keys_in_order([first, second], b.fingerprint)] == ["k1", "k0", "k2"]
-    assert keys_in_order([Identity(name="keyless")], "") == []
