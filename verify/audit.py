@@ -11,9 +11,11 @@ The plan, one function a step:
   (3) fold    each fact into the record of every artefact it names (by subject sha256),
               judging its signer against what the policy lets that identity sign, and a
               provenance against the source, builder and clean-tree rules
-  (4) judge   each artefact's whole history once everything is read: stages in the
+  (4) stored  then each stored artefact's bytes, hashed by the caller, against the sha256 its
+              address names (``sha256/<hex>/artifact/NAME``): other bytes are ``tampered-artifact``
+  (5) judge   each artefact's whole history once everything is read: stages in the
               policy's order, their times, approvals, and reproducibility across builds
-  (5) report  artefacts and anomalies, sorted, as an :class:`AuditReport`
+  (6) report  artefacts, releases and anomalies, sorted, as an :class:`AuditReport`
 
 Memory grows with the number of artefacts and the facts about them, not with the bytes read.
 
@@ -28,7 +30,8 @@ Which signer counts for what: a provenance must be signed by an identity in
 ``require-vsa`` of another stage names for it), the stage being the one whose
 ``StageRule.accepts_resource`` takes the VSA's ``resourceUri``; an approval by
 the stage's ``require-approvals.signed-by``; a reproduction by any identity of
-the policy. A message-signature bundle signs an artefact's sha256 (its
+the policy; a release manifest by ``releases.signed-by`` (a policy without
+``releases`` trusts no manifest). A message-signature bundle signs an artefact's sha256 (its
 ``messageDigest``, else its log entry's), not a statement: verified, and by any
 identity of the policy, it is listed as a signature of that artefact, and it is
 never a provenance.
@@ -79,6 +82,7 @@ from verify.statement import (
     APPROVAL_V1,
     PROVENANCE_V02,
     PROVENANCE_V1,
+    RELEASE_V1,
     REPRODUCTION_V1,
     VSA_V1,
     Statement,
@@ -99,7 +103,11 @@ __all__ = [
     "AuditReport",
     "BuildRecord",
     "Endorsement",
+    "ReleaseComponent",
+    "ReleaseRecord",
     "StageHistory",
+    "StoredArtifact",
+    "StoredCopy",
     "audit",
     "printable",
 ]
@@ -118,14 +126,20 @@ ANOMALY_KINDS: Mapping[str, str] = {
     "unknown-stage": "a VSA for a resourceUri that no stage of the policy accepts",
     "disallowed-source": "built from a repository or branch the policy does not allow",
     "disallowed-builder": "built by a builder the policy does not allow",
+    "disallowed-commit": "built from a commit other than the one the policy requires",
     "dirty-build": "built from a work tree with uncommitted changes",
     "missing-lockfile": "a provenance that does not bind a lockfile the policy requires",
     "non-reproducible": "one commit and lockfiles gave different digests, or a rebuild did not match",
+    "tampered-artifact": "a stored artefact whose bytes do not hash to the sha256 its address names, or that "
+                         "cannot be read to check (not a regular file, unreadable)",
 }
 
 StageStatus = Literal["passed", "failed", "absent", "anomalous"]
 Source = tuple[str, "bytes | EvidenceRejected"]
 """One attestation file: (its URI, its bytes, or why they were not read)."""
+StoredArtifact = tuple[str, str, "str | EvidenceRejected"]
+"""One stored artefact: (its URI, the sha256 its address ``sha256/<hex>/artifact/NAME`` claims, the sha256
+of its bytes as read, or why they could not be read)."""
 Progress = Callable[[int], None]
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -190,26 +204,73 @@ class BuildRecord:
 
 @dataclass(frozen=True)
 class Endorsement:
-    """A trusted VSA, approval, reproduction or message signature for an artefact."""
+    """A trusted VSA, approval, reproduction, message signature or release manifest for an artefact."""
 
-    kind: Literal["vsa", "approval", "reproduction", "signature"]
+    kind: Literal["vsa", "approval", "reproduction", "signature", "release"]
     stage: str
-    """The stage (VSA, approval); empty for a reproduction or a signature."""
+    """The stage (VSA, approval); empty for a reproduction, a signature or a release."""
     result: str
-    """verificationResult (VSA), the approver (approval), the verdict (reproduction) or the digest
-    signed, ``sha256:<hex>`` (signature)."""
+    """verificationResult (VSA), the approver (approval), the verdict (reproduction), the digest
+    signed, ``sha256:<hex>`` (signature), or the release's name (release)."""
     time: datetime | None
     signers: tuple[str, ...]
     attestation: str
 
     def to_dict(self) -> dict[str, Any]:
-        key = {"vsa": "result", "approval": "approver", "reproduction": "verdict", "signature": "digest"}[self.kind]
+        key = {"vsa": "result", "approval": "approver", "reproduction": "verdict", "signature": "digest",
+               "release": "release"}[self.kind]
         out: dict[str, Any] = {key: self.result, "signers": list(self.signers), "attestation": self.attestation}
         if self.kind != "signature":  # a message signature carries no time audit could trust
             out["time"] = _iso(self.time)
         if self.kind in ("vsa", "approval"):
             out["stage"] = self.stage
         return out
+
+
+@dataclass(frozen=True)
+class StoredCopy:
+    """An artefact's bytes as found in a store, hashed and compared with the sha256 of their address."""
+
+    uri: str
+    sha256: str | None
+    """The sha256 of the bytes read; None when they could not be read."""
+    status: Literal["verified", "tampered", "unreadable"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"uri": self.uri, "sha256": self.sha256, "status": self.status}
+
+
+@dataclass(frozen=True)
+class ReleaseComponent:
+    """One stack of a release manifest: its artefacts, and the provenance and commit it names."""
+
+    name: str
+    source: str | None
+    commit: str | None
+    provenance: str
+    """The sha256 of the provenance envelope the manifest binds."""
+    artifacts: tuple[tuple[str, str], ...]
+    """(name, sha256) of each artefact."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "source": self.source, "commit": self.commit,
+                "provenance": {"sha256": self.provenance},
+                "artifacts": [{"name": name, "sha256": sha} for name, sha in self.artifacts]}
+
+
+@dataclass(frozen=True)
+class ReleaseRecord:
+    """A release manifest (``https://attest.dev/release/v1``) signed by an identity of ``releases.signed-by``."""
+
+    name: str
+    created: datetime
+    signers: tuple[str, ...]
+    attestation: str
+    components: tuple[ReleaseComponent, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "timeCreated": _iso(self.created), "signers": list(self.signers),
+                "attestation": self.attestation, "components": [c.to_dict() for c in self.components]}
 
 
 @dataclass(frozen=True)
@@ -241,6 +302,10 @@ class ArtifactHistory:
     anomalies: tuple[Anomaly, ...]
     signatures: tuple[Endorsement, ...] = ()
     """Verified message signatures of the artefact's sha256 by identities of the policy (not provenance)."""
+    releases: tuple[Endorsement, ...] = ()
+    """The trusted release manifests that include the artefact."""
+    stored: tuple[StoredCopy, ...] = ()
+    """Its copies in the stores audited, each hashed (``tampered-artifact`` when the bytes differ)."""
 
     @property
     def build(self) -> BuildRecord | None:
@@ -261,6 +326,8 @@ class ArtifactHistory:
             "stages": [s.to_dict() for s in self.stages],
             "reproductions": [r.to_dict() for r in self.reproductions],
             "signatures": [s.to_dict() for s in self.signatures],
+            "releases": [r.to_dict() for r in self.releases],
+            "stored": [c.to_dict() for c in self.stored],
             "anomalies": sorted({a.kind for a in self.anomalies}),
         }
 
@@ -274,6 +341,10 @@ class AuditReport:
     attestations: int
     policy_uri: str
     policy_digest: str
+    releases: tuple[ReleaseRecord, ...] = ()
+    """Release manifests signed by a release signer of the policy, oldest first."""
+    stored: int = 0
+    """Stored artefacts whose bytes were checked against their address."""
 
     @property
     def clean(self) -> bool:
@@ -282,10 +353,11 @@ class AuditReport:
     def to_dict(self) -> dict[str, Any]:
         return {
             "artifacts": [a.to_dict() for a in self.artifacts],
+            "releases": [r.to_dict() for r in self.releases],
             "anomalies": [a.to_dict() for a in self.anomalies],
             "summary": {"files": self.files, "attestations": self.attestations,
                         "artifacts": len(self.artifacts), "anomalies": len(self.anomalies),
-                        "stages": list(self.stages)},
+                        "stages": list(self.stages), "releases": len(self.releases), "stored": self.stored},
             "policy": {"uri": self.policy_uri, "sha256": self.policy_digest or None},
         }
 
@@ -348,6 +420,15 @@ class _Signature:
 
 
 @dataclass(frozen=True)
+class _Release:
+    """A release manifest: the signers vouch that these components' artefacts go out together."""
+
+    name: str
+    created: datetime
+    components: tuple[ReleaseComponent, ...]
+
+
+@dataclass(frozen=True)
 class _Fact:
     """What one envelope contributes; small, so that millions fit where envelopes would not."""
 
@@ -357,7 +438,7 @@ class _Fact:
     """(name, sha256) of each subject (claimed, when the signature did not verify)."""
     predicate_type: str = ""
     signers: tuple[str, ...] = ()
-    detail: _Build | _Vsa | _Approval | _Reproduction | _Signature | None = None
+    detail: _Build | _Vsa | _Approval | _Reproduction | _Signature | _Release | None = None
     problem: tuple[str, str] | None = None
     """(anomaly kind, message) when the envelope itself is at fault."""
     claimed_stage: str = ""
@@ -581,14 +662,15 @@ def _describe(statement: Statement | None) -> str:
     if statement is None:
         return "an attestation"
     kind = {PROVENANCE_V1: "a provenance", PROVENANCE_V02: "a provenance", VSA_V1: "a VSA",
-            APPROVAL_V1: "an approval", REPRODUCTION_V1: "a reproduction"}.get(statement.predicate_type,
-                                                                               "a statement")
+            APPROVAL_V1: "an approval", REPRODUCTION_V1: "a reproduction",
+            RELEASE_V1: "a release manifest"}.get(statement.predicate_type, "a statement")
     names = [s.name for s in statement.subjects[:2] if s.name]
     more = ", ..." if len(statement.subjects) > 2 else ""
     return f"{kind} for {', '.join(repr(n) for n in names)}{more}" if names else kind
 
 
-def _detail(statement: Statement, rules: ProvenanceRules) -> _Build | _Vsa | _Approval | _Reproduction | None:
+def _detail(statement: Statement,
+            rules: ProvenanceRules) -> _Build | _Vsa | _Approval | _Reproduction | _Release | None:
     pred = statement.predicate
     if statement.predicate_type in _PROVENANCE_TYPES:
         prov = read_provenance(statement)
@@ -608,7 +690,55 @@ def _detail(statement: Statement, rules: ProvenanceRules) -> _Build | _Vsa | _Ap
         when = next((t for k in ("timeReproduced", "timeVerified", "finishedOn", "time")
                      if (t := _time(pred.get(k))) is not None), None)
         return _Reproduction(verdict=_verdict(pred), time=when, statuses=_statuses(pred))
+    if statement.predicate_type == RELEASE_V1:
+        return _read_release(statement)
     return None
+
+
+def _read_release(statement: Statement) -> _Release:
+    """A release manifest (docs/predicates.md) as ``attest verify --release`` requires it: a name, a time,
+    and components that each name their provenance and artefacts, every artefact a subject it signs."""
+    what = "the release manifest"
+    pred = statement.predicate
+    name = pred.get("name")
+    if not isinstance(name, str) or not name:
+        raise MalformedEvidence(f"{what} has no name")
+    if pred.get("timeCreated") is None:
+        raise MalformedEvidence(f"{what} {name!r} has no timeCreated")
+    created = parse_time(pred.get("timeCreated"), what=f"{what} {name!r} timeCreated")
+    raw = pred.get("components")
+    if not isinstance(raw, list) or not raw:
+        raise MalformedEvidence(f"{what} {name!r} names no components")
+    signed = {sha for _, sha in _subjects(statement)}
+    components = []
+    for i, component in enumerate(raw):
+        label = component.get("name") if isinstance(component, dict) else None
+        if not isinstance(component, dict) or not isinstance(label, str) or not label:
+            raise MalformedEvidence(f"{what} {name!r}: component {i} has no name")
+        provenance = component.get("provenance")
+        digest = provenance.get("digest") if isinstance(provenance, dict) else None
+        bound = digest.get("sha256") if isinstance(digest, dict) else None
+        if not isinstance(bound, str) or not bound:
+            raise MalformedEvidence(f"{what} {name!r}: component {label!r} names no provenance sha256")
+        artifacts = component.get("artifacts")
+        if not isinstance(artifacts, list) or not artifacts:
+            raise MalformedEvidence(f"{what} {name!r}: component {label!r} names no artefacts")
+        parts = []
+        for artifact in artifacts:
+            part = artifact.get("name") if isinstance(artifact, dict) else None
+            digests = artifact.get("digest") if isinstance(artifact, dict) else None
+            sha = digests.get("sha256") if isinstance(digests, dict) else None
+            if not isinstance(part, str) or not isinstance(sha, str) or not _SHA256.fullmatch(sha):
+                raise MalformedEvidence(f"{what} {name!r}: component {label!r} has an artefact without a name and "
+                                        "a sha256 of 64 hex digits")
+            if sha not in signed:
+                raise MalformedEvidence(f"{what} {name!r}: component {label!r} names {_short(sha)}, which is not a "
+                                        "subject of the manifest")
+            parts.append((part, sha))
+        components.append(ReleaseComponent(name=label, source=_text(component.get("source")) or None,
+                                           commit=_text(component.get("commit")) or None, provenance=bound,
+                                           artifacts=tuple(parts)))
+    return _Release(name=name, created=created, components=tuple(components))
 
 
 # --- worker processes ------------------------------------------------------------------------------------
@@ -697,7 +827,7 @@ def _facts(sources: Iterable[Source], setup: _Setup, *, workers: int,
             raise
 
 
-# --- (3) fold and (4) judge ------------------------------------------------------------------------------
+# --- (3) fold, (4) stored and (5) judge ------------------------------------------------------------------
 
 @dataclass
 class _Record:
@@ -709,6 +839,8 @@ class _Record:
     approvals: dict[str, list[Endorsement]] = field(default_factory=dict)
     reproductions: list[Endorsement] = field(default_factory=list)
     signatures: list[Endorsement] = field(default_factory=list)
+    releases: list[Endorsement] = field(default_factory=list)
+    stored: list[StoredCopy] = field(default_factory=list)
 
 
 def _stage_order(policy: Policy) -> tuple[str, ...]:
@@ -728,7 +860,7 @@ def _stage_order(policy: Policy) -> tuple[str, ...]:
 
 
 class _Auditor:
-    """Steps (3) and (4): the records of every artefact, and the anomalies found."""
+    """Steps (3) to (5): the records of every artefact and release, and the anomalies found."""
 
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
@@ -737,6 +869,9 @@ class _Auditor:
         self.anomalies: dict[tuple[str, str | None, str], Anomaly] = {}
         self.attestations = 0
         self.files = 0
+        self.stored = 0
+        self.releases: dict[str, ReleaseRecord] = {}
+        """Trusted release manifests, by the sha256 of their statement (one manifest in two files is one)."""
         self.vsa_signers = {name: self._vsa_signers(rule) for name, rule in policy.stages.items()}
 
     def _vsa_signers(self, rule: StageRule) -> frozenset[str]:
@@ -792,6 +927,8 @@ class _Auditor:
             self._add_reproduction(fact, detail)
         elif isinstance(detail, _Signature):
             self._add_signature(fact)
+        elif isinstance(detail, _Release):
+            self._add_release(fact, detail)
         # other predicate types signed by a pinned identity say nothing about the path: counted only
 
     def _allowed(self, fact: _Fact, allowed: frozenset[str], what: str, rule: str, step: str) -> bool:
@@ -877,7 +1014,48 @@ class _Auditor:
                 kind="signature", stage="", result=f"sha256:{record.sha256}", time=None, signers=fact.signers,
                 attestation=fact.source))
 
-    # (4) judge, once everything is read
+    def _add_release(self, fact: _Fact, release: _Release) -> None:
+        """A release manifest by an identity of ``releases.signed-by``: listed, and named on each artefact."""
+        rule = self.policy.releases
+        where = "releases.signed-by" if rule else "the policy, which names no release signers,"
+        if not self._allowed(fact, frozenset(rule.signed_by if rule else ()), f"the release manifest "
+                             f"{release.name!r}", where, ""):
+            return
+        listed = ReleaseRecord(name=release.name, created=release.created, signers=fact.signers,
+                               attestation=fact.source, components=release.components)
+        known = self.releases.get(fact.statement_digest)
+        if known is None or listed.attestation < known.attestation:  # the same whatever the reading order
+            self.releases[fact.statement_digest] = listed
+        for _, record in self._new(fact):
+            record.releases.append(Endorsement(
+                kind="release", stage="", result=release.name, time=release.created, signers=fact.signers,
+                attestation=fact.source))
+
+    # (4) stored artefacts
+
+    def add_stored(self, uri: str, claimed: str, found: str | EvidenceRejected) -> None:
+        """One stored artefact: the bytes at ``sha256/<claimed>/artifact/NAME`` must hash to ``claimed``."""
+        self.stored += 1
+        if not _SHA256.fullmatch(claimed):
+            self._flag("tampered-artifact", None, f"an artefact is stored at an address that names no sha256 "
+                       f"({claimed!r}, not 64 lower-case hex digits), so its bytes cannot be checked",
+                       source=uri, key=uri)
+            return
+        record = self._record(claimed)
+        if isinstance(found, EvidenceRejected):
+            record.stored.append(StoredCopy(uri=uri, sha256=None, status="unreadable"))
+            self._flag("tampered-artifact", claimed, f"the stored bytes of {_short(claimed)} cannot be read to "
+                       f"check them against their address: {found}", source=uri, key=uri)
+        elif found != claimed:
+            record.stored.append(StoredCopy(uri=uri, sha256=found, status="tampered"))
+            self._flag("tampered-artifact", claimed, f"the bytes stored as {_short(claimed)} hash to "
+                       f"{_short(found)}: they were replaced or corrupted after they were published, so no "
+                       "attestation of this artefact vouches for them; do not deploy them",
+                       source=uri, key=uri)
+        else:
+            record.stored.append(StoredCopy(uri=uri, sha256=found, status="verified"))
+
+    # (5) judge, once everything is read
 
     def _judge_stages(self, record: _Record) -> None:
         sha = record.sha256
@@ -951,7 +1129,9 @@ class _Auditor:
             stages=tuple(stages),
             reproductions=tuple(sorted(record.reproductions, key=lambda e: (_when(e), e.attestation))),
             anomalies=tuple(anomalies),
-            signatures=tuple(sorted(record.signatures, key=lambda e: e.attestation)))
+            signatures=tuple(sorted(record.signatures, key=lambda e: e.attestation)),
+            releases=tuple(sorted(record.releases, key=lambda e: (_when(e), e.result, e.attestation))),
+            stored=tuple(sorted(record.stored, key=lambda c: c.uri)))
 
     def report(self) -> AuditReport:
         for record in self.records.values():
@@ -965,17 +1145,23 @@ class _Auditor:
         histories = [self._history(r, by_sha.get(r.sha256, [])) for r in self.records.values()]
         histories.sort(key=lambda h: (h.names[0] if h.names else "\uffff",
                                       (_iso(h.build.finished_on) if h.build else None) or "~", h.sha256))
+        releases = sorted(self.releases.values(), key=lambda r: (r.created, r.name, r.attestation))
         return AuditReport(artifacts=tuple(histories), anomalies=tuple(anomalies), stages=self.order,
                            files=self.files, attestations=self.attestations, policy_uri=self.policy.uri,
-                           policy_digest=self.policy.digest)
+                           policy_digest=self.policy.digest, releases=tuple(releases), stored=self.stored)
 
 
 # --- the whole audit -------------------------------------------------------------------------------------
 
 def audit(sources: Iterable[Source], *, policy: Policy, trusted_root: Path | None = None,
           workers: int | None = None, batch_size: int = BATCH_FILES,
-          progress: Progress | None = None) -> AuditReport:
+          progress: Progress | None = None, artifacts: Iterable[StoredArtifact] = ()) -> AuditReport:
     """Read every attestation file in ``sources`` as ``(uri, bytes)`` and report each artefact's history.
+
+    ``artifacts`` are the stored artefacts, as ``(uri, the sha256 their address claims, the sha256 of
+    their bytes or why they could not be read)``, iterated once every attestation is read: bytes that
+    do not hash to their address, or cannot be read, are a ``tampered-artifact`` anomaly. (Audit reads
+    no artefact itself: the caller hashes them, streaming, from wherever they are stored.)
 
     Signatures are checked in ``workers`` processes (default: one per CPU) once
     there is more than one batch of ``batch_size`` files; ``progress`` is called
@@ -1003,4 +1189,6 @@ def audit(sources: Iterable[Source], *, policy: Policy, trusted_root: Path | Non
             auditor.add(fact)
         if progress is not None:
             progress(len(facts))
+    for uri, claimed, found in artifacts:
+        auditor.add_stored(uri, claimed, found)
     return auditor.report()

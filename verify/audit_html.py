@@ -1,7 +1,8 @@
 """An audit report as one self-contained web page: each artefact's path as a row of pills.
 
 ``commit -> build -> stg -> prd``: green when the step passed, grey when it is absent, red when
-something about it is anomalous. Anomalies are listed first and again on each artefact.
+something about it is anomalous. Anomalies are listed first and again on each artefact; then the
+release manifests signed by a release signer, each component's artefacts linked to their cards.
 
 The page loads nothing (no script, style sheet, font or image from anywhere; the styles are
 inline and there is no JavaScript: the "only anomalies" filter is a CSS checkbox). Everything
@@ -21,7 +22,9 @@ from verify.audit import (
     ArtifactHistory,
     AuditReport,
     Endorsement,
+    ReleaseRecord,
     StageHistory,
+    StoredCopy,
     printable,
 )
 
@@ -105,6 +108,8 @@ td.mono { font-family: var(--mono); font-size: 12px; }
 dl.kinds { display: grid; grid-template-columns: max-content 1fr; gap: 3px 14px; margin: 6px 0 0;
   font-size: 12.5px; }
 dl.kinds dt { font-weight: 700; color: var(--warn); } dl.kinds dd { margin: 0; color: var(--muted); }
+p.releases { margin: 2px 0 6px; color: var(--muted); font-size: 12.5px; }
+p.releases b { color: var(--ink); }
 footer { color: var(--muted); font-size: 12px; padding: 0 32px 30px; }
 """.replace("WARNING_COLOUR", WARNING_COLOUR)
 
@@ -209,12 +214,48 @@ def _details(artifact: ArtifactHistory) -> str:
                              _day(b.finished_on), "yes" if b.dirty else "no", ", ".join(b.signers),
                              b.attestation] for b in artifact.builds], mono=(1, 8), long=(0, 1, 2, 4, 8))
     endorsements = [e for s in artifact.stages for e in (*s.vsas, *s.approvals)]
-    endorsements += (*artifact.reproductions, *artifact.signatures)
+    endorsements += (*artifact.reproductions, *artifact.signatures, *artifact.releases)
     others = _rows(["kind", "stage", "result", "time", "signed by", "attestation"],
                    _endorsement_rows(endorsements), mono=(5,), long=(2, 5))
-    if not builds and not others:
+    stored = _stored_rows(artifact.stored)
+    if not builds and not others and not stored:
         return ""
-    return f"<details><summary>evidence</summary>{builds}{others}</details>"
+    return f"<details><summary>evidence</summary>{builds}{others}{stored}</details>"
+
+
+def _stored_rows(copies: Sequence[StoredCopy]) -> str:
+    """Where the artefact's bytes are stored, and whether they hash to their address."""
+    said = {"verified": "bytes match the address", "tampered": "bytes differ from the address",
+            "unreadable": "cannot be read"}
+    return _rows(["stored at", "bytes", "sha256 of the bytes"],
+                 [[c.uri, said[c.status], c.sha256 or "-"] for c in copies], mono=(0, 2), long=(0, 2))
+
+
+def _in_releases(artifact: ArtifactHistory) -> str:
+    if not artifact.releases:
+        return ""
+    names = ", ".join(f"<b>{_e(r.result)}</b> ({_e(_day(r.time))}, by {_e(', '.join(r.signers))})"
+                      for r in artifact.releases)
+    return f'<p class="releases">in release{"s" if len(artifact.releases) > 1 else ""} {names}</p>'
+
+
+def _releases(releases: Sequence[ReleaseRecord]) -> str:
+    """The release manifests signed by a release signer: one row per component artefact."""
+    if not releases:
+        return ""
+    rows = "".join(
+        "<tr>" + "".join([
+            f'<td class="long">{_e(release.name)}</td>', f"<td>{_e(_day(release.created))}</td>",
+            f'<td class="long">{_e(", ".join(release.signers))}</td>',
+            f'<td class="long">{_e(component.name)}</td>', f'<td class="long">{_e(name)}</td>',
+            f'<td class="mono">{_sha_link(sha)}</td>', f'<td class="mono">{_e((component.commit or "-")[:12])}</td>',
+            f'<td class="mono long">{_e(release.attestation)}</td>']) + "</tr>"
+        for release in releases for component in release.components for name, sha in component.artifacts)
+    head = "".join(f"<th>{h}</th>" for h in ("release", "created", "signed by", "component", "artefact",
+                                              "sha256", "commit", "manifest"))
+    count = len(releases)
+    return (f'<section class="panel" id="releases"><h2>{count} release{"s" if count != 1 else ""}</h2>'
+            f"<table><tr>{head}</tr>{rows}</table></section>")
 
 
 def _artifact(artifact: ArtifactHistory) -> str:
@@ -226,7 +267,7 @@ def _artifact(artifact: ArtifactHistory) -> str:
         anomalies = f'<ul class="anomalies">{anomalies}</ul>'
     return (f'<article class="{classes}" id="a-{_e(artifact.sha256)}" data-sha256="{_e(artifact.sha256)}">'
             f'<div class="head"><h3>{names}</h3><span class="sha">sha256:{_e(artifact.sha256)}</span></div>'
-            f"{_path(artifact)}{anomalies}{_details(artifact)}</article>")
+            f"{_path(artifact)}{_in_releases(artifact)}{anomalies}{_details(artifact)}</article>")
 
 
 def render_html(report: AuditReport, *, generated_at: datetime | None = None,
@@ -266,12 +307,13 @@ def render_html(report: AuditReport, *, generated_at: datetime | None = None,
                 for c, v, label in stats),
         "</div></header>",
         '<input type="checkbox" id="only-anomalous" hidden>',
-        "<main>", anomalies,
+        "<main>", anomalies, _releases(report.releases),
         '<div class="toolbar"><h2 style="margin:0">Artefacts</h2>',
         '<label for="only-anomalous">show only artefacts with anomalies</label>', legend, "</div>",
         "".join(_artifact(a) for a in report.artifacts) or '<p class="panel">No artefact found.</p>',
         "</main>",
-        f"<footer>{report.files} file(s), {report.attestations} attestation(s) read; "
-        "signatures checked offline against the policy's pinned keys and Sigstore identities.</footer>",
+        f"<footer>{report.files} file(s), {report.attestations} attestation(s) read"
+        + (f", {report.stored} stored artefact(s) hashed" if report.stored else "")
+        + "; signatures checked offline against the policy's pinned keys and Sigstore identities.</footer>",
         "</body></html>\n",
     ])

@@ -1,12 +1,16 @@
 """``attest audit``: every attestation in stores, directories and files -> each artefact's path and anomalies.
 
 This module finds and reads the attestation files (directories, files, ``s3://``
-stores) and feeds them as ``(uri, bytes)`` to :func:`verify.audit.audit`, which
-does the judging offline; then it prints the report as text, JSON or HTML.
+stores) and feeds them as ``(uri, bytes)`` to :func:`verify.audit.audit`, then
+hashes every artefact stored in the stores among the sources (streaming, one at a
+time) and feeds ``(uri, the sha256 its address claims, the sha256 of its bytes)``
+too. :mod:`verify.audit` does the judging offline; this module prints the report
+as text, JSON or HTML.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import sys
@@ -14,12 +18,18 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
 
 import click
 
-from verify.audit import ANOMALY_KINDS, AuditReport, audit, printable
+from verify.audit import ANOMALY_KINDS, AuditReport, StoredArtifact, audit, printable
 from verify.errors import EvidenceRejected, InputError
 from verify.policy import Policy
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
+    from attest.stores import Store
 
 #: Names of attestation files looked for in a directory that is not a store.
 PATTERNS = (".intoto.jsonl", ".sigstore.json")
@@ -52,8 +62,10 @@ def audit_command(sources: tuple[str, ...], policy_path: Path | None, keys: tupl
     Exits 0 when the history is clean and 1 when any anomaly is found
     (untrusted or bad signatures, malformed attestations, skipped or
     out-of-order stages, disallowed sources, dirty or non-reproducible
-    builds). With --key and no policy, every key signs provenance and there
-    are no stages.
+    builds, stored artefacts whose bytes do not hash to their address).
+    Release manifests signed by the policy's releases.signed-by are listed.
+    With --key and no policy, every key signs provenance and there are no
+    stages.
 
     \b
     Examples:
@@ -66,8 +78,11 @@ def audit_command(sources: tuple[str, ...], policy_path: Path | None, keys: tupl
         raise click.UsageError("no trusted identity: pass --policy FILE or --key PEM (an audit without a "
                                "pinned identity would trust nothing)")
     policy = _policy(policy_path, keys)
-    with _progress() as advance:
-        report = audit(_read(sources), policy=policy, trusted_root=trusted_root, progress=advance)
+    reader = _Reader(sources)
+    with _progress() as live:
+        report = audit(reader.attestations(), policy=policy, trusted_root=trusted_root,
+                       progress=live.checked if live else None,
+                       artifacts=reader.artifacts(progress=live.hashed if live else None))
     if output_format == "json":
         import json
 
@@ -106,35 +121,72 @@ def _policy(path: Path | None, keys: Sequence[Path]) -> Policy:
 
 # --- reading ---------------------------------------------------------------------------------------------
 
-def _read(sources: Sequence[str]) -> Iterator[tuple[str, bytes | EvidenceRejected]]:
-    """Every attestation file of every source, as (uri, bytes or why not), one at a time."""
-    for source in sources:
-        found = 0
-        for uri, data in _source(source):
-            found += 1
-            yield uri, data
-        if not found:
-            raise InputError(f"audit source {source} holds no attestation file "
-                             f"(*{' or *'.join(PATTERNS)}); is it the right directory or prefix?")
+#: Bytes of a stored artefact read at a time while it is hashed.
+HASH_CHUNK = 1024 * 1024
 
 
-def _source(source: str) -> Iterator[tuple[str, bytes | EvidenceRejected]]:
-    """A store (s3:// or a directory with sha256/) is read through the store interface, as verify reads it;
-    another directory or a file through the same hardened reader, one regular file at a time."""
-    if "://" in source and not source.startswith("s3://"):
-        raise InputError(f"audit source {source!r} is neither a path nor an s3:// URI")
-    path = Path(source)
-    if source.startswith("s3://") or (path / "sha256").is_dir():
+class _Reader:
+    """The sources, read in two passes: every attestation file, then every artefact of the stores among them.
+
+    A store (``s3://`` or a directory with ``sha256/``) is opened once and read through the store
+    interface (:class:`attest.stores.Store`), as ``attest verify`` reads it; another directory or a
+    file through the same hardened reader, one regular file at a time.
+    """
+
+    def __init__(self, sources: Sequence[str]) -> None:
+        self.sources = tuple(dict.fromkeys(sources))  # a source named twice is read once
+        self._stores: dict[str, Store] = {}
+
+    def attestations(self) -> Iterator[tuple[str, bytes | EvidenceRejected]]:
+        """Every attestation file of every source, as (uri, bytes or why not), one at a time."""
+        for source in self.sources:
+            found = 0
+            for uri, data in self._source(source):
+                found += 1
+                yield uri, data
+            if not found:
+                raise InputError(f"audit source {source} holds no attestation file "
+                                 f"(*{' or *'.join(PATTERNS)}); is it the right directory or prefix?")
+
+    def artifacts(self, *, progress: Callable[[int], None] | None = None) -> Iterator[StoredArtifact]:
+        """Every artefact stored in a store source, hashed: (uri, the sha256 its address claims, the sha256
+        of its bytes or why they could not be read), one at a time."""
+        for source in self.sources:
+            store = self._store(source)
+            if store is None:
+                continue
+            for uri, claimed, opener in store.artifacts():
+                yield uri, claimed, _sha256(uri, opener)
+                if progress is not None:
+                    progress(1)
+
+    def _store(self, source: str) -> Store | None:
+        """The store ``source`` names, opened once; None for a plain directory or file."""
+        if source in self._stores:
+            return self._stores[source]
+        if "://" in source and not source.startswith("s3://"):
+            raise InputError(f"audit source {source!r} is neither a path nor an s3:// URI")
+        if not source.startswith("s3://") and not (Path(source) / "sha256").is_dir():
+            return None
         from attest.stores import from_uri
 
-        yield from from_uri(source).all_attestations()
-    elif path.is_dir():
-        for file in _walk(path):
-            yield str(file), _read_file(file)
-    elif path.exists():
-        yield str(path), _read_file(path)
-    else:
-        raise InputError(f"audit source {source} does not exist; give a directory, a file or s3://bucket/prefix")
+        store = self._stores[source] = from_uri(source)
+        return store
+
+    def _source(self, source: str) -> Iterator[tuple[str, bytes | EvidenceRejected]]:
+        store = self._store(source)
+        if store is not None:
+            yield from store.all_attestations()
+            return
+        path = Path(source)
+        if path.is_dir():
+            for file in _walk(path):
+                yield str(file), _read_file(file)
+        elif path.exists():
+            yield str(path), _read_file(path)
+        else:
+            raise InputError(f"audit source {source} does not exist; give a directory, a file or "
+                             "s3://bucket/prefix")
 
 
 def _walk(root: Path) -> Iterator[Path]:
@@ -162,22 +214,54 @@ def _read_file(path: Path) -> bytes | EvidenceRejected:
         raise
 
 
+def _sha256(uri: str, opener: Callable[[], BinaryIO]) -> str | EvidenceRejected:
+    """The sha256 of a stored artefact's bytes, streamed; or why they cannot be read (a FIFO or a symbolic
+    link where an artefact should be, refused by the store's opener, is that artefact's anomaly)."""
+    from attest.errors import StoreError
+    from verify.digests import hash_stream
+    from verify.errors import MalformedEvidence
+
+    try:
+        with opener() as stream:
+            return hash_stream(iter(functools.partial(stream.read, HASH_CHUNK), b""), ["sha256"])["sha256"]
+    except StoreError as e:
+        return MalformedEvidence(str(e))
+    except OSError as e:
+        return MalformedEvidence(f"cannot read artefact {uri}: {e.strerror or e}")
+
+
 # --- progress and text output ----------------------------------------------------------------------------
 
+class _Live:
+    """Live counts on a terminal: attestations checked, then stored artefacts hashed."""
+
+    def __init__(self, bar: Progress) -> None:
+        self._bar = bar
+        self._checked = bar.add_task("attestations", total=None, what="attestations checked")
+        self._hashed: TaskID | None = None
+
+    def checked(self, n: int) -> None:
+        self._bar.advance(self._checked, n)
+
+    def hashed(self, n: int) -> None:
+        if self._hashed is None:
+            self._hashed = self._bar.add_task("artefacts", total=None, what="stored artefacts hashed")
+        self._bar.advance(self._hashed, n)
+
+
 @contextmanager
-def _progress() -> Iterator[Callable[[int], None] | None]:
-    """A live count of attestations checked, on stderr when it is a terminal."""
+def _progress() -> Iterator[_Live | None]:
+    """Live counts of attestations checked and stored artefacts hashed, on stderr when it is a terminal."""
     if not sys.stderr.isatty():
         yield None
         return
     from rich.console import Console
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    columns = (SpinnerColumn(), TextColumn("auditing: {task.completed:,.0f} attestations checked"),
+    columns = (SpinnerColumn(), TextColumn("auditing: {task.completed:,.0f} {task.fields[what]}"),
                TimeElapsedColumn())
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("audit", total=None)
-        yield lambda n: bar.advance(task, n)
+        yield _Live(bar)
 
 
 #: Rows of the text table at most (rich takes a few milliseconds a row).
@@ -198,6 +282,8 @@ def _text(report: AuditReport, *, color: bool) -> str:
 
     shown = report.artifacts
     title = f"{len(report.artifacts)} artefact(s) from {report.attestations} attestation(s)"
+    if report.stored:
+        title += f", {report.stored} stored artefact(s) hashed"
     if len(shown) > TEXT_ROWS:  # a table that long is for a machine: keep what a person must see
         shown = tuple(a for a in report.artifacts if a.anomalies)[:TEXT_ROWS]
         title += (f", {len(shown)} shown (those with anomalies); --format json or html lists every one")
@@ -208,6 +294,8 @@ def _text(report: AuditReport, *, color: bool) -> str:
     table.add_column("built", no_wrap=True)
     for name in report.stages:
         table.add_column(escape(printable(name)), justify="center", no_wrap=True)
+    if report.releases:
+        table.add_column("releases", overflow="fold")
     table.add_column("anomalies", overflow="fold")
     for artifact in shown:
         build = artifact.build
@@ -217,30 +305,46 @@ def _text(report: AuditReport, *, color: bool) -> str:
             when = f" {first.time:%Y-%m-%d}" if stage.status == "passed" and first and first.time else ""
             stage_marks.append(_MARK[stage.status] + when)
         kinds = sorted({a.kind for a in artifact.anomalies})
+        releases = [show(", ".join(dict.fromkeys(r.result for r in artifact.releases)) or None)] \
+            if report.releases else []
         table.add_row(
             show(", ".join(artifact.names)) if artifact.names else "[dim](no trusted provenance)[/]",
             artifact.sha256[:16],
             show(build.commit[:12] if build and build.commit else None),
             show(f"{build.finished_on:%Y-%m-%d %H:%M}" if build and build.finished_on else None),
             *stage_marks,
+            *releases,
             f"[bold red]{escape(', '.join(kinds))}[/]" if kinds else "[green]none[/]",
         )
     out = io.StringIO()
     console = Console(file=out, width=max(120, _columns()), force_terminal=color, no_color=not color,
                       highlight=False)
     console.print(table)
+    for line in _releases(report, show) if report.releases else ():
+        console.print(line, soft_wrap=True)
     if report.anomalies:
         console.print(f"\n[bold red]{_count(len(report.anomalies))}:[/]")
         for anomaly in report.anomalies:
             where = f" ({show(anomaly.source)})" if anomaly.source else ""
             console.print(f"  [bold red]{anomaly.kind}[/] {(anomaly.sha256 or '-')[:16]}  "
                           f"{show(anomaly.message)}{where}", soft_wrap=True)
-        console.print("\n[dim]" + "; ".join(f"{k}: {escape(ANOMALY_KINDS[k])}"
+        console.print("\n[dim]" + "; ".join(f"{k}: {escape(ANOMALY_KINDS.get(k, ''))}"
                                             for k in sorted({a.kind for a in report.anomalies})) + "[/]",
                       soft_wrap=True)
     else:
         console.print("[green]no anomalies[/]")
     return out.getvalue()
+
+
+def _releases(report: AuditReport, show: Callable[[str | None], str]) -> list[str]:
+    """The release manifests signed by a release signer, one line each, then a line per component artefact."""
+    lines = [f"\n[bold]{len(report.releases)} release(s):[/]"]
+    for release in report.releases:
+        lines.append(f"  [bold]{show(release.name)}[/]  created {release.created:%Y-%m-%d %H:%M}  signed by "
+                     f"{show(', '.join(release.signers))}  ({show(release.attestation)})")
+        lines.extend(f"    {show(c.name)}  {show(name)}  {sha[:16]}  commit {show(c.commit[:12] if c.commit else None)}"
+                     for c in release.components for name, sha in c.artifacts)
+    return lines
 
 
 def _columns() -> int:

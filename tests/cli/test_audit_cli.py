@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 
 from tests import factory as f
 from tests.conftest import CONFORMANCE, AttestRunner, KeyPair, make_keypair
+from verify.errors import EvidenceRejected
 
 H = timedelta(hours=1)
 APP = "dist/app.tar.gz"
@@ -94,7 +97,7 @@ def test_json(history: dict[str, str], attest: AttestRunner, tmp_path: Path) -> 
     assert [(s["stage"], s["status"]) for s in clean["stages"]] == [("stg", "passed"), ("prd", "passed")]
     assert artifacts[history["skipped"]]["anomalies"] == ["skipped-stage"]
     assert report["summary"] == {"files": 8, "attestations": 8, "artifacts": 5, "anomalies": 4,
-                                 "stages": ["stg", "prd"]}
+                                 "stages": ["stg", "prd"], "releases": 0, "stored": 0}
     # deterministic: the same bytes on a second run
     assert attest("audit", "store", "--policy", "policy.yaml", "--format", "json", cwd=tmp_path).out == result.out
 
@@ -199,7 +202,8 @@ def test_errors(tmp_path: Path, audit_keys: dict[str, KeyPair], attest: AttestRu
 def test_an_s3_store_is_read_through_the_s3_store(tmp_path: Path, audit_keys: dict[str, KeyPair],
                                                    monkeypatch: pytest.MonkeyPatch,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
-    """``s3://`` sources go through ``S3Store.from_uri(...).all_attestations()`` (S3 itself: tests/attest)."""
+    """``s3://`` sources go through ``S3Store.from_uri(...)``, opened once: ``all_attestations()``, then
+    ``artifacts()``, whose bytes are hashed (S3 itself: tests/attest)."""
     from attest.cli import main
     from attest.stores import s3
     from attest.stores.local import LocalStore
@@ -214,10 +218,13 @@ def test_an_s3_store_is_read_through_the_s3_store(tmp_path: Path, audit_keys: di
             opened.append(uri)
             return cls()
 
-        def all_attestations(self) -> Iterator[tuple[str, bytes]]:
+        def all_attestations(self) -> Iterator[tuple[str, bytes | EvidenceRejected]]:
             local = LocalStore(tmp_path / "bucket" / "app")
             for path, data in local.all_attestations():
                 yield "s3://bucket/app/" + Path(path).relative_to(local.root).as_posix(), data
+
+        def artifacts(self) -> Iterator[tuple[str, str, Callable[[], BinaryIO]]]:
+            yield f"s3://bucket/app/sha256/{sha}/artifact/{APP}", sha, lambda: io.BytesIO(b"v1")
 
     monkeypatch.setattr(s3, "S3Store", Bucket)
     with pytest.raises(SystemExit) as exit_:
@@ -226,6 +233,9 @@ def test_an_s3_store_is_read_through_the_s3_store(tmp_path: Path, audit_keys: di
     out = json.loads(capsys.readouterr().out)
     assert [(a["kind"], a["sha256"]) for a in out["anomalies"]] == [("skipped-stage", sha)]
     assert out["anomalies"][0]["source"].startswith(f"s3://bucket/app/sha256/{sha}/vsa-")
+    assert out["artifacts"][0]["stored"] == [{"uri": f"s3://bucket/app/sha256/{sha}/artifact/{APP}",
+                                              "sha256": sha, "status": "verified"}]
+    assert out["summary"]["stored"] == 1
 
 
 def test_a_long_text_table_keeps_the_artefacts_with_anomalies(history: dict[str, str], tmp_path: Path,

@@ -23,9 +23,9 @@ from attest.bundle import key_bundle
 from attest.signers import sign_envelope
 from tests import factory as f
 from tests.conftest import CONFORMANCE, KeyPair, make_keypair
-from verify.audit import ANOMALY_KINDS, AuditReport, audit, printable
+from verify.audit import ANOMALY_KINDS, AuditReport, StoredArtifact, audit, printable
 from verify.envelope import Envelope
-from verify.errors import PolicyError, TrustConfigError
+from verify.errors import MalformedEvidence, PolicyError, TrustConfigError
 from verify.policy import Policy, ProvenanceRules, load_policy
 from verify.trust import Identity, SigstoreIdentity
 
@@ -724,7 +724,10 @@ def test_printable_spells_out_what_could_fool_a_terminal_or_a_reader() -> None:
 
 def test_every_anomaly_kind_is_explained() -> None:
     assert {"untrusted-signer", "bad-signature", "malformed", "skipped-stage", "out-of-order", "disallowed-source",
-            "dirty-build", "non-reproducible"} <= set(ANOMALY_KINDS)
+            "dirty-build", "non-reproducible", "missing-lockfile", "tampered-artifact"} <= set(ANOMALY_KINDS)
+    # every kind the provenance rules can give (verify.rules) is explained too
+    assert {"disallowed-source", "disallowed-commit", "disallowed-builder", "missing-lockfile",
+            "dirty-build"} <= set(ANOMALY_KINDS)
     assert all(text and not text.endswith(".") for text in ANOMALY_KINDS.values())
 
 
@@ -741,3 +744,145 @@ def test_revoked_or_expired_signers_count_for_nothing(store: Path, keys: dict[st
     assert ("untrusted-signer", built) in found(run(store, expired))
     revoked = replace(policy, revoked=frozenset({dev.keys[0].fingerprint}))
     assert ("untrusted-signer", built) in found(run(store, revoked))
+
+
+# --- stored artefacts: their bytes against their address ------------------------------------------------
+
+def test_stored_bytes_that_are_not_their_address_are_a_tampered_artifact(store: Path, keys: dict[str, KeyPair],
+                                                                         policy: Policy) -> None:
+    built = full_path(store, keys, b"built", stages=())
+    where = f"{store}/sha256/{built}/artifact/{APP}"
+    stored: list[StoredArtifact] = [
+        (where, built, sha(b"swapped")),
+        (f"{store}/sha256/{sha(b'kept')}/artifact/{APP}", sha(b"kept"), sha(b"kept")),
+        (f"{store}/sha256/{sha(b'fifo')}/artifact/{APP}", sha(b"fifo"),
+         MalformedEvidence("artefact x is not a regular file; the store was tampered with")),
+        (f"{store}/sha256/NOT-HEX/artifact/{APP}", "NOT-HEX", sha(b"junk"))]
+
+    report = audit(files(store), policy=policy, workers=1, artifacts=stored)
+
+    assert found(report) == {("tampered-artifact", built), ("tampered-artifact", sha(b"fifo")),
+                             ("tampered-artifact", None)}
+    by_sha = {a.sha256: a for a in report.anomalies}
+    assert by_sha[built].source == where and by_sha[built].step == ""
+    assert f"hash to sha256:{sha(b'swapped')[:12]}" in by_sha[built].message
+    assert "cannot be read to check them against their address: artefact x is not a regular file" in \
+        by_sha[sha(b"fifo")].message
+    assert "an address that names no sha256 ('NOT-HEX'" in by_sha[None].message
+    histories = {a.sha256: a for a in report.artifacts}
+    assert [(c.status, c.sha256) for c in histories[built].stored] == [("tampered", sha(b"swapped"))]
+    assert [a.kind for a in histories[built].anomalies] == ["tampered-artifact"]
+    assert histories[built].names == (APP,)  # the attested history is still there, beside the anomaly
+    # an artefact stored without any attestation is listed, and its bytes checked: nothing more
+    assert [(c.status, c.sha256) for c in histories[sha(b"kept")].stored] == [("verified", sha(b"kept"))]
+    assert histories[sha(b"kept")].anomalies == () and histories[sha(b"kept")].names == ()
+    assert histories[sha(b"fifo")].to_dict()["stored"] == [{"uri": stored[2][0], "sha256": None,
+                                                             "status": "unreadable"}]
+    assert report.stored == 4 and report.to_dict()["summary"]["stored"] == 4
+
+
+def test_stored_artefacts_are_read_after_the_attestations_and_one_at_a_time(store: Path, keys: dict[str, KeyPair],
+                                                                            policy: Policy) -> None:
+    full_path(store, keys, b"one", stages=())
+    events: list[str] = []
+
+    def sources() -> Iterator[tuple[str, bytes]]:
+        for uri, data in files(store):
+            events.append("attestation")
+            yield uri, data
+
+    def stored() -> Iterator[tuple[str, str, str]]:
+        for i in range(3):
+            events.append("artefact")
+            yield f"store/sha256/{sha(b'one')}/artifact/{i}", sha(b"one"), sha(b"one")
+
+    report = audit(sources(), policy=policy, workers=1, artifacts=stored())
+    assert events == ["attestation", "artefact", "artefact", "artefact"] and report.clean and report.stored == 3
+
+
+# --- release manifests ----------------------------------------------------------------------------------
+
+def release_manifest(key: Path, *, change: Any = None, name: str = "2024.05.02-1") -> Envelope:
+    from attest.summaries import Component, release_statement
+
+    statement = release_statement(name=name, created_at=f.T0 + 24 * H, components=[
+        Component(name="infra", subjects=[("infra/stack.zip", f.digests(b"infra"))], provenance_sha256="ab" * 32,
+                  source=f.REPO, commit="1" * 40),
+        Component(name="app", subjects=[(APP, f.digests(b"app"))], provenance_sha256="cd" * 32, source=None,
+                  commit=None)])
+    if change is not None:
+        change(statement)
+    return f.sign(key, statement)
+
+
+def test_a_release_by_a_release_signer_is_listed_and_named_on_each_artefact(store: Path, keys: dict[str, KeyPair],
+                                                                            policy: Policy) -> None:
+    from dataclasses import replace
+
+    from verify.policy import ReleaseRule
+
+    releases = replace(policy, releases=ReleaseRule(signed_by=("alice",)))
+    full_path(store, keys, b"app", stages=())
+    f.publish(store, release_manifest(keys["alice"].private), kind="release")
+    f.publish(store, release_manifest(keys["bob"].private, name="by bob"), kind="release")
+
+    report = run(store, releases)
+
+    assert found(report) == {("untrusted-signer", sha(b"infra")), ("untrusted-signer", sha(b"app"))}
+    assert all("the release manifest 'by bob' is signed by bob, but releases.signed-by allows alice" in a.message
+               for a in report.anomalies)
+    (listed,) = report.releases
+    assert (listed.name, listed.created, listed.signers) == ("2024.05.02-1", f.T0 + 24 * H, ("alice",))
+    assert listed.to_dict()["components"] == [
+        {"name": "infra", "source": f.REPO, "commit": "1" * 40, "provenance": {"sha256": "ab" * 32},
+         "artifacts": [{"name": "infra/stack.zip", "sha256": sha(b"infra")}]},
+        {"name": "app", "source": None, "commit": None, "provenance": {"sha256": "cd" * 32},
+         "artifacts": [{"name": APP, "sha256": sha(b"app")}]}]
+    histories = {a.sha256: a for a in report.artifacts}
+    for artefact in (b"infra", b"app"):
+        assert [(e.kind, e.result, e.signers) for e in histories[sha(artefact)].releases] == \
+            [("release", "2024.05.02-1", ("alice",))]
+    assert histories[sha(b"app")].to_dict()["releases"][0]["release"] == "2024.05.02-1"
+    assert report.to_dict()["releases"][0]["name"] == "2024.05.02-1"
+    # a policy without releases trusts no manifest
+    assert found(run(store, policy)) == {("untrusted-signer", sha(b"infra")), ("untrusted-signer", sha(b"app"))}
+    assert run(store, policy).releases == ()
+
+
+def _set(path: str, value: Any) -> Any:
+    def change(statement: dict[str, Any]) -> None:
+        *parents, last = path.split(".")
+        node: Any = statement["predicate"]
+        for part in parents:
+            node = node[int(part)] if part.isdigit() else node[part]
+        key: Any = int(last) if last.isdigit() else last
+        if value is KeyError:
+            del node[key]
+        else:
+            node[key] = value
+    return change
+
+
+@pytest.mark.parametrize(("change", "words"), [
+    (_set("name", ""), "the release manifest has no name"),
+    (_set("timeCreated", KeyError), "has no timeCreated"),
+    (_set("timeCreated", "yesterday"), "timeCreated 'yesterday' is not an RFC 3339 time"),
+    (_set("components", []), "names no components"),
+    (_set("components.0", "infra"), "component 0 has no name"),
+    (_set("components.0.provenance", {}), "component 'infra' names no provenance sha256"),
+    (_set("components.0.artifacts", []), "component 'infra' names no artefacts"),
+    (_set("components.0.artifacts.0.digest", {"sha256": "ABC"}), "has an artefact without a name and a sha256"),
+    (_set("components.0.artifacts.0.digest", {"sha256": "0" * 64}), "names sha256:000000000000, which is not a "
+                                                                    "subject of the manifest"),
+], ids=["name", "no-time", "bad-time", "no-components", "component", "provenance", "artefacts", "sha256",
+        "not-a-subject"])
+def test_a_malformed_release_manifest(change: Any, words: str, store: Path, keys: dict[str, KeyPair],
+                                      policy: Policy) -> None:
+    from dataclasses import replace
+
+    from verify.policy import ReleaseRule
+
+    f.publish(store, release_manifest(keys["alice"].private, change=change), kind="release")
+    report = run(store, replace(policy, releases=ReleaseRule(signed_by=("alice",))))
+    assert {a.kind for a in report.anomalies} == {"malformed"} and report.releases == ()
+    assert all(words in a.message for a in report.anomalies), report.anomalies
