@@ -89,6 +89,7 @@ from verify.statement import (
     parse_statement,
     read_approval,
     read_provenance,
+    read_release,
     read_vsa,
 )
 from verify.trust import Identity
@@ -696,49 +697,13 @@ def _detail(statement: Statement,
 
 
 def _read_release(statement: Statement) -> _Release:
-    """A release manifest (docs/predicates.md) as ``attest verify --release`` requires it: a name, a time,
-    and components that each name their provenance and artefacts, every artefact a subject it signs."""
-    what = "the release manifest"
-    pred = statement.predicate
-    name = pred.get("name")
-    if not isinstance(name, str) or not name:
-        raise MalformedEvidence(f"{what} has no name")
-    if pred.get("timeCreated") is None:
-        raise MalformedEvidence(f"{what} {name!r} has no timeCreated")
-    created = parse_time(pred.get("timeCreated"), what=f"{what} {name!r} timeCreated")
-    raw = pred.get("components")
-    if not isinstance(raw, list) or not raw:
-        raise MalformedEvidence(f"{what} {name!r} names no components")
-    signed = {sha for _, sha in _subjects(statement)}
-    components = []
-    for i, component in enumerate(raw):
-        label = component.get("name") if isinstance(component, dict) else None
-        if not isinstance(component, dict) or not isinstance(label, str) or not label:
-            raise MalformedEvidence(f"{what} {name!r}: component {i} has no name")
-        provenance = component.get("provenance")
-        digest = provenance.get("digest") if isinstance(provenance, dict) else None
-        bound = digest.get("sha256") if isinstance(digest, dict) else None
-        if not isinstance(bound, str) or not bound:
-            raise MalformedEvidence(f"{what} {name!r}: component {label!r} names no provenance sha256")
-        artifacts = component.get("artifacts")
-        if not isinstance(artifacts, list) or not artifacts:
-            raise MalformedEvidence(f"{what} {name!r}: component {label!r} names no artefacts")
-        parts = []
-        for artifact in artifacts:
-            part = artifact.get("name") if isinstance(artifact, dict) else None
-            digests = artifact.get("digest") if isinstance(artifact, dict) else None
-            sha = digests.get("sha256") if isinstance(digests, dict) else None
-            if not isinstance(part, str) or not isinstance(sha, str) or not _SHA256.fullmatch(sha):
-                raise MalformedEvidence(f"{what} {name!r}: component {label!r} has an artefact without a name and "
-                                        "a sha256 of 64 hex digits")
-            if sha not in signed:
-                raise MalformedEvidence(f"{what} {name!r}: component {label!r} names {_short(sha)}, which is not a "
-                                        "subject of the manifest")
-            parts.append((part, sha))
-        components.append(ReleaseComponent(name=label, source=_text(component.get("source")) or None,
-                                           commit=_text(component.get("commit")) or None, provenance=bound,
-                                           artifacts=tuple(parts)))
-    return _Release(name=name, created=created, components=tuple(components))
+    """A release manifest, read by :func:`verify.statement.read_release` (as ``attest verify --release`` reads it)."""
+    release = read_release(statement)
+    components = tuple(ReleaseComponent(name=part.name, source=part.source, commit=part.commit,
+                                        provenance=part.provenance_sha256,
+                                        artifacts=tuple((a.name, a.digest["sha256"]) for a in part.artifacts))
+                       for part in release.components)
+    return _Release(name=release.name, created=release.created, components=components)
 
 
 # --- worker processes ------------------------------------------------------------------------------------

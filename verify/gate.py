@@ -33,7 +33,7 @@ from verify.matching import DigestSet
 from verify.policy import Policy, ProvenanceRules, SourceRule, StageRule, VsaRequirement, check_repository
 from verify.signers import TrustRun, find_signers
 from verify.stages import Bound, StageEvidence, check_stage
-from verify.statement import APPROVAL_V1, RELEASE_V1, VSA_V1, Statement, parse_statement
+from verify.statement import APPROVAL_V1, RELEASE_V1, VSA_V1, Release, Statement, parse_statement, read_release
 from verify.trust import Identity, PublicKey
 from verify.verifier import Candidate, Check, Verdict, candidates, digest_source
 
@@ -426,13 +426,6 @@ class ReleaseVerdict:
                 "components": [c.to_dict() for c in self.components]}
 
 
-@dataclass(frozen=True)
-class _Component:
-    name: str
-    provenance: str
-    artifacts: tuple[tuple[str, DigestSet], ...]
-
-
 def decide_release(gate: Gate, manifest: Found, *, lookup: Callable[[str], Found], run: TrustRun,
                    same_commit: bool = False) -> ReleaseVerdict:
     """The gate for every artefact of every component of a release manifest signed by a release signer.
@@ -444,18 +437,18 @@ def decide_release(gate: Gate, manifest: Found, *, lookup: Callable[[str], Found
     policy = gate.policy
     if policy.releases is None:
         raise PolicyError(f"policy {policy.uri} names no release signers (releases: {{signed-by: [...]}})")
-    item, statement, signer = _release_manifest(manifest, policy, run)
-    components = _components(statement, item.source)
+    item, release, signer = _release_manifest(manifest, policy, run)
     results: list[ComponentVerdict] = []
-    for component in components:
-        for name, digests in component.artifacts:
-            evidence = lookup(digests.digests["sha256"])
-            if not any(isinstance(e, Evidence) and e.digest == component.provenance for e in evidence):
+    for component in release.components:
+        for artifact in component.artifacts:
+            name, wanted = artifact.name, component.provenance_sha256
+            digests = DigestSet({a: d for a, d in artifact.digest.items() if a not in WEAK})
+            evidence = lookup(artifact.digest["sha256"])
+            if not any(isinstance(e, Evidence) and e.digest == wanted for e in evidence):
                 raise PolicyViolation(f"component {component.name}: the provenance the release names "
-                                      f"(sha256:{component.provenance[:16]}...) is not in the store for {name!r}")
+                                      f"(sha256:{wanted[:16]}...) is not in the store for {name!r}")
             try:
-                passed = decide(gate, evidence, artifact=name, digests=digests, run=run,
-                                provenance=component.provenance)
+                passed = decide(gate, evidence, artifact=name, digests=digests, run=run, provenance=wanted)
             except EvidenceRejected as e:
                 raise type(e)(f"component {component.name}: {e}", checks=e.checks) from e
             prov = passed.candidate.provenance
@@ -466,13 +459,11 @@ def decide_release(gate: Gate, manifest: Found, *, lookup: Callable[[str], Found
     if same_commit and len(commits) != 1:
         raise PolicyViolation(f"release {item.source}: components come from {len(commits)} commits "
                               f"({', '.join(sorted(c or '?' for c in commits))}); --same-commit requires one")
-    release_name = statement.predicate.get("name")
-    return ReleaseVerdict(name=release_name if isinstance(release_name, str) else "", signer=signer,
-                          manifest=item.source, components=tuple(results))
+    return ReleaseVerdict(name=release.name, signer=signer, manifest=item.source, components=tuple(results))
 
 
-def _release_manifest(manifest: Found, policy: Policy, run: TrustRun) -> tuple[Evidence, Statement, str]:
-    """The release statement in ``manifest`` signed by a release signer (the first, by content)."""
+def _release_manifest(manifest: Found, policy: Policy, run: TrustRun) -> tuple[Evidence, Release, str]:
+    """The release in ``manifest`` signed by a release signer (the first, by content), read by read_release."""
     assert policy.releases is not None
     signers = [policy.identities[name] for name in policy.releases.signed_by]
     reasons: list[EvidenceRejected] = [e for e in manifest if isinstance(e, MalformedEvidence)]
@@ -482,36 +473,8 @@ def _release_manifest(manifest: Found, policy: Policy, run: TrustRun) -> tuple[E
         except EvidenceRejected as e:
             reasons.append(e)
             continue
-        return item, statement, found[0].name
+        return item, read_release(statement), found[0].name
     if reasons:
         raise reasons[-1]
     raise MalformedEvidence("the release manifest holds no release statement "
                             f"({RELEASE_V1}); write one with 'attest release create'")
-
-
-def _components(statement: Statement, source: str) -> list[_Component]:
-    raw = statement.predicate.get("components")
-    if not isinstance(raw, list) or not raw:
-        raise MalformedEvidence(f"release manifest {source} names no components")
-    found = []
-    for component in raw:
-        label = component.get("name") if isinstance(component, dict) else None
-        provenance = component.get("provenance") if isinstance(component, dict) else None
-        wanted = provenance.get("digest", {}).get("sha256") if isinstance(provenance, dict) and \
-            isinstance(provenance.get("digest"), dict) else None
-        artifacts = component.get("artifacts") if isinstance(component, dict) else None
-        if not (isinstance(label, str) and label and isinstance(wanted, str) and isinstance(artifacts, list)
-                and artifacts):
-            raise MalformedEvidence(f"release manifest {source} has a malformed component")
-        parts = []
-        for artifact in artifacts:
-            name = artifact.get("name") if isinstance(artifact, dict) else None
-            digests = artifact.get("digest") if isinstance(artifact, dict) else None
-            if not isinstance(name, str) or not isinstance(digests, dict) or \
-                    not isinstance(digests.get("sha256"), str) or \
-                    not all(isinstance(v, str) for v in digests.values()):
-                raise MalformedEvidence(f"release manifest {source}: component {label} has an artefact without a "
-                                        "name and a sha256")
-            parts.append((name, DigestSet({a: d for a, d in digests.items() if a not in WEAK})))
-        found.append(_Component(name=label, provenance=wanted, artifacts=tuple(parts)))
-    return found

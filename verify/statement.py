@@ -37,6 +37,7 @@ __all__ = [
     "parse_statement",
     "read_approval",
     "read_provenance",
+    "read_release",
     "read_vsa",
 ]
 
@@ -51,6 +52,7 @@ RELEASE_V1 = "https://attest.dev/release/v1"
 REPRODUCTION_V1 = "https://attest.dev/reproduction/v1"
 
 _HEX = re.compile(r"[0-9a-f]+")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -287,6 +289,79 @@ def read_approval(statement: Statement) -> Approval:
         raise MalformedEvidence(f"the {what} has no timeApproved")
     return Approval(stage=stage, approver=_str(pred.get("approver"), f"{what} approver", optional=True),
                     reason=_str(pred.get("reason"), f"{what} reason", optional=True), time=when)
+
+
+@dataclass(frozen=True)
+class ReleasePart:
+    """One component of a release manifest: the provenance it binds and its artefacts."""
+
+    name: str
+    provenance_sha256: str
+    """sha256 of the provenance attestation the manifest binds (as a VSA's inputAttestations names it)."""
+    artifacts: tuple[Subject, ...]
+    source: str | None
+    commit: str | None
+
+
+@dataclass(frozen=True)
+class Release:
+    """A release manifest (``https://attest.dev/release/v1``, docs/predicates.md)."""
+
+    name: str
+    created: datetime
+    components: tuple[ReleasePart, ...]
+
+
+def read_release(statement: Statement) -> Release:
+    """The release view of ``statement``: a name, a time, and components that each name their provenance
+    (a sha256) and their artefacts (a name and digests with a sha256), every artefact a subject the
+    manifest signs; :class:`MalformedEvidence` naming what is missing otherwise."""
+    if statement.predicate_type != RELEASE_V1:
+        raise UnknownEvidence(f"predicate type {statement.predicate_type!r} is not a release ({RELEASE_V1})")
+    what = "the release manifest"
+    pred = statement.predicate
+    name = pred.get("name")
+    if not isinstance(name, str) or not name:
+        raise MalformedEvidence(f"{what} has no name")
+    created = _time(pred.get("timeCreated"), f"{what} {name!r} timeCreated")
+    if created is None:
+        raise MalformedEvidence(f"{what} {name!r} has no timeCreated")
+    raw = pred.get("components")
+    if not isinstance(raw, list) or not raw:
+        raise MalformedEvidence(f"{what} {name!r} names no components")
+    signed = {s.digest.get("sha256") for s in statement.subjects}
+    components = []
+    for i, component in enumerate(raw):
+        label = component.get("name") if isinstance(component, dict) else None
+        if not isinstance(component, dict) or not isinstance(label, str) or not label:
+            raise MalformedEvidence(f"{what} {name!r}: component {i} has no name")
+        provenance = component.get("provenance")
+        digest = provenance.get("digest") if isinstance(provenance, dict) else None
+        bound = digest.get("sha256") if isinstance(digest, dict) else None
+        if not isinstance(bound, str) or not _SHA256.fullmatch(bound):
+            raise MalformedEvidence(f"{what} {name!r}: component {label!r} names no provenance sha256")
+        artifacts = component.get("artifacts")
+        if not isinstance(artifacts, list) or not artifacts:
+            raise MalformedEvidence(f"{what} {name!r}: component {label!r} names no artefacts")
+        parts = []
+        for artifact in artifacts:
+            part = artifact.get("name") if isinstance(artifact, dict) else None
+            digests: dict[str, Any] = artifact.get("digest", {}) if isinstance(artifact, dict) else {}
+            digests = digests if isinstance(digests, dict) else {}
+            sha = digests.get("sha256")
+            if not isinstance(part, str) or not isinstance(sha, str) or not _SHA256.fullmatch(sha) or \
+                    not all(isinstance(v, str) for v in digests.values()):
+                raise MalformedEvidence(f"{what} {name!r}: component {label!r} has an artefact without a name and "
+                                        "a sha256 of 64 hex digits")
+            if sha not in signed:
+                raise MalformedEvidence(f"{what} {name!r}: component {label!r} names sha256:{sha[:12]}, which is "
+                                        "not a subject of the manifest")
+            parts.append(Subject(name=part, digest=dict(digests)))
+        source, commit = component.get("source"), component.get("commit")
+        components.append(ReleasePart(name=label, provenance_sha256=bound, artifacts=tuple(parts),
+                                      source=source if isinstance(source, str) and source else None,
+                                      commit=commit if isinstance(commit, str) and commit else None))
+    return Release(name=name, created=created, components=tuple(components))
 
 
 @dataclass(frozen=True)

@@ -177,8 +177,9 @@ class LocalStore:
         if not base.is_dir():
             return
         for path in sorted(base.glob("*/artifact/**/*")):
-            if path.is_symlink() or not path.is_file():
-                continue
+            if path.is_dir() and not path.is_symlink():
+                continue  # a directory of names: its files are listed themselves
+            # a symlink, a FIFO or a device is listed too: its opener refuses it, and audit reports it
             claimed = path.relative_to(base).parts[0]
             yield str(path), claimed, functools.partial(_open_regular, path)
 
@@ -198,6 +199,8 @@ def _open_regular(path: Path) -> BinaryIO:
     try:
         fd = os.open(path, os.O_RDONLY | _NONBLOCK | _NOFOLLOW)
     except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise StoreError(f"artefact {path} is a symbolic link; the store was tampered with") from e
         raise StoreError(f"cannot read artefact {path}: {e.strerror}") from e
     f = open(fd, "rb")  # noqa: SIM115 (the caller closes it)
     if not stat.S_ISREG(os.fstat(fd).st_mode):

@@ -191,8 +191,27 @@ def test_an_artefact_swapped_for_a_fifo_or_a_symlink_is_an_anomaly_not_a_hang(
     (anomaly,) = report["anomalies"]
     assert anomaly["source"] == str(stored.relative_to(tmp_path))
     assert "cannot be read to check them against their address" in anomaly["message"]
-    assert ("is not a regular file" if swap == "fifo" else "cannot read artefact") in anomaly["message"]
+    assert ("is not a regular file" if swap == "fifo" else "is a symbolic link") in anomaly["message"]
     assert report["artifacts"][0]["stored"][0]["status"] == "unreadable"
+
+
+@pytest.mark.parametrize("kind", ["fifo", "symlink"])
+def test_an_artefact_that_is_a_fifo_or_a_symlink_before_the_audit_is_reported(
+        kind: str, tmp_path: Path, keys: dict[str, KeyPair]) -> None:
+    """Not skipped while listing: what sits where an artefact should be is reported, never followed or waited on."""
+    write_policy(tmp_path, keys)
+    stored = stored_build(tmp_path / "store", keys, b"v1", tmp_path)
+    stored.unlink()
+    if kind == "fifo":
+        os.mkfifo(stored)
+    else:
+        (tmp_path / "elsewhere").write_bytes(b"v1")
+        stored.symlink_to(tmp_path / "elsewhere")
+    result = audit_within(tmp_path, "store", "--policy", "policy.yaml", "--format", "json")
+    assert result.code == 1, result
+    report = json.loads(result.out)
+    assert kinds(report) == [("tampered-artifact", sha(b"v1"))]
+    assert ("is not a regular file" if kind == "fifo" else "is a symbolic link") in report["anomalies"][0]["message"]
 
 
 def test_a_terminal_sees_the_count_of_stored_artefacts_hashed(

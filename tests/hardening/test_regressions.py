@@ -36,8 +36,8 @@ POLICIES = {
     "policy-yaml-timestamp-tag-on-a-non-time.yaml": r":1 is not valid YAML: cannot read '' as timestamp",
     "policy-yaml-bool-tag-on-a-non-bool.yaml": r":6 is not valid YAML: cannot read 'maybe' as bool",
     "policy-yaml-integer-too-long.yaml": r":1 is not valid YAML: cannot read '1111[1]+' as int",
-    "policy-time-out-of-utc-range.yaml": r":3: identities\.dev\.not-before: '0001-01-01T00:00:00\+01:00' is not a valid time "
-                                          r"between years 1 and 9999",
+    "policy-time-out-of-utc-range.yaml": (r":3: identities\.dev\.not-before: '0001-01-01T00:00:00\+01:00' is not a "
+                                          r"valid time between years 1 and 9999"),
     "policy-yaml-nesting-too-deep.yaml": r"nests YAML too deeply to be a policy",
     "policy-source-uri-not-a-url.yaml": r":6: provenance\.source\.uri: source repository '\[github\.com/acme/app' is "
                                         r"not a repository URI",
