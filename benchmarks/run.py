@@ -69,11 +69,16 @@ def attestation(path: Path, directory: Path, algorithms: tuple[str, ...]) -> tup
     return att, pub
 
 
+#: attest runs as an installed tool does: with its modules' bytecode cached (a session or CI that sets
+#: PYTHONDONTWRITEBYTECODE would make every run compile attest from source, and measure that instead).
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
 def best(command: list[str], runs: int) -> float:
     times = []
     for _ in range(runs):
         start = time.perf_counter()
-        subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
         times.append(time.perf_counter() - start)
     return min(times)
 
@@ -86,6 +91,7 @@ def main() -> None:
     args = parser.parse_args()
     attest = [sys.executable, "-m", "attest"]
     b3sum, openssl = shutil.which("b3sum"), shutil.which("openssl")
+    subprocess.run([*attest, "verify", "--help"], check=True, stdout=subprocess.DEVNULL, env=ENV)  # cache bytecode
     help_time = best([*attest, "--help"], 5)
     print(f"attest --help: {help_time:.3f} s (target < 0.3 s) {'OK' if help_time < 0.3 else 'SLOW'}")
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
