@@ -225,7 +225,8 @@ def _start_hashing(artifact: str, evidence: Sequence[Any], pool: ThreadPoolExecu
         from attest.stores.s3 import stream_object
         from verify.digests import hash_stream
 
-        done.set_result(DigestSet(hash_stream(stream_object(artifact), algorithms)))
+        head = bytearray()
+        done.set_result(DigestSet(hash_stream(stream_object(artifact), algorithms, head=head), head=bytes(head)))
         return done
     path = Path(artifact)
     if not path.is_file():
@@ -239,10 +240,11 @@ def _hash(path: Path, algorithms: list[str], cancel: threading.Event, progress: 
     from verify.digests import hash_file
     from verify.matching import DigestSet
 
+    head = bytearray()
     if progress is None:
-        return DigestSet(hash_file(path, algorithms, cancel=cancel))
+        return DigestSet(hash_file(path, algorithms, cancel=cancel, head=head), head=bytes(head))
     with progress(f"hashing {path.name}", path.stat().st_size) as advance:
-        return DigestSet(hash_file(path, algorithms, progress=advance, cancel=cancel))
+        return DigestSet(hash_file(path, algorithms, progress=advance, cancel=cancel, head=head), head=bytes(head))
 
 
 # --- (4) the policy, keys and flags -----------------------------------------------------------------------------

@@ -56,6 +56,10 @@ class LogEntry:
     integrated_time: datetime | None
     body: bytes | None
     log_index: int | None = None
+    log_id: bytes | None = None
+    """``logId.keyId``: which log (the trusted root names each log by it)."""
+    promised: bool = False
+    """The entry carries an inclusion promise (a signed entry timestamp), which signs its integrated time."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,8 @@ class Bundle:
     public_key_hint: str | None
     """``verificationMaterial.publicKey.hint``: a key-signed bundle (an unauthenticated hint)."""
     log_entries: tuple[LogEntry, ...] = ()
+    timestamps: tuple[bytes, ...] = ()
+    """RFC 3161 signed timestamps (DER), ``verificationMaterial.timestampVerificationData``."""
     document: Mapping[str, Any] = field(default_factory=dict, repr=False)
     """The JSON as read, for display only (``attest inspect``); nothing decides on it."""
 
@@ -177,7 +183,7 @@ def parse_bundle(obj: Mapping[str, Any], *, source: str) -> Bundle:
         hint = raw_hint
     return Bundle(media_type=media_type, version=MEDIA_TYPES[media_type], envelope=envelope, message=message,
                   certificate=certificate, public_key_hint=hint, log_entries=_log_entries(material, source),
-                  document=obj)
+                  timestamps=_timestamps(material, source), document=obj)
 
 
 def _message(value: Any, source: str) -> MessageSignature:
@@ -211,6 +217,19 @@ def _certificate(material: Mapping[str, Any], source: str) -> bytes | None:
     return b64decode(raw, what=f"{source} signing certificate")
 
 
+def _timestamps(material: Mapping[str, Any], source: str) -> tuple[bytes, ...]:
+    """The RFC 3161 timestamps' DER (unverified; :mod:`verify.sigstore` verifies them)."""
+    data = material.get("timestampVerificationData")
+    stamps = data.get("rfc3161Timestamps") if isinstance(data, dict) else None
+    if not isinstance(stamps, list):
+        return ()
+    found = []
+    for stamp in stamps:
+        if isinstance(stamp, dict) and stamp.get("signedTimestamp") is not None:
+            found.append(b64decode(stamp["signedTimestamp"], what=f"{source} signed timestamp"))
+    return tuple(found)
+
+
 def _log_entries(material: Mapping[str, Any], source: str) -> tuple[LogEntry, ...]:
     """The log entries, read leniently: a field attest does not understand is left to sigstore-python."""
     entries = material.get("tlogEntries")
@@ -234,10 +253,15 @@ def _log_entries(material: Mapping[str, Any], source: str) -> tuple[LogEntry, ..
                 if entry.get("canonicalizedBody") is not None else None
         except MalformedEvidence:
             body = None
+        raw_id = entry.get("logId")
+        try:
+            log_id = b64decode(raw_id.get("keyId"), what=f"{source} log id") if isinstance(raw_id, dict) else None
+        except MalformedEvidence:
+            log_id = None
         raw_index = entry.get("logIndex")
         index = int(raw_index) if isinstance(raw_index, str | int) and not isinstance(raw_index, bool) \
             and str(raw_index).isdigit() and len(str(raw_index)) <= 20 else None
         found.append(LogEntry(kind=kind_name if isinstance(kind_name, str) else "",
                               version=version if isinstance(version, str) else "", integrated_time=when, body=body,
-                              log_index=index))
+                              log_index=index, log_id=log_id, promised=isinstance(entry.get("inclusionPromise"), dict)))
     return tuple(found)

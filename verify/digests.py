@@ -56,11 +56,15 @@ def _check_algorithms(algorithms: Sequence[str]) -> None:
             raise ValueError(f"unsupported digest algorithm {name!r}")
 
 
-def hash_stream(chunks: Iterable[bytes | memoryview], algorithms: Sequence[str]) -> dict[str, str]:
-    """Hash an iterable of chunks (e.g. an S3 body) with every algorithm, in one pass."""
+def hash_stream(chunks: Iterable[bytes | memoryview], algorithms: Sequence[str], *,
+                head: bytearray | None = None) -> dict[str, str]:
+    """Hash an iterable of chunks (e.g. an S3 body) with every algorithm, in one pass; ``head`` as for
+    :func:`hash_file`."""
     _check_algorithms(algorithms)
     hashers = {name: new_hasher(name) for name in algorithms}
     for chunk in chunks:
+        if head is not None and len(head) < HEAD_SIZE:
+            head.extend(bytes(chunk[:HEAD_SIZE - len(head)]))
         for h in hashers.values():
             h.update(chunk)
     return {name: h.hexdigest() for name, h in hashers.items()}
@@ -77,14 +81,19 @@ def _read_into(f: BinaryIO, buf: bytearray) -> int:
     return total
 
 
+#: Bytes of the start of a file kept by the one read (``head``): enough to tell what kind of message it is.
+HEAD_SIZE = 16
+
+
 def hash_file(path: Path, algorithms: Sequence[str] = ("sha256", "blake3"), *,
               progress: Progress | None = None, chunk_size: int = CHUNK_SIZE,
-              cancel: threading.Event | None = None) -> dict[str, str]:
+              cancel: threading.Event | None = None, head: bytearray | None = None) -> dict[str, str]:
     """Digest ``path`` with every algorithm in ``algorithms``, reading it once.
 
     Raises :class:`InputError` if the file cannot be read, is not a regular
     file, or changes while it is being read. Setting ``cancel`` stops the
     work early (with :class:`InputError`) when the result is no longer needed.
+    ``head``, if given, receives the first :data:`HEAD_SIZE` bytes of what was hashed.
     """
     _check_algorithms(algorithms)
     try:
@@ -98,7 +107,7 @@ def hash_file(path: Path, algorithms: Sequence[str] = ("sha256", "blake3"), *,
         raise InputError(f"{path} is not a regular file")
     if list(algorithms) == ["blake3"] and before.st_size >= MMAP_THRESHOLD:
         try:
-            digest = _blake3_mapped(fd, path, before, progress, cancel)
+            digest = _blake3_mapped(fd, path, before, progress, cancel, head)
         finally:
             os.close(fd)
         _same_file(path, before)
@@ -109,6 +118,8 @@ def hash_file(path: Path, algorithms: Sequence[str] = ("sha256", "blake3"), *,
         with ThreadPoolExecutor(max_workers=len(hashers), thread_name_prefix="attest-hash") as pool:
             try:
                 total = n = _read_into(f, buffers[0])
+                if head is not None:
+                    head[:] = buffers[0][:min(n, HEAD_SIZE)]
                 which = 0
                 while n:
                     if cancel is not None and cancel.is_set():
@@ -140,7 +151,7 @@ MMAP_SLICE = 256 * 1024 * 1024
 
 
 def _blake3_mapped(fd: int, path: Path, before: os.stat_result, progress: Progress | None,
-                   cancel: threading.Event | None) -> str:
+                   cancel: threading.Event | None, head: bytearray | None) -> str:
     """blake3 alone: the open file mapped and hashed by blake3's own threads (the speed of b3sum).
 
     The mapping is of the descriptor already open (the file is opened once), and it is the page
@@ -152,6 +163,8 @@ def _blake3_mapped(fd: int, path: Path, before: os.stat_result, progress: Progre
     hasher = new_hasher("blake3")
     try:
         with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as mapped, memoryview(mapped) as view:
+            if head is not None:
+                head[:] = view[:HEAD_SIZE]
             for start in range(0, len(view), MMAP_SLICE):
                 if cancel is not None and cancel.is_set():
                     raise InputError(f"hashing {path} was cancelled")

@@ -29,6 +29,8 @@ class DigestSet:
     """The artefact's digests, all computed from one read of its bytes (or given as ``sha256:HEX``)."""
 
     digests: Mapping[str, str]
+    head: bytes | None = None
+    """The first bytes of the artefact (None when only a digest was given): what kind of message it is."""
 
     def __post_init__(self) -> None:
         if not self.digests:

@@ -85,6 +85,10 @@ class VerificationBudget:
         self.left -= count
 
 
+_MemoKey = tuple[str, str, tuple[str, ...], str | None, bytes | None]
+"""(source, digest, identity names, message sha256, message head): one signature check of a run."""
+
+
 @dataclass
 class TrustRun:
     """What every signature check of one run shares (see the module docstring)."""
@@ -97,8 +101,7 @@ class TrustRun:
     """Fingerprints the policy revokes for every identity (also for identities added by flags)."""
     revoked_keys: tuple[PublicKey, ...] = ()
     """Revoked public keys the policy knows, only to say "signed by a revoked key" in a message."""
-    memo: dict[tuple[str, str, tuple[str, ...], str | None], tuple[Identity, ...] | EvidenceRejected] = field(
-        default_factory=dict, repr=False)
+    memo: dict[_MemoKey, tuple[Identity, ...] | EvidenceRejected] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if self.at.tzinfo is None:
@@ -110,19 +113,23 @@ class TrustRun:
 
 
 def find_signers(item: Evidence, identities: Sequence[Identity], run: TrustRun, *,
-                 message_sha256: str | None = None) -> tuple[Identity, ...]:
+                 message_sha256: str | None = None, message_head: bytes | None = None) -> tuple[Identity, ...]:
     """The identities among ``identities`` that verifiably signed ``item``, in the order given.
 
     ``message_sha256`` (hex) is the artefact's sha256, which a message-signature bundle must sign;
-    it is not needed for envelopes. Raises :class:`SignatureInvalid` (with ``claimed``) when no
-    identity signed it, :class:`DigestMismatch` when a message signature is for other bytes, and
-    :class:`MalformedEvidence` / :class:`UnknownEvidence` for evidence that cannot be checked.
+    it is not needed for envelopes. ``message_head`` is the start of the artefact, when known: a
+    message signature over a DSSE pre-authentication encoding is refused (:func:`_not_a_dsse_message`).
+    Raises :class:`SignatureInvalid` (with ``claimed``) when no identity signed it, :class:`DigestMismatch`
+    when a message signature is for other bytes, and :class:`MalformedEvidence` / :class:`UnknownEvidence`
+    for evidence that cannot be checked.
     """
     names = tuple(identity.name for identity in identities)
-    memo_key = (item.source, item.digest, names, message_sha256)
+    memo_key = (item.source, item.digest, names, message_sha256, message_head)
     found = run.memo.get(memo_key)
     if found is None:
         try:
+            if item.envelope is None:
+                _not_a_dsse_message(item, message_head)
             found = _find(item, identities, run, message_sha256)
         except EvidenceRejected as e:
             found = e
@@ -205,6 +212,17 @@ def _keyless(item: Evidence, identities: Sequence[Identity], usable: Sequence[Id
         raise SignatureInvalid(str(e), claimed=claimed) from e
     names = {i.name for i in verified}
     return tuple(i for i in identities if i.name in names)  # as given, in the order given
+
+
+def _not_a_dsse_message(item: Evidence, head: bytes | None) -> None:
+    """A message signature over bytes that begin ``DSSEv1 `` is refused: such bytes are a DSSE
+    pre-authentication encoding, and an ECDSA or RSA signature over them is also a DSSE signature, so a
+    signed envelope could be replayed as "this key signed this file" (a cross-protocol signature). A
+    key is kept to one protocol: attest signs statements only as DSSE envelopes."""
+    if head is not None and head.startswith(b"DSSEv1 "):
+        raise SignatureInvalid(f"{item.source}: a message signature over a DSSE pre-authentication encoding "
+                               "(the artefact begins 'DSSEv1 ') is a DSSE signature replayed as a plain one; "
+                               "refused")
 
 
 def _signed_digest(item: Evidence, message_sha256: str | None) -> bytes:

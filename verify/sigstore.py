@@ -26,12 +26,15 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from verify.encoding import b64decode, format_time, parse_time
 from verify.errors import (
+    EvidenceRejected,
     MalformedEvidence,
     SignatureInvalid,
     TrustConfigError,
@@ -347,12 +350,18 @@ class _BundleVerifier:
     def __init__(self, trusted_root: Path | None) -> None:
         self._root_path = trusted_root
         self._verifier: Verifier | None = None
+        self._windows: TrustWindows | None = None
 
     def __call__(self, item: Evidence, identities: Sequence[Identity], *,
                  message_sha256: str | None) -> tuple[Identity, ...]:
         if item.bundle is None or not item.bundle.keyless:
             raise UnknownEvidence(f"{item.source} is not a keyless Sigstore bundle")
-        return _verify_keyless(item, identities, self._sigstore_verifier(), message_sha256)
+        signers = _verify_keyless(item, identities, self._sigstore_verifier(), message_sha256)
+        # (5) every key the bundle relies on was trusted at the time it was signed
+        if self._windows is None:
+            self._windows = TrustWindows.of(_trusted_root_document(self._root_path))
+        self._windows.check(item)
+        return signers
 
     def _sigstore_verifier(self) -> Verifier:
         if self._verifier is None:
@@ -403,6 +412,154 @@ def _verify_keyless(item: Evidence, identities: Sequence[Identity], verifier: Ve
         raise SignatureInvalid(f"{source}: the signing certificate's identity was not checked")
     log.debug("%s: Sigstore bundle verified, signed by %s", source, ", ".join(i.name for i in policy.matched))
     return tuple(policy.matched)
+
+
+# --- (5) validity windows of the trusted root at signing time ---------------------------------------
+
+def _trusted_root_document(path: Path | None) -> Any:
+    """The trusted root's JSON (the same file sigstore-python read), strictly."""
+    import importlib.resources
+
+    from verify import _json
+
+    try:
+        if path is not None:
+            data = path.read_bytes()
+        else:
+            package, name = _EMBEDDED_ROOT
+            data = importlib.resources.files(package).joinpath(name).read_bytes()
+    except OSError as e:
+        raise TrustConfigError(f"cannot read trusted root {path or _EMBEDDED_ROOT_NAME}: {e.strerror}") from e
+    try:
+        return _json.loads(data, what=f"trusted root {path or _EMBEDDED_ROOT_NAME}")
+    except EvidenceRejected as e:
+        raise TrustConfigError(str(e)) from e
+
+
+Window = tuple[datetime, datetime | None]
+
+
+@dataclass(frozen=True)
+class TrustWindows:
+    """When each key of a trusted root may be relied on (``validFor``, both ends inclusive).
+
+    sigstore-python accepts a log, CT log or CA key whose ``validFor.end`` has passed, whatever the
+    signing time. attest refuses a bundle unless the time it was signed (its verified timestamps: the
+    integrated time an inclusion promise signs, and RFC 3161 timestamps) lies inside the window of
+    the transparency log that holds its entry, of every CT log that gave its certificate an SCT, and of
+    a certificate authority that issued its certificate.
+    """
+
+    tlogs: Mapping[bytes, Window]
+    ctlogs: Mapping[bytes, Window]
+    authorities: tuple[tuple[tuple[Any, ...], Window], ...]
+    """(certificates of the CA's chain, window)."""
+
+    @classmethod
+    def of(cls, root: Any) -> TrustWindows:
+        from cryptography import x509
+
+        def window(entry: Any, what: str) -> Window:
+            valid = entry.get("validFor") if isinstance(entry, dict) else None
+            if not isinstance(valid, dict) or "start" not in valid:
+                raise TrustConfigError(f"the trusted root's {what} has no validFor.start")
+            try:
+                start = parse_time(valid["start"], what=f"the trusted root's {what} validFor.start")
+                end = parse_time(valid["end"], what=f"the trusted root's {what} validFor.end") \
+                    if valid.get("end") is not None else None
+            except MalformedEvidence as e:
+                raise TrustConfigError(str(e)) from e
+            return start, end
+
+        def logs(key: str) -> dict[bytes, Window]:
+            found: dict[bytes, Window] = {}
+            for entry in root.get(key) or [] if isinstance(root, dict) else []:
+                log_id = entry.get("logId", {}).get("keyId") if isinstance(entry, dict) else None
+                try:
+                    found[b64decode(log_id, what=f"the trusted root's {key} logId")] = \
+                        window(entry.get("publicKey"), f"{key} key")
+                except MalformedEvidence as e:
+                    raise TrustConfigError(str(e)) from e
+            return found
+
+        authorities = []
+        for entry in root.get("certificateAuthorities") or [] if isinstance(root, dict) else []:
+            chain = entry.get("certChain", {}).get("certificates", []) if isinstance(entry, dict) else []
+            try:
+                certificates = tuple(x509.load_der_x509_certificate(b64decode(c.get("rawBytes"), what="a CA"))
+                                     for c in chain if isinstance(c, dict))
+            except (MalformedEvidence, ValueError) as e:
+                raise TrustConfigError(f"the trusted root holds an unreadable CA certificate ({e})") from e
+            authorities.append((certificates, window(entry, "certificate authority")))
+        return cls(tlogs=logs("tlogs"), ctlogs=logs("ctlogs"), authorities=tuple(authorities))
+
+    def check(self, item: Evidence) -> None:
+        """Raise :class:`SignatureInvalid` unless every key ``item`` relies on was valid when it was signed."""
+        from cryptography import x509
+
+        bundle = item.bundle
+        assert bundle is not None and bundle.certificate is not None
+        times = _signing_times(bundle)
+        if not times:
+            raise SignatureInvalid(f"{item.source}: the bundle has no verified signing time to check the trusted "
+                                   "root's validity windows against")
+        leaf = x509.load_der_x509_certificate(bundle.certificate)
+        for entry in bundle.log_entries[:1]:
+            window = self.tlogs.get(entry.log_id or b"")
+            when = entry.integrated_time if entry.integrated_time is not None else min(times)
+            if window is not None and not _inside(when, window):
+                raise SignatureInvalid(f"{item.source}: its transparency log entry is dated {format_time(when)}, "
+                                       f"outside the validity of that log's key in the trusted root "
+                                       f"({_show(window)})")
+        for log_id in _sct_log_ids(leaf):
+            window = self.ctlogs.get(log_id)
+            if window is not None and not all(_inside(t, window) for t in times):
+                raise SignatureInvalid(f"{item.source}: its certificate's SCT is from a CT log whose key the trusted "
+                                       f"root trusts only {_show(window)}, not at signing time {_show_times(times)}")
+        issuers = [w for certs, w in self.authorities if any(c.subject == leaf.issuer for c in certs)]
+        if issuers and not any(all(_inside(t, w) for t in times) for w in issuers):
+            raise SignatureInvalid(f"{item.source}: the certificate authority that issued its certificate is trusted "
+                                   f"only {', '.join(_show(w) for w in issuers)}, not at signing time "
+                                   f"{_show_times(times)}")
+
+
+def _signing_times(bundle: Any) -> list[datetime]:
+    """The bundle's verified times: an integrated time signed by an inclusion promise, and RFC 3161 times."""
+    times = [e.integrated_time for e in bundle.log_entries[:1] if e.promised and e.integrated_time is not None]
+    if bundle.timestamps:
+        from rfc3161_client import decode_timestamp_response
+
+        for der in bundle.timestamps:
+            try:
+                when = decode_timestamp_response(der).tst_info.gen_time
+            except Exception as e:  # sigstore-python verified it already: a surprise here is a refusal
+                raise MalformedEvidence(f"a signed timestamp cannot be read ({_reason(e)})") from e
+            times.append(when if when.tzinfo is not None else when.replace(tzinfo=UTC))
+    return times
+
+
+def _sct_log_ids(leaf: Any) -> list[bytes]:
+    from cryptography import x509
+
+    try:
+        scts = leaf.extensions.get_extension_for_class(x509.PrecertificateSignedCertificateTimestamps).value
+    except x509.ExtensionNotFound:
+        return []
+    return [sct.log_id for sct in scts]
+
+
+def _inside(when: datetime, window: Window) -> bool:
+    start, end = window
+    return start <= when and (end is None or when <= end)
+
+
+def _show(window: Window) -> str:
+    start, end = window
+    return f"from {format_time(start)}" + (f" to {format_time(end)}" if end is not None else "")
+
+
+def _show_times(times: Sequence[datetime]) -> str:
+    return " and ".join(format_time(t) for t in times)
 
 
 def _call_sigstore(call: Callable[[], _T], source: str, policy: _TrustedIdentities) -> _T:

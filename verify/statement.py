@@ -115,7 +115,9 @@ def parse_statement(payload: bytes, *, what: str = "statement") -> Statement:
                 raise MalformedEvidence(f"{what} subject {i} {algorithm} digest is not lower-case hex")
         subjects.append(Subject(name=name, digest=digest))
     predicate_type = _str(obj.get("predicateType"), f"{what} predicateType")
-    predicate = _obj(obj.get("predicate", {}), f"{what} predicate")
+    # in-toto Statement v1: "unset is treated the same as set-but-empty" (PyPI's attestations carry null)
+    raw_predicate = obj.get("predicate")
+    predicate = {} if raw_predicate is None else _obj(raw_predicate, f"{what} predicate")
     return Statement(type=kind, subjects=tuple(subjects), predicate_type=predicate_type, predicate=predicate)
 
 

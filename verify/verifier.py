@@ -167,7 +167,9 @@ def evaluate(item: Evidence, *, policy: Policy, digests: Callable[[], DigestSet]
     declared = [i.name for i in policy.signers()]
     needs_sha256 = item.envelope is None
     try:
-        signers = find_signers(item, policy.signers(), run, message_sha256=digests().sha256 if needs_sha256 else None)
+        message = digests() if needs_sha256 else None
+        signers = find_signers(item, policy.signers(), run, message_sha256=message.sha256 if message else None,
+                               message_head=message.head if message else None)
     except EvidenceRejected as e:
         raise checks.fail(type(e), str(e), "signature", declared, "no trusted signature") from e
     checks.ok("signature", declared, signers[0].name)
@@ -325,9 +327,9 @@ def _rules_step(evidence: Evidence, statement: Statement, policy: Policy, checks
     try:
         prov = read_provenance(statement)
     except EvidenceRejected as e:
-        if rules.predicate_type is not None and provenance_demands(rules) == ["predicate type"]:
-            # asked for by type, with no rule to apply: the predicate need not be readable, as with gh
-            checks.ok("provenance", "not interpreted (--predicate-type, no provenance rule)", f"unreadable: {e}")
+        if not [d for d in provenance_demands(rules) if d != "predicate type"]:
+            # no rule reads the predicate (an identity-only check): it need not be readable, as with gh
+            checks.ok("provenance", "not interpreted (no provenance rule reads it)", f"unreadable: {e}")
             return None
         raise checks.fail(type(e), f"{evidence.source}: {e}", "provenance", "a SLSA provenance", "unreadable") from e
     for result in evaluate_provenance(prov, rules):

@@ -506,14 +506,20 @@ def test_pipeline_message_signature_is_identity_only() -> None:
     assert [getattr(c, "passed", None) for c in e.value.checks] == [True, False]
 
 
-def test_pipeline_reads_provenance_unless_only_a_type_is_asked() -> None:
+def test_pipeline_reads_provenance_only_when_a_rule_needs_it() -> None:
+    """Issue 11, item 2: a SLSA predicate without externalParameters is not interpreted when no rule reads it."""
     bundle = evidence(SUITE / "rekor2-dsse-happy-path" / "bundle.sigstore.json")
     beacon = keyless("beacon", issuer=GITHUB_ACTIONS_ISSUER, identity=BEACON)
     policy = empty_policy().with_identity(beacon)
     verifier = make_bundle_verifier(trusted_root=SUITE / "rekor2-dsse-happy-path" / "trusted_root.json")
     digests = {"sha256": A_TXT_SHA256}
+    identity_only = verify_artifact("a.txt", [bundle], policy=policy, digests=lambda: digests,
+                                    bundle_verifier=verifier)
+    assert identity_only.provenance is None
+    assert identity_only.checks[-1].name == "provenance" and "not interpreted" in identity_only.checks[-1].expected
     with pytest.raises(MalformedEvidence, match="externalParameters"):
-        verify_artifact("a.txt", [bundle], policy=policy, digests=lambda: digests, bundle_verifier=verifier)
+        verify_artifact("a.txt", [bundle], policy=policy.with_rules(builders=("b",)), digests=lambda: digests,
+                        bundle_verifier=verifier)
     typed = policy.with_rules(predicate_type="https://slsa.dev/provenance/v1")
     verdict = verify_artifact("a.txt", [bundle], policy=typed, digests=lambda: digests,
                               bundle_verifier=verifier)

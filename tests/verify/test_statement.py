@@ -40,6 +40,17 @@ def test_parse_v1_statement() -> None:
     )
 
 
+@pytest.mark.parametrize("predicate", [None, "absent"])
+def test_a_statement_without_a_predicate_has_an_empty_one(predicate: Any) -> None:
+    """Issue 11, item 1: in-toto Statement v1 treats an unset predicate as set-but-empty (PyPI writes null)."""
+    obj = f.statement(predicate_type="https://docs.pypi.org/attestations/publish/v1")
+    if predicate == "absent":
+        del obj["predicate"]
+    else:
+        obj["predicate"] = predicate
+    assert _parse(obj).predicate == {}
+
+
 def test_parse_v01_statement_unnamed_subject_and_no_predicate() -> None:
     obj = {"_type": STATEMENT_V01, "subject": [{"digest": {"sha256": "ab" * 32}}], "predicateType": "x:y"}
     st = _parse(obj)
@@ -125,7 +136,6 @@ _DELETE = object()
         (_changed("predicateType", _DELETE), MalformedEvidence, "st predicateType is not a string"),
         (_changed("predicateType", 1), MalformedEvidence, "st predicateType is not a string"),
         (_changed("predicate", []), MalformedEvidence, "st predicate is not a JSON object"),
-        (_changed("predicate", None), MalformedEvidence, "st predicate is not a JSON object"),
     ],
 )
 def test_parse_statement_rejects(obj: Any, error: type[Exception], message: str) -> None:
