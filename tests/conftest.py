@@ -16,7 +16,7 @@ from attest.signers.key import generate
 pytest_plugins = ["tests.conftest_aws"]  # a local moto server for AWS tests (real boto3, real HTTP)
 
 ROOT = Path(__file__).resolve().parent.parent
-CONFORMANCE = ROOT.parent / "shared" / "conformance"
+CONFORMANCE = ROOT / "tests" / "assets" / "conformance"  # third-party vectors and trusted roots (its README.md)
 
 
 @dataclass(frozen=True)

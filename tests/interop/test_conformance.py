@@ -1,6 +1,6 @@
 """The sigstore-conformance bundle-verification suite, run through attest's real CLI, offline.
 
-The suite (``../shared/conformance/sigstore-conformance`` beside the repository, 70 cases: 21 that must verify,
+The suite (``tests/assets/conformance/sigstore-conformance``, sources in that README; 70 cases: 21 that must verify,
 49 named ``*_fail`` that must be rejected) speaks the protocol of its ``docs/cli_protocol.md``;
 this module maps it onto ``attest verify`` the way a thin wrapper script would:
 

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import base64
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from tests.conftest import CONFORMANCE
 from verify.envelope import Envelope, Signature
 from verify.errors import SignatureInvalid
 from verify.trust import Identity, load_public_key
 from verify.verifier import verify_signature
 
-VECTORS = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "dsse"
+VECTORS = CONFORMANCE / "dsse"
 
 
 @pytest.fixture(scope="module")
