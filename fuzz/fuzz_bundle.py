@@ -29,7 +29,7 @@ with atheris.instrument_imports(include=["verify"]):
 logging.getLogger("sigstore").addHandler(logging.NullHandler())
 logging.getLogger("sigstore").propagate = False
 
-_ROOT = _common.ROOT.parent / "shared" / "conformance" / "trusted_root.production.json"
+_ROOT = _common.ROOT / "tests" / "assets" / "conformance" / "trusted_root.production.json"
 _SHA256 = hashlib.sha256(_common.ARTIFACT).hexdigest()
 _POLICY = Policy(
     identities={"dev": Identity(name="dev", keys=(load_public_key(_common.public_pem(), name="dev"),),

@@ -1,6 +1,6 @@
 """Write the seed corpora of the fuzz targets to fuzz/corpus/<target>/ (run by `make fuzz`, idempotent).
 
-Seeds are real evidence from tests/assets/ and the shared conformance suites, plus files made here
+Seeds are real evidence from tests/assets/ (the conformance suites included), plus files made here
 with the fuzzing key: signed envelopes and JSON Lines files, statements of every predicate attest
 reads, key-signed bundles, and policies using every key of the format (docs/policy.md).
 """
@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 ROOT = _common.ROOT
 CORPUS = Path(__file__).resolve().parent / "corpus"
-CONFORMANCE = ROOT.parent / "shared" / "conformance"
+CONFORMANCE = ROOT / "tests" / "assets" / "conformance"
 INTOTO = "application/vnd.in-toto+json"
 SHA256 = hashlib.sha256(_common.ARTIFACT).hexdigest()
 REPO = "https://github.com/acme/app"
@@ -109,6 +109,8 @@ def main() -> None:
         _write("envelope", vector.name, vector.read_bytes())
     # bundles: real ones, then key-signed ones made here
     for asset in sorted((ROOT / "tests" / "assets").rglob("*.sigstore.json")):
+        if CONFORMANCE in asset.parents:
+            continue  # the suite's bundles all have one name: taken below, named after their case
         _write("bundle", asset.name, asset.read_bytes())
     suite = CONFORMANCE / "sigstore-conformance" / "test" / "assets" / "bundle-verify"
     for bundle in sorted(suite.glob("*/bundle.sigstore.json"))[:24] if suite.is_dir() else []:
