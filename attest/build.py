@@ -278,6 +278,7 @@ def _provenance(request: BuildRequest, source: _Source, locks: Sequence[Lockfile
     """The statement, checked against in-toto's own schemas; the build finished when its artefacts were hashed."""
     from importlib.metadata import version
 
+    from attest import DISTRIBUTION
     from attest.provenance import BuildRecord, statement, validate_with_in_toto
 
     record = BuildRecord(git=source.git, platform=source.platform, lockfiles=locks, command=request.command,
@@ -285,7 +286,7 @@ def _provenance(request: BuildRequest, source: _Source, locks: Sequence[Lockfile
                          started=started, finished=datetime.now(UTC),
                          invocation_id=source.platform.invocation_id or f"urn:uuid:{uuid.uuid4()}",
                          builder_id=request.builder_id, pass_credentials=request.pass_credentials,
-                         attest_version=version("attest"))
+                         attest_version=version(DISTRIBUTION))
     document = statement(record)
     try:
         validate_with_in_toto(document)

@@ -353,6 +353,7 @@ def _emit(request: GateRequest, verdict: GateVerdict, gate: Gate, signer: Any) -
     from datetime import UTC, datetime
     from importlib.metadata import version
 
+    from attest import DISTRIBUTION
     from attest.collect import detect_platform
     from attest.signing import sign_with, write_and_publish
     from attest.summaries import stage_uri, vsa_statement
@@ -366,7 +367,7 @@ def _emit(request: GateRequest, verdict: GateVerdict, gate: Gate, signer: Any) -
         verifier_id=emit.verifier_id or platform.builder_id or "attest:verifier:local",
         resource_uri=emit.resource_uri or stage_uri(gate.emits), policy_uri=gate.policy.uri,
         policy_digest=gate.policy.digest, inputs=verdict.accepted(), levels=emit.levels,
-        verified_at=datetime.now(UTC), attest_version=version("attest"))
+        verified_at=datetime.now(UTC), attest_version=version(DISTRIBUTION))
     sha256 = result.digests.get("sha256")
     published = write_and_publish(sign_with(document, signer), output=emit.output, store=request.store, kind="vsa",
                                   digests=[sha256] if sha256 else [])

@@ -13,6 +13,8 @@ from typing import Any
 
 import click
 
+from attest import DISTRIBUTION
+
 __all__ = ["cli", "main"]
 
 # name -> (module, attribute, one-line help shown by `attest --help` without importing the module)
@@ -123,7 +125,7 @@ class LazyGroup(click.Group):
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="attest", prog_name="attest")
+@click.version_option(package_name=DISTRIBUTION, prog_name="attest", message="%(prog)s (%(package)s) %(version)s")
 @click.option("-v", "--verbose", count=True, help=VERBOSE_HELP)
 @click.pass_context
 def cli(ctx: click.Context, verbose: int) -> None:
