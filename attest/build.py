@@ -8,12 +8,15 @@ says, as given; :func:`run_build` does the work, in the current directory, in th
       SOURCE_DATE_EPOCH, and the CI platform, whose checked-out commit must be HEAD
   (3) the lockfiles, each equal to its committed blob (or none, with ``no_lockfile``)
   (4) the signer, ready before the build runs: a key, or keyless (token and trust root checked now)
+  (4a) with ``link``: the link's materials, recorded by in-toto before CMD runs (:mod:`attest.intoto_link`)
   (5) CMD, without a shell, with SOURCE_DATE_EPOCH and without the signer's credentials
   (6) the artefacts, expanded and hashed (sha256 and blake3)
   (7) the provenance: an in-toto Statement with a SLSA Provenance v1 predicate, checked against
       in-toto's schemas
   (8) signed, and the signature checked
-  (9) written atomically: the bundle first, then ``output``
+  (8a) with ``link``: the link's products, recorded by in-toto and equal to the subjects; the link
+       signed by the same signer, its signature checked
+  (9) written atomically: the bundle first, then the link, then ``output``
   (10) published to a store: the artefacts (unless ``publish_artifacts`` is off) and the provenance
 
 Any failure raises and leaves ``output`` unwritten; nothing here prints.
@@ -32,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from attest.collect import Artifact, GitFacts, Lockfile, Platform
+    from attest.intoto_link import SignedLink
     from attest.signers import Signer
     from attest.signers.sigstore import KeylessSigner
 
@@ -78,6 +82,10 @@ class BuildRequest:
     """``runDetails.builder.id`` when no CI platform is recognised."""
     pass_credentials: bool = False
     """Let CMD see AWS and signing credentials (recorded in the provenance)."""
+    link: Path | None = None
+    """Also write an in-toto link for the build step here (a directory: ``STEP.KEYID8.link`` in it)."""
+    link_step: str = "build"
+    """The link's step name: the name of the step in the in-toto layout."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +115,12 @@ class BuildOutcome:
     """URIs of what was written to the store."""
     bundle: Path | None = None
     keyless: KeylessIdentity | None = None
+    link: Path | None = None
+    """Where the in-toto link went."""
+    link_keyid: str | None = None
+    """in-toto's keyid of the key that signed the link (the one its layout lists)."""
+    link_filename: str | None = None
+    """The name in-toto-verify looks for (``STEP.KEYID8.link``)."""
 
 
 @dataclass(frozen=True)
@@ -134,19 +148,23 @@ def run_build(request: BuildRequest, *, progress: Progress | None = None,
     source = _source(env, allow_dirty=request.allow_dirty)  # (2)
     locks = _lockfiles(request, source.git.root)  # (3)
     signer = _signer(request, env)  # (4)
+    materials = _link_materials(source.git.root, locks, log) if request.link is not None else None  # (4a)
     if request.command:
         _run_command(request, env, epoch=source.epoch, log=log)  # (5)
     found = _artifacts(request.artifacts, source.git.root)  # (6)
     subjects = _hash(found, progress)
     document = _provenance(request, source, locks, subjects, started=started)  # (7)
     signed = _sign(document, signer, bundle=request.bundle)  # (8)
-    bundle_file = _write(request.output, signed)  # (9)
+    link = None if materials is None else _link(request, source.git.root, found, subjects, materials,
+                                                signer)  # (8a)
+    bundle_file, link_path = _write(request.output, signed, link, request.link)  # (9)
     published = _publish(request, found, subjects, signed, progress) if request.publish else ()  # (10)
     return BuildOutcome(output=request.output, commit=source.git.commit, ref=source.git.ref,
                         source=source.git.repo_uri, dirty=source.git.dirty,
                         builder_id=document["predicate"]["runDetails"]["builder"]["id"], subjects=subjects,
                         lockfiles=tuple(lock.path for lock in locks), published=published, bundle=bundle_file,
-                        keyless=signed.keyless)
+                        keyless=signed.keyless, link=link_path, link_keyid=link.keyid if link else None,
+                        link_filename=link.filename if link else None)
 
 
 # --- (1) the request -----------------------------------------------------------------------------------------
@@ -159,6 +177,12 @@ def _check_shape(request: BuildRequest) -> None:
         raise RequestError("no artefact to attest: give --artifact PATH (a file, a directory or a glob)")
     if request.no_lockfile and request.lockfiles:
         raise RequestError("--no-lockfile and --lockfile exclude each other")
+    if request.link is not None:
+        if request.signer == KEYLESS:
+            raise RequestError("--link needs a key signer (a key file or awskms:): an in-toto layout pins its "
+                               "functionaries' public keys, and a keyless Sigstore certificate is not one")
+        if not request.link_step.strip():
+            raise RequestError("the link's step name is empty; give the name of the step in the in-toto layout")
     if request.signer == KEYLESS:
         if request.trust_config is not None and request.staging:
             raise RequestError("--trust-config and --staging exclude each other")
@@ -216,6 +240,17 @@ def _signer(request: BuildRequest, env: Mapping[str, str]) -> Signer | KeylessSi
     keyless = KeylessSigner(identity_token=token, trust_config=request.trust_config, staging=request.staging)
     keyless.prepare()
     return keyless
+
+
+def _link_materials(root: Path, locks: Sequence[Lockfile], log: Callable[[str], None] | None
+                    ) -> dict[str, dict[str, str]]:
+    """(4a) The in-toto link's materials, before CMD can change the work tree."""
+    from attest.intoto_link import record_materials
+
+    materials = record_materials(root, [lock.path for lock in locks])
+    if log is not None:
+        log(f"in-toto: recorded {len(materials)} materials (the commit's tracked files)")
+    return materials
 
 
 # --- (5) CMD -------------------------------------------------------------------------------------------------
@@ -314,10 +349,23 @@ def _sign(document: Mapping[str, Any], signer: Signer | KeylessSigner, *, bundle
                    bundle=key_bundle(envelope, hint=signer.keyid) if bundle else None)
 
 
+def _link(request: BuildRequest, root: Path, found: Sequence[Artifact], subjects: Sequence[tuple[str, Digests]],
+          materials: Mapping[str, Any], signer: Signer | KeylessSigner) -> SignedLink:
+    """(8a) The in-toto link: the artefacts recorded by in-toto as products, signed by the provenance's signer."""
+    from attest.intoto_link import record_products, sign_link
+    from attest.signers.sigstore import KeylessSigner
+
+    assert not isinstance(signer, KeylessSigner)  # refused by _check_shape
+    products = record_products(root, found, subjects)
+    return sign_link(step=request.link_step, materials=materials, products=products, command=request.command,
+                     signer=signer)
+
+
 # --- (9) and (10): written, published ------------------------------------------------------------------------
 
-def _write(output: Path, signed: _Signed) -> Path | None:
-    """Write the bundle, then ``output``; return where the bundle went."""
+def _write(output: Path, signed: _Signed, link: SignedLink | None, link_to: Path | None
+           ) -> tuple[Path | None, Path | None]:
+    """Write the bundle, then the link, then ``output``; return where the bundle and the link went."""
     from attest._atomic import write_atomic
     from attest.bundle import bundle_path
 
@@ -325,8 +373,14 @@ def _write(output: Path, signed: _Signed) -> Path | None:
     if signed.bundle is not None:
         bundle_file = bundle_path(output)
         write_atomic(bundle_file, signed.bundle)  # first: when output exists, so does its bundle
+    link_path: Path | None = None
+    if link is not None and link_to is not None:
+        from attest.intoto_link import link_file
+
+        link_path = link_file(link_to, link)
+        write_atomic(link_path, link.data)
     write_atomic(output, signed.line)
-    return bundle_file
+    return bundle_file, link_path
 
 
 def _publish(request: BuildRequest, found: Sequence[Artifact], subjects: Sequence[tuple[str, Digests]],

@@ -28,6 +28,10 @@ if TYPE_CHECKING:
 @click.option("--bundle", "write_bundle", is_flag=True,
               help="Also write NAME.sigstore.json beside --output: a Sigstore bundle v0.3 of the same "
                    "envelope (always written with --signer sigstore).")
+@click.option("--link", "link", type=click.Path(path_type=Path), metavar="FILE",
+              help="Also write an in-toto link for the step 'build' (materials: the commit's tracked files; "
+                   "products: the artefacts), signed by --signer; a directory: written in it as "
+                   "build.KEYID.link, the name in-toto-verify looks for. Key signers only.")
 @click.option("--identity-token", metavar="TOKEN",
               help="With --signer sigstore: the OIDC identity token (default: ambient detection on GitHub "
                    "Actions, GitLab, Buildkite, Google Cloud) [env: SIGSTORE_ID_TOKEN; safer than the flag, "
@@ -50,7 +54,7 @@ if TYPE_CHECKING:
 @format_option
 @click.argument("command", nargs=-1, type=click.UNPROCESSED, metavar="[-- CMD...]")
 def build(artifacts: tuple[str, ...], lockfile_paths: tuple[Path, ...], no_lockfile: bool, allow_dirty: bool,
-          signer_uri: str, insecure_key_permissions: bool, output: Path, write_bundle: bool,
+          signer_uri: str, insecure_key_permissions: bool, output: Path, write_bundle: bool, link: Path | None,
           identity_token: str | None, trust_config: Path | None, staging: bool, publish: str | None,
           retain_days: int | None, retention_mode: str,
           no_artifacts: bool, builder_id: str | None, pass_aws_env: bool, output_format: str,
@@ -71,6 +75,7 @@ def build(artifacts: tuple[str, ...], lockfile_paths: tuple[Path, ...], no_lockf
     Examples:
       attest build --signer dev-build.pem --artifact dist/ -- make dist
       attest build --signer sigstore --bundle --artifact dist/ -- make dist
+      attest build --signer dev-build.pem --artifact dist/ --link links/ -- make dist
     """
     from attest.build import BuildRequest, run_build
 
@@ -79,7 +84,7 @@ def build(artifacts: tuple[str, ...], lockfile_paths: tuple[Path, ...], no_lockf
         allow_dirty=allow_dirty, insecure_key_permissions=insecure_key_permissions, output=output,
         bundle=write_bundle, identity_token=identity_token, trust_config=trust_config, staging=staging,
         publish=publish, publish_artifacts=not no_artifacts, retain_days=retain_days, retention_mode=retention_mode,
-        builder_id=builder_id, pass_credentials=pass_aws_env)
+        builder_id=builder_id, pass_credentials=pass_aws_env, link=link)
     outcome = run_build(request, progress=progress, log=lambda text: click.echo(f"attest: {text}", err=True))
     if output_format == "json":
         emit_json(_as_json(outcome))
@@ -93,6 +98,7 @@ def _as_json(outcome: BuildOutcome) -> dict[str, Any]:
             "subjects": [{"name": n, "digest": d} for n, d in outcome.subjects],
             "lockfiles": list(outcome.lockfiles), "published": list(outcome.published),
             "bundle": str(outcome.bundle) if outcome.bundle else None,
+            **({"link": {"path": str(outcome.link), "keyid": outcome.link_keyid}} if outcome.link else {}),
             **({"keyless": {"identity": outcome.keyless.identity, "issuer": outcome.keyless.issuer,
                             "logIndex": outcome.keyless.log_index}} if outcome.keyless else {})}
 
@@ -102,6 +108,10 @@ def _print(outcome: BuildOutcome, publish: str | None) -> None:
                f"{outcome.output}")
     if outcome.bundle:
         click.echo(f"Sigstore bundle -> {outcome.bundle}")
+    if outcome.link:
+        click.echo(f"in-toto link (keyid {outcome.link_keyid}) -> {outcome.link}")
+        if outcome.link.name != outcome.link_filename:
+            click.echo(f"attest: note: in-toto-verify looks for this link as {outcome.link_filename}", err=True)
     if outcome.keyless:
         click.echo(f"signed keylessly as {outcome.keyless.identity} (issuer {outcome.keyless.issuer}), "
                    f"transparency log index {outcome.keyless.log_index}")
