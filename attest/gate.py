@@ -7,9 +7,12 @@ says, as given; :func:`run_gate` does the I/O around the decision, in this order
   (2) the evidence named by ``--attestation``, through the hardened reader (never a second reader)
   (3) ONE read of the artefact, started at once, computing every digest the evidence names (a local
       file is opened once, its identity checked before and after: :func:`verify.digests.hash_file`)
-  (4) meanwhile: the policy, the pinned keys, the flags, combined by :func:`verify.gate.prepare`
+  (4) meanwhile: the policy, the pinned keys, the flags, combined by :func:`verify.gate.prepare`;
+      with ``layout``, the in-toto layout and its pinned keys (:func:`verify.layout.load_layout`)
   (5) the store's evidence for the artefact's sha256, within the run's file and byte budget
   (6) :func:`verify.gate.decide` (or :func:`verify.gate.decide_release`): every acceptance is decided there
+  (6a) with ``layout``, after the provenance passed: :func:`verify.layout.verify_layout`, one more
+       requirement (in-toto's verifylib over the links, the artefact a product of the last step)
   (7) after a pass only: ``--lockfile`` checks, then the stage's VSA signed and written (atomically)
 
 Nothing here decides whether evidence is accepted.
@@ -28,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from verify.evidence import Evidence, EvidenceBudget
     from verify.gate import Gate, GateVerdict, ReleaseVerdict
+    from verify.layout import LayoutVerdict, LoadedLayout
     from verify.matching import DigestSet
     from verify.policy import Policy
     from verify.signers import BundleVerifier
@@ -92,6 +96,12 @@ class GateRequest:
     emit: EmitRequest | None = None
     release: Path | None = None
     same_commit: bool = False
+    layout: Path | None = None
+    """An in-toto layout the artefact's supply chain must also satisfy (besides the provenance)."""
+    layout_keys: tuple[Path, ...] = ()
+    """The pinned PEM public keys that must have signed ``layout``."""
+    link_dir: Path | None = None
+    """Where the layout's links are; None: the layout's directory."""
 
 
 @dataclass(frozen=True)
@@ -102,6 +112,7 @@ class GateOutcome:
     lockfiles: tuple[Path, ...] = ()
     emitted: tuple[str, ...] = ()
     stage: str | None = None
+    layout: LayoutVerdict | None = None
 
 
 def run_gate(request: GateRequest, *, progress: Progress | None = None,
@@ -131,6 +142,13 @@ def _check_shape(request: GateRequest) -> None:
         raise RequestError("no evidence: pass --attestation FILE or --store STORE")
     if request.emit is not None and request.stage is None:
         raise RequestError("--emit-vsa needs --stage (the stage being verified) and --signer (its key)")
+    if request.layout is None and (request.layout_keys or request.link_dir is not None):
+        raise RequestError("--layout-key and --link-dir go with --layout LAYOUT")
+    if request.layout is not None and not request.layout_keys:
+        raise RequestError("--layout needs --layout-key PEM: in-toto verifies the layout's own signature against a "
+                           "pinned key")
+    if request.layout is not None and request.release is not None:
+        raise RequestError("--layout applies to one ARTIFACT, not to --release")
     for name, value in (("--store", request.store), ("ARTIFACT", request.artifact)):
         if value is not None and not value.strip():
             raise RequestError(f"{name} is empty (an unset pipeline variable?); give a value")
@@ -145,24 +163,29 @@ def _run(request: GateRequest, pool: ThreadPoolExecutor, cancel: threading.Event
     # (1) + (2): the evidence named on the command line, read before anything else is imported
     evidence = _read_files(request.attestations, budget)
     # (3) one read of the artefact, with every digest the evidence names (the store needs sha256)
-    hashing = _start_hashing(request.artifact, evidence, pool, cancel, progress, store=request.store is not None)
-    # (4) meanwhile: the policy, the keys, the flags
+    hashing = _start_hashing(request.artifact, evidence, pool, cancel, progress, store=request.store is not None,
+                             sha256=request.layout is not None)
+    # (4) meanwhile: the policy, the keys, the flags, the layout
     from verify.gate import decide
 
     gate, policy, signer = _prepare(request, warn)
+    layout = _load_layout(request)
     # (5) the store's evidence, by the artefact's sha256
     if request.store:
         evidence.extend(_read_store(request.store, hashing, budget))
     run = policy.trust_run(bundles=_bundle_verifier(request.trusted_root))
     # (6) the decision
     verdict = decide(gate, evidence, artifact=request.artifact, digests=hashing.result, run=run)
+    # (6a) the in-toto layout: one more requirement, never instead of the provenance
+    layout_verdict = _check_layout(layout, request, hashing.result(), policy, warn) if layout is not None else None
     # (7) after a pass only
     _check_lockfiles(request.lockfiles, verdict)
     emitted: tuple[str, ...] = ()
     if request.emit is not None and signer is not None:
         assert gate.emits is not None
         emitted = _emit(request, verdict, gate, signer)
-    return GateOutcome(verdict=verdict, lockfiles=request.lockfiles, emitted=emitted, stage=request.stage)
+    return GateOutcome(verdict=verdict, lockfiles=request.lockfiles, emitted=emitted, stage=request.stage,
+                       layout=layout_verdict)
 
 
 # --- (2) and (5): evidence, through the hardened reader ---------------------------------------------------
@@ -206,8 +229,9 @@ def _bundle_verifier(trusted_root: Path | None) -> BundleVerifier:
 # --- (3) the one read ----------------------------------------------------------------------------------------
 
 def _start_hashing(artifact: str, evidence: Sequence[Any], pool: ThreadPoolExecutor, cancel: threading.Event,
-                   progress: Progress | None, *, store: bool) -> Future[DigestSet]:
-    """Start the one read of the artefact; the future gives its :class:`DigestSet`."""
+                   progress: Progress | None, *, store: bool, sha256: bool = False) -> Future[DigestSet]:
+    """Start the one read of the artefact; the future gives its :class:`DigestSet` (with sha256 if ``sha256``:
+    in-toto links record it)."""
     from verify.matching import DigestSet
 
     done: Future[DigestSet] = Future()
@@ -218,7 +242,7 @@ def _start_hashing(artifact: str, evidence: Sequence[Any], pool: ThreadPoolExecu
     from verify.matching import plan_algorithms
 
     # store mode: sha256 is the store's index, and blake3 is what attest's own subjects carry beside it
-    algorithms = plan_algorithms(evidence, sha256=store)
+    algorithms = plan_algorithms(evidence, sha256=store or sha256)
     if store and "blake3" not in algorithms:
         algorithms.insert(0, "blake3")
     if artifact.startswith("s3://"):
@@ -326,6 +350,29 @@ def keyless_identity(flags: KeylessFlags) -> Identity | None:
     except ValueError as e:  # a repository or workflow that is not a URL at all
         raise RequestError(f"{named[0][0]} {named[0][1]!r} is not OWNER/REPO[/...] ({e})") from e
     return Identity(name=named[0][0], sigstore=(pinned,))
+
+
+# --- (4) and (6a): the in-toto layout --------------------------------------------------------------------------
+
+def _load_layout(request: GateRequest) -> LoadedLayout | None:
+    """The layout and its pinned keys, read before the decision: an unusable one is a configuration error."""
+    if request.layout is None:
+        return None
+    from verify.layout import load_layout
+
+    return load_layout(request.layout, request.layout_keys)
+
+
+def _check_layout(layout: LoadedLayout, request: GateRequest, digests: DigestSet, policy: Policy,
+                  warn: Callable[[str], None] | None) -> LayoutVerdict:
+    from verify.layout import verify_layout
+
+    link_dir = request.link_dir if request.link_dir is not None else layout.path.parent
+    verdict = verify_layout(layout, link_dir=link_dir, digests=digests, accepted=policy.provenance.digests)
+    for text in verdict.warnings:
+        if warn is not None:
+            warn(text)
+    return verdict
 
 
 # --- (7) after a pass ---------------------------------------------------------------------------------------

@@ -83,6 +83,23 @@ def gate_options(f: F) -> F:
     return f
 
 
+def layout_options(f: F) -> F:
+    """An in-toto layout the artefact's supply chain must also satisfy, its pinned key and its links."""
+    options = [
+        click.option("--layout", type=click.Path(dir_okay=False, path_type=Path), metavar="LAYOUT",
+                     help="Also require this in-toto layout: its links verified by in-toto's verifylib, and "
+                          "ARTIFACT a product of its last step. An addition to the provenance, never instead."),
+        click.option("--layout-key", "layout_keys", multiple=True, type=click.Path(path_type=Path), metavar="PEM",
+                     help="A public key that must have signed --layout (as in-toto-verify --verification-keys). "
+                          "Repeatable."),
+        click.option("--link-dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+                     help="Where the layout's links (STEP.KEYID.link) are (default: the layout's directory)."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
 @click.command()
 @click.argument("artifact", metavar="ARTIFACT", required=False)
 @click.option("--attestation", "attestations", multiple=True, type=click.Path(path_type=Path),
@@ -101,6 +118,7 @@ def gate_options(f: F) -> F:
 @click.option("--predicate-type", metavar="TYPE", help="Accept this predicate type instead of SLSA provenance.")
 @sigstore_options
 @gate_options
+@layout_options
 @format_option
 def verify(artifact: str | None, output_format: str, **options: Any) -> None:
     """Verify ARTIFACT (a file, sha256:HEX or s3://bucket/key) against signed provenance.
@@ -123,6 +141,8 @@ def verify(artifact: str | None, output_format: str, **options: Any) -> None:
       attest verify dist/app.tar.gz --store s3://acme-store/app --policy policy.yaml \\
           --stage stg --emit-vsa vsa.intoto.jsonl --signer awskms:alias/stg-verifier
       attest verify dist/app.tar.gz --store s3://acme-store/app --policy policy.yaml --stage prd
+      attest verify dist/app.tar.gz --attestation provenance.intoto.jsonl --key dev-build.pub.pem \\
+          --layout root.layout --layout-key owner.pub.pem --link-dir links/
     """
     from verify.errors import EvidenceRejected
 
@@ -169,7 +189,8 @@ def _request(artifact: str | None, *, attestations: tuple[Path, ...], store: str
 
 def _as_json(outcome: GateOutcome) -> dict[str, Any]:
     return {**outcome.verdict.to_dict(), "stage": outcome.stage, "vsa": list(outcome.emitted),
-            "lockfiles": [str(p) for p in outcome.lockfiles]}
+            "lockfiles": [str(p) for p in outcome.lockfiles],
+            **({"layout": outcome.layout.to_dict()} if outcome.layout is not None else {})}
 
 
 def _print(outcome: GateOutcome, shown: str) -> None:
@@ -198,6 +219,10 @@ def _print(outcome: GateOutcome, shown: str) -> None:
     _print_stages(verdict)
     if outcome.lockfiles:
         click.echo(f"  lockfiles {', '.join(map(str, outcome.lockfiles))}: as bound")
+    if outcome.layout is not None:
+        steps = ", ".join(f"{printable(name)} ({len(links)} link(s))" for name, links in outcome.layout.steps)
+        click.echo(f"  in-toto   {printable(outcome.layout.layout)}: {steps}; product "
+                   f"{printable(outcome.layout.product)}")
     if outcome.emitted:
         click.echo(f"  vsa       {outcome.stage} PASSED -> {', '.join(outcome.emitted)}")
 
