@@ -138,6 +138,9 @@ def _extras(world: World) -> st.SearchStrategy[dict[str, Any]]:
                           signer_uri=st.sampled_from(["", str(world.keys["other"].private),
                                                       str(world.keys["prd"].private)])),
         "stage": text,
+        "layout": st.sampled_from([world.path("missing.layout"), world.path("policy.yaml")]),
+        "layout_keys": st.just((world.keys["other"].public,)),
+        "link_dir": st.just(world.path("no-links")),
         "store": st.sampled_from(["", "nostore"]),
         "attestations": st.just((world.path("missing.intoto.jsonl"),)),
     }
