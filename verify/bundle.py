@@ -9,6 +9,11 @@ certificate is ``verificationMaterial.certificate`` (v0.3) or the first of
 ``verificationMaterial.x509CertificateChain.certificates`` (v0.1, v0.2); a key-signed bundle names
 its key by ``verificationMaterial.publicKey.hint``. Every base64 field goes through
 :func:`verify.encoding.b64decode`.
+
+Log entries, their inclusion proofs and promises are read leniently (``audit`` and ``inspect`` show
+what they can of a damaged bundle); what the protobuf-specs' JSON form does not allow (an unknown
+field, a missing required one, a number where a uint64 string belongs, bad base64) is recorded in
+:attr:`Bundle.defects`, and the keyless verifier refuses a bundle that has any.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ if TYPE_CHECKING:
     from verify.sigstore import CertificateClaims
     from verify.trust import Identity
 
-__all__ = ["MEDIA_TYPES", "Bundle", "LogEntry", "MessageSignature", "parse_bundle"]
+__all__ = ["MEDIA_TYPES", "Bundle", "InclusionProof", "LogEntry", "MessageSignature", "parse_bundle"]
 
 #: Bundle media types attest reads, and their versions.
 MEDIA_TYPES = {
@@ -48,6 +53,19 @@ class MessageSignature:
 
 
 @dataclass(frozen=True)
+class InclusionProof:
+    """A Merkle inclusion proof of a log entry, and the signed checkpoint it leads to (unverified)."""
+
+    log_index: int
+    """The entry's index in the tree the proof is for (Rekor v1: in its shard, not the global index)."""
+    tree_size: int
+    root_hash: bytes
+    hashes: tuple[bytes, ...]
+    checkpoint: str | None
+    """The signed note (``inclusionProof.checkpoint.envelope``), as text."""
+
+
+@dataclass(frozen=True)
 class LogEntry:
     """A transparency log entry as the bundle carries it (verified only by :mod:`verify.sigstore`)."""
 
@@ -60,6 +78,11 @@ class LogEntry:
     """``logId.keyId``: which log (the trusted root names each log by it)."""
     promised: bool = False
     """The entry carries an inclusion promise (a signed entry timestamp), which signs its integrated time."""
+    signed_entry_timestamp: bytes | None = None
+    """The inclusion promise's signature (SET), over the entry's canonical JSON."""
+    integrated_seconds: int | None = None
+    """``integratedTime`` as written (seconds since the epoch; 0 or absent in Rekor v2), which a SET signs."""
+    inclusion_proof: InclusionProof | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +100,14 @@ class Bundle:
     """RFC 3161 signed timestamps (DER), ``verificationMaterial.timestampVerificationData``."""
     document: Mapping[str, Any] = field(default_factory=dict, repr=False)
     """The JSON as read, for display only (``attest inspect``); nothing decides on it."""
+    chain: tuple[bytes, ...] = ()
+    """DER of the certificates after the leaf in ``x509CertificateChain`` (v0.1, v0.2): untrusted, never used
+    for path building (only the trusted root is)."""
+    material: str = ""
+    """Which ``verificationMaterial`` carries the signer: ``certificate``, ``x509CertificateChain`` or
+    ``publicKey``."""
+    defects: tuple[str, ...] = ()
+    """Where the bundle departs from the protobuf-specs JSON form, one sentence each (empty: none)."""
 
     @property
     def keyless(self) -> bool:
@@ -173,7 +204,7 @@ def parse_bundle(obj: Mapping[str, Any], *, source: str) -> Bundle:
     if not isinstance(obj.get("verificationMaterial"), dict):
         raise MalformedEvidence(f"{source} is a bundle without verificationMaterial")
     material = obj["verificationMaterial"]
-    certificate = _certificate(material, source)
+    certificate, chain = _certificate(material, source)
     hint = None
     if certificate is None:
         public_key = material.get("publicKey")
@@ -181,9 +212,11 @@ def parse_bundle(obj: Mapping[str, Any], *, source: str) -> Bundle:
         if not isinstance(raw_hint, str):
             raise MalformedEvidence(f"{source} has neither a certificate nor a publicKey hint")
         hint = raw_hint
+    kinds = [k for k in ("certificate", "x509CertificateChain", "publicKey") if material.get(k) is not None]
     return Bundle(media_type=media_type, version=MEDIA_TYPES[media_type], envelope=envelope, message=message,
                   certificate=certificate, public_key_hint=hint, log_entries=_log_entries(material, source),
-                  timestamps=_timestamps(material, source), document=obj)
+                  timestamps=_timestamps(material, source), document=obj, chain=chain,
+                  material=kinds[0] if len(kinds) == 1 else "", defects=tuple(_defects(obj, "bundle", "the bundle")))
 
 
 def _message(value: Any, source: str) -> MessageSignature:
@@ -200,7 +233,9 @@ def _message(value: Any, source: str) -> MessageSignature:
                             digest_algorithm=algorithm, digest=digest)
 
 
-def _certificate(material: Mapping[str, Any], source: str) -> bytes | None:
+def _certificate(material: Mapping[str, Any], source: str) -> tuple[bytes | None, tuple[bytes, ...]]:
+    """The signing certificate's DER and the rest of an ``x509CertificateChain``'s certificates."""
+    rest: list[Any] = []
     if "certificate" in material:
         certificate = material["certificate"]
     elif "x509CertificateChain" in material:  # bundles v0.1 and v0.2: a chain, the leaf first
@@ -208,13 +243,18 @@ def _certificate(material: Mapping[str, Any], source: str) -> bytes | None:
         certificates = chain.get("certificates")
         if not isinstance(certificates, list) or not certificates:
             raise MalformedEvidence(f"{source} has an empty certificate chain")
-        certificate = certificates[0]
+        certificate, *rest = certificates
     else:
-        return None
+        return None, ()
     raw = certificate.get("rawBytes") if isinstance(certificate, dict) else None
     if raw is None:
         raise MalformedEvidence(f"{source}: its signing certificate has no rawBytes")
-    return b64decode(raw, what=f"{source} signing certificate")
+    others = []
+    for i, other in enumerate(rest, start=2):
+        if not isinstance(other, dict) or other.get("rawBytes") is None:
+            raise MalformedEvidence(f"{source}: certificate {i} of its chain has no rawBytes")
+        others.append(b64decode(other["rawBytes"], what=f"{source} certificate {i} of its chain"))
+    return b64decode(raw, what=f"{source} signing certificate"), tuple(others)
 
 
 def _timestamps(material: Mapping[str, Any], source: str) -> tuple[bytes, ...]:
@@ -258,10 +298,105 @@ def _log_entries(material: Mapping[str, Any], source: str) -> tuple[LogEntry, ..
             log_id = b64decode(raw_id.get("keyId"), what=f"{source} log id") if isinstance(raw_id, dict) else None
         except MalformedEvidence:
             log_id = None
-        raw_index = entry.get("logIndex")
-        index = int(raw_index) if isinstance(raw_index, str | int) and not isinstance(raw_index, bool) \
-            and str(raw_index).isdigit() and len(str(raw_index)) <= 20 else None
+        promise = entry.get("inclusionPromise")
         found.append(LogEntry(kind=kind_name if isinstance(kind_name, str) else "",
                               version=version if isinstance(version, str) else "", integrated_time=when, body=body,
-                              log_index=index, log_id=log_id, promised=isinstance(entry.get("inclusionPromise"), dict)))
+                              log_index=_uint64(entry.get("logIndex")), log_id=log_id,
+                              integrated_seconds=_uint64(raw_time),
+                              promised=isinstance(promise, dict),
+                              signed_entry_timestamp=_lenient_b64(promise.get("signedEntryTimestamp"))
+                              if isinstance(promise, dict) else None,
+                              inclusion_proof=_inclusion_proof(entry.get("inclusionProof"))))
     return tuple(found)
+
+
+def _uint64(value: Any) -> int | None:
+    """A protobuf uint64 as JSON writes it (a string of decimal digits), else None."""
+    if isinstance(value, str | int) and not isinstance(value, bool) and str(value).isdigit() \
+            and str(value).isascii() and int(value) < 2**64:
+        return int(value)
+    return None
+
+
+def _lenient_b64(value: Any) -> bytes | None:
+    try:
+        return b64decode(value, what="a log entry field")
+    except MalformedEvidence:
+        return None
+
+
+def _inclusion_proof(value: Any) -> InclusionProof | None:
+    """The inclusion proof, if it is readable at all (what is wrong with it is in the bundle's defects)."""
+    if not isinstance(value, dict):
+        return None
+    index, size, root = _uint64(value.get("logIndex")), _uint64(value.get("treeSize")), \
+        _lenient_b64(value.get("rootHash"))
+    raw_hashes = value.get("hashes")
+    hashes = [_lenient_b64(h) for h in raw_hashes] if isinstance(raw_hashes, list) else None
+    checkpoint = value.get("checkpoint")
+    note = checkpoint.get("envelope") if isinstance(checkpoint, dict) else None
+    if index is None or size is None or root is None or hashes is None or None in hashes:
+        return None
+    return InclusionProof(log_index=index, tree_size=size, root_hash=root,
+                          hashes=tuple(h for h in hashes if h is not None),
+                          checkpoint=note if isinstance(note, str) else None)
+
+
+# --- the protobuf-specs JSON form (sigstore-python reads bundles with the same strictness) ----------
+
+#: message -> {field: (type, required)}; a type is "str", "uint64", "bytes", "[message]" or a message name.
+_SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
+    "bundle": {"mediaType": ("str", True), "verificationMaterial": ("material", True),
+               "messageSignature": ("messageSignature", False), "dsseEnvelope": ("envelope", False)},
+    "material": {"publicKey": ("publicKey", False), "x509CertificateChain": ("chain", False),
+                 "certificate": ("certificate", False), "tlogEntries": ("[entry]", True),
+                 "timestampVerificationData": ("timestamps", False)},
+    "publicKey": {"hint": ("str", False)},
+    "chain": {"certificates": ("[certificate]", True)},
+    "certificate": {"rawBytes": ("bytes", True)},
+    "timestamps": {"rfc3161Timestamps": ("[timestamp]", False)},
+    "timestamp": {"signedTimestamp": ("bytes", True)},
+    "messageSignature": {"messageDigest": ("digest", False), "signature": ("bytes", True)},
+    "digest": {"algorithm": ("str", True), "digest": ("bytes", True)},
+    "envelope": {"payload": ("bytes", True), "payloadType": ("str", True), "signatures": ("[signature]", True)},
+    "signature": {"sig": ("bytes", True), "keyid": ("str", False)},
+    "entry": {"logIndex": ("uint64", True), "logId": ("logId", True), "kindVersion": ("kindVersion", True),
+              "integratedTime": ("uint64", False), "inclusionPromise": ("promise", False),
+              "inclusionProof": ("proof", False), "canonicalizedBody": ("bytes", True)},
+    "logId": {"keyId": ("bytes", True)},
+    "kindVersion": {"kind": ("str", True), "version": ("str", True)},
+    "promise": {"signedEntryTimestamp": ("bytes", True)},
+    "proof": {"logIndex": ("uint64", True), "rootHash": ("bytes", True), "treeSize": ("uint64", True),
+              "hashes": ("[bytes]", True), "checkpoint": ("checkpoint", False)},
+    "checkpoint": {"envelope": ("str", True)},
+}
+
+
+def _defects(value: Any, kind: str, where: str) -> list[str]:
+    """Where ``value`` departs from message ``kind`` of :data:`_SCHEMA`; ``where`` names it in sentences."""
+    if kind.startswith("["):
+        if not isinstance(value, list):
+            return [f"{where} is not a list"]
+        return [d for i, item in enumerate(value) for d in _defects(item, kind[1:-1], f"{where}[{i}]")]
+    if kind == "str":
+        return [] if isinstance(value, str) else [f"{where} is not a string"]
+    if kind == "uint64":
+        return [] if isinstance(value, str) and _uint64(value) is not None \
+            else [f"{where} is not an unsigned 64-bit integer written as a string of digits"]
+    if kind == "bytes":
+        try:
+            b64decode(value, what=where)
+        except MalformedEvidence as e:
+            return [str(e)]
+        return []
+    if not isinstance(value, dict):
+        return [f"{where} is not a JSON object"]
+    fields = _SCHEMA[kind]
+    found = [f"{where} has an unknown field {name!r}" for name in value if name not in fields]
+    for name, (field_kind, required) in fields.items():
+        if value.get(name) is None:
+            if required:
+                found.append(f"{where} has no {name!r}")
+            continue
+        found.extend(_defects(value[name], field_kind, f"{where}.{name}"))
+    return found

@@ -64,13 +64,14 @@ def test_duplicate_key_in_a_signed_statement_is_refused() -> None:
 def test_duplicate_key_in_a_bundle_is_refused_before_sigstore_python_sees_it(monkeypatch: pytest.MonkeyPatch) -> None:
     from sigstore.models import Bundle
 
+    import verify._sigstore_native as native
     import verify.sigstore as vs
 
     text = BUNDLE.read_text()
     doubled = text.replace('"mediaType"', '"mediaType": "application/x-other", "mediaType"', 1)
     Bundle.from_json(doubled)  # sigstore-python's own parser takes the last value: it would not notice
     parsed = [0]
-    monkeypatch.setattr(vs, "_parse_bundle", lambda e: parsed.__setitem__(0, parsed[0] + 1))
+    monkeypatch.setattr(native, "parse", lambda e: parsed.__setitem__(0, parsed[0] + 1))
     items = load_evidence(doubled.encode(), source="b.sigstore.json")
     assert [type(i) for i in items] == [MalformedEvidence]
     assert "duplicate JSON key 'mediaType'" in str(items[0])

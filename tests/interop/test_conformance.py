@@ -29,8 +29,9 @@ flag is computed from the bundles and pinned below, so a change shows.
 
 A rejection is exit 1 (evidence rejected), or 3 (configuration unusable) for the two cases whose
 ``key.pub`` or ``trusted_root.json`` is what is broken, with one sentence on stderr and no
-traceback. The two cases
-sigstore-python 4.5.1 cannot verify are strict xfails. Most runs are in-process with sockets
+traceback. All 21 good cases
+verify, the two sigstore-python 4.5.1 cannot (an ``intoto`` 0.0.2 entry, an inclusive TSA validity
+end) included: attest verifies natively (:mod:`verify._sigstore_native`). Most runs are in-process with sockets
 disabled (which also proves verification is offline); a handful run as real subprocesses.
 """
 
@@ -54,11 +55,8 @@ DEFAULT_IDENTITY = ("https://github.com/sigstore-conformance/extremely-dangerous
                     ".github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main")
 DEFAULT_ISSUER = "https://token.actions.githubusercontent.com"
 
-#: Good cases sigstore-python 4.5.1 cannot verify, and why.
-KNOWN_MISSES = {
-    "intoto-with-custom-trust-root": "sigstore-python 4.5.1 does not verify intoto/0.0.2 log entries",
-    "trust-root-tsa-validity-end-inclusive": "sigstore-python 4.5.1 treats a TSA's validity end as exclusive",
-}
+#: Good cases attest cannot verify, and why (none since native verification; kept as the place to say so).
+KNOWN_MISSES: dict[str, str] = {}
 #: DSSE cases whose predicate is not a readable SLSA provenance (see the module docstring).
 NEEDS_PREDICATE_TYPE = {"rekor2-dsse-happy-path", "rekor2-dsse-invalid-sig_fail",
                         "rekor2-dsse-mismatch-envelope_fail", "rekor2-dsse-mismatch-sig_fail"}

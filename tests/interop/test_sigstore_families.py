@@ -3,8 +3,7 @@
 Sources and what each bundle is: tests/assets/sigstore/README.md. Each family passes with the
 identity that signed it, and is refused with a wrong identity, a wrong issuer, another artefact,
 and a tampered statement. Families that need a Rekor ``intoto/0.0.2`` entry or a v0.1 bundle with
-an inclusion promise only are strict expected failures until attest verifies them natively
-(sigstore-python 4.5.1 cannot); their twins are refused today already.
+an inclusion promise only verify since attest verifies natively (sigstore-python 4.5.1 cannot).
 """
 
 from __future__ import annotations
@@ -22,8 +21,6 @@ from tests.conftest import ROOT
 
 ASSETS = ROOT / "tests" / "assets" / "sigstore"
 GITHUB = "https://token.actions.githubusercontent.com"
-NOT_YET = pytest.mark.xfail(strict=True, reason="a Rekor intoto/0.0.2 entry or a v0.1 promise-only bundle: "
-                                                "sigstore-python 4.5.1 cannot verify it (native verification pending)")
 
 
 @dataclass(frozen=True)
@@ -52,8 +49,7 @@ FAMILIES = {
         identity=("--github-repo", "ramonpetgrave64/gundam-visor", "--source-ref", "refs/tags/v1.0.1"),
         wrong_identity=("--github-repo", "ramonpetgrave64/other"),
         wrong_issuer=("--certificate-identity", "https://github.com/ramonpetgrave64/gundam-visor/.github/workflows/"
-                      "npm-publish.yml@refs/tags/v1.0.1", "--certificate-oidc-issuer", "https://gitlab.com"),
-        marks=(NOT_YET,)),
+                      "npm-publish.yml@refs/tags/v1.0.1", "--certificate-oidc-issuer", "https://gitlab.com")),
     "slsa-delegator": Family(
         bundle="slsa-delegator-v2.1.0.sigstore.json", artefact="slsa-delegator-v2.1.0-artifact",
         identity=("--signer-workflow", "slsa-framework/slsa-github-generator/.github/workflows/"
@@ -62,16 +58,14 @@ FAMILIES = {
                         "generator_generic_slsa3.yml"),
         wrong_issuer=("--certificate-identity", "https://github.com/slsa-framework/slsa-github-generator/.github/"
                       "workflows/delegator_generic_slsa3.yml@refs/tags/v2.1.0", "--certificate-oidc-issuer",
-                      "https://gitlab.com"),
-        marks=(NOT_YET,)),
+                      "https://gitlab.com")),
     "v0.1-message": Family(
         bundle="sigstore-js-v0.1-message.sigstore.json", artefact="sigstore-js-v0.1-message-artifact.txt",
         identity=("--certificate-identity", "brian@dehamer.com", "--certificate-oidc-issuer",
                   "https://github.com/login/oauth"),
         wrong_identity=("--certificate-identity", "someone@example.com", "--certificate-oidc-issuer",
                         "https://github.com/login/oauth"),
-        wrong_issuer=("--certificate-identity", "brian@dehamer.com", "--certificate-oidc-issuer", GITHUB),
-        marks=(NOT_YET,)),
+        wrong_issuer=("--certificate-identity", "brian@dehamer.com", "--certificate-oidc-issuer", GITHUB)),
 }
 
 
