@@ -118,7 +118,8 @@ def _extras(world: World) -> st.SearchStrategy[dict[str, Any]]:
     """Options a pipeline could add with an empty or unknown value (an unset variable, a typo)."""
     text = st.one_of(EMPTY, UNKNOWN_TEXT)
     unknown_key = st.sampled_from(["", str(world.keys["other"].public), str(world.path("missing.pub.pem"))])
-    key = st.one_of(unknown_key, st.just(str(world.keys["dev"].public)))  # and the one right key: narrows only
+    # and the one right key, which with a policy only narrows (without one it would be a new, valid identity)
+    key = st.one_of(unknown_key, st.just(str(world.keys["dev"].public)))
 
     def also(valid: str) -> st.SearchStrategy[str]:
         """``text``, or the one value that satisfies the rule anyway: narrowing, which reaches the decision."""
@@ -153,6 +154,9 @@ def test_no_empty_or_unknown_option_turns_a_rejection_into_a_pass(world: World, 
     name = data.draw(st.sampled_from(sorted(_bases(world))))
     base = _bases(world)[name]
     extras = data.draw(_extras(world))
+    if "keys" in extras:  # keys are added to the base's, never put in their place
+        added = tuple(k for k in extras["keys"] if base.policy is not None or k != str(world.keys["dev"].public))
+        extras["keys"] = (*base.keys, *added)
     request = replace(base, **extras)
     with pytest.raises((VerifyError, AttestError)):  # a documented refusal (exit 1, 2, 3 or 4), never a pass
         outcome = run_gate(request)
