@@ -594,10 +594,7 @@ def _verify_checkpoint(source: str, note: str, log: LogKey) -> tuple[int, bytes]
     lines = text.split("\n")
     if len(lines) < 3 or not lines[0] or not lines[1].isdigit() or not lines[1].isascii():
         raise MalformedEvidence(f"{source}: its checkpoint does not start with an origin, a tree size and a root hash")
-    try:
-        root_hash = b64decode(lines[2], what=f"{source}: its checkpoint's root hash")
-    except MalformedEvidence as e:
-        raise MalformedEvidence(str(e)) from e
+    root_hash = b64decode(lines[2], what=f"{source}: its checkpoint's root hash")
     if not signatures.endswith("\n"):
         raise MalformedEvidence(f"{source}: its checkpoint's signatures do not end with a newline")
     hint, tried = log.log_id[:4], 0
