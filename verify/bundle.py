@@ -271,7 +271,7 @@ def _timestamps(material: Mapping[str, Any], source: str) -> tuple[bytes, ...]:
 
 
 def _log_entries(material: Mapping[str, Any], source: str) -> tuple[LogEntry, ...]:
-    """The log entries, read leniently: a field attest does not understand is left to sigstore-python."""
+    """The log entries, read leniently: what departs from the protobuf-specs form is in the bundle's defects."""
     entries = material.get("tlogEntries")
     if not isinstance(entries, list):
         return ()
