@@ -208,8 +208,9 @@ def exception_for(document: Any, ours: Verdict, theirs: Verdict, case: Case) -> 
         return None
     material = document.get("verificationMaterial") if isinstance(document, dict) else None
     entries = material.get("tlogEntries") if isinstance(material, dict) else None
-    entry = entries[0] if isinstance(entries, list) and len(entries) == 1 and isinstance(entries[0], dict) else {}
-    kind = entry.get("kindVersion") if isinstance(entry.get("kindVersion"), dict) else {}
+    entry: dict[str, Any] = entries[0] if isinstance(entries, list) and len(entries) == 1 \
+        and isinstance(entries[0], dict) else {}
+    kind: dict[str, Any] = entry["kindVersion"] if isinstance(entry.get("kindVersion"), dict) else {}
     if ours.passed:  # attest accepts what sigstore-python refuses
         if (kind.get("kind"), kind.get("version")) == ("intoto", "0.0.2"):
             return "intoto-0.0.2"
