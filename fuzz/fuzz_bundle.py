@@ -37,7 +37,7 @@ _POLICY = Policy(
                                           sigstore_identity(issuer="https://token.actions.githubusercontent.com",
                                                             identity_regexp=".*")))},
     provenance=ProvenanceRules(signed_by=("dev",)))
-_VERIFIER = make_bundle_verifier(trusted_root=_ROOT if _ROOT.is_file() else None, artifact_sha256=lambda: _SHA256)
+_VERIFIER = make_bundle_verifier(trusted_root=_ROOT if _ROOT.is_file() else None)
 
 
 def test_one_input(data: bytes) -> None:

@@ -53,9 +53,9 @@ two; they are never believed unverified.
 ``messageDigest`` nor a ``hashedrekord`` log entry): audit has no artefact bytes to check
 its signature against.
 
-Cost: a key-signed audit never imports sigstore-python. Each process imports it, and
-loads the trusted root from its path, when it first meets a keyless bundle whose
-certificate names a pinned identity.
+Cost: keyless bundles are verified natively (:mod:`verify._sigstore_native`, through
+:func:`verify.signers.find_signers`): each process reads the trusted root from its path when it
+first meets a keyless bundle whose certificate names a pinned identity.
 """
 
 from __future__ import annotations
