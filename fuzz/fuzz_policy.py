@@ -1,7 +1,7 @@
 """Fuzz target: the policy loader (YAML, then every rule), and what a loaded policy is asked.
 
 For any bytes as policy.yaml (beside a readable PEM public key k.pem): load_policy returns or
-raises PolicyError; a loaded policy answers key_allowed and with_rules without crashing.
+raises PolicyError; a loaded policy answers trust_run(...).usable and with_rules without crashing.
 Anything else is a finding.
 
     python fuzz/fuzz_policy.py -max_total_time=60 -dict=fuzz/policy.dict fuzz/.work/policy fuzz/corpus/policy
@@ -21,14 +21,12 @@ import atheris
 with atheris.instrument_imports(include=["verify"]):
     from verify.errors import PolicyError
     from verify.policy import SourceRule, load_policy
-    from verify.trust import load_public_key
 
 _DIR = Path(tempfile.mkdtemp(prefix="attest-fuzz-policy-"))
 (_DIR / "k.pem").write_bytes(_common.public_pem())
 (_DIR / "keys").mkdir()
 (_DIR / "keys" / "dev.pub.pem").write_bytes(_common.public_pem())
 _PATH = _DIR / "policy.yaml"
-_KEY = load_public_key(_common.public_pem(), name="k")
 _WHEN = (datetime(1970, 1, 1, tzinfo=UTC), datetime(2026, 6, 1, tzinfo=UTC), datetime(9999, 1, 1, tzinfo=UTC))
 
 
@@ -39,7 +37,7 @@ def test_one_input(data: bytes) -> None:
     except PolicyError:
         return
     for at in _WHEN:
-        policy.key_allowed(_KEY, at=at)
+        policy.trust_run(at=at).usable(list(policy.identities.values()))
         for identity in policy.identities.values():
             identity.usable(at)
             identity.unusable_because(at)

@@ -113,20 +113,6 @@ class Policy:
         """The identities trusted to sign provenance."""
         return tuple(self.identities[name] for name in self.provenance.signed_by)
 
-    def key_allowed(self, key: PublicKey, *, at: datetime | None = None, identity: str | None = None) -> bool:
-        """True if ``key`` may verify evidence at ``at`` (default: now), for ``identity`` or any identity.
-
-        A key is allowed when an identity pins it, that identity is inside its validity window
-        (``not-before`` / ``not-after``, compared with ``at``) and neither the identity's nor the
-        policy's ``revoked`` list names it. This is the one rule ``verify`` applies (through
-        :meth:`Identity.usable_keys`); ``audit`` is to call it for each key it meets, at the time it
-        reports for.
-        """
-        if key.fingerprint in self.revoked:
-            return False
-        names = [identity] if identity is not None else list(self.identities)
-        return any(name in self.identities and self.identities[name].key_allowed(key, at=at) for name in names)
-
     def with_rules(self, **rules: Any) -> Policy:
         """A copy whose provenance rules named in ``rules`` are replaced, exactly as given (for code that
         builds a policy; the command line combines flags with a policy through :func:`verify.gate.prepare`).

@@ -241,10 +241,6 @@ class Identity:
             return ()
         return tuple(key for key in self.keys if key.fingerprint not in self.revoked)
 
-    def key_allowed(self, key: PublicKey, *, at: datetime | None = None) -> bool:
-        """True if ``key`` is one of this identity's keys and may verify at ``at`` (default: now)."""
-        return any(key.fingerprint == usable.fingerprint for usable in self.usable_keys(at))
-
     def usable(self, at: datetime | None = None) -> Identity:
         """This identity as it may be used at ``at`` (default: now): revoked keys dropped; outside its
         window, no keys and no Sigstore identities at all."""

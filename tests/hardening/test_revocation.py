@@ -1,6 +1,6 @@
 """Key rotation and revocation: `not-before` / `not-after` per identity, `revoked` lists (top level and
 per identity), enforced by verify (every path: envelopes, key-signed bundles, stage VSAs) and
-exposed to audit as Policy.key_allowed / Identity.usable_keys.
+applied by verify.signers.find_signers for verify and audit alike.
 
 Windows are evaluated at the verification time (``at``, default now): a key-signed envelope carries
 no trusted time, so "not-after X" means "this identity verifies nothing after X".
@@ -97,23 +97,35 @@ def test_top_level_revoked_entries_are_checked(tmp_path: Path) -> None:
         load_policy(path)
 
 
-# --- the rule audit calls ----------------------------------------------------------------------------
+# --- the one rule: find_signers with the run's time and the policy's revocations ---------------------
 
 
-def test_key_allowed_is_the_window_and_the_revocations() -> None:
+def _signed_by(key: f.PrivateKey) -> Evidence:
+    [item] = evidence(envelope_line(signers=(key,)))
+    assert isinstance(item, Evidence)
+    return item
+
+
+def _trusted(policy: Policy, key: f.PrivateKey, at: datetime) -> bool:
+    try:
+        return bool(find_signers(_signed_by(key), list(policy.signers()), policy.trust_run(at=at)))
+    except SignatureInvalid:
+        return False
+
+
+def test_a_key_counts_only_inside_its_window_and_never_when_revoked() -> None:
     dev = Identity(name="dev", keys=(pub(OLD), pub(NEW)), not_before=NOW, not_after=NOW + timedelta(days=30),
                    revoked=frozenset({_fp(OLD)}))
     policy = Policy(identities={"dev": dev}, provenance=_rules())
-    assert policy.key_allowed(pub(NEW), at=NOW) and policy.key_allowed(pub(NEW), at=NOW + timedelta(days=30))
-    assert not policy.key_allowed(pub(NEW), at=NOW - timedelta(seconds=1))
-    assert not policy.key_allowed(pub(NEW), at=NOW + timedelta(days=30, seconds=1))
-    assert not policy.key_allowed(pub(OLD), at=NOW)  # revoked: never
-    assert not policy.key_allowed(pub(OTHER), at=NOW)  # not pinned
-    assert not policy.key_allowed(pub(NEW), at=NOW, identity="nobody")
+    assert _trusted(policy, NEW, NOW) and _trusted(policy, NEW, NOW + timedelta(days=30))  # both ends inclusive
+    assert not _trusted(policy, NEW, NOW - timedelta(seconds=1))
+    assert not _trusted(policy, NEW, NOW + timedelta(days=30, seconds=1))
+    assert not _trusted(policy, OLD, NOW)  # revoked: never
+    assert not _trusted(policy, OTHER, NOW)  # not pinned
     assert dev.usable_keys(NOW) == (pub(NEW),) and dev.usable_keys(NOW - timedelta(days=1)) == ()
-    assert dev.key_allowed(pub(NEW), at=datetime(2026, 6, 2))  # a naive time is read as UTC
+    assert _trusted(policy, NEW, datetime(2026, 6, 2))  # a naive time is read as UTC
     top = replace(policy, revoked=frozenset({_fp(NEW)}))
-    assert not top.key_allowed(pub(NEW), at=NOW)
+    assert not _trusted(top, NEW, NOW)
 
 
 def _rules() -> Any:
