@@ -123,3 +123,25 @@ def test_a_pypi_publish_attestation_is_not_a_provenance_unless_asked_for_by_type
     sourced = verify(ASSETS / family.artefact, "--attestation", ASSETS / family.bundle, *family.identity,
                      *family.extra, "--source-uri", "github.com/trailofbits/pypi-attestations")
     assert sourced.returncode == 1 and "need one" in sourced.stderr, sourced  # a rule it cannot show
+
+
+@pytest.mark.parametrize("field", ["messageDigest", "signature", "logged artefact"])
+def test_a_tampered_v01_message_signature_is_refused(field: str, tmp_path: Path) -> None:
+    family = FAMILIES["v0.1-message"]
+    bundle = json.loads((ASSETS / family.bundle).read_bytes())
+    message = bundle["messageSignature"]
+    if field == "messageDigest":
+        message["messageDigest"]["digest"] = base64.b64encode(bytes(32)).decode()
+    elif field == "signature":
+        raw = bytearray(base64.b64decode(message["signature"]))
+        raw[-1] ^= 1
+        message["signature"] = base64.b64encode(bytes(raw)).decode()
+    else:  # the log entry says another artefact was signed
+        entry = bundle["verificationMaterial"]["tlogEntries"][0]
+        body = json.loads(base64.b64decode(entry["canonicalizedBody"]))
+        body["spec"]["data"]["hash"]["value"] = "00" * 32
+        entry["canonicalizedBody"] = base64.b64encode(json.dumps(body).encode()).decode()
+    (tmp_path / "tampered.sigstore.json").write_text(json.dumps(bundle))
+    done = verify(ASSETS / family.artefact, "--attestation", tmp_path / "tampered.sigstore.json", *family.identity)
+    assert done.returncode == 1, done
+    assert done.stderr.count("\n") == 1
