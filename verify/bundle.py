@@ -18,6 +18,7 @@ field, a missing required one, a number where a uint64 string belongs, bad base6
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -115,17 +116,24 @@ class Bundle:
 
     def certificate_claims(self) -> CertificateClaims:
         """What the signing certificate claims, NOT verified; :class:`MalformedEvidence` if unreadable."""
+        claims = self._claims
+        if isinstance(claims, MalformedEvidence):
+            raise MalformedEvidence(str(claims))  # a fresh one each time: a raised exception keeps its traceback
+        return claims
+
+    @functools.cached_property
+    def _claims(self) -> CertificateClaims | MalformedEvidence:
+        """The certificate's claims, read once (audit, find_signers and messages all ask), or why not."""
         from cryptography import x509
 
         from verify.sigstore import read_claims
 
         if self.certificate is None:
-            raise MalformedEvidence("the bundle has no signing certificate")
+            return MalformedEvidence("the bundle has no signing certificate")
         try:
             return read_claims(x509.load_der_x509_certificate(self.certificate))
         except ValueError as e:
-            raise MalformedEvidence(f"its signing certificate cannot be read ({' '.join(str(e).split())[:200]})") \
-                from e
+            return MalformedEvidence(f"its signing certificate cannot be read ({' '.join(str(e).split())[:200]})")
 
     def claimed_identities(self, identities: Sequence[Identity]) -> tuple[str, ...]:
         """Names of the ``identities`` whose Sigstore entries the certificate claims to satisfy (unverified)."""
