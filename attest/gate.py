@@ -149,7 +149,12 @@ def _check_shape(request: GateRequest) -> None:
                            "pinned key")
     if request.layout is not None and request.release is not None:
         raise RequestError("--layout applies to one ARTIFACT, not to --release")
-    for name, value in (("--store", request.store), ("ARTIFACT", request.artifact)):
+    given: list[tuple[str, str | None]] = [("--store", request.store), ("ARTIFACT", request.artifact)]
+    if request.emit is not None:
+        emit = request.emit
+        given += [("--signer", emit.signer_uri), ("--resource-uri", emit.resource_uri),
+                  ("--verifier-id", emit.verifier_id), *(("--verified-level", level) for level in emit.levels)]
+    for name, value in given:
         if value is not None and not value.strip():
             raise RequestError(f"{name} is empty (an unset pipeline variable?); give a value")
 

@@ -173,10 +173,6 @@ def _request(artifact: str | None, *, attestations: tuple[Path, ...], store: str
         raise RequestError("--signer is for --emit-vsa; verification itself needs no signing key")
     if emit_vsa is not None and signer_uri is None:
         raise RequestError("--emit-vsa needs --stage (the stage being verified) and --signer (its key)")
-    for name, value in (("--resource-uri", resource_uri), ("--verifier-id", verifier_id), ("--signer", signer_uri),
-                        *(("--verified-level", level) for level in verified_levels)):
-        if value is not None and not value.strip():
-            raise RequestError(f"{name} is empty (an unset pipeline variable?); give a value or leave it out")
     emit = None if emit_vsa is None or signer_uri is None else EmitRequest(
         output=emit_vsa, signer_uri=signer_uri, insecure_key_permissions=insecure_key_permissions,
         resource_uri=resource_uri, verifier_id=verifier_id, levels=verified_levels or ("SLSA_BUILD_LEVEL_1",))
