@@ -42,17 +42,18 @@ def _clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 AttestRunner = Callable[..., Result]
 
 
+def run_attest(*args: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None,
+               input: str | None = None, timeout: float = 120) -> Result:
+    """Run the real ``attest`` CLI in a subprocess, in a clean environment (no CI variables)."""
+    done = subprocess.run([sys.executable, "-m", "attest", *map(str, args)], cwd=cwd, env=_clean_env(env),
+                          capture_output=True, text=True, input=input, timeout=timeout)
+    return Result(done.returncode, done.stdout, done.stderr)
+
+
 @pytest.fixture
 def attest() -> AttestRunner:
     """Run the real ``attest`` CLI in a subprocess: ``attest("verify", ..., cwd=dir, env={...})``."""
-
-    def run(*args: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None,
-            input: str | None = None) -> Result:
-        done = subprocess.run([sys.executable, "-m", "attest", *map(str, args)], cwd=cwd,
-                              env=_clean_env(env), capture_output=True, text=True, input=input, timeout=120)
-        return Result(done.returncode, done.stdout, done.stderr)
-
-    return run
+    return run_attest
 
 
 def git(repo: Path, *args: str) -> str:
@@ -71,19 +72,24 @@ out.mkdir(exist_ok=True)
 """
 
 
+def make_repo(path: Path, *, ignore: str = "dist/\n*.pem\n*.intoto.jsonl\nstore/\n",
+              origin: str = "git@github.com:acme/app.git", message: str = "first") -> Path:
+    """A committed git work tree at ``path`` with an origin, a lockfile and a build script writing dist/."""
+    path.mkdir()
+    git(path, "init", "-q", "-b", "main")
+    git(path, "remote", "add", "origin", origin)
+    (path / "requirements.txt").write_text("requests==2.32.3 --hash=sha256:" + "0" * 64 + "\n")
+    (path / "build.py").write_text(BUILD_SCRIPT)
+    (path / ".gitignore").write_text(ignore)
+    git(path, "add", ".")
+    git(path, "commit", "-q", "-m", message)
+    return path
+
+
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     """A committed git work tree with an origin, a lockfile and a build script writing dist/."""
-    path = tmp_path / "app"
-    path.mkdir()
-    git(path, "init", "-q", "-b", "main")
-    git(path, "remote", "add", "origin", "git@github.com:acme/app.git")
-    (path / "requirements.txt").write_text("requests==2.32.3 --hash=sha256:" + "0" * 64 + "\n")
-    (path / "build.py").write_text(BUILD_SCRIPT)
-    (path / ".gitignore").write_text("dist/\n*.pem\n*.intoto.jsonl\nstore/\n")
-    git(path, "add", ".")
-    git(path, "commit", "-q", "-m", "first")
-    return path
+    return make_repo(tmp_path / "app")
 
 
 @dataclass(frozen=True)

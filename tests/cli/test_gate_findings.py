@@ -12,25 +12,18 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import BUILD_SCRIPT, KeyPair, Result, _clean_env, git, make_keypair
+from tests.conftest import BUILD_SCRIPT, KeyPair, Result, git, make_keypair, make_repo, run_attest
 from tests.factory import provenance as signed_provenance
 from verify.envelope import Envelope
 
 ARTIFACT = "dist/app.tar.gz"
 EPOCH = "1700000000"
-
-
-def run(*args: str | Path, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120) -> Result:
-    done = subprocess.run([sys.executable, "-m", "attest", *map(str, args)], cwd=cwd, env=_clean_env(env),
-                          capture_output=True, text=True, timeout=timeout)
-    return Result(done.returncode, done.stdout, done.stderr)
 
 
 @dataclass(frozen=True)
@@ -40,7 +33,7 @@ class World:
     commits: dict[str, str]
 
     def verify(self, *args: str | Path, timeout: float = 120) -> Result:
-        return run("verify", *args, cwd=self.work, timeout=timeout)
+        return run_attest("verify", *args, cwd=self.work, timeout=timeout)
 
     def line(self, name: str) -> bytes:
         return (self.work / name).read_bytes()
@@ -71,8 +64,8 @@ stages:
 
 
 def _build(app: Path, keys: dict[str, KeyPair], output: Path) -> None:
-    done = run("build", "--signer", keys["dev"].private, "--artifact", "dist/", "--publish", "../store", "-o", output,
-               "--", sys.executable, "build.py", cwd=app, env={"SOURCE_DATE_EPOCH": EPOCH})
+    done = run_attest("build", "--signer", keys["dev"].private, "--artifact", "dist/", "--publish", "../store", "-o",
+                      output, "--", sys.executable, "build.py", cwd=app, env={"SOURCE_DATE_EPOCH": EPOCH})
     assert done.code == 0, done
 
 
@@ -80,15 +73,7 @@ def _build(app: Path, keys: dict[str, KeyPair], output: Path) -> None:
 def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     work = tmp_path_factory.mktemp("gate")
     keys = {name: make_keypair(work, name) for name in ("dev", "stg", "prd", "rel", "other")}
-    app = work / "app"
-    app.mkdir()
-    git(app, "init", "-q", "-b", "main")
-    git(app, "remote", "add", "origin", "https://github.com/acme/app.git")
-    (app / "requirements.txt").write_text("requests==2.32.3 --hash=sha256:" + "0" * 64 + "\n")
-    (app / "build.py").write_text(BUILD_SCRIPT)
-    (app / ".gitignore").write_text("dist/\n")
-    git(app, "add", ".")
-    git(app, "commit", "-q", "-m", "release-1")
+    app = make_repo(work / "app", ignore="dist/\n", origin="https://github.com/acme/app.git", message="release-1")
     commits = {"release-1": git(app, "rev-parse", "HEAD")}
     _build(app, keys, work / "p1.intoto.jsonl")
     shutil.copy(app / ARTIFACT, work / "release-1.tar.gz")
@@ -109,17 +94,17 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     shutil.copy(app / "dist" / "sub" / "data.bin", work / "data.bin")  # the other artefact of every build
     # stg verifies release-1 (both artefacts) against its FIRST provenance only, signs VSAs naming it, publishes them
     for artefact, vsa in (("release-1.tar.gz", "stg-vsa.intoto.jsonl"), ("data.bin", "stg-data-vsa.intoto.jsonl")):
-        stg = run("verify", artefact, "--attestation", "p1.intoto.jsonl", "--policy", "policy.yaml", "--stage", "stg",
-                  "--emit-vsa", vsa, "--signer", keys["stg"].private, cwd=work)
+        stg = run_attest("verify", artefact, "--attestation", "p1.intoto.jsonl", "--policy", "policy.yaml", "--stage",
+                         "stg", "--emit-vsa", vsa, "--signer", keys["stg"].private, cwd=work)
         assert stg.code == 0, stg
         sha = hashlib.sha256((work / artefact).read_bytes()).hexdigest()
         (work / "store" / "sha256" / sha / f"vsa-{vsa}").write_bytes((work / vsa).read_bytes())
     for name, component in (("r1", "p1.intoto.jsonl"), ("r-hotfix", "hotfix.intoto.jsonl")):
-        made = run("release", "create", "--name", name, "--component", f"app={component}", "--signer",
-                   keys["rel"].private, "-o", f"{name}.intoto.jsonl", cwd=work)
+        made = run_attest("release", "create", "--name", name, "--component", f"app={component}", "--signer",
+                          keys["rel"].private, "-o", f"{name}.intoto.jsonl", cwd=work)
         assert made.code == 0, made
-    made = run("release", "create", "--name", "forged", "--component", "app=p1.intoto.jsonl", "--signer",
-               keys["other"].private, "-o", "forged.intoto.jsonl", cwd=work)
+    made = run_attest("release", "create", "--name", "forged", "--component", "app=p1.intoto.jsonl", "--signer",
+                      keys["other"].private, "-o", "forged.intoto.jsonl", cwd=work)
     assert made.code == 0, made
     return World(work=work, keys=keys, commits=commits)
 

@@ -25,7 +25,7 @@ from attest.signers.sigstore import KeylessSigner
 from attest.stores.local import LocalStore
 from attest.summaries import stage_uri, vsa_statement
 from tests import factory as f
-from tests.conftest import BUILD_SCRIPT, AttestRunner, KeyPair, Result, _clean_env, git, make_keypair
+from tests.conftest import AttestRunner, KeyPair, Result, _clean_env, make_keypair, make_repo
 from tests.sigstore_infra.fixture import SigstoreLocal
 from verify.audit import audit
 from verify.policy import load_policy
@@ -107,15 +107,7 @@ def history(tmp_path_factory: pytest.TempPathFactory, sigstore_local: SigstoreLo
     Made once for the module (signing goes through the local services); each test audits a copy.
     """
     root = tmp_path_factory.mktemp("keyless-history")
-    repo = root / "app"
-    repo.mkdir()
-    git(repo, "init", "-q", "-b", "main")
-    git(repo, "remote", "add", "origin", "git@github.com:acme/app.git")
-    (repo / "requirements.txt").write_text("requests==2.32.3 --hash=sha256:" + "0" * 64 + "\n")
-    (repo / "build.py").write_text(BUILD_SCRIPT)
-    (repo / ".gitignore").write_text("dist/\n*.pem\n*.intoto.jsonl\n*.sigstore.json\nstore/\n")
-    git(repo, "add", ".")
-    git(repo, "commit", "-q", "-m", "first")
+    repo = make_repo(root / "app", ignore="dist/\n*.pem\n*.intoto.jsonl\n*.sigstore.json\nstore/\n")
     done = subprocess.run(
         [sys.executable, "-m", "attest", "build", "--signer", "sigstore", "--trust-config",
          str(sigstore_local.trust_config_path), "--bundle", "--artifact", "dist/", "--publish", "store",

@@ -28,7 +28,7 @@ from securesystemslib.signer import CryptoSigner, SSlibKey
 
 from attest.intoto_link import InTotoSigner
 from attest.signers.key import load as load_signer
-from tests.conftest import BUILD_SCRIPT, AttestRunner, KeyPair, Result, _clean_env, git, make_keypair
+from tests.conftest import BUILD_SCRIPT, AttestRunner, KeyPair, Result, _clean_env, git, make_keypair, make_repo
 
 IN_TOTO_VERIFY = Path(sys.executable).with_name("in-toto-verify")
 ARTIFACT = "dist/app.tar.gz"
@@ -55,15 +55,7 @@ def built_once(tmp_path_factory: pytest.TempPathFactory) -> Built:
     base = tmp_path_factory.mktemp("intoto")
     keys = base / "keys"
     keys.mkdir()
-    root = base / "app"
-    root.mkdir()
-    git(root, "init", "-q", "-b", "main")
-    git(root, "remote", "add", "origin", "git@github.com:acme/app.git")
-    (root / "requirements.txt").write_text("requests==2.32.3 --hash=sha256:" + "0" * 64 + "\n")
-    (root / "build.py").write_text(BUILD_SCRIPT)
-    (root / ".gitignore").write_text("dist/\nlinks/\n*.intoto.jsonl\n")
-    git(root, "add", ".")
-    git(root, "commit", "-q", "-m", "first")
+    root = make_repo(base / "app", ignore="dist/\nlinks/\n*.intoto.jsonl\n")
     built = Built(root=root, **{name: make_keypair(keys, name) for name in ("dev", "owner", "other")})
     (root / "links").mkdir()
     done = subprocess.run([sys.executable, "-m", "attest", "build", "--signer", str(built.dev.private),
