@@ -6,6 +6,7 @@ bytes, with strict limits. Signatures are checked by :mod:`verify.verifier`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -25,6 +26,7 @@ from verify.limits import (
     MAX_EVIDENCE_BYTES_PER_RUN,
     MAX_EVIDENCE_FILES_PER_RUN,
 )
+from verify.statement import Statement, parse_statement
 
 __all__ = ["BUNDLE_MEDIA_TYPES", "Evidence", "EvidenceBudget", "load_evidence", "read_evidence_file"]
 
@@ -50,6 +52,24 @@ class Evidence:
     @property
     def has_certificate(self) -> bool:
         return self.bundle is not None and self.bundle.keyless
+
+    def statement(self) -> Statement:
+        """The in-toto statement the envelope carries, parsed once however often it is asked for (the hashing
+        plan, the provenance check and the stage's VSAs all read it). Parsing is not trusting: whoever asks
+        still checks the signature. Raises the reason it cannot be read, as :func:`parse_statement` does."""
+        parsed = self._statement
+        if isinstance(parsed, EvidenceRejected):
+            raise type(parsed)(str(parsed))  # a fresh one each time: a raised exception keeps its traceback
+        return parsed
+
+    @functools.cached_property
+    def _statement(self) -> Statement | EvidenceRejected:
+        if self.envelope is None:
+            return MalformedEvidence(f"{self.source} is a message signature: it carries no statement")
+        try:
+            return parse_statement(self.envelope.payload, what=f"{self.source} statement")
+        except EvidenceRejected as e:
+            return e
 
 
 def _from_object(obj: Any, *, source: str, raw: bytes) -> Evidence:

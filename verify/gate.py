@@ -33,7 +33,7 @@ from verify.matching import DigestSet
 from verify.policy import Policy, ProvenanceRules, SourceRule, StageRule, VsaRequirement, check_repository
 from verify.signers import TrustRun, find_signers
 from verify.stages import Bound, StageEvidence, check_stage
-from verify.statement import APPROVAL_V1, RELEASE_V1, VSA_V1, Release, Statement, parse_statement, read_release
+from verify.statement import APPROVAL_V1, RELEASE_V1, VSA_V1, Release, Statement, read_release
 from verify.trust import Identity, PublicKey
 from verify.verifier import Candidate, Check, Verdict, candidates, digest_source
 
@@ -342,7 +342,7 @@ def _statements(evidence: Found, predicate_type: str) -> list[tuple[Evidence, St
         if item.envelope.payload_type != INTOTO_PAYLOAD_TYPE:
             continue
         try:
-            statement = parse_statement(item.envelope.payload, what=f"{item.source} statement")
+            statement = item.statement()
         except EvidenceRejected:
             continue
         if statement.predicate_type == predicate_type:

@@ -77,7 +77,6 @@ def plan_algorithms(evidence: Iterable[object], *, sha256: bool = False) -> list
     from verify.envelope import INTOTO_PAYLOAD_TYPE
     from verify.errors import EvidenceRejected
     from verify.evidence import Evidence
-    from verify.statement import parse_statement
 
     wanted: set[str] = {"sha256"} if sha256 else set()
     for item in evidence:
@@ -89,7 +88,7 @@ def plan_algorithms(evidence: Iterable[object], *, sha256: bool = False) -> list
         if item.envelope.payload_type != INTOTO_PAYLOAD_TYPE:
             continue
         try:
-            statement = parse_statement(item.envelope.payload)
+            statement = item.statement()
         except EvidenceRejected:
             continue
         for subject in statement.subjects:

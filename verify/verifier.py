@@ -47,7 +47,6 @@ from verify.statement import (
     Provenance,
     Statement,
     Subject,
-    parse_statement,
     read_provenance,
 )
 from verify.trust import Identity
@@ -257,7 +256,7 @@ def _statement_step(evidence: Evidence, policy: Policy, checks: _Checks) -> Stat
                           "payloadType", INTOTO_PAYLOAD_TYPE, envelope.payload_type)
     checks.ok("payloadType", INTOTO_PAYLOAD_TYPE, envelope.payload_type)
     try:
-        statement = parse_statement(envelope.payload, what=f"{evidence.source} statement")
+        statement = evidence.statement()
     except EvidenceRejected as e:
         raise checks.fail(type(e), str(e), "statement", "an in-toto Statement", "unreadable") from e
     checks.ok("statement", "an in-toto Statement", statement.type)
