@@ -385,7 +385,8 @@ def _write(output: Path, signed: _Signed, link: SignedLink | None, link_to: Path
 
 def _publish(request: BuildRequest, found: Sequence[Artifact], subjects: Sequence[tuple[str, Digests]],
              signed: _Signed, progress: Progress | None) -> tuple[str, ...]:
-    """Each artefact (unless only the provenance is published) and the provenance, under its sha256."""
+    """Each artefact (unless only the provenance is published) and the provenance, under its sha256, with its
+    blake3 indexed."""
     from attest.stores import from_uri
 
     assert request.publish is not None
@@ -399,4 +400,5 @@ def _publish(request: BuildRequest, found: Sequence[Artifact], subjects: Sequenc
                 published.append(store.put_artifact(digests["sha256"], name, artifact.path,
                                                     **({"progress": advance} if advance else {})))
         published.append(store.put_attestation(digests["sha256"], "provenance", stored))
+        store.put_index(digests["blake3"], digests["sha256"])  # last: an entry never names a folder not there
     return tuple(published)

@@ -5,11 +5,14 @@ says, as given; :func:`run_gate` does the I/O around the decision, in this order
 
   (1) the artefact: a local file, ``sha256:HEX`` or ``s3://bucket/key``; a file must be a regular file
   (2) the evidence named by ``--attestation``, through the hardened reader (never a second reader)
-  (3) ONE read of the artefact, started at once, computing every digest the evidence names (a local
-      file is opened once, its identity checked before and after: :func:`verify.digests.hash_file`)
+  (3) ONE read of the artefact, started at once, computing the cheapest digests the evidence allows
+      (:func:`verify.matching.plan_algorithms`; a local file is opened once, its identity checked
+      before and after: :func:`verify.digests.hash_file`)
   (4) meanwhile: the policy, the pinned keys, the flags, combined by :func:`verify.gate.prepare`;
-      with ``layout``, the in-toto layout and its pinned keys (:func:`verify.layout.load_layout`)
-  (5) the store's evidence for the artefact's sha256, within the run's file and byte budget
+      with ``layout``, the in-toto layout and its pinned keys (:func:`verify.layout.load_layout`);
+      then the plan made final by the policy's ``digests`` and the store (:mod:`attest.hashing`)
+  (5) the store's evidence for the artefact, by its blake3 (the store's index) or its sha256, within
+      the run's file and byte budget
   (6) :func:`verify.gate.decide` (or :func:`verify.gate.decide_release`): every acceptance is decided there
   (6a) with ``layout``, after the provenance passed: :func:`verify.layout.verify_layout`, one more
        requirement (in-toto's verifylib over the links, the artefact a product of the last step)
@@ -20,15 +23,16 @@ Nothing here decides whether evidence is accepted.
 
 from __future__ import annotations
 
-import re
-import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from attest.hashing import ArtifactRead, Progress
+
 if TYPE_CHECKING:
+    from attest.stores import Store
     from verify.evidence import Evidence, EvidenceBudget
     from verify.gate import Gate, GateVerdict, ReleaseVerdict
     from verify.layout import LayoutVerdict, LoadedLayout
@@ -39,12 +43,7 @@ if TYPE_CHECKING:
 
 __all__ = ["EmitRequest", "GateOutcome", "GateRequest", "KeylessFlags", "run_gate"]
 
-_DIGEST_ARG = re.compile(r"sha256:([0-9a-f]{64})")
 GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
-
-Progress = Callable[[str, int], Any]
-"""``progress(description, total)``: a context manager giving a callback ``advance(n)``, or None."""
-
 
 @dataclass(frozen=True)
 class KeylessFlags:
@@ -122,11 +121,12 @@ def run_gate(request: GateRequest, *, progress: Progress | None = None,
     if request.release is not None:
         return _run_release(request, warn)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="attest-hash") as pool:
-        cancel = threading.Event()
+        assert request.artifact is not None
+        read = ArtifactRead(request.artifact, pool, progress=progress)
         try:
-            return _run(request, pool, cancel, progress, warn)
+            return _run(request, read, warn)
         finally:
-            cancel.set()  # do not wait for the rest of a large file when the answer is already known
+            read.close()  # do not wait for the rest of a large file when the answer is already known
 
 
 def _check_shape(request: GateRequest) -> None:
@@ -159,36 +159,44 @@ def _check_shape(request: GateRequest) -> None:
             raise RequestError(f"{name} is empty (an unset pipeline variable?); give a value")
 
 
-def _run(request: GateRequest, pool: ThreadPoolExecutor, cancel: threading.Event, progress: Progress | None,
-         warn: Callable[[str], None] | None) -> GateOutcome:
+def _run(request: GateRequest, read: ArtifactRead, warn: Callable[[str], None] | None) -> GateOutcome:
     from verify.evidence import EvidenceBudget
+    from verify.matching import plan_algorithms
 
     assert request.artifact is not None
     budget = EvidenceBudget()
     # (1) + (2): the evidence named on the command line, read before anything else is imported
     evidence = _read_files(request.attestations, budget)
-    # (3) one read of the artefact, with every digest the evidence names (the store needs sha256)
-    hashing = _start_hashing(request.artifact, evidence, pool, cancel, progress, store=request.store is not None,
-                             sha256=request.layout is not None)
-    # (4) meanwhile: the policy, the keys, the flags, the layout
+    # (3) the one read, started at once on a provisional plan: the cheapest digests the evidence allows
+    required = {"sha256"} if request.layout is not None else set()  # in-toto links name artefacts by sha256
+    store = _open_store(request.store) if request.store else None
+    if store is not None and not store.remote and not store.has_index():
+        required.add("sha256")  # a store written before the blake3 index: found by sha256 alone
+    read.start(plan_algorithms(evidence, require=required))
+    # (4) meanwhile: the policy, the keys, the flags, the layout; then the plan they make final
     from verify.gate import decide
 
     gate, policy, signer = _prepare(request, warn)
     layout = _load_layout(request)
-    # (5) the store's evidence, by the artefact's sha256
-    if request.store:
-        evidence.extend(_read_store(request.store, hashing, budget))
+    if store is not None and store.remote and not store.has_index():  # asked while the read runs
+        required.add("sha256")
+    accepted = policy.provenance.digests
+    read.ensure(plan_algorithms(evidence, accepted=accepted, require=required))
+    # (5) the store's evidence, by the artefact's blake3 (through the store's index) or sha256
+    if store is not None:
+        evidence.extend(_read_store(store, read, budget))
+        read.ensure(plan_algorithms(evidence, accepted=accepted, require=required))
     run = policy.trust_run(bundles=_bundle_verifier(request.trusted_root))
     # (6) the decision
-    verdict = decide(gate, evidence, artifact=request.artifact, digests=hashing.result, run=run)
+    verdict = decide(gate, evidence, artifact=request.artifact, digests=read.result, run=run)
     # (6a) the in-toto layout: one more requirement, never instead of the provenance
-    layout_verdict = _check_layout(layout, request, hashing.result(), policy, warn) if layout is not None else None
+    layout_verdict = _check_layout(layout, request, read.result(), policy, warn) if layout is not None else None
     # (7) after a pass only
     _check_lockfiles(request.lockfiles, verdict)
     emitted: tuple[str, ...] = ()
     if request.emit is not None and signer is not None:
         assert gate.emits is not None
-        emitted = _emit(request, verdict, gate, signer)
+        emitted = _emit(request, verdict, gate, signer, read)
     return GateOutcome(verdict=verdict, lockfiles=request.lockfiles, emitted=emitted, stage=request.stage,
                        layout=layout_verdict)
 
@@ -204,19 +212,61 @@ def _read_files(files: Sequence[Path], budget: EvidenceBudget) -> list[Evidence 
     return found
 
 
-def _read_store(store: str, hashing: Future[DigestSet], budget: EvidenceBudget) -> list[Any]:
+def _open_store(uri: str) -> Store:
     from attest.stores import from_uri
+
+    return from_uri(uri)
+
+
+def _read_store(store: Store, read: ArtifactRead, budget: EvidenceBudget) -> list[Any]:
+    """The store's evidence for the artefact: through the blake3 index when only blake3 was computed (the index
+    is a hint, taken only when the folder it names holds a statement pairing this blake3 with that sha256),
+    else, or when the index has no such entry, by the sha256 (computed now if it was not)."""
     from verify.errors import EvidenceRejected
 
-    sha256 = hashing.result().sha256
-    assert sha256 is not None
+    digests = read.result()
     found: list[Any] = []
-    for uri, data in from_uri(store).attestations(sha256):
-        found.extend(budget.take(uri, data))
+    sha256 = digests.sha256
+    blake3 = digests.digests.get("blake3")
+    if sha256 is None and blake3 is not None:
+        hinted = store.sha256_for(blake3)
+        if hinted is not None:
+            found = _take(store, hinted, budget)
+            if _pairs(found, blake3=blake3, sha256=hinted):
+                return found
+        read.ensure(["sha256"])
+        sha256 = read.result().sha256
+    assert sha256 is not None
+    found = _take(store, sha256, budget)
     if not found:
-        raise EvidenceRejected(f"store {store} holds no attestation for sha256:{sha256}; was it built and published "
-                               "with attest build --publish?")
+        raise EvidenceRejected(f"store {store.uri} holds no attestation for sha256:{sha256}; was it built and "
+                               "published with attest build --publish?")
     return found
+
+
+def _take(store: Store, sha256: str, budget: EvidenceBudget) -> list[Any]:
+    found: list[Any] = []
+    for uri, data in store.attestations(sha256):
+        found.extend(budget.take(uri, data))
+    return found
+
+
+def _pairs(found: Sequence[Any], *, blake3: str, sha256: str) -> bool:
+    """Whether some statement in ``found`` (not yet verified: this only decides where to look) has a subject
+    with both this blake3 and this sha256."""
+    from verify.errors import EvidenceRejected
+    from verify.evidence import Evidence
+
+    for item in found:
+        if not isinstance(item, Evidence) or item.envelope is None:
+            continue
+        try:
+            subjects = item.statement().subjects
+        except EvidenceRejected:
+            continue
+        if any(s.digest.get("blake3") == blake3 and s.digest.get("sha256") == sha256 for s in subjects):
+            return True
+    return False
 
 
 def _bundle_verifier(trusted_root: Path | None) -> BundleVerifier:
@@ -229,51 +279,6 @@ def _bundle_verifier(trusted_root: Path | None) -> BundleVerifier:
 
         raise TrustConfigError(f"cannot read trusted root {trusted_root}: no such file")
     return make_bundle_verifier(trusted_root=trusted_root)
-
-
-# --- (3) the one read ----------------------------------------------------------------------------------------
-
-def _start_hashing(artifact: str, evidence: Sequence[Any], pool: ThreadPoolExecutor, cancel: threading.Event,
-                   progress: Progress | None, *, store: bool, sha256: bool = False) -> Future[DigestSet]:
-    """Start the one read of the artefact; the future gives its :class:`DigestSet` (with sha256 if ``sha256``:
-    in-toto links record it)."""
-    from verify.matching import DigestSet
-
-    done: Future[DigestSet] = Future()
-    digest_arg = _DIGEST_ARG.fullmatch(artifact)
-    if digest_arg:
-        done.set_result(DigestSet({"sha256": digest_arg.group(1)}))
-        return done
-    from verify.matching import plan_algorithms
-
-    # store mode: sha256 is the store's index, and blake3 is what attest's own subjects carry beside it
-    algorithms = plan_algorithms(evidence, sha256=store or sha256)
-    if store and "blake3" not in algorithms:
-        algorithms.insert(0, "blake3")
-    if artifact.startswith("s3://"):
-        from attest.stores.s3 import stream_object
-        from verify.digests import hash_stream
-
-        head = bytearray()
-        done.set_result(DigestSet(hash_stream(stream_object(artifact), algorithms, head=head), head=bytes(head)))
-        return done
-    path = Path(artifact)
-    if not path.is_file():
-        from verify.errors import InputError
-
-        raise InputError(f"artefact {artifact} does not exist or is not a file; give a file or sha256:<hex>")
-    return pool.submit(_hash, path, algorithms, cancel, progress)
-
-
-def _hash(path: Path, algorithms: list[str], cancel: threading.Event, progress: Progress | None) -> DigestSet:
-    from verify.digests import hash_file
-    from verify.matching import DigestSet
-
-    head = bytearray()
-    if progress is None:
-        return DigestSet(hash_file(path, algorithms, cancel=cancel, head=head), head=bytes(head))
-    with progress(f"hashing {path.name}", path.stat().st_size) as advance:
-        return DigestSet(hash_file(path, algorithms, progress=advance, cancel=cancel, head=head), head=bytes(head))
 
 
 # --- (4) the policy, keys and flags -----------------------------------------------------------------------------
@@ -399,7 +404,21 @@ def _check_lockfiles(lockfiles: Sequence[Path], verdict: GateVerdict) -> None:
         check_lockfile(path, provenance, packages=packages)
 
 
-def _emit(request: GateRequest, verdict: GateVerdict, gate: Gate, signer: Any) -> tuple[str, ...]:
+def _vsa_digests(verdict: GateVerdict, read: ArtifactRead, *, sha256: bool) -> dict[str, str]:
+    """The digests a VSA names the artefact by: those of the provenance subject that matched (the verifier
+    computed at least one of them and every one it computed agreed; the others are the builder's signed word
+    for the same bytes), strong algorithms only, with what was computed; sha256 computed if ``sha256`` (the
+    VSA is published to a store, which files it by sha256) and the subject does not give it."""
+    from verify.digests import KNOWN
+
+    if sha256 and "sha256" not in verdict.verdict.subject.digest:
+        read.ensure(["sha256"])
+    subject = {a: d for a, d in verdict.verdict.subject.digest.items() if a in KNOWN}
+    return {**subject, **read.result().digests}
+
+
+def _emit(request: GateRequest, verdict: GateVerdict, gate: Gate, signer: Any,
+          read: ArtifactRead) -> tuple[str, ...]:
     """Sign the stage's VSA for what passed, write it atomically, publish it beside the artefact."""
     import os
     from datetime import UTC, datetime
@@ -414,15 +433,15 @@ def _emit(request: GateRequest, verdict: GateVerdict, gate: Gate, signer: Any) -
     assert emit is not None and gate.emits is not None
     platform = detect_platform(os.environ)
     result = verdict.verdict
+    digests = _vsa_digests(verdict, read, sha256=request.store is not None)
     document = vsa_statement(
-        subject_name=result.subject.name, digests=result.digests,
+        subject_name=result.subject.name, digests=digests,
         verifier_id=emit.verifier_id or platform.builder_id or "attest:verifier:local",
         resource_uri=emit.resource_uri or stage_uri(gate.emits), policy_uri=gate.policy.uri,
         policy_digest=gate.policy.digest, inputs=verdict.accepted(), levels=emit.levels,
         verified_at=datetime.now(UTC), attest_version=version(DISTRIBUTION))
-    sha256 = result.digests.get("sha256")
     published = write_and_publish(sign_with(document, signer), output=emit.output, store=request.store, kind="vsa",
-                                  digests=[sha256] if sha256 else [])
+                                  artifacts=[digests])
     return (str(emit.output), *published)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,15 +45,18 @@ def sign_with(document: Mapping[str, Any], signer: Signer) -> bytes:
 
 
 def write_and_publish(line: bytes, *, output: Path, store: str | None, kind: str,
-                      digests: list[str]) -> list[str]:
-    """Write ``line`` to ``output`` atomically and publish it for each artefact sha256 in ``digests``."""
+                      artifacts: Sequence[Mapping[str, str]]) -> list[str]:
+    """Write ``line`` to ``output`` atomically and publish it under the sha256 of each artefact (its digests) in
+    ``artifacts``. (The store's blake3 index is written by the build that published the artefact: a stage's
+    role may add VSAs to a store and nothing else.)"""
     from attest._atomic import write_atomic
 
     write_atomic(output, line)
     published = []
     if store:
-        from attest.stores import from_uri
+        from attest.stores import from_uri, sha256_of
 
         target = from_uri(store)
-        published = [target.put_attestation(sha, kind, line) for sha in digests]
+        published = [target.put_attestation(sha256_of(digests, what=kind, store=target.uri), kind, line)
+                     for digests in artifacts]
     return published

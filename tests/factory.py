@@ -123,13 +123,18 @@ def reproduction(key_file: Path, *, results: Mapping[str, tuple[bytes | Mapping[
 
 
 def publish(store: Path, envelope: Envelope, *, kind: str | None = None) -> Path:
-    """Put ``envelope`` into the store at ``store`` under each subject's sha256; return the first path."""
+    """Put ``envelope`` into the store at ``store`` under each subject's sha256 (a provenance's subjects indexed by
+    blake3, as attest build does); return the first path."""
     statement = json.loads(envelope.payload)
     kind = kind or {"https://slsa.dev/provenance/v1": "provenance",
                     "https://slsa.dev/verification_summary/v1": "vsa",
                     "https://attest.dev/approval/v1": "approval",
                     REPRODUCTION_V1: "reproduction"}.get(statement["predicateType"], "release")
     local = LocalStore(store)
-    paths = [local.put_attestation(subject["digest"]["sha256"], kind, envelope.to_json_line())
-             for subject in statement["subject"]]
+    paths = []
+    for subject in statement["subject"]:
+        digest = subject["digest"]
+        paths.append(local.put_attestation(digest["sha256"], kind, envelope.to_json_line()))
+        if "blake3" in digest and kind == "provenance":  # as attest build --publish does
+            local.put_index(digest["blake3"], digest["sha256"])
     return Path(paths[0])

@@ -57,12 +57,14 @@ def _check_algorithms(algorithms: Sequence[str]) -> None:
 
 
 def hash_stream(chunks: Iterable[bytes | memoryview], algorithms: Sequence[str], *,
-                head: bytearray | None = None) -> dict[str, str]:
-    """Hash an iterable of chunks (e.g. an S3 body) with every algorithm, in one pass; ``head`` as for
-    :func:`hash_file`."""
+                head: bytearray | None = None, cancel: threading.Event | None = None) -> dict[str, str]:
+    """Hash an iterable of chunks (e.g. an S3 body) with every algorithm, in one pass; ``head`` and ``cancel``
+    as for :func:`hash_file`."""
     _check_algorithms(algorithms)
     hashers = {name: new_hasher(name) for name in algorithms}
     for chunk in chunks:
+        if cancel is not None and cancel.is_set():
+            raise InputError("hashing the artefact was cancelled")
         if head is not None and len(head) < HEAD_SIZE:
             head.extend(bytes(chunk[:HEAD_SIZE - len(head)]))
         for h in hashers.values():

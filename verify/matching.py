@@ -10,7 +10,11 @@ of that run (the provenance, each VSA, each approval, each release component) as
   sha256 matches but whose blake3 does not names other bytes, and is not this artefact.
 
 Which algorithms are computed is decided before the read by :func:`plan_algorithms`, from the
-evidence itself: every algorithm attest can compute that a subject lists.
+evidence and the policy: the fewest, cheapest algorithms that let every subject be matched on one of
+its accepted digests (blake3 where the subject has it; sha256 only where it is the only accepted
+algorithm in common, where the policy accepts nothing else, or where something addressed by sha256
+needs it). One agreeing digest of a collision-resistant algorithm identifies the bytes; a digest that
+was computed and disagrees still refuses the subject.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from dataclasses import dataclass
 from verify.digests import ACCEPTED, KNOWN, WEAK
 from verify.statement import Statement, Subject
 
-__all__ = ["DigestSet", "accepted_algorithms", "matching_subject", "plan_algorithms", "subject_matches"]
+__all__ = ["CHEAPEST_FIRST", "DigestSet", "accepted_algorithms", "matching_subject", "plan_algorithms",
+           "subject_matches"]
 
 
 @dataclass(frozen=True)
@@ -66,19 +71,32 @@ def matching_subject(statement: Statement, computed: DigestSet, accepted: Sequen
     return next((s for s in statement.subjects if subject_matches(s.digest, computed, accepted)), None)
 
 
-def plan_algorithms(evidence: Iterable[object], *, sha256: bool = False) -> list[str]:
-    """Which digests the one read computes: every algorithm attest can compute that some statement's
-    subject in ``evidence`` lists (so that the matcher can compare them all), strongest first; sha256 too
-    when ``sha256`` (a store's index) or when a message signature is there (it signs the sha256).
+#: The order in which the plan prefers algorithms: cheapest to compute first (blake3 spreads one read
+#: over every core; sha256 has instructions of its own on current CPUs, which sha512 and sha384 lack).
+CHEAPEST_FIRST = ("blake3", "sha256", "sha512", "sha384")
 
-    A plan only, read from evidence nobody trusts yet: what is unreadable here is refused later, by the
-    verifier, which reads it again strictly.
+
+def plan_algorithms(evidence: Iterable[object], *, accepted: Sequence[str] = ACCEPTED,
+                    require: Iterable[str] = ()) -> list[str]:
+    """Which digests the one read computes, cheapest first:
+
+      (1) every algorithm in ``require`` (something addressed by it needs it: a store's sha256 index,
+          an in-toto link's sha256), and sha256 when a message signature is there (it signs the sha256);
+      (2) the one accepted algorithm of each subject that has only one (a subject with sha256 alone);
+      (3) for each subject not yet covered, its cheapest accepted algorithm (blake3 where it has it).
+
+    ``accepted`` is the policy's ``digests`` list (md5 and sha1 never count). A subject with no accepted
+    algorithm adds nothing: no digest could match it. A plan only, read from evidence nobody trusts
+    yet: what is unreadable here is refused later, by the verifier, which reads it again strictly.
+    When nothing asks for an algorithm, the plan is the cheapest accepted one.
     """
     from verify.envelope import INTOTO_PAYLOAD_TYPE
     from verify.errors import EvidenceRejected
     from verify.evidence import Evidence
 
-    wanted: set[str] = {"sha256"} if sha256 else set()
+    usable = accepted_algorithms(accepted)
+    wanted: set[str] = {a for a in require if a in KNOWN}
+    choices: list[set[str]] = []
     for item in evidence:
         if not isinstance(item, Evidence):
             continue
@@ -91,6 +109,11 @@ def plan_algorithms(evidence: Iterable[object], *, sha256: bool = False) -> list
             statement = item.statement()
         except EvidenceRejected:
             continue
-        for subject in statement.subjects:
-            wanted.update(a for a in subject.digest if a in KNOWN)
-    return [a for a in ACCEPTED if a in wanted] or ["sha256"]
+        choices.extend(found for subject in statement.subjects if (found := {a for a in usable if a in subject.digest}))
+    wanted.update(next(iter(c)) for c in choices if len(c) == 1)
+    for choice in choices:
+        if not choice & wanted:
+            wanted.add(next(a for a in CHEAPEST_FIRST if a in choice))
+    if not wanted:
+        wanted.add(next((a for a in CHEAPEST_FIRST if a in usable), "sha256"))
+    return [a for a in CHEAPEST_FIRST if a in wanted]

@@ -47,7 +47,7 @@ def approve(artifact: str, signer_uri: str, insecure_key_permissions: bool, poli
     document = approval_statement(subject_name=name, digests=digests, stage=stage, approver=who, reason=reason,
                                   approved_at=datetime.now(UTC))
     line = sign_with(document, signer)
-    published = write_and_publish(line, output=output, store=store, kind="approval", digests=[digests["sha256"]])
+    published = write_and_publish(line, output=output, store=store, kind="approval", artifacts=[digests])
     if output_format == "json":
         emit_json({"output": str(output), "stage": stage, "approver": who, "digest": digests,
                    "published": published})

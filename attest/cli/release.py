@@ -54,8 +54,9 @@ def create(name: str, components: tuple[str, ...], signer_uri: str, insecure_key
                                provenance_sha256=items[0].digest, source=prov.source_uri, commit=prov.commit))
     document = release_statement(name=name, components=parts, created_at=datetime.now(UTC))
     line = sign_statement(document, signer_uri=signer_uri, insecure_key_permissions=insecure_key_permissions)
-    digests = sorted({d["sha256"] for c in parts for _, d in c.subjects if "sha256" in d})
-    published = write_and_publish(line, output=output, store=store, kind="release", digests=digests)
+    artifacts = {d["sha256"]: d for c in parts for _, d in c.subjects if "sha256" in d}
+    published = write_and_publish(line, output=output, store=store, kind="release",
+                                  artifacts=[artifacts[sha] for sha in sorted(artifacts)])
     if output_format == "json":
         emit_json({"output": str(output), "name": name, "published": published,
                    "components": [{"name": c.name, "commit": c.commit, "artifacts": len(c.subjects)} for c in parts]})

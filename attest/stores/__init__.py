@@ -1,9 +1,16 @@
 """Artefact stores: content-addressed, write-once, untrusted.
 
-Layout (a directory or ``s3://bucket/prefix``), keyed by the artefact's sha256::
+Layout (a directory or ``s3://bucket/prefix``), keyed by the artefact's sha256, with an index by blake3::
 
     sha256/<hex>/artifact/<name>
     sha256/<hex>/<kind>-<sha256 of the envelope line>.intoto.jsonl
+    blake3/<hex>                  the artefact's sha256 (64 hex digits and a newline)
+
+The blake3 index lets a verifier that computed only the artefact's blake3 (the cheap digest) find its
+``sha256/<hex>/`` folder. It is a hint, like everything else in a store: the evidence found through it
+is verified against the digest the verifier computed, so a wrong entry can only make a verification
+fail. A store written before the index existed has no ``blake3/`` folder; a verifier then computes the
+sha256 in the same read.
 
 Nothing read from a store is trusted because of where it was found: the
 signatures on the attestations carry the trust. Objects are written once;
@@ -14,14 +21,15 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from attest.errors import StoreError
 from verify.errors import EvidenceRejected
 
-__all__ = ["EVIDENCE_SUFFIXES", "KINDS", "Store", "artifact_key", "attestation_key", "from_uri", "safe_name"]
+__all__ = ["EVIDENCE_SUFFIXES", "INDEX_FOLDER", "KINDS", "Store", "artifact_key", "attestation_key", "from_uri",
+           "index_entry", "index_key", "parse_index_entry", "safe_name", "sha256_of"]
 
 #: Names of the files read as evidence in a store's ``sha256/<hex>/``: what attest writes (``.intoto.jsonl``)
 #: and Sigstore bundles put beside them (``.sigstore.json``).
@@ -30,6 +38,8 @@ EVIDENCE_SUFFIXES = (".intoto.jsonl", ".sigstore.json")
 KINDS = ("provenance", "vsa", "approval", "release", "reproduction")
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+#: The folder of the blake3 index: ``blake3/<blake3 hex>`` holds the artefact's sha256.
+INDEX_FOLDER = "blake3"
 
 
 def safe_name(name: str) -> str:
@@ -51,6 +61,24 @@ def _check_hex(sha256: str) -> str:
     return sha256
 
 
+def index_key(blake3: str) -> str:
+    """Where the blake3 index entry of the artefact whose blake3 is ``blake3`` is."""
+    if not _HEX64.fullmatch(blake3):
+        raise StoreError(f"{blake3!r} is not a lower-case hex blake3 digest")
+    return f"{INDEX_FOLDER}/{blake3}"
+
+
+def index_entry(sha256: str) -> bytes:
+    """The bytes of an index entry pointing at ``sha256/<sha256>/``."""
+    return _check_hex(sha256).encode() + b"\n"
+
+
+def parse_index_entry(data: bytes) -> str | None:
+    """The sha256 an index entry names, or None if it is not one (junk in an untrusted store is no entry)."""
+    text = data.removesuffix(b"\n")
+    return text.decode() if _HEX64.fullmatch(text.decode("ascii", "replace")) else None
+
+
 def artifact_key(sha256: str, name: str) -> str:
     return f"sha256/{_check_hex(sha256)}/artifact/{safe_name(name)}"
 
@@ -65,6 +93,8 @@ class Store(Protocol):
     """Where artefacts and attestations are published and found again."""
 
     uri: str
+    remote: bool
+    """True when asking the store costs a round trip (S3); a directory is asked before the artefact's read."""
 
     def put_artifact(self, sha256: str, name: str, source: Path) -> str:
         """Store the file ``source`` (whose sha256 is ``sha256``) as artefact ``name``; return its URI."""
@@ -72,6 +102,19 @@ class Store(Protocol):
 
     def put_attestation(self, sha256: str, kind: str, data: bytes) -> str:
         """Store ``data`` (one or more envelope lines) for the artefact ``sha256``; return its URI."""
+        ...
+
+    def put_index(self, blake3: str, sha256: str) -> str:
+        """Record, once, that the artefact whose blake3 is ``blake3`` is stored under ``sha256``; return its URI."""
+        ...
+
+    def sha256_for(self, blake3: str) -> str | None:
+        """The sha256 the blake3 index gives for ``blake3`` (a hint: nothing found through it is trusted for
+        that), or None when the index has no such entry."""
+        ...
+
+    def has_index(self) -> bool:
+        """Whether the store has a blake3 index at all (a store written before it existed has none)."""
         ...
 
     def attestations(self, sha256: str) -> Iterator[tuple[str, bytes | EvidenceRejected]]:
@@ -86,6 +129,14 @@ class Store(Protocol):
     def artifacts(self) -> Iterator[tuple[str, str, Callable[[], BinaryIO]]]:
         """(URI, the sha256 its address claims, a function opening its bytes) of every stored artefact."""
         ...
+
+
+def sha256_of(digests: Mapping[str, str], *, what: str, store: str) -> str:
+    """The artefact's sha256 from ``digests``, under which a store files ``what``; refused when it is not known."""
+    if "sha256" not in digests:
+        raise StoreError(f"cannot publish the {what} to {store}: a store files attestations under the artefact's "
+                         "sha256, and it is not known")
+    return digests["sha256"]
 
 
 def from_uri(uri: str, *, retain_days: int | None = None, retention_mode: str = "GOVERNANCE") -> Store:

@@ -30,7 +30,15 @@ from pathlib import Path
 from typing import BinaryIO
 
 from attest.errors import StoreError
-from attest.stores import EVIDENCE_SUFFIXES, artifact_key, attestation_key
+from attest.stores import (
+    EVIDENCE_SUFFIXES,
+    INDEX_FOLDER,
+    artifact_key,
+    attestation_key,
+    index_entry,
+    index_key,
+    parse_index_entry,
+)
 from verify.errors import EvidenceRejected, InputError, MalformedEvidence
 from verify.evidence import read_evidence_file
 
@@ -40,14 +48,17 @@ _CHUNK = 4 * 1024 * 1024
 _DIRECTORY = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+#: More than an index entry ever holds (64 hex digits and a newline): a longer one is not an entry.
+_INDEX_ENTRY_MAX = 80
 
 
 class LocalStore:
-    """``DIR/sha256/<hex>/...`` on the local file system. Write-once."""
+    """``DIR/sha256/<hex>/...`` and ``DIR/blake3/<hex>`` on the local file system. Write-once."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self.uri = str(self.root)
+        self.remote = False
 
     # -- writing ------------------------------------------------------------
 
@@ -109,6 +120,15 @@ class LocalStore:
 
         return self._write_once(attestation_key(sha256, kind, data), hashlib.sha256(data).hexdigest(), write)
 
+    def put_index(self, blake3: str, sha256: str) -> str:
+        """Write ``blake3/<blake3>`` once, naming ``sha256``."""
+        entry = index_entry(sha256)
+
+        def write(out: BinaryIO) -> None:
+            out.write(entry)
+
+        return self._write_once(index_key(blake3), hashlib.sha256(entry).hexdigest(), write)
+
     def _write_once(self, key: str, sha256: str, write: Callable[[BinaryIO], None], *,
                     skip_if_stored: bool = False) -> str:
         """Write ``key`` once: into a hidden temp file beside it, then linked into place (never replaced).
@@ -153,6 +173,18 @@ class LocalStore:
 
             raise InputError(f"store {self.root} is not a directory; check the path (a store is made by "
                              "'attest build --publish DIR')")
+
+    def has_index(self) -> bool:
+        self._check_root()
+        return (self.root / INDEX_FOLDER).is_dir()
+
+    def sha256_for(self, blake3: str) -> str | None:
+        self._check_root()
+        try:
+            with _open_regular(self.root / index_key(blake3)) as f:
+                return parse_index_entry(f.read(_INDEX_ENTRY_MAX))
+        except StoreError:  # none, or not a regular file: no entry (the sha256 read finds the evidence)
+            return None
 
     def attestations(self, sha256: str) -> Iterator[tuple[str, bytes | EvidenceRejected]]:
         self._check_root()
@@ -202,11 +234,10 @@ def _open_regular(path: Path) -> BinaryIO:
         if e.errno == errno.ELOOP:
             raise StoreError(f"artefact {path} is a symbolic link; the store was tampered with") from e
         raise StoreError(f"cannot read artefact {path}: {e.strerror}") from e
-    f = open(fd, "rb")  # noqa: SIM115 (the caller closes it)
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        f.close()
+    if not stat.S_ISREG(os.fstat(fd).st_mode):  # before open(): a directory there would raise IsADirectoryError
+        os.close(fd)
         raise StoreError(f"artefact {path} is not a regular file; the store was tampered with")
-    return f
+    return open(fd, "rb")  # the caller closes it
 
 
 @contextlib.contextmanager

@@ -38,7 +38,15 @@ from typing import Any, BinaryIO, Final, Literal
 
 from attest._aws import transport_error
 from attest.errors import AttestError, RemoteError, StoreError
-from attest.stores import artifact_key, attestation_key, safe_name
+from attest.stores import (
+    INDEX_FOLDER,
+    artifact_key,
+    attestation_key,
+    index_entry,
+    index_key,
+    parse_index_entry,
+    safe_name,
+)
 from verify.errors import EvidenceRejected, LimitExceeded
 from verify.limits import MAX_EVIDENCE_BYTES
 
@@ -76,6 +84,8 @@ _BUCKET_RE: Final = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _HEX64: Final = re.compile(r"[0-9a-f]{64}")
 _ATTESTATION_RE: Final = re.compile(r"sha256/[0-9a-f]{64}/[^/]+\.(?:intoto\.jsonl|sigstore\.json)")
 _ARTIFACT_RE: Final = re.compile(r"sha256/([0-9a-f]{64})/artifact/.+")
+#: More than an index entry ever holds (64 hex digits and a newline): a longer one is not an entry.
+_INDEX_ENTRY_MAX: Final = 80
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:
@@ -278,6 +288,7 @@ class S3Store:
                  client: Any = None) -> None:
         prefix = prefix.strip("/")
         self.uri = f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
+        self.remote = True
         parse_s3_uri(self.uri)
         if prefix:
             _plain_path(prefix)
@@ -490,7 +501,14 @@ class S3Store:
         """Store ``data`` (one or more envelope lines) for the artefact ``sha256``; return its URI."""
         if not data:
             raise StoreError("refusing to store an empty attestation file")
-        key = self._key(attestation_key(sha256, kind, data))
+        return self._put_once(self._key(attestation_key(sha256, kind, data)), data)
+
+    def put_index(self, blake3: str, sha256: str) -> str:
+        """Write ``blake3/<blake3>`` once, naming ``sha256``; return its URI."""
+        return self._put_once(self._key(index_key(blake3)), index_entry(sha256))
+
+    def _put_once(self, key: str, data: bytes) -> str:
+        """A small object written once (with the store's retention): the same bytes there already are fine."""
         if not self._conditional_put(key, data, progress=None, extra=self._retention()):
             stream, length = _open(self.client, self.bucket, key, progress=None)
             with stream:
@@ -538,6 +556,27 @@ class S3Store:
             return self._read_evidence(key, size)
         except LimitExceeded as e:
             return e
+
+    def has_index(self) -> bool:
+        """Whether any ``blake3/`` index entry exists (one LIST of at most one key)."""
+        page = self._call("list_objects_v2", "ListBucket", self._key(f"{INDEX_FOLDER}/"),
+                          Prefix=self._key(f"{INDEX_FOLDER}/"), MaxKeys=1)
+        return bool(page.get("Contents"))
+
+    def sha256_for(self, blake3: str) -> str | None:
+        """The sha256 the entry ``blake3/<blake3>`` names, or None when there is none (or it is not an entry)."""
+        from botocore.exceptions import ClientError
+
+        try:
+            key = self._key(index_key(blake3))
+            stream, _ = _open(self.client, self.bucket, key, progress=None)
+            with stream:
+                return parse_index_entry(stream.read(_INDEX_ENTRY_MAX))
+        except StoreError as e:
+            cause = e.__cause__
+            if cause is None or (isinstance(cause, ClientError) and _error_code(cause) in ("404", "NoSuchKey")):
+                return None  # no entry (or no blake3 digest to look up): the sha256 read finds the evidence
+            raise
 
     def attestations(self, sha256: str) -> Iterator[tuple[str, bytes | EvidenceRejected]]:
         """Every attestation file stored for the artefact ``sha256``, as (URI, bytes or why not)."""

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import blake3
 import yaml
 from cryptography.hazmat.primitives import serialization
 from securesystemslib.dsse import Envelope as SslibEnvelope
@@ -123,10 +124,11 @@ def run_build_phase(spec: Buildspec, *, cwd: Path, env: dict[str, str]) -> list[
 
 @dataclass
 class Handed:
-    """What dev's ``artifacts`` section handed on (BuildOutput), and the artefact's sha256."""
+    """What dev's ``artifacts`` section handed on (BuildOutput), and the artefact's sha256 and blake3."""
 
     files: Path
     sha256: str
+    blake3: str = ""
 
 
 @dataclass
@@ -180,8 +182,10 @@ class Pipelines:
                     (out / path.relative_to(self.app)).parent.mkdir(parents=True, exist_ok=True)
                     shutil.copyfile(path, out / path.relative_to(self.app))
         artifact = out / buildspec(STG).variables["ARTIFACT"]
-        sha = hashlib.sha256(artifact.read_bytes()).hexdigest() if artifact.is_file() else ""
-        return steps, Handed(out, sha)
+        data = artifact.read_bytes() if artifact.is_file() else None
+        if data is None:
+            return steps, Handed(out, "")
+        return steps, Handed(out, hashlib.sha256(data).hexdigest(), blake3.blake3(data).hexdigest())
 
     def verify(self, stage: str, handed: Handed, *, overrides: dict[str, str] | None = None,
                rename: str | None = None) -> tuple[list[Step], Path]:
@@ -211,6 +215,12 @@ class Pipelines:
         if not self.deployed.exists():
             return []
         return [(line.split()[0], line.split()[1]) for line in self.deployed.read_text().splitlines()]
+
+    def index_entry(self, blake3: str) -> bytes:
+        """The store's blake3 index entry for the artefact (the sha256 it is filed under)."""
+        s3 = self.aws.client("s3")
+        body: bytes = s3.get_object(Bucket=self.bucket, Key=f"app/blake3/{blake3}")["Body"].read()
+        return body
 
     def store_objects(self, sha256: str) -> dict[str, bytes]:
         """Name (below sha256/<hex>/) -> bytes of every object the store holds for the artefact."""
@@ -278,6 +288,7 @@ def check_vsa_in_store(pipelines: Pipelines, handed: Handed, stg_workspace: Path
     """The store holds the stg VSA for the artefact: the file --emit-vsa wrote, signed by the stg key, for
     stage stg, PASSED, naming in inputAttestations the provenance dev published."""
     objects = pipelines.store_objects(handed.sha256)
+    assert pipelines.index_entry(handed.blake3) == f"{handed.sha256}\n".encode()  # found by blake3 in stg and prd
     vsas = {name: data for name, data in objects.items() if name.startswith("vsa-")}
     provenances = {name: data for name, data in objects.items() if name.startswith("provenance-")}
     assert len(vsas) == 1 and len(provenances) == 1, sorted(objects)
@@ -345,7 +356,7 @@ def test_promoted_artefact_passes_prd_and_a_hotfix_that_skipped_stg_does_not(
     assert [s.code for s in steps] == [1], steps  # the deploy line is never reached
     assert "stage 'prd' requires stage 'stg' to have verified this artefact, but no VSA from stage 'stg' was " \
            "found for " in steps[0].err, steps
-    assert f"sha256:{hotfix.sha256[:16]}" in steps[0].err, steps
+    assert f"blake3:{hotfix.blake3[:16]}" in steps[0].err, steps  # the digest verify computed: blake3 alone
     assert pipelines.deployments() == [("stg", release.sha256), ("prd", release.sha256)]
 
 

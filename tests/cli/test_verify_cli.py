@@ -265,14 +265,14 @@ def test_unparseable_github_repo_is_a_usage_error(built: Path, attest: AttestRun
     assert result.code == 2 and "is not OWNER/REPO" in result.err and "Traceback" not in result.err
 
 
-def test_the_artefact_is_hashed_with_every_algorithm_the_evidence_names(built: Path, keys: dict[str, KeyPair],
-                                                                          attest: AttestRunner) -> None:
-    """One read computes every digest a subject lists; the matcher compares them all, whatever the policy
-    prefers (a policy accepting only sha256 still has blake3 compared, never ignored)."""
+def test_a_policy_accepting_only_sha256_has_sha256_computed_and_compared(built: Path, keys: dict[str, KeyPair],
+                                                                           attest: AttestRunner) -> None:
+    """The policy's digests decide what counts: accepting only sha256 (FIPS) computes sha256 alone, and the
+    subject check names it (tests/cli/test_digest_plan.py has the rule both ways)."""
     policy = _policy(built, keys).read_text().replace("digests: [blake3, sha256]", "digests: [sha256]")
     (built / "policy.yaml").write_text(policy)
     result = attest("verify", ARTIFACT, "--attestation", "provenance.intoto.jsonl", "--policy", "policy.yaml",
                     "--format", "json", cwd=built)
     assert result.code == 0, result
     subject = json.loads(result.out)["checks"]
-    assert next(c for c in subject if c["check"] == "subject")["expected"].keys() == {"sha256", "blake3"}
+    assert next(c for c in subject if c["check"] == "subject")["expected"].keys() == {"sha256"}

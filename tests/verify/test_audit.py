@@ -589,7 +589,8 @@ from verify.audit import audit
 from verify.policy import load_policy
 
 store, policy = Path(sys.argv[1]), load_policy(Path(sys.argv[2]))
-sources = [(str(p), p.read_bytes()) for p in sorted(store.rglob("*")) if p.is_file()]
+sources = [(str(p), p.read_bytes()) for p in sorted(store.rglob("*"))
+           if p.name.endswith((".intoto.jsonl", ".sigstore.json"))]
 report = audit(sources, policy=policy, workers=1)
 print(json.dumps({"anomalies": sorted(a.kind for a in report.anomalies),
                   "sigstore": sorted(m for m in sys.modules if m == "sigstore" or m.startswith("sigstore."))}))

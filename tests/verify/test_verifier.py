@@ -713,21 +713,53 @@ def _items(*statements: Mapping[str, Any]) -> list[Evidence]:
     return items  # type: ignore[return-value]
 
 
-def test_plan_computes_every_algorithm_a_subject_lists() -> None:
+def test_plan_computes_the_cheapest_strong_digest_each_subject_allows() -> None:
     both = f.statement()
     sha256 = f.statement([("a", f.digest_set(b"a", ("sha256",)))])
     sha512 = f.statement([("a", f.digest_set(b"a", ("sha512",)))])
-    assert plan_algorithms(_items(both)) == ["blake3", "sha256"]
-    assert plan_algorithms(_items(sha256)) == ["sha256"]
-    assert plan_algorithms(_items(sha256, both, sha512)) == ["blake3", "sha256", "sha512"]
-    assert plan_algorithms([]) == ["sha256"]
-    assert plan_algorithms(_items(f.statement([("a", {"blake3": "ab" * 32})]))) == ["blake3"]
-    assert plan_algorithms(_items(f.statement([("a", {"blake3": "ab" * 32})])), sha256=True) == ["blake3", "sha256"]
+    sha512_sha384 = f.statement([("a", f.digest_set(b"a", ("sha512", "sha384")))])
+    blake3 = f.statement([("a", {"blake3": "ab" * 32})])
+    assert plan_algorithms(_items(both)) == ["blake3"]  # one agreeing strong digest identifies the bytes
+    assert plan_algorithms(_items(blake3)) == ["blake3"]
+    assert plan_algorithms(_items(sha256)) == ["sha256"]  # its only strong algorithm: still matched
+    assert plan_algorithms(_items(sha512_sha384)) == ["sha512"]
+    # a subject with one algorithm forces it, and then covers the subjects that also list it
+    assert plan_algorithms(_items(sha256, both)) == ["sha256"]
+    assert plan_algorithms(_items(sha256, both, sha512)) == ["sha256", "sha512"]
+    assert plan_algorithms(_items(blake3, sha256)) == ["blake3", "sha256"]
     weak = f.statement([("a", f.digest_set(b"a", ("md5",)))])
-    assert plan_algorithms(_items(weak)) == ["sha256"]
+    assert plan_algorithms(_items(weak)) == ["blake3"]  # nothing could match it: the cheapest, for the refusal
+    assert plan_algorithms(_items(weak), accepted=("sha256",)) == ["sha256"]
 
 
-def test_plan_for_unreadable_statements_is_sha256() -> None:
+def test_plan_follows_the_policys_digests_and_what_must_be_addressed_by_sha256() -> None:
+    both = f.statement()
+    # a policy that names sha256 alone (FIPS): sha256 is computed, blake3 is not
+    assert plan_algorithms(_items(both), accepted=("sha256",)) == ["sha256"]
+    assert plan_algorithms(_items(both), accepted=("sha256", "blake3")) == ["blake3"]
+    # md5 and sha1 never count, whatever a policy object says
+    assert plan_algorithms(_items(both), accepted=("md5", "sha1", "sha256")) == ["sha256"]
+    # a subject with nothing the policy accepts adds nothing
+    assert plan_algorithms(_items(f.statement([("a", {"blake3": "ab" * 32})])), accepted=("sha256",)) == ["sha256"]
+    # a store indexed by sha256 only, an in-toto link: required whatever the subjects allow
+    assert plan_algorithms(_items(both), require=("sha256",)) == ["sha256"]  # and it covers the subject
+    assert plan_algorithms(_items(f.statement([("a", {"blake3": "ab" * 32})])), require=("sha256",)) == [
+        "blake3", "sha256"]
+    assert plan_algorithms([], require=("sha256",)) == ["sha256"]
+    # a message signature signs the sha256
+    sha256 = bytes.fromhex(f.digest_set(f.ARTIFACT)["sha256"])
+    message = _bundle(
+        {"publicKey": {"hint": "dev"}},
+        messageSignature={"messageDigest": {"algorithm": "SHA2_256", "digest": f.b64(sha256)},
+                          "signature": f.b64(f.sign(DEV, f.ARTIFACT))},
+    )
+    assert plan_algorithms([*message]) == ["sha256"]
+    assert plan_algorithms([*_items(both), *message]) == ["sha256"]  # which then covers the subject too
+    assert plan_algorithms([*_items(f.statement([("a", {"blake3": "ab" * 32})])), *message]) == ["blake3", "sha256"]
+
+
+def test_plan_for_unreadable_statements_is_the_cheapest_accepted_digest() -> None:
     [not_intoto] = _evidence(payload_type="application/json")
     [bad_statement] = _evidence(f.statement(type_="x"))
-    assert plan_algorithms([not_intoto, bad_statement]) == ["sha256"]
+    assert plan_algorithms([not_intoto, bad_statement]) == ["blake3"]
+    assert plan_algorithms([not_intoto, bad_statement], accepted=("sha512", "sha256")) == ["sha256"]
