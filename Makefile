@@ -22,8 +22,12 @@ demo: $(STAMP)
 demo-aws: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python demo/demo_aws.py
 
+# test: across every core (pytest-xdist; each worker starts its own local moto server and Sigstore services on
+# free ports), the slowest ten tests listed at the end. attest and verify are byte-compiled first: the tests run
+# the CLI in a thousand subprocesses, and where PYTHONDONTWRITEBYTECODE is set each would compile them again.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m compileall -q -j 0 attest verify
+	$(BIN)/python -m pytest -q -n auto --durations=10
 
 lint: $(STAMP)
 	$(BIN)/ruff check attest verify tests benchmarks

@@ -9,6 +9,7 @@ directory), and the tests skip, saying why, when either is missing or the instal
 from __future__ import annotations
 
 import base64
+import fcntl
 import json
 import re
 import shutil
@@ -43,13 +44,16 @@ def sigstore_js(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
     directory = (cache.mkdir(f"sigstore-js-{SIGSTORE_JS_VERSION}") if cache is not None
                  else tmp_path_factory.mktemp("sigstore-js"))
     installed = directory / "node_modules" / "@sigstore" / "verify" / "package.json"
-    if not (installed.is_file() and json.loads(installed.read_text())["version"] == SIGSTORE_JS_VERSION):
-        install = [npm, "install", "--no-audit", "--no-fund", "--save-exact", "--prefix", str(directory),
-                   f"@sigstore/verify@{SIGSTORE_JS_VERSION}"]
-        done = subprocess.run(install, capture_output=True, text=True, timeout=300, check=False)
-        if done.returncode != 0:
-            reason = (done.stderr.strip().splitlines() or ["no output"])[-1]
-            pytest.skip(f"cannot install @sigstore/verify@{SIGSTORE_JS_VERSION} from npm: {reason}")
+    # one install at a time: pytest-xdist's workers share pytest's cache
+    with (directory.parent / f"{directory.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (installed.is_file() and json.loads(installed.read_text())["version"] == SIGSTORE_JS_VERSION):
+            install = [npm, "install", "--no-audit", "--no-fund", "--save-exact", "--prefix", str(directory),
+                       f"@sigstore/verify@{SIGSTORE_JS_VERSION}"]
+            done = subprocess.run(install, capture_output=True, text=True, timeout=300, check=False)
+            if done.returncode != 0:
+                reason = (done.stderr.strip().splitlines() or ["no output"])[-1]
+                pytest.skip(f"cannot install @sigstore/verify@{SIGSTORE_JS_VERSION} from npm: {reason}")
     return directory
 
 

@@ -201,7 +201,8 @@ def test_a_trusted_identity_not_in_signed_by_cannot_sign_provenance() -> None:
     _reject(SignatureInvalid, "(trusted: dev)", _evidence(signers=[OTHER]), policy)
 
 
-@pytest.mark.parametrize("keyid", ["", None, "not-a-fingerprint", f.fingerprint(OTHER)])
+@pytest.mark.parametrize("keyid", ["", None, "not-a-fingerprint", f.fingerprint(OTHER)],
+                         ids=["empty", "none", "not-a-fingerprint", "another-keys-fingerprint"])
 def test_keyid_is_only_a_hint(keyid: str | None) -> None:
     assert _verify(_evidence(signers=[(DEV, keyid)])).signer == "dev"
 
