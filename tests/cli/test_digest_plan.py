@@ -20,6 +20,7 @@ import pytest
 from attest.signers import sign_envelope
 from attest.signers.key import load as load_signer
 from tests.conftest import AttestRunner, KeyPair
+from tests.conftest_aws import MotoEnv
 
 ARTIFACT = "dist/app.tar.gz"
 SHA256_ONLY = ("version: 1\nidentities:\n  dev: {{keys: [{key}]}}\n"
@@ -129,9 +130,9 @@ def published(built: Path, keys: dict[str, KeyPair], attest: AttestRunner) -> Pa
     return built
 
 
-def _from_store(attest: AttestRunner, built: Path, keys: dict[str, KeyPair], *extra: str) -> Any:
-    return attest("verify", ARTIFACT, "--store", "store", "--key", keys["dev"].public, "--format", "json", *extra,
-                  cwd=built)
+def _from_store(attest: AttestRunner, built: Path, keys: dict[str, KeyPair], *store: str) -> Any:
+    return attest("verify", ARTIFACT, *(store or ("--store", "store")), "--key", keys["dev"].public, "--format",
+                  "json", cwd=built)
 
 
 def test_publish_indexes_every_artefact_by_blake3(published: Path) -> None:
@@ -203,3 +204,20 @@ def test_a_vsa_names_the_artefact_by_the_provenance_subject_and_prd_finds_it_by_
     result = attest("verify", ARTIFACT, "--store", "store", "--policy", policy, "--stage", "prd", "--format", "json",
                     cwd=published)
     assert _computed(result) == {"blake3": subject["blake3"]}
+
+
+def test_an_s3_store_is_found_by_blake3_and_one_without_the_index_by_sha256(
+        aws_env: MotoEnv, built: Path, keys: dict[str, KeyPair], attest: AttestRunner) -> None:
+    s3 = aws_env.client("s3")
+    s3.create_bucket(Bucket="attest-store", CreateBucketConfiguration={"LocationConstraint": aws_env.region})
+    result = attest("build", "--signer", keys["dev"].private, "--artifact", "dist/", "--publish",
+                    "s3://attest-store/app", "--output", "published.intoto.jsonl", cwd=built)
+    assert result.code == 0, result
+    subject = _subject(_statement(built))
+    index = s3.get_object(Bucket="attest-store", Key=f"app/blake3/{subject['blake3']}")["Body"].read()
+    assert index == f"{subject['sha256']}\n".encode()
+    store = ("--store", "s3://attest-store/app")
+    assert _computed(_from_store(attest, built, keys, *store)) == {"blake3": subject["blake3"]}
+    for item in s3.list_objects_v2(Bucket="attest-store", Prefix="app/blake3/")["Contents"]:
+        s3.delete_object(Bucket="attest-store", Key=item["Key"])  # as a store written before the index
+    assert _computed(_from_store(attest, built, keys, *store)) == {"sha256": subject["sha256"]}
