@@ -10,6 +10,8 @@ says, as given; :func:`run_build` does the work, in the current directory, in th
   (4) the signer, ready before the build runs: a key, or keyless (token and trust root checked now)
   (4a) with ``link``: the link's materials, recorded by in-toto before CMD runs (:mod:`attest.intoto_link`)
   (5) CMD, without a shell, with SOURCE_DATE_EPOCH and without the signer's credentials
+  (5a) the source again: CMD must leave HEAD, its ref, the tracked files and each bound lockfile as it
+       found them (the provenance describes what was built, not what was there before the build)
   (6) the artefacts, expanded and hashed (sha256 and blake3)
   (7) the provenance: an in-toto Statement with a SLSA Provenance v1 predicate, checked against
       in-toto's schemas
@@ -34,7 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from attest.collect import Artifact, GitFacts, Lockfile, Platform
+    from attest.collect import Artifact, GitFacts, Lockfile, Platform, SourceState
     from attest.intoto_link import SignedLink
     from attest.signers import Signer
     from attest.signers.sigstore import KeylessSigner
@@ -150,7 +152,9 @@ def run_build(request: BuildRequest, *, progress: Progress | None = None,
     signer = _signer(request, env)  # (4)
     materials = _link_materials(source.git.root, locks, log) if request.link is not None else None  # (4a)
     if request.command:
+        before = _source_state(source.git.root)
         _run_command(request, env, epoch=source.epoch, log=log)  # (5)
+        _check_unchanged(source.git.root, before, locks)  # (5a)
     found = _artifacts(request.artifacts, source.git.root)  # (6)
     subjects = _hash(found, progress)
     document = _provenance(request, source, locks, subjects, started=started)  # (7)
@@ -279,6 +283,50 @@ def _run_command(request: BuildRequest, env: Mapping[str, str], *, epoch: int,
     if done.returncode != 0:
         raise CommandFailed(f"build command {' '.join(command)} failed with exit status {done.returncode}; "
                             "no attestation was written", done.returncode)
+
+
+def _source_state(root: Path) -> SourceState:
+    from attest import collect
+
+    return collect.source_state(root)
+
+
+def _check_unchanged(root: Path, before: SourceState, locks: Sequence[Lockfile]) -> None:
+    """(5a) HEAD, its ref, the tracked files (also those git was told to ignore) and each bound lockfile's bytes
+    as they were before CMD; otherwise nothing is signed, and the sentence says what changed."""
+    from attest import collect
+    from attest.errors import SourceChanged
+    from verify.digests import hash_file
+    from verify.errors import InputError
+
+    after = collect.source_state(root)
+    what: list[str] = []
+    if after.commit != before.commit:
+        what.append(f"HEAD moved from {before.commit[:12]} to {after.commit[:12] or 'nothing'}")
+    if after.ref != before.ref:
+        what.append(f"HEAD now names {after.ref or 'no branch (detached)'}, not {before.ref or 'a detached commit'}")
+    changed = sorted(after.changed - before.changed)
+    if changed:
+        what.append(f"tracked files changed: {_names(changed)}")
+    hidden = sorted(after.hidden - before.hidden)
+    if hidden:
+        what.append(f"git was told to stop looking at {_names(hidden)} (assume-unchanged or skip-worktree)")
+    for lock in locks:
+        try:
+            now = hash_file(root / lock.path, ("sha256",))["sha256"]
+        except InputError:
+            now = None
+        if now != lock.digests["sha256"]:
+            what.append(f"lockfile {lock.path} {'is gone' if now is None else 'was rewritten'}")
+    if what:
+        raise SourceChanged(f"the build command changed the source it was building ({'; '.join(what)}); a "
+                            "provenance would describe what was there before the build, so none was written: build "
+                            "from a clean checkout with a command that leaves tracked files and lockfiles alone")
+
+
+def _names(paths: Sequence[str], most: int = 3) -> str:
+    shown = ", ".join(paths[:most])
+    return shown if len(paths) <= most else f"{shown} and {len(paths) - most} more"
 
 
 # --- (6) the artefacts ---------------------------------------------------------------------------------------

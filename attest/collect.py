@@ -18,8 +18,8 @@ from attest.errors import BuildRefused
 from attest.lockfiles import Package, log_warnings, parse_lockfile
 from verify.digests import hash_file
 
-__all__ = ["LOCKFILE_PATTERNS", "GitFacts", "Lockfile", "Platform", "detect_platform", "git_facts", "lockfiles",
-           "source_date_epoch"]
+__all__ = ["LOCKFILE_PATTERNS", "GitFacts", "Lockfile", "Platform", "SourceState", "detect_platform", "git_facts",
+           "lockfiles", "source_date_epoch", "source_state"]
 
 #: Well-known lockfiles looked for at the repository root, in this order.
 LOCKFILE_PATTERNS = (
@@ -92,6 +92,48 @@ def git_facts(directory: Path, *, env: Mapping[str, str] | None = None) -> GitFa
     commit_time = int(_git(root, "log", "-1", "--format=%ct", "HEAD"))
     dirty = bool(_git(root, "status", "--porcelain", "--untracked-files=no"))
     return GitFacts(root=root, repo_uri=repo_uri, ref=ref, commit=commit, commit_time=commit_time, dirty=dirty)
+
+
+@dataclass(frozen=True)
+class SourceState:
+    """What a build command must leave as it found it: what git says of the work tree, taken before and after."""
+
+    commit: str
+    ref: str
+    """The symbolic ref HEAD names ('' when detached)."""
+    changed: frozenset[str]
+    """Tracked files that differ from HEAD (in the index or the work tree)."""
+    hidden: frozenset[str]
+    """Tracked files git is told not to look at (assume-unchanged, skip-worktree): their changes do not show."""
+
+
+def source_state(root: Path) -> SourceState:
+    """The work tree's :class:`SourceState` at ``root``."""
+    commit = _git(root, "rev-parse", "--verify", "HEAD^{commit}", check=False)
+    ref = _git(root, "symbolic-ref", "-q", "HEAD", check=False)
+    status = _git_raw(root, "status", "--porcelain=v1", "-z", "--untracked-files=no", "--ignore-submodules=none")
+    changed = set()
+    records = iter(status.split("\0"))
+    for record in records:
+        if len(record) > 3:
+            changed.add(record[3:])
+            if record[0] in "RC":  # a rename or copy: the next record is the source path
+                changed.add(next(records, ""))
+    tagged = _git_raw(root, "ls-files", "-v", "-z")
+    hidden = {entry[2:] for entry in tagged.split("\0") if len(entry) > 2 and (entry[0].islower() or entry[0] == "S")}
+    return SourceState(commit=commit, ref=ref, changed=frozenset(changed - {""}), hidden=frozenset(hidden))
+
+
+def _git_raw(root: Path, *args: str) -> str:
+    """``git args`` in ``root``, its output as is (NUL-separated records keep their spaces)."""
+    try:
+        done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
+                              errors="surrogateescape", check=False)
+    except FileNotFoundError as e:
+        raise BuildRefused("git is not installed; attest build records the commit it builds") from e
+    if done.returncode != 0:
+        raise BuildRefused(f"git {' '.join(args)} failed in {root}: {done.stderr.strip() or done.returncode}")
+    return done.stdout
 
 
 def ci_ref(env: Mapping[str, str]) -> str | None:

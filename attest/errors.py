@@ -23,6 +23,11 @@ class CommandFailed(AttestError):
         self.returncode = returncode
 
 
+class SourceChanged(AttestError):
+    """The build command changed the source it was building (a commit, a tracked file, a bound lockfile), so a
+    provenance would describe what was there before the build, not what was built. Exit code 1."""
+
+
 class SignerError(AttestError):
     """A signer could not be set up or could not sign (bad key file, bad URI). Exit code 3."""
 

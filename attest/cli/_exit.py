@@ -11,7 +11,15 @@ from typing import TYPE_CHECKING, NoReturn
 
 import click
 
-from attest.errors import AttestError, BuildRefused, CommandFailed, RemoteError, SignerError, StoreError
+from attest.errors import (
+    AttestError,
+    BuildRefused,
+    CommandFailed,
+    RemoteError,
+    SignerError,
+    SourceChanged,
+    StoreError,
+)
 from verify.encoding import printable
 from verify.errors import ConfigError, EvidenceRejected, RequestError, VerifyError
 
@@ -29,6 +37,7 @@ INTERNAL = 70         # a bug: report it
 EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
     (EvidenceRejected, REJECTED),
     (CommandFailed, REJECTED),
+    (SourceChanged, REJECTED),
     (RequestError, USAGE),
     (ConfigError, CONFIG),
     (BuildRefused, CONFIG),

@@ -1,0 +1,101 @@
+"""The provenance describes what was built, not what was there before the build.
+
+``attest build`` checks the work tree, HEAD and the bound lockfiles before it runs CMD, and again after:
+a build command (or a dependency it installs) that rewrites a source file or ``requirements.txt``, makes
+or amends a commit, switches branch, or tells git to stop looking at a file gets no provenance. Each
+way of changing the source is a variant below; each is refused with exit 1, one sentence naming what
+changed, and no output written. Writing build outputs (ignored or untracked files) is what a build does.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import AttestRunner, KeyPair
+
+#: Python run as the build command, after writing dist/ as the repository's build.py does.
+VARIANTS: dict[str, tuple[str, str]] = {
+    # name: (what the command does, what the refusal names)
+    "rewrites a tracked source file": (
+        "pathlib.Path('build.py').write_text(pathlib.Path('build.py').read_text() + '# patched\\n')",
+        "tracked files changed: build.py"),
+    "rewrites the lockfile": (
+        "pathlib.Path('requirements.txt').write_text('evil==6.6.6\\n')",
+        "lockfile requirements.txt was rewritten"),
+    "rewrites the lockfile and restores its mtime": (
+        "p = pathlib.Path('requirements.txt'); s = p.stat(); p.write_text('evil==6.6.6\\n'); "
+        "os.utime(p, ns=(s.st_atime_ns, s.st_mtime_ns))",
+        "lockfile requirements.txt was rewritten"),
+    "deletes the lockfile": (
+        "pathlib.Path('requirements.txt').unlink()",
+        "lockfile requirements.txt is gone"),
+    "stages a change": (
+        "pathlib.Path('build.py').write_text('print(1)\\n'); git('add', 'build.py')",
+        "tracked files changed: build.py"),
+    "makes a commit": (
+        "pathlib.Path('new.txt').write_text('x'); git('add', 'new.txt'); git('commit', '-q', '-m', 'sneaky')",
+        "HEAD moved from"),
+    "amends the commit": (
+        "git('commit', '-q', '--amend', '-m', 'amended')",
+        "HEAD moved from"),
+    "switches branch": (
+        "git('checkout', '-q', '-b', 'feature')",
+        "HEAD now names refs/heads/feature, not refs/heads/main"),
+    "detaches HEAD": (
+        "git('checkout', '-q', '--detach')",
+        "HEAD now names no branch (detached), not refs/heads/main"),
+    "hides a change with assume-unchanged": (
+        "git('update-index', '--assume-unchanged', 'build.py'); pathlib.Path('build.py').write_text('print(2)\\n')",
+        "git was told to stop looking at build.py"),
+    "hides a change with skip-worktree": (
+        "git('update-index', '--skip-worktree', 'build.py'); pathlib.Path('build.py').write_text('print(3)\\n')",
+        "git was told to stop looking at build.py"),
+    "deletes a tracked file": (
+        "pathlib.Path('.gitignore').unlink()",
+        "tracked files changed: .gitignore"),
+}
+
+PRELUDE = ("import os, pathlib, subprocess, runpy\n"
+           "def git(*args): subprocess.run(['git', *args], check=True, capture_output=True)\n"
+           "runpy.run_path('build.py')\n")
+
+
+def _command(body: str) -> list[str]:
+    return [sys.executable, "-c", PRELUDE + body.replace("; ", "\n")]
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_a_build_command_that_changes_its_source_gets_no_provenance(repo: Path, keys: dict[str, KeyPair],
+                                                                     attest: AttestRunner, variant: str) -> None:
+    body, named = VARIANTS[variant]
+    result = attest("build", "--signer", keys["dev"].private, "--artifact", "dist/", "--publish", "store",
+                    "--", *_command(body), cwd=repo)
+    assert result.code == 1, result
+    last = result.err.strip().splitlines()[-1]  # before it: the command line attest logs as it runs it
+    assert last.startswith("attest: the build command changed the source it was building ("), result
+    assert named in last and "Traceback" not in result.err, result
+    assert not (repo / "provenance.intoto.jsonl").exists()
+    assert not (repo / "store").exists()
+
+
+def test_a_build_command_that_writes_only_build_outputs_is_attested(repo: Path, keys: dict[str, KeyPair],
+                                                                    attest: AttestRunner) -> None:
+    """The control: untracked and ignored files (dist/, caches) are what a build makes; a lockfile rewritten
+    with the same bytes is the same lockfile."""
+    body = ("pathlib.Path('cache.tmp').write_text('untracked'); "
+            "p = pathlib.Path('requirements.txt'); p.write_bytes(p.read_bytes())")
+    result = attest("build", "--signer", keys["dev"].private, "--artifact", "dist/", "--", *_command(body), cwd=repo)
+    assert result.code == 0, result
+    assert (repo / "provenance.intoto.jsonl").is_file()
+
+
+def test_a_dirty_build_allowed_by_flag_still_may_not_move_head(repo: Path, keys: dict[str, KeyPair],
+                                                              attest: AttestRunner) -> None:
+    (repo / "build.py").write_text((repo / "build.py").read_text() + "# local edit\n")
+    body = "git('commit', '-q', '-am', 'sneaky')"
+    result = attest("build", "--signer", keys["dev"].private, "--artifact", "dist/", "--allow-dirty",
+                    "--", *_command(body), cwd=repo)
+    assert result.code == 1 and "HEAD moved from" in result.err, result
