@@ -29,9 +29,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from securesystemslib.signer import Key, Signature, Signer  # type: ignore[attr-defined]
+from verify import sslib
 
-from attest.errors import BuildRefused, SignerError
+sslib.load()  # securesystemslib without boto3 (verify/sslib.py): a key signer's build need not import it
+from securesystemslib.signer import Key, Signature, Signer  # type: ignore[attr-defined]  # noqa: E402
+
+from attest.errors import BuildRefused, SignerError  # noqa: E402
 
 if TYPE_CHECKING:
     from securesystemslib.signer import SecretsHandler  # type: ignore[attr-defined]

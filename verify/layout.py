@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from verify import sslib
 from verify.errors import (
     DigestMismatch,
     EvidenceRejected,
@@ -114,6 +115,7 @@ def load_layout(path: Path, key_files: Sequence[Path]) -> LoadedLayout:
 
 def _layout_key(file: Path) -> dict[str, Any]:
     """A PEM public key as in-toto's key dictionary (its default scheme), as in-toto-verify loads it."""
+    sslib.load()  # before securesystemslib and in-toto: without boto3 (verify/sslib.py)
     from cryptography.hazmat.primitives.serialization import load_der_public_key
     from securesystemslib.signer import SSlibKey  # type: ignore[attr-defined]
 
@@ -155,6 +157,7 @@ def _read_link(path: Path) -> bytes | None:
 
 def _parse(data: bytes, *, what: str) -> Any:
     """in-toto metadata (a Metablock or a DSSE envelope) from strict JSON; malformed: a rejection."""
+    sslib.load()  # before securesystemslib and in-toto: without boto3 (verify/sslib.py)
     from in_toto.models.metadata import Metadata  # type: ignore[import-untyped]
     from securesystemslib.exceptions import Error as SslibError
 
@@ -175,6 +178,7 @@ def _parse(data: bytes, *, what: str) -> Any:
 def verify_layout(loaded: LoadedLayout, *, link_dir: Path, digests: DigestSet,
                   accepted: Sequence[str]) -> LayoutVerdict:
     """Pass the layout's supply chain and bind it to the artefact, or raise why not (see the module docstring)."""
+    sslib.load()  # before securesystemslib and in-toto: without boto3 (verify/sslib.py)
     from in_toto import verifylib  # type: ignore[import-untyped]
     from in_toto.exceptions import (  # type: ignore[import-untyped]
         LayoutExpiredError,

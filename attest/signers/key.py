@@ -33,6 +33,9 @@ class LocalKeySigner:
     """Signs with a private key held in memory."""
 
     def __init__(self, private_key: Any, *, name: str) -> None:
+        from verify import sslib
+
+        sslib.load()  # without boto3, which a local key does not need (verify/sslib.py)
         from securesystemslib.signer import CryptoSigner, SSlibKey  # type: ignore[attr-defined]
 
         public = private_key.public_key()
