@@ -22,7 +22,7 @@ from securesystemslib.signer import SSlibKey
 
 from attest import intoto_link
 from attest.build import BuildRequest, run_build
-from attest.errors import BuildRefused, SignerError
+from attest.errors import BuildRefused, SignerError, SourceChanged
 from attest.intoto_link import InTotoSigner, record_products, sign_link
 from attest.signers import awskms
 from attest.signers.key import load as load_signer
@@ -102,16 +102,23 @@ def test_link_step_names_the_step(workdir: Path, keys: dict[str, KeyPair], tmp_p
     assert Metablock.load(str(outcome.link)).signed.name == "compile"
 
 
-def test_materials_are_what_cmd_started_from(workdir: Path, keys: dict[str, KeyPair], tmp_path: Path) -> None:
+def test_materials_are_what_cmd_started_from_and_a_cmd_that_changes_one_gets_no_link(
+        workdir: Path, keys: dict[str, KeyPair], tmp_path: Path) -> None:
+    """Materials are recorded before CMD; a CMD that changes a tracked file gets neither a link nor a provenance
+    (the source is checked again after CMD), so what the link names is what CMD started from."""
     _commit(workdir, {"notes.txt": "before"})
     before = _sha256(workdir / "notes.txt")
+    outcome = run_build(_request(keys, tmp_path))
+    assert outcome.link is not None
+    assert Metablock.load(str(outcome.link)).signed.materials["notes.txt"] == {"sha256": before}
+    outcome.link.unlink()
     command = (sys.executable, "-c", "import pathlib; pathlib.Path('notes.txt').write_text('after'); "
                                      "exec(open('build.py').read())")
 
-    outcome = run_build(_request(keys, tmp_path, command=command))
+    with pytest.raises(SourceChanged, match=r"tracked files changed: notes\.txt"):
+        run_build(_request(keys, tmp_path, command=command, output=tmp_path / "refused.intoto.jsonl"))
 
-    assert outcome.link is not None
-    assert Metablock.load(str(outcome.link)).signed.materials["notes.txt"] == {"sha256": before}
+    assert not list(tmp_path.glob("*.link")) and not (tmp_path / "refused.intoto.jsonl").exists()
 
 
 def test_every_tracked_regular_file_is_a_material_and_nothing_else(workdir: Path, keys: dict[str, KeyPair],
