@@ -273,14 +273,26 @@ def source_date_epoch(env: Mapping[str, str], *, commit_time: int) -> int:
     return int(value)
 
 
-#: Variables removed from the build command's environment: the signer's credentials.
-CREDENTIAL_VARIABLES = (
-    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
-    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-    "AWS_CONTAINER_AUTHORIZATION_TOKEN", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
-    "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN", "AWS_PROFILE", "ATTEST_KEY_PASSWORD",
-    "SIGSTORE_ID_TOKEN", "ACTIONS_ID_TOKEN_REQUEST_TOKEN", "ACTIONS_ID_TOKEN_REQUEST_URL",
-)
+#: Every variable a signing credential source of attest reads, by source: removed from the build command's
+#: environment (unless --pass-aws-env), so that CMD cannot sign. The keyless ones are what sigstore-python's
+#: ambient detection (``sigstore.oidc.detect_credential``, through the ``id`` package) and the CI tools it
+#: calls read; tests/hardening/test_build_credentials.py runs that detection from the command's own view.
+CREDENTIAL_SOURCES: Mapping[str, tuple[str, ...]] = {
+    "AWS (KMS signing)": (
+        "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+        "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE",
+        "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE"),
+    "a local key": ("ATTEST_KEY_PASSWORD",),
+    "Sigstore, given": ("SIGSTORE_ID_TOKEN",),  # also GitLab CI's id_tokens for the audience 'sigstore'
+    "Sigstore, GitHub Actions": ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "ACTIONS_ID_TOKEN_REQUEST_URL"),
+    "Sigstore, Buildkite (buildkite-agent oidc request-token)": ("BUILDKITE_AGENT_ACCESS_TOKEN",),
+    "Sigstore, CircleCI (circleci run oidc get)": ("CIRCLE_OIDC_TOKEN", "CIRCLE_OIDC_TOKEN_V2"),
+    "Sigstore, Google Cloud (a service account to impersonate)": ("GOOGLE_SERVICE_ACCOUNT_NAME",),
+}
+#: Variables removed from the build command's environment: the signer's credentials, every source's.
+CREDENTIAL_VARIABLES = tuple(name for names in CREDENTIAL_SOURCES.values() for name in names)
 
 
 def is_credential(name: str) -> bool:
