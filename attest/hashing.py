@@ -22,9 +22,12 @@ import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from verify.matching import CHEAPEST_FIRST, DigestSet
+from verify.digests import CHEAPEST_FIRST  # stdlib only: the gate starts its read before the trust core is imported
+
+if TYPE_CHECKING:
+    from verify.matching import DigestSet
 
 __all__ = ["ArtifactRead", "Progress"]
 
@@ -48,6 +51,8 @@ class ArtifactRead:
         self._path: Path | None = None
         given = _DIGEST_ARG.fullmatch(artifact)
         if given:
+            from verify.matching import DigestSet
+
             self._future.set_result(DigestSet({"sha256": given.group(1)}))
             self._planned = {"sha256"}
         elif not artifact.startswith("s3://"):
@@ -96,6 +101,8 @@ class ArtifactRead:
         found = self._future.result()
         if not self._required or self.fixed or set(found.digests) <= self._required:
             return found
+        from verify.matching import DigestSet
+
         return DigestSet({a: d for a, d in found.digests.items() if a in self._required}, head=found.head)
 
     def has(self, algorithm: str) -> bool:
@@ -122,10 +129,13 @@ class ArtifactRead:
             from verify.errors import InputError
 
             raise InputError(f"{self.artifact} changed between two reads; verify it again once it is complete")
+        from verify.matching import DigestSet
+
         return DigestSet({**earlier.digests, **again.digests}, head=earlier.head)
 
     def _read(self, algorithms: list[str], cancel: threading.Event) -> DigestSet:
         from verify.digests import hash_file, hash_stream
+        from verify.matching import DigestSet
 
         head = bytearray()
         if self._path is None:

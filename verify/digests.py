@@ -21,7 +21,7 @@ from typing import Any, BinaryIO
 
 from verify.errors import InputError
 
-__all__ = ["ACCEPTED", "CHUNK_SIZE", "KNOWN", "WEAK", "hash_file", "hash_stream", "new_hasher"]
+__all__ = ["ACCEPTED", "CHEAPEST_FIRST", "CHUNK_SIZE", "KNOWN", "WEAK", "hash_file", "hash_stream", "new_hasher"]
 
 #: Algorithms attest computes and accepts as evidence of identity, strongest first.
 ACCEPTED = ("blake3", "sha256", "sha512", "sha384")
@@ -29,6 +29,9 @@ ACCEPTED = ("blake3", "sha256", "sha512", "sha384")
 KNOWN = frozenset({"blake3", "sha256", "sha384", "sha512"})
 #: Algorithms that never count as a match on their own.
 WEAK = frozenset({"md5", "sha1"})
+#: The order in which a verifier prefers algorithms: cheapest to compute first (blake3 spreads one read over
+#: every core; sha256 has instructions of its own on current CPUs, which sha512 and sha384 lack).
+CHEAPEST_FIRST = ("blake3", "sha256", "sha512", "sha384")
 
 CHUNK_SIZE = 8 * 1024 * 1024
 #: blake3 alone, on files at least this large, is computed over a memory map by blake3's own threads.

@@ -22,11 +22,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from verify.digests import ACCEPTED, KNOWN, WEAK
+from verify.digests import ACCEPTED, CHEAPEST_FIRST, KNOWN, WEAK
 from verify.statement import Statement, Subject
 
-__all__ = ["CHEAPEST_FIRST", "DigestSet", "accepted_algorithms", "matching_subject", "plan_algorithms",
-           "subject_matches"]
+__all__ = ["DigestSet", "accepted_algorithms", "matching_subject", "plan_algorithms", "subject_matches"]
 
 
 @dataclass(frozen=True)
@@ -69,11 +68,6 @@ def subject_matches(subject: Mapping[str, str], computed: DigestSet, accepted: S
 def matching_subject(statement: Statement, computed: DigestSet, accepted: Sequence[str]) -> Subject | None:
     """The first subject of ``statement`` that is this artefact, or None."""
     return next((s for s in statement.subjects if subject_matches(s.digest, computed, accepted)), None)
-
-
-#: The order in which the plan prefers algorithms: cheapest to compute first (blake3 spreads one read
-#: over every core; sha256 has instructions of its own on current CPUs, which sha512 and sha384 lack).
-CHEAPEST_FIRST = ("blake3", "sha256", "sha512", "sha384")
 
 
 def plan_algorithms(evidence: Iterable[object], *, accepted: Sequence[str] = ACCEPTED,
