@@ -39,14 +39,17 @@ class GitFacts:
     dirty: bool
 
 
-def _git(root: Path, *args: str, check: bool = True) -> str:
+def _git(root: Path, *args: str, check: bool = True, raw: bool = False) -> str:
+    """``git args`` in ``root``, its output stripped; ``raw``: as is (NUL-separated records keep their spaces,
+    and a path that is not UTF-8 is kept with surrogate escapes instead of failing)."""
     try:
-        done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=False)
+        done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
+                              errors="surrogateescape" if raw else "strict", check=False)
     except FileNotFoundError as e:
         raise BuildRefused("git is not installed; attest build records the commit it builds") from e
     if check and done.returncode != 0:
         raise BuildRefused(f"git {' '.join(args)} failed in {root}: {done.stderr.strip() or done.returncode}")
-    return done.stdout.strip()
+    return done.stdout if raw else done.stdout.strip()
 
 
 def clean_repo_url(url: str, root: Path) -> str:
@@ -111,7 +114,7 @@ def source_state(root: Path) -> SourceState:
     """The work tree's :class:`SourceState` at ``root``."""
     commit = _git(root, "rev-parse", "--verify", "HEAD^{commit}", check=False)
     ref = _git(root, "symbolic-ref", "-q", "HEAD", check=False)
-    status = _git_raw(root, "status", "--porcelain=v1", "-z", "--untracked-files=no", "--ignore-submodules=none")
+    status = _git(root, "status", "--porcelain=v1", "-z", "--untracked-files=no", "--ignore-submodules=none", raw=True)
     changed = set()
     records = iter(status.split("\0"))
     for record in records:
@@ -119,21 +122,9 @@ def source_state(root: Path) -> SourceState:
             changed.add(record[3:])
             if record[0] in "RC":  # a rename or copy: the next record is the source path
                 changed.add(next(records, ""))
-    tagged = _git_raw(root, "ls-files", "-v", "-z")
+    tagged = _git(root, "ls-files", "-v", "-z", raw=True)
     hidden = {entry[2:] for entry in tagged.split("\0") if len(entry) > 2 and (entry[0].islower() or entry[0] == "S")}
     return SourceState(commit=commit, ref=ref, changed=frozenset(changed - {""}), hidden=frozenset(hidden))
-
-
-def _git_raw(root: Path, *args: str) -> str:
-    """``git args`` in ``root``, its output as is (NUL-separated records keep their spaces)."""
-    try:
-        done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
-                              errors="surrogateescape", check=False)
-    except FileNotFoundError as e:
-        raise BuildRefused("git is not installed; attest build records the commit it builds") from e
-    if done.returncode != 0:
-        raise BuildRefused(f"git {' '.join(args)} failed in {root}: {done.stderr.strip() or done.returncode}")
-    return done.stdout
 
 
 def ci_ref(env: Mapping[str, str]) -> str | None:

@@ -225,7 +225,6 @@ def _read_store(store: Store, read: ArtifactRead, budget: EvidenceBudget) -> lis
     from verify.errors import EvidenceRejected
 
     digests = read.result()
-    found: list[Any] = []
     sha256 = digests.sha256
     blake3 = digests.digests.get("blake3")
     if sha256 is None and blake3 is not None:

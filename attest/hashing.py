@@ -50,6 +50,8 @@ class ArtifactRead:
         self._future: Future[DigestSet] = Future()
         self._path: Path | None = None
         given = _DIGEST_ARG.fullmatch(artifact)
+        self.fixed = given is not None
+        """True for ``sha256:HEX``: nothing can be computed, the digest set is what was given."""
         if given:
             from verify.matching import DigestSet
 
@@ -61,11 +63,6 @@ class ArtifactRead:
                 from verify.errors import InputError
 
                 raise InputError(f"artefact {artifact} does not exist or is not a file; give a file or sha256:<hex>")
-
-    @property
-    def fixed(self) -> bool:
-        """True for ``sha256:HEX``: nothing can be computed, the digest set is what was given."""
-        return _DIGEST_ARG.fullmatch(self.artifact) is not None
 
     def start(self, algorithms: Iterable[str]) -> None:
         """Begin the read with a provisional plan (nothing is required yet)."""
