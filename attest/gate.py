@@ -67,7 +67,6 @@ class EmitRequest:
     insecure_key_permissions: bool = False
     resource_uri: str | None = None
     verifier_id: str | None = None
-    levels: tuple[str, ...] = ("SLSA_BUILD_LEVEL_1",)
 
 
 @dataclass(frozen=True)
@@ -101,6 +100,9 @@ class GateRequest:
     """The pinned PEM public keys that must have signed ``layout``."""
     link_dir: Path | None = None
     """Where the layout's links are; None: the layout's directory."""
+    verified_levels: tuple[str, ...] = ()
+    """``--verified-level``: the SLSA build level the builder must be trusted for; a VSA states the level
+    the policy trusts the builder for, never a level merely asked for."""
 
 
 @dataclass(frozen=True)
@@ -153,7 +155,7 @@ def _check_shape(request: GateRequest) -> None:
     if request.emit is not None:
         emit = request.emit
         given += [("--signer", emit.signer_uri), ("--resource-uri", emit.resource_uri),
-                  ("--verifier-id", emit.verifier_id), *(("--verified-level", level) for level in emit.levels)]
+                  ("--verifier-id", emit.verifier_id)]
     for name, value in given:
         if value is not None and not value.strip():
             raise RequestError(f"{name} is empty (an unset pipeline variable?); give a value")
@@ -302,7 +304,7 @@ def _prepare(request: GateRequest, warn: Callable[[str], None] | None) -> tuple[
         builder_id=request.builder_id, predicate_type=request.predicate_type, stage=request.stage,
         require_vsa=request.require_vsa, vsa_keys=tuple(load_public_key_file(k) for k in request.vsa_keys),
         emit_key=emit_key, emit_vsa=request.emit is not None, lockfiles=len(request.lockfiles),
-        release=request.release is not None)
+        release=request.release is not None, verified_levels=request.verified_levels)
     gate = prepare(policy, flags)
     return gate, gate.policy, signer
 
@@ -427,6 +429,7 @@ def _emit(request: GateRequest, verdict: GateVerdict, gate: Gate, signer: Any,
     from attest.collect import detect_platform
     from attest.signing import sign_with, write_and_publish
     from attest.summaries import stage_uri, vsa_statement
+    from verify.levels import level_name
 
     emit = request.emit
     assert emit is not None and gate.emits is not None
@@ -437,7 +440,7 @@ def _emit(request: GateRequest, verdict: GateVerdict, gate: Gate, signer: Any,
         subject_name=result.subject.name, digests=digests,
         verifier_id=emit.verifier_id or platform.builder_id or "attest:verifier:local",
         resource_uri=emit.resource_uri or stage_uri(gate.emits), policy_uri=gate.policy.uri,
-        policy_digest=gate.policy.digest, inputs=verdict.accepted(), levels=emit.levels,
+        policy_digest=gate.policy.digest, inputs=verdict.accepted(), levels=[level_name(verdict.level)],
         verified_at=datetime.now(UTC), attest_version=version(DISTRIBUTION))
     published = write_and_publish(sign_with(document, signer), output=emit.output, store=request.store, kind="vsa",
                                   artifacts=[digests])

@@ -89,12 +89,12 @@ def provenance(key_file: Path, *, subjects: Subjects, commit: str = COMMIT, repo
 
 def vsa(key_file: Path, *, name: str, artifact: bytes | Mapping[str, str], stage: str, at: datetime,
         result: str = "PASSED", resource_uri: str | None = None,
-        inputs: Sequence[tuple[str, str]] = ()) -> Envelope:
+        inputs: Sequence[tuple[str, str]] = (), levels: Sequence[str] = ("SLSA_BUILD_LEVEL_2",)) -> Envelope:
     """A VSA saying ``stage`` verified the artefact at ``at``."""
     return sign(key_file, vsa_statement(
         subject_name=name, digests=_digests(artifact), verifier_id=f"https://attest.dev/verifier/{stage}",
         resource_uri=resource_uri or stage_uri(stage), policy_uri="file:///policy.yaml",
-        policy_digest="ab" * 32, inputs=inputs, levels=["SLSA_BUILD_LEVEL_2"], verified_at=at, result=result))
+        policy_digest="ab" * 32, inputs=inputs, levels=list(levels), verified_at=at, result=result))
 
 
 def approval(key_file: Path, *, name: str, artifact: bytes | Mapping[str, str], stage: str, approver: str,

@@ -29,8 +29,17 @@ from verify.digests import WEAK
 from verify.envelope import INTOTO_PAYLOAD_TYPE
 from verify.errors import EvidenceRejected, MalformedEvidence, PolicyError, PolicyViolation, RequestError
 from verify.evidence import Evidence
+from verify.levels import level_name, requested_build_level
 from verify.matching import DigestSet
-from verify.policy import Policy, ProvenanceRules, SourceRule, StageRule, VsaRequirement, check_repository
+from verify.policy import (
+    Policy,
+    ProvenanceRules,
+    SourceRule,
+    StageRule,
+    TrustedBuilder,
+    VsaRequirement,
+    check_repository,
+)
 from verify.signers import TrustRun, find_signers
 from verify.stages import Bound, StageEvidence, check_stage
 from verify.statement import APPROVAL_V1, RELEASE_V1, VSA_V1, Release, Statement, read_release
@@ -69,6 +78,8 @@ class GateFlags:
     emit_vsa: bool = False
     lockfiles: int = 0
     release: bool = False
+    verified_levels: tuple[str, ...] = ()
+    """``--verified-level``: the SLSA build level the builder must be trusted for (one at most)."""
 
 
 @dataclass(frozen=True)
@@ -100,9 +111,10 @@ def prepare(policy: Policy | None, flags: GateFlags) -> Gate:
     if flags.release and (flags.emit_vsa or flags.lockfiles):
         raise RequestError("--release verifies every component of a manifest; --emit-vsa and --lockfile apply to "
                            "one artefact, verify each component on its own for them")
+    level = requested_build_level(flags.verified_levels)
     if policy is None:
-        return _ad_hoc(flags, commit)
-    return _narrowed(policy, flags, commit)
+        return _ad_hoc(flags, commit, level)
+    return _narrowed(policy, flags, commit, level)
 
 
 def _refuse_empty(flags: GateFlags) -> None:
@@ -112,6 +124,9 @@ def _refuse_empty(flags: GateFlags) -> None:
         if value is not None and not value.strip():
             raise RequestError(f"{flag} is empty (an unset pipeline variable?); give a value or leave the flag out, "
                                "an empty value never removes a rule")
+    if any(not s.strip() for s in flags.verified_levels):
+        raise RequestError("--verified-level is empty (an unset pipeline variable?); name the level to require, "
+                           "e.g. SLSA_BUILD_LEVEL_3, or leave the flag out")
     if any(not s.strip() for s in flags.require_vsa):
         raise RequestError("--require-vsa is empty (an unset pipeline variable?); name the stage whose VSA is "
                            "required")
@@ -126,7 +141,7 @@ def _full_commit(commit: str | None) -> str | None:
     return commit.lower()
 
 
-def _ad_hoc(flags: GateFlags, commit: str | None) -> Gate:
+def _ad_hoc(flags: GateFlags, commit: str | None, level: int) -> Gate:
     """No policy: the flags are the whole policy (identities, rules and, with --require-vsa, a stage)."""
     identities: dict[str, Identity] = {}
     if flags.keys:
@@ -144,13 +159,17 @@ def _ad_hoc(flags: GateFlags, commit: str | None) -> Gate:
                            "pass --policy FILE whose stages name their verifiers")
     if flags.vsa_keys and not flags.require_vsa:
         raise RequestError("--vsa-key goes with --require-vsa STAGE (the stage whose VSA that key signs)")
+    if level > 1:
+        raise RequestError(f"--verified-level {level_name(level)} needs --policy FILE listing the builders trusted "
+                           "for that level (provenance.builders); flags alone trust a builder for level 1 at most")
     if flags.stage is not None and not flags.require_vsa:
         raise RequestError(f"--stage {flags.stage!r} names a stage of a policy, and there is no --policy; pass "
                            "--policy FILE, or say what this stage requires with --require-vsa STAGE --vsa-key PEM")
     rules = ProvenanceRules(
         signed_by=tuple(identities), source=SourceRule(uri=flags.source_uri,
                                                        branches=(flags.source_branch,) if flags.source_branch else ()),
-        builders=(flags.builder_id,) if flags.builder_id else (), commit=commit, predicate_type=flags.predicate_type)
+        builders=(TrustedBuilder(id=flags.builder_id),) if flags.builder_id else (), commit=commit,
+        predicate_type=flags.predicate_type, min_level=level)
     stages: dict[str, StageRule] = {}
     rule = None
     if flags.require_vsa:
@@ -167,7 +186,7 @@ def _ad_hoc(flags: GateFlags, commit: str | None) -> Gate:
     return Gate(policy=Policy(identities=identities, provenance=rules, stages=stages), stage=rule)
 
 
-def _narrowed(policy: Policy, flags: GateFlags, commit: str | None) -> Gate:
+def _narrowed(policy: Policy, flags: GateFlags, commit: str | None, level: int) -> Gate:
     """The policy, narrowed by each flag given; a flag that would widen it, or that no provenance could
     satisfy together with it, is refused."""
     if flags.keyless is not None:
@@ -180,10 +199,11 @@ def _narrowed(policy: Policy, flags: GateFlags, commit: str | None) -> Gate:
     if flags.keys:
         identities, signed_by = _narrow_keys(policy, flags.keys)
         prov = replace(prov, signed_by=signed_by)
-    prov = replace(prov, source=_narrow_source(prov.source, flags), builders=_narrow_builders(prov, flags),
-                   commit=commit, predicate_type=_narrow_predicate_type(prov, flags))
-    narrowed = replace(policy, identities=identities, provenance=prov)
     rule = _stage_rule(policy, flags)
+    prov = replace(prov, source=_narrow_source(prov.source, flags), builders=_narrow_builders(prov, flags),
+                   commit=commit, predicate_type=_narrow_predicate_type(prov, flags),
+                   min_level=max(prov.min_level, level, rule.min_level if rule is not None else 0))
+    narrowed = replace(policy, identities=identities, provenance=prov)
     if flags.release and policy.releases is None:
         raise PolicyError(f"policy {policy.uri} names no release signers (releases: {{signed-by: [...]}}), so "
                           "--release cannot trust any manifest")
@@ -229,13 +249,16 @@ def _narrow_source(rule: SourceRule, flags: GateFlags) -> SourceRule:
     return SourceRule(uri=uri, branches=branches)
 
 
-def _narrow_builders(prov: ProvenanceRules, flags: GateFlags) -> tuple[str, ...]:
+def _narrow_builders(prov: ProvenanceRules, flags: GateFlags) -> tuple[TrustedBuilder, ...]:
+    """--builder-id keeps the one builder it names, at the level the policy trusts it for."""
     if flags.builder_id is None:
         return prov.builders
-    if prov.builders and flags.builder_id not in prov.builders:
+    trusted = prov.builder(flags.builder_id)
+    if trusted is None:
         raise RequestError(f"--builder-id {flags.builder_id!r} is not one of the policy's builders "
-                           f"{list(prov.builders)}; flags narrow a policy, and no provenance could satisfy both")
-    return (flags.builder_id,)
+                           f"{[b.id for b in prov.builders]}; flags narrow a policy, and no provenance could satisfy "
+                           "both")
+    return (trusted,)
 
 
 def _narrow_predicate_type(prov: ProvenanceRules, flags: GateFlags) -> str | None:
@@ -322,6 +345,9 @@ class GateVerdict:
     stages: tuple[StageEvidence, ...] = ()
     considered: int = 1
     """How many provenance candidates passed the rules (the verdict names the one that passed the stage)."""
+    level: int = 0
+    """The SLSA build level the policy trusts the provenance's builder for (0: not a provenance): the one
+    level a VSA for this verdict may state."""
 
     def accepted(self) -> list[tuple[str, str]]:
         """(source, sha256) of every attestation the verdict rests on: what an emitted VSA names."""
@@ -330,7 +356,7 @@ class GateVerdict:
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.verdict.to_dict(), "stages": [s.to_dict() for s in self.stages],
-                "candidates": self.considered}
+                "candidates": self.considered, "buildLevel": self.level}
 
 
 def _statements(evidence: Found, predicate_type: str) -> list[tuple[Evidence, Statement]]:
@@ -368,7 +394,7 @@ def decide(gate: Gate, evidence: Found, *, artifact: str, digests: DigestSet | C
         raise failure
     if not gate.requires_stages:
         return GateVerdict(verdict=Verdict.of(artifact, found[0], digest_set()), candidate=found[0],
-                           considered=len(found))
+                           considered=len(found), level=_level(gate, found[0]))
     assert gate.stage is not None
     vsas, approvals = _statements(evidence, VSA_V1), _statements(evidence, APPROVAL_V1)
     first: tuple[Candidate, PolicyViolation] | None = None
@@ -382,12 +408,20 @@ def decide(gate: Gate, evidence: Found, *, artifact: str, digests: DigestSet | C
             continue
         checks = (*candidate.checks, Check("stage", True, _describe(gate.stage), [s.to_dict() for s in passed]))
         return GateVerdict(verdict=Verdict.of(artifact, candidate, digest_set(), checks), candidate=candidate,
-                           stages=tuple(passed), considered=len(found))
+                           stages=tuple(passed), considered=len(found), level=_level(gate, candidate))
     assert first is not None
     candidate, error = first
     more = f" (and {len(found) - 1} other provenance(s) of these bytes fail it too)" if len(found) > 1 else ""
     checks = (*candidate.checks, Check("stage", False, _describe(gate.stage), str(error)))
     raise PolicyViolation(f"{candidate.evidence.source}: {error}{more}", checks=checks)
+
+
+def _level(gate: Gate, candidate: Candidate) -> int:
+    """The build level the policy trusts the candidate's builder for; 0 for evidence that is no provenance."""
+    if candidate.provenance is None:
+        return 0
+    trusted = gate.policy.provenance.builder(candidate.provenance.builder_id)
+    return 0 if trusted is None else trusted.level
 
 
 def _describe(stage: StageRule) -> dict[str, Any]:

@@ -24,8 +24,8 @@ from verify.signers import BundleVerifier, TrustRun, VerificationBudget
 from verify.trust import Identity, PublicKey, SigstoreIdentity, load_public_key_file
 from verify.uris import normalize_repo
 
-__all__ = ["Policy", "ProvenanceRules", "ReleaseRule", "SourceRule", "StageRule", "VsaRequirement", "check_repository",
-           "load_policy"]
+__all__ = ["Policy", "ProvenanceRules", "ReleaseRule", "SourceRule", "StageRule", "TrustedBuilder", "VsaRequirement",
+           "check_repository", "load_policy"]
 
 _FINGERPRINT = re.compile(r"[0-9a-fA-F]{64}")
 
@@ -50,15 +50,33 @@ class SourceRule:
 
 
 @dataclass(frozen=True)
+class TrustedBuilder:
+    """A builder the policy trusts (``provenance.builders``), with the highest SLSA build level it is
+    trusted for: what a VSA may state for its provenance. A bare id in the policy is level 1."""
+
+    id: str
+    level: int = 1
+
+
+@dataclass(frozen=True)
 class ProvenanceRules:
     signed_by: tuple[str, ...] = ()
     source: SourceRule = SourceRule()
-    builders: tuple[str, ...] = ()
+    builders: tuple[TrustedBuilder, ...] = ()
     digests: tuple[str, ...] = ACCEPTED
     lockfiles: tuple[str, ...] = ()
     allow_dirty: bool = False
     commit: str | None = None
     predicate_type: str | None = None
+    min_level: int = 0
+    """The SLSA build level the provenance's builder must be trusted for (``--verified-level``, a stage's
+    ``min-level``); 0: none."""
+
+    def builder(self, builder_id: str) -> TrustedBuilder | None:
+        """The trusted builder ``builder_id`` names; without a ``builders`` rule any builder, at level 1."""
+        if not self.builders:
+            return TrustedBuilder(id=builder_id, level=1)
+        return next((b for b in self.builders if b.id == builder_id), None)
 
 
 @dataclass(frozen=True)
@@ -81,6 +99,9 @@ class StageRule:
     require_approvals: ApprovalRequirement | None = None
     resource_uris: tuple[str, ...] = ()
     """resourceUri values a VSA of this stage may carry besides ``attest:stage:<name>`` (e.g. a pipeline ARN)."""
+    min_level: int = 0
+    """The SLSA build level this stage requires (``min-level``): of the provenance's builder, and stated by
+    every VSA the stage relies on; 0: none."""
 
     def accepts_resource(self, uri: str) -> bool:
         return uri == f"attest:stage:{self.name}" or uri in self.resource_uris
@@ -397,7 +418,7 @@ def _load_key(doc: _Doc, file: Path, path: tuple[str, ...], *, arn: str | None =
 
 def _stage(doc: _Doc, name: str, value: Any, identities: Mapping[str, Identity]) -> StageRule:
     path = ("stages", name)
-    spec = _mapping(doc, value, path, {"verifier", "require-vsa", "require-approvals", "resource-uri"})
+    spec = _mapping(doc, value, path, {"verifier", "require-vsa", "require-approvals", "resource-uri", "min-level"})
     verifier = spec.get("verifier")
     if verifier is not None and _string(doc, verifier, (*path, "verifier")) not in identities:
         raise doc.error((*path, "verifier"), f"names identity {verifier!r}, which 'identities' does not define")
@@ -437,8 +458,42 @@ def _stage(doc: _Doc, name: str, value: Any, identities: Mapping[str, Identity])
                 raise doc.error((*a_path, "signed-by"), f"names identity {who!r}, which 'identities' does not define")
         approvals = ApprovalRequirement(count=count, signed_by=names)
     resource_uris = _strings(doc, spec["resource-uri"], (*path, "resource-uri")) if "resource-uri" in spec else ()
+    min_level = _level(doc, spec["min-level"], (*path, "min-level")) if "min-level" in spec else 0
     return StageRule(name=name, verifier=verifier, require_vsa=tuple(requirements), require_approvals=approvals,
-                     resource_uris=resource_uris)
+                     resource_uris=resource_uris, min_level=min_level)
+
+
+def _level(doc: _Doc, value: Any, path: tuple[str, ...]) -> int:
+    """A SLSA build level, 1 to 3 (0 guarantees nothing, so it is no level to trust or require)."""
+    if not isinstance(value, int) or isinstance(value, bool) or value not in range(1, 4):
+        raise doc.error(path, f"must be a SLSA build level, 1, 2 or 3 (found {value!r})")
+    return value
+
+
+def _builders(doc: _Doc, value: Any, path: tuple[str, ...]) -> tuple[TrustedBuilder, ...]:
+    """``builders``: ids (trusted for level 1) or ``{id, level}``; an id listed twice is an error."""
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value:
+        raise doc.error(path, "must be a non-empty list of builder ids or {id, level} (an empty rule would pass "
+                              "everything)")
+    builders: dict[str, TrustedBuilder] = {}
+    for i, item in enumerate(value):
+        item_path = (*path, str(i))
+        if isinstance(item, str):
+            builder = TrustedBuilder(id=_string(doc, item, item_path))
+        else:
+            entry = _mapping(doc, item, item_path, {"id", "level"})
+            if "level" not in entry:
+                raise doc.error((*item_path, "level"), "is missing; give the SLSA build level this builder is "
+                                                       "trusted for (1, 2 or 3), or list its id alone for level 1")
+            builder = TrustedBuilder(id=_string(doc, entry.get("id"), (*item_path, "id")),
+                                     level=_level(doc, entry["level"], (*item_path, "level")))
+        if builder.id in builders:
+            raise doc.error(item_path, f"lists builder {builder.id!r} twice; give it once, with the level it is "
+                                       "trusted for")
+        builders[builder.id] = builder
+    return tuple(builders.values())
 
 
 def load_policy(path: Path) -> Policy:
@@ -498,7 +553,7 @@ def load_policy(path: Path) -> Policy:
     predicate_type = prov.get("predicate-type")
     rules = ProvenanceRules(
         signed_by=signed_by, source=source,
-        builders=_strings(doc, prov["builders"], ("provenance", "builders")) if "builders" in prov else (),
+        builders=_builders(doc, prov["builders"], ("provenance", "builders")) if "builders" in prov else (),
         digests=digests,
         lockfiles=_strings(doc, prov["lockfiles"], ("provenance", "lockfiles")) if "lockfiles" in prov else (),
         allow_dirty=allow_dirty,

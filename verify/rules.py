@@ -1,7 +1,7 @@
 """The provenance rules: what a trusted provenance must show. One evaluator; verify and audit both call it.
 
 :func:`evaluate_provenance` returns a result for every rule the policy (narrowed by flags) sets, in a
-fixed order: source repository, branch, commit, builder, lockfiles, clean work tree. ``verify`` stops
+fixed order: source repository, branch, commit, builder, level, lockfiles, clean work tree. ``verify`` stops
 at the first that failed (and records the others that passed before it in its verdict); ``audit``
 reports every failure as an anomaly of the result's ``kind``.
 
@@ -28,7 +28,7 @@ class RuleResult:
     """One rule applied to one provenance."""
 
     rule: str
-    """``source``, ``branch``, ``commit``, ``builder``, ``lockfiles`` or ``clean``."""
+    """``source``, ``branch``, ``commit``, ``builder``, ``level``, ``lockfiles`` or ``clean``."""
     passed: bool
     expected: Any
     found: Any
@@ -42,6 +42,7 @@ def provenance_demands(rules: ProvenanceRules) -> list[str]:
     """The rules that only a provenance (or a statement of a requested type) can satisfy."""
     demands = {"source": rules.source.uri is not None, "branch": bool(rules.source.branches),
                "commit": rules.commit is not None, "builder": bool(rules.builders),
+               "builder level": rules.min_level > 0,
                "lockfiles": bool(rules.lockfiles), "predicate type": rules.predicate_type is not None}
     return [name for name, given in demands.items() if given]
 
@@ -94,12 +95,23 @@ def evaluate_provenance(prov: Provenance, rules: ProvenanceRules) -> list[RuleRe
         else:
             results.append(RuleResult("commit", True, rules.commit, prov.commit))
     if rules.builders:
-        allowed = list(rules.builders)
-        if prov.builder_id not in rules.builders:
+        allowed = [b.id for b in rules.builders]
+        if rules.builder(prov.builder_id) is None:
             results.append(RuleResult("builder", False, allowed, prov.builder_id, f"builder {prov.builder_id!r} "
                                       f"is not one of the allowed builders {allowed}", "disallowed-builder"))
         else:
             results.append(RuleResult("builder", True, allowed, prov.builder_id))
+    if rules.min_level:
+        trusted = rules.builder(prov.builder_id)
+        level = 0 if trusted is None else trusted.level
+        if level < rules.min_level:
+            why = ("the policy lists no builders, so any builder is trusted for level 1 only" if not rules.builders
+                   else "the policy does not trust it" if trusted is None
+                   else f"the policy trusts it for level {level} (provenance.builders)")
+            results.append(RuleResult("level", False, rules.min_level, level, f"builder {prov.builder_id!r} is not "
+                                      f"trusted for SLSA build level {rules.min_level}: {why}", "insufficient-level"))
+        else:
+            results.append(RuleResult("level", True, rules.min_level, level))
     if rules.lockfiles:
         bound = sorted({d.name for d in prov.lockfiles})
         missing = [name for name in rules.lockfiles if name not in bound]

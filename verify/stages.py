@@ -14,6 +14,8 @@ in the evidence must pass every step:
   (7) policy    it names the policy it was verified under (a sha256 digest)
   (8) order     its timeVerified is not older than the provenance's build time; a provenance without
                 a time cannot be ordered, and no VSA is accepted for it
+  (9) level     when the stage has a ``min-level``: its verifiedLevels state a build level at least that
+                (the earlier stage's verifier vouched for the level, not only for a pass)
 
 Approvals: ``count`` distinct identities among those allowed signed an approval that names this
 artefact and this stage, dated not before the provenance's build time.
@@ -92,7 +94,8 @@ def _required_vsa(stage: StageRule, requirement: VsaRequirement, *, policy: Poli
     other_artifacts = 0
     for item, statement in vsas:
         try:
-            return _one_vsa(item, statement, requirement, required, policy, digests, bound, run)
+            return _one_vsa(item, statement, requirement, required, policy, digests, bound, run,
+                            min_level=stage.min_level)
         except _NotThisArtifact:
             other_artifacts += 1
         except _Refused as e:
@@ -118,8 +121,8 @@ class _Refused(Exception):
 
 
 def _one_vsa(item: Evidence, statement: Statement, requirement: VsaRequirement, required: StageRule,
-             policy: Policy, digests: DigestSet, bound: Bound, run: TrustRun) -> StageEvidence:
-    """Steps (1) to (8) for one VSA; raises :class:`_Refused` with how far it got."""
+             policy: Policy, digests: DigestSet, bound: Bound, run: TrustRun, *, min_level: int) -> StageEvidence:
+    """Steps (1) to (9) for one VSA; raises :class:`_Refused` with how far it got."""
     what = f"the VSA in {item.source}"
     # (1) for this artefact
     if not any(subject_matches(s.digest, digests, policy.provenance.digests) for s in statement.subjects):
@@ -159,6 +162,12 @@ def _one_vsa(item: Evidence, statement: Statement, requirement: VsaRequirement, 
     if summary.time_verified < bound.time:
         raise _Refused(8, f"{what} ({format_time(summary.time_verified)}) is older than the provenance it should "
                           f"vouch for ({format_time(bound.time)})")
+    # (9) at the level this stage requires
+    if min_level:
+        level = summary.build_level
+        if level is None or level < min_level:
+            said = "states no build level" if level is None else f"states SLSA build level {level}"
+            raise _Refused(9, f"{what} {said}, and this stage requires level {min_level} (min-level)")
     return StageEvidence(kind="vsa", stage=requirement.stage, signer=identities[0].name,
                          time=summary.time_verified, source=item.source, sha256=item.digest)
 

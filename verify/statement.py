@@ -19,6 +19,7 @@ from typing import Any
 from verify import _json
 from verify.encoding import parse_time
 from verify.errors import LimitExceeded, MalformedEvidence, UnknownEvidence
+from verify.levels import build_level
 from verify.limits import MAX_SUBJECTS
 from verify.uris import split_source_uri
 
@@ -376,6 +377,8 @@ class VerificationSummary:
     input_attestations: tuple[Dependency, ...]
     result: str
     levels: tuple[str, ...]
+    build_level: int | None = None
+    """The SLSA build level the VSA states (None: none); one at most, or the VSA is unreadable."""
 
 
 def read_vsa(statement: Statement) -> VerificationSummary:
@@ -405,4 +408,5 @@ def read_vsa(statement: Statement) -> VerificationSummary:
                                  for i, d in enumerate(raw_inputs)),
         result=_str(pred.get("verificationResult"), f"{what} verificationResult"),
         levels=tuple(levels),
+        build_level=build_level(levels, what=f"{what} verifiedLevels"),
     )

@@ -71,7 +71,9 @@ def gate_options(f: F) -> F:
         click.option("--verifier-id", metavar="ID",
                      help="The VSA's verifier.id (default: the CI project, else attest:verifier:local)."),
         click.option("--verified-level", "verified_levels", multiple=True, metavar="LEVEL",
-                     help="verifiedLevels of the VSA (default SLSA_BUILD_LEVEL_1). Repeatable."),
+                     help="Require that the policy trusts the provenance's builder for this SLSA build level "
+                          "(provenance.builders), e.g. SLSA_BUILD_LEVEL_3; a VSA states the level the builder "
+                          "is trusted for, never more."),
         click.option("--lockfile", "lockfiles", multiple=True, type=click.Path(path_type=Path), metavar="PATH",
                      help="Check that this local lockfile is byte for byte the one the provenance bound."),
         click.option("--release", type=click.Path(dir_okay=False, path_type=Path), metavar="MANIFEST",
@@ -164,8 +166,7 @@ def verify(artifact: str | None, output_format: str, **options: Any) -> None:
 
 def _request(artifact: str | None, *, attestations: tuple[Path, ...], store: str | None, policy_path: Path | None,
              keys: tuple[str, ...], emit_vsa: Path | None, signer_uri: str | None, insecure_key_permissions: bool,
-             resource_uri: str | None, verifier_id: str | None, verified_levels: tuple[str, ...],
-             trusted_root: Path | None, **flags: Any) -> GateRequest:
+             resource_uri: str | None, verifier_id: str | None, trusted_root: Path | None, **flags: Any) -> GateRequest:
     """The frozen request the flags describe (nothing is read yet)."""
     from verify.errors import RequestError
 
@@ -175,7 +176,7 @@ def _request(artifact: str | None, *, attestations: tuple[Path, ...], store: str
         raise RequestError("--emit-vsa needs --stage (the stage being verified) and --signer (its key)")
     emit = None if emit_vsa is None or signer_uri is None else EmitRequest(
         output=emit_vsa, signer_uri=signer_uri, insecure_key_permissions=insecure_key_permissions,
-        resource_uri=resource_uri, verifier_id=verifier_id, levels=verified_levels or ("SLSA_BUILD_LEVEL_1",))
+        resource_uri=resource_uri, verifier_id=verifier_id)
     keyless = KeylessFlags(**{name: flags.pop(name) for name in (
         "certificate_identity", "certificate_identity_regexp", "certificate_oidc_issuer", "github_repo",
         "signer_workflow", "source_ref", "deny_self_hosted_runners")})
@@ -210,7 +211,7 @@ def _print(outcome: GateOutcome, shown: str) -> None:
     if prov is not None:
         click.echo(f"  source    {printable(prov.source_uri or '?')} {printable(prov.source_ref or '')} "
                    f"@ {printable(prov.commit or '?')}")
-        click.echo(f"  builder   {printable(prov.builder_id)}")
+        click.echo(f"  builder   {printable(prov.builder_id)} (trusted for SLSA build level {verdict.level})")
     click.echo(f"  checks    {', '.join(c.name for c in result.checks)}")
     _print_stages(verdict)
     if outcome.lockfiles:
@@ -220,7 +221,8 @@ def _print(outcome: GateOutcome, shown: str) -> None:
         click.echo(f"  in-toto   {printable(outcome.layout.layout)}: {steps}; product "
                    f"{printable(outcome.layout.product)}")
     if outcome.emitted:
-        click.echo(f"  vsa       {outcome.stage} PASSED -> {', '.join(outcome.emitted)}")
+        click.echo(f"  vsa       {outcome.stage} PASSED, SLSA_BUILD_LEVEL_{verdict.level} -> "
+                   f"{', '.join(outcome.emitted)}")
 
 
 def _print_stages(verdict: GateVerdict) -> None:

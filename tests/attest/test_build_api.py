@@ -21,7 +21,7 @@ from attest.build import BuildOutcome, BuildRequest, run_build
 from attest.errors import BuildRefused, CommandFailed
 from tests.conftest import KeyPair, git
 from verify.evidence import load_evidence
-from verify.policy import Policy, ProvenanceRules, SourceRule
+from verify.policy import Policy, ProvenanceRules, SourceRule, TrustedBuilder
 from verify.trust import Identity, load_public_key
 from verify.verifier import Verdict, verify_artifact
 
@@ -58,7 +58,7 @@ def _verify(outcome: BuildOutcome, artifact: Path, *, public_key: Path, commit: 
                                                                                   name="dev.pub.pem"),))},
                     provenance=ProvenanceRules(signed_by=("dev",),
                                                source=SourceRule(uri="github.com/acme/app", branches=("main",)),
-                                               builders=("attest:builder:local",), commit=commit,
+                                               builders=(TrustedBuilder("attest:builder:local"),), commit=commit,
                                                lockfiles=("requirements.txt",)))
     evidence = load_evidence(outcome.output.read_bytes(), source=str(outcome.output))
     return verify_artifact(str(artifact), evidence, policy=policy, digests=_digests(artifact))

@@ -20,7 +20,7 @@ import pytest
 from tests.verify import _factory as f
 from verify.errors import MalformedEvidence
 from verify.evidence import Evidence, load_evidence
-from verify.policy import Policy, ProvenanceRules, SourceRule
+from verify.policy import Policy, ProvenanceRules, SourceRule, TrustedBuilder
 from verify.trust import Identity, PublicKey, load_public_key
 
 DEV = f.private_key("p256", 0)
@@ -35,7 +35,7 @@ def pub(key: f.PrivateKey, name: str = "dev.pub.pem") -> PublicKey:
 def policy(*, keys: Sequence[f.PrivateKey] = (DEV,), identity: Identity | None = None, **rules: Any) -> Policy:
     """A policy trusting ``keys`` (or ``identity``) as 'dev', with DESIGN's source and builder rules."""
     base: dict[str, Any] = {"signed_by": ("dev",), "source": SourceRule(uri="github.com/acme/app", branches=("main",)),
-                            "builders": (f.BUILDER,)}
+                            "builders": (TrustedBuilder(f.BUILDER),)}
     base.update(rules)
     dev = identity or Identity(name="dev", keys=tuple(pub(k, f"dev{i}.pub.pem") for i, k in enumerate(keys)))
     return Policy(identities={"dev": dev}, provenance=ProvenanceRules(**base))

@@ -13,7 +13,7 @@ import verify.policy as policy_module
 from tests.verify import _factory as f
 from verify.errors import PolicyError
 from verify.limits import MAX_POLICY_BYTES
-from verify.policy import Policy, ProvenanceRules, SourceRule, StageRule, VsaRequirement, load_policy
+from verify.policy import Policy, ProvenanceRules, SourceRule, StageRule, TrustedBuilder, VsaRequirement, load_policy
 from verify.trust import Identity, load_public_key
 
 KMS_ARN = "arn:aws:kms:eu-west-1:111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab"
@@ -100,7 +100,7 @@ def test_design_policy_loads(policy_dir: Path) -> None:
     assert policy.provenance == ProvenanceRules(
         signed_by=("dev-build", "dev-kms", "dev-kms2", "gha"),
         source=SourceRule(uri="github.com/acme/app", branches=("main",)),
-        builders=("arn:aws:codebuild:eu-west-1:111111111111:project/app-build",),
+        builders=(TrustedBuilder("arn:aws:codebuild:eu-west-1:111111111111:project/app-build"),),
         digests=("blake3", "sha256"),
         lockfiles=("requirements.txt",),
         allow_dirty=False,
@@ -450,10 +450,26 @@ ERRORS = [
     pytest.param(
         _BASE + '  builders: [""]\n',
         7,
-        "provenance.builders",
-        "must be a list of non-empty strings",
+        "provenance.builders.0",
+        "must be a non-empty string",
         id="builders-empty-string",
     ),
+    pytest.param(_BASE + "  builders: [{id: b, level: 4}]\n", 7, "provenance.builders.0.level",
+                 "must be a SLSA build level, 1, 2 or 3 (found 4)", id="builder-level-4"),
+    pytest.param(_BASE + "  builders: [{id: b, level: '3'}]\n", 7, "provenance.builders.0.level",
+                 "must be a SLSA build level, 1, 2 or 3 (found '3')", id="builder-level-string"),
+    pytest.param(_BASE + "  builders: [{id: b, level: true}]\n", 7, "provenance.builders.0.level",
+                 "must be a SLSA build level", id="builder-level-yes"),
+    pytest.param(_BASE + "  builders: [{id: b}]\n", 7, "provenance.builders.0.level",
+                 "is missing; give the SLSA build level", id="builder-level-missing"),
+    pytest.param(_BASE + "  builders: [{id: b, level: 2, trust: all}]\n", 7, "provenance.builders.0.trust",
+                 "unknown key; expected one of ['id', 'level']", id="builder-unknown-key"),
+    pytest.param(_BASE + "  builders: [b, {id: b, level: 3}]\n", 7, "provenance.builders.1",
+                 "lists builder 'b' twice", id="builder-twice"),
+    pytest.param(_BASE + "  builders: []\n", 7, "provenance.builders",
+                 "must be a non-empty list", id="builders-empty"),
+    pytest.param(_BASE + "stages:\n  stg: {verifier: stg, min-level: 0}\n", 8, "stages.stg.min-level",
+                 "must be a SLSA build level, 1, 2 or 3 (found 0)", id="stage-min-level-0"),
     pytest.param(
         _BASE + "  digests: [sha256, md5]\n",
         7,
@@ -511,7 +527,7 @@ ERRORS = [
         _BASE + "stages:\n  stg: {verifer: stg}\n",
         8,
         "stages.stg.verifer",
-        "unknown key; expected one of ['require-approvals', 'require-vsa', 'resource-uri', 'verifier']",
+        "unknown key; expected one of ['min-level', 'require-approvals', 'require-vsa', 'resource-uri', 'verifier']",
         id="stage-unknown-key",
     ),
     pytest.param(
@@ -804,17 +820,18 @@ def test_with_rules_overrides_only_given_rules() -> None:
     base = Policy(
         identities={"k0": _key()},
         provenance=ProvenanceRules(
-            signed_by=("k0",), builders=("b1",), source=SourceRule(uri="github.com/acme/app"), commit=None
+            signed_by=("k0",), builders=(TrustedBuilder("b1"),), source=SourceRule(uri="github.com/acme/app"),
+            commit=None,
         ),
     )
     changed = base.with_rules(commit="a" * 40)
     assert changed.provenance.commit == "a" * 40
-    assert changed.provenance.builders == ("b1",)  # what is not named is kept
+    assert changed.provenance.builders == (TrustedBuilder("b1"),)  # what is not named is kept
     assert changed.provenance.source == SourceRule(uri="github.com/acme/app")
     assert changed.provenance.predicate_type is None
     assert base.provenance.commit is None  # frozen: the original is untouched
-    narrowed = base.with_rules(builders=("b2",), allow_dirty=True)
-    assert (narrowed.provenance.builders, narrowed.provenance.allow_dirty) == (("b2",), True)
+    narrowed = base.with_rules(builders=(TrustedBuilder("b2"),), allow_dirty=True)
+    assert (narrowed.provenance.builders, narrowed.provenance.allow_dirty) == ((TrustedBuilder("b2"),), True)
 
 
 def test_with_identity_adds_a_signer_once() -> None:

@@ -37,7 +37,7 @@ from verify.errors import (
     UnknownEvidence,
 )
 from verify.evidence import Evidence, load_evidence
-from verify.policy import empty_policy
+from verify.policy import TrustedBuilder, empty_policy
 from verify.signers import TrustRun, find_signers
 from verify.sigstore import (
     GITHUB_ACTIONS_ISSUER,
@@ -477,15 +477,15 @@ def test_pipeline_reads_provenance_only_when_a_rule_needs_it() -> None:
     assert identity_only.provenance is None
     assert identity_only.checks[-1].name == "provenance" and "not interpreted" in identity_only.checks[-1].expected
     with pytest.raises(MalformedEvidence, match="externalParameters"):
-        verify_artifact("a.txt", [bundle], policy=policy.with_rules(builders=("b",)), digests=lambda: digests,
-                        bundle_verifier=verifier)
+        verify_artifact("a.txt", [bundle], policy=policy.with_rules(builders=(TrustedBuilder("b"),)),
+                        digests=lambda: digests, bundle_verifier=verifier)
     typed = policy.with_rules(predicate_type="https://slsa.dev/provenance/v1")
     verdict = verify_artifact("a.txt", [bundle], policy=typed, digests=lambda: digests,
                               bundle_verifier=verifier)
     assert verdict.provenance is None and verdict.checks[-1].name == "provenance"
     with pytest.raises(MalformedEvidence, match="externalParameters"):
-        verify_artifact("a.txt", [bundle], policy=typed.with_rules(builders=("b",)), digests=lambda: digests,
-                        bundle_verifier=verifier)
+        verify_artifact("a.txt", [bundle], policy=typed.with_rules(builders=(TrustedBuilder("b"),)),
+                        digests=lambda: digests, bundle_verifier=verifier)
 
 
 def test_module_is_light_and_offline_by_construction() -> None:

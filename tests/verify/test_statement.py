@@ -465,6 +465,7 @@ def test_read_vsa() -> None:
     )
     assert summary.result == "PASSED"
     assert summary.levels == ("SLSA_BUILD_LEVEL_2",)
+    assert summary.build_level == 2
 
 
 def test_read_vsa_minimal() -> None:
@@ -522,6 +523,12 @@ def _vsa_without(key: str) -> dict[str, Any]:
             f.vsa(verifiedLevels=[3]),
             MalformedEvidence,
             "verification summary verifiedLevels is not a list of strings",
+        ),
+        (
+            f.vsa(verifiedLevels=["SLSA_BUILD_LEVEL_1", "SLSA_BUILD_LEVEL_3"]),
+            MalformedEvidence,
+            "verification summary verifiedLevels states two levels of the build track (SLSA_BUILD_LEVEL_1 and "
+            "SLSA_BUILD_LEVEL_3)",
         ),
         (_vsa_without("timeVerified"), MalformedEvidence, "verification summary has no timeVerified"),
         (f.vsa(timeVerified=""), MalformedEvidence, "verification summary timeVerified '' is not an RFC 3339 time"),

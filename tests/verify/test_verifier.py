@@ -21,7 +21,7 @@ from verify.errors import (
 from verify.evidence import Evidence, load_evidence
 from verify.limits import MAX_VERIFICATIONS_PER_ENVELOPE
 from verify.matching import plan_algorithms
-from verify.policy import Policy, ProvenanceRules, SourceRule
+from verify.policy import Policy, ProvenanceRules, SourceRule, TrustedBuilder
 from verify.trust import Identity, PublicKey, SigstoreIdentity, load_public_key
 from verify.verifier import Verdict, verify_artifact, verify_signature
 
@@ -38,7 +38,7 @@ def _policy(*, keys: Sequence[f.PrivateKey] = (DEV,), **rules: Any) -> Policy:
     base: dict[str, Any] = {
         "signed_by": ("dev",),
         "source": SourceRule(uri="github.com/acme/app", branches=("main",)),
-        "builders": (f.BUILDER,),
+        "builders": (TrustedBuilder(f.BUILDER),),
     }
     base.update(rules)
     return Policy(
