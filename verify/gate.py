@@ -169,7 +169,7 @@ def _ad_hoc(flags: GateFlags, commit: str | None, level: int) -> Gate:
         signed_by=tuple(identities), source=SourceRule(uri=flags.source_uri,
                                                        branches=(flags.source_branch,) if flags.source_branch else ()),
         builders=(TrustedBuilder(id=flags.builder_id),) if flags.builder_id else (), commit=commit,
-        predicate_type=flags.predicate_type, min_level=level)
+        predicate_type=flags.predicate_type, min_level=level, check_parameters=False)
     stages: dict[str, StageRule] = {}
     rule = None
     if flags.require_vsa:

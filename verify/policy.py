@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from verify.buildtypes import BuildTypeRule
 from verify.digests import ACCEPTED, KNOWN, WEAK
 from verify.errors import MalformedEvidence, PolicyError, TrustConfigError
 from verify.limits import MAX_POLICY_BYTES
@@ -71,6 +72,12 @@ class ProvenanceRules:
     min_level: int = 0
     """The SLSA build level the provenance's builder must be trusted for (``--verified-level``, a stage's
     ``min-level``); 0: none."""
+    build_types: Mapping[str, BuildTypeRule] = field(default_factory=dict)
+    """``build-types``: per buildType URI, parameters to ignore and expected values; a type attest does not
+    know is accepted only if it is named here."""
+    check_parameters: bool = True
+    """Refuse unrecognised external parameters and unknown build types (SLSA's "expected values"). Only a
+    gate made of flags alone, with no policy to say what is expected, turns it off, and says so."""
 
     def builder(self, builder_id: str) -> TrustedBuilder | None:
         """The trusted builder ``builder_id`` names; without a ``builders`` rule any builder, at level 1."""
@@ -470,6 +477,48 @@ def _level(doc: _Doc, value: Any, path: tuple[str, ...]) -> int:
     return value
 
 
+def _parameter_path(doc: _Doc, value: Any, path: tuple[str, ...]) -> tuple[str, ...]:
+    """``workflow.path``: an external parameter's keys, joined by dots."""
+    text = _string(doc, value, path)
+    parts = tuple(text.split("."))
+    if not all(parts):
+        raise doc.error(path, f"{text!r} is not a parameter path; name the keys from externalParameters down, "
+                              "joined by dots (e.g. inputs.skip-tests)")
+    return parts
+
+
+def _plain_json(value: Any) -> bool:
+    """Whether ``value`` is JSON that compares exactly: no float (1.0 is 1), time or null."""
+    if isinstance(value, (str, int)):  # bool is an int
+        return True
+    if isinstance(value, list):
+        return all(_plain_json(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain_json(v) for k, v in value.items())
+    return False
+
+
+def _build_types(doc: _Doc, value: Any, path: tuple[str, ...]) -> dict[str, BuildTypeRule]:
+    """``build-types``: per buildType URI, ``ignore`` (parameter paths) and ``parameters`` (expected values)."""
+    rules: dict[str, BuildTypeRule] = {}
+    for uri, spec in _any_mapping(doc, value, path).items():
+        type_path = (*path, str(uri))
+        _string(doc, uri, type_path)
+        entry = _mapping(doc, spec if spec is not None else {}, type_path, {"ignore", "parameters"})
+        ignore = tuple(_parameter_path(doc, item, (*type_path, "ignore", str(i)))
+                       for i, item in enumerate(_strings(doc, entry["ignore"], (*type_path, "ignore"))
+                                                if "ignore" in entry else ()))
+        expected: dict[tuple[str, ...], Any] = {}
+        for key, wanted in _any_mapping(doc, entry.get("parameters", {}), (*type_path, "parameters")).items():
+            key_path = (*type_path, "parameters", str(key))
+            if not _plain_json(wanted):
+                raise doc.error(key_path, "must be a string, a whole number, true, false, a list or a mapping, as "
+                                          "the provenance's JSON has it (quote a time or a decimal)")
+            expected[_parameter_path(doc, key, key_path)] = wanted
+        rules[str(uri)] = BuildTypeRule(ignore=ignore, parameters=expected)
+    return rules
+
+
 def _builders(doc: _Doc, value: Any, path: tuple[str, ...]) -> tuple[TrustedBuilder, ...]:
     """``builders``: ids (trusted for level 1) or ``{id, level}``; an id listed twice is an error."""
     if isinstance(value, str):
@@ -522,7 +571,8 @@ def load_policy(path: Path) -> Policy:
                   for name, spec in raw_identities.items()}
 
     prov = _mapping(doc, top.get("provenance"), ("provenance",),
-                    {"signed-by", "source", "builders", "digests", "lockfiles", "allow-dirty", "predicate-type"})
+                    {"signed-by", "source", "builders", "digests", "lockfiles", "allow-dirty", "predicate-type",
+                     "build-types"})
     signed_by = _strings(doc, prov.get("signed-by"), ("provenance", "signed-by"))
     for who in signed_by:
         if who not in identities:
@@ -558,6 +608,8 @@ def load_policy(path: Path) -> Policy:
         lockfiles=_strings(doc, prov["lockfiles"], ("provenance", "lockfiles")) if "lockfiles" in prov else (),
         allow_dirty=allow_dirty,
         predicate_type=_string(doc, predicate_type, ("provenance", "predicate-type")) if predicate_type else None,
+        build_types=_build_types(doc, prov["build-types"], ("provenance", "build-types")) if "build-types" in prov
+        else {},
     )
     stages_map = _any_mapping(doc, top.get("stages") or {}, ("stages",))
     stages = {str(name): _stage(doc, str(name), spec, identities) for name, spec in stages_map.items()}

@@ -1,7 +1,8 @@
 """The provenance rules: what a trusted provenance must show. One evaluator; verify and audit both call it.
 
 :func:`evaluate_provenance` returns a result for every rule the policy (narrowed by flags) sets, in a
-fixed order: source repository, branch, commit, builder, level, lockfiles, clean work tree. ``verify`` stops
+fixed order: source repository, branch, commit, builder, level, build parameters, lockfiles, clean
+work tree. ``verify`` stops
 at the first that failed (and records the others that passed before it in its verdict); ``audit``
 reports every failure as an anomaly of the result's ``kind``.
 
@@ -15,12 +16,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from verify.buildtypes import check_parameters, known_build_type
 from verify.errors import PolicyError
 from verify.policy import ProvenanceRules
 from verify.statement import Provenance
 from verify.uris import branch_of, normalize_repo
 
-__all__ = ["RuleResult", "evaluate_provenance", "provenance_demands"]
+__all__ = ["UNCHECKED", "RuleResult", "evaluate_provenance", "provenance_demands"]
 
 
 @dataclass(frozen=True)
@@ -28,7 +30,7 @@ class RuleResult:
     """One rule applied to one provenance."""
 
     rule: str
-    """``source``, ``branch``, ``commit``, ``builder``, ``level``, ``lockfiles`` or ``clean``."""
+    """``source``, ``branch``, ``commit``, ``builder``, ``level``, ``parameters``, ``lockfiles`` or ``clean``."""
     passed: bool
     expected: Any
     found: Any
@@ -52,6 +54,24 @@ def _normalized(uri: str) -> str | None:
         return normalize_repo(uri)
     except ValueError:  # not a URL at all (an unbalanced '[', say): it names no repository
         return None
+
+
+#: What a verdict says of the build's inputs when no policy says what to expect of them.
+UNCHECKED = "not checked: no policy says what this build type's parameters must be"
+
+
+def _parameters(prov: Provenance, rules: ProvenanceRules) -> RuleResult:
+    """The buildType and its externalParameters as expected (:func:`verify.buildtypes.check_parameters`)."""
+    found = sorted(prov.external_parameters)
+    if not rules.check_parameters:
+        return RuleResult("parameters", True, UNCHECKED, {"buildType": prov.build_type, "parameters": found})
+    problems = check_parameters(prov.build_type, prov.external_parameters, known=known_build_type(prov.build_type),
+                                rule=rules.build_types.get(prov.build_type))
+    if problems:
+        return RuleResult("parameters", False, "every external parameter recognised, as expected",
+                          {"buildType": prov.build_type, "parameters": found}, problems[0], "unexpected-parameters")
+    return RuleResult("parameters", True, "every external parameter recognised, as expected",
+                      {"buildType": prov.build_type, "parameters": found})
 
 
 def evaluate_provenance(prov: Provenance, rules: ProvenanceRules) -> list[RuleResult]:
@@ -112,6 +132,7 @@ def evaluate_provenance(prov: Provenance, rules: ProvenanceRules) -> list[RuleRe
                                       f"trusted for SLSA build level {rules.min_level}: {why}", "insufficient-level"))
         else:
             results.append(RuleResult("level", True, rules.min_level, level))
+    results.append(_parameters(prov, rules))
     if rules.lockfiles:
         bound = sorted({d.name for d in prov.lockfiles})
         missing = [name for name in rules.lockfiles if name not in bound]

@@ -39,7 +39,7 @@ from verify.errors import (
 from verify.evidence import Evidence
 from verify.matching import DigestSet, accepted_algorithms, matching_subject
 from verify.policy import Policy
-from verify.rules import evaluate_provenance, provenance_demands
+from verify.rules import UNCHECKED, evaluate_provenance, provenance_demands
 from verify.signers import BundleVerifier, TrustRun, VerificationBudget, find_signers
 from verify.statement import (
     PROVENANCE_V02,
@@ -124,6 +124,12 @@ class Verdict:
                    statement=candidate.statement, provenance=candidate.provenance, signer=candidate.signers[0],
                    evidence=candidate.evidence, checks=tuple(candidate.checks if checks is None else checks))
 
+    @property
+    def parameters_checked(self) -> bool:
+        """Whether the build's external parameters were checked against what a policy expects (a gate
+        of flags alone has no policy to say what to expect, and accepts them unread)."""
+        return any(c.name == "parameters" and c.passed and c.expected != UNCHECKED for c in self.checks)
+
     def to_dict(self) -> dict[str, Any]:
         prov = self.provenance
         return {
@@ -137,7 +143,8 @@ class Verdict:
             "evidence": {"source": self.evidence.source, "sha256": self.evidence.digest},
             "provenance": None if prov is None else {
                 "builder": prov.builder_id, "source": prov.source_uri, "ref": prov.source_ref,
-                "commit": prov.commit, "invocationId": prov.invocation_id,
+                "commit": prov.commit, "invocationId": prov.invocation_id, "buildType": prov.build_type,
+                "parametersChecked": self.parameters_checked,
             },
             "checks": [c.to_dict() for c in self.checks],
         }

@@ -212,6 +212,9 @@ def _print(outcome: GateOutcome, shown: str) -> None:
         click.echo(f"  source    {printable(prov.source_uri or '?')} {printable(prov.source_ref or '')} "
                    f"@ {printable(prov.commit or '?')}")
         click.echo(f"  builder   {printable(prov.builder_id)} (trusted for SLSA build level {verdict.level})")
+        inputs = ("as the policy expects" if result.parameters_checked else
+                  "NOT CHECKED: no policy says what its external parameters must be (pass --policy)")
+        click.echo(f"  inputs    {printable(prov.build_type)}: {inputs}")
     click.echo(f"  checks    {', '.join(c.name for c in result.checks)}")
     _print_stages(verdict)
     if outcome.lockfiles:

@@ -28,7 +28,7 @@ VSA_V1 = "https://slsa.dev/verification_summary/v1"
 REPO = "https://github.com/acme/app"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 BUILDER = "arn:aws:codebuild:eu-west-1:111111111111:project/app-build"
-BUILD_TYPE = "https://attest.example/buildtypes/command/v1"
+BUILD_TYPE = "https://attest.dev/build-type/command/v1"
 ARTIFACT = b"the artefact bytes\n" * 100
 LOCKFILE = b"requests==2.32.3\n"
 
@@ -203,7 +203,7 @@ def provenance_v02(
                 "digest": {"sha1": commit},
                 "entryPoint": ".github/workflows/release.yml",
             },
-            "parameters": {"x": 1},
+            "parameters": {"event_inputs": {}, "vars": {}},
             "environment": {"github_run_id": "42"},
         },
         "metadata": {

@@ -371,7 +371,7 @@ def test_read_provenance_v02() -> None:
     assert prov.invocation_id == "42-1"
     assert prov.started_on == datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
     assert prov.finished_on == datetime(2024, 5, 1, 10, 5, 30, tzinfo=UTC)
-    assert prov.external_parameters == {"x": 1}
+    assert prov.external_parameters == {"event_inputs": {}, "vars": {}}
     assert prov.internal_parameters == {"github_run_id": "42"}
     assert prov.dirty is False
 

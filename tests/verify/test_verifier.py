@@ -112,6 +112,7 @@ def test_pass_returns_a_verdict_with_every_check() -> None:
         "source",
         "branch",
         "builder",
+        "parameters",
         "clean",
     ]
     assert all(c.passed for c in verdict.checks)
