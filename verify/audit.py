@@ -128,6 +128,9 @@ ANOMALY_KINDS: Mapping[str, str] = {
     "disallowed-source": "built from a repository or branch the policy does not allow",
     "disallowed-builder": "built by a builder the policy does not allow",
     "disallowed-commit": "built from a commit other than the one the policy requires",
+    "insufficient-level": "built by a builder the policy trusts for a lower SLSA build level than it requires",
+    "unexpected-parameters": "a provenance whose build type or external parameters the policy does not "
+                             "recognise or expect (an input nobody checked)",
     "dirty-build": "built from a work tree with uncommitted changes",
     "missing-lockfile": "a provenance that does not bind a lockfile the policy requires",
     "non-reproducible": "one commit and lockfiles gave different digests, or a rebuild did not match",

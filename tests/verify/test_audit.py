@@ -196,6 +196,21 @@ def test_out_of_order(store: Path, keys: dict[str, KeyPair], policy: Policy) -> 
     assert "before stage 'stg' did (2024-05-01T13:00:00Z)" in by_sha[sha(rushed)].message
 
 
+def test_a_provenance_with_an_input_nobody_expected_is_an_anomaly(store: Path, keys: dict[str, KeyPair],
+                                                                  policy: Policy) -> None:
+    import json
+
+    statement = json.loads(f.provenance(keys["dev"].private, subjects={APP: b"skipped"}).payload)
+    statement["predicate"]["buildDefinition"]["externalParameters"]["skipTests"] = True
+    f.publish(store, f.sign(keys["dev"].private, statement))
+    f.publish(store, f.provenance(keys["dev"].private, subjects={APP: b"ok"}, commit="d" * 40))
+
+    report = run(store, policy)
+
+    assert found(report) == {("unexpected-parameters", sha(b"skipped"))}
+    assert "external parameter 'skipTests'" in report.anomalies[0].message
+
+
 def test_disallowed_source_and_builder(store: Path, keys: dict[str, KeyPair], policy: Policy) -> None:
     f.publish(store, f.provenance(keys["dev"].private, subjects={APP: b"fork"}, repo="https://github.com/evil/app"))
     f.publish(store, f.provenance(keys["dev"].private, subjects={APP: b"branch"}, ref="refs/heads/feature",
@@ -727,8 +742,8 @@ def test_every_anomaly_kind_is_explained() -> None:
     assert {"untrusted-signer", "bad-signature", "malformed", "skipped-stage", "out-of-order", "disallowed-source",
             "dirty-build", "non-reproducible", "missing-lockfile", "tampered-artifact"} <= set(ANOMALY_KINDS)
     # every kind the provenance rules can give (verify.rules) is explained too
-    assert {"disallowed-source", "disallowed-commit", "disallowed-builder", "missing-lockfile",
-            "dirty-build"} <= set(ANOMALY_KINDS)
+    assert {"disallowed-source", "disallowed-commit", "disallowed-builder", "insufficient-level",
+            "unexpected-parameters", "missing-lockfile", "dirty-build"} <= set(ANOMALY_KINDS)
     assert all(text and not text.endswith(".") for text in ANOMALY_KINDS.values())
 
 
