@@ -191,6 +191,23 @@ def _loader_class() -> Any:
     import yaml
 
     class Loader(yaml.SafeLoader):
+        def construct_yaml_bool(self, node: Any) -> bool:
+            # YAML 1.1 also reads yes/no/on/off as booleans, YAML 1.2 as strings: which one the author meant
+            # is not for a verifier to guess, so only true and false are booleans
+            if node.value not in _BOOLEANS:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"{node.value!r} is a boolean only in YAML 1.1; write true or false (or quote it "
+                                "for a string)", node.start_mark)
+            return bool(_BOOLEANS[node.value])
+
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    raise yaml.constructor.ConstructorError(
+                        None, None, "merge keys (<<) are YAML 1.1 and may hide a key written twice; write the keys "
+                                    "out (an alias of a whole value is fine)", key_node.start_mark)
+            return super().construct_mapping(node, deep=deep)
+
         def construct_object(self, node: Any, deep: bool = False) -> Any:
             try:
                 return super().construct_object(node, deep=deep)
@@ -202,7 +219,11 @@ def _loader_class() -> Any:
                     None, None, f"cannot read {str(shown)[:40]!r} as {node.tag.rsplit(':', 1)[-1]}", node.start_mark,
                 ) from e
 
+    Loader.add_constructor("tag:yaml.org,2002:bool", Loader.construct_yaml_bool)
     return Loader
+
+
+_BOOLEANS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
 
 
 class _Doc:
