@@ -41,6 +41,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from verify import _json
+from verify.digests import MESSAGE_DIGESTS
 from verify.encoding import b64decode, format_time, parse_time
 from verify.errors import EvidenceRejected, MalformedEvidence, SignatureInvalid, TrustConfigError
 
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
     from verify.bundle import Bundle, InclusionProof, LogEntry
     from verify.envelope import Envelope
     from verify.evidence import Evidence
+    from verify.matching import DigestSet
     from verify.sigstore import CertificateClaims
     from verify.trust import Identity, SigstoreIdentity
 
@@ -640,7 +642,7 @@ def _log_verifies(log: LogKey, signature: bytes, data: bytes) -> bool:
 
 # --- (7) the entry's body --------------------------------------------------------------------------
 
-def verify_entry_body(parsed: Parsed, message_sha256: str | None) -> None:
+def verify_entry_body(parsed: Parsed, message: DigestSet | None) -> None:
     """(7) The logged body records this bundle: its signature, its certificate, and what was signed."""
     source, entry = parsed.source, parsed.entry
     assert entry.body is not None
@@ -652,14 +654,16 @@ def verify_entry_body(parsed: Parsed, message_sha256: str | None) -> None:
         raise _invalid(source, f"its log entry's body is not the {entry.kind} {entry.version} entry it claims to be")
     expected: dict[str, Any]
     if (entry.kind, entry.version) == ("hashedrekord", "0.0.1"):
-        expected = {"data": {"hash": {"algorithm": "sha256", "value": _message_digest(parsed, message_sha256).hex()}},
+        hash_name, digest = _message_digest(parsed, message)
+        expected = {"data": {"hash": {"algorithm": hash_name, "value": digest.hex()}},
                     "signature": {"content": parsed.signature, "publicKey": {"content": _Pem(parsed.leaf)}}}
     elif (entry.kind, entry.version) == ("hashedrekord", "0.0.2"):
         details, algorithm, hash_name = _ec_details(parsed)
-        digest = hashlib.new(hash_name, parsed.envelope.pae()).digest() if parsed.envelope is not None \
-            else _message_digest(parsed, message_sha256)
-        if parsed.envelope is None:
-            algorithm = "SHA2_256"
+        if parsed.envelope is not None:
+            digest = hashlib.new(hash_name, parsed.envelope.pae()).digest()
+        else:
+            hash_name, digest = _message_digest(parsed, message)
+            algorithm = next(name for name, h in MESSAGE_DIGESTS.items() if h == hash_name)
         expected = {"hashedRekordV002": {
             "data": {"algorithm": algorithm, "digest": digest},
             "signature": {"content": parsed.signature,
@@ -690,10 +694,24 @@ def verify_entry_body(parsed: Parsed, message_sha256: str | None) -> None:
         raise _invalid(source, f"its log entry does not record this bundle ({difference})")
 
 
-def _message_digest(parsed: Parsed, message_sha256: str | None) -> bytes:
-    if message_sha256 is None:
-        raise SignatureInvalid(f"{parsed.source}: a message signature needs the artefact's sha256")
-    return bytes.fromhex(message_sha256)
+def _message_digest(parsed: Parsed, message: DigestSet | None) -> tuple[str, bytes]:
+    """(hashlib name, digest) of the artefact that a message signature signs: the algorithm its
+    messageDigest names (sha256 when none), which must be the one its key's curve is registered with."""
+    bundle_message = parsed.bundle.message
+    assert bundle_message is not None
+    written = bundle_message.digest_algorithm or "SHA2_256"
+    hash_name = MESSAGE_DIGESTS.get(written)
+    if hash_name is None:
+        raise MalformedEvidence(f"{parsed.source}: messageDigest algorithm is {written!r}, not one of "
+                                f"{', '.join(MESSAGE_DIGESTS)}")
+    _, _, key_hash = _ec_details(parsed)
+    if hash_name != key_hash:
+        raise _invalid(parsed.source, f"its messageDigest is {written}, and its certificate's key signs {key_hash} "
+                                      "digests (Sigstore binds the hash to the key)")
+    computed = None if message is None else message.digests.get(hash_name)
+    if computed is None:
+        raise SignatureInvalid(f"{parsed.source}: a message signature needs the artefact's {hash_name}")
+    return hash_name, bytes.fromhex(computed)
 
 
 def _ec_details(parsed: Parsed) -> tuple[str, str, str]:
@@ -780,36 +798,39 @@ def _difference(found: Any, expected: Any, where: str) -> str | None:
 
 # --- (8) the signature -----------------------------------------------------------------------------
 
-def verify_signature(parsed: Parsed, message_sha256: str | None) -> None:
-    """(8) The certificate's key signed the DSSE PAE (ECDSA, SHA-256), or the artefact's sha256 (prehashed)."""
+def verify_signature(parsed: Parsed, message: DigestSet | None) -> None:
+    """(8) The certificate's key signed the DSSE PAE, or the artefact's digest (prehashed), with the hash its
+    curve is registered with (P-256: SHA-256, P-384: SHA-384)."""
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
     source = parsed.source
-    _ec_details(parsed)
+    _, _, hash_name = _ec_details(parsed)
     key = parsed.leaf.public_key()
     assert isinstance(key, ec.EllipticCurvePublicKey)
+    algorithm: hashes.HashAlgorithm = {"sha384": hashes.SHA384(), "sha512": hashes.SHA512()}.get(hash_name,
+                                                                                                 hashes.SHA256())
     try:
         if parsed.envelope is not None:
-            key.verify(parsed.signature, parsed.envelope.pae(), ec.ECDSA(hashes.SHA256()))
+            key.verify(parsed.signature, parsed.envelope.pae(), ec.ECDSA(algorithm))
         else:
-            digest = _message_digest(parsed, message_sha256)
-            message = parsed.bundle.message
-            assert message is not None
-            if message.digest is not None and message.digest != digest:
-                raise _invalid(source, "its messageDigest is not the artefact's sha256")
-            key.verify(parsed.signature, digest, ec.ECDSA(Prehashed(hashes.SHA256())))
+            _, digest = _message_digest(parsed, message)
+            bundle_message = parsed.bundle.message
+            assert bundle_message is not None
+            if bundle_message.digest is not None and bundle_message.digest != digest:
+                raise _invalid(source, f"its messageDigest is not the artefact's {hash_name}")
+            key.verify(parsed.signature, digest, ec.ECDSA(Prehashed(algorithm)))
     except (InvalidSignature, ValueError) as e:
-        what = "the DSSE envelope" if parsed.envelope is not None else "the artefact's sha256"
+        what = "the DSSE envelope" if parsed.envelope is not None else f"the artefact's {hash_name}"
         raise _invalid(source, f"its signature over {what} does not verify with the certificate's key") from e
 
 
 # --- all of it -------------------------------------------------------------------------------------
 
 def verify_bundle(item: Evidence, candidates: Sequence[tuple[Identity, SigstoreIdentity]], root: TrustedRoot, *,
-                  message_sha256: str | None) -> tuple[Identity, ...]:
+                  message: DigestSet | None) -> tuple[Identity, ...]:
     """Steps (1) to (8) for ``item``'s keyless bundle; the identities among ``candidates`` that signed it."""
     parsed = parse(item)
     times = establish_times(parsed, root)
@@ -817,8 +838,8 @@ def verify_bundle(item: Evidence, candidates: Sequence[tuple[Identity, SigstoreI
     verify_sct(parsed, chain, root, times)
     signers = verify_identity(parsed, candidates)
     verify_log_entry(parsed, root, times)
-    verify_entry_body(parsed, message_sha256)
-    verify_signature(parsed, message_sha256)
+    verify_entry_body(parsed, message)
+    verify_signature(parsed, message)
     return signers
 
 

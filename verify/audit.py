@@ -75,6 +75,7 @@ from verify.encoding import parse_time, printable
 from verify.envelope import INTOTO_PAYLOAD_TYPE, Envelope
 from verify.errors import EvidenceRejected, MalformedEvidence, PolicyError, SignatureInvalid, TrustConfigError
 from verify.evidence import Evidence, load_evidence
+from verify.matching import DigestSet
 from verify.policy import Policy, ProvenanceRules, StageRule
 from verify.rules import evaluate_provenance
 from verify.signers import BundleVerifier, TrustRun, find_signers
@@ -569,13 +570,14 @@ class _Checker:
                                                   "messageDigest nor a hashedrekord log entry names no artefact, "
                                                   "so audit cannot check it; check it with attest verify ARTIFACT"))
         subjects = (("", sha),)
-        signers, problem = self._signers(item, f"a message signature of {_short(sha)}", run, message_sha256=sha)
+        signers, problem = self._signers(item, f"a message signature of {_short(sha)}", run,
+                                         message=DigestSet({"sha256": sha}))
         if problem is not None:
             return _Fact(source=item.source, statement_digest=item.digest, subjects=subjects, problem=problem)
         return _Fact(source=item.source, statement_digest=item.digest, subjects=subjects, signers=signers,
                      detail=_Signature(sha))
 
-    def _signers(self, item: Evidence, what: str, run: TrustRun, *, message_sha256: str | None = None) -> _Signers:
+    def _signers(self, item: Evidence, what: str, run: TrustRun, *, message: DigestSet | None = None) -> _Signers:
         """The policy identities that signed ``item`` (:func:`verify.signers.find_signers`), or the anomaly.
 
         A keyless bundle's certificate claims, unverified, decide whether it needs verifying at all:
@@ -595,7 +597,7 @@ class _Checker:
                 return (), ("untrusted-signer", f"{what} is signed keylessly by {claims.describe()}, and the policy "
                                                 f"{pins}")
         try:
-            found = find_signers(item, self._identities, run, message_sha256=message_sha256)
+            found = find_signers(item, self._identities, run, message=message)
         except SignatureInvalid as e:
             if claims is not None:
                 return (), ("bad-signature", f"{what} is signed keylessly in the name of {' and '.join(named)} "

@@ -33,6 +33,9 @@ WEAK = frozenset({"md5", "sha1"})
 #: every core; sha256 has instructions of its own on current CPUs, which sha512 and sha384 lack).
 CHEAPEST_FIRST = ("blake3", "sha256", "sha512", "sha384")
 
+#: A Sigstore message signature's ``messageDigest.algorithm`` (absent: SHA2_256) and the digest it names.
+MESSAGE_DIGESTS = {"SHA2_256": "sha256", "SHA2_384": "sha384", "SHA2_512": "sha512"}
+
 CHUNK_SIZE = 8 * 1024 * 1024
 #: blake3 alone, on files at least this large, is computed over a memory map by blake3's own threads.
 MMAP_THRESHOLD = 64 * 1024 * 1024

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from verify.digests import ACCEPTED, CHEAPEST_FIRST, KNOWN, WEAK
+from verify.digests import ACCEPTED, CHEAPEST_FIRST, KNOWN, MESSAGE_DIGESTS, WEAK
 from verify.statement import Statement, Subject
 
 __all__ = ["DigestSet", "accepted_algorithms", "matching_subject", "plan_algorithms", "subject_matches"]
@@ -75,7 +75,8 @@ def plan_algorithms(evidence: Iterable[object], *, accepted: Sequence[str] = ACC
     """Which digests the one read computes, cheapest first:
 
       (1) every algorithm in ``require`` (something addressed by it needs it: a store's sha256 index,
-          an in-toto link's sha256), and sha256 when a message signature is there (it signs the sha256);
+          an in-toto link's sha256), and the digest a message signature signs (sha256, or what its
+          messageDigest names: sha384 for a P-384 key);
       (2) the one accepted algorithm of each subject that has only one (a subject with sha256 alone);
       (3) for each subject not yet covered, its cheapest accepted algorithm (blake3 where it has it).
 
@@ -94,8 +95,9 @@ def plan_algorithms(evidence: Iterable[object], *, accepted: Sequence[str] = ACC
     for item in evidence:
         if not isinstance(item, Evidence):
             continue
-        if item.envelope is None:
-            wanted.add("sha256")
+        if item.envelope is None:  # a message signature signs the artefact's digest of its messageDigest algorithm
+            written = item.bundle.message.digest_algorithm if item.bundle and item.bundle.message else None
+            wanted.add(MESSAGE_DIGESTS.get(written or "SHA2_256", "sha256"))
             continue
         if item.envelope.payload_type != INTOTO_PAYLOAD_TYPE:
             continue

@@ -195,9 +195,10 @@ def _loader_class() -> Any:
             # YAML 1.1 also reads yes/no/on/off as booleans, YAML 1.2 as strings: which one the author meant
             # is not for a verifier to guess, so only true and false are booleans
             if node.value not in _BOOLEANS:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"{node.value!r} is a boolean only in YAML 1.1; write true or false (or quote it "
-                                "for a string)", node.start_mark)
+                said = (f"{node.value!r} is a boolean only in YAML 1.1; write true or false (or quote it for a "
+                        "string)" if node.value.lower() in ("yes", "no", "on", "off", "y", "n")
+                        else f"cannot read {node.value!r} as bool")
+                raise yaml.constructor.ConstructorError(None, None, said, node.start_mark)
             return bool(_BOOLEANS[node.value])
 
         def construct_mapping(self, node: Any, deep: bool = False) -> Any:

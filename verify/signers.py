@@ -38,12 +38,14 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 
+from verify.digests import MESSAGE_DIGESTS
 from verify.errors import DigestMismatch, EvidenceRejected, MalformedEvidence, SignatureInvalid, UnknownEvidence
 from verify.limits import MAX_VERIFICATIONS_PER_ENVELOPE, MAX_VERIFICATIONS_PER_RUN
 from verify.trust import Identity, PublicKey
 
 if TYPE_CHECKING:
     from verify.evidence import Evidence
+    from verify.matching import DigestSet
 
 __all__ = ["KEYLESS_BUNDLE_COST", "BundleVerifier", "TrustRun", "VerificationBudget", "find_signers"]
 
@@ -58,7 +60,7 @@ class BundleVerifier(Protocol):
     """Verifies a keyless Sigstore bundle offline; returns the identities its certificate satisfies."""
 
     def __call__(self, item: Evidence, identities: Sequence[Identity], *,
-                 message_sha256: str | None) -> tuple[Identity, ...]: ...
+                 message: DigestSet | None) -> tuple[Identity, ...]: ...
 
 
 class VerificationBudget:
@@ -85,8 +87,8 @@ class VerificationBudget:
         self.left -= count
 
 
-_MemoKey = tuple[str, str, tuple[str, ...], str | None, bytes | None]
-"""(source, digest, identity names, message sha256, message head): one signature check of a run."""
+_MemoKey = tuple[str, str, tuple[str, ...], tuple[tuple[str, str], ...] | None, bytes | None]
+"""(source, digest, identity names, message digests, message head): one signature check of a run."""
 
 
 @dataclass
@@ -113,24 +115,26 @@ class TrustRun:
 
 
 def find_signers(item: Evidence, identities: Sequence[Identity], run: TrustRun, *,
-                 message_sha256: str | None = None, message_head: bytes | None = None) -> tuple[Identity, ...]:
+                 message: DigestSet | None = None) -> tuple[Identity, ...]:
     """The identities among ``identities`` that verifiably signed ``item``, in the order given.
 
-    ``message_sha256`` (hex) is the artefact's sha256, which a message-signature bundle must sign;
-    it is not needed for envelopes. ``message_head`` is the start of the artefact, when known: a
-    message signature over a DSSE pre-authentication encoding is refused (:func:`_not_a_dsse_message`).
+    ``message`` is the artefact's digests (and its first bytes, when known), of which a message-signature
+    bundle must sign the one its ``messageDigest`` names (sha256 unless it says SHA2_384 or SHA2_512); it
+    is not needed for envelopes. A message signature over a DSSE pre-authentication encoding is refused
+    (:func:`_not_a_dsse_message`).
     Raises :class:`SignatureInvalid` (with ``claimed``) when no identity signed it, :class:`DigestMismatch`
     when a message signature is for other bytes, and :class:`MalformedEvidence` / :class:`UnknownEvidence`
     for evidence that cannot be checked.
     """
     names = tuple(identity.name for identity in identities)
-    memo_key = (item.source, item.digest, names, message_sha256, message_head)
+    memo_key = (item.source, item.digest, names, None if message is None else tuple(sorted(message.digests.items())),
+                None if message is None else message.head)
     found = run.memo.get(memo_key)
     if found is None:
         try:
             if item.envelope is None:
-                _not_a_dsse_message(item, message_head)
-            found = _find(item, identities, run, message_sha256)
+                _not_a_dsse_message(item, None if message is None else message.head)
+            found = _find(item, identities, run, message)
         except EvidenceRejected as e:
             found = e
         run.memo[memo_key] = found
@@ -140,27 +144,28 @@ def find_signers(item: Evidence, identities: Sequence[Identity], run: TrustRun, 
 
 
 def _find(item: Evidence, identities: Sequence[Identity], run: TrustRun,
-          message_sha256: str | None) -> tuple[Identity, ...]:
+          message: DigestSet | None) -> tuple[Identity, ...]:
     usable = run.usable(identities)
     bundle = item.bundle
     if bundle is not None and bundle.keyless:
-        return _keyless(item, identities, usable, run, message_sha256)
+        return _keyless(item, identities, usable, run, message)
     hint = bundle.public_key_hint if bundle is not None else None
     if item.envelope is not None:
-        message = item.envelope.pae()
-        attempts = [(s.keyid or hint or "", s.sig, False) for s in item.envelope.signatures]
-    else:  # a key-signed message-signature bundle: a signature over the artefact's sha256
+        signed = item.envelope.pae()
+        prehash = ""
+        attempts = [(s.keyid or hint or "", s.sig) for s in item.envelope.signatures]
+    else:  # a key-signed message-signature bundle: a signature over the artefact's digest
         assert bundle is not None and bundle.message is not None
-        message = _signed_digest(item, message_sha256)
-        attempts = [(hint or "", bundle.message.signature, True)]
+        prehash, signed = _signed_digest(item, message)
+        attempts = [(hint or "", bundle.message.signature)]
     pairs = [(identity, key) for identity in usable for key in identity.usable_keys(run.at)]
     if not pairs:
         raise SignatureInvalid(f"{item.source}: no pinned public key may sign this evidence"
-                               f"{_revocation_note(item, identities, run, message)}; pass --key or name the signer "
+                               f"{_revocation_note(item, identities, run, signed)}; pass --key or name the signer "
                                "in the policy", claimed=())
     signers: list[Identity] = []
     tries = MAX_VERIFICATIONS_PER_ENVELOPE
-    for keyid, signature, prehashed in attempts:
+    for keyid, signature in attempts:
         # every usable pinned key is tried (a keyid is an unauthenticated hint), those it names first
         for identity, key in sorted(pairs, key=lambda pair: pair[1].fingerprint != keyid):
             if any(s.name == identity.name for s in signers):
@@ -170,7 +175,7 @@ def _find(item: Evidence, identities: Sequence[Identity], run: TrustRun,
                                        "verifications without a valid one")
             tries -= 1
             run.budget.spend(1, source=item.source)
-            good = key.verify_prehashed(signature, message) if prehashed else key.verify(signature, message)
+            good = key.verify_prehashed(signature, signed, prehash) if prehash else key.verify(signature, signed)
             if good:
                 log.debug("%s: signature verified with %s (%s)", item.source, key.name, identity.name)
                 # every identity pinning this key signed it
@@ -184,12 +189,12 @@ def _find(item: Evidence, identities: Sequence[Identity], run: TrustRun,
     what = "the message signature does not verify with a trusted key for this artefact" if item.envelope is None \
         else "no signature verifies with a trusted key"
     raise SignatureInvalid(f"{item.source}: {what} (trusted: {trusted}); the evidence was altered or signed by "
-                           f"an untrusted key{_revocation_note(item, identities, run, message)}",
+                           f"an untrusted key{_revocation_note(item, identities, run, signed)}",
                            claimed=_claimed_by_keyid(attempts, usable, run))
 
 
 def _keyless(item: Evidence, identities: Sequence[Identity], usable: Sequence[Identity], run: TrustRun,
-             message_sha256: str | None) -> tuple[Identity, ...]:
+             message: DigestSet | None) -> tuple[Identity, ...]:
     bundle = item.bundle
     assert bundle is not None
     claimed = bundle.claimed_identities(identities)
@@ -204,10 +209,10 @@ def _keyless(item: Evidence, identities: Sequence[Identity], usable: Sequence[Id
         raise UnknownEvidence(f"{item.source}: Sigstore bundles with a certificate need Sigstore support, which "
                               "this verifier was not given")
     if item.envelope is None:
-        _signed_digest(item, message_sha256)
+        _signed_digest(item, message)
     run.budget.spend(KEYLESS_BUNDLE_COST, source=item.source)
     try:
-        verified = run.bundles(item, usable, message_sha256=message_sha256)
+        verified = run.bundles(item, usable, message=message)
     except SignatureInvalid as e:
         raise SignatureInvalid(str(e), claimed=claimed) from e
     names = {i.name for i in verified}
@@ -225,30 +230,34 @@ def _not_a_dsse_message(item: Evidence, head: bytes | None) -> None:
                                "refused")
 
 
-def _signed_digest(item: Evidence, message_sha256: str | None) -> bytes:
-    """The artefact's sha256, checked against the message-signature bundle's ``messageDigest`` if it has one."""
+def _signed_digest(item: Evidence, message: DigestSet | None) -> tuple[str, bytes]:
+    """(algorithm, digest) a message-signature bundle signs: the artefact's digest of the algorithm its
+    ``messageDigest`` names (sha256 when it names none), checked against the digest it gives."""
     bundle = item.bundle
     assert bundle is not None and bundle.message is not None
-    if message_sha256 is None:
-        raise SignatureInvalid(f"{item.source}: a message signature signs an artefact's sha256, and none was "
+    written = bundle.message.digest_algorithm
+    algorithm = MESSAGE_DIGESTS.get(written or "SHA2_256")
+    if algorithm is None:
+        raise MalformedEvidence(f"{item.source}: messageDigest algorithm is {written!r}, not one of "
+                                f"{', '.join(MESSAGE_DIGESTS)}")
+    computed = None if message is None else message.digests.get(algorithm)
+    if computed is None:
+        raise SignatureInvalid(f"{item.source}: a message signature signs an artefact's {algorithm}, and none was "
                                "computed for this check")
-    ours = bytes.fromhex(message_sha256)
-    if bundle.message.digest_algorithm not in (None, "SHA2_256"):
-        raise MalformedEvidence(f"{item.source}: messageDigest algorithm is {bundle.message.digest_algorithm!r}, "
-                                "not 'SHA2_256'")
+    ours = bytes.fromhex(computed)
     signed = bundle.message.digest
     if signed is not None and signed != ours:
-        raise DigestMismatch(f"{item.source}: the artefact's sha256 {message_sha256[:16]}... is not the digest "
-                             f"the bundle signs ({signed.hex()[:16]}...); the artefact was changed or this bundle "
-                             "is for another one")
-    return ours
+        raise DigestMismatch(f"{item.source}: the artefact's {algorithm} {computed[:16]}... is not the digest the "
+                             f"bundle signs ({signed.hex()[:16]}...); the artefact was changed or this bundle is for "
+                             "another one")
+    return algorithm, ours
 
 
-def _claimed_by_keyid(attempts: Sequence[tuple[str, bytes, bool]], usable: Sequence[Identity],
+def _claimed_by_keyid(attempts: Sequence[tuple[str, bytes]], usable: Sequence[Identity],
                       run: TrustRun) -> tuple[str, ...]:
     """The identities whose usable pinned key a signature's keyid (or the bundle's hint) names (a key that
     is revoked or out of its window is no longer a claim to trust, only an untrusted signer)."""
-    hints = {keyid for keyid, _, _ in attempts} - {""}
+    hints = {keyid for keyid, _ in attempts} - {""}
     return tuple(i.name for i in usable if any(key.fingerprint in hints for key in i.usable_keys(run.at)))
 
 

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 
     from verify._sigstore_native import TrustedRoot
     from verify.evidence import Evidence
+    from verify.matching import DigestSet
 
 __all__ = [
     "GITHUB_ACTIONS_ISSUER",
@@ -284,7 +285,7 @@ class _BundleVerifier:
         self._root: TrustedRoot | None = None
 
     def __call__(self, item: Evidence, identities: Sequence[Identity], *,
-                 message_sha256: str | None) -> tuple[Identity, ...]:
+                 message: DigestSet | None) -> tuple[Identity, ...]:
         from verify._sigstore_native import verify_bundle
 
         source = item.source
@@ -295,10 +296,10 @@ class _BundleVerifier:
             raise SignatureInvalid(f"{source} is signed keylessly, and no Sigstore identity is trusted; pass "
                                    "--certificate-identity and --certificate-oidc-issuer (or --github-repo), or "
                                    "name one in the policy")
-        if item.envelope is None and message_sha256 is None:
-            raise SignatureInvalid(f"{source}: a message signature needs the artefact's sha256")
+        if item.envelope is None and message is None:
+            raise SignatureInvalid(f"{source}: a message signature needs the artefact's digest")
         if self._root is None:
             self._root = load_trusted_root(self._root_path)
-        signers = verify_bundle(item, candidates, self._root, message_sha256=message_sha256)
+        signers = verify_bundle(item, candidates, self._root, message=message)
         log.debug("%s: Sigstore bundle verified, signed by %s", source, ", ".join(i.name for i in signers))
         return signers

@@ -130,7 +130,7 @@ def _one_vsa(item: Evidence, statement: Statement, requirement: VsaRequirement, 
     # (2) by the identity the requirement names
     try:
         identities = find_signers(item, [policy.identities[n] for n in requirement.signed_by], run,
-                                  message_sha256=digests.sha256, message_head=digests.head)
+                                  message=digests)
     except EvidenceRejected:
         raise _Refused(2, f"{what} is signed by {_who_signed(item, policy, digests, run)}, not by "
                           f"{' or '.join(requirement.signed_by)}") from None
@@ -175,8 +175,7 @@ def _one_vsa(item: Evidence, statement: Statement, requirement: VsaRequirement, 
 def _who_signed(item: Evidence, policy: Policy, digests: DigestSet, run: TrustRun) -> str:
     """Which policy identity signed ``item`` (for a helpful message), or 'an untrusted key'."""
     try:
-        found = find_signers(item, list(policy.identities.values()), run, message_sha256=digests.sha256,
-                             message_head=digests.head)
+        found = find_signers(item, list(policy.identities.values()), run, message=digests)
     except EvidenceRejected:
         return "an untrusted key"
     return " and ".join(repr(i.name) for i in found)
@@ -199,7 +198,7 @@ def _approvals(stage: StageRule, *, policy: Policy, approvals: Statements, diges
             continue
         try:
             signers = find_signers(item, [i for i in allowed if i.name not in approvers], run,
-                                   message_sha256=digests.sha256, message_head=digests.head)
+                                   message=digests)
         except EvidenceRejected:
             continue
         for identity in signers:

@@ -97,16 +97,26 @@ class PublicKey:
             return False
 
 
-    def verify_prehashed(self, signature: bytes, digest: bytes) -> bool:
-        """True if ``signature`` is this key's signature over the message whose sha256 is ``digest``.
+    def verify_prehashed(self, signature: bytes, digest: bytes, algorithm: str = "sha256") -> bool:
+        """True if ``signature`` is this key's signature over the message whose ``algorithm`` digest is ``digest``.
 
-        For Sigstore message signatures (``cosign sign-blob``). ECDSA (DER) and RSA (PKCS#1 v1.5,
-        then PSS); Ed25519 signs messages, not digests, so it never verifies here.
+        For Sigstore message signatures (``cosign sign-blob``). ECDSA (DER) with the hash its curve is
+        registered with in Sigstore (P-256: sha256, P-384: sha384, P-521: sha512; a P-384 key over a
+        sha256 digest does not verify), and RSA (PKCS#1 v1.5, then PSS) over sha256; Ed25519 signs
+        messages, not digests, so it never verifies here.
         """
         from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
         key = self._key()
-        prehashed = Prehashed(hashes.SHA256())
+        if isinstance(key, ec.EllipticCurvePublicKey):
+            hash_cls = _EC_HASHES.get(key.curve.name)
+            if hash_cls is None or hash_cls().name != algorithm:
+                return False
+            prehashed = Prehashed(hash_cls())
+        elif algorithm != "sha256":
+            return False
+        else:
+            prehashed = Prehashed(hashes.SHA256())
         try:
             if isinstance(key, ec.EllipticCurvePublicKey):
                 key.verify(signature, digest, ec.ECDSA(prehashed))

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from verify.digests import MESSAGE_DIGESTS
 from verify.envelope import INTOTO_PAYLOAD_TYPE, Envelope
 from verify.errors import (
     DigestMismatch,
@@ -171,11 +172,9 @@ def evaluate(item: Evidence, *, policy: Policy, digests: Callable[[], DigestSet]
     # (2) signature
     log.info("%s: checking signature", item.source)
     declared = [i.name for i in policy.signers()]
-    needs_sha256 = item.envelope is None
     try:
-        message = digests() if needs_sha256 else None
-        signers = find_signers(item, policy.signers(), run, message_sha256=message.sha256 if message else None,
-                               message_head=message.head if message else None)
+        message = digests() if item.envelope is None else None  # a message signature signs the artefact's digest
+        signers = find_signers(item, policy.signers(), run, message=message)
     except EvidenceRejected as e:
         raise checks.fail(type(e), str(e), "signature", declared, "no trusted signature") from e
     checks.ok("signature", declared, signers[0].name)
@@ -279,7 +278,7 @@ def _statement_step(evidence: Evidence, policy: Policy, checks: _Checks) -> Stat
 
 
 def _message_step(evidence: Evidence, digests: DigestSet, policy: Policy, checks: _Checks) -> Subject:
-    """(3)-(5) for a message signature, whose signature step checked it signs the artefact's sha256.
+    """(3)-(5) for a message signature, whose signature step checked it signs the artefact's digest.
 
     A plain signed artefact says nothing but "this identity signed these bytes": it satisfies an
     identity-only check, and no rule that needs a provenance.
@@ -289,8 +288,10 @@ def _message_step(evidence: Evidence, digests: DigestSet, policy: Policy, checks
         raise checks.fail(PolicyViolation, f"{evidence.source}: a message signature (a plain signed artefact) is "
                                            f"not a provenance, and the rules on {', '.join(demands)} need one",
                           "predicateType", list(PROVENANCE_TYPES), "message signature")
-    assert digests.sha256 is not None  # find_signers refuses a message signature without it
-    signed = {"sha256": digests.sha256}
+    bundle = evidence.bundle
+    assert bundle is not None and bundle.message is not None
+    algorithm = MESSAGE_DIGESTS[bundle.message.digest_algorithm or "SHA2_256"]  # find_signers refused any other
+    signed = {algorithm: digests.digests[algorithm]}  # and one it was not given
     checks.ok("messageSignature", signed, "the artefact's digest, signed")
     return Subject(name="", digest=signed)
 

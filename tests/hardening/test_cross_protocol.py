@@ -21,6 +21,7 @@ from tests.verify import _factory as f
 from verify.envelope import pae
 from verify.errors import SignatureInvalid
 from verify.evidence import Evidence, load_evidence
+from verify.matching import DigestSet
 from verify.signers import TrustRun, find_signers
 from verify.trust import Identity, load_public_key
 
@@ -47,9 +48,9 @@ def test_a_dsse_signature_replayed_as_a_message_signature_is_refused() -> None:
     dev = Identity(name="dev", keys=(load_public_key(f.public_pem(DEV), name="dev"),))
     sha = hashlib.sha256(message).hexdigest()
     # the signature is valid as a message signature: only the message's first bytes tell
-    assert find_signers(item, [dev], TrustRun(), message_sha256=sha) == (dev,)
+    assert find_signers(item, [dev], TrustRun(), message=DigestSet({"sha256": sha})) == (dev,)
     try:
-        find_signers(item, [dev], TrustRun(), message_sha256=sha, message_head=message[:16])
+        find_signers(item, [dev], TrustRun(), message=DigestSet({"sha256": sha}, head=message[:16]))
     except SignatureInvalid as e:
         assert "a DSSE signature replayed as a plain one" in str(e)
     else:

@@ -222,7 +222,7 @@ def test_an_expired_keyless_identity_is_not_offered_to_the_bundle_verifier() -> 
     assert isinstance(item, Evidence)
     offered: list[tuple[SigstoreIdentity, ...]] = []
 
-    def bundle_verifier(e: Evidence, identities: Any, *, message_sha256: str | None) -> tuple[Identity, ...]:
+    def bundle_verifier(e: Evidence, identities: Any, *, message: DigestSet | None) -> tuple[Identity, ...]:
         offered.extend(i.sigstore for i in identities)
         if not any(i.sigstore for i in identities):
             raise SignatureInvalid("no Sigstore identity is trusted")
@@ -250,9 +250,10 @@ def test_a_key_signed_message_bundle_by_a_revoked_key_is_refused() -> None:
     assert isinstance(item, Evidence)
     sha256 = f.digest_set(f.ARTIFACT)["sha256"]
     dev = Identity(name="dev", keys=(pub(OLD),))
-    assert find_signers(item, [dev], TrustRun(), message_sha256=sha256) == (dev,)
+    assert find_signers(item, [dev], TrustRun(), message=DigestSet({"sha256": sha256})) == (dev,)
     with pytest.raises(SignatureInvalid):  # even called directly with the raw identity: find_signers filters
-        find_signers(item, [replace(dev, revoked=frozenset({_fp(OLD)}))], TrustRun(), message_sha256=sha256)
+        find_signers(item, [replace(dev, revoked=frozenset({_fp(OLD)}))], TrustRun(),
+                     message=DigestSet({"sha256": sha256}))
     with pytest.raises(SignatureInvalid, match="no pinned public key may sign this evidence"):
         verify_artifact("app", [item], policy=_policy(replace(dev, revoked=frozenset({_fp(OLD)}))),
                         digests=artefact_digests())

@@ -36,6 +36,7 @@ from hypothesis import strategies as st
 from tests.conftest import CONFORMANCE, ROOT
 from verify.errors import ConfigError, EvidenceRejected
 from verify.evidence import Evidence, load_evidence
+from verify.matching import DigestSet
 from verify.sigstore import make_bundle_verifier, mismatch, read_claims
 from verify.trust import Identity, SigstoreIdentity
 
@@ -155,7 +156,7 @@ def attest_verdict(bundle: bytes, case: Case) -> Verdict:
             return Verdict(False, str(item))
         identity = Identity(name="pinned", sigstore=(case.identity,))
         hook = make_bundle_verifier(trusted_root=case.root)
-        hook(item, [identity], message_sha256=case.sha256)
+        hook(item, [identity], message=None if case.sha256 is None else DigestSet({"sha256": case.sha256}))
     except (EvidenceRejected, ConfigError, ValueError) as e:
         return Verdict(False, str(e))
     return Verdict(True, "")

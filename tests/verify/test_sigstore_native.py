@@ -28,6 +28,7 @@ import verify._sigstore_native as native
 from tests.conftest import CONFORMANCE, ROOT
 from verify.errors import EvidenceRejected, MalformedEvidence, SignatureInvalid, TrustConfigError
 from verify.evidence import Evidence, load_evidence
+from verify.matching import DigestSet
 from verify.sigstore import load_trusted_root
 from verify.trust import Identity, SigstoreIdentity
 
@@ -84,7 +85,7 @@ def verify(obj: dict[str, Any], *, root: native.TrustedRoot | None = None, sha25
     pinned = identity or SigstoreIdentity(issuer=GITHUB, identity=BEACON)
     candidate = Identity(name="pinned", sigstore=(pinned,))
     return native.verify_bundle(evidence(obj), [(candidate, pinned)], root or load_trusted_root(PRODUCTION_ROOT),
-                                message_sha256=sha256)
+                                message=None if sha256 is None else DigestSet({"sha256": sha256}))
 
 
 def entry(obj: dict[str, Any]) -> dict[str, Any]:
@@ -501,16 +502,17 @@ def _with_body(p: native.Parsed, body: bytes) -> native.Parsed:
 def test_entry_body_refusals() -> None:
     good = parsed()
     with pytest.raises(MalformedEvidence, match="its log entry's body is not valid JSON"):
-        native.verify_entry_body(_with_body(good, b"{"), A_TXT)
+        native.verify_entry_body(_with_body(good, b"{"), DigestSet({"sha256": A_TXT}))
     with pytest.raises(SignatureInvalid, match=re_escape("is not the hashedrekord 0.0.1 entry it claims to be")):
-        native.verify_entry_body(_with_body(good, b'{"kind": "dsse", "apiVersion": "0.0.1"}'), A_TXT)
+        native.verify_entry_body(_with_body(good, b'{"kind": "dsse", "apiVersion": "0.0.1"}'),
+                                 DigestSet({"sha256": A_TXT}))
     with pytest.raises(SignatureInvalid, match="a message signature needs the artefact's sha256"):
         native.verify_entry_body(good, None)
     with pytest.raises(SignatureInvalid, match=r"does not record this bundle \(spec.data.hash.value differs\)"):
-        native.verify_entry_body(good, "00" * 32)
+        native.verify_entry_body(good, DigestSet({"sha256": "00" * 32}))
     rsa_leaf = _certificate(key=rsa.generate_private_key(public_exponent=65537, key_size=2048))
     with pytest.raises(SignatureInvalid, match="is not an ECDSA key on P-256, P-384 or P-521"):
-        native.verify_entry_body(parsed(REKOR2, leaf=rsa_leaf), A_TXT)
+        native.verify_entry_body(parsed(REKOR2, leaf=rsa_leaf), DigestSet({"sha256": A_TXT}))
 
 
 @pytest.mark.parametrize(("found", "expected", "difference"), [
@@ -559,17 +561,17 @@ def test_an_intoto_entry_records_the_payload_when_it_has_one() -> None:
 
 def test_signature_refusals() -> None:
     good = parsed()
-    native.verify_signature(good, A_TXT)
+    native.verify_signature(good, DigestSet({"sha256": A_TXT}))
     with pytest.raises(SignatureInvalid, match="its messageDigest is not the artefact's sha256"):
-        native.verify_signature(good, "00" * 32)
+        native.verify_signature(good, DigestSet({"sha256": "00" * 32}))
     with pytest.raises(SignatureInvalid, match="its signature over the artefact's sha256 does not verify"):
-        native.verify_signature(dataclasses.replace(good, signature=b"\x30\x00"), A_TXT)
+        native.verify_signature(dataclasses.replace(good, signature=b"\x30\x00"), DigestSet({"sha256": A_TXT}))
     dsse = parsed(REUSABLE)
     with pytest.raises(SignatureInvalid, match="its signature over the DSSE envelope does not verify"):
         native.verify_signature(dataclasses.replace(dsse, signature=good.signature), None)
     rsa_leaf = _certificate(key=rsa.generate_private_key(public_exponent=65537, key_size=2048))
     with pytest.raises(SignatureInvalid, match="is not an ECDSA key"):
-        native.verify_signature(dataclasses.replace(good, leaf=rsa_leaf), A_TXT)
+        native.verify_signature(dataclasses.replace(good, leaf=rsa_leaf), DigestSet({"sha256": A_TXT}))
 
 
 # --- all of it -------------------------------------------------------------------------------------

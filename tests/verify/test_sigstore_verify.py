@@ -37,6 +37,7 @@ from verify.errors import (
     UnknownEvidence,
 )
 from verify.evidence import Evidence, load_evidence
+from verify.matching import DigestSet
 from verify.policy import TrustedBuilder, empty_policy
 from verify.signers import TrustRun, find_signers
 from verify.sigstore import (
@@ -87,13 +88,15 @@ def keyless(name: str, **fields: Any) -> Identity:
     return Identity(name=name, sigstore=(sigstore_identity(**fields),))
 
 
-def hook(sha256: str, root: Path | None = PRODUCTION_ROOT) -> Callable[[Evidence, list[Identity]], Identity]:
-    """Who signed a bundle for the artefact whose sha256 is ``sha256``: verify.signers.find_signers (the one
-    decision), with Sigstore support from make_bundle_verifier; the first signer."""
+def hook(sha256: str, root: Path | None = PRODUCTION_ROOT, *,
+         more: dict[str, str] | None = None) -> Callable[[Evidence, list[Identity]], Identity]:
+    """Who signed a bundle for the artefact whose sha256 is ``sha256`` (and other digests ``more``):
+    verify.signers.find_signers (the one decision), with Sigstore support from make_bundle_verifier; the
+    first signer."""
 
     def signer(item: Evidence, identities: list[Identity]) -> Identity:
         run = TrustRun(bundles=make_bundle_verifier(trusted_root=root))
-        return find_signers(item, identities, run, message_sha256=sha256)[0]
+        return find_signers(item, identities, run, message=DigestSet({"sha256": sha256, **(more or {})}))[0]
 
     return signer
 
@@ -324,9 +327,9 @@ def test_message_signature_bundles() -> None:
 @pytest.mark.parametrize(("change", "error", "words"), [
     (lambda b: b.update(verificationMaterial={"certificate": {"rawBytes": "AAAA"}}), MalformedEvidence,
      "is not a valid Sigstore bundle"),
-    (lambda b: b["messageSignature"].update(messageDigest={"algorithm": "SHA2_512", "digest": "AA=="}),
-     MalformedEvidence, "messageDigest algorithm is 'SHA2_512'"),
-], ids=["bad-certificate", "sha512-digest"])
+    (lambda b: b["messageSignature"].update(messageDigest={"algorithm": "SHA3_256", "digest": "AA=="}),
+     MalformedEvidence, "messageDigest algorithm is 'SHA3_256'"),
+], ids=["bad-certificate", "sha3-digest"])
 def test_malformed_keyless_bundles(change: Callable[[dict[str, Any]], None], error: type[EvidenceRejected],
                                    words: str) -> None:
     bundle = json.loads((SUITE / "happy-path-v0.3" / "bundle.sigstore.json").read_bytes())
@@ -357,15 +360,15 @@ def test_what_the_bundle_verifier_does_not_take() -> None:
     verifier = make_bundle_verifier(trusted_root=PRODUCTION_ROOT)
     envelope = evidence(obj={"payloadType": "x", "payload": "", "signatures": [{"sig": "AA=="}]})
     with pytest.raises(UnknownEvidence, match="is not a keyless Sigstore bundle"):
-        verifier(envelope, [], message_sha256=None)
+        verifier(envelope, [], message=None)
     keyed_dsse = {"mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
                   "verificationMaterial": {"publicKey": {"hint": "h"}},
                   "dsseEnvelope": {"payloadType": "x", "payload": "", "signatures": [{"sig": "AA=="}]}}
     with pytest.raises(UnknownEvidence, match="is not a keyless Sigstore bundle"):
-        verifier(evidence(obj=keyed_dsse), [], message_sha256=None)
-    with pytest.raises(SignatureInvalid, match="needs the artefact's sha256"):
+        verifier(evidence(obj=keyed_dsse), [], message=None)
+    with pytest.raises(SignatureInvalid, match="needs the artefact's digest"):
         verifier(evidence(SUITE / "happy-path-v0.3" / "bundle.sigstore.json"),
-                 [keyless("beacon", issuer=GITHUB_ACTIONS_ISSUER, identity=BEACON)], message_sha256=None)
+                 [keyless("beacon", issuer=GITHUB_ACTIONS_ISSUER, identity=BEACON)], message=None)
 
 
 # --- key-signed message signatures -----------------------------------------------------------------
@@ -374,10 +377,11 @@ MESSAGE = b"a plain signed artefact\n"
 MESSAGE_SHA256 = hashlib.sha256(MESSAGE).hexdigest()
 
 
-def key_bundle(signature: bytes, *, digest: bytes | None = None, hint: Any = "hint") -> dict[str, Any]:
+def key_bundle(signature: bytes, *, digest: bytes | None = None, hint: Any = "hint",
+               algorithm: str = "SHA2_256") -> dict[str, Any]:
     message: dict[str, Any] = {"signature": base64.b64encode(signature).decode()}
     if digest is not None:
-        message["messageDigest"] = {"algorithm": "SHA2_256", "digest": base64.b64encode(digest).decode()}
+        message["messageDigest"] = {"algorithm": algorithm, "digest": base64.b64encode(digest).decode()}
     material: dict[str, Any] = {"tlogEntries": []}
     if hint is not None:
         material["publicKey"] = {"hint": hint}
@@ -397,9 +401,10 @@ def test_key_signed_message_with_pinned_keys() -> None:
     rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     digest = hashlib.sha256(MESSAGE).digest()
     prehashed = Prehashed(hashes.SHA256())
+    del p384  # P-384 signs SHA-384 digests: test_p384_message_signatures
     signatures = {
         "p256": (p256, p256.sign(MESSAGE, ec.ECDSA(hashes.SHA256()))),
-        "p384-prehashed": (p384, p384.sign(digest, ec.ECDSA(prehashed))),
+        "p256-prehashed": (p256, p256.sign(digest, ec.ECDSA(prehashed))),
         "rsa-pkcs1": (rsa_key, rsa_key.sign(MESSAGE, padding.PKCS1v15(), hashes.SHA256())),
         "rsa-pss": (rsa_key, rsa_key.sign(MESSAGE, padding.PSS(mgf=padding.MGF1(hashes.SHA256()),
                                                                 salt_length=32), hashes.SHA256())),
@@ -414,6 +419,35 @@ def test_key_signed_message_with_pinned_keys() -> None:
             hook(MESSAGE_SHA256)(evidence(obj=key_bundle(signature)), [stranger])
         with pytest.raises(SignatureInvalid, match="does not verify with a trusted key"):
             hook(hashlib.sha256(b"other").hexdigest())(evidence(obj=key_bundle(signature)), [signer])
+
+
+MESSAGE_SHA384 = hashlib.sha384(MESSAGE).hexdigest()
+
+
+def test_p384_message_signatures_sign_sha384_and_a_mismatched_hash_is_refused() -> None:
+    p384 = ec.generate_private_key(ec.SECP384R1())
+    signer = pinned(p384)
+    sha384 = hashlib.sha384(MESSAGE).digest()
+    good = p384.sign(MESSAGE, ec.ECDSA(hashes.SHA384()))  # what a P-384 signer writes: ECDSA over SHA-384
+    assert hook(MESSAGE_SHA256, more={"sha384": MESSAGE_SHA384})(
+        evidence(obj=key_bundle(good, digest=sha384, algorithm="SHA2_384")), [signer]) is signer
+    # the same bytes signed over their sha256 with the P-384 key: Sigstore binds P-384 to SHA-384
+    over_sha256 = p384.sign(hashlib.sha256(MESSAGE).digest(), ec.ECDSA(Prehashed(hashes.SHA256())))
+    for bundle in (key_bundle(over_sha256), key_bundle(over_sha256, digest=hashlib.sha256(MESSAGE).digest())):
+        with pytest.raises(SignatureInvalid, match="does not verify with a trusted key"):
+            hook(MESSAGE_SHA256, more={"sha384": MESSAGE_SHA384})(evidence(obj=bundle), [signer])
+    # a SHA2_384 bundle whose digest is another artefact's, and a P-256 key claiming SHA-384
+    with pytest.raises(DigestMismatch, match=r"the artefact's sha384 .* is not the digest the bundle signs"):
+        hook(MESSAGE_SHA256, more={"sha384": MESSAGE_SHA384})(
+            evidence(obj=key_bundle(good, digest=hashlib.sha384(b"other").digest(), algorithm="SHA2_384")), [signer])
+    p256 = ec.generate_private_key(ec.SECP256R1())
+    claimed = p256.sign(MESSAGE, ec.ECDSA(hashes.SHA384()))
+    with pytest.raises(SignatureInvalid, match="does not verify with a trusted key"):
+        hook(MESSAGE_SHA256, more={"sha384": MESSAGE_SHA384})(
+            evidence(obj=key_bundle(claimed, digest=sha384, algorithm="SHA2_384")), [pinned(p256)])
+    # without the artefact's sha384, nothing is assumed
+    with pytest.raises(SignatureInvalid, match="signs an artefact's sha384, and none was computed"):
+        hook(MESSAGE_SHA256)(evidence(obj=key_bundle(good, digest=sha384, algorithm="SHA2_384")), [signer])
 
 
 def test_key_signed_message_refusals() -> None:

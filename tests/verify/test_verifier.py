@@ -20,7 +20,7 @@ from verify.errors import (
 )
 from verify.evidence import Evidence, load_evidence
 from verify.limits import MAX_VERIFICATIONS_PER_ENVELOPE
-from verify.matching import plan_algorithms
+from verify.matching import DigestSet, plan_algorithms
 from verify.policy import Policy, ProvenanceRules, SourceRule, TrustedBuilder
 from verify.trust import Identity, PublicKey, SigstoreIdentity, load_public_key
 from verify.verifier import Verdict, verify_artifact, verify_signature
@@ -661,7 +661,7 @@ def test_certificate_bundle_goes_to_the_bundle_verifier() -> None:
     seen: list[tuple[str, list[str]]] = []
 
     def accept(evidence: Evidence, identities: Sequence[Identity], *,
-               message_sha256: str | None) -> tuple[Identity, ...]:
+               message: DigestSet | None) -> tuple[Identity, ...]:
         seen.append((evidence.source, [i.name for i in identities]))
         return (identities[0],)
 
@@ -670,7 +670,7 @@ def test_certificate_bundle_goes_to_the_bundle_verifier() -> None:
     assert seen == [("b.sigstore.json", ["dev"])]
 
     def refuse(evidence: Evidence, identities: Sequence[Identity], *,
-               message_sha256: str | None) -> tuple[Identity, ...]:
+               message: DigestSet | None) -> tuple[Identity, ...]:
         raise SignatureInvalid(f"{evidence.source}: certificate identity is not pinned")
 
     error = _reject(
