@@ -220,6 +220,8 @@ class Endorsement:
     time: datetime | None
     signers: tuple[str, ...]
     attestation: str
+    level: int | None = None
+    """The SLSA build level a VSA states (None: none, or not a VSA)."""
 
     def to_dict(self) -> dict[str, Any]:
         key = {"vsa": "result", "approval": "approver", "reproduction": "verdict", "signature": "digest",
@@ -229,6 +231,8 @@ class Endorsement:
             out["time"] = _iso(self.time)
         if self.kind in ("vsa", "approval"):
             out["stage"] = self.stage
+        if self.kind == "vsa":
+            out["buildLevel"] = self.level
         return out
 
 
@@ -393,6 +397,7 @@ class _Vsa:
     resource_uri: str
     time: datetime
     result: str
+    level: int | None = None
 
 
 @dataclass(frozen=True)
@@ -688,7 +693,7 @@ def _detail(statement: Statement,
                       dirty=prov.dirty, invocation_id=prov.invocation_id, lockfiles=locks, findings=findings)
     if statement.predicate_type == VSA_V1:
         vsa = read_vsa(statement)
-        return _Vsa(resource_uri=vsa.resource_uri, time=vsa.time_verified, result=vsa.result)
+        return _Vsa(resource_uri=vsa.resource_uri, time=vsa.time_verified, result=vsa.result, level=vsa.build_level)
     if statement.predicate_type == APPROVAL_V1:
         approval = read_approval(statement)
         return _Approval(stage=approval.stage, approver=approval.approver, time=approval.time)
@@ -952,7 +957,7 @@ class _Auditor:
         for _, record in self._new(fact):
             record.vsas.setdefault(rule.name, []).append(Endorsement(
                 kind="vsa", stage=rule.name, result=vsa.result, time=vsa.time, signers=fact.signers,
-                attestation=fact.source))
+                attestation=fact.source, level=vsa.level))
 
     def _add_approval(self, fact: _Fact, approval: _Approval) -> None:
         rule = self.policy.stages.get(approval.stage)
@@ -1055,6 +1060,8 @@ class _Auditor:
                     if vsa.time is not None and first.time is not None and vsa.time < first.time:
                         self._flag("out-of-order", sha, f"{said}, before stage {requirement.stage!r} did "
                                    f"({_iso(first.time)})", **where)
+            if rule.min_level and any(v.result == "PASSED" for v in record.vsas.get(name, [])):
+                self._judge_level(record, rule)
             needed = rule.require_approvals
             if needed is not None and any(v.result == "PASSED" for v in record.vsas.get(name, [])):
                 approvers = {s for a in record.approvals.get(name, []) for s in a.signers}
@@ -1062,6 +1069,23 @@ class _Auditor:
                     self._flag("missing-approval", sha, f"stage {name!r} verified {_short(sha)} with "
                                f"{len(approvers)} of the {needed.count} approval(s) it requires "
                                f"from {', '.join(needed.signed_by)}", step=name)
+
+    def _judge_level(self, record: _Record, rule: StageRule) -> None:
+        """A stage with ``min-level`` passed the artefact: a build by a builder trusted for that level, and each
+        earlier stage it relies on stating that level, must be in the history."""
+        sha = record.sha256
+        levels = [trusted.level for b in record.builds if (trusted := self.policy.provenance.builder(b.builder))]
+        if record.builds and max(levels, default=0) < rule.min_level:
+            builders = ", ".join(sorted({b.builder for b in record.builds}))
+            self._flag("insufficient-level", sha, f"stage {rule.name!r} verified {_short(sha)}, which no builder "
+                       f"trusted for SLSA build level {rule.min_level} built (built by {builders})", step=rule.name)
+        for requirement in rule.require_vsa:
+            stated = [v.level or 0 for v in record.vsas.get(requirement.stage, [])
+                      if v.result == "PASSED" and set(v.signers) & set(requirement.signed_by)]
+            if stated and max(stated) < rule.min_level:
+                self._flag("insufficient-level", sha, f"stage {rule.name!r} verified {_short(sha)}, and stage "
+                           f"{requirement.stage!r} vouched for SLSA build level {max(stated)} at most, not the "
+                           f"{rule.min_level} it requires", step=rule.name)
 
     def _judge_reproducibility(self) -> None:
         """Clean builds of one subject name from one commit and the same lockfiles must give one digest."""

@@ -262,7 +262,7 @@ def _provenance_v02(pred: Mapping[str, Any]) -> Provenance:
         invocation_id=_str(metadata.get("buildInvocationId"), f"{what} buildInvocationId", optional=True),
         started_on=_time(metadata.get("buildStartedOn"), f"{what} buildStartedOn"),
         finished_on=_time(metadata.get("buildFinishedOn"), f"{what} buildFinishedOn"),
-        dirty=False, external_parameters=params if isinstance(params, dict) else {},
+        dirty=False, external_parameters={} if params is None else _obj(params, f"{what} invocation.parameters"),
         internal_parameters=_obj(invocation.get("environment") or {}, f"{what} environment"),
         source_uris=(source_uri,) if source_uri else (), source_refs=(source_ref,) if source_ref else (),
     )

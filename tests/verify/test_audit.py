@@ -211,6 +211,31 @@ def test_a_provenance_with_an_input_nobody_expected_is_an_anomaly(store: Path, k
     assert "external parameter 'skipTests'" in report.anomalies[0].message
 
 
+def test_a_stage_with_min_level_passed_without_the_level_is_an_anomaly(store: Path, keys: dict[str, KeyPair],
+                                                                        tmp_path: Path) -> None:
+    base = write_policy(tmp_path, keys, approvals="    min-level: 3\n")
+    assert base.stages["prd"].min_level == 3
+    text = (tmp_path / "policy.yaml").read_text().replace(f'builders: ["{f.BUILDER}"]',
+                                                           f'builders: [{{id: "{f.BUILDER}", level: 3}}]')
+    (tmp_path / "policy.yaml").write_text(text)
+    trusted_for_3 = load_policy(tmp_path / "policy.yaml")
+    # stg vouched for level 3 for one artefact, level 2 for the other (the factory's default)
+    f.publish(store, f.provenance(keys["dev"].private, subjects={APP: b"l3"}, commit="a" * 40))
+    f.publish(store, f.vsa(keys["stg"].private, name=APP, artifact=b"l3", stage="stg", at=f.T0 + H,
+                           levels=["SLSA_BUILD_LEVEL_3"]))
+    f.publish(store, f.vsa(keys["prd"].private, name=APP, artifact=b"l3", stage="prd", at=f.T0 + 2 * H))
+    low = full_path(store, keys, b"l2", commit="b" * 40)
+
+    assert found(run(store, trusted_for_3)) == {("insufficient-level", low)}
+    report = run(store, base)  # the builder trusted for level 1 only: both fall short
+    assert found(report) == {("insufficient-level", sha(b"l3")), ("insufficient-level", low)}
+    messages = sorted(a.message for a in report.anomalies)
+    assert any("which no builder trusted for SLSA build level 3 built" in m for m in messages)
+    assert any("stage 'stg' vouched for SLSA build level 2 at most, not the 3 it requires" in m for m in messages)
+    stg = next(a for a in report.to_dict()["artifacts"] if a["sha256"] == low)["stages"][0]
+    assert stg["vsas"][0]["buildLevel"] == 2
+
+
 def test_disallowed_source_and_builder(store: Path, keys: dict[str, KeyPair], policy: Policy) -> None:
     f.publish(store, f.provenance(keys["dev"].private, subjects={APP: b"fork"}, repo="https://github.com/evil/app"))
     f.publish(store, f.provenance(keys["dev"].private, subjects={APP: b"branch"}, ref="refs/heads/feature",

@@ -376,13 +376,21 @@ def test_read_provenance_v02() -> None:
     assert prov.dirty is False
 
 
+@pytest.mark.parametrize("parameters", [["--skip-tests"], "--skip-tests", 1, True])
+def test_provenance_v02_parameters_that_are_not_an_object_are_malformed_not_empty(parameters: Any) -> None:
+    # read as "no parameters", they would pass the check that every external parameter is recognised
+    pred = {**f.provenance_v02(), "invocation": {**f.provenance_v02()["invocation"], "parameters": parameters}}
+    with pytest.raises(MalformedEvidence, match=r"invocation.parameters is not a JSON object"):
+        read_provenance(_parse(f.statement(predicate_type=f.PROVENANCE_V02, predicate=pred)))
+
+
 def test_provenance_v02_minimal_and_git_commit_digest() -> None:
     pred: dict[str, Any] = {"builder": {"id": "b"}, "buildType": "t"}
     prov = read_provenance(_parse(f.statement(predicate_type=f.PROVENANCE_V02, predicate=pred)))
     assert (prov.source_uri, prov.source_ref, prov.commit, prov.dependencies) == (None, None, None, ())
     pred["invocation"] = {
         "configSource": {"uri": "git+https://github.com/acme/app", "digest": {"gitCommit": "abc"}},
-        "parameters": "not a mapping",
+        "parameters": None,
     }
     prov = read_provenance(_parse(f.statement(predicate_type=f.PROVENANCE_V02, predicate=pred)))
     assert (prov.source_uri, prov.source_ref, prov.commit) == ("https://github.com/acme/app", None, "abc")
