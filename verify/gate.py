@@ -304,10 +304,13 @@ def _emitting_stage(policy: Policy, flags: GateFlags) -> str:
         raise PolicyError(f"policy {policy.uri}: stages.{stage} names no verifier, so no key may sign its VSAs")
     if flags.emit_key is None:
         raise RequestError("--emit-vsa needs --signer (the stage verifier's key)")
-    keys = policy.identities[verifier].keys
-    if not any(k.fingerprint == flags.emit_key.fingerprint for k in keys):
+    identity = policy.identities[verifier]
+    if not any(k.fingerprint == flags.emit_key.fingerprint for k in identity.keys):
         raise RequestError(f"--signer's public key is not a key of {verifier!r}, the verifier of stage {stage!r}; a "
                            "VSA it signed would not count, so none is signed")
+    if not any(k.fingerprint == flags.emit_key.fingerprint for k in identity.usable_keys()):
+        raise RequestError(f"--signer's key may not sign for {verifier!r} now ({identity.unusable_because()}); a VSA "
+                           "it signed would not count, so none is signed")
     return stage
 
 
@@ -328,7 +331,11 @@ def approver(policy: Policy, stage: str, key: PublicKey) -> str:
         raise RequestError(f"stage {stage!r} of the policy requires no approvals (stages.{stage}.require-approvals), "
                            "so an approval for it would count for nothing")
     for name in rule.require_approvals.signed_by:
-        if any(k.fingerprint == key.fingerprint for k in policy.identities[name].keys):
+        identity = policy.identities[name]
+        if any(k.fingerprint == key.fingerprint for k in identity.keys):
+            if not any(k.fingerprint == key.fingerprint for k in identity.usable_keys()):
+                raise RequestError(f"--signer's key may not sign for {name!r} now ({identity.unusable_because()}); an "
+                                   "approval it signed would not count, so none is signed")
             return name
     raise RequestError(f"--signer's public key is not a key of an approver of stage {stage!r} "
                        f"({', '.join(rule.require_approvals.signed_by)}); an approval it signed would not count")
@@ -442,6 +449,8 @@ class ComponentVerdict:
     commit: str | None
     provenance: str
     stages: tuple[StageEvidence, ...] = ()
+    commits: tuple[str, ...] = ()
+    """Every commit the provenance's git dependencies name (one, for a build of one repository)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"component": self.component, "artifact": self.artifact, "commit": self.commit,
@@ -488,11 +497,17 @@ def decide_release(gate: Gate, manifest: Found, *, lookup: Callable[[str], Found
             prov = passed.candidate.provenance
             results.append(ComponentVerdict(component=component.name, artifact=name,
                                             commit=prov.commit if prov else None,
-                                            provenance=passed.candidate.evidence.source, stages=passed.stages))
-    commits = {r.commit for r in results}
-    if same_commit and len(commits) != 1:
-        raise PolicyViolation(f"release {item.source}: components come from {len(commits)} commits "
-                              f"({', '.join(sorted(c or '?' for c in commits))}); --same-commit requires one")
+                                            provenance=passed.candidate.evidence.source, stages=passed.stages,
+                                            commits=prov.commits if prov else ()))
+    if same_commit:
+        unknown = [r.component for r in results if r.commit is None or len(r.commits) > 1]
+        if unknown:
+            raise PolicyViolation(f"release {item.source}: component {unknown[0]} records no single commit, and an "
+                                  "unknown commit equals nothing; --same-commit requires one commit for all")
+        commits = {r.commit for r in results}
+        if len(commits) != 1:
+            raise PolicyViolation(f"release {item.source}: components come from {len(commits)} commits "
+                                  f"({', '.join(sorted(c or '?' for c in commits))}); --same-commit requires one")
     return ReleaseVerdict(name=release.name, signer=signer, manifest=item.source, components=tuple(results))
 
 

@@ -109,9 +109,13 @@ def evaluate_provenance(prov: Provenance, rules: ProvenanceRules) -> list[RuleRe
         else:
             results.append(RuleResult("branch", True, allowed, refs[0]))
     if rules.commit is not None:
-        if prov.commit is None or prov.commit.lower() != rules.commit.lower():
-            results.append(RuleResult("commit", False, rules.commit, prov.commit, f"built from commit "
-                                      f"{prov.commit!r}, expected {rules.commit!r}", "disallowed-commit"))
+        commits = prov.commits or ((prov.commit,) if prov.commit else ())
+        wrong = [c for c in commits if c.lower() != rules.commit.lower()]
+        if not commits or wrong:
+            said = (f"built from commit {prov.commit!r}" if len(commits) <= 1 else
+                    f"the provenance names commits {' and '.join(repr(c) for c in commits)}, and each must be it")
+            results.append(RuleResult("commit", False, rules.commit, prov.commit if len(commits) <= 1 else
+                                      list(commits), f"{said}, expected {rules.commit!r}", "disallowed-commit"))
         else:
             results.append(RuleResult("commit", True, rules.commit, prov.commit))
     if rules.builders:

@@ -152,6 +152,8 @@ class Provenance:
     source must hold for each, so that two places cannot say two things."""
     source_refs: tuple[str, ...] = ()
     """EVERY ref the provenance names for its source; a branch rule must hold for each."""
+    commits: tuple[str, ...] = ()
+    """EVERY commit its git dependencies name; a commit rule (and --same-commit) must hold for each."""
 
     @property
     def time(self) -> datetime | None:
@@ -202,14 +204,14 @@ def _provenance_v1(pred: Mapping[str, Any]) -> Provenance:
     internal = _obj(definition.get("internalParameters", {}), f"{what} internalParameters")
     uris: list[str] = []
     refs: list[str] = []
-    commit = None
-    for dep in deps:
+    commits: list[str] = []
+    for dep in deps:  # every git dependency is a source: a rule on the source holds for each, in any order
         if "gitCommit" in dep.digest:
             uri, ref = split_source_uri(dep.uri)
             uris.append(uri)
             refs.extend([ref] if ref else [])
-            commit = dep.digest["gitCommit"]
-            break
+            commits.append(dep.digest["gitCommit"])
+    commit = commits[0] if commits else None
     source = external.get("source")
     if isinstance(source, dict):
         uris.extend([split_source_uri(source["uri"])[0]] if isinstance(source.get("uri"), str) and source["uri"]
@@ -235,6 +237,7 @@ def _provenance_v1(pred: Mapping[str, Any]) -> Provenance:
         finished_on=_time(metadata.get("finishedOn"), f"{what} finishedOn"),
         dirty=dirty, external_parameters=external, internal_parameters=internal,
         source_uris=tuple(dict.fromkeys(uris)), source_refs=tuple(dict.fromkeys(refs)),
+        commits=tuple(dict.fromkeys(commits)),
     )
 
 
@@ -265,6 +268,7 @@ def _provenance_v02(pred: Mapping[str, Any]) -> Provenance:
         dirty=False, external_parameters={} if params is None else _obj(params, f"{what} invocation.parameters"),
         internal_parameters=_obj(invocation.get("environment") or {}, f"{what} environment"),
         source_uris=(source_uri,) if source_uri else (), source_refs=(source_ref,) if source_ref else (),
+        commits=(commit,) if commit else (),
     )
 
 

@@ -27,21 +27,37 @@ def split_source_uri(uri: str) -> tuple[str, str | None]:
     return text, None
 
 
-def normalize_repo(uri: str) -> str:
-    """Canonical ``host/path`` form: no scheme, user info, port, ``.git`` or trailing ``/``; host lower-case.
+#: The transports that name one repository on a host (with their default ports): whichever of these a URI
+#: uses, it is the same repository. Any other scheme (``file://``, ``http://``) is part of what it names.
+_TRANSPORTS = {"https": 443, "ssh": 22, "git": 9418}
 
-    Raises :class:`ValueError` for text that is not a URL at all (an unbalanced ``[``, say).
+
+def normalize_repo(uri: str) -> str:
+    """Canonical ``host/path`` form: no user info, default port, ``.git`` or trailing ``/``; host lower-case.
+
+    ``https://``, ``ssh://``, ``git://``, ``git@host:path`` and a bare ``host/path`` name one repository; another
+    scheme stays in the result (``file://github.com/acme/app`` is not ``github.com/acme/app``), and so does
+    a port other than the transport's default (``github.com:8443/acme/app``).
+    Raises :class:`ValueError` for text that is not a URL at all (an unbalanced ``[``, a port that is no
+    number).
     """
     text, _ = split_source_uri(uri.strip())
     scp = _SCP.match(text) if "://" not in text else None
+    prefix = ""
     if scp:
         host, path = scp.group("host"), scp.group("path")
     else:
         parts = urlsplit(text if "://" in text else f"//{text}")
+        scheme = parts.scheme.lower()
         host, path = parts.hostname or "", parts.path
+        if scheme and scheme not in _TRANSPORTS:
+            prefix = f"{scheme}://"
+        port = parts.port
+        if port is not None and port != _TRANSPORTS.get(scheme or "https"):
+            host = f"{host}:{port}"
     path = path.strip("/")
     path = path.removesuffix(".git").rstrip("/")
-    return f"{host.lower()}/{path}" if path else host.lower()
+    return f"{prefix}{host.lower()}/{path}" if path else f"{prefix}{host.lower()}"
 
 
 def branch_of(ref: str | None) -> str | None:
