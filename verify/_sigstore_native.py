@@ -348,6 +348,10 @@ def _is_ca(cert: Certificate) -> bool:
 
 # --- (2) signing times -----------------------------------------------------------------------------
 
+PROMISE = "the log's inclusion promise"
+TIMESTAMP = "an RFC 3161 timestamp"
+
+
 @dataclass(frozen=True)
 class SignedTime:
     at: datetime
@@ -367,12 +371,12 @@ def establish_times(parsed: Parsed, root: TrustedRoot) -> tuple[SignedTime, ...]
     if bundle.timestamps and not root.timestamp_authorities:
         raise _invalid(source, "it holds a signed timestamp and the trusted root names no timestamp authority")
     for number, der in enumerate(bundle.timestamps, start=1):
-        times.append(SignedTime(_verify_timestamp(der, parsed, root, number), "an RFC 3161 timestamp"))
+        times.append(SignedTime(_verify_timestamp(der, parsed, root, number), TIMESTAMP))
     if entry.promised and entry.integrated_time is not None:
         if (entry.kind, entry.version) not in PROMISED_TIME_TYPES:
             raise _invalid(source, f"an inclusion promise does not sign the time of a {entry.kind} {entry.version} "
                                    "entry")
-        times.append(SignedTime(entry.integrated_time, "the log's inclusion promise"))
+        times.append(SignedTime(entry.integrated_time, PROMISE))
     if not times:
         raise _invalid(source, "it has no verified signing time (no RFC 3161 timestamp, no inclusion promise over "
                                "the entry's integrated time)")
@@ -546,7 +550,9 @@ def verify_log_entry(parsed: Parsed, root: TrustedRoot, times: Sequence[SignedTi
     if not logs:
         raise _invalid(source, "its log entry is from a transparency log the trusted root does not name")
     log = logs[0]
-    when = entry.integrated_time if entry.integrated_time is not None else min(t.at for t in times)
+    # only a signed time dates the entry: its integrated time if a promise signs it, else the timestamps'
+    promised = [t.at for t in times if t.by == PROMISE]
+    when = promised[0] if promised else min(t.at for t in times)
     if not _inside(when, log.window):
         raise _invalid(source, f"its transparency log entry is dated {format_time(when)}, outside the validity of "
                                f"that log's key in the trusted root ({_show(log.window)})")
@@ -830,8 +836,10 @@ def verify_signature(parsed: Parsed, message: DigestSet | None) -> None:
 # --- all of it -------------------------------------------------------------------------------------
 
 def verify_bundle(item: Evidence, candidates: Sequence[tuple[Identity, SigstoreIdentity]], root: TrustedRoot, *,
-                  message: DigestSet | None) -> tuple[Identity, ...]:
-    """Steps (1) to (8) for ``item``'s keyless bundle; the identities among ``candidates`` that signed it."""
+                  message: DigestSet | None) -> tuple[tuple[Identity, ...], SignedTime]:
+    """Steps (1) to (8) for ``item``'s keyless bundle: the identities among ``candidates`` that signed it, and
+    when, by the latest time a signature vouches for (an RFC 3161 timestamp, or an integrated time an
+    inclusion promise signs; never an integrated time nothing signs)."""
     parsed = parse(item)
     times = establish_times(parsed, root)
     chain = verify_chain(parsed, root, times)
@@ -840,7 +848,7 @@ def verify_bundle(item: Evidence, candidates: Sequence[tuple[Identity, SigstoreI
     verify_log_entry(parsed, root, times)
     verify_entry_body(parsed, message)
     verify_signature(parsed, message)
-    return signers
+    return signers, max(times, key=lambda t: t.at)
 
 
 # --- helpers ---------------------------------------------------------------------------------------

@@ -156,11 +156,6 @@ class Bundle:
         except MalformedEvidence:
             return "an unreadable certificate"
 
-    @property
-    def integrated_time(self) -> datetime | None:
-        """The first log entry's integrated time (trustworthy only once the bundle verified)."""
-        return self.log_entries[0].integrated_time if self.log_entries else None
-
     def logged_sha256(self) -> str | None:
         """The sha256 (hex) the first ``hashedrekord`` log entry names (Rekor v1 or v2), if any."""
         from verify import _json

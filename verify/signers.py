@@ -44,6 +44,7 @@ from verify.limits import MAX_VERIFICATIONS_PER_ENVELOPE, MAX_VERIFICATIONS_PER_
 from verify.trust import Identity, PublicKey
 
 if TYPE_CHECKING:
+    from verify._sigstore_native import SignedTime
     from verify.evidence import Evidence
     from verify.matching import DigestSet
 
@@ -60,7 +61,8 @@ class BundleVerifier(Protocol):
     """Verifies a keyless Sigstore bundle offline; returns the identities its certificate satisfies."""
 
     def __call__(self, item: Evidence, identities: Sequence[Identity], *,
-                 message: DigestSet | None) -> tuple[Identity, ...]: ...
+                 message: DigestSet | None) -> tuple[tuple[Identity, ...], SignedTime | None]:
+        """The identities that signed ``item``, and the signed time it was signed at (None: none is known)."""
 
 
 class VerificationBudget:
@@ -104,6 +106,9 @@ class TrustRun:
     revoked_keys: tuple[PublicKey, ...] = ()
     """Revoked public keys the policy knows, only to say "signed by a revoked key" in a message."""
     memo: dict[_MemoKey, tuple[Identity, ...] | EvidenceRejected] = field(default_factory=dict, repr=False)
+    signed_times: dict[str, SignedTime] = field(default_factory=dict, repr=False)
+    """By the sha256 of a keyless bundle's bytes: the time a signature vouches it was signed at (an RFC 3161
+    timestamp, a promise-bound integrated time), once it verified. A time nothing signs is never here."""
 
     def __post_init__(self) -> None:
         if self.at.tzinfo is None:
@@ -212,9 +217,11 @@ def _keyless(item: Evidence, identities: Sequence[Identity], usable: Sequence[Id
         _signed_digest(item, message)
     run.budget.spend(KEYLESS_BUNDLE_COST, source=item.source)
     try:
-        verified = run.bundles(item, usable, message=message)
+        verified, when = run.bundles(item, usable, message=message)
     except SignatureInvalid as e:
         raise SignatureInvalid(str(e), claimed=claimed) from e
+    if when is not None:
+        run.signed_times[item.digest] = when
     names = {i.name for i in verified}
     return tuple(i for i in identities if i.name in names)  # as given, in the order given
 

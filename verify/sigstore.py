@@ -41,7 +41,7 @@ from verify.uris import normalize_repo
 if TYPE_CHECKING:
     from cryptography.x509 import Certificate
 
-    from verify._sigstore_native import TrustedRoot
+    from verify._sigstore_native import SignedTime, TrustedRoot
     from verify.evidence import Evidence
     from verify.matching import DigestSet
 
@@ -285,7 +285,7 @@ class _BundleVerifier:
         self._root: TrustedRoot | None = None
 
     def __call__(self, item: Evidence, identities: Sequence[Identity], *,
-                 message: DigestSet | None) -> tuple[Identity, ...]:
+                 message: DigestSet | None) -> tuple[tuple[Identity, ...], SignedTime | None]:
         from verify._sigstore_native import verify_bundle
 
         source = item.source
@@ -300,6 +300,7 @@ class _BundleVerifier:
             raise SignatureInvalid(f"{source}: a message signature needs the artefact's digest")
         if self._root is None:
             self._root = load_trusted_root(self._root_path)
-        signers = verify_bundle(item, candidates, self._root, message=message)
-        log.debug("%s: Sigstore bundle verified, signed by %s", source, ", ".join(i.name for i in signers))
-        return signers
+        signers, when = verify_bundle(item, candidates, self._root, message=message)
+        log.debug("%s: Sigstore bundle verified, signed by %s at %s (%s)", source,
+                  ", ".join(i.name for i in signers), when.at, when.by)
+        return signers, when

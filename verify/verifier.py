@@ -28,6 +28,7 @@ from datetime import datetime
 from typing import Any
 
 from verify.digests import MESSAGE_DIGESTS
+from verify.encoding import format_time
 from verify.envelope import INTOTO_PAYLOAD_TYPE, Envelope
 from verify.errors import (
     DigestMismatch,
@@ -179,7 +180,11 @@ def evaluate(item: Evidence, *, policy: Policy, digests: Callable[[], DigestSet]
         raise checks.fail(type(e), str(e), "signature", declared, "no trusted signature") from e
     checks.ok("signature", declared, signers[0].name)
     names = tuple(i.name for i in signers)
-    verified_time = item.bundle.integrated_time if item.bundle is not None and item.bundle.keyless else None
+    # a keyless bundle's time: only one a signature vouches for (never an integrated time nothing signs)
+    signed = run.signed_times.get(item.digest) if item.bundle is not None and item.bundle.keyless else None
+    verified_time = signed.at if signed is not None else None
+    if signed is not None:
+        checks.ok("signedTime", signed.by, format_time(signed.at))
     # (3) statement
     log.info("%s: checking statement", item.source)
     statement = _statement_step(item, policy, checks)

@@ -222,11 +222,11 @@ def test_an_expired_keyless_identity_is_not_offered_to_the_bundle_verifier() -> 
     assert isinstance(item, Evidence)
     offered: list[tuple[SigstoreIdentity, ...]] = []
 
-    def bundle_verifier(e: Evidence, identities: Any, *, message: DigestSet | None) -> tuple[Identity, ...]:
+    def bundle_verifier(e: Evidence, identities: Any, *, message: DigestSet | None) -> Any:
         offered.extend(i.sigstore for i in identities)
         if not any(i.sigstore for i in identities):
             raise SignatureInvalid("no Sigstore identity is trusted")
-        return (keyless,)
+        return (keyless,), None
 
     policy = _policy(keyless)
     assert verify_artifact("app", [item], policy=policy, digests=artefact_digests(), bundle_verifier=bundle_verifier,

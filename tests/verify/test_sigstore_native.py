@@ -84,8 +84,10 @@ def verify(obj: dict[str, Any], *, root: native.TrustedRoot | None = None, sha25
            identity: SigstoreIdentity | None = None) -> tuple[Identity, ...]:
     pinned = identity or SigstoreIdentity(issuer=GITHUB, identity=BEACON)
     candidate = Identity(name="pinned", sigstore=(pinned,))
-    return native.verify_bundle(evidence(obj), [(candidate, pinned)], root or load_trusted_root(PRODUCTION_ROOT),
-                                message=None if sha256 is None else DigestSet({"sha256": sha256}))
+    signers, _ = native.verify_bundle(evidence(obj), [(candidate, pinned)],
+                                      root or load_trusted_root(PRODUCTION_ROOT),
+                                      message=None if sha256 is None else DigestSet({"sha256": sha256}))
+    return signers
 
 
 def entry(obj: dict[str, Any]) -> dict[str, Any]:

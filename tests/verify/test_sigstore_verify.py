@@ -491,12 +491,12 @@ def test_pipeline_message_signature_is_identity_only() -> None:
                               bundle_verifier=make_bundle_verifier(trusted_root=PRODUCTION_ROOT))
     assert (verdict.statement, verdict.provenance, verdict.signer) == (None, None, "beacon")
     assert verdict.to_dict()["kind"] == "message-signature"
-    assert [c.name for c in verdict.checks] == ["signature", "messageSignature"]
+    assert [c.name for c in verdict.checks] == ["signature", "signedTime", "messageSignature"]
     with pytest.raises(PolicyViolation, match="rules on commit need one") as e:
         verify_artifact("a.txt", [bundle], policy=policy.with_rules(commit="ab" * 20),
                         digests=lambda: {"sha256": A_TXT_SHA256},
                         bundle_verifier=make_bundle_verifier(trusted_root=PRODUCTION_ROOT))
-    assert [getattr(c, "passed", None) for c in e.value.checks] == [True, False]
+    assert [getattr(c, "passed", None) for c in e.value.checks] == [True, True, False]
 
 
 def test_pipeline_reads_provenance_only_when_a_rule_needs_it() -> None:

@@ -224,11 +224,11 @@ def test_certificate_vsa_needs_sigstore_support() -> None:
     calls: list[list[str]] = []
 
     def bundle_verifier(item: Evidence, identities: Sequence[Identity], *,
-                        message: DigestSet | None) -> tuple[Identity, ...]:
+                        message: DigestSet | None) -> Any:
         calls.append([i.name for i in identities])
         if [i.name for i in identities] != ["stg"]:
             raise SignatureInvalid(f"{item.source}: not signed by {identities[0].name}")
-        return (identities[0],)
+        return (identities[0],), None
 
     [found] = _check([_certificate_vsa()], policy, bundle_verifier=bundle_verifier)
     assert (found.signer, found.source) == ("stg", "vsa.sigstore.json")

@@ -661,16 +661,16 @@ def test_certificate_bundle_goes_to_the_bundle_verifier() -> None:
     seen: list[tuple[str, list[str]]] = []
 
     def accept(evidence: Evidence, identities: Sequence[Identity], *,
-               message: DigestSet | None) -> tuple[Identity, ...]:
+               message: DigestSet | None) -> tuple[tuple[Identity, ...], None]:
         seen.append((evidence.source, [i.name for i in identities]))
-        return (identities[0],)
+        return (identities[0],), None
 
     verdict = _verify(_dsse_bundle({"certificate": {"rawBytes": "MIIB"}}), _keyless_policy(), bundle_verifier=accept)
     assert verdict.signer == "dev"
     assert seen == [("b.sigstore.json", ["dev"])]
 
     def refuse(evidence: Evidence, identities: Sequence[Identity], *,
-               message: DigestSet | None) -> tuple[Identity, ...]:
+               message: DigestSet | None) -> tuple[tuple[Identity, ...], None]:
         raise SignatureInvalid(f"{evidence.source}: certificate identity is not pinned")
 
     error = _reject(
