@@ -312,8 +312,8 @@ class Artifact:
 def expand_artifacts(patterns: Sequence[str], *, root: Path) -> list[Artifact]:
     """Files named by ``patterns``: files, directories (every regular file below, sorted) or globs.
 
-    Symlinks are refused (a link could point out of the tree and the subject
-    would name something else than what is shipped); so is a pattern that
+    Symlinks are refused, anywhere on a path as given (a link could point out of
+    the tree and the subject would name something else than what is shipped); so is a pattern that
     matches no regular file (a missing path, a glob matching nothing, an empty
     directory), and two patterns naming one file are merged.
     """
@@ -330,8 +330,11 @@ def expand_artifacts(patterns: Sequence[str], *, root: Path) -> list[Artifact]:
         files = 0
         for match in matches:
             path = Path(match)
-            if path.is_symlink():
-                raise BuildRefused(f"artifact {match} is a symbolic link; attest hashes regular files only")
+            link = _first_link(path)
+            if link is not None:
+                where = "is" if link == path else f"lies under {link}, which is"
+                raise BuildRefused(f"artifact {match} {where} a symbolic link; attest hashes regular files only, "
+                                   "named without a link anywhere on the way")
             if path.is_dir():
                 for dirpath, dirnames, filenames in os.walk(path, followlinks=False):
                     dirnames.sort()
@@ -353,6 +356,18 @@ def expand_artifacts(patterns: Sequence[str], *, root: Path) -> list[Artifact]:
             raise BuildRefused(f"artifact {pattern} {what} with no regular file below; did the build command "
                                "write into it?")
     return sorted(found.values(), key=lambda a: a.name)
+
+
+def _first_link(path: Path) -> Path | None:
+    """The first component of ``path``, as given, that is a symbolic link (None: none is): a link on the way
+    could take a name inside the work tree to a file outside it."""
+    parts = path.parts
+    start = 1 if path.is_absolute() else 0
+    for end in range(start + 1, len(parts) + 1):
+        prefix = Path(*parts[:end])
+        if prefix.is_symlink():
+            return prefix
+    return None
 
 
 def _add(found: dict[Path, Artifact], path: Path, root: Path) -> None:
