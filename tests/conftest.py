@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -122,6 +124,22 @@ def built(repo: Path, keys: dict[str, KeyPair], attest: AttestRunner) -> Path:
                     "--", sys.executable, "build.py", cwd=repo)
     assert result.code == 0, result
     return repo
+
+
+def missing_tool(reason: str) -> NoReturn:
+    """A system tool or package a test needs is missing: skip, saying how to install it; under CI=true, fail
+    (.ci/run and `make test` install every one, so there its absence is a broken set-up, not a skip)."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason}; CI installs it, so its absence there is a failure", pytrace=False)
+    pytest.skip(reason)
+
+
+def need_tool(name: str, *, install: str) -> str:
+    """The path of the program ``name``; :func:`missing_tool` (naming ``install``) if it is not on PATH."""
+    path = shutil.which(name)
+    if path is None:
+        missing_tool(f"{name} is not installed ({install})")
+    return path
 
 
 from tests.sigstore_infra.fixture import sigstore_local  # noqa: E402,F401  (local Fulcio/Rekor test services)

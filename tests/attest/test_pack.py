@@ -6,7 +6,6 @@ import gzip
 import hashlib
 import io
 import os
-import shutil
 import stat
 import subprocess
 import tarfile
@@ -20,7 +19,7 @@ import pytest
 from attest import pack as pack_module
 from attest.errors import BuildRefused
 from attest.pack import DEFAULT_EPOCH, archive_format, pack, source_date_epoch
-from tests.conftest import git
+from tests.conftest import git, need_tool
 
 FORMATS = ["zip", "tar.gz", "tar"]
 EPOCH = {"SOURCE_DATE_EPOCH": "1700000000"}
@@ -218,8 +217,8 @@ def test_written_atomically(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.zip", "tree"]
 
 
-@pytest.mark.skipif(shutil.which("unzip") is None, reason="unzip is not installed (apt-get install -y unzip)")
 def test_unzip_accepts_the_zip(tmp_path: Path) -> None:
+    need_tool("unzip", install="apt-get install -y unzip")
     pack(make_tree(tmp_path / "tree"), tmp_path / "out.zip", env=EPOCH)
     done = subprocess.run(["unzip", "-t", str(tmp_path / "out.zip")], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -229,9 +228,9 @@ def test_unzip_accepts_the_zip(tmp_path: Path) -> None:
     assert (tmp_path / "x" / "handler.py").read_bytes() == TREE["handler.py"][0]
 
 
-@pytest.mark.skipif(shutil.which("tar") is None, reason="tar is not installed")
 @pytest.mark.parametrize(("kind", "flags"), [("tar.gz", "-tzvf"), ("tar", "-tvf")])
 def test_tar_lists_the_tarball(tmp_path: Path, kind: str, flags: str) -> None:
+    need_tool("tar", install="apt-get install -y tar")
     pack(make_tree(tmp_path / "tree"), tmp_path / f"out.{kind}", env=EPOCH)
     done = subprocess.run(["tar", flags, str(tmp_path / f"out.{kind}")], capture_output=True, text=True,
                           env={**os.environ, "TZ": "UTC", "LC_ALL": "C.UTF-8"})

@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import missing_tool
+
 TEMPLATES = Path(__file__).resolve().parents[2] / "docs" / "aws" / "templates"
 NAMES = ["kms-signing-key.yaml", "store-bucket.yaml", "iam-roles.yaml"]
 
@@ -17,7 +19,7 @@ def _cfnlint() -> Any:
         import cfnlint.api  # type: ignore[import-untyped]
         import cfnlint.decode  # type: ignore[import-untyped]
     except ImportError:
-        pytest.skip("cfn-lint is not installed (pip install cfn-lint); the templates were not linted")
+        missing_tool("cfn-lint is not installed (pip install cfn-lint, or make test); the templates were not linted")
     return cfnlint
 
 

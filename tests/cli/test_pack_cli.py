@@ -5,13 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import AttestRunner, git
+from tests.conftest import AttestRunner, git, need_tool
 
 
 def tree(root: Path, *, mask: int, mtime: int) -> Path:
@@ -57,8 +56,8 @@ def test_json_output_and_epoch_from_git(tmp_path: Path, attest: AttestRunner, re
     assert set(doc["digest"]) == {"sha256", "blake3"}
 
 
-@pytest.mark.skipif(shutil.which("unzip") is None, reason="unzip is not installed (apt-get install -y unzip)")
 def test_unzip_and_tar_read_what_pack_wrote(tmp_path: Path, attest: AttestRunner) -> None:
+    need_tool("unzip", install="apt-get install -y unzip")
     source = tree(tmp_path / "src", mask=0o022, mtime=1)
     assert attest("pack", source, "-o", tmp_path / "a.zip").code == 0
     assert attest("pack", source, "-o", tmp_path / "a.tgz").code == 0

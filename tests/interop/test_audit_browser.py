@@ -26,12 +26,16 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests import factory as f
-from tests.conftest import AttestRunner, make_keypair
+from tests.conftest import AttestRunner, make_keypair, missing_tool
 from verify.audit_html import WARNING_COLOUR
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed "
-                                                        "(Debian: apt-get install -y chromium)")
+
+
+@pytest.fixture(autouse=True)
+def _chromium() -> None:
+    if CHROMIUM is None:
+        missing_tool("Chromium is not installed (Debian: apt-get install -y chromium)")
 H = timedelta(hours=1)
 
 

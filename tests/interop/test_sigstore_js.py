@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import AttestRunner, KeyPair, make_keypair
+from tests.conftest import AttestRunner, KeyPair, make_keypair, missing_tool
 from tests.interop.test_keyless_build import ALICE, ISSUER, keyless_build
 from tests.sigstore_infra.fixture import SigstoreLocal
 from verify.trust import load_public_key_file
@@ -34,11 +34,12 @@ def sigstore_js(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
     """A directory holding node_modules/@sigstore/verify at the pinned version."""
     node, npm = shutil.which("node"), shutil.which("npm")
     if node is None or npm is None:
-        pytest.skip("Node.js and npm are not installed, so sigstore-js cannot check attest's bundles")
+        missing_tool("Node.js and npm are not installed (Debian: apt-get install -y nodejs npm), so sigstore-js "
+                     "cannot check attest's bundles")
     version = subprocess.run([node, "--version"], capture_output=True, text=True, check=False).stdout.strip()
     match = re.fullmatch(r"v(\d+)\.(\d+)\.\d+", version)
     if match is None or (int(match[1]), int(match[2])) < (20, 17):
-        pytest.skip(f"@sigstore/verify {SIGSTORE_JS_VERSION} needs Node >= 20.17; this is "
+        missing_tool(f"@sigstore/verify {SIGSTORE_JS_VERSION} needs Node >= 20.17; this is "
                     f"{version or 'an unknown version'}")
     cache = getattr(request.config, "cache", None)
     directory = (cache.mkdir(f"sigstore-js-{SIGSTORE_JS_VERSION}") if cache is not None
@@ -53,7 +54,7 @@ def sigstore_js(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
             done = subprocess.run(install, capture_output=True, text=True, timeout=300, check=False)
             if done.returncode != 0:
                 reason = (done.stderr.strip().splitlines() or ["no output"])[-1]
-                pytest.skip(f"cannot install @sigstore/verify@{SIGSTORE_JS_VERSION} from npm: {reason}")
+                missing_tool(f"cannot install @sigstore/verify@{SIGSTORE_JS_VERSION} from npm: {reason}")
     return directory
 
 

@@ -33,7 +33,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import CONFORMANCE, ROOT
+from tests.conftest import CONFORMANCE, ROOT, missing_tool
 from verify.errors import ConfigError, EvidenceRejected
 from verify.evidence import Evidence, load_evidence
 from verify.matching import DigestSet
@@ -391,7 +391,8 @@ def sigstore_js_modules(request: pytest.FixtureRequest) -> Path:
 
     node, npm = shutil.which("node"), shutil.which("npm")
     if node is None or npm is None:
-        pytest.skip("Node.js and npm are not installed, so sigstore-js cannot be asked about intoto 0.0.2 bundles")
+        missing_tool("Node.js and npm are not installed (Debian: apt-get install -y nodejs npm), so sigstore-js "
+                     "cannot be asked about intoto 0.0.2 bundles")
     candidates: list[Path] = []
     done = subprocess.run([npm, "root", "-g"], capture_output=True, text=True, timeout=60, check=False)
     if done.returncode == 0 and done.stdout.strip():
@@ -403,7 +404,7 @@ def sigstore_js_modules(request: pytest.FixtureRequest) -> Path:
         if all((directory / "node_modules" / "@sigstore" / p / "package.json").is_file()
                for p in ("verify", "bundle", "protobuf-specs")):
             return directory
-    pytest.skip("@sigstore/verify is neither in pytest's cache nor shipped with npm here, and the tests do not "
+    missing_tool("@sigstore/verify is neither in pytest's cache nor shipped with npm here, and the tests do not "
                 "reach the network to install it")
 
 
