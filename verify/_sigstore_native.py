@@ -41,7 +41,6 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from verify import _json
-from verify.digests import MESSAGE_DIGESTS
 from verify.encoding import b64decode, format_time, parse_time
 from verify.errors import EvidenceRejected, MalformedEvidence, SignatureInvalid, TrustConfigError
 
@@ -667,9 +666,8 @@ def verify_entry_body(parsed: Parsed, message: DigestSet | None) -> None:
         details, algorithm, hash_name = _ec_details(parsed)
         if parsed.envelope is not None:
             digest = hashlib.new(hash_name, parsed.envelope.pae()).digest()
-        else:
-            hash_name, digest = _message_digest(parsed, message)
-            algorithm = next(name for name, h in MESSAGE_DIGESTS.items() if h == hash_name)
+        else:  # _message_digest saw to it that the bundle's algorithm is the key's
+            _, digest = _message_digest(parsed, message)
         expected = {"hashedRekordV002": {
             "data": {"algorithm": algorithm, "digest": digest},
             "signature": {"content": parsed.signature,
@@ -705,11 +703,7 @@ def _message_digest(parsed: Parsed, message: DigestSet | None) -> tuple[str, byt
     messageDigest names (sha256 when none), which must be the one its key's curve is registered with."""
     bundle_message = parsed.bundle.message
     assert bundle_message is not None
-    written = bundle_message.digest_algorithm or "SHA2_256"
-    hash_name = MESSAGE_DIGESTS.get(written)
-    if hash_name is None:
-        raise MalformedEvidence(f"{parsed.source}: messageDigest algorithm is {written!r}, not one of "
-                                f"{', '.join(MESSAGE_DIGESTS)}")
+    written, hash_name = bundle_message.algorithm(parsed.source)
     _, _, key_hash = _ec_details(parsed)
     if hash_name != key_hash:
         raise _invalid(parsed.source, f"its messageDigest is {written}, and its certificate's key signs {key_hash} "

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from verify.digests import MESSAGE_DIGESTS
 from verify.encoding import b64decode
 from verify.envelope import Envelope
 from verify.errors import EvidenceRejected, MalformedEvidence
@@ -51,6 +52,16 @@ class MessageSignature:
     digest_algorithm: str | None
     """The ``messageDigest`` algorithm as written (``SHA2_256``), None when the bundle names none."""
     digest: bytes | None
+
+    def algorithm(self, source: str) -> tuple[str, str]:
+        """(Sigstore's name, hashlib's name) of the digest this signs: the ``messageDigest`` algorithm,
+        ``SHA2_256`` when it names none; :class:`MalformedEvidence` for one Sigstore does not define."""
+        written = self.digest_algorithm or "SHA2_256"
+        name = MESSAGE_DIGESTS.get(written)
+        if name is None:
+            raise MalformedEvidence(f"{source}: messageDigest algorithm is {written!r}, not one of "
+                                    f"{', '.join(MESSAGE_DIGESTS)}")
+        return written, name
 
 
 @dataclass(frozen=True)

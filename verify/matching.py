@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from verify.digests import ACCEPTED, CHEAPEST_FIRST, KNOWN, MESSAGE_DIGESTS, WEAK
+from verify.digests import ACCEPTED, CHEAPEST_FIRST, KNOWN, WEAK
 from verify.statement import Statement, Subject
 
 __all__ = ["DigestSet", "accepted_algorithms", "matching_subject", "plan_algorithms", "subject_matches"]
@@ -96,8 +96,11 @@ def plan_algorithms(evidence: Iterable[object], *, accepted: Sequence[str] = ACC
         if not isinstance(item, Evidence):
             continue
         if item.envelope is None:  # a message signature signs the artefact's digest of its messageDigest algorithm
-            written = item.bundle.message.digest_algorithm if item.bundle and item.bundle.message else None
-            wanted.add(MESSAGE_DIGESTS.get(written or "SHA2_256", "sha256"))
+            try:
+                wanted.add(item.bundle.message.algorithm(item.source)[1] if item.bundle and item.bundle.message
+                           else "sha256")
+            except EvidenceRejected:  # refused by the verifier; the plan only decides what is read
+                wanted.add("sha256")
             continue
         if item.envelope.payload_type != INTOTO_PAYLOAD_TYPE:
             continue

@@ -38,8 +38,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 
-from verify.digests import MESSAGE_DIGESTS
-from verify.errors import DigestMismatch, EvidenceRejected, MalformedEvidence, SignatureInvalid, UnknownEvidence
+from verify.errors import DigestMismatch, EvidenceRejected, SignatureInvalid, UnknownEvidence
 from verify.limits import MAX_VERIFICATIONS_PER_ENVELOPE, MAX_VERIFICATIONS_PER_RUN
 from verify.trust import Identity, PublicKey
 
@@ -242,11 +241,7 @@ def _signed_digest(item: Evidence, message: DigestSet | None) -> tuple[str, byte
     ``messageDigest`` names (sha256 when it names none), checked against the digest it gives."""
     bundle = item.bundle
     assert bundle is not None and bundle.message is not None
-    written = bundle.message.digest_algorithm
-    algorithm = MESSAGE_DIGESTS.get(written or "SHA2_256")
-    if algorithm is None:
-        raise MalformedEvidence(f"{item.source}: messageDigest algorithm is {written!r}, not one of "
-                                f"{', '.join(MESSAGE_DIGESTS)}")
+    _, algorithm = bundle.message.algorithm(item.source)
     computed = None if message is None else message.digests.get(algorithm)
     if computed is None:
         raise SignatureInvalid(f"{item.source}: a message signature signs an artefact's {algorithm}, and none was "

@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from verify.digests import MESSAGE_DIGESTS
 from verify.encoding import format_time
 from verify.envelope import INTOTO_PAYLOAD_TYPE, Envelope
 from verify.errors import (
@@ -295,8 +294,8 @@ def _message_step(evidence: Evidence, digests: DigestSet, policy: Policy, checks
                           "predicateType", list(PROVENANCE_TYPES), "message signature")
     bundle = evidence.bundle
     assert bundle is not None and bundle.message is not None
-    algorithm = MESSAGE_DIGESTS[bundle.message.digest_algorithm or "SHA2_256"]  # find_signers refused any other
-    signed = {algorithm: digests.digests[algorithm]}  # and one it was not given
+    _, algorithm = bundle.message.algorithm(evidence.source)  # find_signers refused another, or none computed
+    signed = {algorithm: digests.digests[algorithm]}
     checks.ok("messageSignature", signed, "the artefact's digest, signed")
     return Subject(name="", digest=signed)
 
