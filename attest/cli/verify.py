@@ -224,8 +224,9 @@ def _print(outcome: GateOutcome, shown: str) -> None:
         click.echo(f"  in-toto   {printable(outcome.layout.layout)}: {steps}; product "
                    f"{printable(outcome.layout.product)}")
     if outcome.emitted:
-        click.echo(f"  vsa       {outcome.stage} PASSED, SLSA_BUILD_LEVEL_{verdict.level} -> "
-                   f"{', '.join(outcome.emitted)}")
+        from verify.levels import level_name
+
+        click.echo(f"  vsa       {outcome.stage} PASSED, {level_name(verdict.level)} -> {', '.join(outcome.emitted)}")
 
 
 def _print_stages(verdict: GateVerdict) -> None:
