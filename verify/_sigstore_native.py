@@ -27,7 +27,9 @@ certificate is verified in this order, each step one function that raises or ret
 
 Where this is stricter than sigstore-python 4.5.1, or verifies what it cannot, is listed in
 docs/threat-model.md (Sigstore) and pinned by tests/interop/test_sigstore_native_differential.py.
-Every failure is one of our exceptions with one sentence; nothing here touches the network.
+Every failure is one of our exceptions with one sentence; nothing here touches the network. Every
+repeated element is counted before it is read (docs/limits.md), and every signature verification a
+step tries is charged to the run's :class:`~verify.budget.VerificationBudget` first.
 """
 
 from __future__ import annotations
@@ -36,13 +38,15 @@ import hashlib
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from verify import _json
+from verify.budget import VerificationBudget
 from verify.encoding import b64decode, format_time, parse_time
-from verify.errors import EvidenceRejected, MalformedEvidence, SignatureInvalid, TrustConfigError
+from verify.errors import EvidenceRejected, LimitExceeded, MalformedEvidence, SignatureInvalid, TrustConfigError
+from verify.limits import MAX_NOTE_SIGNATURES
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
@@ -71,8 +75,6 @@ __all__ = [
 
 #: The trusted root media type sigstore-python 4.5.1 reads.
 TRUSTED_ROOT_MEDIA_TYPE = "application/vnd.dev.sigstore.trustedroot+json;version=0.1"
-#: At most this many RFC 3161 timestamps in a bundle (as sigstore-go and sigstore-python).
-MAX_TIMESTAMPS = 32
 #: (kind, version) of log entries, and whether each holds a DSSE envelope, a message signature, or either.
 ENTRY_TYPES = {("hashedrekord", "0.0.1"): "message", ("hashedrekord", "0.0.2"): "either",
                ("dsse", "0.0.1"): "dsse", ("intoto", "0.0.2"): "dsse"}
@@ -255,10 +257,18 @@ class Parsed:
     envelope: Envelope | None
     signature: bytes
     """The DSSE envelope's one signature, or the message signature."""
+    budget: VerificationBudget = field(default_factory=VerificationBudget, compare=False)
+    """Charged before each signature verification the steps try (the run's budget)."""
+
+    def charge(self, count: int = 1) -> None:
+        self.budget.spend(count, source=self.source)
 
 
-def parse(item: Evidence) -> Parsed:
-    """(1) The parts of ``item``'s keyless bundle; :class:`MalformedEvidence` for what sigstore-python refuses too."""
+def parse(item: Evidence, budget: VerificationBudget | None = None) -> Parsed:
+    """(1) The parts of ``item``'s keyless bundle; :class:`MalformedEvidence` for what sigstore-python refuses too.
+
+    Every later step charges ``budget`` (a budget of its own when None) before each signature verification.
+    """
     from cryptography import x509
 
     source, bundle = item.source, item.bundle
@@ -311,7 +321,8 @@ def parse(item: Evidence) -> Parsed:
     else:
         assert bundle.message is not None
         signature = bundle.message.signature
-    return Parsed(source=source, bundle=bundle, leaf=leaf, entry=entry, envelope=envelope, signature=signature)
+    return Parsed(source=source, bundle=bundle, leaf=leaf, entry=entry, envelope=envelope, signature=signature,
+                  budget=VerificationBudget() if budget is None else budget)
 
 
 def _leaf_problem(cert: Certificate) -> str | None:
@@ -362,9 +373,6 @@ def establish_times(parsed: Parsed, root: TrustedRoot) -> tuple[SignedTime, ...]
     """(2) Every verified time the bundle was signed at; :class:`SignatureInvalid` if a timestamp does not verify."""
     source, bundle, entry = parsed.source, parsed.bundle, parsed.entry
     times: list[SignedTime] = []
-    if len(bundle.timestamps) > MAX_TIMESTAMPS:
-        raise MalformedEvidence(f"{source} holds {len(bundle.timestamps)} signed timestamps; at most "
-                                f"{MAX_TIMESTAMPS} are read")
     if len(set(bundle.timestamps)) != len(bundle.timestamps):
         raise MalformedEvidence(f"{source} holds the same signed timestamp twice")
     if bundle.timestamps and not root.timestamp_authorities:
@@ -401,6 +409,7 @@ def _verify_timestamp(der: bytes, parsed: Parsed, root: TrustedRoot, number: int
         builder = VerifierBuilder().tsa_certificate(certificates[0]).add_root_certificate(certificates[-1])
         for intermediate in certificates[1:-1]:
             builder = builder.add_intermediate_certificate(intermediate)
+        parsed.charge(len(certificates))  # the message's signature and each certificate's up the chain
         try:
             builder.build().verify_message(response, parsed.signature)
         except (VerificationError, ValueError):
@@ -435,15 +444,17 @@ def verify_chain(parsed: Parsed, root: TrustedRoot, times: Sequence[SignedTime])
     ca_policy = ExtensionPolicy.webpki_defaults_ca().may_be_present(ExtendedKeyUsage, Criticality.NON_CRITICAL, None)
     ee_policy = ExtensionPolicy.webpki_defaults_ee().may_be_present(ExtendedKeyUsage, Criticality.NON_CRITICAL, None)
     chain: tuple[Certificate, ...] = ()
-    for signed in times:
+    for signed in {t.at: t for t in times}.values():  # one path per distinct time
         verifier = PolicyBuilder().store(store).time(signed.at) \
             .extension_policies(ca_policy=ca_policy, ee_policy=ee_policy).build_client_verifier()
+        parsed.charge()  # the leaf's signature; the rest of the path once it is known
         try:
             chain = tuple(verifier.verify(parsed.leaf, []).chain)
         except (VerificationError, UnsupportedGeneralNameType, ValueError) as e:
             raise _invalid(source, f"its certificate does not chain to a certificate authority of the trusted root "
                                    f"at {format_time(signed.at)}, the time {signed.by} vouches for ({_short(e)})") \
                 from e
+        parsed.charge(max(len(chain) - 2, 0))
     issuer = chain[1]
     windows = [a.window for a in root.authorities if issuer in a.certificates]
     if not any(all(_inside(t.at, w) for t in times) for w in windows):
@@ -489,6 +500,7 @@ def verify_sct(parsed: Parsed, chain: Sequence[Certificate], root: TrustedRoot, 
     if not logs:
         raise _invalid(source, f"its certificate's SCT is from a CT log the trusted root does not name "
                                f"({sct.log_id.hex()[:16]}...)")
+    parsed.charge(len(logs))
     if not any(_log_verifies(log, sct.signature, data) for log in logs):
         raise _invalid(source, "its certificate's SCT does not verify with the CT log's key")
     for log in logs:
@@ -561,18 +573,20 @@ def verify_log_entry(parsed: Parsed, root: TrustedRoot, times: Sequence[SignedTi
         canonical = json.dumps({"body": _b64(entry.body), "integratedTime": entry.integrated_seconds,
                                 "logID": entry.log_id.hex(), "logIndex": entry.log_index},
                                sort_keys=True, separators=(",", ":")).encode()
+        parsed.charge()
         if not _log_verifies(log, entry.signed_entry_timestamp, canonical):
             raise _invalid(source, "its log entry's inclusion promise (signed entry timestamp) does not verify with "
                                    "the log's key")
     if entry.inclusion_proof is not None:
-        _verify_inclusion_proof(source, entry.body, entry.inclusion_proof, log)
+        _verify_inclusion_proof(parsed, entry.body, entry.inclusion_proof, log)
 
 
-def _verify_inclusion_proof(source: str, body: bytes, proof: InclusionProof, log: LogKey) -> None:
+def _verify_inclusion_proof(parsed: Parsed, body: bytes, proof: InclusionProof, log: LogKey) -> None:
     """The proof leads from the entry's leaf hash to the root hash of a checkpoint the log signed."""
+    source = parsed.source
     if proof.checkpoint is None:
         raise MalformedEvidence(f"{source}: its inclusion proof has no checkpoint")
-    origin_size, root_hash = _verify_checkpoint(source, proof.checkpoint, log)
+    origin_size, root_hash = _verify_checkpoint(parsed, proof.checkpoint, log)
     if (origin_size, root_hash) != (proof.tree_size, proof.root_hash):
         raise _invalid(source, "its inclusion proof is for another tree than the checkpoint the log signed")
     if proof.log_index >= proof.tree_size:
@@ -592,8 +606,14 @@ def _verify_inclusion_proof(source: str, body: bytes, proof: InclusionProof, log
         raise _invalid(source, "its inclusion proof does not lead to the checkpoint's root hash")
 
 
-def _verify_checkpoint(source: str, note: str, log: LogKey) -> tuple[int, bytes]:
-    """(tree size, root hash) of the signed note ``note``, once every signature the log's key hint names verifies."""
+def _verify_checkpoint(parsed: Parsed, note: str, log: LogKey) -> tuple[int, bytes]:
+    """(tree size, root hash) of the signed note ``note``, once the log's one signature on it verifies.
+
+    As a signed note is read (golang.org/x/mod/sumdb/note): at most :data:`MAX_NOTE_SIGNATURES` signature
+    lines, counted before any is decoded, and one signature per key: a second line with the log's key
+    hint is malformed, never a second verification. Other keys' lines (witnesses) are not verified.
+    """
+    source = parsed.source
     if note.count("\n\n") != 1:
         raise MalformedEvidence(f"{source}: its checkpoint is not a signed note (one blank line must part the "
                                 "body from the signatures)")
@@ -604,6 +624,10 @@ def _verify_checkpoint(source: str, note: str, log: LogKey) -> tuple[int, bytes]
     root_hash = b64decode(lines[2], what=f"{source}: its checkpoint's root hash")
     if not signatures.endswith("\n"):
         raise MalformedEvidence(f"{source}: its checkpoint's signatures do not end with a newline")
+    count = signatures.count("\n")
+    if count > MAX_NOTE_SIGNATURES:
+        raise LimitExceeded(f"{source}: its checkpoint has {count} signature lines; at most {MAX_NOTE_SIGNATURES} "
+                            "are read")
     hint, tried = log.log_id[:4], 0
     for line in signatures[:-1].split("\n"):
         match = _SIGNATURE_LINE.fullmatch(line)
@@ -614,7 +638,11 @@ def _verify_checkpoint(source: str, note: str, log: LogKey) -> tuple[int, bytes]
             raise MalformedEvidence(f"{source}: its checkpoint has a signature of {len(signed)} bytes")
         if signed[:4] != hint:
             continue  # a witness's cosignature: not what attest relies on
+        if tried:
+            raise MalformedEvidence(f"{source}: its checkpoint carries the log's signature more than once (a signed "
+                                    "note has one signature per key)")
         tried += 1
+        parsed.charge()
         if not _log_verifies(log, signed[4:], text.encode("utf-8") + b"\n"):
             raise _invalid(source, "its checkpoint's signature does not verify with the log's key")
     if not tried:
@@ -812,6 +840,7 @@ def verify_signature(parsed: Parsed, message: DigestSet | None) -> None:
     assert isinstance(key, ec.EllipticCurvePublicKey)
     algorithm: hashes.HashAlgorithm = {"sha384": hashes.SHA384(), "sha512": hashes.SHA512()}.get(hash_name,
                                                                                                  hashes.SHA256())
+    parsed.charge()
     try:
         if parsed.envelope is not None:
             key.verify(parsed.signature, parsed.envelope.pae(), ec.ECDSA(algorithm))
@@ -830,11 +859,13 @@ def verify_signature(parsed: Parsed, message: DigestSet | None) -> None:
 # --- all of it -------------------------------------------------------------------------------------
 
 def verify_bundle(item: Evidence, candidates: Sequence[tuple[Identity, SigstoreIdentity]], root: TrustedRoot, *,
-                  message: DigestSet | None) -> tuple[tuple[Identity, ...], SignedTime]:
+                  message: DigestSet | None, budget: VerificationBudget | None = None,
+                  ) -> tuple[tuple[Identity, ...], SignedTime]:
     """Steps (1) to (8) for ``item``'s keyless bundle: the identities among ``candidates`` that signed it, and
     when, by the latest time a signature vouches for (an RFC 3161 timestamp, or an integrated time an
-    inclusion promise signs; never an integrated time nothing signs)."""
-    parsed = parse(item)
+    inclusion promise signs; never an integrated time nothing signs). Each signature verification is
+    charged to ``budget`` before it is tried (a budget of its own when None)."""
+    parsed = parse(item, budget)
     times = establish_times(parsed, root)
     chain = verify_chain(parsed, root, times)
     verify_sct(parsed, chain, root, times)

@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 from verify.digests import MESSAGE_DIGESTS
 from verify.encoding import b64decode
 from verify.envelope import Envelope
-from verify.errors import EvidenceRejected, MalformedEvidence
+from verify.errors import EvidenceRejected, LimitExceeded, MalformedEvidence
+from verify.limits import MAX_CHAIN_CERTIFICATES, MAX_LOG_ENTRIES, MAX_PROOF_HASHES, MAX_TIMESTAMPS
 
 if TYPE_CHECKING:
     from verify.sigstore import CertificateClaims
@@ -257,6 +258,7 @@ def _certificate(material: Mapping[str, Any], source: str) -> tuple[bytes | None
         certificates = chain.get("certificates")
         if not isinstance(certificates, list) or not certificates:
             raise MalformedEvidence(f"{source} has an empty certificate chain")
+        _count(certificates, MAX_CHAIN_CERTIFICATES, f"{source}: its certificate chain", "certificates")
         certificate, *rest = certificates
     else:
         return None, ()
@@ -277,6 +279,7 @@ def _timestamps(material: Mapping[str, Any], source: str) -> tuple[bytes, ...]:
     stamps = data.get("rfc3161Timestamps") if isinstance(data, dict) else None
     if not isinstance(stamps, list):
         return ()
+    _count(stamps, MAX_TIMESTAMPS, source, "signed timestamps")
     found = []
     for stamp in stamps:
         if isinstance(stamp, dict) and stamp.get("signedTimestamp") is not None:
@@ -289,6 +292,7 @@ def _log_entries(material: Mapping[str, Any], source: str) -> tuple[LogEntry, ..
     entries = material.get("tlogEntries")
     if not isinstance(entries, list):
         return ()
+    _count(entries, MAX_LOG_ENTRIES, source, "transparency log entries")
     found = []
     for entry in entries:
         if not isinstance(entry, dict):
@@ -320,8 +324,14 @@ def _log_entries(material: Mapping[str, Any], source: str) -> tuple[LogEntry, ..
                               promised=isinstance(promise, dict),
                               signed_entry_timestamp=_lenient_b64(promise.get("signedEntryTimestamp"))
                               if isinstance(promise, dict) else None,
-                              inclusion_proof=_inclusion_proof(entry.get("inclusionProof"))))
+                              inclusion_proof=_inclusion_proof(entry.get("inclusionProof"), source)))
     return tuple(found)
+
+
+def _count(items: list[Any], limit: int, where: str, what: str) -> None:
+    """:class:`LimitExceeded` if ``items`` has more than ``limit`` elements, before any of them is read."""
+    if len(items) > limit:
+        raise LimitExceeded(f"{where} holds {len(items)} {what}; at most {limit} are read")
 
 
 def _uint64(value: Any) -> int | None:
@@ -339,13 +349,15 @@ def _lenient_b64(value: Any) -> bytes | None:
         return None
 
 
-def _inclusion_proof(value: Any) -> InclusionProof | None:
+def _inclusion_proof(value: Any, source: str) -> InclusionProof | None:
     """The inclusion proof, if it is readable at all (what is wrong with it is in the bundle's defects)."""
     if not isinstance(value, dict):
         return None
     index, size, root = _uint64(value.get("logIndex")), _uint64(value.get("treeSize")), \
         _lenient_b64(value.get("rootHash"))
     raw_hashes = value.get("hashes")
+    if isinstance(raw_hashes, list):
+        _count(raw_hashes, MAX_PROOF_HASHES, f"{source}: its inclusion proof", "hashes")
     hashes = [_lenient_b64(h) for h in raw_hashes] if isinstance(raw_hashes, list) else None
     checkpoint = value.get("checkpoint")
     note = checkpoint.get("envelope") if isinstance(checkpoint, dict) else None

@@ -28,3 +28,18 @@ MAX_VERIFICATIONS_PER_RUN = 1024
 MAX_EVIDENCE_FILES_PER_RUN = 1024
 #: Bytes of attestation files read in one verification run: a store cannot make verify hold more.
 MAX_EVIDENCE_BYTES_PER_RUN = 64 * 1024 * 1024
+#: RFC 3161 timestamps in one Sigstore bundle (as sigstore-go and sigstore-python).
+MAX_TIMESTAMPS = 32
+#: Transparency log entries in one Sigstore bundle (exactly one is verified).
+MAX_LOG_ENTRIES = 8
+#: Certificates in one bundle's x509CertificateChain (read, never trusted).
+MAX_CHAIN_CERTIFICATES = 10
+#: Hashes in one inclusion proof (a tree of 2**64 leaves needs 64).
+MAX_PROOF_HASHES = 64
+#: Signature lines in one checkpoint (a signed note), as golang.org/x/mod/sumdb/note.
+MAX_NOTE_SIGNATURES = 100
+#: Resolved dependencies (materials) in one provenance, input attestations in one VSA, components of one
+#: release and artefacts of one component.
+MAX_DEPENDENCIES = 10_000
+#: Digest algorithms in one resource descriptor (a subject, a dependency).
+MAX_DIGESTS = 16

@@ -17,11 +17,12 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from verify.budget import VerificationBudget
 from verify.buildtypes import BuildTypeRule
 from verify.digests import ACCEPTED, KNOWN, WEAK
 from verify.errors import MalformedEvidence, PolicyError, TrustConfigError
 from verify.limits import MAX_POLICY_BYTES
-from verify.signers import BundleVerifier, TrustRun, VerificationBudget
+from verify.signers import BundleVerifier, TrustRun
 from verify.trust import Identity, PublicKey, SigstoreIdentity, load_public_key_file
 from verify.uris import normalize_repo
 

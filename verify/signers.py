@@ -38,8 +38,9 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 
+from verify.budget import VerificationBudget
 from verify.errors import DigestMismatch, EvidenceRejected, SignatureInvalid, UnknownEvidence
-from verify.limits import MAX_VERIFICATIONS_PER_ENVELOPE, MAX_VERIFICATIONS_PER_RUN
+from verify.limits import MAX_VERIFICATIONS_PER_ENVELOPE
 from verify.trust import Identity, PublicKey
 
 if TYPE_CHECKING:
@@ -47,45 +48,17 @@ if TYPE_CHECKING:
     from verify.evidence import Evidence
     from verify.matching import DigestSet
 
-__all__ = ["KEYLESS_BUNDLE_COST", "BundleVerifier", "TrustRun", "VerificationBudget", "find_signers"]
+__all__ = ["BundleVerifier", "TrustRun", "find_signers"]
 
 log = logging.getLogger(__name__)
-
-#: What one keyless Sigstore bundle costs from a :class:`VerificationBudget`: its certificate chain,
-#: SCT, log entry and signature are several verifications.
-KEYLESS_BUNDLE_COST = 8
-
 
 class BundleVerifier(Protocol):
     """Verifies a keyless Sigstore bundle offline; returns the identities its certificate satisfies."""
 
-    def __call__(self, item: Evidence, identities: Sequence[Identity], *,
-                 message: DigestSet | None) -> tuple[tuple[Identity, ...], SignedTime | None]:
-        """The identities that signed ``item``, and the signed time it was signed at (None: none is known)."""
-
-
-class VerificationBudget:
-    """The signature verifications one run may still try (:data:`MAX_VERIFICATIONS_PER_RUN`).
-
-    Once it is spent, every further verification fails at once with :class:`SignatureInvalid`.
-    """
-
-    def __init__(self, total: int = MAX_VERIFICATIONS_PER_RUN) -> None:
-        self.total = total
-        self.left = total
-
-    @property
-    def spent(self) -> int:
-        return self.total - self.left
-
-    def spend(self, count: int, *, source: str) -> None:
-        """Take ``count`` verifications, or raise :class:`SignatureInvalid` naming ``source`` if too few are left."""
-        if count > self.left:
-            self.left = 0
-            raise SignatureInvalid(f"{source}: gave up, this verification already tried {self.total} signature "
-                                   "verifications without enough valid ones; the evidence holds too many bogus "
-                                   "signatures")
-        self.left -= count
+    def __call__(self, item: Evidence, identities: Sequence[Identity], *, message: DigestSet | None,
+                 budget: VerificationBudget) -> tuple[tuple[Identity, ...], SignedTime | None]:
+        """The identities that signed ``item``, and the signed time it was signed at (None: none is known);
+        each signature verification it tries is charged to ``budget`` first."""
 
 
 _MemoKey = tuple[str, str, tuple[str, ...], tuple[tuple[str, str], ...] | None, bytes | None]
@@ -214,9 +187,8 @@ def _keyless(item: Evidence, identities: Sequence[Identity], usable: Sequence[Id
                               "this verifier was not given")
     if item.envelope is None:
         _signed_digest(item, message)
-    run.budget.spend(KEYLESS_BUNDLE_COST, source=item.source)
     try:
-        verified, when = run.bundles(item, usable, message=message)
+        verified, when = run.bundles(item, usable, message=message, budget=run.budget)
     except SignatureInvalid as e:
         raise SignatureInvalid(str(e), claimed=claimed) from e
     if when is not None:

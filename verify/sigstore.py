@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from cryptography.x509 import Certificate
 
     from verify._sigstore_native import SignedTime, TrustedRoot
+    from verify.budget import VerificationBudget
     from verify.evidence import Evidence
     from verify.matching import DigestSet
 
@@ -284,8 +285,8 @@ class _BundleVerifier:
         self._root_path = trusted_root
         self._root: TrustedRoot | None = None
 
-    def __call__(self, item: Evidence, identities: Sequence[Identity], *,
-                 message: DigestSet | None) -> tuple[tuple[Identity, ...], SignedTime | None]:
+    def __call__(self, item: Evidence, identities: Sequence[Identity], *, message: DigestSet | None,
+                 budget: VerificationBudget) -> tuple[tuple[Identity, ...], SignedTime | None]:
         from verify._sigstore_native import verify_bundle
 
         source = item.source
@@ -300,7 +301,7 @@ class _BundleVerifier:
             raise SignatureInvalid(f"{source}: a message signature needs the artefact's digest")
         if self._root is None:
             self._root = load_trusted_root(self._root_path)
-        signers, when = verify_bundle(item, candidates, self._root, message=message)
+        signers, when = verify_bundle(item, candidates, self._root, message=message, budget=budget)
         log.debug("%s: Sigstore bundle verified, signed by %s at %s (%s)", source,
                   ", ".join(i.name for i in signers), when.at, when.by)
         return signers, when

@@ -20,7 +20,7 @@ from verify import _json
 from verify.encoding import parse_time
 from verify.errors import LimitExceeded, MalformedEvidence, UnknownEvidence
 from verify.levels import build_level
-from verify.limits import MAX_SUBJECTS
+from verify.limits import MAX_DEPENDENCIES, MAX_DIGESTS, MAX_SUBJECTS
 from verify.uris import split_source_uri
 
 __all__ = [
@@ -84,8 +84,18 @@ def _str(value: Any, what: str, *, optional: bool = False) -> str:
     return value
 
 
+def _bounded(items: list[Any], limit: int, what: str, kind: str) -> list[Any]:
+    """``items``, or :class:`LimitExceeded` if there are more than ``limit`` of them (counted before any is read)."""
+    if len(items) > limit:
+        raise LimitExceeded(f"{what} has {len(items)} {kind}; at most {limit} are read")
+    return items
+
+
 def _digest_set(value: Any, what: str) -> dict[str, str]:
-    digests = dict(_obj(value, what))
+    found = _obj(value, what)
+    if len(found) > MAX_DIGESTS:
+        raise LimitExceeded(f"{what} has {len(found)} digests; at most {MAX_DIGESTS} are read")
+    digests = dict(found)
     for algorithm, hexdigest in digests.items():
         if not isinstance(hexdigest, str):
             raise MalformedEvidence(f"{what}[{algorithm!r}] is not a string")
@@ -199,7 +209,8 @@ def _provenance_v1(pred: Mapping[str, Any]) -> Provenance:
     raw_deps = definition.get("resolvedDependencies", [])
     if not isinstance(raw_deps, list):
         raise MalformedEvidence(f"{what} resolvedDependencies is not a list")
-    deps = tuple(_dependency(d, f"{what} resolvedDependencies[{i}]") for i, d in enumerate(raw_deps))
+    deps = tuple(_dependency(d, f"{what} resolvedDependencies[{i}]")
+                 for i, d in enumerate(_bounded(raw_deps, MAX_DEPENDENCIES, what, "resolved dependencies")))
     external = _obj(definition.get("externalParameters"), f"{what} externalParameters")
     internal = _obj(definition.get("internalParameters", {}), f"{what} internalParameters")
     uris: list[str] = []
@@ -250,7 +261,8 @@ def _provenance_v02(pred: Mapping[str, Any]) -> Provenance:
     raw_materials = pred.get("materials", [])
     if not isinstance(raw_materials, list):
         raise MalformedEvidence(f"{what} materials is not a list")
-    deps = tuple(_dependency(m, f"{what} materials[{i}]") for i, m in enumerate(raw_materials))
+    deps = tuple(_dependency(m, f"{what} materials[{i}]")
+                 for i, m in enumerate(_bounded(raw_materials, MAX_DEPENDENCIES, what, "materials")))
     source_uri = source_ref = commit = None
     if isinstance(config.get("uri"), str):
         source_uri, source_ref = split_source_uri(config["uri"])
@@ -338,7 +350,7 @@ def read_release(statement: Statement) -> Release:
         raise MalformedEvidence(f"{what} {name!r} names no components")
     signed = {s.digest.get("sha256") for s in statement.subjects}
     components = []
-    for i, component in enumerate(raw):
+    for i, component in enumerate(_bounded(raw, MAX_DEPENDENCIES, f"{what} {name!r}", "components")):
         label = component.get("name") if isinstance(component, dict) else None
         if not isinstance(component, dict) or not isinstance(label, str) or not label:
             raise MalformedEvidence(f"{what} {name!r}: component {i} has no name")
@@ -351,7 +363,7 @@ def read_release(statement: Statement) -> Release:
         if not isinstance(artifacts, list) or not artifacts:
             raise MalformedEvidence(f"{what} {name!r}: component {label!r} names no artefacts")
         parts = []
-        for artifact in artifacts:
+        for artifact in _bounded(artifacts, MAX_DEPENDENCIES, f"{what} {name!r}: component {label!r}", "artefacts"):
             part = artifact.get("name") if isinstance(artifact, dict) else None
             digests: dict[str, Any] = artifact.get("digest", {}) if isinstance(artifact, dict) else {}
             digests = digests if isinstance(digests, dict) else {}
@@ -397,7 +409,8 @@ def read_vsa(statement: Statement) -> VerificationSummary:
     if not isinstance(raw_inputs, list):
         raise MalformedEvidence(f"{what} inputAttestations is not a list")
     levels = pred.get("verifiedLevels", [])
-    if not isinstance(levels, list) or not all(isinstance(x, str) for x in levels):
+    if not isinstance(levels, list) or not all(isinstance(x, str) for x in _bounded(levels, MAX_DIGESTS, what,
+                                                                                   "verified levels")):
         raise MalformedEvidence(f"{what} verifiedLevels is not a list of strings")
     verified = _time(pred.get("timeVerified"), f"{what} timeVerified")
     if verified is None:
@@ -409,7 +422,8 @@ def read_vsa(statement: Statement) -> VerificationSummary:
         policy_uri=_str(policy.get("uri"), f"{what} policy.uri", optional=True),
         policy_digest=_digest_set(policy.get("digest", {}), f"{what} policy.digest"),
         input_attestations=tuple(_dependency(d, f"{what} inputAttestations[{i}]")
-                                 for i, d in enumerate(raw_inputs)),
+                                 for i, d in enumerate(_bounded(raw_inputs, MAX_DEPENDENCIES, what,
+                                                                "input attestations"))),
         result=_str(pred.get("verificationResult"), f"{what} verificationResult"),
         levels=tuple(levels),
         build_level=build_level(levels, what=f"{what} verifiedLevels"),

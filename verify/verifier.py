@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from verify.budget import VerificationBudget
 from verify.encoding import format_time
 from verify.envelope import INTOTO_PAYLOAD_TYPE, Envelope
 from verify.errors import (
@@ -41,7 +42,7 @@ from verify.evidence import Evidence
 from verify.matching import DigestSet, accepted_algorithms, matching_subject
 from verify.policy import Policy
 from verify.rules import UNCHECKED, evaluate_provenance, provenance_demands
-from verify.signers import BundleVerifier, TrustRun, VerificationBudget, find_signers
+from verify.signers import BundleVerifier, TrustRun, find_signers
 from verify.statement import (
     PROVENANCE_V02,
     PROVENANCE_V1,

@@ -32,12 +32,13 @@ from tests.hardening._helpers import (
 )
 from tests.verify import _factory as f
 from verify import _json, limits
+from verify.budget import VerificationBudget
 from verify.errors import EvidenceRejected, LimitExceeded, MalformedEvidence, PolicyError, SignatureInvalid
 from verify.evidence import Evidence, load_evidence, read_evidence_file
 from verify.policy import StageRule, VsaRequirement, load_policy
 from verify.stages import check_stage
 from verify.trust import Identity
-from verify.verifier import VerificationBudget, verify_artifact, verify_signature
+from verify.verifier import verify_artifact, verify_signature
 
 GiB = 1024**3
 
@@ -54,6 +55,13 @@ EXPECTED = {
     "MAX_VERIFICATIONS_PER_RUN": 1024,
     "MAX_EVIDENCE_FILES_PER_RUN": 1024,
     "MAX_EVIDENCE_BYTES_PER_RUN": 64 * 1024 * 1024,
+    "MAX_TIMESTAMPS": 32,
+    "MAX_LOG_ENTRIES": 8,
+    "MAX_CHAIN_CERTIFICATES": 10,
+    "MAX_PROOF_HASHES": 64,
+    "MAX_NOTE_SIGNATURES": 100,
+    "MAX_DEPENDENCIES": 10_000,
+    "MAX_DIGESTS": 16,
 }
 
 

@@ -222,7 +222,7 @@ def test_an_expired_keyless_identity_is_not_offered_to_the_bundle_verifier() -> 
     assert isinstance(item, Evidence)
     offered: list[tuple[SigstoreIdentity, ...]] = []
 
-    def bundle_verifier(e: Evidence, identities: Any, *, message: DigestSet | None) -> Any:
+    def bundle_verifier(e: Evidence, identities: Any, *, message: DigestSet | None, budget: Any) -> Any:
         offered.extend(i.sigstore for i in identities)
         if not any(i.sigstore for i in identities):
             raise SignatureInvalid("no Sigstore identity is trusted")

@@ -34,6 +34,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import CONFORMANCE, ROOT, missing_tool
+from verify.budget import VerificationBudget
 from verify.errors import ConfigError, EvidenceRejected
 from verify.evidence import Evidence, load_evidence
 from verify.matching import DigestSet
@@ -156,7 +157,8 @@ def attest_verdict(bundle: bytes, case: Case) -> Verdict:
             return Verdict(False, str(item))
         identity = Identity(name="pinned", sigstore=(case.identity,))
         hook = make_bundle_verifier(trusted_root=case.root)
-        hook(item, [identity], message=None if case.sha256 is None else DigestSet({"sha256": case.sha256}))
+        hook(item, [identity], message=None if case.sha256 is None else DigestSet({"sha256": case.sha256}),
+             budget=VerificationBudget())
     except (EvidenceRejected, ConfigError, ValueError) as e:
         return Verdict(False, str(e))
     return Verdict(True, "")

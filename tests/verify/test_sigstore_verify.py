@@ -27,6 +27,7 @@ from cryptography.x509.oid import NameOID
 
 import verify.sigstore as vs
 from tests.conftest import CONFORMANCE, ROOT
+from verify.budget import VerificationBudget
 from verify.errors import (
     DigestMismatch,
     EvidenceRejected,
@@ -360,15 +361,16 @@ def test_what_the_bundle_verifier_does_not_take() -> None:
     verifier = make_bundle_verifier(trusted_root=PRODUCTION_ROOT)
     envelope = evidence(obj={"payloadType": "x", "payload": "", "signatures": [{"sig": "AA=="}]})
     with pytest.raises(UnknownEvidence, match="is not a keyless Sigstore bundle"):
-        verifier(envelope, [], message=None)
+        verifier(envelope, [], message=None, budget=VerificationBudget())
     keyed_dsse = {"mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
                   "verificationMaterial": {"publicKey": {"hint": "h"}},
                   "dsseEnvelope": {"payloadType": "x", "payload": "", "signatures": [{"sig": "AA=="}]}}
     with pytest.raises(UnknownEvidence, match="is not a keyless Sigstore bundle"):
-        verifier(evidence(obj=keyed_dsse), [], message=None)
+        verifier(evidence(obj=keyed_dsse), [], message=None, budget=VerificationBudget())
     with pytest.raises(SignatureInvalid, match="needs the artefact's digest"):
         verifier(evidence(SUITE / "happy-path-v0.3" / "bundle.sigstore.json"),
-                 [keyless("beacon", issuer=GITHUB_ACTIONS_ISSUER, identity=BEACON)], message=None)
+                 [keyless("beacon", issuer=GITHUB_ACTIONS_ISSUER, identity=BEACON)], message=None,
+                 budget=VerificationBudget())
 
 
 # --- key-signed message signatures -----------------------------------------------------------------

@@ -224,7 +224,7 @@ def test_certificate_vsa_needs_sigstore_support() -> None:
     calls: list[list[str]] = []
 
     def bundle_verifier(item: Evidence, identities: Sequence[Identity], *,
-                        message: DigestSet | None) -> Any:
+                        message: DigestSet | None, budget: Any) -> Any:
         calls.append([i.name for i in identities])
         if [i.name for i in identities] != ["stg"]:
             raise SignatureInvalid(f"{item.source}: not signed by {identities[0].name}")

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.verify import _factory as f
+from verify.budget import VerificationBudget
 from verify.errors import (
     DigestMismatch,
     EvidenceRejected,
@@ -661,7 +662,7 @@ def test_certificate_bundle_goes_to_the_bundle_verifier() -> None:
     seen: list[tuple[str, list[str]]] = []
 
     def accept(evidence: Evidence, identities: Sequence[Identity], *,
-               message: DigestSet | None) -> tuple[tuple[Identity, ...], None]:
+               message: DigestSet | None, budget: VerificationBudget) -> tuple[tuple[Identity, ...], None]:
         seen.append((evidence.source, [i.name for i in identities]))
         return (identities[0],), None
 
@@ -670,7 +671,7 @@ def test_certificate_bundle_goes_to_the_bundle_verifier() -> None:
     assert seen == [("b.sigstore.json", ["dev"])]
 
     def refuse(evidence: Evidence, identities: Sequence[Identity], *,
-               message: DigestSet | None) -> tuple[tuple[Identity, ...], None]:
+               message: DigestSet | None, budget: VerificationBudget) -> tuple[tuple[Identity, ...], None]:
         raise SignatureInvalid(f"{evidence.source}: certificate identity is not pinned")
 
     error = _reject(
