@@ -7,18 +7,33 @@ import os
 import secrets
 from pathlib import Path
 
+from attest.errors import OutputError
+
 
 def write_atomic(path: Path, data: bytes, *, mode: int = 0o644, exclusive: bool = False) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same directory and a rename.
 
-    With ``exclusive``, an existing ``path`` is never replaced (``FileExistsError``). The
+    The folder must exist: it is never created (a missing folder is the caller's usage error). A link
+    at ``path`` is replaced, never written through. With ``exclusive``, an existing ``path`` is never
+    replaced (``FileExistsError``). Any other failure is :class:`OutputError`, one sentence. The
     temporary file (``.NAME.RANDOM.tmp``) is removed whatever goes wrong, including an
     interrupt: its name is known before it exists, so no moment leaves it behind.
     """
     path = Path(path)
-    directory = path.parent
-    directory.mkdir(parents=True, exist_ok=True)
-    tmp = directory / f".{path.name[:200]}.{secrets.token_hex(8)}.tmp"
+    tmp = path.parent / f".{path.name[:200]}.{secrets.token_hex(8)}.tmp"
+    try:
+        _write(path, tmp, data, mode=mode, exclusive=exclusive)
+    except FileExistsError:
+        if exclusive:
+            raise
+        raise OutputError(f"cannot write {path}: it exists and cannot be replaced") from None
+    except IsADirectoryError as e:
+        raise OutputError(f"cannot write {path}: it is a folder; name a file") from e
+    except OSError as e:
+        raise OutputError(f"cannot write {path}: {e.strerror or type(e).__name__}") from e
+
+
+def _write(path: Path, tmp: Path, data: bytes, *, mode: int, exclusive: bool) -> None:
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
         with os.fdopen(fd, "wb") as f:

@@ -3,7 +3,9 @@
 This is ``attest build`` without click. A :class:`BuildRequest` holds everything the command line
 says, as given; :func:`run_build` does the work, in the current directory, in this order:
 
-  (1) the request's shape: options that exclude each other, keyless options with a key signer
+  (1) the request's shape: options that exclude each other, keyless options with a key signer; the
+      store to publish to, as far as it can be checked without writing (a local store is a folder);
+      no output may replace a bound lockfile (nor, at (6), an artefact)
   (2) the source: the git commit, refused if tracked files changed (unless ``allow_dirty``),
       SOURCE_DATE_EPOCH, and the CI platform, whose checked-out commit must be HEAD
   (3) the lockfiles, each equal to its committed blob (or none, with ``no_lockfile``)
@@ -18,8 +20,10 @@ says, as given; :func:`run_build` does the work, in the current directory, in th
   (8) signed, and the signature checked
   (8a) with ``link``: the link's products, recorded by in-toto and equal to the subjects; the link
        signed by the same signer, its signature checked
-  (9) written atomically: the bundle first, then the link, then ``output``
-  (10) published to a store: the artefacts (unless ``publish_artifacts`` is off) and the provenance
+  (9) published to a store: every artefact (unless ``publish_artifacts`` is off), then the provenance
+      under each (the commit point: a failure before it leaves nothing a verifier accepts; a rerun
+      completes it), then the blake3 index
+  (10) written atomically: the bundle first, then the link, then ``output``, once publishing succeeded
 
 Any failure raises and leaves ``output`` unwritten; nothing here prints.
 """
@@ -40,6 +44,7 @@ if TYPE_CHECKING:
     from attest.intoto_link import SignedLink
     from attest.signers import Signer
     from attest.signers.sigstore import KeylessSigner
+    from attest.stores import Store
 
 __all__ = ["BuildOutcome", "BuildRequest", "KeylessIdentity", "run_build"]
 
@@ -145,10 +150,12 @@ def run_build(request: BuildRequest, *, progress: Progress | None = None,
               log: Callable[[str], None] | None = None) -> BuildOutcome:
     """Run the build; return what it produced, or raise why it was refused (see the module docstring)."""
     _check_shape(request)  # (1)
+    store = _store(request)
     env = dict(os.environ)
     started = datetime.now(UTC)
     source = _source(env, allow_dirty=request.allow_dirty)  # (2)
     locks = _lockfiles(request, source.git.root)  # (3)
+    _outputs_apart(request, [source.git.root / lock.path for lock in locks], "the lockfile")
     signer = _signer(request, env)  # (4)
     materials = _link_materials(source.git.root, locks, log) if request.link is not None else None  # (4a)
     if request.command:
@@ -156,13 +163,14 @@ def run_build(request: BuildRequest, *, progress: Progress | None = None,
         _run_command(request, env, epoch=source.epoch, log=log)  # (5)
         _check_unchanged(source.git.root, before, locks)  # (5a)
     found = _artifacts(request.artifacts, source.git.root)  # (6)
+    _outputs_apart(request, [artifact.path for artifact in found], "the artefact")
     subjects = _hash(found, progress)
     document = _provenance(request, source, locks, subjects, started=started)  # (7)
     signed = _sign(document, signer, bundle=request.bundle)  # (8)
     link = None if materials is None else _link(request, source.git.root, found, subjects, materials,
                                                 signer)  # (8a)
-    bundle_file, link_path = _write(request.output, signed, link, request.link)  # (9)
-    published = _publish(request, found, subjects, signed, progress) if request.publish else ()  # (10)
+    published = _publish(request, store, found, subjects, signed, progress) if store is not None else ()  # (9)
+    bundle_file, link_path = _write(request.output, signed, link, request.link)  # (10)
     return BuildOutcome(output=request.output, commit=source.git.commit, ref=source.git.ref,
                         source=source.git.repo_uri, dirty=source.git.dirty,
                         builder_id=document["predicate"]["runDetails"]["builder"]["id"], subjects=subjects,
@@ -331,6 +339,25 @@ def _names(paths: Sequence[str], most: int = 3) -> str:
 
 # --- (6) the artefacts ---------------------------------------------------------------------------------------
 
+def _outputs_apart(request: BuildRequest, inputs: Sequence[Path], what: str) -> None:
+    """A usage error (before the command for lockfiles, before signing for artefacts) if an output would
+    replace an input the build binds: the provenance would then name bytes that are no longer there."""
+    from attest.bundle import bundle_path
+    from verify.errors import RequestError
+
+    outputs = [("--output", request.output), ("--output's bundle", bundle_path(request.output))]
+    if request.link is not None and not request.link.is_dir():
+        outputs.append(("--link", request.link))
+    for option, output in outputs:
+        for given in inputs:
+            try:
+                same = output.exists() and os.path.samefile(output, given)
+            except OSError:
+                same = False
+            if same:
+                raise RequestError(f"{option} {output} is also {what} {given}; write the output elsewhere")
+
+
 def _artifacts(patterns: Sequence[str], root: Path) -> list[Artifact]:
     from attest import collect
 
@@ -431,22 +458,30 @@ def _write(output: Path, signed: _Signed, link: SignedLink | None, link_to: Path
     return bundle_file, link_path
 
 
-def _publish(request: BuildRequest, found: Sequence[Artifact], subjects: Sequence[tuple[str, Digests]],
-             signed: _Signed, progress: Progress | None) -> tuple[str, ...]:
-    """Each artefact (unless only the provenance is published) and the provenance, under its sha256, with its
-    blake3 indexed."""
-    from attest.stores import from_uri
+def _store(request: BuildRequest) -> Store | None:
+    """The --publish store, checked before any work (a local store that is a file fails now, not after the
+    build command ran)."""
+    if request.publish is None:
+        return None
+    from attest.stores import publishable
 
-    assert request.publish is not None
-    store = from_uri(request.publish, retain_days=request.retain_days, retention_mode=request.retention_mode)
+    return publishable(request.publish, retain_days=request.retain_days, retention_mode=request.retention_mode)
+
+
+def _publish(request: BuildRequest, store: Store, found: Sequence[Artifact], subjects: Sequence[tuple[str, Digests]],
+             signed: _Signed, progress: Progress | None) -> tuple[str, ...]:
+    """Every artefact (unless only the provenance is published), then the provenance under each one's sha256,
+    then the blake3 index. The provenance is the commit point: a publish that fails before it leaves nothing
+    a verifier accepts, and a rerun completes it (each put of the same bytes is idempotent)."""
     # a keyless envelope verifies only with its certificate and log entry: publish the bundle's line
     stored = signed.bundle if signed.keyless is not None and signed.bundle is not None else signed.line
     published: list[str] = []
-    for artifact, (name, digests) in zip(found, subjects, strict=True):
-        if request.publish_artifacts:
+    if request.publish_artifacts:
+        for artifact, (name, digests) in zip(found, subjects, strict=True):
             with _progress(progress, f"publishing {name}", artifact.path) as advance:
                 published.append(store.put_artifact(digests["sha256"], name, artifact.path,
                                                     **({"progress": advance} if advance else {})))
-        published.append(store.put_attestation(digests["sha256"], "provenance", stored))
+    published.extend(store.put_attestation(digests["sha256"], "provenance", stored) for _, digests in subjects)
+    for _, digests in subjects:
         store.put_index(digests["blake3"], digests["sha256"])  # last: an entry never names a folder not there
     return tuple(published)

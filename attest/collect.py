@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from attest.errors import BuildRefused
 from attest.lockfiles import Package, log_warnings, parse_lockfile
 from verify.digests import hash_file
+from verify.encoding import printable
 
 __all__ = ["LOCKFILE_PATTERNS", "GitFacts", "Lockfile", "Platform", "SourceState", "detect_platform", "git_facts",
            "lockfiles", "source_date_epoch", "source_state"]
@@ -376,4 +377,9 @@ def _add(found: dict[Path, Artifact], path: Path, root: Path) -> None:
         name = resolved.relative_to(root.resolve()).as_posix()
     except ValueError:
         name = path.name if not path.is_absolute() else resolved.name
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BuildRefused(f"artifact {printable(str(path))} has a name that is not UTF-8 text, which a provenance "
+                           "cannot record; rename it") from None
     found.setdefault(resolved, Artifact(path=path, name=name))

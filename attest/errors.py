@@ -36,5 +36,9 @@ class StoreError(AttestError):
     """A store refused or could not complete an operation (exists with other bytes, bad layout). Exit code 3."""
 
 
+class OutputError(AttestError):
+    """An output cannot be written (a read-only folder, a full disk); nothing was left half-written. Exit code 3."""
+
+
 class RemoteError(AttestError):
     """A remote service (S3, KMS, a Sigstore server) failed or denied access. Exit code 4."""

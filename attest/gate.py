@@ -275,10 +275,12 @@ def _bundle_verifier(trusted_root: Path | None) -> BundleVerifier:
     when the first keyless bundle is checked."""
     from verify.sigstore import make_bundle_verifier
 
-    if trusted_root is not None and not trusted_root.is_file():
+    if trusted_root is not None:  # unreadable is a configuration error now, not when a keyless bundle is met
         from verify.errors import TrustConfigError
+        from verify.files import read_file
+        from verify.limits import MAX_TRUSTED_ROOT_BYTES
 
-        raise TrustConfigError(f"cannot read trusted root {trusted_root}: no such file")
+        read_file(trusted_root, what="trusted root", limit=MAX_TRUSTED_ROOT_BYTES, error=TrustConfigError)
     return make_bundle_verifier(trusted_root=trusted_root)
 
 

@@ -38,6 +38,7 @@ from packageurl import PackageURL
 
 from verify.encoding import b64decode
 from verify.errors import MalformedEvidence
+from verify.files import read_file
 
 __all__ = ["MAX_LOCKFILE_BYTES", "LockfileContents", "Package", "integrity_digests", "log_warnings",
            "parse_lockfile"]
@@ -426,6 +427,10 @@ _PARSERS: tuple[tuple[re.Pattern[str], str, Parser], ...] = (
 )
 
 
+class _TooLarge(Exception):
+    """A lockfile over :data:`MAX_LOCKFILE_BYTES`: bound by its digest, its packages not listed."""
+
+
 def parse_lockfile(path: Path, name: str | None = None) -> LockfileContents:
     """The packages ``path`` locks, chosen by its file name; ``name`` is how messages call it.
 
@@ -441,12 +446,12 @@ def parse_lockfile(path: Path, name: str | None = None) -> LockfileContents:
                                            "packages are not listed; it is bound by its digest",))
     kind, parser = chosen
     try:
-        size = path.stat().st_size
-        if size > MAX_LOCKFILE_BYTES:
-            return LockfileContents(kind, (), (f"lockfile {name} is {size} bytes; its packages are listed "
-                                               f"only below {MAX_LOCKFILE_BYTES} bytes; it is bound by its "
-                                               "digest",))
-        text = path.read_bytes().decode("utf-8-sig")
+        try:
+            data = read_file(path, what="lockfile", limit=MAX_LOCKFILE_BYTES, error=_Unreadable, too_large=_TooLarge)
+        except _TooLarge:
+            return LockfileContents(kind, (), (f"lockfile {name} is over {MAX_LOCKFILE_BYTES} bytes; its packages "
+                                               "are listed only below that size; it is bound by its digest",))
+        text = data.decode("utf-8-sig")
         packages, warnings = parser(text, name)
     except (OSError, UnicodeDecodeError, _Unreadable, ValueError, TypeError, AttributeError, KeyError) as e:
         if isinstance(e, OSError):

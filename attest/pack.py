@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal
 
-from attest.errors import BuildRefused
+from attest.errors import BuildRefused, OutputError
 from verify.digests import hash_file
 
 __all__ = ["DEFAULT_EPOCH", "FORMATS", "Entry", "PackResult", "archive_format", "pack", "source_date_epoch"]
@@ -231,8 +231,12 @@ def pack(directory: Path, output: Path, *, env: Mapping[str, str] | None = None)
     log.info("packing %d entries of %s with SOURCE_DATE_EPOCH=%d (%s)", len(entries), directory, epoch,
              epoch_source)
 
-    out_abs.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out_abs.name}.", suffix=".tmp", dir=out_abs.parent)
+    # written beside the name given, never through it: a link there is replaced, its target left alone
+    out_path = Path(os.path.abspath(output))
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp", dir=out_path.parent)
+    except OSError as e:
+        raise OutputError(f"cannot write {output}: {e.strerror or type(e).__name__}") from e
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "w+b") as raw:
@@ -247,7 +251,7 @@ def pack(directory: Path, output: Path, *, env: Mapping[str, str] | None = None)
             os.fsync(raw.fileno())
         tmp.chmod(0o644)
         digests = hash_file(tmp)
-        tmp.replace(out_abs)
+        tmp.replace(out_path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()

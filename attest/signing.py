@@ -46,17 +46,18 @@ def sign_with(document: Mapping[str, Any], signer: Signer) -> bytes:
 
 def write_and_publish(line: bytes, *, output: Path, store: str | None, kind: str,
                       artifacts: Sequence[Mapping[str, str]]) -> list[str]:
-    """Write ``line`` to ``output`` atomically and publish it under the sha256 of each artefact (its digests) in
-    ``artifacts``. (The store's blake3 index is written by the build that published the artefact: a stage's
-    role may add VSAs to a store and nothing else.)"""
+    """Publish ``line`` under the sha256 of each artefact (its digests) in ``artifacts``, then write it to
+    ``output`` atomically: a failed publish leaves no output that looks like success, and a rerun completes
+    it (puts of the same bytes are idempotent). (The store's blake3 index is written by the build that
+    published the artefact: a stage's role may add VSAs to a store and nothing else.)"""
     from attest._atomic import write_atomic
 
-    write_atomic(output, line)
     published = []
     if store:
-        from attest.stores import from_uri, sha256_of
+        from attest.stores import publishable, sha256_of
 
-        target = from_uri(store)
+        target = publishable(store)
         published = [target.put_attestation(sha256_of(digests, what=kind, store=target.uri), kind, line)
                      for digests in artifacts]
+    write_atomic(output, line)
     return published

@@ -19,7 +19,8 @@ import math
 import re
 from typing import Any
 
-from verify.errors import LimitExceeded, MalformedEvidence
+from verify.encoding import printable
+from verify.errors import InputError, LimitExceeded, MalformedEvidence
 from verify.limits import MAX_JSON_DEPTH, MAX_JSON_INTEGER_DIGITS
 
 __all__ = ["dumps_canonical", "loads", "too_deep"]
@@ -111,5 +112,15 @@ def loads(data: str | bytes, *, what: str) -> Any:
 
 
 def dumps_canonical(value: Any) -> bytes:
-    """Compact, key-sorted UTF-8 JSON: the form attest signs and hashes."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    """Compact, key-sorted UTF-8 JSON: the form attest signs and hashes.
+
+    Text that is not UTF-8 (a file name of other bytes, as the OS hands it over) cannot be signed as
+    JSON: :class:`InputError`, naming it, rather than a guess at what the bytes meant.
+    """
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        around = printable(text[max(e.start - 40, 0):e.end + 40])
+        raise InputError(f"cannot write text that is not UTF-8 (near ...{around}...), most likely a file name; "
+                         "rename the file") from e

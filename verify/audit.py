@@ -75,6 +75,8 @@ from verify.encoding import parse_time, printable
 from verify.envelope import INTOTO_PAYLOAD_TYPE, Envelope
 from verify.errors import EvidenceRejected, MalformedEvidence, PolicyError, SignatureInvalid, TrustConfigError
 from verify.evidence import Evidence, load_evidence
+from verify.files import read_file
+from verify.limits import MAX_TRUSTED_ROOT_BYTES
 from verify.matching import DigestSet
 from verify.policy import Policy, ProvenanceRules, StageRule
 from verify.rules import evaluate_provenance
@@ -1169,8 +1171,8 @@ def audit(sources: Iterable[Source], *, policy: Policy, trusted_root: Path | Non
     if not identities:
         raise PolicyError("the policy pins no public key and no Sigstore identity; audit trusts only signatures "
                           "by pinned identities, so name some in the policy or pass --key")
-    if trusted_root is not None and not trusted_root.is_file():
-        raise TrustConfigError(f"cannot read trusted root {trusted_root}: no such file")
+    if trusted_root is not None:  # unreadable is a configuration error now, not when a keyless bundle is met
+        read_file(trusted_root, what="trusted root", limit=MAX_TRUSTED_ROOT_BYTES, error=TrustConfigError)
     # the same rule as verify (verify.signers.find_signers): revoked keys never count, an identity outside
     # its validity window (not-before / not-after, at the time of the audit) signs nothing
     setup = _Setup(identities=tuple(identities), rules=policy.provenance, trusted_root=trusted_root,

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import os
 import re
-import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +17,8 @@ from typing import Any
 from verify import _json
 from verify.bundle import MEDIA_TYPES, Bundle, parse_bundle
 from verify.envelope import Envelope
-from verify.errors import EvidenceRejected, InputError, LimitExceeded, MalformedEvidence
+from verify.errors import EvidenceRejected, LimitExceeded, MalformedEvidence
+from verify.files import read_file
 from verify.limits import (
     MAX_ENVELOPES_PER_FILE,
     MAX_EVIDENCE_BYTES,
@@ -163,34 +162,9 @@ def _parse_line(raw: bytes, *, source: str) -> Evidence | MalformedEvidence:
 
 
 def read_evidence_file(path: Path) -> bytes:
-    """Read an evidence file, refusing one over the size limit before reading it.
-
-    Only a regular file is read (a FIFO or a device in a store would block or never end);
-    its size is taken from the open file, and reading stops one byte past the limit even if
-    the file grows meanwhile.
-    """
-    try:
-        # O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused just below)
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-    except OSError as e:
-        raise InputError(f"cannot read attestation {path}: {e.strerror}") from e
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise InputError(f"attestation {path} is not a regular file")
-        if info.st_size > MAX_EVIDENCE_BYTES:
-            raise LimitExceeded(f"{path} is {info.st_size} bytes; at most {MAX_EVIDENCE_BYTES} are read")
-    except BaseException:
-        os.close(fd)
-        raise
-    with open(fd, "rb") as f:
-        try:
-            data = f.read(MAX_EVIDENCE_BYTES + 1)
-        except OSError as e:
-            raise InputError(f"cannot read attestation {path}: {e.strerror}") from e
-    if len(data) > MAX_EVIDENCE_BYTES:
-        raise LimitExceeded(f"{path} grew past {MAX_EVIDENCE_BYTES} bytes while it was read")
-    return data
+    """Read an evidence file, refusing one over the size limit before reading it (:func:`verify.files.read_file`:
+    a regular file only, its size from the open file, reading stops one byte past the limit)."""
+    return read_file(path, what="attestation", limit=MAX_EVIDENCE_BYTES, too_large=LimitExceeded)
 
 
 class EvidenceBudget:

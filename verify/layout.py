@@ -41,6 +41,7 @@ from verify.errors import (
     DigestMismatch,
     EvidenceRejected,
     InputError,
+    LimitExceeded,
     MalformedEvidence,
     PolicyError,
     PolicyViolation,
@@ -48,6 +49,7 @@ from verify.errors import (
     TrustConfigError,
     UnknownEvidence,
 )
+from verify.limits import MAX_EVIDENCE_BYTES
 
 if TYPE_CHECKING:
     from verify.matching import DigestSet
@@ -132,27 +134,20 @@ def _layout_key(file: Path) -> dict[str, Any]:
 
 
 def _read(path: Path, *, what: str) -> bytes:
-    from verify.evidence import read_evidence_file
+    from verify.files import read_file
 
-    try:
-        return read_evidence_file(path)
-    except InputError as e:
-        reason = e.__cause__.strerror if isinstance(e.__cause__, OSError) else "not a regular file"
-        raise InputError(f"cannot read {what} {path}: {reason}") from e
+    return read_file(path, what=what, limit=MAX_EVIDENCE_BYTES, too_large=LimitExceeded)
 
 
 def _read_link(path: Path) -> bytes | None:
     """A link file's bytes; None if there is none. The link directory is untrusted storage: a link that
     is there but cannot be read (a directory, a FIFO, no permission) is a rejection."""
-    from verify.evidence import read_evidence_file
-
     try:
-        return read_evidence_file(path)
+        return _read(path, what="in-toto link")
     except InputError as e:
         if isinstance(e.__cause__, FileNotFoundError):
             return None
-        reason = e.__cause__.strerror if isinstance(e.__cause__, OSError) else "not a regular file"
-        raise EvidenceRejected(f"cannot read in-toto link {path}: {reason}") from e
+        raise EvidenceRejected(str(e)) from e
 
 
 def _parse(data: bytes, *, what: str) -> Any:

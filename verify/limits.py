@@ -19,6 +19,10 @@ MAX_JSON_DEPTH = 64
 MAX_JSON_INTEGER_DIGITS = 20
 #: Size of a policy file, in bytes.
 MAX_POLICY_BYTES = 1024 * 1024
+#: Size of a key file (a PEM public or private key; an RSA-16384 key is under 4 KiB), in bytes.
+MAX_KEY_BYTES = 64 * 1024
+#: Size of a Sigstore trusted root or client trust config, in bytes (the public root is about 10 KiB).
+MAX_TRUSTED_ROOT_BYTES = 4 * 1024 * 1024
 #: Signature verifications tried for one envelope (signatures x keys).
 MAX_VERIFICATIONS_PER_ENVELOPE = 64
 #: Signature verifications tried in one verification run (one artefact, or one stage's requirements),

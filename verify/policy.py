@@ -21,6 +21,7 @@ from verify.budget import VerificationBudget
 from verify.buildtypes import BuildTypeRule
 from verify.digests import ACCEPTED, KNOWN, WEAK
 from verify.errors import MalformedEvidence, PolicyError, TrustConfigError
+from verify.files import read_file
 from verify.limits import MAX_POLICY_BYTES
 from verify.signers import BundleVerifier, TrustRun
 from verify.trust import Identity, PublicKey, SigstoreIdentity, load_public_key_file
@@ -570,13 +571,7 @@ def _builders(doc: _Doc, value: Any, path: tuple[str, ...]) -> tuple[TrustedBuil
 
 def load_policy(path: Path) -> Policy:
     """Read and validate the policy file at ``path``."""
-    try:
-        size = path.stat().st_size
-        if size > MAX_POLICY_BYTES:
-            raise PolicyError(f"policy {path} is {size} bytes; at most {MAX_POLICY_BYTES} are read")
-        raw = path.read_bytes()
-    except OSError as e:
-        raise PolicyError(f"cannot read policy {path}: {e.strerror}") from e
+    raw = read_file(path, what="policy", limit=MAX_POLICY_BYTES, error=PolicyError)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:

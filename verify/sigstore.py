@@ -249,12 +249,10 @@ def load_trusted_root(path: Path | None) -> TrustedRoot:
 
     data: bytes | None = None
     if path is not None:
-        if not path.is_file():
-            raise TrustConfigError(f"cannot read trusted root {path}: no such file")
-        try:
-            data = path.read_bytes()
-        except OSError as e:
-            raise TrustConfigError(f"cannot read trusted root {path}: {e.strerror}") from e
+        from verify.files import read_file
+        from verify.limits import MAX_TRUSTED_ROOT_BYTES
+
+        data = read_file(path, what="trusted root", limit=MAX_TRUSTED_ROOT_BYTES, error=TrustConfigError)
         return parse_trusted_root(data, name=str(path))
     package, name = _EMBEDDED_ROOT
     try:

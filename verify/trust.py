@@ -17,6 +17,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils
 
 from verify.errors import TrustConfigError
+from verify.files import read_file
+from verify.limits import MAX_KEY_BYTES
 
 __all__ = ["Identity", "PublicKey", "SigstoreIdentity", "load_public_key", "load_public_key_file"]
 
@@ -166,10 +168,7 @@ def load_public_key(pem: bytes, *, name: str) -> PublicKey:
 
 
 def load_public_key_file(path: Path) -> PublicKey:
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise TrustConfigError(f"cannot read public key {path}: {e.strerror}") from e
+    data = read_file(path, what="public key", limit=MAX_KEY_BYTES, error=TrustConfigError)
     return load_public_key(data, name=str(path))
 
 

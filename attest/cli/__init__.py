@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from attest import DISTRIBUTION
+from attest.cli._options import refuse_outputs_over_inputs
 
 __all__ = ["cli", "main"]
 
@@ -92,6 +93,7 @@ def _refuse_empty_values(command: click.Command) -> None:
         if isinstance(param, click.Option) and not param.is_flag and param.count is False \
                 and not isinstance(param.type, _NonEmpty):
             param.type = _NonEmpty(param.type)
+    refuse_outputs_over_inputs(command)
     if isinstance(command, click.Group):
         for sub in command.commands.values():
             _refuse_empty_values(sub)

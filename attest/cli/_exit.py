@@ -15,6 +15,7 @@ from attest.errors import (
     AttestError,
     BuildRefused,
     CommandFailed,
+    OutputError,
     RemoteError,
     SignerError,
     SourceChanged,
@@ -43,6 +44,7 @@ EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
     (BuildRefused, CONFIG),
     (SignerError, CONFIG),
     (StoreError, CONFIG),
+    (OutputError, CONFIG),
     (RemoteError, REMOTE),
 )
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -29,6 +31,79 @@ def signer_option(required: bool = False) -> Callable[[F], F]:
                             help="Signing key: PATH or key:PATH (PEM, PKCS#8; password from ATTEST_KEY_PASSWORD), "
                                  "awskms:<key id|ARN|alias/NAME>.")(f)
     return decorate
+
+
+class OutputPath(click.Path):
+    """A file attest writes. Checked when the command line is read, before any work: its folder must exist
+    and be a folder (a missing folder is a usage error, never created), and it must not be a folder itself.
+    That it is not also an input of the same run is checked once every option is read
+    (:func:`refuse_outputs_over_inputs`)."""
+
+    def __init__(self, *, dir_okay: bool = False) -> None:
+        super().__init__(dir_okay=dir_okay, path_type=Path)  # dir_okay: written inside, or a PREFIX beside it
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        path = Path(os.fsdecode(super().convert(value, param, ctx)))
+        folder = path.parent
+        if not folder.exists():
+            self.fail(f"{path}: its folder {folder} does not exist; create it first", param, ctx)
+        if not folder.is_dir():
+            self.fail(f"{path}: {folder} is not a folder", param, ctx)
+        return path
+
+
+def refuse_outputs_over_inputs(command: click.Command) -> None:
+    """Make ``command`` refuse, as a usage error and before any work, an output (an :class:`OutputPath`
+    option) that is also a file one of its other options or arguments names: ``--emit-vsa`` onto the
+    ``--attestation`` file would replace the evidence with the verdict on it."""
+    outputs = [p for p in command.params if isinstance(getattr(p.type, "inner", p.type), OutputPath)]
+    callback = command.callback
+    if not outputs or callback is None or callback in _CHECKED:
+        return
+
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        named = [(p, v) for p in command.params if p not in outputs for v in _files_named(kwargs.get(p.name or ""))]
+        for output in outputs:
+            value = kwargs.get(output.name or "")
+            if value is None:
+                continue
+            for param, given in named:
+                if _same_file(Path(value), given):
+                    raise click.UsageError(f"{_show(output)} {value} is also {_show(param)}; write the output "
+                                           "elsewhere")
+        return callback(*args, **kwargs)
+
+    _CHECKED.add(checked)
+    command.callback = checked
+
+
+_CHECKED: set[Callable[..., Any]] = set()
+"""Callbacks that already check their outputs (a command is set up once, however often it is looked up)."""
+
+
+def _files_named(value: Any) -> list[Path]:
+    """The existing files a parameter's value names: a path, a ``key:PATH`` signer, a ``NAME=PATH``."""
+    values = value if isinstance(value, list | tuple) else [value]
+    found: list[Path] = []
+    for item in values:
+        if not isinstance(item, str | Path) or not str(item):
+            continue
+        text = str(item)
+        for candidate in (text, text.partition(":")[2], text.partition("=")[2]):
+            if candidate and os.path.exists(candidate):
+                found.append(Path(candidate))
+    return found
+
+
+def _same_file(output: Path, given: Path) -> bool:
+    try:
+        return output.exists() and os.path.samefile(output, given)
+    except OSError:
+        return os.path.abspath(output) == os.path.abspath(given)
+
+
+def _show(param: click.Parameter) -> str:
+    return max(param.opts, key=len) if isinstance(param, click.Option) else (param.name or "").upper()
 
 
 def emit_json(value: Any) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from attest.cli._options import emit_json, format_option, signer_option
+from attest.cli._options import OutputPath, emit_json, format_option, signer_option
 
 
 @click.command()
@@ -19,7 +19,7 @@ from attest.cli._options import emit_json, format_option, signer_option
 @click.option("--stage", required=True, help="The stage this approval is for (a stage of the policy).")
 @click.option("--reason", default="", help="Why (a ticket, a change request).")
 @click.option("--approver", default=None, help="Who approves (default: the login name); informational only.")
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--output", "-o", type=OutputPath(),
               default=Path("approval.intoto.jsonl"), show_default=True)
 @click.option("--store", metavar="STORE", help="Also publish the approval to a store (directory or s3://).")
 @format_option

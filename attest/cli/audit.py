@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 import click
 
+from attest.cli._options import OutputPath
 from verify.audit import ANOMALY_KINDS, AuditReport, StoredArtifact, audit, printable
 from verify.errors import EvidenceRejected, InputError
 from verify.policy import Policy
@@ -46,7 +47,7 @@ PATTERNS = (".intoto.jsonl", ".sigstore.json")
                    "shipped with sigstore-python; never refreshed over the network).")
 @click.option("--format", "output_format", type=click.Choice(["text", "json", "html"]), default="text",
               show_default=True, help="A table for people, JSON for machines, or a self-contained web page.")
-@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
+@click.option("-o", "--output", type=OutputPath(), metavar="FILE",
               help="Write the report to FILE (atomically) instead of stdout.")
 def audit_command(sources: tuple[str, ...], policy_path: Path | None, keys: tuple[Path, ...],
                   trusted_root: Path | None, output_format: str, output: Path | None) -> None:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from attest.cli._options import emit_json, format_option, progress, signer_option
+from attest.cli._options import OutputPath, emit_json, format_option, progress, signer_option
 
 if TYPE_CHECKING:
     from attest.build import BuildOutcome
@@ -22,13 +22,13 @@ if TYPE_CHECKING:
 @click.option("--allow-dirty", is_flag=True,
               help="Build a work tree with uncommitted changes (recorded in the provenance).")
 @signer_option(required=True)
-@click.option("--output", "-o", "output", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--output", "-o", "output", type=OutputPath(),
               default=Path("provenance.intoto.jsonl"), show_default=True,
               help="Where to write the signed provenance (DSSE envelope, JSON Lines).")
 @click.option("--bundle", "write_bundle", is_flag=True,
               help="Also write NAME.sigstore.json beside --output: a Sigstore bundle v0.3 of the same "
                    "envelope (always written with --signer sigstore).")
-@click.option("--link", "link", type=click.Path(path_type=Path), metavar="FILE",
+@click.option("--link", "link", type=OutputPath(dir_okay=True), metavar="FILE",
               help="Also write an in-toto link for the step 'build' (materials: the commit's tracked files; "
                    "products: the artefacts), signed by --signer; a directory: written in it as "
                    "build.KEYID.link, the name in-toto-verify looks for. Key signers only.")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from attest.cli._options import emit_json, format_option
+from attest.cli._options import OutputPath, emit_json, format_option
 
 
 @click.group()
@@ -16,7 +16,7 @@ def key() -> None:
 
 
 @key.command()
-@click.option("--out", "prefix", required=True, metavar="PREFIX",
+@click.option("--out", "prefix", required=True, metavar="PREFIX", type=OutputPath(dir_okay=True),
               help="Writes PREFIX.pem (private, mode 0600) and PREFIX.pub.pem (public).")
 @click.option("--type", "key_type", default="ecdsa-p256", show_default=True,
               type=click.Choice(["ecdsa-p256", "ecdsa-p384", "ed25519", "rsa-3072"]))
@@ -53,7 +53,7 @@ def generate(prefix: str, key_type: str, force: bool, output_format: str) -> Non
 
 @key.command()
 @click.argument("uri", metavar="awskms:KEY")
-@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--out", "out", type=OutputPath(), default=None,
               help="Where to write the PEM (default: <key id or alias>.pub.pem).")
 @format_option
 def export(uri: str, out: Path | None, output_format: str) -> None:
@@ -73,7 +73,7 @@ def export(uri: str, out: Path | None, output_format: str) -> None:
 
     pem = awskms.export_public_key_pem(uri)
     out = out or Path(kms_pem_name(uri.removeprefix("awskms:")))
-    if out.exists() and out.read_bytes() != pem:
+    if (out.exists() or out.is_symlink()) and _existing(out) != pem:
         raise SignerError(f"{out} already holds another key; remove it or choose another --out")
     write_atomic(out, pem)
     fingerprint = load_public_key(pem, name=uri).fingerprint
@@ -81,3 +81,12 @@ def export(uri: str, out: Path | None, output_format: str) -> None:
         emit_json({"key": uri, "public": str(out), "fingerprint": fingerprint})
     else:
         click.echo(f"wrote {out} (public key of {uri.removeprefix('awskms:')}, sha256:{fingerprint[:16]}...)")
+
+
+def _existing(out: Path) -> bytes:
+    """What ``out`` already holds (a regular file of key size, or one sentence why it cannot be compared)."""
+    from attest.errors import SignerError
+    from verify.files import read_file
+    from verify.limits import MAX_KEY_BYTES
+
+    return read_file(out, what="--out", limit=MAX_KEY_BYTES, error=SignerError)

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import click
 
-from attest.cli._options import emit_json, format_option
+from attest.cli._options import OutputPath, emit_json, format_option
 
 
 @click.command()
 @click.argument("directory", type=click.Path(file_okay=True, dir_okay=True, path_type=Path))
-@click.option("--output", "-o", "output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--output", "-o", "output", required=True, type=OutputPath(),
               metavar="FILE", help="The archive to write: FILE.zip, FILE.tar.gz (or .tgz) or FILE.tar.")
 @format_option
 def pack(directory: Path, output: Path, output_format: str) -> None:

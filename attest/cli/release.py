@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from attest.cli._options import emit_json, format_option, signer_option
+from attest.cli._options import OutputPath, emit_json, format_option, signer_option
 
 
 @click.group()
@@ -20,7 +20,7 @@ def release() -> None:
 @click.option("--component", "components", multiple=True, required=True, metavar="NAME=PROVENANCE",
               help="A stack and its provenance (.intoto.jsonl written by attest build). Repeatable.")
 @signer_option(required=True)
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--output", "-o", type=OutputPath(),
               default=Path("release.intoto.jsonl"), show_default=True)
 @click.option("--store", metavar="STORE", help="Also publish the manifest under every component artefact.")
 @format_option

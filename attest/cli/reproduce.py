@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from attest.cli._options import emit_json, format_option, signer_option
+from attest.cli._options import OutputPath, emit_json, format_option, signer_option
 
 if TYPE_CHECKING:
     from attest.reproduce import DiffReport, Reproduction
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 @click.option("--originals", "originals", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
               help="With --diff: where the original artefacts are, by subject name (default: --repo when it "
                    "is a local directory, else the current directory).")
-@click.option("--emit", "emit_path", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+@click.option("--emit", "emit_path", type=OutputPath(), metavar="FILE",
               help="Sign a reproduction attestation (DSSE, JSON Lines) into FILE; needs --signer.")
 @signer_option()
 @click.option("--rebuilder-id", envvar="ATTEST_REBUILDER_ID", metavar="ID",

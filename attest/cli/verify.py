@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from attest.cli._options import emit_json, format_option, progress
+from attest.cli._options import OutputPath, emit_json, format_option, progress
 from attest.gate import GITHUB_ISSUER, EmitRequest, GateOutcome, GateRequest, KeylessFlags, run_gate
 
 if TYPE_CHECKING:  # the trust core is imported by run_gate, once the artefact is being hashed
@@ -58,7 +58,7 @@ def gate_options(f: F) -> F:
                           "that stage's verifier in the policy (without a policy: by --vsa-key). Repeatable."),
         click.option("--vsa-key", "vsa_keys", multiple=True, type=click.Path(path_type=Path), metavar="PEM",
                      help="Without a policy: a public key whose VSAs --require-vsa accepts. Repeatable."),
-        click.option("--emit-vsa", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+        click.option("--emit-vsa", type=OutputPath(), metavar="FILE",
                      help="After a pass only: sign a SLSA VSA for --stage with --signer and write it to FILE "
                           "(and to --store). Needs a policy naming the stage's verifier."),
         click.option("--signer", "signer_uri", metavar="URI",

@@ -62,12 +62,11 @@ class LocalKeySigner:
 
 def load(path: str | Path, *, insecure_permissions: bool = False, **_: object) -> LocalKeySigner:
     """Load the PEM private key at ``path``."""
+    from verify.files import read_file_and_mode
+    from verify.limits import MAX_KEY_BYTES
+
     path = Path(path)
-    try:
-        mode = path.stat().st_mode
-        data = path.read_bytes()
-    except OSError as e:
-        raise SignerError(f"cannot read signing key {path}: {e.strerror}") from e
+    data, mode = read_file_and_mode(path, what="signing key", limit=MAX_KEY_BYTES, error=SignerError)
     if b"PUBLIC KEY" in data and b"PRIVATE KEY" not in data:
         raise SignerError(f"{path} is a public key; --signer needs the private key (PREFIX.pem, not PREFIX.pub.pem)")
     if mode & (stat.S_IRWXG | stat.S_IRWXO) and not insecure_permissions:

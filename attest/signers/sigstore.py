@@ -157,11 +157,14 @@ class KeylessSigner:
 
         path = self._trust_config_path
         if path is not None:
+            from verify.files import read_file
+            from verify.limits import MAX_TRUSTED_ROOT_BYTES
+
+            data = read_file(path, what="Sigstore trust config", limit=MAX_TRUSTED_ROOT_BYTES, error=SignerError)
             try:
-                text = path.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as e:
-                reason = e.strerror if isinstance(e, OSError) else "not UTF-8 text"
-                raise SignerError(f"cannot read Sigstore trust config {path}: {reason}") from e
+                text = data.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise SignerError(f"cannot read Sigstore trust config {path}: not UTF-8 text") from e
             try:
                 return ClientTrustConfig.from_json(text)
             except ValueError as e:

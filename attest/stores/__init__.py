@@ -139,6 +139,20 @@ def sha256_of(digests: Mapping[str, str], *, what: str, store: str) -> str:
     return digests["sha256"]
 
 
+def publishable(uri: str, *, retain_days: int | None = None, retention_mode: str = "GOVERNANCE") -> Store:
+    """The store at ``uri``, once what can be checked without writing is checked (before any work): a
+    local store is a folder, or does not exist yet and its parent folder does; an S3 URI is well formed.
+    """
+    store = from_uri(uri, retain_days=retain_days, retention_mode=retention_mode)
+    root = getattr(store, "root", None)
+    if isinstance(root, Path):
+        if root.exists() and not root.is_dir():
+            raise StoreError(f"store {root} is not a folder; give a folder (made if missing) or an s3:// URI")
+        if not root.exists() and not root.parent.is_dir():
+            raise StoreError(f"store {root} cannot be made: {root.parent} is not a folder")
+    return store
+
+
 def from_uri(uri: str, *, retain_days: int | None = None, retention_mode: str = "GOVERNANCE") -> Store:
     """The store at ``uri``: ``s3://bucket/prefix`` or a directory path.
 

@@ -157,6 +157,7 @@ def test_publishing_without_artefacts_puts_the_provenance_only(workdir: Path, tm
 
 def test_bundle_is_written_beside_the_output(workdir: Path, tmp_path: Path, keys: dict[str, KeyPair]) -> None:
     output = tmp_path / "out" / "app.intoto.jsonl"
+    output.parent.mkdir()
 
     outcome = run_build(_request(keys, output=output, bundle=True))
 

@@ -139,6 +139,7 @@ def test_no_bundle_without_the_flag(repo: Path, keys: dict[str, KeyPair], attest
 
 def test_bundle_follows_output_and_is_named_in_json(repo: Path, keys: dict[str, KeyPair],
                                                    attest: AttestRunner) -> None:
+    (repo / "out").mkdir()
     result = attest("build", "--signer", keys["dev"].private, "--artifact", "build.py", "--bundle",
                     "--output", "out/app.intoto.jsonl", "--format", "json", cwd=repo)
 

@@ -88,6 +88,7 @@ def test_link_records_the_build_step_as_in_toto_reads_it(workdir: Path, keys: di
 
 
 def test_link_to_a_file_name_is_written_there(workdir: Path, keys: dict[str, KeyPair], tmp_path: Path) -> None:
+    (tmp_path / "out").mkdir()
     outcome = run_build(_request(keys, tmp_path / "out" / "step.link"))
 
     assert outcome.link == tmp_path / "out" / "step.link"

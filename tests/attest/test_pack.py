@@ -67,6 +67,7 @@ def make_tree(root: Path, *, mask: int = 0o022, reverse: bool = False, mtime: in
 def archive(tmp_path: Path, tree: Path, kind: str, name: str = "out",
             env: dict[str, str] | None = None) -> bytes:
     output = tmp_path / "archives" / f"{name}.{kind}"
+    output.parent.mkdir(exist_ok=True)
     pack(tree, output, env=EPOCH if env is None else env)
     return output.read_bytes()
 

@@ -116,6 +116,7 @@ def test_text(history: dict[str, str], attest: AttestRunner, tmp_path: Path) -> 
 
 
 def test_html(history: dict[str, str], attest: AttestRunner, tmp_path: Path) -> None:
+    (tmp_path / "out").mkdir()
     result = attest("audit", "store", "--policy", "policy.yaml", "--format", "html", "-o", "out/audit.html",
                     cwd=tmp_path)
     assert result.code == 1, result
@@ -287,5 +288,5 @@ provenance:
 
     result = attest("audit", "evidence", "--policy", "policy.yaml", "--trusted-root", "nowhere.json", cwd=tmp_path)
     assert result.code == 3, result
-    assert "cannot read trusted root nowhere.json: no such file" in result.err
+    assert "cannot read trusted root nowhere.json: No such file" in result.err
     one_sentence(result.err)

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 import verify.evidence as evidence_module
+import verify.files as files_module
 import verify.statement as statement_module
 from tests.conftest import ROOT, AttestRunner, make_keypair
 from tests.hardening._helpers import (
@@ -51,6 +52,8 @@ EXPECTED = {
     "MAX_JSON_DEPTH": 64,
     "MAX_JSON_INTEGER_DIGITS": 20,
     "MAX_POLICY_BYTES": 1024 * 1024,
+    "MAX_KEY_BYTES": 64 * 1024,
+    "MAX_TRUSTED_ROOT_BYTES": 4 * 1024 * 1024,
     "MAX_VERIFICATIONS_PER_ENVELOPE": 64,
     "MAX_VERIFICATIONS_PER_RUN": 1024,
     "MAX_EVIDENCE_FILES_PER_RUN": 1024,
@@ -110,7 +113,7 @@ def test_a_sparse_gigabyte_attestation_is_refused_by_its_size_without_reading(
     with huge.open("wb") as out:
         out.truncate(GiB)  # sparse: no disk used, 1 GiB to whoever reads it
     spy = _ReadSpy()
-    monkeypatch.setattr(evidence_module, "open", spy, raising=False)
+    monkeypatch.setattr(files_module, "open", spy, raising=False)
     assert read_evidence_file(small) == line and spy.reads == 1  # the spy sees reads
     started = time.monotonic()
     with pytest.raises(LimitExceeded, match=re.escape(f"{huge} is {GiB} bytes; at most {limits.MAX_EVIDENCE_BYTES}")):

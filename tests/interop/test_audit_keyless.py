@@ -301,7 +301,7 @@ def test_an_unreadable_trusted_root_stops_the_audit(
     work: Path, attest: AttestRunner
 ) -> None:
     (work / "root.json").write_text('{"mediaType": "nonsense"}')
-    for root, words in [("missing.json", "cannot read trusted root missing.json: no such file"),
+    for root, words in [("missing.json", "cannot read trusted root missing.json: No such file"),
                         ("root.json", "root.json is not a Sigstore trusted root")]:
         result = attest("audit", "store", "--policy", "policy.yaml", "--trusted-root", root, cwd=work)
         assert result.code == 3, result

@@ -593,7 +593,7 @@ def test_a_policy_must_pin_some_identity(tmp_path: Path) -> None:
     sigstore_only = Policy(identities={"gha": Identity(name="gha", sigstore=(SigstoreIdentity(issuer="x"),))},
                            provenance=ProvenanceRules(signed_by=("gha",)))
     assert audit([], policy=sigstore_only).clean
-    with pytest.raises(TrustConfigError, match=r"cannot read trusted root .*missing\.json: no such file"):
+    with pytest.raises(TrustConfigError, match=r"cannot read trusted root .*missing\.json: No such file"):
         audit([], policy=sigstore_only, trusted_root=tmp_path / "missing.json")
 
 

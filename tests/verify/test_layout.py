@@ -225,7 +225,7 @@ def test_a_link_that_cannot_be_read_is_rejected(tmp_path: Path, parties: dict[st
     _write_layout(tmp_path, parties)
     (tmp_path / f"build.{parties['dev'].keyid[:8]}.link").mkdir()
 
-    with pytest.raises(EvidenceRejected, match=r"cannot read in-toto link .*not a regular file"):
+    with pytest.raises(EvidenceRejected, match=r"in-toto link .*not a regular file"):
         _verify(tmp_path, parties)
 
 

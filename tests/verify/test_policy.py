@@ -723,7 +723,7 @@ def test_missing_file(tmp_path: Path) -> None:
 
 
 def test_directory_instead_of_file(tmp_path: Path) -> None:
-    with pytest.raises(PolicyError, match=re.escape(f"cannot read policy {tmp_path}: Is a directory")):
+    with pytest.raises(PolicyError, match=re.escape(f"policy {tmp_path} is not a regular file (it is a directory)")):
         load_policy(tmp_path)
 
 

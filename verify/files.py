@@ -1,0 +1,67 @@
+"""Every file attest reads as input is read like evidence: a regular file, of bounded size, in one open.
+
+Keys, trusted roots, policies, lockfiles, layouts and attestations all come through
+:func:`read_file`. It opens the path once without waiting (``O_NONBLOCK``: a FIFO is refused, not
+waited on), takes type and size from the open descriptor (``fstat``), refuses anything but a regular
+file (a directory, a FIFO, ``/dev/zero``) and anything over the limit for its kind, and stops one
+byte past the limit if the file grows while it is read. Each refusal is one sentence naming the file
+and what it was for; the caller chooses the error class, and so the exit code (docs/limits.md).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable
+from pathlib import Path
+
+from verify.errors import InputError
+
+__all__ = ["read_file", "read_file_and_mode"]
+
+_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+
+
+def read_file(path: Path, *, what: str, limit: int, error: Callable[[str], BaseException] = InputError,
+              too_large: Callable[[str], BaseException] | None = None) -> bytes:
+    """The bytes of the regular file at ``path`` (``what`` it is, for messages), at most ``limit`` of them.
+
+    Raises ``error(sentence)`` for a file that is missing, unreadable, a directory or not a regular file,
+    and ``too_large(sentence)`` (default: ``error``) for one over ``limit`` bytes, decided from its size
+    before a byte is read.
+    """
+    return read_file_and_mode(path, what=what, limit=limit, error=error, too_large=too_large)[0]
+
+
+def read_file_and_mode(path: Path, *, what: str, limit: int, error: Callable[[str], BaseException] = InputError,
+                       too_large: Callable[[str], BaseException] | None = None) -> tuple[bytes, int]:
+    """:func:`read_file`, and the mode of the very file read (for a permission check without a race)."""
+    too_large = error if too_large is None else too_large
+    try:
+        fd = os.open(path, _FLAGS)
+    except OSError as e:
+        raise error(f"cannot read {what} {path}: {reason(e)}") from e
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise error(f"{what} {path} is not a regular file (it is a directory); give the file itself")
+        if not stat.S_ISREG(info.st_mode):
+            raise error(f"{what} {path} is not a regular file (a FIFO, device or socket is never read)")
+        if info.st_size > limit:
+            raise too_large(f"{what} {path} is {info.st_size} bytes; at most {limit} are read")
+    except BaseException:
+        os.close(fd)
+        raise
+    with open(fd, "rb") as f:
+        try:
+            data = f.read(limit + 1)
+        except OSError as e:
+            raise error(f"cannot read {what} {path}: {reason(e)}") from e
+    if len(data) > limit:
+        raise too_large(f"{what} {path} grew past {limit} bytes while it was read")
+    return data, info.st_mode
+
+
+def reason(error: OSError) -> str:
+    """The plain words for ``error`` ("No such file or directory")."""
+    return error.strerror or type(error).__name__
