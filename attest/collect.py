@@ -43,9 +43,9 @@ class GitFacts:
 def _git(root: Path, *args: str, check: bool = True, raw: bool = False) -> str:
     """``git args`` in ``root``, its output stripped; ``raw``: as is (NUL-separated records keep their spaces,
     and a path that is not UTF-8 is kept with surrogate escapes instead of failing)."""
-    try:
+    try:  # output that is not UTF-8 (a path, a remote URL) is kept with surrogate escapes, refused where it matters
         done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
-                              errors="surrogateescape" if raw else "strict", check=False)
+                              errors="surrogateescape", check=False)
     except FileNotFoundError as e:
         raise BuildRefused("git is not installed; attest build records the commit it builds") from e
     if check and done.returncode != 0:
@@ -53,9 +53,24 @@ def _git(root: Path, *args: str, check: bool = True, raw: bool = False) -> str:
     return done.stdout if raw else done.stdout.strip()
 
 
+def _bad_url(url: str, why: str) -> BuildRefused:
+    return BuildRefused(f"the repository URL {printable(url)!r} {why}; fix the git remote 'origin' (or the CI's "
+                        "repository variable) so that the provenance can name the source")
+
+
 def clean_repo_url(url: str, root: Path) -> str:
     """The origin URL as a credential-free URL: SSH remotes become https, local paths file:// URLs."""
+    try:
+        return _clean_repo_url(url, root)
+    except UnicodeError:
+        raise _bad_url(url, "is not UTF-8 text") from None
+    except ValueError as e:
+        raise _bad_url(url, f"is not a URL ({e})") from None
+
+
+def _clean_repo_url(url: str, root: Path) -> str:
     url = url.strip()
+    url.encode("utf-8")
     scp = re.match(r"^(?:[\w.\-]+@)?(?P<host>[\w.\-]+):(?!//)(?P<path>.+)$", url)
     if "://" not in url and scp and not Path(url).exists():
         return f"https://{scp.group('host').lower()}/{scp.group('path').removesuffix('.git').strip('/')}"
@@ -65,13 +80,23 @@ def clean_repo_url(url: str, root: Path) -> str:
     if parts.scheme == "file":
         return url
     host = (parts.hostname or "").lower()
+    port = parts.port  # validates it (out of range: ValueError); a web port is part of the repository's name
+    if parts.scheme in ("http", "https") and port not in (None, 80, 443):
+        host = f"{host}:{port}"
     scheme = "https" if parts.scheme in ("ssh", "git", "git+ssh", "http", "https") else parts.scheme
     path = parts.path.removesuffix(".git").rstrip("/")
     return f"{scheme}://{host}{path}"
 
 
 def _without_userinfo(url: str) -> str:
-    parts = urlsplit(url)
+    try:
+        url.encode("utf-8")
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (reading it validates it: a port out of range raises)
+    except UnicodeError:
+        raise _bad_url(url, "is not UTF-8 text") from None
+    except ValueError as e:
+        raise _bad_url(url, f"is not a URL ({e})") from None
     if parts.username is None and parts.password is None:
         return url
     host = parts.hostname or ""

@@ -45,5 +45,7 @@ MAX_NOTE_SIGNATURES = 100
 #: Resolved dependencies (materials) in one provenance, input attestations in one VSA, components of one
 #: release and artefacts of one component.
 MAX_DEPENDENCIES = 10_000
+#: Objects listed from one S3 store (an audit's whole history; a listing past it is refused, not followed).
+MAX_STORE_KEYS = 10_000_000
 #: Digest algorithms in one resource descriptor (a subject, a dependency).
 MAX_DIGESTS = 16

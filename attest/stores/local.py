@@ -195,12 +195,27 @@ class LocalStore:
             yield str(path), _read(path)
 
     def all_attestations(self) -> Iterator[tuple[str, bytes | EvidenceRejected]]:
+        """Every attestation file, and every part of ``sha256/`` that cannot be read as the store's layout (a
+        file or a link where an artefact's folder should be, a folder that cannot be listed), as that part's
+        rejection: an audit reports what it could not read instead of passing over it."""
         self._check_root()
         base = self.root / "sha256"
-        if not base.is_dir():
+        if not base.exists() and not base.is_symlink():
             return
-        for path in sorted(p for p in base.glob("*/*") if p.name.endswith(EVIDENCE_SUFFIXES)):
-            yield str(path), _read(path)
+        for folder in _listing(base, what="the store's sha256 folder"):
+            if isinstance(folder, EvidenceRejected):
+                yield str(base), folder
+                return
+            if not folder.is_dir(follow_symlinks=False):
+                yield folder.path, MalformedEvidence(f"{folder.path} is not a folder of a stored artefact (a file, "
+                                                     "a link or a device where the store keeps a folder); the "
+                                                     "store holds what attest cannot read")
+                continue
+            for entry in _listing(Path(folder.path), what="a stored artefact's folder"):
+                if isinstance(entry, EvidenceRejected):
+                    yield folder.path, entry
+                elif entry.name.endswith(EVIDENCE_SUFFIXES):
+                    yield entry.path, _read(Path(entry.path))
 
     def artifacts(self) -> Iterator[tuple[str, str, Callable[[], BinaryIO]]]:
         """(URI, the sha256 its address claims, an opener) of every stored artefact, for audits."""
@@ -214,6 +229,35 @@ class LocalStore:
             # a symlink, a FIFO or a device is listed too: its opener refuses it, and audit reports it
             claimed = path.relative_to(base).parts[0]
             yield str(path), claimed, functools.partial(_open_regular, path)
+
+
+def _listing(folder: Path, *, what: str) -> list[_Entry | EvidenceRejected]:
+    """The entries of ``folder``, sorted by name, without following a link; or one rejection saying why it
+    cannot be listed (not a folder, a link, no permission)."""
+    try:
+        fd = os.open(folder, _DIRECTORY | _NOFOLLOW)
+    except OSError as e:
+        return [MalformedEvidence(f"cannot list {what} {folder}: {e.strerror or e}")]
+    try:
+        with os.scandir(fd) as entries:
+            found = sorted(entries, key=lambda entry: entry.name)
+    except OSError as e:
+        return [MalformedEvidence(f"cannot list {what} {folder}: {e.strerror or e}")]
+    finally:
+        os.close(fd)
+    return [_Entry(folder / entry.name, entry) for entry in found]
+
+
+class _Entry:
+    """A directory entry listed through a descriptor, with its full path (``os.scandir(fd)`` gives names only)."""
+
+    def __init__(self, path: Path, entry: os.DirEntry[str]) -> None:
+        self.path = str(path)
+        self.name = entry.name
+        self._entry = entry
+
+    def is_dir(self, *, follow_symlinks: bool = True) -> bool:
+        return self._entry.is_dir(follow_symlinks=follow_symlinks)
 
 
 def _read(path: Path) -> bytes | EvidenceRejected:

@@ -48,7 +48,7 @@ from attest.stores import (
     safe_name,
 )
 from verify.errors import EvidenceRejected, LimitExceeded
-from verify.limits import MAX_EVIDENCE_BYTES
+from verify.limits import MAX_EVIDENCE_BYTES, MAX_STORE_KEYS
 
 __all__ = [
     "CHUNK_SIZE",
@@ -534,17 +534,38 @@ class S3Store:
         return data
 
     def _list(self, prefix: str, *, delimiter: str | None) -> Iterator[tuple[str, int | None]]:
-        """(key, size) of every object under ``prefix``, across pages."""
+        """(key, size) of every object under ``prefix``, across pages.
+
+        A listing that could go on forever is refused, not followed: S3 lists keys in ascending order and
+        never repeats a continuation token, so a key that does not follow the one before, a token seen
+        before, or more than :data:`~verify.limits.MAX_STORE_KEYS` keys is a store (or a proxy) that
+        misbehaves: :class:`StoreError`, naming where it went wrong.
+        """
         params: dict[str, Any] = {"Prefix": prefix, "MaxKeys": LIST_PAGE_SIZE}
         if delimiter:
             params["Delimiter"] = delimiter
+        where = f"s3://{self.bucket}/{prefix}"
+        tokens: set[str] = set()
+        last: str | None = None
+        listed = 0
         while True:
             page = self._call("list_objects_v2", "ListBucket", prefix, **params)
             for item in page.get("Contents", []):
-                yield str(item["Key"]), item.get("Size")
+                key = str(item["Key"])
+                if last is not None and key <= last:
+                    raise StoreError(f"the listing of {where} goes back from {last!r} to {key!r}; S3 lists keys in "
+                                     "order, so the store or a proxy misbehaves: refusing to read on")
+                last, listed = key, listed + 1
+                if listed > MAX_STORE_KEYS:
+                    raise StoreError(f"the listing of {where} goes past {MAX_STORE_KEYS} keys; refusing to read on")
+                yield key, item.get("Size")
             token = page.get("NextContinuationToken")
             if not page.get("IsTruncated") or not token:
                 return
+            if token in tokens:
+                raise StoreError(f"the listing of {where} repeats a continuation token, so it would never end; the "
+                                 "store or a proxy misbehaves: refusing to read on")
+            tokens.add(token)
             params["ContinuationToken"] = token
 
     def _relative(self, key: str) -> str:
