@@ -95,6 +95,7 @@ def set_up(root: Path) -> Path:
     (repo / ".gitignore").write_text("dist/\nstore/\nkeys/\n*.intoto.jsonl\n*.yaml\n")
     run(["git", "add", "."], repo)
     run(["git", "commit", "-q", "-m", "bench"], repo)
+    (repo / "keys").mkdir()  # attest never makes an output's folder
     for name in ("dev", "stg"):
         run([*ATTEST, "key", "generate", "--out", f"keys/{name}"], repo)
     dev, stg = "keys/dev.pub.pem", "keys/stg.pub.pem"

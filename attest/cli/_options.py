@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -107,6 +106,8 @@ def _show(param: click.Parameter) -> str:
 
 
 def emit_json(value: Any) -> None:
+    import json  # here, not at the top: this module loads with every command, --help included
+
     click.echo(json.dumps(value, indent=2, sort_keys=True, default=str))
 
 
