@@ -10,6 +10,14 @@ from pathlib import Path
 from attest.errors import OutputError
 
 
+def same_file(output: Path, given: Path) -> bool:
+    """Whether writing ``output`` would replace the file ``given`` (the same file, through any name or link)."""
+    try:
+        return output.exists() and os.path.samefile(output, given)
+    except OSError:
+        return os.path.abspath(output) == os.path.abspath(given)
+
+
 def write_atomic(path: Path, data: bytes, *, mode: int = 0o644, exclusive: bool = False) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same directory and a rename.
 

@@ -342,6 +342,7 @@ def _names(paths: Sequence[str], most: int = 3) -> str:
 def _outputs_apart(request: BuildRequest, inputs: Sequence[Path], what: str) -> None:
     """A usage error (before the command for lockfiles, before signing for artefacts) if an output would
     replace an input the build binds: the provenance would then name bytes that are no longer there."""
+    from attest._atomic import same_file
     from attest.bundle import bundle_path
     from verify.errors import RequestError
 
@@ -350,11 +351,7 @@ def _outputs_apart(request: BuildRequest, inputs: Sequence[Path], what: str) -> 
         outputs.append(("--link", request.link))
     for option, output in outputs:
         for given in inputs:
-            try:
-                same = output.exists() and os.path.samefile(output, given)
-            except OSError:
-                same = False
-            if same:
+            if same_file(output, given):
                 raise RequestError(f"{option} {output} is also {what} {given}; write the output elsewhere")
 
 

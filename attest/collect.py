@@ -12,7 +12,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from attest.errors import BuildRefused
 from attest.lockfiles import Package, log_warnings, parse_lockfile
@@ -58,45 +58,46 @@ def _bad_url(url: str, why: str) -> BuildRefused:
                         "repository variable) so that the provenance can name the source")
 
 
-def clean_repo_url(url: str, root: Path) -> str:
-    """The origin URL as a credential-free URL: SSH remotes become https, local paths file:// URLs."""
+def _utf8(url: str) -> str:
+    """``url``, or :class:`BuildRefused` if it is not text (git and the environment hand over bytes)."""
     try:
-        return _clean_repo_url(url, root)
+        url.encode("utf-8")
     except UnicodeError:
         raise _bad_url(url, "is not UTF-8 text") from None
+    return url
+
+
+def _url_parts(url: str) -> SplitResult:
+    """``url`` split, its port read (out of range raises), or :class:`BuildRefused` saying why it is no URL."""
+    try:
+        parts = urlsplit(_utf8(url))
+        parts.port  # noqa: B018  (reading it validates it)
     except ValueError as e:
         raise _bad_url(url, f"is not a URL ({e})") from None
+    return parts
 
 
-def _clean_repo_url(url: str, root: Path) -> str:
-    url = url.strip()
-    url.encode("utf-8")
+def clean_repo_url(url: str, root: Path) -> str:
+    """The origin URL as a credential-free URL: SSH remotes become https, local paths file:// URLs."""
+    url = _utf8(url.strip())
     scp = re.match(r"^(?:[\w.\-]+@)?(?P<host>[\w.\-]+):(?!//)(?P<path>.+)$", url)
     if "://" not in url and scp and not Path(url).exists():
         return f"https://{scp.group('host').lower()}/{scp.group('path').removesuffix('.git').strip('/')}"
     if "://" not in url:
         return (root / url).resolve().as_uri() if not Path(url).is_absolute() else Path(url).resolve().as_uri()
-    parts = urlsplit(url)
+    parts = _url_parts(url)
     if parts.scheme == "file":
         return url
     host = (parts.hostname or "").lower()
-    port = parts.port  # validates it (out of range: ValueError); a web port is part of the repository's name
-    if parts.scheme in ("http", "https") and port not in (None, 80, 443):
-        host = f"{host}:{port}"
+    if parts.scheme in ("http", "https") and parts.port not in (None, 80, 443):  # a web port names the repository
+        host = f"{host}:{parts.port}"
     scheme = "https" if parts.scheme in ("ssh", "git", "git+ssh", "http", "https") else parts.scheme
     path = parts.path.removesuffix(".git").rstrip("/")
     return f"{scheme}://{host}{path}"
 
 
 def _without_userinfo(url: str) -> str:
-    try:
-        url.encode("utf-8")
-        parts = urlsplit(url)
-        parts.port  # noqa: B018  (reading it validates it: a port out of range raises)
-    except UnicodeError:
-        raise _bad_url(url, "is not UTF-8 text") from None
-    except ValueError as e:
-        raise _bad_url(url, f"is not a URL ({e})") from None
+    parts = _url_parts(url)
     if parts.username is None and parts.password is None:
         return url
     host = parts.hostname or ""

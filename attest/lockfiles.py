@@ -453,10 +453,8 @@ def parse_lockfile(path: Path, name: str | None = None) -> LockfileContents:
                                                "are listed only below that size; it is bound by its digest",))
         text = data.decode("utf-8-sig")
         packages, warnings = parser(text, name)
-    except (OSError, UnicodeDecodeError, _Unreadable, ValueError, TypeError, AttributeError, KeyError) as e:
-        if isinstance(e, OSError):
-            reason = e.strerror or str(e)
-        elif isinstance(e, UnicodeDecodeError):
+    except (UnicodeDecodeError, _Unreadable, ValueError, TypeError, AttributeError, KeyError) as e:
+        if isinstance(e, UnicodeDecodeError):
             reason = "it is not UTF-8 text"
         elif isinstance(e, _Unreadable):
             reason = str(e)

@@ -11,6 +11,8 @@ from typing import Any, TypeVar
 
 import click
 
+from attest._atomic import same_file
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: Files larger than this get a progress bar while hashed or uploaded (on a terminal only).
@@ -67,7 +69,7 @@ def refuse_outputs_over_inputs(command: click.Command) -> None:
             if value is None:
                 continue
             for param, given in named:
-                if _same_file(Path(value), given):
+                if same_file(Path(value), given):
                     raise click.UsageError(f"{_show(output)} {value} is also {_show(param)}; write the output "
                                            "elsewhere")
         return callback(*args, **kwargs)
@@ -92,13 +94,6 @@ def _files_named(value: Any) -> list[Path]:
             if candidate and os.path.exists(candidate):
                 found.append(Path(candidate))
     return found
-
-
-def _same_file(output: Path, given: Path) -> bool:
-    try:
-        return output.exists() and os.path.samefile(output, given)
-    except OSError:
-        return os.path.abspath(output) == os.path.abspath(given)
 
 
 def _show(param: click.Parameter) -> str:

@@ -202,20 +202,23 @@ class LocalStore:
         base = self.root / "sha256"
         if not base.exists() and not base.is_symlink():
             return
-        for folder in _listing(base, what="the store's sha256 folder"):
-            if isinstance(folder, EvidenceRejected):
-                yield str(base), folder
-                return
-            if not folder.is_dir(follow_symlinks=False):
-                yield folder.path, MalformedEvidence(f"{folder.path} is not a folder of a stored artefact (a file, "
-                                                     "a link or a device where the store keeps a folder); the "
-                                                     "store holds what attest cannot read")
+        folders = _listing(base, what="the store's sha256 folder")
+        if isinstance(folders, EvidenceRejected):
+            yield str(base), folders
+            return
+        for folder, is_folder in folders:
+            if not is_folder:
+                yield str(folder), MalformedEvidence(f"{folder} is not a folder of a stored artefact (a file, a link "
+                                                     "or a device where the store keeps a folder); the store holds "
+                                                     "what attest cannot read")
                 continue
-            for entry in _listing(Path(folder.path), what="a stored artefact's folder"):
-                if isinstance(entry, EvidenceRejected):
-                    yield folder.path, entry
-                elif entry.name.endswith(EVIDENCE_SUFFIXES):
-                    yield entry.path, _read(Path(entry.path))
+            entries = _listing(folder, what="a stored artefact's folder")
+            if isinstance(entries, EvidenceRejected):
+                yield str(folder), entries
+                continue
+            for path, _ in entries:
+                if path.name.endswith(EVIDENCE_SUFFIXES):
+                    yield str(path), _read(path)
 
     def artifacts(self) -> Iterator[tuple[str, str, Callable[[], BinaryIO]]]:
         """(URI, the sha256 its address claims, an opener) of every stored artefact, for audits."""
@@ -231,33 +234,21 @@ class LocalStore:
             yield str(path), claimed, functools.partial(_open_regular, path)
 
 
-def _listing(folder: Path, *, what: str) -> list[_Entry | EvidenceRejected]:
-    """The entries of ``folder``, sorted by name, without following a link; or one rejection saying why it
-    cannot be listed (not a folder, a link, no permission)."""
+def _listing(folder: Path, *, what: str) -> list[tuple[Path, bool]] | EvidenceRejected:
+    """(path, whether it is a real folder) of each entry of ``folder``, sorted by name, the folder opened
+    without following a link; or the rejection saying why it cannot be listed (not a folder, a link, no
+    permission)."""
     try:
         fd = os.open(folder, _DIRECTORY | _NOFOLLOW)
     except OSError as e:
-        return [MalformedEvidence(f"cannot list {what} {folder}: {e.strerror or e}")]
+        return MalformedEvidence(f"cannot list {what} {folder}: {e.strerror or e}")
     try:
-        with os.scandir(fd) as entries:
-            found = sorted(entries, key=lambda entry: entry.name)
+        with os.scandir(fd) as entries:  # is_dir is read while the descriptor is open
+            return sorted((folder / entry.name, entry.is_dir(follow_symlinks=False)) for entry in entries)
     except OSError as e:
-        return [MalformedEvidence(f"cannot list {what} {folder}: {e.strerror or e}")]
+        return MalformedEvidence(f"cannot list {what} {folder}: {e.strerror or e}")
     finally:
         os.close(fd)
-    return [_Entry(folder / entry.name, entry) for entry in found]
-
-
-class _Entry:
-    """A directory entry listed through a descriptor, with its full path (``os.scandir(fd)`` gives names only)."""
-
-    def __init__(self, path: Path, entry: os.DirEntry[str]) -> None:
-        self.path = str(path)
-        self.name = entry.name
-        self._entry = entry
-
-    def is_dir(self, *, follow_symlinks: bool = True) -> bool:
-        return self._entry.is_dir(follow_symlinks=follow_symlinks)
 
 
 def _read(path: Path) -> bytes | EvidenceRejected:
