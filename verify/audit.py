@@ -356,6 +356,9 @@ class AuditReport:
     """Release manifests signed by a release signer of the policy, oldest first."""
     stored: int = 0
     """Stored artefacts whose bytes were checked against their address."""
+    unread: int = 0
+    """Parts of the sources not read (a file refused or unreadable, a folder that cannot be listed, stored
+    bytes that cannot be hashed): each is also an anomaly, so that an audit never passes over what it skipped."""
 
     @property
     def clean(self) -> bool:
@@ -368,7 +371,8 @@ class AuditReport:
             "anomalies": [a.to_dict() for a in self.anomalies],
             "summary": {"files": self.files, "attestations": self.attestations,
                         "artifacts": len(self.artifacts), "anomalies": len(self.anomalies),
-                        "stages": list(self.stages), "releases": len(self.releases), "stored": self.stored},
+                        "stages": list(self.stages), "releases": len(self.releases), "stored": self.stored,
+                        "unread": self.unread},
             "policy": {"uri": self.policy_uri, "sha256": self.policy_digest or None},
         }
 
@@ -847,6 +851,7 @@ class _Auditor:
         self.attestations = 0
         self.files = 0
         self.stored = 0
+        self.unread = 0
         self.releases: dict[str, ReleaseRecord] = {}
         """Trusted release manifests, by the sha256 of their statement (one manifest in two files is one)."""
         self.vsa_signers = {name: self._vsa_signers(rule) for name, rule in policy.stages.items()}
@@ -1020,6 +1025,7 @@ class _Auditor:
             return
         record = self._record(claimed)
         if isinstance(found, EvidenceRejected):
+            self.unread += 1
             record.stored.append(StoredCopy(uri=uri, sha256=None, status="unreadable"))
             self._flag("tampered-artifact", claimed, f"the stored bytes of {_short(claimed)} cannot be read to "
                        f"check them against their address: {found}", source=uri, key=uri)
@@ -1144,7 +1150,8 @@ class _Auditor:
         releases = sorted(self.releases.values(), key=lambda r: (r.created, r.name, r.attestation))
         return AuditReport(artifacts=tuple(histories), anomalies=tuple(anomalies), stages=self.order,
                            files=self.files, attestations=self.attestations, policy_uri=self.policy.uri,
-                           policy_digest=self.policy.digest, releases=tuple(releases), stored=self.stored)
+                           policy_digest=self.policy.digest, releases=tuple(releases), stored=self.stored,
+                           unread=self.unread)
 
 
 # --- the whole audit -------------------------------------------------------------------------------------
@@ -1179,7 +1186,13 @@ def audit(sources: Iterable[Source], *, policy: Policy, trusted_root: Path | Non
                    revoked=policy.revoked, at=datetime.now(UTC))
     auditor = _Auditor(policy)
     workers = workers or os.cpu_count() or 1
-    for files, facts in _facts(sources, setup, workers=workers, batch_size=batch_size):
+    def counted(sources: Iterable[Source]) -> Iterator[Source]:
+        for source in sources:
+            if isinstance(source[1], EvidenceRejected):
+                auditor.unread += 1
+            yield source
+
+    for files, facts in _facts(counted(sources), setup, workers=workers, batch_size=batch_size):
         auditor.files += files
         for fact in facts:
             auditor.add(fact)

@@ -314,6 +314,7 @@ def render_html(report: AuditReport, *, generated_at: datetime | None = None,
         "</main>",
         f"<footer>{report.files} file(s), {report.attestations} attestation(s) read"
         + (f", {report.stored} stored artefact(s) hashed" if report.stored else "")
+        + (f", {report.unread} part(s) not read (see the anomalies)" if report.unread else "")
         + "; signatures checked offline against the policy's pinned keys and Sigstore identities.</footer>",
         "</body></html>\n",
     ])

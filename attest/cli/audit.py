@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import io
 import os
+import stat
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -105,8 +106,10 @@ def audit_command(sources: tuple[str, ...], policy_path: Path | None, keys: tupl
         click.echo(text, nl=False)
     if not report.clean:
         kinds = sorted({a.kind for a in report.anomalies})
+        unread = f"; {report.unread} part(s) of the sources could not be read" if report.unread else ""
         raise EvidenceRejected(f"audit found {_count(len(report.anomalies))} ({', '.join(kinds)}) in "
-                               f"{len(report.artifacts)} artefact(s), {report.attestations} attestation(s)")
+                               f"{len(report.artifacts)} artefact(s), {report.attestations} attestation(s)"
+                               f"{unread}")
 
 
 def _policy(path: Path | None, keys: Sequence[Path]) -> Policy:
@@ -167,7 +170,7 @@ class _Reader:
             return self._stores[source]
         if "://" in source and not source.startswith("s3://"):
             raise InputError(f"audit source {source!r} is neither a path nor an s3:// URI")
-        if not source.startswith("s3://") and not (Path(source) / "sha256").is_dir():
+        if not source.startswith("s3://") and not _is_folder(Path(source) / "sha256"):
             return None
         from attest.stores import from_uri
 
@@ -180,28 +183,50 @@ class _Reader:
             yield from store.all_attestations()
             return
         path = Path(source)
-        if path.is_dir():
-            for file in _walk(path):
-                yield str(file), _read_file(file)
+        if _is_folder(path):
+            for file, unlisted in _walk(path):
+                yield str(file), unlisted or _read_file(file, named=False)
         elif path.exists():
-            yield str(path), _read_file(path)
+            yield str(path), _read_file(path, named=True)
         else:
             raise InputError(f"audit source {source} does not exist; give a directory, a file or "
                              "s3://bucket/prefix")
 
 
-def _walk(root: Path) -> Iterator[Path]:
+def _walk(root: Path) -> Iterator[tuple[Path, EvidenceRejected | None]]:
     """``*.intoto.jsonl`` and ``*.sigstore.json`` under ``root`` (not a store), in a stable order, skipping
-    hidden directories and not following symbolic links to directories."""
-    for directory, subdirs, files in os.walk(root):
+    hidden directories and not following symbolic links to directories; with each folder that cannot be
+    listed as (that folder, why), so that the audit reports what it skipped."""
+    from verify.errors import MalformedEvidence
+
+    unlisted: list[OSError] = []
+    for directory, subdirs, files in os.walk(root, onerror=unlisted.append):
+        while unlisted:
+            e = unlisted.pop()
+            yield Path(e.filename), MalformedEvidence(f"cannot list the folder {e.filename}: {e.strerror or e}")
         subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
         for name in sorted(files):
             if name.endswith(PATTERNS):
-                yield Path(directory) / name
+                yield Path(directory) / name, None
+    for e in unlisted:  # the last folders walked
+        yield Path(e.filename), MalformedEvidence(f"cannot list the folder {e.filename}: {e.strerror or e}")
 
 
-def _read_file(path: Path) -> bytes | EvidenceRejected:
-    """One attestation file through the hardened reader: a FIFO or device is refused, never waited on."""
+def _is_folder(path: Path) -> bool:
+    """Whether ``path`` is a folder; one this process may not look at is an error, never "not a folder"."""
+    try:
+        return stat.S_ISDIR(os.stat(path).st_mode)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError as e:
+        raise InputError(f"cannot read audit source {path}: {e.strerror or e}; give this process read "
+                         "access to it") from e
+
+
+def _read_file(path: Path, *, named: bool) -> bytes | EvidenceRejected:
+    """One attestation file through the hardened reader: a FIFO or device is refused, never waited on. A
+    file found in a folder that cannot be read is that file's anomaly; one named on the command line is the
+    invocation's error."""
     from verify.errors import MalformedEvidence
     from verify.evidence import read_evidence_file
 
@@ -210,7 +235,7 @@ def _read_file(path: Path) -> bytes | EvidenceRejected:
     except EvidenceRejected as e:
         return e
     except InputError as e:
-        if path.exists() and not path.is_file():  # not a regular file: that file's problem, reported
+        if not named or (path.exists() and not path.is_file()):  # that file's problem, reported
             return MalformedEvidence(str(e))
         raise
 
@@ -285,6 +310,8 @@ def _text(report: AuditReport, *, color: bool) -> str:
     title = f"{len(report.artifacts)} artefact(s) from {report.attestations} attestation(s)"
     if report.stored:
         title += f", {report.stored} stored artefact(s) hashed"
+    if report.unread:
+        title += f", {report.unread} part(s) of the sources not read (see the anomalies)"
     if len(shown) > TEXT_ROWS:  # a table that long is for a machine: keep what a person must see
         shown = tuple(a for a in report.artifacts if a.anomalies)[:TEXT_ROWS]
         title += (f", {len(shown)} shown (those with anomalies); --format json or html lists every one")

@@ -168,15 +168,13 @@ class LocalStore:
 
     def _check_root(self) -> None:
         """A store that does not exist is a mistake in the invocation (a typo), not an empty store."""
-        if not self.root.is_dir():
-            from verify.errors import InputError
-
+        if not _is_folder(self.root):
             raise InputError(f"store {self.root} is not a directory; check the path (a store is made by "
                              "'attest build --publish DIR')")
 
     def has_index(self) -> bool:
         self._check_root()
-        return (self.root / INDEX_FOLDER).is_dir()
+        return _is_folder(self.root / INDEX_FOLDER)
 
     def sha256_for(self, blake3: str) -> str | None:
         self._check_root()
@@ -189,10 +187,14 @@ class LocalStore:
     def attestations(self, sha256: str) -> Iterator[tuple[str, bytes | EvidenceRejected]]:
         self._check_root()
         directory = self.root / "sha256" / sha256
-        if not directory.is_dir():
+        if not _is_folder(directory):
             return
-        for path in sorted(p for p in directory.iterdir() if p.name.endswith(EVIDENCE_SUFFIXES)):
-            yield str(path), _read(path)
+        entries = _listing(directory, what="a stored artefact's folder")
+        if isinstance(entries, EvidenceRejected):  # its evidence cannot be read: no verdict, not "none found"
+            raise StoreError(f"{entries}; give this process read access to the store")
+        for path, _ in entries:
+            if path.name.endswith(EVIDENCE_SUFFIXES):
+                yield str(path), _read(path)
 
     def all_attestations(self) -> Iterator[tuple[str, bytes | EvidenceRejected]]:
         """Every attestation file, and every part of ``sha256/`` that cannot be read as the store's layout (a
@@ -200,8 +202,8 @@ class LocalStore:
         rejection: an audit reports what it could not read instead of passing over it."""
         self._check_root()
         base = self.root / "sha256"
-        if not base.exists() and not base.is_symlink():
-            return
+        if not _is_folder(base, follow=False) and not base.is_symlink():
+            return  # a store nothing was published to (a link or a file there is listed, and refused, below)
         folders = _listing(base, what="the store's sha256 folder")
         if isinstance(folders, EvidenceRejected):
             yield str(base), folders
@@ -224,14 +226,53 @@ class LocalStore:
         """(URI, the sha256 its address claims, an opener) of every stored artefact, for audits."""
         self._check_root()
         base = self.root / "sha256"
-        if not base.is_dir():
-            return
-        for path in sorted(base.glob("*/artifact/**/*")):
-            if path.is_dir() and not path.is_symlink():
-                continue  # a directory of names: its files are listed themselves
-            # a symlink, a FIFO or a device is listed too: its opener refuses it, and audit reports it
-            claimed = path.relative_to(base).parts[0]
+        if not _is_folder(base, follow=False):
+            return  # none, or not a folder: all_attestations reports that part
+        folders = _listing(base, what="the store's sha256 folder")
+        if isinstance(folders, EvidenceRejected):
+            return  # reported by all_attestations, which an audit reads first
+        for folder, is_folder in folders:
+            entries = _listing(folder, what="a stored artefact's folder") if is_folder else None
+            if not isinstance(entries, list):
+                continue  # not a folder, or not listed: all_attestations, which an audit reads first, said so
+            for path, is_folder in entries:
+                if path.name != "artifact":
+                    continue
+                if is_folder:
+                    yield from _artifacts_under(path, claimed=folder.name)
+                else:  # a link or a file where the folder should be: its opener decides
+                    yield str(path), folder.name, functools.partial(_open_regular, path)
+
+
+def _artifacts_under(folder: Path, *, claimed: str) -> Iterator[tuple[str, str, Callable[[], BinaryIO]]]:
+    """Every entry below ``folder`` that is not a folder, depth first by name, without following a link; a
+    folder that cannot be listed is yielded too, with an opener that says so (audit reports it, as it reports
+    a symbolic link, a FIFO or a device, which their openers refuse)."""
+    entries = _listing(folder, what="a stored artefact's folder")
+    if isinstance(entries, EvidenceRejected):
+        yield str(folder), claimed, functools.partial(_refuse, StoreError(str(entries)))
+        return
+    for path, is_folder in entries:
+        if is_folder:
+            yield from _artifacts_under(path, claimed=claimed)
+        else:
             yield str(path), claimed, functools.partial(_open_regular, path)
+
+
+def _refuse(error: StoreError) -> BinaryIO:
+    raise error
+
+
+def _is_folder(path: Path, *, follow: bool = True) -> bool:
+    """Whether ``path`` is a folder (a missing one is not); a part of the store this process may not look
+    at is a StoreError (exit 3), never taken for an absent one."""
+    try:
+        return stat.S_ISDIR(os.stat(path, follow_symlinks=follow).st_mode)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError as e:
+        raise StoreError(f"cannot read {path} in the store: {e.strerror or e}; give this process read access "
+                         "to the store") from e
 
 
 def _listing(folder: Path, *, what: str) -> list[tuple[Path, bool]] | EvidenceRejected:

@@ -97,7 +97,7 @@ def test_json(history: dict[str, str], attest: AttestRunner, tmp_path: Path) -> 
     assert [(s["stage"], s["status"]) for s in clean["stages"]] == [("stg", "passed"), ("prd", "passed")]
     assert artifacts[history["skipped"]]["anomalies"] == ["skipped-stage"]
     assert report["summary"] == {"files": 8, "attestations": 8, "artifacts": 5, "anomalies": 4,
-                                 "stages": ["stg", "prd"], "releases": 0, "stored": 0}
+                                 "stages": ["stg", "prd"], "releases": 0, "stored": 0, "unread": 0}
     # deterministic: the same bytes on a second run
     assert attest("audit", "store", "--policy", "policy.yaml", "--format", "json", cwd=tmp_path).out == result.out
 

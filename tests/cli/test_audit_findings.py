@@ -7,6 +7,7 @@
 4. a signed time outside years 1 to 9999 in UTC is ``malformed`` evidence, never an internal error;
 5. a provenance whose source is not a URL at all (``https://[x``) is a ``disallowed-source``;
 6. a FIFO or a link to ``/dev/zero`` named ``*.intoto.jsonl`` is ``malformed``, never a hang;
+7. a folder or a file the audit may not read is an anomaly, counted as ``unread``, never passed over;
 
 and a store's ``.sigstore.json`` bundles, beside its ``.intoto.jsonl`` files, are read.
 Every attestation is signed for real (tests.factory).
@@ -24,12 +25,14 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import blake3
 import pytest
 
 from attest.bundle import key_bundle
 from attest.stores.local import LocalStore
 from attest.summaries import Component, release_statement
 from tests import factory as f
+from tests._modes import bound_by_file_modes
 from tests.conftest import ROOT, AttestRunner, KeyPair, Result, _clean_env, make_keypair
 
 H = timedelta(hours=1)
@@ -90,12 +93,14 @@ def resigned(key: Path, envelope: Any, change: Any) -> bytes:
     return line
 
 
-def audit_within(cwd: Path, *args: str | Path, script: str | None = None) -> Result:
-    """``attest audit ARGS`` in a subprocess that must finish within :data:`HANG` seconds (a hang fails)."""
-    command = [sys.executable, "-c", script, *map(str, args)] if script else \
-        [sys.executable, "-m", "attest", "audit", *map(str, args)]
+def audit_within(cwd: Path, *args: str | Path, script: str | None = None, command: str = "audit") -> Result:
+    """``attest audit ARGS`` in a subprocess that must finish within :data:`HANG` seconds (a hang fails),
+    bound by file modes even as root (:func:`tests._modes.bound_by_file_modes`)."""
+    argv = [sys.executable, "-c", script, *map(str, args)] if script else \
+        [sys.executable, "-m", "attest", command, *map(str, args)]
     env = _clean_env({"PYTHONPATH": str(ROOT)})
-    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=HANG)
+    done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=HANG,
+                          preexec_fn=bound_by_file_modes())
     return Result(done.returncode, done.stdout, done.stderr)
 
 
@@ -420,6 +425,93 @@ def test_a_fifo_or_a_link_to_dev_zero_is_malformed_never_a_hang(
     assert anomaly["source"] == str(trap.relative_to(tmp_path))
     assert f"{anomaly['source']} is not a regular file" in anomaly["message"]
     assert [a["sha256"] for a in report["artifacts"]] == [sha(b"v1")]  # the rest of the source was read
+
+
+# --- 7. what the audit could not read ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("in_store", [False, True], ids=["directory", "store"])
+@pytest.mark.parametrize("what", ["folder", "file"])
+def test_what_cannot_be_read_is_an_anomaly_and_counted(
+        in_store: bool, what: str, tmp_path: Path, keys: dict[str, KeyPair]) -> None:
+    # the example of issue 23, class 7: the same history with a part no one may read reported
+    # "no anomalies" (the part was passed over); it is read as the rest is, or it fails the audit
+    write_policy(tmp_path, keys)
+    v1 = f.provenance(keys["dev"].private, subjects={APP: b"v1"})
+    v2 = f.provenance(keys["dev"].private, subjects={APP: b"v2"}, commit="b" * 40)
+    if in_store:
+        f.publish(tmp_path / "src", v1)
+        f.publish(tmp_path / "src", v2)
+        folder = tmp_path / "src" / "sha256" / sha(b"v2")
+    else:
+        folder = tmp_path / "src" / "v2"
+        folder.mkdir(parents=True)
+        (tmp_path / "src" / "v1.intoto.jsonl").write_bytes(v1.to_json_line())
+        (folder / "provenance.intoto.jsonl").write_bytes(v2.to_json_line())
+    (hidden,) = folder.glob("*.intoto.jsonl") if what == "file" else (folder,)
+    clean = audit_within(tmp_path, "src", "--policy", "policy.yaml", "--format", "json")
+    assert clean.code == 0 and json.loads(clean.out)["summary"]["unread"] == 0, clean
+    hidden.chmod(0)
+    try:
+        result = audit_within(tmp_path, "src", "--policy", "policy.yaml", "--format", "json")
+        text = audit_within(tmp_path, "src", "--policy", "policy.yaml")
+    finally:
+        hidden.chmod(0o755)
+
+    assert result.code == 1, result
+    report = json.loads(result.out)
+    assert kinds(report) == [("malformed", None)]
+    (anomaly,) = report["anomalies"]
+    assert anomaly["source"] == str(hidden.relative_to(tmp_path)) and "Permission denied" in anomaly["message"]
+    assert report["summary"]["unread"] == 1
+    assert [a["sha256"] for a in report["artifacts"]] == [sha(b"v1")]  # the rest was read
+    assert text.code == 1 and "1 part(s) of the sources not read" in text.out, text
+    assert text.err.strip().endswith("1 part(s) of the sources could not be read."), text
+
+
+def test_stored_bytes_in_a_folder_that_cannot_be_listed_are_a_tampered_artifact(
+        tmp_path: Path, keys: dict[str, KeyPair]) -> None:
+    write_policy(tmp_path, keys)
+    stored = stored_build(tmp_path / "store", keys, b"v1", tmp_path)
+    folder = stored.parent
+    folder.chmod(0)
+    try:
+        result = audit_within(tmp_path, "store", "--policy", "policy.yaml", "--format", "json")
+    finally:
+        folder.chmod(0o755)
+
+    assert result.code == 1, result
+    report = json.loads(result.out)
+    assert kinds(report) == [("tampered-artifact", sha(b"v1"))]
+    assert report["summary"] == {**report["summary"], "stored": 1, "unread": 1}
+    (artifact,) = report["artifacts"]
+    assert artifact["stored"] == [{"uri": str(folder.relative_to(tmp_path)), "sha256": None,
+                                   "status": "unreadable"}]
+
+
+@pytest.mark.parametrize("part", ["root", "sha256", "artefact-folder", "blake3-index"])
+def test_verify_from_a_store_it_may_not_read_is_exit_3_never_not_found(
+        part: str, tmp_path: Path, keys: dict[str, KeyPair]) -> None:
+    # a part of the store verify cannot look at is not an empty part: "no attestation found" (exit 1) would
+    # be the wrong sentence, and an internal error (exit 70) was what it gave; only the blake3 index, a
+    # shortcut, may be unreadable: verify then hashes the sha256 in full, as with no index
+    stored = stored_build(tmp_path / "store", keys, b"v1", tmp_path)
+    store = tmp_path / "store"
+    LocalStore(store).put_index(blake3.blake3(b"v1").hexdigest(), sha(b"v1"))
+    hidden = {"root": store, "sha256": store / "sha256", "artefact-folder": stored.parents[2],
+              "blake3-index": store / "blake3"}[part]
+    hidden.chmod(0)
+    try:
+        result = audit_within(tmp_path, "app.tar.gz", "--store", "store", "--key", keys["dev"].public,
+                              command="verify")
+    finally:
+        hidden.chmod(0o755)
+
+    if part == "blake3-index":
+        assert result.code == 0, result
+        return
+    assert result.code == 3, result
+    assert "Permission denied" in result.err and "Traceback" not in result.err, result
+    assert len(result.err.strip().splitlines()) == 1, result
 
 
 # --- a store's Sigstore bundles ------------------------------------------------------------------------------

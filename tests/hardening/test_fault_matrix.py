@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, redirect_stderr, redirect_stdout
+from contextlib import contextmanager, nullcontext, redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -33,10 +33,10 @@ from types import FrameType
 import click
 import pytest
 
+from tests._modes import file_modes_enforced
 from tests.conftest import KeyPair, make_keypair, make_repo, run_attest
 from tests.hardening._helpers import Ran
 
-ROOT_USER = hasattr(os, "geteuid") and os.geteuid() == 0
 NON_UTF8 = os.fsdecode(b"n\xffme")  # a name that is not UTF-8 (surrogate-escaped, as argv gives it)
 OUT = "out.zip"  # an output name every command takes (pack chooses its format by the suffix)
 
@@ -360,13 +360,12 @@ def _cases_read() -> list[tuple[str, str, str]]:
 def test_every_input_fault_is_a_documented_exit_and_one_sentence(
         world: World, command: str, option: str, fault: str, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    if fault == "unreadable" and ROOT_USER:
-        pytest.skip("root reads files and folders whatever their mode")
     kind, args = READS[(command, option)]
     good = GOOD.get((command, option))
     path = read_fault(kind, fault, tmp_path, good(world) if good else None)
     out = str(tmp_path / "out.intoto.jsonl")
-    ran = run(args(world, path, out), world.repo, monkeypatch)
+    with file_modes_enforced() if fault == "unreadable" else nullcontext():  # root too
+        ran = run(args(world, path, out), world.repo, monkeypatch)
     one_sentence(ran)
     if (kind, fault) in MAY_PASS:
         assert ran.code in (0, 1, 2, 3), ran
@@ -416,13 +415,12 @@ def _cases_write() -> list[tuple[str, str, str]]:
 def test_every_output_fault_is_a_documented_exit_and_nothing_half_done(
         world: World, command: str, option: str, fault: str, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    if fault == "read-only-folder" and ROOT_USER:
-        pytest.skip("root writes into folders whatever their mode")
     args, equal = WRITES[(command, option)]
     path, kept = write_fault(fault, tmp_path, world, equal)
     before = kept.read_bytes() if kept is not None and kept.is_file() else None
     listing = sorted(p.name for p in tmp_path.rglob("*"))
-    ran = run(args(world, path), world.repo if command != "key generate" else tmp_path, monkeypatch)
+    with file_modes_enforced() if fault == "read-only-folder" else nullcontext():  # root too
+        ran = run(args(world, path), world.repo if command != "key generate" else tmp_path, monkeypatch)
     one_sentence(ran)
     if kept is not None and before is not None:
         assert kept.read_bytes() == before, f"{kept} was written through {path}"

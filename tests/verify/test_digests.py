@@ -11,6 +11,7 @@ from pathlib import Path
 import blake3
 import pytest
 
+from tests._modes import file_modes_enforced
 from verify.digests import hash_file, hash_stream, new_hasher
 from verify.errors import InputError
 
@@ -74,12 +75,10 @@ def test_directory(tmp_path: Path) -> None:
 
 
 def test_unreadable_file(tmp_path: Path) -> None:
-    if os.geteuid() == 0:
-        pytest.skip("root reads files whatever their mode")
     path = tmp_path / "secret"
     path.write_bytes(b"x")
     path.chmod(0)
-    with pytest.raises(InputError, match=r"cannot read .*secret: Permission denied"):
+    with file_modes_enforced(), pytest.raises(InputError, match=r"cannot read .*secret: Permission denied"):
         hash_file(path)
 
 
