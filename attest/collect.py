@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,7 +122,7 @@ def git_facts(directory: Path, *, env: Mapping[str, str] | None = None) -> GitFa
     repo_uri = clean_repo_url(env.get("CODEBUILD_SOURCE_REPO_URL") or origin, root) if (
         env.get("CODEBUILD_SOURCE_REPO_URL") or origin) else root.as_uri()
     commit_time = int(_git(root, "log", "-1", "--format=%ct", "HEAD"))
-    dirty = bool(_git(root, "status", "--porcelain", "--untracked-files=no"))
+    dirty = bool(source_state(root).changed)
     return GitFacts(root=root, repo_uri=repo_uri, ref=ref, commit=commit, commit_time=commit_time, dirty=dirty)
 
 
@@ -132,7 +134,8 @@ class SourceState:
     ref: str
     """The symbolic ref HEAD names ('' when detached)."""
     changed: frozenset[str]
-    """Tracked files that differ from HEAD (in the index or the work tree)."""
+    """Tracked files that differ from HEAD (in the index or the work tree), those git is told not to look at
+    included."""
     hidden: frozenset[str]
     """Tracked files git is told not to look at (assume-unchanged, skip-worktree): their changes do not show."""
 
@@ -151,7 +154,36 @@ def source_state(root: Path) -> SourceState:
                 changed.add(next(records, ""))
     tagged = _git(root, "ls-files", "-v", "-z", raw=True)
     hidden = {entry[2:] for entry in tagged.split("\0") if len(entry) > 2 and (entry[0].islower() or entry[0] == "S")}
+    changed |= _hidden_changes(root, hidden)
     return SourceState(commit=commit, ref=ref, changed=frozenset(changed - {""}), hidden=frozenset(hidden))
+
+
+def _hidden_changes(root: Path, hidden: set[str]) -> set[str]:
+    """The files among ``hidden`` (assume-unchanged, skip-worktree) whose work-tree bytes differ from the index:
+    git does not look at them, so git is asked again on a copy of the index with their flags cleared (the
+    repository's own index is never touched). A skip-worktree file absent from a sparse checkout is not a
+    change: the build cannot read it."""
+    present = sorted(path for path in hidden if os.path.lexists(root / path))
+    if not present:
+        return set()
+    index = Path(_git(root, "rev-parse", "--path-format=absolute", "--git-path", "index"))
+    with tempfile.TemporaryDirectory(prefix="attest-index-") as tmp:
+        copy = Path(tmp) / "index"
+        shutil.copyfile(index, copy)
+        env = {**os.environ, "GIT_INDEX_FILE": str(copy)}
+        listed = "\0".join(present).encode("utf-8", "surrogateescape") + b"\0"
+        for flag in ("--no-assume-unchanged", "--no-skip-worktree"):  # one per run: git applies only one
+            cleared = subprocess.run(["git", "-C", str(root), "update-index", flag, "-z", "--stdin"], input=listed,
+                                     env=env, capture_output=True, check=False)
+            if cleared.returncode != 0:
+                raise BuildRefused(f"git update-index failed on a copy of {index}: "
+                                   f"{cleared.stderr.decode(errors='replace').strip()}")
+        diff = subprocess.run(["git", "-C", str(root), "diff", "--name-only", "-z", "--no-ext-diff",
+                               "--no-textconv", "--no-renames"], env=env, capture_output=True, check=False)
+        if diff.returncode != 0:
+            raise BuildRefused(f"git diff failed on a copy of {index}: {diff.stderr.decode(errors='replace').strip()}")
+    found = set(diff.stdout.decode("utf-8", "surrogateescape").split("\0"))
+    return found & set(present)
 
 
 def ci_ref(env: Mapping[str, str]) -> str | None:

@@ -9,6 +9,8 @@ changed, and no output written. Writing build outputs (ignored or untracked file
 
 from __future__ import annotations
 
+import base64
+import subprocess
 import sys
 from pathlib import Path
 
@@ -99,3 +101,50 @@ def test_a_dirty_build_allowed_by_flag_still_may_not_move_head(repo: Path, keys:
     result = attest("build", "--signer", keys["dev"].private, "--artifact", "dist/", "--allow-dirty",
                     "--", *_command(body), cwd=repo)
     assert result.code == 1 and "HEAD moved from" in result.err, result
+
+
+def _git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
+
+
+@pytest.mark.parametrize("flag", ["--assume-unchanged", "--skip-worktree"])
+def test_a_change_hidden_from_git_before_the_build_is_still_a_change(
+        repo: Path, keys: dict[str, KeyPair], attest: AttestRunner, flag: str) -> None:
+    # git status does not show a file git was told not to look at: a checkout prepared that way looked
+    # clean, and a build command could rewrite that file after the first check, unseen by the second
+    _git(repo, "update-index", flag, "build.py")
+    index = (repo / ".git" / "index").read_bytes()
+    (repo / "build.py").write_text((repo / "build.py").read_text() + "# hidden edit\n")
+    dirty = attest("build", "--signer", keys["dev"].private, "--artifact", "build.py", cwd=repo)
+    assert dirty.code == 3 and "uncommitted changes" in dirty.err, dirty
+    assert (repo / ".git" / "index").read_bytes() == index  # asked on a copy: the index is not touched
+
+    committed = subprocess.run(["git", "-C", str(repo), "show", "HEAD:build.py"], check=True,
+                               capture_output=True).stdout
+    (repo / "build.py").write_bytes(committed)
+    body = "pathlib.Path('build.py').write_text(pathlib.Path('build.py').read_text() + '# patched\\n')"
+    during = attest("build", "--signer", keys["dev"].private, "--artifact", "dist/", "--", *_command(body), cwd=repo)
+    assert during.code == 1 and "tracked files changed: build.py" in during.err, during
+    assert not (repo / "provenance.intoto.jsonl").exists()
+
+    (repo / "build.py").write_bytes(committed)
+    clean = attest("build", "--signer", keys["dev"].private, "--artifact", "dist/", "--", *_command(""), cwd=repo)
+    assert clean.code == 0, clean  # the control: hidden but unchanged is clean
+
+
+def test_a_sparse_checkout_without_a_file_is_clean(repo: Path, keys: dict[str, KeyPair],
+                                                   attest: AttestRunner) -> None:
+    # skip-worktree on a file that is not in the work tree is what a sparse checkout is: nothing the build
+    # can read differs from the commit
+    _git(repo, "update-index", "--skip-worktree", ".gitignore")
+    (repo / ".gitignore").unlink()
+    result = attest("build", "--signer", keys["dev"].private, "--artifact", "build.py", cwd=repo)
+    assert result.code == 0, result
+    assert _dirty(repo / "provenance.intoto.jsonl") is False
+
+
+def _dirty(path: Path) -> object:
+    import json
+
+    statement = json.loads(base64.b64decode(json.loads(path.read_text())["payload"]))
+    return statement["predicate"]["buildDefinition"]["internalParameters"]["dirty"]
