@@ -71,6 +71,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from verify.digests import MESSAGE_DIGESTS
 from verify.encoding import parse_time, printable
 from verify.envelope import INTOTO_PAYLOAD_TYPE, Envelope
 from verify.errors import EvidenceRejected, MalformedEvidence, PolicyError, SignatureInvalid, TrustConfigError
@@ -123,7 +124,8 @@ ANOMALY_KINDS: Mapping[str, str] = {
     "bad-signature": "names a pinned key or Sigstore identity but does not verify: altered after signing, "
                      "forged, or not vouched for by the trusted root",
     "malformed": "an attestation that cannot be read",
-    "unverifiable": "a message signature that names no artefact digest (no messageDigest, no hashedrekord entry)",
+    "unverifiable": "a message signature that names no sha256 of an artefact (no messageDigest and no hashedrekord "
+                    "entry, or a SHA-384 or SHA-512 digest, as a P-384 key signs): audit cannot place it",
     "skipped-stage": "a stage verified the artefact without the build or earlier stage the policy requires",
     "out-of-order": "a VSA dated before the build, or before the earlier stage's VSA it depends on",
     "missing-approval": "a stage verified the artefact with fewer approvals than the policy requires",
@@ -576,10 +578,13 @@ class _Checker:
         except MalformedEvidence as e:
             return _Fact(source=item.source, statement_digest=item.digest, subjects=(), problem=("malformed", str(e)))
         if sha is None:
+            algorithm = item.bundle.message.digest_algorithm if item.bundle and item.bundle.message else None
+            named = (f"a Sigstore message signature over the artefact's {algorithm} digest names no sha256"
+                     if algorithm else "a Sigstore message-signature bundle with neither a messageDigest nor a "
+                                       "hashedrekord log entry names no artefact")
             return _Fact(source=item.source, statement_digest=item.digest, subjects=(),
-                         problem=("unverifiable", "a Sigstore message-signature bundle with neither a "
-                                                  "messageDigest nor a hashedrekord log entry names no artefact, "
-                                                  "so audit cannot check it; check it with attest verify ARTIFACT"))
+                         problem=("unverifiable", f"{named}, so audit, which places artefacts by sha256, cannot "
+                                                  "check it; check it with attest verify ARTIFACT"))
         subjects = (("", sha),)
         signers, problem = self._signers(item, f"a message signature of {_short(sha)}", run,
                                          message=DigestSet({"sha256": sha}))
@@ -630,7 +635,9 @@ def _sentence_for(item: Evidence, error: EvidenceRejected) -> str:
 
 
 def _message_digest(item: Evidence) -> str | None:
-    """The sha256 (hex) a message-signature bundle signs, as it claims; None if it names none.
+    """The sha256 (hex) a message-signature bundle signs, as it claims; None if it names none (no digest, or
+    the SHA-384 or SHA-512 one a P-384 or P-521 key signs); :class:`MalformedEvidence` for an algorithm
+    Sigstore does not define.
 
     The claim is the bundle's ``messageDigest``, else its ``hashedrekord`` log entry's digest;
     either is believed only once a signature over it verifies.
@@ -639,6 +646,8 @@ def _message_digest(item: Evidence) -> str | None:
     message = item.bundle.message
     if message.digest_algorithm is None:
         return item.bundle.logged_sha256()
+    if message.digest_algorithm in MESSAGE_DIGESTS and message.digest_algorithm != "SHA2_256":
+        return None
     if message.digest_algorithm != "SHA2_256":
         raise MalformedEvidence(f"the bundle's messageDigest algorithm is {message.digest_algorithm!r}, not "
                                 "'SHA2_256'; audit finds artefacts by sha256")
