@@ -405,16 +405,16 @@ def _provenance(request: BuildRequest, source: _Source, locks: Sequence[Lockfile
 def _sign(document: Mapping[str, Any], signer: Signer | KeylessSigner, *, bundle: bool) -> _Signed:
     """The envelope (and bundle), each signature checked before anything is written."""
     from attest.signers.sigstore import KeylessSigner  # imports sigstore only when it signs
-    from verify import _json
+    from verify.formats import strict_json
 
-    payload = _json.dumps_canonical(document)
+    payload = strict_json.dumps_canonical(document)
     if isinstance(signer, KeylessSigner):
         result = signer.sign_statement(payload)  # checks what it made against the trusted root
         return _Signed(line=result.envelope_line, bundle=result.bundle, keyless=KeylessIdentity(
             identity=result.identity, issuer=result.issuer, log_index=result.log_index))
     from attest.bundle import key_bundle
     from attest.signers import sign_envelope
-    from verify.envelope import INTOTO_PAYLOAD_TYPE
+    from verify.formats.envelope import INTOTO_PAYLOAD_TYPE
 
     envelope = sign_envelope(signer, payload_type=INTOTO_PAYLOAD_TYPE, payload=payload)  # checks itself
     return _Signed(line=envelope.to_json_line(), keyless=None,

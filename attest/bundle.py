@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from attest._atomic import write_atomic
-from verify import _json
-from verify.envelope import Envelope
+from verify.formats import strict_json
+from verify.formats.envelope import Envelope
 
 __all__ = ["BUNDLE_MEDIA_TYPE", "bundle_path", "key_bundle", "write_bundle"]
 
@@ -61,7 +61,7 @@ def key_bundle(envelope: Envelope, *, hint: str) -> bytes:
         "verificationMaterial": {"publicKey": {"hint": hint}, "tlogEntries": []},
         "dsseEnvelope": envelope.to_dict(),
     }
-    return _json.dumps_canonical(document) + b"\n"
+    return strict_json.dumps_canonical(document) + b"\n"
 
 
 def write_bundle(path: Path, data: bytes) -> None:

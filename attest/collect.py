@@ -19,7 +19,7 @@ from urllib.parse import SplitResult, urlsplit
 from attest.errors import BuildRefused
 from attest.lockfiles import Package, log_warnings, parse_lockfile
 from verify.digests import hash_file
-from verify.encoding import printable
+from verify.formats.encoding import printable
 
 __all__ = ["LOCKFILE_PATTERNS", "GitFacts", "Lockfile", "Platform", "SourceState", "detect_platform", "git_facts",
            "lockfiles", "source_date_epoch", "source_state"]
@@ -314,7 +314,7 @@ def source_date_epoch(env: Mapping[str, str], *, commit_time: int) -> int:
     if not value:
         return commit_time
     if not re.fullmatch(r"[0-9]+", value) or int(value) > MAX_SOURCE_DATE_EPOCH:
-        from verify.encoding import printable
+        from verify.formats.encoding import printable
 
         shown = printable(value[:64]) + ("..." if len(value) > 64 else "")
         raise BuildRefused(f"SOURCE_DATE_EPOCH is '{shown}', but it must be a whole number of seconds since "

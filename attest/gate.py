@@ -33,12 +33,12 @@ from attest.hashing import ArtifactRead, Progress
 
 if TYPE_CHECKING:
     from attest.stores import Store
-    from verify.evidence import Evidence, EvidenceBudget
+    from verify.digests import DigestSet
+    from verify.formats.evidence import Evidence, EvidenceBudget
     from verify.gate import Gate, GateVerdict, ReleaseVerdict
     from verify.layout import LayoutVerdict, LoadedLayout
-    from verify.matching import DigestSet
     from verify.policy import Policy
-    from verify.signers import BundleVerifier
+    from verify.sigstore.verifier import BundleVerifier
     from verify.trust import Identity, PublicKey
 
 __all__ = ["EmitRequest", "GateOutcome", "GateRequest", "KeylessFlags", "run_gate"]
@@ -162,7 +162,7 @@ def _check_shape(request: GateRequest) -> None:
 
 
 def _run(request: GateRequest, read: ArtifactRead, warn: Callable[[str], None] | None) -> GateOutcome:
-    from verify.evidence import EvidenceBudget
+    from verify.formats.evidence import EvidenceBudget
     from verify.matching import plan_algorithms
 
     assert request.artifact is not None
@@ -206,7 +206,7 @@ def _run(request: GateRequest, read: ArtifactRead, warn: Callable[[str], None] |
 # --- (2) and (5): evidence, through the hardened reader ---------------------------------------------------
 
 def _read_files(files: Sequence[Path], budget: EvidenceBudget) -> list[Evidence | Any]:
-    from verify.evidence import read_evidence_file
+    from verify.formats.evidence import read_evidence_file
 
     found: list[Any] = []
     for file in files:
@@ -256,7 +256,7 @@ def _pairs(found: Sequence[Any], *, blake3: str, sha256: str) -> bool:
     """Whether some statement in ``found`` (not yet verified: this only decides where to look) has a subject
     with both this blake3 and this sha256."""
     from verify.errors import EvidenceRejected
-    from verify.evidence import Evidence
+    from verify.formats.evidence import Evidence
 
     for item in found:
         if not isinstance(item, Evidence) or item.envelope is None:
@@ -273,7 +273,7 @@ def _pairs(found: Sequence[Any], *, blake3: str, sha256: str) -> bool:
 def _bundle_verifier(trusted_root: Path | None) -> BundleVerifier:
     """Sigstore support for keyless bundles: sigstore-python is imported, and the trusted root read, only
     when the first keyless bundle is checked."""
-    from verify.sigstore import make_bundle_verifier
+    from verify.sigstore.verifier import make_bundle_verifier
 
     if trusted_root is not None:  # unreadable is a configuration error now, not when a keyless bundle is met
         from verify.errors import TrustConfigError
@@ -331,7 +331,7 @@ def _load_key(spec: str, warn: Callable[[str], None] | None) -> PublicKey:
 def keyless_identity(flags: KeylessFlags) -> Identity | None:
     """The keyless identity the flags pin, named after the flag that names it; None if no flag does."""
     from verify.errors import RequestError, TrustConfigError
-    from verify.sigstore import sigstore_identity
+    from verify.sigstore.identity import sigstore_identity
     from verify.trust import Identity
 
     texts = {"--certificate-identity": flags.certificate_identity,
@@ -431,7 +431,7 @@ def _emit(request: GateRequest, verdict: GateVerdict, gate: Gate, signer: Any,
     from attest.collect import detect_platform
     from attest.signing import sign_with, write_and_publish
     from attest.summaries import stage_uri, vsa_statement
-    from verify.levels import level_name
+    from verify.formats.levels import level_name
 
     emit = request.emit
     assert emit is not None and gate.emits is not None
@@ -453,7 +453,7 @@ def _emit(request: GateRequest, verdict: GateVerdict, gate: Gate, signer: Any,
 
 def _run_release(request: GateRequest, warn: Callable[[str], None] | None) -> GateOutcome:
     from attest.stores import from_uri
-    from verify.evidence import EvidenceBudget
+    from verify.formats.evidence import EvidenceBudget
     from verify.gate import decide_release
 
     assert request.release is not None and request.store is not None

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from verify.digests import CHEAPEST_FIRST  # stdlib only: the gate starts its read before the trust core is imported
 
 if TYPE_CHECKING:
-    from verify.matching import DigestSet
+    from verify.digests import DigestSet
 
 __all__ = ["ArtifactRead", "Progress"]
 
@@ -53,7 +53,7 @@ class ArtifactRead:
         self.fixed = given is not None
         """True for ``sha256:HEX``: nothing can be computed, the digest set is what was given."""
         if given:
-            from verify.matching import DigestSet
+            from verify.digests import DigestSet
 
             self._future.set_result(DigestSet({"sha256": given.group(1)}))
             self._planned = {"sha256"}
@@ -98,7 +98,7 @@ class ArtifactRead:
         found = self._future.result()
         if not self._required or self.fixed or set(found.digests) <= self._required:
             return found
-        from verify.matching import DigestSet
+        from verify.digests import DigestSet
 
         return DigestSet({a: d for a, d in found.digests.items() if a in self._required}, head=found.head)
 
@@ -126,13 +126,12 @@ class ArtifactRead:
             from verify.errors import InputError
 
             raise InputError(f"{self.artifact} changed between two reads; verify it again once it is complete")
-        from verify.matching import DigestSet
+        from verify.digests import DigestSet
 
         return DigestSet({**earlier.digests, **again.digests}, head=earlier.head)
 
     def _read(self, algorithms: list[str], cancel: threading.Event) -> DigestSet:
-        from verify.digests import hash_file, hash_stream
-        from verify.matching import DigestSet
+        from verify.digests import DigestSet, hash_file, hash_stream
 
         head = bytearray()
         if self._path is None:

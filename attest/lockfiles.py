@@ -36,9 +36,9 @@ from urllib.parse import unquote, urlsplit
 
 from packageurl import PackageURL
 
-from verify.encoding import b64decode
 from verify.errors import MalformedEvidence
 from verify.files import read_file
+from verify.formats.encoding import b64decode
 
 __all__ = ["MAX_LOCKFILE_BYTES", "LockfileContents", "Package", "integrity_digests", "log_warnings",
            "parse_lockfile"]

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from attest.collect import GitFacts, Lockfile, Platform
-from verify.statement import PROVENANCE_V1, STATEMENT_V1
+from verify.formats.statement import PROVENANCE_V1, STATEMENT_V1
 
 __all__ = ["BUILD_TYPE", "BuildRecord", "statement"]
 

@@ -38,8 +38,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Any, Literal
 
 from attest.errors import BuildRefused, CommandFailed
-from verify.digests import ACCEPTED, KNOWN, hash_file
-from verify.envelope import INTOTO_PAYLOAD_TYPE
+from verify.digests import ACCEPTED, KNOWN, DigestSet, hash_file
 from verify.errors import (
     EvidenceRejected,
     MalformedEvidence,
@@ -47,9 +46,9 @@ from verify.errors import (
     SignatureInvalid,
     UnknownEvidence,
 )
-from verify.evidence import Evidence, load_evidence, read_evidence_file
-from verify.matching import DigestSet, subject_matches
-from verify.statement import (
+from verify.formats.envelope import INTOTO_PAYLOAD_TYPE
+from verify.formats.evidence import Evidence, load_evidence, read_evidence_file
+from verify.formats.statement import (
     PROVENANCE_V02,
     PROVENANCE_V1,
     STATEMENT_V1,
@@ -58,6 +57,7 @@ from verify.statement import (
     parse_statement,
     read_provenance,
 )
+from verify.matching import subject_matches
 from verify.trust import Identity
 from verify.verifier import verify_signature
 

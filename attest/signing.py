@@ -37,10 +37,11 @@ def sign_statement(document: Mapping[str, Any], *, signer_uri: str, insecure_key
 def sign_with(document: Mapping[str, Any], signer: Signer) -> bytes:
     """``document`` signed by ``signer`` as a DSSE envelope (the signature checked), as a .intoto.jsonl line."""
     from attest.signers import sign_envelope
-    from verify import _json
-    from verify.envelope import INTOTO_PAYLOAD_TYPE
+    from verify.formats import strict_json
+    from verify.formats.envelope import INTOTO_PAYLOAD_TYPE
 
-    envelope = sign_envelope(signer, payload_type=INTOTO_PAYLOAD_TYPE, payload=_json.dumps_canonical(dict(document)))
+    envelope = sign_envelope(signer, payload_type=INTOTO_PAYLOAD_TYPE,
+                             payload=strict_json.dumps_canonical(dict(document)))
     return envelope.to_json_line()
 
 

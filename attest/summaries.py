@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from verify.statement import APPROVAL_V1, RELEASE_V1, STATEMENT_V1, VSA_V1
+from verify.formats.statement import APPROVAL_V1, RELEASE_V1, STATEMENT_V1, VSA_V1
 
 __all__ = ["Component", "approval_statement", "release_statement", "stage_uri", "vsa_statement"]
 

@@ -29,7 +29,7 @@ from attest.signers import sign_envelope
 from attest.signers.key import generate, load
 from attest.stores import attestation_key
 from attest.summaries import stage_uri, vsa_statement
-from verify.envelope import INTOTO_PAYLOAD_TYPE
+from verify.formats.envelope import INTOTO_PAYLOAD_TYPE
 
 T0 = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
 

@@ -3,7 +3,7 @@
 Statements come from :mod:`attest.provenance` and :mod:`attest.summaries`, signatures from a
 PEM private key file through :func:`attest.signers.key.load` and :func:`attest.signers.sign_envelope`:
 real keys, real signatures. Every builder takes the key file of the signer and returns the
-signed :class:`~verify.envelope.Envelope`; :func:`publish` puts one into a store directory.
+signed :class:`~verify.formats.envelope.Envelope`; :func:`publish` puts one into a store directory.
 
     env = provenance(keys["dev"].private, subjects={"dist/app.tar.gz": b"bytes"}, commit=COMMIT)
     publish(store, env)
@@ -29,8 +29,8 @@ from attest.signers import sign_envelope
 from attest.signers.key import LocalKeySigner, load
 from attest.stores.local import LocalStore
 from attest.summaries import approval_statement, stage_uri, vsa_statement
-from verify.envelope import INTOTO_PAYLOAD_TYPE, Envelope
-from verify.statement import REPRODUCTION_V1
+from verify.formats.envelope import INTOTO_PAYLOAD_TYPE, Envelope
+from verify.formats.statement import REPRODUCTION_V1
 
 __all__ = [
     "BUILDER", "COMMIT", "LOCKFILE", "REPO", "T0", "approval", "digests", "provenance", "publish",

@@ -14,14 +14,16 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from verify.errors import InputError
 
-__all__ = ["ACCEPTED", "CHEAPEST_FIRST", "CHUNK_SIZE", "KNOWN", "WEAK", "hash_file", "hash_stream", "new_hasher"]
+__all__ = ["ACCEPTED", "CHEAPEST_FIRST", "CHUNK_SIZE", "KNOWN", "WEAK", "DigestSet", "hash_file", "hash_stream",
+           "new_hasher"]
 
 #: Algorithms attest computes and accepts as evidence of identity, strongest first.
 ACCEPTED = ("blake3", "sha256", "sha512", "sha384")
@@ -41,6 +43,30 @@ CHUNK_SIZE = 8 * 1024 * 1024
 MMAP_THRESHOLD = 64 * 1024 * 1024
 
 Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class DigestSet:
+    """The artefact's digests, all computed from one read of its bytes (or given as ``sha256:HEX``)."""
+
+    digests: Mapping[str, str]
+    head: bytes | None = None
+    """The first bytes of the artefact (None when only a digest was given): what kind of message it is."""
+
+    def __post_init__(self) -> None:
+        if not self.digests:
+            raise ValueError("a digest set needs at least one digest")
+
+    @property
+    def sha256(self) -> str | None:
+        return self.digests.get("sha256")
+
+    def short(self) -> str:
+        """For messages: ``sha256:0123456789abcdef..., blake3:...``."""
+        return ", ".join(f"{a}:{h[:16]}..." for a, h in self.digests.items())
+
+    def as_dict(self) -> dict[str, str]:
+        return dict(self.digests)
 
 
 def new_hasher(name: str) -> Any:

@@ -83,3 +83,9 @@ class TrustConfigError(ConfigError):
 class RequestError(VerifyError):
     """The request itself is contradictory or incomplete: flags that cannot hold together, a stage the
     policy does not name, an empty value where a rule was asked for (exit code 2, "fix the invocation")."""
+
+
+def brief(error: BaseException) -> str:
+    """A third-party error's text on one line, at most 200 characters: for the middle of one of our sentences."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= 200 else text[:197] + "..."

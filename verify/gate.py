@@ -25,12 +25,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from verify.digests import WEAK
-from verify.envelope import INTOTO_PAYLOAD_TYPE
+from verify.digests import WEAK, DigestSet
 from verify.errors import EvidenceRejected, MalformedEvidence, PolicyError, PolicyViolation, RequestError
-from verify.evidence import Evidence
-from verify.levels import level_name, requested_build_level
-from verify.matching import DigestSet
+from verify.formats.envelope import INTOTO_PAYLOAD_TYPE
+from verify.formats.evidence import Evidence
+from verify.formats.levels import level_name, requested_build_level
+from verify.formats.statement import APPROVAL_V1, RELEASE_V1, VSA_V1, Release, Statement, read_release
 from verify.policy import (
     Policy,
     ProvenanceRules,
@@ -42,7 +42,6 @@ from verify.policy import (
 )
 from verify.signers import TrustRun, find_signers
 from verify.stages import Bound, StageEvidence, check_stage
-from verify.statement import APPROVAL_V1, RELEASE_V1, VSA_V1, Release, Statement, read_release
 from verify.trust import Identity, PublicKey
 from verify.verifier import Candidate, Check, Verdict, candidates, digest_source
 

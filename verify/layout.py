@@ -52,7 +52,7 @@ from verify.errors import (
 from verify.limits import MAX_EVIDENCE_BYTES
 
 if TYPE_CHECKING:
-    from verify.matching import DigestSet
+    from verify.digests import DigestSet
 
 __all__ = ["LayoutVerdict", "LoadedLayout", "load_layout", "verify_layout"]
 
@@ -156,9 +156,9 @@ def _parse(data: bytes, *, what: str) -> Any:
     from in_toto.models.metadata import Metadata  # type: ignore[import-untyped]
     from securesystemslib.exceptions import Error as SslibError
 
-    from verify import _json
+    from verify.formats import strict_json
 
-    document = _json.loads(data, what=what)
+    document = strict_json.loads(data, what=what)
     if not isinstance(document, dict):
         raise MalformedEvidence(f"{what} is not in-toto metadata (a JSON object)")
     try:

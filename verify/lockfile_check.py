@@ -18,7 +18,7 @@ from typing import Protocol
 
 from verify.digests import ACCEPTED, hash_file
 from verify.errors import InputError, PolicyViolation
-from verify.statement import Dependency, Provenance
+from verify.formats.statement import Dependency, Provenance
 
 __all__ = ["LockedPackage", "bound_lockfile", "check_lockfile", "first_package_difference", "lockfile_difference"]
 

@@ -20,36 +20,14 @@ was computed and disagrees still refuses the subject.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 
-from verify.digests import ACCEPTED, CHEAPEST_FIRST, KNOWN, WEAK
-from verify.statement import Statement, Subject
+from verify.digests import ACCEPTED, CHEAPEST_FIRST, KNOWN, WEAK, DigestSet
+from verify.errors import EvidenceRejected
+from verify.formats.envelope import INTOTO_PAYLOAD_TYPE
+from verify.formats.evidence import Evidence
+from verify.formats.statement import Statement, Subject
 
-__all__ = ["DigestSet", "accepted_algorithms", "matching_subject", "plan_algorithms", "subject_matches"]
-
-
-@dataclass(frozen=True)
-class DigestSet:
-    """The artefact's digests, all computed from one read of its bytes (or given as ``sha256:HEX``)."""
-
-    digests: Mapping[str, str]
-    head: bytes | None = None
-    """The first bytes of the artefact (None when only a digest was given): what kind of message it is."""
-
-    def __post_init__(self) -> None:
-        if not self.digests:
-            raise ValueError("a digest set needs at least one digest")
-
-    @property
-    def sha256(self) -> str | None:
-        return self.digests.get("sha256")
-
-    def short(self) -> str:
-        """For messages: ``sha256:0123456789abcdef..., blake3:...``."""
-        return ", ".join(f"{a}:{h[:16]}..." for a, h in self.digests.items())
-
-    def as_dict(self) -> dict[str, str]:
-        return dict(self.digests)
+__all__ = ["accepted_algorithms", "matching_subject", "plan_algorithms", "subject_matches"]
 
 
 def accepted_algorithms(digests: Sequence[str]) -> tuple[str, ...]:
@@ -85,9 +63,6 @@ def plan_algorithms(evidence: Iterable[object], *, accepted: Sequence[str] = ACC
     yet: what is unreadable here is refused later, by the verifier, which reads it again strictly.
     When nothing asks for an algorithm, the plan is the cheapest accepted one.
     """
-    from verify.envelope import INTOTO_PAYLOAD_TYPE
-    from verify.errors import EvidenceRejected
-    from verify.evidence import Evidence
 
     usable = accepted_algorithms(accepted)
     wanted: set[str] = {a for a in require if a in KNOWN}

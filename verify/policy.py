@@ -22,10 +22,11 @@ from verify.buildtypes import BuildTypeRule
 from verify.digests import ACCEPTED, KNOWN, WEAK
 from verify.errors import MalformedEvidence, PolicyError, TrustConfigError
 from verify.files import read_file
+from verify.formats.uris import normalize_repo
 from verify.limits import MAX_POLICY_BYTES
-from verify.signers import BundleVerifier, TrustRun
+from verify.signers import TrustRun
+from verify.sigstore.verifier import BundleVerifier
 from verify.trust import Identity, PublicKey, SigstoreIdentity, load_public_key_file
-from verify.uris import normalize_repo
 
 __all__ = ["Policy", "ProvenanceRules", "ReleaseRule", "SourceRule", "StageRule", "TrustedBuilder", "VsaRequirement",
            "check_repository", "load_policy"]
@@ -34,7 +35,7 @@ _FINGERPRINT = re.compile(r"[0-9a-fA-F]{64}")
 
 
 def check_repository(uri: str, *, what: str) -> str:
-    """``uri`` normalised (see :func:`verify.uris.normalize_repo`); :class:`PolicyError` if it names no
+    """``uri`` normalised (see :func:`verify.formats.uris.normalize_repo`); :class:`PolicyError` if it names no
     repository (not a URL at all, or no HOST/PATH), so that a bad rule fails at load, not at use."""
     try:
         normalized = normalize_repo(uri)
@@ -334,9 +335,9 @@ _ZONELESS = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?")
 
 
 def _time(doc: _Doc, value: Any, path: tuple[str, ...]) -> datetime:
-    """An RFC 3339 date-time with a time zone, read by :func:`verify.encoding.parse_time` (YAML may already
+    """An RFC 3339 date-time with a time zone, read by :func:`verify.formats.encoding.parse_time` (YAML may already
     have read an unquoted one as a datetime: it is read again from its ISO form)."""
-    from verify.encoding import parse_time
+    from verify.formats.encoding import parse_time
 
     if isinstance(value, datetime):
         if value.tzinfo is None:
@@ -416,7 +417,7 @@ _SIGSTORE_KEYS = {"issuer", "identity", "identity-regexp", "github-repo", "sourc
 
 def _sigstore_entry(doc: _Doc, item: Any, path: tuple[str, ...]) -> SigstoreIdentity:
     """``{issuer, identity | identity-regexp}``, optionally narrowed by the GitHub fields of the CLI flags."""
-    from verify.sigstore import sigstore_identity
+    from verify.sigstore.identity import sigstore_identity
 
     entry = _mapping(doc, item, path, _SIGSTORE_KEYS)
     issuer = _string(doc, entry.get("issuer"), (*path, "issuer"))

@@ -18,9 +18,9 @@ from typing import Any
 
 from verify.buildtypes import check_parameters, known_build_type
 from verify.errors import PolicyError
+from verify.formats.statement import Provenance
+from verify.formats.uris import branch_of, normalize_repo
 from verify.policy import ProvenanceRules
-from verify.statement import Provenance
-from verify.uris import branch_of, normalize_repo
 
 __all__ = ["UNCHECKED", "RuleResult", "evaluate_provenance", "provenance_demands"]
 

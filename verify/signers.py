@@ -36,30 +36,20 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Protocol
 
 from verify.budget import VerificationBudget
+from verify.digests import DigestSet
 from verify.errors import DigestMismatch, EvidenceRejected, SignatureInvalid, UnknownEvidence
+from verify.formats.evidence import Evidence
 from verify.limits import MAX_VERIFICATIONS_PER_ENVELOPE
+from verify.sigstore.identity import claimed_identities
+from verify.sigstore.times import SignedTime
+from verify.sigstore.verifier import BundleVerifier
 from verify.trust import Identity, PublicKey
 
-if TYPE_CHECKING:
-    from verify._sigstore_native import SignedTime
-    from verify.evidence import Evidence
-    from verify.matching import DigestSet
-
-__all__ = ["BundleVerifier", "TrustRun", "find_signers"]
+__all__ = ["TrustRun", "find_signers"]
 
 log = logging.getLogger(__name__)
-
-class BundleVerifier(Protocol):
-    """Verifies a keyless Sigstore bundle offline; returns the identities its certificate satisfies."""
-
-    def __call__(self, item: Evidence, identities: Sequence[Identity], *, message: DigestSet | None,
-                 budget: VerificationBudget) -> tuple[tuple[Identity, ...], SignedTime | None]:
-        """The identities that signed ``item``, and the signed time it was signed at (None: none is known);
-        each signature verification it tries is charged to ``budget`` first."""
-
 
 _MemoKey = tuple[str, str, tuple[str, ...], tuple[tuple[str, str], ...] | None, bytes | None]
 """(source, digest, identity names, message digests, message head): one signature check of a run."""
@@ -174,7 +164,7 @@ def _keyless(item: Evidence, identities: Sequence[Identity], usable: Sequence[Id
              message: DigestSet | None) -> tuple[Identity, ...]:
     bundle = item.bundle
     assert bundle is not None
-    claimed = bundle.claimed_identities(identities)
+    claimed = claimed_identities(bundle, identities)
     if not any(identity.sigstore for identity in usable):
         reasons = [r for r in (identity.unusable_because(run.at) for identity in identities) if r]
         why = f" ({'; '.join(reasons)})" if reasons else ""

@@ -31,13 +31,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from verify.encoding import format_time
+from verify.digests import DigestSet
 from verify.errors import EvidenceRejected, PolicyViolation
-from verify.evidence import Evidence
-from verify.matching import DigestSet, subject_matches
+from verify.formats.encoding import format_time
+from verify.formats.evidence import Evidence
+from verify.formats.statement import Statement, read_approval, read_vsa
+from verify.matching import subject_matches
 from verify.policy import Policy, StageRule, VsaRequirement
 from verify.signers import TrustRun, find_signers
-from verify.statement import Statement, read_approval, read_vsa
 
 __all__ = ["Bound", "StageEvidence", "check_stage"]
 

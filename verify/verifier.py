@@ -2,7 +2,7 @@
 
 Each piece of evidence is evaluated on its own, each step a call that raises or returns:
 
-  (1) parse      the envelope or bundle (done by :mod:`verify.evidence`, the hardened reader)
+  (1) parse      the envelope or bundle (done by :mod:`verify.formats.evidence`, the hardened reader)
   (2) signature  signed by an identity the policy trusts for provenance (:func:`verify.signers.find_signers`)
   (3) statement  payloadType in-toto, Statement v1 (or v0.1), the expected predicate type
   (4) subject    one subject is this artefact (:func:`verify.matching.subject_matches`, the run's one
@@ -28,8 +28,7 @@ from datetime import datetime
 from typing import Any
 
 from verify.budget import VerificationBudget
-from verify.encoding import format_time
-from verify.envelope import INTOTO_PAYLOAD_TYPE, Envelope
+from verify.digests import DigestSet
 from verify.errors import (
     DigestMismatch,
     EvidenceRejected,
@@ -38,12 +37,10 @@ from verify.errors import (
     SignatureInvalid,
     UnknownEvidence,
 )
-from verify.evidence import Evidence
-from verify.matching import DigestSet, accepted_algorithms, matching_subject
-from verify.policy import Policy
-from verify.rules import UNCHECKED, evaluate_provenance, provenance_demands
-from verify.signers import BundleVerifier, TrustRun, find_signers
-from verify.statement import (
+from verify.formats.encoding import format_time
+from verify.formats.envelope import INTOTO_PAYLOAD_TYPE, Envelope
+from verify.formats.evidence import Evidence
+from verify.formats.statement import (
     PROVENANCE_V02,
     PROVENANCE_V1,
     Provenance,
@@ -51,6 +48,11 @@ from verify.statement import (
     Subject,
     read_provenance,
 )
+from verify.matching import accepted_algorithms, matching_subject
+from verify.policy import Policy
+from verify.rules import UNCHECKED, evaluate_provenance, provenance_demands
+from verify.signers import TrustRun, find_signers
+from verify.sigstore.verifier import BundleVerifier
 from verify.trust import Identity
 
 __all__ = ["PROVENANCE_TYPES", "Candidate", "Check", "Verdict", "candidates", "digest_source", "verify_artifact",

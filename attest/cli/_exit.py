@@ -21,8 +21,8 @@ from attest.errors import (
     SourceChanged,
     StoreError,
 )
-from verify.encoding import printable
 from verify.errors import ConfigError, EvidenceRejected, RequestError, VerifyError
+from verify.formats.encoding import printable
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer

@@ -90,7 +90,7 @@ def audit_command(sources: tuple[str, ...], policy_path: Path | None, keys: tupl
 
         text = json.dumps(report.to_dict(), indent=2, sort_keys=True) + "\n"
     elif output_format == "html":
-        from verify.audit_html import render_html
+        from verify.audit.html import render_html
 
         text = render_html(report, generated_at=datetime.now(UTC))
     else:
@@ -228,7 +228,7 @@ def _read_file(path: Path, *, named: bool) -> bytes | EvidenceRejected:
     file found in a folder that cannot be read is that file's anomaly; one named on the command line is the
     invocation's error."""
     from verify.errors import MalformedEvidence
-    from verify.evidence import read_evidence_file
+    from verify.formats.evidence import read_evidence_file
 
     try:
         return read_evidence_file(path)

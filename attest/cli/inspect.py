@@ -22,9 +22,9 @@ def inspect(file: Path, output_format: str) -> None:
     Everything shown is UNVERIFIED: use 'attest verify' to decide anything.
     Exits 1 when any part of FILE cannot be decoded (after showing the rest).
     """
-    from verify import _json
     from verify.errors import EvidenceRejected, MalformedEvidence
-    from verify.evidence import load_evidence, read_evidence_file
+    from verify.formats import strict_json
+    from verify.formats.evidence import load_evidence, read_evidence_file
 
     items: list[dict[str, Any]] = []
     for item in load_evidence(read_evidence_file(file), source=str(file)):
@@ -45,7 +45,7 @@ def inspect(file: Path, output_format: str) -> None:
             entry["signatures"] = [{"keyid": s.keyid, "sig": base64.b64encode(s.sig).decode()[:32] + "..."}
                                    for s in envelope.signatures]
             try:
-                entry["statement"] = _json.loads(envelope.payload, what="payload")
+                entry["statement"] = strict_json.loads(envelope.payload, what="payload")
             except EvidenceRejected as e:
                 entry["statement"] = None
                 entry["error"] = str(e)
@@ -65,7 +65,7 @@ def inspect(file: Path, output_format: str) -> None:
 
 def _show(entry: dict[str, Any]) -> None:
     """Print one decoded entry as text; every string taken from the evidence goes through ``printable``."""
-    from verify.encoding import printable
+    from verify.formats.encoding import printable
 
     def show(value: object) -> str:
         return printable(str(value))

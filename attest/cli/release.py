@@ -33,8 +33,8 @@ def create(name: str, components: tuple[str, ...], signer_uri: str, insecure_key
     from attest.signing import sign_statement, write_and_publish
     from attest.summaries import Component, release_statement
     from verify.errors import MalformedEvidence
-    from verify.evidence import Evidence, load_evidence, read_evidence_file
-    from verify.statement import parse_statement, read_provenance
+    from verify.formats.evidence import Evidence, load_evidence, read_evidence_file
+    from verify.formats.statement import parse_statement, read_provenance
 
     parts = []
     seen: set[str] = set()

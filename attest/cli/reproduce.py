@@ -151,11 +151,11 @@ def _emit(result: Reproduction, path: Path, signer: Signer, rebuilder_id: str) -
     from attest._atomic import write_atomic
     from attest.reproduce import reproduction_statement
     from attest.signers import sign_envelope
-    from verify import _json
-    from verify.envelope import INTOTO_PAYLOAD_TYPE
+    from verify.formats import strict_json
+    from verify.formats.envelope import INTOTO_PAYLOAD_TYPE
 
     document = reproduction_statement(result, rebuilder_id=rebuilder_id)
-    envelope = sign_envelope(signer, payload_type=INTOTO_PAYLOAD_TYPE, payload=_json.dumps_canonical(document))
+    envelope = sign_envelope(signer, payload_type=INTOTO_PAYLOAD_TYPE, payload=strict_json.dumps_canonical(document))
     write_atomic(path, envelope.to_json_line())
     return path
 

@@ -192,7 +192,7 @@ def _as_json(outcome: GateOutcome) -> dict[str, Any]:
 
 def _print(outcome: GateOutcome, shown: str) -> None:
     """The verdict for a person; every string that comes from evidence is shown through printable()."""
-    from verify.encoding import printable
+    from verify.formats.encoding import printable
     from verify.gate import ReleaseVerdict
 
     verdict = outcome.verdict
@@ -224,20 +224,20 @@ def _print(outcome: GateOutcome, shown: str) -> None:
         click.echo(f"  in-toto   {printable(outcome.layout.layout)}: {steps}; product "
                    f"{printable(outcome.layout.product)}")
     if outcome.emitted:
-        from verify.levels import level_name
+        from verify.formats.levels import level_name
 
         click.echo(f"  vsa       {outcome.stage} PASSED, {level_name(verdict.level)} -> {', '.join(outcome.emitted)}")
 
 
 def _print_stages(verdict: GateVerdict) -> None:
-    from verify.encoding import format_time
+    from verify.formats.encoding import format_time
 
     for item in verdict.stages:
         click.echo(f"  {item.kind:<9} {item.stage} by {item.signer} at {format_time(item.time)}")
 
 
 def _print_release(verdict: ReleaseVerdict) -> None:
-    from verify.encoding import printable
+    from verify.formats.encoding import printable
 
     click.echo(f"PASS release {printable(verdict.name)} (signed by {verdict.signer})")
     for item in verdict.components:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from verify.envelope import Envelope, Signature, pae
+from verify.formats.envelope import Envelope, Signature, pae
 
 __all__ = ["KEYLESS", "Signer", "from_uri", "sign_envelope"]
 

@@ -54,8 +54,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from attest.errors import AttestError, RemoteError, SignerError
-from verify import _json
-from verify.envelope import INTOTO_PAYLOAD_TYPE, Envelope
+from verify.formats import strict_json
+from verify.formats.envelope import INTOTO_PAYLOAD_TYPE, Envelope
 
 __all__ = ["SIGNING_TIMEOUT_SECONDS", "KeylessResult", "KeylessSigner"]
 
@@ -224,7 +224,7 @@ def _exact_statement(payload: bytes) -> Any:
 
     class _ExactStatement(dsse.Statement):
         def __init__(self, contents: bytes) -> None:
-            super().__init__(_json.dumps_canonical(_known_digests_only(json.loads(contents), allowed)))
+            super().__init__(strict_json.dumps_canonical(_known_digests_only(json.loads(contents), allowed)))
             self._contents = contents
 
     try:
@@ -245,15 +245,15 @@ def _check_result(bundle: Any, text: str, *, payload: bytes, trusted_root: Any) 
     from cryptography.hazmat.primitives import serialization
     from sigstore.verify import Verifier, policy
 
-    from verify import _json
-    from verify.bundle import parse_bundle
     from verify.errors import VerifyError
+    from verify.formats import strict_json
+    from verify.formats.bundle import parse_bundle
     from verify.trust import Identity, load_public_key
     from verify.verifier import verify_signature
 
     try:
-        # (1) exact bytes, read as any verifier reads the bundle (verify.bundle)
-        model = parse_bundle(_json.loads(text, what="the new bundle"), source="the new keyless bundle")
+        # (1) exact bytes, read as any verifier reads the bundle (verify.formats.bundle)
+        model = parse_bundle(strict_json.loads(text, what="the new bundle"), source="the new keyless bundle")
         envelope = model.envelope
         if envelope is None:
             raise SignerError("sigstore-python made a bundle without a DSSE envelope")
@@ -277,14 +277,14 @@ def _check_result(bundle: Any, text: str, *, payload: bytes, trusted_root: Any) 
     if log_index is None:
         raise SignerError("the transparency log answered without a log index for the new entry")
     return KeylessResult(envelope=envelope,
-                         envelope_line=_json.dumps_canonical(model.document["dsseEnvelope"]) + b"\n",
+                         envelope_line=strict_json.dumps_canonical(model.document["dsseEnvelope"]) + b"\n",
                          bundle=text.strip().encode("utf-8") + b"\n",
                          identity=identity, issuer=issuer, log_index=log_index)
 
 
 def _certificate_identity(certificate: Any) -> tuple[str, str]:
     """(subject alternative name, OIDC issuer) of a Fulcio certificate, read as the verifier reads them."""
-    from verify.sigstore import read_claims
+    from verify.formats.certificate import read_claims
 
     try:
         claims = read_claims(certificate)
@@ -304,8 +304,8 @@ def _claims(token: str) -> Mapping[str, Any]:
     parts = token.split(".")
     if len(parts) != 3:
         raise SignerError("the identity token is not a JWT (three base64url parts separated by dots)")
-    from verify.encoding import b64decode
     from verify.errors import MalformedEvidence
+    from verify.formats.encoding import b64decode
 
     try:
         claims = json.loads(b64decode(parts[1], what="the identity token's claims"))

@@ -12,7 +12,7 @@ including ``KeyboardInterrupt`` and the ``SIGTERM`` that ``attest build`` turns 
 exception; only ``SIGKILL`` (or a power cut) can leave one, never a partial object.
 
 Reading follows the directory as it is: what is read is only evidence, checked by its
-signatures, and only regular files are read (:func:`verify.evidence.read_evidence_file`).
+signatures, and only regular files are read (:func:`verify.formats.evidence.read_evidence_file`).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from attest.stores import (
     parse_index_entry,
 )
 from verify.errors import EvidenceRejected, InputError, MalformedEvidence
-from verify.evidence import read_evidence_file
+from verify.formats.evidence import read_evidence_file
 
 __all__ = ["LocalStore"]
 

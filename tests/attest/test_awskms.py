@@ -16,7 +16,7 @@ from attest import signers
 from attest.errors import RemoteError, SignerError
 from attest.signers import awskms, sign_envelope
 from tests.conftest_aws import MotoEnv, free_port
-from verify.envelope import INTOTO_PAYLOAD_TYPE, Envelope
+from verify.formats.envelope import INTOTO_PAYLOAD_TYPE, Envelope
 from verify.trust import load_public_key
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -20,7 +20,7 @@ import pytest
 from attest.build import BuildOutcome, BuildRequest, run_build
 from attest.errors import BuildRefused, CommandFailed
 from tests.conftest import KeyPair, git
-from verify.evidence import load_evidence
+from verify.formats.evidence import load_evidence
 from verify.policy import Policy, ProvenanceRules, SourceRule, TrustedBuilder
 from verify.trust import Identity, load_public_key
 from verify.verifier import Verdict, verify_artifact

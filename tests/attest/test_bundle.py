@@ -25,8 +25,8 @@ from sigstore_models.bundle.v1 import Bundle as SpecBundle
 
 from attest.bundle import BUNDLE_MEDIA_TYPE, bundle_path, key_bundle
 from tests.conftest import AttestRunner, KeyPair, _clean_env, make_keypair
-from verify.envelope import Envelope, Signature
 from verify.errors import SignatureInvalid
+from verify.formats.envelope import Envelope, Signature
 from verify.trust import Identity, load_public_key_file
 from verify.verifier import verify_signature
 

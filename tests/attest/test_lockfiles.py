@@ -19,7 +19,7 @@ import pytest
 
 from attest.lockfiles import LockfileContents, Package, integrity_digests, parse_lockfile
 from tests.conftest import AttestRunner, KeyPair, git
-from verify.envelope import Envelope
+from verify.formats.envelope import Envelope
 
 
 def sha256(text: str) -> str:
@@ -464,7 +464,7 @@ def test_attest_build_lists_the_locked_packages_after_the_lockfiles(repo: Path, 
          "annotations": {"lockfile": "yarn.lock"}},
     ]
     # the verifier still sees exactly the lockfiles as lockfiles, and the gate passes
-    from verify.statement import parse_statement, read_provenance
+    from verify.formats.statement import parse_statement, read_provenance
 
     prov = read_provenance(parse_statement(json.dumps(statement).encode()))
     assert [d.name for d in prov.lockfiles] == ["requirements.txt", "yarn.lock", "Gemfile.lock"]

@@ -12,8 +12,8 @@ from pathlib import Path
 import blake3
 
 from tests.conftest import AttestRunner, KeyPair, git, need_tool
-from verify.envelope import Envelope
-from verify.statement import PROVENANCE_V1, STATEMENT_V1
+from verify.formats.envelope import Envelope
+from verify.formats.statement import PROVENANCE_V1, STATEMENT_V1
 
 
 def _statement(path: Path) -> dict:

@@ -12,7 +12,7 @@ import pytest
 from attest.signing import sign_statement
 from attest.summaries import vsa_statement
 from tests.conftest import AttestRunner, KeyPair, git, make_keypair
-from verify.envelope import Envelope
+from verify.formats.envelope import Envelope
 
 ARTIFACT = "dist/app.tar.gz"
 

@@ -20,7 +20,7 @@ import pytest
 
 from tests.conftest import BUILD_SCRIPT, KeyPair, Result, git, make_keypair, make_repo, run_attest
 from tests.factory import provenance as signed_provenance
-from verify.envelope import Envelope
+from verify.formats.envelope import Envelope
 
 ARTIFACT = "dist/app.tar.gz"
 EPOCH = "1700000000"

@@ -17,8 +17,8 @@ import pytest
 from attest.reproduce import Reproduction, SubjectResult, diff_artifacts, safe_path
 from attest.signers import from_uri, sign_envelope
 from tests.conftest import AttestRunner, KeyPair, _clean_env, git
-from verify.envelope import Envelope
 from verify.errors import SignatureInvalid
+from verify.formats.envelope import Envelope
 from verify.trust import Identity, load_public_key_file
 from verify.verifier import verify_signature
 

@@ -18,7 +18,7 @@ import pytest
 
 from tests import factory as f
 from tests.conftest import KeyPair, Result, make_keypair, run_attest
-from verify.envelope import Envelope
+from verify.formats.envelope import Envelope
 
 LAPTOP = "attest:builder:local"
 ARTIFACT = b"app bytes\n"

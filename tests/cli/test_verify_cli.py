@@ -13,7 +13,7 @@ import pytest
 from attest.signers import sign_envelope
 from attest.signers.key import load as load_signer
 from tests.conftest import AttestRunner, KeyPair, git
-from verify.envelope import Envelope
+from verify.formats.envelope import Envelope
 
 ARTIFACT = "dist/app.tar.gz"
 

@@ -19,7 +19,7 @@ import pytest
 
 from tests.verify import _factory as f
 from verify.errors import MalformedEvidence
-from verify.evidence import Evidence, load_evidence
+from verify.formats.evidence import Evidence, load_evidence
 from verify.policy import Policy, ProvenanceRules, SourceRule, TrustedBuilder
 from verify.trust import Identity, PublicKey, load_public_key
 

@@ -18,10 +18,10 @@ from pathlib import Path
 
 from tests.conftest import make_keypair
 from tests.verify import _factory as f
-from verify.envelope import pae
+from verify.digests import DigestSet
 from verify.errors import SignatureInvalid
-from verify.evidence import Evidence, load_evidence
-from verify.matching import DigestSet
+from verify.formats.envelope import pae
+from verify.formats.evidence import Evidence, load_evidence
 from verify.signers import TrustRun, find_signers
 from verify.trust import Identity, load_public_key
 

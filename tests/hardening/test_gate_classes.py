@@ -28,10 +28,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.verify import _factory as f
+from verify.digests import DigestSet
 from verify.errors import DigestMismatch, MalformedEvidence, PolicyError, PolicyViolation, SignatureInvalid
-from verify.evidence import Evidence, load_evidence
+from verify.formats.evidence import Evidence, load_evidence
+from verify.formats.statement import APPROVAL_V1, VSA_V1
 from verify.gate import Gate, decide
-from verify.matching import DigestSet
 from verify.policy import (
     ApprovalRequirement,
     Policy,
@@ -41,7 +42,6 @@ from verify.policy import (
     VsaRequirement,
     load_policy,
 )
-from verify.statement import APPROVAL_V1, VSA_V1
 from verify.trust import Identity, load_public_key
 
 KEYS = {name: f.private_key("p256", i) for i, name in enumerate(("dev", "stg", "prd", "alice-1", "alice-2", "bob",

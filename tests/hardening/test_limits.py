@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-import verify.evidence as evidence_module
 import verify.files as files_module
-import verify.statement as statement_module
+import verify.formats.evidence as evidence_module
+import verify.formats.statement as statement_module
 from tests.conftest import ROOT, AttestRunner, make_keypair
 from tests.hardening._helpers import (
     DEV,
@@ -32,10 +32,11 @@ from tests.hardening._helpers import (
     policy,
 )
 from tests.verify import _factory as f
-from verify import _json, limits
+from verify import limits
 from verify.budget import VerificationBudget
 from verify.errors import EvidenceRejected, LimitExceeded, MalformedEvidence, PolicyError, SignatureInvalid
-from verify.evidence import Evidence, load_evidence, read_evidence_file
+from verify.formats import strict_json
+from verify.formats.evidence import Evidence, load_evidence, read_evidence_file
 from verify.policy import StageRule, VsaRequirement, load_policy
 from verify.stages import check_stage
 from verify.trust import Identity
@@ -83,7 +84,7 @@ def test_limits_have_their_documented_values() -> None:
 
 
 class _ReadSpy:
-    """Shadows ``open`` in verify.evidence and records every read() of the files it opens."""
+    """Shadows ``open`` in verify.formats.evidence and records every read() of the files it opens."""
 
     def __init__(self) -> None:
         self.reads = 0
@@ -172,13 +173,13 @@ def test_only_regular_files_are_read_as_evidence(tmp_path: Path, kind: str) -> N
 def test_a_million_lines_stop_at_the_envelope_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     data = b'{"a":1}\n' * 1_000_000  # 8 MB: under the size limit
     parsed = [0]
-    real = _json.loads
+    real = strict_json.loads
 
     def counted(*args: Any, **kwargs: Any) -> Any:
         parsed[0] += 1
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(_json, "loads", counted)
+    monkeypatch.setattr(strict_json, "loads", counted)
     started = time.monotonic()
     with pytest.raises(LimitExceeded, match=f"p holds more than {limits.MAX_ENVELOPES_PER_FILE} envelopes"):
         load_evidence(data, source="p")
@@ -241,17 +242,17 @@ def test_sixteen_megabytes_of_nesting_are_judged_within_a_second(shape: str) -> 
             "interleaved": b"[[]," * n,  # one level deeper every 4 bytes, with no long run of '['
             "flat": b"[" + b"[]," * n + b"[]]"}[shape]
     started = time.monotonic()
-    assert _json.too_deep(data) is (shape != "flat")
+    assert strict_json.too_deep(data) is (shape != "flat")
     assert time.monotonic() - started < 1.5
 
 
 def test_depth_is_counted_outside_strings_only() -> None:
     inside = json.dumps({"s": "[" * 1000, "t": '\\" [[[', "u": "\\\\"}).encode()
-    assert not _json.too_deep(inside)
+    assert not strict_json.too_deep(inside)
     at_limit = b"[" * limits.MAX_JSON_DEPTH + b"]" * limits.MAX_JSON_DEPTH
-    assert not _json.too_deep(at_limit) and _json.too_deep(b"[" + at_limit + b"]")
+    assert not strict_json.too_deep(at_limit) and strict_json.too_deep(b"[" + at_limit + b"]")
     # a legal document of many limit-deep parts is legal
-    assert not _json.too_deep(b"[" + b",".join([at_limit[1:-1]] * 1000) + b"]")
+    assert not strict_json.too_deep(b"[" + b",".join([at_limit[1:-1]] * 1000) + b"]")
 
 
 # --- policy size ----------------------------------------------------------------------------------
@@ -330,8 +331,8 @@ def test_stage_checks_share_one_budget(monkeypatch: pytest.MonkeyPatch) -> None:
 
     staged = replace(base, identities={**base.identities, "stg": stg},
                      stages={"prd": rule, "stg": StageRule(name="stg", verifier="stg")})
+    from verify.digests import DigestSet
     from verify.gate import _statements
-    from verify.matching import DigestSet
     from verify.stages import Bound
 
     with counting_verifications(monkeypatch) as calls, pytest.raises(EvidenceRejected):

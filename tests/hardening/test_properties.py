@@ -30,13 +30,13 @@ from attest.stores import safe_name
 from attest.stores.local import LocalStore
 from tests.hardening._helpers import DEV, evidence, policy, pub
 from tests.verify import _factory as f
-from verify import _json
 from verify.digests import hash_file
-from verify.envelope import INTOTO_PAYLOAD_TYPE, Envelope
 from verify.errors import DigestMismatch, EvidenceRejected, InputError, PolicyError
-from verify.evidence import Evidence, load_evidence
+from verify.formats import strict_json
+from verify.formats.envelope import INTOTO_PAYLOAD_TYPE, Envelope
+from verify.formats.evidence import Evidence, load_evidence
+from verify.formats.statement import parse_statement
 from verify.policy import Policy, ProvenanceRules, SourceRule, load_policy
-from verify.statement import parse_statement
 from verify.trust import Identity
 from verify.verifier import verify_artifact
 
@@ -118,7 +118,7 @@ def test_build_then_verify_round_trips_for_any_artefacts(artefacts: dict[str, by
                              artifact_patterns=["dist/"], subjects=subjects, source_date_epoch=1_700_000_000,
                              started=now, finished=now, invocation_id="urn:uuid:1", builder_id=f.BUILDER)
         envelope = sign_envelope(_SIGNER, payload_type=INTOTO_PAYLOAD_TYPE,
-                                 payload=_json.dumps_canonical(statement(record)))
+                                 payload=strict_json.dumps_canonical(statement(record)))
         line = envelope.to_json_line()
         rules = policy(keys=(f.private_key("p256", 0),))
         store = LocalStore(root / "store")

@@ -13,9 +13,9 @@ from tests.conftest import ROOT
 from tests.hardening._helpers import DEV
 from tests.verify import _factory as f
 from verify.errors import LimitExceeded, MalformedEvidence, PolicyError
-from verify.evidence import Evidence, load_evidence
+from verify.formats.evidence import Evidence, load_evidence
+from verify.formats.statement import parse_statement
 from verify.policy import load_policy
-from verify.statement import parse_statement
 
 VECTORS = ROOT / "tests" / "assets" / "regressions"
 

@@ -22,18 +22,18 @@ from typing import Any
 
 import pytest
 
-import verify._sigstore_native as native
+import verify.sigstore._native as native
 from tests.conftest import CONFORMANCE
 from tests.hardening._helpers import envelope_line, pub
 from tests.verify import _factory as f
 from verify import limits
 from verify.budget import VerificationBudget
+from verify.digests import DigestSet
 from verify.errors import EvidenceRejected, LimitExceeded, MalformedEvidence, SignatureInvalid
-from verify.evidence import Evidence, load_evidence
-from verify.matching import DigestSet
+from verify.formats.evidence import Evidence, load_evidence
+from verify.formats.statement import parse_statement, read_provenance, read_release, read_vsa
 from verify.signers import TrustRun, find_signers
-from verify.sigstore import load_trusted_root
-from verify.statement import parse_statement, read_provenance, read_release, read_vsa
+from verify.sigstore.trusted_root import load_trusted_root
 from verify.trust import Identity, SigstoreIdentity
 
 SUITE = CONFORMANCE / "sigstore-conformance" / "test" / "assets" / "bundle-verify"

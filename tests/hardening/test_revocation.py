@@ -18,10 +18,10 @@ import pytest
 
 from tests.hardening._helpers import DEV, OTHER, STG, artefact_digests, envelope_line, evidence, pub, run_in_process
 from tests.verify import _factory as f
+from verify.digests import DigestSet
 from verify.errors import PolicyError, PolicyViolation, SignatureInvalid
-from verify.evidence import Evidence
+from verify.formats.evidence import Evidence
 from verify.gate import _statements
-from verify.matching import DigestSet
 from verify.policy import Policy, StageRule, VsaRequirement, load_policy
 from verify.signers import TrustRun, find_signers
 from verify.stages import Bound, check_stage

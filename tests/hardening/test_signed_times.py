@@ -18,14 +18,14 @@ from hypothesis import strategies as st
 
 from tests.conftest import CONFORMANCE
 from tests.verify import _factory as f
-from verify.encoding import format_time
+from verify.digests import DigestSet
 from verify.errors import PolicyViolation
-from verify.evidence import Evidence, load_evidence
+from verify.formats.encoding import format_time
+from verify.formats.evidence import Evidence, load_evidence
+from verify.formats.statement import APPROVAL_V1
 from verify.gate import Gate, decide
-from verify.matching import DigestSet
 from verify.policy import ApprovalRequirement, Policy, ProvenanceRules, StageRule
-from verify.sigstore import make_bundle_verifier
-from verify.statement import APPROVAL_V1
+from verify.sigstore.verifier import make_bundle_verifier
 from verify.trust import Identity, SigstoreIdentity, load_public_key
 
 SUITE = CONFORMANCE / "sigstore-conformance" / "test" / "assets" / "bundle-verify"

@@ -26,8 +26,8 @@ from attest.gate import EmitRequest, GateRequest, run_gate
 from attest.stores.local import LocalStore
 from tests.conftest import KeyPair, make_keypair
 from tests.factory import BUILDER, provenance
-from verify.envelope import Envelope
 from verify.errors import EvidenceRejected
+from verify.formats.envelope import Envelope
 
 DATA = b"release-1 bytes\n"
 SHA256 = hashlib.sha256(DATA).hexdigest()

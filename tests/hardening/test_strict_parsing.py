@@ -20,12 +20,12 @@ from cryptography.hazmat.primitives.asymmetric import ec, utils
 from tests.conftest import ROOT, AttestRunner, make_keypair
 from tests.hardening._helpers import DEV, artefact_digests, envelope_line, evidence, policy, pub
 from tests.verify import _factory as f
-from verify import _json
-from verify.envelope import b64decode
 from verify.errors import DigestMismatch, EvidenceRejected, MalformedEvidence, PolicyError, PolicyViolation
-from verify.evidence import Evidence, load_evidence
+from verify.formats import strict_json
+from verify.formats.envelope import b64decode
+from verify.formats.evidence import Evidence, load_evidence
+from verify.formats.statement import parse_statement
 from verify.policy import SourceRule, load_policy
-from verify.statement import parse_statement
 from verify.verifier import verify_artifact
 
 BUNDLE = ROOT / "tests" / "assets" / "sigstore" / "gh-custom-issuer.sigstore.json"
@@ -64,8 +64,8 @@ def test_duplicate_key_in_a_signed_statement_is_refused() -> None:
 def test_duplicate_key_in_a_bundle_is_refused_before_sigstore_python_sees_it(monkeypatch: pytest.MonkeyPatch) -> None:
     from sigstore.models import Bundle
 
-    import verify._sigstore_native as native
-    import verify.sigstore as vs
+    import verify.sigstore._native as native
+    import verify.sigstore.verifier as vs
 
     text = BUNDLE.read_text()
     doubled = text.replace('"mediaType"', '"mediaType": "application/x-other", "mediaType"', 1)
@@ -105,7 +105,7 @@ def test_signed_payloads_that_are_not_text_are_refused(payload: bytes, message: 
 
 
 def test_paired_surrogates_and_escaped_backslashes_are_text() -> None:
-    value = _json.loads(r'{"a": "\ud83d\ude00", "b": "\\ud800"}', what="doc")
+    value = strict_json.loads(r'{"a": "\ud83d\ude00", "b": "\\ud800"}', what="doc")
     assert value == {"a": "\U0001f600", "b": "\\ud800"}
 
 
@@ -133,7 +133,7 @@ def test_numbers_without_one_exact_value_are_refused(number: str, message: str) 
 
 
 def test_ordinary_numbers_still_parse() -> None:
-    value = _json.loads('[0, -1, 18446744073709551615, 1.5e300, -0.0, 12345678901234567890]', what="doc")
+    value = strict_json.loads('[0, -1, 18446744073709551615, 1.5e300, -0.0, 12345678901234567890]', what="doc")
     assert value == [0, -1, 2**64 - 1, 1.5e300, -0.0, 12345678901234567890]
 
 

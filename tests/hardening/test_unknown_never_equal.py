@@ -22,9 +22,9 @@ from hypothesis import strategies as st
 
 from tests import factory as f
 from tests.conftest import KeyPair, make_keypair, run_attest
+from verify.formats.statement import parse_statement, read_provenance
 from verify.policy import ProvenanceRules, SourceRule
 from verify.rules import evaluate_provenance
-from verify.statement import parse_statement, read_provenance
 
 DATA = b"release bytes\n"
 PAST = (datetime.now(UTC) - timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -27,7 +27,7 @@ import pytest
 
 from tests import factory as f
 from tests.conftest import AttestRunner, make_keypair, missing_tool
-from verify.audit_html import WARNING_COLOUR
+from verify.audit.html import WARNING_COLOUR
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

@@ -31,7 +31,7 @@ A rejection is exit 1 (evidence rejected), or 3 (configuration unusable) for the
 ``key.pub`` or ``trusted_root.json`` is what is broken, with one sentence on stderr and no
 traceback. All 21 good cases
 verify, the two sigstore-python 4.5.1 cannot (an ``intoto`` 0.0.2 entry, an inclusive TSA validity
-end) included: attest verifies natively (:mod:`verify._sigstore_native`). Most runs are in-process with sockets
+end) included: attest verifies natively (:mod:`verify.sigstore._native`). Most runs are in-process with sockets
 disabled (which also proves verification is offline); a handful run as real subprocesses.
 """
 
@@ -88,7 +88,7 @@ class Case:
     def predicate_type(self) -> str | None:
         """The statement's own type, when attest's default (a readable SLSA provenance) does not fit."""
         from verify.errors import EvidenceRejected
-        from verify.statement import parse_statement, read_provenance
+        from verify.formats.statement import parse_statement, read_provenance
 
         try:
             bundle = json.loads((self.folder / "bundle.sigstore.json").read_bytes())

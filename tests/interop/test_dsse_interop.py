@@ -14,7 +14,7 @@ from securesystemslib.dsse import Envelope as SslibEnvelope
 from securesystemslib.signer import CryptoSigner, SSlibKey
 
 from tests.conftest import CONFORMANCE, AttestRunner, KeyPair
-from verify.envelope import Envelope
+from verify.formats.envelope import Envelope
 from verify.trust import Identity, load_public_key
 from verify.verifier import verify_signature
 

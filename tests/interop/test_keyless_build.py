@@ -27,8 +27,8 @@ from sigstore.verify import Verifier, policy
 from tests.conftest import CONFORMANCE, AttestRunner, Result
 from tests.sigstore_infra import GITHUB_ACTIONS_ISSUER, TokenMinter
 from tests.sigstore_infra.fixture import SigstoreLocal
-from verify.envelope import Envelope
-from verify.evidence import load_evidence
+from verify.formats.envelope import Envelope
+from verify.formats.evidence import load_evidence
 
 PRODUCTION_TRUSTED_ROOT = CONFORMANCE / "trusted_root.production.json"
 ALICE = "alice@example.com"

@@ -4,10 +4,10 @@ The corpus: every bundle-verify case of the sigstore-conformance suite but the t
 ``key.pub`` (key-signed: they never reach the keyless verifier), every real keyless bundle in
 tests/assets/sigstore, and hypothesis-made mutations of them (a flipped bit in a base64 field, a log
 entry from another bundle, a changed integrated time or log index, a dropped field). For each, the
-verdict of :func:`verify._sigstore_native.verify_bundle` (through attest's reader and the hook
-:func:`verify.sigstore.make_bundle_verifier`, as ``attest verify`` runs it) must equal sigstore-python's
+verdict of :func:`verify.sigstore._native.verify_bundle` (through attest's reader and the hook
+:func:`verify.sigstore.identity.make_bundle_verifier`, as ``attest verify`` runs it) must equal sigstore-python's
 (``Verifier.verify_dsse`` / ``verify_artifact``, the identity checked with attest's own
-:func:`verify.sigstore.mismatch` so that both decide on the same pinned identity), except where
+:func:`verify.sigstore.identity.mismatch` so that both decide on the same pinned identity), except where
 :data:`EXCEPTIONS` says why they differ. Each exception is recognised by what the bundle is and by
 the reason attest gives, never by the case's name alone, and the corpus's exceptions are pinned
 (:data:`CORPUS_EXCEPTIONS`) so that a new disagreement fails a test.
@@ -35,10 +35,12 @@ from hypothesis import strategies as st
 
 from tests.conftest import CONFORMANCE, ROOT, missing_tool
 from verify.budget import VerificationBudget
+from verify.digests import DigestSet
 from verify.errors import ConfigError, EvidenceRejected
-from verify.evidence import Evidence, load_evidence
-from verify.matching import DigestSet
-from verify.sigstore import make_bundle_verifier, mismatch, read_claims
+from verify.formats.certificate import read_claims
+from verify.formats.evidence import Evidence, load_evidence
+from verify.sigstore.identity import mismatch
+from verify.sigstore.verifier import make_bundle_verifier
 from verify.trust import Identity, SigstoreIdentity
 
 ASSETS = ROOT / "tests" / "assets" / "sigstore"
@@ -165,7 +167,8 @@ def attest_verdict(bundle: bytes, case: Case) -> Verdict:
 
 
 class _SameIdentity:
-    """A sigstore-python policy deciding as attest does: :func:`verify.sigstore.mismatch` against the pinned one."""
+    """A sigstore-python policy deciding as attest does: :func:`verify.sigstore.identity.mismatch` against the pinned
+    one."""
 
     def __init__(self, pinned: SigstoreIdentity) -> None:
         self.pinned = pinned
@@ -238,7 +241,7 @@ def _at_tsa_end(document: Any, case: Case) -> bool:
     """True if the bundle's one RFC 3161 timestamp is at exactly the end of a TSA's validity in the case's root."""
     from rfc3161_client import decode_timestamp_response
 
-    from verify.encoding import parse_time
+    from verify.formats.encoding import parse_time
 
     try:
         stamps = document["verificationMaterial"]["timestampVerificationData"]["rfc3161Timestamps"]

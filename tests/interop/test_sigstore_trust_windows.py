@@ -19,9 +19,10 @@ import pytest
 
 from tests.conftest import CONFORMANCE, ROOT
 from verify.errors import SignatureInvalid
-from verify.evidence import Evidence, load_evidence
+from verify.formats.evidence import Evidence, load_evidence
 from verify.signers import TrustRun, find_signers
-from verify.sigstore import make_bundle_verifier, sigstore_identity
+from verify.sigstore.identity import sigstore_identity
+from verify.sigstore.verifier import make_bundle_verifier
 from verify.trust import Identity
 
 ASSETS = ROOT / "tests" / "assets" / "sigstore"

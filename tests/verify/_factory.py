@@ -101,7 +101,7 @@ def sign(key: PrivateKey, data: bytes, *, scheme: str = "default") -> bytes:
 
 
 def pae(payload_type: str, payload: bytes) -> bytes:
-    """DSSE v1 PAE, written out from the spec independently of verify.envelope."""
+    """DSSE v1 PAE, written out from the spec independently of verify.formats.envelope."""
     kind = payload_type.encode()
     return b" ".join([b"DSSEv1", str(len(kind)).encode(), kind, str(len(payload)).encode(), payload])
 

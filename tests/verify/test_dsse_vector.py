@@ -11,8 +11,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.conftest import CONFORMANCE
-from verify.envelope import Envelope, Signature
 from verify.errors import SignatureInvalid
+from verify.formats.envelope import Envelope, Signature
 from verify.trust import Identity, load_public_key
 from verify.verifier import verify_signature
 

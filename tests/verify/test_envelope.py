@@ -1,4 +1,4 @@
-"""verify.envelope: DSSE PAE, strict base64, envelope shapes."""
+"""verify.formats.envelope: DSSE PAE, strict base64, envelope shapes."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 
 from tests.verify import _factory as f
 from verify import limits
-from verify.envelope import Envelope, Signature, b64decode, pae
 from verify.errors import MalformedEvidence
+from verify.formats.envelope import Envelope, Signature, b64decode, pae
 
 # --- PAE ------------------------------------------------------------------------------------------
 

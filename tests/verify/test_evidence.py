@@ -1,4 +1,4 @@
-"""verify.evidence: finding envelopes and bundles in .intoto.jsonl files and Sigstore bundles."""
+"""verify.formats.evidence: finding envelopes and bundles in .intoto.jsonl files and Sigstore bundles."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-import verify.evidence as evidence_module
+import verify.formats.evidence as evidence_module
 from tests.verify import _factory as f
-from verify.envelope import Envelope
 from verify.errors import InputError, LimitExceeded, MalformedEvidence
-from verify.evidence import Evidence, load_evidence, read_evidence_file
+from verify.formats.envelope import Envelope
+from verify.formats.evidence import Evidence, load_evidence, read_evidence_file
 
 BUNDLE_V03 = "application/vnd.dev.sigstore.bundle.v0.3+json"
 

@@ -21,6 +21,7 @@ from in_toto.models.link import Link
 from in_toto.models.metadata import Metablock
 from securesystemslib.signer import CryptoSigner, SSlibKey
 
+from verify.digests import DigestSet
 from verify.errors import (
     DigestMismatch,
     EvidenceRejected,
@@ -33,7 +34,6 @@ from verify.errors import (
     UnknownEvidence,
 )
 from verify.layout import LayoutVerdict, load_layout, verify_layout
-from verify.matching import DigestSet
 
 PRODUCT = b"the artefact"
 DIGESTS = DigestSet({"sha256": hashlib.sha256(PRODUCT).hexdigest()})

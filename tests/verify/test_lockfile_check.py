@@ -12,8 +12,8 @@ import pytest
 
 from tests.verify import _factory as f
 from verify.errors import InputError, PolicyViolation
+from verify.formats.statement import Provenance, parse_statement, read_provenance
 from verify.lockfile_check import bound_lockfile, check_lockfile, first_package_difference
-from verify.statement import Provenance, parse_statement, read_provenance
 
 LOCK = b"requests==2.32.3 --hash=sha256:" + b"ab" * 32 + b"\nidna==3.8\n"
 

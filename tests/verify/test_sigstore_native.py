@@ -1,4 +1,4 @@
-"""verify._sigstore_native: every refusal of the native keyless verifier, one step at a time.
+"""verify.sigstore._native: every refusal of the native keyless verifier, one step at a time.
 
 Real bundles (the conformance suite's, tests/assets/sigstore) are changed one field at a time, or a
 trusted root is; a step is also called on its own where the steps before it would refuse first (a
@@ -24,12 +24,16 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-import verify._sigstore_native as native
+import verify.sigstore._log as sigstore_log
+import verify.sigstore._native as native
+import verify.sigstore._parsed as sigstore_parsed
+import verify.sigstore.times as sigstore_times
+import verify.sigstore.trusted_root as trusted_root
 from tests.conftest import CONFORMANCE, ROOT
+from verify.digests import DigestSet
 from verify.errors import EvidenceRejected, MalformedEvidence, SignatureInvalid, TrustConfigError
-from verify.evidence import Evidence, load_evidence
-from verify.matching import DigestSet
-from verify.sigstore import load_trusted_root
+from verify.formats.evidence import Evidence, load_evidence
+from verify.sigstore.trusted_root import load_trusted_root
 from verify.trust import Identity, SigstoreIdentity
 
 ASSETS = ROOT / "tests" / "assets" / "sigstore"
@@ -76,11 +80,11 @@ def root_document(path: Path = PRODUCTION_ROOT) -> dict[str, Any]:
     return found
 
 
-def root_of(obj: dict[str, Any]) -> native.TrustedRoot:
-    return native.parse_trusted_root(json.dumps(obj).encode(), name="root.json")
+def root_of(obj: dict[str, Any]) -> trusted_root.TrustedRoot:
+    return trusted_root.parse_trusted_root(json.dumps(obj).encode(), name="root.json")
 
 
-def verify(obj: dict[str, Any], *, root: native.TrustedRoot | None = None, sha256: str | None = A_TXT,
+def verify(obj: dict[str, Any], *, root: trusted_root.TrustedRoot | None = None, sha256: str | None = A_TXT,
            identity: SigstoreIdentity | None = None) -> tuple[Identity, ...]:
     pinned = identity or SigstoreIdentity(issuer=GITHUB, identity=BEACON)
     candidate = Identity(name="pinned", sigstore=(pinned,))
@@ -124,7 +128,7 @@ def _certificate(*, key: Any = None, extensions: tuple[x509.ExtensionType, ...] 
     return builder.sign(key, hashes.SHA256())
 
 
-def parsed(path: Path = V03, **changes: Any) -> native.Parsed:
+def parsed(path: Path = V03, **changes: Any) -> sigstore_parsed.Parsed:
     return dataclasses.replace(native.parse(evidence(document(path))), **changes)
 
 
@@ -155,9 +159,9 @@ def test_a_root_that_is_not_in_the_trusted_root_form_is_refused(change: Callable
 
 def test_trusted_root_refusals() -> None:
     with pytest.raises(TrustConfigError, match="is not a Sigstore trusted root"):
-        native.parse_trusted_root(b"{", name="root.json")
+        trusted_root.parse_trusted_root(b"{", name="root.json")
     with pytest.raises(TrustConfigError, match="is not a Sigstore trusted root"):
-        native.parse_trusted_root(b"[]", name="root.json")
+        trusted_root.parse_trusted_root(b"[]", name="root.json")
     changes: list[tuple[Callable[[dict[str, Any]], object], str]] = [
         (lambda r: r.update(mediaType="application/vnd.dev.sigstore.trustedroot.v0.2+json"), "unsupported media"),
         (lambda r: r["certificateAuthorities"][0]["certChain"]["certificates"][0].update(rawBytes="AAAA"),
@@ -176,7 +180,7 @@ def test_trusted_root_refusals() -> None:
 def test_log_keys_of_a_kind_attest_does_not_verify_with_verify_nothing() -> None:
     root = root_document()
     rekor = _tlog(root, entry(document(REUSABLE))["logId"]["keyId"])
-    loaded = native.parse_trusted_root(json.dumps(root).encode(), name="r")
+    loaded = trusted_root.parse_trusted_root(json.dumps(root).encode(), name="r")
     assert all(log.key is not None for log in loaded.tlogs + loaded.ctlogs)
     for details, raw in [("PKIX_ED25519", None), ("PKIX_RSA_PSS_2048_SHA256", None),
                          ("PKIX_ECDSA_P256_SHA_256", "AAAA")]:
@@ -259,15 +263,15 @@ def test_a_certificate_that_cannot_sign_is_refused() -> None:
     with pytest.raises(MalformedEvidence, match="its signing certificate is a CA certificate"):
         verify(bundle)
     no_eku = _certificate().public_bytes(serialization.Encoding.DER)
-    assert native._leaf_problem(_certificate(ca=True)) == "is a CA certificate, not a signing certificate"
-    assert native._leaf_problem(x509.load_der_x509_certificate(no_eku)) is None
+    assert sigstore_parsed._leaf_problem(_certificate(ca=True)) == "is a CA certificate, not a signing certificate"
+    assert sigstore_parsed._leaf_problem(x509.load_der_x509_certificate(no_eku)) is None
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bare")])
     now = datetime.now(UTC)
     bare = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(1).not_valid_before(now).not_valid_after(now + timedelta(minutes=5))
             .sign(key, hashes.SHA256()))
-    assert "lacks a required extension" in (native._leaf_problem(bare) or "")
+    assert "lacks a required extension" in (sigstore_parsed._leaf_problem(bare) or "")
 
 
 def test_what_the_bundle_verifier_reads_is_what_attest_reads() -> None:
@@ -388,7 +392,7 @@ def test_sct_refusals() -> None:
     root = load_trusted_root(PRODUCTION_ROOT)
     good = parsed(REUSABLE)
     chain = (good.leaf, *root.authorities[-1].certificates)
-    times = (native.SignedTime(datetime(2024, 5, 24, 19, 14, 24, tzinfo=UTC), "a test"),)
+    times = (sigstore_times.SignedTime(datetime(2024, 5, 24, 19, 14, 24, tzinfo=UTC), "a test"),)
     with pytest.raises(SignatureInvalid, match="carries 0 signed certificate timestamps; exactly one"):
         native.verify_sct(dataclasses.replace(good, leaf=_certificate()), chain, root, times)
     with pytest.raises(SignatureInvalid, match="its certificate's SCT is not signed with SHA-256"):
@@ -495,7 +499,7 @@ def test_a_v01_proof_without_its_checkpoint_is_refused() -> None:
 
 # --- (7) the entry's body --------------------------------------------------------------------------
 
-def _with_body(p: native.Parsed, body: bytes) -> native.Parsed:
+def _with_body(p: sigstore_parsed.Parsed, body: bytes) -> sigstore_parsed.Parsed:
     return dataclasses.replace(p, entry=dataclasses.replace(p.entry, body=body))
 
 
@@ -521,16 +525,16 @@ def test_entry_body_refusals() -> None:
     ({"a": [1, 2]}, {"a": [1]}, "x.a does not hold 1 item(s)"),
     ("%%", b"\0", "x differs"),
     ("AA==", b"\1", "x differs"),
-    ("not a pem", native._Pem(_certificate()), "x differs"),
-    ("%%", native._Der(_certificate()), "x differs"),
-    ("%%", native._Twice(b"a"), "x differs"),
-    (_b64(b"\xff"), native._Twice(b"a"), "x differs"),
-    ({"any": ["thing"]}, native._Any(), None),
+    ("not a pem", sigstore_log._Pem(_certificate()), "x differs"),
+    ("%%", sigstore_log._Der(_certificate()), "x differs"),
+    ("%%", sigstore_log._Twice(b"a"), "x differs"),
+    (_b64(b"\xff"), sigstore_log._Twice(b"a"), "x differs"),
+    ({"any": ["thing"]}, sigstore_log._Any(), None),
     (2, 1, "x differs"),
 ], ids=["keys", "not-dict", "list", "bad-base64", "other-bytes", "pem", "der", "twice", "twice-not-ascii", "any",
         "value"])
 def test_body_comparison(found: Any, expected: Any, difference: str | None) -> None:
-    assert native._difference(found, expected, "x") == difference
+    assert sigstore_log._difference(found, expected, "x") == difference
 
 
 @pytest.mark.parametrize(("case", "words"), [

@@ -25,9 +25,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from cryptography.x509.oid import NameOID
 
-import verify.sigstore as vs
+import verify.sigstore.trusted_root as vs
 from tests.conftest import CONFORMANCE, ROOT
 from verify.budget import VerificationBudget
+from verify.digests import DigestSet
 from verify.errors import (
     DigestMismatch,
     EvidenceRejected,
@@ -37,19 +38,13 @@ from verify.errors import (
     TrustConfigError,
     UnknownEvidence,
 )
-from verify.evidence import Evidence, load_evidence
-from verify.matching import DigestSet
+from verify.formats.certificate import CertificateClaims, read_claims
+from verify.formats.evidence import Evidence, load_evidence
 from verify.policy import TrustedBuilder, empty_policy
 from verify.signers import TrustRun, find_signers
-from verify.sigstore import (
-    GITHUB_ACTIONS_ISSUER,
-    CertificateClaims,
-    load_trusted_root,
-    make_bundle_verifier,
-    mismatch,
-    read_claims,
-    sigstore_identity,
-)
+from verify.sigstore.identity import GITHUB_ACTIONS_ISSUER, mismatch, sigstore_identity
+from verify.sigstore.trusted_root import load_trusted_root
+from verify.sigstore.verifier import make_bundle_verifier
 from verify.trust import Identity, SigstoreIdentity, load_public_key
 from verify.verifier import verify_artifact
 
@@ -246,7 +241,7 @@ def test_malformed_extension_values_are_refused(value: bytes) -> None:
         read_claims(cert)
     import dataclasses
 
-    import verify._sigstore_native as native
+    import verify.sigstore._native as native
 
     parsed = dataclasses.replace(native.parse(evidence(REUSABLE)), leaf=cert)
     with pytest.raises(SignatureInvalid, match="malformed identity extension"):

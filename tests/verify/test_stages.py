@@ -10,14 +10,14 @@ from typing import Any
 import pytest
 
 from tests.verify import _factory as f
+from verify.digests import DigestSet
 from verify.errors import MalformedEvidence, PolicyViolation, SignatureInvalid
-from verify.evidence import Evidence, load_evidence
+from verify.formats.evidence import Evidence, load_evidence
+from verify.formats.statement import APPROVAL_V1, VSA_V1
 from verify.gate import _statements
-from verify.matching import DigestSet
 from verify.policy import ApprovalRequirement, Policy, ProvenanceRules, StageRule, VsaRequirement
-from verify.signers import BundleVerifier
+from verify.sigstore.verifier import BundleVerifier
 from verify.stages import Bound, check_stage
-from verify.statement import APPROVAL_V1, VSA_V1
 from verify.trust import Identity, SigstoreIdentity, load_public_key
 
 KEYS = {name: f.private_key("p256", i) for i, name in enumerate(["dev", "stg", "prd", "alice", "bob", "eve"])}

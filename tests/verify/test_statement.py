@@ -1,4 +1,4 @@
-"""verify.statement: in-toto Statements, SLSA provenance v1 / v0.2, VSA v1."""
+"""verify.formats.statement: in-toto Statements, SLSA provenance v1 / v0.2, VSA v1."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-import verify.statement as statement_module
+import verify.formats.statement as statement_module
 from tests.verify import _factory as f
 from verify.errors import LimitExceeded, MalformedEvidence, UnknownEvidence
-from verify.statement import (
+from verify.formats.statement import (
     STATEMENT_V01,
     Dependency,
     Statement,

@@ -1,10 +1,10 @@
-"""verify.uris: repository URIs compared the way people mean them (DESIGN's normalisation table)."""
+"""verify.formats.uris: repository URIs compared the way people mean them (DESIGN's normalisation table)."""
 
 from __future__ import annotations
 
 import pytest
 
-from verify.uris import branch_of, normalize_repo, split_source_uri
+from verify.formats.uris import branch_of, normalize_repo, split_source_uri
 
 SAME_REPO = [
     "git+https://GitHub.com/acme/app.git@refs/heads/main",

@@ -11,6 +11,7 @@ import pytest
 
 from tests.verify import _factory as f
 from verify.budget import VerificationBudget
+from verify.digests import DigestSet
 from verify.errors import (
     DigestMismatch,
     EvidenceRejected,
@@ -19,9 +20,9 @@ from verify.errors import (
     SignatureInvalid,
     UnknownEvidence,
 )
-from verify.evidence import Evidence, load_evidence
+from verify.formats.evidence import Evidence, load_evidence
 from verify.limits import MAX_VERIFICATIONS_PER_ENVELOPE
-from verify.matching import DigestSet, plan_algorithms
+from verify.matching import plan_algorithms
 from verify.policy import Policy, ProvenanceRules, SourceRule, TrustedBuilder
 from verify.trust import Identity, PublicKey, SigstoreIdentity, load_public_key
 from verify.verifier import Verdict, verify_artifact, verify_signature

@@ -8,7 +8,7 @@ Bundle versions 0.1 to 0.3 are read (https://github.com/sigstore/protobuf-specs)
 certificate is ``verificationMaterial.certificate`` (v0.3) or the first of
 ``verificationMaterial.x509CertificateChain.certificates`` (v0.1, v0.2); a key-signed bundle names
 its key by ``verificationMaterial.publicKey.hint``. Every base64 field goes through
-:func:`verify.encoding.b64decode`.
+:func:`verify.formats.encoding.b64decode`.
 
 Log entries, their inclusion proofs and promises are read leniently (``audit`` and ``inspect`` show
 what they can of a damaged bundle); what the protobuf-specs' JSON form does not allow (an unknown
@@ -19,20 +19,18 @@ field, a missing required one, a number where a uint64 string belongs, bad base6
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from verify.digests import MESSAGE_DIGESTS
-from verify.encoding import b64decode
-from verify.envelope import Envelope
 from verify.errors import EvidenceRejected, LimitExceeded, MalformedEvidence
+from verify.formats import strict_json
+from verify.formats.certificate import CertificateClaims, read_claims
+from verify.formats.encoding import b64decode
+from verify.formats.envelope import Envelope
 from verify.limits import MAX_CHAIN_CERTIFICATES, MAX_LOG_ENTRIES, MAX_PROOF_HASHES, MAX_TIMESTAMPS
-
-if TYPE_CHECKING:
-    from verify.sigstore import CertificateClaims
-    from verify.trust import Identity
 
 __all__ = ["MEDIA_TYPES", "Bundle", "InclusionProof", "LogEntry", "MessageSignature", "parse_bundle"]
 
@@ -136,9 +134,7 @@ class Bundle:
     @functools.cached_property
     def _claims(self) -> CertificateClaims | MalformedEvidence:
         """The certificate's claims, read once (audit, find_signers and messages all ask), or why not."""
-        from cryptography import x509
-
-        from verify.sigstore import read_claims
+        from cryptography import x509  # lazy: start-up
 
         if self.certificate is None:
             return MalformedEvidence("the bundle has no signing certificate")
@@ -146,18 +142,6 @@ class Bundle:
             return read_claims(x509.load_der_x509_certificate(self.certificate))
         except ValueError as e:
             return MalformedEvidence(f"its signing certificate cannot be read ({' '.join(str(e).split())[:200]})")
-
-    def claimed_identities(self, identities: Sequence[Identity]) -> tuple[str, ...]:
-        """Names of the ``identities`` whose Sigstore entries the certificate claims to satisfy (unverified)."""
-        from verify.sigstore import mismatch
-
-        if self.certificate is None:
-            return ()
-        try:
-            claims = self.certificate_claims()
-        except MalformedEvidence:
-            return ()
-        return tuple(i.name for i in identities if any(mismatch(claims, pinned) is None for pinned in i.sigstore))
 
     def describe_signer(self) -> str:
         """Who the bundle says signed it, for messages (unverified)."""
@@ -170,13 +154,11 @@ class Bundle:
 
     def logged_sha256(self) -> str | None:
         """The sha256 (hex) the first ``hashedrekord`` log entry names (Rekor v1 or v2), if any."""
-        from verify import _json
-
         for entry in self.log_entries:
             if entry.kind != "hashedrekord" or entry.body is None:
                 continue
             try:
-                body = _json.loads(entry.body, what="the log entry")
+                body = strict_json.loads(entry.body, what="the log entry")
             except EvidenceRejected:
                 return None
             spec = body.get("spec") if isinstance(body, dict) else None

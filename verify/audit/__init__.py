@@ -53,7 +53,7 @@ two; they are never believed unverified.
 ``messageDigest`` nor a ``hashedrekord`` log entry): audit has no artefact bytes to check
 its signature against.
 
-Cost: keyless bundles are verified natively (:mod:`verify._sigstore_native`, through
+Cost: keyless bundles are verified natively (:mod:`verify.sigstore._native`, through
 :func:`verify.signers.find_signers`): each process reads the trusted root from its path when it
 first meets a keyless bundle whose certificate names a pinned identity.
 """
@@ -71,18 +71,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from verify.digests import MESSAGE_DIGESTS
-from verify.encoding import parse_time, printable
-from verify.envelope import INTOTO_PAYLOAD_TYPE, Envelope
+from verify.digests import MESSAGE_DIGESTS, DigestSet
 from verify.errors import EvidenceRejected, MalformedEvidence, PolicyError, SignatureInvalid, TrustConfigError
-from verify.evidence import Evidence, load_evidence
 from verify.files import read_file
-from verify.limits import MAX_TRUSTED_ROOT_BYTES
-from verify.matching import DigestSet
-from verify.policy import Policy, ProvenanceRules, StageRule
-from verify.rules import evaluate_provenance
-from verify.signers import BundleVerifier, TrustRun, find_signers
-from verify.statement import (
+from verify.formats.encoding import parse_time, printable
+from verify.formats.envelope import INTOTO_PAYLOAD_TYPE, Envelope
+from verify.formats.evidence import Evidence, load_evidence
+from verify.formats.statement import (
     APPROVAL_V1,
     PROVENANCE_V02,
     PROVENANCE_V1,
@@ -96,6 +91,12 @@ from verify.statement import (
     read_release,
     read_vsa,
 )
+from verify.limits import MAX_TRUSTED_ROOT_BYTES
+from verify.policy import Policy, ProvenanceRules, StageRule
+from verify.rules import evaluate_provenance
+from verify.signers import TrustRun, find_signers
+from verify.sigstore.identity import claimed_identities
+from verify.sigstore.verifier import BundleVerifier
 from verify.trust import Identity
 
 if TYPE_CHECKING:
@@ -515,7 +516,7 @@ class _Checker:
     def _run(self) -> TrustRun:
         """One file's signature checks: the audit's time and revocations, and a budget of their own."""
         if self._bundles is None:
-            from verify.sigstore import make_bundle_verifier
+            from verify.sigstore.verifier import make_bundle_verifier
 
             self._bundles = make_bundle_verifier(trusted_root=self._trusted_root)
         return TrustRun(at=self._at, bundles=self._bundles, revoked=self._revoked)
@@ -607,7 +608,7 @@ class _Checker:
                 claims = bundle.certificate_claims()
             except MalformedEvidence as e:
                 return (), ("malformed", f"{what} is signed keylessly, but {e}")
-            named = bundle.claimed_identities(self._keyless)
+            named = claimed_identities(bundle, self._keyless)
             if not named:
                 pins = "pins no Sigstore identity" if not self._keyless else "pins no Sigstore identity it satisfies"
                 return (), ("untrusted-signer", f"{what} is signed keylessly by {claims.describe()}, and the policy "
@@ -722,7 +723,8 @@ def _detail(statement: Statement,
 
 
 def _read_release(statement: Statement) -> _Release:
-    """A release manifest, read by :func:`verify.statement.read_release` (as ``attest verify --release`` reads it)."""
+    """A release manifest, read by :func:`verify.formats.statement.read_release` (as ``attest verify --release``
+    reads it)."""
     release = read_release(statement)
     components = tuple(ReleaseComponent(name=part.name, source=part.source, commit=part.commit,
                                         provenance=part.provenance_sha256,

@@ -14,18 +14,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from verify import _json
-from verify.bundle import MEDIA_TYPES, Bundle, parse_bundle
-from verify.envelope import Envelope
 from verify.errors import EvidenceRejected, LimitExceeded, MalformedEvidence
 from verify.files import read_file
+from verify.formats import strict_json
+from verify.formats.bundle import MEDIA_TYPES, Bundle, parse_bundle
+from verify.formats.envelope import Envelope
+from verify.formats.statement import Statement, parse_statement
 from verify.limits import (
     MAX_ENVELOPES_PER_FILE,
     MAX_EVIDENCE_BYTES,
     MAX_EVIDENCE_BYTES_PER_RUN,
     MAX_EVIDENCE_FILES_PER_RUN,
 )
-from verify.statement import Statement, parse_statement
 
 __all__ = ["BUNDLE_MEDIA_TYPES", "Evidence", "EvidenceBudget", "load_evidence", "read_evidence_file"]
 
@@ -45,7 +45,7 @@ class Evidence:
     envelope: Envelope | None
     """The DSSE envelope (None for a message-signature bundle)."""
     bundle: Bundle | None = field(default=None, repr=False)
-    """The Sigstore bundle it came in, if any, as read (:mod:`verify.bundle`)."""
+    """The Sigstore bundle it came in, if any, as read (:mod:`verify.formats.bundle`)."""
     raw: bytes = field(default=b"", repr=False)
 
     @property
@@ -101,7 +101,7 @@ def load_evidence(data: bytes, *, source: str) -> list[Evidence | MalformedEvide
     if not _is_document_line(first, source=source):
         # perhaps one pretty-printed document; if not, JSON Lines whose first line is broken
         try:
-            whole = _json.loads(stripped, what=source)
+            whole = strict_json.loads(stripped, what=source)
         except (MalformedEvidence, LimitExceeded) as e:
             if not any(_is_document_line(line, source=source) for _, line in _lines(data, MAX_ENVELOPES_PER_FILE)):
                 if isinstance(e, MalformedEvidence):
@@ -140,7 +140,7 @@ def _is_document_line(line: bytes, *, source: str) -> bool:
     if not (line.startswith(b"{") and line.endswith(b"}")):
         return False  # cheap: a line of a pretty-printed document is usually not even shaped like one
     try:
-        _json.loads(line, what=source)
+        strict_json.loads(line, what=source)
     except EvidenceRejected:
         return False
     return True
@@ -148,7 +148,7 @@ def _is_document_line(line: bytes, *, source: str) -> bool:
 
 def _parse(raw: bytes, *, source: str) -> Evidence | MalformedEvidence:
     try:
-        return _from_object(_json.loads(raw, what=source), source=source, raw=raw)
+        return _from_object(strict_json.loads(raw, what=source), source=source, raw=raw)
     except MalformedEvidence as e:
         return e
 

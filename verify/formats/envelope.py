@@ -9,9 +9,9 @@ import base64
 from dataclasses import dataclass
 from typing import Any
 
-from verify import _json
-from verify.encoding import b64decode
 from verify.errors import MalformedEvidence
+from verify.formats import strict_json
+from verify.formats.encoding import b64decode
 from verify.limits import MAX_SIGNATURES
 
 __all__ = ["INTOTO_PAYLOAD_TYPE", "Envelope", "Signature", "b64decode", "pae"]
@@ -71,7 +71,7 @@ class Envelope:
 
     @classmethod
     def from_json(cls, data: str | bytes, *, what: str = "envelope") -> Envelope:
-        return cls.from_dict(_json.loads(data, what=what), what=what)
+        return cls.from_dict(strict_json.loads(data, what=what), what=what)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -84,7 +84,7 @@ class Envelope:
 
     def to_json_line(self) -> bytes:
         """One line of a ``.intoto.jsonl`` file (compact JSON and a newline)."""
-        return _json.dumps_canonical(self.to_dict()) + b"\n"
+        return strict_json.dumps_canonical(self.to_dict()) + b"\n"
 
     def pae(self) -> bytes:
         return pae(self.payload_type, self.payload)

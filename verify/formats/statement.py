@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from verify import _json
-from verify.encoding import parse_time
 from verify.errors import LimitExceeded, MalformedEvidence, UnknownEvidence
-from verify.levels import build_level
+from verify.formats import strict_json
+from verify.formats.encoding import parse_time
+from verify.formats.levels import build_level
+from verify.formats.uris import split_source_uri
 from verify.limits import MAX_DEPENDENCIES, MAX_DIGESTS, MAX_SUBJECTS
-from verify.uris import split_source_uri
 
 __all__ = [
     "PROVENANCE_V02",
@@ -104,7 +104,7 @@ def _digest_set(value: Any, what: str) -> dict[str, str]:
 
 def parse_statement(payload: bytes, *, what: str = "statement") -> Statement:
     """Parse and validate an in-toto Statement (v1 or v0.1)."""
-    obj = _obj(_json.loads(payload, what=what), what)
+    obj = _obj(strict_json.loads(payload, what=what), what)
     kind = obj.get("_type")
     if kind not in (STATEMENT_V1, STATEMENT_V01):
         raise UnknownEvidence(f"{what} has _type {kind!r}; expected an in-toto Statement ({STATEMENT_V1})")

@@ -19,8 +19,8 @@ import math
 import re
 from typing import Any
 
-from verify.encoding import printable
 from verify.errors import InputError, LimitExceeded, MalformedEvidence
+from verify.formats.encoding import printable
 from verify.limits import MAX_JSON_DEPTH, MAX_JSON_INTEGER_DIGITS
 
 __all__ = ["dumps_canonical", "loads", "too_deep"]
