@@ -24,8 +24,9 @@ from typing import TYPE_CHECKING, BinaryIO
 import click
 
 from attest.cli._options import OutputPath
-from verify.audit import ANOMALY_KINDS, AuditReport, StoredArtifact, audit, printable
+from verify.audit import ANOMALY_KINDS, AuditReport, StoredArtifact, audit
 from verify.errors import EvidenceRejected, InputError
+from verify.formats.encoding import printable
 from verify.policy import Policy
 
 if TYPE_CHECKING:

@@ -23,8 +23,9 @@ from attest.bundle import key_bundle
 from attest.signers import sign_envelope
 from tests import factory as f
 from tests.conftest import CONFORMANCE, KeyPair, make_keypair
-from verify.audit import ANOMALY_KINDS, AuditReport, StoredArtifact, audit, printable
+from verify.audit import ANOMALY_KINDS, AuditReport, StoredArtifact, audit
 from verify.errors import MalformedEvidence, PolicyError, TrustConfigError
+from verify.formats.encoding import printable
 from verify.formats.envelope import Envelope
 from verify.policy import Policy, ProvenanceRules, load_policy
 from verify.trust import Identity, SigstoreIdentity

@@ -16,7 +16,7 @@ import html
 from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, datetime
 
-from verify.audit import (
+from verify.audit.report import (
     ANOMALY_KINDS,
     Anomaly,
     ArtifactHistory,
@@ -25,8 +25,8 @@ from verify.audit import (
     ReleaseRecord,
     StageHistory,
     StoredCopy,
-    printable,
 )
+from verify.formats.encoding import printable
 
 __all__ = ["render_html"]
 

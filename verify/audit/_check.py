@@ -1,0 +1,487 @@
+"""Step (2) of an audit (:mod:`verify.audit`): what one envelope or bundle says and who signed it, as a small
+fact; in worker processes when there is more than one batch of files."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import re
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from verify.audit.report import ReleaseComponent, Source, short_sha
+from verify.digests import MESSAGE_DIGESTS, DigestSet
+from verify.errors import EvidenceRejected, MalformedEvidence, SignatureInvalid
+from verify.formats.encoding import parse_time
+from verify.formats.envelope import INTOTO_PAYLOAD_TYPE, Envelope
+from verify.formats.evidence import Evidence, load_evidence
+from verify.formats.statement import (
+    APPROVAL_V1,
+    PROVENANCE_V02,
+    PROVENANCE_V1,
+    RELEASE_V1,
+    REPRODUCTION_V1,
+    VSA_V1,
+    Statement,
+    parse_statement,
+    read_approval,
+    read_provenance,
+    read_release,
+    read_vsa,
+)
+from verify.policy import ProvenanceRules
+from verify.rules import evaluate_provenance
+from verify.signers import TrustRun, find_signers
+from verify.sigstore.identity import claimed_identities
+from verify.sigstore.verifier import BundleVerifier
+from verify.trust import Identity
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_PROVENANCE_TYPES = (PROVENANCE_V1, PROVENANCE_V02)
+#: Files per unit of work sent to a worker process, and bytes at most.
+BATCH_FILES = 64
+_BATCH_BYTES = 4 * 1024 * 1024
+
+
+# --- (2) check: what one envelope says and who signed it -------------------------------------------------
+
+@dataclass(frozen=True)
+class _Build:
+    commit: str | None
+    source: str | None
+    ref: str | None
+    builder: str
+    started_on: datetime | None
+    finished_on: datetime | None
+    dirty: bool
+    invocation_id: str
+    lockfiles: tuple[tuple[str, tuple[tuple[str, str], ...]], ...]
+    findings: tuple[tuple[str, str, str], ...] = ()
+    """(anomaly kind, message, step) of each provenance rule it breaks (:func:`verify.rules.evaluate_provenance`)."""
+
+
+@dataclass(frozen=True)
+class _Vsa:
+    resource_uri: str
+    time: datetime
+    result: str
+    level: int | None = None
+
+
+@dataclass(frozen=True)
+class _Approval:
+    stage: str
+    approver: str
+    time: datetime | None
+
+
+@dataclass(frozen=True)
+class _Reproduction:
+    verdict: str
+    time: datetime | None
+    statuses: tuple[tuple[str, str], ...] = ()
+    """(subject name, match/differs/missing/refused) from ``results``, where given."""
+
+    def verdict_for(self, name: str) -> str:
+        """This subject's own verdict when the rebuilder compared it, else the statement's."""
+        status = next((s for n, s in self.statuses if n == name), None)
+        if status is None:
+            return self.verdict
+        return "REPRODUCIBLE" if status == "match" else "NOT_REPRODUCIBLE"
+
+
+@dataclass(frozen=True)
+class _Signature:
+    """A message signature: the signers vouch for the artefact's bytes, and say nothing else."""
+
+    sha256: str
+
+
+@dataclass(frozen=True)
+class _Release:
+    """A release manifest: the signers vouch that these components' artefacts go out together."""
+
+    name: str
+    created: datetime
+    components: tuple[ReleaseComponent, ...]
+
+
+@dataclass(frozen=True)
+class _Fact:
+    """What one envelope contributes; small, so that millions fit where envelopes would not."""
+
+    source: str
+    statement_digest: str
+    subjects: tuple[tuple[str, str], ...]
+    """(name, sha256) of each subject (claimed, when the signature did not verify)."""
+    predicate_type: str = ""
+    signers: tuple[str, ...] = ()
+    detail: _Build | _Vsa | _Approval | _Reproduction | _Signature | _Release | None = None
+    problem: tuple[str, str] | None = None
+    """(anomaly kind, message) when the envelope itself is at fault."""
+    claimed_stage: str = ""
+    """A VSA's resourceUri or an approval's stage, as claimed (to place an anomaly on the path)."""
+
+
+def _time(value: Any) -> datetime | None:
+    """An optional time in evidence audit only reports (None if absent or unreadable), by the one time reader."""
+    if value is None:
+        return None
+    try:
+        return parse_time(value, what="a time")
+    except MalformedEvidence:
+        return None
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _verdict(predicate: Mapping[str, Any]) -> str:
+    """A reproduction's verdict, read leniently: a string, or an object with a result/verdict/status."""
+    value = predicate.get("verdict")
+    if isinstance(value, dict):
+        value = value.get("result") or value.get("verdict") or value.get("status")
+    text = _text(value).strip().upper().replace("-", "_").replace(" ", "_")
+    return text or "UNKNOWN"
+
+
+def _statuses(predicate: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """(name, status) of each subject in a reproduction's ``results`` (docs/reproducibility.md), if any."""
+    results = predicate.get("results")
+    if not isinstance(results, list):
+        return ()
+    return tuple((_text(r.get("name")), _text(r.get("status")).lower()) for r in results
+                 if isinstance(r, dict) and _text(r.get("name")) and _text(r.get("status")))
+
+
+_Signers = tuple[tuple[str, ...], tuple[str, str] | None]
+"""(identities that sign, (anomaly kind, message) when none does)."""
+
+
+class _Checker:
+    """Step (2) for one process: the identities, and what each envelope says and who signed it."""
+
+    def __init__(self, identities: Sequence[Identity], rules: ProvenanceRules, *, trusted_root: Path | None = None,
+                 revoked: frozenset[str] = frozenset(), at: datetime | None = None) -> None:
+        self._identities = tuple(identities)
+        self._keyless = tuple(identity for identity in identities if identity.sigstore)
+        self._rules = rules
+        self._trusted_root = trusted_root
+        self._revoked = revoked
+        self._at = at or datetime.now(UTC)
+        self._bundles: BundleVerifier | None = None
+
+    def _run(self) -> TrustRun:
+        """One file's signature checks: the audit's time and revocations, and a budget of their own."""
+        if self._bundles is None:
+            from verify.sigstore.verifier import make_bundle_verifier
+
+            self._bundles = make_bundle_verifier(trusted_root=self._trusted_root)
+        return TrustRun(at=self._at, bundles=self._bundles, revoked=self._revoked)
+
+    def check_batch(self, batch: Sequence[tuple[str, bytes | EvidenceRejected]]) -> list[_Fact]:
+        return [fact for uri, data in batch for fact in self.check_file(uri, data)]
+
+    def check_file(self, uri: str, data: bytes | EvidenceRejected) -> list[_Fact]:
+        if isinstance(data, EvidenceRejected):  # not read: over a limit, or not a regular file
+            return [_Fact(source=uri, statement_digest="", subjects=(), problem=("malformed", str(data)))]
+        try:
+            items = load_evidence(data, source=uri)
+        except EvidenceRejected as e:
+            return [_Fact(source=uri, statement_digest="", subjects=(), problem=("malformed", str(e)))]
+        run = self._run()
+        return [self.check(item, uri, run) for item in items]
+
+    def check(self, item: Evidence | MalformedEvidence, uri: str, run: TrustRun) -> _Fact:
+        """(2a) parsed (2b) statement peeked at (2c) signed by whom (2d) statement read (2e) predicate read."""
+        # (2a) an envelope at all
+        if isinstance(item, MalformedEvidence):
+            return _Fact(source=uri, statement_digest="", subjects=(), problem=("malformed", str(item)))
+        if item.envelope is None:
+            return self._check_message(item, run)
+        envelope = item.envelope
+        digest = hashlib.sha256(envelope.payload).hexdigest()
+        # (2b) what it claims, before anything is believed: to name the artefact in an anomaly
+        statement, error = _peek(envelope)
+        subjects = _subjects(statement) if statement else ()
+        claimed = _claimed_stage(statement) if statement else ""
+        ptype = statement.predicate_type if statement else ""
+        # (2c) who signs it: pinned keys, or a pinned Sigstore identity for a keyless bundle
+        signers, problem = self._signers(item, _describe(statement), run)
+        if problem is not None:
+            return _Fact(source=item.source, statement_digest=digest, subjects=subjects, predicate_type=ptype,
+                         problem=problem, claimed_stage=claimed)
+        # (2d) a statement naming every artefact by sha256
+        if statement is None:
+            return _Fact(source=item.source, statement_digest=digest, subjects=(), signers=signers,
+                         problem=("malformed", error))
+        for name, sha in _all_subjects(statement):
+            if sha is None:
+                return _Fact(source=item.source, statement_digest=digest, subjects=subjects, signers=signers,
+                             predicate_type=ptype,
+                             problem=("malformed", f"subject {name!r} has no sha256 digest "
+                                                   "of 64 hex digits; audit finds artefacts by sha256"))
+        # (2e) what the predicate says, as far as audit needs it
+        try:
+            detail = _detail(statement, self._rules)
+        except EvidenceRejected as e:
+            return _Fact(source=item.source, statement_digest=digest, subjects=subjects, signers=signers,
+                         predicate_type=ptype, problem=("malformed", str(e)))
+        return _Fact(source=item.source, statement_digest=digest, subjects=subjects, predicate_type=ptype,
+                     signers=signers, detail=detail, claimed_stage=claimed)
+
+    def _check_message(self, item: Evidence, run: TrustRun) -> _Fact:
+        """(2) for a message-signature bundle: the sha256 it names, and who verifiably signed it."""
+        try:
+            sha = _message_digest(item)
+        except MalformedEvidence as e:
+            return _Fact(source=item.source, statement_digest=item.digest, subjects=(), problem=("malformed", str(e)))
+        if sha is None:
+            algorithm = item.bundle.message.digest_algorithm if item.bundle and item.bundle.message else None
+            named = (f"a Sigstore message signature over the artefact's {algorithm} digest names no sha256"
+                     if algorithm else "a Sigstore message-signature bundle with neither a messageDigest nor a "
+                                       "hashedrekord log entry names no artefact")
+            return _Fact(source=item.source, statement_digest=item.digest, subjects=(),
+                         problem=("unverifiable", f"{named}, so audit, which places artefacts by sha256, cannot "
+                                                  "check it; check it with attest verify ARTIFACT"))
+        subjects = (("", sha),)
+        signers, problem = self._signers(item, f"a message signature of {short_sha(sha)}", run,
+                                         message=DigestSet({"sha256": sha}))
+        if problem is not None:
+            return _Fact(source=item.source, statement_digest=item.digest, subjects=subjects, problem=problem)
+        return _Fact(source=item.source, statement_digest=item.digest, subjects=subjects, signers=signers,
+                     detail=_Signature(sha))
+
+    def _signers(self, item: Evidence, what: str, run: TrustRun, *, message: DigestSet | None = None) -> _Signers:
+        """The policy identities that signed ``item`` (:func:`verify.signers.find_signers`), or the anomaly.
+
+        A keyless bundle's certificate claims, unverified, decide whether it needs verifying at all:
+        one that names no pinned identity is untrusted whether or not it verifies.
+        """
+        bundle = item.bundle
+        named: tuple[str, ...] = ()
+        claims = None
+        if bundle is not None and bundle.keyless:
+            try:
+                claims = bundle.certificate_claims()
+            except MalformedEvidence as e:
+                return (), ("malformed", f"{what} is signed keylessly, but {e}")
+            named = claimed_identities(bundle, self._keyless)
+            if not named:
+                pins = "pins no Sigstore identity" if not self._keyless else "pins no Sigstore identity it satisfies"
+                return (), ("untrusted-signer", f"{what} is signed keylessly by {claims.describe()}, and the policy "
+                                                f"{pins}")
+        try:
+            found = find_signers(item, self._identities, run, message=message)
+        except SignatureInvalid as e:
+            if claims is not None:
+                return (), ("bad-signature", f"{what} is signed keylessly in the name of {' and '.join(named)} "
+                                             f"({claims.describe()}), but {_sentence_for(item, e)}; it was altered "
+                                             "after signing, forged, or signed by a Sigstore instance the trusted "
+                                             "root does not name")
+            if e.claimed:
+                return (), ("bad-signature", f"{what} names the pinned key of {' and '.join(e.claimed)} but its "
+                                             "signature does not verify; it was altered after signing or forged")
+            return (), ("untrusted-signer", f"{what} is signed by no key the policy pins")
+        except EvidenceRejected as e:
+            return (), ("malformed", _sentence_for(item, e))
+        return tuple(identity.name for identity in found), None
+
+
+def _sentence_for(item: Evidence, error: EvidenceRejected) -> str:
+    """``error``'s message without the ``SOURCE: `` it starts with (an anomaly names its source apart)."""
+    return str(error).removeprefix(f"{item.source}: ")
+
+
+def _message_digest(item: Evidence) -> str | None:
+    """The sha256 (hex) a message-signature bundle signs, as it claims; None if it names none (no digest, or
+    the SHA-384 or SHA-512 one a P-384 or P-521 key signs); :class:`MalformedEvidence` for an algorithm
+    Sigstore does not define.
+
+    The claim is the bundle's ``messageDigest``, else its ``hashedrekord`` log entry's digest;
+    either is believed only once a signature over it verifies.
+    """
+    assert item.bundle is not None and item.bundle.message is not None
+    message = item.bundle.message
+    if message.digest_algorithm is None:
+        return item.bundle.logged_sha256()
+    if message.digest_algorithm in MESSAGE_DIGESTS and message.digest_algorithm != "SHA2_256":
+        return None
+    if message.digest_algorithm != "SHA2_256":
+        raise MalformedEvidence(f"the bundle's messageDigest algorithm is {message.digest_algorithm!r}, not "
+                                "'SHA2_256'; audit finds artefacts by sha256")
+    if message.digest is None or len(message.digest) != 32:
+        raise MalformedEvidence("the bundle's messageDigest is not a base64 sha256 digest")
+    return message.digest.hex()
+
+
+def _peek(envelope: Envelope) -> tuple[Statement | None, str]:
+    """The statement, parsed whoever signed it, or the sentence saying why it cannot be."""
+    if envelope.payload_type != INTOTO_PAYLOAD_TYPE:
+        return None, f"payloadType is {envelope.payload_type!r}, not {INTOTO_PAYLOAD_TYPE!r}"
+    try:
+        return parse_statement(envelope.payload, what="the statement"), ""
+    except EvidenceRejected as e:
+        return None, str(e)
+
+
+def _all_subjects(statement: Statement) -> Iterator[tuple[str, str | None]]:
+    for subject in statement.subjects:
+        sha = subject.digest.get("sha256")
+        yield subject.name, sha if sha is not None and _SHA256.fullmatch(sha) else None
+
+
+def _subjects(statement: Statement) -> tuple[tuple[str, str], ...]:
+    return tuple((name, sha) for name, sha in _all_subjects(statement) if sha is not None)
+
+
+def _claimed_stage(statement: Statement) -> str:
+    if statement.predicate_type == VSA_V1:
+        return _text(statement.predicate.get("resourceUri"))
+    if statement.predicate_type == APPROVAL_V1:
+        return f"attest:stage:{_text(statement.predicate.get('stage'))}"
+    return ""
+
+
+def _describe(statement: Statement | None) -> str:
+    if statement is None:
+        return "an attestation"
+    kind = {PROVENANCE_V1: "a provenance", PROVENANCE_V02: "a provenance", VSA_V1: "a VSA",
+            APPROVAL_V1: "an approval", REPRODUCTION_V1: "a reproduction",
+            RELEASE_V1: "a release manifest"}.get(statement.predicate_type, "a statement")
+    names = [s.name for s in statement.subjects[:2] if s.name]
+    more = ", ..." if len(statement.subjects) > 2 else ""
+    return f"{kind} for {', '.join(repr(n) for n in names)}{more}" if names else kind
+
+
+def _detail(statement: Statement,
+            rules: ProvenanceRules) -> _Build | _Vsa | _Approval | _Reproduction | _Release | None:
+    pred = statement.predicate
+    if statement.predicate_type in _PROVENANCE_TYPES:
+        prov = read_provenance(statement)
+        locks = tuple(sorted((d.name, tuple(sorted(d.digest.items()))) for d in prov.lockfiles))
+        findings = tuple((r.kind, r.message, "source" if r.kind == "disallowed-source" else "build")
+                         for r in evaluate_provenance(prov, rules) if not r.passed)
+        return _Build(commit=prov.commit, source=prov.source_uri, ref=prov.source_ref,
+                      builder=prov.builder_id, started_on=prov.started_on, finished_on=prov.finished_on,
+                      dirty=prov.dirty, invocation_id=prov.invocation_id, lockfiles=locks, findings=findings)
+    if statement.predicate_type == VSA_V1:
+        vsa = read_vsa(statement)
+        return _Vsa(resource_uri=vsa.resource_uri, time=vsa.time_verified, result=vsa.result, level=vsa.build_level)
+    if statement.predicate_type == APPROVAL_V1:
+        approval = read_approval(statement)
+        return _Approval(stage=approval.stage, approver=approval.approver, time=approval.time)
+    if statement.predicate_type == REPRODUCTION_V1:
+        when = next((t for k in ("timeReproduced", "timeVerified", "finishedOn", "time")
+                     if (t := _time(pred.get(k))) is not None), None)
+        return _Reproduction(verdict=_verdict(pred), time=when, statuses=_statuses(pred))
+    if statement.predicate_type == RELEASE_V1:
+        return _read_release(statement)
+    return None
+
+
+def _read_release(statement: Statement) -> _Release:
+    """A release manifest, read by :func:`verify.formats.statement.read_release` (as ``attest verify --release``
+    reads it)."""
+    release = read_release(statement)
+    components = tuple(ReleaseComponent(name=part.name, source=part.source, commit=part.commit,
+                                        provenance=part.provenance_sha256,
+                                        artifacts=tuple((a.name, a.digest["sha256"]) for a in part.artifacts))
+                       for part in release.components)
+    return _Release(name=release.name, created=release.created, components=components)
+
+
+# --- worker processes ------------------------------------------------------------------------------------
+
+_WORKER: _Checker | None = None
+
+
+@dataclass(frozen=True)
+class _Setup:
+    """What every checker, in every worker process, is made from (it crosses process boundaries)."""
+
+    identities: tuple[Identity, ...]
+    rules: ProvenanceRules
+    trusted_root: Path | None
+    revoked: frozenset[str]
+    at: datetime
+
+    def checker(self) -> _Checker:
+        return _Checker(self.identities, self.rules, trusted_root=self.trusted_root, revoked=self.revoked,
+                        at=self.at)
+
+
+def _init_worker(setup: _Setup) -> None:
+    import signal
+
+    global _WORKER  # one checker per worker process
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles ^C
+    _WORKER = setup.checker()
+
+
+def _work(batch: Sequence[tuple[str, bytes | EvidenceRejected]]) -> list[_Fact]:
+    assert _WORKER is not None
+    return _WORKER.check_batch(batch)
+
+
+def _batches(sources: Iterable[Source], size: int) -> Iterator[list[Source]]:
+    batch: list[Source] = []
+    held = 0
+    for uri, data in sources:
+        batch.append((uri, data))
+        held += len(data) if isinstance(data, bytes) else 0
+        if len(batch) >= size or held >= _BATCH_BYTES:
+            yield batch
+            batch, held = [], 0
+    if batch:
+        yield batch
+
+
+def _facts(sources: Iterable[Source], setup: _Setup, *, workers: int,
+           batch_size: int) -> Iterator[tuple[int, list[_Fact]]]:
+    """(files, facts) per batch, in the order read; in worker processes when there is more than one batch.
+
+    A worker gets the identities and the trusted root's path, never a verifier: each process makes
+    its own bundle verifier (and imports sigstore-python) only if it meets a keyless bundle.
+    """
+    batches = _batches(sources, batch_size)
+    first = next(batches, None)
+    if first is None:
+        return
+    second = next(batches, None)
+    if second is None or workers < 2:
+        checker = setup.checker()
+        for batch in itertools.chain([first], [] if second is None else [second], batches):
+            yield len(batch), checker.check_batch(batch)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # forkserver: workers start from a clean process, never from this one's threads (a progress bar)
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
+                             initargs=(setup,)) as pool:
+        pending: deque[tuple[int, Future[list[_Fact]]]] = deque()
+        try:
+            for batch in itertools.chain([first, second], batches):  # lazily: one batch read at a time
+                pending.append((len(batch), pool.submit(_work, batch)))
+                while len(pending) > 2 * workers:  # bounded: a few batches in flight, whatever the input size
+                    files, future = pending.popleft()
+                    yield files, future.result()
+            while pending:
+                files, future = pending.popleft()
+                yield files, future.result()
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+
+

@@ -1,0 +1,389 @@
+"""Steps (3) to (5) of an audit (:mod:`verify.audit`): fold each fact into its artefact's record, check the
+stored bytes against their address, and judge each history once everything is read."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from verify.audit._check import _Approval, _Build, _Fact, _Release, _Reproduction, _Signature, _Vsa
+from verify.audit.report import (
+    Anomaly,
+    ArtifactHistory,
+    AuditReport,
+    BuildRecord,
+    Endorsement,
+    ReleaseRecord,
+    StageHistory,
+    StageStatus,
+    StoredCopy,
+    iso_time,
+    short_sha,
+    when_of,
+)
+from verify.errors import EvidenceRejected
+from verify.formats.statement import (
+    PROVENANCE_V02,
+    PROVENANCE_V1,
+    REPRODUCTION_V1,
+)
+from verify.policy import Policy, StageRule
+
+if TYPE_CHECKING:
+    pass
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_PROVENANCE_TYPES = (PROVENANCE_V1, PROVENANCE_V02)
+#: Files per unit of work sent to a worker process, and bytes at most.
+BATCH_FILES = 64
+_BATCH_BYTES = 4 * 1024 * 1024
+
+
+# --- (3) fold, (4) stored and (5) judge ------------------------------------------------------------------
+
+@dataclass
+class _Record:
+    sha256: str
+    names: set[str] = field(default_factory=set)
+    seen: set[str] = field(default_factory=set)
+    builds: list[BuildRecord] = field(default_factory=list)
+    vsas: dict[str, list[Endorsement]] = field(default_factory=dict)
+    approvals: dict[str, list[Endorsement]] = field(default_factory=dict)
+    reproductions: list[Endorsement] = field(default_factory=list)
+    signatures: list[Endorsement] = field(default_factory=list)
+    releases: list[Endorsement] = field(default_factory=list)
+    stored: list[StoredCopy] = field(default_factory=list)
+
+
+def _stage_order(policy: Policy) -> tuple[str, ...]:
+    """The policy's stages, every stage after those it requires VSAs from (file order otherwise)."""
+    ordered: list[str] = []
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        if name in ordered or name in path or name not in policy.stages:
+            return
+        for requirement in policy.stages[name].require_vsa:
+            visit(requirement.stage, (*path, name))
+        ordered.append(name)
+
+    for name in policy.stages:
+        visit(name, ())
+    return tuple(ordered)
+
+
+class _Auditor:
+    """Steps (3) to (5): the records of every artefact and release, and the anomalies found."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self.order = _stage_order(policy)
+        self.records: dict[str, _Record] = {}
+        self.anomalies: dict[tuple[str, str | None, str], Anomaly] = {}
+        self.attestations = 0
+        self.files = 0
+        self.stored = 0
+        self.unread = 0
+        self.releases: dict[str, ReleaseRecord] = {}
+        """Trusted release manifests, by the sha256 of their statement (one manifest in two files is one)."""
+        self.vsa_signers = {name: self._vsa_signers(rule) for name, rule in policy.stages.items()}
+
+    def _vsa_signers(self, rule: StageRule) -> frozenset[str]:
+        names = {rule.verifier} if rule.verifier else set()
+        for other in self.policy.stages.values():
+            for requirement in other.require_vsa:
+                if requirement.stage == rule.name:
+                    names.update(requirement.signed_by)
+        return frozenset(names)
+
+    def _stage_of(self, resource_uri: str) -> StageRule | None:
+        stages = (self.policy.stages[name] for name in self.order)
+        return next((rule for rule in stages if rule.accepts_resource(resource_uri)), None)
+
+    def _record(self, sha256: str) -> _Record:
+        record = self.records.get(sha256)
+        if record is None:
+            record = self.records[sha256] = _Record(sha256)
+        return record
+
+    def _flag(self, kind: str, sha256: str | None, message: str, *, source: str = "", step: str = "",
+              key: str = "") -> None:
+        anomaly = Anomaly(kind=kind, sha256=sha256, message=message, source=source, step=step)
+        self.anomalies.setdefault((kind, sha256, key or message), anomaly)
+
+    def _step(self, fact: _Fact) -> str:
+        if fact.predicate_type in _PROVENANCE_TYPES or fact.predicate_type == REPRODUCTION_V1:
+            return "build"
+        if fact.claimed_stage:
+            rule = self._stage_of(fact.claimed_stage)
+            return rule.name if rule else ""
+        return ""
+
+    def add(self, fact: _Fact) -> None:
+        self.attestations += 1
+        if fact.problem is not None:
+            kind, message = fact.problem
+            step = self._step(fact)
+            digests: list[str | None] = [sha for _, sha in fact.subjects] or [None]
+            for sha in digests:
+                if sha is not None:
+                    self._record(sha)
+                self._flag(kind, sha, message, source=fact.source, step=step, key=fact.statement_digest)
+            return
+        detail = fact.detail
+        if isinstance(detail, _Build):
+            self._add_build(fact, detail)
+        elif isinstance(detail, _Vsa):
+            self._add_vsa(fact, detail)
+        elif isinstance(detail, _Approval):
+            self._add_approval(fact, detail)
+        elif isinstance(detail, _Reproduction):
+            self._add_reproduction(fact, detail)
+        elif isinstance(detail, _Signature):
+            self._add_signature(fact)
+        elif isinstance(detail, _Release):
+            self._add_release(fact, detail)
+        # other predicate types signed by a pinned identity say nothing about the path: counted only
+
+    def _allowed(self, fact: _Fact, allowed: frozenset[str], what: str, rule: str, step: str) -> bool:
+        if set(fact.signers) & allowed:
+            return True
+        may = ", ".join(sorted(allowed)) or "no identity"
+        message = f"{what} is signed by {' and '.join(fact.signers)}, but {rule} allows {may}"
+        for _, sha in fact.subjects:
+            self._record(sha)
+            self._flag("untrusted-signer", sha, message, source=fact.source, step=step,
+                       key=fact.statement_digest)
+        return False
+
+    def _new(self, fact: _Fact) -> Iterator[tuple[str, _Record]]:
+        """(subject name, record) of each artefact the fact names and has not been seen for it before."""
+        for name, sha in fact.subjects:
+            record = self._record(sha)
+            if fact.statement_digest in record.seen:
+                continue
+            record.seen.add(fact.statement_digest)
+            yield name, record
+
+    def _add_build(self, fact: _Fact, build: _Build) -> None:
+        rules = self.policy.provenance
+        if not self._allowed(fact, frozenset(rules.signed_by), "the provenance", "provenance.signed-by",
+                             "build"):
+            return
+        for name, record in self._new(fact):
+            sha = record.sha256
+            record.names.add(name)
+            record.builds.append(BuildRecord(
+                name=name, commit=build.commit, source=build.source, ref=build.ref, builder=build.builder,
+                started_on=build.started_on, finished_on=build.finished_on, dirty=build.dirty,
+                invocation_id=build.invocation_id, lockfiles=build.lockfiles, signers=fact.signers,
+                attestation=fact.source))
+            for kind, message, step in build.findings:
+                self._flag(kind, sha, f"{name!r}: {message}", source=fact.source, step=step)
+
+    def _add_vsa(self, fact: _Fact, vsa: _Vsa) -> None:
+        rule = self._stage_of(vsa.resource_uri)
+        if rule is None:
+            for _, sha in fact.subjects:
+                self._record(sha)
+                self._flag("unknown-stage", sha, f"a VSA by {' and '.join(fact.signers)} is "
+                           f"for {vsa.resource_uri!r}, which no stage of the policy accepts",
+                           source=fact.source, key=fact.statement_digest)
+            return
+        if not self._allowed(fact, self.vsa_signers[rule.name], f"a VSA for stage {rule.name!r}",
+                             f"stages.{rule.name}.verifier", rule.name):
+            return
+        for _, record in self._new(fact):
+            record.vsas.setdefault(rule.name, []).append(Endorsement(
+                kind="vsa", stage=rule.name, result=vsa.result, time=vsa.time, signers=fact.signers,
+                attestation=fact.source, level=vsa.level))
+
+    def _add_approval(self, fact: _Fact, approval: _Approval) -> None:
+        rule = self.policy.stages.get(approval.stage)
+        needed = rule.require_approvals if rule else None
+        allowed = frozenset(needed.signed_by) if needed else frozenset()
+        if not self._allowed(fact, allowed, f"an approval for stage {approval.stage!r}",
+                             f"stages.{approval.stage}.require-approvals", approval.stage if rule else ""):
+            return
+        for _, record in self._new(fact):
+            record.approvals.setdefault(approval.stage, []).append(Endorsement(
+                kind="approval", stage=approval.stage, result=approval.approver, time=approval.time,
+                signers=tuple(s for s in fact.signers if s in allowed), attestation=fact.source))
+
+    def _add_reproduction(self, fact: _Fact, reproduction: _Reproduction) -> None:
+        for name, record in self._new(fact):
+            verdict = reproduction.verdict_for(name)
+            record.reproductions.append(Endorsement(
+                kind="reproduction", stage="", result=verdict, time=reproduction.time,
+                signers=fact.signers, attestation=fact.source))
+            if verdict == "NOT_REPRODUCIBLE":
+                self._flag("non-reproducible", record.sha256, f"{' and '.join(fact.signers)} "
+                           f"rebuilt {name!r} and got different bytes (NOT_REPRODUCIBLE)",
+                           source=fact.source, step="build")
+
+    def _add_signature(self, fact: _Fact) -> None:
+        """A message signature by any identity of the policy: listed with the artefact, and nothing more."""
+        for _, record in self._new(fact):
+            record.signatures.append(Endorsement(
+                kind="signature", stage="", result=f"sha256:{record.sha256}", time=None, signers=fact.signers,
+                attestation=fact.source))
+
+    def _add_release(self, fact: _Fact, release: _Release) -> None:
+        """A release manifest by an identity of ``releases.signed-by``: listed, and named on each artefact."""
+        rule = self.policy.releases
+        where = "releases.signed-by" if rule else "the policy, which names no release signers,"
+        if not self._allowed(fact, frozenset(rule.signed_by if rule else ()), f"the release manifest "
+                             f"{release.name!r}", where, ""):
+            return
+        listed = ReleaseRecord(name=release.name, created=release.created, signers=fact.signers,
+                               attestation=fact.source, components=release.components)
+        known = self.releases.get(fact.statement_digest)
+        if known is None or listed.attestation < known.attestation:  # the same whatever the reading order
+            self.releases[fact.statement_digest] = listed
+        for _, record in self._new(fact):
+            record.releases.append(Endorsement(
+                kind="release", stage="", result=release.name, time=release.created, signers=fact.signers,
+                attestation=fact.source))
+
+    # (4) stored artefacts
+
+    def add_stored(self, uri: str, claimed: str, found: str | EvidenceRejected) -> None:
+        """One stored artefact: the bytes at ``sha256/<claimed>/artifact/NAME`` must hash to ``claimed``."""
+        self.stored += 1
+        if not _SHA256.fullmatch(claimed):
+            self._flag("tampered-artifact", None, f"an artefact is stored at an address that names no sha256 "
+                       f"({claimed!r}, not 64 lower-case hex digits), so its bytes cannot be checked",
+                       source=uri, key=uri)
+            return
+        record = self._record(claimed)
+        if isinstance(found, EvidenceRejected):
+            self.unread += 1
+            record.stored.append(StoredCopy(uri=uri, sha256=None, status="unreadable"))
+            self._flag("tampered-artifact", claimed, f"the stored bytes of {short_sha(claimed)} cannot be read to "
+                       f"check them against their address: {found}", source=uri, key=uri)
+        elif found != claimed:
+            record.stored.append(StoredCopy(uri=uri, sha256=found, status="tampered"))
+            self._flag("tampered-artifact", claimed, f"the bytes stored as {short_sha(claimed)} hash to "
+                       f"{short_sha(found)}: they were replaced or corrupted after they were published, so no "
+                       "attestation of this artefact vouches for them; do not deploy them",
+                       source=uri, key=uri)
+        else:
+            record.stored.append(StoredCopy(uri=uri, sha256=found, status="verified"))
+
+    # (5) judge, once everything is read
+
+    def _judge_stages(self, record: _Record) -> None:
+        sha = record.sha256
+        built = [b.finished_on for b in record.builds if b.finished_on is not None]
+        built_on = min(built) if built else None
+        for name in self.order:
+            rule = self.policy.stages[name]
+            for vsa in record.vsas.get(name, []):
+                if vsa.result != "PASSED":
+                    continue
+                said = f"stage {name!r} verified {short_sha(sha)} at {iso_time(vsa.time)}"
+                where = {"source": vsa.attestation, "step": name}
+                if not record.builds:
+                    self._flag("skipped-stage", sha, f"{said}, but no trusted provenance for it was found",
+                               **where)
+                elif built_on is not None and vsa.time is not None and vsa.time < built_on:
+                    self._flag("out-of-order", sha, f"{said}, before it was built ({iso_time(built_on)})",
+                               **where)
+                for requirement in rule.require_vsa:
+                    earlier = [v for v in record.vsas.get(requirement.stage, [])
+                               if v.result == "PASSED" and set(v.signers) & set(requirement.signed_by)]
+                    if not earlier:
+                        self._flag("skipped-stage", sha, f"{said} without the VSA from stage "
+                                   f"{requirement.stage!r} that it requires", **where)
+                        continue
+                    first = min(earlier, key=when_of)
+                    if vsa.time is not None and first.time is not None and vsa.time < first.time:
+                        self._flag("out-of-order", sha, f"{said}, before stage {requirement.stage!r} did "
+                                   f"({iso_time(first.time)})", **where)
+            if rule.min_level and any(v.result == "PASSED" for v in record.vsas.get(name, [])):
+                self._judge_level(record, rule)
+            needed = rule.require_approvals
+            if needed is not None and any(v.result == "PASSED" for v in record.vsas.get(name, [])):
+                approvers = {s for a in record.approvals.get(name, []) for s in a.signers}
+                if len(approvers) < needed.count:
+                    self._flag("missing-approval", sha, f"stage {name!r} verified {short_sha(sha)} with "
+                               f"{len(approvers)} of the {needed.count} approval(s) it requires "
+                               f"from {', '.join(needed.signed_by)}", step=name)
+
+    def _judge_level(self, record: _Record, rule: StageRule) -> None:
+        """A stage with ``min-level`` passed the artefact: a build by a builder trusted for that level, and each
+        earlier stage it relies on stating that level, must be in the history."""
+        sha = record.sha256
+        levels = [trusted.level for b in record.builds if (trusted := self.policy.provenance.builder(b.builder))]
+        if record.builds and max(levels, default=0) < rule.min_level:
+            builders = ", ".join(sorted({b.builder for b in record.builds}))
+            self._flag("insufficient-level", sha, f"stage {rule.name!r} verified {short_sha(sha)}, which no builder "
+                       f"trusted for SLSA build level {rule.min_level} built (built by {builders})", step=rule.name)
+        for requirement in rule.require_vsa:
+            stated = [v.level or 0 for v in record.vsas.get(requirement.stage, [])
+                      if v.result == "PASSED" and set(v.signers) & set(requirement.signed_by)]
+            if stated and max(stated) < rule.min_level:
+                self._flag("insufficient-level", sha, f"stage {rule.name!r} verified {short_sha(sha)}, and stage "
+                           f"{requirement.stage!r} vouched for SLSA build level {max(stated)} at most, not the "
+                           f"{rule.min_level} it requires", step=rule.name)
+
+    def _judge_reproducibility(self) -> None:
+        """Clean builds of one subject name from one commit and the same lockfiles must give one digest."""
+        groups: dict[tuple[str, str, tuple[Any, ...]], set[str]] = {}
+        for record in self.records.values():
+            for build in record.builds:
+                if build.commit and not build.dirty:
+                    groups.setdefault((build.name, build.commit, build.lockfiles), set()).add(record.sha256)
+        for (name, commit, _), digests in groups.items():
+            if len(digests) < 2:
+                continue
+            ordered = sorted(digests)
+            for sha in ordered:
+                others = ", ".join(short_sha(o) for o in ordered if o != sha)
+                self._flag("non-reproducible", sha, f"{name!r} from commit {commit[:12]} with the same "
+                           f"lockfiles was built as {short_sha(sha)} and as {others}", step="build")
+
+    def _history(self, record: _Record, anomalies: Sequence[Anomaly]) -> ArtifactHistory:
+        steps = {a.step for a in anomalies}
+        stages = []
+        for name in self.order:
+            vsas = tuple(sorted(record.vsas.get(name, []), key=lambda e: (when_of(e), e.attestation)))
+            status: StageStatus
+            if name in steps:
+                status = "anomalous"
+            elif any(v.result == "PASSED" for v in vsas):
+                status = "passed"
+            else:
+                status = "failed" if vsas else "absent"
+            stages.append(StageHistory(stage=name, status=status, vsas=vsas, approvals=tuple(
+                sorted(record.approvals.get(name, []), key=lambda e: (when_of(e), e.attestation)))))
+        builds = sorted(record.builds, key=lambda b: (iso_time(b.finished_on) or "~", b.attestation))
+        return ArtifactHistory(
+            sha256=record.sha256, names=tuple(sorted(record.names)), builds=tuple(builds),
+            stages=tuple(stages),
+            reproductions=tuple(sorted(record.reproductions, key=lambda e: (when_of(e), e.attestation))),
+            anomalies=tuple(anomalies),
+            signatures=tuple(sorted(record.signatures, key=lambda e: e.attestation)),
+            releases=tuple(sorted(record.releases, key=lambda e: (when_of(e), e.result, e.attestation))),
+            stored=tuple(sorted(record.stored, key=lambda c: c.uri)))
+
+    def report(self) -> AuditReport:
+        for record in self.records.values():
+            self._judge_stages(record)
+        self._judge_reproducibility()
+        anomalies = sorted(self.anomalies.values(),
+                           key=lambda a: (a.sha256 or "", a.kind, a.source, a.message))
+        by_sha: dict[str | None, list[Anomaly]] = {}
+        for anomaly in anomalies:
+            by_sha.setdefault(anomaly.sha256, []).append(anomaly)
+        histories = [self._history(r, by_sha.get(r.sha256, [])) for r in self.records.values()]
+        histories.sort(key=lambda h: (h.names[0] if h.names else "\uffff",
+                                      (iso_time(h.build.finished_on) if h.build else None) or "~", h.sha256))
+        releases = sorted(self.releases.values(), key=lambda r: (r.created, r.name, r.attestation))
+        return AuditReport(artifacts=tuple(histories), anomalies=tuple(anomalies), stages=self.order,
+                           files=self.files, attestations=self.attestations, policy_uri=self.policy.uri,
+                           policy_digest=self.policy.digest, releases=tuple(releases), stored=self.stored,
+                           unread=self.unread)
+
+
