@@ -289,7 +289,7 @@ def _bundle_verifier(trusted_root: Path | None) -> BundleVerifier:
 def _prepare(request: GateRequest, warn: Callable[[str], None] | None) -> tuple[Gate, Policy, Any]:
     """The gate (policy narrowed by flags), the policy it runs under, and the VSA signer (if emitting)."""
     from verify.gate import GateFlags, prepare
-    from verify.policy import load_policy
+    from verify.policy_file import load_policy
     from verify.trust import load_public_key_file
 
     policy = load_policy(request.policy) if request.policy is not None else None

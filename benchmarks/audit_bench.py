@@ -118,7 +118,7 @@ def main() -> None:
               f"({os.cpu_count()} CPUs)")
 
         from verify.audit import audit
-        from verify.policy import load_policy
+        from verify.policy_file import load_policy
 
         files = sorted(store.glob("sha256/*/*.intoto.jsonl"))
         times = []

@@ -36,7 +36,7 @@ def approve(artifact: str, signer_uri: str, insecure_key_permissions: bool, poli
     from attest.signing import artifact_digests, sign_with, write_and_publish
     from attest.summaries import approval_statement
     from verify.gate import approver as approver_of
-    from verify.policy import load_policy
+    from verify.policy_file import load_policy
     from verify.trust import load_public_key
 
     policy = load_policy(policy_path)

@@ -114,7 +114,8 @@ def audit_command(sources: tuple[str, ...], policy_path: Path | None, keys: tupl
 
 
 def _policy(path: Path | None, keys: Sequence[Path]) -> Policy:
-    from verify.policy import empty_policy, load_policy
+    from verify.policy import empty_policy
+    from verify.policy_file import load_policy
     from verify.trust import Identity, load_public_key_file
 
     policy = load_policy(path) if path is not None else empty_policy()

@@ -63,7 +63,7 @@ def export(uri: str, out: Path | None, output_format: str) -> None:
     """
     from attest._atomic import write_atomic
     from attest.errors import SignerError
-    from verify.policy import kms_pem_name
+    from verify.policy_file import kms_pem_name
     from verify.trust import load_public_key
 
     if not uri.startswith("awskms:"):

@@ -125,7 +125,7 @@ def _identities(keys: tuple[Path, ...], policy_path: Path | None) -> list[Identi
     """The identities trusted to sign the provenance, or None when no trust anchor was given."""
     if not keys and policy_path is None:
         return None
-    from verify.policy import load_policy
+    from verify.policy_file import load_policy
     from verify.trust import Identity, load_public_key_file
 
     identities: list[Identity] = []

@@ -243,7 +243,7 @@ def test_a_long_text_table_keeps_the_artefacts_with_anomalies(history: dict[str,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     from attest.cli import audit as command
     from verify.audit import audit
-    from verify.policy import load_policy
+    from verify.policy_file import load_policy
 
     store = tmp_path / "store"
     report = audit(((str(p), p.read_bytes()) for p in sorted(store.rglob("*.intoto.jsonl"))),

@@ -33,15 +33,8 @@ from verify.errors import DigestMismatch, MalformedEvidence, PolicyError, Policy
 from verify.formats.evidence import Evidence, load_evidence
 from verify.formats.statement import APPROVAL_V1, VSA_V1
 from verify.gate import Gate, decide
-from verify.policy import (
-    ApprovalRequirement,
-    Policy,
-    ProvenanceRules,
-    StageRule,
-    TrustedBuilder,
-    VsaRequirement,
-    load_policy,
-)
+from verify.policy import ApprovalRequirement, Policy, ProvenanceRules, StageRule, TrustedBuilder, VsaRequirement
+from verify.policy_file import load_policy
 from verify.trust import Identity, load_public_key
 
 KEYS = {name: f.private_key("p256", i) for i, name in enumerate(("dev", "stg", "prd", "alice-1", "alice-2", "bob",

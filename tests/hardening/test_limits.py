@@ -37,7 +37,8 @@ from verify.budget import VerificationBudget
 from verify.errors import EvidenceRejected, LimitExceeded, MalformedEvidence, PolicyError, SignatureInvalid
 from verify.formats import strict_json
 from verify.formats.evidence import Evidence, load_evidence, read_evidence_file
-from verify.policy import StageRule, VsaRequirement, load_policy
+from verify.policy import StageRule, VsaRequirement
+from verify.policy_file import load_policy
 from verify.stages import check_stage
 from verify.trust import Identity
 from verify.verifier import verify_artifact, verify_signature

@@ -36,7 +36,8 @@ from verify.formats import strict_json
 from verify.formats.envelope import INTOTO_PAYLOAD_TYPE, Envelope
 from verify.formats.evidence import Evidence, load_evidence
 from verify.formats.statement import parse_statement
-from verify.policy import Policy, ProvenanceRules, SourceRule, load_policy
+from verify.policy import Policy, ProvenanceRules, SourceRule
+from verify.policy_file import load_policy
 from verify.trust import Identity
 from verify.verifier import verify_artifact
 

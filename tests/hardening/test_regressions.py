@@ -15,7 +15,7 @@ from tests.verify import _factory as f
 from verify.errors import LimitExceeded, MalformedEvidence, PolicyError
 from verify.formats.evidence import Evidence, load_evidence
 from verify.formats.statement import parse_statement
-from verify.policy import load_policy
+from verify.policy_file import load_policy
 
 VECTORS = ROOT / "tests" / "assets" / "regressions"
 

@@ -22,7 +22,8 @@ from verify.digests import DigestSet
 from verify.errors import PolicyError, PolicyViolation, SignatureInvalid
 from verify.formats.evidence import Evidence
 from verify.gate import _statements
-from verify.policy import Policy, StageRule, VsaRequirement, load_policy
+from verify.policy import Policy, StageRule, VsaRequirement
+from verify.policy_file import load_policy
 from verify.signers import TrustRun, find_signers
 from verify.stages import Bound, check_stage
 from verify.trust import Identity, PublicKey, SigstoreIdentity

@@ -25,7 +25,8 @@ from verify.formats import strict_json
 from verify.formats.envelope import b64decode
 from verify.formats.evidence import Evidence, load_evidence
 from verify.formats.statement import parse_statement
-from verify.policy import SourceRule, load_policy
+from verify.policy import SourceRule
+from verify.policy_file import load_policy
 from verify.verifier import verify_artifact
 
 BUNDLE = ROOT / "tests" / "assets" / "sigstore" / "gh-custom-issuer.sigstore.json"

@@ -28,7 +28,7 @@ from tests import factory as f
 from tests.conftest import AttestRunner, KeyPair, Result, _clean_env, make_keypair, make_repo
 from tests.sigstore_infra.fixture import SigstoreLocal
 from verify.audit import audit
-from verify.policy import load_policy
+from verify.policy_file import load_policy
 
 ISSUER = "https://accounts.example.com"
 ALICE = "alice@example.com"

@@ -27,7 +27,8 @@ from verify.audit import ANOMALY_KINDS, AuditReport, StoredArtifact, audit
 from verify.errors import MalformedEvidence, PolicyError, TrustConfigError
 from verify.formats.encoding import printable
 from verify.formats.envelope import Envelope
-from verify.policy import Policy, ProvenanceRules, load_policy
+from verify.policy import Policy, ProvenanceRules
+from verify.policy_file import load_policy
 from verify.trust import Identity, SigstoreIdentity
 
 H = timedelta(hours=1)
@@ -642,7 +643,7 @@ AUDIT_IN_A_FRESH_PROCESS = """
 import json, sys
 from pathlib import Path
 from verify.audit import audit
-from verify.policy import load_policy
+from verify.policy_file import load_policy
 
 store, policy = Path(sys.argv[1]), load_policy(Path(sys.argv[2]))
 sources = [(str(p), p.read_bytes()) for p in sorted(store.rglob("*"))

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-import verify.policy as policy_module
+import verify.policy_file as policy_module
 from tests.verify import _factory as f
 from verify.errors import PolicyError
 from verify.limits import MAX_POLICY_BYTES
-from verify.policy import Policy, ProvenanceRules, SourceRule, StageRule, TrustedBuilder, VsaRequirement, load_policy
+from verify.policy import Policy, ProvenanceRules, SourceRule, StageRule, TrustedBuilder, VsaRequirement
+from verify.policy_file import load_policy
 from verify.trust import Identity, load_public_key
 
 KMS_ARN = "arn:aws:kms:eu-west-1:111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab"

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from tests.conftest import ROOT, make_keypair
 from verify.buildtypes import BuildTypeRule
-from verify.policy import TrustedBuilder, kms_pem_name, load_policy
+from verify.policy import TrustedBuilder
+from verify.policy_file import kms_pem_name, load_policy
 
 GUIDE = ROOT / "docs" / "policy.md"
 

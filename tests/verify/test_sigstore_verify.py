@@ -540,7 +540,7 @@ def test_key_signed_message_tries_a_bounded_number_of_keys() -> None:
 
 def test_policy_sigstore_identities_take_the_github_fields(tmp_path: Path) -> None:
     from verify.errors import PolicyError
-    from verify.policy import load_policy
+    from verify.policy_file import load_policy
 
     def policy(entry: str) -> Path:
         path = tmp_path / "policy.yaml"

@@ -1,0 +1,509 @@
+"""A policy file (YAML, docs/policy.md) read into a :class:`~verify.policy.Policy`, strictly.
+
+Unknown keys, duplicate keys, YAML 1.1 booleans and merge keys, wrong types and empty rule sets are
+errors that name the file, the line and the key; keys are read through :mod:`verify.trust`, every
+file through :func:`verify.files.read_file` (regular files, a size limit).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from verify.buildtypes import BuildTypeRule
+from verify.digests import ACCEPTED, KNOWN, WEAK
+from verify.errors import MalformedEvidence, PolicyError, TrustConfigError
+from verify.files import read_file
+from verify.limits import MAX_POLICY_BYTES
+from verify.policy import (
+    ApprovalRequirement,
+    Policy,
+    ProvenanceRules,
+    ReleaseRule,
+    SourceRule,
+    StageRule,
+    TrustedBuilder,
+    VsaRequirement,
+    check_repository,
+)
+from verify.trust import Identity, PublicKey, SigstoreIdentity, load_public_key_file
+
+__all__ = ["kms_pem_name", "load_policy"]
+
+_FINGERPRINT = re.compile(r"[0-9a-fA-F]{64}")
+
+
+@functools.cache
+def _loader_class() -> Any:
+    """PyYAML's SafeLoader, except that a scalar it cannot convert is a YAML error naming its line.
+
+    SafeLoader turns ``2026-02-30`` into a ``ValueError`` from ``datetime``, an integer of 5,000
+    digits into a ``ValueError`` from ``int``, ``!!timestamp x`` into an ``AttributeError`` and
+    ``!!bool x`` into a ``KeyError``: exceptions with no line, which would escape as a crash
+    instead of a policy error (found by fuzz/fuzz_policy.py).
+    """
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        def construct_yaml_bool(self, node: Any) -> bool:
+            # YAML 1.1 also reads yes/no/on/off as booleans, YAML 1.2 as strings: which one the author meant
+            # is not for a verifier to guess, so only true and false are booleans
+            if node.value not in _BOOLEANS:
+                said = (f"{node.value!r} is a boolean only in YAML 1.1; write true or false (or quote it for a "
+                        "string)" if node.value.lower() in ("yes", "no", "on", "off", "y", "n")
+                        else f"cannot read {node.value!r} as bool")
+                raise yaml.constructor.ConstructorError(None, None, said, node.start_mark)
+            return bool(_BOOLEANS[node.value])
+
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    raise yaml.constructor.ConstructorError(
+                        None, None, "merge keys (<<) are YAML 1.1 and may hide a key written twice; write the keys "
+                                    "out (an alias of a whole value is fine)", key_node.start_mark)
+            return super().construct_mapping(node, deep=deep)
+
+        def construct_object(self, node: Any, deep: bool = False) -> Any:
+            try:
+                return super().construct_object(node, deep=deep)
+            except (yaml.YAMLError, RecursionError):
+                raise
+            except Exception as e:  # ValueError, OverflowError, KeyError (!!bool x), AttributeError (!!timestamp x)
+                shown = node.value if isinstance(node, yaml.ScalarNode) else node.tag
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"cannot read {str(shown)[:40]!r} as {node.tag.rsplit(':', 1)[-1]}", node.start_mark,
+                ) from e
+
+    Loader.add_constructor("tag:yaml.org,2002:bool", Loader.construct_yaml_bool)
+    return Loader
+
+
+_BOOLEANS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
+
+
+class _Doc:
+    """The parsed YAML plus the line of every key path, for error messages."""
+
+    def __init__(self, path: Path, text: str) -> None:
+        import yaml
+
+        self.path = path
+        self.lines: dict[tuple[str, ...], int] = {}
+        self._walked: set[int] = set()
+        try:
+            loader = _loader_class()(text)
+            try:
+                node = loader.get_single_node()
+                if node is None:
+                    raise PolicyError(f"policy {path} is empty; it must name identities and provenance rules")
+                self._walk(node, ())
+                self.data = loader.construct_document(node)
+            finally:
+                loader.dispose()
+        except RecursionError as e:  # PyYAML composes recursively: "[[[[..." must be an error, not a crash
+            raise PolicyError(f"policy {path} nests YAML too deeply to be a policy") from e
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f":{mark.line + 1}" if mark is not None else ""
+            problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+            raise PolicyError(f"policy {path}{where} is not valid YAML: {problem}") from e
+
+    def _walk(self, node: Any, path: tuple[str, ...]) -> None:
+        import yaml
+
+        self.lines.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.CollectionNode):
+            # an alias is walked once, where its anchor is: it may contain itself, or be used 9**9 times
+            if id(node) in self._walked:
+                return
+            self._walked.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            seen: set[str] = set()
+            for key_node, value_node in node.value:
+                key = str(key_node.value)
+                if key in seen:
+                    raise PolicyError(f"{self.path}:{key_node.start_mark.line + 1}: key {'.'.join((*path, key))!r} "
+                                      "appears twice")
+                seen.add(key)
+                self.lines[(*path, key)] = key_node.start_mark.line + 1
+                self._walk(value_node, (*path, key))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                self._walk(item, (*path, str(i)))
+
+    def error(self, path: tuple[str, ...], message: str) -> PolicyError:
+        # a missing key has no line: use its nearest ancestor's, but still name the key itself
+        present = path
+        line = self.lines.get(present)
+        while line is None and present:
+            present = present[:-1]
+            line = self.lines.get(present)
+        where = f"{self.path}:{line}" if line else str(self.path)
+        key = ".".join(path) or "(top level)"
+        return PolicyError(f"{where}: {key}: {message}")
+
+
+def _mapping(doc: _Doc, value: Any, path: tuple[str, ...], allowed: set[str],
+             modifiers: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """``value`` as a mapping whose keys are among ``allowed`` (what it is) and ``modifiers`` (what narrows it)."""
+    if not isinstance(value, dict):
+        raise doc.error(path, f"must be a mapping, not {type(value).__name__}")
+    for key in value:
+        if key not in allowed and key not in modifiers:
+            also = f", optionally with {sorted(modifiers)}" if modifiers else ""
+            raise doc.error((*path, str(key)), f"unknown key; expected one of {sorted(allowed)}{also}")
+    return value
+
+
+def _any_mapping(doc: _Doc, value: Any, path: tuple[str, ...]) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise doc.error(path, f"must be a mapping, not {type(value).__name__}")
+    return value
+
+
+def _strings(doc: _Doc, value: Any, path: tuple[str, ...], *, nonempty: bool = True) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise doc.error(path, "must be a list of non-empty strings")
+    if nonempty and not value:
+        raise doc.error(path, "must not be empty (an empty rule would pass everything)")
+    return tuple(value)
+
+
+def _string(doc: _Doc, value: Any, path: tuple[str, ...]) -> str:
+    if not isinstance(value, str) or not value:
+        raise doc.error(path, "must be a non-empty string")
+    return value
+
+
+def kms_pem_name(arn: str) -> str:
+    """File name of the pinned PEM for a KMS key: what 'attest key export' writes by default."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", arn.rsplit("/", 1)[-1]) + ".pub.pem"
+
+
+_ZONELESS = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?")
+
+
+def _time(doc: _Doc, value: Any, path: tuple[str, ...]) -> datetime:
+    """An RFC 3339 date-time with a time zone, read by :func:`verify.formats.encoding.parse_time` (YAML may already
+    have read an unquoted one as a datetime: it is read again from its ISO form)."""
+    from verify.formats.encoding import parse_time
+
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise doc.error(path, "has no time zone; write it in UTC with a Z, e.g. 2026-01-31T00:00:00Z")
+        value = value.isoformat()
+    elif isinstance(value, date):
+        raise doc.error(path, f"{value.isoformat()} is a date; give a time with a zone, e.g. "
+                              f"{value.isoformat()}T00:00:00Z")
+    if not isinstance(value, str):
+        raise doc.error(path, "must be an RFC 3339 time such as 2026-01-31T00:00:00Z")
+    if _ZONELESS.fullmatch(value.strip()):
+        raise doc.error(path, "has no time zone; write it in UTC with a Z, e.g. 2026-01-31T00:00:00Z")
+    try:
+        return parse_time(value.strip(), what="")
+    except MalformedEvidence as e:
+        raise doc.error(path, str(e).strip()) from None
+
+
+def _revoked(doc: _Doc, value: Any, path: tuple[str, ...], base: Path) -> tuple[frozenset[str], list[PublicKey]]:
+    """A ``revoked`` list: key fingerprints (sha256 of the DER SubjectPublicKeyInfo, hex) or PEM paths."""
+    fingerprints: set[str] = set()
+    keys: list[PublicKey] = []
+    for i, item in enumerate(_strings(doc, value, path, nonempty=False)):  # an empty list revokes nothing
+        if _FINGERPRINT.fullmatch(item):
+            fingerprints.add(item.lower())
+        else:
+            key = _load_key(doc, base / item, (*path, str(i)))
+            fingerprints.add(key.fingerprint)
+            keys.append(key)
+    return frozenset(fingerprints), keys
+
+
+def _identity(doc: _Doc, name: str, value: Any, base: Path, *, revoked: frozenset[str] = frozenset(),
+              revoked_keys: list[PublicKey] | None = None) -> Identity:
+    path = ("identities", name)
+    spec = _mapping(doc, value, path, {"keys", "kms", "sigstore"}, frozenset({"not-before", "not-after", "revoked"}))
+    keys: list[PublicKey] = []
+    for i, rel in enumerate(_strings(doc, spec.get("keys", []), (*path, "keys"), nonempty="keys" in spec)):
+        keys.append(_load_key(doc, base / rel, (*path, "keys", str(i))))
+    for i, item in enumerate(spec.get("kms", []) if isinstance(spec.get("kms", []), list) else [None]):
+        item_path: tuple[str, ...] = (*path, "kms", str(i))
+        if isinstance(item, str) and item.startswith("arn:aws:kms:"):
+            keys.append(_load_key(doc, base / kms_pem_name(item), item_path, arn=item))
+        elif isinstance(item, dict):
+            entry = _mapping(doc, item, item_path, {"arn", "pem"})
+            arn = _string(doc, entry.get("arn"), (*item_path, "arn"))
+            keys.append(_load_key(doc, base / _string(doc, entry.get("pem"), (*item_path, "pem")), item_path, arn=arn))
+        else:
+            raise doc.error(item_path, "must be a KMS key ARN or {arn: ARN, pem: PINNED_PUBLIC_KEY}")
+    sigstore: list[SigstoreIdentity] = []
+    raw_sigstore = spec.get("sigstore")
+    if raw_sigstore is not None:
+        items = raw_sigstore if isinstance(raw_sigstore, list) else [raw_sigstore]
+        for i, item in enumerate(items):
+            item_path = (*path, "sigstore") if not isinstance(raw_sigstore, list) else (*path, "sigstore", str(i))
+            sigstore.append(_sigstore_entry(doc, item, item_path))
+    if not keys and not sigstore:  # {}, {kms: []} and {sigstore: []} alike
+        raise doc.error(path, "names no keys, kms keys or sigstore identity")
+    not_before = _time(doc, spec["not-before"], (*path, "not-before")) if "not-before" in spec else None
+    not_after = _time(doc, spec["not-after"], (*path, "not-after")) if "not-after" in spec else None
+    if not_before is not None and not_after is not None and not_after <= not_before:
+        raise doc.error((*path, "not-after"), f"is not after not-before ({not_before.isoformat()})")
+    own, own_keys = (_revoked(doc, spec["revoked"], (*path, "revoked"), base) if "revoked" in spec
+                     else (frozenset(), []))
+    revoked = revoked | own
+    if revoked_keys is not None:
+        revoked_keys.extend(own_keys)
+        revoked_keys.extend(key for key in keys if key.fingerprint in revoked)
+    # a revoked key is dropped here, so that no code iterating ``keys`` can trust it by accident
+    return Identity(name=name, keys=tuple(key for key in keys if key.fingerprint not in revoked),
+                    sigstore=tuple(sigstore), not_before=not_before, not_after=not_after, revoked=revoked)
+
+
+_SIGSTORE_KEYS = {"issuer", "identity", "identity-regexp", "github-repo", "source-ref", "signer-workflow",
+                  "deny-self-hosted-runners"}
+
+
+def _sigstore_entry(doc: _Doc, item: Any, path: tuple[str, ...]) -> SigstoreIdentity:
+    """``{issuer, identity | identity-regexp}``, optionally narrowed by the GitHub fields of the CLI flags."""
+    from verify.sigstore.identity import sigstore_identity
+
+    entry = _mapping(doc, item, path, _SIGSTORE_KEYS)
+    issuer = _string(doc, entry.get("issuer"), (*path, "issuer"))
+    if ("identity" in entry) == ("identity-regexp" in entry):
+        raise doc.error(path, "needs exactly one of 'identity' or 'identity-regexp'")
+    texts = {key: _string(doc, entry[key], (*path, key))
+             for key in _SIGSTORE_KEYS - {"deny-self-hosted-runners"} if key in entry}
+    deny = entry.get("deny-self-hosted-runners", False)
+    if not isinstance(deny, bool):
+        raise doc.error((*path, "deny-self-hosted-runners"), "must be true or false")
+    try:
+        return sigstore_identity(issuer=issuer, identity=texts.get("identity"),
+                                 identity_regexp=texts.get("identity-regexp"),
+                                 github_repo=texts.get("github-repo"), source_ref=texts.get("source-ref"),
+                                 signer_workflow=texts.get("signer-workflow"), deny_self_hosted_runners=deny)
+    except TrustConfigError as e:
+        raise doc.error(path, str(e)) from e
+    except ValueError as e:  # a repository that is not a URL at all ('[', say)
+        raise doc.error((*path, "github-repo"), f"is not a repository ({e})") from e
+
+
+def _load_key(doc: _Doc, file: Path, path: tuple[str, ...], *, arn: str | None = None) -> PublicKey:
+    try:
+        key = load_public_key_file(file)
+    except TrustConfigError as e:
+        hint = f"; pin it with 'attest key export awskms:{arn} --out {file}'" if arn else ""
+        raise doc.error(path, f"{e}{hint}") from e
+    return replace(key, name=arn or str(file))
+
+
+def _stage(doc: _Doc, name: str, value: Any, identities: Mapping[str, Identity]) -> StageRule:
+    path = ("stages", name)
+    spec = _mapping(doc, value, path, {"verifier", "require-vsa", "require-approvals", "resource-uri", "min-level"})
+    verifier = spec.get("verifier")
+    if verifier is not None and _string(doc, verifier, (*path, "verifier")) not in identities:
+        raise doc.error((*path, "verifier"), f"names identity {verifier!r}, which 'identities' does not define")
+    requirements = []
+    raw = spec.get("require-vsa", [])
+    if not isinstance(raw, list):
+        raise doc.error((*path, "require-vsa"), "must be a list of {stage, signed-by}")
+    for i, item in enumerate(raw):
+        item_path = (*path, "require-vsa", str(i))
+        if isinstance(item, str):
+            item = {"stage": item}
+        entry = _mapping(doc, item, item_path, {"stage", "signed-by"})
+        stage = _string(doc, entry.get("stage"), (*item_path, "stage"))
+        signed_by = entry.get("signed-by")
+        if signed_by is None:
+            other = doc.data.get("stages", {}).get(stage)
+            signed_by = other.get("verifier") if isinstance(other, dict) else None
+            if signed_by is None:
+                raise doc.error(item_path, f"says neither who signs stage {stage!r}'s VSAs ('signed-by') nor "
+                                           f"does stages.{stage}.verifier")
+        names = _strings(doc, signed_by, (*item_path, "signed-by"))
+        for who in names:
+            if who not in identities:
+                raise doc.error((*item_path, "signed-by"),
+                                f"names identity {who!r}, which 'identities' does not define")
+        requirements.append(VsaRequirement(stage=stage, signed_by=names))
+    approvals = None
+    if "require-approvals" in spec:
+        a_path = (*path, "require-approvals")
+        entry = _mapping(doc, spec["require-approvals"], a_path, {"count", "signed-by"})
+        count = entry.get("count")
+        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+            raise doc.error((*a_path, "count"), "must be a whole number of at least 1")
+        names = _strings(doc, entry.get("signed-by"), (*a_path, "signed-by"))
+        for who in names:
+            if who not in identities:
+                raise doc.error((*a_path, "signed-by"), f"names identity {who!r}, which 'identities' does not define")
+        approvals = ApprovalRequirement(count=count, signed_by=names)
+    resource_uris = _strings(doc, spec["resource-uri"], (*path, "resource-uri")) if "resource-uri" in spec else ()
+    min_level = _level(doc, spec["min-level"], (*path, "min-level")) if "min-level" in spec else 0
+    return StageRule(name=name, verifier=verifier, require_vsa=tuple(requirements), require_approvals=approvals,
+                     resource_uris=resource_uris, min_level=min_level)
+
+
+def _level(doc: _Doc, value: Any, path: tuple[str, ...]) -> int:
+    """A SLSA build level, 1 to 3 (0 guarantees nothing, so it is no level to trust or require)."""
+    if not isinstance(value, int) or isinstance(value, bool) or value not in range(1, 4):
+        raise doc.error(path, f"must be a SLSA build level, 1, 2 or 3 (found {value!r})")
+    return value
+
+
+def _parameter_path(doc: _Doc, value: Any, path: tuple[str, ...]) -> tuple[str, ...]:
+    """``workflow.path``: an external parameter's keys, joined by dots."""
+    text = _string(doc, value, path)
+    parts = tuple(text.split("."))
+    if not all(parts):
+        raise doc.error(path, f"{text!r} is not a parameter path; name the keys from externalParameters down, "
+                              "joined by dots (e.g. inputs.skip-tests)")
+    return parts
+
+
+def _plain_json(value: Any) -> bool:
+    """Whether ``value`` is JSON that compares exactly: no float (1.0 is 1), time or null."""
+    if isinstance(value, (str, int)):  # bool is an int
+        return True
+    if isinstance(value, list):
+        return all(_plain_json(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain_json(v) for k, v in value.items())
+    return False
+
+
+def _build_types(doc: _Doc, value: Any, path: tuple[str, ...]) -> dict[str, BuildTypeRule]:
+    """``build-types``: per buildType URI, ``ignore`` (parameter paths) and ``parameters`` (expected values)."""
+    rules: dict[str, BuildTypeRule] = {}
+    for uri, spec in _any_mapping(doc, value, path).items():
+        type_path = (*path, str(uri))
+        _string(doc, uri, type_path)
+        entry = _mapping(doc, spec if spec is not None else {}, type_path, {"ignore", "parameters"})
+        ignore = tuple(_parameter_path(doc, item, (*type_path, "ignore", str(i)))
+                       for i, item in enumerate(_strings(doc, entry["ignore"], (*type_path, "ignore"))
+                                                if "ignore" in entry else ()))
+        expected: dict[tuple[str, ...], Any] = {}
+        for key, wanted in _any_mapping(doc, entry.get("parameters", {}), (*type_path, "parameters")).items():
+            key_path = (*type_path, "parameters", str(key))
+            if not _plain_json(wanted):
+                raise doc.error(key_path, "must be a string, a whole number, true, false, a list or a mapping, as "
+                                          "the provenance's JSON has it (quote a time or a decimal)")
+            expected[_parameter_path(doc, key, key_path)] = wanted
+        rules[str(uri)] = BuildTypeRule(ignore=ignore, parameters=expected)
+    return rules
+
+
+def _builders(doc: _Doc, value: Any, path: tuple[str, ...]) -> tuple[TrustedBuilder, ...]:
+    """``builders``: ids (trusted for level 1) or ``{id, level}``; an id listed twice is an error."""
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value:
+        raise doc.error(path, "must be a non-empty list of builder ids or {id, level} (an empty rule would pass "
+                              "everything)")
+    builders: dict[str, TrustedBuilder] = {}
+    for i, item in enumerate(value):
+        item_path = (*path, str(i))
+        if isinstance(item, str):
+            builder = TrustedBuilder(id=_string(doc, item, item_path))
+        else:
+            entry = _mapping(doc, item, item_path, {"id", "level"})
+            if "level" not in entry:
+                raise doc.error((*item_path, "level"), "is missing; give the SLSA build level this builder is "
+                                                       "trusted for (1, 2 or 3), or list its id alone for level 1")
+            builder = TrustedBuilder(id=_string(doc, entry.get("id"), (*item_path, "id")),
+                                     level=_level(doc, entry["level"], (*item_path, "level")))
+        if builder.id in builders:
+            raise doc.error(item_path, f"lists builder {builder.id!r} twice; give it once, with the level it is "
+                                       "trusted for")
+        builders[builder.id] = builder
+    return tuple(builders.values())
+
+
+def load_policy(path: Path) -> Policy:
+    """Read and validate the policy file at ``path``."""
+    raw = read_file(path, what="policy", limit=MAX_POLICY_BYTES, error=PolicyError)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise PolicyError(f"policy {path} is not UTF-8 text") from e
+    doc = _Doc(path, text)
+    top = _mapping(doc, doc.data, (), {"version", "identities", "provenance", "stages", "revoked", "releases"})
+    if top.get("version") != 1 or isinstance(top.get("version"), bool):
+        raise doc.error(("version",), f"must be 1 (found {top.get('version')!r})")
+    raw_identities = _any_mapping(doc, top.get("identities"), ("identities",))
+    if not raw_identities:
+        raise doc.error(("identities",), "names no trusted identity; verification without one is refused")
+    revoked, revoked_keys = (_revoked(doc, top["revoked"], ("revoked",), path.parent) if "revoked" in top
+                             else (frozenset(), []))
+    identities = {str(name): _identity(doc, str(name), spec, path.parent, revoked=revoked, revoked_keys=revoked_keys)
+                  for name, spec in raw_identities.items()}
+
+    prov = _mapping(doc, top.get("provenance"), ("provenance",),
+                    {"signed-by", "source", "builders", "digests", "lockfiles", "allow-dirty", "predicate-type",
+                     "build-types"})
+    signed_by = _strings(doc, prov.get("signed-by"), ("provenance", "signed-by"))
+    for who in signed_by:
+        if who not in identities:
+            raise doc.error(("provenance", "signed-by"), f"names identity {who!r}, which 'identities' does not define")
+    source = SourceRule()
+    if "source" in prov:
+        spec = _mapping(doc, prov["source"], ("provenance", "source"), {"uri", "branches"})
+        uri = _string(doc, spec.get("uri"), ("provenance", "source", "uri")) if "uri" in spec else None
+        if uri is not None:
+            try:
+                check_repository(uri, what="source repository")
+            except PolicyError as e:
+                raise doc.error(("provenance", "source", "uri"), str(e)) from e
+        branches = _strings(doc, spec["branches"], ("provenance", "source", "branches")) if "branches" in spec else ()
+        source = SourceRule(uri=uri, branches=branches)
+    digests: tuple[str, ...] = ACCEPTED
+    if "digests" in prov:
+        digests = _strings(doc, prov["digests"], ("provenance", "digests"))
+        for algorithm in digests:
+            if algorithm in WEAK:
+                raise doc.error(("provenance", "digests"), f"{algorithm} is too weak to identify an artefact")
+            if algorithm not in KNOWN:
+                raise doc.error(("provenance", "digests"), f"unknown digest algorithm {algorithm!r}; "
+                                                           f"expected some of {sorted(KNOWN)}")
+    allow_dirty = prov.get("allow-dirty", False)
+    if not isinstance(allow_dirty, bool):
+        raise doc.error(("provenance", "allow-dirty"), "must be true or false")
+    predicate_type = prov.get("predicate-type")
+    rules = ProvenanceRules(
+        signed_by=signed_by, source=source,
+        builders=_builders(doc, prov["builders"], ("provenance", "builders")) if "builders" in prov else (),
+        digests=digests,
+        lockfiles=_strings(doc, prov["lockfiles"], ("provenance", "lockfiles")) if "lockfiles" in prov else (),
+        allow_dirty=allow_dirty,
+        predicate_type=_string(doc, predicate_type, ("provenance", "predicate-type")) if predicate_type else None,
+        build_types=_build_types(doc, prov["build-types"], ("provenance", "build-types")) if "build-types" in prov
+        else {},
+    )
+    stages_map = _any_mapping(doc, top.get("stages") or {}, ("stages",))
+    stages = {str(name): _stage(doc, str(name), spec, identities) for name, spec in stages_map.items()}
+    for stage in stages.values():
+        for requirement in stage.require_vsa:
+            if requirement.stage not in stages:
+                raise doc.error(("stages", stage.name, "require-vsa"),
+                                f"requires a VSA from stage {requirement.stage!r}, which 'stages' does not define")
+    releases = None
+    if "releases" in top:
+        spec = _mapping(doc, top["releases"], ("releases",), {"signed-by"})
+        names = _strings(doc, spec.get("signed-by"), ("releases", "signed-by"))
+        for who in names:
+            if who not in identities:
+                raise doc.error(("releases", "signed-by"), f"names identity {who!r}, which 'identities' does not "
+                                                           "define")
+        releases = ReleaseRule(signed_by=names)
+    unique_revoked = tuple({key.fingerprint: key for key in revoked_keys}.values())
+    return Policy(identities=identities, provenance=rules, stages=stages, releases=releases,
+                  uri=path.resolve().as_uri(), digest=hashlib.sha256(raw).hexdigest(),
+                  revoked=revoked, revoked_keys=unique_revoked)
