@@ -34,9 +34,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from verify import sslib
+from verify.digests import DigestSet
 from verify.errors import (
     DigestMismatch,
     EvidenceRejected,
@@ -49,10 +50,11 @@ from verify.errors import (
     TrustConfigError,
     UnknownEvidence,
 )
+from verify.files import read_file
+from verify.formats import strict_json
 from verify.limits import MAX_EVIDENCE_BYTES
-
-if TYPE_CHECKING:
-    from verify.digests import DigestSet
+from verify.matching import subject_matches
+from verify.trust import load_public_key_file
 
 __all__ = ["LayoutVerdict", "LoadedLayout", "load_layout", "verify_layout"]
 
@@ -121,8 +123,6 @@ def _layout_key(file: Path) -> dict[str, Any]:
     from cryptography.hazmat.primitives.serialization import load_der_public_key
     from securesystemslib.signer import SSlibKey  # type: ignore[attr-defined]
 
-    from verify.trust import load_public_key_file
-
     pinned = load_public_key_file(file)  # TrustConfigError: unreadable, not PEM, too weak
     try:
         key = SSlibKey.from_crypto(load_der_public_key(pinned.spki_der))
@@ -134,8 +134,6 @@ def _layout_key(file: Path) -> dict[str, Any]:
 
 
 def _read(path: Path, *, what: str) -> bytes:
-    from verify.files import read_file
-
     return read_file(path, what=what, limit=MAX_EVIDENCE_BYTES, too_large=LimitExceeded)
 
 
@@ -155,8 +153,6 @@ def _parse(data: bytes, *, what: str) -> Any:
     sslib.load()  # before securesystemslib and in-toto: without boto3 (verify/sslib.py)
     from in_toto.models.metadata import Metadata  # type: ignore[import-untyped]
     from securesystemslib.exceptions import Error as SslibError
-
-    from verify.formats import strict_json
 
     document = strict_json.loads(data, what=what)
     if not isinstance(document, dict):
@@ -282,8 +278,6 @@ def _command_warnings(layout: Any, chain: Mapping[str, Mapping[str, Any]], *, wh
 
 
 def _product(products: Mapping[str, Mapping[str, str]], digests: DigestSet, accepted: Sequence[str]) -> str | None:
-    from verify.matching import subject_matches
-
     return next((name for name, digest in sorted(products.items()) if subject_matches(digest, digests, accepted)),
                 None)
 

@@ -19,75 +19,26 @@ writing the same bytes again is a no-op, writing other bytes is an error.
 
 from __future__ import annotations
 
-import hashlib
-import re
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from attest.errors import StoreError
+from attest.stores.layout import (
+    EVIDENCE_SUFFIXES,
+    INDEX_FOLDER,
+    KINDS,
+    artifact_key,
+    attestation_key,
+    index_entry,
+    index_key,
+    parse_index_entry,
+    safe_name,
+)
 from verify.errors import EvidenceRejected
 
 __all__ = ["EVIDENCE_SUFFIXES", "INDEX_FOLDER", "KINDS", "Store", "artifact_key", "attestation_key", "from_uri",
            "index_entry", "index_key", "parse_index_entry", "safe_name", "sha256_of"]
-
-#: Names of the files read as evidence in a store's ``sha256/<hex>/``: what attest writes (``.intoto.jsonl``)
-#: and Sigstore bundles put beside them (``.sigstore.json``).
-EVIDENCE_SUFFIXES = (".intoto.jsonl", ".sigstore.json")
-#: Attestation kinds a store holds, by the file name prefix.
-KINDS = ("provenance", "vsa", "approval", "release", "reproduction")
-
-_HEX64 = re.compile(r"[0-9a-f]{64}")
-#: The folder of the blake3 index: ``blake3/<blake3 hex>`` holds the artefact's sha256.
-INDEX_FOLDER = "blake3"
-
-
-def safe_name(name: str) -> str:
-    """Check that a subject name can be used as a relative path inside a store, and return it.
-
-    Subject names are data: they may not climb out (``..``), be absolute, carry a
-    NUL or a backslash, or name a Windows drive.
-    """
-    if not name or "\x00" in name or "\\" in name or name.startswith("/") or re.match(r"^[A-Za-z]:", name):
-        raise StoreError(f"subject name {name!r} cannot be stored: it must be a plain relative path")
-    if any(part in ("", ".", "..") for part in name.split("/")):
-        raise StoreError(f"subject name {name!r} cannot be stored: it must not contain '.', '..' or empty parts")
-    return name
-
-
-def _check_hex(sha256: str) -> str:
-    if not _HEX64.fullmatch(sha256):
-        raise StoreError(f"{sha256!r} is not a lower-case hex sha256 digest")
-    return sha256
-
-
-def index_key(blake3: str) -> str:
-    """Where the blake3 index entry of the artefact whose blake3 is ``blake3`` is."""
-    if not _HEX64.fullmatch(blake3):
-        raise StoreError(f"{blake3!r} is not a lower-case hex blake3 digest")
-    return f"{INDEX_FOLDER}/{blake3}"
-
-
-def index_entry(sha256: str) -> bytes:
-    """The bytes of an index entry pointing at ``sha256/<sha256>/``."""
-    return _check_hex(sha256).encode() + b"\n"
-
-
-def parse_index_entry(data: bytes) -> str | None:
-    """The sha256 an index entry names, or None if it is not one (junk in an untrusted store is no entry)."""
-    text = data.removesuffix(b"\n")
-    return text.decode() if _HEX64.fullmatch(text.decode("ascii", "replace")) else None
-
-
-def artifact_key(sha256: str, name: str) -> str:
-    return f"sha256/{_check_hex(sha256)}/artifact/{safe_name(name)}"
-
-
-def attestation_key(sha256: str, kind: str, line: bytes) -> str:
-    if kind not in KINDS:
-        raise StoreError(f"unknown attestation kind {kind!r}; expected one of {list(KINDS)}")
-    return f"sha256/{_check_hex(sha256)}/{kind}-{hashlib.sha256(line).hexdigest()}.intoto.jsonl"
-
 
 class Store(Protocol):
     """Where artefacts and attestations are published and found again."""
@@ -159,7 +110,7 @@ def from_uri(uri: str, *, retain_days: int | None = None, retention_mode: str = 
     ``retain_days`` sets S3 Object Lock retention on attestation objects (S3 stores only).
     """
     if uri.startswith("s3://"):
-        from attest.stores import s3
+        from attest.stores import s3  # lazy: start-up (boto3)
 
         mode: s3.RetentionMode = "COMPLIANCE" if retention_mode == "COMPLIANCE" else "GOVERNANCE"
         return s3.S3Store.from_uri(uri, retain_days=retain_days, retention_mode=mode)
@@ -167,6 +118,6 @@ def from_uri(uri: str, *, retain_days: int | None = None, retention_mode: str = 
         raise StoreError(f"--retain-days needs an s3:// store with Object Lock; {uri} is a directory")
     if "://" in uri:
         raise StoreError(f"store {uri!r} is neither a directory nor an s3:// URI")
-    from attest.stores import local
+    from attest.stores import local  # lazy: only the store named is loaded
 
     return local.LocalStore(Path(uri))

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from attest.errors import StoreError
-from attest.stores import (
+from attest.stores.layout import (
     EVIDENCE_SUFFIXES,
     INDEX_FOLDER,
     artifact_key,

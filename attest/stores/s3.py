@@ -38,7 +38,7 @@ from typing import Any, BinaryIO, Final, Literal
 
 from attest._aws import transport_error
 from attest.errors import AttestError, RemoteError, StoreError
-from attest.stores import (
+from attest.stores.layout import (
     INDEX_FOLDER,
     artifact_key,
     attestation_key,

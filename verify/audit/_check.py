@@ -37,7 +37,7 @@ from verify.policy import ProvenanceRules
 from verify.rules import evaluate_provenance
 from verify.signers import TrustRun, find_signers
 from verify.sigstore.identity import claimed_identities
-from verify.sigstore.verifier import BundleVerifier
+from verify.sigstore.verifier import BundleVerifier, make_bundle_verifier
 from verify.trust import Identity
 
 if TYPE_CHECKING:
@@ -182,8 +182,6 @@ class _Checker:
     def _run(self) -> TrustRun:
         """One file's signature checks: the audit's time and revocations, and a budget of their own."""
         if self._bundles is None:
-            from verify.sigstore.verifier import make_bundle_verifier
-
             self._bundles = make_bundle_verifier(trusted_root=self._trusted_root)
         return TrustRun(at=self._at, bundles=self._bundles, revoked=self._revoked)
 
