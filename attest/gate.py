@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from attest.stores import Store
     from verify.digests import DigestSet
     from verify.formats.evidence import Evidence, EvidenceBudget
-    from verify.gate import Gate, GateVerdict, ReleaseVerdict
+    from verify.gate import Gate, GateRules, GateVerdict, ReleaseVerdict
     from verify.layout import LayoutVerdict, LoadedLayout
     from verify.policy import Policy
     from verify.sigstore.verifier import BundleVerifier
@@ -69,6 +69,13 @@ class EmitRequest:
     verifier_id: str | None = None
 
 
+def _no_rules() -> GateRules:
+    """No rule flag given (the trust core is imported when a request is made, not with this module)."""
+    from verify.gate import GateRules
+
+    return GateRules()
+
+
 @dataclass(frozen=True)
 class GateRequest:
     """Everything one gate run is asked, as given on the command line (or by a Python caller)."""
@@ -82,13 +89,9 @@ class GateRequest:
     """Pinned public keys: PEM files, or ``awskms:KEY`` (fetched live, with a warning)."""
     keyless: KeylessFlags = field(default_factory=KeylessFlags)
     trusted_root: Path | None = None
-    source_uri: str | None = None
-    source_branch: str | None = None
-    commit: str | None = None
-    builder_id: str | None = None
-    predicate_type: str | None = None
-    stage: str | None = None
-    require_vsa: tuple[str, ...] = ()
+    rules: GateRules = field(default_factory=_no_rules)
+    """The rule flags (--source-uri, --commit, --stage, --require-vsa, --verified-level, ...), as given: the
+    object :func:`verify.gate.prepare` reads."""
     vsa_keys: tuple[Path, ...] = ()
     lockfiles: tuple[Path, ...] = ()
     emit: EmitRequest | None = None
@@ -100,9 +103,6 @@ class GateRequest:
     """The pinned PEM public keys that must have signed ``layout``."""
     link_dir: Path | None = None
     """Where the layout's links are; None: the layout's directory."""
-    verified_levels: tuple[str, ...] = ()
-    """``--verified-level``: the SLSA build level the builder must be trusted for; a VSA states the level
-    the policy trusts the builder for, never a level merely asked for."""
 
 
 @dataclass(frozen=True)
@@ -142,7 +142,7 @@ def _check_shape(request: GateRequest) -> None:
         raise RequestError("--release needs --store STORE to find each component's provenance")
     if request.release is None and not request.attestations and not request.store:
         raise RequestError("no evidence: pass --attestation FILE or --store STORE")
-    if request.emit is not None and request.stage is None:
+    if request.emit is not None and request.rules.stage is None:
         raise RequestError("--emit-vsa needs --stage (the stage being verified) and --signer (its key)")
     if request.layout is None and (request.layout_keys or request.link_dir is not None):
         raise RequestError("--layout-key and --link-dir go with --layout LAYOUT")
@@ -199,7 +199,7 @@ def _run(request: GateRequest, read: ArtifactRead, warn: Callable[[str], None] |
     if request.emit is not None and signer is not None:
         assert gate.emits is not None
         emitted = _emit(request, verdict, gate, signer, read)
-    return GateOutcome(verdict=verdict, lockfiles=request.lockfiles, emitted=emitted, stage=request.stage,
+    return GateOutcome(verdict=verdict, lockfiles=request.lockfiles, emitted=emitted, stage=request.rules.stage,
                        layout=layout_verdict)
 
 
@@ -301,12 +301,10 @@ def _prepare(request: GateRequest, warn: Callable[[str], None] | None) -> tuple[
         signer = from_uri(request.emit.signer_uri, insecure_permissions=request.emit.insecure_key_permissions)
         emit_key = load_public_key(signer.public_key_pem(), name=request.emit.signer_uri)
     flags = GateFlags(
-        keys=tuple(_load_key(k, warn) for k in request.keys), keyless=keyless_identity(request.keyless),
-        source_uri=request.source_uri, source_branch=request.source_branch, commit=request.commit,
-        builder_id=request.builder_id, predicate_type=request.predicate_type, stage=request.stage,
-        require_vsa=request.require_vsa, vsa_keys=tuple(load_public_key_file(k) for k in request.vsa_keys),
+        rules=request.rules, keys=tuple(_load_key(k, warn) for k in request.keys),
+        keyless=keyless_identity(request.keyless), vsa_keys=tuple(load_public_key_file(k) for k in request.vsa_keys),
         emit_key=emit_key, emit_vsa=request.emit is not None, lockfiles=len(request.lockfiles),
-        release=request.release is not None, verified_levels=request.verified_levels)
+        release=request.release is not None)
     gate = prepare(policy, flags)
     return gate, gate.policy, signer
 
@@ -470,4 +468,4 @@ def _run_release(request: GateRequest, warn: Callable[[str], None] | None) -> Ga
 
     run = policy.trust_run(bundles=_bundle_verifier(request.trusted_root))
     verdict = decide_release(gate, manifest, lookup=lookup, run=run, same_commit=request.same_commit)
-    return GateOutcome(verdict=verdict, stage=request.stage)
+    return GateOutcome(verdict=verdict, stage=request.rules.stage)

@@ -16,7 +16,8 @@ Verify an artefact against the provenance beside it, under a policy that pins th
     print(verdict.subject.name, "signed by", verdict.signer)  # or EvidenceRejected: one sentence, what is wrong
 
 A stage's gate (provenance, earlier stages' VSAs, approvals) is :func:`prepare` then :func:`decide`; an
-organisation's history is :func:`audit`. Failures are exceptions of :mod:`verify.errors`, each one plain
+organisation's history is :func:`verify.audit.audit` (a
+subpackage's name cannot also be a function's here). Failures are exceptions of :mod:`verify.errors`, each one plain
 sentence: :class:`EvidenceRejected` (the evidence does not pass: exit 1), :class:`RequestError` (a usage
 error), :class:`ConfigError` (a policy, key or trusted root that cannot be used).
 
@@ -46,7 +47,6 @@ __all__ = [
     "TrustRun",
     "Verdict",
     "VerifyError",
-    "audit",
     "decide",
     "decide_release",
     "find_signers",
@@ -79,7 +79,6 @@ _HOME = {
     "Gate": "verify.gate", "GateVerdict": "verify.gate", "ReleaseVerdict": "verify.gate", "decide": "verify.gate",
     "decide_release": "verify.gate", "prepare": "verify.gate",
     "verify_layout": "verify.layout",
-    "audit": "verify.audit",
 }
 
 

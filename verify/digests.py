@@ -130,15 +130,7 @@ def hash_file(path: Path, algorithms: Sequence[str] = ("sha256", "blake3"), *,
     ``head``, if given, receives the first :data:`HEAD_SIZE` bytes of what was hashed.
     """
     _check_algorithms(algorithms)
-    try:
-        # O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused just below)
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-    except OSError as e:
-        raise InputError(f"cannot read {path}: {e.strerror}") from e
-    before = os.fstat(fd)
-    if not _is_regular(before.st_mode):
-        os.close(fd)
-        raise InputError(f"{path} is not a regular file")
+    fd, before = _open_regular(path)
     if list(algorithms) == ["blake3"] and before.st_size >= MMAP_THRESHOLD:
         try:
             digest = _blake3_mapped(fd, path, before, progress, cancel, head)
@@ -148,36 +140,56 @@ def hash_file(path: Path, algorithms: Sequence[str] = ("sha256", "blake3"), *,
         return {"blake3": digest}
     with open(fd, "rb", buffering=0) as f:
         hashers = [new_hasher(name) for name in algorithms]
-        buffers = (bytearray(chunk_size), bytearray(chunk_size))
-        with ThreadPoolExecutor(max_workers=len(hashers), thread_name_prefix="attest-hash") as pool:
-            try:
-                total = n = _read_into(f, buffers[0])
-                if head is not None:
-                    head[:] = buffers[0][:min(n, HEAD_SIZE)]
-                which = 0
-                while n:
-                    if cancel is not None and cancel.is_set():
-                        raise InputError(f"hashing {path} was cancelled")
-                    view = memoryview(buffers[which])[:n]
-                    pending = [pool.submit(h.update, view) for h in hashers]
-                    which ^= 1
-                    next_n = _read_into(f, buffers[which])
-                    for future in pending:
-                        future.result()
-                    view.release()
-                    if progress is not None:
-                        progress(n)
-                    n = next_n
-                    total += n
-                    if total > before.st_size:  # still growing: without this, a file written as fast
-                        raise _changed(path)    # as it is read would be read forever
-            except OSError as e:
-                raise InputError(f"cannot read {path}: {e.strerror}") from e
+        _hash_chunks(f, path, before, hashers, chunk_size=chunk_size, progress=progress, cancel=cancel, head=head)
         after = os.fstat(f.fileno())
     if _version(after) != _version(before):
         raise _changed(path)
     _same_file(path, before)
     return {name: h.hexdigest() for name, h in zip(algorithms, hashers, strict=True)}
+
+
+def _open_regular(path: Path) -> tuple[int, os.stat_result]:
+    """A read-only descriptor of ``path`` and its status; :class:`InputError` unless it is a readable regular file."""
+    try:
+        # O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused just below)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except OSError as e:
+        raise InputError(f"cannot read {path}: {e.strerror}") from e
+    before = os.fstat(fd)
+    if not _is_regular(before.st_mode):
+        os.close(fd)
+        raise InputError(f"{path} is not a regular file")
+    return fd, before
+
+
+def _hash_chunks(f: BinaryIO, path: Path, before: os.stat_result, hashers: Sequence[Any], *, chunk_size: int,
+                 progress: Progress | None, cancel: threading.Event | None, head: bytearray | None) -> None:
+    """Feed each chunk of ``f`` to every hasher (one thread each) while the next is read into the other buffer."""
+    buffers = (bytearray(chunk_size), bytearray(chunk_size))
+    with ThreadPoolExecutor(max_workers=len(hashers), thread_name_prefix="attest-hash") as pool:
+        try:
+            total = n = _read_into(f, buffers[0])
+            if head is not None:
+                head[:] = buffers[0][:min(n, HEAD_SIZE)]
+            which = 0
+            while n:
+                if cancel is not None and cancel.is_set():
+                    raise InputError(f"hashing {path} was cancelled")
+                view = memoryview(buffers[which])[:n]
+                pending = [pool.submit(h.update, view) for h in hashers]
+                which ^= 1
+                next_n = _read_into(f, buffers[which])
+                for future in pending:
+                    future.result()
+                view.release()
+                if progress is not None:
+                    progress(n)
+                n = next_n
+                total += n
+                if total > before.st_size:  # still growing: without this, a file written as fast
+                    raise _changed(path)    # as it is read would be read forever
+        except OSError as e:
+            raise InputError(f"cannot read {path}: {e.strerror}") from e
 
 
 #: Bytes of a mapped file given to blake3 at a time (its threads split each slice), between progress calls.

@@ -27,10 +27,19 @@ from typing import Any
 
 from verify.digests import WEAK, DigestSet
 from verify.errors import EvidenceRejected, MalformedEvidence, PolicyError, PolicyViolation, RequestError
-from verify.formats.envelope import INTOTO_PAYLOAD_TYPE
 from verify.formats.evidence import Evidence
 from verify.formats.levels import level_name, requested_build_level
-from verify.formats.statement import APPROVAL_V1, RELEASE_V1, VSA_V1, Release, Statement, read_release
+from verify.formats.statement import (
+    APPROVAL_V1,
+    RELEASE_V1,
+    VSA_V1,
+    Release,
+    ReleasePart,
+    Statement,
+    Subject,
+    read_release,
+)
+from verify.matching import intoto_statements
 from verify.policy import (
     Policy,
     ProvenanceRules,
@@ -45,7 +54,8 @@ from verify.stages import Bound, StageEvidence, check_stage
 from verify.trust import Identity, PublicKey
 from verify.verifier import Candidate, Check, Verdict, candidates, digest_source
 
-__all__ = ["Gate", "GateFlags", "GateVerdict", "ReleaseVerdict", "approver", "decide", "decide_release", "prepare"]
+__all__ = ["Gate", "GateFlags", "GateRules", "GateVerdict", "ReleaseVerdict", "approver", "decide", "decide_release",
+           "prepare"]
 
 _COMMIT = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 #: The name of the requirements given by --require-vsa without --stage.
@@ -55,15 +65,14 @@ Found = Sequence[Evidence | MalformedEvidence]
 
 
 @dataclass(frozen=True)
-class GateFlags:
-    """The command line's rules, as given: None (or empty tuples) where a flag was not given.
+class GateRules:
+    """The command line's rules, as given: None (or empty tuples) where a flag was not given. The same
+    object crosses from the caller's request (:class:`attest.gate.GateRequest`) to :func:`prepare`.
 
     An empty string is a flag given with nothing after it (an unset pipeline variable, often): it is
     refused, never read as "no rule".
     """
 
-    keys: tuple[PublicKey, ...] = ()
-    keyless: Identity | None = None
     source_uri: str | None = None
     source_branch: str | None = None
     commit: str | None = None
@@ -71,14 +80,24 @@ class GateFlags:
     predicate_type: str | None = None
     stage: str | None = None
     require_vsa: tuple[str, ...] = ()
+    verified_levels: tuple[str, ...] = ()
+    """``--verified-level``: the SLSA build level the builder must be trusted for (one at most); a VSA states
+    the level the policy trusts the builder for, never a level merely asked for."""
+
+
+@dataclass(frozen=True)
+class GateFlags:
+    """What the command line gives :func:`prepare`: its rules as given, and the keys and switches read for them."""
+
+    rules: GateRules = GateRules()
+    keys: tuple[PublicKey, ...] = ()
+    keyless: Identity | None = None
     vsa_keys: tuple[PublicKey, ...] = ()
     emit_key: PublicKey | None = None
     """The public key of the signer of ``--emit-vsa``: it must be the stage verifier's."""
     emit_vsa: bool = False
     lockfiles: int = 0
     release: bool = False
-    verified_levels: tuple[str, ...] = ()
-    """``--verified-level``: the SLSA build level the builder must be trusted for (one at most)."""
 
 
 @dataclass(frozen=True)
@@ -100,33 +119,30 @@ class Gate:
 
 def prepare(policy: Policy | None, flags: GateFlags) -> Gate:
     """The :class:`Gate` for ``policy`` (None: the flags are the whole policy) narrowed by ``flags``."""
-    _refuse_empty(flags)
-    commit = _full_commit(flags.commit)
-    if flags.source_uri is not None:
-        try:
-            check_repository(flags.source_uri, what="--source-uri")
-        except PolicyError as e:
-            raise RequestError(str(e)) from e
+    asked = flags.rules
+    _refuse_empty(asked)
+    commit = _full_commit(asked.commit)
+    source = _flag_source(asked)
     if flags.release and (flags.emit_vsa or flags.lockfiles):
         raise RequestError("--release verifies every component of a manifest; --emit-vsa and --lockfile apply to "
                            "one artefact, verify each component on its own for them")
-    level = requested_build_level(flags.verified_levels)
+    level = requested_build_level(asked.verified_levels)
     if policy is None:
-        return _ad_hoc(flags, commit, level)
-    return _narrowed(policy, flags, commit, level)
+        return _ad_hoc(flags, source, commit, level)
+    return _narrowed(policy, flags, source, commit, level)
 
 
-def _refuse_empty(flags: GateFlags) -> None:
-    given = {"--source-uri": flags.source_uri, "--source-branch": flags.source_branch, "--commit": flags.commit,
-             "--builder-id": flags.builder_id, "--predicate-type": flags.predicate_type, "--stage": flags.stage}
+def _refuse_empty(asked: GateRules) -> None:
+    given = {"--source-uri": asked.source_uri, "--source-branch": asked.source_branch, "--commit": asked.commit,
+             "--builder-id": asked.builder_id, "--predicate-type": asked.predicate_type, "--stage": asked.stage}
     for flag, value in given.items():
         if value is not None and not value.strip():
             raise RequestError(f"{flag} is empty (an unset pipeline variable?); give a value or leave the flag out, "
                                "an empty value never removes a rule")
-    if any(not s.strip() for s in flags.verified_levels):
+    if any(not s.strip() for s in asked.verified_levels):
         raise RequestError("--verified-level is empty (an unset pipeline variable?); name the level to require, "
                            "e.g. SLSA_BUILD_LEVEL_3, or leave the flag out")
-    if any(not s.strip() for s in flags.require_vsa):
+    if any(not s.strip() for s in asked.require_vsa):
         raise RequestError("--require-vsa is empty (an unset pipeline variable?); name the stage whose VSA is "
                            "required")
 
@@ -140,8 +156,34 @@ def _full_commit(commit: str | None) -> str | None:
     return commit.lower()
 
 
-def _ad_hoc(flags: GateFlags, commit: str | None, level: int) -> Gate:
+def _flag_source(asked: GateRules) -> SourceRule:
+    """--source-uri and --source-branch as a source rule; a URI that names no repository is a usage error."""
+    if asked.source_uri is not None:
+        try:
+            check_repository(asked.source_uri, what="--source-uri")
+        except PolicyError as e:
+            raise RequestError(str(e)) from e
+    return SourceRule(uri=asked.source_uri, branches=(asked.source_branch,) if asked.source_branch else ())
+
+
+def _ad_hoc(flags: GateFlags, source: SourceRule, commit: str | None, level: int) -> Gate:
     """No policy: the flags are the whole policy (identities, rules and, with --require-vsa, a stage)."""
+    asked = flags.rules
+    identities = _flag_identities(flags)
+    _refuse_without_policy(flags, level)
+    rules = ProvenanceRules(
+        signed_by=tuple(identities), source=source,
+        builders=(TrustedBuilder(id=asked.builder_id),) if asked.builder_id else (), commit=commit,
+        predicate_type=asked.predicate_type, min_level=level, check_parameters=False)
+    if not asked.require_vsa:
+        return Gate(policy=Policy(identities=identities, provenance=rules, stages={}), stage=None)
+    verifier, stages, rule = _vsa_gate(flags)
+    return Gate(policy=Policy(identities={**identities, verifier.name: verifier}, provenance=rules, stages=stages),
+                stage=rule)
+
+
+def _flag_identities(flags: GateFlags) -> dict[str, Identity]:
+    """The identities --key and the keyless flags pin; at least one."""
     identities: dict[str, Identity] = {}
     if flags.keys:
         identities["--key"] = Identity(name="--key", keys=flags.keys)
@@ -151,41 +193,42 @@ def _ad_hoc(flags: GateFlags, commit: str | None, level: int) -> Gate:
         raise RequestError("no trusted identity: pass --key PEM, --certificate-identity with "
                            "--certificate-oidc-issuer, --github-repo, or --policy FILE (verification without a "
                            "pinned identity is refused)")
+    return identities
+
+
+def _refuse_without_policy(flags: GateFlags, level: int) -> None:
+    """The flags that need a policy to say what they mean are refused without one."""
+    asked = flags.rules
     if flags.release:
         raise RequestError("--release needs --policy FILE naming who may sign release manifests (releases.signed-by)")
     if flags.emit_vsa:
         raise RequestError("--emit-vsa signs a VSA for a stage the policy names, with that stage's verifier key; "
                            "pass --policy FILE whose stages name their verifiers")
-    if flags.vsa_keys and not flags.require_vsa:
+    if flags.vsa_keys and not asked.require_vsa:
         raise RequestError("--vsa-key goes with --require-vsa STAGE (the stage whose VSA that key signs)")
     if level > 1:
         raise RequestError(f"--verified-level {level_name(level)} needs --policy FILE listing the builders trusted "
                            "for that level (provenance.builders); flags alone trust a builder for level 1 at most")
-    if flags.stage is not None and not flags.require_vsa:
-        raise RequestError(f"--stage {flags.stage!r} names a stage of a policy, and there is no --policy; pass "
+    if asked.stage is not None and not asked.require_vsa:
+        raise RequestError(f"--stage {asked.stage!r} names a stage of a policy, and there is no --policy; pass "
                            "--policy FILE, or say what this stage requires with --require-vsa STAGE --vsa-key PEM")
-    rules = ProvenanceRules(
-        signed_by=tuple(identities), source=SourceRule(uri=flags.source_uri,
-                                                       branches=(flags.source_branch,) if flags.source_branch else ()),
-        builders=(TrustedBuilder(id=flags.builder_id),) if flags.builder_id else (), commit=commit,
-        predicate_type=flags.predicate_type, min_level=level, check_parameters=False)
-    stages: dict[str, StageRule] = {}
-    rule = None
-    if flags.require_vsa:
-        if not flags.vsa_keys:
-            raise RequestError("--require-vsa needs --vsa-key PEM (the key of the stage whose VSA is required) or a "
-                               "policy whose stages name their verifiers")
-        identities["--vsa-key"] = Identity(name="--vsa-key", keys=flags.vsa_keys)
-        for name in flags.require_vsa:
-            stages[name] = StageRule(name=name, verifier="--vsa-key")
-        name = flags.stage or THIS_GATE
-        rule = StageRule(name=name, require_vsa=tuple(VsaRequirement(stage=s, signed_by=("--vsa-key",))
-                                                      for s in flags.require_vsa))
-        stages.setdefault(name, rule)
-    return Gate(policy=Policy(identities=identities, provenance=rules, stages=stages), stage=rule)
 
 
-def _narrowed(policy: Policy, flags: GateFlags, commit: str | None, level: int) -> Gate:
+def _vsa_gate(flags: GateFlags) -> tuple[Identity, dict[str, StageRule], StageRule]:
+    """--require-vsa without a policy: the --vsa-key identity, a stage for each required one, and this gate's."""
+    asked = flags.rules
+    if not flags.vsa_keys:
+        raise RequestError("--require-vsa needs --vsa-key PEM (the key of the stage whose VSA is required) or a "
+                           "policy whose stages name their verifiers")
+    verifier = Identity(name="--vsa-key", keys=flags.vsa_keys)
+    stages = {name: StageRule(name=name, verifier=verifier.name) for name in asked.require_vsa}
+    rule = StageRule(name=asked.stage or THIS_GATE,
+                     require_vsa=tuple(VsaRequirement(stage=s, signed_by=(verifier.name,)) for s in asked.require_vsa))
+    stages.setdefault(rule.name, rule)
+    return verifier, stages, rule
+
+
+def _narrowed(policy: Policy, flags: GateFlags, source: SourceRule, commit: str | None, level: int) -> Gate:
     """The policy, narrowed by each flag given; a flag that would widen it, or that no provenance could
     satisfy together with it, is refused."""
     if flags.keyless is not None:
@@ -198,9 +241,9 @@ def _narrowed(policy: Policy, flags: GateFlags, commit: str | None, level: int) 
     if flags.keys:
         identities, signed_by = _narrow_keys(policy, flags.keys)
         prov = replace(prov, signed_by=signed_by)
-    rule = _stage_rule(policy, flags)
-    prov = replace(prov, source=_narrow_source(prov.source, flags), builders=_narrow_builders(prov, flags),
-                   commit=commit, predicate_type=_narrow_predicate_type(prov, flags),
+    rule = _stage_rule(policy, flags.rules)
+    prov = replace(prov, source=_narrow_source(prov.source, source), builders=_narrow_builders(prov, flags.rules),
+                   commit=commit, predicate_type=_narrow_predicate_type(prov, flags.rules),
                    min_level=max(prov.min_level, level, rule.min_level if rule is not None else 0))
     narrowed = replace(policy, identities=identities, provenance=prov)
     if flags.release and policy.releases is None:
@@ -232,55 +275,55 @@ def _narrow_keys(policy: Policy, keys: Sequence[PublicKey]) -> tuple[dict[str, I
     return identities, tuple(signed_by)
 
 
-def _narrow_source(rule: SourceRule, flags: GateFlags) -> SourceRule:
+def _narrow_source(rule: SourceRule, asked: SourceRule) -> SourceRule:
+    """The policy's source rule narrowed by the flags' (``asked``): the same repository, one of its branches."""
     uri, branches = rule.uri, rule.branches
-    if flags.source_uri is not None:
-        if uri is not None and check_repository(uri, what="source") != check_repository(flags.source_uri,
-                                                                                        what="--source-uri"):
-            raise RequestError(f"--source-uri {flags.source_uri!r} names another repository than the policy's "
+    if asked.uri is not None:
+        if rule.repository is not None and rule.repository != asked.repository:
+            raise RequestError(f"--source-uri {asked.uri!r} names another repository than the policy's "
                                f"{uri!r}; flags narrow a policy, and no provenance could satisfy both")
-        uri = uri or flags.source_uri
-    if flags.source_branch is not None:
-        if branches and flags.source_branch not in branches:
-            raise RequestError(f"--source-branch {flags.source_branch!r} is not one of the policy's branches "
+        uri = uri or asked.uri
+    if asked.branches:  # the one --source-branch
+        if branches and asked.branches[0] not in branches:
+            raise RequestError(f"--source-branch {asked.branches[0]!r} is not one of the policy's branches "
                                f"{list(branches)}; flags narrow a policy, and no provenance could satisfy both")
-        branches = (flags.source_branch,)
+        branches = asked.branches
     return SourceRule(uri=uri, branches=branches)
 
 
-def _narrow_builders(prov: ProvenanceRules, flags: GateFlags) -> tuple[TrustedBuilder, ...]:
+def _narrow_builders(prov: ProvenanceRules, asked: GateRules) -> tuple[TrustedBuilder, ...]:
     """--builder-id keeps the one builder it names, at the level the policy trusts it for."""
-    if flags.builder_id is None:
+    if asked.builder_id is None:
         return prov.builders
-    trusted = prov.builder(flags.builder_id)
+    trusted = prov.builder(asked.builder_id)
     if trusted is None:
-        raise RequestError(f"--builder-id {flags.builder_id!r} is not one of the policy's builders "
+        raise RequestError(f"--builder-id {asked.builder_id!r} is not one of the policy's builders "
                            f"{[b.id for b in prov.builders]}; flags narrow a policy, and no provenance could satisfy "
                            "both")
     return (trusted,)
 
 
-def _narrow_predicate_type(prov: ProvenanceRules, flags: GateFlags) -> str | None:
-    if flags.predicate_type is None or flags.predicate_type == prov.predicate_type:
+def _narrow_predicate_type(prov: ProvenanceRules, asked: GateRules) -> str | None:
+    if asked.predicate_type is None or asked.predicate_type == prov.predicate_type:
         return prov.predicate_type
     expected = prov.predicate_type or "a SLSA provenance"
-    raise RequestError(f"--predicate-type {flags.predicate_type!r} is not what the policy asks for ({expected}); "
+    raise RequestError(f"--predicate-type {asked.predicate_type!r} is not what the policy asks for ({expected}); "
                        "set provenance.predicate-type in the policy instead")
 
 
-def _stage_rule(policy: Policy, flags: GateFlags) -> StageRule | None:
+def _stage_rule(policy: Policy, asked: GateRules) -> StageRule | None:
     """``stages.STAGE`` of the policy, with any --require-vsa added to it; the stage must exist."""
     rule = None
-    if flags.stage is not None:
-        if flags.stage not in policy.stages:
+    if asked.stage is not None:
+        if asked.stage not in policy.stages:
             known = ", ".join(policy.stages) or "none"
-            raise RequestError(f"--stage {flags.stage!r} is not a stage of the policy (its stages: {known}); stage "
+            raise RequestError(f"--stage {asked.stage!r} is not a stage of the policy (its stages: {known}); stage "
                                "names are exact")
-        rule = policy.stages[flags.stage]
-    if not flags.require_vsa:
+        rule = policy.stages[asked.stage]
+    if not asked.require_vsa:
         return rule
     extra = []
-    for name in flags.require_vsa:
+    for name in asked.require_vsa:
         required = policy.stages.get(name)
         if required is None:
             known = ", ".join(policy.stages) or "none"
@@ -295,7 +338,7 @@ def _stage_rule(policy: Policy, flags: GateFlags) -> StageRule | None:
 
 
 def _emitting_stage(policy: Policy, flags: GateFlags) -> str:
-    stage = flags.stage
+    stage = flags.rules.stage
     if stage is None:
         raise RequestError("--emit-vsa needs --stage (the stage being verified)")
     verifier = policy.stages[stage].verifier
@@ -367,18 +410,8 @@ class GateVerdict:
 
 def _statements(evidence: Found, predicate_type: str) -> list[tuple[Evidence, Statement]]:
     """Every readable statement of ``predicate_type`` in ``evidence``, each parsed once (not yet trusted)."""
-    found = []
-    for item in evidence:
-        if isinstance(item, MalformedEvidence) or item.envelope is None:
-            continue
-        if item.envelope.payload_type != INTOTO_PAYLOAD_TYPE:
-            continue
-        try:
-            statement = item.statement()
-        except EvidenceRejected:
-            continue
-        if statement.predicate_type == predicate_type:
-            found.append((item, statement))
+    found = [(item, statement) for item, statement in intoto_statements(evidence)
+             if statement.predicate_type == predicate_type]
     return sorted(found, key=lambda pair: (pair[0].digest, pair[0].source))
 
 
@@ -392,28 +425,41 @@ def decide(gate: Gate, evidence: Found, *, artifact: str, digests: DigestSet | C
     if not evidence:
         raise MalformedEvidence(f"no attestation found for {artifact}")
     digest_set = digest_source(digests)
-    pool = evidence if provenance is None else [e for e in evidence if isinstance(e, Evidence)
-                                                 and e.digest == provenance]
-    found, failure = candidates(pool, policy=gate.policy, digests=digest_set, run=run)
-    if not found:
-        assert failure is not None
-        raise failure
+    found = _passing(gate, evidence, digest_set, run, provenance)
     if not gate.requires_stages:
         return GateVerdict(verdict=Verdict.of(artifact, found[0], digest_set()), candidate=found[0],
                            considered=len(found), level=_level(gate, found[0]))
+    return _with_stage(gate, evidence, found, artifact=artifact, digests=digest_set, run=run)
+
+
+def _passing(gate: Gate, evidence: Found, digests: Callable[[], DigestSet], run: TrustRun,
+             provenance: str | None) -> list[Candidate]:
+    """The candidates that pass the rules (only the attestation ``provenance`` names, if given); else the reason."""
+    pool = evidence if provenance is None else [e for e in evidence if isinstance(e, Evidence)
+                                                 and e.digest == provenance]
+    found, failure = candidates(pool, policy=gate.policy, digests=digests, run=run)
+    if not found:
+        assert failure is not None
+        raise failure
+    return found
+
+
+def _with_stage(gate: Gate, evidence: Found, found: Sequence[Candidate], *, artifact: str,
+                digests: Callable[[], DigestSet], run: TrustRun) -> GateVerdict:
+    """The first candidate the stage's requirements hold for; else the first candidate's reason."""
     assert gate.stage is not None
     vsas, approvals = _statements(evidence, VSA_V1), _statements(evidence, APPROVAL_V1)
     first: tuple[Candidate, PolicyViolation] | None = None
     for candidate in found:
         bound = Bound(sha256=candidate.evidence.digest, time=candidate.time, source=candidate.evidence.source)
         try:
-            passed = check_stage(gate.stage, policy=gate.policy, vsas=vsas, approvals=approvals, digests=digest_set(),
+            passed = check_stage(gate.stage, policy=gate.policy, vsas=vsas, approvals=approvals, digests=digests(),
                                  bound=bound, run=run)
         except PolicyViolation as e:
             first = first or (candidate, e)
             continue
         checks = (*candidate.checks, Check("stage", True, _describe(gate.stage), [s.to_dict() for s in passed]))
-        return GateVerdict(verdict=Verdict.of(artifact, candidate, digest_set(), checks), candidate=candidate,
+        return GateVerdict(verdict=Verdict.of(artifact, candidate, digests(), checks), candidate=candidate,
                            stages=tuple(passed), considered=len(found), level=_level(gate, candidate))
     assert first is not None
     candidate, error = first
@@ -480,34 +526,42 @@ def decide_release(gate: Gate, manifest: Found, *, lookup: Callable[[str], Found
     if policy.releases is None:
         raise PolicyError(f"policy {policy.uri} names no release signers (releases: {{signed-by: [...]}})")
     item, release, signer = _release_manifest(manifest, policy, run)
-    results: list[ComponentVerdict] = []
-    for component in release.components:
-        for artifact in component.artifacts:
-            name, wanted = artifact.name, component.provenance_sha256
-            digests = DigestSet({a: d for a, d in artifact.digest.items() if a not in WEAK})
-            evidence = lookup(artifact.digest["sha256"])
-            if not any(isinstance(e, Evidence) and e.digest == wanted for e in evidence):
-                raise PolicyViolation(f"component {component.name}: the provenance the release names "
-                                      f"(sha256:{wanted[:16]}...) is not in the store for {name!r}")
-            try:
-                passed = decide(gate, evidence, artifact=name, digests=digests, run=run, provenance=wanted)
-            except EvidenceRejected as e:
-                raise type(e)(f"component {component.name}: {e}", checks=e.checks) from e
-            prov = passed.candidate.provenance
-            results.append(ComponentVerdict(component=component.name, artifact=name,
-                                            commit=prov.commit if prov else None,
-                                            provenance=passed.candidate.evidence.source, stages=passed.stages,
-                                            commits=prov.commits if prov else ()))
+    results = [_component(gate, component, artifact, lookup=lookup, run=run)
+               for component in release.components for artifact in component.artifacts]
     if same_commit:
-        unknown = [r.component for r in results if r.commit is None or len(r.commits) > 1]
-        if unknown:
-            raise PolicyViolation(f"release {item.source}: component {unknown[0]} records no single commit, and an "
-                                  "unknown commit equals nothing; --same-commit requires one commit for all")
-        commits = {r.commit for r in results}
-        if len(commits) != 1:
-            raise PolicyViolation(f"release {item.source}: components come from {len(commits)} commits "
-                                  f"({', '.join(sorted(c or '?' for c in commits))}); --same-commit requires one")
+        _one_commit(item, results)
     return ReleaseVerdict(name=release.name, signer=signer, manifest=item.source, components=tuple(results))
+
+
+def _component(gate: Gate, component: ReleasePart, artifact: Subject, *, lookup: Callable[[str], Found],
+               run: TrustRun) -> ComponentVerdict:
+    """The gate for one artefact of a component, with the very provenance the manifest names."""
+    name, wanted = artifact.name, component.provenance_sha256
+    digests = DigestSet({a: d for a, d in artifact.digest.items() if a not in WEAK})
+    evidence = lookup(artifact.digest["sha256"])
+    if not any(isinstance(e, Evidence) and e.digest == wanted for e in evidence):
+        raise PolicyViolation(f"component {component.name}: the provenance the release names "
+                              f"(sha256:{wanted[:16]}...) is not in the store for {name!r}")
+    try:
+        passed = decide(gate, evidence, artifact=name, digests=digests, run=run, provenance=wanted)
+    except EvidenceRejected as e:
+        raise type(e)(f"component {component.name}: {e}", checks=e.checks) from e
+    prov = passed.candidate.provenance
+    return ComponentVerdict(component=component.name, artifact=name, commit=prov.commit if prov else None,
+                            provenance=passed.candidate.evidence.source, stages=passed.stages,
+                            commits=prov.commits if prov else ())
+
+
+def _one_commit(item: Evidence, results: Sequence[ComponentVerdict]) -> None:
+    """--same-commit: every component records one commit, the same one."""
+    unknown = [r.component for r in results if r.commit is None or len(r.commits) > 1]
+    if unknown:
+        raise PolicyViolation(f"release {item.source}: component {unknown[0]} records no single commit, and an "
+                              "unknown commit equals nothing; --same-commit requires one commit for all")
+    commits = {r.commit for r in results}
+    if len(commits) != 1:
+        raise PolicyViolation(f"release {item.source}: components come from {len(commits)} commits "
+                              f"({', '.join(sorted(c or '?' for c in commits))}); --same-commit requires one")
 
 
 def _release_manifest(manifest: Found, policy: Policy, run: TrustRun) -> tuple[Evidence, Release, str]:

@@ -94,29 +94,49 @@ def first_package_difference(local: Sequence[LockedPackage], bound: Sequence[Dep
     lockfile (else it may well come from another).
     """
     bound_pkgs = [d for d in bound if d.uri.startswith("pkg:")]
+    by_purl, versions = _bound_packages(bound_pkgs)
+    for package in local:
+        difference = _package_difference(package, by_purl, versions, lockfile=lockfile)
+        if difference is not None:
+            return difference
+    if not single_lockfile:
+        return None  # the packages of several lockfiles are listed together: a missing one proves nothing
+    return _first_missing(local, bound_pkgs, lockfile=lockfile)
+
+
+def _bound_packages(bound_pkgs: Sequence[Dependency]) -> tuple[dict[str, list[Mapping[str, str]]],
+                                                               dict[str, set[str]]]:
+    """The bound packages' digests by ``pkg:`` URL, and their versions by package name."""
     by_purl: dict[str, list[Mapping[str, str]]] = {}
     versions: dict[str, set[str]] = {}
     for dep in bound_pkgs:
         by_purl.setdefault(dep.uri, []).append(dep.digest)
         name, version = _purl_parts(dep.uri)
         versions.setdefault(name, set()).add(version)
-    local_names: set[str] = set()
-    for package in local:
-        name, version = _purl_parts(package.purl)
-        local_names.add(name)
-        if package.purl in by_purl:
-            digests = by_purl[package.purl]
-            if package.digest and all(d for d in digests) and not any(_same_digest(package.digest, d)
-                                                                      for d in digests):
-                return f"{lockfile} locks {package.purl} with another hash than the provenance bound"
-            continue
-        if name in versions and version not in versions[name]:
-            was = ", ".join(sorted(versions[name]))
-            return f"{lockfile} locks {name.split('/')[-1]} {version} where the provenance bound {was}"
-        if name not in versions:
-            return f"{lockfile} locks {package.purl}, which the provenance does not bind"
-    if not single_lockfile:
-        return None  # the packages of several lockfiles are listed together: a missing one proves nothing
+    return by_purl, versions
+
+
+def _package_difference(package: LockedPackage, by_purl: Mapping[str, list[Mapping[str, str]]],
+                        versions: Mapping[str, set[str]], *, lockfile: str) -> str | None:
+    """A sentence if the local ``package`` has another hash, another version, or is not bound at all; else None."""
+    name, version = _purl_parts(package.purl)
+    if package.purl in by_purl:
+        digests = by_purl[package.purl]
+        if package.digest and all(d for d in digests) and not any(_same_digest(package.digest, d)
+                                                                  for d in digests):
+            return f"{lockfile} locks {package.purl} with another hash than the provenance bound"
+        return None
+    if name in versions and version not in versions[name]:
+        was = ", ".join(sorted(versions[name]))
+        return f"{lockfile} locks {name.split('/')[-1]} {version} where the provenance bound {was}"
+    if name not in versions:
+        return f"{lockfile} locks {package.purl}, which the provenance does not bind"
+    return None
+
+
+def _first_missing(local: Sequence[LockedPackage], bound_pkgs: Sequence[Dependency], *, lockfile: str) -> str | None:
+    """A sentence naming the first bound package that no local package has the name of, or None."""
+    local_names = {_purl_parts(package.purl)[0] for package in local}
     for dep in bound_pkgs:
         name, _ = _purl_parts(dep.uri)
         if name not in local_names:

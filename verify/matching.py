@@ -19,7 +19,7 @@ was computed and disagrees still refuses the subject.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from verify.digests import ACCEPTED, CHEAPEST_FIRST, KNOWN, WEAK, DigestSet
 from verify.errors import EvidenceRejected
@@ -27,7 +27,7 @@ from verify.formats.envelope import INTOTO_PAYLOAD_TYPE
 from verify.formats.evidence import Evidence
 from verify.formats.statement import Statement, Subject
 
-__all__ = ["accepted_algorithms", "matching_subject", "plan_algorithms", "subject_matches"]
+__all__ = ["accepted_algorithms", "intoto_statements", "matching_subject", "plan_algorithms", "subject_matches"]
 
 
 def accepted_algorithms(digests: Sequence[str]) -> tuple[str, ...]:
@@ -63,19 +63,53 @@ def plan_algorithms(evidence: Iterable[object], *, accepted: Sequence[str] = ACC
     yet: what is unreadable here is refused later, by the verifier, which reads it again strictly.
     When nothing asks for an algorithm, the plan is the cheapest accepted one.
     """
-
+    items = list(evidence)
     usable = accepted_algorithms(accepted)
-    wanted: set[str] = {a for a in require if a in KNOWN}
-    choices: list[set[str]] = []
+    choices = _subject_choices(items, usable)
+    # (1) what something addressed by a digest needs, and what each message signature signs
+    wanted = {a for a in require if a in KNOWN} | {_message_algorithm(item) for item in _message_signatures(items)}
+    # (2) the one accepted algorithm of each subject that has only one
+    wanted |= {next(iter(choice)) for choice in choices if len(choice) == 1}
+    # (3) the cheapest accepted algorithm of each subject not yet covered
+    wanted = _cover(choices, wanted)
+    if not wanted:
+        wanted.add(next((a for a in CHEAPEST_FIRST if a in usable), "sha256"))
+    return [a for a in CHEAPEST_FIRST if a in wanted]
+
+
+def _subject_choices(evidence: Iterable[object], usable: Sequence[str]) -> list[set[str]]:
+    """For each subject of each in-toto statement, in order, its accepted algorithms (if it has any)."""
+    return [found for _, statement in intoto_statements(evidence) for subject in statement.subjects
+            if (found := {a for a in usable if a in subject.digest})]
+
+
+def _message_signatures(evidence: Iterable[object]) -> list[Evidence]:
+    """The evidence that is a message signature (a bundle without an envelope)."""
+    return [item for item in evidence if isinstance(item, Evidence) and item.envelope is None]
+
+
+def _cover(choices: Sequence[set[str]], wanted: set[str]) -> set[str]:
+    """``wanted`` and, for each choice (in order) none of ``wanted`` so far covers, its cheapest algorithm."""
+    covered = set(wanted)
+    for choice in choices:
+        if not choice & covered:
+            covered.add(next(a for a in CHEAPEST_FIRST if a in choice))
+    return covered
+
+
+def _message_algorithm(item: Evidence) -> str:
+    """The digest a message signature signs: its messageDigest's algorithm, else sha256."""
+    try:
+        return item.bundle.message.algorithm(item.source)[1] if item.bundle and item.bundle.message else "sha256"
+    except EvidenceRejected:  # refused by the verifier; the plan only decides what is read
+        return "sha256"
+
+
+def intoto_statements(evidence: Iterable[object]) -> Iterator[tuple[Evidence, Statement]]:
+    """Each readable in-toto statement in ``evidence`` with the evidence it is in, in order (not yet trusted):
+    what is not an envelope of an in-toto statement, or does not read as one, is skipped."""
     for item in evidence:
-        if not isinstance(item, Evidence):
-            continue
-        if item.envelope is None:  # a message signature signs the artefact's digest of its messageDigest algorithm
-            try:
-                wanted.add(item.bundle.message.algorithm(item.source)[1] if item.bundle and item.bundle.message
-                           else "sha256")
-            except EvidenceRejected:  # refused by the verifier; the plan only decides what is read
-                wanted.add("sha256")
+        if not isinstance(item, Evidence) or item.envelope is None:
             continue
         if item.envelope.payload_type != INTOTO_PAYLOAD_TYPE:
             continue
@@ -83,11 +117,4 @@ def plan_algorithms(evidence: Iterable[object], *, accepted: Sequence[str] = ACC
             statement = item.statement()
         except EvidenceRejected:
             continue
-        choices.extend(found for subject in statement.subjects if (found := {a for a in usable if a in subject.digest}))
-    wanted.update(next(iter(c)) for c in choices if len(c) == 1)
-    for choice in choices:
-        if not choice & wanted:
-            wanted.add(next(a for a in CHEAPEST_FIRST if a in choice))
-    if not wanted:
-        wanted.add(next((a for a in CHEAPEST_FIRST if a in usable), "sha256"))
-    return [a for a in CHEAPEST_FIRST if a in wanted]
+        yield item, statement

@@ -6,7 +6,6 @@ given as command-line flags. An empty set of trusted identities never passes.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -24,9 +23,6 @@ from verify.trust import Identity, PublicKey
 __all__ = ["ApprovalRequirement", "Policy", "ProvenanceRules", "ReleaseRule", "SourceRule", "StageRule",
            "TrustedBuilder", "VsaRequirement", "check_repository", "empty_policy"]
 
-_FINGERPRINT = re.compile(r"[0-9a-fA-F]{64}")
-
-
 def check_repository(uri: str, *, what: str) -> str:
     """``uri`` normalised (see :func:`verify.formats.uris.normalize_repo`); :class:`PolicyError` if it names no
     repository (not a URL at all, or no HOST/PATH), so that a bad rule fails at load, not at use."""
@@ -42,8 +38,22 @@ def check_repository(uri: str, *, what: str) -> str:
 
 @dataclass(frozen=True)
 class SourceRule:
+    """``provenance.source``: the repository (as given, and normalised) and the allowed branches.
+
+    A ``uri`` that names no repository is a :class:`PolicyError` here (:func:`check_repository`), so no
+    rule can hold one.
+    """
+
     uri: str | None = None
+    """The repository as the policy or the flag spells it (for messages)."""
     branches: tuple[str, ...] = ()
+    repository: str | None = field(init=False, default=None, repr=False, compare=False)
+    """``uri`` normalised (``host/path``): what the rules compare."""
+
+    def __post_init__(self) -> None:
+        # always from ``uri`` as given: normalising a normalised form again may read it differently
+        if self.uri is not None:
+            object.__setattr__(self, "repository", check_repository(self.uri, what="source repository"))
 
 
 @dataclass(frozen=True)
@@ -141,14 +151,10 @@ class Policy:
         """A copy whose provenance rules named in ``rules`` are replaced, exactly as given (for code that
         builds a policy; the command line combines flags with a policy through :func:`verify.gate.prepare`).
 
-        A source repository that names no repository (``SourceRule(uri='[')``) is a
-        :class:`PolicyError` here, before any evidence is read.
+        A source repository that names no repository (``SourceRule(uri='[')``) is a :class:`PolicyError`
+        when the :class:`SourceRule` is made, before any evidence is read.
         """
-        given = dict(rules)
-        source = given.get("source")
-        if isinstance(source, SourceRule) and source.uri is not None:
-            check_repository(source.uri, what="source repository")
-        return replace(self, provenance=replace(self.provenance, **given))
+        return replace(self, provenance=replace(self.provenance, **rules))
 
     def trust_run(self, *, at: datetime | None = None, budget: VerificationBudget | None = None,
                   bundles: BundleVerifier | None = None) -> TrustRun:

@@ -20,6 +20,7 @@ from verify.buildtypes import BuildTypeRule
 from verify.digests import ACCEPTED, KNOWN, WEAK
 from verify.errors import MalformedEvidence, PolicyError, TrustConfigError
 from verify.files import read_file
+from verify.formats.encoding import parse_time
 from verify.limits import MAX_POLICY_BYTES
 from verify.policy import (
     ApprovalRequirement,
@@ -30,8 +31,8 @@ from verify.policy import (
     StageRule,
     TrustedBuilder,
     VsaRequirement,
-    check_repository,
 )
+from verify.sigstore.identity import sigstore_identity
 from verify.trust import Identity, PublicKey, SigstoreIdentity, load_public_key_file
 
 __all__ = ["kms_pem_name", "load_policy"]
@@ -194,8 +195,6 @@ _ZONELESS = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?")
 def _time(doc: _Doc, value: Any, path: tuple[str, ...]) -> datetime:
     """An RFC 3339 date-time with a time zone, read by :func:`verify.formats.encoding.parse_time` (YAML may already
     have read an unquoted one as a datetime: it is read again from its ISO form)."""
-    from verify.formats.encoding import parse_time
-
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise doc.error(path, "has no time zone; write it in UTC with a Z, e.g. 2026-01-31T00:00:00Z")
@@ -229,34 +228,14 @@ def _revoked(doc: _Doc, value: Any, path: tuple[str, ...], base: Path) -> tuple[
 
 def _identity(doc: _Doc, name: str, value: Any, base: Path, *, revoked: frozenset[str] = frozenset(),
               revoked_keys: list[PublicKey] | None = None) -> Identity:
+    """``identities.NAME``: its keys, KMS keys and Sigstore identities, its validity window, its revoked keys."""
     path = ("identities", name)
     spec = _mapping(doc, value, path, {"keys", "kms", "sigstore"}, frozenset({"not-before", "not-after", "revoked"}))
-    keys: list[PublicKey] = []
-    for i, rel in enumerate(_strings(doc, spec.get("keys", []), (*path, "keys"), nonempty="keys" in spec)):
-        keys.append(_load_key(doc, base / rel, (*path, "keys", str(i))))
-    for i, item in enumerate(spec.get("kms", []) if isinstance(spec.get("kms", []), list) else [None]):
-        item_path: tuple[str, ...] = (*path, "kms", str(i))
-        if isinstance(item, str) and item.startswith("arn:aws:kms:"):
-            keys.append(_load_key(doc, base / kms_pem_name(item), item_path, arn=item))
-        elif isinstance(item, dict):
-            entry = _mapping(doc, item, item_path, {"arn", "pem"})
-            arn = _string(doc, entry.get("arn"), (*item_path, "arn"))
-            keys.append(_load_key(doc, base / _string(doc, entry.get("pem"), (*item_path, "pem")), item_path, arn=arn))
-        else:
-            raise doc.error(item_path, "must be a KMS key ARN or {arn: ARN, pem: PINNED_PUBLIC_KEY}")
-    sigstore: list[SigstoreIdentity] = []
-    raw_sigstore = spec.get("sigstore")
-    if raw_sigstore is not None:
-        items = raw_sigstore if isinstance(raw_sigstore, list) else [raw_sigstore]
-        for i, item in enumerate(items):
-            item_path = (*path, "sigstore") if not isinstance(raw_sigstore, list) else (*path, "sigstore", str(i))
-            sigstore.append(_sigstore_entry(doc, item, item_path))
+    keys = [*_key_files(doc, spec, path, base), *_kms_keys(doc, spec, path, base)]
+    sigstore = _sigstore_entries(doc, spec, path)
     if not keys and not sigstore:  # {}, {kms: []} and {sigstore: []} alike
         raise doc.error(path, "names no keys, kms keys or sigstore identity")
-    not_before = _time(doc, spec["not-before"], (*path, "not-before")) if "not-before" in spec else None
-    not_after = _time(doc, spec["not-after"], (*path, "not-after")) if "not-after" in spec else None
-    if not_before is not None and not_after is not None and not_after <= not_before:
-        raise doc.error((*path, "not-after"), f"is not after not-before ({not_before.isoformat()})")
+    not_before, not_after = _window(doc, spec, path)
     own, own_keys = (_revoked(doc, spec["revoked"], (*path, "revoked"), base) if "revoked" in spec
                      else (frozenset(), []))
     revoked = revoked | own
@@ -268,14 +247,53 @@ def _identity(doc: _Doc, name: str, value: Any, base: Path, *, revoked: frozense
                     sigstore=tuple(sigstore), not_before=not_before, not_after=not_after, revoked=revoked)
 
 
+def _key_files(doc: _Doc, spec: dict[str, Any], path: tuple[str, ...], base: Path) -> list[PublicKey]:
+    """``keys``: pinned PEM files, relative to the policy's folder."""
+    names = _strings(doc, spec.get("keys", []), (*path, "keys"), nonempty="keys" in spec)
+    return [_load_key(doc, base / rel, (*path, "keys", str(i))) for i, rel in enumerate(names)]
+
+
+def _kms_keys(doc: _Doc, spec: dict[str, Any], path: tuple[str, ...], base: Path) -> list[PublicKey]:
+    """``kms``: KMS key ARNs (pinned by the PEM 'attest key export' writes) or ``{arn, pem}``."""
+    keys: list[PublicKey] = []
+    for i, item in enumerate(spec.get("kms", []) if isinstance(spec.get("kms", []), list) else [None]):
+        item_path: tuple[str, ...] = (*path, "kms", str(i))
+        if isinstance(item, str) and item.startswith("arn:aws:kms:"):
+            keys.append(_load_key(doc, base / kms_pem_name(item), item_path, arn=item))
+        elif isinstance(item, dict):
+            entry = _mapping(doc, item, item_path, {"arn", "pem"})
+            arn = _string(doc, entry.get("arn"), (*item_path, "arn"))
+            keys.append(_load_key(doc, base / _string(doc, entry.get("pem"), (*item_path, "pem")), item_path, arn=arn))
+        else:
+            raise doc.error(item_path, "must be a KMS key ARN or {arn: ARN, pem: PINNED_PUBLIC_KEY}")
+    return keys
+
+
+def _sigstore_entries(doc: _Doc, spec: dict[str, Any], path: tuple[str, ...]) -> list[SigstoreIdentity]:
+    """``sigstore``: one Sigstore identity or a list of them."""
+    raw = spec.get("sigstore")
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        return [_sigstore_entry(doc, raw, (*path, "sigstore"))]
+    return [_sigstore_entry(doc, item, (*path, "sigstore", str(i))) for i, item in enumerate(raw)]
+
+
+def _window(doc: _Doc, spec: dict[str, Any], path: tuple[str, ...]) -> tuple[datetime | None, datetime | None]:
+    """``not-before`` and ``not-after``: when the identity may sign; the end after the start."""
+    not_before = _time(doc, spec["not-before"], (*path, "not-before")) if "not-before" in spec else None
+    not_after = _time(doc, spec["not-after"], (*path, "not-after")) if "not-after" in spec else None
+    if not_before is not None and not_after is not None and not_after <= not_before:
+        raise doc.error((*path, "not-after"), f"is not after not-before ({not_before.isoformat()})")
+    return not_before, not_after
+
+
 _SIGSTORE_KEYS = {"issuer", "identity", "identity-regexp", "github-repo", "source-ref", "signer-workflow",
                   "deny-self-hosted-runners"}
 
 
 def _sigstore_entry(doc: _Doc, item: Any, path: tuple[str, ...]) -> SigstoreIdentity:
     """``{issuer, identity | identity-regexp}``, optionally narrowed by the GitHub fields of the CLI flags."""
-    from verify.sigstore.identity import sigstore_identity
-
     entry = _mapping(doc, item, path, _SIGSTORE_KEYS)
     issuer = _string(doc, entry.get("issuer"), (*path, "issuer"))
     if ("identity" in entry) == ("identity-regexp" in entry):
@@ -306,50 +324,69 @@ def _load_key(doc: _Doc, file: Path, path: tuple[str, ...], *, arn: str | None =
 
 
 def _stage(doc: _Doc, name: str, value: Any, identities: Mapping[str, Identity]) -> StageRule:
+    """``stages.NAME``: its verifier, the VSAs and approvals it requires, its resource URIs and level."""
     path = ("stages", name)
     spec = _mapping(doc, value, path, {"verifier", "require-vsa", "require-approvals", "resource-uri", "min-level"})
-    verifier = spec.get("verifier")
-    if verifier is not None and _string(doc, verifier, (*path, "verifier")) not in identities:
-        raise doc.error((*path, "verifier"), f"names identity {verifier!r}, which 'identities' does not define")
-    requirements = []
-    raw = spec.get("require-vsa", [])
-    if not isinstance(raw, list):
-        raise doc.error((*path, "require-vsa"), "must be a list of {stage, signed-by}")
-    for i, item in enumerate(raw):
-        item_path = (*path, "require-vsa", str(i))
-        if isinstance(item, str):
-            item = {"stage": item}
-        entry = _mapping(doc, item, item_path, {"stage", "signed-by"})
-        stage = _string(doc, entry.get("stage"), (*item_path, "stage"))
-        signed_by = entry.get("signed-by")
-        if signed_by is None:
-            other = doc.data.get("stages", {}).get(stage)
-            signed_by = other.get("verifier") if isinstance(other, dict) else None
-            if signed_by is None:
-                raise doc.error(item_path, f"says neither who signs stage {stage!r}'s VSAs ('signed-by') nor "
-                                           f"does stages.{stage}.verifier")
-        names = _strings(doc, signed_by, (*item_path, "signed-by"))
-        for who in names:
-            if who not in identities:
-                raise doc.error((*item_path, "signed-by"),
-                                f"names identity {who!r}, which 'identities' does not define")
-        requirements.append(VsaRequirement(stage=stage, signed_by=names))
-    approvals = None
-    if "require-approvals" in spec:
-        a_path = (*path, "require-approvals")
-        entry = _mapping(doc, spec["require-approvals"], a_path, {"count", "signed-by"})
-        count = entry.get("count")
-        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
-            raise doc.error((*a_path, "count"), "must be a whole number of at least 1")
-        names = _strings(doc, entry.get("signed-by"), (*a_path, "signed-by"))
-        for who in names:
-            if who not in identities:
-                raise doc.error((*a_path, "signed-by"), f"names identity {who!r}, which 'identities' does not define")
-        approvals = ApprovalRequirement(count=count, signed_by=names)
+    verifier = _verifier(doc, spec.get("verifier"), (*path, "verifier"), identities)
+    requirements = _vsa_requirements(doc, spec.get("require-vsa", []), (*path, "require-vsa"), identities)
+    approvals = (_approval_requirement(doc, spec["require-approvals"], (*path, "require-approvals"), identities)
+                 if "require-approvals" in spec else None)
     resource_uris = _strings(doc, spec["resource-uri"], (*path, "resource-uri")) if "resource-uri" in spec else ()
     min_level = _level(doc, spec["min-level"], (*path, "min-level")) if "min-level" in spec else 0
-    return StageRule(name=name, verifier=verifier, require_vsa=tuple(requirements), require_approvals=approvals,
+    return StageRule(name=name, verifier=verifier, require_vsa=requirements, require_approvals=approvals,
                      resource_uris=resource_uris, min_level=min_level)
+
+
+def _verifier(doc: _Doc, value: Any, path: tuple[str, ...], identities: Mapping[str, Identity]) -> str | None:
+    """``verifier``: the identity that signs the stage's VSAs, if any."""
+    if value is None:
+        return None
+    name = _string(doc, value, path)
+    if name not in identities:
+        raise doc.error(path, f"names identity {name!r}, which 'identities' does not define")
+    return name
+
+
+def _vsa_requirements(doc: _Doc, value: Any, path: tuple[str, ...],
+                      identities: Mapping[str, Identity]) -> tuple[VsaRequirement, ...]:
+    """``require-vsa``: stage names, or ``{stage, signed-by}``."""
+    if not isinstance(value, list):
+        raise doc.error(path, "must be a list of {stage, signed-by}")
+    return tuple(_vsa_requirement(doc, item, (*path, str(i)), identities) for i, item in enumerate(value))
+
+
+def _vsa_requirement(doc: _Doc, item: Any, path: tuple[str, ...], identities: Mapping[str, Identity]) -> VsaRequirement:
+    """One ``require-vsa`` entry; without ``signed-by``, the VSAs of that stage's verifier."""
+    entry = _mapping(doc, {"stage": item} if isinstance(item, str) else item, path, {"stage", "signed-by"})
+    stage = _string(doc, entry.get("stage"), (*path, "stage"))
+    signed_by = entry.get("signed-by")
+    if signed_by is None:
+        other = doc.data.get("stages", {}).get(stage)
+        signed_by = other.get("verifier") if isinstance(other, dict) else None
+        if signed_by is None:
+            raise doc.error(path, f"says neither who signs stage {stage!r}'s VSAs ('signed-by') nor does "
+                                  f"stages.{stage}.verifier")
+    return VsaRequirement(stage=stage, signed_by=_signers(doc, signed_by, (*path, "signed-by"), identities))
+
+
+def _approval_requirement(doc: _Doc, value: Any, path: tuple[str, ...],
+                          identities: Mapping[str, Identity]) -> ApprovalRequirement:
+    """``require-approvals``: how many of which identities must approve."""
+    entry = _mapping(doc, value, path, {"count", "signed-by"})
+    count = entry.get("count")
+    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+        raise doc.error((*path, "count"), "must be a whole number of at least 1")
+    return ApprovalRequirement(count=count, signed_by=_signers(doc, entry.get("signed-by"), (*path, "signed-by"),
+                                                               identities))
+
+
+def _signers(doc: _Doc, value: Any, path: tuple[str, ...], identities: Mapping[str, Identity]) -> tuple[str, ...]:
+    """A ``signed-by`` list: names of identities the policy defines."""
+    names = _strings(doc, value, path)
+    for who in names:
+        if who not in identities:
+            raise doc.error(path, f"names identity {who!r}, which 'identities' does not define")
+    return names
 
 
 def _level(doc: _Doc, value: Any, path: tuple[str, ...]) -> int:
@@ -430,80 +467,109 @@ def _builders(doc: _Doc, value: Any, path: tuple[str, ...]) -> tuple[TrustedBuil
 def load_policy(path: Path) -> Policy:
     """Read and validate the policy file at ``path``."""
     raw = read_file(path, what="policy", limit=MAX_POLICY_BYTES, error=PolicyError)
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise PolicyError(f"policy {path} is not UTF-8 text") from e
-    doc = _Doc(path, text)
+    doc = _Doc(path, _text(raw, path))
     top = _mapping(doc, doc.data, (), {"version", "identities", "provenance", "stages", "revoked", "releases"})
-    if top.get("version") != 1 or isinstance(top.get("version"), bool):
-        raise doc.error(("version",), f"must be 1 (found {top.get('version')!r})")
-    raw_identities = _any_mapping(doc, top.get("identities"), ("identities",))
-    if not raw_identities:
-        raise doc.error(("identities",), "names no trusted identity; verification without one is refused")
+    _version(doc, top.get("version"))
+    raw_identities = _identity_specs(doc, top.get("identities"))
     revoked, revoked_keys = (_revoked(doc, top["revoked"], ("revoked",), path.parent) if "revoked" in top
                              else (frozenset(), []))
     identities = {str(name): _identity(doc, str(name), spec, path.parent, revoked=revoked, revoked_keys=revoked_keys)
                   for name, spec in raw_identities.items()}
+    rules = _provenance(doc, top.get("provenance"), identities)
+    stages = _stages(doc, top.get("stages") or {}, identities)
+    releases = _releases(doc, top["releases"], identities) if "releases" in top else None
+    unique_revoked = tuple({key.fingerprint: key for key in revoked_keys}.values())
+    return Policy(identities=identities, provenance=rules, stages=stages, releases=releases,
+                  uri=path.resolve().as_uri(), digest=hashlib.sha256(raw).hexdigest(),
+                  revoked=revoked, revoked_keys=unique_revoked)
 
-    prov = _mapping(doc, top.get("provenance"), ("provenance",),
-                    {"signed-by", "source", "builders", "digests", "lockfiles", "allow-dirty", "predicate-type",
-                     "build-types"})
-    signed_by = _strings(doc, prov.get("signed-by"), ("provenance", "signed-by"))
-    for who in signed_by:
-        if who not in identities:
-            raise doc.error(("provenance", "signed-by"), f"names identity {who!r}, which 'identities' does not define")
-    source = SourceRule()
-    if "source" in prov:
-        spec = _mapping(doc, prov["source"], ("provenance", "source"), {"uri", "branches"})
-        uri = _string(doc, spec.get("uri"), ("provenance", "source", "uri")) if "uri" in spec else None
-        if uri is not None:
-            try:
-                check_repository(uri, what="source repository")
-            except PolicyError as e:
-                raise doc.error(("provenance", "source", "uri"), str(e)) from e
-        branches = _strings(doc, spec["branches"], ("provenance", "source", "branches")) if "branches" in spec else ()
-        source = SourceRule(uri=uri, branches=branches)
-    digests: tuple[str, ...] = ACCEPTED
-    if "digests" in prov:
-        digests = _strings(doc, prov["digests"], ("provenance", "digests"))
-        for algorithm in digests:
-            if algorithm in WEAK:
-                raise doc.error(("provenance", "digests"), f"{algorithm} is too weak to identify an artefact")
-            if algorithm not in KNOWN:
-                raise doc.error(("provenance", "digests"), f"unknown digest algorithm {algorithm!r}; "
-                                                           f"expected some of {sorted(KNOWN)}")
-    allow_dirty = prov.get("allow-dirty", False)
-    if not isinstance(allow_dirty, bool):
-        raise doc.error(("provenance", "allow-dirty"), "must be true or false")
+
+def _text(raw: bytes, path: Path) -> str:
+    """The policy's bytes as UTF-8 text."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise PolicyError(f"policy {path} is not UTF-8 text") from e
+
+
+def _version(doc: _Doc, value: Any) -> None:
+    """``version``: 1."""
+    if value != 1 or isinstance(value, bool):
+        raise doc.error(("version",), f"must be 1 (found {value!r})")
+
+
+def _identity_specs(doc: _Doc, value: Any) -> dict[str, Any]:
+    """``identities``: a mapping that names at least one identity."""
+    specs = _any_mapping(doc, value, ("identities",))
+    if not specs:
+        raise doc.error(("identities",), "names no trusted identity; verification without one is refused")
+    return specs
+
+
+def _provenance(doc: _Doc, value: Any, identities: Mapping[str, Identity]) -> ProvenanceRules:
+    """``provenance``: who signs it and what it must show."""
+    path = ("provenance",)
+    prov = _mapping(doc, value, path, {"signed-by", "source", "builders", "digests", "lockfiles", "allow-dirty",
+                                       "predicate-type", "build-types"})
+    signed_by = _signers(doc, prov.get("signed-by"), (*path, "signed-by"), identities)
+    source = _source(doc, prov["source"], (*path, "source")) if "source" in prov else SourceRule()
+    digests = _digests(doc, prov["digests"], (*path, "digests")) if "digests" in prov else ACCEPTED
+    allow_dirty = _allow_dirty(doc, prov.get("allow-dirty", False), (*path, "allow-dirty"))
     predicate_type = prov.get("predicate-type")
-    rules = ProvenanceRules(
+    return ProvenanceRules(
         signed_by=signed_by, source=source,
-        builders=_builders(doc, prov["builders"], ("provenance", "builders")) if "builders" in prov else (),
+        builders=_builders(doc, prov["builders"], (*path, "builders")) if "builders" in prov else (),
         digests=digests,
-        lockfiles=_strings(doc, prov["lockfiles"], ("provenance", "lockfiles")) if "lockfiles" in prov else (),
+        lockfiles=_strings(doc, prov["lockfiles"], (*path, "lockfiles")) if "lockfiles" in prov else (),
         allow_dirty=allow_dirty,
-        predicate_type=_string(doc, predicate_type, ("provenance", "predicate-type")) if predicate_type else None,
-        build_types=_build_types(doc, prov["build-types"], ("provenance", "build-types")) if "build-types" in prov
-        else {},
+        predicate_type=_string(doc, predicate_type, (*path, "predicate-type")) if predicate_type else None,
+        build_types=_build_types(doc, prov["build-types"], (*path, "build-types")) if "build-types" in prov else {},
     )
-    stages_map = _any_mapping(doc, top.get("stages") or {}, ("stages",))
-    stages = {str(name): _stage(doc, str(name), spec, identities) for name, spec in stages_map.items()}
+
+
+def _source(doc: _Doc, value: Any, path: tuple[str, ...]) -> SourceRule:
+    """``source``: the repository (checked by :class:`SourceRule`) and the branches."""
+    spec = _mapping(doc, value, path, {"uri", "branches"})
+    uri = _string(doc, spec.get("uri"), (*path, "uri")) if "uri" in spec else None
+    try:
+        rule = SourceRule(uri=uri)
+    except PolicyError as e:
+        raise doc.error((*path, "uri"), str(e)) from e
+    branches = _strings(doc, spec["branches"], (*path, "branches")) if "branches" in spec else ()
+    return replace(rule, branches=branches)
+
+
+def _digests(doc: _Doc, value: Any, path: tuple[str, ...]) -> tuple[str, ...]:
+    """``digests``: the algorithms a subject may be matched on; none weak, none unknown."""
+    digests = _strings(doc, value, path)
+    for algorithm in digests:
+        if algorithm in WEAK:
+            raise doc.error(path, f"{algorithm} is too weak to identify an artefact")
+        if algorithm not in KNOWN:
+            raise doc.error(path, f"unknown digest algorithm {algorithm!r}; expected some of {sorted(KNOWN)}")
+    return digests
+
+
+def _allow_dirty(doc: _Doc, value: Any, path: tuple[str, ...]) -> bool:
+    """``allow-dirty``: true or false."""
+    if not isinstance(value, bool):
+        raise doc.error(path, "must be true or false")
+    return value
+
+
+def _stages(doc: _Doc, value: Any, identities: Mapping[str, Identity]) -> dict[str, StageRule]:
+    """``stages``: each stage, and every stage a stage requires a VSA from defined."""
+    stages = {str(name): _stage(doc, str(name), spec, identities)
+              for name, spec in _any_mapping(doc, value, ("stages",)).items()}
     for stage in stages.values():
         for requirement in stage.require_vsa:
             if requirement.stage not in stages:
                 raise doc.error(("stages", stage.name, "require-vsa"),
                                 f"requires a VSA from stage {requirement.stage!r}, which 'stages' does not define")
-    releases = None
-    if "releases" in top:
-        spec = _mapping(doc, top["releases"], ("releases",), {"signed-by"})
-        names = _strings(doc, spec.get("signed-by"), ("releases", "signed-by"))
-        for who in names:
-            if who not in identities:
-                raise doc.error(("releases", "signed-by"), f"names identity {who!r}, which 'identities' does not "
-                                                           "define")
-        releases = ReleaseRule(signed_by=names)
-    unique_revoked = tuple({key.fingerprint: key for key in revoked_keys}.values())
-    return Policy(identities=identities, provenance=rules, stages=stages, releases=releases,
-                  uri=path.resolve().as_uri(), digest=hashlib.sha256(raw).hexdigest(),
-                  revoked=revoked, revoked_keys=unique_revoked)
+    return stages
+
+
+def _releases(doc: _Doc, value: Any, identities: Mapping[str, Identity]) -> ReleaseRule:
+    """``releases``: who may sign release manifests."""
+    spec = _mapping(doc, value, ("releases",), {"signed-by"})
+    return ReleaseRule(signed_by=_signers(doc, spec.get("signed-by"), ("releases", "signed-by"), identities))

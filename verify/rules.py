@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from verify.buildtypes import check_parameters, known_build_type
-from verify.errors import PolicyError
 from verify.formats.statement import Provenance
 from verify.formats.uris import branch_of, normalize_repo
 from verify.policy import ProvenanceRules
@@ -50,6 +49,7 @@ def provenance_demands(rules: ProvenanceRules) -> list[str]:
 
 
 def _normalized(uri: str) -> str | None:
+    """A repository the provenance names, normalised; None if it is no URL (evidence may say anything)."""
     try:
         return normalize_repo(uri)
     except ValueError:  # not a URL at all (an unbalanced '[', say): it names no repository
@@ -76,78 +76,101 @@ def _parameters(prov: Provenance, rules: ProvenanceRules) -> RuleResult:
 
 def evaluate_provenance(prov: Provenance, rules: ProvenanceRules) -> list[RuleResult]:
     """Every rule of ``rules`` applied to ``prov``, in order; see the module docstring."""
-    results: list[RuleResult] = []
-    if rules.source.uri is not None:
-        expected = _normalized(rules.source.uri)
-        if expected is None:  # a policy object built by hand; load_policy and the flags refuse these
-            raise PolicyError(f"source repository {rules.source.uri!r} in the policy is not a repository URI")
-        # one repository spelt two ways (a dependency's git+URL and a parameter's URL) is one repository
-        found = list({_normalized(uri) or uri: uri for uri in prov.source_uris}.values())
-        wrong = [uri for uri in found if _normalized(uri) != expected]
-        if not found:
-            results.append(RuleResult("source", False, expected, None, f"the provenance names no source "
-                                      f"repository, expected {expected!r}", "disallowed-source"))
-        elif wrong:
-            said = (f"source repository is {found[0]!r}" if len(found) == 1 else
-                    f"the provenance names source repositories {' and '.join(repr(u) for u in found)}, and each "
-                    "must be the one")
-            results.append(RuleResult("source", False, expected, found[0] if len(found) == 1 else found,
-                                      f"{said}, expected {expected!r}", "disallowed-source"))
-        else:
-            results.append(RuleResult("source", True, expected, found[0]))
-    if rules.source.branches:
-        allowed = list(rules.source.branches)
-        refs = list(prov.source_refs)
-        wrong = [ref for ref in refs if branch_of(ref) not in rules.source.branches]
-        if not refs or wrong:
-            found_refs = refs[0] if len(refs) == 1 else (refs or None)
-            said = "the provenance names no source ref" if not refs else (
-                f"built from ref {wrong[0]!r}" if len(refs) == 1 else
-                f"the provenance names refs {' and '.join(repr(r) for r in refs)}, and each must be allowed")
-            results.append(RuleResult("branch", False, allowed, found_refs, f"{said}, expected branch "
-                                      f"{' or '.join(allowed)}", "disallowed-source"))
-        else:
-            results.append(RuleResult("branch", True, allowed, refs[0]))
-    if rules.commit is not None:
-        commits = prov.commits or ((prov.commit,) if prov.commit else ())
-        wrong = [c for c in commits if c.lower() != rules.commit.lower()]
-        if not commits or wrong:
-            said = (f"built from commit {prov.commit!r}" if len(commits) <= 1 else
-                    f"the provenance names commits {' and '.join(repr(c) for c in commits)}, and each must be it")
-            results.append(RuleResult("commit", False, rules.commit, prov.commit if len(commits) <= 1 else
-                                      list(commits), f"{said}, expected {rules.commit!r}", "disallowed-commit"))
-        else:
-            results.append(RuleResult("commit", True, rules.commit, prov.commit))
-    if rules.builders:
-        allowed = [b.id for b in rules.builders]
-        if rules.builder(prov.builder_id) is None:
-            results.append(RuleResult("builder", False, allowed, prov.builder_id, f"builder {prov.builder_id!r} "
-                                      f"is not one of the allowed builders {allowed}", "disallowed-builder"))
-        else:
-            results.append(RuleResult("builder", True, allowed, prov.builder_id))
-    if rules.min_level:
-        trusted = rules.builder(prov.builder_id)
-        level = 0 if trusted is None else trusted.level
-        if level < rules.min_level:
-            why = ("the policy lists no builders, so any builder is trusted for level 1 only" if not rules.builders
-                   else "the policy does not trust it" if trusted is None
-                   else f"the policy trusts it for level {level} (provenance.builders)")
-            results.append(RuleResult("level", False, rules.min_level, level, f"builder {prov.builder_id!r} is not "
-                                      f"trusted for SLSA build level {rules.min_level}: {why}", "insufficient-level"))
-        else:
-            results.append(RuleResult("level", True, rules.min_level, level))
-    results.append(_parameters(prov, rules))
-    if rules.lockfiles:
-        bound = sorted({d.name for d in prov.lockfiles})
-        missing = [name for name in rules.lockfiles if name not in bound]
-        if missing:
-            results.append(RuleResult("lockfiles", False, list(rules.lockfiles), bound, f"the provenance does not "
-                                      f"bind lockfile {missing[0]!r}", "missing-lockfile"))
-        else:
-            results.append(RuleResult("lockfiles", True, list(rules.lockfiles), bound))
+    checks = (_source, _branch, _commit, _builder, _level, _parameters, _lockfiles, _clean)
+    return [result for check in checks if (result := check(prov, rules)) is not None]
+
+
+def _source(prov: Provenance, rules: ProvenanceRules) -> RuleResult | None:
+    """The source repository, in every place the provenance names one, is the policy's."""
+    expected = rules.source.repository
+    if expected is None:
+        return None
+    # one repository spelt two ways (a dependency's git+URL and a parameter's URL) is one repository
+    found = list({_normalized(uri) or uri: uri for uri in prov.source_uris}.values())
+    if not found:
+        return RuleResult("source", False, expected, None, f"the provenance names no source repository, expected "
+                          f"{expected!r}", "disallowed-source")
+    if all(_normalized(uri) == expected for uri in found):
+        return RuleResult("source", True, expected, found[0])
+    said = (f"source repository is {found[0]!r}" if len(found) == 1 else
+            f"the provenance names source repositories {' and '.join(repr(u) for u in found)}, and each must be "
+            "the one")
+    return RuleResult("source", False, expected, found[0] if len(found) == 1 else found, f"{said}, expected "
+                      f"{expected!r}", "disallowed-source")
+
+
+def _branch(prov: Provenance, rules: ProvenanceRules) -> RuleResult | None:
+    """Every ref the provenance names is an allowed branch."""
+    if not rules.source.branches:
+        return None
+    allowed = list(rules.source.branches)
+    refs = list(prov.source_refs)
+    wrong = [ref for ref in refs if branch_of(ref) not in rules.source.branches]
+    if refs and not wrong:
+        return RuleResult("branch", True, allowed, refs[0])
+    found = refs[0] if len(refs) == 1 else (refs or None)
+    said = "the provenance names no source ref" if not refs else (
+        f"built from ref {wrong[0]!r}" if len(refs) == 1 else
+        f"the provenance names refs {' and '.join(repr(r) for r in refs)}, and each must be allowed")
+    return RuleResult("branch", False, allowed, found, f"{said}, expected branch {' or '.join(allowed)}",
+                      "disallowed-source")
+
+
+def _commit(prov: Provenance, rules: ProvenanceRules) -> RuleResult | None:
+    """Every commit the provenance names is the policy's."""
+    if rules.commit is None:
+        return None
+    commits = prov.commits or ((prov.commit,) if prov.commit else ())
+    wrong = [c for c in commits if c.lower() != rules.commit.lower()]
+    if commits and not wrong:
+        return RuleResult("commit", True, rules.commit, prov.commit)
+    said = (f"built from commit {prov.commit!r}" if len(commits) <= 1 else
+            f"the provenance names commits {' and '.join(repr(c) for c in commits)}, and each must be it")
+    return RuleResult("commit", False, rules.commit, prov.commit if len(commits) <= 1 else list(commits),
+                      f"{said}, expected {rules.commit!r}", "disallowed-commit")
+
+
+def _builder(prov: Provenance, rules: ProvenanceRules) -> RuleResult | None:
+    """The builder is one the policy lists."""
+    if not rules.builders:
+        return None
+    allowed = [b.id for b in rules.builders]
+    if rules.builder(prov.builder_id) is not None:
+        return RuleResult("builder", True, allowed, prov.builder_id)
+    return RuleResult("builder", False, allowed, prov.builder_id, f"builder {prov.builder_id!r} is not one of the "
+                      f"allowed builders {allowed}", "disallowed-builder")
+
+
+def _level(prov: Provenance, rules: ProvenanceRules) -> RuleResult | None:
+    """The policy trusts the builder for the SLSA build level required."""
+    if not rules.min_level:
+        return None
+    trusted = rules.builder(prov.builder_id)
+    level = 0 if trusted is None else trusted.level
+    if level >= rules.min_level:
+        return RuleResult("level", True, rules.min_level, level)
+    why = ("the policy lists no builders, so any builder is trusted for level 1 only" if not rules.builders
+           else "the policy does not trust it" if trusted is None
+           else f"the policy trusts it for level {level} (provenance.builders)")
+    return RuleResult("level", False, rules.min_level, level, f"builder {prov.builder_id!r} is not trusted for SLSA "
+                      f"build level {rules.min_level}: {why}", "insufficient-level")
+
+
+def _lockfiles(prov: Provenance, rules: ProvenanceRules) -> RuleResult | None:
+    """The provenance binds every lockfile the policy names."""
+    if not rules.lockfiles:
+        return None
+    bound = sorted({d.name for d in prov.lockfiles})
+    missing = [name for name in rules.lockfiles if name not in bound]
+    if not missing:
+        return RuleResult("lockfiles", True, list(rules.lockfiles), bound)
+    return RuleResult("lockfiles", False, list(rules.lockfiles), bound, f"the provenance does not bind lockfile "
+                      f"{missing[0]!r}", "missing-lockfile")
+
+
+def _clean(prov: Provenance, rules: ProvenanceRules) -> RuleResult:
+    """A clean work tree, unless the policy allows dirty builds."""
     if prov.dirty and not rules.allow_dirty:
-        results.append(RuleResult("clean", False, True, False, "built from a work tree with uncommitted changes "
-                                  "(--allow-dirty); the policy does not allow dirty builds", "dirty-build"))
-    else:
-        results.append(RuleResult("clean", True, True, not prov.dirty))
-    return results
+        return RuleResult("clean", False, True, False, "built from a work tree with uncommitted changes "
+                          "(--allow-dirty); the policy does not allow dirty builds", "dirty-build")
+    return RuleResult("clean", True, True, not prov.dirty)

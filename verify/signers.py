@@ -116,24 +116,47 @@ def _find(item: Evidence, identities: Sequence[Identity], run: TrustRun,
     bundle = item.bundle
     if bundle is not None and bundle.keyless:
         return _keyless(item, identities, usable, run, message)
-    hint = bundle.public_key_hint if bundle is not None else None
-    if item.envelope is not None:
-        signed = item.envelope.pae()
-        prehash = ""
-        attempts = [(s.keyid or hint or "", s.sig) for s in item.envelope.signatures]
-    else:  # a key-signed message-signature bundle: a signature over the artefact's digest
-        assert bundle is not None and bundle.message is not None
-        prehash, signed = _signed_digest(item, message)
-        attempts = [(hint or "", bundle.message.signature)]
+    prehash, signed, attempts = _signed(item, message)
     pairs = [(identity, key) for identity in usable for key in identity.usable_keys(run.at)]
     if not pairs:
         raise SignatureInvalid(f"{item.source}: no pinned public key may sign this evidence"
                                f"{_revocation_note(item, identities, run, signed)}; pass --key or name the signer "
                                "in the policy", claimed=())
+    signers = _try_keys(item, attempts, pairs, prehash, signed, run)
+    if signers:
+        names = {i.name for i in signers}
+        return tuple(i for i in identities if i.name in names)  # as given, in the order given
+    trusted = ", ".join(sorted({i.name for i in usable if i.keys}))
+    what = "the message signature does not verify with a trusted key for this artefact" if item.envelope is None \
+        else "no signature verifies with a trusted key"
+    raise SignatureInvalid(f"{item.source}: {what} (trusted: {trusted}); the evidence was altered or signed by "
+                           f"an untrusted key{_revocation_note(item, identities, run, signed)}",
+                           claimed=_claimed_by_keyid(attempts, usable, run))
+
+
+_Attempt = tuple[str, bytes]
+"""(keyid or key hint, signature): one signature to try; the keyid only orders the keys tried."""
+
+
+def _signed(item: Evidence, message: DigestSet | None) -> tuple[str, bytes, list[_Attempt]]:
+    """(prehash algorithm, signed bytes, signatures) of key-signed evidence: an envelope's PAE, or the artefact's
+    digest a message-signature bundle signs (prehashed with its algorithm)."""
+    bundle = item.bundle
+    hint = bundle.public_key_hint if bundle is not None else None
+    if item.envelope is not None:
+        return "", item.envelope.pae(), [(s.keyid or hint or "", s.sig) for s in item.envelope.signatures]
+    assert bundle is not None and bundle.message is not None
+    prehash, signed = _signed_digest(item, message)
+    return prehash, signed, [(hint or "", bundle.message.signature)]
+
+
+def _try_keys(item: Evidence, attempts: Sequence[_Attempt], pairs: Sequence[tuple[Identity, PublicKey]],
+              prehash: str, signed: bytes, run: TrustRun) -> list[Identity]:
+    """The identities whose pinned key verifies a signature: every usable key is tried (a keyid is an
+    unauthenticated hint: those it names first), at most MAX_VERIFICATIONS_PER_ENVELOPE times."""
     signers: list[Identity] = []
     tries = MAX_VERIFICATIONS_PER_ENVELOPE
     for keyid, signature in attempts:
-        # every usable pinned key is tried (a keyid is an unauthenticated hint), those it names first
         for identity, key in sorted(pairs, key=lambda pair: pair[1].fingerprint != keyid):
             if any(s.name == identity.name for s in signers):
                 continue
@@ -149,15 +172,7 @@ def _find(item: Evidence, identities: Sequence[Identity], run: TrustRun,
                 signers.extend(i for i, k in pairs if k.fingerprint == key.fingerprint
                                and all(s.name != i.name for s in signers))
                 break
-    if signers:
-        names = {i.name for i in signers}
-        return tuple(i for i in identities if i.name in names)  # as given, in the order given
-    trusted = ", ".join(sorted({i.name for i in usable if i.keys}))
-    what = "the message signature does not verify with a trusted key for this artefact" if item.envelope is None \
-        else "no signature verifies with a trusted key"
-    raise SignatureInvalid(f"{item.source}: {what} (trusted: {trusted}); the evidence was altered or signed by "
-                           f"an untrusted key{_revocation_note(item, identities, run, signed)}",
-                           claimed=_claimed_by_keyid(attempts, usable, run))
+    return signers
 
 
 def _keyless(item: Evidence, identities: Sequence[Identity], usable: Sequence[Identity], run: TrustRun,

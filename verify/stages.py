@@ -35,10 +35,11 @@ from verify.digests import DigestSet
 from verify.errors import EvidenceRejected, PolicyViolation
 from verify.formats.encoding import format_time
 from verify.formats.evidence import Evidence
-from verify.formats.statement import Statement, read_approval, read_vsa
+from verify.formats.statement import Approval, Statement, VerificationSummary, read_approval, read_vsa
 from verify.matching import subject_matches
 from verify.policy import Policy, StageRule, VsaRequirement
 from verify.signers import TrustRun, find_signers
+from verify.trust import Identity
 
 __all__ = ["Bound", "StageEvidence", "check_stage"]
 
@@ -126,20 +127,12 @@ def _one_vsa(item: Evidence, statement: Statement, requirement: VsaRequirement, 
     """Steps (1) to (9) for one VSA; raises :class:`_Refused` with how far it got."""
     what = f"the VSA in {item.source}"
     # (1) for this artefact
-    if not any(subject_matches(s.digest, digests, policy.provenance.digests) for s in statement.subjects):
+    if not _names_artifact(statement, digests, policy):
         raise _NotThisArtifact
     # (2) by the identity the requirement names
-    try:
-        identities = find_signers(item, [policy.identities[n] for n in requirement.signed_by], run,
-                                  message=digests)
-    except EvidenceRejected:
-        raise _Refused(2, f"{what} is signed by {_who_signed(item, policy, digests, run)}, not by "
-                          f"{' or '.join(requirement.signed_by)}") from None
+    signer = _vsa_signer(item, requirement, policy, digests, run, what)
     # (3) readable
-    try:
-        summary = read_vsa(statement)
-    except EvidenceRejected as e:
-        raise _Refused(3, f"{what} is unreadable ({e})") from e
+    summary = _read_vsa(statement, what)
     # (4) for the required stage
     if not required.accepts_resource(summary.resource_uri):
         raise _Refused(4, f"{what} is for {summary.resource_uri!r}, not stage {requirement.stage!r}")
@@ -147,30 +140,72 @@ def _one_vsa(item: Evidence, statement: Statement, requirement: VsaRequirement, 
     if summary.result != "PASSED":
         raise _Refused(5, f"{what} says {summary.result}")
     # (6) bound to this provenance
+    _check_bound(summary, bound, requirement, what)
+    # (7) under a named policy
+    _check_policy_named(summary, what)
+    # (8) not older than the provenance
+    _check_order(summary, bound, what)
+    # (9) at the level this stage requires
+    _check_level(summary, min_level, what)
+    return StageEvidence(kind="vsa", stage=requirement.stage, signer=signer.name, time=summary.time_verified,
+                         source=item.source, sha256=item.digest)
+
+
+def _names_artifact(statement: Statement, digests: DigestSet, policy: Policy) -> bool:
+    """Whether some subject of ``statement`` is this artefact."""
+    return any(subject_matches(s.digest, digests, policy.provenance.digests) for s in statement.subjects)
+
+
+def _vsa_signer(item: Evidence, requirement: VsaRequirement, policy: Policy, digests: DigestSet, run: TrustRun,
+                what: str) -> Identity:
+    """(2) The first identity the requirement names that signed the VSA."""
+    try:
+        return find_signers(item, [policy.identities[n] for n in requirement.signed_by], run, message=digests)[0]
+    except EvidenceRejected:
+        raise _Refused(2, f"{what} is signed by {_who_signed(item, policy, digests, run)}, not by "
+                          f"{' or '.join(requirement.signed_by)}") from None
+
+
+def _read_vsa(statement: Statement, what: str) -> VerificationSummary:
+    """(3) The VSA, read."""
+    try:
+        return read_vsa(statement)
+    except EvidenceRejected as e:
+        raise _Refused(3, f"{what} is unreadable ({e})") from e
+
+
+def _check_bound(summary: VerificationSummary, bound: Bound, requirement: VsaRequirement, what: str) -> None:
+    """(6) Its inputAttestations name the candidate provenance."""
     named = {d.digest.get("sha256") for d in summary.input_attestations}
     if bound.sha256 not in named:
         raise _Refused(6, f"{what} does not name the provenance {bound.source} (sha256:{bound.sha256[:16]}...) "
                           f"among its inputAttestations: stage {requirement.stage!r} verified another provenance "
                           "of these bytes, or none")
-    # (7) under a named policy
+
+
+def _check_policy_named(summary: VerificationSummary, what: str) -> None:
+    """(7) It names the policy it was verified under, by a sha256 digest."""
     policy_digest = summary.policy_digest.get("sha256")
     if not isinstance(policy_digest, str) or not _SHA256.fullmatch(policy_digest):
         raise _Refused(7, f"{what} does not name the policy it was verified under (policy.digest.sha256)")
-    # (8) not older than the provenance
+
+
+def _check_order(summary: VerificationSummary, bound: Bound, what: str) -> None:
+    """(8) It was verified no earlier than the provenance was built (which must say when)."""
     if bound.time is None:
         raise _Refused(8, f"the provenance {bound.source} records no build time (runDetails.metadata.finishedOn), "
                           f"so {what} cannot be ordered after it")
     if summary.time_verified < bound.time:
         raise _Refused(8, f"{what} ({format_time(summary.time_verified)}) is older than the provenance it should "
                           f"vouch for ({format_time(bound.time)})")
-    # (9) at the level this stage requires
-    if min_level:
-        level = summary.build_level
-        if level is None or level < min_level:
-            said = "states no build level" if level is None else f"states SLSA build level {level}"
-            raise _Refused(9, f"{what} {said}, and this stage requires level {min_level} (min-level)")
-    return StageEvidence(kind="vsa", stage=requirement.stage, signer=identities[0].name,
-                         time=summary.time_verified, source=item.source, sha256=item.digest)
+
+
+def _check_level(summary: VerificationSummary, min_level: int, what: str) -> None:
+    """(9) With a ``min-level``, it states a build level at least that."""
+    level = summary.build_level
+    if min_level and (level is None or level < min_level):
+        said = "states no build level" if level is None else f"states SLSA build level {level}"
+        raise _Refused(9, f"{what} {said}, and this stage requires level {min_level} (min-level)")
 
 
 def _who_signed(item: Evidence, policy: Policy, digests: DigestSet, run: TrustRun) -> str:
@@ -184,25 +219,16 @@ def _who_signed(item: Evidence, policy: Policy, digests: DigestSet, run: TrustRu
 
 def _approvals(stage: StageRule, *, policy: Policy, approvals: Statements, digests: DigestSet, bound: Bound,
                run: TrustRun) -> list[StageEvidence]:
+    """``count`` distinct allowed identities that approved this artefact for ``stage`` after it was built."""
     rule = stage.require_approvals
     assert rule is not None
     allowed = [policy.identities[name] for name in rule.signed_by]
     approvers: dict[str, StageEvidence] = {}
     for item, statement in approvals:
-        if not any(subject_matches(s.digest, digests, policy.provenance.digests) for s in statement.subjects):
+        approval = _approval_for(statement, stage, policy, digests, bound)
+        if approval is None:
             continue
-        try:
-            approval = read_approval(statement)
-        except EvidenceRejected:
-            continue  # an approval without a stage or a readable time does not count
-        if approval.stage != stage.name or bound.time is None or approval.time < bound.time:
-            continue
-        try:
-            signers = find_signers(item, [i for i in allowed if i.name not in approvers], run,
-                                   message=digests)
-        except EvidenceRejected:
-            continue
-        for identity in signers:
+        for identity in _approvers(item, [i for i in allowed if i.name not in approvers], run, digests):
             approvers[identity.name] = StageEvidence(kind="approval", stage=stage.name, signer=identity.name,
                                                      time=approval.time, source=item.source, sha256=item.digest)
     order = {name: n for n, name in enumerate(rule.signed_by)}
@@ -214,3 +240,26 @@ def _approvals(stage: StageRule, *, policy: Policy, approvals: Statements, diges
         raise PolicyViolation(f"stage {stage.name!r} requires {rule.count} approval(s) from "
                               f"{', '.join(rule.signed_by)}, but found {len(approvers)} ({have}){why}")
     return list(approvers.values())
+
+
+def _approval_for(statement: Statement, stage: StageRule, policy: Policy, digests: DigestSet,
+                  bound: Bound) -> Approval | None:
+    """The approval ``statement`` states, if it is of this artefact for ``stage`` after the build; else None."""
+    if not _names_artifact(statement, digests, policy):
+        return None
+    try:
+        approval = read_approval(statement)
+    except EvidenceRejected:
+        return None  # an approval without a stage or a readable time does not count
+    if approval.stage != stage.name or bound.time is None or approval.time < bound.time:
+        return None
+    return approval
+
+
+def _approvers(item: Evidence, identities: Sequence[Identity], run: TrustRun,
+               digests: DigestSet) -> tuple[Identity, ...]:
+    """The identities among ``identities`` that signed the approval ``item``; none if it is not verifiably signed."""
+    try:
+        return find_signers(item, identities, run, message=digests)
+    except EvidenceRejected:
+        return ()

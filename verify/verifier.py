@@ -305,27 +305,34 @@ def _message_step(evidence: Evidence, digests: DigestSet, policy: Policy, checks
 
 def _subject_step(evidence: Evidence, statement: Statement, digests: DigestSet, policy: Policy,
                   checks: _Checks) -> Subject:
+    """(4) A subject of the statement is this artefact; else why none is."""
     accepted = accepted_algorithms(policy.provenance.digests)
     subject = matching_subject(statement, digests, accepted)
-    if subject is not None:
-        shown = {a: h for a, h in digests.digests.items() if a in subject.digest}
-        checks.ok("subject", shown, subject.name or "(unnamed)")
-        return subject
+    if subject is None:
+        raise _no_subject(evidence, statement, digests, accepted, checks)
+    shown = {a: h for a, h in digests.digests.items() if a in subject.digest}
+    checks.ok("subject", shown, subject.name or "(unnamed)")
+    return subject
+
+
+def _no_subject(evidence: Evidence, statement: Statement, digests: DigestSet, accepted: Sequence[str],
+                checks: _Checks) -> EvidenceRejected:
+    """Why no subject is this artefact: no accepted digest, none of the kind computed, or another artefact's."""
     usable = [s for s in statement.subjects if any(a in s.digest for a in accepted)]
     if not usable:
         found = sorted({a for s in statement.subjects for a in s.digest})
-        raise checks.fail(DigestMismatch, f"{evidence.source}: no subject has a digest attest accepts "
-                                          f"(found {found}, accepted {list(accepted)})",
-                          "subject", list(accepted), found)
+        return checks.fail(DigestMismatch, f"{evidence.source}: no subject has a digest attest accepts "
+                                           f"(found {found}, accepted {list(accepted)})",
+                           "subject", list(accepted), found)
     if not any(a in s.digest for s in usable for a in digests.digests if a in accepted):
-        raise checks.fail(DigestMismatch, f"{evidence.source}: no subject has a digest of the kind computed for the "
-                                          f"artefact ({', '.join(digests.digests)}); the attestation names it "
-                                          "otherwise", "subject", list(digests.digests),
-                          sorted({a for s in usable for a in s.digest}))
-    raise checks.fail(DigestMismatch, f"{evidence.source}: the artefact's digest {digests.short()} is not among the "
-                                      f"{len(statement.subjects)} subject(s) it attests; the artefact was changed "
-                                      "or this attestation is for another one",
-                      "subject", digests.as_dict(), [s.name for s in statement.subjects][:20])
+        return checks.fail(DigestMismatch, f"{evidence.source}: no subject has a digest of the kind computed for the "
+                                           f"artefact ({', '.join(digests.digests)}); the attestation names it "
+                                           "otherwise", "subject", list(digests.digests),
+                           sorted({a for s in usable for a in s.digest}))
+    return checks.fail(DigestMismatch, f"{evidence.source}: the artefact's digest {digests.short()} is not among "
+                                       f"the {len(statement.subjects)} subject(s) it attests; the artefact was "
+                                       "changed or this attestation is for another one",
+                       "subject", digests.as_dict(), [s.name for s in statement.subjects][:20])
 
 
 def _rules_step(evidence: Evidence, statement: Statement, policy: Policy, checks: _Checks) -> Provenance | None:

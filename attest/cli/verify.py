@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -11,7 +12,7 @@ import click
 from attest.cli._options import OutputPath, emit_json, format_option, progress
 from attest.gate import GITHUB_ISSUER, EmitRequest, GateOutcome, GateRequest, KeylessFlags, run_gate
 
-if TYPE_CHECKING:  # the trust core is imported by run_gate, once the artefact is being hashed
+if TYPE_CHECKING:  # the trust core is imported when the command runs (by _request and run_gate), not at start-up
     from verify.gate import GateVerdict, ReleaseVerdict
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -169,6 +170,7 @@ def _request(artifact: str | None, *, attestations: tuple[Path, ...], store: str
              resource_uri: str | None, verifier_id: str | None, trusted_root: Path | None, **flags: Any) -> GateRequest:
     """The frozen request the flags describe (nothing is read yet)."""
     from verify.errors import RequestError
+    from verify.gate import GateRules
 
     if signer_uri is not None and emit_vsa is None:
         raise RequestError("--signer is for --emit-vsa; verification itself needs no signing key")
@@ -180,8 +182,9 @@ def _request(artifact: str | None, *, attestations: tuple[Path, ...], store: str
     keyless = KeylessFlags(**{name: flags.pop(name) for name in (
         "certificate_identity", "certificate_identity_regexp", "certificate_oidc_issuer", "github_repo",
         "signer_workflow", "source_ref", "deny_self_hosted_runners")})
+    rules = GateRules(**{f.name: flags.pop(f.name) for f in fields(GateRules)})
     return GateRequest(artifact=artifact, attestations=attestations, store=store, policy=policy_path, keys=keys,
-                       keyless=keyless, trusted_root=trusted_root, emit=emit, **flags)
+                       keyless=keyless, trusted_root=trusted_root, rules=rules, emit=emit, **flags)
 
 
 def _as_json(outcome: GateOutcome) -> dict[str, Any]:

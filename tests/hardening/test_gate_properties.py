@@ -13,7 +13,7 @@ import hashlib
 import os
 import shutil
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from attest.gate import EmitRequest, GateRequest, KeylessFlags, run_gate
 from tests.conftest import KeyPair, make_keypair
 from tests.factory import BUILDER, COMMIT, T0, provenance, vsa
 from verify.errors import InputError, VerifyError
+from verify.gate import GateRules
 
 POLICY = """\
 version: 1
@@ -92,13 +93,13 @@ def _bases(world: World) -> dict[str, GateRequest]:
     policy, store = world.path("policy.yaml"), str(world.path("store"))
     return {
         "hotfix that skipped stg": GateRequest(artifact=str(world.path("hotfix.tar.gz")), store=store, policy=policy,
-                                               stage="prd"),
+                                               rules=GateRules(stage="prd")),
         "wrong branch": GateRequest(artifact=str(world.path("branch.tar.gz")), store=store, policy=policy),
         "tampered artefact": GateRequest(artifact=str(world.path("tampered.tar.gz")), policy=policy,
                                          attestations=(world.path("release.tar.gz.intoto.jsonl"),)),
         "ad-hoc gate, no stg VSA": GateRequest(
             artifact=str(world.path("hotfix.tar.gz")), store=store, keys=(str(world.keys["dev"].public),),
-            stage="prd", require_vsa=("stg",), vsa_keys=(world.keys["stg"].public,)),
+            rules=GateRules(stage="prd", require_vsa=("stg",)), vsa_keys=(world.keys["stg"].public,)),
         "unpinned signer": GateRequest(artifact=str(world.path("release.tar.gz")), store=store,
                                        keys=(str(world.keys["other"].public),)),
     }
@@ -107,7 +108,7 @@ def _bases(world: World) -> dict[str, GateRequest]:
 def test_the_world_can_pass(world: World) -> None:
     """The bases fail for their reason, not because nothing could ever pass."""
     ok = run_gate(GateRequest(artifact=str(world.path("release.tar.gz")), store=str(world.path("store")),
-                              policy=world.path("policy.yaml"), stage="prd"))
+                              policy=world.path("policy.yaml"), rules=GateRules(stage="prd")))
     assert [s.stage for s in ok.verdict.stages] == ["stg"]  # type: ignore[union-attr]
     ok = run_gate(replace(_bases(world)["ad-hoc gate, no stg VSA"], artifact=str(world.path("release.tar.gz"))))
     assert ok.verdict.candidate.provenance is not None  # type: ignore[union-attr]
@@ -161,7 +162,9 @@ def test_no_empty_or_unknown_option_turns_a_rejection_into_a_pass(world: World, 
     if "keys" in extras:  # keys are added to the base's, never put in their place
         added = tuple(k for k in extras["keys"] if base.policy is not None or k != str(world.keys["dev"].public))
         extras["keys"] = (*base.keys, *added)
-    request = replace(base, **extras)
+    rule_names = {f.name for f in fields(GateRules)}  # the rule flags are in the request's rules
+    rules = replace(base.rules, **{k: v for k, v in extras.items() if k in rule_names})
+    request = replace(base, rules=rules, **{k: v for k, v in extras.items() if k not in rule_names})
     with pytest.raises((VerifyError, AttestError)):  # a documented refusal (exit 1, 2, 3 or 4), never a pass
         outcome = run_gate(request)
         pytest.fail(f"{name} with {extras} passed: {outcome}")
@@ -222,7 +225,7 @@ def test_the_artefact_is_opened_once_for_every_check_of_the_run(world: World, mo
 
     monkeypatch.setattr(os, "open", spy)
     outcome = run_gate(GateRequest(artifact=str(target), store=str(world.path("store")),
-                                   policy=world.path("policy.yaml"), stage="prd"))
+                                   policy=world.path("policy.yaml"), rules=GateRules(stage="prd")))
     assert outcome.verdict.stages and len(opened) == 1, opened  # type: ignore[union-attr]
 
 
@@ -242,4 +245,4 @@ def test_a_vsa_whose_subject_matches_on_one_algorithm_only_does_not_vouch(world:
     _publish(store, data, "vsa.intoto.jsonl", stg.to_json_line())
     with pytest.raises(VerifyError, match="are for another artefact"):
         run_gate(GateRequest(artifact=str(world.path("release.tar.gz")), store=str(store),
-                             policy=world.path("policy.yaml"), stage="prd"))
+                             policy=world.path("policy.yaml"), rules=GateRules(stage="prd")))

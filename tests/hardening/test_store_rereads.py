@@ -28,6 +28,7 @@ from tests.conftest import KeyPair, make_keypair
 from tests.factory import BUILDER, provenance
 from verify.errors import EvidenceRejected
 from verify.formats.envelope import Envelope
+from verify.gate import GateRules
 
 DATA = b"release-1 bytes\n"
 SHA256 = hashlib.sha256(DATA).hexdigest()
@@ -113,7 +114,7 @@ def test_a_store_that_changes_between_reads_passes_only_on_the_good_bytes(
     monkeypatch.setattr(attest.stores, "from_uri", lambda uri, **_: store)
     out = folder / "vsa.intoto.jsonl"
     request = GateRequest(artifact=str(root / "app.tar.gz"), store=str(folder), policy=root / "policy.yaml",
-                          stage="stg" if emit else None,
+                          rules=GateRules(stage="stg" if emit else None),
                           emit=EmitRequest(output=out, signer_uri=str(keys["stg"].private)) if emit else None)
     good = hashlib.sha256(lines["good"].rstrip(b"\n")).hexdigest()
     try:

@@ -278,7 +278,9 @@ def test_with_rules_refuses_a_source_that_is_not_a_repository() -> None:
 
 
 def test_a_hand_built_policy_with_a_broken_source_is_a_policy_error() -> None:
-    with pytest.raises(PolicyError, match=r"source repository '\[' in the policy is not a repository URI"):
+    # the rule refuses itself when it is made (issue 18: each value normalised where it is born), so no
+    # policy built by hand reaches verification with a source that is not a repository
+    with pytest.raises(PolicyError, match=r"source repository '\[' is not a repository URI"):
         verify_artifact("app", evidence(envelope_line()), policy=policy(source=SourceRule(uri="[")),
                         digests=artefact_digests())
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import Any
 
 from verify.audit._check import _Approval, _Build, _Fact, _Release, _Reproduction, _Signature, _Vsa
 from verify.audit.report import (
@@ -29,10 +30,7 @@ from verify.formats.statement import (
     PROVENANCE_V1,
     REPRODUCTION_V1,
 )
-from verify.policy import Policy, StageRule
-
-if TYPE_CHECKING:
-    pass
+from verify.policy import Policy, StageRule, VsaRequirement
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _PROVENANCE_TYPES = (PROVENANCE_V1, PROVENANCE_V02)
@@ -274,42 +272,61 @@ class _Auditor:
     # (5) judge, once everything is read
 
     def _judge_stages(self, record: _Record) -> None:
-        sha = record.sha256
+        """Each stage in order: every VSA that passed the artefact against its build and the earlier stages it
+        requires; then, if the stage passed it, the stage's minimum level and its approvals."""
         built = [b.finished_on for b in record.builds if b.finished_on is not None]
         built_on = min(built) if built else None
         for name in self.order:
             rule = self.policy.stages[name]
-            for vsa in record.vsas.get(name, []):
-                if vsa.result != "PASSED":
-                    continue
-                said = f"stage {name!r} verified {short_sha(sha)} at {iso_time(vsa.time)}"
-                where = {"source": vsa.attestation, "step": name}
-                if not record.builds:
-                    self._flag("skipped-stage", sha, f"{said}, but no trusted provenance for it was found",
-                               **where)
-                elif built_on is not None and vsa.time is not None and vsa.time < built_on:
-                    self._flag("out-of-order", sha, f"{said}, before it was built ({iso_time(built_on)})",
-                               **where)
-                for requirement in rule.require_vsa:
-                    earlier = [v for v in record.vsas.get(requirement.stage, [])
-                               if v.result == "PASSED" and set(v.signers) & set(requirement.signed_by)]
-                    if not earlier:
-                        self._flag("skipped-stage", sha, f"{said} without the VSA from stage "
-                                   f"{requirement.stage!r} that it requires", **where)
-                        continue
-                    first = min(earlier, key=when_of)
-                    if vsa.time is not None and first.time is not None and vsa.time < first.time:
-                        self._flag("out-of-order", sha, f"{said}, before stage {requirement.stage!r} did "
-                                   f"({iso_time(first.time)})", **where)
-            if rule.min_level and any(v.result == "PASSED" for v in record.vsas.get(name, [])):
+            passed = [vsa for vsa in record.vsas.get(name, []) if vsa.result == "PASSED"]
+            for vsa in passed:
+                self._judge_vsa_order(record, name, rule, vsa, built_on)
+            if not passed:
+                continue
+            if rule.min_level:
                 self._judge_level(record, rule)
-            needed = rule.require_approvals
-            if needed is not None and any(v.result == "PASSED" for v in record.vsas.get(name, [])):
-                approvers = {s for a in record.approvals.get(name, []) for s in a.signers}
-                if len(approvers) < needed.count:
-                    self._flag("missing-approval", sha, f"stage {name!r} verified {short_sha(sha)} with "
-                               f"{len(approvers)} of the {needed.count} approval(s) it requires "
-                               f"from {', '.join(needed.signed_by)}", step=name)
+            self._judge_approvals(record, name, rule)
+
+    def _judge_vsa_order(self, record: _Record, name: str, rule: StageRule, vsa: Endorsement,
+                         built_on: datetime | None) -> None:
+        """A VSA that passed the artefact for stage ``name`` comes after its build and after the VSA of each
+        earlier stage the stage requires."""
+        sha = record.sha256
+        said = f"stage {name!r} verified {short_sha(sha)} at {iso_time(vsa.time)}"
+        where = {"source": vsa.attestation, "step": name}
+        if not record.builds:
+            self._flag("skipped-stage", sha, f"{said}, but no trusted provenance for it was found", **where)
+        elif built_on is not None and vsa.time is not None and vsa.time < built_on:
+            self._flag("out-of-order", sha, f"{said}, before it was built ({iso_time(built_on)})", **where)
+        for requirement in rule.require_vsa:
+            self._judge_required_vsa(record, vsa, requirement, said, where)
+
+    def _judge_required_vsa(self, record: _Record, vsa: Endorsement, requirement: VsaRequirement, said: str,
+                            where: dict[str, str]) -> None:
+        """The earlier stage ``requirement`` names passed the artefact, by a signer it accepts, before ``vsa``."""
+        sha = record.sha256
+        earlier = [v for v in record.vsas.get(requirement.stage, [])
+                   if v.result == "PASSED" and set(v.signers) & set(requirement.signed_by)]
+        if not earlier:
+            self._flag("skipped-stage", sha, f"{said} without the VSA from stage "
+                       f"{requirement.stage!r} that it requires", **where)
+            return
+        first = min(earlier, key=when_of)
+        if vsa.time is not None and first.time is not None and vsa.time < first.time:
+            self._flag("out-of-order", sha, f"{said}, before stage {requirement.stage!r} did "
+                       f"({iso_time(first.time)})", **where)
+
+    def _judge_approvals(self, record: _Record, name: str, rule: StageRule) -> None:
+        """A stage that passed the artefact and requires approvals has enough approvers who approved it."""
+        needed = rule.require_approvals
+        if needed is None:
+            return
+        sha = record.sha256
+        approvers = {s for a in record.approvals.get(name, []) for s in a.signers}
+        if len(approvers) < needed.count:
+            self._flag("missing-approval", sha, f"stage {name!r} verified {short_sha(sha)} with "
+                       f"{len(approvers)} of the {needed.count} approval(s) it requires "
+                       f"from {', '.join(needed.signed_by)}", step=name)
 
     def _judge_level(self, record: _Record, rule: StageRule) -> None:
         """A stage with ``min-level`` passed the artefact: a build by a builder trusted for that level, and each

@@ -21,6 +21,7 @@ from verify.audit.report import (
     Anomaly,
     ArtifactHistory,
     AuditReport,
+    BuildRecord,
     Endorsement,
     ReleaseRecord,
     StageHistory,
@@ -150,32 +151,44 @@ def _status(anomalous: bool, present: bool) -> str:
 
 
 def _path(artifact: ArtifactHistory) -> str:
+    """The artefact's path as a row of pills: its commit, its build, then each stage of the policy."""
     steps = artifact.steps_with_anomalies()
+    pills = [_commit_pill(artifact.build, anomalous="source" in steps),
+             _build_pill(artifact, anomalous="build" in steps),
+             *(_stage_pill(stage) for stage in artifact.stages)]
+    return '<ol class="path">' + "".join(pills) + "</ol>"
+
+
+def _commit_pill(build: BuildRecord | None, *, anomalous: bool) -> str:
+    """The commit the build names, with its branch ("unknown" without a build that names one)."""
+    if build is None or not build.commit:
+        return _pill("commit", _status(anomalous, False), "unknown")
+    branch = (build.ref or "").removeprefix("refs/heads/")
+    return _pill("commit", _status(anomalous, True), build.commit[:12], branch,
+                 f"{build.source or ''} {build.ref or ''} @ {build.commit}")
+
+
+def _build_pill(artifact: ArtifactHistory, *, anomalous: bool) -> str:
+    """The builder, with when it finished and what is known of the build (else who signed the bytes)."""
     build = artifact.build
-    pills = []
-    if build is not None and build.commit:
-        branch = (build.ref or "").removeprefix("refs/heads/")
-        pills.append(_pill("commit", _status("source" in steps, True), build.commit[:12], branch,
-                           f"{build.source or ''} {build.ref or ''} @ {build.commit}"))
-    else:
-        pills.append(_pill("commit", _status("source" in steps, False), "unknown"))
-    if build is not None:
-        builder = build.builder.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1] or build.builder
-        notes = [_day(build.finished_on)]
-        if build.dirty:
-            notes.append("dirty tree")
-        verdicts = {r.result for r in artifact.reproductions}
-        if verdicts:
-            notes.append("not reproducible" if "NOT_REPRODUCIBLE" in verdicts else "reproduced")
-        note = " · ".join(n for n in notes if n)
-        pills.append(_pill("build", _status("build" in steps, True), builder, note, build.builder))
-    else:
+    if build is None:
         signers = sorted({s for e in artifact.signatures for s in e.signers})
         note = f"signed by {', '.join(signers)}" if signers else ""  # a message signature: bytes, not a build
-        pills.append(_pill("build", _status("build" in steps, False), "no trusted provenance", note))
-    for stage in artifact.stages:
-        pills.append(_stage_pill(stage))
-    return '<ol class="path">' + "".join(pills) + "</ol>"
+        return _pill("build", _status(anomalous, False), "no trusted provenance", note)
+    builder = build.builder.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1] or build.builder
+    return _pill("build", _status(anomalous, True), builder, _build_note(build, artifact.reproductions),
+                 build.builder)
+
+
+def _build_note(build: BuildRecord, reproductions: Sequence[Endorsement]) -> str:
+    """When the build finished, whether its tree was dirty, and whether it was reproduced."""
+    notes = [_day(build.finished_on)]
+    if build.dirty:
+        notes.append("dirty tree")
+    verdicts = {r.result for r in reproductions}
+    if verdicts:
+        notes.append("not reproducible" if "NOT_REPRODUCIBLE" in verdicts else "reproduced")
+    return " · ".join(n for n in notes if n)
 
 
 def _stage_pill(stage: StageHistory) -> str:
@@ -270,9 +283,15 @@ def _artifact(artifact: ArtifactHistory) -> str:
             f"{_path(artifact)}{_in_releases(artifact)}{anomalies}{_details(artifact)}</article>")
 
 
-def render_html(report: AuditReport, *, generated_at: datetime | None = None,
-                title: str = "attest audit") -> str:
-    """The whole report as one HTML document (a string), loading nothing from anywhere."""
+#: What the colours of the pills mean.
+_LEGEND = ('<span class="legend">'
+           + "".join(f'<span class="pill {s}">{label}</span>' for s, label in
+                     (("passed", "✓ passed"), ("absent", "absent"), ("anomalous", "⚠ anomalous")))
+           + "</span>")
+
+
+def _header(report: AuditReport, *, title: str, generated_at: datetime | None) -> str:
+    """The page's header: its title, the policy, when it was generated, and the counts."""
     count = len(report.anomalies)
     stats = [
         ("", str(len(report.artifacts)), "artefacts"),
@@ -281,20 +300,39 @@ def render_html(report: AuditReport, *, generated_at: datetime | None = None,
     ]
     policy = report.policy_uri + (f" (sha256 {report.policy_digest[:16]}…)" if report.policy_digest else "")
     when = f" · generated {generated_at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC" if generated_at else ""
-    if report.anomalies:
-        kinds = sorted({a.kind for a in report.anomalies})
-        legend = "".join(f"<dt>{_e(k)}</dt><dd>{_e(ANOMALY_KINDS.get(k, ''))}</dd>" for k in kinds)
-        anomalies = (f'<section class="panel alert" id="anomalies"><h2>{count} '
-                     f'anomal{"y" if count == 1 else "ies"}</h2><ul class="anomalies">'
-                     + "".join(_anomaly(a, link=True) for a in report.anomalies)
-                     + f'</ul><dl class="kinds">{legend}</dl></section>')
-    else:
-        anomalies = ('<section class="panel" id="anomalies"><p class="clean">✓ No anomalies: every '
-                     "attestation verified and every artefact's path follows the policy.</p></section>")
-    legend = ('<span class="legend">'
-              + "".join(f'<span class="pill {s}">{label}</span>' for s, label in
-                        (("passed", "✓ passed"), ("absent", "absent"), ("anomalous", "⚠ anomalous")))
-              + "</span>")
+    return "".join([
+        f'<header><h1>{_e(title)}</h1><p class="sub">policy {_e(policy)}{_e(when)}</p><div class="stats">',
+        "".join(f'<div class="stat {c}"><b>{_e(v)}</b><span>{_e(label)}</span></div>'
+                for c, v, label in stats),
+        "</div></header>",
+    ])
+
+
+def _anomalies(anomalies: Sequence[Anomaly]) -> str:
+    """The panel listing every anomaly with a legend of their kinds (or saying there is none)."""
+    if not anomalies:
+        return ('<section class="panel" id="anomalies"><p class="clean">✓ No anomalies: every '
+                "attestation verified and every artefact's path follows the policy.</p></section>")
+    count = len(anomalies)
+    kinds = sorted({a.kind for a in anomalies})
+    legend = "".join(f"<dt>{_e(k)}</dt><dd>{_e(ANOMALY_KINDS.get(k, ''))}</dd>" for k in kinds)
+    return (f'<section class="panel alert" id="anomalies"><h2>{count} '
+            f'anomal{"y" if count == 1 else "ies"}</h2><ul class="anomalies">'
+            + "".join(_anomaly(a, link=True) for a in anomalies)
+            + f'</ul><dl class="kinds">{legend}</dl></section>')
+
+
+def _footer(report: AuditReport) -> str:
+    """What was read, and how the signatures were checked."""
+    return (f"<footer>{report.files} file(s), {report.attestations} attestation(s) read"
+            + (f", {report.stored} stored artefact(s) hashed" if report.stored else "")
+            + (f", {report.unread} part(s) not read (see the anomalies)" if report.unread else "")
+            + "; signatures checked offline against the policy's pinned keys and Sigstore identities.</footer>")
+
+
+def render_html(report: AuditReport, *, generated_at: datetime | None = None,
+                title: str = "attest audit") -> str:
+    """The whole report as one HTML document (a string), loading nothing from anywhere."""
     return "".join([
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">",
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
@@ -302,19 +340,13 @@ def render_html(report: AuditReport, *, generated_at: datetime | None = None,
         "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
         "style-src 'unsafe-inline'\">",
         f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>",
-        f'<header><h1>{_e(title)}</h1><p class="sub">policy {_e(policy)}{_e(when)}</p><div class="stats">',
-        "".join(f'<div class="stat {c}"><b>{_e(v)}</b><span>{_e(label)}</span></div>'
-                for c, v, label in stats),
-        "</div></header>",
+        _header(report, title=title, generated_at=generated_at),
         '<input type="checkbox" id="only-anomalous" hidden>',
-        "<main>", anomalies, _releases(report.releases),
+        "<main>", _anomalies(report.anomalies), _releases(report.releases),
         '<div class="toolbar"><h2 style="margin:0">Artefacts</h2>',
-        '<label for="only-anomalous">show only artefacts with anomalies</label>', legend, "</div>",
+        '<label for="only-anomalous">show only artefacts with anomalies</label>', _LEGEND, "</div>",
         "".join(_artifact(a) for a in report.artifacts) or '<p class="panel">No artefact found.</p>',
         "</main>",
-        f"<footer>{report.files} file(s), {report.attestations} attestation(s) read"
-        + (f", {report.stored} stored artefact(s) hashed" if report.stored else "")
-        + (f", {report.unread} part(s) not read (see the anomalies)" if report.unread else "")
-        + "; signatures checked offline against the policy's pinned keys and Sigstore identities.</footer>",
+        _footer(report),
         "</body></html>\n",
     ])

@@ -9,13 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from verify.errors import EvidenceRejected
-
-if TYPE_CHECKING:
-    pass
-
 
 __all__ = [
     "ANOMALY_KINDS",

@@ -28,7 +28,7 @@ from verify.digests import MESSAGE_DIGESTS
 from verify.errors import EvidenceRejected, LimitExceeded, MalformedEvidence
 from verify.formats import strict_json
 from verify.formats.certificate import CertificateClaims, read_claims
-from verify.formats.encoding import b64decode
+from verify.formats.encoding import b64decode, base64_problem
 from verify.formats.envelope import Envelope
 from verify.limits import MAX_CHAIN_CERTIFICATES, MAX_LOG_ENTRIES, MAX_PROOF_HASHES, MAX_TIMESTAMPS
 
@@ -154,30 +154,47 @@ class Bundle:
 
     def logged_sha256(self) -> str | None:
         """The sha256 (hex) the first ``hashedrekord`` log entry names (Rekor v1 or v2), if any."""
-        for entry in self.log_entries:
-            if entry.kind != "hashedrekord" or entry.body is None:
-                continue
-            try:
-                body = strict_json.loads(entry.body, what="the log entry")
-            except EvidenceRejected:
-                return None
-            spec = body.get("spec") if isinstance(body, dict) else None
-            if not isinstance(spec, dict):
-                return None
-            v1 = spec.get("data", {}).get("hash") if isinstance(spec.get("data"), dict) else None
-            if isinstance(v1, dict) and v1.get("algorithm") == "sha256" and isinstance(v1.get("value"), str):
-                value: str = v1["value"].lower()
-                return value if len(value) == 64 and all(c in "0123456789abcdef" for c in value) else None
-            v2 = spec.get("hashedRekordV002")
-            data = v2.get("data") if isinstance(v2, dict) else None
-            if isinstance(data, dict) and data.get("algorithm") == "SHA2_256":
-                try:
-                    digest = b64decode(data.get("digest"), what="the log entry's digest")
-                except MalformedEvidence:
-                    return None
-                return digest.hex() if len(digest) == 32 else None
-            return None
+        bodies = (entry.body for entry in self.log_entries if entry.kind == "hashedrekord" and entry.body is not None)
+        body = next(bodies, None)
+        return None if body is None else _hashedrekord_sha256(body)
+
+
+def _hashedrekord_sha256(body: bytes) -> str | None:
+    """The sha256 (hex) a hashedrekord body names: Rekor v1's ``data.hash``, else Rekor v2's digest."""
+    try:
+        document = strict_json.loads(body, what="the log entry")
+    except EvidenceRejected:
         return None
+    spec = document.get("spec") if isinstance(document, dict) else None
+    if not isinstance(spec, dict):
+        return None
+    v1 = _inner(spec, "data", "hash")
+    if isinstance(v1, dict) and v1.get("algorithm") == "sha256" and isinstance(v1.get("value"), str):
+        return _hex_sha256(v1["value"])
+    return _v2_sha256(_inner(spec, "hashedRekordV002", "data"))
+
+
+def _inner(spec: Mapping[str, Any], outer: str, name: str) -> Any:
+    """``spec[outer][name]`` when ``spec[outer]`` is an object, else None."""
+    value = spec.get(outer)
+    return value.get(name) if isinstance(value, dict) else None
+
+
+def _hex_sha256(written: str) -> str | None:
+    """Rekor v1's sha256 value in lower case, if it is 64 hex digits."""
+    value = written.lower()
+    return value if len(value) == 64 and all(c in "0123456789abcdef" for c in value) else None
+
+
+def _v2_sha256(data: Any) -> str | None:
+    """Rekor v2's ``data.digest`` as hex, if ``data`` is a SHA2_256 digest of 32 bytes."""
+    if not isinstance(data, dict) or data.get("algorithm") != "SHA2_256":
+        return None
+    try:
+        digest = b64decode(data.get("digest"), what="the log entry's digest")
+    except MalformedEvidence:
+        return None
+    return digest.hex() if len(digest) == 32 else None
 
 
 def _obj(value: Any, what: str) -> Mapping[str, Any]:
@@ -275,39 +292,38 @@ def _log_entries(material: Mapping[str, Any], source: str) -> tuple[LogEntry, ..
     if not isinstance(entries, list):
         return ()
     _count(entries, MAX_LOG_ENTRIES, source, "transparency log entries")
-    found = []
-    for entry in entries:
-        if not isinstance(entry, dict):
-            continue
-        kind = entry.get("kindVersion")
-        kind_name = kind.get("kind") if isinstance(kind, dict) else None
-        version = kind.get("version") if isinstance(kind, dict) else None
-        when = None
-        raw_time = entry.get("integratedTime")
-        if isinstance(raw_time, str | int) and not isinstance(raw_time, bool) and str(raw_time).isdigit():
-            seconds = int(raw_time)
-            if 0 < seconds < 253402300800:  # before year 10000
-                when = datetime.fromtimestamp(seconds, UTC)
-        try:
-            body = b64decode(entry.get("canonicalizedBody"), what=f"{source} log entry") \
-                if entry.get("canonicalizedBody") is not None else None
-        except MalformedEvidence:
-            body = None
-        raw_id = entry.get("logId")
-        try:
-            log_id = b64decode(raw_id.get("keyId"), what=f"{source} log id") if isinstance(raw_id, dict) else None
-        except MalformedEvidence:
-            log_id = None
-        promise = entry.get("inclusionPromise")
-        found.append(LogEntry(kind=kind_name if isinstance(kind_name, str) else "",
-                              version=version if isinstance(version, str) else "", integrated_time=when, body=body,
-                              log_index=_uint64(entry.get("logIndex")), log_id=log_id,
-                              integrated_seconds=_uint64(raw_time),
-                              promised=isinstance(promise, dict),
-                              signed_entry_timestamp=_lenient_b64(promise.get("signedEntryTimestamp"))
-                              if isinstance(promise, dict) else None,
-                              inclusion_proof=_inclusion_proof(entry.get("inclusionProof"), source)))
-    return tuple(found)
+    return tuple(_log_entry(entry, source) for entry in entries if isinstance(entry, dict))
+
+
+def _log_entry(entry: Mapping[str, Any], source: str) -> LogEntry:
+    """One log entry, each field None (or empty) when it cannot be read."""
+    kind = entry.get("kindVersion")
+    raw_id = entry.get("logId")
+    promise = entry.get("inclusionPromise")
+    return LogEntry(kind=_text(kind, "kind"), version=_text(kind, "version"),
+                    integrated_time=_integrated_time(entry.get("integratedTime")),
+                    body=_lenient_b64(entry.get("canonicalizedBody")),
+                    log_index=_uint64(entry.get("logIndex")),
+                    log_id=_lenient_b64(raw_id.get("keyId")) if isinstance(raw_id, dict) else None,
+                    integrated_seconds=_uint64(entry.get("integratedTime")),
+                    promised=isinstance(promise, dict),
+                    signed_entry_timestamp=_lenient_b64(promise.get("signedEntryTimestamp"))
+                    if isinstance(promise, dict) else None,
+                    inclusion_proof=_inclusion_proof(entry.get("inclusionProof"), source))
+
+
+def _text(value: Any, name: str) -> str:
+    """``value[name]`` if ``value`` is an object and that a string, else ""."""
+    found = value.get(name) if isinstance(value, dict) else None
+    return found if isinstance(found, str) else ""
+
+
+def _integrated_time(raw_time: Any) -> datetime | None:
+    """``integratedTime`` (seconds, as digits) as a datetime, if after the epoch and before year 10000."""
+    if not isinstance(raw_time, str | int) or isinstance(raw_time, bool) or not str(raw_time).isdigit():
+        return None
+    seconds = int(raw_time)
+    return datetime.fromtimestamp(seconds, UTC) if 0 < seconds < 253402300800 else None
 
 
 def _count(items: list[Any], limit: int, where: str, what: str) -> None:
@@ -383,20 +399,38 @@ _SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
 def _defects(value: Any, kind: str, where: str) -> list[str]:
     """Where ``value`` departs from message ``kind`` of :data:`_SCHEMA`; ``where`` names it in sentences."""
     if kind.startswith("["):
-        if not isinstance(value, list):
-            return [f"{where} is not a list"]
-        return [d for i, item in enumerate(value) for d in _defects(item, kind[1:-1], f"{where}[{i}]")]
-    if kind == "str":
-        return [] if isinstance(value, str) else [f"{where} is not a string"]
-    if kind == "uint64":
-        return [] if isinstance(value, str) and _uint64(value) is not None \
-            else [f"{where} is not an unsigned 64-bit integer written as a string of digits"]
-    if kind == "bytes":
-        try:
-            b64decode(value, what=where)
-        except MalformedEvidence as e:
-            return [str(e)]
-        return []
+        return _list_defects(value, kind[1:-1], where)
+    if kind in _SCALAR_DEFECTS:
+        defect = _SCALAR_DEFECTS[kind](value, where)
+        return [] if defect is None else [defect]
+    return _message_defects(value, kind, where)
+
+
+def _list_defects(value: Any, kind: str, where: str) -> list[str]:
+    """Where the list ``value`` or its items (each a ``kind``) depart from :data:`_SCHEMA`."""
+    if not isinstance(value, list):
+        return [f"{where} is not a list"]
+    return [d for i, item in enumerate(value) for d in _defects(item, kind, f"{where}[{i}]")]
+
+
+def _str_defect(value: Any, where: str) -> str | None:
+    """Why ``value`` is not a JSON string, or None."""
+    return None if isinstance(value, str) else f"{where} is not a string"
+
+
+def _uint64_defect(value: Any, where: str) -> str | None:
+    """Why ``value`` is not a uint64 as protobuf JSON writes it (digits in a string), or None."""
+    if isinstance(value, str) and _uint64(value) is not None:
+        return None
+    return f"{where} is not an unsigned 64-bit integer written as a string of digits"
+
+
+#: scalar type -> why a value is not one (None: it is).
+_SCALAR_DEFECTS = {"str": _str_defect, "uint64": _uint64_defect, "bytes": base64_problem}
+
+
+def _message_defects(value: Any, kind: str, where: str) -> list[str]:
+    """Where the object ``value`` departs from message ``kind``: unknown fields first, then field by field."""
     if not isinstance(value, dict):
         return [f"{where} is not a JSON object"]
     fields = _SCHEMA[kind]

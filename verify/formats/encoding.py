@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 from verify.errors import MalformedEvidence
 
-__all__ = ["b64decode", "format_time", "parse_time", "printable"]
+__all__ = ["b64decode", "base64_problem", "format_time", "parse_time", "printable", "time_problem"]
 
 _B64 = re.compile(r"[A-Za-z0-9+/\-_]*={0,2}")
 #: RFC 3339 date-time (section 5.6): a full date, a time with seconds, an optional fraction, a zone.
@@ -70,6 +70,24 @@ def parse_time(value: object, *, what: str) -> datetime:
         return parsed.astimezone(UTC)
     except (ValueError, OverflowError) as e:
         raise MalformedEvidence(f"{what} {value!r} is not a valid time between years 1 and 9999 in UTC") from e
+
+
+def base64_problem(value: object, where: str) -> str | None:
+    """Why ``value`` is not base64 text (:func:`b64decode`'s sentence), or None: for schema walkers."""
+    try:
+        b64decode(value, what=where)
+    except MalformedEvidence as e:
+        return str(e)
+    return None
+
+
+def time_problem(value: object, where: str) -> str | None:
+    """Why ``value`` is not an RFC 3339 time (:func:`parse_time`'s sentence), or None: for schema walkers."""
+    try:
+        parse_time(value, what=where)
+    except MalformedEvidence as e:
+        return str(e)
+    return None
 
 
 def format_time(at: datetime) -> str:

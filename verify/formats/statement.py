@@ -200,19 +200,26 @@ def read_provenance(statement: Statement) -> Provenance:
                           f"({PROVENANCE_V1}); ask for it with --predicate-type if it is what you want")
 
 
-def _provenance_v1(pred: Mapping[str, Any]) -> Provenance:
-    what = "provenance"
-    definition = _obj(pred.get("buildDefinition"), f"{what} buildDefinition")
-    run = _obj(pred.get("runDetails"), f"{what} runDetails")
-    builder = _obj(run.get("builder"), f"{what} runDetails.builder")
-    metadata = _obj(run.get("metadata", {}), f"{what} runDetails.metadata")
-    raw_deps = definition.get("resolvedDependencies", [])
-    if not isinstance(raw_deps, list):
-        raise MalformedEvidence(f"{what} resolvedDependencies is not a list")
-    deps = tuple(_dependency(d, f"{what} resolvedDependencies[{i}]")
-                 for i, d in enumerate(_bounded(raw_deps, MAX_DEPENDENCIES, what, "resolved dependencies")))
-    external = _obj(definition.get("externalParameters"), f"{what} externalParameters")
-    internal = _obj(definition.get("internalParameters", {}), f"{what} internalParameters")
+def _dependency_list(raw: Any, what: str, key: str, kind: str) -> tuple[Dependency, ...]:
+    """The dependencies listed under ``key``: a list of at most :data:`MAX_DEPENDENCIES`, each read in turn."""
+    if not isinstance(raw, list):
+        raise MalformedEvidence(f"{what} {key} is not a list")
+    return tuple(_dependency(d, f"{what} {key}[{i}]")
+                 for i, d in enumerate(_bounded(raw, MAX_DEPENDENCIES, what, kind)))
+
+
+def _text(value: Any) -> str | None:
+    """``value`` if it is a non-empty string, else None."""
+    return value if isinstance(value, str) and value else None
+
+
+def _first(items: list[str]) -> str | None:
+    """The first of ``items``, or None if there is none."""
+    return items[0] if items else None
+
+
+def _git_sources(deps: tuple[Dependency, ...]) -> tuple[list[str], list[str], list[str]]:
+    """The repositories, refs and commits of the git dependencies (those with a gitCommit), in order."""
     uris: list[str] = []
     refs: list[str] = []
     commits: list[str] = []
@@ -222,31 +229,55 @@ def _provenance_v1(pred: Mapping[str, Any]) -> Provenance:
             uris.append(uri)
             refs.extend([ref] if ref else [])
             commits.append(dep.digest["gitCommit"])
-    commit = commits[0] if commits else None
-    source = external.get("source")
-    if isinstance(source, dict):
-        uris.extend([split_source_uri(source["uri"])[0]] if isinstance(source.get("uri"), str) and source["uri"]
-                    else [])
-        refs.extend([source["ref"]] if isinstance(source.get("ref"), str) and source["ref"] else [])
-    # GitHub's actions workflow build type names the repository and ref under "workflow"
-    workflow = external.get("workflow")
-    if isinstance(workflow, dict):
-        uris.extend([split_source_uri(workflow["repository"])[0]] if isinstance(workflow.get("repository"), str)
-                    else [])
-        refs.extend([workflow["ref"]] if isinstance(workflow.get("ref"), str) and workflow["ref"] else [])
-    source_uri = uris[0] if uris else None
-    source_ref = refs[0] if refs else None
-    # anything but an absent or false "dirty" is dirty: "true", "false", 1 are claims attest cannot read
-    dirty = any(params.get("dirty", False) is not False for params in (internal, external))
+    return uris, refs, commits
+
+
+def _source_parameter(source: Any) -> tuple[list[str], list[str]]:
+    """The repository and ref the ``source`` external parameter names (each only if a non-empty string)."""
+    if not isinstance(source, dict):
+        return [], []
+    uri, ref = _text(source.get("uri")), _text(source.get("ref"))
+    return ([split_source_uri(uri)[0]] if uri else []), ([ref] if ref else [])
+
+
+def _workflow_parameter(workflow: Any) -> tuple[list[str], list[str]]:
+    """The repository and ref GitHub's actions workflow build type names under ``workflow``."""
+    if not isinstance(workflow, dict):
+        return [], []
+    repository, ref = workflow.get("repository"), _text(workflow.get("ref"))
+    return ([split_source_uri(repository)[0]] if isinstance(repository, str) else []), ([ref] if ref else [])
+
+
+def _dirty(*parameters: Mapping[str, Any]) -> bool:
+    """Anything but an absent or false "dirty" is dirty: "true", "false", 1 are claims attest cannot read."""
+    return any(params.get("dirty", False) is not False for params in parameters)
+
+
+def _provenance_v1(pred: Mapping[str, Any]) -> Provenance:
+    """SLSA Provenance v1: each part read in turn, then every source it names (git dependencies first)."""
+    what = "provenance"
+    definition = _obj(pred.get("buildDefinition"), f"{what} buildDefinition")
+    run = _obj(pred.get("runDetails"), f"{what} runDetails")
+    builder = _obj(run.get("builder"), f"{what} runDetails.builder")
+    metadata = _obj(run.get("metadata", {}), f"{what} runDetails.metadata")
+    deps = _dependency_list(definition.get("resolvedDependencies", []), what, "resolvedDependencies",
+                            "resolved dependencies")
+    external = _obj(definition.get("externalParameters"), f"{what} externalParameters")
+    internal = _obj(definition.get("internalParameters", {}), f"{what} internalParameters")
+    uris, refs, commits = _git_sources(deps)
+    source_uris, source_refs = _source_parameter(external.get("source"))
+    workflow_uris, workflow_refs = _workflow_parameter(external.get("workflow"))
+    uris += source_uris + workflow_uris
+    refs += source_refs + workflow_refs
     return Provenance(
         predicate_type=PROVENANCE_V1,
         builder_id=_str(builder.get("id"), f"{what} runDetails.builder.id"),
         build_type=_str(definition.get("buildType"), f"{what} buildDefinition.buildType"),
-        source_uri=source_uri, source_ref=source_ref, commit=commit, dependencies=deps,
+        source_uri=_first(uris), source_ref=_first(refs), commit=_first(commits), dependencies=deps,
         invocation_id=_str(metadata.get("invocationId"), f"{what} invocationId", optional=True),
         started_on=_time(metadata.get("startedOn"), f"{what} startedOn"),
         finished_on=_time(metadata.get("finishedOn"), f"{what} finishedOn"),
-        dirty=dirty, external_parameters=external, internal_parameters=internal,
+        dirty=_dirty(internal, external), external_parameters=external, internal_parameters=internal,
         source_uris=tuple(dict.fromkeys(uris)), source_refs=tuple(dict.fromkeys(refs)),
         commits=tuple(dict.fromkeys(commits)),
     )
@@ -258,11 +289,7 @@ def _provenance_v02(pred: Mapping[str, Any]) -> Provenance:
     invocation = _obj(pred.get("invocation", {}), f"{what} invocation")
     config = _obj(invocation.get("configSource", {}), f"{what} invocation.configSource")
     metadata = _obj(pred.get("metadata", {}), f"{what} metadata")
-    raw_materials = pred.get("materials", [])
-    if not isinstance(raw_materials, list):
-        raise MalformedEvidence(f"{what} materials is not a list")
-    deps = tuple(_dependency(m, f"{what} materials[{i}]")
-                 for i, m in enumerate(_bounded(raw_materials, MAX_DEPENDENCIES, what, "materials")))
+    deps = _dependency_list(pred.get("materials", []), what, "materials", "materials")
     source_uri = source_ref = commit = None
     if isinstance(config.get("uri"), str):
         source_uri, source_ref = split_source_uri(config["uri"])
@@ -339,48 +366,59 @@ def read_release(statement: Statement) -> Release:
         raise UnknownEvidence(f"predicate type {statement.predicate_type!r} is not a release ({RELEASE_V1})")
     what = "the release manifest"
     pred = statement.predicate
-    name = pred.get("name")
-    if not isinstance(name, str) or not name:
+    name = _text(pred.get("name"))
+    if name is None:
         raise MalformedEvidence(f"{what} has no name")
-    created = _time(pred.get("timeCreated"), f"{what} {name!r} timeCreated")
+    where = f"{what} {name!r}"
+    created = _time(pred.get("timeCreated"), f"{where} timeCreated")
     if created is None:
-        raise MalformedEvidence(f"{what} {name!r} has no timeCreated")
+        raise MalformedEvidence(f"{where} has no timeCreated")
     raw = pred.get("components")
     if not isinstance(raw, list) or not raw:
-        raise MalformedEvidence(f"{what} {name!r} names no components")
+        raise MalformedEvidence(f"{where} names no components")
     signed = {s.digest.get("sha256") for s in statement.subjects}
-    components = []
-    for i, component in enumerate(_bounded(raw, MAX_DEPENDENCIES, f"{what} {name!r}", "components")):
-        label = component.get("name") if isinstance(component, dict) else None
-        if not isinstance(component, dict) or not isinstance(label, str) or not label:
-            raise MalformedEvidence(f"{what} {name!r}: component {i} has no name")
-        provenance = component.get("provenance")
-        digest = provenance.get("digest") if isinstance(provenance, dict) else None
-        bound = digest.get("sha256") if isinstance(digest, dict) else None
-        if not isinstance(bound, str) or not _SHA256.fullmatch(bound):
-            raise MalformedEvidence(f"{what} {name!r}: component {label!r} names no provenance sha256")
-        artifacts = component.get("artifacts")
-        if not isinstance(artifacts, list) or not artifacts:
-            raise MalformedEvidence(f"{what} {name!r}: component {label!r} names no artefacts")
-        parts = []
-        for artifact in _bounded(artifacts, MAX_DEPENDENCIES, f"{what} {name!r}: component {label!r}", "artefacts"):
-            part = artifact.get("name") if isinstance(artifact, dict) else None
-            digests: dict[str, Any] = artifact.get("digest", {}) if isinstance(artifact, dict) else {}
-            digests = digests if isinstance(digests, dict) else {}
-            sha = digests.get("sha256")
-            if not isinstance(part, str) or not isinstance(sha, str) or not _SHA256.fullmatch(sha) or \
-                    not all(isinstance(v, str) for v in digests.values()):
-                raise MalformedEvidence(f"{what} {name!r}: component {label!r} has an artefact without a name and "
-                                        "a sha256 of 64 hex digits")
-            if sha not in signed:
-                raise MalformedEvidence(f"{what} {name!r}: component {label!r} names sha256:{sha[:12]}, which is "
-                                        "not a subject of the manifest")
-            parts.append(Subject(name=part, digest=dict(digests)))
-        source, commit = component.get("source"), component.get("commit")
-        components.append(ReleasePart(name=label, provenance_sha256=bound, artifacts=tuple(parts),
-                                      source=source if isinstance(source, str) and source else None,
-                                      commit=commit if isinstance(commit, str) and commit else None))
-    return Release(name=name, created=created, components=tuple(components))
+    components = tuple(_release_component(i, component, where, signed)
+                       for i, component in enumerate(_bounded(raw, MAX_DEPENDENCIES, where, "components")))
+    return Release(name=name, created=created, components=components)
+
+
+def _release_component(i: int, component: Any, where: str, signed: set[str | None]) -> ReleasePart:
+    """Component ``i`` of the manifest ``where``: a name, its provenance's sha256, and its signed artefacts."""
+    label = _text(component.get("name")) if isinstance(component, dict) else None
+    if label is None:
+        raise MalformedEvidence(f"{where}: component {i} has no name")
+    here = f"{where}: component {label!r}"
+    bound = _provenance_sha256(component.get("provenance"))
+    if bound is None:
+        raise MalformedEvidence(f"{here} names no provenance sha256")
+    artifacts = component.get("artifacts")
+    if not isinstance(artifacts, list) or not artifacts:
+        raise MalformedEvidence(f"{here} names no artefacts")
+    parts = tuple(_release_artifact(artifact, here, signed)
+                  for artifact in _bounded(artifacts, MAX_DEPENDENCIES, here, "artefacts"))
+    return ReleasePart(name=label, provenance_sha256=bound, artifacts=parts,
+                       source=_text(component.get("source")), commit=_text(component.get("commit")))
+
+
+def _provenance_sha256(provenance: Any) -> str | None:
+    """The ``digest.sha256`` of a component's ``provenance``, if it is 64 lower-case hex digits."""
+    digest = provenance.get("digest") if isinstance(provenance, dict) else None
+    bound = digest.get("sha256") if isinstance(digest, dict) else None
+    return bound if isinstance(bound, str) and _SHA256.fullmatch(bound) else None
+
+
+def _release_artifact(artifact: Any, here: str, signed: set[str | None]) -> Subject:
+    """One artefact of the component ``here``: a name and string digests with a sha256 the manifest signs."""
+    part = artifact.get("name") if isinstance(artifact, dict) else None
+    digests: dict[str, Any] = artifact.get("digest", {}) if isinstance(artifact, dict) else {}
+    digests = digests if isinstance(digests, dict) else {}
+    sha = digests.get("sha256")
+    if not isinstance(part, str) or not isinstance(sha, str) or not _SHA256.fullmatch(sha) or \
+            not all(isinstance(v, str) for v in digests.values()):
+        raise MalformedEvidence(f"{here} has an artefact without a name and a sha256 of 64 hex digits")
+    if sha not in signed:
+        raise MalformedEvidence(f"{here} names sha256:{sha[:12]}, which is not a subject of the manifest")
+    return Subject(name=part, digest=dict(digests))
 
 
 @dataclass(frozen=True)

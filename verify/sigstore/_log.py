@@ -152,6 +152,16 @@ def log_verifies(log: LogKey, signature: bytes, data: bytes) -> bool:
 def verify_entry_body(parsed: Parsed, message: DigestSet | None) -> None:
     """(7) The logged body records this bundle: its signature, its certificate, and what was signed."""
     source, entry = parsed.source, parsed.entry
+    body = _logged_body(parsed)
+    expected = _EXPECTED_SPECS[(entry.kind, entry.version)](parsed, message, body)
+    difference = _difference(body.get("spec"), expected, "spec")
+    if difference is not None:
+        raise invalid(source, f"its log entry does not record this bundle ({difference})")
+
+
+def _logged_body(parsed: Parsed) -> dict[str, Any]:
+    """The entry's body as JSON, an object of the kind and version the entry claims to be."""
+    source, entry = parsed.source, parsed.entry
     assert entry.body is not None
     try:
         body = strict_json.loads(entry.body, what=f"{source}: its log entry's body")
@@ -159,45 +169,61 @@ def verify_entry_body(parsed: Parsed, message: DigestSet | None) -> None:
         raise MalformedEvidence(str(e)) from e
     if not isinstance(body, dict) or body.get("kind") != entry.kind or body.get("apiVersion") != entry.version:
         raise invalid(source, f"its log entry's body is not the {entry.kind} {entry.version} entry it claims to be")
-    expected: dict[str, Any]
-    if (entry.kind, entry.version) == ("hashedrekord", "0.0.1"):
-        hash_name, digest = message_digest(parsed, message)
-        expected = {"data": {"hash": {"algorithm": hash_name, "value": digest.hex()}},
-                    "signature": {"content": parsed.signature, "publicKey": {"content": _Pem(parsed.leaf)}}}
-    elif (entry.kind, entry.version) == ("hashedrekord", "0.0.2"):
-        details, algorithm, hash_name = ec_details(parsed)
-        if parsed.envelope is not None:
-            digest = hashlib.new(hash_name, parsed.envelope.pae()).digest()
-        else:  # _message_digest saw to it that the bundle's algorithm is the key's
-            _, digest = message_digest(parsed, message)
-        expected = {"hashedRekordV002": {
-            "data": {"algorithm": algorithm, "digest": digest},
-            "signature": {"content": parsed.signature,
-                          "verifier": {"keyDetails": details, "x509Certificate": {"rawBytes": _Der(parsed.leaf)}}}}}
-    elif entry.kind == "dsse":
-        assert parsed.envelope is not None
-        spec = body.get("spec")
-        # the envelope hash covers the envelope as it was sent, which no client can reproduce: not compared
-        payload_hash = hashlib.sha256(parsed.envelope.payload).hexdigest()
-        expected = {"payloadHash": {"algorithm": "sha256", "value": payload_hash},
-                    "signatures": [{"signature": parsed.signature, "verifier": _Pem(parsed.leaf)}]}
-        if isinstance(spec, dict) and "envelopeHash" in spec:
-            expected["envelopeHash"] = _Any()
-    else:  # intoto 0.0.2: the envelope as logged, its signature base64 twice over
-        assert parsed.envelope is not None
-        logged: dict[str, Any] = {"payloadType": parsed.envelope.payload_type,
-                                  "signatures": [{"sig": _Twice(parsed.signature), "publicKey": _Pem(parsed.leaf)}]}
-        spec = body.get("spec")
-        envelope = spec.get("content", {}).get("envelope") if isinstance(spec, dict) and \
-            isinstance(spec.get("content"), dict) else None
-        if isinstance(envelope, dict) and "payload" in envelope:
-            logged["payload"] = _Twice(parsed.envelope.payload)
-        expected = {"content": {"envelope": logged, "hash": _Any(),
-                                "payloadHash": {"algorithm": "sha256",
-                                                "value": hashlib.sha256(parsed.envelope.payload).hexdigest()}}}
-    difference = _difference(body.get("spec"), expected, "spec")
-    if difference is not None:
-        raise invalid(source, f"its log entry does not record this bundle ({difference})")
+    return body
+
+
+def _hashedrekord_v1(parsed: Parsed, message: DigestSet | None, body: dict[str, Any]) -> dict[str, Any]:
+    """The spec of a hashedrekord 0.0.1 entry: the artefact's digest, the signature, the PEM certificate."""
+    hash_name, digest = message_digest(parsed, message)
+    return {"data": {"hash": {"algorithm": hash_name, "value": digest.hex()}},
+            "signature": {"content": parsed.signature, "publicKey": {"content": _Pem(parsed.leaf)}}}
+
+
+def _hashedrekord_v2(parsed: Parsed, message: DigestSet | None, body: dict[str, Any]) -> dict[str, Any]:
+    """The spec of a hashedrekord 0.0.2 entry: the digest of the PAE or artefact, the signature, the DER certificate."""
+    details, algorithm, hash_name = ec_details(parsed)
+    if parsed.envelope is not None:
+        digest = hashlib.new(hash_name, parsed.envelope.pae()).digest()
+    else:  # _message_digest saw to it that the bundle's algorithm is the key's
+        _, digest = message_digest(parsed, message)
+    return {"hashedRekordV002": {
+        "data": {"algorithm": algorithm, "digest": digest},
+        "signature": {"content": parsed.signature,
+                      "verifier": {"keyDetails": details, "x509Certificate": {"rawBytes": _Der(parsed.leaf)}}}}}
+
+
+def _dsse(parsed: Parsed, message: DigestSet | None, body: dict[str, Any]) -> dict[str, Any]:
+    """The spec of a dsse 0.0.1 entry: the payload's hash, the signature and the PEM certificate."""
+    assert parsed.envelope is not None
+    spec = body.get("spec")
+    # the envelope hash covers the envelope as it was sent, which no client can reproduce: not compared
+    payload_hash = hashlib.sha256(parsed.envelope.payload).hexdigest()
+    expected: dict[str, Any] = {"payloadHash": {"algorithm": "sha256", "value": payload_hash},
+                                "signatures": [{"signature": parsed.signature, "verifier": _Pem(parsed.leaf)}]}
+    if isinstance(spec, dict) and "envelopeHash" in spec:
+        expected["envelopeHash"] = _Any()
+    return expected
+
+
+def _intoto(parsed: Parsed, message: DigestSet | None, body: dict[str, Any]) -> dict[str, Any]:
+    """The spec of an intoto 0.0.2 entry: the envelope as logged, its signature base64 twice over."""
+    assert parsed.envelope is not None
+    logged: dict[str, Any] = {"payloadType": parsed.envelope.payload_type,
+                              "signatures": [{"sig": _Twice(parsed.signature), "publicKey": _Pem(parsed.leaf)}]}
+    spec = body.get("spec")
+    envelope = spec.get("content", {}).get("envelope") if isinstance(spec, dict) and \
+        isinstance(spec.get("content"), dict) else None
+    if isinstance(envelope, dict) and "payload" in envelope:
+        logged["payload"] = _Twice(parsed.envelope.payload)
+    return {"content": {"envelope": logged, "hash": _Any(),
+                        "payloadHash": {"algorithm": "sha256",
+                                        "value": hashlib.sha256(parsed.envelope.payload).hexdigest()}}}
+
+
+#: (kind, version) of each entry type :data:`verify.sigstore._parsed.ENTRY_TYPES` admits -> the spec its body
+#: must hold for this bundle.
+_EXPECTED_SPECS = {("hashedrekord", "0.0.1"): _hashedrekord_v1, ("hashedrekord", "0.0.2"): _hashedrekord_v2,
+                   ("dsse", "0.0.1"): _dsse, ("intoto", "0.0.2"): _intoto}
 
 
 class _Pem:
@@ -252,21 +278,35 @@ def _difference(found: Any, expected: Any, where: str) -> str | None:
     """Where ``found`` (decoded JSON) departs from ``expected``: dicts key for key, lists item for item, bytes as
     base64 of them, :class:`_Pem` / :class:`_Der` / :class:`_Twice` / :class:`_Any` by their rule, else equality."""
     if isinstance(expected, dict):
-        if not isinstance(found, dict) or set(found) != set(expected):
-            return f"{where} has fields {sorted(found) if isinstance(found, dict) else found!r}, expected " \
-                   f"{sorted(expected)}"
-        return next((d for key in expected if (d := _difference(found[key], expected[key], f"{where}.{key}"))), None)
+        return _dict_difference(found, expected, where)
     if isinstance(expected, list):
-        if not isinstance(found, list) or len(found) != len(expected):
-            return f"{where} does not hold {len(expected)} item(s)"
-        return next((d for i, (f, e) in enumerate(zip(found, expected, strict=True))
-                     if (d := _difference(f, e, f"{where}[{i}]"))), None)
+        return _list_difference(found, expected, where)
     if isinstance(expected, bytes):
-        try:
-            same = b64decode(found, what=where) == expected
-        except MalformedEvidence:
-            same = False
-        return None if same else f"{where} differs"
+        return None if _is_base64_of(found, expected, where) else f"{where} differs"
     if isinstance(expected, _Pem | _Twice | _Any):
         return f"{where} differs" if expected.differs(found) else None
     return None if found == expected else f"{where} differs"
+
+
+def _dict_difference(found: Any, expected: dict[str, Any], where: str) -> str | None:
+    """Where ``found`` departs from ``expected``: the same keys, then key for key (in ``expected``'s order)."""
+    if not isinstance(found, dict) or set(found) != set(expected):
+        return f"{where} has fields {sorted(found) if isinstance(found, dict) else found!r}, expected " \
+               f"{sorted(expected)}"
+    return next((d for key in expected if (d := _difference(found[key], expected[key], f"{where}.{key}"))), None)
+
+
+def _list_difference(found: Any, expected: list[Any], where: str) -> str | None:
+    """Where ``found`` departs from ``expected``: as many items, then item for item."""
+    if not isinstance(found, list) or len(found) != len(expected):
+        return f"{where} does not hold {len(expected)} item(s)"
+    return next((d for i, (f, e) in enumerate(zip(found, expected, strict=True))
+                 if (d := _difference(f, e, f"{where}[{i}]"))), None)
+
+
+def _is_base64_of(found: Any, expected: bytes, where: str) -> bool:
+    """True if ``found`` is base64 text of ``expected``."""
+    try:
+        return b64decode(found, what=where) == expected
+    except MalformedEvidence:
+        return False

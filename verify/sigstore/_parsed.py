@@ -54,17 +54,42 @@ def parse(item: Evidence, budget: VerificationBudget | None = None) -> Parsed:
 
     Every later step charges ``budget`` (a budget of its own when None) before each signature verification.
     """
-    from cryptography import x509
+    source = item.source
+    # (1a) a keyless bundle, in the protobuf-specs form, its certificate where its version puts it
+    bundle, certificate = _keyless_bundle(item)
+    _check_material(source, bundle)
+    # (1b) exactly one log entry, of a kind that holds what the bundle signs
+    entry = _one_known_entry(source, bundle)
+    # (1c) every certificate readable, the leaf one that can sign
+    leaf = _signing_certificate(source, certificate, bundle.chain)
+    # (1d) the inclusion proof, promise or timestamps the bundle's version needs
+    _check_log_evidence(source, bundle, entry)
+    # (1e) the DSSE envelope's one signature, or the message signature
+    envelope, signature = _signature(item, bundle)
+    return Parsed(source=source, bundle=bundle, leaf=leaf, entry=entry, envelope=envelope, signature=signature,
+                  budget=VerificationBudget() if budget is None else budget)
 
+
+def _keyless_bundle(item: Evidence) -> tuple[Bundle, bytes]:
+    """``item``'s bundle and its signing certificate (DER), if it is keyless and has no defects."""
     source, bundle = item.source, item.bundle
     if bundle is None or bundle.certificate is None:
         raise MalformedEvidence(f"{source} is not a keyless Sigstore bundle")
     if bundle.defects:
         raise MalformedEvidence(f"{source} is not a valid Sigstore bundle ({bundle.defects[0]})")
+    return bundle, bundle.certificate
+
+
+def _check_material(source: str, bundle: Bundle) -> None:
+    """A v0.3 bundle carries its certificate in ``certificate``, an older one in ``x509CertificateChain``."""
     expected = "certificate" if bundle.version == "0.3" else "x509CertificateChain"
     if bundle.material != expected:
         raise MalformedEvidence(f"{source} is not a valid Sigstore bundle (a v{bundle.version} bundle carries its "
                                 f"signing certificate in verificationMaterial.{expected})")
+
+
+def _one_known_entry(source: str, bundle: Bundle) -> LogEntry:
+    """The bundle's one log entry, of a type (:data:`ENTRY_TYPES`) that holds a DSSE envelope or message as it has."""
     if len(bundle.log_entries) != 1:
         raise MalformedEvidence(f"{source} is not a valid Sigstore bundle (it has {len(bundle.log_entries)} "
                                 "transparency log entries; exactly one is verified)")
@@ -74,16 +99,29 @@ def parse(item: Evidence, budget: VerificationBudget | None = None) -> Parsed:
     if holds is None or holds not in (content, "either"):
         raise MalformedEvidence(f"{source}: a {'DSSE' if content == 'dsse' else 'message signature'} bundle with a "
                                 f"{entry.kind!r} {entry.version!r} log entry is not a kind of entry attest verifies")
+    return entry
+
+
+def _signing_certificate(source: str, certificate: bytes, chain: tuple[bytes, ...]) -> Certificate:
+    """The leaf certificate, once it and the rest of the chain are readable and it can sign."""
+    from cryptography import x509
+
     try:
-        leaf = x509.load_der_x509_certificate(bundle.certificate)
-        chain = [x509.load_der_x509_certificate(der) for der in bundle.chain]
+        leaf = x509.load_der_x509_certificate(certificate)
+        for der in chain:  # read to refuse what cannot be read, never used: paths are built from the trusted root
+            x509.load_der_x509_certificate(der)
     except ValueError as e:
         raise MalformedEvidence(f"{source} is not a valid Sigstore bundle (a certificate cannot be read: "
                                 f"{brief(e)})") from e
     problem = _leaf_problem(leaf)
     if problem is not None:
         raise MalformedEvidence(f"{source}: its signing certificate {problem}")
-    del chain  # read to refuse what cannot be read, never used: paths are built from the trusted root alone
+    return leaf
+
+
+def _check_log_evidence(source: str, bundle: Bundle, entry: LogEntry) -> None:
+    """A v0.1 bundle's entry has an inclusion promise; a later one's an inclusion proof with a checkpoint, and
+    a promise or a signed timestamp; a promised integrated time is in range."""
     proof = entry.inclusion_proof
     if bundle.version == "0.1":
         if not entry.promised:
@@ -95,19 +133,21 @@ def parse(item: Evidence, budget: VerificationBudget | None = None) -> Parsed:
         raise MalformedEvidence(f"{source}: its log entry has neither an inclusion promise nor a signed timestamp")
     if entry.promised and entry.integrated_time is None and (entry.integrated_seconds or 0) != 0:
         raise MalformedEvidence(f"{source}: its log entry's integrated time is out of range")
-    envelope = bundle.envelope
-    if envelope is not None:
-        if item.envelope != envelope:
-            raise MalformedEvidence(f"{source}: the DSSE envelope attest read is not the one Sigstore verified")
-        if len(envelope.signatures) != 1:
-            raise MalformedEvidence(f"{source}: a keyless DSSE envelope has exactly one signature, this one "
-                                    f"{len(envelope.signatures)}")
-        signature = envelope.signatures[0].sig
-    else:
+
+
+def _signature(item: Evidence, bundle: Bundle) -> tuple[Envelope | None, bytes]:
+    """The bundle's DSSE envelope (the one attest read, with one signature) and that signature, else the
+    message signature."""
+    source, envelope = item.source, bundle.envelope
+    if envelope is None:
         assert bundle.message is not None
-        signature = bundle.message.signature
-    return Parsed(source=source, bundle=bundle, leaf=leaf, entry=entry, envelope=envelope, signature=signature,
-                  budget=VerificationBudget() if budget is None else budget)
+        return None, bundle.message.signature
+    if item.envelope != envelope:
+        raise MalformedEvidence(f"{source}: the DSSE envelope attest read is not the one Sigstore verified")
+    if len(envelope.signatures) != 1:
+        raise MalformedEvidence(f"{source}: a keyless DSSE envelope has exactly one signature, this one "
+                                f"{len(envelope.signatures)}")
+    return envelope, envelope.signatures[0].sig
 
 
 def _leaf_problem(cert: Certificate) -> str | None:

@@ -89,25 +89,65 @@ def _normalize_ref(value: str) -> str:
 
 def mismatch(claims: CertificateClaims, pinned: SigstoreIdentity) -> str | None:
     """Why ``claims`` do not satisfy ``pinned`` (the first failed requirement), or None if they do."""
+    return next((reason for check in _CHECKS if (reason := check(claims, pinned)) is not None), None)
+
+
+def _issuer(claims: CertificateClaims, pinned: SigstoreIdentity) -> str | None:
+    """The OIDC issuer is the pinned one."""
     if claims.issuer != pinned.issuer:
         return f"issuer is {claims.issuer!r}, expected {pinned.issuer!r}"
+    return None
+
+
+def _identity(claims: CertificateClaims, pinned: SigstoreIdentity) -> str | None:
+    """A SAN is the pinned identity, if one is pinned."""
     if pinned.identity is not None and pinned.identity not in claims.sans:
         return f"identity is not {pinned.identity!r}"
+    return None
+
+
+def _identity_regexp(claims: CertificateClaims, pinned: SigstoreIdentity) -> str | None:
+    """A SAN matches the pinned identity regexp (whole), if one is pinned."""
     regexp = pinned.identity_regexp
     if regexp is not None and not any(re.fullmatch(regexp, san) for san in claims.sans):
         return f"identity does not match {pinned.identity_regexp!r}"
-    if pinned.source_repository is not None:
-        found = claims.source_repository_uri
-        if found is None or normalize_repo(found) != normalize_repo(pinned.source_repository):
-            return f"source repository is {found!r}, expected {pinned.source_repository!r}"
+    return None
+
+
+def _source_repository(claims: CertificateClaims, pinned: SigstoreIdentity) -> str | None:
+    """The source repository is the pinned one (normalized), if one is pinned."""
+    if pinned.source_repository is None:
+        return None
+    found = claims.source_repository_uri
+    if found is None or normalize_repo(found) != normalize_repo(pinned.source_repository):
+        return f"source repository is {found!r}, expected {pinned.source_repository!r}"
+    return None
+
+
+def _source_ref(claims: CertificateClaims, pinned: SigstoreIdentity) -> str | None:
+    """The source ref is the pinned one, if one is pinned."""
     if pinned.source_ref is not None and claims.source_repository_ref != pinned.source_ref:
         return f"source ref is {claims.source_repository_ref!r}, expected {pinned.source_ref!r}"
+    return None
+
+
+def _signer_workflow(claims: CertificateClaims, pinned: SigstoreIdentity) -> str | None:
+    """The Build Signer URI names the pinned workflow, if one is pinned."""
     workflow = pinned.signer_workflow
     if workflow is not None and not _workflow_matches(claims.build_signer_uri, workflow):
         return f"signer workflow is {claims.build_signer_uri!r}, expected {pinned.signer_workflow!r}"
+    return None
+
+
+def _hosted_runner(claims: CertificateClaims, pinned: SigstoreIdentity) -> str | None:
+    """The runner is GitHub-hosted, if self-hosted runners are denied."""
     if pinned.github_hosted and claims.runner_environment != "github-hosted":
         return f"runner environment is {claims.runner_environment!r}, expected 'github-hosted'"
     return None
+
+
+#: The requirements :func:`mismatch` checks, in order: the first one that fails names the mismatch.
+_CHECKS = (_issuer, _identity, _identity_regexp, _source_repository, _source_ref, _signer_workflow, _hosted_runner)
 
 
 def _workflow_matches(build_signer_uri: str | None, workflow: str) -> bool:

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from verify.errors import EvidenceRejected, MalformedEvidence, TrustConfigError, brief
+from verify.errors import EvidenceRejected, TrustConfigError, brief
 from verify.files import read_file
 from verify.formats import strict_json
-from verify.formats.encoding import b64decode, parse_time
+from verify.formats.encoding import b64decode, base64_problem, parse_time, time_problem
 from verify.limits import MAX_TRUSTED_ROOT_BYTES
 from verify.sigstore.times import Window
 
@@ -79,20 +79,30 @@ _ROOT_SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
 def _root_problem(value: Any, kind: str, where: str) -> str | None:
     """The first way ``value`` departs from :data:`_ROOT_SCHEMA`'s ``kind``, or None."""
     if kind.startswith("["):
-        if not isinstance(value, list):
-            return f"{where} is not a list"
-        return next((p for i, v in enumerate(value) if (p := _root_problem(v, kind[1:-1], f"{where}[{i}]"))), None)
-    if kind in ("str", "bytes", "time"):
-        try:
-            if kind == "bytes":
-                b64decode(value, what=where)
-            elif kind == "time":
-                parse_time(value, what=where)
-            elif not isinstance(value, str):
-                return f"{where} is not a string"
-        except MalformedEvidence as e:
-            return str(e)
-        return None
+        return _list_problem(value, kind[1:-1], where)
+    if kind in _SCALAR_PROBLEMS:
+        return _SCALAR_PROBLEMS[kind](value, where)
+    return _object_problem(value, kind, where)
+
+
+def _list_problem(value: Any, kind: str, where: str) -> str | None:
+    """The first way the list ``value`` or one of its items (each a ``kind``) departs from the schema, or None."""
+    if not isinstance(value, list):
+        return f"{where} is not a list"
+    return next((p for i, v in enumerate(value) if (p := _root_problem(v, kind, f"{where}[{i}]"))), None)
+
+
+def _str_problem(value: Any, where: str) -> str | None:
+    """Why ``value`` is not a string, or None."""
+    return None if isinstance(value, str) else f"{where} is not a string"
+
+
+#: scalar kind -> why a value is not one (None: it is).
+_SCALAR_PROBLEMS = {"str": _str_problem, "bytes": base64_problem, "time": time_problem}
+
+
+def _object_problem(value: Any, kind: str, where: str) -> str | None:
+    """The first way the object ``value`` departs from ``kind``: an unknown field, then field by field."""
     if not isinstance(value, dict):
         return f"{where or 'it'} is not a JSON object"
     fields = _ROOT_SCHEMA[kind]
