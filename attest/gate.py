@@ -30,12 +30,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from attest.hashing import ArtifactRead, Progress
+from verify.request import GateRules  # the standard library only: the trust core is not loaded with it
 
 if TYPE_CHECKING:
     from attest.stores import Store
     from verify.digests import DigestSet
     from verify.formats.evidence import Evidence, EvidenceBudget
-    from verify.gate import Gate, GateRules, GateVerdict, ReleaseVerdict
+    from verify.gate import Gate, GateVerdict, ReleaseVerdict
     from verify.layout import LayoutVerdict, LoadedLayout
     from verify.policy import Policy
     from verify.sigstore.verifier import BundleVerifier
@@ -69,13 +70,6 @@ class EmitRequest:
     verifier_id: str | None = None
 
 
-def _no_rules() -> GateRules:
-    """No rule flag given (the trust core is imported when a request is made, not with this module)."""
-    from verify.gate import GateRules
-
-    return GateRules()
-
-
 @dataclass(frozen=True)
 class GateRequest:
     """Everything one gate run is asked, as given on the command line (or by a Python caller)."""
@@ -89,7 +83,7 @@ class GateRequest:
     """Pinned public keys: PEM files, or ``awskms:KEY`` (fetched live, with a warning)."""
     keyless: KeylessFlags = field(default_factory=KeylessFlags)
     trusted_root: Path | None = None
-    rules: GateRules = field(default_factory=_no_rules)
+    rules: GateRules = field(default_factory=GateRules)
     """The rule flags (--source-uri, --commit, --stage, --require-vsa, --verified-level, ...), as given: the
     object :func:`verify.gate.prepare` reads."""
     vsa_keys: tuple[Path, ...] = ()

@@ -39,7 +39,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("sigstore", ("verify.sigstore",)),
     ("decisions", ("verify.buildtypes", "verify.signers", "verify.matching", "verify.policy", "verify.policy_file",
                    "verify.rules", "verify.stages", "verify.verifier", "verify.gate", "verify.layout",
-                   "verify.lockfile_check")),
+                   "verify.lockfile_check", "verify.request")),
     ("rooms", ("verify.audit", "verify.path")),
     ("surface", ("verify",)),
 )

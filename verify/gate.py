@@ -49,12 +49,13 @@ from verify.policy import (
     VsaRequirement,
     check_repository,
 )
+from verify.request import GateRules
 from verify.signers import TrustRun, find_signers
 from verify.stages import Bound, StageEvidence, check_stage
 from verify.trust import Identity, PublicKey
 from verify.verifier import Candidate, Check, Verdict, candidates, digest_source
 
-__all__ = ["Gate", "GateFlags", "GateRules", "GateVerdict", "ReleaseVerdict", "approver", "decide", "decide_release",
+__all__ = ["Gate", "GateFlags", "GateVerdict", "ReleaseVerdict", "approver", "decide", "decide_release",
            "prepare"]
 
 _COMMIT = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
@@ -65,31 +66,10 @@ Found = Sequence[Evidence | MalformedEvidence]
 
 
 @dataclass(frozen=True)
-class GateRules:
-    """The command line's rules, as given: None (or empty tuples) where a flag was not given. The same
-    object crosses from the caller's request (:class:`attest.gate.GateRequest`) to :func:`prepare`.
-
-    An empty string is a flag given with nothing after it (an unset pipeline variable, often): it is
-    refused, never read as "no rule".
-    """
-
-    source_uri: str | None = None
-    source_branch: str | None = None
-    commit: str | None = None
-    builder_id: str | None = None
-    predicate_type: str | None = None
-    stage: str | None = None
-    require_vsa: tuple[str, ...] = ()
-    verified_levels: tuple[str, ...] = ()
-    """``--verified-level``: the SLSA build level the builder must be trusted for (one at most); a VSA states
-    the level the policy trusts the builder for, never a level merely asked for."""
-
-
-@dataclass(frozen=True)
 class GateFlags:
     """What the command line gives :func:`prepare`: its rules as given, and the keys and switches read for them."""
 
-    rules: GateRules = GateRules()
+    rules: GateRules = field(default_factory=GateRules)
     keys: tuple[PublicKey, ...] = ()
     keyless: Identity | None = None
     vsa_keys: tuple[PublicKey, ...] = ()

@@ -170,7 +170,7 @@ def _request(artifact: str | None, *, attestations: tuple[Path, ...], store: str
              resource_uri: str | None, verifier_id: str | None, trusted_root: Path | None, **flags: Any) -> GateRequest:
     """The frozen request the flags describe (nothing is read yet)."""
     from verify.errors import RequestError
-    from verify.gate import GateRules
+    from verify.request import GateRules  # the standard library only
 
     if signer_uri is not None and emit_vsa is None:
         raise RequestError("--signer is for --emit-vsa; verification itself needs no signing key")

@@ -28,7 +28,7 @@ from attest.gate import EmitRequest, GateRequest, KeylessFlags, run_gate
 from tests.conftest import KeyPair, make_keypair
 from tests.factory import BUILDER, COMMIT, T0, provenance, vsa
 from verify.errors import InputError, VerifyError
-from verify.gate import GateRules
+from verify.request import GateRules
 
 POLICY = """\
 version: 1

@@ -28,7 +28,7 @@ from tests.conftest import KeyPair, make_keypair
 from tests.factory import BUILDER, provenance
 from verify.errors import EvidenceRejected
 from verify.formats.envelope import Envelope
-from verify.gate import GateRules
+from verify.request import GateRules
 
 DATA = b"release-1 bytes\n"
 SHA256 = hashlib.sha256(DATA).hexdigest()
