@@ -79,10 +79,26 @@ class Component:
     provenance_sha256: str
     source: str | None
     commit: str | None
+    needs: Sequence[str] = ()
+    """The components deployed before this one (written sorted, and only when there is one)."""
+
+
+def _release_component(c: Component) -> dict[str, Any]:
+    component: dict[str, Any] = {
+        "name": c.name,
+        "artifacts": [_subject(n, d) for n, d in c.subjects],
+        "provenance": {"digest": {"sha256": c.provenance_sha256}},
+        "source": c.source,
+        "commit": c.commit,
+    }
+    if c.needs:
+        component["needs"] = sorted(c.needs)
+    return component
 
 
 def release_statement(*, name: str, components: Sequence[Component], created_at: datetime) -> dict[str, Any]:
-    """A release manifest binding several stacks' artefacts and provenances into one signed unit."""
+    """A release manifest binding several stacks' artefacts and provenances into one signed unit, with the
+    order they are deployed in (each component's ``needs``; attest release create checks it before signing)."""
     return {
         "_type": STATEMENT_V1,
         "subject": [_subject(n, d) for c in components for n, d in c.subjects],
@@ -90,12 +106,6 @@ def release_statement(*, name: str, components: Sequence[Component], created_at:
         "predicate": {
             "name": name,
             "timeCreated": _time(created_at),
-            "components": [{
-                "name": c.name,
-                "artifacts": [_subject(n, d) for n, d in c.subjects],
-                "provenance": {"digest": {"sha256": c.provenance_sha256}},
-                "source": c.source,
-                "commit": c.commit,
-            } for c in components],
+            "components": [_release_component(c) for c in components],
         },
     }

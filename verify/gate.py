@@ -29,15 +29,13 @@ from verify.digests import WEAK, DigestSet
 from verify.errors import EvidenceRejected, MalformedEvidence, PolicyError, PolicyViolation, RequestError
 from verify.formats.evidence import Evidence
 from verify.formats.levels import level_name, requested_build_level
+from verify.formats.release import Release, ReleasePart, read_release
 from verify.formats.statement import (
     APPROVAL_V1,
     RELEASE_V1,
     VSA_V1,
-    Release,
-    ReleasePart,
     Statement,
     Subject,
-    read_release,
 )
 from verify.matching import intoto_statements
 from verify.policy import (
@@ -107,6 +105,11 @@ def prepare(policy: Policy | None, flags: GateFlags) -> Gate:
         raise RequestError("--release verifies every component of a manifest; --emit-vsa and --lockfile apply to "
                            "one artefact, verify each component on its own for them")
     level = requested_build_level(asked.verified_levels)
+    if flags.release and policy is not None and policy.components and (
+            asked.source_uri or asked.source_branch or asked.builder_id):
+        raise RequestError("the policy's components give each component its own source and builders; "
+                           "--source-uri, --source-branch and --builder-id would apply to all of them: put the rule "
+                           "in the policy's components instead")
     if policy is None:
         return _ad_hoc(flags, source, commit, level)
     return _narrowed(policy, flags, source, commit, level)
@@ -522,8 +525,9 @@ def _component(gate: Gate, component: ReleasePart, artifact: Subject, *, lookup:
     if not any(isinstance(e, Evidence) and e.digest == wanted for e in evidence):
         raise PolicyViolation(f"component {component.name}: the provenance the release names "
                               f"(sha256:{wanted[:16]}...) is not in the store for {name!r}")
+    own = replace(gate, policy=gate.policy.for_component(component.name))  # its components.NAME rules
     try:
-        passed = decide(gate, evidence, artifact=name, digests=digests, run=run, provenance=wanted)
+        passed = decide(own, evidence, artifact=name, digests=digests, run=run, provenance=wanted)
     except EvidenceRejected as e:
         raise type(e)(f"component {component.name}: {e}", checks=e.checks) from e
     prov = passed.candidate.provenance

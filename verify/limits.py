@@ -43,7 +43,7 @@ MAX_PROOF_HASHES = 64
 #: Signature lines in one checkpoint (a signed note), as golang.org/x/mod/sumdb/note.
 MAX_NOTE_SIGNATURES = 100
 #: Resolved dependencies (materials) in one provenance, input attestations in one VSA, components of one
-#: release and artefacts of one component.
+#: release, and the artefacts and needs of one component.
 MAX_DEPENDENCIES = 10_000
 #: Objects listed from one S3 store (an audit's whole history; a listing past it is refused, not followed).
 MAX_STORE_KEYS = 10_000_000

@@ -20,8 +20,8 @@ from verify.signers import TrustRun
 from verify.sigstore.verifier import BundleVerifier
 from verify.trust import Identity, PublicKey
 
-__all__ = ["ApprovalRequirement", "Policy", "ProvenanceRules", "ReleaseRule", "SourceRule", "StageRule",
-           "TrustedBuilder", "VsaRequirement", "check_repository", "empty_policy"]
+__all__ = ["ApprovalRequirement", "ComponentRules", "Policy", "ProvenanceRules", "ReleaseRule", "SourceRule",
+           "StageRule", "TrustedBuilder", "VsaRequirement", "check_repository", "empty_policy"]
 
 def check_repository(uri: str, *, what: str) -> str:
     """``uri`` normalised (see :func:`verify.formats.uris.normalize_repo`); :class:`PolicyError` if it names no
@@ -121,6 +121,22 @@ class StageRule:
 
 
 @dataclass(frozen=True)
+class ComponentRules:
+    """``components.NAME``: the provenance rules that differ for one component of a release (infra and app
+    come from different repositories). None: as ``provenance`` says."""
+
+    source: SourceRule | None = None
+    builders: tuple[TrustedBuilder, ...] | None = None
+    lockfiles: tuple[str, ...] | None = None
+
+    def apply(self, rules: ProvenanceRules) -> ProvenanceRules:
+        """``rules`` with this component's rules in place of theirs."""
+        changed = {name: value for name in ("source", "builders", "lockfiles")
+                   if (value := getattr(self, name)) is not None}
+        return replace(rules, **changed)
+
+
+@dataclass(frozen=True)
 class ReleaseRule:
     """Who may sign release manifests (``releases.signed-by``)."""
 
@@ -142,6 +158,14 @@ class Policy:
     revoked_keys: tuple[PublicKey, ...] = field(default=(), repr=False)
     """The revoked keys the policy has the public key of (pinned, or named by PEM in a ``revoked``
     list): only to say "signed by a revoked key" instead of "by an unknown key"; never to verify."""
+    components: Mapping[str, ComponentRules] = field(default_factory=dict)
+    """``components``: per release component, the provenance rules that differ (:meth:`for_component`)."""
+
+    def for_component(self, name: str) -> Policy:
+        """The policy a release's component ``name`` is verified under: ``provenance`` with the rules
+        ``components.NAME`` gives in place of its own; unchanged for a component the policy does not name."""
+        rules = self.components.get(name)
+        return self if rules is None else replace(self, provenance=rules.apply(self.provenance))
 
     def signers(self) -> tuple[Identity, ...]:
         """The identities trusted to sign provenance."""

@@ -7,7 +7,6 @@ file through :func:`verify.files.read_file` (regular files, a size limit).
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import re
 from collections.abc import Mapping
@@ -21,9 +20,11 @@ from verify.digests import ACCEPTED, KNOWN, WEAK
 from verify.errors import MalformedEvidence, PolicyError, TrustConfigError
 from verify.files import read_file
 from verify.formats.encoding import parse_time
+from verify.formats.policy_yaml import YamlDoc, any_mapping, mapping, string, strings
 from verify.limits import MAX_POLICY_BYTES
 from verify.policy import (
     ApprovalRequirement,
+    ComponentRules,
     Policy,
     ProvenanceRules,
     ReleaseRule,
@@ -40,150 +41,6 @@ __all__ = ["kms_pem_name", "load_policy"]
 _FINGERPRINT = re.compile(r"[0-9a-fA-F]{64}")
 
 
-@functools.cache
-def _loader_class() -> Any:
-    """PyYAML's SafeLoader, except that a scalar it cannot convert is a YAML error naming its line.
-
-    SafeLoader turns ``2026-02-30`` into a ``ValueError`` from ``datetime``, an integer of 5,000
-    digits into a ``ValueError`` from ``int``, ``!!timestamp x`` into an ``AttributeError`` and
-    ``!!bool x`` into a ``KeyError``: exceptions with no line, which would escape as a crash
-    instead of a policy error (found by fuzz/fuzz_policy.py).
-    """
-    import yaml
-
-    class Loader(yaml.SafeLoader):
-        def construct_yaml_bool(self, node: Any) -> bool:
-            # YAML 1.1 also reads yes/no/on/off as booleans, YAML 1.2 as strings: which one the author meant
-            # is not for a verifier to guess, so only true and false are booleans
-            if node.value not in _BOOLEANS:
-                said = (f"{node.value!r} is a boolean only in YAML 1.1; write true or false (or quote it for a "
-                        "string)" if node.value.lower() in ("yes", "no", "on", "off", "y", "n")
-                        else f"cannot read {node.value!r} as bool")
-                raise yaml.constructor.ConstructorError(None, None, said, node.start_mark)
-            return bool(_BOOLEANS[node.value])
-
-        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
-            for key_node, _ in node.value:
-                if key_node.tag == "tag:yaml.org,2002:merge":
-                    raise yaml.constructor.ConstructorError(
-                        None, None, "merge keys (<<) are YAML 1.1 and may hide a key written twice; write the keys "
-                                    "out (an alias of a whole value is fine)", key_node.start_mark)
-            return super().construct_mapping(node, deep=deep)
-
-        def construct_object(self, node: Any, deep: bool = False) -> Any:
-            try:
-                return super().construct_object(node, deep=deep)
-            except (yaml.YAMLError, RecursionError):
-                raise
-            except Exception as e:  # ValueError, OverflowError, KeyError (!!bool x), AttributeError (!!timestamp x)
-                shown = node.value if isinstance(node, yaml.ScalarNode) else node.tag
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"cannot read {str(shown)[:40]!r} as {node.tag.rsplit(':', 1)[-1]}", node.start_mark,
-                ) from e
-
-    Loader.add_constructor("tag:yaml.org,2002:bool", Loader.construct_yaml_bool)
-    return Loader
-
-
-_BOOLEANS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
-
-
-class _Doc:
-    """The parsed YAML plus the line of every key path, for error messages."""
-
-    def __init__(self, path: Path, text: str) -> None:
-        import yaml
-
-        self.path = path
-        self.lines: dict[tuple[str, ...], int] = {}
-        self._walked: set[int] = set()
-        try:
-            loader = _loader_class()(text)
-            try:
-                node = loader.get_single_node()
-                if node is None:
-                    raise PolicyError(f"policy {path} is empty; it must name identities and provenance rules")
-                self._walk(node, ())
-                self.data = loader.construct_document(node)
-            finally:
-                loader.dispose()
-        except RecursionError as e:  # PyYAML composes recursively: "[[[[..." must be an error, not a crash
-            raise PolicyError(f"policy {path} nests YAML too deeply to be a policy") from e
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            where = f":{mark.line + 1}" if mark is not None else ""
-            problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-            raise PolicyError(f"policy {path}{where} is not valid YAML: {problem}") from e
-
-    def _walk(self, node: Any, path: tuple[str, ...]) -> None:
-        import yaml
-
-        self.lines.setdefault(path, node.start_mark.line + 1)
-        if isinstance(node, yaml.CollectionNode):
-            # an alias is walked once, where its anchor is: it may contain itself, or be used 9**9 times
-            if id(node) in self._walked:
-                return
-            self._walked.add(id(node))
-        if isinstance(node, yaml.MappingNode):
-            seen: set[str] = set()
-            for key_node, value_node in node.value:
-                key = str(key_node.value)
-                if key in seen:
-                    raise PolicyError(f"{self.path}:{key_node.start_mark.line + 1}: key {'.'.join((*path, key))!r} "
-                                      "appears twice")
-                seen.add(key)
-                self.lines[(*path, key)] = key_node.start_mark.line + 1
-                self._walk(value_node, (*path, key))
-        elif isinstance(node, yaml.SequenceNode):
-            for i, item in enumerate(node.value):
-                self._walk(item, (*path, str(i)))
-
-    def error(self, path: tuple[str, ...], message: str) -> PolicyError:
-        # a missing key has no line: use its nearest ancestor's, but still name the key itself
-        present = path
-        line = self.lines.get(present)
-        while line is None and present:
-            present = present[:-1]
-            line = self.lines.get(present)
-        where = f"{self.path}:{line}" if line else str(self.path)
-        key = ".".join(path) or "(top level)"
-        return PolicyError(f"{where}: {key}: {message}")
-
-
-def _mapping(doc: _Doc, value: Any, path: tuple[str, ...], allowed: set[str],
-             modifiers: frozenset[str] = frozenset()) -> dict[str, Any]:
-    """``value`` as a mapping whose keys are among ``allowed`` (what it is) and ``modifiers`` (what narrows it)."""
-    if not isinstance(value, dict):
-        raise doc.error(path, f"must be a mapping, not {type(value).__name__}")
-    for key in value:
-        if key not in allowed and key not in modifiers:
-            also = f", optionally with {sorted(modifiers)}" if modifiers else ""
-            raise doc.error((*path, str(key)), f"unknown key; expected one of {sorted(allowed)}{also}")
-    return value
-
-
-def _any_mapping(doc: _Doc, value: Any, path: tuple[str, ...]) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise doc.error(path, f"must be a mapping, not {type(value).__name__}")
-    return value
-
-
-def _strings(doc: _Doc, value: Any, path: tuple[str, ...], *, nonempty: bool = True) -> tuple[str, ...]:
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise doc.error(path, "must be a list of non-empty strings")
-    if nonempty and not value:
-        raise doc.error(path, "must not be empty (an empty rule would pass everything)")
-    return tuple(value)
-
-
-def _string(doc: _Doc, value: Any, path: tuple[str, ...]) -> str:
-    if not isinstance(value, str) or not value:
-        raise doc.error(path, "must be a non-empty string")
-    return value
-
-
 def kms_pem_name(arn: str) -> str:
     """File name of the pinned PEM for a KMS key: what 'attest key export' writes by default."""
     return re.sub(r"[^A-Za-z0-9._-]", "_", arn.rsplit("/", 1)[-1]) + ".pub.pem"
@@ -192,7 +49,7 @@ def kms_pem_name(arn: str) -> str:
 _ZONELESS = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?")
 
 
-def _time(doc: _Doc, value: Any, path: tuple[str, ...]) -> datetime:
+def _time(doc: YamlDoc, value: Any, path: tuple[str, ...]) -> datetime:
     """An RFC 3339 date-time with a time zone, read by :func:`verify.formats.encoding.parse_time` (YAML may already
     have read an unquoted one as a datetime: it is read again from its ISO form)."""
     if isinstance(value, datetime):
@@ -212,11 +69,11 @@ def _time(doc: _Doc, value: Any, path: tuple[str, ...]) -> datetime:
         raise doc.error(path, str(e).strip()) from None
 
 
-def _revoked(doc: _Doc, value: Any, path: tuple[str, ...], base: Path) -> tuple[frozenset[str], list[PublicKey]]:
+def _revoked(doc: YamlDoc, value: Any, path: tuple[str, ...], base: Path) -> tuple[frozenset[str], list[PublicKey]]:
     """A ``revoked`` list: key fingerprints (sha256 of the DER SubjectPublicKeyInfo, hex) or PEM paths."""
     fingerprints: set[str] = set()
     keys: list[PublicKey] = []
-    for i, item in enumerate(_strings(doc, value, path, nonempty=False)):  # an empty list revokes nothing
+    for i, item in enumerate(strings(doc, value, path, nonempty=False)):  # an empty list revokes nothing
         if _FINGERPRINT.fullmatch(item):
             fingerprints.add(item.lower())
         else:
@@ -226,11 +83,11 @@ def _revoked(doc: _Doc, value: Any, path: tuple[str, ...], base: Path) -> tuple[
     return frozenset(fingerprints), keys
 
 
-def _identity(doc: _Doc, name: str, value: Any, base: Path, *, revoked: frozenset[str] = frozenset(),
+def _identity(doc: YamlDoc, name: str, value: Any, base: Path, *, revoked: frozenset[str] = frozenset(),
               revoked_keys: list[PublicKey] | None = None) -> Identity:
     """``identities.NAME``: its keys, KMS keys and Sigstore identities, its validity window, its revoked keys."""
     path = ("identities", name)
-    spec = _mapping(doc, value, path, {"keys", "kms", "sigstore"}, frozenset({"not-before", "not-after", "revoked"}))
+    spec = mapping(doc, value, path, {"keys", "kms", "sigstore"}, frozenset({"not-before", "not-after", "revoked"}))
     keys = [*_key_files(doc, spec, path, base), *_kms_keys(doc, spec, path, base)]
     sigstore = _sigstore_entries(doc, spec, path)
     if not keys and not sigstore:  # {}, {kms: []} and {sigstore: []} alike
@@ -247,13 +104,13 @@ def _identity(doc: _Doc, name: str, value: Any, base: Path, *, revoked: frozense
                     sigstore=tuple(sigstore), not_before=not_before, not_after=not_after, revoked=revoked)
 
 
-def _key_files(doc: _Doc, spec: dict[str, Any], path: tuple[str, ...], base: Path) -> list[PublicKey]:
+def _key_files(doc: YamlDoc, spec: dict[str, Any], path: tuple[str, ...], base: Path) -> list[PublicKey]:
     """``keys``: pinned PEM files, relative to the policy's folder."""
-    names = _strings(doc, spec.get("keys", []), (*path, "keys"), nonempty="keys" in spec)
+    names = strings(doc, spec.get("keys", []), (*path, "keys"), nonempty="keys" in spec)
     return [_load_key(doc, base / rel, (*path, "keys", str(i))) for i, rel in enumerate(names)]
 
 
-def _kms_keys(doc: _Doc, spec: dict[str, Any], path: tuple[str, ...], base: Path) -> list[PublicKey]:
+def _kms_keys(doc: YamlDoc, spec: dict[str, Any], path: tuple[str, ...], base: Path) -> list[PublicKey]:
     """``kms``: KMS key ARNs (pinned by the PEM 'attest key export' writes) or ``{arn, pem}``."""
     keys: list[PublicKey] = []
     for i, item in enumerate(spec.get("kms", []) if isinstance(spec.get("kms", []), list) else [None]):
@@ -261,15 +118,15 @@ def _kms_keys(doc: _Doc, spec: dict[str, Any], path: tuple[str, ...], base: Path
         if isinstance(item, str) and item.startswith("arn:aws:kms:"):
             keys.append(_load_key(doc, base / kms_pem_name(item), item_path, arn=item))
         elif isinstance(item, dict):
-            entry = _mapping(doc, item, item_path, {"arn", "pem"})
-            arn = _string(doc, entry.get("arn"), (*item_path, "arn"))
-            keys.append(_load_key(doc, base / _string(doc, entry.get("pem"), (*item_path, "pem")), item_path, arn=arn))
+            entry = mapping(doc, item, item_path, {"arn", "pem"})
+            arn = string(doc, entry.get("arn"), (*item_path, "arn"))
+            keys.append(_load_key(doc, base / string(doc, entry.get("pem"), (*item_path, "pem")), item_path, arn=arn))
         else:
             raise doc.error(item_path, "must be a KMS key ARN or {arn: ARN, pem: PINNED_PUBLIC_KEY}")
     return keys
 
 
-def _sigstore_entries(doc: _Doc, spec: dict[str, Any], path: tuple[str, ...]) -> list[SigstoreIdentity]:
+def _sigstore_entries(doc: YamlDoc, spec: dict[str, Any], path: tuple[str, ...]) -> list[SigstoreIdentity]:
     """``sigstore``: one Sigstore identity or a list of them."""
     raw = spec.get("sigstore")
     if raw is None:
@@ -279,7 +136,7 @@ def _sigstore_entries(doc: _Doc, spec: dict[str, Any], path: tuple[str, ...]) ->
     return [_sigstore_entry(doc, item, (*path, "sigstore", str(i))) for i, item in enumerate(raw)]
 
 
-def _window(doc: _Doc, spec: dict[str, Any], path: tuple[str, ...]) -> tuple[datetime | None, datetime | None]:
+def _window(doc: YamlDoc, spec: dict[str, Any], path: tuple[str, ...]) -> tuple[datetime | None, datetime | None]:
     """``not-before`` and ``not-after``: when the identity may sign; the end after the start."""
     not_before = _time(doc, spec["not-before"], (*path, "not-before")) if "not-before" in spec else None
     not_after = _time(doc, spec["not-after"], (*path, "not-after")) if "not-after" in spec else None
@@ -292,13 +149,13 @@ _SIGSTORE_KEYS = {"issuer", "identity", "identity-regexp", "github-repo", "sourc
                   "deny-self-hosted-runners"}
 
 
-def _sigstore_entry(doc: _Doc, item: Any, path: tuple[str, ...]) -> SigstoreIdentity:
+def _sigstore_entry(doc: YamlDoc, item: Any, path: tuple[str, ...]) -> SigstoreIdentity:
     """``{issuer, identity | identity-regexp}``, optionally narrowed by the GitHub fields of the CLI flags."""
-    entry = _mapping(doc, item, path, _SIGSTORE_KEYS)
-    issuer = _string(doc, entry.get("issuer"), (*path, "issuer"))
+    entry = mapping(doc, item, path, _SIGSTORE_KEYS)
+    issuer = string(doc, entry.get("issuer"), (*path, "issuer"))
     if ("identity" in entry) == ("identity-regexp" in entry):
         raise doc.error(path, "needs exactly one of 'identity' or 'identity-regexp'")
-    texts = {key: _string(doc, entry[key], (*path, key))
+    texts = {key: string(doc, entry[key], (*path, key))
              for key in _SIGSTORE_KEYS - {"deny-self-hosted-runners"} if key in entry}
     deny = entry.get("deny-self-hosted-runners", False)
     if not isinstance(deny, bool):
@@ -314,7 +171,7 @@ def _sigstore_entry(doc: _Doc, item: Any, path: tuple[str, ...]) -> SigstoreIden
         raise doc.error((*path, "github-repo"), f"is not a repository ({e})") from e
 
 
-def _load_key(doc: _Doc, file: Path, path: tuple[str, ...], *, arn: str | None = None) -> PublicKey:
+def _load_key(doc: YamlDoc, file: Path, path: tuple[str, ...], *, arn: str | None = None) -> PublicKey:
     try:
         key = load_public_key_file(file)
     except TrustConfigError as e:
@@ -323,31 +180,31 @@ def _load_key(doc: _Doc, file: Path, path: tuple[str, ...], *, arn: str | None =
     return replace(key, name=arn or str(file))
 
 
-def _stage(doc: _Doc, name: str, value: Any, identities: Mapping[str, Identity]) -> StageRule:
+def _stage(doc: YamlDoc, name: str, value: Any, identities: Mapping[str, Identity]) -> StageRule:
     """``stages.NAME``: its verifier, the VSAs and approvals it requires, its resource URIs and level."""
     path = ("stages", name)
-    spec = _mapping(doc, value, path, {"verifier", "require-vsa", "require-approvals", "resource-uri", "min-level"})
+    spec = mapping(doc, value, path, {"verifier", "require-vsa", "require-approvals", "resource-uri", "min-level"})
     verifier = _verifier(doc, spec.get("verifier"), (*path, "verifier"), identities)
     requirements = _vsa_requirements(doc, spec.get("require-vsa", []), (*path, "require-vsa"), identities)
     approvals = (_approval_requirement(doc, spec["require-approvals"], (*path, "require-approvals"), identities)
                  if "require-approvals" in spec else None)
-    resource_uris = _strings(doc, spec["resource-uri"], (*path, "resource-uri")) if "resource-uri" in spec else ()
+    resource_uris = strings(doc, spec["resource-uri"], (*path, "resource-uri")) if "resource-uri" in spec else ()
     min_level = _level(doc, spec["min-level"], (*path, "min-level")) if "min-level" in spec else 0
     return StageRule(name=name, verifier=verifier, require_vsa=requirements, require_approvals=approvals,
                      resource_uris=resource_uris, min_level=min_level)
 
 
-def _verifier(doc: _Doc, value: Any, path: tuple[str, ...], identities: Mapping[str, Identity]) -> str | None:
+def _verifier(doc: YamlDoc, value: Any, path: tuple[str, ...], identities: Mapping[str, Identity]) -> str | None:
     """``verifier``: the identity that signs the stage's VSAs, if any."""
     if value is None:
         return None
-    name = _string(doc, value, path)
+    name = string(doc, value, path)
     if name not in identities:
         raise doc.error(path, f"names identity {name!r}, which 'identities' does not define")
     return name
 
 
-def _vsa_requirements(doc: _Doc, value: Any, path: tuple[str, ...],
+def _vsa_requirements(doc: YamlDoc, value: Any, path: tuple[str, ...],
                       identities: Mapping[str, Identity]) -> tuple[VsaRequirement, ...]:
     """``require-vsa``: stage names, or ``{stage, signed-by}``."""
     if not isinstance(value, list):
@@ -355,10 +212,11 @@ def _vsa_requirements(doc: _Doc, value: Any, path: tuple[str, ...],
     return tuple(_vsa_requirement(doc, item, (*path, str(i)), identities) for i, item in enumerate(value))
 
 
-def _vsa_requirement(doc: _Doc, item: Any, path: tuple[str, ...], identities: Mapping[str, Identity]) -> VsaRequirement:
+def _vsa_requirement(doc: YamlDoc, item: Any, path: tuple[str, ...],
+                     identities: Mapping[str, Identity]) -> VsaRequirement:
     """One ``require-vsa`` entry; without ``signed-by``, the VSAs of that stage's verifier."""
-    entry = _mapping(doc, {"stage": item} if isinstance(item, str) else item, path, {"stage", "signed-by"})
-    stage = _string(doc, entry.get("stage"), (*path, "stage"))
+    entry = mapping(doc, {"stage": item} if isinstance(item, str) else item, path, {"stage", "signed-by"})
+    stage = string(doc, entry.get("stage"), (*path, "stage"))
     signed_by = entry.get("signed-by")
     if signed_by is None:
         other = doc.data.get("stages", {}).get(stage)
@@ -369,10 +227,10 @@ def _vsa_requirement(doc: _Doc, item: Any, path: tuple[str, ...], identities: Ma
     return VsaRequirement(stage=stage, signed_by=_signers(doc, signed_by, (*path, "signed-by"), identities))
 
 
-def _approval_requirement(doc: _Doc, value: Any, path: tuple[str, ...],
+def _approval_requirement(doc: YamlDoc, value: Any, path: tuple[str, ...],
                           identities: Mapping[str, Identity]) -> ApprovalRequirement:
     """``require-approvals``: how many of which identities must approve."""
-    entry = _mapping(doc, value, path, {"count", "signed-by"})
+    entry = mapping(doc, value, path, {"count", "signed-by"})
     count = entry.get("count")
     if not isinstance(count, int) or isinstance(count, bool) or count < 1:
         raise doc.error((*path, "count"), "must be a whole number of at least 1")
@@ -380,25 +238,25 @@ def _approval_requirement(doc: _Doc, value: Any, path: tuple[str, ...],
                                                                identities))
 
 
-def _signers(doc: _Doc, value: Any, path: tuple[str, ...], identities: Mapping[str, Identity]) -> tuple[str, ...]:
+def _signers(doc: YamlDoc, value: Any, path: tuple[str, ...], identities: Mapping[str, Identity]) -> tuple[str, ...]:
     """A ``signed-by`` list: names of identities the policy defines."""
-    names = _strings(doc, value, path)
+    names = strings(doc, value, path)
     for who in names:
         if who not in identities:
             raise doc.error(path, f"names identity {who!r}, which 'identities' does not define")
     return names
 
 
-def _level(doc: _Doc, value: Any, path: tuple[str, ...]) -> int:
+def _level(doc: YamlDoc, value: Any, path: tuple[str, ...]) -> int:
     """A SLSA build level, 1 to 3 (0 guarantees nothing, so it is no level to trust or require)."""
     if not isinstance(value, int) or isinstance(value, bool) or value not in range(1, 4):
         raise doc.error(path, f"must be a SLSA build level, 1, 2 or 3 (found {value!r})")
     return value
 
 
-def _parameter_path(doc: _Doc, value: Any, path: tuple[str, ...]) -> tuple[str, ...]:
+def _parameter_path(doc: YamlDoc, value: Any, path: tuple[str, ...]) -> tuple[str, ...]:
     """``workflow.path``: an external parameter's keys, joined by dots."""
-    text = _string(doc, value, path)
+    text = string(doc, value, path)
     parts = tuple(text.split("."))
     if not all(parts):
         raise doc.error(path, f"{text!r} is not a parameter path; name the keys from externalParameters down, "
@@ -417,18 +275,18 @@ def _plain_json(value: Any) -> bool:
     return False
 
 
-def _build_types(doc: _Doc, value: Any, path: tuple[str, ...]) -> dict[str, BuildTypeRule]:
+def _build_types(doc: YamlDoc, value: Any, path: tuple[str, ...]) -> dict[str, BuildTypeRule]:
     """``build-types``: per buildType URI, ``ignore`` (parameter paths) and ``parameters`` (expected values)."""
     rules: dict[str, BuildTypeRule] = {}
-    for uri, spec in _any_mapping(doc, value, path).items():
+    for uri, spec in any_mapping(doc, value, path).items():
         type_path = (*path, str(uri))
-        _string(doc, uri, type_path)
-        entry = _mapping(doc, spec if spec is not None else {}, type_path, {"ignore", "parameters"})
+        string(doc, uri, type_path)
+        entry = mapping(doc, spec if spec is not None else {}, type_path, {"ignore", "parameters"})
         ignore = tuple(_parameter_path(doc, item, (*type_path, "ignore", str(i)))
-                       for i, item in enumerate(_strings(doc, entry["ignore"], (*type_path, "ignore"))
+                       for i, item in enumerate(strings(doc, entry["ignore"], (*type_path, "ignore"))
                                                 if "ignore" in entry else ()))
         expected: dict[tuple[str, ...], Any] = {}
-        for key, wanted in _any_mapping(doc, entry.get("parameters", {}), (*type_path, "parameters")).items():
+        for key, wanted in any_mapping(doc, entry.get("parameters", {}), (*type_path, "parameters")).items():
             key_path = (*type_path, "parameters", str(key))
             if not _plain_json(wanted):
                 raise doc.error(key_path, "must be a string, a whole number, true, false, a list or a mapping, as "
@@ -438,7 +296,7 @@ def _build_types(doc: _Doc, value: Any, path: tuple[str, ...]) -> dict[str, Buil
     return rules
 
 
-def _builders(doc: _Doc, value: Any, path: tuple[str, ...]) -> tuple[TrustedBuilder, ...]:
+def _builders(doc: YamlDoc, value: Any, path: tuple[str, ...]) -> tuple[TrustedBuilder, ...]:
     """``builders``: ids (trusted for level 1) or ``{id, level}``; an id listed twice is an error."""
     if isinstance(value, str):
         value = [value]
@@ -449,13 +307,13 @@ def _builders(doc: _Doc, value: Any, path: tuple[str, ...]) -> tuple[TrustedBuil
     for i, item in enumerate(value):
         item_path = (*path, str(i))
         if isinstance(item, str):
-            builder = TrustedBuilder(id=_string(doc, item, item_path))
+            builder = TrustedBuilder(id=string(doc, item, item_path))
         else:
-            entry = _mapping(doc, item, item_path, {"id", "level"})
+            entry = mapping(doc, item, item_path, {"id", "level"})
             if "level" not in entry:
                 raise doc.error((*item_path, "level"), "is missing; give the SLSA build level this builder is "
                                                        "trusted for (1, 2 or 3), or list its id alone for level 1")
-            builder = TrustedBuilder(id=_string(doc, entry.get("id"), (*item_path, "id")),
+            builder = TrustedBuilder(id=string(doc, entry.get("id"), (*item_path, "id")),
                                      level=_level(doc, entry["level"], (*item_path, "level")))
         if builder.id in builders:
             raise doc.error(item_path, f"lists builder {builder.id!r} twice; give it once, with the level it is "
@@ -467,8 +325,9 @@ def _builders(doc: _Doc, value: Any, path: tuple[str, ...]) -> tuple[TrustedBuil
 def load_policy(path: Path) -> Policy:
     """Read and validate the policy file at ``path``."""
     raw = read_file(path, what="policy", limit=MAX_POLICY_BYTES, error=PolicyError)
-    doc = _Doc(path, _text(raw, path))
-    top = _mapping(doc, doc.data, (), {"version", "identities", "provenance", "stages", "revoked", "releases"})
+    doc = YamlDoc(path, _text(raw, path))
+    top = mapping(doc, doc.data, (), {"version", "identities", "provenance", "stages", "revoked", "releases",
+                                       "components"})
     _version(doc, top.get("version"))
     raw_identities = _identity_specs(doc, top.get("identities"))
     revoked, revoked_keys = (_revoked(doc, top["revoked"], ("revoked",), path.parent) if "revoked" in top
@@ -478,10 +337,11 @@ def load_policy(path: Path) -> Policy:
     rules = _provenance(doc, top.get("provenance"), identities)
     stages = _stages(doc, top.get("stages") or {}, identities)
     releases = _releases(doc, top["releases"], identities) if "releases" in top else None
+    components = _components(doc, top["components"]) if "components" in top else {}
     unique_revoked = tuple({key.fingerprint: key for key in revoked_keys}.values())
     return Policy(identities=identities, provenance=rules, stages=stages, releases=releases,
                   uri=path.resolve().as_uri(), digest=hashlib.sha256(raw).hexdigest(),
-                  revoked=revoked, revoked_keys=unique_revoked)
+                  revoked=revoked, revoked_keys=unique_revoked, components=components)
 
 
 def _text(raw: bytes, path: Path) -> str:
@@ -492,24 +352,24 @@ def _text(raw: bytes, path: Path) -> str:
         raise PolicyError(f"policy {path} is not UTF-8 text") from e
 
 
-def _version(doc: _Doc, value: Any) -> None:
+def _version(doc: YamlDoc, value: Any) -> None:
     """``version``: 1."""
     if value != 1 or isinstance(value, bool):
         raise doc.error(("version",), f"must be 1 (found {value!r})")
 
 
-def _identity_specs(doc: _Doc, value: Any) -> dict[str, Any]:
+def _identity_specs(doc: YamlDoc, value: Any) -> dict[str, Any]:
     """``identities``: a mapping that names at least one identity."""
-    specs = _any_mapping(doc, value, ("identities",))
+    specs = any_mapping(doc, value, ("identities",))
     if not specs:
         raise doc.error(("identities",), "names no trusted identity; verification without one is refused")
     return specs
 
 
-def _provenance(doc: _Doc, value: Any, identities: Mapping[str, Identity]) -> ProvenanceRules:
+def _provenance(doc: YamlDoc, value: Any, identities: Mapping[str, Identity]) -> ProvenanceRules:
     """``provenance``: who signs it and what it must show."""
     path = ("provenance",)
-    prov = _mapping(doc, value, path, {"signed-by", "source", "builders", "digests", "lockfiles", "allow-dirty",
+    prov = mapping(doc, value, path, {"signed-by", "source", "builders", "digests", "lockfiles", "allow-dirty",
                                        "predicate-type", "build-types"})
     signed_by = _signers(doc, prov.get("signed-by"), (*path, "signed-by"), identities)
     source = _source(doc, prov["source"], (*path, "source")) if "source" in prov else SourceRule()
@@ -520,28 +380,28 @@ def _provenance(doc: _Doc, value: Any, identities: Mapping[str, Identity]) -> Pr
         signed_by=signed_by, source=source,
         builders=_builders(doc, prov["builders"], (*path, "builders")) if "builders" in prov else (),
         digests=digests,
-        lockfiles=_strings(doc, prov["lockfiles"], (*path, "lockfiles")) if "lockfiles" in prov else (),
+        lockfiles=strings(doc, prov["lockfiles"], (*path, "lockfiles")) if "lockfiles" in prov else (),
         allow_dirty=allow_dirty,
-        predicate_type=_string(doc, predicate_type, (*path, "predicate-type")) if predicate_type else None,
+        predicate_type=string(doc, predicate_type, (*path, "predicate-type")) if predicate_type else None,
         build_types=_build_types(doc, prov["build-types"], (*path, "build-types")) if "build-types" in prov else {},
     )
 
 
-def _source(doc: _Doc, value: Any, path: tuple[str, ...]) -> SourceRule:
+def _source(doc: YamlDoc, value: Any, path: tuple[str, ...]) -> SourceRule:
     """``source``: the repository (checked by :class:`SourceRule`) and the branches."""
-    spec = _mapping(doc, value, path, {"uri", "branches"})
-    uri = _string(doc, spec.get("uri"), (*path, "uri")) if "uri" in spec else None
+    spec = mapping(doc, value, path, {"uri", "branches"})
+    uri = string(doc, spec.get("uri"), (*path, "uri")) if "uri" in spec else None
     try:
         rule = SourceRule(uri=uri)
     except PolicyError as e:
         raise doc.error((*path, "uri"), str(e)) from e
-    branches = _strings(doc, spec["branches"], (*path, "branches")) if "branches" in spec else ()
+    branches = strings(doc, spec["branches"], (*path, "branches")) if "branches" in spec else ()
     return replace(rule, branches=branches)
 
 
-def _digests(doc: _Doc, value: Any, path: tuple[str, ...]) -> tuple[str, ...]:
+def _digests(doc: YamlDoc, value: Any, path: tuple[str, ...]) -> tuple[str, ...]:
     """``digests``: the algorithms a subject may be matched on; none weak, none unknown."""
-    digests = _strings(doc, value, path)
+    digests = strings(doc, value, path)
     for algorithm in digests:
         if algorithm in WEAK:
             raise doc.error(path, f"{algorithm} is too weak to identify an artefact")
@@ -550,17 +410,17 @@ def _digests(doc: _Doc, value: Any, path: tuple[str, ...]) -> tuple[str, ...]:
     return digests
 
 
-def _allow_dirty(doc: _Doc, value: Any, path: tuple[str, ...]) -> bool:
+def _allow_dirty(doc: YamlDoc, value: Any, path: tuple[str, ...]) -> bool:
     """``allow-dirty``: true or false."""
     if not isinstance(value, bool):
         raise doc.error(path, "must be true or false")
     return value
 
 
-def _stages(doc: _Doc, value: Any, identities: Mapping[str, Identity]) -> dict[str, StageRule]:
+def _stages(doc: YamlDoc, value: Any, identities: Mapping[str, Identity]) -> dict[str, StageRule]:
     """``stages``: each stage, and every stage a stage requires a VSA from defined."""
     stages = {str(name): _stage(doc, str(name), spec, identities)
-              for name, spec in _any_mapping(doc, value, ("stages",)).items()}
+              for name, spec in any_mapping(doc, value, ("stages",)).items()}
     for stage in stages.values():
         for requirement in stage.require_vsa:
             if requirement.stage not in stages:
@@ -569,7 +429,28 @@ def _stages(doc: _Doc, value: Any, identities: Mapping[str, Identity]) -> dict[s
     return stages
 
 
-def _releases(doc: _Doc, value: Any, identities: Mapping[str, Identity]) -> ReleaseRule:
+def _releases(doc: YamlDoc, value: Any, identities: Mapping[str, Identity]) -> ReleaseRule:
     """``releases``: who may sign release manifests."""
-    spec = _mapping(doc, value, ("releases",), {"signed-by"})
+    spec = mapping(doc, value, ("releases",), {"signed-by"})
     return ReleaseRule(signed_by=_signers(doc, spec.get("signed-by"), ("releases", "signed-by"), identities))
+
+
+def _components(doc: YamlDoc, value: Any) -> dict[str, ComponentRules]:
+    """``components``: per release component, the ``source``, ``builders`` or ``lockfiles`` that differ from
+    ``provenance``'s; an entry that changes nothing is an error (it would read as a rule and be none)."""
+    path = ("components",)
+    specs = any_mapping(doc, value, path)
+    if not specs:
+        raise doc.error(path, "names no component; name one (components: {infra: {source: ...}}) or remove it")
+    return {str(name): _component(doc, spec, (*path, str(name))) for name, spec in specs.items()}
+
+
+def _component(doc: YamlDoc, value: Any, path: tuple[str, ...]) -> ComponentRules:
+    """One ``components.NAME``."""
+    spec = mapping(doc, value, path, {"source", "builders", "lockfiles"})
+    if not spec:
+        raise doc.error(path, "changes no rule; give its source, builders or lockfiles, or remove it")
+    return ComponentRules(
+        source=_source(doc, spec["source"], (*path, "source")) if "source" in spec else None,
+        builders=_builders(doc, spec["builders"], (*path, "builders")) if "builders" in spec else None,
+        lockfiles=strings(doc, spec["lockfiles"], (*path, "lockfiles")) if "lockfiles" in spec else None)

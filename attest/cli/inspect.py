@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,7 @@ def inspect(file: Path, output_format: str) -> None:
             except EvidenceRejected as e:
                 entry["statement"] = None
                 entry["error"] = str(e)
+            _release_order(entry, envelope.payload)
         items.append(entry)
     if output_format == "json":
         emit_json(items)  # json.dumps escapes control characters: hostile text stays inert
@@ -61,6 +62,25 @@ def inspect(file: Path, output_format: str) -> None:
             raise MalformedEvidence(f"nothing in {file} could be decoded: {failed[0]}")
         raise MalformedEvidence(f"{len(failed)} of the {len(items)} entries in {file} could not be decoded, "
                                 f"the first: {failed[0]}")
+
+
+def _release_order(entry: dict[str, Any], payload: bytes) -> None:
+    """For a release manifest, ``entry["release"]``: its deployment order and each component's needs, as
+    verify.formats.release reads them, or the reason it cannot (shown, not a failure: nothing is verified)."""
+    from verify.errors import EvidenceRejected
+    from verify.formats.release import RELEASE_V1, read_release
+    from verify.formats.statement import parse_statement
+
+    statement = entry.get("statement")
+    if not isinstance(statement, dict) or statement.get("predicateType") != RELEASE_V1:
+        return
+    try:
+        release = read_release(parse_statement(payload, what="payload"))
+    except EvidenceRejected as e:
+        entry["release"] = {"unreadable": str(e)}
+        return
+    entry["release"] = {"name": release.name, "order": [part.name for part in release.order],
+                        "needs": {part.name: list(part.needs) for part in release.components}}
 
 
 def _show(entry: dict[str, Any]) -> None:
@@ -93,3 +113,18 @@ def _show(entry: dict[str, Any]) -> None:
         # ensure_ascii (the default) spells every control and non-ASCII character as \uXXXX
         for line in json.dumps(statement.get("predicate"), indent=2, sort_keys=True).splitlines():
             click.echo(f"    {line}")
+    _show_release(entry.get("release"), show)
+
+
+def _show_release(release: Mapping[str, Any] | None, show: Callable[[object], str]) -> None:
+    """The deployment order of a release manifest, one component a line with what it needs first."""
+    if release is None:
+        return
+    if "unreadable" in release:
+        click.echo(f"  release order: unreadable ({show(release['unreadable'])})")
+        return
+    click.echo("  release order (each component after the ones it needs):")
+    for position, name in enumerate(release["order"], start=1):
+        needs = release["needs"][name]
+        needing = f"  needs {', '.join(show(n) for n in needs)}" if needs else ""
+        click.echo(f"    {position}. {show(name)}{needing}")

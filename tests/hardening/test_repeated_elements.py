@@ -31,7 +31,8 @@ from verify.budget import VerificationBudget
 from verify.digests import DigestSet
 from verify.errors import EvidenceRejected, LimitExceeded, MalformedEvidence, SignatureInvalid
 from verify.formats.evidence import Evidence, load_evidence
-from verify.formats.statement import parse_statement, read_provenance, read_release, read_vsa
+from verify.formats.release import read_release
+from verify.formats.statement import parse_statement, read_provenance, read_vsa
 from verify.signers import TrustRun, find_signers
 from verify.sigstore.trusted_root import load_trusted_root
 from verify.trust import Identity, SigstoreIdentity

@@ -182,7 +182,7 @@ ERRORS = [
         _BASE + "extra: 1\n",
         7,
         "extra",
-        "unknown key; expected one of ['identities', 'provenance',",
+        "unknown key; expected one of ['components', 'identities', 'provenance',",
         id="unknown-top-key",
     ),
     pytest.param(

@@ -19,6 +19,7 @@ from verify.errors import EvidenceRejected, MalformedEvidence, SignatureInvalid
 from verify.formats.encoding import parse_time
 from verify.formats.envelope import INTOTO_PAYLOAD_TYPE, Envelope
 from verify.formats.evidence import Evidence, load_evidence
+from verify.formats.release import read_release
 from verify.formats.statement import (
     APPROVAL_V1,
     PROVENANCE_V02,
@@ -30,7 +31,6 @@ from verify.formats.statement import (
     parse_statement,
     read_approval,
     read_provenance,
-    read_release,
     read_vsa,
 )
 from verify.policy import ProvenanceRules
@@ -387,7 +387,7 @@ def _detail(statement: Statement,
 
 
 def _read_release(statement: Statement) -> _Release:
-    """A release manifest, read by :func:`verify.formats.statement.read_release` (as ``attest verify --release``
+    """A release manifest, read by :func:`verify.formats.release.read_release` (as ``attest verify --release``
     reads it)."""
     release = read_release(statement)
     components = tuple(ReleaseComponent(name=part.name, source=part.source, commit=part.commit,

@@ -38,7 +38,6 @@ __all__ = [
     "parse_statement",
     "read_approval",
     "read_provenance",
-    "read_release",
     "read_vsa",
 ]
 
@@ -53,7 +52,6 @@ RELEASE_V1 = "https://attest.dev/release/v1"
 REPRODUCTION_V1 = "https://attest.dev/reproduction/v1"
 
 _HEX = re.compile(r"[0-9a-f]+")
-_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -335,90 +333,6 @@ def read_approval(statement: Statement) -> Approval:
         raise MalformedEvidence(f"the {what} has no timeApproved")
     return Approval(stage=stage, approver=_str(pred.get("approver"), f"{what} approver", optional=True),
                     reason=_str(pred.get("reason"), f"{what} reason", optional=True), time=when)
-
-
-@dataclass(frozen=True)
-class ReleasePart:
-    """One component of a release manifest: the provenance it binds and its artefacts."""
-
-    name: str
-    provenance_sha256: str
-    """sha256 of the provenance attestation the manifest binds (as a VSA's inputAttestations names it)."""
-    artifacts: tuple[Subject, ...]
-    source: str | None
-    commit: str | None
-
-
-@dataclass(frozen=True)
-class Release:
-    """A release manifest (``https://attest.dev/release/v1``, docs/predicates.md)."""
-
-    name: str
-    created: datetime
-    components: tuple[ReleasePart, ...]
-
-
-def read_release(statement: Statement) -> Release:
-    """The release view of ``statement``: a name, a time, and components that each name their provenance
-    (a sha256) and their artefacts (a name and digests with a sha256), every artefact a subject the
-    manifest signs; :class:`MalformedEvidence` naming what is missing otherwise."""
-    if statement.predicate_type != RELEASE_V1:
-        raise UnknownEvidence(f"predicate type {statement.predicate_type!r} is not a release ({RELEASE_V1})")
-    what = "the release manifest"
-    pred = statement.predicate
-    name = _text(pred.get("name"))
-    if name is None:
-        raise MalformedEvidence(f"{what} has no name")
-    where = f"{what} {name!r}"
-    created = _time(pred.get("timeCreated"), f"{where} timeCreated")
-    if created is None:
-        raise MalformedEvidence(f"{where} has no timeCreated")
-    raw = pred.get("components")
-    if not isinstance(raw, list) or not raw:
-        raise MalformedEvidence(f"{where} names no components")
-    signed = {s.digest.get("sha256") for s in statement.subjects}
-    components = tuple(_release_component(i, component, where, signed)
-                       for i, component in enumerate(_bounded(raw, MAX_DEPENDENCIES, where, "components")))
-    return Release(name=name, created=created, components=components)
-
-
-def _release_component(i: int, component: Any, where: str, signed: set[str | None]) -> ReleasePart:
-    """Component ``i`` of the manifest ``where``: a name, its provenance's sha256, and its signed artefacts."""
-    label = _text(component.get("name")) if isinstance(component, dict) else None
-    if label is None:
-        raise MalformedEvidence(f"{where}: component {i} has no name")
-    here = f"{where}: component {label!r}"
-    bound = _provenance_sha256(component.get("provenance"))
-    if bound is None:
-        raise MalformedEvidence(f"{here} names no provenance sha256")
-    artifacts = component.get("artifacts")
-    if not isinstance(artifacts, list) or not artifacts:
-        raise MalformedEvidence(f"{here} names no artefacts")
-    parts = tuple(_release_artifact(artifact, here, signed)
-                  for artifact in _bounded(artifacts, MAX_DEPENDENCIES, here, "artefacts"))
-    return ReleasePart(name=label, provenance_sha256=bound, artifacts=parts,
-                       source=_text(component.get("source")), commit=_text(component.get("commit")))
-
-
-def _provenance_sha256(provenance: Any) -> str | None:
-    """The ``digest.sha256`` of a component's ``provenance``, if it is 64 lower-case hex digits."""
-    digest = provenance.get("digest") if isinstance(provenance, dict) else None
-    bound = digest.get("sha256") if isinstance(digest, dict) else None
-    return bound if isinstance(bound, str) and _SHA256.fullmatch(bound) else None
-
-
-def _release_artifact(artifact: Any, here: str, signed: set[str | None]) -> Subject:
-    """One artefact of the component ``here``: a name and string digests with a sha256 the manifest signs."""
-    part = artifact.get("name") if isinstance(artifact, dict) else None
-    digests: dict[str, Any] = artifact.get("digest", {}) if isinstance(artifact, dict) else {}
-    digests = digests if isinstance(digests, dict) else {}
-    sha = digests.get("sha256")
-    if not isinstance(part, str) or not isinstance(sha, str) or not _SHA256.fullmatch(sha) or \
-            not all(isinstance(v, str) for v in digests.values()):
-        raise MalformedEvidence(f"{here} has an artefact without a name and a sha256 of 64 hex digits")
-    if sha not in signed:
-        raise MalformedEvidence(f"{here} names sha256:{sha[:12]}, which is not a subject of the manifest")
-    return Subject(name=part, digest=dict(digests))
 
 
 @dataclass(frozen=True)

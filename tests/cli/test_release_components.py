@@ -1,0 +1,109 @@
+"""Issue 19: a release of stacks from several repositories, each component verified under its own rules.
+
+Two stacks from two repositories (github.com/acme/infra and github.com/acme/app), built and published to
+one store, bound by one release manifest. The policy's ``components.NAME`` replaces ``provenance``'s
+``source``, ``builders`` and ``lockfiles`` for that component; a component it does not name falls back to
+``provenance``; a ``components`` entry that is malformed is a policy error like any other.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import KeyPair, make_keypair, make_repo, run_attest
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, KeyPair]:
+    """infra and app built from their own repositories into ``store``, and a release manifest of both."""
+    root = tmp_path_factory.mktemp("stacks")
+    dev = make_keypair(root, "dev")
+    for name in ("infra", "app"):
+        repo = make_repo(root / name, origin=f"git@github.com:acme/{name}.git")
+        built = run_attest("build", "--signer", dev.private, "--artifact", "dist/", "--publish", "../store",
+                           "-o", f"../{name}.intoto.jsonl", "--", sys.executable, "build.py", cwd=repo)
+        assert built.code == 0, built
+    made = run_attest("release", "create", "--name", "r1", "--component", "infra=infra.intoto.jsonl",
+                      "--component", "app=app.intoto.jsonl", "--signer", dev.private, cwd=root)
+    assert made.code == 0, made
+    return root, dev
+
+
+def policy(root: Path, dev: KeyPair, components: str = "") -> str:
+    (root / "policy.yaml").write_text(f"""\
+version: 1
+identities:
+  dev-build: {{keys: ["{dev.public}"]}}
+provenance:
+  signed-by: [dev-build]
+  source: {{uri: github.com/acme/app, branches: [main]}}
+releases: {{signed-by: [dev-build]}}
+{components}""")
+    return "policy.yaml"
+
+
+def verify_release(root: Path, *more: str) -> tuple[int, str]:
+    result = run_attest("verify", "--release", "release.intoto.jsonl", "--store", "store", "--policy", "policy.yaml",
+                        *more, cwd=root)
+    return result.code, result.err.strip().splitlines()[-1] if result.err.strip() else result.out
+
+
+def test_without_components_the_infra_stack_fails_the_app_repository_rule(work: tuple[Path, KeyPair]) -> None:
+    root, dev = work
+    policy(root, dev)
+    code, said = verify_release(root)
+    assert code == 1 and "component infra: " in said, said
+    assert "source repository is 'https://github.com/acme/infra', expected 'github.com/acme/app'" in said, said
+
+
+def test_each_component_is_verified_under_its_own_source(work: tuple[Path, KeyPair]) -> None:
+    root, dev = work
+    policy(root, dev, "components:\n  infra: {source: {uri: github.com/acme/infra, branches: [main]}}\n")
+    code, said = verify_release(root)
+    assert code == 0, said  # infra under its own rule, app (not named) under provenance's
+
+
+@pytest.mark.parametrize(("components", "failing", "words"), [
+    ("components:\n  infra: {source: {uri: github.com/acme/elsewhere}}\n", "infra",
+     "expected 'github.com/acme/elsewhere'"),
+    ("components:\n  infra: {source: {uri: github.com/acme/infra, branches: [release]}}\n", "infra",
+     "built from ref 'refs/heads/main', expected branch release"),
+    ("components:\n  infra: {source: {uri: github.com/acme/infra}}\n"
+     "  app: {source: {uri: github.com/acme/infra}}\n", "app",
+     "source repository is 'https://github.com/acme/app', expected 'github.com/acme/infra'"),
+    ("components:\n  infra: {source: {uri: github.com/acme/infra}, builders: [https://ci.example/other]}\n",
+     "infra", "builder 'attest:builder:local' is not one of the allowed builders"),
+    ("components:\n  infra: {source: {uri: github.com/acme/infra}, lockfiles: [poetry.lock]}\n", "infra",
+     "poetry.lock"),
+], ids=["other-repository", "other-branch", "app-named-with-the-wrong-repository", "builders", "lockfiles"])
+def test_a_component_rule_is_enforced_for_its_component(work: tuple[Path, KeyPair], components: str,
+                                                        failing: str, words: str) -> None:
+    root, dev = work
+    policy(root, dev, components)
+    code, said = verify_release(root)
+    assert code == 1 and f"component {failing}: " in said and words in said, said
+
+
+@pytest.mark.parametrize(("components", "words"), [
+    ("components:\n  infra: {repo: github.com/acme/infra}\n", "components.infra.repo: unknown key"),
+    ("components:\n  infra: {}\n", "components.infra: changes no rule"),
+    ("components: {}\n", "components: names no component"),
+    ("components:\n  infra: {source: {uri: '['}}\n", "components.infra.source.uri: source repository '['"),
+    ("components:\n  infra: {builders: []}\n", "components.infra.builders: must be a non-empty list"),
+], ids=["unknown-key", "empty-entry", "no-component", "bad-uri", "empty-builders"])
+def test_a_malformed_components_entry_is_a_policy_error(work: tuple[Path, KeyPair], components: str,
+                                                        words: str) -> None:
+    root, dev = work
+    policy(root, dev, components)
+    code, said = verify_release(root)
+    assert code == 3 and words in said and "Traceback" not in said, said
+
+
+def test_source_flags_cannot_override_the_components_rules(work: tuple[Path, KeyPair]) -> None:
+    root, dev = work
+    policy(root, dev, "components:\n  infra: {source: {uri: github.com/acme/infra}}\n")
+    code, said = verify_release(root, "--source-uri", "github.com/acme/app")
+    assert code == 2 and "put the rule in the policy's components instead" in said, said
