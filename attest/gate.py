@@ -23,7 +23,7 @@ Nothing here decides whether evidence is accepted.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -415,6 +415,16 @@ def _vsa_digests(verdict: GateVerdict, read: ArtifactRead, *, sha256: bool) -> d
 def _emit(request: GateRequest, verdict: GateVerdict, gate: Gate, signer: Any,
           read: ArtifactRead) -> tuple[str, ...]:
     """Sign the stage's VSA for what passed, write it atomically, publish it beside the artefact."""
+    assert request.emit is not None
+    digests = _vsa_digests(verdict, read, sha256=request.store is not None)
+    return _sign_vsa(request.emit, gate, signer, subjects=[(verdict.verdict.subject.name, digests)],
+                     inputs=verdict.accepted(), level=verdict.level, store=request.store, publish_under=[digests])
+
+
+def _sign_vsa(emit: EmitRequest, gate: Gate, signer: Any, *, subjects: Sequence[tuple[str, Mapping[str, str]]],
+              inputs: Sequence[tuple[str, str]], level: int, store: str | None,
+              publish_under: Sequence[Mapping[str, str]]) -> tuple[str, ...]:
+    """The stage's VSA for ``subjects``, signed, written atomically, published under each of ``publish_under``."""
     import os
     from datetime import UTC, datetime
     from importlib.metadata import version
@@ -425,19 +435,17 @@ def _emit(request: GateRequest, verdict: GateVerdict, gate: Gate, signer: Any,
     from attest.summaries import stage_uri, vsa_statement
     from verify.formats.levels import level_name
 
-    emit = request.emit
-    assert emit is not None and gate.emits is not None
+    assert gate.emits is not None
     platform = detect_platform(os.environ)
-    result = verdict.verdict
-    digests = _vsa_digests(verdict, read, sha256=request.store is not None)
+    (first, digests), *more = subjects
     document = vsa_statement(
-        subject_name=result.subject.name, digests=digests,
+        subject_name=first, digests=digests, more_subjects=more,
         verifier_id=emit.verifier_id or platform.builder_id or "attest:verifier:local",
         resource_uri=emit.resource_uri or stage_uri(gate.emits), policy_uri=gate.policy.uri,
-        policy_digest=gate.policy.digest, inputs=verdict.accepted(), levels=[level_name(verdict.level)],
+        policy_digest=gate.policy.digest, inputs=inputs, levels=[level_name(level)],
         verified_at=datetime.now(UTC), attest_version=version(DISTRIBUTION))
-    published = write_and_publish(sign_with(document, signer), output=emit.output, store=request.store, kind="vsa",
-                                  artifacts=[digests])
+    published = write_and_publish(sign_with(document, signer), output=emit.output, store=store, kind="vsa",
+                                  artifacts=list(publish_under))
     return (str(emit.output), *published)
 
 
@@ -451,7 +459,7 @@ def _run_release(request: GateRequest, warn: Callable[[str], None] | None) -> Ga
     assert request.release is not None and request.store is not None
     budget = EvidenceBudget()
     manifest = _read_files([request.release], budget)
-    gate, policy, _ = _prepare(request, warn)
+    gate, policy, signer = _prepare(request, warn)
     store = from_uri(request.store)
 
     def lookup(sha256: str) -> list[Any]:
@@ -462,4 +470,19 @@ def _run_release(request: GateRequest, warn: Callable[[str], None] | None) -> Ga
 
     run = policy.trust_run(bundles=_bundle_verifier(request.trusted_root))
     verdict = decide_release(gate, manifest, lookup=lookup, run=run, same_commit=request.same_commit)
-    return GateOutcome(verdict=verdict, stage=request.rules.stage)
+    emitted: tuple[str, ...] = ()
+    if request.emit is not None and signer is not None:
+        emitted = _emit_release(request, verdict, gate, signer)
+    return GateOutcome(verdict=verdict, stage=request.rules.stage, emitted=emitted)
+
+
+def _emit_release(request: GateRequest, verdict: ReleaseVerdict, gate: Gate, signer: Any) -> tuple[str, ...]:
+    """Sign the stage's VSA for the whole release: its subjects are the manifest and every component artefact,
+    its inputs the manifest, each provenance and the stage evidence relied on; published under each artefact."""
+    from attest.summaries import release_subject
+
+    assert request.emit is not None and gate.emits is not None
+    artefacts = [(c.artifact, c.digests) for c in verdict.components]
+    subjects = [release_subject(verdict.name, verdict.manifest_sha256), *artefacts]
+    return _sign_vsa(request.emit, gate, signer, subjects=subjects, inputs=verdict.accepted(), level=verdict.level,
+                     store=request.store, publish_under=[d for _, d in artefacts])

@@ -30,11 +30,19 @@ def _subject(name: str, digests: Mapping[str, str]) -> dict[str, Any]:
     return {"name": name, "digest": dict(digests)}
 
 
+def release_subject(name: str, manifest_sha256: str) -> tuple[str, dict[str, str]]:
+    """How a statement about a whole release names it: ``release:NAME`` and the sha256 of the manifest's
+    envelope line (as ``inputAttestations`` name an attestation)."""
+    return f"release:{name}", {"sha256": manifest_sha256}
+
+
 def vsa_statement(*, subject_name: str, digests: Mapping[str, str], verifier_id: str, resource_uri: str,
                   policy_uri: str, policy_digest: str, inputs: Sequence[tuple[str, str]],
                   levels: Sequence[str], verified_at: datetime, attest_version: str = "",
-                  result: str = "PASSED") -> dict[str, Any]:
-    """A VSA saying ``verifier_id`` verified the artefact with ``digests`` for ``resource_uri``.
+                  result: str = "PASSED",
+                  more_subjects: Sequence[tuple[str, Mapping[str, str]]] = ()) -> dict[str, Any]:
+    """A VSA saying ``verifier_id`` verified the artefact with ``digests`` (and ``more_subjects``, for a
+    release: the manifest first, then every component artefact) for ``resource_uri``.
 
     ``inputs`` are (uri, sha256) of the attestations the verification accepted.
     """
@@ -46,7 +54,7 @@ def vsa_statement(*, subject_name: str, digests: Mapping[str, str], verifier_id:
         policy["digest"] = {"sha256": policy_digest}
     return {
         "_type": STATEMENT_V1,
-        "subject": [_subject(subject_name, digests)],
+        "subject": [_subject(subject_name, digests), *(_subject(n, d) for n, d in more_subjects)],
         "predicateType": VSA_V1,
         "predicate": {
             "verifier": verifier,

@@ -21,7 +21,7 @@ The table of flags, policy keys and how they combine is in docs/policy.md.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -101,9 +101,9 @@ def prepare(policy: Policy | None, flags: GateFlags) -> Gate:
     _refuse_empty(asked)
     commit = _full_commit(asked.commit)
     source = _flag_source(asked)
-    if flags.release and (flags.emit_vsa or flags.lockfiles):
-        raise RequestError("--release verifies every component of a manifest; --emit-vsa and --lockfile apply to "
-                           "one artefact, verify each component on its own for them")
+    if flags.release and flags.lockfiles:
+        raise RequestError("--release verifies every component of a manifest; --lockfile applies to one artefact, "
+                           "verify each component on its own for it")
     level = requested_build_level(asked.verified_levels)
     if flags.release and policy is not None and policy.components and (
             asked.source_uri or asked.source_branch or asked.builder_id):
@@ -479,6 +479,11 @@ class ComponentVerdict:
     stages: tuple[StageEvidence, ...] = ()
     commits: tuple[str, ...] = ()
     """Every commit the provenance's git dependencies name (one, for a build of one repository)."""
+    digests: Mapping[str, str] = field(default_factory=dict)
+    """The artefact's digests, as the signed manifest gives them (strong algorithms only)."""
+    provenance_sha256: str = ""
+    level: int = 0
+    """The SLSA build level the policy trusts this artefact's builder for."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"component": self.component, "artifact": self.artifact, "commit": self.commit,
@@ -491,6 +496,22 @@ class ReleaseVerdict:
     signer: str
     manifest: str
     components: tuple[ComponentVerdict, ...] = field(default=())
+    manifest_sha256: str = ""
+    """sha256 of the manifest's envelope line: how a VSA or a deployment record names the release."""
+
+    @property
+    def level(self) -> int:
+        """The build level every component is trusted for: the one a VSA of the whole release may state."""
+        return min((c.level for c in self.components), default=0)
+
+    def accepted(self) -> list[tuple[str, str]]:
+        """(source, sha256) of every attestation the release's pass rests on, each once (by sha256, where it
+        was first read): the manifest, each component's provenance and the stage evidence relied on (what a
+        release VSA names)."""
+        found = [(self.manifest, self.manifest_sha256)]
+        found += [(c.provenance, c.provenance_sha256) for c in self.components]
+        found += [(s.source, s.sha256) for c in self.components for s in c.stages]
+        return list({sha256: (source, sha256) for source, sha256 in reversed(found)}.values())[::-1]
 
     def to_dict(self) -> dict[str, Any]:
         return {"verified": True, "release": self.name, "signer": self.signer, "manifest": self.manifest,
@@ -513,7 +534,8 @@ def decide_release(gate: Gate, manifest: Found, *, lookup: Callable[[str], Found
                for component in release.components for artifact in component.artifacts]
     if same_commit:
         _one_commit(item, results)
-    return ReleaseVerdict(name=release.name, signer=signer, manifest=item.source, components=tuple(results))
+    return ReleaseVerdict(name=release.name, signer=signer, manifest=item.source, components=tuple(results),
+                          manifest_sha256=item.digest)
 
 
 def _component(gate: Gate, component: ReleasePart, artifact: Subject, *, lookup: Callable[[str], Found],
@@ -533,7 +555,8 @@ def _component(gate: Gate, component: ReleasePart, artifact: Subject, *, lookup:
     prov = passed.candidate.provenance
     return ComponentVerdict(component=component.name, artifact=name, commit=prov.commit if prov else None,
                             provenance=passed.candidate.evidence.source, stages=passed.stages,
-                            commits=prov.commits if prov else ())
+                            commits=prov.commits if prov else (), digests=digests.as_dict(),
+                            provenance_sha256=wanted, level=passed.level)
 
 
 def _one_commit(item: Evidence, results: Sequence[ComponentVerdict]) -> None:

@@ -200,7 +200,7 @@ def _print(outcome: GateOutcome, shown: str) -> None:
 
     verdict = outcome.verdict
     if isinstance(verdict, ReleaseVerdict):
-        _print_release(verdict)
+        _print_release(verdict, outcome)
         return
     result = verdict.verdict
     prov = result.provenance
@@ -239,9 +239,13 @@ def _print_stages(verdict: GateVerdict) -> None:
         click.echo(f"  {item.kind:<9} {item.stage} by {item.signer} at {format_time(item.time)}")
 
 
-def _print_release(verdict: ReleaseVerdict) -> None:
+def _print_release(verdict: ReleaseVerdict, outcome: GateOutcome) -> None:
     from verify.formats.encoding import printable
+    from verify.formats.levels import level_name
 
     click.echo(f"PASS release {printable(verdict.name)} (signed by {verdict.signer})")
     for item in verdict.components:
         click.echo(f"  {printable(item.component):<12} {printable(item.artifact)} @ {item.commit}")
+    if outcome.emitted:
+        click.echo(f"  vsa       {outcome.stage} PASSED for the release, {level_name(verdict.level)} -> "
+                   f"{', '.join(outcome.emitted)}")
