@@ -22,7 +22,7 @@ from verify.digests import hash_file
 from verify.formats.encoding import printable
 
 __all__ = ["LOCKFILE_PATTERNS", "GitFacts", "Lockfile", "Platform", "SourceState", "detect_platform", "git_facts",
-           "lockfiles", "source_date_epoch", "source_state"]
+           "lockfiles", "pipeline_run", "source_date_epoch", "source_state"]
 
 #: Well-known lockfiles looked for at the repository root, in this order.
 LOCKFILE_PATTERNS = (
@@ -302,6 +302,26 @@ def detect_platform(env: Mapping[str, str]) -> Platform:
                         invocation_id=env.get("CI_JOB_URL"), parameters=params,
                         resolved_commit=env.get("CI_COMMIT_SHA"))
     return Platform(name="local")
+
+
+def pipeline_run(env: Mapping[str, str]) -> tuple[str, str] | None:
+    """(platform, run id) of the pipeline run this process is part of, as the environment tells it; None if it
+    does not. A CodePipeline execution (``CODEPIPELINE_EXECUTION_ID``, passed in by the pipeline) first, then
+    what :func:`detect_platform` reads: the CodeBuild build ARN (else ``CODEBUILD_BUILD_ID``), the GitHub
+    Actions run (``GITHUB_RUN_ID`` with ``GITHUB_REPOSITORY``), the GitLab CI job."""
+    if env.get("CODEPIPELINE_EXECUTION_ID"):
+        return "codepipeline", env["CODEPIPELINE_EXECUTION_ID"]
+    platform = detect_platform(env)
+    if platform.name == "codebuild" and platform.invocation_id:
+        return "codebuild", platform.invocation_id
+    if env.get("CODEBUILD_BUILD_ID"):
+        return "codebuild", env["CODEBUILD_BUILD_ID"]
+    if platform.name == "github-actions" and platform.invocation_id and env.get("GITHUB_RUN_ID") \
+            and env.get("GITHUB_REPOSITORY"):
+        return "github-actions", platform.invocation_id
+    if platform.name == "gitlab-ci" and platform.invocation_id:
+        return "gitlab-ci", platform.invocation_id
+    return None
 
 
 #: The largest SOURCE_DATE_EPOCH accepted: 9999-12-31T23:59:59Z, the last second an RFC 3339 time can name.

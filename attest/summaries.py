@@ -3,6 +3,7 @@
 * VSA: SLSA Verification Summary v1, https://slsa.dev/spec/v1.0/verification_summary
 * approval: ``https://attest.dev/approval/v1`` (docs/predicates.md)
 * release: ``https://attest.dev/release/v1`` (docs/predicates.md)
+* deployment: ``https://attest.dev/deployment/v1`` (docs/predicates.md)
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from verify.formats.statement import APPROVAL_V1, RELEASE_V1, STATEMENT_V1, VSA_V1
+from verify.formats.statement import APPROVAL_V1, DEPLOYMENT_V1, RELEASE_V1, STATEMENT_V1, VSA_V1
 
-__all__ = ["Component", "approval_statement", "release_statement", "stage_uri", "vsa_statement"]
+__all__ = ["Component", "approval_statement", "deployment_statement", "release_statement", "stage_uri",
+           "vsa_statement"]
 
 
 def stage_uri(stage: str) -> str:
@@ -116,4 +118,32 @@ def release_statement(*, name: str, components: Sequence[Component], created_at:
             "timeCreated": _time(created_at),
             "components": [_release_component(c) for c in components],
         },
+    }
+
+
+def deployment_statement(*, environment: str, release_name: str, release_sha256: str, component: str,
+                         artifacts: Sequence[tuple[str, Mapping[str, str]]], status: str, kind: str,
+                         deployed_at: datetime, invocation: tuple[str, str] | None = None,
+                         replaces: str | None = None) -> dict[str, Any]:
+    """An environment's signed word that it deployed ``component`` of a release (``status`` succeeded), or tried
+    to (failed). ``artifacts`` are the component's (name, digests) as the manifest gives them; ``release_sha256``
+    is the sha256 of the manifest's envelope line; ``invocation`` is (platform, run id) when known; ``replaces``
+    is the sha256 of the record this one replaces. Absent optional fields are left out."""
+    predicate: dict[str, Any] = {
+        "environment": environment,
+        "release": {"name": release_name, "digest": {"sha256": release_sha256}},
+        "component": component,
+        "status": status,
+        "timeDeployed": _time(deployed_at),
+        "kind": kind,
+    }
+    if invocation is not None:
+        predicate["invocation"] = {"platform": invocation[0], "id": invocation[1]}
+    if replaces is not None:
+        predicate["replaces"] = replaces
+    return {
+        "_type": STATEMENT_V1,
+        "subject": [_subject(n, d) for n, d in artifacts],
+        "predicateType": DEPLOYMENT_V1,
+        "predicate": predicate,
     }

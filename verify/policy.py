@@ -115,6 +115,9 @@ class StageRule:
     min_level: int = 0
     """The SLSA build level this stage requires (``min-level``): of the provenance's builder, and stated by
     every VSA the stage relies on; 0: none."""
+    deployed_by: tuple[str, ...] = ()
+    """The identities that may sign deployment records for this stage as an environment (``deployed-by``,
+    ``attest deploy record``); none: no deployment record for it counts."""
 
     def accepts_resource(self, uri: str) -> bool:
         return uri == f"attest:stage:{self.name}" or uri in self.resource_uris

@@ -181,17 +181,21 @@ def _load_key(doc: YamlDoc, file: Path, path: tuple[str, ...], *, arn: str | Non
 
 
 def _stage(doc: YamlDoc, name: str, value: Any, identities: Mapping[str, Identity]) -> StageRule:
-    """``stages.NAME``: its verifier, the VSAs and approvals it requires, its resource URIs and level."""
+    """``stages.NAME``: its verifier, the VSAs and approvals it requires, its resource URIs and level, and who
+    signs its deployment records."""
     path = ("stages", name)
-    spec = mapping(doc, value, path, {"verifier", "require-vsa", "require-approvals", "resource-uri", "min-level"})
+    spec = mapping(doc, value, path, {"verifier", "require-vsa", "require-approvals", "resource-uri", "min-level",
+                                       "deployed-by"})
     verifier = _verifier(doc, spec.get("verifier"), (*path, "verifier"), identities)
     requirements = _vsa_requirements(doc, spec.get("require-vsa", []), (*path, "require-vsa"), identities)
     approvals = (_approval_requirement(doc, spec["require-approvals"], (*path, "require-approvals"), identities)
                  if "require-approvals" in spec else None)
     resource_uris = strings(doc, spec["resource-uri"], (*path, "resource-uri")) if "resource-uri" in spec else ()
     min_level = _level(doc, spec["min-level"], (*path, "min-level")) if "min-level" in spec else 0
+    deployed_by = (_signers(doc, spec["deployed-by"], (*path, "deployed-by"), identities) if "deployed-by" in spec
+                   else ())
     return StageRule(name=name, verifier=verifier, require_vsa=requirements, require_approvals=approvals,
-                     resource_uris=resource_uris, min_level=min_level)
+                     resource_uris=resource_uris, min_level=min_level, deployed_by=deployed_by)
 
 
 def _verifier(doc: YamlDoc, value: Any, path: tuple[str, ...], identities: Mapping[str, Identity]) -> str | None:

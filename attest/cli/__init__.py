@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "reproduce": ("attest.cli.reproduce", "reproduce", "Rebuild an attested commit and compare every artefact."),
     "approve": ("attest.cli.approve", "approve", "Sign an approval of an artefact for a stage (PO sign-off)."),
     "release": ("attest.cli.release", "release", "Bind several stacks' artefacts and provenances into one manifest."),
+    "deploy": ("attest.cli.deploy", "deploy", "Record, signed, that an environment deployed a stack of a release."),
 }
 
 

@@ -18,7 +18,7 @@ __all__ = ["EVIDENCE_SUFFIXES", "INDEX_FOLDER", "KINDS", "artifact_key", "attest
 #: and Sigstore bundles put beside them (``.sigstore.json``).
 EVIDENCE_SUFFIXES = (".intoto.jsonl", ".sigstore.json")
 #: Attestation kinds a store holds, by the file name prefix.
-KINDS = ("provenance", "vsa", "approval", "release", "reproduction")
+KINDS = ("provenance", "vsa", "approval", "release", "reproduction", "deployment")
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 #: The folder of the blake3 index: ``blake3/<blake3 hex>`` holds the artefact's sha256.

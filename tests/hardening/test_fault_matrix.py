@@ -69,6 +69,11 @@ class World:
     def release(self) -> Path:
         return self.root / "release.intoto.jsonl"
 
+    @property
+    def deploy_store(self) -> Path:
+        """A copy of the store that ``deploy record`` publishes to (the others read ``store`` as built)."""
+        return self.root / "deploy-store"
+
     def key(self, name: str) -> Path:
         return self.keys[name].public
 
@@ -94,7 +99,7 @@ provenance:
   signed-by: [dev-build]
   source: {{uri: github.com/acme/app, branches: [main]}}
 stages:
-  stg: {{verifier: stg-verifier}}
+  stg: {{verifier: stg-verifier, deployed-by: [stg-verifier]}}
   prd:
     require-vsa: [{{stage: stg, signed-by: stg-verifier}}]
     require-approvals: {{count: 1, signed-by: [alice]}}
@@ -103,6 +108,7 @@ releases: {{signed-by: [release-manager]}}
     made = run_attest("release", "create", "--name", "r1", "--component", f"app={repo / 'provenance.intoto.jsonl'}",
                       "--signer", keys["release"].private, "-o", root / "release.intoto.jsonl", cwd=root)
     assert made.code == 0, made
+    shutil.copytree(repo / "store", root / "deploy-store")
     return World(root=root, repo=repo, keys=keys)
 
 
@@ -144,6 +150,14 @@ def _release(w: World, *, component: str | Path | None = None, signer: str | Pat
              out: str | Path = "release.intoto.jsonl", more: tuple[str | Path, ...] = ()) -> list[str | Path]:
     return ["release", "create", "--name", "r2", "--component", f"app={component or w.provenance}", "--signer",
             signer or w.signer("release"), "-o", out, *more]
+
+
+def _deploy(w: World, *, release: str | Path | None = None, signer: str | Path | None = None,
+            policy: str | Path | None = None, store: str | Path | None = None,
+            out: str | Path = "deployment.intoto.jsonl") -> list[str | Path]:
+    return ["deploy", "record", "--env", "stg", "--release", release or w.release, "--component", "app", "--status",
+            "succeeded", "--signer", signer or w.signer("stg"), "--policy", policy or w.policy, "--store",
+            store or w.deploy_store, "-o", out]
 
 
 def _reproduce(w: World, *, attestation: str | Path | None = None, key: str | Path | None = None,
@@ -198,6 +212,10 @@ READS: dict[tuple[str, str], tuple[str, Args]] = {
     ("release create", "--component"): ("file", lambda w, f, o: _release(w, component=f, out=o)),
     ("release create", "--signer"): ("file", lambda w, f, o: _release(w, signer=f, out=o)),
     ("release create", "--store"): ("store", lambda w, f, o: _release(w, out=o, more=("--store", f))),
+    ("deploy record", "--release"): ("file", lambda w, f, o: _deploy(w, release=f, out=o)),
+    ("deploy record", "--signer"): ("file", lambda w, f, o: _deploy(w, signer=f, out=o)),
+    ("deploy record", "--policy"): ("file", lambda w, f, o: _deploy(w, policy=f, out=o)),
+    ("deploy record", "--store"): ("store", lambda w, f, o: _deploy(w, store=f, out=o)),
     ("reproduce", "ATTESTATION"): ("file", lambda w, f, o: _reproduce(w, attestation=f)),
     ("reproduce", "--key"): ("file", lambda w, f, o: _reproduce(w, key=f)),
     ("reproduce", "--policy"): ("file", lambda w, f, o: _reproduce(w, more=("--policy", f))),
@@ -214,6 +232,7 @@ WRITES: dict[tuple[str, str], tuple[Callable[[World, str], list[str | Path]], Ca
     ("audit", "--output"): (lambda w, o: _audit(w, out=o), lambda w: w.policy),
     ("pack", "--output"): (lambda w, o: ["pack", w.repo / "dist", "-o", o], None),
     ("release create", "--output"): (lambda w, o: _release(w, out=o), lambda w: w.provenance),
+    ("deploy record", "--output"): (lambda w, o: _deploy(w, out=o), lambda w: w.release),
     ("key generate", "--out"): (lambda w, o: ["key", "generate", "--out", o], None),
     ("reproduce", "--emit"): (lambda w, o: _reproduce(w, more=("--emit", o, "--signer", w.signer("stg"))),
                               lambda w: w.provenance),
@@ -289,6 +308,8 @@ GOOD: dict[tuple[str, str], Callable[[World], Path]] = {
     ("audit", "--key"): lambda w: w.key("dev"), ("inspect", "FILE"): lambda w: w.provenance,
     ("release create", "--component"): lambda w: w.provenance,
     ("release create", "--signer"): lambda w: w.signer("release"),
+    ("deploy record", "--release"): lambda w: w.release, ("deploy record", "--signer"): lambda w: w.signer("stg"),
+    ("deploy record", "--policy"): lambda w: w.policy,
     ("reproduce", "ATTESTATION"): lambda w: w.provenance, ("reproduce", "--key"): lambda w: w.key("dev"),
     ("reproduce", "--policy"): lambda w: w.policy,
 }

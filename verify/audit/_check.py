@@ -16,12 +16,14 @@ from typing import TYPE_CHECKING, Any
 from verify.audit.report import ReleaseComponent, Source, short_sha
 from verify.digests import MESSAGE_DIGESTS, DigestSet
 from verify.errors import EvidenceRejected, MalformedEvidence, SignatureInvalid
+from verify.formats.deployment import read_deployment
 from verify.formats.encoding import parse_time
 from verify.formats.envelope import INTOTO_PAYLOAD_TYPE, Envelope
 from verify.formats.evidence import Evidence, load_evidence
 from verify.formats.release import read_release
 from verify.formats.statement import (
     APPROVAL_V1,
+    DEPLOYMENT_V1,
     PROVENANCE_V02,
     PROVENANCE_V1,
     RELEASE_V1,
@@ -83,6 +85,18 @@ class _Approval:
 
 
 @dataclass(frozen=True)
+class _Deployment:
+    """A deployment record: an environment says it deployed (or failed to deploy) a component of a release."""
+
+    environment: str
+    status: str
+    time: datetime
+    release: str
+    component: str
+    kind: str
+
+
+@dataclass(frozen=True)
 class _Reproduction:
     verdict: str
     time: datetime | None
@@ -123,11 +137,12 @@ class _Fact:
     """(name, sha256) of each subject (claimed, when the signature did not verify)."""
     predicate_type: str = ""
     signers: tuple[str, ...] = ()
-    detail: _Build | _Vsa | _Approval | _Reproduction | _Signature | _Release | None = None
+    detail: _Build | _Vsa | _Approval | _Reproduction | _Signature | _Release | _Deployment | None = None
     problem: tuple[str, str] | None = None
     """(anomaly kind, message) when the envelope itself is at fault."""
     claimed_stage: str = ""
-    """A VSA's resourceUri or an approval's stage, as claimed (to place an anomaly on the path)."""
+    """A VSA's resourceUri, or an approval's stage or a deployment record's environment, as claimed (to place an
+    anomaly on the path)."""
 
 
 def _time(value: Any) -> datetime | None:
@@ -346,6 +361,8 @@ def _claimed_stage(statement: Statement) -> str:
         return _text(statement.predicate.get("resourceUri"))
     if statement.predicate_type == APPROVAL_V1:
         return f"attest:stage:{_text(statement.predicate.get('stage'))}"
+    if statement.predicate_type == DEPLOYMENT_V1:
+        return f"attest:stage:{_text(statement.predicate.get('environment'))}"
     return ""
 
 
@@ -354,14 +371,15 @@ def _describe(statement: Statement | None) -> str:
         return "an attestation"
     kind = {PROVENANCE_V1: "a provenance", PROVENANCE_V02: "a provenance", VSA_V1: "a VSA",
             APPROVAL_V1: "an approval", REPRODUCTION_V1: "a reproduction",
-            RELEASE_V1: "a release manifest"}.get(statement.predicate_type, "a statement")
+            RELEASE_V1: "a release manifest", DEPLOYMENT_V1: "a deployment record"}.get(statement.predicate_type,
+                                                                                         "a statement")
     names = [s.name for s in statement.subjects[:2] if s.name]
     more = ", ..." if len(statement.subjects) > 2 else ""
     return f"{kind} for {', '.join(repr(n) for n in names)}{more}" if names else kind
 
 
 def _detail(statement: Statement,
-            rules: ProvenanceRules) -> _Build | _Vsa | _Approval | _Reproduction | _Release | None:
+            rules: ProvenanceRules) -> _Build | _Vsa | _Approval | _Reproduction | _Release | _Deployment | None:
     pred = statement.predicate
     if statement.predicate_type in _PROVENANCE_TYPES:
         prov = read_provenance(statement)
@@ -383,6 +401,10 @@ def _detail(statement: Statement,
         return _Reproduction(verdict=_verdict(pred), time=when, statuses=_statuses(pred))
     if statement.predicate_type == RELEASE_V1:
         return _read_release(statement)
+    if statement.predicate_type == DEPLOYMENT_V1:
+        deployment = read_deployment(statement)
+        return _Deployment(environment=deployment.environment, status=deployment.status, time=deployment.time,
+                           release=deployment.release, component=deployment.component, kind=deployment.kind)
     return None
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from verify.audit._check import _Approval, _Build, _Fact, _Release, _Reproduction, _Signature, _Vsa
+from verify.audit._check import _Approval, _Build, _Deployment, _Fact, _Release, _Reproduction, _Signature, _Vsa
 from verify.audit.report import (
     Anomaly,
     ArtifactHistory,
@@ -49,6 +49,7 @@ class _Record:
     builds: list[BuildRecord] = field(default_factory=list)
     vsas: dict[str, list[Endorsement]] = field(default_factory=dict)
     approvals: dict[str, list[Endorsement]] = field(default_factory=dict)
+    deployments: dict[str, list[Endorsement]] = field(default_factory=dict)
     reproductions: list[Endorsement] = field(default_factory=list)
     signatures: list[Endorsement] = field(default_factory=list)
     releases: list[Endorsement] = field(default_factory=list)
@@ -142,6 +143,8 @@ class _Auditor:
             self._add_signature(fact)
         elif isinstance(detail, _Release):
             self._add_release(fact, detail)
+        elif isinstance(detail, _Deployment):
+            self._add_deployment(fact, detail)
         # other predicate types signed by a pinned identity say nothing about the path: counted only
 
     def _allowed(self, fact: _Fact, allowed: frozenset[str], what: str, rule: str, step: str) -> bool:
@@ -208,6 +211,21 @@ class _Auditor:
             record.approvals.setdefault(approval.stage, []).append(Endorsement(
                 kind="approval", stage=approval.stage, result=approval.approver, time=approval.time,
                 signers=tuple(s for s in fact.signers if s in allowed), attestation=fact.source))
+
+    def _add_deployment(self, fact: _Fact, deployment: _Deployment) -> None:
+        """A deployment record by an identity of its environment's ``deployed-by``: listed under the stage."""
+        env = deployment.environment
+        rule = self.policy.stages.get(env)
+        allowed = frozenset(rule.deployed_by if rule else ())
+        if not self._allowed(fact, allowed, f"a deployment record for environment {env!r}",
+                             f"stages.{env}.deployed-by", env if rule else ""):
+            return
+        for _, record in self._new(fact):
+            record.deployments.setdefault(env, []).append(Endorsement(
+                kind="deployment", stage=env, result=deployment.status, time=deployment.time,
+                signers=tuple(s for s in fact.signers if s in allowed), attestation=fact.source,
+                about=(("release", deployment.release), ("component", deployment.component),
+                       ("kind", deployment.kind))))
 
     def _add_reproduction(self, fact: _Fact, reproduction: _Reproduction) -> None:
         for name, record in self._new(fact):
@@ -374,7 +392,8 @@ class _Auditor:
             else:
                 status = "failed" if vsas else "absent"
             stages.append(StageHistory(stage=name, status=status, vsas=vsas, approvals=tuple(
-                sorted(record.approvals.get(name, []), key=lambda e: (when_of(e), e.attestation)))))
+                sorted(record.approvals.get(name, []), key=lambda e: (when_of(e), e.attestation))),
+                deployments=tuple(sorted(record.deployments.get(name, []), key=lambda e: (when_of(e), e.attestation)))))
         builds = sorted(record.builds, key=lambda b: (iso_time(b.finished_on) or "~", b.attestation))
         return ArtifactHistory(
             sha256=record.sha256, names=tuple(sorted(record.names)), builds=tuple(builds),

@@ -122,30 +122,37 @@ class BuildRecord:
 
 @dataclass(frozen=True)
 class Endorsement:
-    """A trusted VSA, approval, reproduction, message signature or release manifest for an artefact."""
+    """A trusted VSA, approval, reproduction, message signature, release manifest or deployment record for an
+    artefact."""
 
-    kind: Literal["vsa", "approval", "reproduction", "signature", "release"]
+    kind: Literal["vsa", "approval", "reproduction", "signature", "release", "deployment"]
     stage: str
-    """The stage (VSA, approval); empty for a reproduction, a signature or a release."""
+    """The stage (VSA, approval), or the environment (deployment); empty for a reproduction, a signature or a
+    release."""
     result: str
     """verificationResult (VSA), the approver (approval), the verdict (reproduction), the digest
-    signed, ``sha256:<hex>`` (signature), or the release's name (release)."""
+    signed, ``sha256:<hex>`` (signature), the release's name (release), or the status (deployment)."""
     time: datetime | None
     signers: tuple[str, ...]
     attestation: str
     level: int | None = None
     """The SLSA build level a VSA states (None: none, or not a VSA)."""
+    about: tuple[tuple[str, str], ...] = ()
+    """More of what it says, as (JSON key, value): a deployment record's release, component and kind."""
 
     def to_dict(self) -> dict[str, Any]:
         key = {"vsa": "result", "approval": "approver", "reproduction": "verdict", "signature": "digest",
-               "release": "release"}[self.kind]
+               "release": "release", "deployment": "status"}[self.kind]
         out: dict[str, Any] = {key: self.result, "signers": list(self.signers), "attestation": self.attestation}
         if self.kind != "signature":  # a message signature carries no time audit could trust
             out["time"] = iso_time(self.time)
         if self.kind in ("vsa", "approval"):
             out["stage"] = self.stage
+        if self.kind == "deployment":
+            out["environment"] = self.stage
         if self.kind == "vsa":
             out["buildLevel"] = self.level
+        out.update(self.about)
         return out
 
 
@@ -201,6 +208,8 @@ class StageHistory:
     status: StageStatus
     vsas: tuple[Endorsement, ...]
     approvals: tuple[Endorsement, ...]
+    deployments: tuple[Endorsement, ...] = ()
+    """Deployment records for the artefact in this stage as an environment, signed by its ``deployed-by``."""
 
     @property
     def first_passed(self) -> Endorsement | None:
@@ -209,7 +218,8 @@ class StageHistory:
 
     def to_dict(self) -> dict[str, Any]:
         return {"stage": self.stage, "status": self.status, "vsas": [v.to_dict() for v in self.vsas],
-                "approvals": [a.to_dict() for a in self.approvals]}
+                "approvals": [a.to_dict() for a in self.approvals],
+                "deployments": [d.to_dict() for d in self.deployments]}
 
 
 @dataclass(frozen=True)

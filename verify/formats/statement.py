@@ -49,6 +49,7 @@ VSA_V1 = "https://slsa.dev/verification_summary/v1"
 #: attest's own predicate types (docs/predicates.md)
 APPROVAL_V1 = "https://attest.dev/approval/v1"
 RELEASE_V1 = "https://attest.dev/release/v1"
+DEPLOYMENT_V1 = "https://attest.dev/deployment/v1"
 REPRODUCTION_V1 = "https://attest.dev/reproduction/v1"
 
 _HEX = re.compile(r"[0-9a-f]+")

@@ -1,0 +1,133 @@
+"""``attest deploy``: an environment's signed word that it deployed a stack of a release (issue 19)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from attest.cli._options import OutputPath, emit_json, format_option, signer_option
+
+if TYPE_CHECKING:
+    from verify.gate import GateVerdict, ReleaseVerdict
+    from verify.path.deployments import ReleaseToRecord
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+@click.group()
+def deploy() -> None:
+    """Deployment records: what each environment ran, signed by its pipeline."""
+
+
+def _sha256(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and not _SHA256.fullmatch(value):
+        raise click.BadParameter(f"{value!r} is not a sha256 (64 lower-case hex digits) of a deployment record",
+                                 ctx=ctx, param=param)
+    return value
+
+
+@deploy.command()
+@click.option("--env", "environment", required=True, metavar="ENV",
+              help="The environment deployed to: a stage of the policy whose deployed-by lists --signer.")
+@click.option("--release", "release_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              metavar="MANIFEST", help="The release manifest deployed (attest release create).")
+@click.option("--component", required=True, help="The component of the release that was deployed (e.g. infra).")
+@click.option("--status", required=True, type=click.Choice(["succeeded", "failed"]),
+              help="succeeded: recorded only if ENV's gate passes the release; failed: recorded whatever it says.")
+@signer_option(required=True)
+@click.option("--policy", "policy_path", required=True, type=click.Path(path_type=Path), metavar="FILE",
+              help="The policy: ENV's deployed-by, the release signers, and ENV's gate.")
+@click.option("--store", required=True, metavar="STORE",
+              help="The store the gate reads, and where the record is published under each artefact.")
+@click.option("--output", "-o", type=OutputPath(), default=Path("deployment.intoto.jsonl"), show_default=True)
+@click.option("--kind", type=click.Choice(["deploy", "rollback", "hotfix"]), default="deploy", show_default=True,
+              help="What kind of deployment this was. rollback and hotfix are recorded as given; their own gate "
+                   "rules are not applied yet: a succeeded one passes ENV's ordinary gate first.")
+@click.option("--replaces", metavar="SHA256", callback=_sha256,
+              help="The sha256 of the deployment record this one replaces (of its .intoto.jsonl line, without "
+                   "the newline).")
+@format_option
+def record(environment: str, release_path: Path, component: str, status: str, signer_uri: str,
+           insecure_key_permissions: bool, policy_path: Path, store: str, output: Path, kind: str,
+           replaces: str | None, output_format: str) -> None:
+    """Sign a record that ENV deployed COMPONENT of the release MANIFEST, and publish it.
+
+    \b
+    Before anything is signed:
+      (a) ENV must be a stage of the policy, and --signer a key of one of
+          the identities its stages.ENV.deployed-by lists;
+      (b) MANIFEST must be signed by a release signer (releases.signed-by),
+          and COMPONENT one of its components;
+      (c) with --status succeeded, ENV's gate must pass the release: the one
+          'attest verify --release MANIFEST --store STORE --policy FILE
+          --stage ENV' runs.
+    The record is then published to --store under each of the component's
+    artefacts, and written to --output.
+
+    Exit codes: 0 recorded, 1 the gate or the evidence refused, 2 a usage
+    error (ENV, COMPONENT, a signer or a manifest the policy does not allow),
+    3 an input or the policy unreadable.
+    """
+    import os
+
+    from attest.collect import pipeline_run
+    from attest.gate import GateRequest, run_gate
+    from attest.signers import from_uri
+    from attest.signing import sign_with, write_and_publish
+    from attest.summaries import deployment_statement
+    from verify.formats.encoding import printable
+    from verify.formats.evidence import load_evidence, read_evidence_file
+    from verify.path.deployments import deployer, release_to_record
+    from verify.policy_file import load_policy
+    from verify.request import GateRules
+    from verify.trust import load_public_key
+
+    policy = load_policy(policy_path)
+    signer = from_uri(signer_uri, insecure_permissions=insecure_key_permissions)
+    run = pipeline_run(os.environ)  # read now: a malformed CI variable refuses before the gate runs
+    # (a) the environment, and the signer one of the identities that may sign its deployment records
+    who = deployer(policy, environment, load_public_key(signer.public_key_pem(), name=signer_uri))
+    # (b) the release manifest, signed by a release signer, and the component one of its components
+    manifest = load_evidence(read_evidence_file(release_path), source=str(release_path))
+    release = release_to_record(manifest, policy, policy.trust_run(), component=component)
+    # (c) the environment's gate for the release, before a success is recorded
+    if status == "succeeded":
+        outcome = run_gate(GateRequest(artifact=None, store=store, policy=policy_path, release=release_path,
+                                       rules=GateRules(stage=environment)))
+        _same_release(outcome.verdict, release, release_path)
+    # (d) sign, publish under each artefact of the component, then write the output
+    artifacts = [(a.name, dict(a.digest)) for a in release.component.artifacts]
+    document = deployment_statement(
+        environment=environment, release_name=release.name, release_sha256=release.sha256, component=component,
+        artifacts=artifacts, status=status, kind=kind, deployed_at=datetime.now(UTC),
+        invocation=run, replaces=replaces)
+    line = sign_with(document, signer)
+    unique = {digests["sha256"]: digests for _, digests in artifacts}
+    published = write_and_publish(line, output=output, store=store, kind="deployment",
+                                  artifacts=[unique[sha] for sha in sorted(unique)])
+    shown = printable(release.name)
+    if output_format == "json":
+        emit_json({"environment": environment, "release": {"name": release.name, "digest": {"sha256": release.sha256}},
+                   "component": component, "status": status, "kind": kind, "signer": who,
+                   "artifacts": [{"name": name, "digest": digests} for name, digests in artifacts],
+                   "output": str(output), "published": published})
+    else:
+        click.echo(f"{who} recorded {status} {kind} of {printable(component)} (release {shown}) in "
+                   f"{printable(environment)} -> {output}")
+
+
+def _same_release(verdict: GateVerdict | ReleaseVerdict, release: ReleaseToRecord, path: Path) -> None:
+    """The gate passed the release the record names (the manifest is read twice: by the record, then by the
+    gate), with the same artefacts for the component."""
+    from verify.errors import PolicyViolation
+    from verify.gate import ReleaseVerdict
+
+    assert isinstance(verdict, ReleaseVerdict)
+    passed = {c.artifact for c in verdict.components if c.component == release.component.name}
+    if verdict.name != release.name or passed != {a.name for a in release.component.artifacts}:
+        raise PolicyViolation(f"{path} changed while it was read: the gate passed another release than the one "
+                              "to record; nothing was recorded, run again")
