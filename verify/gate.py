@@ -355,13 +355,13 @@ def approver(policy: Policy, stage: str, key: PublicKey) -> str:
     if rule.require_approvals is None:
         raise RequestError(f"stage {stage!r} of the policy requires no approvals (stages.{stage}.require-approvals), "
                            "so an approval for it would count for nothing")
-    for name in rule.require_approvals.signed_by:
-        identity = policy.identities[name]
-        if any(k.fingerprint == key.fingerprint for k in identity.keys):
-            if not any(k.fingerprint == key.fingerprint for k in identity.usable_keys()):
-                raise RequestError(f"--signer's key may not sign for {name!r} now ({identity.unusable_because()}); an "
-                                   "approval it signed would not count, so none is signed")
-            return name
+    identity = policy.holder(rule.require_approvals.signed_by, key)
+    if identity is not None:
+        if not any(k.fingerprint == key.fingerprint for k in identity.usable_keys()):
+            raise RequestError(f"--signer's key may not sign for {identity.name!r} now "
+                               f"({identity.unusable_because()}); an approval it signed would not count, so none is "
+                               "signed")
+        return identity.name
     raise RequestError(f"--signer's public key is not a key of an approver of stage {stage!r} "
                        f"({', '.join(rule.require_approvals.signed_by)}); an approval it signed would not count")
 

@@ -6,7 +6,7 @@ given as command-line flags. An empty set of trusted identities never passes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -169,6 +169,12 @@ class Policy:
         ``components.NAME`` gives in place of its own; unchanged for a component the policy does not name."""
         rules = self.components.get(name)
         return self if rules is None else replace(self, provenance=rules.apply(self.provenance))
+
+    def holder(self, names: Sequence[str], key: PublicKey) -> Identity | None:
+        """The first identity among ``names`` that ``key`` is a key of (usable now or not): who a signer of an
+        approval or a deployment record would sign as."""
+        return next((self.identities[name] for name in names
+                     if any(k.fingerprint == key.fingerprint for k in self.identities[name].keys)), None)
 
     def signers(self) -> tuple[Identity, ...]:
         """The identities trusted to sign provenance."""

@@ -45,13 +45,13 @@ def deployer(policy: Policy, environment: str, key: PublicKey) -> str:
     if not rule.deployed_by:
         raise RequestError(f"stage {environment!r} of the policy names no identity that may sign its deployment "
                            f"records (stages.{environment}.deployed-by), so a record for it would count for nothing")
-    for name in rule.deployed_by:
-        identity = policy.identities[name]
-        if any(k.fingerprint == key.fingerprint for k in identity.keys):
-            if not any(k.fingerprint == key.fingerprint for k in identity.usable_keys()):
-                raise RequestError(f"--signer's key may not sign for {name!r} now ({identity.unusable_because()}); "
-                                   "a deployment record it signed would not count, so none is signed")
-            return name
+    identity = policy.holder(rule.deployed_by, key)
+    if identity is not None:
+        if not any(k.fingerprint == key.fingerprint for k in identity.usable_keys()):
+            raise RequestError(f"--signer's key may not sign for {identity.name!r} now "
+                               f"({identity.unusable_because()}); a deployment record it signed would not count, so "
+                               "none is signed")
+        return identity.name
     raise RequestError(f"--signer's public key is not a key of an identity that may sign deployment records for "
                        f"{environment!r} (stages.{environment}.deployed-by: {', '.join(rule.deployed_by)}); a record "
                        "it signed would not count")
