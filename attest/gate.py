@@ -13,7 +13,7 @@ says, as given; :func:`run_gate` does the I/O around the decision, in this order
       then the plan made final by the policy's ``digests`` and the store (:mod:`attest.hashing`)
   (5) the store's evidence for the artefact, by its blake3 (the store's index) or its sha256, within
       the run's file and byte budget
-  (6) :func:`verify.gate.decide` (or :func:`verify.gate.decide_release`): every acceptance is decided there
+  (6) :func:`verify.gate.decide` (or :func:`verify.release_gate.decide_release`): every acceptance is decided there
   (6a) with ``layout``, after the provenance passed: :func:`verify.layout.verify_layout`, one more
        requirement (in-toto's verifylib over the links, the artefact a product of the last step)
   (7) after a pass only: ``--lockfile`` checks, then the stage's VSA signed and written (atomically)
@@ -23,7 +23,8 @@ Nothing here decides whether evidence is accepted.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import functools
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,16 +34,17 @@ from attest.hashing import ArtifactRead, Progress
 from verify.request import GateRules  # the standard library only: the trust core is not loaded with it
 
 if TYPE_CHECKING:
-    from attest.stores import Store
+    from attest.stores import FiledDeployment, Store
     from verify.digests import DigestSet
     from verify.formats.evidence import Evidence, EvidenceBudget
-    from verify.gate import Gate, GateVerdict, ReleaseVerdict
+    from verify.gate import Gate, GateVerdict
     from verify.layout import LayoutVerdict, LoadedLayout
     from verify.policy import Policy
+    from verify.release_gate import ReleaseVerdict
     from verify.sigstore.verifier import BundleVerifier
     from verify.trust import Identity, PublicKey
 
-__all__ = ["EmitRequest", "GateOutcome", "GateRequest", "KeylessFlags", "run_gate"]
+__all__ = ["EmitRequest", "GateOutcome", "GateRequest", "KeylessFlags", "newest_first", "run_gate", "running_in"]
 
 GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
 
@@ -90,6 +92,8 @@ class GateRequest:
     lockfiles: tuple[Path, ...] = ()
     emit: EmitRequest | None = None
     release: Path | None = None
+    component: str | None = None
+    """With ``release``: the one component about to be deployed (its gate, and the order of the path)."""
     same_commit: bool = False
     layout: Path | None = None
     """An in-toto layout the artefact's supply chain must also satisfy (besides the provenance)."""
@@ -132,6 +136,10 @@ def _check_shape(request: GateRequest) -> None:
         raise RequestError("give ARTIFACT to verify, or --release MANIFEST (not both)")
     if request.same_commit and request.release is None:
         raise RequestError("--same-commit goes with --release MANIFEST")
+    if request.component is not None and request.release is None:
+        raise RequestError("--component goes with --release MANIFEST (the component of the release to deploy)")
+    if request.component is not None and request.emit is not None:
+        raise RequestError("--emit-vsa signs for a whole release; leave out --component to sign its VSA")
     if request.release is not None and not request.store:
         raise RequestError("--release needs --store STORE to find each component's provenance")
     if request.release is None and not request.attestations and not request.store:
@@ -454,7 +462,7 @@ def _sign_vsa(emit: EmitRequest, gate: Gate, signer: Any, *, subjects: Sequence[
 def _run_release(request: GateRequest, warn: Callable[[str], None] | None) -> GateOutcome:
     from attest.stores import from_uri
     from verify.formats.evidence import EvidenceBudget
-    from verify.gate import decide_release
+    from verify.path.order import decide_path
 
     assert request.release is not None and request.store is not None
     budget = EvidenceBudget()
@@ -462,14 +470,15 @@ def _run_release(request: GateRequest, warn: Callable[[str], None] | None) -> Ga
     gate, policy, signer = _prepare(request, warn)
     store = from_uri(request.store)
 
+    @functools.cache  # the gate and the path's rules read one artefact's evidence once
     def lookup(sha256: str) -> list[Any]:
-        found: list[Any] = []
-        for uri, data in store.attestations(sha256):
-            found.extend(budget.take(uri, data))
-        return found
+        return _take(store, sha256, budget)
 
     run = policy.trust_run(bundles=_bundle_verifier(request.trusted_root))
-    verdict = decide_release(gate, manifest, lookup=lookup, run=run, same_commit=request.same_commit)
+    running_of = (running_in(store, policy, run, request.rules.stage, budget)
+                  if request.rules.stage is not None else None)
+    verdict = decide_path(gate, manifest, lookup=lookup, run=run, running_of=running_of,
+                          component=request.component, same_commit=request.same_commit)
     emitted: tuple[str, ...] = ()
     if request.emit is not None and signer is not None:
         emitted = _emit_release(request, verdict, gate, signer)
@@ -486,3 +495,36 @@ def _emit_release(request: GateRequest, verdict: ReleaseVerdict, gate: Gate, sig
     subjects = [release_subject(verdict.name, verdict.manifest_sha256), *artefacts]
     return _sign_vsa(request.emit, gate, signer, subjects=subjects, inputs=verdict.accepted(), level=verdict.level,
                      store=request.store, publish_under=[d for _, d in artefacts])
+
+
+def running_in(store: Store, policy: Policy, run: Any, environment: str, budget: EvidenceBudget | None = None, *,
+               listing: Sequence[FiledDeployment] | None = None) -> Callable[[str], Any]:
+    """What runs of a component in ``environment``: :func:`verify.path.running.running` over the store's
+    deployment index for it (``listing``, else listed once when first asked)."""
+    from verify.formats.evidence import EvidenceBudget
+    from verify.path.running import running
+
+    spent = budget if budget is not None else EvidenceBudget()
+    listed: list[Sequence[FiledDeployment]] = [listing] if listing is not None else []
+
+    def running_of(component: str) -> Any:
+        if not listed:
+            listed.append(store.deployments(environment))
+        return running(newest_first(store, listed[0], component, spent), policy, run, environment=environment,
+                       component=component)
+
+    return running_of
+
+
+def newest_first(store: Store, listing: Sequence[FiledDeployment], component: str,
+                 budget: EvidenceBudget) -> Iterator[Any]:
+    """The index entries of ``component`` in ``listing``, newest first by name (time, then digest), each read
+    (within ``budget``) only when it is reached."""
+    from verify.path.running import Filed
+
+    def read(filed: FiledDeployment) -> list[Any]:
+        return budget.take(*store.read_deployment(filed))
+
+    entries = sorted((f for f in listing if f.component == component), key=lambda f: (f.time, f.sha256),
+                     reverse=True)
+    return (Filed(time=f.time, sha256=f.sha256, read=functools.partial(read, f)) for f in entries)

@@ -124,23 +124,26 @@ def release_statement(*, name: str, components: Sequence[Component], created_at:
 def deployment_statement(*, environment: str, release_name: str, release_sha256: str, component: str,
                          artifacts: Sequence[tuple[str, Mapping[str, str]]], status: str, kind: str,
                          deployed_at: datetime, invocation: tuple[str, str] | None = None,
-                         replaces: str | None = None) -> dict[str, Any]:
+                         replaces: str | None = None, commit: str | None = None) -> dict[str, Any]:
     """An environment's signed word that it deployed ``component`` of a release (``status`` succeeded), or tried
     to (failed). ``artifacts`` are the component's (name, digests) as the manifest gives them; ``release_sha256``
     is the sha256 of the manifest's envelope line; ``invocation`` is (platform, run id) when known; ``replaces``
-    is the sha256 of the record this one replaces. Absent optional fields are left out."""
+    is the sha256 of the record this one replaces; ``commit`` the component's commit as the manifest gives it.
+    Absent optional fields are left out."""
     predicate: dict[str, Any] = {
         "environment": environment,
         "release": {"name": release_name, "digest": {"sha256": release_sha256}},
         "component": component,
         "status": status,
-        "timeDeployed": _time(deployed_at),
+        "timeDeployed": deployed_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),  # to the microsecond
         "kind": kind,
     }
     if invocation is not None:
         predicate["invocation"] = {"platform": invocation[0], "id": invocation[1]}
     if replaces is not None:
         predicate["replaces"] = replaces
+    if commit is not None:
+        predicate["commit"] = commit
     return {
         "_type": STATEMENT_V1,
         "subject": [_subject(n, d) for n, d in artifacts],

@@ -76,8 +76,8 @@ _HOME = {
     "TrustRun": "verify.signers", "find_signers": "verify.signers",
     "Policy": "verify.policy", "load_policy": "verify.policy_file",
     "Verdict": "verify.verifier", "verify_artifact": "verify.verifier",
-    "Gate": "verify.gate", "GateVerdict": "verify.gate", "ReleaseVerdict": "verify.gate", "decide": "verify.gate",
-    "decide_release": "verify.gate", "prepare": "verify.gate",
+    "Gate": "verify.gate", "GateVerdict": "verify.gate", "decide": "verify.gate", "prepare": "verify.gate",
+    "ReleaseVerdict": "verify.release_gate", "decide_release": "verify.release_gate",
     "verify_layout": "verify.layout",
 }
 

@@ -12,8 +12,8 @@ Two steps, both pure (the artefact's bytes are read and the evidence is found by
                    together. Candidates are tried in an order fixed by their content, never by file
                    names; the verdict names the one that passed.
 
-:func:`decide_release` is the same gate applied to every component of a signed release manifest,
-all or nothing.
+:func:`verify.release_gate.decide_release` is the same gate applied to every component of a signed release
+manifest, all or nothing.
 
 The table of flags, policy keys and how they combine is in docs/policy.md.
 """
@@ -21,21 +21,18 @@ The table of flags, policy keys and how they combine is in docs/policy.md.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from verify.digests import WEAK, DigestSet
-from verify.errors import EvidenceRejected, MalformedEvidence, PolicyError, PolicyViolation, RequestError
+from verify.digests import DigestSet
+from verify.errors import MalformedEvidence, PolicyError, PolicyViolation, RequestError
 from verify.formats.evidence import Evidence
 from verify.formats.levels import level_name, requested_build_level
-from verify.formats.release import Release, ReleasePart, read_release
 from verify.formats.statement import (
     APPROVAL_V1,
-    RELEASE_V1,
     VSA_V1,
     Statement,
-    Subject,
 )
 from verify.matching import intoto_statements
 from verify.policy import (
@@ -48,13 +45,12 @@ from verify.policy import (
     check_repository,
 )
 from verify.request import GateRules
-from verify.signers import TrustRun, find_signers
+from verify.signers import TrustRun
 from verify.stages import Bound, StageEvidence, check_stage
 from verify.trust import Identity, PublicKey
 from verify.verifier import Candidate, Check, Verdict, candidates, digest_source
 
-__all__ = ["Gate", "GateFlags", "GateVerdict", "ReleaseVerdict", "approver", "decide", "decide_release",
-           "prepare"]
+__all__ = ["Gate", "GateFlags", "GateVerdict", "approver", "decide", "prepare"]
 
 _COMMIT = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 #: The name of the requirements given by --require-vsa without --stage.
@@ -466,124 +462,3 @@ def _describe(stage: StageRule) -> dict[str, Any]:
         required["approvals"] = {"count": stage.require_approvals.count,
                                  "signed-by": list(stage.require_approvals.signed_by)}
     return required
-
-
-# --- releases --------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class ComponentVerdict:
-    component: str
-    artifact: str
-    commit: str | None
-    provenance: str
-    stages: tuple[StageEvidence, ...] = ()
-    commits: tuple[str, ...] = ()
-    """Every commit the provenance's git dependencies name (one, for a build of one repository)."""
-    digests: Mapping[str, str] = field(default_factory=dict)
-    """The artefact's digests, as the signed manifest gives them (strong algorithms only)."""
-    provenance_sha256: str = ""
-    level: int = 0
-    """The SLSA build level the policy trusts this artefact's builder for."""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"component": self.component, "artifact": self.artifact, "commit": self.commit,
-                "provenance": self.provenance, "stages": [s.to_dict() for s in self.stages]}
-
-
-@dataclass(frozen=True)
-class ReleaseVerdict:
-    name: str
-    signer: str
-    manifest: str
-    components: tuple[ComponentVerdict, ...] = field(default=())
-    manifest_sha256: str = ""
-    """sha256 of the manifest's envelope line: how a VSA or a deployment record names the release."""
-
-    @property
-    def level(self) -> int:
-        """The build level every component is trusted for: the one a VSA of the whole release may state."""
-        return min((c.level for c in self.components), default=0)
-
-    def accepted(self) -> list[tuple[str, str]]:
-        """(source, sha256) of every attestation the release's pass rests on, each once (by sha256, where it
-        was first read): the manifest, each component's provenance and the stage evidence relied on (what a
-        release VSA names)."""
-        found = [(self.manifest, self.manifest_sha256)]
-        found += [(c.provenance, c.provenance_sha256) for c in self.components]
-        found += [(s.source, s.sha256) for c in self.components for s in c.stages]
-        return list({sha256: (source, sha256) for source, sha256 in reversed(found)}.values())[::-1]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"verified": True, "release": self.name, "signer": self.signer, "manifest": self.manifest,
-                "components": [c.to_dict() for c in self.components]}
-
-
-def decide_release(gate: Gate, manifest: Found, *, lookup: Callable[[str], Found], run: TrustRun,
-                   same_commit: bool = False) -> ReleaseVerdict:
-    """The gate for every artefact of every component of a release manifest signed by a release signer.
-
-    For each artefact (by the digests the signed manifest gives), the very provenance the manifest
-    names must be among ``lookup(sha256)`` and pass the rules, and the stage's requirements must hold
-    for it: all or nothing.
-    """
-    policy = gate.policy
-    if policy.releases is None:
-        raise PolicyError(f"policy {policy.uri} names no release signers (releases: {{signed-by: [...]}})")
-    item, release, signer = _release_manifest(manifest, policy, run)
-    results = [_component(gate, component, artifact, lookup=lookup, run=run)
-               for component in release.components for artifact in component.artifacts]
-    if same_commit:
-        _one_commit(item, results)
-    return ReleaseVerdict(name=release.name, signer=signer, manifest=item.source, components=tuple(results),
-                          manifest_sha256=item.digest)
-
-
-def _component(gate: Gate, component: ReleasePart, artifact: Subject, *, lookup: Callable[[str], Found],
-               run: TrustRun) -> ComponentVerdict:
-    """The gate for one artefact of a component, with the very provenance the manifest names."""
-    name, wanted = artifact.name, component.provenance_sha256
-    digests = DigestSet({a: d for a, d in artifact.digest.items() if a not in WEAK})
-    evidence = lookup(artifact.digest["sha256"])
-    if not any(isinstance(e, Evidence) and e.digest == wanted for e in evidence):
-        raise PolicyViolation(f"component {component.name}: the provenance the release names "
-                              f"(sha256:{wanted[:16]}...) is not in the store for {name!r}")
-    own = replace(gate, policy=gate.policy.for_component(component.name))  # its components.NAME rules
-    try:
-        passed = decide(own, evidence, artifact=name, digests=digests, run=run, provenance=wanted)
-    except EvidenceRejected as e:
-        raise type(e)(f"component {component.name}: {e}", checks=e.checks) from e
-    prov = passed.candidate.provenance
-    return ComponentVerdict(component=component.name, artifact=name, commit=prov.commit if prov else None,
-                            provenance=passed.candidate.evidence.source, stages=passed.stages,
-                            commits=prov.commits if prov else (), digests=digests.as_dict(),
-                            provenance_sha256=wanted, level=passed.level)
-
-
-def _one_commit(item: Evidence, results: Sequence[ComponentVerdict]) -> None:
-    """--same-commit: every component records one commit, the same one."""
-    unknown = [r.component for r in results if r.commit is None or len(r.commits) > 1]
-    if unknown:
-        raise PolicyViolation(f"release {item.source}: component {unknown[0]} records no single commit, and an "
-                              "unknown commit equals nothing; --same-commit requires one commit for all")
-    commits = {r.commit for r in results}
-    if len(commits) != 1:
-        raise PolicyViolation(f"release {item.source}: components come from {len(commits)} commits "
-                              f"({', '.join(sorted(c or '?' for c in commits))}); --same-commit requires one")
-
-
-def _release_manifest(manifest: Found, policy: Policy, run: TrustRun) -> tuple[Evidence, Release, str]:
-    """The release in ``manifest`` signed by a release signer (the first, by content), read by read_release."""
-    assert policy.releases is not None
-    signers = [policy.identities[name] for name in policy.releases.signed_by]
-    reasons: list[EvidenceRejected] = [e for e in manifest if isinstance(e, MalformedEvidence)]
-    for item, statement in _statements(manifest, RELEASE_V1):
-        try:
-            found = find_signers(item, signers, run)
-        except EvidenceRejected as e:
-            reasons.append(e)
-            continue
-        return item, read_release(statement), found[0].name
-    if reasons:
-        raise reasons[-1]
-    raise MalformedEvidence("the release manifest holds no release statement "
-                            f"({RELEASE_V1}); write one with 'attest release create'")

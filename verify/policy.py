@@ -118,6 +118,10 @@ class StageRule:
     deployed_by: tuple[str, ...] = ()
     """The identities that may sign deployment records for this stage as an environment (``deployed-by``,
     ``attest deploy record``); none: no deployment record for it counts."""
+    require_deployed: tuple[str, ...] = ()
+    """The stages where each component of a release must have run before it reaches this one
+    (``require-deployed``): a succeeded deployment record of the same artefacts, signed by a deployer of
+    that stage. A VSA says a stage verified the bytes; the record says it ran them."""
 
     def accepts_resource(self, uri: str) -> bool:
         return uri == f"attest:stage:{self.name}" or uri in self.resource_uris

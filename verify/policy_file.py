@@ -185,7 +185,7 @@ def _stage(doc: YamlDoc, name: str, value: Any, identities: Mapping[str, Identit
     signs its deployment records."""
     path = ("stages", name)
     spec = mapping(doc, value, path, {"verifier", "require-vsa", "require-approvals", "resource-uri", "min-level",
-                                       "deployed-by"})
+                                       "deployed-by", "require-deployed"})
     verifier = _verifier(doc, spec.get("verifier"), (*path, "verifier"), identities)
     requirements = _vsa_requirements(doc, spec.get("require-vsa", []), (*path, "require-vsa"), identities)
     approvals = (_approval_requirement(doc, spec["require-approvals"], (*path, "require-approvals"), identities)
@@ -194,8 +194,11 @@ def _stage(doc: YamlDoc, name: str, value: Any, identities: Mapping[str, Identit
     min_level = _level(doc, spec["min-level"], (*path, "min-level")) if "min-level" in spec else 0
     deployed_by = (_signers(doc, spec["deployed-by"], (*path, "deployed-by"), identities) if "deployed-by" in spec
                    else ())
+    require_deployed = (strings(doc, spec["require-deployed"], (*path, "require-deployed"))
+                        if "require-deployed" in spec else ())
     return StageRule(name=name, verifier=verifier, require_vsa=requirements, require_approvals=approvals,
-                     resource_uris=resource_uris, min_level=min_level, deployed_by=deployed_by)
+                     resource_uris=resource_uris, min_level=min_level, deployed_by=deployed_by,
+                     require_deployed=require_deployed)
 
 
 def _verifier(doc: YamlDoc, value: Any, path: tuple[str, ...], identities: Mapping[str, Identity]) -> str | None:
@@ -430,7 +433,23 @@ def _stages(doc: YamlDoc, value: Any, identities: Mapping[str, Identity]) -> dic
             if requirement.stage not in stages:
                 raise doc.error(("stages", stage.name, "require-vsa"),
                                 f"requires a VSA from stage {requirement.stage!r}, which 'stages' does not define")
+        _check_require_deployed(doc, stage, stages)
     return stages
+
+
+def _check_require_deployed(doc: YamlDoc, stage: StageRule, stages: Mapping[str, StageRule]) -> None:
+    """``require-deployed``: other stages, each naming who signs its deployment records (else none could count)."""
+    path = ("stages", stage.name, "require-deployed")
+    for name in stage.require_deployed:
+        if name == stage.name:
+            raise doc.error(path, f"names {name!r}, the stage itself; name the stages a release must have run in "
+                                  "before it")
+        other = stages.get(name)
+        if other is None:
+            raise doc.error(path, f"names stage {name!r}, which 'stages' does not define")
+        if not other.deployed_by:
+            raise doc.error(path, f"names stage {name!r}, which names no identity that signs its deployment records "
+                                  f"(stages.{name}.deployed-by), so no record could satisfy it")
 
 
 def _releases(doc: YamlDoc, value: Any, identities: Mapping[str, Identity]) -> ReleaseRule:

@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "approve": ("attest.cli.approve", "approve", "Sign an approval of an artefact for a stage (PO sign-off)."),
     "release": ("attest.cli.release", "release", "Bind several stacks' artefacts and provenances into one manifest."),
     "deploy": ("attest.cli.deploy", "deploy", "Record, signed, that an environment deployed a stack of a release."),
+    "status": ("attest.cli.status", "status", "What runs where, since when: from verified deployment records alone."),
 }
 
 

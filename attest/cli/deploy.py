@@ -12,8 +12,9 @@ import click
 from attest.cli._options import OutputPath, emit_json, format_option, signer_option
 
 if TYPE_CHECKING:
-    from verify.gate import GateVerdict, ReleaseVerdict
+    from verify.gate import GateVerdict
     from verify.path.deployments import ReleaseToRecord
+    from verify.release_gate import ReleaseVerdict
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
@@ -65,8 +66,9 @@ def record(environment: str, release_path: Path, component: str, status: str, si
       (c) with --status succeeded, ENV's gate must pass the release: the one
           'attest verify --release MANIFEST --store STORE --policy FILE
           --stage ENV' runs.
-    The record is then published to --store under each of the component's
-    artefacts, and written to --output.
+    The record is then published to --store (in its deployment index, read
+    by 'attest status' and by the order of the path, and under each of the
+    component's artefacts), and written to --output.
 
     Exit codes: 0 recorded, 1 the gate or the evidence refused, 2 a usage
     error (ENV, COMPONENT, a signer or a manifest the policy does not allow),
@@ -78,6 +80,8 @@ def record(environment: str, release_path: Path, component: str, status: str, si
     from attest.gate import GateRequest, run_gate
     from attest.signers import from_uri
     from attest.signing import sign_with, write_and_publish
+    from attest.stores import publishable
+    from attest.stores.layout import deployment_key
     from attest.summaries import deployment_statement
     from verify.formats.encoding import printable
     from verify.formats.evidence import load_evidence, read_evidence_file
@@ -97,18 +101,21 @@ def record(environment: str, release_path: Path, component: str, status: str, si
     # (c) the environment's gate for the release, before a success is recorded
     if status == "succeeded":
         outcome = run_gate(GateRequest(artifact=None, store=store, policy=policy_path, release=release_path,
-                                       rules=GateRules(stage=environment)))
+                                       component=component, rules=GateRules(stage=environment)))
         _same_release(outcome.verdict, release, release_path)
     # (d) sign, publish under each artefact of the component, then write the output
     artifacts = [(a.name, dict(a.digest)) for a in release.component.artifacts]
+    deployed_at = datetime.now(UTC)  # signed to the microsecond: the index files it by this time
     document = deployment_statement(
         environment=environment, release_name=release.name, release_sha256=release.sha256, component=component,
-        artifacts=artifacts, status=status, kind=kind, deployed_at=datetime.now(UTC),
-        invocation=run, replaces=replaces)
+        artifacts=artifacts, status=status, kind=kind, deployed_at=deployed_at,
+        invocation=run, replaces=replaces, commit=release.component.commit)
     line = sign_with(document, signer)
     unique = {digests["sha256"]: digests for _, digests in artifacts}
-    published = write_and_publish(line, output=output, store=store, kind="deployment",
-                                  artifacts=[unique[sha] for sha in sorted(unique)])
+    # (e) into the deployment index (what runs where, newest first), under each artefact, then the output
+    indexed = publishable(store).put_deployment(deployment_key(environment, component, deployed_at, line), line)
+    published = [indexed, *write_and_publish(line, output=output, store=store, kind="deployment",
+                                             artifacts=[unique[sha] for sha in sorted(unique)])]
     shown = printable(release.name)
     if output_format == "json":
         emit_json({"environment": environment, "release": {"name": release.name, "digest": {"sha256": release.sha256}},
@@ -124,7 +131,7 @@ def _same_release(verdict: GateVerdict | ReleaseVerdict, release: ReleaseToRecor
     """The gate passed the release the record names (the manifest is read twice: by the record, then by the
     gate), with the same artefacts for the component."""
     from verify.errors import PolicyViolation
-    from verify.gate import ReleaseVerdict
+    from verify.release_gate import ReleaseVerdict
 
     assert isinstance(verdict, ReleaseVerdict)
     passed = {c.artifact for c in verdict.components if c.component == release.component.name}

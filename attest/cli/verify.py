@@ -13,7 +13,8 @@ from attest.cli._options import OutputPath, emit_json, format_option, progress
 from attest.gate import GITHUB_ISSUER, EmitRequest, GateOutcome, GateRequest, KeylessFlags, run_gate
 
 if TYPE_CHECKING:  # the trust core is imported when the command runs (by _request and run_gate), not at start-up
-    from verify.gate import GateVerdict, ReleaseVerdict
+    from verify.gate import GateVerdict
+    from verify.release_gate import ReleaseVerdict
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -79,6 +80,9 @@ def gate_options(f: F) -> F:
                      help="Check that this local lockfile is byte for byte the one the provenance bound."),
         click.option("--release", type=click.Path(dir_okay=False, path_type=Path), metavar="MANIFEST",
                      help="Verify a release manifest and every component's provenance in --store (no ARTIFACT)."),
+        click.option("--component", metavar="NAME",
+                     help="With --release: only this component, about to be deployed to --stage; every component "
+                          "it needs must run there at this release's artefacts (their deployment records say so)."),
         click.option("--same-commit", is_flag=True, help="With --release: every component from one commit."),
     ]
     for option in reversed(options):
@@ -144,6 +148,8 @@ def verify(artifact: str | None, output_format: str, **options: Any) -> None:
       attest verify dist/app.tar.gz --store s3://acme-store/app --policy policy.yaml \\
           --stage stg --emit-vsa vsa.intoto.jsonl --signer awskms:alias/stg-verifier
       attest verify dist/app.tar.gz --store s3://acme-store/app --policy policy.yaml --stage prd
+      attest verify --release release.intoto.jsonl --component app --store s3://acme-store/app \\
+          --policy policy.yaml --stage prd
       attest verify dist/app.tar.gz --attestation provenance.intoto.jsonl --key dev-build.pub.pem \\
           --layout root.layout --layout-key owner.pub.pem --link-dir links/
     """
@@ -196,7 +202,7 @@ def _as_json(outcome: GateOutcome) -> dict[str, Any]:
 def _print(outcome: GateOutcome, shown: str) -> None:
     """The verdict for a person; every string that comes from evidence is shown through printable()."""
     from verify.formats.encoding import printable
-    from verify.gate import ReleaseVerdict
+    from verify.release_gate import ReleaseVerdict
 
     verdict = outcome.verdict
     if isinstance(verdict, ReleaseVerdict):
@@ -246,6 +252,13 @@ def _print_release(verdict: ReleaseVerdict, outcome: GateOutcome) -> None:
     click.echo(f"PASS release {printable(verdict.name)} (signed by {verdict.signer})")
     for item in verdict.components:
         click.echo(f"  {printable(item.component):<12} {printable(item.artifact)} @ {item.commit}")
+    for check in verdict.checks:
+        for found in check.found:
+            what = "runs" if check.name == "order" else "ran"
+            release = f" (release {printable(found['release'])})" if found.get("release") else ""
+            click.echo(f"  {check.name:<12} {printable(found['component'])} {what} in "
+                       f"{outcome.stage if check.name == 'order' else printable(found.get('environment', ''))}"
+                       f"{release}: {printable(found['record'] or '')}")
     if outcome.emitted:
         click.echo(f"  vsa       {outcome.stage} PASSED for the release, {level_name(verdict.level)} -> "
                    f"{', '.join(outcome.emitted)}")

@@ -28,6 +28,7 @@ from attest.stores.layout import (
     EVIDENCE_SUFFIXES,
     INDEX_FOLDER,
     KINDS,
+    FiledDeployment,
     artifact_key,
     attestation_key,
     index_entry,
@@ -37,8 +38,8 @@ from attest.stores.layout import (
 )
 from verify.errors import EvidenceRejected
 
-__all__ = ["EVIDENCE_SUFFIXES", "INDEX_FOLDER", "KINDS", "Store", "artifact_key", "attestation_key", "from_uri",
-           "index_entry", "index_key", "parse_index_entry", "safe_name", "sha256_of"]
+__all__ = ["EVIDENCE_SUFFIXES", "INDEX_FOLDER", "KINDS", "FiledDeployment", "Store", "artifact_key",
+           "attestation_key", "from_uri", "index_entry", "index_key", "parse_index_entry", "safe_name", "sha256_of"]
 
 class Store(Protocol):
     """Where artefacts and attestations are published and found again."""
@@ -79,6 +80,21 @@ class Store(Protocol):
 
     def artifacts(self) -> Iterator[tuple[str, str, Callable[[], BinaryIO]]]:
         """(URI, the sha256 its address claims, a function opening its bytes) of every stored artefact."""
+        ...
+
+    def put_deployment(self, key: str, data: bytes) -> str:
+        """Write the deployment record ``data`` once at ``key`` of the deployment index
+        (:func:`~attest.stores.layout.deployment_key`); return its URI."""
+        ...
+
+    def deployments(self, environment: str | None = None) -> list[FiledDeployment]:
+        """The deployment index (of ``environment`` only, if given), from one listing: what each entry's name
+        claims, nothing read yet. A name that is not an entry's is left out (the index is a hint; every record
+        is also filed under its artefacts, where an audit reads it)."""
+        ...
+
+    def read_deployment(self, filed: FiledDeployment) -> tuple[str, bytes | EvidenceRejected]:
+        """(URI, the bytes of one indexed deployment record, or why they were not read)."""
         ...
 
 

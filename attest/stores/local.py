@@ -31,12 +31,15 @@ from typing import BinaryIO
 
 from attest.errors import StoreError
 from attest.stores.layout import (
+    DEPLOYMENTS_FOLDER,
     EVIDENCE_SUFFIXES,
     INDEX_FOLDER,
+    FiledDeployment,
     artifact_key,
     attestation_key,
     index_entry,
     index_key,
+    parse_deployment_key,
     parse_index_entry,
 )
 from verify.errors import EvidenceRejected, InputError, MalformedEvidence
@@ -128,6 +131,16 @@ class LocalStore:
             out.write(entry)
 
         return self._write_once(index_key(blake3), hashlib.sha256(entry).hexdigest(), write)
+
+    def put_deployment(self, key: str, data: bytes) -> str:
+        """Write ``data`` once at ``key``, an entry of the deployment index."""
+        if parse_deployment_key(key) is None:
+            raise StoreError(f"{key!r} is not a key of the store's deployment index")
+
+        def write(out: BinaryIO) -> None:
+            out.write(data)
+
+        return self._write_once(key, hashlib.sha256(data).hexdigest(), write)
 
     def _write_once(self, key: str, sha256: str, write: Callable[[BinaryIO], None], *,
                     skip_if_stored: bool = False) -> str:
@@ -222,6 +235,26 @@ class LocalStore:
                 if path.name.endswith(EVIDENCE_SUFFIXES):
                     yield str(path), _read(path)
 
+    def deployments(self, environment: str | None = None) -> list[FiledDeployment]:
+        """The deployment index, listed (``deployments/<env>/<component>/``); a part of it that cannot be
+        listed is a StoreError: what runs where is not answered from part of the index."""
+        self._check_root()
+        base = self.root / DEPLOYMENTS_FOLDER
+        if not _is_folder(base, follow=False):
+            return []
+        found: list[FiledDeployment] = []
+        for env_folder in _folders(base, what="the store's deployment index"):
+            for folder in _folders(env_folder, what="the store's deployment index"):
+                for path, is_folder in _listed(folder, what="the store's deployment index"):
+                    filed = None if is_folder else parse_deployment_key(str(path.relative_to(self.root)))
+                    if filed is not None and (environment is None or filed.environment == environment):
+                        found.append(filed)
+        return found
+
+    def read_deployment(self, filed: FiledDeployment) -> tuple[str, bytes | EvidenceRejected]:
+        path = self.root / filed.key
+        return str(path), _read(path)
+
     def artifacts(self) -> Iterator[tuple[str, str, Callable[[], BinaryIO]]]:
         """(URI, the sha256 its address claims, an opener) of every stored artefact, for audits."""
         self._check_root()
@@ -290,6 +323,18 @@ def _listing(folder: Path, *, what: str) -> list[tuple[Path, bool]] | EvidenceRe
         return MalformedEvidence(f"cannot list {what} {folder}: {e.strerror or e}")
     finally:
         os.close(fd)
+
+
+def _listed(folder: Path, *, what: str) -> list[tuple[Path, bool]]:
+    """:func:`_listing`, where a folder that cannot be listed stops the answer (StoreError, exit 3)."""
+    entries = _listing(folder, what=what)
+    if isinstance(entries, EvidenceRejected):
+        raise StoreError(f"{entries}; give this process read access to the store")
+    return entries
+
+
+def _folders(folder: Path, *, what: str) -> list[Path]:
+    return [path for path, is_folder in _listed(folder, what=what) if is_folder]
 
 
 def _read(path: Path) -> bytes | EvidenceRejected:

@@ -40,10 +40,13 @@ from attest._aws import transport_error
 from attest.errors import AttestError, RemoteError, StoreError
 from attest.stores.layout import (
     INDEX_FOLDER,
+    FiledDeployment,
     artifact_key,
     attestation_key,
+    deployment_prefix,
     index_entry,
     index_key,
+    parse_deployment_key,
     parse_index_entry,
     safe_name,
 )
@@ -613,6 +616,22 @@ class S3Store:
         for key, size in self._list(self._key("sha256/"), delimiter=None):
             if _ATTESTATION_RE.fullmatch(self._relative(key)):
                 yield self._uri(key), self._evidence(key, size)
+
+    def put_deployment(self, key: str, data: bytes) -> str:
+        """Write ``data`` once at ``key``, an entry of the deployment index; return its URI."""
+        if parse_deployment_key(key) is None:
+            raise StoreError(f"{key!r} is not a key of the store's deployment index")
+        return self._put_once(self._key(key), data)
+
+    def deployments(self, environment: str | None = None) -> list[FiledDeployment]:
+        """The deployment index from one listing (a thousand entries a page); nothing is read."""
+        prefix = self._key(deployment_prefix(environment))
+        found = [parse_deployment_key(self._relative(key)) for key, _ in self._list(prefix, delimiter=None)]
+        return [f for f in found if f is not None and (environment is None or f.environment == environment)]
+
+    def read_deployment(self, filed: FiledDeployment) -> tuple[str, bytes | EvidenceRejected]:
+        key = self._key(filed.key)
+        return self._uri(key), self._evidence(key, None)
 
     def artifacts(self) -> Iterator[tuple[str, str, Callable[[], BinaryIO]]]:
         """(URI, the sha256 its address claims, an opener) of every stored artefact, for audits."""

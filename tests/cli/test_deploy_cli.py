@@ -127,11 +127,15 @@ def test_a_succeeded_record_is_signed_written_published_and_reads_back(stacks: S
     assert shown["environment"] == "stg" and shown["component"] == "infra" and shown["status"] == "succeeded"
     assert shown["release"] == {"name": "r1", "digest": {"sha256": manifest_sha}}
     assert shown["kind"] == "deploy" and shown["signer"] == "stg-deployer" and shown["artifacts"] == artifacts
-    # published under each artefact of the component, and only there: the very bytes of the output
+    # published under each artefact of the component, and in the deployment index: the very bytes of the output
     wanted = {a["digest"]["sha256"] for a in artifacts}
-    assert {p.parent.name for p in ran.records()} == wanted and len(shown["published"]) == len(wanted)
+    assert {p.parent.name for p in ran.records()} == wanted and len(shown["published"]) == len(wanted) + 1
     assert all(p.read_bytes() == line for p in ran.records())
     assert all(p.name == f"deployment-{hashlib.sha256(line).hexdigest()}.intoto.jsonl" for p in ran.records())
+    # filed in the index by environment, component, the signed time and the digest of the envelope line
+    indexed = sorted((ran.store / "deployments").rglob("*.intoto.jsonl"))
+    assert [p.parent.relative_to(ran.store).as_posix() for p in indexed] == ["deployments/stg/infra"]
+    assert str(indexed[0]) in shown["published"] and indexed[0].read_bytes() == line
     # signed by the stg deployer's key, and every field reads back
     envelope = Envelope.from_json(line.strip())
     stg = Identity(name="stg-deployer", keys=(load_public_key_file(stacks.keys["stg-deploy"].public),))
@@ -147,12 +151,12 @@ def test_a_succeeded_record_is_signed_written_published_and_reads_back(stacks: S
 
 
 def test_without_a_pipeline_run_the_invocation_is_left_out(stacks: Stacks, tmp_path: Path) -> None:
-    ran = deploy(stacks, tmp_path, component="app", more=("--kind", "hotfix"))
+    ran = deploy(stacks, tmp_path, component="infra", more=("--kind", "hotfix"))
     assert ran.result.code == 0, ran.result
-    assert "stg-deployer recorded succeeded hotfix of app (release r1) in stg" in ran.result.out
+    assert "stg-deployer recorded succeeded hotfix of infra (release r1) in stg" in ran.result.out
     statement = json.loads(Envelope.from_json(ran.output.read_bytes().strip()).payload)
     assert "invocation" not in statement["predicate"] and "replaces" not in statement["predicate"]
-    assert statement["predicate"]["kind"] == "hotfix" and statement["subject"] == stacks.artifacts("app")
+    assert statement["predicate"]["kind"] == "hotfix" and statement["subject"] == stacks.artifacts("infra")
 
 
 @pytest.mark.parametrize(("change", "words"), [

@@ -216,6 +216,8 @@ READS: dict[tuple[str, str], tuple[str, Args]] = {
     ("deploy record", "--signer"): ("file", lambda w, f, o: _deploy(w, signer=f, out=o)),
     ("deploy record", "--policy"): ("file", lambda w, f, o: _deploy(w, policy=f, out=o)),
     ("deploy record", "--store"): ("store", lambda w, f, o: _deploy(w, store=f, out=o)),
+    ("status", "--policy"): ("file", lambda w, f, o: ["status", "--store", w.deploy_store, "--policy", f]),
+    ("status", "--store"): ("dir", lambda w, f, o: ["status", "--store", f, "--policy", w.policy]),
     ("reproduce", "ATTESTATION"): ("file", lambda w, f, o: _reproduce(w, attestation=f)),
     ("reproduce", "--key"): ("file", lambda w, f, o: _reproduce(w, key=f)),
     ("reproduce", "--policy"): ("file", lambda w, f, o: _reproduce(w, more=("--policy", f))),
@@ -309,7 +311,7 @@ GOOD: dict[tuple[str, str], Callable[[World], Path]] = {
     ("release create", "--component"): lambda w: w.provenance,
     ("release create", "--signer"): lambda w: w.signer("release"),
     ("deploy record", "--release"): lambda w: w.release, ("deploy record", "--signer"): lambda w: w.signer("stg"),
-    ("deploy record", "--policy"): lambda w: w.policy,
+    ("deploy record", "--policy"): lambda w: w.policy, ("status", "--policy"): lambda w: w.policy,
     ("reproduce", "ATTESTATION"): lambda w: w.provenance, ("reproduce", "--key"): lambda w: w.key("dev"),
     ("reproduce", "--policy"): lambda w: w.policy,
 }

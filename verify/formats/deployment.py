@@ -13,14 +13,14 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from verify.errors import MalformedEvidence, UnknownEvidence
 from verify.formats.encoding import parse_time
 from verify.formats.statement import DEPLOYMENT_V1, Statement, Subject
 
-__all__ = ["DEPLOYMENT_KINDS", "DEPLOYMENT_STATUSES", "DEPLOYMENT_V1", "Deployment", "Invocation",
+__all__ = ["DEPLOYMENT_KINDS", "DEPLOYMENT_STATUSES", "DEPLOYMENT_V1", "Deployment", "Invocation", "filing_time",
            "read_deployment"]
 
 Status = Literal["succeeded", "failed"]
@@ -60,6 +60,14 @@ class Deployment:
     invocation: Invocation | None = None
     replaces: str | None = None
     """sha256 of the deployment record this one replaces (its envelope line), if it names one."""
+    commit: str | None = None
+    """The component's commit, as the release manifest gives it (what runs, for a reader of the record)."""
+
+
+def filing_time(time: datetime) -> str:
+    """``time`` (UTC) as a store files deployment records by it: fixed width, to the microsecond, so that the
+    names sort as the times do (``20261206T140312000000Z``)."""
+    return time.astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")
 
 
 def read_deployment(statement: Statement) -> Deployment:
@@ -81,7 +89,8 @@ def read_deployment(statement: Statement) -> Deployment:
         kind=_choice(pred.get("kind"), DEPLOYMENT_KINDS, "kind", what),
         artifacts=_artifacts(statement, what),
         invocation=_invocation(pred.get("invocation"), what),
-        replaces=_replaces(pred.get("replaces"), what))
+        replaces=_replaces(pred.get("replaces"), what),
+        commit=_commit(pred.get("commit"), what))
 
 
 def _name(value: Any, field: str, what: str = "the deployment record") -> str:
@@ -155,3 +164,10 @@ def _replaces(value: Any, what: str) -> str | None:
         raise MalformedEvidence(f"{what} has replaces {_shown(value)}, which is not a sha256 of 64 lower-case hex "
                                 "digits")
     return sha
+
+
+def _commit(value: Any, what: str) -> str | None:
+    """``commit``: absent (or null), or a non-empty string (as the release manifest gives it)."""
+    if value is None:
+        return None
+    return _name(value, "commit", what)

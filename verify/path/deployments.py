@@ -1,7 +1,7 @@
 """Deployment records on the path: who may sign one for an environment, and which release it may name.
 
 ``attest deploy record`` asks two questions here before it signs anything (the third, whether the
-environment's gate passes for the release, is :func:`verify.gate.decide_release`'s):
+environment's gate passes for the release, is :func:`verify.release_gate.decide_release`'s):
 
   :func:`deployer`          the identity the signer's key signs deployment records as, for an environment:
                             one of the identities ``stages.<env>.deployed-by`` lists

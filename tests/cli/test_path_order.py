@@ -1,0 +1,220 @@
+"""Issue 19, part 4: stacks go in order, and every change goes through every environment.
+
+``attest verify --release M --component app --stage ENV`` (the gate in front of deploying one stack, also
+run by ``attest deploy record``) passes only when every component app needs runs in ENV at the release's
+artefacts: the newest succeeded deployment record of it there, signed by ENV's deployer, names them (for
+this release, or an earlier one in which that stack did not change). ``stages.prd.require-deployed: [stg]``
+makes prd refuse a release until stg recorded running each component's very artefacts.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_attest
+from tests.conftest_aws import MotoEnv
+from tests.path_world import PathWorld, make_world, policy_text
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> PathWorld:
+    return make_world(tmp_path_factory.mktemp("path"))
+
+
+def _said(result: object) -> str:
+    err: str = result.err
+    return err.strip().splitlines()[-1] if err.strip() else ""
+
+
+def test_app_is_refused_until_infra_runs_in_the_environment_then_passes(world: PathWorld, tmp_path: Path) -> None:
+    store = world.copy(tmp_path)
+    early = world.gate(store, "stg", "r1", "--component", "app")
+    assert early.code == 1, early
+    assert ("app needs infra, and no succeeded deployment record of infra in stg is trusted: deploy infra of "
+            "release r1 to stg first") in _said(early)
+    # deploy record runs the same gate: no one can record app's deployment before infra's
+    refused = world.deploy(store, "stg", "r1", "app", tmp=tmp_path)
+    assert refused.code == 1 and "app needs infra" in _said(refused), refused
+    assert not list((store / "deployments").rglob("*.intoto.jsonl")) if (store / "deployments").exists() else True
+    # infra first (it needs nothing), then app passes, naming the record it relied on
+    assert world.deploy(store, "stg", "r1", "infra", tmp=tmp_path).code == 0
+    passed = world.gate(store, "stg", "r1", "--component", "app", "--format", "json")
+    assert passed.code == 0, passed
+    shown = json.loads(passed.out)
+    assert [c["component"] for c in shown["components"]] == ["app"]  # the gate of the one stack deployed
+    order = next(c for c in shown["checks"] if c["check"] == "order")
+    assert order["expected"] == {"component": "app", "needs": ["infra"]}
+    assert order["found"][0]["component"] == "infra" and order["found"][0]["release"] == "r1"
+    assert world.deploy(store, "stg", "r1", "app", tmp=tmp_path).code == 0
+
+
+def test_what_runs_is_the_newest_succeeded_record_and_an_unchanged_stack_counts(world: PathWorld,
+                                                                                tmp_path: Path) -> None:
+    store = world.copy(tmp_path)
+    assert world.deploy(store, "stg", "r1", "infra", tmp=tmp_path).code == 0
+    # r2 did not change infra: r1's record of the same artefacts lets r2's app go
+    assert world.deploy(store, "stg", "r2", "app", tmp=tmp_path).code == 0
+    # r3 changed infra; until it is deployed, r3's app is refused, naming what runs
+    refused = world.gate(store, "stg", "r3", "--component", "app")
+    assert refused.code == 1
+    assert "stg runs infra of release r1" in _said(refused) and "deploy infra of r3 to stg first" in _said(refused)
+    # a failed deployment of r3's infra changes nothing: r1's infra still runs
+    assert world.deploy(store, "stg", "r3", "infra", status="failed", tmp=tmp_path).code == 0
+    assert world.gate(store, "stg", "r3", "--component", "app").code == 1
+    assert world.deploy(store, "stg", "r3", "infra", tmp=tmp_path).code == 0
+    assert world.gate(store, "stg", "r3", "--component", "app").code == 0
+    # and now r1's app may not go back without its infra (the newest record runs r3's)
+    again = world.gate(store, "stg", "r1", "--component", "app")
+    assert again.code == 1 and "stg runs infra of release r3" in _said(again)
+
+
+def test_a_record_of_another_environment_does_not_count(world: PathWorld, tmp_path: Path) -> None:
+    store = world.copy(tmp_path)
+    assert world.deploy(store, "dev", "r1", "infra", tmp=tmp_path).code == 0
+    refused = world.gate(store, "stg", "r1", "--component", "app")
+    assert refused.code == 1 and "no succeeded deployment record of infra in stg" in _said(refused)
+
+
+def test_an_untrusted_or_misfiled_record_in_the_index_never_counts(world: PathWorld, tmp_path: Path) -> None:
+    store = world.copy(tmp_path)
+    assert world.deploy(store, "stg", "r1", "infra", tmp=tmp_path).code == 0
+    assert world.deploy(store, "stg", "r3", "infra", tmp=tmp_path).code == 0
+    folder = store / "deployments" / "stg" / "infra"
+    old, new = sorted(folder.iterdir())
+    # r1's genuine record copied under a newer name: it would make r1's infra look current
+    misfiled = folder / ("99991231T235959000000Z-" + old.name.split("-", 1)[1])
+    shutil.copy(old, misfiled)
+    assert world.gate(store, "stg", "r3", "--component", "app").code == 0
+    refused = world.gate(store, "stg", "r1", "--component", "app")
+    assert refused.code == 1 and "stg runs infra of release r3" in _said(refused)
+    # a record of r1's infra signed by prd's deployer, for stg, under the newest name: ignored
+    forged = world.deploy(tmp_path / "other", "prd", "r1", "infra", tmp=tmp_path)
+    assert forged.code != 0  # prd's gate refuses it (stg never ran r1 there): sign it as a failed one instead
+    made = world.deploy(tmp_path / "other", "prd", "r1", "infra", status="failed", tmp=tmp_path)
+    assert made.code == 0, made
+    line = next((tmp_path / "other" / "deployments").rglob("*.intoto.jsonl")).read_bytes()
+    (folder / ("99991231T235959999999Z-" + "0" * 64 + ".intoto.jsonl")).write_bytes(line)
+    assert world.gate(store, "stg", "r3", "--component", "app").code == 0
+    # with only bad records left, nothing runs: refused, and the sentence says some records did not count
+    new.unlink()
+    old.unlink()
+    none = world.gate(store, "stg", "r3", "--component", "app")
+    assert none.code == 1 and "record(s) read did not count" in _said(none), none
+
+
+def test_the_first_stack_and_the_whole_release_need_no_deployment(world: PathWorld, tmp_path: Path) -> None:
+    store = world.copy(tmp_path)
+    assert world.gate(store, "stg", "r1", "--component", "infra").code == 0
+    assert world.gate(store, "stg", "r1").code == 0
+
+
+@pytest.mark.parametrize(("args", "code", "words"), [
+    pytest.param(("--component", "db"), 2, "--component 'db' is not a component of release 'r1' (its components: "
+                                           "infra, app)", id="unknown-component"),
+    pytest.param(("--component", "app", "--emit-vsa", "vsa.json", "--signer", "x"), 2,
+                 "--emit-vsa signs for a whole release; leave out --component", id="component-and-emit-vsa"),
+])
+def test_bad_component_requests_are_usage_errors(world: PathWorld, tmp_path: Path, args: tuple[str, ...], code: int,
+                                                 words: str) -> None:
+    store = world.copy(tmp_path)
+    result = world.gate(store, "stg", "r1", *args)
+    assert result.code == code and words in _said(result), result
+
+
+def test_component_without_release_is_a_usage_error(world: PathWorld, tmp_path: Path) -> None:
+    result = run_attest("verify", "x.zip", "--store", tmp_path, "--component", "app", "--policy", world.policy)
+    assert result.code == 2 and "--component goes with --release" in _said(result), result
+
+
+def test_the_order_needs_an_environment_that_signs_its_deployments(world: PathWorld, tmp_path: Path) -> None:
+    store = world.copy(tmp_path)
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(world.policy.read_text().replace("stg: {verifier: stg-verify, deployed-by: [stg-deploy]}",
+                                                       "stg: {verifier: stg-verify}")
+                      .replace("require-deployed: [stg]", ""))
+    result = world.gate(store, "stg", "r1", "--component", "app", policy=policy)
+    assert result.code == 3, result
+    assert "stage 'stg' names no identity that signs its deployment records (stages.stg.deployed-by)" in _said(result)
+
+
+# --- require-deployed -------------------------------------------------------------------------------------
+
+def test_prd_refuses_a_release_stg_did_not_run_and_passes_once_it_did(world: PathWorld, tmp_path: Path) -> None:
+    store = world.copy(tmp_path)
+    refused = world.gate(store, "prd", "r1")
+    assert refused.code == 1
+    assert ("component infra: no succeeded deployment record of these artefacts in stg, signed by a stg deployer, "
+            "is found") in _said(refused)
+    assert world.deploy(store, "stg", "r1", "infra", tmp=tmp_path).code == 0
+    # one component is not the release: app has not run in stg
+    half = world.gate(store, "prd", "r1")
+    assert half.code == 1 and "component app:" in _said(half)
+    # but infra alone may go to prd (its own gate in front of deploying it)
+    assert world.gate(store, "prd", "r1", "--component", "infra").code == 0
+    assert world.deploy(store, "stg", "r1", "app", tmp=tmp_path).code == 0
+    passed = world.gate(store, "prd", "r1", "--format", "json")
+    assert passed.code == 0, passed
+    deployed = next(c for c in json.loads(passed.out)["checks"] if c["check"] == "deployed")
+    assert {(d["component"], d["environment"], d["signer"]) for d in deployed["found"]} == {
+        ("infra", "stg", "stg-deploy"), ("app", "stg", "stg-deploy")}
+
+
+def test_a_failed_or_other_environment_or_other_artefacts_record_does_not_satisfy_prd(world: PathWorld,
+                                                                                       tmp_path: Path) -> None:
+    store = world.copy(tmp_path)
+    # a failed stg record, a dev record, and a stg record of r3's infra (other artefacts) for r1's infra
+    assert world.deploy(store, "stg", "r1", "infra", status="failed", tmp=tmp_path).code == 0
+    assert world.deploy(store, "dev", "r1", "infra", tmp=tmp_path).code == 0
+    assert world.deploy(store, "stg", "r3", "infra", tmp=tmp_path).code == 0
+    refused = world.gate(store, "prd", "r1", "--component", "infra")
+    assert refused.code == 1 and "component infra: no succeeded deployment record" in _said(refused), refused
+    # r2 has r1's infra: a stg record of r1's infra satisfies r2's
+    assert world.deploy(store, "stg", "r1", "infra", tmp=tmp_path).code == 0
+    assert world.gate(store, "prd", "r2", "--component", "infra").code == 0
+
+
+@pytest.mark.parametrize(("prd", "words"), [
+    pytest.param("require-deployed: [qa]", "stages.prd.require-deployed: names stage 'qa', which 'stages' does not "
+                                           "define", id="unknown-stage"),
+    pytest.param("require-deployed: [prd]", "names 'prd', the stage itself", id="itself"),
+    pytest.param("require-deployed: []", "must not be empty", id="empty"),
+])
+def test_a_bad_require_deployed_is_a_policy_error(world: PathWorld, tmp_path: Path, prd: str, words: str) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(policy_text(world.keys, prd=prd))
+    result = world.gate(world.root / "store", "prd", "r1", policy=policy)
+    assert result.code == 3 and words in _said(result), result
+
+
+def test_require_deployed_names_a_stage_whose_records_someone_signs(world: PathWorld, tmp_path: Path) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(policy_text(world.keys).replace("dev: {verifier: dev-verify, deployed-by: [dev-deploy]}",
+                                                      "dev: {verifier: dev-verify}")
+                      .replace("require-deployed: [stg]", "require-deployed: [dev]"))
+    result = world.gate(world.root / "store", "prd", "r1", policy=policy)
+    assert result.code == 3 and "names stage 'dev', which names no identity that signs its deployment records" in (
+        _said(result)), result
+
+
+# --- the same on S3 ------------------------------------------------------------------------------------------
+
+def test_the_order_on_the_local_aws_endpoint(world: PathWorld, tmp_path: Path, aws_env: MotoEnv) -> None:
+    s3 = aws_env.client("s3")
+    s3.create_bucket(Bucket="store", CreateBucketConfiguration={"LocationConstraint": aws_env.region})
+    for path in sorted((world.root / "store").rglob("*")):
+        if path.is_file():
+            s3.put_object(Bucket="store", Key=f"path/{path.relative_to(world.root / 'store').as_posix()}",
+                          Body=path.read_bytes())
+    store = "s3://store/path"
+    refused = world.gate(store, "stg", "r1", "--component", "app")
+    assert refused.code == 1 and "app needs infra" in _said(refused), refused
+    assert world.deploy(store, "stg", "r1", "infra", tmp=tmp_path).code == 0
+    listed = s3.list_objects_v2(Bucket="store", Prefix="path/deployments/")["Contents"]
+    assert [item["Key"].split("/")[1:4] for item in listed] == [["deployments", "stg", "infra"]]
+    assert world.gate(store, "stg", "r1", "--component", "app").code == 0
+    assert world.deploy(store, "stg", "r1", "app", tmp=tmp_path).code == 0
+    assert world.gate(store, "prd", "r1").code == 0
