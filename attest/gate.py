@@ -94,6 +94,9 @@ class GateRequest:
     release: Path | None = None
     component: str | None = None
     """With ``release``: the one component about to be deployed (its gate, and the order of the path)."""
+    kind: str = "deploy"
+    """With ``release``: ``deploy``, or ``rollback`` (it ran there before) or ``hotfix`` (with the hotfix
+    approvals of the manifest) instead of the stage's ordinary requirements."""
     same_commit: bool = False
     layout: Path | None = None
     """An in-toto layout the artefact's supply chain must also satisfy (besides the provenance)."""
@@ -140,6 +143,13 @@ def _check_shape(request: GateRequest) -> None:
         raise RequestError("--component goes with --release MANIFEST (the component of the release to deploy)")
     if request.component is not None and request.emit is not None:
         raise RequestError("--emit-vsa signs for a whole release; leave out --component to sign its VSA")
+    if request.kind != "deploy":
+        if request.release is None or request.rules.stage is None:
+            raise RequestError(f"--{request.kind} goes with --release MANIFEST and --stage ENV (the environment the "
+                               "release goes back or out to)")
+        if request.emit is not None:
+            raise RequestError(f"--emit-vsa vouches that a stage's ordinary requirements held; a {request.kind} "
+                               "passes without them, so it signs no VSA")
     if request.release is not None and not request.store:
         raise RequestError("--release needs --store STORE to find each component's provenance")
     if request.release is None and not request.attestations and not request.store:
@@ -462,7 +472,7 @@ def _sign_vsa(emit: EmitRequest, gate: Gate, signer: Any, *, subjects: Sequence[
 def _run_release(request: GateRequest, warn: Callable[[str], None] | None) -> GateOutcome:
     from attest.stores import from_uri
     from verify.formats.evidence import EvidenceBudget
-    from verify.path.order import decide_path
+    from verify.path.gate import decide_path
 
     assert request.release is not None and request.store is not None
     budget = EvidenceBudget()
@@ -478,7 +488,9 @@ def _run_release(request: GateRequest, warn: Callable[[str], None] | None) -> Ga
     running_of = (running_in(store, policy, run, request.rules.stage, budget)
                   if request.rules.stage is not None else None)
     verdict = decide_path(gate, manifest, lookup=lookup, run=run, running_of=running_of,
-                          component=request.component, same_commit=request.same_commit)
+                          component=request.component, same_commit=request.same_commit,
+                          kind="rollback" if request.kind == "rollback" else "hotfix" if request.kind == "hotfix"
+                          else "deploy")
     emitted: tuple[str, ...] = ()
     if request.emit is not None and signer is not None:
         emitted = _emit_release(request, verdict, gate, signer)

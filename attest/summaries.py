@@ -72,13 +72,18 @@ def vsa_statement(*, subject_name: str, digests: Mapping[str, str], verifier_id:
 
 
 def approval_statement(*, subject_name: str, digests: Mapping[str, str], stage: str, approver: str,
-                       reason: str, approved_at: datetime) -> dict[str, Any]:
-    """A person's signed "this artefact may go to ``stage``"."""
+                       reason: str, approved_at: datetime, hotfix: bool = False) -> dict[str, Any]:
+    """A person's signed "this artefact may go to ``stage``" (with ``hotfix``: "this release may go to ``stage``
+    as a hotfix"; written only when true)."""
+    predicate: dict[str, Any] = {"stage": stage, "approver": approver, "reason": reason,
+                                 "timeApproved": _time(approved_at)}
+    if hotfix:
+        predicate["hotfix"] = True
     return {
         "_type": STATEMENT_V1,
         "subject": [_subject(subject_name, digests)],
         "predicateType": APPROVAL_V1,
-        "predicate": {"stage": stage, "approver": approver, "reason": reason, "timeApproved": _time(approved_at)},
+        "predicate": predicate,
     }
 
 

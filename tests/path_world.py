@@ -8,8 +8,8 @@ writing its own bytes, into one store. Three releases, each signed by the releas
     r3  infra v2, app v2
 
 The policy has stages dev, stg and prd, each with its verifier and its deployer; prd requires that stg
-ran a release first (``require-deployed: [stg]``). Each test works on its own copy of the store
-(:meth:`PathWorld.copy`), through the real CLI.
+ran a release first (``require-deployed: [stg]``). alice, bob and carol are people who may approve. Each
+test works on its own copy of the store (:meth:`PathWorld.copy`), through the real CLI.
 """
 
 from __future__ import annotations
@@ -65,6 +65,14 @@ class PathWorld:
         return run_attest("verify", "--release", self.release(release), "--store", store, "--policy",
                           policy or self.policy, "--stage", env, *more, cwd=self.root)
 
+    def approve(self, store: Path | str, release: str, who: str, *more: str, policy: Path | None = None,
+                tmp: Path | None = None) -> Result:
+        """``attest approve --release`` of ``release`` as a hotfix to prd, signed by ``who``."""
+        out = (tmp or self.root) / f"approval-{release}-{who}.intoto.jsonl"
+        return run_attest("approve", "--release", self.release(release), "--hotfix", "--stage", "prd", "--signer",
+                          self.keys[who].private, "--policy", policy or self.policy, "--store", store, "-o", out,
+                          "--approver", who, *more, cwd=self.root)
+
     def status(self, store: Path | str, *more: str, policy: Path | None = None) -> Result:
         return run_attest("status", "--store", store, "--policy", policy or self.policy, *more, cwd=self.root)
 
@@ -111,7 +119,8 @@ releases: {{signed-by: [release]}}
 
 
 def make_world(root: Path) -> PathWorld:
-    names = ("dev", "release", "dev-verify", "stg-verify", "prd-verify", "dev-deploy", "stg-deploy", "prd-deploy")
+    names = ("dev", "release", "dev-verify", "stg-verify", "prd-verify", "dev-deploy", "stg-deploy", "prd-deploy",
+             "alice", "bob", "carol")
     keys = {name: make_keypair(root, name) for name in names}
     for name in ("infra", "app"):
         repo = make_repo(root / name, origin=f"git@github.com:acme/{name}.git")

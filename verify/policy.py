@@ -122,6 +122,9 @@ class StageRule:
     """The stages where each component of a release must have run before it reaches this one
     (``require-deployed``): a succeeded deployment record of the same artefacts, signed by a deployer of
     that stage. A VSA says a stage verified the bytes; the record says it ran them."""
+    hotfix: ApprovalRequirement | None = None
+    """``hotfix.require-approvals``: the approvals of a release manifest that let it reach this stage as a
+    hotfix, without the stage's other requirements; None: no hotfix may."""
 
     def accepts_resource(self, uri: str) -> bool:
         return uri == f"attest:stage:{self.name}" or uri in self.resource_uris

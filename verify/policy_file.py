@@ -185,7 +185,7 @@ def _stage(doc: YamlDoc, name: str, value: Any, identities: Mapping[str, Identit
     signs its deployment records."""
     path = ("stages", name)
     spec = mapping(doc, value, path, {"verifier", "require-vsa", "require-approvals", "resource-uri", "min-level",
-                                       "deployed-by", "require-deployed"})
+                                       "deployed-by", "require-deployed", "hotfix"})
     verifier = _verifier(doc, spec.get("verifier"), (*path, "verifier"), identities)
     requirements = _vsa_requirements(doc, spec.get("require-vsa", []), (*path, "require-vsa"), identities)
     approvals = (_approval_requirement(doc, spec["require-approvals"], (*path, "require-approvals"), identities)
@@ -196,9 +196,16 @@ def _stage(doc: YamlDoc, name: str, value: Any, identities: Mapping[str, Identit
                    else ())
     require_deployed = (strings(doc, spec["require-deployed"], (*path, "require-deployed"))
                         if "require-deployed" in spec else ())
+    hotfix = None
+    if "hotfix" in spec:
+        entry = mapping(doc, spec["hotfix"], (*path, "hotfix"), {"require-approvals"})
+        if "require-approvals" not in entry:
+            raise doc.error((*path, "hotfix"), "needs require-approvals (who must approve a hotfix, and how many)")
+        hotfix = _approval_requirement(doc, entry["require-approvals"], (*path, "hotfix", "require-approvals"),
+                                       identities)
     return StageRule(name=name, verifier=verifier, require_vsa=requirements, require_approvals=approvals,
                      resource_uris=resource_uris, min_level=min_level, deployed_by=deployed_by,
-                     require_deployed=require_deployed)
+                     require_deployed=require_deployed, hotfix=hotfix)
 
 
 def _verifier(doc: YamlDoc, value: Any, path: tuple[str, ...], identities: Mapping[str, Identity]) -> str | None:

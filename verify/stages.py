@@ -251,8 +251,8 @@ def _approval_for(statement: Statement, stage: StageRule, policy: Policy, digest
         approval = read_approval(statement)
     except EvidenceRejected:
         return None  # an approval without a stage or a readable time does not count
-    if approval.stage != stage.name or bound.time is None or approval.time < bound.time:
-        return None
+    if approval.hotfix or approval.stage != stage.name or bound.time is None or approval.time < bound.time:
+        return None  # a hotfix's approval counts for a hotfix only (verify.path.kinds)
     return approval
 
 

@@ -352,6 +352,8 @@ def _text(report: AuditReport, *, color: bool) -> str:
     console.print(table)
     for line in _releases(report, show) if report.releases else ():
         console.print(line, soft_wrap=True)
+    for line in _exceptions(report, show):
+        console.print(line, soft_wrap=True)
     if report.anomalies:
         console.print(f"\n[bold red]{_count(len(report.anomalies))}:[/]")
         for anomaly in report.anomalies:
@@ -374,6 +376,21 @@ def _releases(report: AuditReport, show: Callable[[str | None], str]) -> list[st
                      f"{show(', '.join(release.signers))}  ({show(release.attestation)})")
         lines.extend(f"    {show(c.name)}  {show(name)}  {sha[:16]}  commit {show(c.commit[:12] if c.commit else None)}"
                      for c in release.components for name, sha in c.artifacts)
+    return lines
+
+
+def _exceptions(report: AuditReport, show: Callable[[str | None], str]) -> list[str]:
+    """Every hotfix and rollback the environments recorded, one line each (what bypassed the ordinary gate)."""
+    lines = []
+    for kind in ("hotfix", "rollback"):
+        found = report.exceptions(kind)
+        if found:
+            lines.append(f"\n[bold]{len(found)} {kind}(s):[/]")
+        for e in found:
+            about = dict(e.about)
+            when = f"{e.time:%Y-%m-%d %H:%M}" if e.time else "?"
+            lines.append(f"  {show(e.stage)}  {show(about.get('component'))} of release {show(about.get('release'))}"
+                         f"  {show(e.result)}  {when}  signed by {show(', '.join(e.signers))}  ({show(e.attestation)})")
     return lines
 
 

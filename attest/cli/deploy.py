@@ -46,8 +46,8 @@ def _sha256(ctx: click.Context, param: click.Parameter, value: str | None) -> st
               help="The store the gate reads, and where the record is published under each artefact.")
 @click.option("--output", "-o", type=OutputPath(), default=Path("deployment.intoto.jsonl"), show_default=True)
 @click.option("--kind", type=click.Choice(["deploy", "rollback", "hotfix"]), default="deploy", show_default=True,
-              help="What kind of deployment this was. rollback and hotfix are recorded as given; their own gate "
-                   "rules are not applied yet: a succeeded one passes ENV's ordinary gate first.")
+              help="What kind of deployment this was; a succeeded one passes ENV's gate for that kind first "
+                   "(attest verify --rollback or --hotfix).")
 @click.option("--replaces", metavar="SHA256", callback=_sha256,
               help="The sha256 of the deployment record this one replaces (of its .intoto.jsonl line, without "
                    "the newline).")
@@ -101,7 +101,7 @@ def record(environment: str, release_path: Path, component: str, status: str, si
     # (c) the environment's gate for the release, before a success is recorded
     if status == "succeeded":
         outcome = run_gate(GateRequest(artifact=None, store=store, policy=policy_path, release=release_path,
-                                       component=component, rules=GateRules(stage=environment)))
+                                       component=component, rules=GateRules(stage=environment), kind=kind))
         _same_release(outcome.verdict, release, release_path)
     # (d) sign, publish under each artefact of the component, then write the output
     artifacts = [(a.name, dict(a.digest)) for a in release.component.artifacts]

@@ -83,6 +83,13 @@ def gate_options(f: F) -> F:
         click.option("--component", metavar="NAME",
                      help="With --release: only this component, about to be deployed to --stage; every component "
                           "it needs must run there at this release's artefacts (their deployment records say so)."),
+        click.option("--rollback", "kind", flag_value="rollback",
+                     help="With --release and --stage ENV: the release goes back to ENV, where it ran before (a "
+                          "succeeded deployment record of each component there), instead of ENV's ordinary "
+                          "requirements."),
+        click.option("--hotfix", "kind", flag_value="hotfix",
+                     help="With --release and --stage ENV: the release goes to ENV as a hotfix, with the approvals "
+                          "stages.ENV.hotfix requires of this manifest instead of ENV's ordinary requirements."),
         click.option("--same-commit", is_flag=True, help="With --release: every component from one commit."),
     ]
     for option in reversed(options):
@@ -189,6 +196,7 @@ def _request(artifact: str | None, *, attestations: tuple[Path, ...], store: str
         "certificate_identity", "certificate_identity_regexp", "certificate_oidc_issuer", "github_repo",
         "signer_workflow", "source_ref", "deny_self_hosted_runners")})
     rules = GateRules(**{f.name: flags.pop(f.name) for f in fields(GateRules)})
+    flags["kind"] = flags.get("kind") or "deploy"
     return GateRequest(artifact=artifact, attestations=attestations, store=store, policy=policy_path, keys=keys,
                        keyless=keyless, trusted_root=trusted_root, rules=rules, emit=emit, **flags)
 
@@ -253,11 +261,14 @@ def _print_release(verdict: ReleaseVerdict, outcome: GateOutcome) -> None:
     for item in verdict.components:
         click.echo(f"  {printable(item.component):<12} {printable(item.artifact)} @ {item.commit}")
     for check in verdict.checks:
-        for found in check.found:
+        if check.name == "hotfix":
+            click.echo(f"  {'hotfix':<12} approved by {printable(', '.join(a['signer'] for a in check.found))}")
+            continue
+        for found in check.found:  # order, deployed, rollback: the deployment records relied on
             what = "runs" if check.name == "order" else "ran"
+            where = outcome.stage if check.name == "order" else found.get("environment", "")
             release = f" (release {printable(found['release'])})" if found.get("release") else ""
-            click.echo(f"  {check.name:<12} {printable(found['component'])} {what} in "
-                       f"{outcome.stage if check.name == 'order' else printable(found.get('environment', ''))}"
+            click.echo(f"  {check.name:<12} {printable(found['component'])} {what} in {printable(where or '')}"
                        f"{release}: {printable(found['record'] or '')}")
     if outcome.emitted:
         click.echo(f"  vsa       {outcome.stage} PASSED for the release, {level_name(verdict.level)} -> "

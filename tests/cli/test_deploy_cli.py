@@ -151,9 +151,9 @@ def test_a_succeeded_record_is_signed_written_published_and_reads_back(stacks: S
 
 
 def test_without_a_pipeline_run_the_invocation_is_left_out(stacks: Stacks, tmp_path: Path) -> None:
-    ran = deploy(stacks, tmp_path, component="infra", more=("--kind", "hotfix"))
+    ran = deploy(stacks, tmp_path, component="infra", status="failed", more=("--kind", "hotfix"))
     assert ran.result.code == 0, ran.result
-    assert "stg-deployer recorded succeeded hotfix of infra (release r1) in stg" in ran.result.out
+    assert "stg-deployer recorded failed hotfix of infra (release r1) in stg" in ran.result.out
     statement = json.loads(Envelope.from_json(ran.output.read_bytes().strip()).payload)
     assert "invocation" not in statement["predicate"] and "replaces" not in statement["predicate"]
     assert statement["predicate"]["kind"] == "hotfix" and statement["subject"] == stacks.artifacts("infra")

@@ -103,6 +103,7 @@ stages:
   prd:
     require-vsa: [{{stage: stg, signed-by: stg-verifier}}]
     require-approvals: {{count: 1, signed-by: [alice]}}
+    hotfix: {{require-approvals: {{count: 1, signed-by: [alice]}}}}
 releases: {{signed-by: [release-manager]}}
 """)
     made = run_attest("release", "create", "--name", "r1", "--component", f"app={repo / 'provenance.intoto.jsonl'}",
@@ -203,6 +204,9 @@ READS: dict[tuple[str, str], tuple[str, Args]] = {
     ("approve", "--signer"): ("file", lambda w, f, o: _approve(w, signer=f, out=o)),
     ("approve", "--policy"): ("file", lambda w, f, o: _approve(w, policy=f, out=o)),
     ("approve", "--store"): ("store", lambda w, f, o: _approve(w, out=o, more=("--store", f))),
+    ("approve", "--release"): ("file", lambda w, f, o: ["approve", "--release", f, "--hotfix", "--stage", "prd",
+                                                        "--signer", w.signer("alice"), "--policy", w.policy,
+                                                        "--store", w.deploy_store, "-o", o]),
     ("audit", "SOURCES"): ("dir", lambda w, f, o: _audit(w, source=f, out=o)),
     ("audit", "--policy"): ("file", lambda w, f, o: _audit(w, policy=f, out=o)),
     ("audit", "--key"): ("file", lambda w, f, o: _audit(w, out=o, more=("--key", f))),
@@ -312,6 +316,7 @@ GOOD: dict[tuple[str, str], Callable[[World], Path]] = {
     ("release create", "--signer"): lambda w: w.signer("release"),
     ("deploy record", "--release"): lambda w: w.release, ("deploy record", "--signer"): lambda w: w.signer("stg"),
     ("deploy record", "--policy"): lambda w: w.policy, ("status", "--policy"): lambda w: w.policy,
+    ("approve", "--release"): lambda w: w.release,
     ("reproduce", "ATTESTATION"): lambda w: w.provenance, ("reproduce", "--key"): lambda w: w.key("dev"),
     ("reproduce", "--policy"): lambda w: w.policy,
 }

@@ -528,8 +528,8 @@ ERRORS = [
         _BASE + "stages:\n  stg: {verifer: stg}\n",
         8,
         "stages.stg.verifer",
-        "unknown key; expected one of ['deployed-by', 'min-level', 'require-approvals', 'require-deployed', "
-        "'require-vsa', 'resource-uri', 'verifier']",
+        "unknown key; expected one of ['deployed-by', 'hotfix', 'min-level', 'require-approvals', "
+        "'require-deployed', 'require-vsa', 'resource-uri', 'verifier']",
         id="stage-unknown-key",
     ),
     pytest.param(

@@ -82,6 +82,7 @@ class _Approval:
     stage: str
     approver: str
     time: datetime | None
+    hotfix: bool = False
 
 
 @dataclass(frozen=True)
@@ -394,7 +395,7 @@ def _detail(statement: Statement,
         return _Vsa(resource_uri=vsa.resource_uri, time=vsa.time_verified, result=vsa.result, level=vsa.build_level)
     if statement.predicate_type == APPROVAL_V1:
         approval = read_approval(statement)
-        return _Approval(stage=approval.stage, approver=approval.approver, time=approval.time)
+        return _Approval(stage=approval.stage, approver=approval.approver, time=approval.time, hotfix=approval.hotfix)
     if statement.predicate_type == REPRODUCTION_V1:
         when = next((t for k in ("timeReproduced", "timeVerified", "finishedOn", "time")
                      if (t := _time(pred.get(k))) is not None), None)

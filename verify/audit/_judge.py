@@ -158,9 +158,13 @@ class _Auditor:
                        key=fact.statement_digest)
         return False
 
-    def _new(self, fact: _Fact) -> Iterator[tuple[str, _Record]]:
-        """(subject name, record) of each artefact the fact names and has not been seen for it before."""
+    def _new(self, fact: _Fact, *, artefacts: bool = False) -> Iterator[tuple[str, _Record]]:
+        """(subject name, record) of each artefact the fact names and has not been seen for it before; with
+        ``artefacts``, not the subject a statement about a whole release names it by (``release:NAME``, the
+        manifest's digest: a VSA of a release names it beside each artefact)."""
         for name, sha in fact.subjects:
+            if artefacts and name.startswith("release:"):
+                continue
             record = self._record(sha)
             if fact.statement_digest in record.seen:
                 continue
@@ -195,13 +199,16 @@ class _Auditor:
         if not self._allowed(fact, self.vsa_signers[rule.name], f"a VSA for stage {rule.name!r}",
                              f"stages.{rule.name}.verifier", rule.name):
             return
-        for _, record in self._new(fact):
+        for _, record in self._new(fact, artefacts=True):
             record.vsas.setdefault(rule.name, []).append(Endorsement(
                 kind="vsa", stage=rule.name, result=vsa.result, time=vsa.time, signers=fact.signers,
                 attestation=fact.source, level=vsa.level))
 
     def _add_approval(self, fact: _Fact, approval: _Approval) -> None:
         rule = self.policy.stages.get(approval.stage)
+        if approval.hotfix:  # of a release manifest, by an approver of the stage's hotfixes
+            self._add_hotfix_approval(fact, approval)
+            return
         needed = rule.require_approvals if rule else None
         allowed = frozenset(needed.signed_by) if needed else frozenset()
         if not self._allowed(fact, allowed, f"an approval for stage {approval.stage!r}",
@@ -211,6 +218,17 @@ class _Auditor:
             record.approvals.setdefault(approval.stage, []).append(Endorsement(
                 kind="approval", stage=approval.stage, result=approval.approver, time=approval.time,
                 signers=tuple(s for s in fact.signers if s in allowed), attestation=fact.source))
+
+    def _add_hotfix_approval(self, fact: _Fact, approval: _Approval) -> None:
+        """A hotfix approval names a release, not an artefact: only who signed it is judged."""
+        rule = self.policy.stages.get(approval.stage)
+        allowed = frozenset(rule.hotfix.signed_by) if rule and rule.hotfix else frozenset()
+        if set(fact.signers) & allowed:
+            return
+        may = ", ".join(sorted(allowed)) or "no identity"
+        self._flag("untrusted-signer", None, f"a hotfix approval for stage {approval.stage!r} is signed by "
+                   f"{' and '.join(fact.signers)}, but stages.{approval.stage}.hotfix.require-approvals allows {may}",
+                   source=fact.source, step=approval.stage if rule else "", key=fact.statement_digest)
 
     def _add_deployment(self, fact: _Fact, deployment: _Deployment) -> None:
         """A deployment record by an identity of its environment's ``deployed-by``: listed under the stage."""

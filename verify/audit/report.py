@@ -285,10 +285,19 @@ class AuditReport:
     def clean(self) -> bool:
         return not self.anomalies
 
+    def exceptions(self, kind: str) -> list[Endorsement]:
+        """Every trusted deployment record of ``kind`` (``hotfix``, ``rollback``), each once (a record is filed
+        under every artefact of its component), oldest first."""
+        found = {e.attestation: e for a in self.artifacts for s in a.stages for e in s.deployments
+                 if dict(e.about).get("kind") == kind}
+        return sorted(found.values(), key=lambda e: (when_of(e), e.attestation))
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "artifacts": [a.to_dict() for a in self.artifacts],
             "releases": [r.to_dict() for r in self.releases],
+            "hotfixes": [e.to_dict() for e in self.exceptions("hotfix")],
+            "rollbacks": [e.to_dict() for e in self.exceptions("rollback")],
             "anomalies": [a.to_dict() for a in self.anomalies],
             "summary": {"files": self.files, "attestations": self.attestations,
                         "artifacts": len(self.artifacts), "anomalies": len(self.anomalies),

@@ -318,6 +318,9 @@ class Approval:
     approver: str
     reason: str
     time: datetime
+    hotfix: bool = False
+    """An approval of a hotfix (``attest approve --release M --hotfix``): it names a release manifest, and
+    counts only for a hotfix's gate (``stages.<stage>.hotfix``), never as an ordinary approval."""
 
 
 def read_approval(statement: Statement) -> Approval:
@@ -332,8 +335,11 @@ def read_approval(statement: Statement) -> Approval:
     when = _time(pred.get("timeApproved"), f"{what} timeApproved")
     if when is None:
         raise MalformedEvidence(f"the {what} has no timeApproved")
+    hotfix = pred.get("hotfix", False)
+    if not isinstance(hotfix, bool):
+        raise MalformedEvidence(f"the {what} has hotfix {hotfix!r}, which is not true or false")
     return Approval(stage=stage, approver=_str(pred.get("approver"), f"{what} approver", optional=True),
-                    reason=_str(pred.get("reason"), f"{what} reason", optional=True), time=when)
+                    reason=_str(pred.get("reason"), f"{what} reason", optional=True), time=when, hotfix=hotfix)
 
 
 @dataclass(frozen=True)

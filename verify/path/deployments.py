@@ -20,13 +20,13 @@ from dataclasses import dataclass
 
 from verify.errors import EvidenceRejected, MalformedEvidence, PolicyError, RequestError
 from verify.formats.evidence import Evidence
-from verify.formats.release import RELEASE_V1, ReleasePart, read_release
+from verify.formats.release import RELEASE_V1, Release, ReleasePart, read_release
 from verify.matching import intoto_statements
 from verify.policy import Policy
 from verify.signers import TrustRun, find_signers
 from verify.trust import PublicKey
 
-__all__ = ["ReleaseToRecord", "deployer", "release_to_record"]
+__all__ = ["ReleaseToRecord", "deployer", "release_to_record", "trusted_release"]
 
 
 def deployer(policy: Policy, environment: str, key: PublicKey) -> str:
@@ -75,9 +75,24 @@ def release_to_record(manifest: Sequence[Evidence | MalformedEvidence], policy: 
     """The release in ``manifest`` (the first, by content, that an identity of ``releases.signed-by`` signed),
     with its component ``component``.
 
+    As :func:`trusted_release`, and :class:`RequestError` if the release has no such component.
+    """
+    item, release, signer = trusted_release(manifest, policy, run)
+    part = next((p for p in release.components if p.name == component), None)
+    if part is None:
+        raise RequestError(f"--component {component!r} is not a component of release {release.name!r} (its "
+                           f"components: {', '.join(p.name for p in release.components)})")
+    return ReleaseToRecord(name=release.name, sha256=item.digest, signer=signer, source=item.source, component=part)
+
+
+def trusted_release(manifest: Sequence[Evidence | MalformedEvidence], policy: Policy,
+                    run: TrustRun) -> tuple[Evidence, Release, str]:
+    """The release in ``manifest`` that an identity of ``releases.signed-by`` signed (the first, by content),
+    and that identity, for a command about to sign something naming it.
+
     :class:`PolicyError` if the policy names no release signers; :class:`RequestError` if no release signer
-    signed a release in ``manifest`` or the release has no such component; :class:`MalformedEvidence` if
-    ``manifest`` holds no release statement, or the signed one cannot be read.
+    signed a release in ``manifest``; :class:`MalformedEvidence` if ``manifest`` holds no release statement,
+    or the signed one cannot be read.
     """
     if policy.releases is None:
         raise PolicyError(f"policy {policy.uri} names no release signers (releases: {{signed-by: [...]}}), so no "
@@ -92,13 +107,7 @@ def release_to_record(manifest: Sequence[Evidence | MalformedEvidence], policy: 
         except EvidenceRejected as e:
             reasons.append(e)
             continue
-        release = read_release(statement)
-        part = next((p for p in release.components if p.name == component), None)
-        if part is None:
-            raise RequestError(f"--component {component!r} is not a component of release {release.name!r} (its "
-                               f"components: {', '.join(p.name for p in release.components)})")
-        return ReleaseToRecord(name=release.name, sha256=item.digest, signer=signed[0].name, source=item.source,
-                               component=part)
+        return item, read_release(statement), signed[0].name
     if reasons:
         raise RequestError(f"the release manifest is not signed by a release signer of the policy "
                            f"(releases.signed-by: {', '.join(policy.releases.signed_by)}): {reasons[-1]}")

@@ -9,28 +9,23 @@ every environment the policy names.
   :func:`check_deployed` ``stages.<stage>.require-deployed: [stg]``: each component has a succeeded
                          deployment record of these very artefacts in stg, signed by a stg deployer (a VSA
                          says stg verified the bytes; the record says stg ran them)
-  :func:`decide_path`    the release gate (:func:`verify.release_gate.decide_release`), then both rules,
-                         each recorded as a check of the verdict
+  :func:`ran_in`         one component's succeeded record of its very artefacts in one environment
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 
-from verify.errors import EvidenceRejected, MalformedEvidence, PolicyError, PolicyViolation, RequestError
+from verify.errors import EvidenceRejected, MalformedEvidence, PolicyViolation
 from verify.formats.evidence import Evidence
 from verify.formats.release import Release, ReleasePart
 from verify.formats.statement import DEPLOYMENT_V1
-from verify.gate import Gate
 from verify.matching import intoto_statements
 from verify.path.running import Deployed, Running, deployers, trusted_deployment
 from verify.policy import Policy
-from verify.release_gate import ReleaseVerdict, decide_release
 from verify.signers import TrustRun
-from verify.verifier import Check
 
-__all__ = ["check_deployed", "check_order", "decide_path", "needed"]
+__all__ = ["check_deployed", "check_order", "needed", "ran_in"]
 
 Found = Sequence[Evidence | MalformedEvidence]
 
@@ -83,11 +78,11 @@ def check_deployed(parts: Sequence[ReleasePart], *, stages: Sequence[str], polic
     found: list[Deployed] = []
     for part in parts:
         for stage in stages:
-            found.append(_deployed(part, stage, policy=policy, run=run, lookup=lookup))
+            found.append(ran_in(part, stage, policy=policy, run=run, lookup=lookup))
     return found
 
 
-def _deployed(part: ReleasePart, stage: str, *, policy: Policy, run: TrustRun,
+def ran_in(part: ReleasePart, stage: str, *, policy: Policy, run: TrustRun,
               lookup: Callable[[str], Found]) -> Deployed:
     """A succeeded record of ``part``'s artefacts in ``stage`` among those filed under its first artefact."""
     wanted = _digests(part)
@@ -107,39 +102,3 @@ def _deployed(part: ReleasePart, stage: str, *, policy: Policy, run: TrustRun,
     raise PolicyViolation(f"component {part.name}: no succeeded deployment record of these artefacts in {stage}, "
                           f"signed by a {stage} deployer, is found{why}; the policy requires that {stage} ran "
                           f"them first (require-deployed): deploy the release to {stage}, and record it")
-
-
-def decide_path(gate: Gate, manifest: Found, *, lookup: Callable[[str], Found], run: TrustRun,
-                running_of: Callable[[str], Running] | None = None, component: str | None = None,
-                same_commit: bool = False) -> ReleaseVerdict:
-    """The release gate (for ``component`` only, if given), then the path's rules for the gate's stage:
-    its ``require-deployed`` stages, and, for one component, the order (``running_of`` gives what runs of a
-    component in the stage). Every rule that held is a check of the verdict; one that does not is the
-    refusal."""
-    verdict = decide_release(gate, manifest, lookup=lookup, run=run, same_commit=same_commit, only=component)
-    assert verdict.release is not None
-    release, stage, checks = verdict.release, gate.stage, list(verdict.checks)
-    if stage is not None and stage.require_deployed:
-        parts = [p for p in release.components if component is None or p.name == component]
-        deployed = check_deployed(parts, stages=stage.require_deployed, policy=gate.policy, run=run, lookup=lookup)
-        checks.append(Check("deployed", True, {"stages": list(stage.require_deployed)},
-                            [{"component": d.record.component, "environment": d.record.environment,
-                              "release": d.record.release, "record": d.source, "signer": d.signer}
-                             for d in deployed]))
-    if component is not None and needed(release, component):
-        checks.append(_order(release, component, gate, running_of))
-    return replace(verdict, checks=tuple(checks))
-
-
-def _order(release: Release, component: str, gate: Gate, running_of: Callable[[str], Running] | None) -> Check:
-    """The order rule for ``component`` in the gate's stage, as a check that held."""
-    if gate.stage is None:
-        raise RequestError(f"{component} needs {', '.join(p.name for p in needed(release, component))}: pass "
-                           "--stage ENV, the environment it is deployed to, whose deployment records say whether "
-                           "they run there")
-    if running_of is None:
-        raise PolicyError("the order of a release's components cannot be checked without the deployment index")
-    now = check_order(release, component, environment=gate.stage.name, policy=gate.policy, running_of=running_of)
-    return Check("order", True, {"component": component, "needs": [r.component for r in now]},
-                 [{"component": r.component, "release": r.current.record.release if r.current else None,
-                   "record": r.current.source if r.current else None} for r in now])

@@ -1,0 +1,208 @@
+"""Issue 19, part 6: rollbacks and hotfixes, the two ways a release reaches prd besides the ordinary gate.
+
+``--rollback`` passes a release that ran in the environment before (a succeeded record of each component's
+very artefacts there), however the stage's other requirements stand now; ``--hotfix`` passes a release
+with the approvals ``stages.prd.hotfix.require-approvals`` asks of its manifest, without stg. Both keep the
+provenance rules and the order of the components, and ``attest audit`` lists every hotfix and rollback.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_attest
+from tests.path_world import PathWorld, make_world, policy_text
+
+HOTFIX = "require-deployed: [stg]\n    hotfix: {require-approvals: {count: 2, signed-by: [alice, bob]}}"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> PathWorld:
+    made = make_world(tmp_path_factory.mktemp("kinds"))
+    made.policy.write_text(policy_text(made.keys, prd=HOTFIX))
+    return made
+
+
+def _said(result: object) -> str:
+    err: str = result.err
+    return err.strip().splitlines()[-1] if err.strip() else ""
+
+
+def _ship(world: PathWorld, store: Path, release: str, tmp: Path, envs: tuple[str, ...] = ("stg", "prd")) -> None:
+    for env in envs:
+        for component in ("infra", "app"):
+            ran = world.deploy(store, env, release, component, tmp=tmp)
+            assert ran.code == 0, ran
+
+
+# --- rollback ----------------------------------------------------------------------------------------------
+
+def test_a_release_that_ran_in_prd_may_go_back_there_whatever_prd_requires_now(world: PathWorld,
+                                                                               tmp_path: Path) -> None:
+    store = world.copy(tmp_path)
+    _ship(world, store, "r1", tmp_path)
+    _ship(world, store, "r3", tmp_path)
+    # since then, prd requires an approval r1 never had: the ordinary gate refuses r1
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(policy_text(world.keys, prd="require-deployed: [stg]\n    require-approvals: "
+                                                  "{count: 1, signed-by: [carol]}"))
+    assert world.gate(store, "prd", "r1", policy=policy).code == 1
+    passed = world.gate(store, "prd", "r1", "--rollback", "--format", "json", policy=policy)
+    assert passed.code == 0, passed
+    check = next(c for c in json.loads(passed.out)["checks"] if c["check"] == "rollback")
+    assert check["expected"] == {"ran-in": "prd"}
+    assert {(f["component"], f["release"], f["signer"]) for f in check["found"]} == {
+        ("infra", "r1", "prd-deploy"), ("app", "r1", "prd-deploy")}
+    # the rollback is recorded (infra first: the order holds for a rollback too), and prd runs r1 again
+    app_first = world.deploy(store, "prd", "r1", "app", more=("--kind", "rollback"), tmp=tmp_path)
+    assert app_first.code == 1 and "app needs infra" in _said(app_first), app_first
+    for component in ("infra", "app"):
+        ran = world.deploy(store, "prd", "r1", component, more=("--kind", "rollback"), tmp=tmp_path)
+        assert ran.code == 0, ran
+    shown = json.loads(world.status(store, "--env", "prd", "--format", "json").out)
+    assert {c: (e["release"], e["kind"]) for c, e in shown["environments"]["prd"].items()} == {
+        "infra": ("r1", "rollback"), "app": ("r1", "rollback")}
+
+
+def test_a_release_that_never_ran_in_prd_is_no_rollback(world: PathWorld, tmp_path: Path) -> None:
+    store = world.copy(tmp_path)
+    _ship(world, store, "r1", tmp_path)
+    assert world.deploy(store, "stg", "r2", "app", tmp=tmp_path).code == 0
+    refused = world.gate(store, "prd", "r2", "--rollback")
+    assert refused.code == 1
+    assert "release r2 never ran in prd: no succeeded deployment record of its app artefacts there" in _said(refused)
+    # r2's infra is r1's, which ran in prd: that stack alone may go back
+    assert world.gate(store, "prd", "r2", "--rollback", "--component", "infra").code == 0
+    # a failed prd record is not "ran there"
+    assert world.deploy(store, "prd", "r3", "infra", status="failed", tmp=tmp_path).code == 0
+    assert world.gate(store, "prd", "r3", "--rollback", "--component", "infra").code == 1
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    pytest.param(("--emit-vsa", "vsa.json", "--signer", "k"), "a rollback passes without them, so it signs no VSA",
+                 id="emit-vsa"),
+])
+def test_rollback_usage(world: PathWorld, tmp_path: Path, args: tuple[str, ...], words: str) -> None:
+    result = world.gate(world.copy(tmp_path), "prd", "r1", "--rollback", *args)
+    assert result.code == 2 and words in _said(result), result
+
+
+def test_rollback_needs_a_release_and_a_stage(world: PathWorld, tmp_path: Path) -> None:
+    store = world.copy(tmp_path)
+    no_stage = run_attest("verify", "--release", world.release("r1"), "--store", store, "--policy", world.policy,
+                          "--rollback")
+    assert no_stage.code == 2 and "--rollback goes with --release MANIFEST and --stage ENV" in _said(no_stage)
+
+
+# --- hotfix ------------------------------------------------------------------------------------------------
+
+def test_a_hotfix_reaches_prd_without_stg_with_two_approvals_of_its_manifest(world: PathWorld,
+                                                                            tmp_path: Path) -> None:
+    store = world.copy(tmp_path)
+    assert world.gate(store, "prd", "r3").code == 1  # stg never ran it
+    none = world.gate(store, "prd", "r3", "--hotfix")
+    assert none.code == 1
+    assert ("a hotfix of release r3 to prd requires 2 hotfix approval(s) of this manifest from alice, bob, but found "
+            "0 (none)") in _said(none)
+    assert world.approve(store, "r3", "alice", tmp=tmp_path).code == 0
+    again = world.approve(store, "r3", "alice", "--reason", "again", tmp=tmp_path)
+    assert again.code == 0  # a second approval by alice is still alice
+    one = world.gate(store, "prd", "r3", "--hotfix")
+    assert one.code == 1 and "but found 1 (alice)" in _said(one)
+    # carol may not approve hotfixes: nothing is signed
+    carol = world.approve(store, "r3", "carol", tmp=tmp_path)
+    assert carol.code == 2 and "not a key of an approver of hotfixes to 'prd' (alice, bob)" in _said(carol)
+    assert world.approve(store, "r3", "bob", tmp=tmp_path).code == 0
+    passed = world.gate(store, "prd", "r3", "--hotfix", "--format", "json")
+    assert passed.code == 0, passed
+    check = next(c for c in json.loads(passed.out)["checks"] if c["check"] == "hotfix")
+    assert [a["signer"] for a in check["found"]] == ["alice", "bob"]
+    assert check["expected"]["approvals"] == {"count": 2, "signed-by": ["alice", "bob"]}
+    # recorded as hotfixes, in order; status and the audit show them
+    for component in ("infra", "app"):
+        ran = world.deploy(store, "prd", "r3", component, more=("--kind", "hotfix"), tmp=tmp_path)
+        assert ran.code == 0, ran
+    shown = json.loads(world.status(store, "--env", "prd", "--format", "json").out)
+    assert {e["kind"] for e in shown["environments"]["prd"].values()} == {"hotfix"}
+    audit = run_attest("audit", store, "--policy", world.policy, "--format", "json")
+    report = json.loads(audit.out)
+    assert [(h["environment"], h["component"], h["release"]) for h in report["hotfixes"]] == [
+        ("prd", "infra", "r3"), ("prd", "app", "r3")]
+    assert report["rollbacks"] == []
+    text = run_attest("audit", store, "--policy", world.policy)
+    assert "2 hotfix(s):" in text.out and "infra of release r3" in text.out
+
+
+def test_approvals_that_are_not_this_manifests_hotfix_approvals_do_not_count(world: PathWorld,
+                                                                             tmp_path: Path) -> None:
+    store = world.copy(tmp_path)
+    # alice and bob approve r2 as a hotfix: r2 is not r3
+    for who in ("alice", "bob"):
+        assert world.approve(store, "r2", who, tmp=tmp_path).code == 0
+    assert world.gate(store, "prd", "r3", "--hotfix").code == 1
+    # an ordinary approval of r3's artefact for prd by alice is no hotfix approval
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(policy_text(world.keys, prd=HOTFIX + "\n    require-approvals: {count: 1, signed-by: [alice]}"))
+    artefact = f"sha256:{world.artifacts('r3', 'app')[0]['digest']['sha256']}"
+    ordinary = run_attest("approve", artefact, "--stage", "prd", "--signer", world.keys["alice"].private, "--policy",
+                          policy, "--store", store, "-o", tmp_path / "ordinary.intoto.jsonl", cwd=world.root)
+    assert ordinary.code == 0, ordinary
+    assert world.approve(store, "r3", "bob", policy=policy, tmp=tmp_path).code == 0
+    refused = world.gate(store, "prd", "r3", "--hotfix", policy=policy)
+    assert refused.code == 1 and "but found 1 (bob)" in _said(refused)
+
+
+def test_a_stage_without_a_hotfix_rule_takes_no_hotfix(world: PathWorld, tmp_path: Path) -> None:
+    store = world.copy(tmp_path)
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(policy_text(world.keys))
+    refused = world.gate(store, "prd", "r3", "--hotfix", policy=policy)
+    assert refused.code == 2 and "stage 'prd' of the policy allows no hotfix (stages.prd.hotfix" in _said(refused)
+    approval = world.approve(store, "r3", "alice", policy=policy, tmp=tmp_path)
+    assert approval.code == 2 and "allows no hotfix" in _said(approval)
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    pytest.param(("--hotfix",), "approve ARTIFACT for a stage, or --release MANIFEST --hotfix", id="hotfix-alone"),
+    pytest.param(("--release", "RELEASE"), "approve ARTIFACT for a stage, or --release MANIFEST --hotfix",
+                 id="release-without-hotfix"),
+    pytest.param(("--release", "RELEASE", "--hotfix"), "--hotfix needs --store STORE", id="no-store"),
+])
+def test_approve_hotfix_usage(world: PathWorld, tmp_path: Path, args: tuple[str, ...], words: str) -> None:
+    argv = [str(world.release("r3")) if a == "RELEASE" else a for a in args]
+    result = run_attest("approve", *argv, "--stage", "prd", "--signer", world.keys["alice"].private, "--policy",
+                        world.policy, "-o", tmp_path / "a.intoto.jsonl", cwd=world.root)
+    assert result.code == 2 and words in _said(result), result
+    assert not (tmp_path / "a.intoto.jsonl").exists()
+
+
+@pytest.mark.parametrize(("hotfix", "words"), [
+    pytest.param("hotfix: {}", "stages.prd.hotfix: needs require-approvals", id="empty"),
+    pytest.param("hotfix: {require-approvals: {count: 2, signed-by: [dave]}}", "names identity 'dave'",
+                 id="unknown-approver"),
+    pytest.param("hotfix: {require-approvals: {count: 1, signed-by: [alice]}, when: always}", "unknown key",
+                 id="unknown-key"),
+])
+def test_a_bad_hotfix_rule_is_a_policy_error(world: PathWorld, tmp_path: Path, hotfix: str, words: str) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(policy_text(world.keys, prd=hotfix))
+    result = world.gate(world.root / "store", "prd", "r3", "--hotfix", policy=policy)
+    assert result.code == 3 and words in _said(result), result
+
+
+def test_the_audit_judges_who_signed_a_hotfix_approval(world: PathWorld, tmp_path: Path) -> None:
+    store = world.copy(tmp_path)
+    # carol may approve hotfixes under another policy; under the world's, her approval is untrusted
+    lax = tmp_path / "lax.yaml"
+    lax.write_text(policy_text(world.keys, prd="hotfix: {require-approvals: {count: 1, signed-by: [carol]}}"))
+    assert world.approve(store, "r3", "carol", policy=lax, tmp=tmp_path).code == 0
+    assert world.approve(store, "r3", "alice", tmp=tmp_path).code == 0
+    report = json.loads(run_attest("audit", store, "--policy", world.policy, "--format", "json").out)
+    found = [(a["kind"], a["message"]) for a in report["anomalies"]]
+    assert found == [("untrusted-signer", "a hotfix approval for stage 'prd' is signed by carol, but "
+                                          "stages.prd.hotfix.require-approvals allows alice, bob")], found
+    # an approval of the release is about no artefact: no history is made up for the manifest's digest
+    assert all(not name.startswith("release:") for a in report["artifacts"] for name in a["names"])
