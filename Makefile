@@ -1,12 +1,13 @@
 # attest: two commands do everything on a fresh machine with Python >= 3.11:
 #   make demo   set up .venv and run dev build -> stg verify -> tamper rejected
+#   make demo-path  two stacks dev -> stg -> prd in order, status, hotfix, rollback (docs/path.md, run as written)
 #   make test   set up .venv and run the test suite
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo demo-aws test lint bench fuzz clean venv
+.PHONY: demo demo-path demo-aws test lint bench fuzz clean venv
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +19,9 @@ venv: $(STAMP)
 
 demo: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" bash demo/demo.sh
+
+demo-path: $(STAMP)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python demo/guide.py docs/path.md
 
 demo-aws: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python demo/demo_aws.py
@@ -54,4 +58,4 @@ fuzz: $(STAMP)
 	done
 
 clean:
-	rm -rf $(VENV) demo-out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) demo-out demo-out-path .pytest_cache .mypy_cache .ruff_cache

@@ -1,7 +1,13 @@
-"""`make demo` and `make demo-aws` are the first thing a new user runs: they must work end to end."""
+"""`make demo`, `make demo-aws` and `make demo-path` are the first thing a new user runs: they must work end to end.
+
+`make demo-path` is docs/path.md itself: every ```sh block of the guide, run in order (demo/guide.py), so a
+command in the guide that stops working fails here.
+"""
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -37,3 +43,34 @@ def test_demo_aws(tmp_path: Path) -> None:
     assert "vsa       stg PASSED" in done.stdout
     assert "cannot reach KMS" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_demo_path_runs_the_guide(tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location("guide", ROOT / "demo" / "guide.py")
+    assert spec is not None and spec.loader is not None
+    guide = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(guide)
+    assert len(guide.blocks(ROOT / "docs" / "path.md")) >= 10  # the guide's steps are shell blocks, not prose
+    done = subprocess.run([sys.executable, str(ROOT / "demo" / "guide.py"), str(ROOT / "docs" / "path.md"),
+                           "--out", str(tmp_path / "out")], env=_env(tmp_path), capture_output=True, text=True,
+                          timeout=600, check=False)
+    out, err = done.stdout, done.stderr
+    assert done.returncode == 0, out[-3000:] + err[-3000:]
+    assert "Traceback" not in err
+    # stg: infra first, then app; the release VSA; prd refuses app before infra, then takes both in order
+    assert "order        infra runs in stg (release 2026.12.1)" in out
+    assert "vsa       stg PASSED for the release" in out
+    assert "app needs infra, and no succeeded deployment record of infra in prd is trusted" in err
+    assert "refused, as it should be: deploy infra first" in out
+    assert "deployed     infra ran in stg (release 2026.12.1)" in out
+    # what runs where, and what prd does not run yet
+    assert "prd is behind stg: app 2026.12.2 is not in prd yet (prd runs 2026.12.1)" in out
+    status = json.loads((tmp_path / "out" / "prd-status.json").read_text())
+    assert {c: e["release"] for c, e in status["environments"]["prd"].items()} == {"infra": "2026.12.1",
+                                                                                  "app": "2026.12.1"}
+    # stg had not verified r2: prd refused it, then took it as a hotfix with two approvals, then rolled back
+    assert "no VSA from stage 'stg' was found" in err
+    assert "hotfix       approved by alice, bob" in out
+    assert "rollback     app ran in prd (release 2026.12.1)" in out
+    # the offline audit of the whole history: clean, with the hotfix and the rollback listed
+    assert "1 hotfix(s):" in out and "1 rollback(s):" in out and "no anomalies" in out
