@@ -87,8 +87,27 @@ def test_store_bucket_is_locked_private_and_tls_only() -> None:
     tls = next(s for s in policy if s["Sid"] == "TlsOnly")
     assert tls["Effect"] == "Deny" and tls["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
     writers = [s for s in policy if s["Effect"] == "Allow" and "s3:PutObject" in as_list(s["Action"])]
-    assert [s["Sid"] for s in writers] == ["StgMayAddVsasOnly"]
+    assert [s["Sid"] for s in writers] == ["StgMayAddVsasOnly", "StgAndPrdMayAddTheirDeploymentRecords"]
     assert "vsa-*.intoto.jsonl" in str(writers[0]["Resource"])
+    # stg and prd add their deployment records (the index and the copy under each artefact), nothing else
+    records = [str(r) for r in as_list(writers[1]["Resource"])]
+    assert len(records) == 2 and "/sha256/*/deployment-*.intoto.jsonl" in records[0] and "/deployments/*" in records[1]
+    deny = next(s for s in policy if s["Sid"] == "DenyWritesByOthers")
+    allowed = " ".join(map(str, deny["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]))
+    assert "role/attest-verify-stg" in allowed and "role/attest-verify-prd" in allowed
+
+
+def test_only_stg_and_prd_write_deployment_records_each_in_its_part_of_the_index() -> None:
+    template = load("iam-roles.yaml")
+    found = [p for p in template["Resources"]["AttestRole"]["Properties"]["Policies"]
+             if isinstance(p, dict) and "Fn::If" in p and p["Fn::If"][0] == "RecordsDeployments"]
+    assert len(found) == 1
+    (statement,) = found[0]["Fn::If"][1]["PolicyDocument"]["Statement"]
+    assert as_list(statement["Action"]) == ["s3:PutObject"]
+    resources = [str(r) for r in as_list(statement["Resource"])]
+    assert any("/deployments/${Stage}/*" in r for r in resources), resources
+    assert any("/sha256/*/deployment-*.intoto.jsonl" in r for r in resources), resources
+    assert template["Conditions"]["RecordsDeployments"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "Stage"}, "dev"]}]}
 
 
 def test_roles_name_their_resources() -> None:
