@@ -206,3 +206,37 @@ def test_the_audit_judges_who_signed_a_hotfix_approval(world: PathWorld, tmp_pat
                                           "stages.prd.hotfix.require-approvals allows alice, bob")], found
     # an approval of the release is about no artefact: no history is made up for the manifest's digest
     assert all(not name.startswith("release:") for a in report["artifacts"] for name in a["names"])
+
+
+@pytest.mark.parametrize(("component", "artifacts_of", "words"), [
+    pytest.param("db", "infra", "names component 'db', which release 'r1' does not have", id="unknown-component"),
+    pytest.param("infra", "app", "names other artefacts for 'infra' than release 'r1' gives that component",
+                 id="other-artefacts"),
+])
+def test_the_audit_places_each_deployment_record_in_its_release(world: PathWorld, tmp_path: Path, component: str,
+                                                                artifacts_of: str, words: str) -> None:
+    import hashlib
+    from datetime import UTC, datetime
+
+    from attest.signers import from_uri
+    from attest.signing import sign_with
+    from attest.summaries import deployment_statement
+
+    store = world.copy(tmp_path)
+    manifest = hashlib.sha256(world.release("r1").read_bytes().strip()).hexdigest()
+    artifacts = [(a["name"], a["digest"]) for a in world.artifacts("r1", artifacts_of)]
+    # signed by stg's own deployer key: trusted, yet it names what the release does not
+    line = sign_with(deployment_statement(
+        environment="stg", release_name="r1", release_sha256=manifest, component=component,
+        artifacts=artifacts, status="succeeded", kind="deploy", deployed_at=datetime.now(UTC)),
+        from_uri(str(world.keys["stg-deploy"].private)))
+    sha = artifacts[0][1]["sha256"]
+    # the manifest is among what the audit reads (release create --store puts it there)
+    (store / "sha256" / sha / "release-0.intoto.jsonl").write_bytes(world.release("r1").read_bytes())
+    clean = json.loads(run_attest("audit", store, "--policy", world.policy, "--format", "json").out)
+    assert clean["anomalies"] == [] and clean["summary"]["releases"] == 1
+    (store / "sha256" / sha / f"deployment-{hashlib.sha256(line).hexdigest()}.intoto.jsonl").write_bytes(line)
+    report = json.loads(run_attest("audit", store, "--policy", world.policy, "--format", "json").out)
+    found = [(a["kind"], a["sha256"]) for a in report["anomalies"]]
+    assert found == [("unknown-deployment", sha)], report["anomalies"]
+    assert words in report["anomalies"][0]["message"]

@@ -8,7 +8,7 @@ import itertools
 import re
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -95,6 +95,9 @@ class _Deployment:
     release: str
     component: str
     kind: str
+    release_sha256: str = ""
+    artifacts: frozenset[str] = frozenset()
+    """The sha256 of each artefact the record names."""
 
 
 @dataclass(frozen=True)
@@ -126,6 +129,8 @@ class _Release:
     name: str
     created: datetime
     components: tuple[ReleaseComponent, ...]
+    line_sha256: str = ""
+    """sha256 of the manifest's envelope line (or bundle): how a deployment record names the release."""
 
 
 @dataclass(frozen=True)
@@ -249,6 +254,8 @@ class _Checker:
         except EvidenceRejected as e:
             return _Fact(source=item.source, statement_digest=digest, subjects=subjects, signers=signers,
                          predicate_type=ptype, problem=("malformed", str(e)))
+        if isinstance(detail, _Release):  # a deployment record names its release by the envelope line's sha256
+            detail = replace(detail, line_sha256=item.digest)
         return _Fact(source=item.source, statement_digest=digest, subjects=subjects, predicate_type=ptype,
                      signers=signers, detail=detail, claimed_stage=claimed)
 
@@ -405,7 +412,9 @@ def _detail(statement: Statement,
     if statement.predicate_type == DEPLOYMENT_V1:
         deployment = read_deployment(statement)
         return _Deployment(environment=deployment.environment, status=deployment.status, time=deployment.time,
-                           release=deployment.release, component=deployment.component, kind=deployment.kind)
+                           release=deployment.release, component=deployment.component, kind=deployment.kind,
+                           release_sha256=deployment.release_sha256,
+                           artifacts=frozenset(a.digest["sha256"] for a in deployment.artifacts))
     return None
 
 

@@ -85,6 +85,10 @@ class _Auditor:
         self.stored = 0
         self.unread = 0
         self.releases: dict[str, ReleaseRecord] = {}
+        self.by_line: dict[str, ReleaseRecord] = {}
+        """Trusted release manifests by the sha256 of their envelope line (as deployment records name them)."""
+        self.deployed: list[tuple[_Fact, _Deployment]] = []
+        """Trusted deployment records, judged against their release once every manifest is read."""
         """Trusted release manifests, by the sha256 of their statement (one manifest in two files is one)."""
         self.vsa_signers = {name: self._vsa_signers(rule) for name, rule in policy.stages.items()}
 
@@ -238,6 +242,7 @@ class _Auditor:
         if not self._allowed(fact, allowed, f"a deployment record for environment {env!r}",
                              f"stages.{env}.deployed-by", env if rule else ""):
             return
+        self.deployed.append((fact, deployment))
         for _, record in self._new(fact):
             record.deployments.setdefault(env, []).append(Endorsement(
                 kind="deployment", stage=env, result=deployment.status, time=deployment.time,
@@ -275,6 +280,8 @@ class _Auditor:
         known = self.releases.get(fact.statement_digest)
         if known is None or listed.attestation < known.attestation:  # the same whatever the reading order
             self.releases[fact.statement_digest] = listed
+        if release.line_sha256:
+            self.by_line[release.line_sha256] = listed
         for _, record in self._new(fact):
             record.releases.append(Endorsement(
                 kind="release", stage="", result=release.name, time=release.created, signers=fact.signers,
@@ -422,7 +429,27 @@ class _Auditor:
             releases=tuple(sorted(record.releases, key=lambda e: (when_of(e), e.result, e.attestation))),
             stored=tuple(sorted(record.stored, key=lambda c: c.uri)))
 
+    def _judge_deployments(self) -> None:
+        """A trusted deployment record names a component of its release, with that component's artefacts (when
+        the release's manifest is among what was read; a record of a release nobody shows cannot be placed)."""
+        for fact, deployment in self.deployed:
+            release = self.by_line.get(deployment.release_sha256)
+            if release is None:
+                continue
+            part = next((c for c in release.components if c.name == deployment.component), None)
+            if part is None:
+                why = f"names component {deployment.component!r}, which release {release.name!r} does not have"
+            elif frozenset(sha for _, sha in part.artifacts) != deployment.artifacts:
+                why = (f"names other artefacts for {deployment.component!r} than release {release.name!r} gives "
+                       "that component")
+            else:
+                continue
+            for _, sha in fact.subjects:
+                self._flag("unknown-deployment", sha, f"a deployment record for {deployment.environment!r} {why}",
+                           source=fact.source, step=deployment.environment, key=fact.statement_digest)
+
     def report(self) -> AuditReport:
+        self._judge_deployments()
         for record in self.records.values():
             self._judge_stages(record)
         self._judge_reproducibility()

@@ -57,6 +57,8 @@ ANOMALY_KINDS: Mapping[str, str] = {
     "non-reproducible": "one commit and lockfiles gave different digests, or a rebuild did not match",
     "tampered-artifact": "a stored artefact whose bytes do not hash to the sha256 its address names, or that "
                          "cannot be read to check (not a regular file, unreadable)",
+    "unknown-deployment": "a trusted deployment record for a component its release does not have, or for other "
+                          "artefacts than the release gives that component",
 }
 
 StageStatus = Literal["passed", "failed", "absent", "anomalous"]
