@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_attest
+from tests.conftest_aws import MotoEnv
 from tests.path_world import PathWorld, make_world, policy_text
 
 HOTFIX = "require-deployed: [stg]\n    hotfix: {require-approvals: {count: 2, signed-by: [alice, bob]}}"
@@ -240,3 +241,20 @@ def test_the_audit_places_each_deployment_record_in_its_release(world: PathWorld
     found = [(a["kind"], a["sha256"]) for a in report["anomalies"]]
     assert found == [("unknown-deployment", sha)], report["anomalies"]
     assert words in report["anomalies"][0]["message"]
+
+
+def test_rollback_and_hotfix_on_the_local_aws_endpoint(world: PathWorld, tmp_path: Path, aws_env: MotoEnv) -> None:
+    local = world.copy(tmp_path)
+    _ship(world, local, "r1", tmp_path)
+    s3 = aws_env.client("s3")
+    s3.create_bucket(Bucket="store", CreateBucketConfiguration={"LocationConstraint": aws_env.region})
+    for path in sorted(local.rglob("*")):
+        if path.is_file():
+            s3.put_object(Bucket="store", Key=f"k/{path.relative_to(local).as_posix()}", Body=path.read_bytes())
+    store = "s3://store/k"
+    assert world.gate(store, "prd", "r1", "--rollback").code == 0
+    refused = world.gate(store, "prd", "r3", "--rollback")
+    assert refused.code == 1 and "release r3 never ran in prd" in _said(refused)
+    for who in ("alice", "bob"):
+        assert world.approve(store, "r3", who, tmp=tmp_path).code == 0
+    assert world.gate(store, "prd", "r3", "--hotfix", "--component", "infra").code == 0
