@@ -8,6 +8,7 @@ one store, bound by one release manifest. The policy's ``components.NAME`` repla
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -107,3 +108,24 @@ def test_source_flags_cannot_override_the_components_rules(work: tuple[Path, Key
     policy(root, dev, "components:\n  infra: {source: {uri: github.com/acme/infra}}\n")
     code, said = verify_release(root, "--source-uri", "github.com/acme/app")
     assert code == 2 and "put the rule in the policy's components instead" in said, said
+
+
+def test_the_audit_judges_each_provenance_by_the_rules_of_the_component_a_release_binds_it_to(
+        work: tuple[Path, KeyPair]) -> None:
+    root, dev = work
+    policy(root, dev, "components:\n  infra: {source: {uri: github.com/acme/infra, branches: [main]}}\n")
+
+    def disallowed(*sources: str) -> set[str]:
+        ran = run_attest("audit", *sources, "--policy", "policy.yaml", "--format", "json", cwd=root)
+        report = json.loads(ran.out)
+        return {a["message"] for a in report["anomalies"] if a["kind"] == "disallowed-source"}
+
+    # the store alone: nothing says infra's provenance is infra's, so provenance's rule (acme/app) applies
+    alone = disallowed("store")
+    assert alone and all("acme/infra" in m for m in alone), alone
+    # with the release that binds it to infra, infra's own rule applies, and app's provenance keeps provenance's
+    assert disallowed("store", "release.intoto.jsonl") == set()
+    # a component rule that infra's provenance breaks is reported under it
+    policy(root, dev, "components:\n  infra: {source: {uri: github.com/acme/infra, branches: [release]}}\n")
+    broken = disallowed("store", "release.intoto.jsonl")
+    assert broken and all("expected branch release" in m for m in broken), broken

@@ -131,7 +131,9 @@ def audit(sources: Iterable[Source], *, policy: Policy, trusted_root: Path | Non
     # the same rule as verify (verify.signers.find_signers): revoked keys never count, an identity outside
     # its validity window (not-before / not-after, at the time of the audit) signs nothing
     setup = _Setup(identities=tuple(identities), rules=policy.provenance, trusted_root=trusted_root,
-                   revoked=policy.revoked, at=datetime.now(UTC))
+                   revoked=policy.revoked, at=datetime.now(UTC),
+                   components=tuple((name, policy.for_component(name).provenance)
+                                    for name in sorted(policy.components)))
     auditor = _Auditor(policy)
     workers = workers or os.cpu_count() or 1
     def counted(sources: Iterable[Source]) -> Iterator[Source]:

@@ -29,6 +29,7 @@ from verify.formats.statement import (
     RELEASE_V1,
     REPRODUCTION_V1,
     VSA_V1,
+    Provenance,
     Statement,
     parse_statement,
     read_approval,
@@ -67,6 +68,11 @@ class _Build:
     lockfiles: tuple[tuple[str, tuple[tuple[str, str], ...]], ...]
     findings: tuple[tuple[str, str, str], ...] = ()
     """(anomaly kind, message, step) of each provenance rule it breaks (:func:`verify.rules.evaluate_provenance`)."""
+    by_component: tuple[tuple[str, tuple[tuple[str, str, str], ...]], ...] = ()
+    """The same findings under each ``components.NAME`` rules of the policy: a release that binds this
+    provenance to a component decides which apply."""
+    line_sha256: str = ""
+    """sha256 of the provenance's envelope line (or bundle): how a release manifest binds it."""
 
 
 @dataclass(frozen=True)
@@ -191,10 +197,12 @@ class _Checker:
     """Step (2) for one process: the identities, and what each envelope says and who signed it."""
 
     def __init__(self, identities: Sequence[Identity], rules: ProvenanceRules, *, trusted_root: Path | None = None,
-                 revoked: frozenset[str] = frozenset(), at: datetime | None = None) -> None:
+                 revoked: frozenset[str] = frozenset(), at: datetime | None = None,
+                 components: tuple[tuple[str, ProvenanceRules], ...] = ()) -> None:
         self._identities = tuple(identities)
         self._keyless = tuple(identity for identity in identities if identity.sigstore)
         self._rules = rules
+        self._components = components
         self._trusted_root = trusted_root
         self._revoked = revoked
         self._at = at or datetime.now(UTC)
@@ -254,10 +262,21 @@ class _Checker:
         except EvidenceRejected as e:
             return _Fact(source=item.source, statement_digest=digest, subjects=subjects, signers=signers,
                          predicate_type=ptype, problem=("malformed", str(e)))
-        if isinstance(detail, _Release):  # a deployment record names its release by the envelope line's sha256
-            detail = replace(detail, line_sha256=item.digest)
+        detail = self._placed(detail, item, statement)
         return _Fact(source=item.source, statement_digest=digest, subjects=subjects, predicate_type=ptype,
                      signers=signers, detail=detail, claimed_stage=claimed)
+
+    def _placed(self, detail: Any, item: Evidence, statement: Statement) -> Any:
+        """``detail`` with what places it on the path: a release and a provenance by the sha256 of the envelope
+        line (as a deployment record names a release, and a release binds a provenance), and a provenance's
+        findings under each component's rules (a release decides which apply)."""
+        if isinstance(detail, _Release):
+            return replace(detail, line_sha256=item.digest)
+        if isinstance(detail, _Build):
+            prov = read_provenance(statement) if self._components else None
+            return replace(detail, line_sha256=item.digest, by_component=tuple(
+                (name, _findings(prov, rules)) for name, rules in self._components if prov is not None))
+        return detail
 
     def _check_message(self, item: Evidence, run: TrustRun) -> _Fact:
         """(2) for a message-signature bundle: the sha256 it names, and who verifiably signed it."""
@@ -386,14 +405,19 @@ def _describe(statement: Statement | None) -> str:
     return f"{kind} for {', '.join(repr(n) for n in names)}{more}" if names else kind
 
 
+def _findings(prov: Provenance, rules: ProvenanceRules) -> tuple[tuple[str, str, str], ...]:
+    """(anomaly kind, message, step) of each rule of ``rules`` the provenance breaks."""
+    return tuple((r.kind, r.message, "source" if r.kind == "disallowed-source" else "build")
+                 for r in evaluate_provenance(prov, rules) if not r.passed)
+
+
 def _detail(statement: Statement,
             rules: ProvenanceRules) -> _Build | _Vsa | _Approval | _Reproduction | _Release | _Deployment | None:
     pred = statement.predicate
     if statement.predicate_type in _PROVENANCE_TYPES:
         prov = read_provenance(statement)
         locks = tuple(sorted((d.name, tuple(sorted(d.digest.items()))) for d in prov.lockfiles))
-        findings = tuple((r.kind, r.message, "source" if r.kind == "disallowed-source" else "build")
-                         for r in evaluate_provenance(prov, rules) if not r.passed)
+        findings = _findings(prov, rules)
         return _Build(commit=prov.commit, source=prov.source_uri, ref=prov.source_ref,
                       builder=prov.builder_id, started_on=prov.started_on, finished_on=prov.finished_on,
                       dirty=prov.dirty, invocation_id=prov.invocation_id, lockfiles=locks, findings=findings)
@@ -443,10 +467,12 @@ class _Setup:
     trusted_root: Path | None
     revoked: frozenset[str]
     at: datetime
+    components: tuple[tuple[str, ProvenanceRules], ...] = ()
+    """Each ``components.NAME`` of the policy, as the rules its provenance is judged by."""
 
     def checker(self) -> _Checker:
         return _Checker(self.identities, self.rules, trusted_root=self.trusted_root, revoked=self.revoked,
-                        at=self.at)
+                        at=self.at, components=self.components)
 
 
 def _init_worker(setup: _Setup) -> None:

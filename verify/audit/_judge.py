@@ -87,6 +87,9 @@ class _Auditor:
         self.releases: dict[str, ReleaseRecord] = {}
         self.by_line: dict[str, ReleaseRecord] = {}
         """Trusted release manifests by the sha256 of their envelope line (as deployment records name them)."""
+        self.built: list[tuple[str, str, str, _Build]] = []
+        """(sha256, name, source, build) of each trusted provenance of an artefact, judged by the rules of the
+        component a release binds it to (``components.NAME``), else by ``provenance``'s, once all is read."""
         self.deployed: list[tuple[_Fact, _Deployment]] = []
         """Trusted deployment records, judged against their release once every manifest is read."""
         """Trusted release manifests, by the sha256 of their statement (one manifest in two files is one)."""
@@ -188,8 +191,7 @@ class _Auditor:
                 started_on=build.started_on, finished_on=build.finished_on, dirty=build.dirty,
                 invocation_id=build.invocation_id, lockfiles=build.lockfiles, signers=fact.signers,
                 attestation=fact.source))
-            for kind, message, step in build.findings:
-                self._flag(kind, sha, f"{name!r}: {message}", source=fact.source, step=step)
+            self.built.append((sha, name, fact.source, build))
 
     def _add_vsa(self, fact: _Fact, vsa: _Vsa) -> None:
         rule = self._stage_of(vsa.resource_uri)
@@ -448,7 +450,22 @@ class _Auditor:
                 self._flag("unknown-deployment", sha, f"a deployment record for {deployment.environment!r} {why}",
                            source=fact.source, step=deployment.environment, key=fact.statement_digest)
 
+    def _judge_builds(self) -> None:
+        """Each provenance by the rules that apply to it: a component's own (``components.NAME``) when a trusted
+        release binds it to that component, else ``provenance``'s."""
+        bound: dict[str, set[str]] = {}
+        for release in self.releases.values():
+            for component in release.components:
+                bound.setdefault(component.provenance, set()).add(component.name)
+        for sha, name, source, build in self.built:
+            own = dict(build.by_component)
+            names = sorted(n for n in bound.get(build.line_sha256, ()) if n in own)
+            findings = own[names[0]] if names else build.findings
+            for kind, message, step in findings:
+                self._flag(kind, sha, f"{name!r}: {message}", source=source, step=step)
+
     def report(self) -> AuditReport:
+        self._judge_builds()
         self._judge_deployments()
         for record in self.records.values():
             self._judge_stages(record)
