@@ -1,32 +1,56 @@
-"""``attest pack``: a byte-for-byte reproducible zip or tarball of a directory."""
+"""``attest pack``: a byte-for-byte reproducible zip, tarball or OCI image of a directory."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
 from attest.cli._options import OutputPath, emit_json, format_option
 
+_LAYOUT = "oci-layout:"
+
+
+class _PackOutput(OutputPath):
+    """An archive file (checked as every output file is), or ``oci-layout:PATH[:TAG]`` (an image layout
+    folder, checked when it is written)."""
+
+    name = "output"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and value.startswith(_LAYOUT):
+            return value
+        return super().convert(value, param, ctx)
+
 
 @click.command()
 @click.argument("directory", type=click.Path(file_okay=True, dir_okay=True, path_type=Path))
-@click.option("--output", "-o", "output", required=True, type=OutputPath(),
-              metavar="FILE", help="The archive to write: FILE.zip, FILE.tar.gz (or .tgz) or FILE.tar.")
+@click.option("--output", "-o", "output", required=True, type=_PackOutput(), metavar="FILE|oci-layout:DIR[:TAG]",
+              help="The archive to write: FILE.zip, FILE.tar.gz (or .tgz) or FILE.tar; or an OCI image layout "
+                   "folder holding a single-layer image of DIRECTORY, tagged TAG if given.")
+@click.option("--platform", default="linux/amd64", show_default=True, metavar="OS/ARCH",
+              help="With oci-layout: the image's platform (its config's os and architecture).")
 @format_option
-def pack(directory: Path, output: Path, output_format: str) -> None:
-    """Pack DIRECTORY into a reproducible archive (Lambda zips, CloudFormation bundles).
+def pack(directory: Path, output: Path | str, platform: str, output_format: str) -> None:
+    """Pack DIRECTORY into a reproducible archive (Lambda zips, CloudFormation bundles) or container image.
 
     The same file contents always give the same bytes: entries sorted, every
     timestamp set to SOURCE_DATE_EPOCH (from the environment, else the commit
     time of HEAD, else 1980-01-01), modes 0644/0755, no owner, no extra
-    fields, gzip without name or time. Symbolic links are refused.
+    fields, gzip without name or time. Symbolic links are refused. An OCI
+    image is one such layer, with a config and a manifest written
+    canonically: the same directory gives the same image digest anywhere.
 
     \b
-    Example:
+    Examples:
       attest pack build/lambda --output dist/function.zip
+      attest pack build/site --output oci-layout:dist/site-image:v1
       attest build --signer dev-build.pem --artifact dist/function.zip -- make lambda
     """
+    if isinstance(output, str):
+        _pack_image(directory, output, platform, output_format)
+        return
     from attest.pack import FORMATS, archive_format
     from attest.pack import pack as pack_directory
 
@@ -42,3 +66,25 @@ def pack(directory: Path, output: Path, output_format: str) -> None:
         click.echo(f"packed {result.files} file(s) of {directory} -> {result.output} ({result.format}, "
                    f"SOURCE_DATE_EPOCH={result.source_date_epoch} from {result.epoch_source})")
         click.echo(f"  sha256:{result.digests['sha256']}")
+
+
+def _pack_image(directory: Path, output: str, platform: str, output_format: str) -> None:
+    from attest.errors import BuildRefused
+    from attest.oci_layout import pack_oci, parse_layout
+
+    try:
+        ref = parse_layout(output)
+    except BuildRefused as e:
+        raise click.BadParameter(str(e), param_hint="--output") from e
+    result = pack_oci(directory, ref.path, tag=ref.tag, platform=platform)
+    if output_format == "json":
+        emit_json({"output": output, "format": "oci", "layout": str(result.layout), "tag": result.tag,
+                   "manifest": {"digest": result.manifest, "size": result.manifest_size},
+                   "config": result.config, "layer": result.layer, "diffId": result.diff_id,
+                   "platform": result.platform, "files": result.files, "directories": result.directories,
+                   "sourceDateEpoch": result.source_date_epoch, "sourceDateEpochFrom": result.epoch_source})
+    else:
+        click.echo(f"packed {result.files} file(s) of {directory} -> {result.layout}"
+                   f"{':' + result.tag if result.tag else ''} (OCI image, {result.platform}, "
+                   f"SOURCE_DATE_EPOCH={result.source_date_epoch} from {result.epoch_source})")
+        click.echo(f"  {result.manifest}")

@@ -1,0 +1,216 @@
+"""Reproducible OCI images: a directory packed as a single-layer image in an OCI image layout.
+
+``pack_oci(directory, layout, tag=...)`` writes an OCI image layout (https://github.com/opencontainers/
+image-spec/blob/main/image-layout.md) holding one image: one layer, the directory as a tar archive packed
+exactly as :mod:`attest.pack` packs a ``.tar.gz`` (entries sorted, every time ``SOURCE_DATE_EPOCH``, modes
+0644/0755, no owner, gzip without a name or a time), a config naming the layer's uncompressed digest, and
+a manifest naming both. Every JSON document is written canonically (sorted keys, no spaces), and the
+image's ``created`` time is ``SOURCE_DATE_EPOCH``: the same directory gives the same manifest digest on
+any machine, so ``attest reproduce`` compares images like other artefacts.
+
+An image layout is named ``oci-layout:PATH[:TAG]`` on the command line, as skopeo names one
+(``oci:PATH:TAG``), with attest's prefix (:func:`parse_layout`). The layout is written into a temporary
+folder beside PATH and renamed into place: a reader never sees half an image.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from attest.errors import BuildRefused, OutputError
+from attest.pack import _entries, _write_tar, source_date_epoch
+
+__all__ = ["LAYOUT_PREFIX", "MEDIA_CONFIG", "MEDIA_INDEX", "MEDIA_LAYER", "MEDIA_MANIFEST", "LayoutRef",
+           "OciPackResult", "pack_oci", "parse_layout"]
+
+LAYOUT_PREFIX = "oci-layout:"
+MEDIA_INDEX = "application/vnd.oci.image.index.v1+json"
+MEDIA_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+MEDIA_CONFIG = "application/vnd.oci.image.config.v1+json"
+MEDIA_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+#: The OCI distribution spec's tag grammar.
+_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
+_PLATFORM = re.compile(r"([a-z0-9]+)/([a-z0-9_]+)(?:/([a-z0-9]+))?")
+_CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class LayoutRef:
+    """``oci-layout:PATH[:TAG]``: an OCI image layout folder, and the tag of the image in it (if named)."""
+
+    path: Path
+    tag: str | None
+
+
+def parse_layout(value: str) -> LayoutRef:
+    """``oci-layout:PATH[:TAG]`` read: the TAG is what follows the last ``:`` when it is a valid tag and the
+    rest is a path; :class:`BuildRefused` for an empty path or a value without the prefix."""
+    if not value.startswith(LAYOUT_PREFIX):
+        raise BuildRefused(f"{value!r} does not name an OCI image layout; write {LAYOUT_PREFIX}PATH[:TAG]")
+    rest = value.removeprefix(LAYOUT_PREFIX)
+    path, tag = rest, None
+    head, sep, tail = rest.rpartition(":")
+    if sep and head and _TAG.fullmatch(tail):
+        path, tag = head, tail
+    if not path:
+        raise BuildRefused(f"{value!r} names no folder; write {LAYOUT_PREFIX}PATH[:TAG]")
+    return LayoutRef(path=Path(path), tag=tag)
+
+
+@dataclass(frozen=True)
+class OciPackResult:
+    layout: Path
+    tag: str | None
+    manifest: str
+    """``sha256:<hex>`` of the image manifest: the image's name by content."""
+    manifest_size: int
+    config: str
+    layer: str
+    diff_id: str
+    files: int
+    directories: int
+    source_date_epoch: int
+    epoch_source: str
+    platform: str
+
+
+def _canonical(document: Mapping[str, Any]) -> bytes:
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+class _Hashing:
+    """A binary writer that hashes what passes through it (the layer's uncompressed bytes: its diff_id)."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self.out, self.sha256, self.size = out, hashlib.sha256(), 0
+
+    def write(self, data: bytes) -> int:
+        self.sha256.update(data)
+        self.size += len(data)
+        return self.out.write(data)
+
+    def tell(self) -> int:
+        return self.size
+
+    def flush(self) -> None:
+        self.out.flush()
+
+
+def _blob(folder: Path, data: bytes) -> tuple[str, int]:
+    """Write ``data`` as a blob of the layout; its digest and size."""
+    digest = hashlib.sha256(data).hexdigest()
+    (folder / "blobs" / "sha256" / digest).write_bytes(data)
+    return f"sha256:{digest}", len(data)
+
+
+def _layer(folder: Path, directory: Path, epoch: int) -> tuple[str, int, str, int, int]:
+    """The directory as a gzip'd tar blob: (digest, size, diff_id, files, directories)."""
+    entries = _entries(directory)
+    part = folder / "blobs" / "sha256" / ".layer.tmp"
+    with part.open("wb") as raw:
+        with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=9) as gz:
+            plain = _Hashing(gz)  # type: ignore[arg-type]  # GzipFile is a binary file
+            _write_tar(plain, entries, epoch)  # type: ignore[arg-type]  # a writer is all tarfile needs
+        raw.flush()
+        os.fsync(raw.fileno())
+    digest = hashlib.sha256()
+    with part.open("rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    size = part.stat().st_size
+    part.replace(folder / "blobs" / "sha256" / digest.hexdigest())
+    files = sum(not e.is_dir for e in entries)
+    return f"sha256:{digest.hexdigest()}", size, f"sha256:{plain.sha256.hexdigest()}", files, len(entries) - files
+
+
+def pack_oci(directory: Path, layout: Path, *, tag: str | None = None, platform: str = "linux/amd64",
+             env: Mapping[str, str] | None = None) -> OciPackResult:
+    """Write ``directory`` as a reproducible single-layer image into the OCI image layout ``layout``."""
+    env = os.environ if env is None else env
+    if not directory.is_dir():
+        what = "is not a directory" if directory.exists() else "does not exist"
+        raise BuildRefused(f"{directory} {what}; give the directory to pack")
+    matched = _PLATFORM.fullmatch(platform)
+    if matched is None:
+        raise BuildRefused(f"--platform {platform!r} is not OS/ARCH[/VARIANT] (e.g. linux/amd64, linux/arm64)")
+    if tag is not None and not _TAG.fullmatch(tag):
+        raise BuildRefused(f"tag {tag!r} is not a valid OCI tag (letters, digits, '_', '.', '-'; at most 128)")
+    target = Path(os.path.abspath(layout))
+    if target.is_relative_to(directory.resolve()):
+        raise BuildRefused(f"the layout {layout} would be inside the directory it packs; write it elsewhere")
+    if target.exists() and not target.is_dir():
+        raise OutputError(f"{layout} exists and is not a folder; an OCI image layout is a folder")
+    if not target.parent.is_dir():
+        raise OutputError(f"cannot write {layout}: its folder {target.parent} does not exist; create it first")
+    epoch, epoch_source = source_date_epoch(directory, env)
+    try:
+        work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    except OSError as e:
+        raise OutputError(f"cannot write {layout}: {e.strerror or type(e).__name__}") from e
+    try:
+        (work / "blobs" / "sha256").mkdir(parents=True)
+        layer, layer_size, diff_id, files, directories = _layer(work, directory, epoch)
+        created = datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        os_name, arch, variant = matched.groups()
+        config: dict[str, Any] = {"architecture": arch, "os": os_name, "created": created, "config": {},
+                                  "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+                                  "history": [{"created": created, "created_by": "attest pack"}]}
+        if variant:
+            config["variant"] = variant
+        config_digest, config_size = _blob(work, _canonical(config))
+        manifest = {"schemaVersion": 2, "mediaType": MEDIA_MANIFEST,
+                    "config": {"mediaType": MEDIA_CONFIG, "digest": config_digest, "size": config_size},
+                    "layers": [{"mediaType": MEDIA_LAYER, "digest": layer, "size": layer_size}],
+                    "annotations": {"org.opencontainers.image.created": created}}
+        manifest_digest, manifest_size = _blob(work, _canonical(manifest))
+        descriptor: dict[str, Any] = {"mediaType": MEDIA_MANIFEST, "digest": manifest_digest, "size": manifest_size,
+                                      "platform": {"architecture": arch, "os": os_name,
+                                                   **({"variant": variant} if variant else {})}}
+        if tag is not None:
+            descriptor["annotations"] = {"org.opencontainers.image.ref.name": tag}
+        (work / "index.json").write_bytes(_canonical({"schemaVersion": 2, "mediaType": MEDIA_INDEX,
+                                                      "manifests": [descriptor]}))
+        (work / "oci-layout").write_bytes(_canonical({"imageLayoutVersion": "1.0.0"}))
+        _move_into_place(work, target)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return OciPackResult(layout=layout, tag=tag, manifest=manifest_digest, manifest_size=manifest_size,
+                         config=config_digest, layer=layer, diff_id=diff_id, files=files, directories=directories,
+                         source_date_epoch=epoch, epoch_source=epoch_source, platform=platform)
+
+
+def _move_into_place(work: Path, target: Path) -> None:
+    """``work`` becomes ``target``; a layout already there is replaced whole (moved aside, then removed)."""
+    for folder, _, names in os.walk(work):
+        for name in names:
+            os.chmod(os.path.join(folder, name), 0o644)
+        os.chmod(folder, 0o755)  # noqa: S103  (an image layout is published, like the archives pack writes)
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.{os.getpid()}.old")
+        try:
+            target.rename(old)
+        except OSError as e:
+            raise OutputError(f"cannot replace {target}: {e.strerror or type(e).__name__}") from e
+    try:
+        work.rename(target)
+    except OSError as e:
+        if old is not None:
+            with contextlib.suppress(OSError):
+                old.rename(target)
+        raise OutputError(f"cannot write {target}: {e.strerror or type(e).__name__}") from e
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
