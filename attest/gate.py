@@ -509,20 +509,18 @@ def _emit_release(request: GateRequest, verdict: ReleaseVerdict, gate: Gate, sig
                      store=request.store, publish_under=[d for _, d in artefacts])
 
 
-def running_in(store: Store, policy: Policy, run: Any, environment: str, budget: EvidenceBudget | None = None, *,
-               listing: Sequence[FiledDeployment] | None = None) -> Callable[[str], Any]:
+def running_in(store: Store, policy: Policy, run: Any, environment: str,
+               budget: EvidenceBudget) -> Callable[[str], Any]:
     """What runs of a component in ``environment``: :func:`verify.path.running.running` over the store's
-    deployment index for it (``listing``, else listed once when first asked)."""
-    from verify.formats.evidence import EvidenceBudget
+    deployment index for it, listed once when first asked."""
     from verify.path.running import running
 
-    spent = budget if budget is not None else EvidenceBudget()
-    listed: list[Sequence[FiledDeployment]] = [listing] if listing is not None else []
+    listed: list[Sequence[FiledDeployment]] = []
 
     def running_of(component: str) -> Any:
         if not listed:
             listed.append(store.deployments(environment))
-        return running(newest_first(store, listed[0], component, spent), policy, run, environment=environment,
+        return running(newest_first(store, listed[0], component, budget), policy, run, environment=environment,
                        component=component)
 
     return running_of

@@ -341,25 +341,15 @@ def approver(policy: Policy, stage: str, key: PublicKey) -> str:
     The stage must be one the policy names and that requires approvals, and the key one of an
     identity its ``require-approvals.signed-by`` lists: an approval nobody would count is not signed.
     """
-    if not stage.strip():
-        raise RequestError("--stage is empty (an unset pipeline variable?); name the stage this approval is for")
-    rule = policy.stages.get(stage)
-    if rule is None:
-        known = ", ".join(policy.stages) or "none"
-        raise RequestError(f"--stage {stage!r} is not a stage of the policy (its stages: {known}); stage names are "
-                           "exact")
+    rule = policy.stage_named(stage, flag="--stage", purpose="stage this approval is for")
     if rule.require_approvals is None:
         raise RequestError(f"stage {stage!r} of the policy requires no approvals (stages.{stage}.require-approvals), "
                            "so an approval for it would count for nothing")
-    identity = policy.holder(rule.require_approvals.signed_by, key)
-    if identity is not None:
-        if not any(k.fingerprint == key.fingerprint for k in identity.usable_keys()):
-            raise RequestError(f"--signer's key may not sign for {identity.name!r} now "
-                               f"({identity.unusable_because()}); an approval it signed would not count, so none is "
-                               "signed")
-        return identity.name
-    raise RequestError(f"--signer's public key is not a key of an approver of stage {stage!r} "
-                       f"({', '.join(rule.require_approvals.signed_by)}); an approval it signed would not count")
+    name = policy.signer_as(rule.require_approvals.signed_by, key, what="an approval")
+    if name is None:
+        raise RequestError(f"--signer's public key is not a key of an approver of stage {stage!r} "
+                           f"({', '.join(rule.require_approvals.signed_by)}); an approval it signed would not count")
+    return name
 
 
 # --- decide ----------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from typing import Any
 from verify.budget import VerificationBudget
 from verify.buildtypes import BuildTypeRule
 from verify.digests import ACCEPTED
-from verify.errors import PolicyError
+from verify.errors import PolicyError, RequestError
 from verify.formats.uris import normalize_repo
 from verify.signers import TrustRun
 from verify.sigstore.verifier import BundleVerifier
@@ -182,6 +182,31 @@ class Policy:
         approval or a deployment record would sign as."""
         return next((self.identities[name] for name in names
                      if any(k.fingerprint == key.fingerprint for k in self.identities[name].keys)), None)
+
+    def signer_as(self, names: Sequence[str], key: PublicKey, *, what: str) -> str | None:
+        """The name of the identity among ``names`` that ``key`` is a key of (:meth:`holder`), or None; a
+        :class:`RequestError` if the key may not sign for it now, since ``what`` ("an approval", "a deployment
+        record") it signed would not count."""
+        identity = self.holder(names, key)
+        if identity is None:
+            return None
+        if not any(k.fingerprint == key.fingerprint for k in identity.usable_keys()):
+            raise RequestError(f"--signer's key may not sign for {identity.name!r} now "
+                               f"({identity.unusable_because()}); {what} it signed would not count, so none is "
+                               "signed")
+        return identity.name
+
+    def stage_named(self, name: str, *, flag: str, purpose: str) -> StageRule:
+        """The stage ``name`` given by ``flag`` (``--stage``, ``--env``) for ``purpose`` ("this approval is
+        for"); a :class:`RequestError` for an empty name or one the policy does not have."""
+        if not name.strip():
+            raise RequestError(f"{flag} is empty (an unset pipeline variable?); name the {purpose}")
+        rule = self.stages.get(name)
+        if rule is None:
+            known = ", ".join(self.stages) or "none"
+            raise RequestError(f"{flag} {name!r} is not a stage of the policy (its stages: {known}); stage names "
+                               "are exact")
+        return rule
 
     def signers(self) -> tuple[Identity, ...]:
         """The identities trusted to sign provenance."""

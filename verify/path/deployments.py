@@ -35,26 +35,16 @@ def deployer(policy: Policy, environment: str, key: PublicKey) -> str:
     The environment must be a stage the policy names, with a ``deployed-by`` list, and the key one of a
     listed identity's keys, usable now (not revoked, inside the identity's window).
     """
-    if not environment.strip():
-        raise RequestError("--env is empty (an unset pipeline variable?); name the environment deployed to")
-    rule = policy.stages.get(environment)
-    if rule is None:
-        known = ", ".join(policy.stages) or "none"
-        raise RequestError(f"--env {environment!r} is not a stage of the policy (its stages: {known}); stage names "
-                           "are exact")
+    rule = policy.stage_named(environment, flag="--env", purpose="environment deployed to")
     if not rule.deployed_by:
         raise RequestError(f"stage {environment!r} of the policy names no identity that may sign its deployment "
                            f"records (stages.{environment}.deployed-by), so a record for it would count for nothing")
-    identity = policy.holder(rule.deployed_by, key)
-    if identity is not None:
-        if not any(k.fingerprint == key.fingerprint for k in identity.usable_keys()):
-            raise RequestError(f"--signer's key may not sign for {identity.name!r} now "
-                               f"({identity.unusable_because()}); a deployment record it signed would not count, so "
-                               "none is signed")
-        return identity.name
-    raise RequestError(f"--signer's public key is not a key of an identity that may sign deployment records for "
-                       f"{environment!r} (stages.{environment}.deployed-by: {', '.join(rule.deployed_by)}); a record "
-                       "it signed would not count")
+    name = policy.signer_as(rule.deployed_by, key, what="a deployment record")
+    if name is None:
+        raise RequestError(f"--signer's public key is not a key of an identity that may sign deployment records "
+                           f"for {environment!r} (stages.{environment}.deployed-by: {', '.join(rule.deployed_by)}); "
+                           "a record it signed would not count")
+    return name
 
 
 @dataclass(frozen=True)

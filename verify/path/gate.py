@@ -17,10 +17,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Literal
 
-from verify.errors import MalformedEvidence, PolicyError, RequestError
-from verify.formats.evidence import Evidence
+from verify.errors import PolicyError, RequestError
 from verify.formats.release import Release, ReleasePart
-from verify.gate import Gate
+from verify.gate import Found, Gate
 from verify.path.kinds import check_hotfix, check_rollback
 from verify.path.order import check_deployed, check_order, needed
 from verify.path.running import Deployed, Running
@@ -31,7 +30,6 @@ from verify.verifier import Check
 
 __all__ = ["Kind", "decide_path"]
 
-Found = Sequence[Evidence | MalformedEvidence]
 Kind = Literal["deploy", "rollback", "hotfix"]
 
 
@@ -90,7 +88,7 @@ def _order(release: Release, component: str, gate: Gate, running_of: Callable[[s
                            "they run there")
     if running_of is None:
         raise PolicyError("the order of a release's components cannot be checked without the deployment index")
-    now = check_order(release, component, environment=gate.stage.name, policy=gate.policy, running_of=running_of)
+    now = check_order(release, component, environment=gate.stage.name, running_of=running_of)
     return Check("order", True, {"component": component, "needs": [r.component for r in now]},
                  [{"component": r.component, "release": r.current.record.release if r.current else None,
                    "record": r.current.source if r.current else None} for r in now])

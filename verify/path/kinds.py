@@ -20,10 +20,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from verify.errors import EvidenceRejected, MalformedEvidence, PolicyViolation, RequestError
+from verify.errors import EvidenceRejected, PolicyViolation, RequestError
 from verify.formats.evidence import Evidence
 from verify.formats.release import Release, ReleasePart
 from verify.formats.statement import APPROVAL_V1, read_approval
+from verify.gate import Found
 from verify.matching import intoto_statements
 from verify.path.order import ran_in
 from verify.path.running import Deployed
@@ -34,7 +35,6 @@ from verify.trust import PublicKey
 
 __all__ = ["check_hotfix", "check_rollback", "hotfix_approver"]
 
-Found = Sequence[Evidence | MalformedEvidence]
 
 
 def check_rollback(release: Release, parts: Sequence[ReleasePart], *, environment: str, policy: Policy,
@@ -62,21 +62,13 @@ def hotfix_rule(stage: StageRule) -> tuple[int, tuple[str, ...]]:
 
 def hotfix_approver(policy: Policy, stage: str, key: PublicKey) -> str:
     """The identity ``key`` approves hotfixes of ``stage`` as: one the stage's hotfix rule lists, usable now."""
-    if not stage.strip():
-        raise RequestError("--stage is empty (an unset pipeline variable?); name the stage the hotfix goes to")
-    rule = policy.stages.get(stage)
-    if rule is None:
-        raise RequestError(f"--stage {stage!r} is not a stage of the policy (its stages: "
-                           f"{', '.join(policy.stages) or 'none'}); stage names are exact")
+    rule = policy.stage_named(stage, flag="--stage", purpose="stage the hotfix goes to")
     _, signed_by = hotfix_rule(rule)
-    identity = policy.holder(signed_by, key)
-    if identity is None:
+    name = policy.signer_as(signed_by, key, what="an approval")
+    if name is None:
         raise RequestError(f"--signer's public key is not a key of an approver of hotfixes to {stage!r} "
                            f"({', '.join(signed_by)}); an approval it signed would not count")
-    if not any(k.fingerprint == key.fingerprint for k in identity.usable_keys()):
-        raise RequestError(f"--signer's key may not sign for {identity.name!r} now ({identity.unusable_because()}); "
-                           "an approval it signed would not count, so none is signed")
-    return identity.name
+    return name
 
 
 def check_hotfix(release: Release, manifest_sha256: str, *, stage: StageRule, policy: Policy, run: TrustRun,

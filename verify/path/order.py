@@ -16,18 +16,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from verify.errors import EvidenceRejected, MalformedEvidence, PolicyViolation
-from verify.formats.evidence import Evidence
+from verify.errors import EvidenceRejected, PolicyViolation
 from verify.formats.release import Release, ReleasePart
 from verify.formats.statement import DEPLOYMENT_V1
+from verify.gate import Found
 from verify.matching import intoto_statements
-from verify.path.running import Deployed, Running, deployers, trusted_deployment
+from verify.path.running import Deployed, Running, trusted_deployment
 from verify.policy import Policy
 from verify.signers import TrustRun
 
 __all__ = ["check_deployed", "check_order", "needed", "ran_in"]
 
-Found = Sequence[Evidence | MalformedEvidence]
 
 
 def needed(release: Release, component: str) -> list[ReleasePart]:
@@ -47,15 +46,13 @@ def _digests(part: ReleasePart) -> frozenset[str]:
     return frozenset(a.digest["sha256"] for a in part.artifacts)
 
 
-def check_order(release: Release, component: str, *, environment: str, policy: Policy,
+def check_order(release: Release, component: str, *, environment: str,
                 running_of: Callable[[str], Running]) -> list[Running]:
     """What runs in ``environment`` of each component ``component`` needs, each at this release's artefacts;
     else :class:`PolicyViolation` naming the first that does not (deploy it first)."""
     found: list[Running] = []
     for part in needed(release, component):
-        if not found:
-            deployers(policy, environment)  # a stage that signs no records cannot say what runs there
-        now = running_of(part.name)
+        now = running_of(part.name)  # running() refuses a stage that signs no records: it cannot say what runs
         current = now.current
         if current is None:
             ignored = f" ({len(now.ignored)} record(s) read did not count: {now.ignored[0]})" if now.ignored else ""

@@ -104,10 +104,6 @@ class Running:
     """Why each record read that did not count was not counted (one sentence each)."""
     read: int = 0
 
-    def to_dict(self) -> dict[str, object]:
-        return {"current": self.current.to_dict() if self.current else None,
-                "failed": [f.to_dict() for f in self.failed], "ignored": list(self.ignored), "read": self.read}
-
 
 def running(filed: Iterable[Filed], policy: Policy, run: TrustRun, *, environment: str, component: str) -> Running:
     """The newest succeeded record among ``filed`` (given newest first by name) that verifies, and is filed

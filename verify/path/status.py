@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from verify.path.running import Running
@@ -48,8 +48,6 @@ class Status:
     """Why each record read did not count, and each index entry for an environment the policy does not name."""
     read: int = 0
     indexed: int = 0
-    unknown: Mapping[str, int] = field(default_factory=dict)
-    """Index entries by environment the policy does not name (not read)."""
 
     @property
     def empty(self) -> bool:
@@ -87,8 +85,7 @@ def status(policy: Policy, found: Mapping[str, Mapping[str, Running]], *, unknow
                 "not name as a stage with deployers" for env, count in sorted((unknown or {}).items())]
     return Status(environments={env: dict(sorted(found[env].items())) for env in order},
                   pending=tuple(_behind(found, order)), ignored=tuple(ignored),
-                  read=sum(now.read for comps in found.values() for now in comps.values()), indexed=indexed,
-                  unknown=dict(unknown or {}))
+                  read=sum(now.read for comps in found.values() for now in comps.values()), indexed=indexed)
 
 
 def _behind(found: Mapping[str, Mapping[str, Running]], order: Sequence[str]) -> list[Behind]:
