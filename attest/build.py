@@ -41,7 +41,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from attest.collect import Artifact, GitFacts, Lockfile, Platform, SourceState
+    from attest.images import BuildImage
     from attest.intoto_link import SignedLink
+    from attest.registries.images import Registries
     from attest.signers import Signer
     from attest.signers.sigstore import KeylessSigner
     from attest.stores import Store
@@ -93,6 +95,8 @@ class BuildRequest:
     """Also write an in-toto link for the build step here (a directory: ``STEP.KEYID8.link`` in it)."""
     link_step: str = "build"
     """The link's step name: the name of the step in the in-toto layout."""
+    registry_insecure: tuple[str, ...] = ()
+    """Registry hosts (``HOST[:PORT]``) reached over plain HTTP: test registries only."""
 
 
 @dataclass(frozen=True)
@@ -164,12 +168,15 @@ def run_build(request: BuildRequest, *, progress: Progress | None = None,
         _check_unchanged(source.git.root, before, locks)  # (5a)
     found = _artifacts(request.artifacts, source.git.root)  # (6)
     _outputs_apart(request, [artifact.path for artifact in found], "the artefact")
-    subjects = _hash(found, progress)
+    images = _images(request, source.git.root)
+    subjects = _hash(found, progress) + tuple(s for item in images for s in item.image.subjects(item.name))
     document = _provenance(request, source, locks, subjects, started=started)  # (7)
     signed = _sign(document, signer, bundle=request.bundle)  # (8)
     link = None if materials is None else _link(request, source.git.root, found, subjects, materials,
                                                 signer)  # (8a)
     published = _publish(request, store, found, subjects, signed, progress) if store is not None else ()  # (9)
+    if images and _registry_target(request):
+        published += _publish_images(request, images, signed)
     bundle_file, link_path = _write(request.output, signed, link, request.link)  # (10)
     return BuildOutcome(output=request.output, commit=source.git.commit, ref=source.git.ref,
                         source=source.git.repo_uri, dirty=source.git.dirty,
@@ -187,6 +194,9 @@ def _check_shape(request: BuildRequest) -> None:
 
     if not request.artifacts:
         raise RequestError("no artefact to attest: give --artifact PATH (a file, a directory or a glob)")
+    from attest.images import check_images
+
+    check_images(request.artifacts, request.publish, link=request.link is not None, retain_days=request.retain_days)
     if request.no_lockfile and request.lockfiles:
         raise RequestError("--no-lockfile and --lockfile exclude each other")
     if request.link is not None:
@@ -357,8 +367,25 @@ def _outputs_apart(request: BuildRequest, inputs: Sequence[Path], what: str) -> 
 
 def _artifacts(patterns: Sequence[str], root: Path) -> list[Artifact]:
     from attest import collect
+    from attest.images import is_image
 
-    return collect.expand_artifacts(patterns, root=root)
+    files = [pattern for pattern in patterns if not is_image(pattern)]
+    return collect.expand_artifacts(files, root=root) if files else []
+
+
+def _images(request: BuildRequest, root: Path) -> list[BuildImage]:
+    """The image artefacts: layouts read, registry images resolved once (their digests recorded, not tags)."""
+    from attest.images import collect_images, is_image
+
+    if not any(is_image(pattern) for pattern in request.artifacts):
+        return []
+    return collect_images(request.artifacts, root, request.publish, _registries(request))
+
+
+def _registries(request: BuildRequest) -> Registries:
+    from attest.registries.images import Registries
+
+    return Registries(insecure=request.registry_insecure)
 
 
 def _hash(found: Sequence[Artifact], progress: Progress | None) -> tuple[tuple[str, Digests], ...]:
@@ -455,10 +482,22 @@ def _write(output: Path, signed: _Signed, link: SignedLink | None, link_to: Path
     return bundle_file, link_path
 
 
+def _registry_target(request: BuildRequest) -> bool:
+    return request.publish is not None and request.publish.startswith("oci://")
+
+
+def _publish_images(request: BuildRequest, images: Sequence[BuildImage], signed: _Signed) -> tuple[str, ...]:
+    """(9) to a registry: each layout's image pushed, the provenance attached to every manifest, then the tag."""
+    from attest.images import publish_images
+
+    return tuple(publish_images(images, _registries(request), envelope=None if signed.keyless else signed.line,
+                                bundle=signed.bundle, push=request.publish_artifacts))
+
+
 def _store(request: BuildRequest) -> Store | None:
     """The --publish store, checked before any work (a local store that is a file fails now, not after the
-    build command ran)."""
-    if request.publish is None:
+    build command ran); None for a registry (``oci://``), reached only once there is something to push."""
+    if request.publish is None or _registry_target(request):
         return None
     from attest.stores import publishable
 
@@ -467,14 +506,15 @@ def _store(request: BuildRequest) -> Store | None:
 
 def _publish(request: BuildRequest, store: Store, found: Sequence[Artifact], subjects: Sequence[tuple[str, Digests]],
              signed: _Signed, progress: Progress | None) -> tuple[str, ...]:
-    """Every artefact (unless only the provenance is published), then the provenance under each one's sha256,
+    """Every file artefact (unless only the provenance is published; an image stays in its layout or registry),
+    then the provenance under each artefact's sha256,
     then the blake3 index. The provenance is the commit point: a publish that fails before it leaves nothing
     a verifier accepts, and a rerun completes it (each put of the same bytes is idempotent)."""
     # a keyless envelope verifies only with its certificate and log entry: publish the bundle's line
     stored = signed.bundle if signed.keyless is not None and signed.bundle is not None else signed.line
     published: list[str] = []
     if request.publish_artifacts:
-        for artifact, (name, digests) in zip(found, subjects, strict=True):
+        for artifact, (name, digests) in zip(found, subjects[:len(found)], strict=True):  # images: not files
             with _progress(progress, f"publishing {name}", artifact.path) as advance:
                 published.append(store.put_artifact(digests["sha256"], name, artifact.path,
                                                     **({"progress": advance} if advance else {})))

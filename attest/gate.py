@@ -104,6 +104,8 @@ class GateRequest:
     """The pinned PEM public keys that must have signed ``layout``."""
     link_dir: Path | None = None
     """Where the layout's links are; None: the layout's directory."""
+    registry_insecure: tuple[str, ...] = ()
+    """Registry hosts reached over plain HTTP (an ``oci://`` ARTIFACT on a test registry)."""
 
 
 @dataclass(frozen=True)
@@ -123,11 +125,13 @@ def run_gate(request: GateRequest, *, progress: Progress | None = None,
     _check_shape(request)
     if request.release is not None:
         return _run_release(request, warn)
+    image = _resolve_image(request) if request.artifact and request.artifact.startswith("oci://") else None
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="attest-hash") as pool:
         assert request.artifact is not None
-        read = ArtifactRead(request.artifact, pool, progress=progress)
+        read = ArtifactRead(request.artifact, pool, progress=progress,
+                            known=None if image is None else image.digests)
         try:
-            return _run(request, read, warn)
+            return _run(request, read, warn, image)
         finally:
             read.close()  # do not wait for the rest of a large file when the answer is already known
 
@@ -152,8 +156,11 @@ def _check_shape(request: GateRequest) -> None:
                                "passes without them, so it signs no VSA")
     if request.release is not None and not request.store:
         raise RequestError("--release needs --store STORE to find each component's provenance")
-    if request.release is None and not request.attestations and not request.store:
+    image = request.artifact is not None and request.artifact.startswith("oci://")
+    if request.release is None and not request.attestations and not request.store and not image:
         raise RequestError("no evidence: pass --attestation FILE or --store STORE")
+    if request.registry_insecure and not image:
+        raise RequestError("--registry-insecure is for an image ARTIFACT (oci://...)")
     if request.emit is not None and request.rules.stage is None:
         raise RequestError("--emit-vsa needs --stage (the stage being verified) and --signer (its key)")
     if request.layout is None and (request.layout_keys or request.link_dir is not None):
@@ -173,7 +180,8 @@ def _check_shape(request: GateRequest) -> None:
             raise RequestError(f"{name} is empty (an unset pipeline variable?); give a value")
 
 
-def _run(request: GateRequest, read: ArtifactRead, warn: Callable[[str], None] | None) -> GateOutcome:
+def _run(request: GateRequest, read: ArtifactRead, warn: Callable[[str], None] | None,
+         image: ResolvedImage | None) -> GateOutcome:
     from verify.formats.evidence import EvidenceBudget
     from verify.matching import plan_algorithms
 
@@ -181,6 +189,8 @@ def _run(request: GateRequest, read: ArtifactRead, warn: Callable[[str], None] |
     budget = EvidenceBudget()
     # (1) + (2): the evidence named on the command line, read before anything else is imported
     evidence = _read_files(request.attestations, budget)
+    if image is not None:  # (1a) an image's: every attestation its registry holds for its digest
+        evidence.extend(image.evidence(budget, alone=not request.attestations and not request.store))
     # (3) the one read, started at once on a provisional plan: the cheapest digests the evidence allows
     required = {"sha256"} if request.layout is not None else set()  # in-toto links name artefacts by sha256
     store = _open_store(request.store) if request.store else None
@@ -202,7 +212,8 @@ def _run(request: GateRequest, read: ArtifactRead, warn: Callable[[str], None] |
         read.ensure(plan_algorithms(evidence, accepted=accepted, require=required))
     run = policy.trust_run(bundles=_bundle_verifier(request.trusted_root))
     # (6) the decision
-    verdict = decide(gate, evidence, artifact=request.artifact, digests=read.result, run=run)
+    verdict = decide(gate, evidence, artifact=image.name if image else request.artifact, digests=read.result,
+                     run=run)
     # (6a) the in-toto layout: one more requirement, never instead of the provenance
     layout_verdict = _check_layout(layout, request, read.result(), policy, warn) if layout is not None else None
     # (7) after a pass only
@@ -210,9 +221,68 @@ def _run(request: GateRequest, read: ArtifactRead, warn: Callable[[str], None] |
     emitted: tuple[str, ...] = ()
     if request.emit is not None and signer is not None:
         assert gate.emits is not None
-        emitted = _emit(request, verdict, gate, signer, read)
+        emitted = _emit(request, verdict, gate, signer, read, image)
     return GateOutcome(verdict=verdict, lockfiles=request.lockfiles, emitted=emitted, stage=request.rules.stage,
                        layout=layout_verdict)
+
+
+# --- (1a) an image in a registry -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ResolvedImage:
+    """``oci://...``, resolved once: the digest the verdict names, and the registry that holds its evidence."""
+
+    ref: Any
+    """The :class:`attest.registries.reference.ImageRef`, at the digest."""
+    image: Any
+    """The :class:`attest.oci_layout.Image` read from the registry."""
+    registries: Any
+
+    @property
+    def name(self) -> str:
+        return str(self.ref)
+
+    @property
+    def digests(self) -> dict[str, str]:
+        """sha256 (the manifest digest) and blake3 of the manifest's bytes, as the provenance names them."""
+        return dict(self.image.subjects(self.ref.name)[0][1])
+
+    def evidence(self, budget: EvidenceBudget, *, alone: bool) -> list[Any]:
+        """Every attestation the registry holds for the image; none, when it is the only source, is a refusal
+        that says how attestations get there."""
+        from attest.registries.images import find_evidence
+        from verify.errors import EvidenceRejected
+        from verify.formats.oci import cosign_tag, referrers_tag
+
+        found: list[Any] = []
+        for uri, data in find_evidence(self.registries, self.ref):
+            found.extend(budget.take(uri, data))
+        if not found and alone:
+            digest = self.ref.digest
+            raise EvidenceRejected(
+                f"{self.ref.name} holds no attestation for {digest} (no referrer, no {referrers_tag(digest)} index, "
+                f"no cosign {cosign_tag(digest)}): an image copied with skopeo copy or registry replication leaves "
+                "its attestations behind; copy it with attest promote, or pass --store or --attestation")
+        return found
+
+    def attach_vsa(self, line: bytes) -> str:
+        from attest.registries.images import attach
+        from verify.formats.oci import ARTIFACT_DSSE
+
+        return attach(self.registries, self.ref, self.image.manifest.descriptor(), line, artifact_type=ARTIFACT_DSSE,
+                      annotations={"in-toto.io/predicate-type": "https://slsa.dev/verification_summary/v1"}).uri
+
+
+def _resolve_image(request: GateRequest) -> ResolvedImage:
+    """The image ARTIFACT names, resolved once (a tag to its digest); every later step uses the digest."""
+    from attest.registries.images import Registries, resolve
+    from attest.registries.reference import parse_image
+
+    assert request.artifact is not None
+    registries = Registries(insecure=request.registry_insecure)
+    ref = parse_image(request.artifact, what="ARTIFACT")
+    image = resolve(registries, ref)
+    return ResolvedImage(ref=ref.at(image.digest), image=image, registries=registries)
 
 
 # --- (2) and (5): evidence, through the hardened reader ---------------------------------------------------
@@ -431,17 +501,20 @@ def _vsa_digests(verdict: GateVerdict, read: ArtifactRead, *, sha256: bool) -> d
 
 
 def _emit(request: GateRequest, verdict: GateVerdict, gate: Gate, signer: Any,
-          read: ArtifactRead) -> tuple[str, ...]:
-    """Sign the stage's VSA for what passed, write it atomically, publish it beside the artefact."""
+          read: ArtifactRead, image: ResolvedImage | None) -> tuple[str, ...]:
+    """Sign the stage's VSA for what passed, write it atomically, publish it beside the artefact (and, for an
+    image, attach it to the image in its registry)."""
     assert request.emit is not None
-    digests = _vsa_digests(verdict, read, sha256=request.store is not None)
+    digests = _vsa_digests(verdict, read, sha256=request.store is not None or image is not None)
     return _sign_vsa(request.emit, gate, signer, subjects=[(verdict.verdict.subject.name, digests)],
-                     inputs=verdict.accepted(), level=verdict.level, store=request.store, publish_under=[digests])
+                     inputs=verdict.accepted(), level=verdict.level, store=request.store, publish_under=[digests],
+                     attach=image.attach_vsa if image is not None else None)
 
 
 def _sign_vsa(emit: EmitRequest, gate: Gate, signer: Any, *, subjects: Sequence[tuple[str, Mapping[str, str]]],
               inputs: Sequence[tuple[str, str]], level: int, store: str | None,
-              publish_under: Sequence[Mapping[str, str]]) -> tuple[str, ...]:
+              publish_under: Sequence[Mapping[str, str]],
+              attach: Callable[[bytes], str] | None = None) -> tuple[str, ...]:
     """The stage's VSA for ``subjects``, signed, written atomically, published under each of ``publish_under``."""
     import os
     from datetime import UTC, datetime
@@ -462,9 +535,10 @@ def _sign_vsa(emit: EmitRequest, gate: Gate, signer: Any, *, subjects: Sequence[
         resource_uri=emit.resource_uri or stage_uri(gate.emits), policy_uri=gate.policy.uri,
         policy_digest=gate.policy.digest, inputs=inputs, levels=[level_name(level)],
         verified_at=datetime.now(UTC), attest_version=version(DISTRIBUTION))
-    published = write_and_publish(sign_with(document, signer), output=emit.output, store=store, kind="vsa",
-                                  artifacts=list(publish_under))
-    return (str(emit.output), *published)
+    envelope = sign_with(document, signer)
+    published = write_and_publish(envelope, output=emit.output, store=store, kind="vsa", artifacts=list(publish_under))
+    attached = (attach(envelope),) if attach is not None else ()
+    return (str(emit.output), *published, *attached)
 
 
 # --- releases ---------------------------------------------------------------------------------------------

@@ -40,7 +40,8 @@ Progress = Callable[[str, int], Any]
 class ArtifactRead:
     """The digests of one artefact (a file, ``s3://bucket/key`` or ``sha256:HEX``), computed in a worker."""
 
-    def __init__(self, artifact: str, pool: ThreadPoolExecutor, *, progress: Progress | None = None) -> None:
+    def __init__(self, artifact: str, pool: ThreadPoolExecutor, *, progress: Progress | None = None,
+                 known: dict[str, str] | None = None) -> None:
         self.artifact = artifact
         self._pool = pool
         self._progress = progress
@@ -50,13 +51,15 @@ class ArtifactRead:
         self._future: Future[DigestSet] = Future()
         self._path: Path | None = None
         given = _DIGEST_ARG.fullmatch(artifact)
-        self.fixed = given is not None
-        """True for ``sha256:HEX``: nothing can be computed, the digest set is what was given."""
         if given:
+            known = {"sha256": given.group(1)}
+        self.fixed = known is not None
+        """True for ``sha256:HEX`` or ``known`` digests (an image's, from its manifest): nothing is computed."""
+        if known is not None:
             from verify.digests import DigestSet
 
-            self._future.set_result(DigestSet({"sha256": given.group(1)}))
-            self._planned = {"sha256"}
+            self._future.set_result(DigestSet(dict(known)))
+            self._planned = set(known)
         elif not artifact.startswith("s3://"):
             self._path = Path(artifact)
             if not self._path.is_file():

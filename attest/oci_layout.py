@@ -31,9 +31,10 @@ from typing import Any, BinaryIO
 
 from attest.errors import BuildRefused, OutputError
 from attest.pack import _entries, _write_tar, source_date_epoch
+from verify.formats.oci import Descriptor, Manifest
 
-__all__ = ["LAYOUT_PREFIX", "MEDIA_CONFIG", "MEDIA_INDEX", "MEDIA_LAYER", "MEDIA_MANIFEST", "LayoutRef",
-           "OciPackResult", "pack_oci", "parse_layout"]
+__all__ = ["LAYOUT_PREFIX", "MEDIA_CONFIG", "MEDIA_INDEX", "MEDIA_LAYER", "MEDIA_MANIFEST", "Image", "LayoutRef",
+           "OciPackResult", "pack_oci", "parse_layout", "read_layout_image"]
 
 LAYOUT_PREFIX = "oci-layout:"
 MEDIA_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -214,3 +215,109 @@ def _move_into_place(work: Path, target: Path) -> None:
         raise OutputError(f"cannot write {target}: {e.strerror or type(e).__name__}") from e
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+# --- reading an image from a layout (attest build --artifact oci-layout:DIR[:TAG]) ---------------------------
+
+@dataclass(frozen=True)
+class Image:
+    """An image to attest: its top manifest (an image manifest, or an index of several platforms' manifests),
+    the platforms' manifests of an index, and where its blobs are (a layout folder), all read and checked."""
+
+    manifest: Manifest
+    data: bytes
+    """The top manifest's bytes: its digest is the image's name by content."""
+    children: tuple[tuple[Manifest, bytes], ...] = ()
+    layout: Path | None = None
+    tag: str | None = None
+
+    @property
+    def digest(self) -> str:
+        return self.manifest.digest
+
+    def subjects(self, name: str) -> list[tuple[str, dict[str, str]]]:
+        """The provenance's subjects for this image: the top manifest, then each platform's manifest (so that
+        one platform's image verifies by its own digest), named ``name``; sha256 is the manifest digest, blake3
+        the blake3 of the same bytes."""
+        import blake3
+
+        return [(name, {"sha256": manifest.digest.removeprefix("sha256:"),
+                        "blake3": blake3.blake3(data).hexdigest()})
+                for manifest, data in ((self.manifest, self.data), *self.children)]
+
+    def blob(self, digest: str) -> Path:
+        assert self.layout is not None
+        return self.layout / "blobs" / "sha256" / digest.removeprefix("sha256:")
+
+    def manifests(self) -> list[tuple[Manifest, bytes]]:
+        """Every manifest, platforms' first and the top one last: the order they are pushed in."""
+        return [*self.children, (self.manifest, self.data)]
+
+
+def _read_small(path: Path, what: str) -> bytes:
+    from verify.limits import MAX_OCI_MANIFEST_BYTES
+
+    try:
+        with path.open("rb") as f:
+            data = f.read(MAX_OCI_MANIFEST_BYTES + 1)
+    except FileNotFoundError:
+        raise BuildRefused(f"{what} {path} is missing; is this an OCI image layout written in full?") from None
+    except OSError as e:
+        raise BuildRefused(f"cannot read {what} {path}: {e.strerror or type(e).__name__}") from e
+    if len(data) > MAX_OCI_MANIFEST_BYTES:
+        raise BuildRefused(f"{what} {path} is over {MAX_OCI_MANIFEST_BYTES} bytes; it is not a manifest")
+    return data
+
+
+def _pick(index: Manifest, ref: LayoutRef) -> Descriptor:
+    named = {d.annotations.get("org.opencontainers.image.ref.name"): d for d in index.manifests}
+    if ref.tag is not None:
+        if ref.tag not in named:
+            tags = ", ".join(sorted(t for t in named if t)) or "none"
+            raise BuildRefused(f"the image layout {ref.path} has no image tagged {ref.tag!r} (tags: {tags})")
+        return named[ref.tag]
+    if len(index.manifests) != 1:
+        tags = ", ".join(sorted(t for t in named if t)) or "untagged"
+        raise BuildRefused(f"the image layout {ref.path} holds {len(index.manifests)} images ({tags}); name one: "
+                           f"{LAYOUT_PREFIX}{ref.path}:TAG")
+    return index.manifests[0]
+
+
+def read_layout_image(ref: LayoutRef) -> Image:
+    """The image ``oci-layout:PATH[:TAG]`` names, every manifest checked against its digest and every blob it
+    names present at its size; :class:`BuildRefused` (exit 3) naming what is wrong."""
+    from verify.errors import EvidenceRejected
+    from verify.formats.oci import INDEX_TYPES, parse_manifest
+
+    if not ref.path.is_dir():
+        raise BuildRefused(f"the image layout {ref.path} is not a folder; give the folder the image builder wrote")
+    if not (ref.path / "oci-layout").is_file():
+        raise BuildRefused(f"{ref.path} has no oci-layout file; it is not an OCI image layout")
+    try:
+        index = parse_manifest(_read_small(ref.path / "index.json", "the index"), what=f"{ref.path}/index.json",
+                               content_type=MEDIA_INDEX)
+        chosen = _pick(index, ref)
+        image = Image(manifest=index, data=b"", layout=ref.path, tag=ref.tag)  # for blob paths only
+        data = _read_small(image.blob(chosen.digest), "the manifest")
+        top = parse_manifest(data, what=f"manifest {chosen.digest} of {ref.path}", digest=chosen.digest)
+        children = []
+        for child in top.manifests:
+            if child.media_type in INDEX_TYPES:
+                raise BuildRefused(f"the image index {top.digest} in {ref.path} nests another index; attest reads an "
+                                   "index of image manifests")
+            child_data = _read_small(image.blob(child.digest), "the manifest")
+            children.append((parse_manifest(child_data, what=f"manifest {child.digest} of {ref.path}",
+                                            digest=child.digest), child_data))
+    except EvidenceRejected as e:
+        raise BuildRefused(f"the image layout {ref.path} is not sound: {e}") from e
+    image = Image(manifest=top, data=data, children=tuple(children), layout=ref.path, tag=ref.tag)
+    for manifest, _ in image.manifests():
+        for blob in (manifest.config, *manifest.layers):
+            if blob is None:
+                continue
+            path = image.blob(blob.digest)
+            if not path.is_file() or path.stat().st_size != blob.size:
+                what = "missing" if not path.is_file() else f"{path.stat().st_size} bytes, not {blob.size}"
+                raise BuildRefused(f"blob {blob.digest} of the image layout {ref.path} is {what}; was the layout "
+                                   "written in full?")
+    return image

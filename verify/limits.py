@@ -49,3 +49,8 @@ MAX_DEPENDENCIES = 10_000
 MAX_STORE_KEYS = 10_000_000
 #: Digest algorithms in one resource descriptor (a subject, a dependency).
 MAX_DIGESTS = 16
+#: Size of one OCI manifest or index read from a registry (distribution's own limit for a manifest it stores).
+MAX_OCI_MANIFEST_BYTES = 4 * 1024 * 1024
+#: Referrers of one image read from a registry (the referrers API's answer, every page; the tag schema's
+#: index), and layers or manifests listed by one manifest: a registry past it is refused, never half read.
+MAX_REFERRERS = 1000

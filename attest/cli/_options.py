@@ -24,6 +24,12 @@ def format_option(f: F) -> F:
                         show_default=True, help="Human text, or JSON on stdout for machines.")(f)
 
 
+def registry_insecure_option(f: F) -> F:
+    return click.option("--registry-insecure", "registry_insecure", multiple=True, metavar="HOST[:PORT]",
+                        help="Reach this registry over plain HTTP, without TLS: a local test registry only. "
+                             "Repeatable.")(f)
+
+
 def signer_option(required: bool = False) -> Callable[[F], F]:
     def decorate(f: F) -> F:
         f = click.option("--insecure-key-permissions", is_flag=True,

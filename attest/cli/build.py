@@ -7,7 +7,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from attest.cli._options import OutputPath, emit_json, format_option, progress, signer_option
+from attest.cli._options import (
+    OutputPath,
+    emit_json,
+    format_option,
+    progress,
+    registry_insecure_option,
+    signer_option,
+)
 
 if TYPE_CHECKING:
     from attest.build import BuildOutcome
@@ -15,7 +22,9 @@ if TYPE_CHECKING:
 
 @click.command(context_settings={"allow_interspersed_args": False})
 @click.option("--artifact", "-a", "artifacts", multiple=True, required=True, metavar="PATH",
-              help="A file, a directory (every regular file below) or a glob. Repeatable.")
+              help="A file, a directory (every regular file below) or a glob; an image: oci-layout:DIR[:TAG] (an "
+                   "OCI image layout) or oci://REGISTRY/REPO:TAG|@sha256:HEX (resolved once, after CMD, to its "
+                   "digest). Repeatable.")
 @click.option("--lockfile", "lockfile_paths", multiple=True, metavar="PATH", type=click.Path(path_type=Path),
               help="A lockfile to bind (default: well-known lockfiles at the repository root). Repeatable.")
 @click.option("--no-lockfile", is_flag=True, help="Build without binding any lockfile.")
@@ -41,7 +50,9 @@ if TYPE_CHECKING:
                    "(default: Sigstore's public-good instance).")
 @click.option("--staging", is_flag=True, help="With --signer sigstore: use Sigstore's staging instance.")
 @click.option("--publish", "publish", metavar="STORE",
-              help="Also publish artefacts and provenance to a store: a directory or s3://bucket/prefix.")
+              help="Also publish artefacts and provenance to a store: a directory or s3://bucket/prefix; or, for "
+                   "images, oci://REGISTRY/REPO: each layout's image pushed by digest, the provenance attached as "
+                   "an OCI referrer, then the layout's tag.")
 @click.option("--no-artifacts", is_flag=True, help="With --publish: publish the provenance only.")
 @click.option("--retain-days", type=click.IntRange(min=1), metavar="N",
               help="With --publish s3://...: S3 Object Lock retention of N days on the attestation objects.")
@@ -51,14 +62,15 @@ if TYPE_CHECKING:
               help="runDetails.builder.id when no CI platform is recognised [env: ATTEST_BUILDER_ID].")
 @click.option("--pass-aws-env", is_flag=True,
               help="Let the build command see AWS and signing credentials (recorded in the provenance).")
+@registry_insecure_option
 @format_option
 @click.argument("command", nargs=-1, type=click.UNPROCESSED, metavar="[-- CMD...]")
 def build(artifacts: tuple[str, ...], lockfile_paths: tuple[Path, ...], no_lockfile: bool, allow_dirty: bool,
           signer_uri: str, insecure_key_permissions: bool, output: Path, write_bundle: bool, link: Path | None,
           identity_token: str | None, trust_config: Path | None, staging: bool, publish: str | None,
           retain_days: int | None, retention_mode: str,
-          no_artifacts: bool, builder_id: str | None, pass_aws_env: bool, output_format: str,
-          command: tuple[str, ...]) -> None:
+          no_artifacts: bool, builder_id: str | None, pass_aws_env: bool, registry_insecure: tuple[str, ...],
+          output_format: str, command: tuple[str, ...]) -> None:
     """Run CMD (if given), then attest the artefacts it made.
 
     Records the git commit, the lockfiles and the sha256 and blake3 of every
@@ -76,6 +88,8 @@ def build(artifacts: tuple[str, ...], lockfile_paths: tuple[Path, ...], no_lockf
       attest build --signer dev-build.pem --artifact dist/ -- make dist
       attest build --signer sigstore --bundle --artifact dist/ -- make dist
       attest build --signer dev-build.pem --artifact dist/ --link links/ -- make dist
+      attest build --signer awskms:alias/dev-build --artifact oci-layout:image:v1 \\
+          --publish oci://123456789012.dkr.ecr.eu-west-1.amazonaws.com/app -- make image
     """
     from attest.build import BuildRequest, run_build
 
@@ -84,7 +98,7 @@ def build(artifacts: tuple[str, ...], lockfile_paths: tuple[Path, ...], no_lockf
         allow_dirty=allow_dirty, insecure_key_permissions=insecure_key_permissions, output=output,
         bundle=write_bundle, identity_token=identity_token, trust_config=trust_config, staging=staging,
         publish=publish, publish_artifacts=not no_artifacts, retain_days=retain_days, retention_mode=retention_mode,
-        builder_id=builder_id, pass_credentials=pass_aws_env, link=link)
+        builder_id=builder_id, pass_credentials=pass_aws_env, link=link, registry_insecure=registry_insecure)
     outcome = run_build(request, progress=progress, log=lambda text: click.echo(f"attest: {text}", err=True))
     if output_format == "json":
         emit_json(_as_json(outcome))

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from attest.cli._options import OutputPath, emit_json, format_option, progress
+from attest.cli._options import OutputPath, emit_json, format_option, progress, registry_insecure_option
 from attest.gate import GITHUB_ISSUER, EmitRequest, GateOutcome, GateRequest, KeylessFlags, run_gate
 
 if TYPE_CHECKING:  # the trust core is imported when the command runs (by _request and run_gate), not at start-up
@@ -133,9 +133,11 @@ def layout_options(f: F) -> F:
 @sigstore_options
 @gate_options
 @layout_options
+@registry_insecure_option
 @format_option
 def verify(artifact: str | None, output_format: str, **options: Any) -> None:
-    """Verify ARTIFACT (a file, sha256:HEX or s3://bucket/key) against signed provenance.
+    """Verify ARTIFACT (a file, sha256:HEX, s3://bucket/key or an image, oci://REGISTRY/REPO@sha256:HEX or :TAG)
+    against signed provenance.
 
     Passes (exit 0) only if a provenance signed by a pinned identity names the
     artefact's digest and satisfies every rule, and, with --stage, every
@@ -144,7 +146,9 @@ def verify(artifact: str | None, output_format: str, **options: Any) -> None:
     check failed. Flags narrow the policy and never widen it; an empty or
     unknown value is a usage error (exit 2). Sigstore bundles are verified
     offline, against --trusted-root or the production root shipped with
-    sigstore-python.
+    sigstore-python. An image's attestations are found in its registry (OCI
+    referrers, the referrers tag schema, cosign's .att tag); a tag is resolved
+    once and the verdict names the digest.
 
     \b
     Examples:
@@ -155,6 +159,8 @@ def verify(artifact: str | None, output_format: str, **options: Any) -> None:
       attest verify dist/app.tar.gz --store s3://acme-store/app --policy policy.yaml \\
           --stage stg --emit-vsa vsa.intoto.jsonl --signer awskms:alias/stg-verifier
       attest verify dist/app.tar.gz --store s3://acme-store/app --policy policy.yaml --stage prd
+      attest verify oci://123456789012.dkr.ecr.eu-west-1.amazonaws.com/app@sha256:... \\
+          --policy policy.yaml --stage stg --emit-vsa vsa.intoto.jsonl --signer awskms:alias/stg-verifier
       attest verify --release release.intoto.jsonl --component app --store s3://acme-store/app \\
           --policy policy.yaml --stage prd
       attest verify dist/app.tar.gz --attestation provenance.intoto.jsonl --key dev-build.pub.pem \\
