@@ -117,6 +117,8 @@ class GateOutcome:
     emitted: tuple[str, ...] = ()
     stage: str | None = None
     layout: LayoutVerdict | None = None
+    relied: tuple[Evidence, ...] = ()
+    """The attestations the verdict rests on (the provenance, the stages' VSAs and approvals), as read."""
 
 
 def run_gate(request: GateRequest, *, progress: Progress | None = None,
@@ -182,7 +184,7 @@ def _check_shape(request: GateRequest) -> None:
 
 def _run(request: GateRequest, read: ArtifactRead, warn: Callable[[str], None] | None,
          image: ResolvedImage | None) -> GateOutcome:
-    from verify.formats.evidence import EvidenceBudget
+    from verify.formats.evidence import Evidence, EvidenceBudget
     from verify.matching import plan_algorithms
 
     assert request.artifact is not None
@@ -222,8 +224,10 @@ def _run(request: GateRequest, read: ArtifactRead, warn: Callable[[str], None] |
     if request.emit is not None and signer is not None:
         assert gate.emits is not None
         emitted = _emit(request, verdict, gate, signer, read, image)
+    rests_on = set(verdict.accepted())
+    relied = tuple(e for e in evidence if isinstance(e, Evidence) and (e.source, e.digest) in rests_on)
     return GateOutcome(verdict=verdict, lockfiles=request.lockfiles, emitted=emitted, stage=request.rules.stage,
-                       layout=layout_verdict)
+                       layout=layout_verdict, relied=relied)
 
 
 # --- (1a) an image in a registry -----------------------------------------------------------------------------

@@ -31,6 +31,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "release": ("attest.cli.release", "release", "Bind several stacks' artefacts and provenances into one manifest."),
     "deploy": ("attest.cli.deploy", "deploy", "Record, signed, that an environment deployed a stack of a release."),
     "status": ("attest.cli.status", "status", "What runs where, since when: from verified deployment records alone."),
+    "promote": ("attest.cli.promote", "promote", "Copy an image to another registry with the evidence its gate "
+                "relied on."),
 }
 
 

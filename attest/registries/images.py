@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -212,3 +213,63 @@ def _evidence_type(artifact_type: str) -> bool:
 
     return artifact_type in (ARTIFACT_DSSE, ARTIFACT_BUNDLE) or artifact_type.startswith(
         "application/vnd.dev.sigstore.bundle")
+
+
+@dataclass(frozen=True)
+class Copied:
+    """What a copy of an image did, blob by blob."""
+
+    uploaded: int
+    mounted: int
+    present: int
+    manifests: int
+
+
+def copy_image(registries: Registries, source: ImageRef, target: ImageRef, image: Image) -> Copied:
+    """Every blob and manifest of ``image`` from ``source``'s repository into ``target``'s, digests unchanged:
+    a blob the target has is skipped, one in the same registry is mounted across repositories where the registry
+    allows it, any other is streamed from the source to the target (hashed on the way, never held)."""
+    src, dst = registries(source.registry), registries(target.registry)
+    same = source.registry == target.registry
+    counts = {"uploaded": 0, "mounted": 0, "exists": 0}
+    for manifest, data in image.manifests():
+        for blob in (manifest.config, *manifest.layers):
+            if blob is None:
+                continue
+            how = dst.push_blob(target.repository, blob.digest, blob.size,
+                                _streamer(src, source.repository, blob.digest, blob.size),
+                                mount_from=source.repository if same else None)
+            counts[how] += 1
+        dst.put_manifest(target.repository, manifest.digest, data, manifest.media_type)
+    return Copied(uploaded=counts["uploaded"], mounted=counts["mounted"], present=counts["exists"],
+                  manifests=len(image.manifests()))
+
+
+def _streamer(registry: Registry, repository: str, digest: str, size: int) -> Callable[[], IO[bytes]]:
+    def open_stream() -> IO[bytes]:
+        return io.BufferedReader(_Chunks(registry.stream_blob(repository, digest, size)), buffer_size=1024 * 1024)
+
+    return open_stream
+
+
+class _Chunks(io.RawIOBase):
+    """A readable stream over an iterator of chunks: a blob streamed from one registry into another's upload."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        super().__init__()
+        self._chunks = chunks
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        while not self._pending:
+            try:
+                self._pending = next(self._chunks)
+            except StopIteration:
+                return 0
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size

@@ -9,63 +9,12 @@ attached) -> verify at prd requiring stg's VSA, found in the registry too. Again
 from __future__ import annotations
 
 import json
-import urllib.request
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.conftest import AttestRunner, KeyPair
+from tests.images.conftest import get, pack
 from verify.formats.envelope import Envelope
-
-_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-EPOCH = {"SOURCE_DATE_EPOCH": "1700000000"}
-
-
-def _get(registry: str, path: str, accept: str = "application/vnd.oci.image.index.v1+json") -> tuple[bytes, Any]:
-    request = urllib.request.Request(f"http://{registry}{path}", headers={"Accept": accept})
-    with _NO_PROXY.open(request, timeout=10) as answer:
-        return answer.read(), answer.headers
-
-
-def _policy(repo: Path, keys: dict[str, KeyPair]) -> None:
-    (repo / "policy.yaml").write_text(f"""\
-version: 1
-identities:
-  dev-build: {{keys: ["{keys['dev'].public}"]}}
-  stg-verifier: {{keys: ["{keys['stg'].public}"]}}
-provenance:
-  signed-by: [dev-build]
-  source: {{uri: github.com/acme/app, branches: [main]}}
-stages:
-  stg: {{verifier: stg-verifier}}
-  prd:
-    require-vsa: [{{stage: stg, signed-by: stg-verifier}}]
-""")
-
-
-def _pack(attest: AttestRunner, repo: Path, content: str, layout: str) -> str:
-    site = repo.parent / f"site-{Path(layout.split(':')[1]).name}"
-    site.mkdir()
-    (site / "index.html").write_text(content)
-    packed = attest("pack", site, "--output", layout, "--format", "json", cwd=repo, env=EPOCH)
-    assert packed.code == 0, packed
-    digest: str = json.loads(packed.out)["manifest"]["digest"]
-    return digest
-
-
-@pytest.fixture
-def pushed(repo: Path, keys: dict[str, KeyPair], attest: AttestRunner, oci_registry: str,
-           request: pytest.FixtureRequest) -> dict[str, Any]:
-    """An image packed, built and published to its own repository of the session's registry."""
-    repository = f"{oci_registry}/flow/{request.node.name.lower().replace('_', '-')[:60]}"
-    digest = _pack(attest, repo, "<h1>v1</h1>\n", "oci-layout:../image:v1")
-    built = attest("build", "--signer", keys["dev"].private, "--artifact", "oci-layout:../image:v1",
-                   "--publish", f"oci://{repository}", "--registry-insecure", oci_registry, "--format", "json",
-                   cwd=repo)
-    assert built.code == 0, built
-    _policy(repo, keys)
-    return {"repository": repository, "digest": digest, "build": json.loads(built.out), "registry": oci_registry}
 
 
 def test_build_publishes_the_image_by_digest_with_its_provenance_as_a_referrer(pushed: dict[str, Any],
@@ -76,17 +25,17 @@ def test_build_publishes_the_image_by_digest_with_its_provenance_as_a_referrer(p
     statement = json.loads(Envelope.from_json((repo / "provenance.intoto.jsonl").read_bytes().strip()).payload)
     assert [(s["name"], "sha256:" + s["digest"]["sha256"]) for s in statement["subject"]] == [(repository, digest)]
     # the tag names the image attest built
-    _, headers = _get(registry, f"/v2/{name}/manifests/v1", "application/vnd.oci.image.manifest.v1+json")
+    _, headers = get(registry, f"/v2/{name}/manifests/v1", "application/vnd.oci.image.manifest.v1+json")
     assert headers["Docker-Content-Digest"] == digest
     # the registry has no referrers API: the tag schema's index lists the provenance referrer
-    index = json.loads(_get(registry, f"/v2/{name}/manifests/{digest.replace(':', '-')}")[0])
+    index = json.loads(get(registry, f"/v2/{name}/manifests/{digest.replace(':', '-')}")[0])
     (listed,) = index["manifests"]
     assert listed["artifactType"] == "application/vnd.dsse.envelope.v1+json"
-    referrer = json.loads(_get(registry, f"/v2/{name}/manifests/{listed['digest']}",
+    referrer = json.loads(get(registry, f"/v2/{name}/manifests/{listed['digest']}",
                                "application/vnd.oci.image.manifest.v1+json")[0])
     assert referrer["subject"]["digest"] == digest
     (layer,) = referrer["layers"]
-    envelope = _get(registry, f"/v2/{name}/blobs/{layer['digest']}")[0]
+    envelope = get(registry, f"/v2/{name}/blobs/{layer['digest']}")[0]
     assert envelope == (repo / "provenance.intoto.jsonl").read_bytes()
     published = pushed["build"]["published"]
     assert f"oci://{repository}@{digest}" in published and f"oci://{repository}:v1" in published
@@ -131,7 +80,7 @@ def test_stg_attaches_its_vsa_and_prd_finds_it_in_the_registry(pushed: dict[str,
 def test_an_image_without_attestations_is_refused_saying_how_to_bring_them(repo: Path, keys: dict[str, KeyPair],
                                                                            attest: AttestRunner,
                                                                            oci_registry: str) -> None:
-    digest = _pack(attest, repo, "<h1>unattested</h1>\n", "oci-layout:../bare:v1")
+    digest = pack(attest, repo, "<h1>unattested</h1>\n", "oci-layout:../bare:v1")
     # pushed without attest (as skopeo copy or replication would leave it): no referrer, no index
     from attest.oci_layout import parse_layout, read_layout_image
     from attest.registries.images import Registries, push_image
