@@ -1,13 +1,15 @@
 # attest: two commands do everything on a fresh machine with Python >= 3.11:
 #   make demo   set up .venv and run dev build -> stg verify -> tamper rejected
 #   make demo-path  two stacks dev -> stg -> prd in order, status, hotfix, rollback (docs/path.md, run as written)
+#   make demo-oci   an image: pack, build + push to a local registry, stg verify + VSA, promote to a second
+#                   registry, prd verify there, a plain skopeo copy refused (docs/containers.md, run as written)
 #   make test   set up .venv and run the test suite
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo demo-path demo-aws test lint bench fuzz clean venv
+.PHONY: demo demo-path demo-oci demo-aws test lint bench fuzz clean venv
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +24,9 @@ demo: $(STAMP)
 
 demo-path: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python demo/guide.py docs/path.md
+
+demo-oci: $(STAMP)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python demo/guide.py docs/containers.md
 
 demo-aws: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python demo/demo_aws.py
@@ -58,4 +63,4 @@ fuzz: $(STAMP)
 	done
 
 clean:
-	rm -rf $(VENV) demo-out demo-out-path .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) demo-out demo-out-path demo-out-containers .pytest_cache .mypy_cache .ruff_cache

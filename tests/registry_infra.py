@@ -6,6 +6,10 @@ test session, not per test (each test uses its own repository names). It speaks 
 registry does: clients pass ``--tls-verify=false`` (skopeo). distribution 2.8 has no referrers API, which
 is what makes attest use the referrers tag schema against it.
 
+``oci_registry_auth`` (session) is a second such registry behind HTTP basic auth (distribution's ``htpasswd``
+auth, realm ``basic-realm``): it yields a :class:`AuthRegistry` (address, username, password). distribution
+reads only bcrypt hashes from the htpasswd file; the ``bcrypt`` package (the ``test`` extra) makes one.
+
 Missing ``docker-registry`` skips (or, under CI=true, fails) naming the install command.
 """
 
@@ -17,13 +21,14 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import need_tool
+from tests.conftest import missing_tool, need_tool
 
-__all__ = ["oci_registry", "start_registry"]
+__all__ = ["AuthRegistry", "oci_registry", "oci_registry_auth", "start_registry"]
 
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 INSTALL = "apt-get install -y docker-registry skopeo"
@@ -35,8 +40,11 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_registry(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """A registry serving from ``folder``; (its process, ``127.0.0.1:PORT``) once ``/v2/`` answers."""
+def start_registry(folder: Path, extra_config: str = "") -> tuple[subprocess.Popen[bytes], str]:
+    """A registry serving from ``folder``; (its process, ``127.0.0.1:PORT``) once ``/v2/`` answers.
+
+    ``extra_config`` is appended to the YAML configuration (top-level sections, e.g. ``auth:``); a registry
+    with auth is ready when ``/v2/`` answers 401."""
     binary = need_tool("docker-registry", install=INSTALL)
     port = _free_port()
     config = folder / "config.yml"
@@ -49,7 +57,7 @@ storage:
   delete: {{enabled: true}}
 http:
   addr: 127.0.0.1:{port}
-""")
+{extra_config}""")
     log = (folder / "registry.log").open("wb")
     process = subprocess.Popen([binary, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
     address = f"127.0.0.1:{port}"
@@ -61,10 +69,23 @@ http:
             with _NO_PROXY.open(f"http://{address}/v2/", timeout=2) as answer:
                 if answer.status == 200:
                     return process, address
+        except urllib.error.HTTPError as e:
+            if e.code == 401 and extra_config:
+                return process, address
+            time.sleep(0.1)
         except (urllib.error.URLError, OSError):
             time.sleep(0.1)
     process.kill()
     raise RuntimeError("docker-registry did not answer /v2/ within 30 s")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
 
 
 @pytest.fixture(scope="session")
@@ -73,8 +94,31 @@ def oci_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     try:
         yield address
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        _stop(process)
+
+
+@dataclass(frozen=True)
+class AuthRegistry:
+    """A registry that answers only with HTTP basic credentials: ``username`` / ``password``."""
+
+    address: str
+    username: str
+    password: str = "s3cret-registry-password"
+
+
+@pytest.fixture(scope="session")
+def oci_registry_auth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthRegistry]:
+    try:
+        import bcrypt
+    except ImportError:
+        missing_tool("the bcrypt package is not installed (pip install -e '.[test]')")
+    folder = tmp_path_factory.mktemp("registry-auth")
+    who = AuthRegistry(address="", username="ci-pusher")
+    htpasswd = folder / "htpasswd"
+    hashed = bcrypt.hashpw(who.password.encode(), bcrypt.gensalt(rounds=4)).decode("ascii")  # cheap: every request
+    htpasswd.write_text(f"{who.username}:{hashed}\n")
+    process, address = start_registry(folder, f"auth:\n  htpasswd: {{realm: basic-realm, path: {htpasswd}}}\n")
+    try:
+        yield AuthRegistry(address=address, username=who.username, password=who.password)
+    finally:
+        _stop(process)

@@ -74,3 +74,24 @@ def test_demo_path_runs_the_guide(tmp_path: Path) -> None:
     assert "rollback     app ran in prd (release 2026.12.1)" in out
     # the offline audit of the whole history: clean, with the hotfix and the rollback listed
     assert "1 hotfix(s):" in out and "1 rollback(s):" in out and "no anomalies" in out
+
+
+def test_demo_oci_runs_the_containers_guide(tmp_path: Path) -> None:
+    """`make demo-oci` is docs/containers.md: pack, build and push to a local registry, stg verify with a VSA
+    attached, promote to a second registry, prd verify there alone, a plain skopeo copy refused."""
+    from tests.conftest import need_tool
+    from tests.registry_infra import INSTALL
+
+    need_tool("docker-registry", install=INSTALL)
+    need_tool("skopeo", install=INSTALL)
+    done = subprocess.run([sys.executable, str(ROOT / "demo" / "guide.py"), str(ROOT / "docs" / "containers.md"),
+                           "--out", str(tmp_path / "out")], env=_env(tmp_path), capture_output=True, text=True,
+                          timeout=120, check=False)
+    out, err = done.stdout, done.stderr
+    assert done.returncode == 0, out[-3000:] + err[-3000:]
+    assert "Traceback" not in err
+    digest = json.loads((tmp_path / "out" / "build.json").read_text())["subjects"][0]["digest"]["sha256"]
+    assert f"web:v1@sha256:{digest}" in out  # stg resolved the tag once and names the digest
+    assert "evidence  2 attestation(s) attached" in out and "verified  at the destination for prd" in out
+    assert out.count("PASS oci://") == 2
+    assert f"copied holds no attestation for sha256:{digest}" in err and "attest promote" in err
