@@ -12,7 +12,9 @@ The plan, each step a call that raises or returns:
                   HOME (a temporary directory), LC_ALL=C.UTF-8, TZ=UTC,
                   SOURCE_DATE_EPOCH and nothing else
   (5) compare     hash the file each subject names inside the work tree
-                  (names that leave the tree are refused) and compare
+                  (names that leave the tree are refused) and compare; an
+                  image (an ``oci-layout:`` artefact) matches when the layout
+                  the rebuild wrote holds a manifest of the same digest
 
 The result is a :class:`Reproduction`; :func:`reproduction_statement` turns
 it into an in-toto Statement with the ``https://attest.dev/reproduction/v1``
@@ -372,7 +374,59 @@ def _check_lockfiles(prov: Provenance, tree: Path, commit: str) -> tuple[str, ..
     return tuple(checked)
 
 
-def _compare(tree: Path, statement: Statement) -> tuple[SubjectResult, ...]:
+def _rebuilt_images(cwd: Path, patterns: object) -> dict[str, list[dict[str, str]]]:
+    """The images the rebuild wrote into OCI image layouts (``oci-layout:`` artefacts of the provenance),
+    read from the work tree: layout name (as the build named it) -> the digests of each manifest attested."""
+    from attest.oci_layout import LAYOUT_PREFIX, parse_layout, read_layout_image
+
+    images: dict[str, list[dict[str, str]]] = {}
+    for pattern in patterns if isinstance(patterns, list) else []:
+        if not isinstance(pattern, str) or not pattern.startswith(LAYOUT_PREFIX):
+            continue
+        layout = parse_layout(pattern)
+        name = layout.path.as_posix()
+        try:
+            where = cwd / safe_layout(layout.path)
+            image = read_layout_image(type(layout)(path=where, tag=layout.tag))
+        except (BuildRefused, _Unsafe) as e:
+            log.warning("the rebuild's image layout %s cannot be read: %s", pattern, e)
+            images[name] = []
+            continue
+        images[name] = [digests for _, digests in image.subjects(name)]
+    return images
+
+
+def safe_layout(path: Path) -> Path:
+    """A layout folder named by the provenance, relative and inside the work tree."""
+    pure = PurePosixPath(path.as_posix())
+    if pure.is_absolute() or ".." in pure.parts or "\0" in str(path):
+        raise _Unsafe(f"the image layout {path} is not inside the source tree")
+    return Path(*pure.parts)
+
+
+def _compare_image(subject: Any, expected: dict[str, str], images: Mapping[str, list[dict[str, str]]]
+                   ) -> SubjectResult:
+    """An image subject: it matches if one of the rebuild's images has a manifest of the same digests."""
+    rebuilt = [digests for found in images.values() for digests in found]
+    for digests in rebuilt:
+        if subject_matches(expected, DigestSet(digests), ACCEPTED):
+            return SubjectResult(subject.name, "match", expected, digests)
+    shown = ", ".join(f"sha256:{d['sha256']}" for d in rebuilt) or "none"
+    return SubjectResult(subject.name, "differs", expected, rebuilt[0] if rebuilt else {},
+                         reason=f"no image the rebuild wrote has this manifest digest (the rebuild's: {shown})")
+
+
+def _is_image_name(name: str, images: Mapping[str, list[dict[str, str]]]) -> bool:
+    """Whether a subject that names no file is one of the build's images: a layout's name, or REGISTRY/REPO."""
+    if not images:
+        return False
+    first = name.split("/", 1)[0]
+    return name in images or ("/" in name and ("." in first or ":" in first or first == "localhost"))
+
+
+def _compare(tree: Path, statement: Statement, images: Mapping[str, list[dict[str, str]]] | None = None
+             ) -> tuple[SubjectResult, ...]:
+    images = images or {}
     results = []
     for subject in statement.subjects:
         expected = dict(subject.digest)
@@ -383,12 +437,15 @@ def _compare(tree: Path, statement: Statement) -> tuple[SubjectResult, ...]:
             continue
         try:
             path = safe_path(tree, subject.name)
-        except _Unsafe as e:
+        except (_Unsafe, _Missing) as e:
+            if _is_image_name(subject.name, images):
+                results.append(_compare_image(subject, expected, images))
+                continue
+            if isinstance(e, _Missing):
+                reason = "the rebuild did not write it" if str(e) == _NOT_FOUND else str(e)
+                results.append(SubjectResult(subject.name, "missing", expected, reason=reason))
+                continue
             results.append(SubjectResult(subject.name, "refused", expected, reason=str(e)))
-            continue
-        except _Missing as e:
-            reason = "the rebuild did not write it" if str(e) == _NOT_FOUND else str(e)
-            results.append(SubjectResult(subject.name, "missing", expected, reason=reason))
             continue
         wanted = list(dict.fromkeys([*algorithms, "sha256"]))
         rebuilt = hash_file(path, [a for a in wanted if a in KNOWN])
@@ -447,7 +504,7 @@ def reproduce(loaded: LoadedProvenance, *, repository: str, work: Path, command:
                             done.returncode)
 
     # (5) compare
-    subjects = _compare(tree, loaded.statement)
+    subjects = _compare(tree, loaded.statement, _rebuilt_images(cwd, prov.external_parameters.get("artifacts")))
     return Reproduction(attestation=loaded.evidence.source, provenance_digest=loaded.evidence.digest,
                         signer=loaded.signer, source_uri=prov.source_uri, repository=repository,
                         commit=commit, command=argv, source_date_epoch=epoch, lockfiles=lockfiles,
