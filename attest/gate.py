@@ -210,7 +210,7 @@ def _run(request: GateRequest, read: ArtifactRead, warn: Callable[[str], None] |
     read.ensure(plan_algorithms(evidence, accepted=accepted, require=required))
     # (5) the store's evidence, by the artefact's blake3 (through the store's index) or sha256
     if store is not None:
-        evidence.extend(_read_store(store, read, budget))
+        evidence.extend(_read_store(store, read, budget, required=image is None or not evidence))
         read.ensure(plan_algorithms(evidence, accepted=accepted, require=required))
     run = policy.trust_run(bundles=_bundle_verifier(request.trusted_root))
     # (6) the decision
@@ -306,7 +306,7 @@ def _open_store(uri: str) -> Store:
     return from_uri(uri)
 
 
-def _read_store(store: Store, read: ArtifactRead, budget: EvidenceBudget) -> list[Any]:
+def _read_store(store: Store, read: ArtifactRead, budget: EvidenceBudget, *, required: bool = True) -> list[Any]:
     """The store's evidence for the artefact: through the blake3 index when only blake3 was computed (the index
     is a hint, taken only when the folder it names holds a statement pairing this blake3 with that sha256),
     else, or when the index has no such entry, by the sha256 (computed now if it was not)."""
@@ -325,7 +325,7 @@ def _read_store(store: Store, read: ArtifactRead, budget: EvidenceBudget) -> lis
         sha256 = read.result().sha256
     assert sha256 is not None
     found = _take(store, sha256, budget)
-    if not found:
+    if not found and required:  # an image's registry had evidence: an empty store adds none, and says nothing
         raise EvidenceRejected(f"store {store.uri} holds no attestation for sha256:{sha256}; was it built and "
                                "published with attest build --publish?")
     return found

@@ -94,3 +94,27 @@ def test_an_image_without_attestations_is_refused_saying_how_to_bring_them(repo:
     assert ran.code == 1, ran
     assert "holds no attestation" in ran.err and "attest promote" in ran.err
     assert len(ran.err.strip().splitlines()) == 1
+
+
+def test_evidence_in_a_store_or_in_the_registry_either_will_do(repo: Path, keys: dict[str, KeyPair],
+                                                               attest: AttestRunner, oci_registry: str,
+                                                               pushed: dict[str, Any]) -> None:
+    from attest.oci_layout import parse_layout, read_layout_image
+    from attest.registries.images import Registries, push_image
+    from attest.registries.reference import parse_image
+
+    # an image attested into a store (by its manifest digest), pushed to the registry without attest
+    digest = pack(attest, repo, "<h1>stored</h1>\n", "oci-layout:../stored:v1")
+    built = attest("build", "--signer", keys["dev"].private, "--artifact", "oci-layout:../stored:v1", "--publish",
+                   "store", "-o", "stored.intoto.jsonl", cwd=repo)
+    assert built.code == 0, built
+    push_image(Registries(insecure=[oci_registry]), parse_image(f"oci://{oci_registry}/flow/stored"),
+               read_layout_image(parse_layout(f"oci-layout:{repo.parent / 'stored'}:v1")))
+    ran = attest("verify", f"oci://{oci_registry}/flow/stored@{digest}", "--store", "store", "--key",
+                 keys["dev"].public, "--registry-insecure", oci_registry, cwd=repo)
+    assert ran.code == 0, ran
+    # the registry's evidence with an empty store beside it
+    (repo / "empty").mkdir()
+    ran = attest("verify", f"oci://{pushed['repository']}@{pushed['digest']}", "--store", "empty", "--key",
+                 keys["dev"].public, "--registry-insecure", oci_registry, cwd=repo)
+    assert ran.code == 0, ran
