@@ -99,3 +99,39 @@ def test_after_a_plain_skopeo_copy_prd_is_told_the_attestations_were_left_behind
     ran = _verify_prd(attest, repo, f"oci://{prd_registry}/prd/copied:v1", prd_registry)
     assert ran.code == 1, ran
     assert "holds no attestation" in ran.err and "attest promote" in ran.err
+
+
+def test_a_promote_that_fails_half_way_leaves_no_tag_and_a_rerun_completes_it(
+        pushed: dict[str, Any], repo: Path, keys: dict[str, KeyPair], attest: AttestRunner, prd_registry: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The destination fails while the attestations are attached (after the image was copied): no tag is written;
+    the same promote again skips what is there and completes."""
+    import attest.registries.images as images
+    from attest.errors import RemoteError
+    from attest.promote import PromoteRequest, run_promote
+
+    _stg(attest, repo, keys, pushed)
+    request = PromoteRequest(source=f"oci://{pushed['repository']}@{pushed['digest']}",
+                             destination=f"oci://{prd_registry}/prd/halfway:v1", policy=repo / "policy.yaml",
+                             stage="prd", registry_insecure=(pushed["registry"], prd_registry))
+    real_attach = images.attach
+    calls = []
+
+    def failing_attach(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 2:  # the provenance went; the registry goes away before stg's VSA
+            raise RemoteError("registry went away")
+        return real_attach(*args, **kwargs)
+
+    monkeypatch.setattr(images, "attach", failing_attach)
+    with pytest.raises(RemoteError):
+        run_promote(request)
+    with pytest.raises(Exception, match="404"):
+        get(prd_registry, "/v2/prd/halfway/manifests/v1", "application/vnd.oci.image.manifest.v1+json")
+    _, headers = get(prd_registry, f"/v2/prd/halfway/manifests/{pushed['digest']}",
+                     "application/vnd.oci.image.manifest.v1+json")  # the image itself is there, untagged
+    monkeypatch.setattr(images, "attach", real_attach)
+    done = run_promote(request)
+    assert done.copied.present == 2 and done.tag == "v1"
+    _, headers = get(prd_registry, "/v2/prd/halfway/manifests/v1", "application/vnd.oci.image.manifest.v1+json")
+    assert headers["Docker-Content-Digest"] == pushed["digest"]
