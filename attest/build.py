@@ -176,7 +176,7 @@ def run_build(request: BuildRequest, *, progress: Progress | None = None,
                                                 signer)  # (8a)
     published = _publish(request, store, found, subjects, signed, progress) if store is not None else ()  # (9)
     if images and _registry_target(request):
-        published += _publish_images(request, images, signed)
+        published += _publish_images(request, images, signed, progress)
     bundle_file, link_path = _write(request.output, signed, link, request.link)  # (10)
     return BuildOutcome(output=request.output, commit=source.git.commit, ref=source.git.ref,
                         source=source.git.repo_uri, dirty=source.git.dirty,
@@ -486,12 +486,13 @@ def _registry_target(request: BuildRequest) -> bool:
     return request.publish is not None and request.publish.startswith("oci://")
 
 
-def _publish_images(request: BuildRequest, images: Sequence[BuildImage], signed: _Signed) -> tuple[str, ...]:
+def _publish_images(request: BuildRequest, images: Sequence[BuildImage], signed: _Signed,
+                    progress: Progress | None) -> tuple[str, ...]:
     """(9) to a registry: each layout's image pushed, the provenance attached to every manifest, then the tag."""
     from attest.images import publish_images
 
     return tuple(publish_images(images, _registries(request), envelope=None if signed.keyless else signed.line,
-                                bundle=signed.bundle, push=request.publish_artifacts))
+                                bundle=signed.bundle, push=request.publish_artifacts, progress=progress))
 
 
 def _store(request: BuildRequest) -> Store | None:

@@ -26,7 +26,7 @@ from attest.registries.reference import OCI_PREFIX
 
 if TYPE_CHECKING:
     from attest.oci_layout import Image
-    from attest.registries.images import Registries
+    from attest.registries.images import Progress, Registries
     from attest.registries.reference import ImageRef
 
 __all__ = ["BuildImage", "check_images", "collect_images", "is_image", "publish_images"]
@@ -104,7 +104,7 @@ def _layout_name(path: Path, root: Path) -> str:
 
 
 def publish_images(images: Sequence[BuildImage], registries: Registries, *, envelope: bytes | None,
-                   bundle: bytes | None, push: bool) -> list[str]:
+                   bundle: bytes | None, push: bool, progress: Progress | None = None) -> list[str]:
     """Push each layout's image (unless ``push`` is off), attach the provenance to every manifest attested, then
     tag; what was written, as ``oci://`` names."""
     from attest.registries.images import attach, push_image
@@ -114,7 +114,7 @@ def publish_images(images: Sequence[BuildImage], registries: Registries, *, enve
     for item in images:
         assert item.ref is not None
         if push and item.image.layout is not None:
-            published.extend(push_image(registries, item.ref, item.image))
+            published.extend(push_image(registries, item.ref, item.image, progress=progress))
         for manifest, _ in item.image.manifests():
             if envelope is not None:
                 published.append(attach(registries, item.ref, manifest.descriptor(), envelope,

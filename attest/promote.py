@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from attest.gate import GateOutcome
-    from attest.registries.images import Copied
+    from attest.registries.images import Copied, Progress
 
 __all__ = ["PromoteOutcome", "PromoteRequest", "run_promote"]
 
@@ -57,7 +57,8 @@ class PromoteOutcome:
     """The gate that passed at the destination."""
 
 
-def run_promote(request: PromoteRequest, *, warn: Callable[[str], None] | None = None) -> PromoteOutcome:
+def run_promote(request: PromoteRequest, *, warn: Callable[[str], None] | None = None,
+                progress: Progress | None = None) -> PromoteOutcome:
     from attest.gate import GateRequest, run_gate
     from attest.registries.images import Registries, attach, copy_image, resolve
     from attest.registries.reference import parse_image
@@ -82,7 +83,7 @@ def run_promote(request: PromoteRequest, *, warn: Callable[[str], None] | None =
                                     registry_insecure=request.registry_insecure), warn=warn)
 
     passed = gate(str(source_at))  # (2)
-    copied = copy_image(registries, source_at, target_at, image)  # (3)
+    copied = copy_image(registries, source_at, target_at, image, progress=progress)  # (3)
     attached = []
     for evidence in passed.relied:  # (4)
         kind = ARTIFACT_BUNDLE if evidence.bundle is not None else ARTIFACT_DSSE

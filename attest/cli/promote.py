@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from attest.cli._options import emit_json, format_option, registry_insecure_option
+from attest.cli._options import emit_json, format_option, progress, registry_insecure_option
 
 if TYPE_CHECKING:
     from attest.promote import PromoteOutcome
@@ -47,7 +47,7 @@ def promote(source: str, destination: str, policy: Path, stage: str, keys: tuple
 
     outcome = run_promote(PromoteRequest(source=source, destination=destination, policy=policy, stage=stage,
                                          keys=keys, trusted_root=trusted_root, registry_insecure=registry_insecure),
-                          warn=lambda text: click.echo(f"attest: warning: {text}", err=True))
+                          warn=lambda text: click.echo(f"attest: warning: {text}", err=True), progress=progress)
     if output_format == "json":
         emit_json(_as_json(outcome))
         return

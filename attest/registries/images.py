@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Collection, Iterator, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from attest.registries.client import Registry
 from attest.registries.reference import ImageRef
@@ -89,7 +90,12 @@ def resolve(registries: Registries, ref: ImageRef) -> Image:
     return Image(manifest=top, data=fetched.data, children=tuple(children), tag=ref.tag)
 
 
-def push_image(registries: Registries, target: ImageRef, image: Image) -> list[str]:
+Progress = Callable[[str, int], AbstractContextManager[Callable[[int], None] | None]]
+"""``progress(description, total)``: a context manager giving ``advance(n)`` (a bar on a terminal), or None."""
+
+
+def push_image(registries: Registries, target: ImageRef, image: Image, *, progress: Progress | None = None
+               ) -> list[str]:
     """Every blob and manifest of ``image`` (from its layout) into ``target``'s repository, by digest; what
     was pushed, as ``oci://`` names."""
     registry = registries(target.registry)
@@ -98,10 +104,43 @@ def push_image(registries: Registries, target: ImageRef, image: Image) -> list[s
         for blob in (manifest.config, *manifest.layers):
             if blob is None:
                 continue
-            registry.push_blob(target.repository, blob.digest, blob.size, _opener(image.blob(blob.digest)))
+            with _bar(progress, f"pushing {blob.digest[:19]}", blob.size) as advance:
+                registry.push_blob(target.repository, blob.digest, blob.size,
+                                   _counted(_opener(image.blob(blob.digest)), advance))
         registry.put_manifest(target.repository, manifest.digest, data, manifest.media_type)
         pushed.append(str(target.at(manifest.digest)))
     return pushed
+
+
+def _bar(progress: Progress | None, description: str, total: int
+         ) -> AbstractContextManager[Callable[[int], None] | None]:
+    return nullcontext(None) if progress is None else progress(description, total)
+
+
+def _counted(open_stream: Callable[[], IO[bytes]], advance: Callable[[int], None] | None) -> Callable[[], IO[bytes]]:
+    """``open_stream``, reporting each read to ``advance`` (a progress bar) when there is one."""
+    if advance is None:
+        return open_stream
+    report = advance
+
+    class Counted(io.RawIOBase):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = open_stream()
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, buffer: Any) -> int:
+            size = self.inner.readinto(buffer)  # type: ignore[attr-defined]
+            report(size or 0)
+            return int(size or 0)
+
+        def close(self) -> None:
+            self.inner.close()
+            super().close()
+
+    return lambda: io.BufferedReader(Counted(), buffer_size=1024 * 1024)
 
 
 def _opener(path: Path) -> Callable[[], IO[bytes]]:
@@ -225,7 +264,8 @@ class Copied:
     manifests: int
 
 
-def copy_image(registries: Registries, source: ImageRef, target: ImageRef, image: Image) -> Copied:
+def copy_image(registries: Registries, source: ImageRef, target: ImageRef, image: Image, *,
+               progress: Progress | None = None) -> Copied:
     """Every blob and manifest of ``image`` from ``source``'s repository into ``target``'s, digests unchanged:
     a blob the target has is skipped, one in the same registry is mounted across repositories where the registry
     allows it, any other is streamed from the source to the target (hashed on the way, never held)."""
@@ -236,9 +276,10 @@ def copy_image(registries: Registries, source: ImageRef, target: ImageRef, image
         for blob in (manifest.config, *manifest.layers):
             if blob is None:
                 continue
-            how = dst.push_blob(target.repository, blob.digest, blob.size,
-                                _streamer(src, source.repository, blob.digest, blob.size),
-                                mount_from=source.repository if same else None)
+            with _bar(progress, f"copying {blob.digest[:19]}", blob.size) as advance:
+                how = dst.push_blob(target.repository, blob.digest, blob.size,
+                                    _counted(_streamer(src, source.repository, blob.digest, blob.size), advance),
+                                    mount_from=source.repository if same else None)
             counts[how] += 1
         dst.put_manifest(target.repository, manifest.digest, data, manifest.media_type)
     return Copied(uploaded=counts["uploaded"], mounted=counts["mounted"], present=counts["exists"],

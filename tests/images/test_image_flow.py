@@ -118,3 +118,28 @@ def test_evidence_in_a_store_or_in_the_registry_either_will_do(repo: Path, keys:
     ran = attest("verify", f"oci://{pushed['repository']}@{pushed['digest']}", "--store", "empty", "--key",
                  keys["dev"].public, "--registry-insecure", oci_registry, cwd=repo)
     assert ran.code == 0, ran
+
+
+def test_pushing_reports_progress_blob_by_blob(repo: Path, attest: AttestRunner, oci_registry: str) -> None:
+    """What a progress bar is told while an image is pushed: each blob, to its last byte."""
+    from collections.abc import Callable, Iterator
+    from contextlib import contextmanager
+
+    from attest.oci_layout import parse_layout, read_layout_image
+    from attest.registries.images import Registries, push_image
+    from attest.registries.reference import parse_image
+
+    pack(attest, repo, "<h1>progress</h1>\n" * 5000, "oci-layout:../progress:v1")
+    image = read_layout_image(parse_layout(f"oci-layout:{repo.parent / 'progress'}:v1"))
+    told: dict[str, list[int]] = {}
+
+    @contextmanager
+    def progress(description: str, total: int) -> Iterator[Callable[[int], None]]:
+        told[description] = [total]
+        yield told[description].append
+
+    push_image(Registries(insecure=[oci_registry]), parse_image(f"oci://{oci_registry}/flow/progress"), image,
+               progress=progress)
+    sizes = sorted(b.size for b in (image.manifest.config, *image.manifest.layers) if b is not None)
+    assert sorted(counts[0] for counts in told.values()) == sizes
+    assert all(sum(counts[1:]) == counts[0] for counts in told.values())
