@@ -57,6 +57,17 @@ class PromoteOutcome:
     """The gate that passed at the destination."""
 
 
+def _read_inputs(request: PromoteRequest) -> None:
+    from verify.errors import TrustConfigError
+    from verify.files import read_file
+    from verify.limits import MAX_TRUSTED_ROOT_BYTES
+    from verify.policy_file import load_policy
+
+    load_policy(request.policy)
+    if request.trusted_root is not None:
+        read_file(request.trusted_root, what="trusted root", limit=MAX_TRUSTED_ROOT_BYTES, error=TrustConfigError)
+
+
 def run_promote(request: PromoteRequest, *, warn: Callable[[str], None] | None = None,
                 progress: Progress | None = None) -> PromoteOutcome:
     from attest.gate import GateRequest, run_gate
@@ -66,6 +77,7 @@ def run_promote(request: PromoteRequest, *, warn: Callable[[str], None] | None =
     from verify.formats.oci import ARTIFACT_BUNDLE, ARTIFACT_DSSE
     from verify.request import GateRules
 
+    _read_inputs(request)  # a bad policy or trusted root is found before any registry is asked
     source = parse_image(request.source, what="the source")
     target = parse_image(request.destination, what="the destination")
     if target.digest is not None:

@@ -212,6 +212,8 @@ READS: dict[tuple[str, str], tuple[str, Args]] = {
     ("audit", "--key"): ("file", lambda w, f, o: _audit(w, out=o, more=("--key", f))),
     ("audit", "--trusted-root"): ("file", lambda w, f, o: _audit(w, out=o, more=("--trusted-root", f))),
     ("inspect", "FILE"): ("file", lambda w, f, o: ["inspect", f]),
+    ("promote", "--policy"): ("file", lambda w, f, o: _promote(w, "--policy", f)),
+    ("promote", "--trusted-root"): ("file", lambda w, f, o: _promote(w, "--policy", w.policy, "--trusted-root", f)),
     ("pack", "DIRECTORY"): ("dir", lambda w, f, o: ["pack", f, "-o", o + ".zip"]),
     ("release create", "--component"): ("file", lambda w, f, o: _release(w, component=f, out=o)),
     ("release create", "--signer"): ("file", lambda w, f, o: _release(w, signer=f, out=o)),
@@ -253,6 +255,13 @@ NOT_IN_MATRIX = {
     ("reproduce", "--diff"): "a folder written only after a rebuild that differs: tests/cli/test_reproduce_cli.py",
     ("reproduce", "--originals"): "read only after a rebuild that differs: tests/cli/test_reproduce_cli.py",
 }
+
+
+def _promote(w: World, *more: str | Path) -> list[str | Path]:
+    """attest promote onto its own repository (a usage error, exit 2, once its files are read): a bad input must
+    be refused first, and before any registry is asked."""
+    return ["promote", f"oci://127.0.0.1:9/app@sha256:{'0' * 64}", "oci://127.0.0.1:9/app", "--stage", "prd",
+            "--registry-insecure", "127.0.0.1:9", *more]
 
 
 # --- the faults ---------------------------------------------------------------------------------------
