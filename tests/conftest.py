@@ -142,5 +142,5 @@ def need_tool(name: str, *, install: str) -> str:
     return path
 
 
-from tests.registry_infra import oci_registry  # noqa: E402,F401  (a local docker-registry, one per session)
+from tests.registry_infra import oci_registry, oci_registry_prd  # noqa: E402,F401  (local docker-registries)
 from tests.sigstore_infra.fixture import sigstore_local  # noqa: E402,F401  (local Fulcio/Rekor test services)

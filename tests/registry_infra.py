@@ -97,6 +97,16 @@ def oci_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         _stop(process)
 
 
+@pytest.fixture(scope="session")
+def oci_registry_prd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A second registry, standing for prd's ECR in promotion tests (one process per session too)."""
+    process, address = start_registry(tmp_path_factory.mktemp("registry-prd"))
+    try:
+        yield address
+    finally:
+        _stop(process)
+
+
 @dataclass(frozen=True)
 class AuthRegistry:
     """A registry that answers only with HTTP basic credentials: ``username`` / ``password``."""

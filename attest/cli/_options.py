@@ -26,8 +26,9 @@ def format_option(f: F) -> F:
 
 def registry_insecure_option(f: F) -> F:
     return click.option("--registry-insecure", "registry_insecure", multiple=True, metavar="HOST[:PORT]",
+                        envvar="ATTEST_REGISTRY_INSECURE",
                         help="Reach this registry over plain HTTP, without TLS: a local test registry only. "
-                             "Repeatable.")(f)
+                             "Repeatable [env: ATTEST_REGISTRY_INSECURE, hosts separated by spaces].")(f)
 
 
 def signer_option(required: bool = False) -> Callable[[F], F]:

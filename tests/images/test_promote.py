@@ -1,7 +1,7 @@
 """Issue 20, part 4: attest promote copies an image to another registry with the attestations its gate relied on.
 
 Two real registries (Debian's docker-registry): the session's, standing for the dev account's ECR, and a
-second one started once for this module, standing for prd's. After attest promote, prd's gate passes
+second one (``oci_registry_prd``), standing for prd's. After attest promote, prd's gate passes
 against prd's registry alone; after a plain skopeo copy, it fails saying the attestations were left behind.
 """
 
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,17 +16,12 @@ import pytest
 
 from tests.conftest import AttestRunner, KeyPair, need_tool
 from tests.images.conftest import get
-from tests.registry_infra import INSTALL, start_registry
+from tests.registry_infra import INSTALL
 
 
-@pytest.fixture(scope="module")
-def prd_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    process, address = start_registry(tmp_path_factory.mktemp("prd-registry"))
-    try:
-        yield address
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+@pytest.fixture
+def prd_registry(oci_registry_prd: str) -> str:
+    return oci_registry_prd
 
 
 def _stg(attest: AttestRunner, repo: Path, keys: dict[str, KeyPair], pushed: dict[str, Any]) -> None:
