@@ -89,6 +89,7 @@ def collect_images(patterns: Sequence[str], root: Path, publish: str | None, reg
         if pattern.startswith(LAYOUT_PREFIX):
             layout = parse_layout(pattern)
             image = read_layout_image(layout)
+            image.check_blobs()
             found.append(BuildImage(pattern=pattern, name=target.name if target else _layout_name(layout.path, root),
                                     image=image, ref=target))
         else:

@@ -136,9 +136,81 @@ def _layer(folder: Path, directory: Path, epoch: int) -> tuple[str, int, str, in
     return f"sha256:{digest.hexdigest()}", size, f"sha256:{plain.sha256.hexdigest()}", files, len(entries) - files
 
 
+@dataclass(frozen=True)
+class _Base:
+    """A base image: its layers (blobs in its layout) and its config, read and checked."""
+
+    image: Image
+    manifest: Manifest
+    config: dict[str, Any]
+
+
+def _base(ref: LayoutRef, os_name: str, arch: str, variant: str | None) -> _Base:
+    """The base image ``ref`` names, for the platform asked (an index: the manifest of that platform)."""
+    from verify.errors import EvidenceRejected
+    from verify.formats import strict_json
+    from verify.formats.oci import check_blob
+
+    image = read_layout_image(ref)
+    wanted = {"os": os_name, "architecture": arch, **({"variant": variant} if variant else {})}
+    manifest = image.manifest
+    if manifest.is_index:
+        found = [m for m, _ in image.children if _platform_of(image.manifest, m.digest) == wanted]
+        if not found:
+            raise BuildRefused(f"the base image {ref.path} has no {'/'.join(wanted.values())} image; pack for one of "
+                               "its platforms (--platform)")
+        manifest = found[0]
+    assert manifest.config is not None
+    try:
+        data = check_blob(_read_small(image.blob(manifest.config.digest), "the base config"), manifest.config,
+                          what=f"the config of the base image {ref.path}")
+        config = strict_json.loads(data, what=f"the config of the base image {ref.path}")
+    except EvidenceRejected as e:
+        raise BuildRefused(f"the base image {ref.path} is not sound: {e}") from e
+    if not isinstance(config, dict) or not isinstance(config.get("rootfs"), dict):
+        raise BuildRefused(f"the config of the base image {ref.path} is not an image config")
+    got = {"os": config.get("os"), "architecture": config.get("architecture"),
+           **({"variant": config.get("variant")} if variant else {})}
+    if got != wanted:
+        raise BuildRefused(f"the base image {ref.path} is for {got.get('os')}/{got.get('architecture')}, not "
+                           f"{'/'.join(wanted.values())}; pack for its platform (--platform)")
+    diff_ids = config["rootfs"].get("diff_ids")
+    if not isinstance(diff_ids, list) or len(diff_ids) != len(manifest.layers):
+        raise BuildRefused(f"the base image {ref.path} has {len(manifest.layers)} layers but its config lists "
+                           f"{len(diff_ids) if isinstance(diff_ids, list) else 'no'} diff_ids")
+    return _Base(image=image, manifest=manifest, config=config)
+
+
+def _platform_of(index: Manifest, digest: str) -> dict[str, str]:
+    for descriptor in index.manifests:
+        if descriptor.digest == digest and descriptor.platform is not None:
+            return {k: v for k, v in descriptor.platform.items() if k in ("os", "architecture", "variant")}
+    return {}
+
+
+def _config(base: _Base | None, *, os_name: str, arch: str, variant: str | None, created: str,
+            diff_id: str) -> dict[str, Any]:
+    """The image config: the base's (its environment, entrypoint, layers and history) with this layer on top."""
+    if base is None:
+        config: dict[str, Any] = {"architecture": arch, "os": os_name, "config": {}, "rootfs": {"type": "layers",
+                                  "diff_ids": []}, "history": []}
+    else:
+        config = json.loads(json.dumps(base.config))
+        config.setdefault("config", {})
+        if not isinstance(config.get("history"), list):
+            config["history"] = []
+    config["created"] = created
+    config["rootfs"] = {"type": "layers", "diff_ids": [*config["rootfs"].get("diff_ids", []), diff_id]}
+    config["history"] = [*config["history"], {"created": created, "created_by": "attest pack"}]
+    if variant:
+        config["variant"] = variant
+    return config
+
+
 def pack_oci(directory: Path, layout: Path, *, tag: str | None = None, platform: str = "linux/amd64",
-             env: Mapping[str, str] | None = None) -> OciPackResult:
-    """Write ``directory`` as a reproducible single-layer image into the OCI image layout ``layout``."""
+             env: Mapping[str, str] | None = None, base: LayoutRef | None = None) -> OciPackResult:
+    """Write ``directory`` as a reproducible image into the OCI image layout ``layout``: one layer, on top of the
+    layers of ``base`` (an image in another layout) when given."""
     env = os.environ if env is None else env
     if not directory.is_dir():
         what = "is not a directory" if directory.exists() else "does not exist"
@@ -155,6 +227,8 @@ def pack_oci(directory: Path, layout: Path, *, tag: str | None = None, platform:
         raise OutputError(f"{layout} exists and is not a folder; an OCI image layout is a folder")
     if not target.parent.is_dir():
         raise OutputError(f"cannot write {layout}: its folder {target.parent} does not exist; create it first")
+    os_name, arch, variant = matched.groups()
+    under = _base(base, os_name, arch, variant) if base is not None else None
     epoch, epoch_source = source_date_epoch(directory, env)
     try:
         work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
@@ -164,16 +238,12 @@ def pack_oci(directory: Path, layout: Path, *, tag: str | None = None, platform:
         (work / "blobs" / "sha256").mkdir(parents=True)
         layer, layer_size, diff_id, files, directories = _layer(work, directory, epoch)
         created = datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        os_name, arch, variant = matched.groups()
-        config: dict[str, Any] = {"architecture": arch, "os": os_name, "created": created, "config": {},
-                                  "rootfs": {"type": "layers", "diff_ids": [diff_id]},
-                                  "history": [{"created": created, "created_by": "attest pack"}]}
-        if variant:
-            config["variant"] = variant
+        config = _config(under, os_name=os_name, arch=arch, variant=variant, created=created, diff_id=diff_id)
         config_digest, config_size = _blob(work, _canonical(config))
+        below = [] if under is None else _copy_layers(under, work)
         manifest = {"schemaVersion": 2, "mediaType": MEDIA_MANIFEST,
                     "config": {"mediaType": MEDIA_CONFIG, "digest": config_digest, "size": config_size},
-                    "layers": [{"mediaType": MEDIA_LAYER, "digest": layer, "size": layer_size}],
+                    "layers": [*below, {"mediaType": MEDIA_LAYER, "digest": layer, "size": layer_size}],
                     "annotations": {"org.opencontainers.image.created": created}}
         manifest_digest, manifest_size = _blob(work, _canonical(manifest))
         descriptor: dict[str, Any] = {"mediaType": MEDIA_MANIFEST, "digest": manifest_digest, "size": manifest_size,
@@ -191,6 +261,23 @@ def pack_oci(directory: Path, layout: Path, *, tag: str | None = None, platform:
     return OciPackResult(layout=layout, tag=tag, manifest=manifest_digest, manifest_size=manifest_size,
                          config=config_digest, layer=layer, diff_id=diff_id, files=files, directories=directories,
                          source_date_epoch=epoch, epoch_source=epoch_source, platform=platform)
+
+
+def _copy_layers(base: _Base, work: Path) -> list[dict[str, Any]]:
+    """The base's layer blobs, copied into the new layout (each checked against its digest on the way); their
+    descriptors, as the base's manifest gives them."""
+    from verify.digests import hash_file
+
+    layers = []
+    for layer in base.manifest.layers:
+        source = base.image.blob(layer.digest)
+        target = work / "blobs" / "sha256" / layer.digest.removeprefix("sha256:")
+        shutil.copyfile(source, target)
+        if "sha256:" + hash_file(target, ("sha256",))["sha256"] != layer.digest:
+            raise BuildRefused(f"layer {layer.digest} of the base image {base.image.layout} does not hash to its "
+                               "digest; the base layout is corrupt")
+        layers.append(layer.to_dict())
+    return layers
 
 
 def _move_into_place(work: Path, target: Path) -> None:
@@ -248,6 +335,18 @@ class Image:
     def blob(self, digest: str) -> Path:
         assert self.layout is not None
         return self.layout / "blobs" / "sha256" / digest.removeprefix("sha256:")
+
+    def check_blobs(self) -> None:
+        """Every blob of the layout hashes to its digest (one streaming read each): what is signed is what the
+        layout holds. :class:`BuildRefused` names the first that does not."""
+        from verify.digests import hash_file
+
+        for manifest, _ in self.manifests():
+            for blob in (manifest.config, *manifest.layers):
+                if blob is not None and "sha256:" + hash_file(self.blob(blob.digest), ("sha256",))["sha256"] != \
+                        blob.digest:
+                    raise BuildRefused(f"blob {blob.digest} of the image layout {self.layout} does not hash to its "
+                                       "digest; the layout is corrupt: write it again")
 
     def manifests(self) -> list[tuple[Manifest, bytes]]:
         """Every manifest, platforms' first and the top one last: the order they are pushed in."""

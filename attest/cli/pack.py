@@ -31,8 +31,11 @@ class _PackOutput(OutputPath):
                    "folder holding a single-layer image of DIRECTORY, tagged TAG if given.")
 @click.option("--platform", default="linux/amd64", show_default=True, metavar="OS/ARCH",
               help="With oci-layout: the image's platform (its config's os and architecture).")
+@click.option("--base", metavar="oci-layout:DIR[:TAG]",
+              help="With oci-layout: put the layer on top of this image (from another OCI image layout; for a "
+                   "multi-platform base, its --platform image), keeping its layers, environment and entrypoint.")
 @format_option
-def pack(directory: Path, output: Path | str, platform: str, output_format: str) -> None:
+def pack(directory: Path, output: Path | str, platform: str, base: str | None, output_format: str) -> None:
     """Pack DIRECTORY into a reproducible archive (Lambda zips, CloudFormation bundles) or container image.
 
     The same file contents always give the same bytes: entries sorted, every
@@ -46,11 +49,14 @@ def pack(directory: Path, output: Path | str, platform: str, output_format: str)
     Examples:
       attest pack build/lambda --output dist/function.zip
       attest pack build/site --output oci-layout:dist/site-image:v1
+      attest pack build/site --output oci-layout:dist/site-image:v1 --base oci-layout:base/nginx:1.27
       attest build --signer dev-build.pem --artifact dist/function.zip -- make lambda
     """
     if isinstance(output, str):
-        _pack_image(directory, output, platform, output_format)
+        _pack_image(directory, output, platform, base, output_format)
         return
+    if base is not None:
+        raise click.UsageError("--base is for an image (--output oci-layout:DIR[:TAG]), not an archive")
     from attest.pack import FORMATS, archive_format
     from attest.pack import pack as pack_directory
 
@@ -68,7 +74,7 @@ def pack(directory: Path, output: Path | str, platform: str, output_format: str)
         click.echo(f"  sha256:{result.digests['sha256']}")
 
 
-def _pack_image(directory: Path, output: str, platform: str, output_format: str) -> None:
+def _pack_image(directory: Path, output: str, platform: str, base: str | None, output_format: str) -> None:
     from attest.errors import BuildRefused
     from attest.oci_layout import pack_oci, parse_layout
 
@@ -76,7 +82,11 @@ def _pack_image(directory: Path, output: str, platform: str, output_format: str)
         ref = parse_layout(output)
     except BuildRefused as e:
         raise click.BadParameter(str(e), param_hint="--output") from e
-    result = pack_oci(directory, ref.path, tag=ref.tag, platform=platform)
+    try:
+        base_ref = parse_layout(base) if base is not None else None
+    except BuildRefused as e:
+        raise click.BadParameter(str(e), param_hint="--base") from e
+    result = pack_oci(directory, ref.path, tag=ref.tag, platform=platform, base=base_ref)
     if output_format == "json":
         emit_json({"output": output, "format": "oci", "layout": str(result.layout), "tag": result.tag,
                    "manifest": {"digest": result.manifest, "size": result.manifest_size},

@@ -148,3 +148,69 @@ def test_skopeo_reads_the_layout_and_a_registry_stores_it_under_attests_digest(t
                             capture_output=True, text=True, check=False)
     assert remote.returncode == 0, remote.stderr
     assert json.loads(remote.stdout)["Digest"] == shown["manifest"]["digest"]
+
+
+def _with_environment(layout: Path, env: list[str]) -> None:
+    """Give the layout's image config an environment and an entrypoint (as a real base image has), re-hashed."""
+    index = json.loads((layout / "index.json").read_text())
+    descriptor = index["manifests"][0]
+    manifest = json.loads(_blob(layout, descriptor["digest"]))
+    config = json.loads(_blob(layout, manifest["config"]["digest"]))
+    config["config"] = {"Env": env, "Entrypoint": ["/bin/serve"]}
+    data = json.dumps(config, sort_keys=True).encode()
+    (layout / "blobs" / "sha256" / hashlib.sha256(data).hexdigest()).write_bytes(data)
+    manifest["config"].update(digest=f"sha256:{hashlib.sha256(data).hexdigest()}", size=len(data))
+    data = json.dumps(manifest, sort_keys=True).encode()
+    (layout / "blobs" / "sha256" / hashlib.sha256(data).hexdigest()).write_bytes(data)
+    descriptor.update(digest=f"sha256:{hashlib.sha256(data).hexdigest()}", size=len(data))
+    (layout / "index.json").write_text(json.dumps(index))
+
+
+def test_an_image_on_a_base_keeps_its_layers_environment_and_entrypoint(tmp_path: Path) -> None:
+    base_dir = tmp_path / "base"
+    (base_dir / "bin").mkdir(parents=True)
+    (base_dir / "bin" / "serve").write_text("#!/bin/sh\n")
+    _pack(base_dir, "oci-layout:base-image:1.0")
+    _with_environment(tmp_path / "base-image", ["PATH=/bin", "PORT=8080"])
+    base_manifest = json.loads(_blob(tmp_path / "base-image", json.loads(
+        (tmp_path / "base-image" / "index.json").read_text())["manifests"][0]["digest"]))
+    base_config = json.loads(_blob(tmp_path / "base-image", base_manifest["config"]["digest"]))
+    site = _site(tmp_path)
+    first = _pack(site, "oci-layout:app-image:v1", "--base", "oci-layout:base-image:1.0")
+    again = _pack(site, "oci-layout:app-image-2:v1", "--base", "oci-layout:base-image:1.0")
+    assert first["manifest"]["digest"] == again["manifest"]["digest"]  # reproducible on a base too
+    layout = tmp_path / "app-image"
+    manifest = json.loads(_blob(layout, first["manifest"]["digest"]))
+    assert [layer["digest"] for layer in manifest["layers"]] == [base_manifest["layers"][0]["digest"], first["layer"]]
+    _blob(layout, base_manifest["layers"][0]["digest"])  # the base's layer is in the new layout, by its digest
+    config = json.loads(_blob(layout, manifest["config"]["digest"]))
+    assert config["config"] == {"Env": ["PATH=/bin", "PORT=8080"], "Entrypoint": ["/bin/serve"]}
+    assert config["rootfs"]["diff_ids"] == [*base_config["rootfs"]["diff_ids"], first["diffId"]]
+    assert len(config["history"]) == 2
+
+
+def test_a_base_of_another_platform_or_broken_is_refused(tmp_path: Path) -> None:
+    base_dir = tmp_path / "base"
+    base_dir.mkdir()
+    (base_dir / "a").write_text("a")
+    _pack(base_dir, "oci-layout:base-image:1.0")
+    site = _site(tmp_path)
+    ran = run_attest("pack", site, "--output", "oci-layout:out:v1", "--platform", "linux/arm64", "--base",
+                     "oci-layout:base-image:1.0", cwd=tmp_path, env={"SOURCE_DATE_EPOCH": EPOCH})
+    assert ran.code == 3 and "is for linux/amd64, not linux/arm64" in ran.err, ran
+    missing = run_attest("pack", site, "--output", "oci-layout:out:v1", "--base", "oci-layout:base-image:2.0",
+                         cwd=tmp_path, env={"SOURCE_DATE_EPOCH": EPOCH})
+    assert missing.code == 3 and "no image tagged '2.0'" in missing.err, missing
+    base = tmp_path / "base-image"
+    manifest = json.loads(_blob(base, json.loads((base / "index.json").read_text())["manifests"][0]["digest"]))
+    for blob, said in ((manifest["layers"][0], "does not hash to its digest"), (manifest["config"], "hashes to")):
+        path = base / "blobs" / "sha256" / blob["digest"].removeprefix("sha256:")
+        kept = path.read_bytes()
+        path.write_bytes(b"x" * len(kept))  # same size, other bytes
+        corrupt = run_attest("pack", site, "--output", "oci-layout:out:v1", "--base", "oci-layout:base-image:1.0",
+                             cwd=tmp_path, env={"SOURCE_DATE_EPOCH": EPOCH})
+        assert corrupt.code == 3 and said in corrupt.err and len(corrupt.err.splitlines()) == 1, corrupt
+        path.write_bytes(kept)
+    assert not (tmp_path / "out").exists()
+    archive = run_attest("pack", site, "--output", "out.zip", "--base", "oci-layout:base-image:1.0", cwd=tmp_path)
+    assert archive.code == 2 and "--base is for an image" in archive.err, archive

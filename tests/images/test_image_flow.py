@@ -143,3 +143,18 @@ def test_pushing_reports_progress_blob_by_blob(repo: Path, attest: AttestRunner,
     sizes = sorted(b.size for b in (image.manifest.config, *image.manifest.layers) if b is not None)
     assert sorted(counts[0] for counts in told.values()) == sizes
     assert all(sum(counts[1:]) == counts[0] for counts in told.values())
+
+
+def test_a_layout_whose_blob_is_not_its_digest_is_not_attested(repo: Path, keys: dict[str, KeyPair],
+                                                               attest: AttestRunner) -> None:
+    import json as _json
+
+    pack(attest, repo, "<h1>corrupt</h1>\n", "oci-layout:../corrupt:v1")
+    layout = repo.parent / "corrupt"
+    digest = _json.loads((layout / "index.json").read_text())["manifests"][0]["digest"]
+    manifest = _json.loads((layout / "blobs" / "sha256" / digest.removeprefix("sha256:")).read_bytes())
+    layer = layout / "blobs" / "sha256" / manifest["layers"][0]["digest"].removeprefix("sha256:")
+    layer.write_bytes(b"\0" * layer.stat().st_size)
+    ran = attest("build", "--signer", keys["dev"].private, "--artifact", "oci-layout:../corrupt:v1", cwd=repo)
+    assert ran.code == 3 and "does not hash to its digest" in ran.err, ran
+    assert not (repo / "provenance.intoto.jsonl").exists()
