@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Collection, Iterator, Mapping
@@ -38,6 +39,9 @@ from verify.limits import MAX_OCI_MANIFEST_BYTES
 __all__ = ["MAX_REDIRECTS", "Fetched", "Registry"]
 
 MAX_REDIRECTS = 5
+#: Pages of one referrers API answer followed (the referrers themselves are bounded by MAX_REFERRERS).
+MAX_REFERRER_PAGES = 20
+_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 _TIMEOUT = urllib3.Timeout(connect=15, read=120)
 _CHUNK = 1024 * 1024
 _MAX_TOKEN_BYTES = 1024 * 1024
@@ -188,18 +192,39 @@ class Registry:
         done.release_conn()
         return "uploaded"
 
-    def referrers(self, repository: str, digest: str, *, accept: str) -> Fetched | None:
-        """The referrers API's index for ``digest``; None when the registry has no referrers API (a 404), and the
-        caller falls back to the referrers tag schema."""
+    def referrers(self, repository: str, digest: str, *, accept: str, pages: int = MAX_REFERRER_PAGES
+                  ) -> list[Fetched] | None:
+        """The referrers API's answer for ``digest``, every page (``Link: <...>; rel="next"``, at most ``pages``);
+        None when the registry has no referrers API (a 404), and the caller falls back to the referrers tag
+        schema."""
         what = f"the referrers of {digest} in {self.host}/{repository}"
-        response = self._call("GET", f"/v2/{repository}/referrers/{digest}", repository=repository,
-                              headers={"Accept": accept}, what=what, missing_ok=True)
-        if response is None:
+        url: str | None = f"/v2/{repository}/referrers/{digest}"
+        answers: list[Fetched] = []
+        while url is not None:
+            if len(answers) == pages:
+                raise LimitExceeded(f"{what} come in more than {pages} pages; attest reads at most that many")
+            response = self._call("GET", url, repository=repository, headers={"Accept": accept}, what=what,
+                                  missing_ok=not answers)
+            if response is None:
+                return None
+            link = response.headers.get("Link")
+            answers.append(Fetched(data=self._read(response, MAX_OCI_MANIFEST_BYTES, what=what),
+                                   content_type=response.headers.get("Content-Type"), digest=None))
+            url = self._next_page(url, link, what=what)
+        return answers
+
+    def _next_page(self, url: str, link: str | None, *, what: str) -> str | None:
+        """The next page a ``Link`` header names, on this registry only."""
+        if not link:
             return None
-        data = self._read(response, MAX_OCI_MANIFEST_BYTES, what=what)
-        if response.headers.get("Link"):
-            raise LimitExceeded(f"{what} come in more than one page; attest reads at most one page of referrers")
-        return Fetched(data=data, content_type=response.headers.get("Content-Type"), digest=None)
+        found = _NEXT.search(link)
+        if found is None:
+            return None
+        target: str = urllib.parse.urljoin(self.base + url if url.startswith("/") else url, found.group(1))
+        if urllib.parse.urlsplit(target).netloc.lower() != urllib.parse.urlsplit(self.base).netloc.lower():
+            raise RemoteError(f"registry {self.host} sends the next page of {what} to another host; attest reads "
+                              "referrers from the image's registry only")
+        return target
 
     # --- HTTP ----------------------------------------------------------------------------------------------
 

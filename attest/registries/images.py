@@ -207,21 +207,24 @@ def find_evidence(registries: Registries, image: ImageRef) -> Iterator[tuple[str
     """(where, bytes or why they were refused) of every attestation the registry holds for ``image`` (which
     names a digest): referrers (API, else tag schema) whose artifact type is a DSSE envelope or a Sigstore
     bundle, then cosign's ``.att`` envelopes. A referrer of another image is that entry's error."""
-    from verify.errors import EvidenceRejected
+    from verify.errors import EvidenceRejected, LimitExceeded
     from verify.formats.oci import check_blob
-    from verify.limits import MAX_EVIDENCE_BYTES
+    from verify.limits import MAX_EVIDENCE_BYTES, MAX_REFERRERS
 
     assert image.digest is not None
     registry = registries(image.registry)
     repository, digest = image.repository, image.digest
-    answer = registry.referrers(repository, digest, accept=MEDIA_OCI_INDEX)
+    pages = registry.referrers(repository, digest, accept=MEDIA_OCI_INDEX)
     where = f"the referrers of {digest}"
-    if answer is None:
-        answer = registry.manifest(repository, referrers_tag(digest), accept=MEDIA_OCI_INDEX)
+    if pages is None:
+        tagged = registry.manifest(repository, referrers_tag(digest), accept=MEDIA_OCI_INDEX)
+        pages = [] if tagged is None else [tagged]
         where = f"the referrers index {referrers_tag(digest)}"
-    listed = () if answer is None else referrers_of(
-        parse_manifest(answer.data, what=f"{where} in {image.name}", content_type=answer.content_type),
-        subject=digest)
+    listed = [d for page in pages for d in referrers_of(
+        parse_manifest(page.data, what=f"{where} in {image.name}", content_type=page.content_type), subject=digest)]
+    if len(listed) > MAX_REFERRERS:
+        raise LimitExceeded(f"{where} in {image.name} list more than {MAX_REFERRERS} referrers; attest reads at "
+                            "most that many")
     for descriptor in listed:
         if descriptor.artifact_type is not None and not _evidence_type(descriptor.artifact_type):
             continue  # an SBOM, a signature: not evidence attest reads (and not fetched)

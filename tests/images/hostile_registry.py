@@ -102,7 +102,7 @@ class HostileRegistry:
 
     def route(self, method: str, path: str, status: int = 200, headers: Mapping[str, str] | None = None,
               body: Body = b"", *, length: int | None = None) -> Response:
-        """Answer ``method path`` (the path without query) with this, every time."""
+        """Answer ``method path`` with this, every time (a path without a query answers whatever the query)."""
         response = Response(status=status, headers=dict(headers or {}), body=body, length=length)
         self.routes[(method.upper(), path)] = response
         return response
@@ -199,7 +199,9 @@ def _handler(registry: HostileRegistry) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             if length:
                 self.rfile.read(length)  # an upload's bytes: read and thrown away
-            path = self.path.split("?", 1)[0]
+            path = self.path  # a route with its query (a page of the referrers API) first, else without it
+            if (self.command, path) not in registry.routes:
+                path = self.path.split("?", 1)[0]
             response = registry.answer(self.command, path, {k.lower(): v for k, v in self.headers.items()})
             try:
                 self.send_response(response.status)

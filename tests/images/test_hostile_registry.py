@@ -25,7 +25,7 @@ import pytest
 from tests.conftest import AttestRunner, KeyPair, Result
 from tests.factory import provenance
 from tests.images import hostile_registry as adversary
-from tests.images.hostile_registry import MEDIA_OCI_MANIFEST, HostileRegistry, start_hostile_registry
+from tests.images.hostile_registry import MEDIA_OCI_INDEX, MEDIA_OCI_MANIFEST, HostileRegistry, start_hostile_registry
 
 hostile_registry = adversary.hostile_registry  # the fixture: a fresh hostile registry for each test
 
@@ -297,3 +297,35 @@ def test_stream_blob_stops_reading_once_the_blob_is_longer_than_its_descriptor(
     assert route.sent < total // 2, f"the registry had to send {route.sent} of {total} bytes"
     for pool in client._pools.values():  # hang up, so the registry's writer stops
         pool.clear()
+
+
+# --- the referrers API in pages ------------------------------------------------------------------------------
+
+def _paged(scene: Scene, first_next: str) -> None:
+    """The referrers API's first page lists nothing and points to ``first_next``."""
+    empty = json.dumps({"schemaVersion": 2, "mediaType": MEDIA_OCI_INDEX, "manifests": []}).encode()
+    scene.registry.route("GET", scene.path("referrers", scene.digest), 200,
+                         {"Content-Type": MEDIA_OCI_INDEX, "Link": f'<{first_next}>; rel="next"'}, empty)
+
+
+def test_referrers_on_a_second_page_are_found(hostile_registry: HostileRegistry, keys: dict[str, KeyPair],
+                                              attest: AttestRunner, home: dict[str, str], tmp_path: Path) -> None:
+    scene = _stage(hostile_registry, keys)
+    listing = [_descriptor(MEDIA_OCI_MANIFEST, scene.referrer, artifactType=ARTIFACT_DSSE)]
+    second = scene.path("referrers", scene.digest) + "?last=page1"
+    hostile_registry.route("GET", second, 200, {"Content-Type": MEDIA_OCI_INDEX}, json.dumps(
+        {"schemaVersion": 2, "mediaType": MEDIA_OCI_INDEX, "manifests": listing}).encode())
+    _paged(scene, second)
+    ran = _verify(attest, scene, keys, home, tmp_path)
+    assert ran.code == 0, ran
+    assert hostile_registry.requests("GET", second)
+
+
+def test_endless_or_foreign_pages_of_referrers_are_refused(hostile_registry: HostileRegistry,
+                                                           keys: dict[str, KeyPair], attest: AttestRunner,
+                                                           home: dict[str, str], tmp_path: Path) -> None:
+    scene = _stage(hostile_registry, keys)
+    _paged(scene, scene.path("referrers", scene.digest))  # the next page is this page, forever
+    assert "pages" in _refused(_verify(attest, scene, keys, home, tmp_path), 1)
+    _paged(scene, f"http://127.0.0.1:9{scene.path('referrers', scene.digest)}")
+    assert "another host" in _refused(_verify(attest, scene, keys, home, tmp_path), 4)
