@@ -77,9 +77,11 @@ def check_images(patterns: Sequence[str], publish: str | None, *, link: bool, re
 def collect_images(patterns: Sequence[str], root: Path, publish: str | None, registries: Registries
                    ) -> list[BuildImage]:
     """Each image artefact read (a layout) or resolved once (a registry image), in the order given."""
+    from attest.errors import BuildRefused
     from attest.oci_layout import parse_layout, read_layout_image
     from attest.registries.images import resolve
     from attest.registries.reference import is_oci, parse_image
+    from verify.errors import EvidenceRejected
 
     target = parse_image(publish, repository_only=True) if publish and is_oci(publish) else None
     found: list[BuildImage] = []
@@ -94,7 +96,10 @@ def collect_images(patterns: Sequence[str], root: Path, publish: str | None, reg
                                     image=image, ref=target))
         else:
             ref = parse_image(pattern)
-            image = resolve(registries, ref)
+            try:
+                image = resolve(registries, ref)
+            except EvidenceRejected as e:  # not there, or not what the registry says: nothing to attest
+                raise BuildRefused(f"artefact {pattern}: {e}") from e
             found.append(BuildImage(pattern=pattern, name=ref.name, image=image, ref=ref.at(image.digest)))
     return found
 

@@ -158,3 +158,29 @@ def test_a_layout_whose_blob_is_not_its_digest_is_not_attested(repo: Path, keys:
     ran = attest("build", "--signer", keys["dev"].private, "--artifact", "oci-layout:../corrupt:v1", cwd=repo)
     assert ran.code == 3 and "does not hash to its digest" in ran.err, ran
     assert not (repo / "provenance.intoto.jsonl").exists()
+
+
+def test_an_image_the_build_command_pushed_is_resolved_once_and_recorded_by_digest(
+        repo: Path, keys: dict[str, KeyPair], attest: AttestRunner, oci_registry: str) -> None:
+    from tests.conftest import need_tool
+    from tests.registry_infra import INSTALL
+
+    skopeo = need_tool("skopeo", install=INSTALL)
+    digest = pack(attest, repo, "<h1>pushed by the build</h1>\n", "oci-layout:../pushed:v1")
+    repository = f"{oci_registry}/flow/pushed-by-cmd"
+    built = attest("build", "--signer", keys["dev"].private, "--artifact", f"oci://{repository}:v1", "--publish",
+                   f"oci://{repository}", "--registry-insecure", oci_registry, "--format", "json", "--",
+                   skopeo, "copy", "--quiet", "--dest-tls-verify=false", f"oci:{repo.parent / 'pushed'}:v1",
+                   f"docker://{repository}:v1", cwd=repo)
+    assert built.code == 0, built
+    (subject,) = json.loads(built.out)["subjects"]
+    assert (subject["name"], "sha256:" + subject["digest"]["sha256"]) == (repository, digest)
+    ran = attest("verify", f"oci://{repository}@{digest}", "--key", keys["dev"].public, "--registry-insecure",
+                 oci_registry, cwd=repo)
+    assert ran.code == 0, ran
+    elsewhere = attest("build", "--signer", keys["dev"].private, "--artifact", f"oci://{repository}:v1", "--publish",
+                       f"oci://{oci_registry}/flow/other", "--registry-insecure", oci_registry, cwd=repo)
+    assert elsewhere.code == 2 and "publish to the image's own repository" in elsewhere.err, elsewhere
+    missing = attest("build", "--signer", keys["dev"].private, "--artifact", f"oci://{repository}:v2",
+                     "--registry-insecure", oci_registry, cwd=repo)
+    assert missing.code == 3 and "was it pushed?" in missing.err, missing
