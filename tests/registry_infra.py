@@ -88,23 +88,23 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait(timeout=10)
 
 
-@pytest.fixture(scope="session")
-def oci_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    process, address = start_registry(tmp_path_factory.mktemp("registry"))
+def _serving(folder: Path) -> Iterator[str]:
+    process, address = start_registry(folder)
     try:
         yield address
     finally:
         _stop(process)
+
+
+@pytest.fixture(scope="session")
+def oci_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    yield from _serving(tmp_path_factory.mktemp("registry"))
 
 
 @pytest.fixture(scope="session")
 def oci_registry_prd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A second registry, standing for prd's ECR in promotion tests (one process per session too)."""
-    process, address = start_registry(tmp_path_factory.mktemp("registry-prd"))
-    try:
-        yield address
-    finally:
-        _stop(process)
+    yield from _serving(tmp_path_factory.mktemp("registry-prd"))
 
 
 @dataclass(frozen=True)
