@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,10 @@ import pytest
 from attest.signers.key import generate
 
 pytest_plugins = ["tests.conftest_aws"]  # a local moto server for AWS tests (real boto3, real HTTP)
+
+# attest audit keeps an index under the user's cache folder by default: the tests (and the attest processes they
+# start, which inherit this) keep theirs in a folder of their own, never in the home of whoever runs them
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="attest-tests-cache-")
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFORMANCE = ROOT / "tests" / "assets" / "conformance"  # third-party vectors and trusted roots (its README.md)

@@ -25,6 +25,7 @@ import click
 
 from attest.cli._options import OutputPath
 from verify.audit import ANOMALY_KINDS, AuditReport, StoredArtifact, audit
+from verify.audit.index import Listed
 from verify.errors import EvidenceRejected, InputError
 from verify.formats.encoding import printable
 from verify.policy import Policy
@@ -32,6 +33,7 @@ from verify.policy import Policy
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
+    from attest.audit_index import SqliteIndex
     from attest.stores import Store
 
 #: Names of attestation files looked for in a directory that is not a store.
@@ -51,8 +53,15 @@ PATTERNS = (".intoto.jsonl", ".sigstore.json")
               show_default=True, help="A table for people, JSON for machines, or a self-contained web page.")
 @click.option("-o", "--output", type=OutputPath(), metavar="FILE",
               help="Write the report to FILE (atomically) instead of stdout.")
+@click.option("--index", "index_path", type=OutputPath(), metavar="PATH",
+              help="The audit index: what was checked, kept so that the next audit checks only what is new "
+                   "(default: ~/.cache/attest/audit-index.sqlite, or under $XDG_CACHE_HOME).")
+@click.option("--no-index", is_flag=True, help="Check every attestation, and keep nothing.")
+@click.option("--reverify", is_flag=True,
+              help="Check every attestation again and report each index entry that disagrees (index-mismatch).")
 def audit_command(sources: tuple[str, ...], policy_path: Path | None, keys: tuple[Path, ...],
-                  trusted_root: Path | None, output_format: str, output: Path | None) -> None:
+                  trusted_root: Path | None, output_format: str, output: Path | None, index_path: Path | None,
+                  no_index: bool, reverify: bool) -> None:
     """Check every attestation in SOURCE... and show each artefact's path: commit -> build -> stages.
 
     A SOURCE is a store directory (sha256/<hex>/*.intoto.jsonl), any directory
@@ -80,12 +89,17 @@ def audit_command(sources: tuple[str, ...], policy_path: Path | None, keys: tupl
     if policy_path is None and not keys:
         raise click.UsageError("no trusted identity: pass --policy FILE or --key PEM (an audit without a "
                                "pinned identity would trust nothing)")
+    if no_index and (index_path is not None or reverify):
+        raise click.UsageError("--no-index keeps no index: leave out --index and --reverify")
     policy = _policy(policy_path, keys)
-    reader = _Reader(sources)
-    with _progress() as live:
-        report = audit(reader.attestations(), policy=policy, trusted_root=trusted_root,
-                       progress=live.checked if live else None,
-                       artifacts=reader.artifacts(progress=live.hashed if live else None))
+    report, used = _audit(sources, policy, trusted_root, None if no_index else index_path or _default_index(),
+                          reverify=reverify)
+    if used is not None:
+        import logging
+
+        logging.getLogger(__name__).info("index %s: %s attestation file(s) answered from it, %s checked%s",
+                                         used["path"], used["reused"], used["checked"],
+                                         " (every file checked again: --reverify)" if used["reverified"] else "")
     if output_format == "json":
         import json
 
@@ -111,6 +125,80 @@ def audit_command(sources: tuple[str, ...], policy_path: Path | None, keys: tupl
         raise EvidenceRejected(f"audit found {_count(len(report.anomalies))} ({', '.join(kinds)}) in "
                                f"{len(report.artifacts)} artefact(s), {report.attestations} attestation(s)"
                                f"{unread}")
+
+
+def _default_index() -> Path:
+    from attest.audit_index import default_index_path
+
+    return default_index_path()
+
+
+def _audit(sources: Sequence[str], policy: Policy, trusted_root: Path | None, index_path: Path | None, *,
+           reverify: bool) -> tuple[AuditReport, dict[str, object] | None]:
+    """The audit, with the index at ``index_path`` (None: none); an index found broken on the way is moved aside
+    and the audit run again with a new one, so that no report rests on part of a broken index."""
+    from attest.audit_index import IndexBroken, move_aside
+
+    try:
+        return _audit_once(sources, policy, trusted_root, index_path, reverify=reverify)
+    except IndexBroken as e:
+        assert index_path is not None
+        aside = move_aside(index_path)
+        click.echo(f"attest: warning: {e}; moved it to {aside} and auditing again with a new index", err=True)
+        return _audit_once(sources, policy, trusted_root, index_path, reverify=reverify)
+
+
+def _audit_once(sources: Sequence[str], policy: Policy, trusted_root: Path | None, index_path: Path | None, *,
+                reverify: bool) -> tuple[AuditReport, dict[str, object] | None]:
+    index = _open_index(index_path, policy, trusted_root) if index_path is not None else None
+    reader = _Reader(sources, index)
+    try:
+        with _progress() as live:
+            report = audit(reader.attestations(), policy=policy, trusted_root=trusted_root,
+                           progress=live.checked if live else None,
+                           artifacts=reader.artifacts(progress=live.hashed if live else None),
+                           index=_Keyed(index) if index is not None else None, reverify=reverify)
+        if index is not None:
+            index.flush()
+            index.forget(reader.seen, under=reader.prefixes)
+    finally:
+        if index is not None:
+            index.close()
+    if index is None:
+        return report, None
+    return report, {"path": str(index.path), "reused": 0 if reverify else index.reused, "checked": index.written,
+                    "reverified": reverify}
+
+
+def _open_index(path: Path, policy: Policy, trusted_root: Path | None) -> SqliteIndex:
+    from importlib.metadata import version
+
+    from attest import DISTRIBUTION
+    from attest.audit_index import SqliteIndex
+    from verify.audit import audit_setup
+    from verify.audit.index import setup_digest, trusted_root_bytes
+
+    setup = setup_digest(audit_setup(policy, trusted_root), policy_digest=policy.digest,
+                         trusted_root=trusted_root_bytes(trusted_root), version=version(DISTRIBUTION))
+    return SqliteIndex(path, setup)
+
+
+def _key(uri: str) -> str:
+    """An index's name for a file: a local path made absolute (the same file, whatever the current folder)."""
+    return uri if "://" in uri else os.path.abspath(uri)
+
+
+class _Keyed:
+    """The index as :func:`verify.audit.audit` asks it, by the sources' URIs as the report shows them."""
+
+    def __init__(self, index: SqliteIndex) -> None:
+        self.index = index
+
+    def facts(self, uri: str, digest: str) -> str | None:
+        return self.index.facts(_key(uri), digest)
+
+    def put(self, uri: str, digest: str, facts: str) -> None:
+        self.index.put(_key(uri), digest, facts)
 
 
 def _policy(path: Path | None, keys: Sequence[Path]) -> Policy:
@@ -139,15 +227,21 @@ class _Reader:
     file through the same hardened reader, one regular file at a time.
     """
 
-    def __init__(self, sources: Sequence[str]) -> None:
+    def __init__(self, sources: Sequence[str], index: SqliteIndex | None = None) -> None:
         self.sources = tuple(dict.fromkeys(sources))  # a source named twice is read once
         self._stores: dict[str, Store] = {}
+        self._index = index
+        self.seen: list[str] = []
+        """The index's name of every attestation file listed (to forget the facts of those gone)."""
+        self.prefixes: list[str] = []
+        """The index's name of every store and folder among the sources (where files may have gone)."""
 
-    def attestations(self) -> Iterator[tuple[str, bytes | EvidenceRejected]]:
-        """Every attestation file of every source, as (uri, bytes or why not), one at a time."""
+    def attestations(self) -> Iterator[tuple[str, bytes | EvidenceRejected | Listed]]:
+        """Every attestation file of every source, as (uri, bytes or why not), one at a time; with an index, as
+        (uri, Listed): read only if the audit needs its bytes."""
         for source in self.sources:
             found = 0
-            for uri, data in self._source(source):
+            for uri, data in self._source(source) if self._index is None else self._listed(source):
                 found += 1
                 yield uri, data
             if not found:
@@ -156,15 +250,54 @@ class _Reader:
 
     def artifacts(self, *, progress: Callable[[int], None] | None = None) -> Iterator[StoredArtifact]:
         """Every artefact stored in a store source, hashed: (uri, the sha256 its address claims, the sha256
-        of its bytes or why they could not be read), one at a time."""
+        of its bytes or why they could not be read), one at a time; with an index, an artefact whose stamp is
+        unchanged is not read again."""
         for source in self.sources:
             store = self._store(source)
             if store is None:
                 continue
-            for uri, claimed, opener in store.artifacts():
-                yield uri, claimed, _sha256(uri, opener)
+            for uri, claimed, opener, stamp in store.listed_artifacts():
+                known = self._index.hashed(_key(uri), stamp) if self._index is not None else None
+                found = known if known is not None else _sha256(uri, opener)
+                if self._index is not None and known is None and isinstance(found, str):
+                    self._index.hash(_key(uri), stamp, found)
+                yield uri, claimed, found
                 if progress is not None:
                     progress(1)
+
+    def _listed(self, source: str) -> Iterator[tuple[str, Listed]]:
+        """The source's files, listed with their stamps: each read only if the index cannot answer for it."""
+        from attest.stores.local import file_stamp
+
+        assert self._index is not None
+        index = self._index
+        store = self._store(source)
+        if store is not None:
+            self.prefixes.append(_key(source.rstrip("/") + "/"))
+            listing: Iterator[tuple[str, str | None, Callable[[], bytes | EvidenceRejected]]] = \
+                store.listed_attestations()
+        else:
+            path = Path(source)
+            if _is_folder(path):
+                self.prefixes.append(_key(str(path)).rstrip("/") + "/")
+            listing = ((uri, file_stamp(Path(uri)) if not isinstance(data, EvidenceRejected) else None,
+                        _reader(data, Path(uri))) for uri, data in self._unread(source))
+        for uri, stamp, read in listing:
+            key = _key(uri)
+            self.seen.append(key)
+            yield uri, Listed(index.scanned(key, stamp), _recording(index, key, stamp, read))
+
+    def _unread(self, source: str) -> Iterator[tuple[str, EvidenceRejected | None]]:
+        """A directory's or a file's attestation files, not read yet (a part that cannot be listed: why)."""
+        path = Path(source)
+        if _is_folder(path):
+            for file, unlisted in _walk(path):
+                yield str(file), unlisted
+        elif path.exists():
+            yield str(path), None
+        else:
+            raise InputError(f"audit source {source} does not exist; give a directory, a file or "
+                             "s3://bucket/prefix")
 
     def _store(self, source: str) -> Store | None:
         """The store ``source`` names, opened once; None for a plain directory or file."""
@@ -193,6 +326,26 @@ class _Reader:
         else:
             raise InputError(f"audit source {source} does not exist; give a directory, a file or "
                              "s3://bucket/prefix")
+
+
+def _reader(unlisted: EvidenceRejected | None, path: Path) -> Callable[[], bytes | EvidenceRejected]:
+    if unlisted is not None:
+        return lambda: unlisted
+    return functools.partial(_read_file, path, named=False)
+
+
+def _recording(index: SqliteIndex, key: str, stamp: str | None,
+               read: Callable[[], bytes | EvidenceRejected]) -> Callable[[], bytes | EvidenceRejected]:
+    """``read``, noting in the index the digest of what it read at that stamp (for the next run's listing)."""
+    import hashlib
+
+    def reading() -> bytes | EvidenceRejected:
+        data = read()
+        if isinstance(data, bytes):
+            index.scan(key, stamp, hashlib.sha256(data).hexdigest())
+        return data
+
+    return reading
 
 
 def _walk(root: Path) -> Iterator[tuple[Path, EvidenceRejected | None]]:

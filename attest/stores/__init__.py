@@ -82,6 +82,15 @@ class Store(Protocol):
         """(URI, the sha256 its address claims, a function opening its bytes) of every stored artefact."""
         ...
 
+    def listed_attestations(self) -> Iterator[tuple[str, str | None, Callable[[], bytes | EvidenceRejected]]]:
+        """As :meth:`all_attestations`, listed and not read: (URI, a stamp that changes when the file is replaced
+        (None: unknown), a function reading it): what an audit index needs to skip unchanged files."""
+        ...
+
+    def listed_artifacts(self) -> Iterator[tuple[str, str, Callable[[], BinaryIO], str | None]]:
+        """As :meth:`artifacts`, with each one's stamp (None: unknown)."""
+        ...
+
     def put_deployment(self, key: str, data: bytes) -> str:
         """Write the deployment record ``data`` once at ``key`` of the deployment index
         (:func:`~attest.stores.layout.deployment_key`); return its URI."""

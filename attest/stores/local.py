@@ -213,27 +213,33 @@ class LocalStore:
         """Every attestation file, and every part of ``sha256/`` that cannot be read as the store's layout (a
         file or a link where an artefact's folder should be, a folder that cannot be listed), as that part's
         rejection: an audit reports what it could not read instead of passing over it."""
+        for uri, _, read in self.listed_attestations():
+            yield uri, read()
+
+    def listed_attestations(self) -> Iterator[tuple[str, str | None, Callable[[], bytes | EvidenceRejected]]]:
+        """As :meth:`all_attestations`, listed and not read: (path, its stamp (:func:`file_stamp`; None for a
+        part that cannot be read), a function reading it)."""
         self._check_root()
         base = self.root / "sha256"
         if not _is_folder(base, follow=False) and not base.is_symlink():
             return  # a store nothing was published to (a link or a file there is listed, and refused, below)
         folders = _listing(base, what="the store's sha256 folder")
         if isinstance(folders, EvidenceRejected):
-            yield str(base), folders
+            yield str(base), None, _given(folders)
             return
         for folder, is_folder in folders:
             if not is_folder:
-                yield str(folder), MalformedEvidence(f"{folder} is not a folder of a stored artefact (a file, a link "
-                                                     "or a device where the store keeps a folder); the store holds "
-                                                     "what attest cannot read")
+                yield str(folder), None, _given(MalformedEvidence(
+                    f"{folder} is not a folder of a stored artefact (a file, a link or a device where the store "
+                    "keeps a folder); the store holds what attest cannot read"))
                 continue
             entries = _listing(folder, what="a stored artefact's folder")
             if isinstance(entries, EvidenceRejected):
-                yield str(folder), entries
+                yield str(folder), None, _given(entries)
                 continue
             for path, _ in entries:
                 if path.name.endswith(EVIDENCE_SUFFIXES):
-                    yield str(path), _read(path)
+                    yield str(path), file_stamp(path), functools.partial(_read, path)
 
     def deployments(self, environment: str | None = None) -> list[FiledDeployment]:
         """The deployment index, listed (``deployments/<env>/<component>/``); a part of it that cannot be
@@ -257,6 +263,15 @@ class LocalStore:
 
     def artifacts(self) -> Iterator[tuple[str, str, Callable[[], BinaryIO]]]:
         """(URI, the sha256 its address claims, an opener) of every stored artefact, for audits."""
+        for uri, claimed, opener, _ in self.listed_artifacts():
+            yield uri, claimed, opener
+
+    def listed_artifacts(self) -> Iterator[tuple[str, str, Callable[[], BinaryIO], str | None]]:
+        """As :meth:`artifacts`, with each one's stamp (:func:`file_stamp`), or None."""
+        for uri, claimed, opener in self._artifacts():
+            yield uri, claimed, opener, file_stamp(Path(uri))
+
+    def _artifacts(self) -> Iterator[tuple[str, str, Callable[[], BinaryIO]]]:
         self._check_root()
         base = self.root / "sha256"
         if not _is_folder(base, follow=False):
@@ -335,6 +350,23 @@ def _listed(folder: Path, *, what: str) -> list[tuple[Path, bool]]:
 
 def _folders(folder: Path, *, what: str) -> list[Path]:
     return [path for path, is_folder in _listed(folder, what=what) if is_folder]
+
+
+def file_stamp(path: Path) -> str | None:
+    """What changes when a file is replaced, rewritten or has its permissions changed (size, modification and
+    change times, inode; never following a link), or None when it cannot be looked at: an audit index's reason
+    to read a file again (a file made unreadable since is read, and reported, not answered for from the index)."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return None
+    if not stat.S_ISREG(info.st_mode):
+        return None
+    return f"{info.st_size}:{info.st_mtime_ns}:{info.st_ctime_ns}:{info.st_ino}"
+
+
+def _given(error: EvidenceRejected) -> Callable[[], bytes | EvidenceRejected]:
+    return lambda: error
 
 
 def _read(path: Path) -> bytes | EvidenceRejected:

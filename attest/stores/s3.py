@@ -537,7 +537,12 @@ class S3Store:
         return data
 
     def _list(self, prefix: str, *, delimiter: str | None) -> Iterator[tuple[str, int | None]]:
-        """(key, size) of every object under ``prefix``, across pages.
+        """(key, size) of every object under ``prefix``, across pages (see :meth:`_objects`)."""
+        for key, size, _ in self._objects(prefix, delimiter=delimiter):
+            yield key, size
+
+    def _objects(self, prefix: str, *, delimiter: str | None) -> Iterator[tuple[str, int | None, str | None]]:
+        """(key, size, ETag) of every object under ``prefix``, across pages.
 
         A listing that could go on forever is refused, not followed: S3 lists keys in ascending order and
         never repeats a continuation token, so a key that does not follow the one before, a token seen
@@ -561,7 +566,7 @@ class S3Store:
                 last, listed = key, listed + 1
                 if listed > MAX_STORE_KEYS:
                     raise StoreError(f"the listing of {where} goes past {MAX_STORE_KEYS} keys; refusing to read on")
-                yield key, item.get("Size")
+                yield key, item.get("Size"), item.get("ETag")
             token = page.get("NextContinuationToken")
             if not page.get("IsTruncated") or not token:
                 return
@@ -613,9 +618,14 @@ class S3Store:
 
     def all_attestations(self) -> Iterator[tuple[str, bytes | EvidenceRejected]]:
         """Every attestation file in the store, as (URI, bytes or why not), for audits."""
-        for key, size in self._list(self._key("sha256/"), delimiter=None):
+        for uri, _, read in self.listed_attestations():
+            yield uri, read()
+
+    def listed_attestations(self) -> Iterator[tuple[str, str | None, Callable[[], bytes | EvidenceRejected]]]:
+        """As :meth:`all_attestations`, from the listing alone: (URI, its stamp (ETag and size), a reader)."""
+        for key, size, etag in self._objects(self._key("sha256/"), delimiter=None):
             if _ATTESTATION_RE.fullmatch(self._relative(key)):
-                yield self._uri(key), self._evidence(key, size)
+                yield self._uri(key), _stamp(etag, size), functools.partial(self._evidence, key, size)
 
     def put_deployment(self, key: str, data: bytes) -> str:
         """Write ``data`` once at ``key``, an entry of the deployment index; return its URI."""
@@ -635,11 +645,17 @@ class S3Store:
 
     def artifacts(self) -> Iterator[tuple[str, str, Callable[[], BinaryIO]]]:
         """(URI, the sha256 its address claims, an opener) of every stored artefact, for audits."""
-        for key, _ in self._list(self._key("sha256/"), delimiter=None):
+        for uri, claimed, opener, _ in self.listed_artifacts():
+            yield uri, claimed, opener
+
+    def listed_artifacts(self) -> Iterator[tuple[str, str, Callable[[], BinaryIO], str | None]]:
+        """As :meth:`artifacts`, with each one's stamp (ETag and size) from the listing."""
+        for key, size, etag in self._objects(self._key("sha256/"), delimiter=None):
             relative = self._relative(key)
             match = _ARTIFACT_RE.fullmatch(relative)
             if match:
-                yield self._uri(key), match.group(1), functools.partial(self.open_artifact, relative)
+                yield (self._uri(key), match.group(1), functools.partial(self.open_artifact, relative),
+                       _stamp(etag, size))
 
     def open_artifact(self, key: str, *, progress: Progress | None = None) -> BinaryIO:
         """A binary stream over the object ``key``, relative to the store.
@@ -650,3 +666,8 @@ class S3Store:
         _plain_path(key)
         stream, _ = _open(self.client, self.bucket, self._key(key), progress=progress or self.progress)
         return stream
+
+
+def _stamp(etag: str | None, size: int | None) -> str | None:
+    """What changes when an object is replaced (ETag and size), or None when the listing does not say."""
+    return f"{etag}:{size}" if etag and size is not None else None

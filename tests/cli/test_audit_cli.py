@@ -203,8 +203,8 @@ def test_errors(tmp_path: Path, audit_keys: dict[str, KeyPair], attest: AttestRu
 def test_an_s3_store_is_read_through_the_s3_store(tmp_path: Path, audit_keys: dict[str, KeyPair],
                                                    monkeypatch: pytest.MonkeyPatch,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
-    """``s3://`` sources go through ``S3Store.from_uri(...)``, opened once: ``all_attestations()``, then
-    ``artifacts()``, whose bytes are hashed (S3 itself: tests/attest)."""
+    """``s3://`` sources go through ``S3Store.from_uri(...)``, opened once: ``listed_attestations()``, then
+    ``listed_artifacts()``, whose bytes are hashed (S3 itself: tests/attest)."""
     from attest.cli import main
     from attest.stores import s3
     from attest.stores.local import LocalStore
@@ -219,13 +219,13 @@ def test_an_s3_store_is_read_through_the_s3_store(tmp_path: Path, audit_keys: di
             opened.append(uri)
             return cls()
 
-        def all_attestations(self) -> Iterator[tuple[str, bytes | EvidenceRejected]]:
+        def listed_attestations(self) -> Iterator[tuple[str, str | None, Callable[[], bytes | EvidenceRejected]]]:
             local = LocalStore(tmp_path / "bucket" / "app")
-            for path, data in local.all_attestations():
-                yield "s3://bucket/app/" + Path(path).relative_to(local.root).as_posix(), data
+            for path, stamp, read in local.listed_attestations():
+                yield "s3://bucket/app/" + Path(path).relative_to(local.root).as_posix(), stamp, read
 
-        def artifacts(self) -> Iterator[tuple[str, str, Callable[[], BinaryIO]]]:
-            yield f"s3://bucket/app/sha256/{sha}/artifact/{APP}", sha, lambda: io.BytesIO(b"v1")
+        def listed_artifacts(self) -> Iterator[tuple[str, str, Callable[[], BinaryIO], str | None]]:
+            yield f"s3://bucket/app/sha256/{sha}/artifact/{APP}", sha, lambda: io.BytesIO(b"v1"), None
 
     monkeypatch.setattr(s3, "S3Store", Bucket)
     with pytest.raises(SystemExit) as exit_:

@@ -167,14 +167,14 @@ from attest.stores.local import LocalStore
 
 class Swapping(LocalStore):
     '''Replaces each artefact after it is listed and before it is opened (a race an attacker can win).'''
-    def artifacts(self):
-        for uri, claimed, opener in super().artifacts():
+    def listed_artifacts(self):
+        for uri, claimed, opener, stamp in super().listed_artifacts():
             os.unlink(uri)
             if sys.argv[1] == "fifo":
                 os.mkfifo(uri)
             else:
                 os.symlink("/dev/zero", uri)
-            yield uri, claimed, opener
+            yield uri, claimed, opener, stamp
 
 attest.stores.from_uri = lambda uri, **options: Swapping(Path(uri))
 main(["audit", *sys.argv[2:]])

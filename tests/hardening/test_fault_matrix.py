@@ -238,6 +238,7 @@ WRITES: dict[tuple[str, str], tuple[Callable[[World, str], list[str | Path]], Ca
     ("build", "--link"): (lambda w, o: _build(w, "--link", o), lambda w: w.repo / "requirements.txt"),
     ("approve", "--output"): (lambda w, o: _approve(w, out=o), lambda w: w.artefact),
     ("audit", "--output"): (lambda w, o: _audit(w, out=o), lambda w: w.policy),
+    ("audit", "--index"): (lambda w, o: _audit(w, out="audit.json", more=("--index", o)), lambda w: w.policy),
     ("pack", "--output"): (lambda w, o: ["pack", w.repo / "dist", "-o", o], None),
     ("release create", "--output"): (lambda w, o: _release(w, out=o), lambda w: w.provenance),
     ("deploy record", "--output"): (lambda w, o: _deploy(w, out=o), lambda w: w.release),

@@ -60,13 +60,16 @@ first meets a keyless bundle whose certificate names a pinned identity.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from verify.audit._check import BATCH_FILES, _facts, _Setup
 from verify.audit._judge import _Auditor
+from verify.audit.index import FactIndex, Listed, decode_facts, encode_facts
 from verify.audit.report import (
     ANOMALY_KINDS,
     Anomaly,
@@ -100,13 +103,15 @@ __all__ = [
     "StoredArtifact",
     "StoredCopy",
     "audit",
+    "audit_setup",
 ]
 
 # --- the whole audit -------------------------------------------------------------------------------------
 
-def audit(sources: Iterable[Source], *, policy: Policy, trusted_root: Path | None = None,
-          workers: int | None = None, batch_size: int = BATCH_FILES,
-          progress: Progress | None = None, artifacts: Iterable[StoredArtifact] = ()) -> AuditReport:
+def audit(sources: Iterable[tuple[str, bytes | EvidenceRejected | Listed]], *, policy: Policy,
+          trusted_root: Path | None = None, workers: int | None = None, batch_size: int = BATCH_FILES,
+          progress: Progress | None = None, artifacts: Iterable[StoredArtifact] = (),
+          index: FactIndex | None = None, reverify: bool = False) -> AuditReport:
     """Read every attestation file in ``sources`` as ``(uri, bytes)`` and report each artefact's history.
 
     ``artifacts`` are the stored artefacts, as ``(uri, the sha256 their address claims, the sha256 of
@@ -121,7 +126,51 @@ def audit(sources: Iterable[Source], *, policy: Policy, trusted_root: Path | Non
     None: the production root shipped in sigstore-python, never refreshed).
     Errors raised while iterating ``sources`` (an unreadable file, a store out
     of reach), and a trusted root that cannot be loaded, propagate.
+
+    With ``index`` (:mod:`verify.audit.index`, made for this setup: :func:`audit_setup`), a file whose facts
+    the index holds for its place and bytes is not checked again, and every file checked is kept there. A
+    source may then be ``(uri, Listed)``: read only if its facts are not in the index. ``reverify`` checks
+    every file again and reports each index entry that disagrees with the fresh check (``index-mismatch``).
     """
+    setup = audit_setup(policy, trusted_root)
+    auditor = _Auditor(policy)
+    workers = workers or os.cpu_count() or 1
+    digests: dict[str, str] = {}
+    """The sha256 of each file sent to be checked, until its facts come back (to keep them in the index)."""
+
+    def to_check(sources: Iterable[tuple[str, bytes | EvidenceRejected | Listed]]) -> Iterator[Source]:
+        """The files to check: those whose facts the index does not hold (all of them with ``reverify``)."""
+        for uri, payload in sources:
+            if isinstance(payload, Listed):
+                if index is not None and not reverify and payload.digest is not None and _reuse(
+                        auditor, index.facts(uri, payload.digest), progress):
+                    continue
+                payload = payload.read()
+            if isinstance(payload, EvidenceRejected):
+                auditor.unread += 1
+            elif index is not None:
+                digest = hashlib.sha256(payload).hexdigest()
+                if not reverify and _reuse(auditor, index.facts(uri, digest), progress):
+                    continue
+                digests[uri] = digest
+            yield uri, payload
+
+    for batch, results in _facts(to_check(sources), setup, workers=workers, batch_size=batch_size):
+        auditor.files += len(batch)
+        for (uri, _), facts in zip(batch, results, strict=True):
+            for fact in facts:
+                auditor.add(fact)
+            if index is not None and uri in digests:
+                _keep(index, auditor, uri, digests.pop(uri), facts, reverify=reverify)
+        if progress is not None:
+            progress(len(batch))
+    for uri, claimed, found in artifacts:
+        auditor.add_stored(uri, claimed, found)
+    return auditor.report()
+
+
+def audit_setup(policy: Policy, trusted_root: Path | None) -> _Setup:
+    """The trust every file is checked under: the policy's pinned identities, rules and revocations, now."""
     identities = [identity for identity in policy.identities.values() if identity.keys or identity.sigstore]
     if not identities:
         raise PolicyError("the policy pins no public key and no Sigstore identity; audit trusts only signatures "
@@ -130,24 +179,29 @@ def audit(sources: Iterable[Source], *, policy: Policy, trusted_root: Path | Non
         read_file(trusted_root, what="trusted root", limit=MAX_TRUSTED_ROOT_BYTES, error=TrustConfigError)
     # the same rule as verify (verify.signers.find_signers): revoked keys never count, an identity outside
     # its validity window (not-before / not-after, at the time of the audit) signs nothing
-    setup = _Setup(identities=tuple(identities), rules=policy.provenance, trusted_root=trusted_root,
-                   revoked=policy.revoked, at=datetime.now(UTC),
-                   components=tuple((name, policy.for_component(name).provenance)
-                                    for name in sorted(policy.components)))
-    auditor = _Auditor(policy)
-    workers = workers or os.cpu_count() or 1
-    def counted(sources: Iterable[Source]) -> Iterator[Source]:
-        for source in sources:
-            if isinstance(source[1], EvidenceRejected):
-                auditor.unread += 1
-            yield source
+    return _Setup(identities=tuple(identities), rules=policy.provenance, trusted_root=trusted_root,
+                  revoked=policy.revoked, at=datetime.now(UTC),
+                  components=tuple((name, policy.for_component(name).provenance)
+                                   for name in sorted(policy.components)))
 
-    for files, facts in _facts(counted(sources), setup, workers=workers, batch_size=batch_size):
-        auditor.files += files
-        for fact in facts:
-            auditor.add(fact)
-        if progress is not None:
-            progress(len(facts))
-    for uri, claimed, found in artifacts:
-        auditor.add_stored(uri, claimed, found)
-    return auditor.report()
+
+def _reuse(auditor: _Auditor, kept: str | None, progress: Progress | None) -> bool:
+    """Add the facts the index kept for a file (True), or say there are none to reuse (False)."""
+    facts = decode_facts(kept) if kept is not None else None
+    if facts is None:
+        return False
+    auditor.files += 1
+    for fact in facts:
+        auditor.add(fact)
+    if progress is not None:
+        progress(1)
+    return True
+
+
+def _keep(index: FactIndex, auditor: _Auditor, uri: str, digest: str, facts: list[Any], *, reverify: bool) -> None:
+    """Keep a file's fresh facts; with ``reverify``, an entry that said otherwise is an ``index-mismatch``."""
+    if reverify:
+        kept = index.facts(uri, digest)
+        if kept is not None and decode_facts(kept) != facts:
+            auditor.index_mismatch(uri)
+    index.put(uri, digest, encode_facts(facts))

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from verify.audit.report import ReleaseComponent, Source, short_sha
+from verify.audit.report import ReleaseComponent, short_sha
 from verify.digests import MESSAGE_DIGESTS, DigestSet
 from verify.errors import EvidenceRejected, MalformedEvidence, SignatureInvalid
 from verify.formats.deployment import read_deployment
@@ -214,8 +214,9 @@ class _Checker:
             self._bundles = make_bundle_verifier(trusted_root=self._trusted_root)
         return TrustRun(at=self._at, bundles=self._bundles, revoked=self._revoked)
 
-    def check_batch(self, batch: Sequence[tuple[str, bytes | EvidenceRejected]]) -> list[_Fact]:
-        return [fact for uri, data in batch for fact in self.check_file(uri, data)]
+    def check_batch(self, batch: Sequence[tuple[str, bytes | EvidenceRejected]]) -> list[list[_Fact]]:
+        """The facts of each file of ``batch``, file by file."""
+        return [self.check_file(uri, data) for uri, data in batch]
 
     def check_file(self, uri: str, data: bytes | EvidenceRejected) -> list[_Fact]:
         if isinstance(data, EvidenceRejected):  # not read: over a limit, or not a regular file
@@ -483,13 +484,14 @@ def _init_worker(setup: _Setup) -> None:
     _WORKER = setup.checker()
 
 
-def _work(batch: Sequence[tuple[str, bytes | EvidenceRejected]]) -> list[_Fact]:
+def _work(batch: Sequence[tuple[str, bytes | EvidenceRejected]]) -> list[list[_Fact]]:
     assert _WORKER is not None
     return _WORKER.check_batch(batch)
 
 
-def _batches(sources: Iterable[Source], size: int) -> Iterator[list[Source]]:
-    batch: list[Source] = []
+def _batches(sources: Iterable[tuple[str, bytes | EvidenceRejected]], size: int
+             ) -> Iterator[list[tuple[str, bytes | EvidenceRejected]]]:
+    batch: list[tuple[str, bytes | EvidenceRejected]] = []
     held = 0
     for uri, data in sources:
         batch.append((uri, data))
@@ -501,9 +503,10 @@ def _batches(sources: Iterable[Source], size: int) -> Iterator[list[Source]]:
         yield batch
 
 
-def _facts(sources: Iterable[Source], setup: _Setup, *, workers: int,
-           batch_size: int) -> Iterator[tuple[int, list[_Fact]]]:
-    """(files, facts) per batch, in the order read; in worker processes when there is more than one batch.
+def _facts(sources: Iterable[tuple[str, bytes | EvidenceRejected]], setup: _Setup, *, workers: int,
+           batch_size: int) -> Iterator[tuple[list[tuple[str, bytes | EvidenceRejected]], list[list[_Fact]]]]:
+    """(batch, the facts of each of its files) per batch, in the order read; in worker processes when there is
+    more than one batch.
 
     A worker gets the identities and the trusted root's path, never a verifier: each process makes
     its own bundle verifier (and imports sigstore-python) only if it meets a keyless bundle.
@@ -516,7 +519,7 @@ def _facts(sources: Iterable[Source], setup: _Setup, *, workers: int,
     if second is None or workers < 2:
         checker = setup.checker()
         for batch in itertools.chain([first], [] if second is None else [second], batches):
-            yield len(batch), checker.check_batch(batch)
+            yield batch, checker.check_batch(batch)
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -526,16 +529,16 @@ def _facts(sources: Iterable[Source], setup: _Setup, *, workers: int,
     context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
                              initargs=(setup,)) as pool:
-        pending: deque[tuple[int, Future[list[_Fact]]]] = deque()
+        pending: deque[tuple[list[tuple[str, bytes | EvidenceRejected]], Future[list[list[_Fact]]]]] = deque()
         try:
             for batch in itertools.chain([first, second], batches):  # lazily: one batch read at a time
-                pending.append((len(batch), pool.submit(_work, batch)))
+                pending.append((batch, pool.submit(_work, batch)))
                 while len(pending) > 2 * workers:  # bounded: a few batches in flight, whatever the input size
-                    files, future = pending.popleft()
-                    yield files, future.result()
+                    done, future = pending.popleft()
+                    yield done, future.result()
             while pending:
-                files, future = pending.popleft()
-                yield files, future.result()
+                done, future = pending.popleft()
+                yield done, future.result()
         except BaseException:
             pool.shutdown(wait=False, cancel_futures=True)
             raise

@@ -113,6 +113,12 @@ class _Auditor:
             record = self.records[sha256] = _Record(sha256)
         return record
 
+    def index_mismatch(self, uri: str) -> None:
+        """The audit index held other facts for ``uri`` than its bytes give now (``--reverify``)."""
+        self._flag("index-mismatch", None, f"the audit index held other facts for {uri} than a fresh check of its "
+                   "bytes gives: the index was edited or written by a faulty version; the report uses the fresh "
+                   "check, and the entry is replaced", source=uri, key=uri)
+
     def _flag(self, kind: str, sha256: str | None, message: str, *, source: str = "", step: str = "",
               key: str = "") -> None:
         anomaly = Anomaly(kind=kind, sha256=sha256, message=message, source=source, step=step)

@@ -59,6 +59,8 @@ ANOMALY_KINDS: Mapping[str, str] = {
                          "cannot be read to check (not a regular file, unreadable)",
     "unknown-deployment": "a trusted deployment record for a component its release does not have, or for other "
                           "artefacts than the release gives that component",
+    "index-mismatch": "the audit index held other facts for an attestation than a fresh check gives (--reverify): "
+                      "the index was edited or written by a faulty version",
 }
 
 StageStatus = Literal["passed", "failed", "absent", "anomalous"]

@@ -1,0 +1,253 @@
+"""The audit index in SQLite: what ``attest audit`` checked, kept between runs so that the next one checks only what
+is new (:mod:`verify.audit.index` says what is kept and why it is only a cache).
+
+One file holds the facts of any number of stores, policies and trusted roots, each row under the digest of the
+trust it was checked under (its *setup*), with two scan caches beside them:
+
+* ``facts (setup, uri) -> digest, facts``: a file's facts, reused only for the same bytes (``digest``) at the
+  same place under the same setup;
+* ``scans uri -> stamp, digest``: the sha256 of a file's bytes when its stamp (local: size, modification time
+  and inode; S3: ETag and size) was last seen, so that an unchanged history costs a listing, not a read;
+* ``stored uri -> stamp, sha256``: the same for stored artefacts, which an audit otherwise re-hashes.
+
+Reads need no lock; writes are buffered and written in short transactions, so two audits of one index both
+finish, each with a correct report (one waits for the other's write, at most :data:`BUSY_SECONDS`). A file
+that is a corrupt SQLite database is :class:`IndexBroken`: the caller moves it aside and audits again with a
+new one; a file that is not an SQLite database at all (a report, a policy: not attest's) is refused, never moved. An index of a newer format is refused (it is another version's; nothing is overwritten).
+The file is created readable by its owner only, and one that others may write is refused: whoever can write the
+index can make an audit believe what they wrote (docs/threat-model.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import stat
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from attest.errors import AttestError
+from verify.audit.index import INDEX_FORMAT
+from verify.errors import ConfigError
+
+__all__ = ["BUSY_SECONDS", "IndexBroken", "SqliteIndex", "default_index_path", "move_aside"]
+
+#: How long a write waits for another audit's write to the same index.
+BUSY_SECONDS = 60
+#: Rows written per transaction (short transactions: a concurrent audit waits little).
+_FLUSH_ROWS = 5000
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS facts (setup TEXT NOT NULL, uri TEXT NOT NULL, digest TEXT NOT NULL,
+                                  facts TEXT NOT NULL, PRIMARY KEY (setup, uri));
+CREATE TABLE IF NOT EXISTS scans (uri TEXT PRIMARY KEY, stamp TEXT NOT NULL, digest TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS stored (uri TEXT PRIMARY KEY, stamp TEXT NOT NULL, sha256 TEXT NOT NULL);
+"""
+
+
+class IndexBroken(AttestError):
+    """The index file is an SQLite database that cannot be used (corrupt, truncated): moved aside and rebuilt."""
+
+
+def default_index_path(env: Mapping[str, str] | None = None) -> Path:
+    """``$XDG_CACHE_HOME/attest/audit-index.sqlite``, else ``~/.cache/attest/audit-index.sqlite``."""
+    env = os.environ if env is None else env
+    cache = Path(env["XDG_CACHE_HOME"]) if env.get("XDG_CACHE_HOME") else Path.home() / ".cache"
+    return cache / "attest" / "audit-index.sqlite"
+
+
+def move_aside(path: Path) -> Path:
+    """Move a broken index out of the way (kept for a look, never deleted); where it went."""
+    aside = path.with_name(f"{path.name}.broken-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        with contextlib.suppress(FileNotFoundError):
+            Path(str(path) + suffix).rename(str(aside) + suffix)
+    return aside
+
+
+class SqliteIndex:
+    """The facts, scans and stored hashes of one audit run under one setup (see the module docstring)."""
+
+    def __init__(self, path: Path, setup: str) -> None:
+        self.path = path
+        self.setup = setup
+        self._facts: list[tuple[str, str, str, str]] = []
+        self._scans: list[tuple[str, str, str]] = []
+        self._stored: list[tuple[str, str, str]] = []
+        self._known_scans: dict[str, tuple[str, str]] | None = None
+        self._known_stored: dict[str, tuple[str, str]] | None = None
+        self.reused = 0
+        self.written = 0
+        self._db = self._open()
+
+    # --- opening ---------------------------------------------------------------------------------------
+
+    def _open(self) -> sqlite3.Connection:
+        path = self.path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as e:
+            raise ConfigError(f"cannot create the folder of the audit index {path}: {e.strerror or e}; give "
+                              "--index another path, or --no-index") from e
+        if os.path.lexists(path):
+            self._check_file()
+        else:
+            try:
+                os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW, 0o600))
+            except FileExistsError:
+                self._check_file()  # another audit made it meanwhile
+            except OSError as e:
+                raise ConfigError(f"cannot create the audit index {path}: {e.strerror or e}; give --index a path "
+                                  "this process may write, or --no-index") from e
+        try:
+            db = sqlite3.connect(path, timeout=BUSY_SECONDS, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(_SCHEMA)
+            found = db.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
+            if found is None:
+                db.execute("INSERT OR IGNORE INTO meta VALUES ('format', ?)", (str(INDEX_FORMAT),))
+            elif not found[0].isdigit() or int(found[0]) > INDEX_FORMAT:
+                raise ConfigError(f"the audit index {path} was written by a newer attest (index format {found[0]}, "
+                                  f"this one reads {INDEX_FORMAT}); upgrade attest, or give --index another path")
+        except sqlite3.OperationalError as e:
+            if "locked" in str(e) or "busy" in str(e):
+                raise ConfigError(f"the audit index {path} stayed locked by another audit for {BUSY_SECONDS} s; "
+                                  "wait for it, or give --index another path") from e
+            raise IndexBroken(f"the audit index {path} cannot be used ({e})") from e
+        except sqlite3.DatabaseError as e:
+            raise IndexBroken(f"the audit index {path} is not a usable database ({e})") from e
+        return db
+
+    def _check_file(self) -> None:
+        """An index there already: a regular file (never through a link), others may not write it, and an SQLite
+        database or empty (any other file is someone's, and is neither used nor moved)."""
+        try:
+            info = os.lstat(self.path)
+        except OSError as e:
+            raise ConfigError(f"cannot read the audit index {self.path}: {e.strerror or e}") from e
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError(f"the audit index {self.path} is not a regular file (a link, a folder, a device); give "
+                              "--index the path of a file")
+        if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            raise ConfigError(f"the audit index {self.path} may be written by other users, who could then make the "
+                              f"audit believe what they wrote; chmod go-w {self.path}, or give --index another path")
+        try:
+            with open(self.path, "rb") as f:
+                head = f.read(len(_SQLITE_HEADER))
+        except OSError as e:
+            raise ConfigError(f"cannot read the audit index {self.path}: {e.strerror or e}; give this process "
+                              "access to it, or --index another path") from e
+        if head and head != _SQLITE_HEADER:
+            raise ConfigError(f"{self.path} is not an audit index (not an SQLite database), and attest does not "
+                              "overwrite it; give --index another path")
+
+    # --- reading (verify.audit.index.FactIndex) ---------------------------------------------------------
+
+    def facts(self, uri: str, digest: str) -> str | None:
+        row = self._query("SELECT facts FROM facts WHERE setup = ? AND uri = ? AND digest = ?",
+                          (self.setup, uri, digest))
+        if row is not None:
+            self.reused += 1
+        return None if row is None else str(row[0])
+
+    def put(self, uri: str, digest: str, facts: str) -> None:
+        self._facts.append((self.setup, uri, digest, facts))
+        self.written += 1
+        if len(self._facts) >= _FLUSH_ROWS:
+            self.flush()
+
+    # --- the scans ------------------------------------------------------------------------------------
+
+    def scanned(self, uri: str, stamp: str | None) -> str | None:
+        """The digest of the file at ``uri`` when it had ``stamp`` (None: never seen so, or no stamp)."""
+        if stamp is None:
+            return None
+        if self._known_scans is None:
+            self._known_scans = {u: (s, d) for u, s, d in self._rows("SELECT uri, stamp, digest FROM scans")}
+        found = self._known_scans.get(uri)
+        return found[1] if found is not None and found[0] == stamp else None
+
+    def scan(self, uri: str, stamp: str | None, digest: str) -> None:
+        if stamp is not None:
+            self._scans.append((uri, stamp, digest))
+
+    def hashed(self, uri: str, stamp: str | None) -> str | None:
+        """The sha256 of the stored artefact at ``uri`` when it had ``stamp``."""
+        if stamp is None:
+            return None
+        if self._known_stored is None:
+            self._known_stored = {u: (s, h) for u, s, h in self._rows("SELECT uri, stamp, sha256 FROM stored")}
+        found = self._known_stored.get(uri)
+        return found[1] if found is not None and found[0] == stamp else None
+
+    def hash(self, uri: str, stamp: str | None, sha256: str) -> None:
+        if stamp is not None:
+            self._stored.append((uri, stamp, sha256))
+
+    # --- writing --------------------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Write what is buffered, in one short transaction (waiting for another audit's, if it writes now)."""
+        if not (self._facts or self._scans or self._stored):
+            return
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany("INSERT OR REPLACE INTO facts VALUES (?, ?, ?, ?)", self._facts)
+                self._db.executemany("INSERT OR REPLACE INTO scans VALUES (?, ?, ?)", self._scans)
+                self._db.executemany("INSERT OR REPLACE INTO stored VALUES (?, ?, ?)", self._stored)
+                self._db.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+                raise
+        except sqlite3.OperationalError as e:
+            if "locked" in str(e) or "busy" in str(e):
+                raise ConfigError(f"the audit index {self.path} stayed locked by another audit for {BUSY_SECONDS} "
+                                  "s; the report is right, but this run's checks were not kept: run it again") from e
+            raise IndexBroken(f"the audit index {self.path} cannot be written ({e})") from e
+        except sqlite3.DatabaseError as e:
+            raise IndexBroken(f"the audit index {self.path} is not a usable database ({e})") from e
+        self._facts, self._scans, self._stored = [], [], []
+
+    def forget(self, seen: Iterable[str], under: Iterable[str]) -> None:
+        """Drop this setup's facts (and the scans) of files under the prefixes ``under`` that were not ``seen``:
+        an envelope no longer in the store is not kept, nor reported."""
+        seen_set, prefixes = set(seen), tuple(under)
+        gone = [uri for (uri,) in self._rows("SELECT uri FROM facts WHERE setup = ?", (self.setup,))
+                if uri.startswith(prefixes) and uri not in seen_set]
+        if not gone:
+            return
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.executemany("DELETE FROM facts WHERE setup = ? AND uri = ?", [(self.setup, u) for u in gone])
+            self._db.executemany("DELETE FROM scans WHERE uri = ?", [(u,) for u in gone])
+            self._db.execute("COMMIT")
+        except sqlite3.Error as e:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
+            raise IndexBroken(f"the audit index {self.path} cannot be written ({e})") from e
+
+    def close(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self._db.close()
+
+    # --- queries ----------------------------------------------------------------------------------------
+
+    def _query(self, sql: str, args: tuple[str, ...]) -> tuple[object, ...] | None:
+        try:
+            row: tuple[object, ...] | None = self._db.execute(sql, args).fetchone()
+            return row
+        except sqlite3.DatabaseError as e:
+            raise IndexBroken(f"the audit index {self.path} cannot be read ({e})") from e
+
+    def _rows(self, sql: str, args: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+        try:
+            return [tuple(str(v) for v in row) for row in self._db.execute(sql, args)]
+        except sqlite3.DatabaseError as e:
+            raise IndexBroken(f"the audit index {self.path} cannot be read ({e})") from e

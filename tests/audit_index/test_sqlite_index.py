@@ -1,0 +1,244 @@
+"""Issue 21, part 1: attest audit keeps what it verified in an index and, on the next run, checks only what is new.
+
+The index is a cache, never a source of trust: an entry is reused only for the same bytes at the same place
+under the same trust; --reverify checks everything again and reports an entry that disagrees; a broken index
+is moved aside and rebuilt; one of a newer format, or that others may write, is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests import factory as f
+from tests.conftest import AttestRunner, KeyPair, Result, _clean_env, make_keypair
+
+APP = "dist/app.tar.gz"
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> dict[str, KeyPair]:
+    (tmp_path / "keys").mkdir()
+    return {name: make_keypair(tmp_path / "keys", name) for name in ("dev", "stg", "other")}
+
+
+def _policy(tmp_path: Path, keys: dict[str, KeyPair], *, branches: str = "[main]") -> None:
+    (tmp_path / "policy.yaml").write_text(f"""version: 1
+identities:
+  dev-build: {{keys: ["{keys['dev'].public}"]}}
+  stg-verifier: {{keys: ["{keys['stg'].public}"]}}
+provenance:
+  signed-by: [dev-build]
+  source: {{uri: github.com/acme/app, branches: {branches}}}
+stages:
+  stg: {{verifier: stg-verifier}}
+""")
+
+
+def _history(store: Path, keys: dict[str, KeyPair], count: int, *, start: int = 0) -> None:
+    for n in range(start, start + count):
+        f.publish(store, f.provenance(keys["dev"].private, subjects={APP: f"v{n}".encode()}, commit=f"{n:040x}"))
+
+
+_USED = re.compile(r"attest: index (\S+): (\d+) attestation file\(s\) answered from it, (\d+) checked")
+
+
+def _audit(attest: AttestRunner, tmp_path: Path, *more: str) -> tuple[Result, dict[str, Any]]:
+    """The audit's JSON report, with what -v said of the index under "index" (reused, checked)."""
+    ran = attest("audit", "store", "--policy", "policy.yaml", "--index", "index.sqlite", "--format", "json", "-v",
+                 *more, cwd=tmp_path)
+    assert ran.code in (0, 1) and "Traceback" not in ran.err, ran
+    used = _USED.search(ran.err)
+    assert used is not None, ran
+    report: dict[str, Any] = json.loads(ran.out)
+    return ran, {**report, "index": {"reused": int(used.group(2)), "checked": int(used.group(3)),
+                                     "reverified": "--reverify" in ran.err}}
+
+
+def _shas(report: dict[str, Any]) -> set[str]:
+    return {a["sha256"] for a in report["artifacts"]}
+
+
+def test_the_second_audit_checks_only_what_is_new_and_drops_what_is_gone(
+        tmp_path: Path, keys: dict[str, KeyPair], attest: AttestRunner) -> None:
+    _policy(tmp_path, keys)
+    _history(tmp_path / "store", keys, 5)
+    first, cold = _audit(attest, tmp_path)
+    assert first.code == 0 and cold["index"]["checked"] == 5 and cold["index"]["reused"] == 0
+    _, warm = _audit(attest, tmp_path)
+    assert warm["index"] == {**cold["index"], "checked": 0, "reused": 5}
+    assert {k: v for k, v in warm.items() if k != "index"} == {k: v for k, v in cold.items() if k != "index"}
+    _history(tmp_path / "store", keys, 2, start=5)  # two new builds
+    _, more = _audit(attest, tmp_path)
+    assert (more["index"]["checked"], more["index"]["reused"]) == (2, 5) and len(more["artifacts"]) == 7
+    gone = next((tmp_path / "store" / "sha256").iterdir())
+    for file in gone.iterdir():
+        file.unlink()
+    gone.rmdir()
+    _, fewer = _audit(attest, tmp_path)
+    assert gone.name not in _shas(fewer) and len(fewer["artifacts"]) == 6  # not counted, not reported
+    with sqlite3.connect(tmp_path / "index.sqlite") as db:
+        uris = [uri for (uri,) in db.execute("SELECT uri FROM facts")]
+    assert len(uris) == 6 and not any(gone.name in uri for uri in uris)
+
+
+def test_a_changed_file_or_policy_is_checked_again(tmp_path: Path, keys: dict[str, KeyPair],
+                                                   attest: AttestRunner) -> None:
+    _policy(tmp_path, keys)
+    (tmp_path / "store").mkdir()
+    evidence = tmp_path / "store" / "app.intoto.jsonl"  # a plain folder, whose files may change in place
+    evidence.write_bytes(f.provenance(keys["dev"].private, subjects={APP: b"v1"}).to_json_line())
+    ran, report = _audit(attest, tmp_path)
+    assert ran.code == 0 and report["index"]["checked"] == 1
+    evidence.write_bytes(f.provenance(keys["other"].private, subjects={APP: b"v1"}).to_json_line())
+    ran, report = _audit(attest, tmp_path)
+    assert ran.code == 1 and report["index"]["checked"] == 1  # the new bytes were checked: an untrusted signer
+    assert [a["kind"] for a in report["anomalies"]] == ["untrusted-signer"]
+    evidence.write_bytes(f.provenance(keys["dev"].private, subjects={APP: b"v1"}, ref="refs/heads/dev")
+                         .to_json_line())
+    ran, report = _audit(attest, tmp_path)
+    assert ran.code == 1 and [a["kind"] for a in report["anomalies"]] == ["disallowed-source"]
+    _policy(tmp_path, keys, branches="[main, dev]")  # the policy changed: what it judges is checked again
+    ran, report = _audit(attest, tmp_path)
+    assert ran.code == 0 and report["index"]["checked"] == 1 and report["index"]["reused"] == 0
+
+
+def test_reverify_reports_an_entry_someone_edited(tmp_path: Path, keys: dict[str, KeyPair],
+                                                  attest: AttestRunner) -> None:
+    _policy(tmp_path, keys)
+    f.publish(tmp_path / "store", f.provenance(keys["other"].private, subjects={APP: b"forged"}))
+    ran, report = _audit(attest, tmp_path)
+    assert ran.code == 1 and [a["kind"] for a in report["anomalies"]] == ["untrusted-signer"]
+    with sqlite3.connect(tmp_path / "index.sqlite") as db:  # whoever can write the index ...
+        (uri, facts) = db.execute("SELECT uri, facts FROM facts").fetchone()
+        edited = json.loads(facts)
+        edited[0]["problem"], edited[0]["signers"] = None, {"@": "tuple", "v": ["dev-build"]}
+        db.execute("UPDATE facts SET facts = ? WHERE uri = ?", (json.dumps(edited), uri))
+    ran, report = _audit(attest, tmp_path)
+    assert ran.code == 0 and report["anomalies"] == []  # ... can make an audit believe it: the threat model says so
+    ran, report = _audit(attest, tmp_path, "--reverify")
+    assert ran.code == 1 and sorted(a["kind"] for a in report["anomalies"]) == ["index-mismatch", "untrusted-signer"]
+    assert report["index"]["reverified"] is True
+    ran, report = _audit(attest, tmp_path)  # the entry was replaced by the fresh check
+    assert [a["kind"] for a in report["anomalies"]] == ["untrusted-signer"]
+
+
+def test_an_entry_that_does_not_read_back_is_checked_again(tmp_path: Path, keys: dict[str, KeyPair],
+                                                           attest: AttestRunner) -> None:
+    _policy(tmp_path, keys)
+    _history(tmp_path / "store", keys, 2)
+    _audit(attest, tmp_path)
+    with sqlite3.connect(tmp_path / "index.sqlite") as db:
+        db.execute("""UPDATE facts SET facts = '[{"@":"_Fact","source":1}]'""")
+    ran, report = _audit(attest, tmp_path)
+    assert ran.code == 0 and report["index"]["checked"] == 2 and len(report["artifacts"]) == 2
+
+
+@pytest.mark.parametrize("damage", ["truncated", "scrambled"])
+def test_a_broken_index_is_moved_aside_and_rebuilt(damage: str, tmp_path: Path, keys: dict[str, KeyPair],
+                                                   attest: AttestRunner) -> None:
+    _policy(tmp_path, keys)
+    _history(tmp_path / "store", keys, 3)
+    _, good = _audit(attest, tmp_path)
+    index = tmp_path / "index.sqlite"
+    with sqlite3.connect(index) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    data = index.read_bytes()
+    index.write_bytes(data[:len(data) // 2 + 7] if damage == "truncated" else data[:100] + bytes(
+        (b * 7 + 3) % 256 for b in data[100:]))
+    ran, report = _audit(attest, tmp_path)
+    assert "moved it to" in ran.err and "auditing again with a new index" in ran.err, ran
+    assert {k: v for k, v in report.items() if k != "index"} == {k: v for k, v in good.items() if k != "index"}
+    assert report["index"]["checked"] == 3
+    assert list(tmp_path.glob("index.sqlite.broken-*"))
+
+
+def test_a_file_that_is_not_an_index_is_neither_used_nor_moved(tmp_path: Path, keys: dict[str, KeyPair],
+                                                              attest: AttestRunner) -> None:
+    _policy(tmp_path, keys)
+    _history(tmp_path / "store", keys, 1)
+    (tmp_path / "notes.txt").write_text("my notes\n")
+    ran = attest("audit", "store", "--policy", "policy.yaml", "--index", "notes.txt", cwd=tmp_path)
+    assert ran.code == 3 and "is not an audit index" in ran.err, ran
+    assert (tmp_path / "notes.txt").read_text() == "my notes\n" and not list(tmp_path.glob("notes.txt.*"))
+    (tmp_path / "elsewhere").write_bytes(b"")
+    (tmp_path / "link.sqlite").symlink_to(tmp_path / "elsewhere")
+    ran = attest("audit", "store", "--policy", "policy.yaml", "--index", "link.sqlite", cwd=tmp_path)
+    assert ran.code == 3 and "not a regular file" in ran.err and (tmp_path / "elsewhere").read_bytes() == b"", ran
+
+
+def test_an_index_of_a_newer_format_or_that_others_may_write_is_refused(
+        tmp_path: Path, keys: dict[str, KeyPair], attest: AttestRunner) -> None:
+    _policy(tmp_path, keys)
+    _history(tmp_path / "store", keys, 1)
+    _audit(attest, tmp_path)
+    index = tmp_path / "index.sqlite"
+    with sqlite3.connect(index) as db:
+        db.execute("UPDATE meta SET value = '99' WHERE key = 'format'")
+    ran = attest("audit", "store", "--policy", "policy.yaml", "--index", "index.sqlite", cwd=tmp_path)
+    assert ran.code == 3 and "written by a newer attest" in ran.err and len(ran.err.splitlines()) == 1, ran
+    with sqlite3.connect(index) as db:
+        db.execute("UPDATE meta SET value = '1' WHERE key = 'format'")
+    index.chmod(0o666)
+    ran = attest("audit", "store", "--policy", "policy.yaml", "--index", "index.sqlite", cwd=tmp_path)
+    assert ran.code == 3 and "may be written by other users" in ran.err, ran
+
+
+def test_no_index_keeps_nothing_and_the_default_is_the_users_cache(tmp_path: Path, keys: dict[str, KeyPair],
+                                                                     attest: AttestRunner) -> None:
+    _policy(tmp_path, keys)
+    _history(tmp_path / "store", keys, 1)
+    cache = tmp_path / "cache"
+    ran = attest("audit", "store", "--policy", "policy.yaml", "--no-index", cwd=tmp_path,
+                 env={"XDG_CACHE_HOME": str(cache)})
+    assert ran.code == 0 and not cache.exists(), ran
+    ran = attest("audit", "store", "--policy", "policy.yaml", cwd=tmp_path, env={"XDG_CACHE_HOME": str(cache)})
+    assert ran.code == 0 and (cache / "attest" / "audit-index.sqlite").is_file()
+    assert oct((cache / "attest" / "audit-index.sqlite").stat().st_mode & 0o777) == "0o600"
+    usage = attest("audit", "store", "--policy", "policy.yaml", "--no-index", "--reverify", cwd=tmp_path)
+    assert usage.code == 2, usage
+
+
+def test_two_audits_of_one_index_at_once_both_report_correctly(tmp_path: Path, keys: dict[str, KeyPair]) -> None:
+    _policy(tmp_path, keys)
+    _history(tmp_path / "store", keys, 60)
+    argv = [sys.executable, "-m", "attest", "audit", "store", "--policy", "policy.yaml", "--index", "index.sqlite",
+            "--format", "json"]
+    runs = [subprocess.Popen(argv, cwd=tmp_path, env=_clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            for _ in range(2)]
+    outs = [run.communicate(timeout=120) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outs
+    reports = [json.loads(out) for out, _ in outs]
+    assert [len(r["artifacts"]) for r in reports] == [60, 60]
+    _, after = _audit(_runner, tmp_path)
+    assert after["index"]["reused"] == 60
+
+
+def _runner(*args: Any, cwd: Path, **kwargs: Any) -> Result:
+    done = subprocess.run([sys.executable, "-m", "attest", *map(str, args)], cwd=cwd, env=_clean_env(),
+                          capture_output=True, text=True, timeout=120, check=False)
+    return Result(done.returncode, done.stdout, done.stderr)
+
+
+def test_a_stored_artefact_replaced_after_it_was_indexed_is_found(tmp_path: Path, keys: dict[str, KeyPair],
+                                                                  attest: AttestRunner) -> None:
+    from attest.stores.local import LocalStore
+
+    _policy(tmp_path, keys)
+    f.publish(tmp_path / "store", f.provenance(keys["dev"].private, subjects={APP: b"v1"}))
+    (tmp_path / "app").write_bytes(b"v1")
+    stored = Path(LocalStore(tmp_path / "store").put_artifact(f.digests(b"v1")["sha256"], APP, tmp_path / "app"))
+    ran, _ = _audit(attest, tmp_path)
+    assert ran.code == 0, ran
+    os.chmod(stored, 0o644)
+    stored.write_bytes(b"v2")  # same size, other bytes
+    ran, report = _audit(attest, tmp_path)
+    assert ran.code == 1 and [a["kind"] for a in report["anomalies"]] == ["tampered-artifact"], ran
