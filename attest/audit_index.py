@@ -6,16 +6,18 @@ trust it was checked under (its *setup*), with two scan caches beside them:
 
 * ``facts (setup, uri) -> digest, facts``: a file's facts, reused only for the same bytes (``digest``) at the
   same place under the same setup;
-* ``scans uri -> stamp, digest``: the sha256 of a file's bytes when its stamp (local: size, modification time
-  and inode; S3: ETag and size) was last seen, so that an unchanged history costs a listing, not a read;
+* ``scans uri -> stamp, digest``: the sha256 of a file's bytes when its stamp (local: size, modification and
+  change times and inode, once older than a clock tick; S3: ETag and size) was last seen, so that an unchanged
+  history costs a listing, not a read;
 * ``stored uri -> stamp, sha256``: the same for stored artefacts, which an audit otherwise re-hashes.
 
 Reads need no lock; writes are buffered and written in short transactions, so two audits of one index both
 finish, each with a correct report (one waits for the other's write, at most :data:`BUSY_SECONDS`). A file
 that is a corrupt SQLite database is :class:`IndexBroken`: the caller moves it aside and audits again with a
-new one; a file that is not an SQLite database at all (a report, a policy: not attest's) is refused, never moved. An index of a newer format is refused (it is another version's; nothing is overwritten).
-The file is created readable by its owner only, and one that others may write is refused: whoever can write the
-index can make an audit believe what they wrote (docs/threat-model.md).
+new one; a file that is not an SQLite database at all (a report, a policy: not attest's) is refused, never
+moved. An index of a newer format is refused (it is another version's; nothing is overwritten). The file is
+created readable by its owner only, and one that others may write is refused: whoever can write the index can
+make an audit believe what they wrote (docs/threat-model.md).
 """
 
 from __future__ import annotations

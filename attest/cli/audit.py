@@ -259,7 +259,7 @@ class _Reader:
             for uri, claimed, opener, stamp in store.listed_artifacts():
                 known = self._index.hashed(_key(uri), stamp) if self._index is not None else None
                 found = known if known is not None else _sha256(uri, opener)
-                if self._index is not None and known is None and isinstance(found, str):
+                if self._index is not None and known is None and isinstance(found, str) and _settled(stamp):
                     self._index.hash(_key(uri), stamp, found)
                 yield uri, claimed, found
                 if progress is not None:
@@ -341,11 +341,29 @@ def _recording(index: SqliteIndex, key: str, stamp: str | None,
 
     def reading() -> bytes | EvidenceRejected:
         data = read()
-        if isinstance(data, bytes):
+        if isinstance(data, bytes) and _settled(stamp):
             index.scan(key, stamp, hashlib.sha256(data).hexdigest())
         return data
 
     return reading
+
+
+#: A local file changed less than this long ago may change again within the same clock tick without its stamp
+#: changing (as git's "racily clean" files): its digest is not remembered by its stamp.
+_RACY_NS = 2_000_000_000
+
+
+def _settled(stamp: str | None) -> bool:
+    """Whether a stamp may stand for the bytes read: an S3 ETag always; a local file's only once its times are
+    older than the clock's tick could hide a second write."""
+    if stamp is None:
+        return False
+    parts = stamp.split(":")
+    if len(parts) != 4 or not all(p.isdigit() for p in parts):
+        return True  # ETag:size
+    import time
+
+    return max(int(parts[1]), int(parts[2])) < time.time_ns() - _RACY_NS
 
 
 def _walk(root: Path) -> Iterator[tuple[Path, EvidenceRejected | None]]:

@@ -242,3 +242,36 @@ def test_a_stored_artefact_replaced_after_it_was_indexed_is_found(tmp_path: Path
     stored.write_bytes(b"v2")  # same size, other bytes
     ran, report = _audit(attest, tmp_path)
     assert ran.code == 1 and [a["kind"] for a in report["anomalies"]] == ["tampered-artifact"], ran
+
+
+def test_an_unchanged_history_costs_a_listing_not_a_read(tmp_path: Path, keys: dict[str, KeyPair],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once its files are older than a clock tick (2 s), a second audit reads none of them: the index answers by
+    their stamps. A file written since is read."""
+    import time
+
+    import attest.stores.local as local
+    from attest.cli import main
+
+    _policy(tmp_path, keys)
+    _history(tmp_path / "store", keys, 4)
+    monkeypatch.chdir(tmp_path)
+    argv = ["audit", "store", "--policy", "policy.yaml", "--index", "index.sqlite", "--format", "json"]
+    time.sleep(2.1)  # older than the racy window: their stamps may stand for their bytes
+    with pytest.raises(SystemExit) as first:
+        main(argv)
+    assert first.value.code == 0
+    real, reads = local._read, []
+
+    def counting(path: Path) -> Any:
+        reads.append(path.name)
+        return real(path)
+
+    monkeypatch.setattr(local, "_read", counting)
+    with pytest.raises(SystemExit) as second:
+        main(argv)
+    assert second.value.code == 0 and reads == []
+    _history(tmp_path / "store", keys, 1, start=4)
+    with pytest.raises(SystemExit):
+        main(argv)
+    assert len(reads) == 1  # only the new one
