@@ -333,7 +333,8 @@ def _listing(folder: Path, *, what: str) -> list[tuple[Path, bool]] | EvidenceRe
         return MalformedEvidence(f"cannot list {what} {folder}: {e.strerror or e}")
     try:
         with os.scandir(fd) as entries:  # is_dir is read while the descriptor is open
-            return sorted((folder / entry.name, entry.is_dir(follow_symlinks=False)) for entry in entries)
+            named = sorted((entry.name, entry.is_dir(follow_symlinks=False)) for entry in entries)
+        return [(folder / name, is_dir) for name, is_dir in named]  # sorted as text: cheaper than as paths
     except OSError as e:
         return MalformedEvidence(f"cannot list {what} {folder}: {e.strerror or e}")
     finally:

@@ -92,98 +92,150 @@ def setup_digest(setup: _Setup, *, policy_digest: str, trusted_root: bytes | Non
 
 
 # --- facts as JSON ---------------------------------------------------------------------------------------
+#
+# A fact is written as plain JSON in the shape of its class: a dataclass as a list, its class's name first and
+# then its fields in order; a tuple or a frozenset as a list; a time as ISO 8601 text. It is read back by
+# converters made once from the classes' own annotations, which check every value's shape on the way: what
+# does not fit is not a fact (the entry is then a miss, and the file is checked again).
+
+Convert = Callable[[Any], Any]
+
+
+class _Misfit(Exception):
+    """A value that does not have the shape its annotation says."""
+
 
 def _encode(value: Any) -> Any:
     if is_dataclass(value) and not isinstance(value, type):
-        return {"@": type(value).__name__, **{f.name: _encode(getattr(value, f.name)) for f in fields(value)}}
+        return [type(value).__name__, *(_encode(getattr(value, f.name)) for f in fields(value))]
     if isinstance(value, datetime):
-        return {"@": "time", "v": value.isoformat()}
+        return value.isoformat()
     if isinstance(value, tuple):
-        return {"@": "tuple", "v": [_encode(v) for v in value]}
+        return [_encode(v) for v in value]
     if isinstance(value, frozenset):
-        return {"@": "set", "v": sorted(_encode(v) for v in value)}
+        return sorted(_encode(v) for v in value)
     if value is None or isinstance(value, str | int | float | bool):
         return value
     raise TypeError(f"a fact holds a {type(value).__name__}, which the index cannot keep")
 
 
-def _decode(value: Any) -> Any:
-    if isinstance(value, list):
-        raise ValueError("a bare list")  # every sequence is tagged: a list here was not written by encode_facts
-    if not isinstance(value, dict):
+def _exactly(kind: type) -> Convert:
+    def convert(value: Any) -> Any:
+        if type(value) is not kind:
+            raise _Misfit
         return value
-    tag = value.get("@")
-    if tag == "time":
-        return datetime.fromisoformat(value["v"])
-    if tag == "tuple":
-        return tuple(_decode(v) for v in value["v"])
-    if tag == "set":
-        return frozenset(_decode(v) for v in value["v"])
-    cls = _CLASSES.get(tag) if isinstance(tag, str) else None
-    if cls is None:
-        raise ValueError(f"an unknown kind {tag!r}")
-    hints = _hints(cls)
-    given = {k: _decode(v) for k, v in value.items() if k != "@"}
-    if not set(given) <= set(hints):
-        raise ValueError(f"unknown fields for {tag}")
-    for name, item in given.items():  # an entry someone else wrote is data of the right shape, or a miss
-        if not _conforms(item, hints[name]):
-            raise ValueError(f"{tag}.{name} is not a {hints[name]}")
-    return cls(**given)
+    return convert
+
+
+def _time(value: Any) -> datetime:
+    if type(value) is not str:
+        raise _Misfit
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise _Misfit from None
+    if parsed.tzinfo is None:
+        raise _Misfit
+    return parsed
+
+
+def _none(value: Any) -> None:
+    if value is not None:
+        raise _Misfit
 
 
 @functools.cache
-def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
-
-
-def _conforms(value: Any, hint: Any) -> bool:
-    """Whether ``value`` has the shape of the type ``hint`` (the fact classes' own annotations)."""
+def _converter(hint: Any) -> Convert:
+    """The converter for values annotated ``hint`` (made once per annotation)."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
-        return any(_conforms(value, arg) for arg in args)
+        return _union(args)
     if origin is tuple:
-        return isinstance(value, tuple) and _conforms_tuple(value, args)
+        return _tuple(args)
     if origin is frozenset:
-        return isinstance(value, frozenset) and all(_conforms(v, args[0]) for v in value)
-    return _conforms_plain(value, hint)
-
-
-def _conforms_tuple(value: tuple[Any, ...], args: tuple[Any, ...]) -> bool:
-    if len(args) == 2 and args[1] is Ellipsis:
-        return all(_conforms(v, args[0]) for v in value)
-    return len(args) == len(value) and all(_conforms(v, a) for v, a in zip(value, args, strict=True))
-
-
-def _conforms_plain(value: Any, hint: Any) -> bool:
-    if hint is type(None):
-        return value is None
-    if hint is float:
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
+        item = _converter(args[0])
+        return lambda value: frozenset(item(v) for v in _list(value))
     if hint is datetime:
-        return isinstance(value, datetime) and value.tzinfo is not None
-    if isinstance(hint, type):
-        return isinstance(value, hint)
-    return False
+        return _time
+    if hint is type(None):
+        return _none
+    if hint in (str, int, bool):
+        return _exactly(hint)
+    if hint is float:
+        return lambda value: value if type(value) in (int, float) else _misfit()
+    if isinstance(hint, type) and hint.__name__ in _CLASSES:
+        return _record(hint)
+    raise TypeError(f"the index cannot read a {hint!r}")
+
+
+def _misfit() -> Any:
+    raise _Misfit
+
+
+def _list(value: Any) -> list[Any]:
+    if type(value) is not list:
+        raise _Misfit
+    return value
+
+
+def _tuple(args: tuple[Any, ...]) -> Convert:
+    if len(args) == 2 and args[1] is Ellipsis:
+        item = _converter(args[0])
+        return lambda value: tuple(item(v) for v in _list(value))
+    items = tuple(_converter(a) for a in args)
+
+    def convert(value: Any) -> tuple[Any, ...]:
+        given = _list(value)
+        if len(given) != len(items):
+            raise _Misfit
+        return tuple(c(v) for c, v in zip(items, given, strict=True))
+    return convert
+
+
+def _union(args: tuple[Any, ...]) -> Convert:
+    records = {a.__name__: _converter(a) for a in args if isinstance(a, type) and a.__name__ in _CLASSES}
+    others = [_converter(a) for a in args if not (isinstance(a, type) and a.__name__ in _CLASSES)]
+
+    def convert(value: Any) -> Any:
+        if type(value) is list and value and type(value[0]) is str and value[0] in records:
+            return records[value[0]](value)
+        for other in others:
+            try:
+                return other(value)
+            except _Misfit:
+                continue
+        raise _Misfit
+    return convert
+
+
+def _record(cls: type) -> Convert:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in fields(cls)]
+    converters: list[Convert] = []
+
+    def convert(value: Any) -> Any:
+        if not converters:  # made on first use: a field may name this class again
+            converters.extend(_converter(hints[name]) for name in names)
+        given = _list(value)
+        if len(given) != len(names) + 1 or given[0] != cls.__name__:
+            raise _Misfit
+        return cls(*(c(v) for c, v in zip(converters, given[1:], strict=True)))
+    return convert
 
 
 def encode_facts(facts: Sequence[_Fact]) -> str:
     """The facts of one file as JSON text."""
-    return json.dumps([_encode(f) for f in facts], separators=(",", ":"), sort_keys=True)
+    return json.dumps([_encode(f) for f in facts], separators=(",", ":"))
 
 
 def decode_facts(text: str) -> list[_Fact] | None:
     """The facts :func:`encode_facts` wrote, or None when ``text`` is not that (the entry is then a miss)."""
     try:
         items = json.loads(text)
-        if not isinstance(items, list):
-            return None
-        facts = [_decode(item) for item in items]
-    except (ValueError, TypeError, KeyError, RecursionError):
+        fact = _converter(_Fact)
+        return [fact(item) for item in _list(items)]
+    except (_Misfit, ValueError, TypeError, RecursionError):
         return None
-    return facts if all(isinstance(f, _Fact) for f in facts) else None
 
 
 def trusted_root_bytes(path: Path | None) -> bytes | None:
