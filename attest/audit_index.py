@@ -27,14 +27,18 @@ import os
 import sqlite3
 import stat
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import ClassVar, TypeVar
 
-from attest.errors import AttestError
+from attest.errors import AttestError, RemoteError
 from verify.audit.index import INDEX_FORMAT
 from verify.errors import ConfigError
 
-__all__ = ["BUSY_SECONDS", "IndexBroken", "SqliteIndex", "default_index_path", "move_aside"]
+__all__ = ["BUSY_SECONDS", "AuditIndex", "IndexBroken", "PostgresIndex", "SqliteIndex", "default_index_path",
+           "is_postgres", "move_aside"]
+
+_T = TypeVar("_T")
 
 #: How long a write waits for another audit's write to the same index.
 BUSY_SECONDS = 60
@@ -71,11 +75,16 @@ def move_aside(path: Path) -> Path:
     return aside
 
 
-class SqliteIndex:
-    """The facts, scans and stored hashes of one audit run under one setup (see the module docstring)."""
+class AuditIndex:
+    """What every index does, whatever keeps it: buffered writes, the scans loaded once, the counts. A backend
+    says how to run its few statements (:class:`SqliteIndex`, :class:`PostgresIndex`)."""
 
-    def __init__(self, path: Path, setup: str) -> None:
-        self.path = path
+    #: The SQL of each statement, in the backend's dialect.
+    SQL: ClassVar[Mapping[str, str]] = {}
+
+    def __init__(self, where: str, setup: str) -> None:
+        self.path = where
+        """Where the index is, for messages (a file, or the server without its password)."""
         self.setup = setup
         self._facts: list[tuple[str, str, str, str]] = []
         self._scans: list[tuple[str, str, str]] = []
@@ -84,12 +93,109 @@ class SqliteIndex:
         self._known_stored: dict[str, tuple[str, str]] | None = None
         self.reused = 0
         self.written = 0
+
+    # --- the backend ------------------------------------------------------------------------------------
+
+    def _one(self, sql: str, args: tuple[str, ...]) -> tuple[object, ...] | None:
+        raise NotImplementedError
+
+    def _rows(self, sql: str, args: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+        raise NotImplementedError
+
+    def _write(self, statements: Sequence[tuple[str, Sequence[tuple[str, ...]]]]) -> None:
+        """Run each (sql, rows) in one transaction."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    # --- facts (verify.audit.index.FactIndex) -------------------------------------------------------------
+
+    def facts(self, uri: str, digest: str) -> str | None:
+        row = self._one(self.SQL["facts"], (self.setup, uri, digest))
+        if row is not None:
+            self.reused += 1
+        return None if row is None else str(row[0])
+
+    def put(self, uri: str, digest: str, facts: str) -> None:
+        self._facts.append((self.setup, uri, digest, facts))
+        self.written += 1
+        if len(self._facts) >= _FLUSH_ROWS:
+            self.flush()
+
+    # --- the scans ------------------------------------------------------------------------------------
+
+    def scanned(self, uri: str, stamp: str | None) -> str | None:
+        """The digest of the file at ``uri`` when it had ``stamp`` (None: never seen so, or no stamp)."""
+        if stamp is None:
+            return None
+        if self._known_scans is None:
+            self._known_scans = {u: (s, d) for u, s, d in self._rows(self.SQL["scans"])}
+        found = self._known_scans.get(uri)
+        return found[1] if found is not None and found[0] == stamp else None
+
+    def scan(self, uri: str, stamp: str | None, digest: str) -> None:
+        if stamp is not None:
+            self._scans.append((uri, stamp, digest))
+
+    def hashed(self, uri: str, stamp: str | None) -> str | None:
+        """The sha256 of the stored artefact at ``uri`` when it had ``stamp``."""
+        if stamp is None:
+            return None
+        if self._known_stored is None:
+            self._known_stored = {u: (s, h) for u, s, h in self._rows(self.SQL["stored"])}
+        found = self._known_stored.get(uri)
+        return found[1] if found is not None and found[0] == stamp else None
+
+    def hash(self, uri: str, stamp: str | None, sha256: str) -> None:
+        if stamp is not None:
+            self._stored.append((uri, stamp, sha256))
+
+    # --- writing --------------------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Write what is buffered, in one short transaction."""
+        if not (self._facts or self._scans or self._stored):
+            return
+        self._write([(self.SQL["put_facts"], self._facts), (self.SQL["put_scan"], self._scans),
+                     (self.SQL["put_stored"], self._stored)])
+        self._facts, self._scans, self._stored = [], [], []
+
+    def forget(self, seen: Iterable[str], under: Iterable[str]) -> None:
+        """Drop this setup's facts (and the scans) of files under the prefixes ``under`` that were not ``seen``:
+        an envelope no longer in the store is not kept, nor reported."""
+        seen_set, prefixes = set(seen), tuple(under)
+        gone = [uri for (uri,) in self._rows(self.SQL["uris"], (self.setup,))
+                if uri.startswith(prefixes) and uri not in seen_set]
+        if gone:
+            self._write([(self.SQL["drop_facts"], [(self.setup, u) for u in gone]),
+                         (self.SQL["drop_scan"], [(u,) for u in gone])])
+
+
+class SqliteIndex(AuditIndex):
+    """The index in an SQLite file (see the module docstring)."""
+
+    SQL: ClassVar[Mapping[str, str]] = {
+        "facts": "SELECT facts FROM facts WHERE setup = ? AND uri = ? AND digest = ?",
+        "scans": "SELECT uri, stamp, digest FROM scans",
+        "stored": "SELECT uri, stamp, sha256 FROM stored",
+        "uris": "SELECT uri FROM facts WHERE setup = ?",
+        "put_facts": "INSERT OR REPLACE INTO facts VALUES (?, ?, ?, ?)",
+        "put_scan": "INSERT OR REPLACE INTO scans VALUES (?, ?, ?)",
+        "put_stored": "INSERT OR REPLACE INTO stored VALUES (?, ?, ?)",
+        "drop_facts": "DELETE FROM facts WHERE setup = ? AND uri = ?",
+        "drop_scan": "DELETE FROM scans WHERE uri = ?",
+    }
+
+    def __init__(self, path: Path, setup: str) -> None:
+        super().__init__(str(path), setup)
+        self.file = path
         self._db = self._open()
 
     # --- opening ---------------------------------------------------------------------------------------
 
     def _open(self) -> sqlite3.Connection:
-        path = self.path
+        path = self.file
         try:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError as e:
@@ -129,80 +235,45 @@ class SqliteIndex:
         """An index there already: a regular file (never through a link), others may not write it, and an SQLite
         database or empty (any other file is someone's, and is neither used nor moved)."""
         try:
-            info = os.lstat(self.path)
+            info = os.lstat(self.file)
         except OSError as e:
-            raise ConfigError(f"cannot read the audit index {self.path}: {e.strerror or e}") from e
+            raise ConfigError(f"cannot read the audit index {self.file}: {e.strerror or e}") from e
         if not stat.S_ISREG(info.st_mode):
-            raise ConfigError(f"the audit index {self.path} is not a regular file (a link, a folder, a device); give "
+            raise ConfigError(f"the audit index {self.file} is not a regular file (a link, a folder, a device); give "
                               "--index the path of a file")
         if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-            raise ConfigError(f"the audit index {self.path} may be written by other users, who could then make the "
-                              f"audit believe what they wrote; chmod go-w {self.path}, or give --index another path")
+            raise ConfigError(f"the audit index {self.file} may be written by other users, who could then make the "
+                              f"audit believe what they wrote; chmod go-w {self.file}, or give --index another path")
         try:
-            with open(self.path, "rb") as f:
+            with open(self.file, "rb") as f:
                 head = f.read(len(_SQLITE_HEADER))
         except OSError as e:
-            raise ConfigError(f"cannot read the audit index {self.path}: {e.strerror or e}; give this process "
+            raise ConfigError(f"cannot read the audit index {self.file}: {e.strerror or e}; give this process "
                               "access to it, or --index another path") from e
         if head and head != _SQLITE_HEADER:
-            raise ConfigError(f"{self.path} is not an audit index (not an SQLite database), and attest does not "
+            raise ConfigError(f"{self.file} is not an audit index (not an SQLite database), and attest does not "
                               "overwrite it; give --index another path")
 
-    # --- reading (verify.audit.index.FactIndex) ---------------------------------------------------------
+    def _one(self, sql: str, args: tuple[str, ...]) -> tuple[object, ...] | None:
+        try:
+            row: tuple[object, ...] | None = self._db.execute(sql, args).fetchone()
+            return row
+        except sqlite3.DatabaseError as e:
+            raise IndexBroken(f"the audit index {self.file} cannot be read ({e})") from e
 
-    def facts(self, uri: str, digest: str) -> str | None:
-        row = self._query("SELECT facts FROM facts WHERE setup = ? AND uri = ? AND digest = ?",
-                          (self.setup, uri, digest))
-        if row is not None:
-            self.reused += 1
-        return None if row is None else str(row[0])
+    def _rows(self, sql: str, args: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+        try:
+            return [tuple(str(v) for v in row) for row in self._db.execute(sql, args)]
+        except sqlite3.DatabaseError as e:
+            raise IndexBroken(f"the audit index {self.file} cannot be read ({e})") from e
 
-    def put(self, uri: str, digest: str, facts: str) -> None:
-        self._facts.append((self.setup, uri, digest, facts))
-        self.written += 1
-        if len(self._facts) >= _FLUSH_ROWS:
-            self.flush()
-
-    # --- the scans ------------------------------------------------------------------------------------
-
-    def scanned(self, uri: str, stamp: str | None) -> str | None:
-        """The digest of the file at ``uri`` when it had ``stamp`` (None: never seen so, or no stamp)."""
-        if stamp is None:
-            return None
-        if self._known_scans is None:
-            self._known_scans = {u: (s, d) for u, s, d in self._rows("SELECT uri, stamp, digest FROM scans")}
-        found = self._known_scans.get(uri)
-        return found[1] if found is not None and found[0] == stamp else None
-
-    def scan(self, uri: str, stamp: str | None, digest: str) -> None:
-        if stamp is not None:
-            self._scans.append((uri, stamp, digest))
-
-    def hashed(self, uri: str, stamp: str | None) -> str | None:
-        """The sha256 of the stored artefact at ``uri`` when it had ``stamp``."""
-        if stamp is None:
-            return None
-        if self._known_stored is None:
-            self._known_stored = {u: (s, h) for u, s, h in self._rows("SELECT uri, stamp, sha256 FROM stored")}
-        found = self._known_stored.get(uri)
-        return found[1] if found is not None and found[0] == stamp else None
-
-    def hash(self, uri: str, stamp: str | None, sha256: str) -> None:
-        if stamp is not None:
-            self._stored.append((uri, stamp, sha256))
-
-    # --- writing --------------------------------------------------------------------------------------
-
-    def flush(self) -> None:
-        """Write what is buffered, in one short transaction (waiting for another audit's, if it writes now)."""
-        if not (self._facts or self._scans or self._stored):
-            return
+    def _write(self, statements: Sequence[tuple[str, Sequence[tuple[str, ...]]]]) -> None:
+        """One IMMEDIATE transaction, waiting up to BUSY_SECONDS for another audit's."""
         try:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._db.executemany("INSERT OR REPLACE INTO facts VALUES (?, ?, ?, ?)", self._facts)
-                self._db.executemany("INSERT OR REPLACE INTO scans VALUES (?, ?, ?)", self._scans)
-                self._db.executemany("INSERT OR REPLACE INTO stored VALUES (?, ?, ?)", self._stored)
+                for sql, rows in statements:
+                    self._db.executemany(sql, rows)
                 self._db.execute("COMMIT")
             except BaseException:
                 with contextlib.suppress(sqlite3.Error):
@@ -210,46 +281,126 @@ class SqliteIndex:
                 raise
         except sqlite3.OperationalError as e:
             if "locked" in str(e) or "busy" in str(e):
-                raise ConfigError(f"the audit index {self.path} stayed locked by another audit for {BUSY_SECONDS} "
+                raise ConfigError(f"the audit index {self.file} stayed locked by another audit for {BUSY_SECONDS} "
                                   "s; the report is right, but this run's checks were not kept: run it again") from e
-            raise IndexBroken(f"the audit index {self.path} cannot be written ({e})") from e
+            raise IndexBroken(f"the audit index {self.file} cannot be written ({e})") from e
         except sqlite3.DatabaseError as e:
-            raise IndexBroken(f"the audit index {self.path} is not a usable database ({e})") from e
-        self._facts, self._scans, self._stored = [], [], []
-
-    def forget(self, seen: Iterable[str], under: Iterable[str]) -> None:
-        """Drop this setup's facts (and the scans) of files under the prefixes ``under`` that were not ``seen``:
-        an envelope no longer in the store is not kept, nor reported."""
-        seen_set, prefixes = set(seen), tuple(under)
-        gone = [uri for (uri,) in self._rows("SELECT uri FROM facts WHERE setup = ?", (self.setup,))
-                if uri.startswith(prefixes) and uri not in seen_set]
-        if not gone:
-            return
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-            self._db.executemany("DELETE FROM facts WHERE setup = ? AND uri = ?", [(self.setup, u) for u in gone])
-            self._db.executemany("DELETE FROM scans WHERE uri = ?", [(u,) for u in gone])
-            self._db.execute("COMMIT")
-        except sqlite3.Error as e:
-            with contextlib.suppress(sqlite3.Error):
-                self._db.execute("ROLLBACK")
-            raise IndexBroken(f"the audit index {self.path} cannot be written ({e})") from e
+            raise IndexBroken(f"the audit index {self.file} is not a usable database ({e})") from e
 
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):
             self._db.close()
 
-    # --- queries ----------------------------------------------------------------------------------------
 
-    def _query(self, sql: str, args: tuple[str, ...]) -> tuple[object, ...] | None:
+# --- PostgreSQL: an index a team shares ----------------------------------------------------------------------
+
+POSTGRES_PREFIXES = ("postgresql://", "postgres://")
+
+_PG_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS attest_audit_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS attest_audit_facts (setup TEXT NOT NULL, uri TEXT NOT NULL, digest TEXT NOT NULL, "
+    "facts TEXT NOT NULL, PRIMARY KEY (setup, uri))",
+    "CREATE TABLE IF NOT EXISTS attest_audit_scans (uri TEXT PRIMARY KEY, stamp TEXT NOT NULL, digest TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS attest_audit_stored (uri TEXT PRIMARY KEY, stamp TEXT NOT NULL, "
+    "sha256 TEXT NOT NULL)",
+)
+#: pg_advisory_xact_lock key under which the schema is made (two audits making it at once would collide).
+_PG_SCHEMA_LOCK = 0x61747465
+
+
+def is_postgres(value: str) -> bool:
+    return value.startswith(POSTGRES_PREFIXES)
+
+
+class PostgresIndex(AuditIndex):
+    """The index in PostgreSQL (``--index postgresql://...``, psycopg 3: the ``attest-gate[postgres]`` extra), in
+    tables named ``attest_audit_*``. A server that cannot be reached, or goes away during the audit, is
+    :class:`RemoteError` (exit 4): no report rests on part of an index. Whoever may write those tables can make
+    an audit believe what they wrote: grant it to the auditors' role only (docs/threat-model.md)."""
+
+    SQL: ClassVar[Mapping[str, str]] = {
+        "facts": "SELECT facts FROM attest_audit_facts WHERE setup = %s AND uri = %s AND digest = %s",
+        "scans": "SELECT uri, stamp, digest FROM attest_audit_scans",
+        "stored": "SELECT uri, stamp, sha256 FROM attest_audit_stored",
+        "uris": "SELECT uri FROM attest_audit_facts WHERE setup = %s",
+        "put_facts": "INSERT INTO attest_audit_facts VALUES (%s, %s, %s, %s) ON CONFLICT (setup, uri) DO UPDATE "
+                     "SET digest = EXCLUDED.digest, facts = EXCLUDED.facts",
+        "put_scan": "INSERT INTO attest_audit_scans VALUES (%s, %s, %s) ON CONFLICT (uri) DO UPDATE "
+                    "SET stamp = EXCLUDED.stamp, digest = EXCLUDED.digest",
+        "put_stored": "INSERT INTO attest_audit_stored VALUES (%s, %s, %s) ON CONFLICT (uri) DO UPDATE "
+                      "SET stamp = EXCLUDED.stamp, sha256 = EXCLUDED.sha256",
+        "drop_facts": "DELETE FROM attest_audit_facts WHERE setup = %s AND uri = %s",
+        "drop_scan": "DELETE FROM attest_audit_scans WHERE uri = %s",
+    }
+
+    def __init__(self, dsn: str, setup: str) -> None:
         try:
-            row: tuple[object, ...] | None = self._db.execute(sql, args).fetchone()
-            return row
-        except sqlite3.DatabaseError as e:
-            raise IndexBroken(f"the audit index {self.path} cannot be read ({e})") from e
+            import psycopg
+        except ImportError as e:
+            raise ConfigError("--index postgresql://... needs psycopg: pip install 'attest-gate[postgres]'") from e
+        self._psycopg = psycopg
+        super().__init__(_shown(dsn), setup)
+        try:
+            self._db = psycopg.connect(dsn, autocommit=True, connect_timeout=15)
+        except psycopg.Error as e:
+            raise RemoteError(f"cannot reach the audit index {self.path}: {_first_line(e)}; check the server and "
+                              "its credentials (PGPASSWORD, ~/.pgpass), or use --no-index") from e
+        self._guard(self._make_schema)
+
+    def _make_schema(self) -> None:
+        with self._db.transaction():
+            self._db.execute("SELECT pg_advisory_xact_lock(%s)", (_PG_SCHEMA_LOCK,))
+            for statement in _PG_SCHEMA:
+                self._db.execute(statement)
+            found = self._db.execute("SELECT value FROM attest_audit_meta WHERE key = 'format'").fetchone()
+            if found is None:
+                self._db.execute("INSERT INTO attest_audit_meta VALUES ('format', %s)", (str(INDEX_FORMAT),))
+            elif not str(found[0]).isdigit() or int(found[0]) > INDEX_FORMAT:
+                raise ConfigError(f"the audit index {self.path} was written by a newer attest (index format "
+                                  f"{found[0]}, this one reads {INDEX_FORMAT}); upgrade attest, or give --index "
+                                  "another database")
+
+    def _guard(self, work: Callable[[], _T]) -> _T:
+        """``work()``, a lost server (or one that refuses) said in one sentence."""
+        psycopg = self._psycopg
+        try:
+            return work()
+        except psycopg.OperationalError as e:
+            raise RemoteError(f"the audit index {self.path} went away or refused the audit ({_first_line(e)}); "
+                              "no report was made from part of it: run the audit again, or use --no-index") from e
+        except psycopg.Error as e:
+            raise ConfigError(f"the audit index {self.path} refused the audit ({_first_line(e)}); check the role's "
+                              "rights on the attest_audit_* tables, or use --no-index") from e
+
+    def _one(self, sql: str, args: tuple[str, ...]) -> tuple[object, ...] | None:
+        row: tuple[object, ...] | None = self._guard(lambda: self._db.execute(sql, args).fetchone())
+        return row
 
     def _rows(self, sql: str, args: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
-        try:
-            return [tuple(str(v) for v in row) for row in self._db.execute(sql, args)]
-        except sqlite3.DatabaseError as e:
-            raise IndexBroken(f"the audit index {self.path} cannot be read ({e})") from e
+        return self._guard(lambda: [tuple(str(v) for v in row) for row in self._db.execute(sql, args)])
+
+    def _write(self, statements: Sequence[tuple[str, Sequence[tuple[str, ...]]]]) -> None:
+        def write() -> None:
+            with self._db.transaction(), self._db.cursor() as cursor:
+                for sql, rows in statements:
+                    if rows:
+                        cursor.executemany(sql, rows)
+        self._guard(write)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._db.close()
+
+
+def _shown(dsn: str) -> str:
+    """The server and database a DSN names, without its password (for messages)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(dsn)
+    host = parts.hostname or "localhost"
+    port = f":{parts.port}" if parts.port else ""
+    return f"postgresql://{host}{port}{parts.path or '/'}"
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]

@@ -147,5 +147,6 @@ def need_tool(name: str, *, install: str) -> str:
     return path
 
 
+from tests.postgres_infra import postgres_dsn  # noqa: E402,F401  (a throw-away PostgreSQL cluster)
 from tests.registry_infra import oci_registry, oci_registry_prd  # noqa: E402,F401  (local docker-registries)
 from tests.sigstore_infra.fixture import sigstore_local  # noqa: E402,F401  (local Fulcio/Rekor test services)

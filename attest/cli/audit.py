@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import click
 
@@ -33,11 +33,22 @@ from verify.policy import Policy
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
-    from attest.audit_index import SqliteIndex
+    from attest.audit_index import AuditIndex as Index
     from attest.stores import Store
 
 #: Names of attestation files looked for in a directory that is not a store.
 PATTERNS = (".intoto.jsonl", ".sigstore.json")
+
+
+class _IndexPath(OutputPath):
+    """An SQLite file (checked as every output file is), or ``postgresql://...`` (checked when connected)."""
+
+    name = "index"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and value.startswith(("postgresql://", "postgres://")):
+            return value
+        return super().convert(value, param, ctx)
 
 
 @click.command(name="audit")
@@ -53,14 +64,15 @@ PATTERNS = (".intoto.jsonl", ".sigstore.json")
               show_default=True, help="A table for people, JSON for machines, or a self-contained web page.")
 @click.option("-o", "--output", type=OutputPath(), metavar="FILE",
               help="Write the report to FILE (atomically) instead of stdout.")
-@click.option("--index", "index_path", type=OutputPath(), metavar="PATH",
-              help="The audit index: what was checked, kept so that the next audit checks only what is new "
-                   "(default: ~/.cache/attest/audit-index.sqlite, or under $XDG_CACHE_HOME).")
+@click.option("--index", "index_path", type=_IndexPath(), metavar="PATH|postgresql://...",
+              help="The audit index: what was checked, kept so that the next audit checks only what is new: an "
+                   "SQLite file (default: ~/.cache/attest/audit-index.sqlite, or under $XDG_CACHE_HOME), or a "
+                   "PostgreSQL database a team shares (the attest-gate[postgres] extra).")
 @click.option("--no-index", is_flag=True, help="Check every attestation, and keep nothing.")
 @click.option("--reverify", is_flag=True,
               help="Check every attestation again and report each index entry that disagrees (index-mismatch).")
 def audit_command(sources: tuple[str, ...], policy_path: Path | None, keys: tuple[Path, ...],
-                  trusted_root: Path | None, output_format: str, output: Path | None, index_path: Path | None,
+                  trusted_root: Path | None, output_format: str, output: Path | None, index_path: Path | str | None,
                   no_index: bool, reverify: bool) -> None:
     """Check every attestation in SOURCE... and show each artefact's path: commit -> build -> stages.
 
@@ -136,7 +148,7 @@ def _default_index() -> Path:
     return default_index_path()
 
 
-def _audit(sources: Sequence[str], policy: Policy, trusted_root: Path | None, index_path: Path | None, *,
+def _audit(sources: Sequence[str], policy: Policy, trusted_root: Path | None, index_path: Path | str | None, *,
            reverify: bool) -> tuple[AuditReport, dict[str, object] | None]:
     """The audit, with the index at ``index_path`` (None: none); an index found broken on the way is moved aside
     and the audit run again with a new one, so that no report rests on part of a broken index."""
@@ -144,14 +156,14 @@ def _audit(sources: Sequence[str], policy: Policy, trusted_root: Path | None, in
 
     try:
         return _audit_once(sources, policy, trusted_root, index_path, reverify=reverify)
-    except IndexBroken as e:
-        assert index_path is not None
+    except IndexBroken as e:  # SQLite only
+        assert isinstance(index_path, Path)
         aside = move_aside(index_path)
         click.echo(f"attest: warning: {e}; moved it to {aside} and auditing again with a new index", err=True)
         return _audit_once(sources, policy, trusted_root, index_path, reverify=reverify)
 
 
-def _audit_once(sources: Sequence[str], policy: Policy, trusted_root: Path | None, index_path: Path | None, *,
+def _audit_once(sources: Sequence[str], policy: Policy, trusted_root: Path | None, index_path: Path | str | None, *,
                 reverify: bool) -> tuple[AuditReport, dict[str, object] | None]:
     index = _open_index(index_path, policy, trusted_root) if index_path is not None else None
     reader = _Reader(sources, index)
@@ -173,17 +185,17 @@ def _audit_once(sources: Sequence[str], policy: Policy, trusted_root: Path | Non
                     "reverified": reverify}
 
 
-def _open_index(path: Path, policy: Policy, trusted_root: Path | None) -> SqliteIndex:
+def _open_index(path: Path | str, policy: Policy, trusted_root: Path | None) -> Index:
     from importlib.metadata import version
 
     from attest import DISTRIBUTION
-    from attest.audit_index import SqliteIndex
+    from attest.audit_index import PostgresIndex, SqliteIndex
     from verify.audit import audit_setup
     from verify.audit.index import setup_digest, trusted_root_bytes
 
     setup = setup_digest(audit_setup(policy, trusted_root), policy_digest=policy.digest,
                          trusted_root=trusted_root_bytes(trusted_root), version=version(DISTRIBUTION))
-    return SqliteIndex(path, setup)
+    return PostgresIndex(path, setup) if isinstance(path, str) else SqliteIndex(path, setup)
 
 
 def _key(uri: str) -> str:
@@ -194,7 +206,7 @@ def _key(uri: str) -> str:
 class _Keyed:
     """The index as :func:`verify.audit.audit` asks it, by the sources' URIs as the report shows them."""
 
-    def __init__(self, index: SqliteIndex) -> None:
+    def __init__(self, index: Index) -> None:
         self.index = index
 
     def facts(self, uri: str, digest: str) -> str | None:
@@ -230,7 +242,7 @@ class _Reader:
     file through the same hardened reader, one regular file at a time.
     """
 
-    def __init__(self, sources: Sequence[str], index: SqliteIndex | None = None) -> None:
+    def __init__(self, sources: Sequence[str], index: Index | None = None) -> None:
         self.sources = tuple(dict.fromkeys(sources))  # a source named twice is read once
         self._stores: dict[str, Store] = {}
         self._index = index
@@ -337,7 +349,7 @@ def _reader(unlisted: EvidenceRejected | None, path: Path) -> Callable[[], bytes
     return functools.partial(_read_file, path, named=False)
 
 
-def _recording(index: SqliteIndex, key: str, stamp: str | None,
+def _recording(index: Index, key: str, stamp: str | None,
                read: Callable[[], bytes | EvidenceRejected]) -> Callable[[], bytes | EvidenceRejected]:
     """``read``, noting in the index the digest of what it read at that stamp (for the next run's listing)."""
     import hashlib

@@ -1,0 +1,149 @@
+"""Issue 21, part 1: the audit index in a PostgreSQL database a team shares (a real PostgreSQL 15 server).
+
+The same audit gives the same report with SQLite and with PostgreSQL; the index is incremental there too, an
+edited entry is caught by --reverify, and a server that is not there or goes away mid-run is one sentence and
+exit 4, never a report built on part of an index.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests import factory as f
+from tests.conftest import AttestRunner, KeyPair, _clean_env, make_keypair
+from tests.postgres_infra import fresh_database
+
+APP = "dist/app.tar.gz"
+_USED = re.compile(r"attest: index (\S+): (\d+) attestation file\(s\) answered from it, (\d+) checked")
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> dict[str, KeyPair]:
+    (tmp_path / "keys").mkdir()
+    return {name: make_keypair(tmp_path / "keys", name) for name in ("dev", "stg", "other")}
+
+
+@pytest.fixture
+def database(postgres_dsn: str, request: pytest.FixtureRequest) -> str:
+    return fresh_database(postgres_dsn, re.sub("[^a-z0-9]+", "_", request.node.name.lower())[:50])
+
+
+def _world(tmp_path: Path, keys: dict[str, KeyPair], builds: int = 4) -> None:
+    (tmp_path / "policy.yaml").write_text(f"""version: 1
+identities:
+  dev-build: {{keys: ["{keys['dev'].public}"]}}
+  stg-verifier: {{keys: ["{keys['stg'].public}"]}}
+provenance:
+  signed-by: [dev-build]
+  source: {{uri: github.com/acme/app, branches: [main]}}
+stages:
+  stg: {{verifier: stg-verifier}}
+""")
+    for n in range(builds):
+        f.publish(tmp_path / "store", f.provenance(keys["dev"].private, subjects={APP: f"v{n}".encode()},
+                                                   commit=f"{n:040x}"))
+    f.publish(tmp_path / "store", f.provenance(keys["other"].private, subjects={APP: b"forged"}))
+
+
+def _audit(attest: AttestRunner, tmp_path: Path, index: str, *more: str) -> tuple[Any, dict[str, Any], tuple[int, int]]:
+    ran = attest("audit", "store", "--policy", "policy.yaml", "--index", index, "--format", "json", "-v", *more,
+                 cwd=tmp_path)
+    assert ran.code in (0, 1) and "Traceback" not in ran.err, ran
+    used = _USED.search(ran.err)
+    assert used is not None, ran
+    return ran, json.loads(ran.out), (int(used.group(2)), int(used.group(3)))
+
+
+def test_sqlite_and_postgresql_give_the_same_report_and_both_are_incremental(
+        tmp_path: Path, keys: dict[str, KeyPair], attest: AttestRunner, database: str) -> None:
+    _world(tmp_path, keys)
+    _, on_sqlite, _ = _audit(attest, tmp_path, "index.sqlite")
+    ran, on_postgres, (reused, checked) = _audit(attest, tmp_path, database)
+    assert on_postgres == on_sqlite and (reused, checked) == (0, 5)
+    assert [a["kind"] for a in on_postgres["anomalies"]] == ["untrusted-signer"] and ran.code == 1
+    assert "postgresql://127.0.0.1:" in ran.err  # the server named, never a password
+    _, again, (reused, checked) = _audit(attest, tmp_path, database)
+    assert again == on_sqlite and (reused, checked) == (5, 0)
+    f.publish(tmp_path / "store", f.provenance(keys["dev"].private, subjects={APP: b"v9"}, commit="9" * 40))
+    _, more, (reused, checked) = _audit(attest, tmp_path, database)
+    assert (reused, checked) == (5, 1) and len(more["artifacts"]) == len(on_sqlite["artifacts"]) + 1
+
+
+def test_reverify_catches_an_entry_edited_in_the_shared_database(
+        tmp_path: Path, keys: dict[str, KeyPair], attest: AttestRunner, database: str) -> None:
+    import psycopg
+
+    _world(tmp_path, keys, builds=1)
+    _audit(attest, tmp_path, database)
+    with psycopg.connect(database, autocommit=True) as db:
+        for uri, facts in db.execute("SELECT uri, facts FROM attest_audit_facts").fetchall():
+            edited = json.loads(facts)
+            edited[0][5], edited[0][7] = ["dev-build"], None  # signed by dev-build, nothing wrong
+            db.execute("UPDATE attest_audit_facts SET facts = %s WHERE uri = %s", (json.dumps(edited), uri))
+    ran, report, _ = _audit(attest, tmp_path, database)
+    assert ran.code == 0 and report["anomalies"] == []  # the shared index is trusted by a run that uses it ...
+    ran, report, _ = _audit(attest, tmp_path, database, "--reverify")  # ... and --reverify says it was edited
+    assert ran.code == 1 and sorted(a["kind"] for a in report["anomalies"]) == ["index-mismatch", "untrusted-signer"]
+
+
+def test_a_newer_format_is_refused(tmp_path: Path, keys: dict[str, KeyPair], attest: AttestRunner,
+                                   database: str) -> None:
+    import psycopg
+
+    _world(tmp_path, keys, builds=1)
+    _audit(attest, tmp_path, database)
+    with psycopg.connect(database, autocommit=True) as db:
+        db.execute("UPDATE attest_audit_meta SET value = '99' WHERE key = 'format'")
+    ran = attest("audit", "store", "--policy", "policy.yaml", "--index", database, cwd=tmp_path)
+    assert ran.code == 3 and "written by a newer attest" in ran.err and len(ran.err.splitlines()) == 1, ran
+
+
+def test_a_server_that_is_not_there_or_goes_away_mid_run_is_exit_4_and_no_report(
+        tmp_path: Path, keys: dict[str, KeyPair], attest: AttestRunner, database: str,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import psycopg
+
+    from attest.audit_index import PostgresIndex
+    from attest.cli import main
+
+    _world(tmp_path, keys)
+    nobody = attest("audit", "store", "--policy", "policy.yaml", "--index", "postgresql://postgres@127.0.0.1:9/x",
+                    cwd=tmp_path)
+    assert nobody.code == 4 and "cannot reach the audit index postgresql://127.0.0.1:9/x" in nobody.err, nobody
+    assert nobody.out == "" and len(nobody.err.splitlines()) == 1
+    _audit(attest, tmp_path, database)
+    real, asked = PostgresIndex.facts, []
+
+    def facts_then_the_server_drops_us(self: PostgresIndex, uri: str, digest: str) -> str | None:
+        asked.append(uri)
+        if len(asked) == 3:  # the server ends this audit's session, as a restart or a failover would
+            with psycopg.connect(database, autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", (self._db.info.backend_pid,))
+        return real(self, uri, digest)
+
+    monkeypatch.setattr(PostgresIndex, "facts", facts_then_the_server_drops_us)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as gone:
+        main(["audit", "store", "--policy", "policy.yaml", "--index", database, "--format", "json"])
+    out, err = capsys.readouterr()
+    assert gone.value.code == 4 and out == "", err
+    assert "went away or refused the audit" in err and "no report was made" in err and len(err.splitlines()) == 1
+
+
+def test_two_audits_sharing_the_database_at_once_both_report_correctly(tmp_path: Path, keys: dict[str, KeyPair],
+                                                                        database: str) -> None:
+    _world(tmp_path, keys, builds=30)
+    argv = [sys.executable, "-m", "attest", "audit", "store", "--policy", "policy.yaml", "--index", database,
+            "--format", "json"]
+    runs = [subprocess.Popen(argv, cwd=tmp_path, env=_clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            for _ in range(2)]
+    outs = [run.communicate(timeout=120) for run in runs]
+    assert [run.returncode for run in runs] == [1, 1], outs  # the forged one, in both
+    assert [len(json.loads(out)["artifacts"]) for out, _ in outs] == [31, 31]
