@@ -80,6 +80,7 @@ def statement(record: BuildRecord) -> dict[str, Any]:
     dependencies.extend(package_dependencies(record.lockfiles))
     internal: dict[str, Any] = {
         "SOURCE_DATE_EPOCH": record.source_date_epoch,
+        "commitTime": _time(datetime.fromtimestamp(git.commit_time, UTC)),
         "dirty": git.dirty,
         "platform": record.platform.name,
         "passAwsEnv": record.pass_credentials,

@@ -15,7 +15,7 @@ import io
 import os
 import stat
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -71,9 +71,16 @@ class _IndexPath(OutputPath):
 @click.option("--no-index", is_flag=True, help="Check every attestation, and keep nothing.")
 @click.option("--reverify", is_flag=True,
               help="Check every attestation again and report each index entry that disagrees (index-mismatch).")
+@click.option("--dora", is_flag=True,
+              help="Also compute the DORA figures per component and environment, from the signed deployment "
+                   "records and provenances alone: deployment frequency, lead time, change failure rate, time "
+                   "to restore.")
+@click.option("--since", "since", metavar="DATE|DAYS",
+              help="With --dora: the window's start, a date (2026-09-01) or a number of days back (90, the "
+                   "default).")
 def audit_command(sources: tuple[str, ...], policy_path: Path | None, keys: tuple[Path, ...],
                   trusted_root: Path | None, output_format: str, output: Path | None, index_path: Path | str | None,
-                  no_index: bool, reverify: bool) -> None:
+                  no_index: bool, reverify: bool, dora: bool, since: str | None) -> None:
     """Check every attestation in SOURCE... and show each artefact's path: commit -> build -> stages.
 
     A SOURCE is a store directory (sha256/<hex>/*.intoto.jsonl), any directory
@@ -103,9 +110,12 @@ def audit_command(sources: tuple[str, ...], policy_path: Path | None, keys: tupl
                                "pinned identity would trust nothing)")
     if no_index and (index_path is not None or reverify):
         raise click.UsageError("--no-index keeps no index: leave out --index and --reverify")
+    if since is not None and not dora:
+        raise click.UsageError("--since is the window of the DORA figures: give --dora too")
+    window = _window(since) if dora else None
     policy = _policy(policy_path, keys)
     report, used = _audit(sources, policy, trusted_root, None if no_index else index_path or _default_index(),
-                          reverify=reverify)
+                          reverify=reverify, dora=window)
     if used is not None:
         import logging
 
@@ -148,23 +158,45 @@ def _default_index() -> Path:
     return default_index_path()
 
 
+def _window(since: str | None) -> tuple[datetime, datetime]:
+    """(start, now) of the DORA window: ``since`` days back (default 90), or from a date (UTC)."""
+    import re
+
+    now = datetime.now(UTC)
+    text = (since or "90").strip()
+    if re.fullmatch(r"[0-9]{1,5}d?", text):
+        from datetime import timedelta
+
+        return now - timedelta(days=int(text.rstrip("d"))), now
+    try:
+        start = datetime.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is neither a number of days nor a date (2026-09-01)",
+                                 param_hint="--since") from None
+    start = start if start.tzinfo is not None else start.replace(tzinfo=UTC)
+    if start >= now:
+        raise click.BadParameter(f"{text} is not in the past", param_hint="--since")
+    return start, now
+
+
 def _audit(sources: Sequence[str], policy: Policy, trusted_root: Path | None, index_path: Path | str | None, *,
-           reverify: bool) -> tuple[AuditReport, dict[str, object] | None]:
+           reverify: bool, dora: tuple[datetime, datetime] | None = None
+           ) -> tuple[AuditReport, dict[str, object] | None]:
     """The audit, with the index at ``index_path`` (None: none); an index found broken on the way is moved aside
     and the audit run again with a new one, so that no report rests on part of a broken index."""
     from attest.audit_index import IndexBroken, move_aside
 
     try:
-        return _audit_once(sources, policy, trusted_root, index_path, reverify=reverify)
+        return _audit_once(sources, policy, trusted_root, index_path, reverify=reverify, dora=dora)
     except IndexBroken as e:  # SQLite only
         assert isinstance(index_path, Path)
         aside = move_aside(index_path)
         click.echo(f"attest: warning: {e}; moved it to {aside} and auditing again with a new index", err=True)
-        return _audit_once(sources, policy, trusted_root, index_path, reverify=reverify)
+        return _audit_once(sources, policy, trusted_root, index_path, reverify=reverify, dora=dora)
 
 
 def _audit_once(sources: Sequence[str], policy: Policy, trusted_root: Path | None, index_path: Path | str | None, *,
-                reverify: bool) -> tuple[AuditReport, dict[str, object] | None]:
+                reverify: bool, dora: tuple[datetime, datetime] | None) -> tuple[AuditReport, dict[str, object] | None]:
     index = _open_index(index_path, policy, trusted_root) if index_path is not None else None
     reader = _Reader(sources, index)
     try:
@@ -172,7 +204,7 @@ def _audit_once(sources: Sequence[str], policy: Policy, trusted_root: Path | Non
             report = audit(reader.attestations(), policy=policy, trusted_root=trusted_root,
                            progress=live.checked if live else None,
                            artifacts=reader.artifacts(progress=live.hashed if live else None),
-                           index=_Keyed(index) if index is not None else None, reverify=reverify)
+                           index=_Keyed(index) if index is not None else None, reverify=reverify, dora=dora)
         if index is not None:
             index.flush()
             index.forget(reader.seen, under=reader.prefixes)
@@ -551,7 +583,41 @@ def _text(report: AuditReport, *, color: bool) -> str:
                       soft_wrap=True)
     else:
         console.print("[green]no anomalies[/]")
+    if report.dora is not None:
+        for line in _dora(report.dora, show):
+            console.print(line, soft_wrap=True)
     return out.getvalue()
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "[dim]no data[/]"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} d"
+
+
+def _dora(dora: Mapping[str, Any], show: Callable[[str | None], str]) -> list[str]:
+    """The DORA figures, a line per component and environment (a figure without data says so)."""
+    window = dora["window"]
+    lines = [f"\n[bold]DORA figures[/] {window['since'][:10]} to {window['until'][:10]}, from signed deployment "
+             "records:"]
+    if not dora["components"]:
+        lines.append("  [dim]no trusted deployment record: nothing to count[/]")
+    for component, environments in dora["components"].items():
+        for environment, figures in environments.items():
+            frequency, lead = figures["deploymentFrequency"], figures["leadTime"]
+            failures, restore = figures["changeFailureRate"], figures["timeToRestore"]
+            rate = "[dim]no data[/]" if failures["rate"] is None else \
+                f"{failures['rate']:.0%} ({failures['failures']}/{failures['deployments']})"
+            lines.append(
+                f"  {show(component):<12} {show(environment):<6} {frequency['deployments']} deployment(s), "
+                f"{frequency['perWeek'] or 0:.1f}/week; lead time {_duration(lead['medianSeconds'])} median, "
+                f"{_duration(lead['p90Seconds'])} p90 ({lead['changes']} change(s)); failure rate {rate}; "
+                f"restore {_duration(restore['medianSeconds'])} ({restore['incidents']} incident(s))")
+    return lines
 
 
 def _releases(report: AuditReport, show: Callable[[str | None], str]) -> list[str]:

@@ -111,7 +111,8 @@ __all__ = [
 def audit(sources: Iterable[tuple[str, bytes | EvidenceRejected | Listed]], *, policy: Policy,
           trusted_root: Path | None = None, workers: int | None = None, batch_size: int = BATCH_FILES,
           progress: Progress | None = None, artifacts: Iterable[StoredArtifact] = (),
-          index: FactIndex | None = None, reverify: bool = False) -> AuditReport:
+          index: FactIndex | None = None, reverify: bool = False,
+          dora: tuple[datetime, datetime] | None = None) -> AuditReport:
     """Read every attestation file in ``sources`` as ``(uri, bytes)`` and report each artefact's history.
 
     ``artifacts`` are the stored artefacts, as ``(uri, the sha256 their address claims, the sha256 of
@@ -131,6 +132,7 @@ def audit(sources: Iterable[tuple[str, bytes | EvidenceRejected | Listed]], *, p
     the index holds for its place and bytes is not checked again, and every file checked is kept there. A
     source may then be ``(uri, Listed)``: read only if its facts are not in the index. ``reverify`` checks
     every file again and reports each index entry that disagrees with the fresh check (``index-mismatch``).
+    ``dora`` (since, until) adds the DORA figures of that window (:mod:`verify.audit.dora`).
     """
     setup = audit_setup(policy, trusted_root)
     auditor = _Auditor(policy)
@@ -166,7 +168,7 @@ def audit(sources: Iterable[tuple[str, bytes | EvidenceRejected | Listed]], *, p
             progress(len(batch))
     for uri, claimed, found in artifacts:
         auditor.add_stored(uri, claimed, found)
-    return auditor.report()
+    return auditor.report(dora=dora)
 
 
 def audit_setup(policy: Policy, trusted_root: Path | None) -> _Setup:

@@ -73,6 +73,8 @@ class _Build:
     provenance to a component decides which apply."""
     line_sha256: str = ""
     """sha256 of the provenance's envelope line (or bundle): how a release manifest binds it."""
+    committed_on: datetime | None = None
+    """When the commit built was made, as the provenance says (the start of a change's lead time)."""
 
 
 @dataclass(frozen=True)
@@ -421,7 +423,8 @@ def _detail(statement: Statement,
         findings = _findings(prov, rules)
         return _Build(commit=prov.commit, source=prov.source_uri, ref=prov.source_ref,
                       builder=prov.builder_id, started_on=prov.started_on, finished_on=prov.finished_on,
-                      dirty=prov.dirty, invocation_id=prov.invocation_id, lockfiles=locks, findings=findings)
+                      dirty=prov.dirty, invocation_id=prov.invocation_id, lockfiles=locks, findings=findings,
+                      committed_on=prov.commit_time)
     if statement.predicate_type == VSA_V1:
         vsa = read_vsa(statement)
         return _Vsa(resource_uri=vsa.resource_uri, time=vsa.time_verified, result=vsa.result, level=vsa.build_level)

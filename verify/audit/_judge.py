@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from verify.audit._check import _Approval, _Build, _Deployment, _Fact, _Release, _Reproduction, _Signature, _Vsa
+from verify.audit.dora import Deployed, dora_figures
 from verify.audit.report import (
     Anomaly,
     ArtifactHistory,
@@ -92,6 +93,9 @@ class _Auditor:
         component a release binds it to (``components.NAME``), else by ``provenance``'s, once all is read."""
         self.deployed: list[tuple[_Fact, _Deployment]] = []
         """Trusted deployment records, judged against their release once every manifest is read."""
+        self.placed: dict[str, _Deployment] = {}
+        """The trusted deployment records that name a component of their release with its artefacts, by the
+        sha256 of their statement: what the DORA figures count."""
         """Trusted release manifests, by the sha256 of their statement (one manifest in two files is one)."""
         self.vsa_signers = {name: self._vsa_signers(rule) for name, rule in policy.stages.items()}
 
@@ -443,6 +447,7 @@ class _Auditor:
         for fact, deployment in self.deployed:
             release = self.by_line.get(deployment.release_sha256)
             if release is None:
+                self.placed[fact.statement_digest] = deployment  # whose release nobody shows: counted as signed
                 continue
             part = next((c for c in release.components if c.name == deployment.component), None)
             if part is None:
@@ -451,6 +456,7 @@ class _Auditor:
                 why = (f"names other artefacts for {deployment.component!r} than release {release.name!r} gives "
                        "that component")
             else:
+                self.placed[fact.statement_digest] = deployment
                 continue
             for _, sha in fact.subjects:
                 self._flag("unknown-deployment", sha, f"a deployment record for {deployment.environment!r} {why}",
@@ -470,7 +476,18 @@ class _Auditor:
             for kind, message, step in findings:
                 self._flag(kind, sha, f"{name!r}: {message}", source=source, step=step)
 
-    def report(self) -> AuditReport:
+    def dora(self, since: datetime, until: datetime) -> dict[str, Any]:
+        """The DORA figures from the trusted deployment records each placed in its release (once each, however many
+        files hold it) and the commit times of the trusted provenances (:mod:`verify.audit.dora`)."""
+        committed: dict[str, datetime] = {}
+        for sha, _, _, build in self.built:
+            if build.committed_on is not None and (sha not in committed or build.committed_on < committed[sha]):
+                committed[sha] = build.committed_on
+        records = [Deployed(component=d.component, environment=d.environment, status=d.status, kind=d.kind,
+                            time=d.time, artifacts=d.artifacts) for d in self.placed.values()]
+        return dora_figures(records, committed, since=since, until=until)
+
+    def report(self, *, dora: tuple[datetime, datetime] | None = None) -> AuditReport:
         self._judge_builds()
         self._judge_deployments()
         for record in self.records.values():
@@ -488,6 +505,6 @@ class _Auditor:
         return AuditReport(artifacts=tuple(histories), anomalies=tuple(anomalies), stages=self.order,
                            files=self.files, attestations=self.attestations, policy_uri=self.policy.uri,
                            policy_digest=self.policy.digest, releases=tuple(releases), stored=self.stored,
-                           unread=self.unread)
+                           unread=self.unread, dora=self.dora(*dora) if dora is not None else None)
 
 

@@ -284,6 +284,8 @@ class AuditReport:
     unread: int = 0
     """Parts of the sources not read (a file refused or unreadable, a folder that cannot be listed, stored
     bytes that cannot be hashed): each is also an anomaly, so that an audit never passes over what it skipped."""
+    dora: Mapping[str, Any] | None = None
+    """The DORA figures, when asked for (:mod:`verify.audit.dora`)."""
 
     @property
     def clean(self) -> bool:
@@ -308,6 +310,7 @@ class AuditReport:
                         "stages": list(self.stages), "releases": len(self.releases), "stored": self.stored,
                         "unread": self.unread},
             "policy": {"uri": self.policy_uri, "sha256": self.policy_digest or None},
+            **({"dora": dict(self.dora)} if self.dora is not None else {}),
         }
 
 

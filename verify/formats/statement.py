@@ -170,6 +170,18 @@ class Provenance:
         return self.finished_on or self.started_on
 
     @property
+    def commit_time(self) -> datetime | None:
+        """When the commit built was made (``internalParameters.commitTime``, as attest build records it); None
+        when the provenance does not say, or says it in a form that is not RFC 3339."""
+        value = self.internal_parameters.get("commitTime") if isinstance(self.internal_parameters, Mapping) else None
+        if not isinstance(value, str):
+            return None
+        try:
+            return parse_time(value, what="commitTime")
+        except MalformedEvidence:
+            return None
+
+    @property
     def lockfiles(self) -> tuple[Dependency, ...]:
         """Resolved dependencies that are files of the source (lockfiles), named by path."""
         return tuple(d for d in self.dependencies if d.name and "gitCommit" not in d.digest)

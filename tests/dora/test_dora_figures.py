@@ -1,0 +1,138 @@
+"""Issue 21, part 3: the DORA figures from signed evidence alone, on a small hand-made history whose figures are
+worked out here by hand.
+
+One component, app, goes to prd three times (v1, v2, v3), each built an hour after its commit:
+
+  v1  deploy  succeeded  commit + 5 h                      lead 5 h
+  v2  deploy  succeeded  commit + 3 h                      lead 3 h   (then rolled back: a failed change)
+  v1  rollback succeeded  2 h after v2 went out            restore 2 h
+  v3  deploy  failed     commit + 1 h
+  v3  deploy  succeeded  commit + 4 h                      lead 4 h,  restore 3 h after the failure
+
+So: 4 succeeded deployments; lead time median 4 h, p90 5 h over 3 changes; change failure rate 1 of 3 ordinary
+deployments; time to restore median 2.5 h over 2 incidents. A record signed by a key prd does not trust, and a
+stg whose records are all outside the window, do not change a figure; no data is said, never shown as 0.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from attest.summaries import Component, deployment_statement, release_statement
+from tests import factory as f
+from tests.conftest import AttestRunner, KeyPair, make_keypair
+
+HOUR = 3600.0
+NOW = datetime.now(UTC).replace(microsecond=0)
+T0 = NOW - timedelta(days=10)
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> dict[str, KeyPair]:
+    (tmp_path / "keys").mkdir()
+    return {n: make_keypair(tmp_path / "keys", n) for n in ("dev", "release", "stg", "prd", "mallory")}
+
+
+def _policy(tmp_path: Path, keys: dict[str, KeyPair]) -> None:
+    (tmp_path / "policy.yaml").write_text(f"""version: 1
+identities:
+  dev-build: {{keys: ["{keys['dev'].public}"]}}
+  release-manager: {{keys: ["{keys['release'].public}"]}}
+  stg-deployer: {{keys: ["{keys['stg'].public}"]}}
+  prd-deployer: {{keys: ["{keys['prd'].public}"]}}
+provenance:
+  signed-by: [dev-build]
+releases: {{signed-by: [release-manager]}}
+stages:
+  stg: {{deployed-by: [stg-deployer]}}
+  prd: {{deployed-by: [prd-deployer]}}
+""")
+
+
+def _version(store: Path, keys: dict[str, KeyPair], n: int, built: datetime) -> dict[str, Any]:
+    """v``n`` built at ``built`` (its commit an hour before, as the factory records it), and its release."""
+    data = f"app v{n}".encode()
+    provenance = f.provenance(keys["dev"].private, subjects={"app.zip": data}, commit=f"{n:040x}", finished=built)
+    f.publish(store, provenance)
+    component = Component(name="app", subjects=[("app.zip", f.digests(data))],
+                          provenance_sha256=hashlib.sha256(provenance.to_json_line().rstrip(b"\n")).hexdigest(),
+                          source=f.REPO, commit=f"{n:040x}")
+    release = f.sign(keys["release"].private, release_statement(name=f"r{n}", components=[component],
+                                                              created_at=built + timedelta(minutes=1)))
+    f.publish(store, release, kind="release")
+    return {"name": f"r{n}", "line": hashlib.sha256(release.to_json_line().rstrip(b"\n")).hexdigest(),
+            "artifacts": [("app.zip", f.digests(data))], "commit": built - timedelta(hours=1)}
+
+
+def _record(store: Path, key: Path, release: dict[str, Any], *, env: str, at: datetime, status: str = "succeeded",
+            kind: str = "deploy") -> None:
+    statement = deployment_statement(environment=env, release_name=release["name"], release_sha256=release["line"],
+                                     component="app", artifacts=release["artifacts"], status=status, kind=kind,
+                                     deployed_at=at)
+    f.publish(store, f.sign(key, statement), kind="deployment")
+
+
+def _history(tmp_path: Path, keys: dict[str, KeyPair]) -> Path:
+    store = tmp_path / "store"
+    v1 = _version(store, keys, 1, T0)
+    v2 = _version(store, keys, 2, T0 + timedelta(days=2))
+    v3 = _version(store, keys, 3, T0 + timedelta(days=4))
+    prd = keys["prd"].private
+    _record(store, prd, v1, env="prd", at=v1["commit"] + timedelta(hours=5))
+    _record(store, prd, v2, env="prd", at=v2["commit"] + timedelta(hours=3))
+    _record(store, prd, v1, env="prd", at=v2["commit"] + timedelta(hours=5), kind="rollback")
+    _record(store, prd, v3, env="prd", at=v3["commit"] + timedelta(hours=1), status="failed")
+    _record(store, prd, v3, env="prd", at=v3["commit"] + timedelta(hours=4))
+    _record(store, keys["mallory"].private, v2, env="prd", at=v3["commit"] + timedelta(hours=6))  # not trusted
+    _record(store, keys["stg"].private, v1, env="stg", at=NOW - timedelta(days=200))  # outside the window
+    return store
+
+
+def test_the_four_figures_of_a_hand_made_history(tmp_path: Path, keys: dict[str, KeyPair],
+                                                 attest: AttestRunner) -> None:
+    _policy(tmp_path, keys)
+    _history(tmp_path, keys)
+    ran = attest("audit", "store", "--policy", "policy.yaml", "--dora", "--format", "json", "--no-index",
+                 cwd=tmp_path)
+    assert ran.code == 1, ran  # mallory's record is an untrusted-signer anomaly; it counts in no figure
+    dora = json.loads(ran.out)["dora"]
+    assert dora["window"]["days"] == 90 and dora["from"] == "signed deployment records"
+    prd = dora["components"]["app"]["prd"]
+    assert prd["records"] == 5
+    assert prd["deploymentFrequency"]["deployments"] == 4
+    assert sum(prd["deploymentFrequency"]["weekly"]) == 4 and len(prd["deploymentFrequency"]["weekly"]) == 13
+    assert prd["deploymentFrequency"]["perWeek"] == round(4 / (90 / 7), 2)
+    assert prd["leadTime"] == {"changes": 3, "medianSeconds": 4 * HOUR, "p90Seconds": 5 * HOUR}
+    assert prd["changeFailureRate"] == {"deployments": 3, "failures": 1, "rate": 0.3333}
+    assert prd["timeToRestore"] == {"incidents": 2, "medianSeconds": 2.5 * HOUR}
+    stg = dora["components"]["app"]["stg"]  # records, but none in the window: each figure says so
+    assert stg["deploymentFrequency"]["deployments"] == 0 and "no succeeded" in stg["deploymentFrequency"]["note"]
+    assert stg["leadTime"]["medianSeconds"] is None and "note" in stg["leadTime"]
+    assert stg["changeFailureRate"]["rate"] is None and stg["timeToRestore"]["medianSeconds"] is None
+    text = attest("audit", "store", "--policy", "policy.yaml", "--dora", "--no-index", cwd=tmp_path)
+    assert "lead time 4.0 h median, 5.0 h p90 (3 change(s)); failure rate 33% (1/3); restore 2.5 h" in text.out
+    assert "stg    0 deployment(s)" in text.out and "no data" in text.out
+
+
+def test_the_window_and_its_usage(tmp_path: Path, keys: dict[str, KeyPair], attest: AttestRunner) -> None:
+    _policy(tmp_path, keys)
+    _history(tmp_path, keys)
+    since = (T0 + timedelta(days=3)).strftime("%Y-%m-%d")  # only v3's records
+    ran = attest("audit", "store", "--policy", "policy.yaml", "--dora", "--since", since, "--format", "json",
+                 "--no-index", cwd=tmp_path)
+    prd = json.loads(ran.out)["dora"]["components"]["app"]["prd"]
+    assert prd["deploymentFrequency"]["deployments"] == 1 and prd["leadTime"]["changes"] == 1
+    assert prd["timeToRestore"] == {"incidents": 1, "medianSeconds": 3 * HOUR}
+    for bad, said in (("--since", "next week"), ("--since", "2999-01-01")):
+        usage = attest("audit", "store", "--policy", "policy.yaml", "--dora", bad, said, cwd=tmp_path)
+        assert usage.code == 2, usage
+    alone = attest("audit", "store", "--policy", "policy.yaml", "--since", "30", cwd=tmp_path)
+    assert alone.code == 2 and "--dora" in alone.err
+    plain = attest("audit", "store", "--policy", "policy.yaml", "--format", "json", "--no-index", cwd=tmp_path)
+    assert "dora" not in json.loads(plain.out)
