@@ -110,9 +110,9 @@ def audit_command(sources: tuple[str, ...], policy_path: Path | None, keys: tupl
                                "pinned identity would trust nothing)")
     if no_index and (index_path is not None or reverify):
         raise click.UsageError("--no-index keeps no index: leave out --index and --reverify")
-    if since is not None and not dora:
+    if since is not None and not dora and output_format != "html":
         raise click.UsageError("--since is the window of the DORA figures: give --dora too")
-    window = _window(since) if dora else None
+    window = _window(since) if dora or output_format == "html" else None  # the page always shows the figures
     policy = _policy(policy_path, keys)
     report, used = _audit(sources, policy, trusted_root, None if no_index else index_path or _default_index(),
                           reverify=reverify, dora=window)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import io
 import json
 import re
@@ -128,9 +130,17 @@ def test_html(history: dict[str, str], attest: AttestRunner, tmp_path: Path) -> 
     assert page.count('class="anomaly"') == 2 * 4  # in the list at the top, and on each artefact
     assert "without the VSA from stage &#x27;stg&#x27; that it requires" in page
     assert '<span class="pill anomalous" data-step="prd"' in page
-    # self-contained, and nothing from the evidence is markup
-    assert "<script" not in page and "<link" not in page and "url(" not in page and "@import" not in page
-    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;\\x1b[2J\\u202eevil.tar.gz" in page
+    # self-contained, and nothing from the evidence is markup: the one script is the page's own, pinned by its
+    # hash in the Content-Security-Policy, beside the history's JSON, in which evidence cannot close the element
+    from verify.audit.dashboard import SCRIPT, SCRIPT_HASH
+
+    assert "<link" not in page and "url(" not in page and "@import" not in page
+    assert page.count("<script") == 2 and f"<script>{SCRIPT}</script>" in page
+    assert f"script-src '{SCRIPT_HASH}'" in page
+    assert "sha256-" + base64.b64encode(hashlib.sha256(SCRIPT.encode()).digest()).decode() == SCRIPT_HASH
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;\\x1b[2J\\u202eevil.tar.gz" in page  # in its card
+    island = page.split('<script type="application/json" id="history-data">', 1)[1].split("</script>", 1)[0]
+    assert "<" not in island and len(json.loads(island)["rows"]) == len(history)  # the history's data: no markup
     assert list((tmp_path / "out").iterdir()) == [tmp_path / "out" / "audit.html"]  # no temporary file left
 
 

@@ -16,21 +16,14 @@ stg whose records are all outside the window, do not change a figure; no data is
 
 from __future__ import annotations
 
-import hashlib
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from attest.summaries import Component, deployment_statement, release_statement
-from tests import factory as f
 from tests.conftest import AttestRunner, KeyPair, make_keypair
-
-HOUR = 3600.0
-NOW = datetime.now(UTC).replace(microsecond=0)
-T0 = NOW - timedelta(days=10)
+from tests.dora.history import HOUR, T0, history_with_dora, write_policy
 
 
 @pytest.fixture
@@ -39,65 +32,10 @@ def keys(tmp_path: Path) -> dict[str, KeyPair]:
     return {n: make_keypair(tmp_path / "keys", n) for n in ("dev", "release", "stg", "prd", "mallory")}
 
 
-def _policy(tmp_path: Path, keys: dict[str, KeyPair]) -> None:
-    (tmp_path / "policy.yaml").write_text(f"""version: 1
-identities:
-  dev-build: {{keys: ["{keys['dev'].public}"]}}
-  release-manager: {{keys: ["{keys['release'].public}"]}}
-  stg-deployer: {{keys: ["{keys['stg'].public}"]}}
-  prd-deployer: {{keys: ["{keys['prd'].public}"]}}
-provenance:
-  signed-by: [dev-build]
-releases: {{signed-by: [release-manager]}}
-stages:
-  stg: {{deployed-by: [stg-deployer]}}
-  prd: {{deployed-by: [prd-deployer]}}
-""")
-
-
-def _version(store: Path, keys: dict[str, KeyPair], n: int, built: datetime) -> dict[str, Any]:
-    """v``n`` built at ``built`` (its commit an hour before, as the factory records it), and its release."""
-    data = f"app v{n}".encode()
-    provenance = f.provenance(keys["dev"].private, subjects={"app.zip": data}, commit=f"{n:040x}", finished=built)
-    f.publish(store, provenance)
-    component = Component(name="app", subjects=[("app.zip", f.digests(data))],
-                          provenance_sha256=hashlib.sha256(provenance.to_json_line().rstrip(b"\n")).hexdigest(),
-                          source=f.REPO, commit=f"{n:040x}")
-    release = f.sign(keys["release"].private, release_statement(name=f"r{n}", components=[component],
-                                                              created_at=built + timedelta(minutes=1)))
-    f.publish(store, release, kind="release")
-    return {"name": f"r{n}", "line": hashlib.sha256(release.to_json_line().rstrip(b"\n")).hexdigest(),
-            "artifacts": [("app.zip", f.digests(data))], "commit": built - timedelta(hours=1)}
-
-
-def _record(store: Path, key: Path, release: dict[str, Any], *, env: str, at: datetime, status: str = "succeeded",
-            kind: str = "deploy") -> None:
-    statement = deployment_statement(environment=env, release_name=release["name"], release_sha256=release["line"],
-                                     component="app", artifacts=release["artifacts"], status=status, kind=kind,
-                                     deployed_at=at)
-    f.publish(store, f.sign(key, statement), kind="deployment")
-
-
-def _history(tmp_path: Path, keys: dict[str, KeyPair]) -> Path:
-    store = tmp_path / "store"
-    v1 = _version(store, keys, 1, T0)
-    v2 = _version(store, keys, 2, T0 + timedelta(days=2))
-    v3 = _version(store, keys, 3, T0 + timedelta(days=4))
-    prd = keys["prd"].private
-    _record(store, prd, v1, env="prd", at=v1["commit"] + timedelta(hours=5))
-    _record(store, prd, v2, env="prd", at=v2["commit"] + timedelta(hours=3))
-    _record(store, prd, v1, env="prd", at=v2["commit"] + timedelta(hours=5), kind="rollback")
-    _record(store, prd, v3, env="prd", at=v3["commit"] + timedelta(hours=1), status="failed")
-    _record(store, prd, v3, env="prd", at=v3["commit"] + timedelta(hours=4))
-    _record(store, keys["mallory"].private, v2, env="prd", at=v3["commit"] + timedelta(hours=6))  # not trusted
-    _record(store, keys["stg"].private, v1, env="stg", at=NOW - timedelta(days=200))  # outside the window
-    return store
-
-
 def test_the_four_figures_of_a_hand_made_history(tmp_path: Path, keys: dict[str, KeyPair],
                                                  attest: AttestRunner) -> None:
-    _policy(tmp_path, keys)
-    _history(tmp_path, keys)
+    write_policy(tmp_path, keys)
+    history_with_dora(tmp_path, keys)
     ran = attest("audit", "store", "--policy", "policy.yaml", "--dora", "--format", "json", "--no-index",
                  cwd=tmp_path)
     assert ran.code == 1, ran  # mallory's record is an untrusted-signer anomaly; it counts in no figure
@@ -121,8 +59,8 @@ def test_the_four_figures_of_a_hand_made_history(tmp_path: Path, keys: dict[str,
 
 
 def test_the_window_and_its_usage(tmp_path: Path, keys: dict[str, KeyPair], attest: AttestRunner) -> None:
-    _policy(tmp_path, keys)
-    _history(tmp_path, keys)
+    write_policy(tmp_path, keys)
+    history_with_dora(tmp_path, keys)
     since = (T0 + timedelta(days=3)).strftime("%Y-%m-%d")  # only v3's records
     ran = attest("audit", "store", "--policy", "policy.yaml", "--dora", "--since", since, "--format", "json",
                  "--no-index", cwd=tmp_path)

@@ -231,9 +231,10 @@ stages:
         assert page.evaluate(visible) == 2
         page.evaluate("document.getElementById('only-anomalous').click()")
 
-        # nothing ran, nothing was fetched, nothing went wrong
+        # nothing ran but the page's own script (the history), nothing was fetched, nothing went wrong
         assert page.evaluate("document.title") == "attest audit"
-        assert page.evaluate("document.scripts.length + document.images.length") == 0
+        assert page.evaluate("document.images.length") == 0
+        assert page.evaluate("[...document.scripts].map(s => s.type || 'js')") == ["application/json", "js"]
         assert page.evaluate("performance.getEntriesByType('resource').length") == 0
         errors = [e for e in page.events
                   if e.get("method") == "Runtime.exceptionThrown"
@@ -244,3 +245,126 @@ stages:
         shot = page.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
         (tmp_path / "audit.png").write_bytes(base64.b64decode(shot["data"]))
     assert (tmp_path / "audit.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# --- the dashboard: what runs where, the delivery figures, the history ------------------------------------------
+
+def _open(page: DevTools, path: Path) -> float:
+    """Open ``path``; the seconds until its load event."""
+    page.call("Runtime.enable")
+    page.call("Log.enable")
+    page.call("Page.enable")
+    started = time.monotonic()
+    page.call("Page.navigate", url=path.as_uri())
+    page.wait_for("Page.loadEventFired")
+    return time.monotonic() - started
+
+
+def _problems(page: DevTools) -> list[dict[str, Any]]:
+    """Errors and warnings the browser reported (a script the CSP blocked would be one)."""
+    return [e for e in page.events
+            if e.get("method") == "Runtime.exceptionThrown"
+            or (e.get("method") == "Runtime.consoleAPICalled" and e["params"]["type"] in ("error", "warning"))
+            or (e.get("method") == "Log.entryAdded" and e["params"]["entry"]["level"] in ("error", "warning"))]
+
+
+def test_the_page_opens_on_what_runs_where_and_the_delivery_figures(tmp_path: Path, attest: AttestRunner) -> None:
+    from tests.dora.history import history_with_dora, write_policy
+
+    keys = {n: make_keypair(tmp_path, n) for n in ("dev", "release", "stg", "prd", "mallory")}
+    write_policy(tmp_path, keys)
+    history_with_dora(tmp_path, keys)
+    ran = attest("audit", "store", "--policy", "policy.yaml", "--format", "html", "-o", "audit.html", "--no-index",
+                 cwd=tmp_path)
+    assert ran.code == 1, ran  # mallory's record
+    with chromium(tmp_path / "profile") as page:
+        _open(page, tmp_path / "audit.html")
+        order = page.evaluate("[...document.querySelectorAll('main > section')].map(s => s.id)")
+        assert order[:4] == ["map", "dora", "anomalies", "history"]  # what a release manager asks first
+        cells = page.evaluate("""[...document.querySelectorAll('#map tr[data-component=app] td[data-env]')]
+            .map(td => [td.dataset.env, td.innerText.replace(/\\s+/g, ' ').trim(),
+                        td.querySelector('.cell').className])""")
+        assert [(env, text.split(" ")[0], cls) for env, text, cls in cells] == [
+            ("stg", "r1", "cell"), ("prd", "r3", "cell")]  # stg runs r1, which prd ran before r3: not behind
+        tiles = page.evaluate("""Object.fromEntries([...document.querySelectorAll('#dora .tile')]
+            .map(t => [t.dataset.figure, t.querySelector('b').innerText]))""")
+        assert tiles == {"frequency": "0.3/week", "lead-time": "4.0 h", "failure-rate": "33%", "restore": "2.5 h"}
+        assert page.evaluate("document.querySelectorAll('#dora .tile svg polyline').length") == 1
+        assert page.evaluate("document.querySelectorAll('#history-rows tr').length") == 3
+        assert page.evaluate("document.getElementById('history-shown').innerText") == "1-3 of 3"
+        newest = page.evaluate("document.querySelector('#history-rows tr').cells[1].innerText")
+        assert newest == "app.zip" and "r3" in page.evaluate("document.querySelector('#history-rows tr').innerText")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 1400
+        assert _problems(page) == []
+        shot = page.call("Page.captureScreenshot", format="png")
+        (tmp_path / "dashboard.png").write_bytes(base64.b64decode(shot["data"]))
+
+
+def _synthetic(count: int) -> Any:
+    """An audit report of ``count`` builds of 20 components through stg and prd (made directly: the page is a
+    function of the report, and signing 30,000 attestations would only slow the test)."""
+    from datetime import UTC, datetime
+
+    from verify.audit.report import ArtifactHistory, AuditReport, BuildRecord, Endorsement, StageHistory
+
+    now = datetime.now(UTC)
+    artifacts = []
+    for n in range(count):
+        sha = f"{n:064x}"
+        built = now - timedelta(minutes=30 * n)
+        build = BuildRecord(name=f"dist/svc-{n % 20}-{n}.zip", commit=f"{n:040x}", source="https://github.com/acme/app",
+                            ref="refs/heads/main", builder="arn:aws:codebuild:eu-west-1:1:project/app",
+                            started_on=built - timedelta(minutes=5), finished_on=built, dirty=False,
+                            invocation_id=f"build/{n}", lockfiles=(), signers=("dev-build",),
+                            attestation=f"store/sha256/{sha}/provenance-x.intoto.jsonl")
+        stages = tuple(StageHistory(stage=stage, status="passed", vsas=(Endorsement(
+            kind="vsa", stage=stage, result="PASSED", time=built + timedelta(hours=h), signers=(f"{stage}-verifier",),
+            attestation=f"store/sha256/{sha}/vsa-{stage}.intoto.jsonl"),), approvals=())
+            for stage, h in (("stg", 1), ("prd", 2)))
+        artifacts.append(ArtifactHistory(sha256=sha, names=(build.name,), builds=(build,), stages=stages,
+                                         reproductions=(), anomalies=()))
+    weekly = [n % 7 for n in range(13)]
+    figures = {"deploymentFrequency": {"deployments": sum(weekly), "weekly": weekly, "perWeek": 3.0},
+               "leadTime": {"changes": 40, "medianSeconds": 7200.0, "p90Seconds": 86400.0},
+               "changeFailureRate": {"deployments": 39, "failures": 2, "rate": 0.0513},
+               "timeToRestore": {"incidents": 0, "medianSeconds": None, "note": "nothing failed"}, "records": 39}
+    running = {f"svc-{c}": {"stg": {"release": "2026.12.2", "since": "2026-12-01T10:00:00Z", "kind": "deploy",
+                                    "artifacts": [], "behind": None},
+                            "prd": {"release": "2026.12.1", "since": "2026-11-30T10:00:00Z", "kind": "deploy",
+                                    "artifacts": [], "behind": "stg"}} for c in range(20)}
+    dora = {"window": {"since": "2026-09-07T00:00:00Z", "until": "2026-12-06T00:00:00Z", "days": 90},
+            "from": "signed deployment records",
+            "components": {f"svc-{c}": {"stg": figures, "prd": figures} for c in range(20)}}
+    return AuditReport(artifacts=tuple(artifacts), anomalies=(), stages=("stg", "prd"), files=3 * count,
+                       attestations=3 * count, policy_uri="policy.yaml", policy_digest="ab" * 32, dora=dora,
+                       running=running)
+
+
+def test_the_page_of_ten_thousand_builds_is_small_quick_and_searchable(tmp_path: Path) -> None:
+    from verify.audit.html import render_html
+
+    page_file = tmp_path / "audit.html"
+    page_file.write_text(render_html(_synthetic(10_000)))
+    assert page_file.stat().st_size < 5 * 1024 * 1024, page_file.stat().st_size
+    with chromium(tmp_path / "profile") as page:
+        seconds = _open(page, page_file)
+        assert seconds < 2.0, f"the page took {seconds:.2f} s to load"
+        assert page.evaluate("document.documentElement.scrollWidth") <= 1400  # no horizontal scroll at 1400 px
+        assert page.evaluate("document.querySelectorAll('#map tbody tr').length") == 20
+        assert page.evaluate("document.querySelectorAll('#map .cell.behind').length") == 20  # prd behind stg
+        assert page.evaluate("document.querySelectorAll('#dora .tiles').length") == 20
+        assert page.evaluate("document.querySelector('#dora .tile[data-figure=restore] b').innerText") == "no data"
+        assert page.evaluate("document.querySelectorAll('#history-rows tr').length") == 50
+        assert page.evaluate("document.getElementById('history-shown').innerText") == "1-50 of 10000"
+        first = page.evaluate("document.querySelector('#history-rows tr').cells[1].innerText")
+        assert first == "dist/svc-0-0.zip"  # newest first
+        page.evaluate("document.getElementById('history-next').click()")
+        assert page.evaluate("document.getElementById('history-shown').innerText") == "51-100 of 10000"
+        page.evaluate("""(() => { const s = document.getElementById('history-search'); s.value = 'svc-7-9987';
+                          s.dispatchEvent(new Event('input')); })()""")
+        assert page.evaluate("[...document.querySelectorAll('#history-rows tr')].map(r => r.cells[1].innerText)") \
+            == ["dist/svc-7-9987.zip"]
+        assert page.evaluate("document.querySelectorAll('article.artifact').length") == 100  # the newest as cards
+        assert _problems(page) == []
+        shot = page.call("Page.captureScreenshot", format="png")
+        (tmp_path / "dashboard-10k.png").write_bytes(base64.b64decode(shot["data"]))

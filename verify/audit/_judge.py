@@ -3,6 +3,7 @@ stored bytes against their address, and judge each history once everything is re
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -487,6 +488,33 @@ class _Auditor:
                             time=d.time, artifacts=d.artifacts) for d in self.placed.values()]
         return dora_figures(records, committed, since=since, until=until)
 
+    def running(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """What runs where, since when: per component and environment, the newest succeeded trusted record placed
+        in its release (ties by statement digest, as attest status breaks them), and ``behind``: the environment
+        before it in the policy's order, when that one runs a release this one never ran."""
+        newest: dict[tuple[str, str], tuple[datetime, str, _Deployment]] = {}
+        for digest, record in self.placed.items():
+            if record.status != "succeeded":
+                continue
+            key = (record.component, record.environment)
+            if key not in newest or (record.time, digest) > newest[key][:2]:
+                newest[key] = (record.time, digest, record)
+        ran: dict[tuple[str, str], set[str]] = {}
+        for record in self.placed.values():
+            if record.status == "succeeded":
+                ran.setdefault((record.component, record.environment), set()).add(record.release)
+        found: dict[str, dict[str, dict[str, Any]]] = {}
+        for (component, environment), (time, _, record) in sorted(newest.items()):
+            found.setdefault(component, {})[environment] = {
+                "release": record.release, "since": iso_time(time), "kind": record.kind,
+                "artifacts": sorted(record.artifacts), "behind": None}
+        for component, runs in found.items():  # behind: the environment before runs a release never run here
+            earlier = [env for env in self.order if env in runs]
+            for before, env in itertools.pairwise(earlier):
+                if runs[before]["release"] not in ran.get((component, env), set()):
+                    runs[env]["behind"] = before
+        return found
+
     def report(self, *, dora: tuple[datetime, datetime] | None = None) -> AuditReport:
         self._judge_builds()
         self._judge_deployments()
@@ -505,6 +533,7 @@ class _Auditor:
         return AuditReport(artifacts=tuple(histories), anomalies=tuple(anomalies), stages=self.order,
                            files=self.files, attestations=self.attestations, policy_uri=self.policy.uri,
                            policy_digest=self.policy.digest, releases=tuple(releases), stored=self.stored,
-                           unread=self.unread, dora=self.dora(*dora) if dora is not None else None)
+                           unread=self.unread, dora=self.dora(*dora) if dora is not None else None,
+                           running=self.running())
 
 

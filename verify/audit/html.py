@@ -5,8 +5,9 @@ something about it is anomalous. Anomalies are listed first and again on each ar
 release manifests signed by a release signer, each component's artefacts linked to their cards.
 
 The page loads nothing (no script, style sheet, font or image from anywhere; the styles are
-inline and there is no JavaScript: the "only anomalies" filter is a CSS checkbox). Everything
-that comes from evidence goes through :func:`_e` -- control characters spelled out, then
+inline; the one script is the page's own, the history's paging and search, allowed by its hash in the
+Content-Security-Policy: :mod:`verify.audit.dashboard`; the "only anomalies" filter is a CSS checkbox).
+Everything that comes from evidence goes through :func:`_e` -- control characters spelled out, then
 HTML-escaped -- because evidence is hostile input.
 """
 
@@ -16,6 +17,8 @@ import html
 from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, datetime
 
+from verify.audit.dashboard import CSS as DASHBOARD_CSS
+from verify.audit.dashboard import SCRIPT_HASH, dora_tiles, history, newest_first, running_map
 from verify.audit.report import (
     ANOMALY_KINDS,
     Anomaly,
@@ -330,22 +333,41 @@ def _footer(report: AuditReport) -> str:
             + "; signatures checked offline against the policy's pinned keys and Sigstore identities.</footer>")
 
 
+#: Artefacts shown as cards besides every one with an anomaly: the newest (the rest are in the history).
+CARDS = 100
+
+
+def _cards(report: AuditReport) -> str:
+    """A card for each artefact with an anomaly and for the newest :data:`CARDS`, newest first."""
+    ordered = newest_first(report.artifacts)
+    newest = {a.sha256 for a in ordered[:CARDS]}
+    shown = [a for a in ordered if a.anomalies or a.sha256 in newest]
+    if not shown:
+        return '<p class="panel">No artefact found.</p>'
+    rest = len(ordered) - len(shown)
+    more = f'<p class="panel">{rest} older artefact(s) without anomalies are in the history above.</p>' if rest else ""
+    return "".join(_artifact(a) for a in shown) + more
+
+
 def render_html(report: AuditReport, *, generated_at: datetime | None = None,
                 title: str = "attest audit") -> str:
-    """The whole report as one HTML document (a string), loading nothing from anywhere."""
+    """The whole report as one HTML document (a string), loading nothing from anywhere: what runs where, the
+    delivery figures, the anomalies, the searchable history, the releases, then the artefacts' paths."""
     return "".join([
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">",
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        # nothing may load from anywhere, and no script may run, even if something slipped through escaping
+        # nothing may load from anywhere, and no script may run but the page's own (pinned by its hash), even if
+        # something slipped through escaping
         "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
-        "style-src 'unsafe-inline'\">",
-        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>",
+        f"style-src 'unsafe-inline'; script-src '{SCRIPT_HASH}'\">",
+        f"<title>{_e(title)}</title><style>{_CSS}{DASHBOARD_CSS}</style></head><body>",
         _header(report, title=title, generated_at=generated_at),
         '<input type="checkbox" id="only-anomalous" hidden>',
-        "<main>", _anomalies(report.anomalies), _releases(report.releases),
+        "<main>", running_map(report, _e), dora_tiles(report, _e), _anomalies(report.anomalies), history(report),
+        _releases(report.releases),
         '<div class="toolbar"><h2 style="margin:0">Artefacts</h2>',
         '<label for="only-anomalous">show only artefacts with anomalies</label>', _LEGEND, "</div>",
-        "".join(_artifact(a) for a in report.artifacts) or '<p class="panel">No artefact found.</p>',
+        _cards(report),
         "</main>",
         _footer(report),
         "</body></html>\n",

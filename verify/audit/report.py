@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -286,6 +286,9 @@ class AuditReport:
     bytes that cannot be hashed): each is also an anomaly, so that an audit never passes over what it skipped."""
     dora: Mapping[str, Any] | None = None
     """The DORA figures, when asked for (:mod:`verify.audit.dora`)."""
+    running: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)
+    """What runs where: component -> environment -> the newest succeeded trusted deployment record's release,
+    time (``since``), kind and artefacts."""
 
     @property
     def clean(self) -> bool:
@@ -311,6 +314,7 @@ class AuditReport:
                         "unread": self.unread},
             "policy": {"uri": self.policy_uri, "sha256": self.policy_digest or None},
             **({"dora": dict(self.dora)} if self.dora is not None else {}),
+            "running": {c: dict(envs) for c, envs in self.running.items()},
         }
 
 
