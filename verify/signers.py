@@ -68,6 +68,10 @@ class TrustRun:
     revoked_keys: tuple[PublicKey, ...] = ()
     """Revoked public keys the policy knows, only to say "signed by a revoked key" in a message."""
     memo: dict[_MemoKey, tuple[Identity, ...] | EvidenceRejected] = field(default_factory=dict, repr=False)
+    usable_cache: dict[tuple[tuple[int, ...], datetime, frozenset[str]],
+                       tuple[tuple[Identity, ...], tuple[Identity, ...]]] = field(default_factory=dict, repr=False)
+    """Identities as they may verify, by (the identities, the time, the revocations): a run's own, or shared by
+    runs of one audit (:mod:`verify.audit`), whose time and revocations are fixed."""
     signed_times: dict[str, SignedTime] = field(default_factory=dict, repr=False)
     """By the sha256 of a keyless bundle's bytes: the time a signature vouches it was signed at (an RFC 3161
     timestamp, a promise-bound integrated time), once it verified. A time nothing signs is never here."""
@@ -77,8 +81,16 @@ class TrustRun:
             self.at = self.at.replace(tzinfo=UTC)
 
     def usable(self, identities: Sequence[Identity]) -> list[Identity]:
-        """``identities`` as they may verify now: revoked keys dropped, nothing outside a validity window."""
-        return [replace(i, revoked=i.revoked | self.revoked).usable(self.at) for i in identities]
+        """``identities`` as they may verify now: revoked keys dropped, nothing outside a validity window (worked
+        out once a run for the same identities: they are frozen, and the run's time and revocations fixed)."""
+        given = tuple(identities)
+        key = (tuple(map(id, given)), self.at, self.revoked)
+        kept = self.usable_cache.get(key)
+        if kept is not None and all(a is b for a, b in zip(kept[0], given, strict=True)):
+            return list(kept[1])
+        found = [replace(i, revoked=i.revoked | self.revoked).usable(self.at) for i in given]
+        self.usable_cache[key] = (given, tuple(found))  # the identities kept alive with it: their ids stay theirs
+        return found
 
 
 def find_signers(item: Evidence, identities: Sequence[Identity], run: TrustRun, *,

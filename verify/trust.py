@@ -7,6 +7,7 @@ which pinned keys are tried.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -29,6 +30,20 @@ _EC_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
 }
 
 
+@functools.lru_cache(maxsize=1024)
+def _fingerprint(spki_der: bytes) -> str:
+    return hashlib.sha256(spki_der).hexdigest()
+
+
+@functools.lru_cache(maxsize=1024)
+def _loaded(spki_der: bytes) -> ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | rsa.RSAPublicKey:
+    """A key's DER read once per process (a pinned key verifies thousands of envelopes in an audit; the key objects
+    are immutable, and kept here rather than on the PublicKey, which crosses process boundaries)."""
+    key = serialization.load_der_public_key(spki_der)
+    assert isinstance(key, ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | rsa.RSAPublicKey)
+    return key
+
+
 @dataclass(frozen=True)
 class PublicKey:
     """One pinned verification key."""
@@ -40,7 +55,7 @@ class PublicKey:
     @property
     def fingerprint(self) -> str:
         """sha256 of the DER SubjectPublicKeyInfo, hex: a stable name for this key."""
-        return hashlib.sha256(self.spki_der).hexdigest()
+        return _fingerprint(self.spki_der)
 
     @property
     def algorithm(self) -> str:
@@ -53,9 +68,7 @@ class PublicKey:
         return f"rsa-{key.key_size}"
 
     def _key(self) -> ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | rsa.RSAPublicKey:
-        key = serialization.load_der_public_key(self.spki_der)
-        assert isinstance(key, ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | rsa.RSAPublicKey)
-        return key
+        return _loaded(self.spki_der)
 
     def pem(self) -> bytes:
         return self._key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)

@@ -208,13 +208,14 @@ class _Checker:
         self._trusted_root = trusted_root
         self._revoked = revoked
         self._at = at or datetime.now(UTC)
+        self._usable: dict[Any, Any] = {}  # shared by every file's TrustRun: the time and revocations are fixed
         self._bundles: BundleVerifier | None = None
 
     def _run(self) -> TrustRun:
         """One file's signature checks: the audit's time and revocations, and a budget of their own."""
         if self._bundles is None:
             self._bundles = make_bundle_verifier(trusted_root=self._trusted_root)
-        return TrustRun(at=self._at, bundles=self._bundles, revoked=self._revoked)
+        return TrustRun(at=self._at, bundles=self._bundles, revoked=self._revoked, usable_cache=self._usable)
 
     def check_batch(self, batch: Sequence[tuple[str, bytes | EvidenceRejected]]) -> list[list[_Fact]]:
         """The facts of each file of ``batch``, file by file."""
