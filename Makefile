@@ -47,6 +47,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/sigstore.py
 	$(BIN)/python benchmarks/status_bench.py
 	$(BIN)/python benchmarks/image_bench.py
+	$(BIN)/python benchmarks/audit_bench.py
 
 # fuzz: each atheris target (fuzz/README.md) for FUZZ_SECONDS, by hand only (never in CI: `make test` does not
 # run it). New inputs go to fuzz/.work/TARGET, findings to fuzz/.work/crashes/.
