@@ -25,7 +25,10 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from attest.gate import GateOutcome
+    from attest.oci_layout import Image
     from attest.registries.images import Copied, Progress
+    from verify.formats.evidence import Evidence
+    from verify.formats.oci import Manifest
 
 __all__ = ["PromoteOutcome", "PromoteRequest", "run_promote"]
 
@@ -55,6 +58,19 @@ class PromoteOutcome:
     """The referrers attached at the destination."""
     gate: GateOutcome
     """The gate that passed at the destination."""
+
+
+def _named(evidence: Evidence, image: Image) -> list[Manifest]:
+    """The image's manifests an attestation is attached to at the destination: the top one (the gate passed for
+    it), and each platform's manifest its statement also names (a provenance names them all), so that one
+    platform's image verifies by its own digest there too."""
+    from verify.errors import EvidenceRejected
+
+    try:
+        named = {s.digest.get("sha256") for s in evidence.statement().subjects}
+    except EvidenceRejected:
+        named = set()
+    return [image.manifest, *(m for m, _ in image.children if m.digest.removeprefix("sha256:") in named)]
 
 
 def _read_inputs(request: PromoteRequest) -> None:
@@ -99,8 +115,9 @@ def run_promote(request: PromoteRequest, *, warn: Callable[[str], None] | None =
     attached = []
     for evidence in passed.relied:  # (4)
         kind = ARTIFACT_BUNDLE if evidence.bundle is not None else ARTIFACT_DSSE
-        attached.append(attach(registries, target_at, image.manifest.descriptor(), evidence.raw,
-                               artifact_type=kind).uri)
+        for manifest in _named(evidence, image):
+            attached.append(attach(registries, target_at, manifest.descriptor(), evidence.raw,
+                                   artifact_type=kind).uri)
     try:
         there = gate(str(target_at))  # (5)
     except EvidenceRejected as e:

@@ -109,3 +109,26 @@ def test_a_cosign_att_attestation_signed_by_a_pinned_key_counts(repo: Path, keys
     assert ".att" in ran.out  # the verdict says where the evidence came from
     other = attest("verify", image, "--key", keys["other"].public, "--registry-insecure", oci_registry, cwd=repo)
     assert other.code == 1, other
+
+
+def test_a_promoted_multi_platform_image_verifies_by_one_platform_at_the_destination(
+        repo: Path, keys: dict[str, KeyPair], attest: AttestRunner, oci_registry: str, oci_registry_prd: str) -> None:
+    from tests.images.conftest import write_policy
+
+    _, index, platforms = _multi_layout(attest, repo)
+    source = f"{oci_registry}/multi/promoted"
+    built = attest("build", "--signer", keys["dev"].private, "--artifact", "oci-layout:../multi:v1", "--publish",
+                   f"oci://{source}", "--registry-insecure", oci_registry, cwd=repo)
+    assert built.code == 0, built
+    write_policy(repo, keys)
+    insecure = ("--registry-insecure", oci_registry, "--registry-insecure", oci_registry_prd)
+    stg = attest("verify", f"oci://{source}@{index}", "--policy", "policy.yaml", "--stage", "stg", "--emit-vsa",
+                 "vsa.intoto.jsonl", "--signer", keys["stg"].private, *insecure, cwd=repo)
+    assert stg.code == 0, stg
+    promoted = attest("promote", f"oci://{source}@{index}", f"oci://{oci_registry_prd}/multi/app:v1", "--policy",
+                      "policy.yaml", "--stage", "prd", *insecure, "--format", "json", cwd=repo)
+    assert promoted.code == 0, promoted
+    assert len(json.loads(promoted.out)["attestations"]) == 4  # the provenance on the index and both platforms, the VSA
+    there = attest("verify", f"oci://{oci_registry_prd}/multi/app@{platforms['arm64']}", "--key", keys["dev"].public,
+                   "--registry-insecure", oci_registry_prd, cwd=repo)
+    assert there.code == 0, there
