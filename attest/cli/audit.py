@@ -590,13 +590,9 @@ def _text(report: AuditReport, *, color: bool) -> str:
 
 
 def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "[dim]no data[/]"
-    if seconds < 3600:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 2 * 86400:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} d"
+    from verify.audit.dashboard import duration
+
+    return duration(seconds) if seconds is not None else "[dim]no data[/]"
 
 
 def _dora(dora: Mapping[str, Any], show: Callable[[str | None], str]) -> list[str]:

@@ -25,7 +25,7 @@ from typing import Any
 from verify.audit.report import ArtifactHistory, AuditReport, iso_time
 from verify.formats.encoding import printable
 
-__all__ = ["CSS", "SCRIPT", "SCRIPT_HASH", "dora_tiles", "history", "newest_first", "running_map"]
+__all__ = ["CSS", "SCRIPT", "SCRIPT_HASH", "dora_tiles", "duration", "history", "newest_first", "running_map"]
 
 Escape = Callable[[object], str]
 
@@ -139,7 +139,8 @@ def running_map(report: AuditReport, escape: Escape) -> str:
             f'<th>component</th>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></section>')
 
 
-def _duration(seconds: float | None) -> str:
+def duration(seconds: float | None) -> str:
+    """A length of time as people read it (min, h, d); empty for none."""
     if seconds is None:
         return ""
     if seconds < 3600:
@@ -185,14 +186,14 @@ def dora_tiles(report: AuditReport, escape: Escape) -> str:
         tiles = [
             _tile("frequency", "deployments", f'{frequency["perWeek"]:.1f}/week' if frequency["deployments"] else "",
                   f'{frequency["deployments"]} in the window', _trend(frequency["weekly"])),
-            _tile("lead-time", "lead time", _duration(lead["medianSeconds"]),
-                  f'median; p90 {_duration(lead["p90Seconds"])}; {lead["changes"]} change(s)'
+            _tile("lead-time", "lead time", duration(lead["medianSeconds"]),
+                  f'median; p90 {duration(lead["p90Seconds"])}; {lead["changes"]} change(s)'
                   if lead["medianSeconds"] is not None else escape(lead.get("note", ""))),
             _tile("failure-rate", "change failure rate",
                   f'{failures["rate"]:.0%}' if failures["rate"] is not None else "",
                   f'{failures["failures"]} of {failures["deployments"]} deployment(s)'
                   if failures["rate"] is not None else escape(failures.get("note", ""))),
-            _tile("restore", "time to restore", _duration(restore["medianSeconds"]),
+            _tile("restore", "time to restore", duration(restore["medianSeconds"]),
                   f'median of {restore["incidents"]} incident(s)' if restore["medianSeconds"] is not None
                   else escape(restore.get("note", ""))),
         ]
