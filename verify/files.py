@@ -54,7 +54,11 @@ def read_file_and_mode(path: Path, *, what: str, limit: int, error: Callable[[st
         raise
     with open(fd, "rb") as f:
         try:
-            data = f.read(limit + 1)
+            # as many bytes as fstat said, and one more to see growth (asking for the limit itself would make
+            # Python set aside limit bytes for every small file); a file that grew is read on, to the limit
+            data = f.read(min(info.st_size, limit) + 1)
+            if len(data) > info.st_size:
+                data += f.read(limit + 1 - len(data))
         except OSError as e:
             raise error(f"cannot read {what} {path}: {reason(e)}") from e
     if len(data) > limit:

@@ -230,9 +230,12 @@ def _open_index(path: Path | str, policy: Policy, trusted_root: Path | None) -> 
     return PostgresIndex(path, setup) if isinstance(path, str) else SqliteIndex(path, setup)
 
 
-def _key(uri: str) -> str:
-    """An index's name for a file: a local path made absolute (the same file, whatever the current folder)."""
-    return uri if "://" in uri else os.path.abspath(uri)
+def _key(uri: str, cwd: str | None = None) -> str:
+    """An index's name for a file: a local path made absolute (the same file, whatever the current folder);
+    ``cwd`` the current folder, when the caller has it already (one getcwd per audit, not per file)."""
+    if "://" in uri:
+        return uri
+    return os.path.normpath(os.path.join(cwd or os.getcwd(), uri))
 
 
 class _Keyed:
@@ -240,12 +243,13 @@ class _Keyed:
 
     def __init__(self, index: Index) -> None:
         self.index = index
+        self.cwd = os.getcwd()
 
     def facts(self, uri: str, digest: str) -> str | None:
-        return self.index.facts(_key(uri), digest)
+        return self.index.facts(_key(uri, self.cwd), digest)
 
     def put(self, uri: str, digest: str, facts: str) -> None:
-        self.index.put(_key(uri), digest, facts)
+        self.index.put(_key(uri, self.cwd), digest, facts)
 
 
 def _policy(path: Path | None, keys: Sequence[Path]) -> Policy:
@@ -278,6 +282,7 @@ class _Reader:
         self.sources = tuple(dict.fromkeys(sources))  # a source named twice is read once
         self._stores: dict[str, Store] = {}
         self._index = index
+        self._cwd = os.getcwd()
         self.seen: list[str] = []
         """The index's name of every attestation file listed (to forget the facts of those gone)."""
         self.prefixes: list[str] = []
@@ -304,10 +309,10 @@ class _Reader:
             if store is None:
                 continue
             for uri, claimed, opener, stamp in store.listed_artifacts():
-                known = self._index.hashed(_key(uri), stamp) if self._index is not None else None
+                known = self._index.hashed(_key(uri, self._cwd), stamp) if self._index is not None else None
                 found = known if known is not None else _sha256(uri, opener)
                 if self._index is not None and known is None and isinstance(found, str) and _settled(stamp):
-                    self._index.hash(_key(uri), stamp, found)
+                    self._index.hash(_key(uri, self._cwd), stamp, found)
                 yield uri, claimed, found
                 if progress is not None:
                     progress(1)
@@ -330,7 +335,7 @@ class _Reader:
             listing = ((uri, file_stamp(Path(uri)) if not isinstance(data, EvidenceRejected) else None,
                         _reader(data, Path(uri))) for uri, data in self._unread(source))
         for uri, stamp, read in listing:
-            key = _key(uri)
+            key = _key(uri, self._cwd)
             self.seen.append(key)
             yield uri, Listed(index.scanned(key, stamp), _recording(index, key, stamp, read))
 
