@@ -91,6 +91,7 @@ class AuditIndex:
         self._stored: list[tuple[str, str, str]] = []
         self._known_scans: dict[str, tuple[str, str]] | None = None
         self._known_stored: dict[str, tuple[str, str]] | None = None
+        self._known_facts: dict[str, str] | None = None
         self.reused = 0
         self.written = 0
 
@@ -112,6 +113,10 @@ class AuditIndex:
     # --- facts (verify.audit.index.FactIndex) -------------------------------------------------------------
 
     def facts(self, uri: str, digest: str) -> str | None:
+        if self._known_facts is None:  # which files this setup has facts for, in one query: a miss costs no query
+            self._known_facts = {row[0]: row[1] for row in self._rows(self.SQL["keys"], (self.setup,))}
+        if self._known_facts.get(uri) != digest:
+            return None
         row = self._one(self.SQL["facts"], (self.setup, uri, digest))
         if row is not None:
             self.reused += 1
@@ -180,6 +185,7 @@ class SqliteIndex(AuditIndex):
         "scans": "SELECT uri, stamp, digest FROM scans",
         "stored": "SELECT uri, stamp, sha256 FROM stored",
         "uris": "SELECT uri FROM facts WHERE setup = ?",
+        "keys": "SELECT uri, digest FROM facts WHERE setup = ?",
         "put_facts": "INSERT OR REPLACE INTO facts VALUES (?, ?, ?, ?)",
         "put_scan": "INSERT OR REPLACE INTO scans VALUES (?, ?, ?)",
         "put_stored": "INSERT OR REPLACE INTO stored VALUES (?, ?, ?)",
@@ -323,6 +329,7 @@ class PostgresIndex(AuditIndex):
         "scans": "SELECT uri, stamp, digest FROM attest_audit_scans",
         "stored": "SELECT uri, stamp, sha256 FROM attest_audit_stored",
         "uris": "SELECT uri FROM attest_audit_facts WHERE setup = %s",
+        "keys": "SELECT uri, digest FROM attest_audit_facts WHERE setup = %s",
         "put_facts": "INSERT INTO attest_audit_facts VALUES (%s, %s, %s, %s) ON CONFLICT (setup, uri) DO UPDATE "
                      "SET digest = EXCLUDED.digest, facts = EXCLUDED.facts",
         "put_scan": "INSERT INTO attest_audit_scans VALUES (%s, %s, %s) ON CONFLICT (uri) DO UPDATE "

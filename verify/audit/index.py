@@ -27,7 +27,7 @@ import json
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -105,18 +105,24 @@ class _Misfit(Exception):
     """A value that does not have the shape its annotation says."""
 
 
+_PLAIN = (str, int, float, bool, type(None))
+_FIELDS: Mapping[type, tuple[str, ...]] = {cls: tuple(f.name for f in fields(cls)) for cls in _CLASSES.values()}
+
+
 def _encode(value: Any) -> Any:
-    if is_dataclass(value) and not isinstance(value, type):
-        return [type(value).__name__, *(_encode(getattr(value, f.name)) for f in fields(value))]
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, tuple):
-        return [_encode(v) for v in value]
-    if isinstance(value, frozenset):
-        return sorted(_encode(v) for v in value)
-    if value is None or isinstance(value, str | int | float | bool):
+    kind = type(value)
+    if kind in _PLAIN:
         return value
-    raise TypeError(f"a fact holds a {type(value).__name__}, which the index cannot keep")
+    if kind is tuple:
+        return [_encode(v) for v in value]
+    names = _FIELDS.get(kind)
+    if names is not None:
+        return [kind.__name__, *(_encode(getattr(value, name)) for name in names)]
+    if kind is datetime:
+        return value.isoformat()
+    if kind is frozenset:
+        return sorted(_encode(v) for v in value)
+    raise TypeError(f"a fact holds a {kind.__name__}, which the index cannot keep")
 
 
 def _exactly(kind: type) -> Convert:
