@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+from collections.abc import Iterable
 from pathlib import Path
 
 from attest.errors import OutputError
@@ -18,8 +19,9 @@ def same_file(output: Path, given: Path) -> bool:
         return os.path.abspath(output) == os.path.abspath(given)
 
 
-def write_atomic(path: Path, data: bytes, *, mode: int = 0o644, exclusive: bool = False) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same directory and a rename.
+def write_atomic(path: Path, data: bytes | Iterable[bytes], *, mode: int = 0o644, exclusive: bool = False) -> None:
+    """Write ``data`` (bytes, or chunks written as they come) to ``path`` through a temporary file in the same
+    directory and a rename.
 
     The folder must exist: it is never created (a missing folder is the caller's usage error). A link
     at ``path`` is replaced, never written through. With ``exclusive``, an existing ``path`` is never
@@ -41,11 +43,12 @@ def write_atomic(path: Path, data: bytes, *, mode: int = 0o644, exclusive: bool 
         raise OutputError(f"cannot write {path}: {e.strerror or type(e).__name__}") from e
 
 
-def _write(path: Path, tmp: Path, data: bytes, *, mode: int, exclusive: bool) -> None:
+def _write(path: Path, tmp: Path, data: bytes | Iterable[bytes], *, mode: int, exclusive: bool) -> None:
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            for chunk in [data] if isinstance(data, bytes) else data:
+                f.write(chunk)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, mode)

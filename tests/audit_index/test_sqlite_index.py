@@ -275,3 +275,22 @@ def test_an_unchanged_history_costs_a_listing_not_a_read(tmp_path: Path, keys: d
     with pytest.raises(SystemExit):
         main(argv)
     assert len(reads) == 1  # only the new one
+
+
+def test_the_json_report_streams_the_same_text_it_would_dump_whole(tmp_path: Path, keys: dict[str, KeyPair]) -> None:
+    """Issue 21: the JSON report is written an artefact at a time, and is byte for byte the whole dump."""
+    from datetime import UTC, datetime, timedelta
+
+    from attest.stores.local import LocalStore
+    from verify.audit import audit
+    from verify.policy_file import load_policy
+
+    _policy(tmp_path, keys)
+    _history(tmp_path / "store", keys, 3)
+    f.publish(tmp_path / "store", f.provenance(keys["other"].private, subjects={APP: b"forged"}))  # an anomaly
+    now = datetime.now(UTC)
+    report = audit(LocalStore(tmp_path / "store").all_attestations(), policy=load_policy(tmp_path / "policy.yaml"),
+                   workers=1, dora=(now - timedelta(days=90), now))
+    chunks = list(report.json_chunks())
+    assert len(chunks) > 10  # in pieces: an artefact at a time
+    assert "".join(chunks) == json.dumps(report.to_dict(), sort_keys=True, separators=(",", ":"))

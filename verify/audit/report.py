@@ -6,7 +6,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import json
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -301,9 +302,24 @@ class AuditReport:
                  if dict(e.about).get("kind") == kind}
         return sorted(found.values(), key=lambda e: (when_of(e), e.attestation))
 
-    def to_dict(self) -> dict[str, Any]:
+    def json_chunks(self) -> Iterator[str]:
+        """The compact JSON of :meth:`to_dict` (keys sorted), an artefact at a time: the same text as
+        ``json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))``, never held whole."""
+        rest = self.to_dict(artifacts=False)
+        for n, key in enumerate(sorted([*rest, "artifacts"])):
+            yield ("{" if n == 0 else ",") + json.dumps(key) + ":"
+            if key != "artifacts":
+                yield json.dumps(rest[key], sort_keys=True, separators=(",", ":"))
+                continue
+            yield "["
+            for i, artifact in enumerate(self.artifacts):
+                yield ("," if i else "") + json.dumps(artifact.to_dict(), sort_keys=True, separators=(",", ":"))
+            yield "]"
+        yield "}"
+
+    def to_dict(self, *, artifacts: bool = True) -> dict[str, Any]:
         return {
-            "artifacts": [a.to_dict() for a in self.artifacts],
+            **({"artifacts": [a.to_dict() for a in self.artifacts]} if artifacts else {}),
             "releases": [r.to_dict() for r in self.releases],
             "hotfixes": [e.to_dict() for e in self.exceptions("hotfix")],
             "rollbacks": [e.to_dict() for e in self.exceptions("rollback")],
