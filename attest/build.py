@@ -483,7 +483,9 @@ def _write(output: Path, signed: _Signed, link: SignedLink | None, link_to: Path
 
 
 def _registry_target(request: BuildRequest) -> bool:
-    return request.publish is not None and request.publish.startswith("oci://")
+    from attest.registries.reference import is_oci
+
+    return request.publish is not None and is_oci(request.publish)
 
 
 def _publish_images(request: BuildRequest, images: Sequence[BuildImage], signed: _Signed,

@@ -34,6 +34,9 @@ from attest.hashing import ArtifactRead, Progress
 from verify.request import GateRules  # the standard library only: the trust core is not loaded with it
 
 if TYPE_CHECKING:
+    from attest.oci_layout import Image
+    from attest.registries.images import Registries
+    from attest.registries.reference import ImageRef
     from attest.stores import FiledDeployment, Store
     from verify.digests import DigestSet
     from verify.formats.evidence import Evidence, EvidenceBudget
@@ -127,7 +130,7 @@ def run_gate(request: GateRequest, *, progress: Progress | None = None,
     _check_shape(request)
     if request.release is not None:
         return _run_release(request, warn)
-    image = _resolve_image(request) if request.artifact and request.artifact.startswith("oci://") else None
+    image = _resolve_image(request) if _is_image(request.artifact) else None
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="attest-hash") as pool:
         assert request.artifact is not None
         read = ArtifactRead(request.artifact, pool, progress=progress,
@@ -158,7 +161,7 @@ def _check_shape(request: GateRequest) -> None:
                                "passes without them, so it signs no VSA")
     if request.release is not None and not request.store:
         raise RequestError("--release needs --store STORE to find each component's provenance")
-    image = request.artifact is not None and request.artifact.startswith("oci://")
+    image = _is_image(request.artifact)
     if request.release is None and not request.attestations and not request.store and not image:
         raise RequestError("no evidence: pass --attestation FILE or --store STORE")
     if request.registry_insecure and not image:
@@ -232,15 +235,21 @@ def _run(request: GateRequest, read: ArtifactRead, warn: Callable[[str], None] |
 
 # --- (1a) an image in a registry -----------------------------------------------------------------------------
 
+def _is_image(artifact: str | None) -> bool:
+    from attest.registries.reference import is_oci  # the standard library only
+
+    return artifact is not None and is_oci(artifact)
+
+
 @dataclass(frozen=True)
 class ResolvedImage:
     """``oci://...``, resolved once: the digest the verdict names, and the registry that holds its evidence."""
 
-    ref: Any
-    """The :class:`attest.registries.reference.ImageRef`, at the digest."""
-    image: Any
-    """The :class:`attest.oci_layout.Image` read from the registry."""
-    registries: Any
+    ref: ImageRef
+    """The image, at its digest."""
+    image: Image
+    """Its manifests, read from the registry and checked against their digests."""
+    registries: Registries
 
     @property
     def name(self) -> str:
@@ -262,7 +271,7 @@ class ResolvedImage:
         for uri, data in find_evidence(self.registries, self.ref):
             found.extend(budget.take(uri, data))
         if not found and alone:
-            digest = self.ref.digest
+            digest = self.image.digest
             raise EvidenceRejected(
                 f"{self.ref.name} holds no attestation for {digest} (no referrer, no {referrers_tag(digest)} index, "
                 f"no cosign {cosign_tag(digest)}): an image copied with skopeo copy or registry replication leaves "
@@ -362,11 +371,9 @@ def _bundle_verifier(trusted_root: Path | None) -> BundleVerifier:
     from verify.sigstore.verifier import make_bundle_verifier
 
     if trusted_root is not None:  # unreadable is a configuration error now, not when a keyless bundle is met
-        from verify.errors import TrustConfigError
-        from verify.files import read_file
-        from verify.limits import MAX_TRUSTED_ROOT_BYTES
+        from verify.files import read_trusted_root
 
-        read_file(trusted_root, what="trusted root", limit=MAX_TRUSTED_ROOT_BYTES, error=TrustConfigError)
+        read_trusted_root(trusted_root)
     return make_bundle_verifier(trusted_root=trusted_root)
 
 

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from attest.registries.images import Progress, Registries
     from attest.registries.reference import ImageRef
 
-__all__ = ["BuildImage", "check_images", "collect_images", "is_image", "publish_images"]
+__all__ = ["BuildImage", "check_images", "collect_images", "is_image", "publish_images", "registry_target"]
 
 
 def is_image(pattern: str) -> bool:
@@ -47,14 +47,21 @@ class BuildImage:
     """The registry image (``oci://`` artefact), or the image pushed to (``--publish oci://`` of a layout)."""
 
 
+def registry_target(publish: str | None) -> ImageRef | None:
+    """The repository ``--publish oci://REGISTRY/REPO`` names; None for a store (or no publishing)."""
+    from attest.registries.reference import is_oci, parse_image
+
+    return parse_image(publish, what="--publish", repository_only=True) if publish and is_oci(publish) else None
+
+
 def check_images(patterns: Sequence[str], publish: str | None, *, link: bool, retain_days: int | None) -> None:
     """The request's shape, before the build runs: names that parse, a publish target images can go to."""
     from attest.oci_layout import parse_layout
-    from attest.registries.reference import is_oci, parse_image
+    from attest.registries.reference import parse_image
     from verify.errors import RequestError
 
     images = [p for p in patterns if is_image(p)]
-    target = parse_image(publish, what="--publish", repository_only=True) if publish and is_oci(publish) else None
+    target = registry_target(publish)
     if target is not None:
         files = [p for p in patterns if not is_image(p)]
         if files:
@@ -80,10 +87,10 @@ def collect_images(patterns: Sequence[str], root: Path, publish: str | None, reg
     from attest.errors import BuildRefused
     from attest.oci_layout import parse_layout, read_layout_image
     from attest.registries.images import resolve
-    from attest.registries.reference import is_oci, parse_image
+    from attest.registries.reference import parse_image
     from verify.errors import EvidenceRejected
 
-    target = parse_image(publish, repository_only=True) if publish and is_oci(publish) else None
+    target = registry_target(publish)
     found: list[BuildImage] = []
     for pattern in patterns:
         if not is_image(pattern):

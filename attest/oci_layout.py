@@ -23,7 +23,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -382,11 +382,30 @@ def _pick(index: Manifest, ref: LayoutRef) -> Descriptor:
     return index.manifests[0]
 
 
+def platform_manifests(top: Manifest, fetch: Callable[[Descriptor], tuple[bytes, str | None]], *,
+                       where: str) -> tuple[tuple[Manifest, bytes], ...]:
+    """Each platform's manifest an index lists (none for an image manifest), its bytes from ``fetch`` (with the
+    content type said for them, if any) checked against its digest; an index within the index is refused. Every
+    refusal is :class:`EvidenceRejected` naming ``where`` the image is (a layout, a registry)."""
+    from verify.errors import EvidenceRejected
+    from verify.formats.oci import INDEX_TYPES, parse_manifest
+
+    children = []
+    for child in top.manifests:
+        if child.media_type in INDEX_TYPES:
+            raise EvidenceRejected(f"the image index {top.digest} in {where} nests another index; attest reads an "
+                                   "index of image manifests")
+        data, content_type = fetch(child)
+        children.append((parse_manifest(data, what=f"manifest {child.digest} of {where}", digest=child.digest,
+                                        content_type=content_type), data))
+    return tuple(children)
+
+
 def read_layout_image(ref: LayoutRef) -> Image:
     """The image ``oci-layout:PATH[:TAG]`` names, every manifest checked against its digest and every blob it
     names present at its size; :class:`BuildRefused` (exit 3) naming what is wrong."""
     from verify.errors import EvidenceRejected
-    from verify.formats.oci import INDEX_TYPES, parse_manifest
+    from verify.formats.oci import parse_manifest
 
     if not ref.path.is_dir():
         raise BuildRefused(f"the image layout {ref.path} is not a folder; give the folder the image builder wrote")
@@ -399,17 +418,11 @@ def read_layout_image(ref: LayoutRef) -> Image:
         image = Image(manifest=index, data=b"", layout=ref.path, tag=ref.tag)  # for blob paths only
         data = _read_small(image.blob(chosen.digest), "the manifest")
         top = parse_manifest(data, what=f"manifest {chosen.digest} of {ref.path}", digest=chosen.digest)
-        children = []
-        for child in top.manifests:
-            if child.media_type in INDEX_TYPES:
-                raise BuildRefused(f"the image index {top.digest} in {ref.path} nests another index; attest reads an "
-                                   "index of image manifests")
-            child_data = _read_small(image.blob(child.digest), "the manifest")
-            children.append((parse_manifest(child_data, what=f"manifest {child.digest} of {ref.path}",
-                                            digest=child.digest), child_data))
+        children = platform_manifests(top, lambda d: (_read_small(image.blob(d.digest), "the manifest"), None),
+                                      where=str(ref.path))
     except EvidenceRejected as e:
         raise BuildRefused(f"the image layout {ref.path} is not sound: {e}") from e
-    image = Image(manifest=top, data=data, children=tuple(children), layout=ref.path, tag=ref.tag)
+    image = Image(manifest=top, data=data, children=children, layout=ref.path, tag=ref.tag)
     for manifest, _ in image.manifests():
         for blob in (manifest.config, *manifest.layers):
             if blob is None:

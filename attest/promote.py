@@ -74,14 +74,12 @@ def _named(evidence: Evidence, image: Image) -> list[Manifest]:
 
 
 def _read_inputs(request: PromoteRequest) -> None:
-    from verify.errors import TrustConfigError
-    from verify.files import read_file
-    from verify.limits import MAX_TRUSTED_ROOT_BYTES
+    from verify.files import read_trusted_root
     from verify.policy_file import load_policy
 
     load_policy(request.policy)
     if request.trusted_root is not None:
-        read_file(request.trusted_root, what="trusted root", limit=MAX_TRUSTED_ROOT_BYTES, error=TrustConfigError)
+        read_trusted_root(request.trusted_root)
 
 
 def run_promote(request: PromoteRequest, *, warn: Callable[[str], None] | None = None,

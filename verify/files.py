@@ -15,9 +15,10 @@ import stat
 from collections.abc import Callable
 from pathlib import Path
 
-from verify.errors import InputError
+from verify.errors import InputError, TrustConfigError
+from verify.limits import MAX_TRUSTED_ROOT_BYTES
 
-__all__ = ["read_file", "read_file_and_mode"]
+__all__ = ["read_file", "read_file_and_mode", "read_trusted_root"]
 
 _FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
 
@@ -64,6 +65,11 @@ def read_file_and_mode(path: Path, *, what: str, limit: int, error: Callable[[st
     if len(data) > limit:
         raise too_large(f"{what} {path} grew past {limit} bytes while it was read")
     return data, info.st_mode
+
+
+def read_trusted_root(path: Path) -> bytes:
+    """A Sigstore trusted root's bytes (``--trusted-root``): unreadable or too large is :class:`TrustConfigError`."""
+    return read_file(path, what="trusted root", limit=MAX_TRUSTED_ROOT_BYTES, error=TrustConfigError)
 
 
 def reason(error: OSError) -> str:

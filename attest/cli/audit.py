@@ -47,7 +47,9 @@ class _IndexPath(OutputPath):
     name = "index"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if isinstance(value, str) and value.startswith(("postgresql://", "postgres://")):
+        from attest.audit_index import is_postgres
+
+        if isinstance(value, str) and is_postgres(value):
             return value
         return super().convert(value, param, ctx)
 
@@ -201,14 +203,18 @@ def _audit(sources: Sequence[str], policy: Policy, trusted_root: Path | None, in
 
 def _audit_once(sources: Sequence[str], policy: Policy, trusted_root: Path | None, index_path: Path | str | None, *,
                 reverify: bool, dora: tuple[datetime, datetime] | None) -> tuple[AuditReport, dict[str, object] | None]:
-    index = _open_index(index_path, policy, trusted_root) if index_path is not None else None
+    from verify.audit import audit_setup
+
+    setup = audit_setup(policy, trusted_root)  # the trust the files are checked under, and the index keyed by
+    index = _open_index(index_path, policy, setup) if index_path is not None else None
     reader = _Reader(sources, index)
     try:
         with _progress() as live:
             report = audit(reader.attestations(), policy=policy, trusted_root=trusted_root,
                            progress=live.checked if live else None,
                            artifacts=reader.artifacts(progress=live.hashed if live else None),
-                           index=_Keyed(index) if index is not None else None, reverify=reverify, dora=dora)
+                           index=_Keyed(index) if index is not None else None, reverify=reverify, dora=dora,
+                           setup=setup)
         if index is not None:
             index.flush()
             index.forget(reader.seen, under=reader.prefixes)
@@ -221,17 +227,16 @@ def _audit_once(sources: Sequence[str], policy: Policy, trusted_root: Path | Non
                     "reverified": reverify}
 
 
-def _open_index(path: Path | str, policy: Policy, trusted_root: Path | None) -> Index:
+def _open_index(path: Path | str, policy: Policy, setup: Any) -> Index:
+    """The index at ``path``, for the facts checked under ``setup`` (:func:`verify.audit.audit_setup`)."""
     from importlib.metadata import version
 
     from attest import DISTRIBUTION
     from attest.audit_index import PostgresIndex, SqliteIndex
-    from verify.audit import audit_setup
-    from verify.audit.index import setup_digest, trusted_root_bytes
+    from verify.audit.index import setup_digest
 
-    setup = setup_digest(audit_setup(policy, trusted_root), policy_digest=policy.digest,
-                         trusted_root=trusted_root_bytes(trusted_root), version=version(DISTRIBUTION))
-    return PostgresIndex(path, setup) if isinstance(path, str) else SqliteIndex(path, setup)
+    digest = setup_digest(setup, policy_digest=policy.digest, version=version(DISTRIBUTION))
+    return PostgresIndex(path, digest) if isinstance(path, str) else SqliteIndex(path, digest)
 
 
 def _key(uri: str, cwd: str | None = None) -> str:

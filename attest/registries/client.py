@@ -99,15 +99,6 @@ class Registry:
         return Fetched(data=data, content_type=response.headers.get("Content-Type"),
                        digest=response.headers.get("Docker-Content-Digest"))
 
-    def has_manifest(self, repository: str, reference: str, *, accept: str) -> bool:
-        response = self._call("HEAD", f"/v2/{repository}/manifests/{reference}", repository=repository,
-                              headers={"Accept": accept}, what=f"manifest {reference} of {self.host}/{repository}",
-                              missing_ok=True)
-        if response is None:
-            return False
-        response.release_conn()
-        return True
-
     def put_manifest(self, repository: str, reference: str, data: bytes, media_type: str) -> Mapping[str, str]:
         """PUT a manifest under a tag or its digest; the response's headers (``OCI-Subject`` says the registry
         indexed a referrer itself)."""
@@ -117,13 +108,6 @@ class Registry:
         response.drain_conn()
         response.release_conn()
         return dict(response.headers)
-
-    def delete_manifest(self, repository: str, digest: str) -> None:
-        response = self._call("DELETE", f"/v2/{repository}/manifests/{digest}", repository=repository, push=True,
-                              expect=(202, 200), what=f"deleting manifest {digest} of {self.host}/{repository}",
-                              missing_ok=True)
-        if response is not None:
-            response.release_conn()
 
     def has_blob(self, repository: str, digest: str) -> bool:
         response = self._call("HEAD", f"/v2/{repository}/blobs/{digest}", repository=repository,

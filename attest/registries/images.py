@@ -63,9 +63,8 @@ class Registries:
 def resolve(registries: Registries, ref: ImageRef) -> Image:
     """The image ``ref`` names, its manifest read and checked (a tag resolved once, to its digest)."""
     from attest.errors import RemoteError
-    from attest.oci_layout import Image
+    from attest.oci_layout import Image, platform_manifests
     from verify.errors import EvidenceRejected
-    from verify.formats.oci import INDEX_TYPES
 
     registry = registries(ref.registry)
     reference = ref.digest or ref.tag or "latest"
@@ -76,18 +75,15 @@ def resolve(registries: Registries, ref: ImageRef) -> Image:
     if ref.digest is None and fetched.digest and fetched.digest != top.digest:
         raise RemoteError(f"registry {ref.registry} says tag {ref.tag} is {fetched.digest} but sent the bytes of "
                           f"{top.digest}; it is broken or tampered with")
-    children = []
-    for child in top.manifests:
-        if child.media_type in INDEX_TYPES:
-            raise EvidenceRejected(f"the image index {top.digest} nests another index; attest reads an index of "
-                                   "image manifests")
+    def fetch(child: Descriptor) -> tuple[bytes, str | None]:
         got = registry.manifest(ref.repository, child.digest, accept=ACCEPT_MANIFESTS)
         if got is None:
             raise EvidenceRejected(f"{ref.at(top.digest)} lists manifest {child.digest}, which the registry does "
                                    "not have")
-        children.append((parse_manifest(got.data, what=f"manifest {child.digest} of {ref.name}", digest=child.digest,
-                                        content_type=got.content_type), got.data))
-    return Image(manifest=top, data=fetched.data, children=tuple(children), tag=ref.tag)
+        return got.data, got.content_type
+
+    return Image(manifest=top, data=fetched.data, children=platform_manifests(top, fetch, where=ref.name),
+                 tag=ref.tag)
 
 
 Progress = Callable[[str, int], AbstractContextManager[Callable[[int], None] | None]]

@@ -85,9 +85,8 @@ from verify.audit.report import (
     StoredArtifact,
     StoredCopy,
 )
-from verify.errors import EvidenceRejected, PolicyError, TrustConfigError
-from verify.files import read_file
-from verify.limits import MAX_TRUSTED_ROOT_BYTES
+from verify.errors import EvidenceRejected, PolicyError
+from verify.files import read_trusted_root
 from verify.policy import Policy
 
 __all__ = [
@@ -112,7 +111,7 @@ def audit(sources: Iterable[tuple[str, bytes | EvidenceRejected | Listed]], *, p
           trusted_root: Path | None = None, workers: int | None = None, batch_size: int = BATCH_FILES,
           progress: Progress | None = None, artifacts: Iterable[StoredArtifact] = (),
           index: FactIndex | None = None, reverify: bool = False,
-          dora: tuple[datetime, datetime] | None = None) -> AuditReport:
+          dora: tuple[datetime, datetime] | None = None, setup: _Setup | None = None) -> AuditReport:
     """Read every attestation file in ``sources`` as ``(uri, bytes)`` and report each artefact's history.
 
     ``artifacts`` are the stored artefacts, as ``(uri, the sha256 their address claims, the sha256 of
@@ -132,9 +131,10 @@ def audit(sources: Iterable[tuple[str, bytes | EvidenceRejected | Listed]], *, p
     the index holds for its place and bytes is not checked again, and every file checked is kept there. A
     source may then be ``(uri, Listed)``: read only if its facts are not in the index. ``reverify`` checks
     every file again and reports each index entry that disagrees with the fresh check (``index-mismatch``).
-    ``dora`` (since, until) adds the DORA figures of that window (:mod:`verify.audit.dora`).
+    ``dora`` (since, until) adds the DORA figures of that window (:mod:`verify.audit.dora`). ``setup`` is the
+    trust to check under, when the caller made it already (:func:`audit_setup`: the one an index is keyed by).
     """
-    setup = audit_setup(policy, trusted_root)
+    setup = setup or audit_setup(policy, trusted_root)
     auditor = _Auditor(policy)
     workers = workers or os.cpu_count() or 1
     digests: dict[str, str] = {}
@@ -177,14 +177,14 @@ def audit_setup(policy: Policy, trusted_root: Path | None) -> _Setup:
     if not identities:
         raise PolicyError("the policy pins no public key and no Sigstore identity; audit trusts only signatures "
                           "by pinned identities, so name some in the policy or pass --key")
-    if trusted_root is not None:  # unreadable is a configuration error now, not when a keyless bundle is met
-        read_file(trusted_root, what="trusted root", limit=MAX_TRUSTED_ROOT_BYTES, error=TrustConfigError)
+    # unreadable is a configuration error now, not when a keyless bundle is met
+    root = hashlib.sha256(read_trusted_root(trusted_root)).hexdigest() if trusted_root is not None else ""
     # the same rule as verify (verify.signers.find_signers): revoked keys never count, an identity outside
     # its validity window (not-before / not-after, at the time of the audit) signs nothing
     return _Setup(identities=tuple(identities), rules=policy.provenance, trusted_root=trusted_root,
                   revoked=policy.revoked, at=datetime.now(UTC),
                   components=tuple((name, policy.for_component(name).provenance)
-                                   for name in sorted(policy.components)))
+                                   for name in sorted(policy.components)), trusted_root_sha256=root)
 
 
 def _reuse(auditor: _Auditor, kept: str | None, progress: Progress | None) -> bool:

@@ -474,6 +474,9 @@ class _Setup:
     at: datetime
     components: tuple[tuple[str, ProvenanceRules], ...] = ()
     """Each ``components.NAME`` of the policy, as the rules its provenance is judged by."""
+    trusted_root_sha256: str = ""
+    """The sha256 of the trusted root's bytes as read when the audit began (empty: the root shipped with
+    sigstore-python): part of the trust an audit index keys its facts by."""
 
     def checker(self) -> _Checker:
         return _Checker(self.identities, self.rules, trusted_root=self.trusted_root, revoked=self.revoked,

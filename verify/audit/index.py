@@ -29,7 +29,6 @@ import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Protocol
 
 from verify.audit._check import (
@@ -44,9 +43,7 @@ from verify.audit._check import (
     _Vsa,
 )
 from verify.audit.report import ReleaseComponent
-from verify.errors import EvidenceRejected, TrustConfigError
-from verify.files import read_file
-from verify.limits import MAX_TRUSTED_ROOT_BYTES
+from verify.errors import EvidenceRejected
 
 __all__ = ["INDEX_FORMAT", "FactIndex", "Listed", "decode_facts", "encode_facts", "setup_digest"]
 
@@ -81,13 +78,13 @@ class FactIndex(Protocol):
         ...
 
 
-def setup_digest(setup: _Setup, *, policy_digest: str, trusted_root: bytes | None, version: str) -> str:
+def setup_digest(setup: _Setup, *, policy_digest: str, version: str) -> str:
     """The trust a fact was checked under, as one digest: the same digest means the same facts for the same bytes."""
     identities = [{"name": i.name, "keys": sorted(k.fingerprint for k in i.keys), "sigstore": repr(i.sigstore),
                    "valid": i.valid_at(setup.at), "revoked": sorted(i.revoked)} for i in setup.identities]
     described = {"format": INDEX_FORMAT, "version": version, "policy": policy_digest,
                  "identities": sorted(identities, key=lambda i: str(i["name"])), "revoked": sorted(setup.revoked),
-                 "trustedRoot": hashlib.sha256(trusted_root).hexdigest() if trusted_root is not None else "shipped"}
+                 "trustedRoot": setup.trusted_root_sha256 or "shipped"}
     return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()
 
 
@@ -242,10 +239,3 @@ def decode_facts(text: str) -> list[_Fact] | None:
         return [fact(item) for item in _list(items)]
     except (_Misfit, ValueError, TypeError, RecursionError):
         return None
-
-
-def trusted_root_bytes(path: Path | None) -> bytes | None:
-    """The trusted root's bytes for :func:`setup_digest` (None: the root shipped with sigstore-python)."""
-    if path is None:
-        return None
-    return read_file(path, what="trusted root", limit=MAX_TRUSTED_ROOT_BYTES, error=TrustConfigError)

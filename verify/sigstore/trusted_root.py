@@ -12,10 +12,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from verify.errors import EvidenceRejected, TrustConfigError, brief
-from verify.files import read_file
+from verify.files import read_trusted_root
 from verify.formats import strict_json
 from verify.formats.encoding import b64decode, base64_problem, parse_time, time_problem
-from verify.limits import MAX_TRUSTED_ROOT_BYTES
 from verify.sigstore.times import Window
 
 if TYPE_CHECKING:  # types only: cryptography is imported where a root is parsed
@@ -200,8 +199,7 @@ def load_trusted_root(path: Path | None) -> TrustedRoot:
 
     data: bytes | None = None
     if path is not None:
-        data = read_file(path, what="trusted root", limit=MAX_TRUSTED_ROOT_BYTES, error=TrustConfigError)
-        return parse_trusted_root(data, name=str(path))
+        return parse_trusted_root(read_trusted_root(path), name=str(path))
     package, name = _EMBEDDED_ROOT
     try:
         resource = importlib.resources.files(package).joinpath(name)
