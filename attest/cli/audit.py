@@ -341,21 +341,22 @@ class _Reader:
             path = Path(source)
             if _is_folder(path):
                 self.prefixes.append(_key(str(path)).rstrip("/") + "/")
-            listing = ((uri, file_stamp(Path(uri)) if not isinstance(data, EvidenceRejected) else None,
-                        _reader(data, Path(uri))) for uri, data in self._unread(source))
+            listing = ((str(file), file_stamp(file) if unlisted is None else None, _reader(unlisted, file, named))
+                       for file, unlisted, named in self._unread(source))
         for uri, stamp, read in listing:
             key = _key(uri, self._cwd)
             self.seen.append(key)
             yield uri, Listed(index.scanned(key, stamp), _recording(index, key, stamp, read))
 
-    def _unread(self, source: str) -> Iterator[tuple[str, EvidenceRejected | None]]:
-        """A directory's or a file's attestation files, not read yet (a part that cannot be listed: why)."""
+    def _unread(self, source: str) -> Iterator[tuple[Path, EvidenceRejected | None, bool]]:
+        """A directory's or a file's attestation files, not read yet: (file, why a part cannot be listed, whether
+        the file itself was named on the command line)."""
         path = Path(source)
         if _is_folder(path):
             for file, unlisted in _walk(path):
-                yield str(file), unlisted
+                yield file, unlisted, False
         elif path.exists():
-            yield str(path), None
+            yield path, None, True
         else:
             raise InputError(f"audit source {source} does not exist; give a directory, a file or "
                              "s3://bucket/prefix")
@@ -378,21 +379,15 @@ class _Reader:
         if store is not None:
             yield from store.all_attestations()
             return
-        path = Path(source)
-        if _is_folder(path):
-            for file, unlisted in _walk(path):
-                yield str(file), unlisted or _read_file(file, named=False)
-        elif path.exists():
-            yield str(path), _read_file(path, named=True)
-        else:
-            raise InputError(f"audit source {source} does not exist; give a directory, a file or "
-                             "s3://bucket/prefix")
+        for file, unlisted, named in self._unread(source):
+            yield str(file), unlisted or _read_file(file, named=named)
 
 
-def _reader(unlisted: EvidenceRejected | None, path: Path) -> Callable[[], bytes | EvidenceRejected]:
+def _reader(unlisted: EvidenceRejected | None, path: Path, named: bool) -> Callable[[], bytes | EvidenceRejected]:
+    """How to read a listed file when its facts are needed: as the audit without an index reads it."""
     if unlisted is not None:
         return lambda: unlisted
-    return functools.partial(_read_file, path, named=False)
+    return functools.partial(_read_file, path, named=named)
 
 
 def _recording(index: Index, key: str, stamp: str | None,

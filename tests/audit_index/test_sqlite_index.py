@@ -294,3 +294,21 @@ def test_the_json_report_streams_the_same_text_it_would_dump_whole(tmp_path: Pat
     chunks = list(report.json_chunks())
     assert len(chunks) > 10  # in pieces: an artefact at a time
     assert "".join(chunks) == json.dumps(report.to_dict(), sort_keys=True, separators=(",", ":"))
+
+
+@pytest.mark.parametrize("index", [("--index", "index.sqlite"), ("--no-index",)], ids=["index", "no-index"])
+def test_a_file_named_on_the_command_line_that_cannot_be_read_is_the_invocations_error(
+        index: tuple[str, ...], tmp_path: Path, keys: dict[str, KeyPair]) -> None:
+    """With or without an index, an attestation file named as a SOURCE that cannot be read is exit 3 (fix the
+    invocation), as a folder's unreadable file is an anomaly: the index changes when files are read, not how."""
+    from tests.cli.test_audit_findings import audit_within
+
+    _policy(tmp_path, keys)
+    named = tmp_path / "app.intoto.jsonl"
+    named.write_bytes(f.provenance(keys["dev"].private, subjects={APP: b"v1"}).to_json_line())
+    named.chmod(0)
+    try:
+        ran = audit_within(tmp_path, "app.intoto.jsonl", "--policy", "policy.yaml", *index)
+    finally:
+        named.chmod(0o644)
+    assert ran.code == 3 and "cannot read" in ran.err and len(ran.err.strip().splitlines()) == 1, ran
