@@ -4,8 +4,11 @@ is new (:mod:`verify.audit.index` says what is kept and why it is only a cache).
 One file holds the facts of any number of stores, policies and trusted roots, each row under the digest of the
 trust it was checked under (its *setup*), with two scan caches beside them:
 
-* ``facts (setup, uri) -> digest, facts``: a file's facts, reused only for the same bytes (``digest``) at the
-  same place under the same setup;
+* ``facts (setup, uri) -> digest, facts, touch, count``: a file's facts, reused only for the same bytes
+  (``digest``) at the same place under the same setup, with what they concern and how many there are (read
+  for every file on every audit, where the facts themselves are read only for what changed);
+* ``judged (setup, sha256) -> inputs, judged, history``: an artefact's judgement and its history as the report
+  prints it, reused only while the digest of everything it rests on (``inputs``) is unchanged;
 * ``scans uri -> stamp, digest``: the sha256 of a file's bytes when its stamp (local: size, modification and
   change times and inode, once older than a clock tick; S3: ETag and size) was last seen, so that an unchanged
   history costs a listing, not a read;
@@ -15,7 +18,8 @@ Reads need no lock; writes are buffered and written in short transactions, so tw
 finish, each with a correct report (one waits for the other's write, at most :data:`BUSY_SECONDS`). A file
 that is a corrupt SQLite database is :class:`IndexBroken`: the caller moves it aside and audits again with a
 new one; a file that is not an SQLite database at all (a report, a policy: not attest's) is refused, never
-moved. An index of a newer format is refused (it is another version's; nothing is overwritten). The file is
+moved. An index of a newer format is refused (it is another version's; nothing is overwritten); one of an older
+format is emptied and filled again. The file is
 created readable by its owner only, and one that others may write is refused: whoever can write the index can
 make an audit believe what they wrote (docs/threat-model.md).
 """
@@ -32,7 +36,7 @@ from pathlib import Path
 from typing import ClassVar, TypeVar
 
 from attest.errors import AttestError, RemoteError
-from verify.audit.index import INDEX_FORMAT
+from verify.audit.index import INDEX_FORMAT, Kept
 from verify.errors import ConfigError
 
 __all__ = ["BUSY_SECONDS", "AuditIndex", "IndexBroken", "PostgresIndex", "SqliteIndex", "default_index_path",
@@ -49,7 +53,10 @@ _SQLITE_HEADER = b"SQLite format 3\x00"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS facts (setup TEXT NOT NULL, uri TEXT NOT NULL, digest TEXT NOT NULL,
-                                  facts TEXT NOT NULL, PRIMARY KEY (setup, uri));
+                                  facts TEXT NOT NULL, touch TEXT NOT NULL, count INTEGER NOT NULL,
+                                  PRIMARY KEY (setup, uri));
+CREATE TABLE IF NOT EXISTS judged (setup TEXT NOT NULL, sha256 TEXT NOT NULL, inputs TEXT NOT NULL,
+                                   judged TEXT NOT NULL, history TEXT NOT NULL, PRIMARY KEY (setup, sha256));
 CREATE TABLE IF NOT EXISTS scans (uri TEXT PRIMARY KEY, stamp TEXT NOT NULL, digest TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS stored (uri TEXT PRIMARY KEY, stamp TEXT NOT NULL, sha256 TEXT NOT NULL);
 """
@@ -86,14 +93,16 @@ class AuditIndex:
         self.path = where
         """Where the index is, for messages (a file, or the server without its password)."""
         self.setup = setup
-        self._facts: list[tuple[str, str, str, str]] = []
+        self._facts: list[tuple[str, str, str, str, str, int]] = []
+        self._judged: list[tuple[str, str, str, str, str]] = []
         self._scans: list[tuple[str, str, str]] = []
         self._stored: list[tuple[str, str, str]] = []
         self._known_scans: dict[str, tuple[str, str]] | None = None
         self._known_stored: dict[str, tuple[str, str]] | None = None
-        self._known_facts: dict[str, str] | None = None
-        self.reused = 0
+        self._known_facts: dict[str, Kept] | None = None
         self.written = 0
+        self.judged = 0
+        """Artefacts judged in this audit (the others' judgements came from the index)."""
 
     # --- the backend ------------------------------------------------------------------------------------
 
@@ -103,7 +112,11 @@ class AuditIndex:
     def _rows(self, sql: str, args: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
         raise NotImplementedError
 
-    def _write(self, statements: Sequence[tuple[str, Sequence[tuple[str, ...]]]]) -> None:
+    def _raw(self, sql: str, args: tuple[str, ...] = ()) -> list[tuple[object, ...]]:
+        """The rows as the database gives them (no conversion: the audit reads a row per file)."""
+        raise NotImplementedError
+
+    def _write(self, statements: Sequence[tuple[str, Sequence[tuple[object, ...]]]]) -> None:
         """Run each (sql, rows) in one transaction."""
         raise NotImplementedError
 
@@ -112,20 +125,33 @@ class AuditIndex:
 
     # --- facts (verify.audit.index.FactIndex) -------------------------------------------------------------
 
-    def facts(self, uri: str, digest: str) -> str | None:
+    def kept(self, uri: str) -> Kept | None:
         if self._known_facts is None:  # which files this setup has facts for, in one query: a miss costs no query
-            self._known_facts = {row[0]: row[1] for row in self._rows(self.SQL["keys"], (self.setup,))}
-        if self._known_facts.get(uri) != digest:
-            return None
+            self._known_facts = {}
+            for name, digest, touch, count in self._raw(self.SQL["keys"], (self.setup,)):
+                if isinstance(name, str) and isinstance(digest, str) and isinstance(touch, str) and \
+                        isinstance(count, int):
+                    self._known_facts[name] = Kept(digest, tuple(touch.split()), count)
+        return self._known_facts.get(uri)
+
+    def facts(self, uri: str, digest: str) -> str | None:
         row = self._one(self.SQL["facts"], (self.setup, uri, digest))
-        if row is not None:
-            self.reused += 1
         return None if row is None else str(row[0])
 
-    def put(self, uri: str, digest: str, facts: str) -> None:
-        self._facts.append((self.setup, uri, digest, facts))
+    def put(self, uri: str, digest: str, facts: str, touch: tuple[str, ...], count: int) -> None:
+        self._facts.append((self.setup, uri, digest, facts, " ".join(touch), count))
         self.written += 1
         if len(self._facts) >= _FLUSH_ROWS:
+            self.flush()
+
+    def judgements(self) -> dict[str, tuple[str, str, str]]:
+        return {str(sha): (str(inputs), str(judged), str(history))
+                for sha, inputs, judged, history in self._raw(self.SQL["judgements"], (self.setup,))}
+
+    def judge(self, sha256: str, inputs: str, judged: str, history: str) -> None:
+        self._judged.append((self.setup, sha256, inputs, judged, history))
+        self.judged += judged != "[]"  # a sha256 that is no artefact of the report is not counted
+        if len(self._judged) >= _FLUSH_ROWS:
             self.flush()
 
     # --- the scans ------------------------------------------------------------------------------------
@@ -160,11 +186,11 @@ class AuditIndex:
 
     def flush(self) -> None:
         """Write what is buffered, in one short transaction."""
-        if not (self._facts or self._scans or self._stored):
+        if not (self._facts or self._scans or self._stored or self._judged):
             return
         self._write([(self.SQL["put_facts"], self._facts), (self.SQL["put_scan"], self._scans),
-                     (self.SQL["put_stored"], self._stored)])
-        self._facts, self._scans, self._stored = [], [], []
+                     (self.SQL["put_stored"], self._stored), (self.SQL["put_judged"], self._judged)])
+        self._facts, self._scans, self._stored, self._judged = [], [], [], []
 
     def forget(self, seen: Iterable[str], under: Iterable[str]) -> None:
         """Drop this setup's facts (and the scans) of files under the prefixes ``under`` that were not ``seen``:
@@ -185,8 +211,10 @@ class SqliteIndex(AuditIndex):
         "scans": "SELECT uri, stamp, digest FROM scans",
         "stored": "SELECT uri, stamp, sha256 FROM stored",
         "uris": "SELECT uri FROM facts WHERE setup = ?",
-        "keys": "SELECT uri, digest FROM facts WHERE setup = ?",
-        "put_facts": "INSERT OR REPLACE INTO facts VALUES (?, ?, ?, ?)",
+        "keys": "SELECT uri, digest, touch, count FROM facts WHERE setup = ?",
+        "judgements": "SELECT sha256, inputs, judged, history FROM judged WHERE setup = ?",
+        "put_facts": "INSERT OR REPLACE INTO facts VALUES (?, ?, ?, ?, ?, ?)",
+        "put_judged": "INSERT OR REPLACE INTO judged VALUES (?, ?, ?, ?, ?)",
         "put_scan": "INSERT OR REPLACE INTO scans VALUES (?, ?, ?)",
         "put_stored": "INSERT OR REPLACE INTO stored VALUES (?, ?, ?)",
         "drop_facts": "DELETE FROM facts WHERE setup = ? AND uri = ?",
@@ -221,13 +249,16 @@ class SqliteIndex(AuditIndex):
             db = sqlite3.connect(path, timeout=BUSY_SECONDS, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
-            db.executescript(_SCHEMA)
+            db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             found = db.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
-            if found is None:
-                db.execute("INSERT OR IGNORE INTO meta VALUES ('format', ?)", (str(INDEX_FORMAT),))
-            elif not found[0].isdigit() or int(found[0]) > INDEX_FORMAT:
+            if found is not None and (not found[0].isdigit() or int(found[0]) > INDEX_FORMAT):
                 raise ConfigError(f"the audit index {path} was written by a newer attest (index format {found[0]}, "
                                   f"this one reads {INDEX_FORMAT}); upgrade attest, or give --index another path")
+            if found is not None and int(found[0]) < INDEX_FORMAT:  # an older attest's: a cache, filled again
+                db.executescript("BEGIN IMMEDIATE; DROP TABLE IF EXISTS facts; DROP TABLE IF EXISTS scans; "
+                                 "DROP TABLE IF EXISTS stored; DROP TABLE IF EXISTS judged; DELETE FROM meta; COMMIT;")
+            db.executescript(_SCHEMA)
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('format', ?)", (str(INDEX_FORMAT),))
         except sqlite3.OperationalError as e:
             if "locked" in str(e) or "busy" in str(e):
                 raise ConfigError(f"the audit index {path} stayed locked by another audit for {BUSY_SECONDS} s; "
@@ -268,12 +299,15 @@ class SqliteIndex(AuditIndex):
             raise IndexBroken(f"the audit index {self.file} cannot be read ({e})") from e
 
     def _rows(self, sql: str, args: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+        return [tuple(str(v) for v in row) for row in self._raw(sql, args)]
+
+    def _raw(self, sql: str, args: tuple[str, ...] = ()) -> list[tuple[object, ...]]:
         try:
-            return [tuple(str(v) for v in row) for row in self._db.execute(sql, args)]
+            return self._db.execute(sql, args).fetchall()
         except sqlite3.DatabaseError as e:
             raise IndexBroken(f"the audit index {self.file} cannot be read ({e})") from e
 
-    def _write(self, statements: Sequence[tuple[str, Sequence[tuple[str, ...]]]]) -> None:
+    def _write(self, statements: Sequence[tuple[str, Sequence[tuple[object, ...]]]]) -> None:
         """One IMMEDIATE transaction, waiting up to BUSY_SECONDS for another audit's."""
         try:
             self._db.execute("BEGIN IMMEDIATE")
@@ -305,7 +339,9 @@ POSTGRES_PREFIXES = ("postgresql://", "postgres://")
 _PG_SCHEMA = (
     "CREATE TABLE IF NOT EXISTS attest_audit_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS attest_audit_facts (setup TEXT NOT NULL, uri TEXT NOT NULL, digest TEXT NOT NULL, "
-    "facts TEXT NOT NULL, PRIMARY KEY (setup, uri))",
+    "facts TEXT NOT NULL, touch TEXT NOT NULL, count INTEGER NOT NULL, PRIMARY KEY (setup, uri))",
+    "CREATE TABLE IF NOT EXISTS attest_audit_judged (setup TEXT NOT NULL, sha256 TEXT NOT NULL, inputs TEXT NOT NULL, "
+    "judged TEXT NOT NULL, history TEXT NOT NULL, PRIMARY KEY (setup, sha256))",
     "CREATE TABLE IF NOT EXISTS attest_audit_scans (uri TEXT PRIMARY KEY, stamp TEXT NOT NULL, digest TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS attest_audit_stored (uri TEXT PRIMARY KEY, stamp TEXT NOT NULL, "
     "sha256 TEXT NOT NULL)",
@@ -329,9 +365,13 @@ class PostgresIndex(AuditIndex):
         "scans": "SELECT uri, stamp, digest FROM attest_audit_scans",
         "stored": "SELECT uri, stamp, sha256 FROM attest_audit_stored",
         "uris": "SELECT uri FROM attest_audit_facts WHERE setup = %s",
-        "keys": "SELECT uri, digest FROM attest_audit_facts WHERE setup = %s",
-        "put_facts": "INSERT INTO attest_audit_facts VALUES (%s, %s, %s, %s) ON CONFLICT (setup, uri) DO UPDATE "
-                     "SET digest = EXCLUDED.digest, facts = EXCLUDED.facts",
+        "keys": "SELECT uri, digest, touch, count FROM attest_audit_facts WHERE setup = %s",
+        "judgements": "SELECT sha256, inputs, judged, history FROM attest_audit_judged WHERE setup = %s",
+        "put_facts": "INSERT INTO attest_audit_facts VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (setup, uri) DO "
+                     "UPDATE SET digest = EXCLUDED.digest, facts = EXCLUDED.facts, touch = EXCLUDED.touch, "
+                     "count = EXCLUDED.count",
+        "put_judged": "INSERT INTO attest_audit_judged VALUES (%s, %s, %s, %s, %s) ON CONFLICT (setup, sha256) DO "
+                      "UPDATE SET inputs = EXCLUDED.inputs, judged = EXCLUDED.judged, history = EXCLUDED.history",
         "put_scan": "INSERT INTO attest_audit_scans VALUES (%s, %s, %s) ON CONFLICT (uri) DO UPDATE "
                     "SET stamp = EXCLUDED.stamp, digest = EXCLUDED.digest",
         "put_stored": "INSERT INTO attest_audit_stored VALUES (%s, %s, %s) ON CONFLICT (uri) DO UPDATE "
@@ -360,12 +400,18 @@ class PostgresIndex(AuditIndex):
             for statement in _PG_SCHEMA:
                 self._db.execute(statement)
             found = self._db.execute("SELECT value FROM attest_audit_meta WHERE key = 'format'").fetchone()
-            if found is None:
-                self._db.execute("INSERT INTO attest_audit_meta VALUES ('format', %s)", (str(INDEX_FORMAT),))
-            elif not str(found[0]).isdigit() or int(found[0]) > INDEX_FORMAT:
+            if found is not None and (not str(found[0]).isdigit() or int(found[0]) > INDEX_FORMAT):
                 raise ConfigError(f"the audit index {self.path} was written by a newer attest (index format "
                                   f"{found[0]}, this one reads {INDEX_FORMAT}); upgrade attest, or give --index "
                                   "another database")
+            if found is not None and int(found[0]) < INDEX_FORMAT:  # an older attest's: a cache, filled again
+                for table in ("facts", "scans", "stored", "judged"):
+                    self._db.execute(f"DROP TABLE IF EXISTS attest_audit_{table}")
+                self._db.execute("DELETE FROM attest_audit_meta")
+                for statement in _PG_SCHEMA:
+                    self._db.execute(statement)
+            if found is None or int(found[0]) < INDEX_FORMAT:
+                self._db.execute("INSERT INTO attest_audit_meta VALUES ('format', %s)", (str(INDEX_FORMAT),))
 
     def _guard(self, work: Callable[[], _T]) -> _T:
         """``work()``, a lost server (or one that refuses) said in one sentence."""
@@ -384,9 +430,12 @@ class PostgresIndex(AuditIndex):
         return row
 
     def _rows(self, sql: str, args: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
-        return self._guard(lambda: [tuple(str(v) for v in row) for row in self._db.execute(sql, args)])
+        return [tuple(str(v) for v in row) for row in self._raw(sql, args)]
 
-    def _write(self, statements: Sequence[tuple[str, Sequence[tuple[str, ...]]]]) -> None:
+    def _raw(self, sql: str, args: tuple[str, ...] = ()) -> list[tuple[object, ...]]:
+        return self._guard(lambda: self._db.execute(sql, args).fetchall())
+
+    def _write(self, statements: Sequence[tuple[str, Sequence[tuple[object, ...]]]]) -> None:
         def write() -> None:
             with self._db.transaction(), self._db.cursor() as cursor:
                 for sql, rows in statements:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import subprocess
@@ -20,7 +21,8 @@ pytest_plugins = ["tests.conftest_aws"]  # a local moto server for AWS tests (re
 
 # attest audit keeps an index under the user's cache folder by default: the tests (and the attest processes they
 # start, which inherit this) keep theirs in a folder of their own, never in the home of whoever runs them
-os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="attest-tests-cache-")
+os.environ["XDG_CACHE_HOME"] = _CACHE = tempfile.mkdtemp(prefix="attest-tests-cache-")
+atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)  # each pytest process (and xdist worker) its own
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFORMANCE = ROOT / "tests" / "assets" / "conformance"  # third-party vectors and trusted roots (its README.md)

@@ -26,7 +26,7 @@ import click
 
 from attest.cli._options import OutputPath
 from verify.audit import ANOMALY_KINDS, AuditReport, StoredArtifact, audit
-from verify.audit.index import Listed
+from verify.audit.index import Kept, Listed
 from verify.errors import EvidenceRejected, InputError
 from verify.formats.encoding import printable
 from verify.policy import Policy
@@ -122,8 +122,9 @@ def audit_command(sources: tuple[str, ...], policy_path: Path | None, keys: tupl
     if used is not None:
         import logging
 
-        logging.getLogger(__name__).info("index %s: %s attestation file(s) answered from it, %s checked%s",
-                                         used["path"], used["reused"], used["checked"],
+        logging.getLogger(__name__).info("index %s: %s attestation file(s) answered from it, %s checked, %s "
+                                         "artefact(s) judged%s", used["path"], used["reused"], used["checked"],
+                                         used["judged"],
                                          " (every file checked again: --reverify)" if used["reverified"] else "")
     chunks: Iterable[str]
     if output_format == "json":
@@ -213,7 +214,7 @@ def _audit_once(sources: Sequence[str], policy: Policy, trusted_root: Path | Non
             report = audit(reader.attestations(), policy=policy, trusted_root=trusted_root,
                            progress=live.checked if live else None,
                            artifacts=reader.artifacts(progress=live.hashed if live else None),
-                           index=_Keyed(index) if index is not None else None, reverify=reverify, dora=dora,
+                           index=_Keyed(index, reader.key) if index is not None else None, reverify=reverify, dora=dora,
                            setup=setup)
         if index is not None:
             index.flush()
@@ -223,7 +224,8 @@ def _audit_once(sources: Sequence[str], policy: Policy, trusted_root: Path | Non
             index.close()
     if index is None:
         return report, None
-    return report, {"path": str(index.path), "reused": 0 if reverify else index.reused, "checked": index.written,
+    reused = 0 if reverify else max(len(reader.seen) - index.written, 0)
+    return report, {"path": str(index.path), "reused": reused, "checked": index.written, "judged": index.judged,
                     "reverified": reverify}
 
 
@@ -247,18 +249,45 @@ def _key(uri: str, cwd: str | None = None) -> str:
     return os.path.normpath(os.path.join(cwd or os.getcwd(), uri))
 
 
+class _Keys:
+    """:func:`_key` of every file of an audit, each folder's part made once (a store has a folder per artefact, and
+    the audit names each file two or three times)."""
+
+    def __init__(self) -> None:
+        self.cwd = os.getcwd()
+        self._folders: dict[str, str] = {}
+
+    def __call__(self, uri: str) -> str:
+        folder, slash, name = uri.rpartition("/")
+        if "://" in uri or not slash or name in ("", ".", ".."):
+            return _key(uri, self.cwd)
+        known = self._folders.get(folder)
+        if known is None:
+            known = self._folders[folder] = _key(folder or "/", self.cwd).rstrip("/")
+        return f"{known}/{name}"
+
+
 class _Keyed:
     """The index as :func:`verify.audit.audit` asks it, by the sources' URIs as the report shows them."""
 
-    def __init__(self, index: Index) -> None:
+    def __init__(self, index: Index, keys: _Keys) -> None:
         self.index = index
-        self.cwd = os.getcwd()
+        self.key = keys
+
+    def kept(self, uri: str) -> Kept | None:
+        return self.index.kept(self.key(uri))
 
     def facts(self, uri: str, digest: str) -> str | None:
-        return self.index.facts(_key(uri, self.cwd), digest)
+        return self.index.facts(self.key(uri), digest)
 
-    def put(self, uri: str, digest: str, facts: str) -> None:
-        self.index.put(_key(uri, self.cwd), digest, facts)
+    def put(self, uri: str, digest: str, facts: str, touch: tuple[str, ...], count: int) -> None:
+        self.index.put(self.key(uri), digest, facts, touch, count)
+
+    def judgements(self) -> Mapping[str, tuple[str, str, str]]:
+        return self.index.judgements()
+
+    def judge(self, sha256: str, inputs: str, judged: str, history: str) -> None:
+        self.index.judge(sha256, inputs, judged, history)
 
 
 def _policy(path: Path | None, keys: Sequence[Path]) -> Policy:
@@ -292,6 +321,7 @@ class _Reader:
         self._stores: dict[str, Store] = {}
         self._index = index
         self._cwd = os.getcwd()
+        self.key = _Keys()
         self.seen: list[str] = []
         """The index's name of every attestation file listed (to forget the facts of those gone)."""
         self.prefixes: list[str] = []
@@ -318,10 +348,10 @@ class _Reader:
             if store is None:
                 continue
             for uri, claimed, opener, stamp in store.listed_artifacts():
-                known = self._index.hashed(_key(uri, self._cwd), stamp) if self._index is not None else None
+                known = self._index.hashed(self.key(uri), stamp) if self._index is not None else None
                 found = known if known is not None else _sha256(uri, opener)
                 if self._index is not None and known is None and isinstance(found, str) and _settled(stamp):
-                    self._index.hash(_key(uri, self._cwd), stamp, found)
+                    self._index.hash(self.key(uri), stamp, found)
                 yield uri, claimed, found
                 if progress is not None:
                     progress(1)
@@ -344,9 +374,9 @@ class _Reader:
             listing = ((str(file), file_stamp(file) if unlisted is None else None, _reader(unlisted, file, named))
                        for file, unlisted, named in self._unread(source))
         for uri, stamp, read in listing:
-            key = _key(uri, self._cwd)
+            key = self.key(uri)
             self.seen.append(key)
-            yield uri, Listed(index.scanned(key, stamp), _recording(index, key, stamp, read))
+            yield uri, Listed(index.scanned(key, stamp), functools.partial(_recording, index, key, stamp, read))
 
     def _unread(self, source: str) -> Iterator[tuple[Path, EvidenceRejected | None, bool]]:
         """A directory's or a file's attestation files, not read yet: (file, why a part cannot be listed, whether
@@ -391,17 +421,14 @@ def _reader(unlisted: EvidenceRejected | None, path: Path, named: bool) -> Calla
 
 
 def _recording(index: Index, key: str, stamp: str | None,
-               read: Callable[[], bytes | EvidenceRejected]) -> Callable[[], bytes | EvidenceRejected]:
-    """``read``, noting in the index the digest of what it read at that stamp (for the next run's listing)."""
+               read: Callable[[], bytes | EvidenceRejected]) -> bytes | EvidenceRejected:
+    """``read()``, noting in the index the digest of what it read at that stamp (for the next run's listing)."""
     import hashlib
 
-    def reading() -> bytes | EvidenceRejected:
-        data = read()
-        if isinstance(data, bytes) and _settled(stamp):
-            index.scan(key, stamp, hashlib.sha256(data).hexdigest())
-        return data
-
-    return reading
+    data = read()
+    if isinstance(data, bytes) and _settled(stamp):
+        index.scan(key, stamp, hashlib.sha256(data).hexdigest())
+    return data
 
 
 #: A local file changed less than this long ago may change again within the same clock tick without its stamp
@@ -542,7 +569,7 @@ def _text(report: AuditReport, *, color: bool) -> str:
     if report.unread:
         title += f", {report.unread} part(s) of the sources not read (see the anomalies)"
     if len(shown) > TEXT_ROWS:  # a table that long is for a machine: keep what a person must see
-        shown = tuple(a for a in report.artifacts if a.anomalies)[:TEXT_ROWS]
+        shown = report.with_anomalies()[:TEXT_ROWS]
         title += (f", {len(shown)} shown (those with anomalies); --format json or html lists every one")
     table = Table(title=title, title_justify="left", header_style="bold")
     table.add_column("artefact")

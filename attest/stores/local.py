@@ -51,6 +51,7 @@ _CHUNK = 4 * 1024 * 1024
 _DIRECTORY = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+_ARTIFACT = "artifact"
 #: More than an index entry ever holds (64 hex digits and a newline): a longer one is not an entry.
 _INDEX_ENTRY_MAX = 80
 
@@ -62,6 +63,9 @@ class LocalStore:
         self.root = Path(root)
         self.uri = str(self.root)
         self.remote = False
+        self._artifact_folders: list[tuple[str, str, bool]] | None = None
+        """(folder, its sha256, whether its ``artifact`` entry is a real folder) of every artefact's folder
+        holding an ``artifact`` entry, as the last complete :meth:`listed_attestations` pass saw them."""
 
     # -- writing ------------------------------------------------------------
 
@@ -218,28 +222,44 @@ class LocalStore:
 
     def listed_attestations(self) -> Iterator[tuple[str, str | None, Callable[[], bytes | EvidenceRejected]]]:
         """As :meth:`all_attestations`, listed and not read: (path, its stamp (:func:`file_stamp`; None for a
-        part that cannot be read), a function reading it)."""
+        part that cannot be read), a function reading it).
+
+        Each stamp is taken from the folder's open descriptor as it is listed, before anything is read. A pass
+        that runs to its end also remembers which artefact folders hold an ``artifact`` entry, so that
+        :meth:`listed_artifacts` on this store, which an audit asks next, need not list every folder again."""
+        self._artifact_folders = None
+        found: list[tuple[str, str, bool]] = []
+        yield from self._listed_attestations(found)
+        self._artifact_folders = found
+
+    def _listed_attestations(self, artifact_folders: list[tuple[str, str, bool]]
+                             ) -> Iterator[tuple[str, str | None, Callable[[], bytes | EvidenceRejected]]]:
         self._check_root()
         base = self.root / "sha256"
         if not _is_folder(base, follow=False) and not base.is_symlink():
             return  # a store nothing was published to (a link or a file there is listed, and refused, below)
-        folders = _listing(base, what="the store's sha256 folder")
+        listed = str(base)
+        folders = _scan(listed, what="the store's sha256 folder")
         if isinstance(folders, EvidenceRejected):
-            yield str(base), None, _given(folders)
+            yield listed, None, _given(folders)
             return
-        for folder, is_folder in folders:
+        for name, is_folder, _ in folders:
+            folder = f"{listed}{os.sep}{name}"
             if not is_folder:
-                yield str(folder), None, _given(MalformedEvidence(
+                yield folder, None, _given(MalformedEvidence(
                     f"{folder} is not a folder of a stored artefact (a file, a link or a device where the store "
                     "keeps a folder); the store holds what attest cannot read"))
                 continue
-            entries = _listing(folder, what="a stored artefact's folder")
+            entries = _scan(folder, what="a stored artefact's folder", stamped=EVIDENCE_SUFFIXES)
             if isinstance(entries, EvidenceRejected):
-                yield str(folder), None, _given(entries)
+                yield folder, None, _given(entries)
                 continue
-            for path, _ in entries:
-                if path.name.endswith(EVIDENCE_SUFFIXES):
-                    yield str(path), file_stamp(path), functools.partial(_read, path)
+            for entry, entry_is_folder, stamp in entries:
+                if entry == _ARTIFACT:
+                    artifact_folders.append((folder, name, entry_is_folder))
+                elif entry.endswith(EVIDENCE_SUFFIXES):
+                    path = f"{folder}{os.sep}{entry}"
+                    yield path, stamp, functools.partial(_read, path)
 
     def deployments(self, environment: str | None = None) -> list[FiledDeployment]:
         """The deployment index, listed (``deployments/<env>/<component>/``); a part of it that cannot be
@@ -267,44 +287,62 @@ class LocalStore:
             yield uri, claimed, opener
 
     def listed_artifacts(self) -> Iterator[tuple[str, str, Callable[[], BinaryIO], str | None]]:
-        """As :meth:`artifacts`, with each one's stamp (:func:`file_stamp`), or None."""
-        for uri, claimed, opener in self._artifacts():
-            yield uri, claimed, opener, file_stamp(Path(uri))
+        """As :meth:`artifacts`, with each one's stamp (:func:`file_stamp`), or None.
 
-    def _artifacts(self) -> Iterator[tuple[str, str, Callable[[], BinaryIO]]]:
+        After a complete :meth:`listed_attestations` pass over this store, only the folders it saw holding an
+        ``artifact`` entry are visited, as an audit needs the artefacts of the attestations it listed (one
+        stored since is found by the next audit; one removed since is reported as unreadable); otherwise
+        every artefact folder is listed."""
+        yield from self._artifacts()
+
+    def _artifacts(self) -> Iterator[tuple[str, str, Callable[[], BinaryIO], str | None]]:
         self._check_root()
+        if self._artifact_folders is not None:
+            for folder, claimed, is_folder in self._artifact_folders:
+                yield from _artifact_entry(folder, claimed=claimed, is_folder=is_folder)
+            return
         base = self.root / "sha256"
         if not _is_folder(base, follow=False):
             return  # none, or not a folder: all_attestations reports that part
-        folders = _listing(base, what="the store's sha256 folder")
+        listed = str(base)
+        folders = _scan(listed, what="the store's sha256 folder")
         if isinstance(folders, EvidenceRejected):
             return  # reported by all_attestations, which an audit reads first
-        for folder, is_folder in folders:
-            entries = _listing(folder, what="a stored artefact's folder") if is_folder else None
+        for name, is_folder, _ in folders:
+            folder = f"{listed}{os.sep}{name}"
+            entries = _scan(folder, what="a stored artefact's folder") if is_folder else None
             if not isinstance(entries, list):
                 continue  # not a folder, or not listed: all_attestations, which an audit reads first, said so
-            for path, is_folder in entries:
-                if path.name != "artifact":
-                    continue
-                if is_folder:
-                    yield from _artifacts_under(path, claimed=folder.name)
-                else:  # a link or a file where the folder should be: its opener decides
-                    yield str(path), folder.name, functools.partial(_open_regular, path)
+            for entry, entry_is_folder, _ in entries:
+                if entry == _ARTIFACT:
+                    yield from _artifact_entry(folder, claimed=name, is_folder=entry_is_folder)
 
 
-def _artifacts_under(folder: Path, *, claimed: str) -> Iterator[tuple[str, str, Callable[[], BinaryIO]]]:
+def _artifact_entry(folder: str, *, claimed: str, is_folder: bool
+                    ) -> Iterator[tuple[str, str, Callable[[], BinaryIO], str | None]]:
+    """What the ``artifact`` entry of an artefact's folder holds: the files below it, or the entry itself when
+    it is a link or a file where the folder should be (its opener decides)."""
+    path = f"{folder}{os.sep}{_ARTIFACT}"
+    if is_folder:
+        yield from _artifacts_under(path, claimed=claimed)
+    else:
+        yield path, claimed, functools.partial(_open_regular, path), file_stamp(Path(path))
+
+
+def _artifacts_under(folder: str, *, claimed: str) -> Iterator[tuple[str, str, Callable[[], BinaryIO], str | None]]:
     """Every entry below ``folder`` that is not a folder, depth first by name, without following a link; a
-    folder that cannot be listed is yielded too, with an opener that says so (audit reports it, as it reports
-    a symbolic link, a FIFO or a device, which their openers refuse)."""
-    entries = _listing(folder, what="a stored artefact's folder")
+    folder that cannot be listed is yielded too, with an opener that says so and no stamp (audit reports it,
+    as it reports a symbolic link, a FIFO or a device, which their openers refuse)."""
+    entries = _scan(folder, what="a stored artefact's folder", stamped="")
     if isinstance(entries, EvidenceRejected):
-        yield str(folder), claimed, functools.partial(_refuse, StoreError(str(entries)))
+        yield folder, claimed, functools.partial(_refuse, StoreError(str(entries))), None
         return
-    for path, is_folder in entries:
+    for name, is_folder, stamp in entries:
+        path = f"{folder}{os.sep}{name}"
         if is_folder:
             yield from _artifacts_under(path, claimed=claimed)
         else:
-            yield str(path), claimed, functools.partial(_open_regular, path)
+            yield path, claimed, functools.partial(_open_regular, path), stamp
 
 
 def _refuse(error: StoreError) -> BinaryIO:
@@ -324,21 +362,36 @@ def _is_folder(path: Path, *, follow: bool = True) -> bool:
 
 
 def _listing(folder: Path, *, what: str) -> list[tuple[Path, bool]] | EvidenceRejected:
-    """(path, whether it is a real folder) of each entry of ``folder``, sorted by name, the folder opened
-    without following a link; or the rejection saying why it cannot be listed (not a folder, a link, no
-    permission)."""
+    """(path, whether it is a real folder) of each entry of ``folder``, as :func:`_scan` lists them."""
+    entries = _scan(str(folder), what=what)
+    if isinstance(entries, EvidenceRejected):
+        return entries
+    return [(folder / name, is_dir) for name, is_dir, _ in entries]
+
+
+def _scan(folder: str, *, what: str, stamped: str | tuple[str, ...] = ()
+          ) -> list[tuple[str, bool, str | None]] | EvidenceRejected:
+    """(name, whether it is a real folder, its stamp if the name ends with ``stamped`` ("" for every name)) of
+    each entry of ``folder``, sorted by name, the folder opened without following a link; or the rejection
+    saying why it cannot be listed (not a folder, a link, no permission). Types and stamps are read through
+    the open descriptor: no path is resolved again, and a folder swapped since is not looked into."""
     try:
         fd = os.open(folder, _DIRECTORY | _NOFOLLOW)
     except OSError as e:
         return MalformedEvidence(f"cannot list {what} {folder}: {e.strerror or e}")
+    found: list[tuple[str, bool, str | None]] = []
     try:
-        with os.scandir(fd) as entries:  # is_dir is read while the descriptor is open
-            named = sorted((entry.name, entry.is_dir(follow_symlinks=False)) for entry in entries)
-        return [(folder / name, is_dir) for name, is_dir in named]  # sorted as text: cheaper than as paths
+        with os.scandir(fd) as entries:
+            for entry in entries:
+                name = entry.name
+                found.append((name, entry.is_dir(follow_symlinks=False),
+                              _entry_stamp(entry) if name.endswith(stamped) else None))
     except OSError as e:
         return MalformedEvidence(f"cannot list {what} {folder}: {e.strerror or e}")
     finally:
         os.close(fd)
+    found.sort()  # as text, by name (names in one folder are unique): cheaper than as paths
+    return found
 
 
 def _listed(folder: Path, *, what: str) -> list[tuple[Path, bool]]:
@@ -363,6 +416,21 @@ def file_stamp(path: Path) -> str | None:
         return None
     if not stat.S_ISREG(info.st_mode):
         return None
+    return _stamp(info)
+
+
+def _entry_stamp(entry: os.DirEntry[str]) -> str | None:
+    """:func:`file_stamp` of an entry listed through a folder's descriptor, looked at relative to it."""
+    try:
+        info = entry.stat(follow_symlinks=False)
+    except OSError:
+        return None
+    if not stat.S_ISREG(info.st_mode):
+        return None
+    return _stamp(info)
+
+
+def _stamp(info: os.stat_result) -> str:
     return f"{info.st_size}:{info.st_mtime_ns}:{info.st_ctime_ns}:{info.st_ino}"
 
 
@@ -370,17 +438,17 @@ def _given(error: EvidenceRejected) -> Callable[[], bytes | EvidenceRejected]:
     return lambda: error
 
 
-def _read(path: Path) -> bytes | EvidenceRejected:
+def _read(path: str | Path) -> bytes | EvidenceRejected:
     """One stored attestation file, or why it cannot be read: that file's problem, never the whole store's."""
     try:
-        return read_evidence_file(path)
+        return read_evidence_file(Path(path))
     except EvidenceRejected as e:
         return e
     except InputError as e:  # not a regular file (a FIFO, a device), or unreadable: junk in an untrusted store
         return MalformedEvidence(str(e))
 
 
-def _open_regular(path: Path) -> BinaryIO:
+def _open_regular(path: str | Path) -> BinaryIO:
     """``path`` opened for reading if it is a regular file (a FIFO swapped in must not block the audit)."""
     try:
         fd = os.open(path, os.O_RDONLY | _NONBLOCK | _NOFOLLOW)

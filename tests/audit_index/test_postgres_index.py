@@ -87,6 +87,7 @@ def test_reverify_catches_an_entry_edited_in_the_shared_database(
             edited = json.loads(facts)
             edited[0][5], edited[0][7] = ["dev-build"], None  # signed by dev-build, nothing wrong
             db.execute("UPDATE attest_audit_facts SET facts = %s WHERE uri = %s", (json.dumps(edited), uri))
+        db.execute("DELETE FROM attest_audit_judged")  # the artefacts judged again, from the edited facts
     ran, report, _ = _audit(attest, tmp_path, database)
     assert ran.code == 0 and report["anomalies"] == []  # the shared index is trusted by a run that uses it ...
     ran, report, _ = _audit(attest, tmp_path, database, "--reverify")  # ... and --reverify says it was edited
@@ -112,6 +113,7 @@ def test_a_server_that_is_not_there_or_goes_away_mid_run_is_exit_4_and_no_report
 
     from attest.audit_index import PostgresIndex
     from attest.cli import main
+    from verify.audit.index import Kept
 
     _world(tmp_path, keys)
     nobody = attest("audit", "store", "--policy", "policy.yaml", "--index", "postgresql://postgres@127.0.0.1:9/x",
@@ -119,16 +121,16 @@ def test_a_server_that_is_not_there_or_goes_away_mid_run_is_exit_4_and_no_report
     assert nobody.code == 4 and "cannot reach the audit index postgresql://127.0.0.1:9/x" in nobody.err, nobody
     assert nobody.out == "" and len(nobody.err.splitlines()) == 1
     _audit(attest, tmp_path, database)
-    real, asked = PostgresIndex.facts, []
+    real, asked = PostgresIndex.kept, []
 
-    def facts_then_the_server_drops_us(self: PostgresIndex, uri: str, digest: str) -> str | None:
+    def kept_then_the_server_drops_us(self: PostgresIndex, uri: str) -> Kept | None:
         asked.append(uri)
         if len(asked) == 3:  # the server ends this audit's session, as a restart or a failover would
             with psycopg.connect(database, autocommit=True) as admin:
                 admin.execute("SELECT pg_terminate_backend(%s)", (self._db.info.backend_pid,))
-        return real(self, uri, digest)
+        return real(self, uri)
 
-    monkeypatch.setattr(PostgresIndex, "facts", facts_then_the_server_drops_us)
+    monkeypatch.setattr(PostgresIndex, "kept", kept_then_the_server_drops_us)
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as gone:
         main(["audit", "store", "--policy", "policy.yaml", "--index", database, "--format", "json"])

@@ -122,6 +122,7 @@ def test_reverify_reports_an_entry_someone_edited(tmp_path: Path, keys: dict[str
         edited = json.loads(facts)  # [["_Fact", source, statement digest, subjects, type, signers, detail, problem,
         edited[0][5], edited[0][7] = ["dev-build"], None  # stage]]: signed by dev-build, and nothing wrong
         db.execute("UPDATE facts SET facts = ? WHERE uri = ?", (json.dumps(edited), uri))
+        db.execute("DELETE FROM judged")  # (or edits the judgement too: test_incremental)
     ran, report = _audit(attest, tmp_path)
     assert ran.code == 0 and report["anomalies"] == []  # ... can make an audit believe it: the threat model says so
     ran, report = _audit(attest, tmp_path, "--reverify")
@@ -138,6 +139,7 @@ def test_an_entry_that_does_not_read_back_is_checked_again(tmp_path: Path, keys:
     _audit(attest, tmp_path)
     with sqlite3.connect(tmp_path / "index.sqlite") as db:
         db.execute("""UPDATE facts SET facts = '[{"@":"_Fact","source":1}]'""")
+        db.execute("DELETE FROM judged")  # the artefacts judged again, from facts that do not read back
     ran, report = _audit(attest, tmp_path)
     assert ran.code == 0 and report["index"]["checked"] == 2 and len(report["artifacts"]) == 2
 
@@ -263,8 +265,8 @@ def test_an_unchanged_history_costs_a_listing_not_a_read(tmp_path: Path, keys: d
     assert first.value.code == 0
     real, reads = local._read, []
 
-    def counting(path: Path) -> Any:
-        reads.append(path.name)
+    def counting(path: Path | str) -> Any:
+        reads.append(os.path.basename(path))
         return real(path)
 
     monkeypatch.setattr(local, "_read", counting)

@@ -61,15 +61,30 @@ first meets a keyless bundle whose certificate names a pinned identity.
 from __future__ import annotations
 
 import hashlib
+import itertools
+import json
 import os
-from collections.abc import Iterable, Iterator
+import re
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-from verify.audit._check import BATCH_FILES, _facts, _Setup
-from verify.audit._judge import _Auditor
-from verify.audit.index import FactIndex, Listed, decode_facts, encode_facts
+from verify.audit._check import BATCH_FILES, _Fact, _facts, _Release, _Setup
+from verify.audit._judge import Group, _Auditor, anomaly_order, groups_of, reproducibility, running
+from verify.audit._judge import dora as _dora
+from verify.audit.index import (
+    EVERYWHERE,
+    FactIndex,
+    Judged,
+    Listed,
+    decode_facts,
+    decode_judged,
+    encode_facts,
+    encode_judged,
+    touches,
+)
 from verify.audit.report import (
     ANOMALY_KINDS,
     Anomaly,
@@ -77,6 +92,8 @@ from verify.audit.report import (
     AuditReport,
     BuildRecord,
     Endorsement,
+    Histories,
+    HistoryEntry,
     Progress,
     ReleaseComponent,
     ReleaseRecord,
@@ -84,8 +101,11 @@ from verify.audit.report import (
     StageHistory,
     StoredArtifact,
     StoredCopy,
+    iso_time,
+    short_sha,
+    when_of,
 )
-from verify.errors import EvidenceRejected, PolicyError
+from verify.errors import EvidenceRejected, MalformedEvidence, PolicyError
 from verify.files import read_trusted_root
 from verify.policy import Policy
 
@@ -104,6 +124,8 @@ __all__ = [
     "audit",
     "audit_setup",
 ]
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 # --- the whole audit -------------------------------------------------------------------------------------
 
@@ -128,47 +150,93 @@ def audit(sources: Iterable[tuple[str, bytes | EvidenceRejected | Listed]], *, p
     of reach), and a trusted root that cannot be loaded, propagate.
 
     With ``index`` (:mod:`verify.audit.index`, made for this setup: :func:`audit_setup`), a file whose facts
-    the index holds for its place and bytes is not checked again, and every file checked is kept there. A
-    source may then be ``(uri, Listed)``: read only if its facts are not in the index. ``reverify`` checks
-    every file again and reports each index entry that disagrees with the fresh check (``index-mismatch``).
-    ``dora`` (since, until) adds the DORA figures of that window (:mod:`verify.audit.dora`). ``setup`` is the
-    trust to check under, when the caller made it already (:func:`audit_setup`: the one an index is keyed by).
+    the index holds for its place and bytes is not checked again, and an artefact none of whose evidence changed
+    (nor the release manifests its judgement rests on) is not judged again: its judgement and history come from
+    the index. A source may then be ``(uri, Listed)``: read only if its facts are not in the index. ``reverify``
+    checks every file and judges every artefact again, and reports each index entry that disagrees with the
+    fresh result (``index-mismatch``). ``dora`` (since, until) adds the DORA figures of that window
+    (:mod:`verify.audit.dora`). ``setup`` is the trust to check under, when the caller made it already
+    (:func:`audit_setup`: the one an index is keyed by).
     """
     setup = setup or audit_setup(policy, trusted_root)
-    auditor = _Auditor(policy)
-    workers = workers or os.cpu_count() or 1
-    digests: dict[str, str] = {}
-    """The sha256 of each file sent to be checked, until its facts come back (to keep them in the index)."""
+    assembly = _Assembly(policy, setup=setup, index=index, reverify=reverify)
+    for file in _read(sources, setup, index=index, reverify=reverify, workers=workers or os.cpu_count() or 1,
+                      batch_size=batch_size, progress=progress):
+        assembly.add(file)
+    assembly.stored = list(artifacts)
+    return assembly.report(dora=dora)
 
-    def to_check(sources: Iterable[tuple[str, bytes | EvidenceRejected | Listed]]) -> Iterator[Source]:
-        """The files to check: those whose facts the index does not hold (all of them with ``reverify``)."""
+
+@dataclass(slots=True)
+class _File:
+    """One attestation file of the sources, in the order read."""
+
+    uri: str
+    digest: str | None
+    """The sha256 of its bytes; None when they could not be read."""
+    touch: tuple[str, ...]
+    count: int
+    facts: list[_Fact] | None
+    """Its facts, when checked in this audit; None: in the index."""
+    read: Callable[[], bytes | EvidenceRejected] | None = None
+    """How to read it again, if the index's facts for it do not read back."""
+    checking: bool = False
+    """Sent to be checked, its facts not back yet."""
+    mismatch: bool = False
+    """With ``reverify``: the index held other facts for it than its check gives now."""
+
+
+def _read(sources: Iterable[tuple[str, bytes | EvidenceRejected | Listed]], setup: _Setup, *,
+          index: FactIndex | None, reverify: bool, workers: int, batch_size: int,
+          progress: Progress | None) -> Iterator[_File]:
+    """Steps (1) and (2): every file, in order, with its facts checked now or what the index holds of it."""
+    ordered: deque[_File] = deque()
+    """Files not given out yet, in order (a file being checked holds back those after it)."""
+    waiting: deque[_File] = deque()
+    """Files sent to be checked, in order, until their facts come back."""
+
+    def to_check() -> Iterator[Source]:
         for uri, payload in sources:
+            reread: Callable[[], bytes | EvidenceRejected] | None = None
             if isinstance(payload, Listed):
-                if index is not None and not reverify and payload.digest is not None and _reuse(
-                        auditor, index.facts(uri, payload.digest), progress):
+                kept = index.kept(uri) if index is not None and not reverify else None
+                if kept is not None and payload.digest is not None and kept.digest == payload.digest:
+                    ordered.append(_File(uri, kept.digest, kept.touch, kept.facts, None, payload.read))
+                    if progress is not None:
+                        progress(1)
                     continue
-                payload = payload.read()
-            if isinstance(payload, EvidenceRejected):
-                auditor.unread += 1
-            elif index is not None:
-                digest = hashlib.sha256(payload).hexdigest()
-                if not reverify and _reuse(auditor, index.facts(uri, digest), progress):
+                reread, payload = payload.read, payload.read()
+            digest = hashlib.sha256(payload).hexdigest() if isinstance(payload, bytes) else None
+            if digest is not None and index is not None and not reverify:
+                kept = index.kept(uri)
+                if kept is not None and kept.digest == digest:
+                    ordered.append(_File(uri, digest, kept.touch, kept.facts, None, reread))
+                    if progress is not None:
+                        progress(1)
                     continue
-                digests[uri] = digest
+            file = _File(uri, digest, (), 0, None, reread, checking=True)
+            ordered.append(file)
+            waiting.append(file)
             yield uri, payload
 
-    for batch, results in _facts(to_check(sources), setup, workers=workers, batch_size=batch_size):
-        auditor.files += len(batch)
-        for (uri, _), facts in zip(batch, results, strict=True):
-            for fact in facts:
-                auditor.add(fact)
-            if index is not None and uri in digests:
-                _keep(index, auditor, uri, digests.pop(uri), facts, reverify=reverify)
+    def ready() -> Iterator[_File]:
+        while ordered and not ordered[0].checking:
+            yield ordered.popleft()
+
+    for batch, results in _facts(to_check(), setup, workers=workers, batch_size=batch_size):
+        for facts in results:
+            file = waiting.popleft()
+            file.facts, file.touch, file.count, file.checking = facts, touches(facts), len(facts), False
+            if index is not None and file.digest is not None:
+                if reverify:
+                    kept = index.facts(file.uri, file.digest)
+                    if kept is not None and decode_facts(kept) != facts:
+                        file.mismatch = True
+                index.put(file.uri, file.digest, encode_facts(facts), file.touch, file.count)
         if progress is not None:
             progress(len(batch))
-    for uri, claimed, found in artifacts:
-        auditor.add_stored(uri, claimed, found)
-    return auditor.report(dora=dora)
+        yield from ready()
+    yield from ready()
 
 
 def audit_setup(policy: Policy, trusted_root: Path | None) -> _Setup:
@@ -187,23 +255,221 @@ def audit_setup(policy: Policy, trusted_root: Path | None) -> _Setup:
                                    for name in sorted(policy.components)), trusted_root_sha256=root)
 
 
-def _reuse(auditor: _Auditor, kept: str | None, progress: Progress | None) -> bool:
-    """Add the facts the index kept for a file (True), or say there are none to reuse (False)."""
-    facts = decode_facts(kept) if kept is not None else None
-    if facts is None:
-        return False
-    auditor.files += 1
-    for fact in facts:
-        auditor.add(fact)
-    if progress is not None:
-        progress(1)
-    return True
 
 
-def _keep(index: FactIndex, auditor: _Auditor, uri: str, digest: str, facts: list[Any], *, reverify: bool) -> None:
-    """Keep a file's fresh facts; with ``reverify``, an entry that said otherwise is an ``index-mismatch``."""
-    if reverify:
-        kept = index.facts(uri, digest)
-        if kept is not None and decode_facts(kept) != facts:
-            auditor.index_mismatch(uri)
-    index.put(uri, digest, encode_facts(facts))
+class _Assembly:
+    """Steps (3) to (6): fold the facts into records, judge them, and assemble the report; with an index, only the
+    artefacts whose evidence (or the release manifests their judgement rests on) changed are folded and judged,
+    every other one is read from the index as it was judged."""
+
+    def __init__(self, policy: Policy, *, setup: _Setup, index: FactIndex | None, reverify: bool) -> None:
+        self.policy, self.setup, self.index, self.reverify = policy, setup, index, reverify
+        # a stage named "build" would take reproducibility across artefacts into a judgement: never reused then
+        self.keep = index is not None and "build" not in policy.stages
+        self.kept = index.judgements() if index is not None and self.keep else {}
+        """The index's judgements: sha256 -> (inputs, judgement, history text)."""
+        self.streaming = self.reverify or not self.kept
+        """Every artefact is judged: each file's facts are folded as it comes (never all held at once)."""
+        self.part = _Auditor(policy)
+        """The records of the artefacts judged in this audit."""
+        self.files: list[_File] = []
+        self.touching: dict[str, list[int]] = {}
+        """The files about each sha256, by their place in ``files``."""
+        self.everywhere: list[int] = []
+        """The files every judgement may depend on (:data:`EVERYWHERE`)."""
+        self.stored: list[StoredArtifact] = []
+        self.stored_of: dict[str, list[int]] = {}
+        """The stored artefacts of each sha256, by their place in ``stored``."""
+        self._decoded: dict[int, list[_Fact]] = {}
+
+    def add(self, file: _File) -> None:
+        """The next file, in the order read."""
+        n = len(self.files)
+        self.files.append(file)
+        for sha in file.touch:
+            if sha == EVERYWHERE:
+                self.everywhere.append(n)
+            else:
+                self.touching.setdefault(sha, []).append(n)
+        if self.streaming:
+            for fact in self.facts(n):
+                self.part.add(fact)
+            file.facts = None  # folded: not needed again
+            self._decoded.pop(n, None)
+
+    def facts(self, n: int) -> list[_Fact]:
+        """The facts of the file at ``n``: checked now, or as the index kept them (checked again if those do not
+        read back)."""
+        file = self.files[n]
+        if file.facts is not None:
+            return file.facts
+        found = self._decoded.get(n)
+        if found is not None:
+            return found
+        assert self.index is not None and file.digest is not None
+        kept = self.index.facts(file.uri, file.digest)
+        facts = decode_facts(kept) if kept is not None else None
+        if facts is None:  # an entry that does not read back is a miss: check the file again
+            payload = file.read() if file.read is not None else MalformedEvidence(
+                f"{file.uri} must be read again, and the audit was given its bytes only once")
+            facts = self.setup.checker().check_batch([(file.uri, payload)])[0]
+            if isinstance(payload, bytes) and hashlib.sha256(payload).hexdigest() == file.digest:
+                self.index.put(file.uri, file.digest, encode_facts(facts), touches(facts), len(facts))
+        if n in self.everywhere:
+            self._decoded[n] = facts
+        return facts
+
+    def inputs(self, sha: str, deps: Iterable[str], releases: _Auditor) -> str:
+        """The digest of everything an artefact's judgement rests on: the files about it (place and bytes) in
+        order, its stored copies as hashed, and what the release manifests say to each of its ``deps``."""
+        files = [[self.files[n].uri, self.files[n].digest] for n in self.touching.get(sha, ())]
+        stored = [[self.stored[n][0], str(self.stored[n][2]), type(self.stored[n][2]).__name__]
+                  for n in self.stored_of.get(sha, ())]
+        states = [[dep, releases.release_state(dep)] for dep in deps]
+        return hashlib.sha256(json.dumps([files, stored, states]).encode()).hexdigest()
+
+    def _changed(self, clean: dict[str, tuple[Judged | None, str]]) -> list[str]:
+        """The artefacts to judge: those whose inputs differ from the index's judgement's (or that it has none
+        of); ``clean`` gets the judgement and history of every other one."""
+        releases = _Auditor(self.policy)  # the release manifests alone: what judgements depend on beyond their own
+        for n in self.everywhere:
+            for fact in self.facts(n):
+                if isinstance(fact.detail, _Release):
+                    releases.add(fact)
+        dirty = []
+        for sha in self.touching.keys() | self.stored_of.keys():
+            entry = self.kept.get(sha)
+            if entry is not None:
+                inputs, text, history = entry
+                try:
+                    judged = decode_judged(text)
+                except ValueError:
+                    judged, inputs = None, ""  # judged again
+                if inputs == self.inputs(sha, judged.deps if judged else (), releases) and (
+                        judged is None or history.startswith('{"')):
+                    clean[sha] = (judged, history)
+                    continue
+            dirty.append(sha)
+        return sorted(dirty)
+
+    def report(self, *, dora: tuple[datetime, datetime] | None) -> AuditReport:
+        index, kept, part = self.index, self.kept, self.part
+        self.stored_of = {}
+        odd_stored: list[int] = []
+        """Stored artefacts at an address that names no sha256."""
+        for n, (_, claimed, _) in enumerate(self.stored):
+            if _SHA256.fullmatch(claimed):
+                self.stored_of.setdefault(claimed, []).append(n)
+            else:
+                odd_stored.append(n)
+        clean: dict[str, tuple[Judged | None, str]] = {}
+        if self.streaming:  # every file folded in already
+            dirty = sorted(self.touching.keys() | self.stored_of.keys())
+        else:
+            dirty = self._changed(clean)
+            for n in sorted(set(self.everywhere).union(*(self.touching.get(sha, ()) for sha in dirty))):
+                for fact in self.facts(n):  # (3): what the artefacts to judge need, in the order read
+                    part.add(fact)
+        for n in sorted(itertools.chain(odd_stored, *(self.stored_of.get(sha, ()) for sha in dirty))):
+            part.add_stored(*self.stored[n])  # (4)
+        part.judge(dirty)  # (5)
+        own = part.own_anomalies()
+        contexts = part.contexts(dirty)
+        fresh: dict[str, tuple[Judged | None, ArtifactHistory | None]] = {}
+        mismatched = [f"facts for {f.uri}" for f in self.files if f.mismatch]
+        keeping = index is not None and self.keep
+        for sha in dirty:
+            record = part.records.pop(sha, None)  # (each history made, its record is not needed again)
+            judged: Judged | None = None
+            history: ArtifactHistory | None = None
+            if record is not None:  # else a sha256 the files name, but no artefact of the report
+                mine = own.get(sha, [])
+                history = part.history(record, mine)
+                context = contexts[sha]
+                judged = Judged(key=_sort_key(history), groups=groups_of(history), deps=context.deps,
+                                committed=context.committed, placed=context.placed, anomalies=tuple(mine),
+                                exceptional=_exceptional(history))
+            if not keeping:
+                fresh[sha] = (judged, history)
+                continue
+            assert index is not None
+            text, chunk = encode_judged(judged), _chunk(history) if history is not None else ""
+            inputs = self.inputs(sha, judged.deps if judged else (), part)
+            before = kept.get(sha)
+            if before is not None and before[0] == inputs and before[1:] != (text, chunk) and not any(
+                    self.files[n].mismatch for n in self.touching.get(sha, ())):  # not the other's consequence
+                mismatched.append(f"judgement of {short_sha(sha)}")
+            index.judge(sha, inputs, text, chunk)
+            clean[sha] = (judged, chunk)  # kept as the text printed, read back only if asked for (less memory)
+        return self._assemble(part, clean, fresh, mismatched, dora=dora)
+
+    def _assemble(self, part: _Auditor, texts: Mapping[str, tuple[Judged | None, str]],
+                  fresh: Mapping[str, tuple[Judged | None, ArtifactHistory | None]], mismatched: Sequence[str], *,
+                  dora: tuple[datetime, datetime] | None) -> AuditReport:
+        """(6): the report, from the judgements and histories as text (read from the index, or made now and kept
+        there) and those made now, with what is judged over the whole history: reproducibility across artefacts,
+        what runs where, the DORA figures."""
+        judgements = [(sha, j) for sha, (j, _) in itertools.chain(texts.items(), fresh.items()) if j is not None]
+        groups: dict[Group, set[str]] = {}
+        for sha, judged in judgements:
+            for group in judged.groups:
+                groups.setdefault(group, set()).add(sha)
+        unreproducible = reproducibility(groups)
+        entries: list[HistoryEntry] = []
+        anomalies = list(part.own_anomalies().get(None, []))
+        anomalies.extend(_index_mismatch(uri) for uri in mismatched)
+        placed = dict(part.placed)
+        committed: dict[str, datetime] = {}
+        exceptional: dict[str, Endorsement] = {}
+        for sha, judged in judgements:
+            mine = sorted([*judged.anomalies, *unreproducible.get(sha, ())], key=anomaly_order)
+            anomalies.extend(mine)
+            history = fresh[sha][1] if sha in fresh else None
+            if history is not None and len(mine) != len(history.anomalies):
+                history = replace(history, anomalies=tuple(mine))
+            entries.append(HistoryEntry(key=(*judged.key, sha), sha256=sha, anomalies=tuple(mine), history=history,
+                                        text=texts[sha][1] if sha in texts else None))
+            placed.update(judged.placed)
+            if judged.committed is not None:
+                committed[sha] = judged.committed
+            for endorsement in judged.exceptional:
+                exceptional.setdefault(endorsement.attestation, endorsement)
+        entries.sort(key=lambda e: e.key)
+        files = self.files
+        return AuditReport(
+            artifacts=Histories(entries), anomalies=tuple(sorted(anomalies, key=anomaly_order)), stages=part.order,
+            files=len(files), attestations=sum(f.count for f in files), policy_uri=self.policy.uri,
+            policy_digest=self.policy.digest,
+            releases=tuple(sorted(part.releases.values(), key=lambda r: (r.created, r.name, r.attestation))),
+            stored=len(self.stored),
+            unread=sum(f.digest is None for f in files) + sum(isinstance(s[2], EvidenceRejected) for s in self.stored),
+            dora=_dora(placed, committed, *dora) if dora is not None else None, running=running(placed, part.order),
+            exceptional=tuple(sorted(exceptional.values(), key=lambda e: (when_of(e), e.attestation))))
+
+
+def _sort_key(history: ArtifactHistory) -> tuple[str, str]:
+    """Where an artefact sorts in the report: by name, then by when it was first built."""
+    build = history.build
+    return (history.names[0] if history.names else "\uffff",
+            (iso_time(build.finished_on) if build is not None else None) or "~")
+
+
+def _exceptional(history: ArtifactHistory) -> tuple[Endorsement, ...]:
+    return tuple(e for stage in history.stages for e in stage.deployments
+                 if dict(e.about).get("kind") in ("hotfix", "rollback"))
+
+
+def _chunk(history: ArtifactHistory) -> str:
+    """An artefact's history as the report's JSON prints it, without its anomalies (judged with the whole
+    history, and put first when printed: :class:`verify.audit.report.Histories`)."""
+    data = history.to_dict()
+    del data["anomalies"]
+    return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+
+def _index_mismatch(what: str) -> Anomaly:
+    """``--reverify`` found an index entry (``facts for <uri>``, ``judgement of <sha>``) other than the fresh one."""
+    source = what.removeprefix("facts for ") if what.startswith("facts for ") else ""
+    return Anomaly(kind="index-mismatch", sha256=None, message=f"the audit index held other {what} than a fresh "
+                   "check gives: the index was edited or written by a faulty version; the report uses the fresh "
+                   "check, and the entry is replaced", source=source)

@@ -3,9 +3,11 @@ stored bytes against their address, and judge each history once everything is re
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import itertools
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -15,7 +17,6 @@ from verify.audit.dora import Deployed, dora_figures
 from verify.audit.report import (
     Anomaly,
     ArtifactHistory,
-    AuditReport,
     BuildRecord,
     Endorsement,
     ReleaseRecord,
@@ -401,22 +402,6 @@ class _Auditor:
                            f"{requirement.stage!r} vouched for SLSA build level {max(stated)} at most, not the "
                            f"{rule.min_level} it requires", step=rule.name)
 
-    def _judge_reproducibility(self) -> None:
-        """Clean builds of one subject name from one commit and the same lockfiles must give one digest."""
-        groups: dict[tuple[str, str, tuple[Any, ...]], set[str]] = {}
-        for record in self.records.values():
-            for build in record.builds:
-                if build.commit and not build.dirty:
-                    groups.setdefault((build.name, build.commit, build.lockfiles), set()).add(record.sha256)
-        for (name, commit, _), digests in groups.items():
-            if len(digests) < 2:
-                continue
-            ordered = sorted(digests)
-            for sha in ordered:
-                others = ", ".join(short_sha(o) for o in ordered if o != sha)
-                self._flag("non-reproducible", sha, f"{name!r} from commit {commit[:12]} with the same "
-                           f"lockfiles was built as {short_sha(sha)} and as {others}", step="build")
-
     def _history(self, record: _Record, anomalies: Sequence[Anomaly]) -> ArtifactHistory:
         steps = {a.step for a in anomalies}
         stages = []
@@ -477,63 +462,140 @@ class _Auditor:
             for kind, message, step in findings:
                 self._flag(kind, sha, f"{name!r}: {message}", source=source, step=step)
 
-    def dora(self, since: datetime, until: datetime) -> dict[str, Any]:
-        """The DORA figures from the trusted deployment records each placed in its release (once each, however many
-        files hold it) and the commit times of the trusted provenances (:mod:`verify.audit.dora`)."""
-        committed: dict[str, datetime] = {}
-        for sha, _, _, build in self.built:
-            if build.committed_on is not None and (sha not in committed or build.committed_on < committed[sha]):
-                committed[sha] = build.committed_on
-        records = [Deployed(component=d.component, environment=d.environment, status=d.status, kind=d.kind,
-                            time=d.time, artifacts=d.artifacts) for d in self.placed.values()]
-        return dora_figures(records, committed, since=since, until=until)
-
-    def running(self) -> dict[str, dict[str, dict[str, Any]]]:
-        """What runs where, since when: per component and environment, the newest succeeded trusted record placed
-        in its release (ties by statement digest, as attest status breaks them), and ``behind``: the environment
-        before it in the policy's order, when that one runs a release this one never ran."""
-        newest: dict[tuple[str, str], tuple[datetime, str, _Deployment]] = {}
-        for digest, record in self.placed.items():
-            if record.status != "succeeded":
-                continue
-            key = (record.component, record.environment)
-            if key not in newest or (record.time, digest) > newest[key][:2]:
-                newest[key] = (record.time, digest, record)
-        ran: dict[tuple[str, str], set[str]] = {}
-        for record in self.placed.values():
-            if record.status == "succeeded":
-                ran.setdefault((record.component, record.environment), set()).add(record.release)
-        found: dict[str, dict[str, dict[str, Any]]] = {}
-        for (component, environment), (time, _, record) in sorted(newest.items()):
-            found.setdefault(component, {})[environment] = {
-                "release": record.release, "since": iso_time(time), "kind": record.kind,
-                "artifacts": sorted(record.artifacts), "behind": None}
-        for component, runs in found.items():  # behind: the environment before runs a release never run here
-            earlier = [env for env in self.order if env in runs]
-            for before, env in itertools.pairwise(earlier):
-                if runs[before]["release"] not in ran.get((component, env), set()):
-                    runs[env]["behind"] = before
-        return found
-
-    def report(self, *, dora: tuple[datetime, datetime] | None = None) -> AuditReport:
+    def judge(self, shas: Iterable[str]) -> None:
+        """Step (5) for the artefacts ``shas`` (each builds' rules, deployment records against their releases, then
+        each stage in order), once everything about them is folded in; reproducibility across artefacts is
+        judged over the whole history by :func:`reproducibility`."""
         self._judge_builds()
         self._judge_deployments()
-        for record in self.records.values():
-            self._judge_stages(record)
-        self._judge_reproducibility()
-        anomalies = sorted(self.anomalies.values(),
-                           key=lambda a: (a.sha256 or "", a.kind, a.source, a.message))
+        for sha in shas:
+            record = self.records.get(sha)
+            if record is not None:
+                self._judge_stages(record)
+
+    def own_anomalies(self) -> dict[str | None, list[Anomaly]]:
+        """The anomalies found so far, by the artefact they concern (None: none), each list in report order."""
         by_sha: dict[str | None, list[Anomaly]] = {}
-        for anomaly in anomalies:
+        for anomaly in sorted(self.anomalies.values(), key=anomaly_order):
             by_sha.setdefault(anomaly.sha256, []).append(anomaly)
-        histories = [self._history(r, by_sha.get(r.sha256, [])) for r in self.records.values()]
-        histories.sort(key=lambda h: (h.names[0] if h.names else "\uffff",
-                                      (iso_time(h.build.finished_on) if h.build else None) or "~", h.sha256))
-        releases = sorted(self.releases.values(), key=lambda r: (r.created, r.name, r.attestation))
-        return AuditReport(artifacts=tuple(histories), anomalies=tuple(anomalies), stages=self.order,
-                           files=self.files, attestations=self.attestations, policy_uri=self.policy.uri,
-                           policy_digest=self.policy.digest, releases=tuple(releases), stored=self.stored,
-                           unread=self.unread, dora=self.dora(*dora) if dora is not None else None,
-                           running=self.running())
+        return by_sha
+
+    def history(self, record: _Record, anomalies: Sequence[Anomaly]) -> ArtifactHistory:
+        return self._history(record, anomalies)
+
+    def contexts(self, shas: Collection[str]) -> dict[str, _Context]:
+        """What each artefact's judgement took from beyond its own evidence, and what the whole history's figures
+        take from it (:class:`_Context`), for the artefacts ``shas``."""
+        deps: dict[str, set[str]] = {sha: set() for sha in shas}
+        committed: dict[str, datetime] = {}
+        placed: dict[str, set[tuple[str, _Deployment]]] = {}
+        for sha, _, _, build in self.built:
+            if sha not in deps:
+                continue
+            deps[sha].add(f"bind:{build.line_sha256}")
+            if build.committed_on is not None and (sha not in committed or build.committed_on < committed[sha]):
+                committed[sha] = build.committed_on
+        for fact, deployment in self.deployed:
+            for _, sha in fact.subjects:
+                if sha not in deps:
+                    continue
+                deps[sha].add(f"rel:{deployment.release_sha256}")
+                if fact.statement_digest in self.placed:
+                    placed.setdefault(sha, set()).add((fact.statement_digest, deployment))
+        return {sha: _Context(deps=tuple(sorted(deps[sha])), committed=committed.get(sha),
+                              placed=tuple(sorted(placed.get(sha, ()), key=lambda p: p[0]))) for sha in shas}
+
+    @functools.cached_property
+    def _bound(self) -> dict[str, str]:
+        """The components each provenance line is bound to by the trusted release manifests, as text."""
+        bound: dict[str, set[str]] = {}
+        for release in self.releases.values():
+            for component in release.components:
+                bound.setdefault(component.provenance, set()).add(component.name)
+        return {line: ",".join(sorted(names)) for line, names in bound.items()}
+
+    def release_state(self, dep: str) -> str:
+        """What the release manifests folded in say to a dependency of :meth:`contexts` (a changed answer means
+        the artefact is judged again); read once every manifest is folded in."""
+        kind, _, line = dep.partition(":")
+        if kind == "bind":
+            return self._bound.get(line, "")
+        release = self.by_line.get(line)
+        return "" if release is None else hashlib.sha256(repr(release).encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class _Context:
+    """What an artefact's judgement took from beyond its own evidence, and what the history's figures take from it."""
+
+    deps: tuple[str, ...]
+    """The release manifests it depended on: ``bind:<provenance line>`` for each of its builds (which components a
+    release binds it to), ``rel:<manifest line>`` for each of its deployment records (the release it names)."""
+    committed: datetime | None
+    """The time of its earliest commit, as its trusted provenances say (lead time starts there)."""
+    placed: tuple[tuple[str, _Deployment], ...]
+    """Its trusted deployment records that are placed in their release, by statement digest."""
+
+
+def anomaly_order(anomaly: Anomaly) -> tuple[str, str, str, str]:
+    return (anomaly.sha256 or "", anomaly.kind, anomaly.source, anomaly.message)
+
+
+Group = tuple[str, str, str]
+"""(subject name, commit, lockfiles as text) of a clean build: builds in one group must give one digest."""
+
+
+def groups_of(history: ArtifactHistory) -> tuple[Group, ...]:
+    """The reproducibility groups an artefact's clean builds from a known commit fall in."""
+    return tuple(sorted({(b.name, b.commit, repr(b.lockfiles)) for b in history.builds if b.commit and not b.dirty}))
+
+
+def reproducibility(groups: Mapping[Group, Collection[str]]) -> dict[str, list[Anomaly]]:
+    """Clean builds of one subject name from one commit and the same lockfiles must give one digest: a
+    ``non-reproducible`` anomaly for each artefact of a group with more than one."""
+    found: dict[str, list[Anomaly]] = {}
+    for (name, commit, _), digests in groups.items():
+        if len(digests) < 2:
+            continue
+        ordered = sorted(digests)
+        for sha in ordered:
+            others = ", ".join(short_sha(o) for o in ordered if o != sha)
+            found.setdefault(sha, []).append(Anomaly(
+                kind="non-reproducible", sha256=sha, message=f"{name!r} from commit {commit[:12]} with the same "
+                f"lockfiles was built as {short_sha(sha)} and as {others}", step="build"))
+    return found
+
+
+def running(placed: Mapping[str, _Deployment], order: Sequence[str]) -> dict[str, dict[str, dict[str, Any]]]:
+    """What runs where, since when: per component and environment, the newest succeeded trusted record placed
+    in its release (ties by statement digest, as attest status breaks them), and ``behind``: the environment
+    before it in the policy's order, when that one runs a release this one never ran."""
+    newest: dict[tuple[str, str], tuple[datetime, str, _Deployment]] = {}
+    ran: dict[tuple[str, str], set[str]] = {}
+    for digest, record in placed.items():
+        if record.status != "succeeded":
+            continue
+        key = (record.component, record.environment)
+        ran.setdefault(key, set()).add(record.release)
+        if key not in newest or (record.time, digest) > newest[key][:2]:
+            newest[key] = (record.time, digest, record)
+    found: dict[str, dict[str, dict[str, Any]]] = {}
+    for (component, environment), (time, _, record) in sorted(newest.items()):
+        found.setdefault(component, {})[environment] = {
+            "release": record.release, "since": iso_time(time), "kind": record.kind,
+            "artifacts": sorted(record.artifacts), "behind": None}
+    for component, runs in found.items():  # behind: the environment before runs a release never run here
+        earlier = [env for env in order if env in runs]
+        for before, env in itertools.pairwise(earlier):
+            if runs[before]["release"] not in ran.get((component, env), set()):
+                runs[env]["behind"] = before
+    return found
+
+
+def dora(placed: Mapping[str, _Deployment], committed: Mapping[str, datetime], since: datetime,
+         until: datetime) -> dict[str, Any]:
+    """The DORA figures from the trusted deployment records each placed in its release (once each, however many
+    files hold it) and the commit times of the trusted provenances (:mod:`verify.audit.dora`)."""
+    records = [Deployed(component=d.component, environment=d.environment, status=d.status, kind=d.kind,
+                        time=d.time, artifacts=d.artifacts) for _, d in sorted(placed.items())]
+    return dora_figures(records, committed, since=since, until=until)

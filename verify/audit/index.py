@@ -29,7 +29,7 @@ import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from verify.audit._check import (
     _Approval,
@@ -42,16 +42,20 @@ from verify.audit._check import (
     _Signature,
     _Vsa,
 )
-from verify.audit.report import ReleaseComponent
+from verify.audit._judge import Group
+from verify.audit.report import Anomaly, Endorsement, ReleaseComponent
 from verify.errors import EvidenceRejected
 
-__all__ = ["INDEX_FORMAT", "FactIndex", "Listed", "decode_facts", "encode_facts", "setup_digest"]
+__all__ = ["INDEX_FORMAT", "FactIndex", "Judged", "Kept", "Listed", "decode_facts", "decode_judged", "encode_facts",
+           "encode_judged", "setup_digest", "touches"]
 
-#: The version of the facts' JSON form; an index of another version is not read as this one.
-INDEX_FORMAT = 1
+#: The version of the index's forms (facts, judgements); an index of an older version is emptied, a newer one
+#: refused.
+INDEX_FORMAT = 2
 
 _CLASSES: Mapping[str, type] = {cls.__name__: cls for cls in (
-    _Fact, _Build, _Vsa, _Approval, _Deployment, _Reproduction, _Signature, _Release, ReleaseComponent)}
+    _Fact, _Build, _Vsa, _Approval, _Deployment, _Reproduction, _Signature, _Release, ReleaseComponent, Anomaly,
+    Endorsement)}
 
 
 @dataclass(frozen=True)
@@ -65,16 +69,58 @@ class Listed:
     """Its bytes, read now (the caller records the digest of what it read for the next run)."""
 
 
+class Kept(NamedTuple):
+    """What the index holds of a file without reading its facts: enough to tell whether it changed, and what it
+    concerns (a named tuple: one is made per file on every audit)."""
+
+    digest: str
+    touch: tuple[str, ...]
+    """:func:`touches` of its facts."""
+    facts: int
+    """How many facts (attestations) it holds."""
+
+
+@dataclass(frozen=True)
+class Judged:
+    """An artefact's judgement as the index keeps it: what the whole report needs from it without reading its
+    history (kept beside, as the JSON text the report prints)."""
+
+    key: tuple[str, str]
+    """Where it sorts in the report: (its first name, else U+FFFF; the time of its first build, else ``~``)."""
+    groups: tuple[Group, ...]
+    deps: tuple[str, ...]
+    committed: datetime | None
+    placed: tuple[tuple[str, _Deployment], ...]
+    anomalies: tuple[Anomaly, ...]
+    """Its own anomalies, not those of reproducibility across artefacts (judged over the whole history)."""
+    exceptional: tuple[Endorsement, ...]
+    """Its hotfix and rollback deployment records."""
+
+
 class FactIndex(Protocol):
-    """Where an audit's facts are kept between runs (:mod:`attest.audit_index` has SQLite and PostgreSQL)."""
+    """Where an audit's facts and judgements are kept between runs (:mod:`attest.audit_index` has SQLite and
+    PostgreSQL)."""
+
+    def kept(self, uri: str) -> Kept | None:
+        """What the index holds of the file at ``uri`` under this setup, without its facts; None if nothing."""
+        ...
 
     def facts(self, uri: str, digest: str) -> str | None:
         """The facts (as :func:`encode_facts` wrote them) for the file at ``uri`` whose bytes hash to ``digest``,
         checked under this index's setup; None if there are none."""
         ...
 
-    def put(self, uri: str, digest: str, facts: str) -> None:
+    def put(self, uri: str, digest: str, facts: str, touch: tuple[str, ...], count: int) -> None:
         """Keep ``facts`` for the file at ``uri`` with ``digest``, under this index's setup."""
+        ...
+
+    def judgements(self) -> Mapping[str, tuple[str, str, str]]:
+        """Every artefact's judgement under this setup: sha256 -> (the digest of what it was judged from, the
+        judgement as :func:`encode_judged` wrote it, the history's JSON text)."""
+        ...
+
+    def judge(self, sha256: str, inputs: str, judged: str, history: str) -> None:
+        """Keep an artefact's judgement (see :meth:`judgements`)."""
         ...
 
 
@@ -164,6 +210,8 @@ def _converter(hint: Any) -> Convert:
         return _none
     if hint in (str, int, bool):
         return _exactly(hint)
+    if origin is typing.Literal:
+        return lambda value: value if type(value) is str and value in args else _misfit()
     if hint is float:
         return lambda value: value if type(value) in (int, float) else _misfit()
     if isinstance(hint, type) and hint.__name__ in _CLASSES:
@@ -239,3 +287,61 @@ def decode_facts(text: str) -> list[_Fact] | None:
         return [fact(item) for item in _list(items)]
     except (_Misfit, ValueError, TypeError, RecursionError):
         return None
+
+
+#: A file whose facts any artefact's judgement may depend on (a release manifest, evidence of no artefact): read
+#: and folded on every audit.
+EVERYWHERE = "*"
+
+
+def touches(facts: Sequence[_Fact]) -> tuple[str, ...]:
+    """What a file's facts concern: the sha256 of every subject they name, and :data:`EVERYWHERE` for a release
+    manifest, a hotfix approval or a fact that names no subject (their effect reaches beyond any one artefact)."""
+    found: set[str] = set()
+    for fact in facts:
+        found.update(sha for _, sha in fact.subjects)
+        detail = fact.detail
+        if not fact.subjects or isinstance(detail, _Release) or (isinstance(detail, _Approval) and detail.hotfix):
+            found.add(EVERYWHERE)
+    return tuple(sorted(found))
+
+
+# --- judgements ------------------------------------------------------------------------------------------
+#
+# Read for every artefact on every audit: its common fields are plain JSON checked by hand (fast), the rare ones
+# (anomalies, deployment records) in the facts' form.
+
+_PLACED = _converter(tuple[tuple[str, _Deployment], ...])
+_ANOMALIES = _converter(tuple[Anomaly, ...])
+_ENDORSEMENTS = _converter(tuple[Endorsement, ...])
+
+
+def encode_judged(judged: Judged | None) -> str:
+    """A judgement as JSON text; None (the sha256 a file names is no artefact of the report) as ``[]``."""
+    if judged is None:
+        return "[]"
+    return json.dumps([judged.key[0], judged.key[1], [list(g) for g in judged.groups], list(judged.deps),
+                       judged.committed.isoformat() if judged.committed else None, _encode(judged.placed),
+                       _encode(judged.anomalies), _encode(judged.exceptional)], separators=(",", ":"))
+
+
+def decode_judged(text: str) -> Judged | None:
+    """The judgement :func:`encode_judged` wrote; None for no artefact. A text that is neither raises ValueError."""
+    try:
+        value = json.loads(text)
+        if value == []:
+            return None
+        first, built, groups, deps, committed, placed, anomalies, exceptional = _list(value)
+        if type(first) is not str or type(built) is not str:
+            raise _Misfit
+        for group in _list(groups):
+            if len(_list(group)) != 3 or not all(type(part) is str for part in group):
+                raise _Misfit
+        if not all(type(dep) is str for dep in _list(deps)):
+            raise _Misfit
+        return Judged(key=(first, built), groups=tuple((g[0], g[1], g[2]) for g in groups), deps=tuple(deps),
+                      committed=None if committed is None else _time(committed),
+                      placed=_PLACED(placed) if placed else (), anomalies=_ANOMALIES(anomalies) if anomalies else (),
+                      exceptional=_ENDORSEMENTS(exceptional) if exceptional else ())
+    except (_Misfit, ValueError, TypeError, RecursionError) as e:
+        raise ValueError("not an artefact's judgement") from e

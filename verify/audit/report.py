@@ -1,18 +1,20 @@
 """What an audit reports: each artefact's history, the releases, and the anomalies, as frozen records.
 
 :class:`AuditReport` is the result of :func:`verify.audit.audit`; ``to_dict`` is its JSON form (the
-``--format json`` a machine reads), which :mod:`verify.audit.html` and attest's text table render.
+``--format json`` a machine reads), which :mod:`verify.audit.html` and attest's text table render. An artefact's
+history also reads back from it (``from_dict``), so that a cache can keep it as JSON text.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast, get_args, overload
 
-from verify.errors import EvidenceRejected
+from verify.errors import ConfigError, EvidenceRejected
 
 __all__ = [
     "ANOMALY_KINDS",
@@ -65,6 +67,8 @@ ANOMALY_KINDS: Mapping[str, str] = {
 }
 
 StageStatus = Literal["passed", "failed", "absent", "anomalous"]
+_Kind = Literal["vsa", "approval", "reproduction", "signature", "release", "deployment"]
+_CopyStatus = Literal["verified", "tampered", "unreadable"]
 Source = tuple[str, "bytes | EvidenceRejected"]
 """One attestation file: (its URI, its bytes, or why they were not read)."""
 StoredArtifact = tuple[str, str, "str | EvidenceRejected"]
@@ -124,13 +128,28 @@ class BuildRecord:
                 "lockfiles": {name: dict(digests) for name, digests in self.lockfiles},
                 "signers": list(self.signers), "attestation": self.attestation}
 
+    @classmethod
+    def from_dict(cls, data: object) -> BuildRecord:
+        """The inverse of :meth:`to_dict`; ValueError for anything it would not have written."""
+        what = "a build"
+        with _reading(what):
+            d = _object(data, _BUILD_KEYS, what)
+            return cls(
+                name=_value(d, "name", what, str), commit=_value(d, "commit", what, str, None),
+                source=_value(d, "source", what, str, None), ref=_value(d, "ref", what, str, None),
+                builder=_value(d, "builder", what, str), started_on=_time(d, "startedOn", what),
+                finished_on=_time(d, "finishedOn", what), dirty=_value(d, "dirty", what, bool),
+                invocation_id=_value(d, "invocationId", what, str),
+                lockfiles=_lockfiles(d, what),
+                signers=_strings(d, "signers", what), attestation=_value(d, "attestation", what, str))
+
 
 @dataclass(frozen=True)
 class Endorsement:
     """A trusted VSA, approval, reproduction, message signature, release manifest or deployment record for an
     artefact."""
 
-    kind: Literal["vsa", "approval", "reproduction", "signature", "release", "deployment"]
+    kind: _Kind
     stage: str
     """The stage (VSA, approval), or the environment (deployment); empty for a reproduction, a signature or a
     release."""
@@ -146,9 +165,8 @@ class Endorsement:
     """More of what it says, as (JSON key, value): a deployment record's release, component and kind."""
 
     def to_dict(self) -> dict[str, Any]:
-        key = {"vsa": "result", "approval": "approver", "reproduction": "verdict", "signature": "digest",
-               "release": "release", "deployment": "status"}[self.kind]
-        out: dict[str, Any] = {key: self.result, "signers": list(self.signers), "attestation": self.attestation}
+        out: dict[str, Any] = {_RESULT_KEY[self.kind]: self.result, "signers": list(self.signers),
+                               "attestation": self.attestation}
         if self.kind != "signature":  # a message signature carries no time audit could trust
             out["time"] = iso_time(self.time)
         if self.kind in ("vsa", "approval"):
@@ -160,6 +178,27 @@ class Endorsement:
         out.update(self.about)
         return out
 
+    @classmethod
+    def from_dict(cls, data: object) -> Endorsement:
+        """The inverse of :meth:`to_dict`, whose form names no kind: the set of keys written says which it is."""
+        with _reading("an endorsement"):
+            if not isinstance(data, dict):
+                raise ValueError(f"an endorsement is {_json_name(data)}, not an object")
+            kind = next((k for k, keys in _ENDORSEMENT_KEYS.items() if data.keys() == keys), None)
+            if kind is None:
+                raise ValueError(f"an endorsement with the keys {sorted(map(str, data))} is none of "
+                                 f"{', '.join(_ENDORSEMENT_KEYS)}: a key is missing or unknown")
+            what = f"a {kind} endorsement"
+            stage = {"vsa": "stage", "approval": "stage", "deployment": "environment"}.get(kind)
+            return cls(
+                kind=kind, stage=_value(data, stage, what, str) if stage else "",
+                result=_value(data, _RESULT_KEY[kind], what, str),
+                time=None if kind == "signature" else _time(data, "time", what),
+                signers=_strings(data, "signers", what), attestation=_value(data, "attestation", what, str),
+                level=_value(data, "buildLevel", what, int, None) if kind == "vsa" else None,
+                about=tuple((key, _value(data, key, what, str)) for key in _DEPLOYMENT_ABOUT)
+                if kind == "deployment" else ())
+
 
 @dataclass(frozen=True)
 class StoredCopy:
@@ -168,10 +207,19 @@ class StoredCopy:
     uri: str
     sha256: str | None
     """The sha256 of the bytes read; None when they could not be read."""
-    status: Literal["verified", "tampered", "unreadable"]
+    status: _CopyStatus
 
     def to_dict(self) -> dict[str, Any]:
         return {"uri": self.uri, "sha256": self.sha256, "status": self.status}
+
+    @classmethod
+    def from_dict(cls, data: object) -> StoredCopy:
+        """The inverse of :meth:`to_dict`; ValueError for anything it would not have written."""
+        what = "a stored copy"
+        with _reading(what):
+            d = _object(data, ("uri", "sha256", "status"), what)
+            return cls(uri=_value(d, "uri", what, str), sha256=_value(d, "sha256", what, str, None),
+                       status=cast(_CopyStatus, _choice(d, "status", what, get_args(_CopyStatus))))
 
 
 @dataclass(frozen=True)
@@ -226,6 +274,17 @@ class StageHistory:
                 "approvals": [a.to_dict() for a in self.approvals],
                 "deployments": [d.to_dict() for d in self.deployments]}
 
+    @classmethod
+    def from_dict(cls, data: object) -> StageHistory:
+        """The inverse of :meth:`to_dict`; ValueError for anything it would not have written."""
+        with _reading("a stage"):
+            d = _object(data, ("stage", "status", "vsas", "approvals", "deployments"), "a stage")
+            what = f"stage {_value(d, 'stage', 'a stage', str)!r}"
+            return cls(stage=d["stage"], status=cast(StageStatus, _choice(d, "status", what, get_args(StageStatus))),
+                       vsas=_endorsements(d, "vsas", what, "vsa"),
+                       approvals=_endorsements(d, "approvals", what, "approval"),
+                       deployments=_endorsements(d, "deployments", what, "deployment"))
+
 
 @dataclass(frozen=True)
 class ArtifactHistory:
@@ -252,13 +311,17 @@ class ArtifactHistory:
     def steps_with_anomalies(self) -> set[str]:
         return {a.step for a in self.anomalies}
 
-    def to_dict(self) -> dict[str, Any]:
+    def _first_build(self) -> dict[str, Any]:
+        """What the first build says, repeated at the top of :meth:`to_dict` for readers that look no further."""
         build = self.build
+        return {"commit": build.commit if build else None, "source": build.source if build else None,
+                "ref": build.ref if build else None, "builder": build.builder if build else None,
+                "builtOn": iso_time(build.finished_on) if build else None, "dirty": build.dirty if build else None}
+
+    def to_dict(self) -> dict[str, Any]:
         return {
             "sha256": self.sha256, "names": list(self.names),
-            "commit": build.commit if build else None, "source": build.source if build else None,
-            "ref": build.ref if build else None, "builder": build.builder if build else None,
-            "builtOn": iso_time(build.finished_on) if build else None, "dirty": build.dirty if build else None,
+            **self._first_build(),
             "builds": [b.to_dict() for b in self.builds],
             "stages": [s.to_dict() for s in self.stages],
             "reproductions": [r.to_dict() for r in self.reproductions],
@@ -268,10 +331,36 @@ class ArtifactHistory:
             "anomalies": sorted({a.kind for a in self.anomalies}),
         }
 
+    @classmethod
+    def from_dict(cls, data: object, anomalies: Iterable[Anomaly]) -> ArtifactHistory:
+        """The inverse of :meth:`to_dict`, given the artefact's anomalies, of which that form keeps only the kinds;
+        ValueError for anything it would not have written (the text may come from a cache others wrote)."""
+        with _reading("an artefact's history"):
+            d = _object(data, _HISTORY_KEYS, "an artefact's history")
+            what = f"the history of {short_sha(_value(d, 'sha256', 'an artefact', str))}"
+            found = tuple(anomalies)
+            kinds, given = list(_strings(d, "anomalies", what)), sorted({a.kind for a in found})
+            if kinds != given:
+                raise ValueError(f"{what} names the anomalies {kinds}, but the ones given are {given}")
+            history = cls(
+                sha256=d["sha256"], names=_strings(d, "names", what),
+                builds=tuple(BuildRecord.from_dict(b) for b in _value(d, "builds", what, list)),
+                stages=tuple(StageHistory.from_dict(s) for s in _value(d, "stages", what, list)),
+                reproductions=_endorsements(d, "reproductions", what, "reproduction"), anomalies=found,
+                signatures=_endorsements(d, "signatures", what, "signature"),
+                releases=_endorsements(d, "releases", what, "release"),
+                stored=tuple(StoredCopy.from_dict(c) for c in _value(d, "stored", what, list)))
+            for key, expected in history._first_build().items():
+                if _value(d, key, what, bool if key == "dirty" else str, None) != expected:
+                    raise ValueError(f"{what} has {key} {d[key]!r}, but its first build says {expected!r}")
+            return history
+
 
 @dataclass(frozen=True)
 class AuditReport:
-    artifacts: tuple[ArtifactHistory, ...]
+    artifacts: Sequence[ArtifactHistory]
+    """In order: by name, then by first build (a :class:`Histories` reads each back from an audit index's text only
+    when asked for)."""
     anomalies: tuple[Anomaly, ...]
     stages: tuple[str, ...]
     files: int
@@ -290,6 +379,8 @@ class AuditReport:
     running: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)
     """What runs where: component -> environment -> the newest succeeded trusted deployment record's release,
     time (``since``), kind and artefacts."""
+    exceptional: tuple[Endorsement, ...] | None = None
+    """Every trusted hotfix and rollback deployment record (None: read them from the artefacts' stages)."""
 
     @property
     def clean(self) -> bool:
@@ -298,9 +389,18 @@ class AuditReport:
     def exceptions(self, kind: str) -> list[Endorsement]:
         """Every trusted deployment record of ``kind`` (``hotfix``, ``rollback``), each once (a record is filed
         under every artefact of its component), oldest first."""
-        found = {e.attestation: e for a in self.artifacts for s in a.stages for e in s.deployments
-                 if dict(e.about).get("kind") == kind}
+        if self.exceptional is not None:
+            found = {e.attestation: e for e in self.exceptional if dict(e.about).get("kind") == kind}
+        else:
+            found = {e.attestation: e for a in self.artifacts for s in a.stages for e in s.deployments
+                     if dict(e.about).get("kind") == kind}
         return sorted(found.values(), key=lambda e: (when_of(e), e.attestation))
+
+    def with_anomalies(self) -> list[ArtifactHistory]:
+        """The artefacts with anomalies, in order (from an index, only these are read back)."""
+        if isinstance(self.artifacts, Histories):
+            return self.artifacts.anomalous()
+        return [a for a in self.artifacts if a.anomalies]
 
     def json_chunks(self) -> Iterator[str]:
         """The compact JSON of :meth:`to_dict` (keys sorted), an artefact at a time: the same text as
@@ -312,14 +412,14 @@ class AuditReport:
                 yield json.dumps(rest[key], sort_keys=True, separators=(",", ":"))
                 continue
             yield "["
-            for i, artifact in enumerate(self.artifacts):
-                yield ("," if i else "") + json.dumps(artifact.to_dict(), sort_keys=True, separators=(",", ":"))
+            for i, text in enumerate(_json_texts(self.artifacts)):
+                yield ("," if i else "") + text
             yield "]"
         yield "}"
 
     def to_dict(self, *, artifacts: bool = True) -> dict[str, Any]:
         return {
-            **({"artifacts": [a.to_dict() for a in self.artifacts]} if artifacts else {}),
+            **({"artifacts": [json.loads(text) for text in _json_texts(self.artifacts)]} if artifacts else {}),
             "releases": [r.to_dict() for r in self.releases],
             "hotfixes": [e.to_dict() for e in self.exceptions("hotfix")],
             "rollbacks": [e.to_dict() for e in self.exceptions("rollback")],
@@ -338,3 +438,179 @@ def when_of(e: Endorsement) -> datetime:
     return e.time or datetime.max.replace(tzinfo=UTC)
 
 
+
+
+# --- reading the JSON form back -----------------------------------------------------------------------
+
+_RESULT_KEY: Mapping[_Kind, str] = {"vsa": "result", "approval": "approver", "reproduction": "verdict",
+                                    "signature": "digest", "release": "release", "deployment": "status"}
+_DEPLOYMENT_ABOUT = ("release", "component", "kind")
+"""The keys of a deployment record's ``about``, in the order the audit writes them."""
+_SIGNED = ("signers", "attestation")
+_ENDORSEMENT_KEYS: Mapping[_Kind, frozenset[str]] = {
+    "vsa": frozenset({"result", "time", "stage", "buildLevel", *_SIGNED}),
+    "approval": frozenset({"approver", "time", "stage", *_SIGNED}),
+    "reproduction": frozenset({"verdict", "time", *_SIGNED}),
+    "signature": frozenset({"digest", *_SIGNED}),
+    "release": frozenset({"release", "time", *_SIGNED}),
+    "deployment": frozenset({"status", "time", "environment", *_DEPLOYMENT_ABOUT, *_SIGNED}),
+}
+"""The keys :meth:`Endorsement.to_dict` writes for each kind: no two kinds write the same set."""
+_BUILD_KEYS = ("name", "commit", "source", "ref", "builder", "startedOn", "finishedOn", "dirty", "invocationId",
+               "lockfiles", "signers", "attestation")
+_HISTORY_KEYS = ("sha256", "names", "commit", "source", "ref", "builder", "builtOn", "dirty", "builds", "stages",
+                 "reproductions", "signatures", "releases", "stored", "anomalies")
+_JSON_NAMES: Mapping[type, str] = {str: "a string", bool: "a boolean", int: "an integer", list: "a list",
+                                   dict: "an object", type(None): "null"}
+
+
+@contextmanager
+def _reading(what: str) -> Iterator[None]:
+    """A slip the checks did not foresee is still the one error a reader of a cache expects."""
+    try:
+        yield
+    except (KeyError, TypeError, AttributeError) as e:
+        raise ValueError(f"{what} cannot be read: {type(e).__name__}: {e}") from e
+
+
+def _json_name(value: object) -> str:
+    return next((name for t, name in _JSON_NAMES.items() if type(value) is t), type(value).__name__)
+
+
+def _object(data: object, keys: Collection[str], what: str) -> dict[str, Any]:
+    """``data`` as an object with exactly ``keys``: a key more or less is not a form ``to_dict`` wrote."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{what} is {_json_name(data)}, not an object")
+    if missing := sorted(set(keys) - data.keys()):
+        raise ValueError(f"{what} has no {', '.join(missing)}")
+    if unknown := sorted(map(repr, data.keys() - set(keys))):
+        raise ValueError(f"{what} has the unknown key(s) {', '.join(unknown)}")
+    return data
+
+
+def _checked(value: Any, what: str, *types: type | None) -> Any:
+    """``value`` if it is of one of ``types`` (None: null); a boolean is no integer here, as in JSON."""
+    wanted = tuple(type(None) if t is None else t for t in types)
+    if type(value) not in wanted and not (isinstance(value, wanted) and not isinstance(value, bool)):
+        raise ValueError(f"{what} is {_json_name(value)}, not {' or '.join(_JSON_NAMES[t] for t in wanted)}")
+    return value
+
+
+def _value(data: dict[str, Any], key: str, what: str, *types: type | None) -> Any:
+    return _checked(data[key], f"{what}: {key}", *types)
+
+
+def _strings(data: dict[str, Any], key: str, what: str) -> tuple[str, ...]:
+    return tuple(_checked(item, f"{what}: an item of {key}", str) for item in _value(data, key, what, list))
+
+
+def _lockfiles(data: dict[str, Any], what: str) -> tuple[tuple[str, tuple[tuple[str, str], ...]], ...]:
+    """``{name: {algorithm: hex}}`` back to (name, ((algorithm, hex), ...)), keeping the order of both."""
+    lockfiles = []
+    for name, digests in _value(data, "lockfiles", what, dict).items():
+        where = f"{what}: lockfile {_checked(name, f'{what}: a lockfile name', str)!r}"
+        lockfiles.append((name, tuple((_checked(alg, f"{where}: an algorithm", str), _checked(hex_, where, str))
+                                      for alg, hex_ in _checked(digests, where, dict).items())))
+    return tuple(lockfiles)
+
+
+def _choice(data: dict[str, Any], key: str, what: str, choices: tuple[str, ...]) -> str:
+    value: str = _value(data, key, what, str)
+    if value not in choices:
+        raise ValueError(f"{what}: {key} is {value!r}, not one of {', '.join(choices)}")
+    return value
+
+
+def _time(data: dict[str, Any], key: str, what: str) -> datetime | None:
+    """A time as :func:`iso_time` writes it, and only so: any other spelling would not read back the same."""
+    text = _value(data, key, what, str, None)
+    if text is None:
+        return None
+    try:
+        parsed = datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        parsed = None
+    if parsed is None or iso_time(parsed) != text:
+        raise ValueError(f"{what}: {key} {text!r} is not a UTC time like 2024-05-01T10:00:00Z")
+    return parsed
+
+
+def _endorsements(data: dict[str, Any], key: str, what: str, kind: _Kind) -> tuple[Endorsement, ...]:
+    """The endorsements under ``key``, each of ``kind``: one of another kind was filed in the wrong place."""
+    found = tuple(Endorsement.from_dict(e) for e in _value(data, key, what, list))
+    if wrong := next((e for e in found if e.kind != kind), None):
+        raise ValueError(f"{what}: {key} holds a {wrong.kind} endorsement, not only {kind} ones")
+    return found
+
+
+# --- histories, made now or read back from an audit index ----------------------------------------------------
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One artefact of a report: its history as made in this audit, or as JSON text an audit index kept."""
+
+    key: tuple[str, str, str]
+    """Where it sorts: (first name, else U+FFFF; first build's time, else ``~``; sha256)."""
+    sha256: str
+    anomalies: tuple[Anomaly, ...]
+    history: ArtifactHistory | None
+    text: str | None
+    """Its :meth:`ArtifactHistory.to_dict` as compact JSON with sorted keys, without ``anomalies`` (judged with the
+    whole history, and put first when printed)."""
+
+    def json(self) -> str:
+        """The compact JSON of its ``to_dict()``, keys sorted."""
+        kinds = json.dumps(sorted({a.kind for a in self.anomalies}), separators=(",", ":"))
+        if self.text is not None:
+            return '{"anomalies":' + kinds + "," + self.text[1:]
+        assert self.history is not None
+        return json.dumps(self.history.to_dict(), sort_keys=True, separators=(",", ":"))
+
+    def read(self) -> ArtifactHistory:
+        if self.history is not None:
+            return self.history
+        try:
+            return ArtifactHistory.from_dict(json.loads(self.json()), self.anomalies)
+        except ValueError as e:
+            raise ConfigError(f"the audit index's history of {short_sha(self.sha256)} does not read back ({e}); run "
+                              "the audit with --reverify to check and replace it, or with --no-index") from e
+
+
+class Histories(Sequence[ArtifactHistory]):
+    """A report's artefacts in order, each read back from its JSON text only when asked for: an audit at an
+    organisation's scale prints its JSON without making a single history."""
+
+    def __init__(self, entries: Sequence[HistoryEntry]) -> None:
+        self._entries = tuple(entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @overload
+    def __getitem__(self, i: int) -> ArtifactHistory: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[ArtifactHistory]: ...
+
+    def __getitem__(self, i: int | slice) -> ArtifactHistory | Sequence[ArtifactHistory]:
+        if isinstance(i, slice):
+            return Histories(self._entries[i])
+        return self._entries[i].read()
+
+    def __iter__(self) -> Iterator[ArtifactHistory]:
+        return (entry.read() for entry in self._entries)
+
+    def json_texts(self) -> Iterator[str]:
+        """Each artefact's compact JSON, in order, never made into a history when kept as text."""
+        return (entry.json() for entry in self._entries)
+
+    def anomalous(self) -> list[ArtifactHistory]:
+        """The artefacts with anomalies, in order (only these are read back)."""
+        return [entry.read() for entry in self._entries if entry.anomalies]
+
+
+def _json_texts(artifacts: Sequence[ArtifactHistory]) -> Iterator[str]:
+    """Each artefact's compact JSON (keys sorted), in order."""
+    if isinstance(artifacts, Histories):
+        return artifacts.json_texts()
+    return (json.dumps(a.to_dict(), sort_keys=True, separators=(",", ":")) for a in artifacts)

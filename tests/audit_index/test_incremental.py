@@ -1,0 +1,166 @@
+"""Issue 21, parts 1 and 2: with an index, an audit judges again only the artefacts whose evidence changed (or the
+release manifests their judgement rests on), and its report is the report of an audit without one, whatever
+changed in between: new builds, builds that break reproducibility, envelopes edited in place or removed, release
+manifests and deployment records added and removed, stored artefacts replaced, a new policy.
+
+Each step audits the same store twice in this process, with the index and without, and holds the two reports equal
+in every form a person or a machine reads (JSON, the text table, the page).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from attest.cli.audit import _audit, _policy, _text
+from tests import factory as f
+from tests.conftest import KeyPair, make_keypair
+from tests.dora.history import NOW, history_with_dora, write_policy
+from verify.audit import AuditReport
+from verify.audit.html import render_html
+from verify.errors import ConfigError
+
+WINDOW = (NOW - timedelta(days=90), NOW)
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> dict[str, KeyPair]:
+    (tmp_path / "keys").mkdir()
+    return {name: make_keypair(tmp_path / "keys", name) for name in ("dev", "release", "stg", "prd", "mallory")}
+
+
+def _forms(report: AuditReport) -> tuple[str, str, str]:
+    return ("".join(report.json_chunks()), _text(report, color=False),
+            render_html(report, generated_at=datetime(2026, 1, 1, tzinfo=UTC)))
+
+
+class _Auditing:
+    """The store audited with the index, and without, the reports compared."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.store = tmp_path / "store"
+        self.policy_file = tmp_path / "policy.yaml"
+        self.index = tmp_path / "index.sqlite"
+
+    def both(self) -> tuple[AuditReport, dict[str, Any]]:
+        policy = _policy(self.policy_file, ())
+        indexed, used = _audit([str(self.store)], policy, None, self.index, reverify=False, dora=WINDOW)
+        fresh, _ = _audit([str(self.store)], policy, None, None, reverify=False, dora=WINDOW)
+        assert _forms(indexed) == _forms(fresh)
+        assert used is not None
+        return indexed, used
+
+    def reverify(self) -> AuditReport:
+        report, _ = _audit([str(self.store)], _policy(self.policy_file, ()), None, self.index, reverify=True,
+                           dora=WINDOW)
+        return report
+
+
+def _kinds(report: AuditReport, sha: str) -> set[str]:
+    return {a.kind for a in report.anomalies if a.sha256 == sha}
+
+
+def test_an_incremental_audit_reports_what_a_full_one_does_through_every_kind_of_change(
+        tmp_path: Path, keys: dict[str, KeyPair]) -> None:
+    write_policy(tmp_path, keys)
+    history_with_dora(tmp_path, keys)
+    auditing = _Auditing(tmp_path)
+    store = auditing.store
+
+    cold, used = auditing.both()
+    assert used["judged"] == len(cold.artifacts) == 3 and cold.dora is not None and cold.running
+    _, used = auditing.both()
+    assert used["checked"] == 0 and used["judged"] == 0  # unchanged: nothing checked, nothing judged again
+
+    # a new build: only its artefact is judged
+    f.publish(store, f.provenance(keys["dev"].private, subjects={"app.zip": b"app v4"}, commit=f"{4:040x}"))
+    report, used = auditing.both()
+    assert used["checked"] == 1 and used["judged"] == 1 and len(report.artifacts) == 4
+
+    # the same commit and lockfiles built again into other bytes: both artefacts are non-reproducible, though
+    # only the new one is judged again (reproducibility is judged over the whole history)
+    v4 = hashlib.sha256(b"app v4").hexdigest()
+    again = f.publish(store, f.provenance(keys["dev"].private, subjects={"app.zip": b"app v4 again"},
+                                          commit=f"{4:040x}", invocation="build/2"))
+    report, used = auditing.both()
+    assert used["judged"] == 1 and "non-reproducible" in _kinds(report, v4)
+    again.unlink()  # and gone again: v4 is reproducible again, and the other artefact is gone
+    report, _ = auditing.both()
+    assert not _kinds(report, v4) and len(report.artifacts) == 4
+
+    # an envelope edited in place, a release manifest removed (its deployment records can no longer be placed, and
+    # the provenance it bound falls back to the policy's rules), a deployment record removed
+    v2 = hashlib.sha256(b"app v2").hexdigest()
+    provenance_v2 = next((store / "sha256" / v2).glob("provenance-*"))
+    provenance_v2.write_bytes(provenance_v2.read_bytes().replace(b'"sig":"', b'"sig":"AAAA'))
+    report, used = auditing.both()
+    assert used["judged"] == 1 and "bad-signature" in _kinds(report, v2)
+    release_v3 = next(p for p in store.rglob("release-*") if b"app v3" not in p.read_bytes())
+    release_v3.unlink()
+    auditing.both()
+    next(store.rglob("deployment-*")).unlink()
+    auditing.both()
+
+    # stored artefacts: one as published, then replaced; an unreadable attestation file
+    v1 = hashlib.sha256(b"app v1").hexdigest()
+    stored = store / "sha256" / v1 / "artifact" / "app.zip"
+    stored.parent.mkdir()
+    stored.write_bytes(b"app v1")
+    report, used = auditing.both()
+    assert used["judged"] == 1 and report.stored == 1 and not _kinds(report, v1) - {"unknown-deployment"}
+    stored.write_bytes(b"app v1, replaced")
+    report, used = auditing.both()
+    assert used["judged"] == 1 and "tampered-artifact" in _kinds(report, v1)
+    (store / "sha256" / v1 / "junk.intoto.jsonl").write_bytes(b"{not json")
+    report, _ = auditing.both()
+    assert any(a.kind == "malformed" for a in report.anomalies)
+
+    # another policy (the stg deployer no longer trusted): another setup, every artefact judged again
+    write_policy(tmp_path, {**keys, "stg": keys["mallory"]})
+    report, used = auditing.both()
+    assert used["judged"] == len(report.artifacts)
+    _, used = auditing.both()
+    assert used["judged"] == 0
+
+
+def test_reverify_reports_an_edited_judgement_which_a_plain_audit_believes(
+        tmp_path: Path, keys: dict[str, KeyPair]) -> None:
+    write_policy(tmp_path, keys)
+    history_with_dora(tmp_path, keys)
+    auditing = _Auditing(tmp_path)
+    honest, _ = auditing.both()
+    assert auditing.reverify().anomalies == honest.anomalies  # an untrusted deployment record, and no mismatch
+    with sqlite3.connect(auditing.index) as db:  # someone who may write the index hides v1's first build
+        (history,) = db.execute("SELECT history FROM judged WHERE sha256 = ?",
+                                (hashlib.sha256(b"app v1").hexdigest(),)).fetchone()
+        db.execute("UPDATE judged SET history = ? WHERE sha256 = ?",
+                   (history.replace('"builds":[{', '"builds":[{"x":0,', 1),
+                    hashlib.sha256(b"app v1").hexdigest()))
+    with pytest.raises(ConfigError, match="does not read back"):  # believed as it is, until read back
+        _forms(_audit([str(auditing.store)], _policy(auditing.policy_file, ()), None, auditing.index,
+                      reverify=False, dora=WINDOW)[0])
+    caught = auditing.reverify()
+    (mismatch,) = set(caught.anomalies) - set(honest.anomalies)
+    assert mismatch.kind == "index-mismatch" and "judgement of sha256:" in mismatch.message
+    assert _forms(auditing.both()[0]) == _forms(honest)  # the entry was replaced
+
+
+def test_an_index_of_the_previous_format_is_emptied_and_filled_again(tmp_path: Path,
+                                                                    keys: dict[str, KeyPair]) -> None:
+    write_policy(tmp_path, keys)
+    history_with_dora(tmp_path, keys)
+    with sqlite3.connect(tmp_path / "index.sqlite") as db:  # as attest 0.x wrote it (format 1)
+        db.executescript("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+                         "INSERT INTO meta VALUES ('format', '1');"
+                         "CREATE TABLE facts (setup TEXT NOT NULL, uri TEXT NOT NULL, digest TEXT NOT NULL, "
+                         "facts TEXT NOT NULL, PRIMARY KEY (setup, uri));")
+    (tmp_path / "index.sqlite").chmod(0o600)
+    report, used = _Auditing(tmp_path).both()
+    assert used["judged"] == len(report.artifacts) == 3
+    with sqlite3.connect(tmp_path / "index.sqlite") as db:
+        assert db.execute("SELECT value FROM meta WHERE key = 'format'").fetchone() == ("2",)
