@@ -100,6 +100,7 @@ class AuditIndex:
         self._known_scans: dict[str, tuple[str, str]] | None = None
         self._known_stored: dict[str, tuple[str, str]] | None = None
         self._known_facts: dict[str, Kept] | None = None
+        self._stamps: dict[str, tuple[str, str]] = {}
         self.written = 0
         self.judged = 0
         """Artefacts judged in this audit (the others' judgements came from the index)."""
@@ -126,13 +127,20 @@ class AuditIndex:
     # --- facts (verify.audit.index.FactIndex) -------------------------------------------------------------
 
     def kept(self, uri: str) -> Kept | None:
-        if self._known_facts is None:  # which files this setup has facts for, in one query: a miss costs no query
-            self._known_facts = {}
-            for name, digest, touch, count in self._raw(self.SQL["keys"], (self.setup,)):
-                if isinstance(name, str) and isinstance(digest, str) and isinstance(touch, str) and \
-                        isinstance(count, int):
+        known = self._known_facts
+        return (known if known is not None else self._kept()).get(uri)
+
+    def _kept(self) -> dict[str, Kept]:
+        """What this setup has of each file, in one query (a miss costs no query), with the stamp its bytes last had
+        (so that an unchanged file's stamp is answered without the scans table)."""
+        if self._known_facts is None:
+            self._known_facts, self._stamps = {}, {}
+            for name, digest, touch, count, stamp in self._raw(self.SQL["keys"], (self.setup,)):
+                if type(name) is str and type(digest) is str and type(touch) is str and type(count) is int:
                     self._known_facts[name] = Kept(digest, tuple(touch.split()), count)
-        return self._known_facts.get(uri)
+                    if type(stamp) is str:
+                        self._stamps[name] = (stamp, digest)
+        return self._known_facts
 
     def facts(self, uri: str, digest: str) -> str | None:
         row = self._one(self.SQL["facts"], (self.setup, uri, digest))
@@ -160,9 +168,13 @@ class AuditIndex:
         """The digest of the file at ``uri`` when it had ``stamp`` (None: never seen so, or no stamp)."""
         if stamp is None:
             return None
-        if self._known_scans is None:
-            self._known_scans = {u: (s, d) for u, s, d in self._rows(self.SQL["scans"])}
-        found = self._known_scans.get(uri)
+        if self._known_facts is None:
+            self._kept()
+        found = self._stamps.get(uri)
+        if found is None or found[0] != stamp:  # not a file of this setup as it was: the whole table, once
+            if self._known_scans is None:
+                self._known_scans = {u: (s, d) for u, s, d in self._rows(self.SQL["scans"])}
+            found = self._known_scans.get(uri)
         return found[1] if found is not None and found[0] == stamp else None
 
     def scan(self, uri: str, stamp: str | None, digest: str) -> None:
@@ -196,8 +208,9 @@ class AuditIndex:
         """Drop this setup's facts (and the scans) of files under the prefixes ``under`` that were not ``seen``:
         an envelope no longer in the store is not kept, nor reported."""
         seen_set, prefixes = set(seen), tuple(under)
-        gone = [uri for (uri,) in self._rows(self.SQL["uris"], (self.setup,))
-                if uri.startswith(prefixes) and uri not in seen_set]
+        known = self._known_facts if self._known_facts is not None else \
+            [uri for (uri,) in self._rows(self.SQL["uris"], (self.setup,))]
+        gone = [uri for uri in known if uri.startswith(prefixes) and uri not in seen_set]
         if gone:
             self._write([(self.SQL["drop_facts"], [(self.setup, u) for u in gone]),
                          (self.SQL["drop_scan"], [(u,) for u in gone])])
@@ -211,7 +224,8 @@ class SqliteIndex(AuditIndex):
         "scans": "SELECT uri, stamp, digest FROM scans",
         "stored": "SELECT uri, stamp, sha256 FROM stored",
         "uris": "SELECT uri FROM facts WHERE setup = ?",
-        "keys": "SELECT uri, digest, touch, count FROM facts WHERE setup = ?",
+        "keys": "SELECT f.uri, f.digest, f.touch, f.count, s.stamp FROM facts f LEFT JOIN scans s "
+                "ON s.uri = f.uri AND s.digest = f.digest WHERE f.setup = ?",
         "judgements": "SELECT sha256, inputs, judged, history FROM judged WHERE setup = ?",
         "put_facts": "INSERT OR REPLACE INTO facts VALUES (?, ?, ?, ?, ?, ?)",
         "put_judged": "INSERT OR REPLACE INTO judged VALUES (?, ?, ?, ?, ?)",
@@ -365,7 +379,8 @@ class PostgresIndex(AuditIndex):
         "scans": "SELECT uri, stamp, digest FROM attest_audit_scans",
         "stored": "SELECT uri, stamp, sha256 FROM attest_audit_stored",
         "uris": "SELECT uri FROM attest_audit_facts WHERE setup = %s",
-        "keys": "SELECT uri, digest, touch, count FROM attest_audit_facts WHERE setup = %s",
+        "keys": "SELECT f.uri, f.digest, f.touch, f.count, s.stamp FROM attest_audit_facts f LEFT JOIN "
+                "attest_audit_scans s ON s.uri = f.uri AND s.digest = f.digest WHERE f.setup = %s",
         "judgements": "SELECT sha256, inputs, judged, history FROM attest_audit_judged WHERE setup = %s",
         "put_facts": "INSERT INTO attest_audit_facts VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (setup, uri) DO "
                      "UPDATE SET digest = EXCLUDED.digest, facts = EXCLUDED.facts, touch = EXCLUDED.touch, "

@@ -4,9 +4,11 @@ Run by hand or by ``make bench``, not in CI:
 
     .venv/bin/python benchmarks/audit_bench.py [-n 100000] [--new 1000] [--keep DIR]
 
-It writes N attestations into a temporary store (a third each: provenance, stg VSA, prd VSA, every artefact
-with its whole path), then times ``attest audit --format json`` through the real CLI, with the peak memory
-of its process:
+It writes N attestations into a temporary store, the mix of issue 21 ("provenances, VSAs, approvals,
+deployment records of about 25,000 builds") as attest writes it: per build a provenance, a stg VSA, a prd
+approval and a succeeded prd deployment record, each under its artefact; per four builds (components c0..c3)
+one release manifest. So N / 4.25 builds, in whole releases. Then it times ``attest audit --format json``
+through the real CLI, with the peak memory of its process:
 
 * cold, without an index (``--no-index``), and cold, filling a new index;
 * warm: the same history again, answered by the index;
@@ -27,13 +29,22 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from attest.collect import GitFacts, Lockfile, Platform
 from attest.provenance import BuildRecord, statement
 from attest.signers import sign_envelope
 from attest.signers.key import generate, load
 from attest.stores import attestation_key
-from attest.summaries import stage_uri, vsa_statement
+from attest.stores.layout import deployment_key
+from attest.summaries import (
+    Component,
+    approval_statement,
+    deployment_statement,
+    release_statement,
+    stage_uri,
+    vsa_statement,
+)
 from verify.formats.envelope import INTOTO_PAYLOAD_TYPE
 
 T0 = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
@@ -41,7 +52,7 @@ T0 = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
 
 def _keys(directory: Path) -> dict[str, tuple[Path, Path]]:
     keys = {}
-    for name in ("dev", "stg", "prd"):
+    for name in ("dev", "stg", "approver", "release", "prd"):
         private, public = generate("ecdsa-p256")
         (directory / f"{name}.pem").write_bytes(private)
         (directory / f"{name}.pem").chmod(0o600)
@@ -56,50 +67,99 @@ def _policy(directory: Path, keys: dict[str, tuple[Path, Path]]) -> Path:
 identities:
   dev-build: {{keys: [{keys['dev'][1]}]}}
   stg-verifier: {{keys: [{keys['stg'][1]}]}}
-  prd-verifier: {{keys: [{keys['prd'][1]}]}}
+  approver: {{keys: [{keys['approver'][1]}]}}
+  release-manager: {{keys: [{keys['release'][1]}]}}
+  prd-deployer: {{keys: [{keys['prd'][1]}]}}
 provenance:
   signed-by: [dev-build]
   source: {{uri: github.com/acme/app, branches: [main]}}
+releases: {{signed-by: [release-manager]}}
 stages:
   stg: {{verifier: stg-verifier}}
-  prd: {{verifier: prd-verifier, require-vsa: [{{stage: stg, signed-by: stg-verifier}}]}}
+  prd: {{deployed-by: [prd-deployer], require-approvals: {{count: 1, signed-by: [approver]}}}}
 """)
     return path
 
 
+#: Builds per release (components c0..c3), and the attestations a release's builds come to: four per build
+#: (provenance, stg VSA, prd approval, prd deployment record) and the manifest.
+PER_RELEASE = 4
+PER_RELEASE_ATTESTATIONS = 4 * PER_RELEASE + 1
+
+
+def builds_for(count: int) -> int:
+    """How many builds ``count`` attestations come to, in whole releases."""
+    return count // PER_RELEASE_ATTESTATIONS * PER_RELEASE
+
+
 def generate_store(root: Path, keys: dict[str, tuple[Path, Path]], count: int, *, start: int = 0) -> int:
-    """Write ``count`` attestations (rounded down to whole artefact paths, numbered from ``start``) under
-    ``root``; return how many."""
+    """Write ``count`` attestations (rounded down to whole releases of four builds, the builds numbered from
+    ``start``, a multiple of four) under ``root``; return how many."""
     import hashlib
 
     signers = {name: load(private) for name, (private, _) in keys.items()}
     lock = Lockfile(path="requirements.txt", digests={"sha256": "0" * 64})
     written = 0
-    for i in range(start, start + count // 3):
-        data = f"artefact {i}\n".encode()
-        digests = {"sha256": hashlib.sha256(data).hexdigest()}
-        name = f"dist/app-{i}.tar.gz"
-        built = T0 + timedelta(minutes=i)
-        record = BuildRecord(
-            git=GitFacts(root=root, repo_uri="https://github.com/acme/app", ref="refs/heads/main",
-                         commit=f"{i:040x}", commit_time=int(built.timestamp()), dirty=False),
-            platform=Platform(name="codebuild", builder_id="arn:aws:codebuild:eu-west-1:1:project/app"),
-            lockfiles=[lock], command=["make", "dist"], artifact_patterns=["dist/"], subjects=[(name, digests)],
-            source_date_epoch=int(built.timestamp()), started=built - timedelta(minutes=5), finished=built,
-            invocation_id=f"build/{i}")
-        statements = [("dev", "provenance", statement(record))]
-        for stage, hours in (("stg", 1), ("prd", 2)):
-            statements.append((stage, "vsa", vsa_statement(
-                subject_name=name, digests=digests, verifier_id=f"https://attest.dev/verifier/{stage}",
-                resource_uri=stage_uri(stage), policy_uri="file:///policy.yaml", policy_digest="ab" * 32,
-                inputs=[], levels=["SLSA_BUILD_LEVEL_2"], verified_at=built + timedelta(hours=hours))))
-        for signer, kind, document in statements:
-            envelope = sign_envelope(signers[signer], payload_type=INTOTO_PAYLOAD_TYPE,
+
+    def publish(signer: str, kind: str, document: dict[str, Any], sha256: str) -> str:
+        """Sign ``document``, write it under the artefact ``sha256``; return the sha256 of its line."""
+        nonlocal written
+        envelope = sign_envelope(signers[signer], payload_type=INTOTO_PAYLOAD_TYPE,
+                                 payload=json.dumps(document).encode())
+        line = envelope.to_json_line()
+        path = root / attestation_key(sha256, kind, line)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(line)
+        written += 1
+        return hashlib.sha256(line.rstrip(b"\n")).hexdigest()
+
+    if start % PER_RELEASE:
+        raise ValueError(f"start must be a multiple of {PER_RELEASE}, not {start}")
+    for first in range(start, start + builds_for(count), PER_RELEASE):
+        components: list[Component] = []
+        for j, i in enumerate(range(first, first + PER_RELEASE)):
+            name = f"dist/c{j}-{i}.tar.gz"
+            digests = {"sha256": hashlib.sha256(f"artefact {i}\n".encode()).hexdigest()}
+            built = T0 + timedelta(minutes=i)
+            record = BuildRecord(
+                git=GitFacts(root=root, repo_uri="https://github.com/acme/app", ref="refs/heads/main",
+                             commit=f"{i:040x}", commit_time=int(built.timestamp()), dirty=False),
+                platform=Platform(name="codebuild", builder_id="arn:aws:codebuild:eu-west-1:1:project/app"),
+                lockfiles=[lock], command=["make", "dist"], artifact_patterns=["dist/"],
+                subjects=[(name, digests)], source_date_epoch=int(built.timestamp()),
+                started=built - timedelta(minutes=5), finished=built, invocation_id=f"build/{i}")
+            provenance = publish("dev", "provenance", statement(record), digests["sha256"])
+            publish("stg", "vsa", vsa_statement(
+                subject_name=name, digests=digests, verifier_id="https://attest.dev/verifier/stg",
+                resource_uri=stage_uri("stg"), policy_uri="file:///policy.yaml", policy_digest="ab" * 32,
+                inputs=[], levels=["SLSA_BUILD_LEVEL_2"], verified_at=built + timedelta(hours=1)),
+                digests["sha256"])
+            publish("approver", "approval", approval_statement(
+                subject_name=name, digests=digests, stage="prd", approver="alice@example.com",
+                reason=f"release r{first // PER_RELEASE}", approved_at=built + timedelta(minutes=90)),
+                digests["sha256"])
+            components.append(Component(name=f"c{j}", subjects=[(name, digests)], provenance_sha256=provenance,
+                                        source="https://github.com/acme/app", commit=f"{i:040x}"))
+        release_name = f"r{first // PER_RELEASE}"
+        created = T0 + timedelta(minutes=first + PER_RELEASE - 1 + 100)
+        release = publish("release", "release", release_statement(
+            name=release_name, components=components, created_at=created),
+            components[0].subjects[0][1]["sha256"])
+        deployed = created + timedelta(hours=2)
+        for component in components:
+            sha256 = component.subjects[0][1]["sha256"]
+            document = deployment_statement(
+                environment="prd", release_name=release_name, release_sha256=release, component=component.name,
+                artifacts=component.subjects, status="succeeded", kind="deploy", deployed_at=deployed,
+                commit=component.commit)
+            envelope = sign_envelope(signers["prd"], payload_type=INTOTO_PAYLOAD_TYPE,
                                      payload=json.dumps(document).encode())
             line = envelope.to_json_line()
-            path = root / attestation_key(digests["sha256"], kind, line)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(line)
+            for key in (deployment_key("prd", component.name, deployed, line),  # the deployment index, as
+                        attestation_key(sha256, "deployment", line)):           # attest deploy record writes
+                path = root / key
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(line)
             written += 1
     return written
 
@@ -161,7 +221,7 @@ def main() -> None:
         time.sleep(2.1)  # older than the index's racy window: the files' stamps stand for their bytes
         seconds, peak, seen = _cli(store, policy, "--index", index)
         print(f"warm, unchanged:      {seen} attestations in {seconds:6.2f} s, {peak:4.0f} MB")
-        added = generate_store(store, keys, args.new, start=count // 3)
+        added = generate_store(store, keys, args.new, start=builds_for(count))
         time.sleep(2.1)
         seconds, peak, seen = _cli(store, policy, "--index", index)
         verdict = "OK" if seconds <= GOAL_MORE_S and peak < GOAL_MB else "SLOW"

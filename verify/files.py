@@ -23,7 +23,7 @@ __all__ = ["read_file", "read_file_and_mode", "read_trusted_root"]
 _FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
 
 
-def read_file(path: Path, *, what: str, limit: int, error: Callable[[str], BaseException] = InputError,
+def read_file(path: str | Path, *, what: str, limit: int, error: Callable[[str], BaseException] = InputError,
               too_large: Callable[[str], BaseException] | None = None) -> bytes:
     """The bytes of the regular file at ``path`` (``what`` it is, for messages), at most ``limit`` of them.
 
@@ -34,7 +34,7 @@ def read_file(path: Path, *, what: str, limit: int, error: Callable[[str], BaseE
     return read_file_and_mode(path, what=what, limit=limit, error=error, too_large=too_large)[0]
 
 
-def read_file_and_mode(path: Path, *, what: str, limit: int, error: Callable[[str], BaseException] = InputError,
+def read_file_and_mode(path: str | Path, *, what: str, limit: int, error: Callable[[str], BaseException] = InputError,
                        too_large: Callable[[str], BaseException] | None = None) -> tuple[bytes, int]:
     """:func:`read_file`, and the mode of the very file read (for a permission check without a race)."""
     too_large = error if too_large is None else too_large
@@ -53,18 +53,31 @@ def read_file_and_mode(path: Path, *, what: str, limit: int, error: Callable[[st
     except BaseException:
         os.close(fd)
         raise
-    with open(fd, "rb") as f:
-        try:
-            # as many bytes as fstat said, and one more to see growth (asking for the limit itself would make
-            # Python set aside limit bytes for every small file); a file that grew is read on, to the limit
-            data = f.read(min(info.st_size, limit) + 1)
-            if len(data) > info.st_size:
-                data += f.read(limit + 1 - len(data))
-        except OSError as e:
-            raise error(f"cannot read {what} {path}: {reason(e)}") from e
+    try:
+        # as many bytes as fstat said, and one more to see growth (asking for the limit itself would make Python
+        # set aside limit bytes for every small file), in as few reads as the file allows (one, mostly: an audit
+        # reads every file of a history); a file that grew is read on, to the limit
+        data = _read_up_to(fd, min(info.st_size, limit) + 1, enough=info.st_size)
+        if len(data) > info.st_size:
+            data += _read_up_to(fd, limit + 1 - len(data), enough=limit + 1 - len(data))
+    except OSError as e:
+        raise error(f"cannot read {what} {path}: {reason(e)}") from e
+    finally:
+        os.close(fd)
     if len(data) > limit:
         raise too_large(f"{what} {path} grew past {limit} bytes while it was read")
     return data, info.st_mode
+
+
+def _read_up_to(fd: int, size: int, *, enough: int) -> bytes:
+    """Up to ``size`` bytes from ``fd``, read until ``enough`` are (a file's size as fstat said: one read, where
+    asking for more than is there would take a second to see its end) or it ends."""
+    parts = [os.read(fd, size)]
+    got = len(parts[0])
+    while parts[-1] and got < enough:
+        parts.append(os.read(fd, size - got))
+        got += len(parts[-1])
+    return b"".join(parts)
 
 
 def read_trusted_root(path: Path) -> bytes:

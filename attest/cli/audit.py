@@ -16,6 +16,7 @@ import itertools
 import os
 import stat
 import sys
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -256,8 +257,15 @@ class _Keys:
     def __init__(self) -> None:
         self.cwd = os.getcwd()
         self._folders: dict[str, str] = {}
+        self._made: dict[str, str] = {}
 
     def __call__(self, uri: str) -> str:
+        made = self._made.get(uri)
+        if made is None:
+            made = self._made[uri] = self._make(uri)
+        return made
+
+    def _make(self, uri: str) -> str:
         folder, slash, name = uri.rpartition("/")
         if "://" in uri or not slash or name in ("", ".", ".."):
             return _key(uri, self.cwd)
@@ -322,6 +330,8 @@ class _Reader:
         self._index = index
         self._cwd = os.getcwd()
         self.key = _Keys()
+        self._settled_before = time.time_ns() - _RACY_NS
+        """A local file's times must be older than this (ns) for its stamp to stand for its bytes."""
         self.seen: list[str] = []
         """The index's name of every attestation file listed (to forget the facts of those gone)."""
         self.prefixes: list[str] = []
@@ -350,7 +360,8 @@ class _Reader:
             for uri, claimed, opener, stamp in store.listed_artifacts():
                 known = self._index.hashed(self.key(uri), stamp) if self._index is not None else None
                 found = known if known is not None else _sha256(uri, opener)
-                if self._index is not None and known is None and isinstance(found, str) and _settled(stamp):
+                if self._index is not None and known is None and isinstance(found, str) and \
+                        _settled(stamp, self._settled_before):
                     self._index.hash(self.key(uri), stamp, found)
                 yield uri, claimed, found
                 if progress is not None:
@@ -376,7 +387,8 @@ class _Reader:
         for uri, stamp, read in listing:
             key = self.key(uri)
             self.seen.append(key)
-            yield uri, Listed(index.scanned(key, stamp), functools.partial(_recording, index, key, stamp, read))
+            yield uri, Listed(index.scanned(key, stamp), functools.partial(_recording, index, key, stamp, read,
+                                                                           self._settled_before))
 
     def _unread(self, source: str) -> Iterator[tuple[Path, EvidenceRejected | None, bool]]:
         """A directory's or a file's attestation files, not read yet: (file, why a part cannot be listed, whether
@@ -420,13 +432,13 @@ def _reader(unlisted: EvidenceRejected | None, path: Path, named: bool) -> Calla
     return functools.partial(_read_file, path, named=named)
 
 
-def _recording(index: Index, key: str, stamp: str | None,
-               read: Callable[[], bytes | EvidenceRejected]) -> bytes | EvidenceRejected:
+def _recording(index: Index, key: str, stamp: str | None, read: Callable[[], bytes | EvidenceRejected],
+               settled_before: int) -> bytes | EvidenceRejected:
     """``read()``, noting in the index the digest of what it read at that stamp (for the next run's listing)."""
     import hashlib
 
     data = read()
-    if isinstance(data, bytes) and _settled(stamp):
+    if isinstance(data, bytes) and _settled(stamp, settled_before):
         index.scan(key, stamp, hashlib.sha256(data).hexdigest())
     return data
 
@@ -436,17 +448,15 @@ def _recording(index: Index, key: str, stamp: str | None,
 _RACY_NS = 2_000_000_000
 
 
-def _settled(stamp: str | None) -> bool:
+def _settled(stamp: str | None, before: int) -> bool:
     """Whether a stamp may stand for the bytes read: an S3 ETag always; a local file's only once its times are
-    older than the clock's tick could hide a second write."""
+    older than the clock's tick could hide a second write (``before``: the audit's start less that tick, in ns)."""
     if stamp is None:
         return False
     parts = stamp.split(":")
     if len(parts) != 4 or not all(p.isdigit() for p in parts):
         return True  # ETag:size
-    import time
-
-    return max(int(parts[1]), int(parts[2])) < time.time_ns() - _RACY_NS
+    return max(int(parts[1]), int(parts[2])) < before
 
 
 def _walk(root: Path) -> Iterator[tuple[Path, EvidenceRejected | None]]:

@@ -441,7 +441,7 @@ def _given(error: EvidenceRejected) -> Callable[[], bytes | EvidenceRejected]:
 def _read(path: str | Path) -> bytes | EvidenceRejected:
     """One stored attestation file, or why it cannot be read: that file's problem, never the whole store's."""
     try:
-        return read_evidence_file(Path(path))
+        return read_evidence_file(path)
     except EvidenceRejected as e:
         return e
     except InputError as e:  # not a regular file (a FIFO, a device), or unreadable: junk in an untrusted store

@@ -83,11 +83,11 @@ def test_reverify_catches_an_entry_edited_in_the_shared_database(
     _world(tmp_path, keys, builds=1)
     _audit(attest, tmp_path, database)
     with psycopg.connect(database, autocommit=True) as db:
-        for uri, facts in db.execute("SELECT uri, facts FROM attest_audit_facts").fetchall():
-            edited = json.loads(facts)
-            edited[0][5], edited[0][7] = ["dev-build"], None  # signed by dev-build, nothing wrong
-            db.execute("UPDATE attest_audit_facts SET facts = %s WHERE uri = %s", (json.dumps(edited), uri))
-        db.execute("DELETE FROM attest_audit_judged")  # the artefacts judged again, from the edited facts
+        for sha, judged in db.execute("SELECT sha256, judged FROM attest_audit_judged").fetchall():
+            edited = json.loads(judged)
+            if edited and edited[6]:
+                edited[6] = []  # its anomalies: none
+                db.execute("UPDATE attest_audit_judged SET judged = %s WHERE sha256 = %s", (json.dumps(edited), sha))
     ran, report, _ = _audit(attest, tmp_path, database)
     assert ran.code == 0 and report["anomalies"] == []  # the shared index is trusted by a run that uses it ...
     ran, report, _ = _audit(attest, tmp_path, database, "--reverify")  # ... and --reverify says it was edited
@@ -131,6 +131,7 @@ def test_a_server_that_is_not_there_or_goes_away_mid_run_is_exit_4_and_no_report
         return real(self, uri)
 
     monkeypatch.setattr(PostgresIndex, "kept", kept_then_the_server_drops_us)
+    f.publish(tmp_path / "store", f.provenance(keys["dev"].private, subjects={APP: b"new"}, commit="e" * 40))
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as gone:
         main(["audit", "store", "--policy", "policy.yaml", "--index", database, "--format", "json"])

@@ -118,11 +118,10 @@ def test_reverify_reports_an_entry_someone_edited(tmp_path: Path, keys: dict[str
     ran, report = _audit(attest, tmp_path)
     assert ran.code == 1 and [a["kind"] for a in report["anomalies"]] == ["untrusted-signer"]
     with sqlite3.connect(tmp_path / "index.sqlite") as db:  # whoever can write the index ...
-        (uri, facts) = db.execute("SELECT uri, facts FROM facts").fetchone()
-        edited = json.loads(facts)  # [["_Fact", source, statement digest, subjects, type, signers, detail, problem,
-        edited[0][5], edited[0][7] = ["dev-build"], None  # stage]]: signed by dev-build, and nothing wrong
-        db.execute("UPDATE facts SET facts = ? WHERE uri = ?", (json.dumps(edited), uri))
-        db.execute("DELETE FROM judged")  # (or edits the judgement too: test_incremental)
+        (sha, judged) = db.execute("SELECT sha256, judged FROM judged WHERE judged != '[]'").fetchone()
+        edited = json.loads(judged)  # [name, built, groups, deps, committed, placed, anomalies, exceptional]
+        edited[6] = []  # nothing wrong
+        db.execute("UPDATE judged SET judged = ? WHERE sha256 = ?", (json.dumps(edited), sha))
     ran, report = _audit(attest, tmp_path)
     assert ran.code == 0 and report["anomalies"] == []  # ... can make an audit believe it: the threat model says so
     ran, report = _audit(attest, tmp_path, "--reverify")

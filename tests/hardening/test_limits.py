@@ -7,7 +7,6 @@ code path (a wrapper around PublicKey.verify that still verifies).
 
 from __future__ import annotations
 
-import builtins
 import json
 import os
 import re
@@ -87,28 +86,15 @@ def test_limits_have_their_documented_values() -> None:
 
 
 class _ReadSpy:
-    """Shadows ``open`` in verify.formats.evidence and records every read() of the files it opens."""
+    """Stands in for verify.files' one reader of an open file, and counts what it is asked to read."""
 
     def __init__(self) -> None:
         self.reads = 0
+        self.real = files_module._read_up_to
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        spy = self
-        handle = builtins.open(*args, **kwargs)  # noqa: SIM115 (closed by Reading.__exit__)
-
-        class Reading:
-            def __enter__(self) -> Reading:
-                return self
-
-            def __exit__(self, *exc: object) -> None:
-                handle.close()
-
-            def read(self, size: int = -1) -> bytes:
-                spy.reads += 1
-                data: bytes = handle.read(size)
-                return data
-
-        return Reading()
+    def __call__(self, fd: int, size: int, *, enough: int) -> bytes:
+        self.reads += 1
+        return self.real(fd, size, enough=enough)
 
 
 def test_a_sparse_gigabyte_attestation_is_refused_by_its_size_without_reading(
@@ -118,7 +104,7 @@ def test_a_sparse_gigabyte_attestation_is_refused_by_its_size_without_reading(
     with huge.open("wb") as out:
         out.truncate(GiB)  # sparse: no disk used, 1 GiB to whoever reads it
     spy = _ReadSpy()
-    monkeypatch.setattr(files_module, "open", spy, raising=False)
+    monkeypatch.setattr(files_module, "_read_up_to", spy)
     assert read_evidence_file(small) == line and spy.reads == 1  # the spy sees reads
     started = time.monotonic()
     with pytest.raises(LimitExceeded, match=re.escape(f"{huge} is {GiB} bytes; at most {limits.MAX_EVIDENCE_BYTES}")):

@@ -19,6 +19,12 @@ The plan, one function a step:
 
 Memory grows with the number of artefacts and the facts about them, not with the bytes read.
 
+With an index (:mod:`verify.audit.index`), steps (2) to (5) run only for what changed: a file whose bytes the
+index has seen is not checked, and an artefact none of whose evidence changed (nor what the release manifests
+say of it) is not folded nor judged: its judgement and its history's text come from the index, and step (6)
+assembles the report from them and from what is judged now, with reproducibility across artefacts, what runs
+where and the DORA figures judged over the whole history (:mod:`verify.audit._whole`).
+
 Who signed: the identities of the policy whose pinned keys verify an envelope's
 signature, or, for a keyless Sigstore bundle (a certificate and a log entry), the
 identities whose ``sigstore`` entries the certificate satisfies once
@@ -72,8 +78,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from verify.audit._check import BATCH_FILES, _Fact, _facts, _Release, _Setup
-from verify.audit._judge import Group, _Auditor, anomaly_order, groups_of, reproducibility, running
-from verify.audit._judge import dora as _dora
+from verify.audit._judge import _Auditor
+from verify.audit._whole import Group, anomaly_order, groups_of, reproducibility, running
+from verify.audit._whole import dora as _dora
 from verify.audit.index import (
     EVERYWHERE,
     FactIndex,
@@ -198,8 +205,8 @@ def _read(sources: Iterable[tuple[str, bytes | EvidenceRejected | Listed]], setu
     def to_check() -> Iterator[Source]:
         for uri, payload in sources:
             reread: Callable[[], bytes | EvidenceRejected] | None = None
+            kept = index.kept(uri) if index is not None and not reverify else None
             if isinstance(payload, Listed):
-                kept = index.kept(uri) if index is not None and not reverify else None
                 if kept is not None and payload.digest is not None and kept.digest == payload.digest:
                     ordered.append(_File(uri, kept.digest, kept.touch, kept.facts, None, payload.read))
                     if progress is not None:
@@ -207,13 +214,11 @@ def _read(sources: Iterable[tuple[str, bytes | EvidenceRejected | Listed]], setu
                     continue
                 reread, payload = payload.read, payload.read()
             digest = hashlib.sha256(payload).hexdigest() if isinstance(payload, bytes) else None
-            if digest is not None and index is not None and not reverify:
-                kept = index.kept(uri)
-                if kept is not None and kept.digest == digest:
-                    ordered.append(_File(uri, digest, kept.touch, kept.facts, None, reread))
-                    if progress is not None:
-                        progress(1)
-                    continue
+            if kept is not None and digest is not None and kept.digest == digest:
+                ordered.append(_File(uri, digest, kept.touch, kept.facts, None, reread))
+                if progress is not None:
+                    progress(1)
+                continue
             file = _File(uri, digest, (), 0, None, reread, checking=True)
             ordered.append(file)
             waiting.append(file)
@@ -228,11 +233,11 @@ def _read(sources: Iterable[tuple[str, bytes | EvidenceRejected | Listed]], setu
             file = waiting.popleft()
             file.facts, file.touch, file.count, file.checking = facts, touches(facts), len(facts), False
             if index is not None and file.digest is not None:
-                if reverify:
+                if reverify and EVERYWHERE in file.touch:  # (the only facts kept: _kept_facts)
                     kept = index.facts(file.uri, file.digest)
-                    if kept is not None and decode_facts(kept) != facts:
+                    if kept and decode_facts(kept) != facts:
                         file.mismatch = True
-                index.put(file.uri, file.digest, encode_facts(facts), file.touch, file.count)
+                index.put(file.uri, file.digest, _kept_facts(facts, file.touch), file.touch, file.count)
         if progress is not None:
             progress(len(batch))
         yield from ready()
@@ -314,7 +319,8 @@ class _Assembly:
                 f"{file.uri} must be read again, and the audit was given its bytes only once")
             facts = self.setup.checker().check_batch([(file.uri, payload)])[0]
             if isinstance(payload, bytes) and hashlib.sha256(payload).hexdigest() == file.digest:
-                self.index.put(file.uri, file.digest, encode_facts(facts), touches(facts), len(facts))
+                touch = touches(facts)
+                self.index.put(file.uri, file.digest, _kept_facts(facts, touch), touch, len(facts))
         if n in self.everywhere:
             self._decoded[n] = facts
         return facts
@@ -322,11 +328,13 @@ class _Assembly:
     def inputs(self, sha: str, deps: Iterable[str], releases: _Auditor) -> str:
         """The digest of everything an artefact's judgement rests on: the files about it (place and bytes) in
         order, its stored copies as hashed, and what the release manifests say to each of its ``deps``."""
-        files = [[self.files[n].uri, self.files[n].digest] for n in self.touching.get(sha, ())]
-        stored = [[self.stored[n][0], str(self.stored[n][2]), type(self.stored[n][2]).__name__]
-                  for n in self.stored_of.get(sha, ())]
-        states = [[dep, releases.release_state(dep)] for dep in deps]
-        return hashlib.sha256(json.dumps([files, stored, states]).encode()).hexdigest()
+        parts = [f"{len(f.uri)}:{f.uri}{f.digest}" for f in map(self.files.__getitem__, self.touching.get(sha, ()))]
+        for n in self.stored_of.get(sha, ()):
+            uri, _, found = self.stored[n]
+            said = found if isinstance(found, str) else f"{type(found).__name__}: {found}"
+            parts.append(f"stored {len(uri)}:{uri}{len(said)}:{said}")
+        parts.extend(f"{dep}={releases.release_state(dep)}" for dep in deps)  # a dep has no "="
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
     def _changed(self, clean: dict[str, tuple[Judged | None, str]]) -> list[str]:
         """The artefacts to judge: those whose inputs differ from the index's judgement's (or that it has none
@@ -353,8 +361,21 @@ class _Assembly:
         return sorted(dirty)
 
     def report(self, *, dora: tuple[datetime, datetime] | None) -> AuditReport:
-        index, kept, part = self.index, self.kept, self.part
-        self.stored_of = {}
+        clean: dict[str, tuple[Judged | None, str]] = {}
+        dirty = self._fold(clean)
+        self.part.judge(dirty)  # (5)
+        mismatched = [f"facts for {f.uri}" for f in self.files if f.mismatch]
+        fresh: dict[str, tuple[Judged | None, ArtifactHistory | None]] = {}
+        for sha, judged, history in self._judged(dirty):
+            if self.index is None or not self.keep:
+                fresh[sha] = (judged, history)
+            else:
+                clean[sha] = (judged, self._keep(sha, judged, history, mismatched))
+        return self._assemble(clean, fresh, mismatched, dora=dora)
+
+    def _fold(self, clean: dict[str, tuple[Judged | None, str]]) -> list[str]:
+        """Steps (3) and (4) for the artefacts to judge (each whose evidence changed, or all), which it returns;
+        ``clean`` gets the judgement and history text of every other one."""
         odd_stored: list[int] = []
         """Stored artefacts at an address that names no sha256."""
         for n, (_, claimed, _) in enumerate(self.stored):
@@ -362,79 +383,68 @@ class _Assembly:
                 self.stored_of.setdefault(claimed, []).append(n)
             else:
                 odd_stored.append(n)
-        clean: dict[str, tuple[Judged | None, str]] = {}
         if self.streaming:  # every file folded in already
             dirty = sorted(self.touching.keys() | self.stored_of.keys())
         else:
             dirty = self._changed(clean)
             for n in sorted(set(self.everywhere).union(*(self.touching.get(sha, ()) for sha in dirty))):
-                for fact in self.facts(n):  # (3): what the artefacts to judge need, in the order read
-                    part.add(fact)
+                for fact in self.facts(n):  # in the order read
+                    self.part.add(fact)
         for n in sorted(itertools.chain(odd_stored, *(self.stored_of.get(sha, ()) for sha in dirty))):
-            part.add_stored(*self.stored[n])  # (4)
-        part.judge(dirty)  # (5)
+            self.part.add_stored(*self.stored[n])
+        return dirty
+
+    def _judged(self, dirty: Sequence[str]) -> Iterator[tuple[str, Judged | None, ArtifactHistory | None]]:
+        """Each artefact judged now, with its judgement and history (None: a sha256 the files name, but no artefact
+        of the report); each record dropped once its history is made."""
+        part = self.part
         own = part.own_anomalies()
         contexts = part.contexts(dirty)
-        fresh: dict[str, tuple[Judged | None, ArtifactHistory | None]] = {}
-        mismatched = [f"facts for {f.uri}" for f in self.files if f.mismatch]
-        keeping = index is not None and self.keep
         for sha in dirty:
-            record = part.records.pop(sha, None)  # (each history made, its record is not needed again)
-            judged: Judged | None = None
-            history: ArtifactHistory | None = None
-            if record is not None:  # else a sha256 the files name, but no artefact of the report
-                mine = own.get(sha, [])
-                history = part.history(record, mine)
-                context = contexts[sha]
-                judged = Judged(key=_sort_key(history), groups=groups_of(history), deps=context.deps,
-                                committed=context.committed, placed=context.placed, anomalies=tuple(mine),
-                                exceptional=_exceptional(history))
-            if not keeping:
-                fresh[sha] = (judged, history)
+            record = part.records.pop(sha, None)
+            if record is None:
+                yield sha, None, None
                 continue
-            assert index is not None
-            text, chunk = encode_judged(judged), _chunk(history) if history is not None else ""
-            inputs = self.inputs(sha, judged.deps if judged else (), part)
-            before = kept.get(sha)
-            if before is not None and before[0] == inputs and before[1:] != (text, chunk) and not any(
-                    self.files[n].mismatch for n in self.touching.get(sha, ())):  # not the other's consequence
-                mismatched.append(f"judgement of {short_sha(sha)}")
-            index.judge(sha, inputs, text, chunk)
-            clean[sha] = (judged, chunk)  # kept as the text printed, read back only if asked for (less memory)
-        return self._assemble(part, clean, fresh, mismatched, dora=dora)
+            mine = own.get(sha, [])
+            history = part.history(record, mine)
+            context = contexts[sha]
+            yield sha, Judged(key=_sort_key(history), groups=groups_of(history), deps=context.deps,
+                              committed=context.committed, placed=context.placed, anomalies=tuple(mine),
+                              exceptional=_exceptional(history)), history
 
-    def _assemble(self, part: _Auditor, texts: Mapping[str, tuple[Judged | None, str]],
+    def _keep(self, sha: str, judged: Judged | None, history: ArtifactHistory | None, mismatched: list[str]) -> str:
+        """Keep an artefact's judgement in the index, and return its history as text (kept so, and read back only
+        if asked for: less memory); with ``reverify``, an entry that said otherwise is a mismatch."""
+        assert self.index is not None
+        text, chunk = encode_judged(judged), _chunk(history) if history is not None else ""
+        inputs = self.inputs(sha, judged.deps if judged else (), self.part)
+        before = self.kept.get(sha)
+        if before is not None and before[0] == inputs and before[1:] != (text, chunk) and not any(
+                self.files[n].mismatch for n in self.touching.get(sha, ())):  # not the other's consequence
+            mismatched.append(f"judgement of {short_sha(sha)}")
+        self.index.judge(sha, inputs, text, chunk)
+        return chunk
+
+    def _assemble(self, texts: Mapping[str, tuple[Judged | None, str]],
                   fresh: Mapping[str, tuple[Judged | None, ArtifactHistory | None]], mismatched: Sequence[str], *,
                   dora: tuple[datetime, datetime] | None) -> AuditReport:
         """(6): the report, from the judgements and histories as text (read from the index, or made now and kept
         there) and those made now, with what is judged over the whole history: reproducibility across artefacts,
         what runs where, the DORA figures."""
+        part = self.part
         judgements = [(sha, j) for sha, (j, _) in itertools.chain(texts.items(), fresh.items()) if j is not None]
         groups: dict[Group, set[str]] = {}
         for sha, judged in judgements:
             for group in judged.groups:
                 groups.setdefault(group, set()).add(sha)
-        unreproducible = reproducibility(groups)
-        entries: list[HistoryEntry] = []
-        anomalies = list(part.own_anomalies().get(None, []))
-        anomalies.extend(_index_mismatch(uri) for uri in mismatched)
-        placed = dict(part.placed)
-        committed: dict[str, datetime] = {}
-        exceptional: dict[str, Endorsement] = {}
-        for sha, judged in judgements:
-            mine = sorted([*judged.anomalies, *unreproducible.get(sha, ())], key=anomaly_order)
-            anomalies.extend(mine)
-            history = fresh[sha][1] if sha in fresh else None
-            if history is not None and len(mine) != len(history.anomalies):
-                history = replace(history, anomalies=tuple(mine))
-            entries.append(HistoryEntry(key=(*judged.key, sha), sha256=sha, anomalies=tuple(mine), history=history,
-                                        text=texts[sha][1] if sha in texts else None))
-            placed.update(judged.placed)
-            if judged.committed is not None:
-                committed[sha] = judged.committed
-            for endorsement in judged.exceptional:
-                exceptional.setdefault(endorsement.attestation, endorsement)
+        entries, anomalies = _entries(judgements, texts, fresh, reproducibility(groups))
+        anomalies.extend([*part.own_anomalies().get(None, []), *map(_index_mismatch, mismatched)])
         entries.sort(key=lambda e: e.key)
+        placed = dict(part.placed)
+        for _, judged in judgements:
+            placed.update(judged.placed)
+        committed = {sha: judged.committed for sha, judged in judgements if judged.committed is not None}
+        exceptional = {e.attestation: e for _, judged in judgements for e in judged.exceptional}
         files = self.files
         return AuditReport(
             artifacts=Histories(entries), anomalies=tuple(sorted(anomalies, key=anomaly_order)), stages=part.order,
@@ -445,6 +455,31 @@ class _Assembly:
             unread=sum(f.digest is None for f in files) + sum(isinstance(s[2], EvidenceRejected) for s in self.stored),
             dora=_dora(placed, committed, *dora) if dora is not None else None, running=running(placed, part.order),
             exceptional=tuple(sorted(exceptional.values(), key=lambda e: (when_of(e), e.attestation))))
+
+
+def _entries(judgements: Sequence[tuple[str, Judged]], texts: Mapping[str, tuple[Judged | None, str]],
+             fresh: Mapping[str, tuple[Judged | None, ArtifactHistory | None]],
+             unreproducible: Mapping[str, Sequence[Anomaly]]) -> tuple[list[HistoryEntry], list[Anomaly]]:
+    """Each artefact of the report with all its anomalies (its own, and those of reproducibility across artefacts),
+    and all those anomalies."""
+    entries: list[HistoryEntry] = []
+    anomalies: list[Anomaly] = []
+    for sha, judged in judgements:
+        mine = sorted([*judged.anomalies, *unreproducible.get(sha, ())], key=anomaly_order)
+        anomalies.extend(mine)
+        history = fresh[sha][1] if sha in fresh else None
+        if history is not None and len(mine) != len(history.anomalies):
+            history = replace(history, anomalies=tuple(mine))
+        entries.append(HistoryEntry(key=(*judged.key, sha), sha256=sha, anomalies=tuple(mine), history=history,
+                                    text=texts[sha][1] if sha in texts else None))
+    return entries, anomalies
+
+
+def _kept_facts(facts: Sequence[_Fact], touch: Sequence[str]) -> str:
+    """The facts an index keeps of a file: those of a file read on every audit (:data:`EVERYWHERE`); of another,
+    none (``""``): it is read and checked again in the rare audit that judges one of its artefacts again, and its
+    artefacts' judgements are what the index answers with."""
+    return encode_facts(facts) if EVERYWHERE in touch else ""
 
 
 def _sort_key(history: ArtifactHistory) -> tuple[str, str]:

@@ -1,19 +1,24 @@
-"""What an audit remembers between runs: the facts it checked, keyed by the bytes and the trust they were checked
-under. A cache, never a source of trust.
+"""What an audit remembers between runs: what it checked and how it judged, keyed by the bytes and the trust they
+were checked under. A cache, never a source of trust.
 
-An audit's expensive step is (2), checking each attestation file's signatures and reading its statement into
-small facts. The facts depend on three things only: the file's bytes, where it is (its URI names the facts'
-sources), and the trust it is checked under (:func:`setup_digest`: the policy's digest, the pinned keys and
-Sigstore identities and which of them are valid now, the revocations, the trusted root's bytes, and this
-version of the checking code). So a file whose bytes and place are unchanged, checked under the same trust,
-gives the same facts: :class:`FactIndex` hands them back instead of checking again. Anything else changed,
-and the file is checked again and the entry replaced.
+An audit's expensive steps are (2), checking each attestation file's signatures and reading its statement into
+small facts, and (5)-(6), judging each artefact's history and printing it. Both depend only on the files' bytes,
+where they are (their URIs name the facts' sources), and the trust they are checked under (:func:`setup_digest`:
+the policy's digest, the pinned keys and Sigstore identities and which of them are valid now, the revocations,
+the trusted root's bytes, and this version of the checking code). So the index keeps, per file, its digest, what
+its facts concern (:func:`touches`) and how many there are -- and the facts themselves only for a file every
+judgement may depend on (a release manifest: :data:`EVERYWHERE`); and per artefact, its judgement
+(:class:`Judged`: what the whole report needs of it) and its history as the JSON text the report prints, under
+the digest of everything the judgement rests on. An audit then checks only files whose bytes it has not seen,
+and judges again only artefacts whose files, stored copies or release manifests changed; any other file or
+artefact is answered from the index. A file about an artefact judged again whose facts the index does not keep
+is read and checked again.
 
-Facts are kept as JSON (:func:`encode_facts`, :func:`decode_facts`): plain data that is read back into
-the known fact classes only, never code, whoever wrote the index. An entry that does not read back is a miss
-(checked again), never an error. Who can write the index can make an audit believe what they wrote; the
-threat model (docs/threat-model.md) says so, and ``--reverify`` checks every entry against a fresh check and
-reports each one that disagrees (``index-mismatch``).
+Facts and judgements are kept as JSON (:func:`encode_facts`, :func:`encode_judged`): plain data that is read back
+into the known classes only, never code, whoever wrote the index. An entry that does not read back is a miss
+(checked or judged again), never an error. Who can write the index can make an audit believe what they wrote;
+the threat model (docs/threat-model.md) says so, and ``--reverify`` checks and judges everything again and
+reports each entry that disagrees (``index-mismatch``).
 
 :class:`Listed` lets the caller give a file the audit may not need to read: the digest a previous run found
 at that place (when its name, size and time are unchanged), and how to read it if the facts are needed.
@@ -42,7 +47,7 @@ from verify.audit._check import (
     _Signature,
     _Vsa,
 )
-from verify.audit._judge import Group
+from verify.audit._whole import Group
 from verify.audit.report import Anomaly, Endorsement, ReleaseComponent
 from verify.errors import EvidenceRejected
 
@@ -325,6 +330,10 @@ def encode_judged(judged: Judged | None) -> str:
                        _encode(judged.anomalies), _encode(judged.exceptional)], separators=(",", ":"))
 
 
+def _texts(value: Any) -> bool:
+    return all(type(item) is str for item in _list(value))
+
+
 def decode_judged(text: str) -> Judged | None:
     """The judgement :func:`encode_judged` wrote; None for no artefact. A text that is neither raises ValueError."""
     try:
@@ -332,12 +341,8 @@ def decode_judged(text: str) -> Judged | None:
         if value == []:
             return None
         first, built, groups, deps, committed, placed, anomalies, exceptional = _list(value)
-        if type(first) is not str or type(built) is not str:
-            raise _Misfit
-        for group in _list(groups):
-            if len(_list(group)) != 3 or not all(type(part) is str for part in group):
-                raise _Misfit
-        if not all(type(dep) is str for dep in _list(deps)):
+        if type(first) is not str or type(built) is not str or not _texts(deps) or not all(
+                len(_list(group)) == 3 and _texts(group) for group in _list(groups)):
             raise _Misfit
         return Judged(key=(first, built), groups=tuple((g[0], g[1], g[2]) for g in groups), deps=tuple(deps),
                       committed=None if committed is None else _time(committed),

@@ -8,12 +8,12 @@ history also reads back from it (``from_dict``), so that a cache can keep it as 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, cast, get_args, overload
 
+from verify.audit import _fields
 from verify.errors import ConfigError, EvidenceRejected
 
 __all__ = [
@@ -132,16 +132,16 @@ class BuildRecord:
     def from_dict(cls, data: object) -> BuildRecord:
         """The inverse of :meth:`to_dict`; ValueError for anything it would not have written."""
         what = "a build"
-        with _reading(what):
-            d = _object(data, _BUILD_KEYS, what)
+        with _fields.reading(what):
+            d = _fields.an_object(data, _BUILD_KEYS, what)
             return cls(
-                name=_value(d, "name", what, str), commit=_value(d, "commit", what, str, None),
-                source=_value(d, "source", what, str, None), ref=_value(d, "ref", what, str, None),
-                builder=_value(d, "builder", what, str), started_on=_time(d, "startedOn", what),
-                finished_on=_time(d, "finishedOn", what), dirty=_value(d, "dirty", what, bool),
-                invocation_id=_value(d, "invocationId", what, str),
-                lockfiles=_lockfiles(d, what),
-                signers=_strings(d, "signers", what), attestation=_value(d, "attestation", what, str))
+                name=_fields.a_value(d, "name", what, str), commit=_fields.a_value(d, "commit", what, str, None),
+                source=_fields.a_value(d, "source", what, str, None), ref=_fields.a_value(d, "ref", what, str, None),
+                builder=_fields.a_value(d, "builder", what, str), started_on=_fields.a_time(d, "startedOn", what),
+                finished_on=_fields.a_time(d, "finishedOn", what), dirty=_fields.a_value(d, "dirty", what, bool),
+                invocation_id=_fields.a_value(d, "invocationId", what, str),
+                lockfiles=_fields.lockfiles(d, what),
+                signers=_fields.strings(d, "signers", what), attestation=_fields.a_value(d, "attestation", what, str))
 
 
 @dataclass(frozen=True)
@@ -181,9 +181,9 @@ class Endorsement:
     @classmethod
     def from_dict(cls, data: object) -> Endorsement:
         """The inverse of :meth:`to_dict`, whose form names no kind: the set of keys written says which it is."""
-        with _reading("an endorsement"):
+        with _fields.reading("an endorsement"):
             if not isinstance(data, dict):
-                raise ValueError(f"an endorsement is {_json_name(data)}, not an object")
+                raise ValueError(f"an endorsement is {_fields.json_name(data)}, not an object")
             kind = next((k for k, keys in _ENDORSEMENT_KEYS.items() if data.keys() == keys), None)
             if kind is None:
                 raise ValueError(f"an endorsement with the keys {sorted(map(str, data))} is none of "
@@ -191,12 +191,13 @@ class Endorsement:
             what = f"a {kind} endorsement"
             stage = {"vsa": "stage", "approval": "stage", "deployment": "environment"}.get(kind)
             return cls(
-                kind=kind, stage=_value(data, stage, what, str) if stage else "",
-                result=_value(data, _RESULT_KEY[kind], what, str),
-                time=None if kind == "signature" else _time(data, "time", what),
-                signers=_strings(data, "signers", what), attestation=_value(data, "attestation", what, str),
-                level=_value(data, "buildLevel", what, int, None) if kind == "vsa" else None,
-                about=tuple((key, _value(data, key, what, str)) for key in _DEPLOYMENT_ABOUT)
+                kind=kind, stage=_fields.a_value(data, stage, what, str) if stage else "",
+                result=_fields.a_value(data, _RESULT_KEY[kind], what, str),
+                time=None if kind == "signature" else _fields.a_time(data, "time", what),
+                signers=_fields.strings(data, "signers", what),
+                attestation=_fields.a_value(data, "attestation", what, str),
+                level=_fields.a_value(data, "buildLevel", what, int, None) if kind == "vsa" else None,
+                about=tuple((key, _fields.a_value(data, key, what, str)) for key in _DEPLOYMENT_ABOUT)
                 if kind == "deployment" else ())
 
 
@@ -216,10 +217,10 @@ class StoredCopy:
     def from_dict(cls, data: object) -> StoredCopy:
         """The inverse of :meth:`to_dict`; ValueError for anything it would not have written."""
         what = "a stored copy"
-        with _reading(what):
-            d = _object(data, ("uri", "sha256", "status"), what)
-            return cls(uri=_value(d, "uri", what, str), sha256=_value(d, "sha256", what, str, None),
-                       status=cast(_CopyStatus, _choice(d, "status", what, get_args(_CopyStatus))))
+        with _fields.reading(what):
+            d = _fields.an_object(data, ("uri", "sha256", "status"), what)
+            return cls(uri=_fields.a_value(d, "uri", what, str), sha256=_fields.a_value(d, "sha256", what, str, None),
+                       status=cast(_CopyStatus, _fields.choice(d, "status", what, get_args(_CopyStatus))))
 
 
 @dataclass(frozen=True)
@@ -277,10 +278,11 @@ class StageHistory:
     @classmethod
     def from_dict(cls, data: object) -> StageHistory:
         """The inverse of :meth:`to_dict`; ValueError for anything it would not have written."""
-        with _reading("a stage"):
-            d = _object(data, ("stage", "status", "vsas", "approvals", "deployments"), "a stage")
-            what = f"stage {_value(d, 'stage', 'a stage', str)!r}"
-            return cls(stage=d["stage"], status=cast(StageStatus, _choice(d, "status", what, get_args(StageStatus))),
+        with _fields.reading("a stage"):
+            d = _fields.an_object(data, ("stage", "status", "vsas", "approvals", "deployments"), "a stage")
+            what = f"stage {_fields.a_value(d, 'stage', 'a stage', str)!r}"
+            status = _fields.choice(d, "status", what, get_args(StageStatus))
+            return cls(stage=d["stage"], status=cast(StageStatus, status),
                        vsas=_endorsements(d, "vsas", what, "vsa"),
                        approvals=_endorsements(d, "approvals", what, "approval"),
                        deployments=_endorsements(d, "deployments", what, "deployment"))
@@ -335,23 +337,23 @@ class ArtifactHistory:
     def from_dict(cls, data: object, anomalies: Iterable[Anomaly]) -> ArtifactHistory:
         """The inverse of :meth:`to_dict`, given the artefact's anomalies, of which that form keeps only the kinds;
         ValueError for anything it would not have written (the text may come from a cache others wrote)."""
-        with _reading("an artefact's history"):
-            d = _object(data, _HISTORY_KEYS, "an artefact's history")
-            what = f"the history of {short_sha(_value(d, 'sha256', 'an artefact', str))}"
+        with _fields.reading("an artefact's history"):
+            d = _fields.an_object(data, _HISTORY_KEYS, "an artefact's history")
+            what = f"the history of {short_sha(_fields.a_value(d, 'sha256', 'an artefact', str))}"
             found = tuple(anomalies)
-            kinds, given = list(_strings(d, "anomalies", what)), sorted({a.kind for a in found})
+            kinds, given = list(_fields.strings(d, "anomalies", what)), sorted({a.kind for a in found})
             if kinds != given:
                 raise ValueError(f"{what} names the anomalies {kinds}, but the ones given are {given}")
             history = cls(
-                sha256=d["sha256"], names=_strings(d, "names", what),
-                builds=tuple(BuildRecord.from_dict(b) for b in _value(d, "builds", what, list)),
-                stages=tuple(StageHistory.from_dict(s) for s in _value(d, "stages", what, list)),
+                sha256=d["sha256"], names=_fields.strings(d, "names", what),
+                builds=tuple(BuildRecord.from_dict(b) for b in _fields.a_value(d, "builds", what, list)),
+                stages=tuple(StageHistory.from_dict(s) for s in _fields.a_value(d, "stages", what, list)),
                 reproductions=_endorsements(d, "reproductions", what, "reproduction"), anomalies=found,
                 signatures=_endorsements(d, "signatures", what, "signature"),
                 releases=_endorsements(d, "releases", what, "release"),
-                stored=tuple(StoredCopy.from_dict(c) for c in _value(d, "stored", what, list)))
+                stored=tuple(StoredCopy.from_dict(c) for c in _fields.a_value(d, "stored", what, list)))
             for key, expected in history._first_build().items():
-                if _value(d, key, what, bool if key == "dirty" else str, None) != expected:
+                if _fields.a_value(d, key, what, bool if key == "dirty" else str, None) != expected:
                     raise ValueError(f"{what} has {key} {d[key]!r}, but its first build says {expected!r}")
             return history
 
@@ -460,84 +462,9 @@ _BUILD_KEYS = ("name", "commit", "source", "ref", "builder", "startedOn", "finis
                "lockfiles", "signers", "attestation")
 _HISTORY_KEYS = ("sha256", "names", "commit", "source", "ref", "builder", "builtOn", "dirty", "builds", "stages",
                  "reproductions", "signatures", "releases", "stored", "anomalies")
-_JSON_NAMES: Mapping[type, str] = {str: "a string", bool: "a boolean", int: "an integer", list: "a list",
-                                   dict: "an object", type(None): "null"}
-
-
-@contextmanager
-def _reading(what: str) -> Iterator[None]:
-    """A slip the checks did not foresee is still the one error a reader of a cache expects."""
-    try:
-        yield
-    except (KeyError, TypeError, AttributeError) as e:
-        raise ValueError(f"{what} cannot be read: {type(e).__name__}: {e}") from e
-
-
-def _json_name(value: object) -> str:
-    return next((name for t, name in _JSON_NAMES.items() if type(value) is t), type(value).__name__)
-
-
-def _object(data: object, keys: Collection[str], what: str) -> dict[str, Any]:
-    """``data`` as an object with exactly ``keys``: a key more or less is not a form ``to_dict`` wrote."""
-    if not isinstance(data, dict):
-        raise ValueError(f"{what} is {_json_name(data)}, not an object")
-    if missing := sorted(set(keys) - data.keys()):
-        raise ValueError(f"{what} has no {', '.join(missing)}")
-    if unknown := sorted(map(repr, data.keys() - set(keys))):
-        raise ValueError(f"{what} has the unknown key(s) {', '.join(unknown)}")
-    return data
-
-
-def _checked(value: Any, what: str, *types: type | None) -> Any:
-    """``value`` if it is of one of ``types`` (None: null); a boolean is no integer here, as in JSON."""
-    wanted = tuple(type(None) if t is None else t for t in types)
-    if type(value) not in wanted and not (isinstance(value, wanted) and not isinstance(value, bool)):
-        raise ValueError(f"{what} is {_json_name(value)}, not {' or '.join(_JSON_NAMES[t] for t in wanted)}")
-    return value
-
-
-def _value(data: dict[str, Any], key: str, what: str, *types: type | None) -> Any:
-    return _checked(data[key], f"{what}: {key}", *types)
-
-
-def _strings(data: dict[str, Any], key: str, what: str) -> tuple[str, ...]:
-    return tuple(_checked(item, f"{what}: an item of {key}", str) for item in _value(data, key, what, list))
-
-
-def _lockfiles(data: dict[str, Any], what: str) -> tuple[tuple[str, tuple[tuple[str, str], ...]], ...]:
-    """``{name: {algorithm: hex}}`` back to (name, ((algorithm, hex), ...)), keeping the order of both."""
-    lockfiles = []
-    for name, digests in _value(data, "lockfiles", what, dict).items():
-        where = f"{what}: lockfile {_checked(name, f'{what}: a lockfile name', str)!r}"
-        lockfiles.append((name, tuple((_checked(alg, f"{where}: an algorithm", str), _checked(hex_, where, str))
-                                      for alg, hex_ in _checked(digests, where, dict).items())))
-    return tuple(lockfiles)
-
-
-def _choice(data: dict[str, Any], key: str, what: str, choices: tuple[str, ...]) -> str:
-    value: str = _value(data, key, what, str)
-    if value not in choices:
-        raise ValueError(f"{what}: {key} is {value!r}, not one of {', '.join(choices)}")
-    return value
-
-
-def _time(data: dict[str, Any], key: str, what: str) -> datetime | None:
-    """A time as :func:`iso_time` writes it, and only so: any other spelling would not read back the same."""
-    text = _value(data, key, what, str, None)
-    if text is None:
-        return None
-    try:
-        parsed = datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-    except ValueError:
-        parsed = None
-    if parsed is None or iso_time(parsed) != text:
-        raise ValueError(f"{what}: {key} {text!r} is not a UTC time like 2024-05-01T10:00:00Z")
-    return parsed
-
-
 def _endorsements(data: dict[str, Any], key: str, what: str, kind: _Kind) -> tuple[Endorsement, ...]:
     """The endorsements under ``key``, each of ``kind``: one of another kind was filed in the wrong place."""
-    found = tuple(Endorsement.from_dict(e) for e in _value(data, key, what, list))
+    found = tuple(Endorsement.from_dict(e) for e in _fields.a_value(data, key, what, list))
     if wrong := next((e for e in found if e.kind != kind), None):
         raise ValueError(f"{what}: {key} holds a {wrong.kind} endorsement, not only {kind} ones")
     return found

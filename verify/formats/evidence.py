@@ -161,7 +161,7 @@ def _parse_line(raw: bytes, *, source: str) -> Evidence | MalformedEvidence:
         return MalformedEvidence(str(e))
 
 
-def read_evidence_file(path: Path) -> bytes:
+def read_evidence_file(path: str | Path) -> bytes:
     """Read an evidence file, refusing one over the size limit before reading it (:func:`verify.files.read_file`:
     a regular file only, its size from the open file, reading stops one byte past the limit)."""
     return read_file(path, what="attestation", limit=MAX_EVIDENCE_BYTES, too_large=LimitExceeded)
