@@ -262,6 +262,8 @@ class _Keys:
     def __call__(self, uri: str) -> str:
         made = self._made.get(uri)
         if made is None:
+            if len(self._made) > 4096:  # a file is named again soon after it is listed, or never
+                self._made.clear()
             made = self._made[uri] = self._make(uri)
         return made
 

@@ -164,3 +164,32 @@ def test_an_index_of_the_previous_format_is_emptied_and_filled_again(tmp_path: P
     assert used["judged"] == len(report.artifacts) == 3
     with sqlite3.connect(tmp_path / "index.sqlite") as db:
         assert db.execute("SELECT value FROM meta WHERE key = 'format'").fetchone() == ("2",)
+
+
+def test_a_policy_with_a_stage_named_build_reuses_facts_not_judgements(tmp_path: Path,
+                                                                      keys: dict[str, KeyPair]) -> None:
+    """Reproducibility across artefacts is a finding of the build step, which a stage named ``build`` would show:
+    no judgement is reused then, but the files are still not checked again."""
+    write_policy(tmp_path, keys)
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(policy.read_text().replace("  stg: {", "  build: {verifier: dev-build}\n  stg: {"))
+    history_with_dora(tmp_path, keys)
+    f.publish(tmp_path / "store", f.provenance(keys["dev"].private, subjects={"app.zip": b"app v1 again"},
+                                               commit=f"{1:040x}", invocation="build/2"))
+    auditing = _Auditing(tmp_path)
+    cold, _ = auditing.both()
+    assert any(a.kind == "non-reproducible" for a in cold.anomalies)
+    warm, used = auditing.both()
+    assert used["checked"] == 0 and used["judged"] == 0 and warm.anomalies == cold.anomalies
+
+
+def test_judgements_that_do_not_read_back_are_made_again_and_are_no_anomaly(
+        tmp_path: Path, keys: dict[str, KeyPair]) -> None:
+    write_policy(tmp_path, keys)
+    history_with_dora(tmp_path, keys)
+    auditing = _Auditing(tmp_path)
+    honest, _ = auditing.both()
+    with sqlite3.connect(auditing.index) as db:  # as an older or faulty attest might have left them
+        db.execute("UPDATE judged SET judged = '[1]'")
+    again, used = auditing.both()
+    assert used["judged"] == len(honest.artifacts) and again.anomalies == honest.anomalies

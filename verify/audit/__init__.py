@@ -71,6 +71,7 @@ import itertools
 import json
 import os
 import re
+import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -166,9 +167,13 @@ def audit(sources: Iterable[tuple[str, bytes | EvidenceRejected | Listed]], *, p
     (:func:`audit_setup`: the one an index is keyed by).
     """
     setup = setup or audit_setup(policy, trusted_root)
-    assembly = _Assembly(policy, setup=setup, index=index, reverify=reverify)
-    for file in _read(sources, setup, index=index, reverify=reverify, workers=workers or os.cpu_count() or 1,
-                      batch_size=batch_size, progress=progress):
+    workers = workers or os.cpu_count() or 1
+    assembly = _Assembly(policy, setup=setup, index=index, reverify=reverify, workers=workers, batch_size=batch_size)
+    # a file the index knows is not checked again where its artefacts' judgements are reused, or its facts kept
+    reuse = index is not None and not reverify and (not assembly.streaming or not assembly.keep)
+    for file in _read(sources, setup, index=index if reuse else None, keep=index, all_facts=not assembly.keep,
+                      reverify=reverify, workers=workers, batch_size=batch_size,
+                      progress=progress):
         assembly.add(file)
     assembly.stored = list(artifacts)
     return assembly.report(dora=dora)
@@ -194,9 +199,10 @@ class _File:
 
 
 def _read(sources: Iterable[tuple[str, bytes | EvidenceRejected | Listed]], setup: _Setup, *,
-          index: FactIndex | None, reverify: bool, workers: int, batch_size: int,
-          progress: Progress | None) -> Iterator[_File]:
-    """Steps (1) and (2): every file, in order, with its facts checked now or what the index holds of it."""
+          index: FactIndex | None, keep: FactIndex | None, all_facts: bool, reverify: bool, workers: int,
+          batch_size: int, progress: Progress | None) -> Iterator[_File]:
+    """Steps (1) and (2): every file, in order, with its facts checked now or what ``index`` holds of it; what is
+    checked is kept in ``keep`` (the facts of every file with ``all_facts``, else :func:`_kept_facts`)."""
     ordered: deque[_File] = deque()
     """Files not given out yet, in order (a file being checked holds back those after it)."""
     waiting: deque[_File] = deque()
@@ -205,7 +211,7 @@ def _read(sources: Iterable[tuple[str, bytes | EvidenceRejected | Listed]], setu
     def to_check() -> Iterator[Source]:
         for uri, payload in sources:
             reread: Callable[[], bytes | EvidenceRejected] | None = None
-            kept = index.kept(uri) if index is not None and not reverify else None
+            kept = index.kept(uri) if index is not None else None
             if isinstance(payload, Listed):
                 if kept is not None and payload.digest is not None and kept.digest == payload.digest:
                     ordered.append(_File(uri, kept.digest, kept.touch, kept.facts, None, payload.read))
@@ -232,12 +238,13 @@ def _read(sources: Iterable[tuple[str, bytes | EvidenceRejected | Listed]], setu
         for facts in results:
             file = waiting.popleft()
             file.facts, file.touch, file.count, file.checking = facts, touches(facts), len(facts), False
-            if index is not None and file.digest is not None:
-                if reverify and EVERYWHERE in file.touch:  # (the only facts kept: _kept_facts)
-                    kept = index.facts(file.uri, file.digest)
+            if keep is not None and file.digest is not None:
+                if reverify and (all_facts or EVERYWHERE in file.touch):  # (the only facts kept)
+                    kept = keep.facts(file.uri, file.digest)
                     if kept and decode_facts(kept) != facts:
                         file.mismatch = True
-                index.put(file.uri, file.digest, _kept_facts(facts, file.touch), file.touch, file.count)
+                text = encode_facts(facts) if all_facts else _kept_facts(facts, file.touch)
+                keep.put(file.uri, file.digest, text, file.touch, file.count)
         if progress is not None:
             progress(len(batch))
         yield from ready()
@@ -267,8 +274,10 @@ class _Assembly:
     artefacts whose evidence (or the release manifests their judgement rests on) changed are folded and judged,
     every other one is read from the index as it was judged."""
 
-    def __init__(self, policy: Policy, *, setup: _Setup, index: FactIndex | None, reverify: bool) -> None:
+    def __init__(self, policy: Policy, *, setup: _Setup, index: FactIndex | None, reverify: bool, workers: int,
+                 batch_size: int) -> None:
         self.policy, self.setup, self.index, self.reverify = policy, setup, index, reverify
+        self.workers, self.batch_size = workers, batch_size
         # a stage named "build" would take reproducibility across artefacts into a judgement: never reused then
         self.keep = index is not None and "build" not in policy.stages
         self.kept = index.judgements() if index is not None and self.keep else {}
@@ -291,6 +300,7 @@ class _Assembly:
         """The next file, in the order read."""
         n = len(self.files)
         self.files.append(file)
+        file.touch = tuple(map(sys.intern, file.touch))  # one string per artefact, however many files name it
         for sha in file.touch:
             if sha == EVERYWHERE:
                 self.everywhere.append(n)
@@ -299,7 +309,7 @@ class _Assembly:
         if self.streaming:
             for fact in self.facts(n):
                 self.part.add(fact)
-            file.facts = None  # folded: not needed again
+            file.facts = file.read = None  # folded: neither needed again
             self._decoded.pop(n, None)
 
     def facts(self, n: int) -> list[_Fact]:
@@ -320,7 +330,8 @@ class _Assembly:
             facts = self.setup.checker().check_batch([(file.uri, payload)])[0]
             if isinstance(payload, bytes) and hashlib.sha256(payload).hexdigest() == file.digest:
                 touch = touches(facts)
-                self.index.put(file.uri, file.digest, _kept_facts(facts, touch), touch, len(facts))
+                text = _kept_facts(facts, touch) if self.keep else encode_facts(facts)
+                self.index.put(file.uri, file.digest, text, touch, len(facts))
         if n in self.everywhere:
             self._decoded[n] = facts
         return facts
@@ -364,7 +375,7 @@ class _Assembly:
         clean: dict[str, tuple[Judged | None, str]] = {}
         dirty = self._fold(clean)
         self.part.judge(dirty)  # (5)
-        mismatched = [f"facts for {f.uri}" for f in self.files if f.mismatch]
+        mismatched = [f"other facts for {f.uri}" for f in self.files if f.mismatch]
         fresh: dict[str, tuple[Judged | None, ArtifactHistory | None]] = {}
         for sha, judged, history in self._judged(dirty):
             if self.index is None or not self.keep:
@@ -372,6 +383,30 @@ class _Assembly:
             else:
                 clean[sha] = (judged, self._keep(sha, judged, history, mismatched))
         return self._assemble(clean, fresh, mismatched, dora=dora)
+
+    def _fold_files(self, positions: Sequence[int]) -> None:
+        """Fold the facts of the files at ``positions``, in order: those the index keeps no facts of (the files of
+        artefacts judged again; all of them, say, when the sources are named from another folder) are read and
+        checked again, on every core."""
+        def again(n: int) -> bool:
+            file = self.files[n]
+            return file.facts is None and self.keep and EVERYWHERE not in file.touch
+
+        def sources() -> Iterator[Source]:
+            for n in positions:
+                if again(n):
+                    file = self.files[n]
+                    yield file.uri, file.read() if file.read is not None else MalformedEvidence(
+                        f"{file.uri} must be read again, and the audit was given its bytes only once")
+
+        checked = _facts(sources(), self.setup, workers=self.workers, batch_size=self.batch_size)
+        results = (facts for _, batch in checked for facts in batch)
+        try:
+            for n in positions:
+                for fact in next(results) if again(n) else self.facts(n):
+                    self.part.add(fact)
+        finally:
+            checked.close()
 
     def _fold(self, clean: dict[str, tuple[Judged | None, str]]) -> list[str]:
         """Steps (3) and (4) for the artefacts to judge (each whose evidence changed, or all), which it returns;
@@ -387,9 +422,11 @@ class _Assembly:
             dirty = sorted(self.touching.keys() | self.stored_of.keys())
         else:
             dirty = self._changed(clean)
-            for n in sorted(set(self.everywhere).union(*(self.touching.get(sha, ()) for sha in dirty))):
-                for fact in self.facts(n):  # in the order read
-                    self.part.add(fact)
+            if not self.reverify:  # (what reverify compares with): held no longer than needed
+                self.kept = {}
+            self._fold_files(sorted(set(self.everywhere).union(*(self.touching.get(sha, ()) for sha in dirty))))
+            for file in self.files:  # every file needed read: how to read them again is not needed any more
+                file.read = None
         for n in sorted(itertools.chain(odd_stored, *(self.stored_of.get(sha, ()) for sha in dirty))):
             self.part.add_stored(*self.stored[n])
         return dirty
@@ -419,9 +456,9 @@ class _Assembly:
         text, chunk = encode_judged(judged), _chunk(history) if history is not None else ""
         inputs = self.inputs(sha, judged.deps if judged else (), self.part)
         before = self.kept.get(sha)
-        if before is not None and before[0] == inputs and before[1:] != (text, chunk) and not any(
+        if self.reverify and before is not None and before[0] == inputs and before[1:] != (text, chunk) and not any(
                 self.files[n].mismatch for n in self.touching.get(sha, ())):  # not the other's consequence
-            mismatched.append(f"judgement of {short_sha(sha)}")
+            mismatched.append(f"another judgement of {short_sha(sha)}")
         self.index.judge(sha, inputs, text, chunk)
         return chunk
 
@@ -503,8 +540,9 @@ def _chunk(history: ArtifactHistory) -> str:
 
 
 def _index_mismatch(what: str) -> Anomaly:
-    """``--reverify`` found an index entry (``facts for <uri>``, ``judgement of <sha>``) other than the fresh one."""
-    source = what.removeprefix("facts for ") if what.startswith("facts for ") else ""
-    return Anomaly(kind="index-mismatch", sha256=None, message=f"the audit index held other {what} than a fresh "
-                   "check gives: the index was edited or written by a faulty version; the report uses the fresh "
-                   "check, and the entry is replaced", source=source)
+    """``--reverify`` found an index entry (``other facts for <uri>``, ``another judgement of <sha>``) other than the
+    fresh one."""
+    source = what.removeprefix("other facts for ") if what.startswith("other facts for ") else ""
+    return Anomaly(kind="index-mismatch", sha256=None, message=f"the audit index held {what} than a fresh check "
+                   "gives: the index was edited or written by a faulty version; the report uses the fresh check, and "
+                   "the entry is replaced", source=source)

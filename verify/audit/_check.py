@@ -7,7 +7,7 @@ import hashlib
 import itertools
 import re
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -511,7 +511,7 @@ def _batches(sources: Iterable[tuple[str, bytes | EvidenceRejected]], size: int
 
 
 def _facts(sources: Iterable[tuple[str, bytes | EvidenceRejected]], setup: _Setup, *, workers: int,
-           batch_size: int) -> Iterator[tuple[list[tuple[str, bytes | EvidenceRejected]], list[list[_Fact]]]]:
+           batch_size: int) -> Generator[tuple[list[tuple[str, bytes | EvidenceRejected]], list[list[_Fact]]]]:
     """(batch, the facts of each of its files) per batch, in the order read; in worker processes when there is
     more than one batch.
 

@@ -98,6 +98,8 @@ class _Auditor:
         sha256 of their statement: what the DORA figures count."""
         """Trusted release manifests, by the sha256 of their statement (one manifest in two files is one)."""
         self.vsa_signers = {name: self._vsa_signers(rule) for name, rule in policy.stages.items()}
+        self._states: dict[str, str] = {}
+        """:meth:`release_state` of each dependency asked about."""
 
     def _vsa_signers(self, rule: StageRule) -> frozenset[str]:
         names = {rule.verifier} if rule.verifier else set()
@@ -515,11 +517,16 @@ class _Auditor:
     def release_state(self, dep: str) -> str:
         """What the release manifests folded in say to a dependency of :meth:`contexts` (a changed answer means
         the artefact is judged again); read once every manifest is folded in."""
-        kind, _, line = dep.partition(":")
-        if kind == "bind":
-            return self._bound.get(line, "")
-        release = self.by_line.get(line)
-        return "" if release is None else hashlib.sha256(repr(release).encode()).hexdigest()
+        known = self._states.get(dep)
+        if known is None:
+            kind, _, line = dep.partition(":")
+            if kind == "bind":
+                known = self._bound.get(line, "")
+            else:
+                release = self.by_line.get(line)
+                known = "" if release is None else hashlib.sha256(repr(release).encode()).hexdigest()
+            self._states[dep] = known
+        return known
 
 
 @dataclass(frozen=True)

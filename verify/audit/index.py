@@ -316,7 +316,6 @@ def touches(facts: Sequence[_Fact]) -> tuple[str, ...]:
 # Read for every artefact on every audit: its common fields are plain JSON checked by hand (fast), the rare ones
 # (anomalies, deployment records) in the facts' form.
 
-_PLACED = _converter(tuple[tuple[str, _Deployment], ...])
 _ANOMALIES = _converter(tuple[Anomaly, ...])
 _ENDORSEMENTS = _converter(tuple[Endorsement, ...])
 
@@ -325,9 +324,20 @@ def encode_judged(judged: Judged | None) -> str:
     """A judgement as JSON text; None (the sha256 a file names is no artefact of the report) as ``[]``."""
     if judged is None:
         return "[]"
+    placed = [[digest, d.environment, d.status, d.time.isoformat(), d.release, d.component, d.kind,
+               d.release_sha256, sorted(d.artifacts)] for digest, d in judged.placed]
     return json.dumps([judged.key[0], judged.key[1], [list(g) for g in judged.groups], list(judged.deps),
-                       judged.committed.isoformat() if judged.committed else None, _encode(judged.placed),
+                       judged.committed.isoformat() if judged.committed else None, placed,
                        _encode(judged.anomalies), _encode(judged.exceptional)], separators=(",", ":"))
+
+
+def _placed(value: Any) -> tuple[str, _Deployment]:
+    """A placed deployment record as :func:`encode_judged` writes it (a warm audit reads one per artefact deployed)."""
+    digest, environment, status, time, release, component, kind, line, artifacts = _list(value)
+    if not _texts([digest, environment, status, release, component, kind, line]) or not _texts(artifacts):
+        raise _Misfit
+    return digest, _Deployment(environment=environment, status=status, time=_time(time), release=release,
+                               component=component, kind=kind, release_sha256=line, artifacts=frozenset(artifacts))
 
 
 def _texts(value: Any) -> bool:
@@ -346,7 +356,7 @@ def decode_judged(text: str) -> Judged | None:
             raise _Misfit
         return Judged(key=(first, built), groups=tuple((g[0], g[1], g[2]) for g in groups), deps=tuple(deps),
                       committed=None if committed is None else _time(committed),
-                      placed=_PLACED(placed) if placed else (), anomalies=_ANOMALIES(anomalies) if anomalies else (),
+                      placed=tuple(map(_placed, _list(placed))), anomalies=_ANOMALIES(anomalies) if anomalies else (),
                       exceptional=_ENDORSEMENTS(exceptional) if exceptional else ())
     except (_Misfit, ValueError, TypeError, RecursionError) as e:
         raise ValueError("not an artefact's judgement") from e
