@@ -35,9 +35,6 @@ from verify.policy import Policy, StageRule, VsaRequirement
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _PROVENANCE_TYPES = (PROVENANCE_V1, PROVENANCE_V02)
-#: Files per unit of work sent to a worker process, and bytes at most.
-BATCH_FILES = 64
-_BATCH_BYTES = 4 * 1024 * 1024
 
 
 # --- (3) fold, (4) stored and (5) judge ------------------------------------------------------------------
