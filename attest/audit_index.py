@@ -30,6 +30,7 @@ import contextlib
 import os
 import sqlite3
 import stat
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -137,10 +138,15 @@ class AuditIndex:
             self._known_facts, self._stamps = {}, {}
             for name, digest, touch, count, stamp in self._raw(self.SQL["keys"], (self.setup,)):
                 if type(name) is str and type(digest) is str and type(touch) is str and type(count) is int:
+                    name = sys.intern(name)  # one string with the caller's name of the file (attest audit's keys)
                     self._known_facts[name] = Kept(digest, tuple(touch.split()), count)
                     if type(stamp) is str:
                         self._stamps[name] = (stamp, digest)
         return self._known_facts
+
+    def read_done(self) -> None:
+        """Every file has been asked about: what was loaded to answer is not held any more (an audit's memory)."""
+        self._known_facts, self._stamps, self._known_scans = None, {}, None
 
     def facts(self, uri: str, digest: str) -> str | None:
         row = self._one(self.SQL["facts"], (self.setup, uri, digest))

@@ -274,7 +274,7 @@ class _Keys:
         known = self._folders.get(folder)
         if known is None:
             known = self._folders[folder] = _key(folder or "/", self.cwd).rstrip("/")
-        return f"{known}/{name}"
+        return sys.intern(f"{known}/{name}")  # one string with the index's name of the file
 
 
 class _Keyed:
@@ -286,6 +286,9 @@ class _Keyed:
 
     def kept(self, uri: str) -> Kept | None:
         return self.index.kept(self.key(uri))
+
+    def read_done(self) -> None:
+        self.index.read_done()
 
     def facts(self, uri: str, digest: str) -> str | None:
         return self.index.facts(self.key(uri), digest)

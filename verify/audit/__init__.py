@@ -175,6 +175,8 @@ def audit(sources: Iterable[tuple[str, bytes | EvidenceRejected | Listed]], *, p
                       reverify=reverify, workers=workers, batch_size=batch_size,
                       progress=progress):
         assembly.add(file)
+    if index is not None:
+        index.read_done()
     assembly.stored = list(artifacts)
     return assembly.report(dora=dora)
 
@@ -353,8 +355,8 @@ class _Assembly:
         releases = _Auditor(self.policy)  # the release manifests alone: what judgements depend on beyond their own
         for n in self.everywhere:
             for fact in self.facts(n):
-                if isinstance(fact.detail, _Release):
-                    releases.add(fact)
+                if isinstance(fact.detail, _Release) and fact.problem is None:
+                    releases.know_release(fact, fact.detail)
         dirty = []
         for sha in self.touching.keys() | self.stored_of.keys():
             entry = self.kept.get(sha)
@@ -427,6 +429,9 @@ class _Assembly:
             self._fold_files(sorted(set(self.everywhere).union(*(self.touching.get(sha, ()) for sha in dirty))))
             for file in self.files:  # every file needed read: how to read them again is not needed any more
                 file.read = None
+            self._decoded.clear()
+            wanted = set(dirty)  # the records of artefacts not judged again (a release names them) are not needed
+            self.part.records = {sha: r for sha, r in self.part.records.items() if sha in wanted}
         for n in sorted(itertools.chain(odd_stored, *(self.stored_of.get(sha, ()) for sha in dirty))):
             self.part.add_stored(*self.stored[n])
         return dirty

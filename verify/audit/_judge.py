@@ -281,11 +281,21 @@ class _Auditor:
 
     def _add_release(self, fact: _Fact, release: _Release) -> None:
         """A release manifest by an identity of ``releases.signed-by``: listed, and named on each artefact."""
+        if not self.know_release(fact, release):
+            return
+        for _, record in self._new(fact):
+            record.releases.append(Endorsement(
+                kind="release", stage="", result=release.name, time=release.created, signers=fact.signers,
+                attestation=fact.source))
+
+    def know_release(self, fact: _Fact, release: _Release) -> bool:
+        """List a release manifest by an identity of ``releases.signed-by`` (what judgements depend on: which
+        components it binds, what deployment records name), without naming it on its artefacts; whether it is."""
         rule = self.policy.releases
         where = "releases.signed-by" if rule else "the policy, which names no release signers,"
         if not self._allowed(fact, frozenset(rule.signed_by if rule else ()), f"the release manifest "
                              f"{release.name!r}", where, ""):
-            return
+            return False
         listed = ReleaseRecord(name=release.name, created=release.created, signers=fact.signers,
                                attestation=fact.source, components=release.components)
         known = self.releases.get(fact.statement_digest)
@@ -293,10 +303,7 @@ class _Auditor:
             self.releases[fact.statement_digest] = listed
         if release.line_sha256:
             self.by_line[release.line_sha256] = listed
-        for _, record in self._new(fact):
-            record.releases.append(Endorsement(
-                kind="release", stage="", result=release.name, time=release.created, signers=fact.signers,
-                attestation=fact.source))
+        return True
 
     # (4) stored artefacts
 

@@ -110,6 +110,10 @@ class FactIndex(Protocol):
         """What the index holds of the file at ``uri`` under this setup, without its facts; None if nothing."""
         ...
 
+    def read_done(self) -> None:
+        """Every file of the audit has been asked about (:meth:`kept`): what was loaded to answer may be let go."""
+        ...
+
     def facts(self, uri: str, digest: str) -> str | None:
         """The facts (as :func:`encode_facts` wrote them) for the file at ``uri`` whose bytes hash to ``digest``,
         checked under this index's setup; None if there are none."""
