@@ -101,15 +101,13 @@ class AuditIndex:
         self._known_scans: dict[str, tuple[str, str]] | None = None
         self._known_stored: dict[str, tuple[str, str]] | None = None
         self._known_facts: dict[str, Kept] | None = None
+        self._kept_facts: dict[tuple[str, str], str] | None = None
         self._stamps: dict[str, tuple[str, str]] = {}
         self.written = 0
         self.judged = 0
         """Artefacts judged in this audit (the others' judgements came from the index)."""
 
     # --- the backend ------------------------------------------------------------------------------------
-
-    def _one(self, sql: str, args: tuple[str, ...]) -> tuple[object, ...] | None:
-        raise NotImplementedError
 
     def _rows(self, sql: str, args: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
         raise NotImplementedError
@@ -149,10 +147,14 @@ class AuditIndex:
         self._known_facts, self._stamps, self._known_scans = None, {}, None
 
     def facts(self, uri: str, digest: str) -> str | None:
-        row = self._one(self.SQL["facts"], (self.setup, uri, digest))
-        return None if row is None else str(row[0])
+        if self._kept_facts is None:  # the few files whose facts are kept, in one query (an audit asks for each)
+            self._kept_facts = {(str(u), str(d)): str(f) for u, d, f in self._raw(self.SQL["kept_facts"],
+                                                                                 (self.setup,))}
+        return self._kept_facts.get((uri, digest))
 
     def put(self, uri: str, digest: str, facts: str, touch: tuple[str, ...], count: int) -> None:
+        if self._kept_facts is None:
+            self.facts("", "")  # the facts as they were before this audit wrote any (what --reverify compares)
         self._facts.append((self.setup, uri, digest, facts, " ".join(touch), count))
         self.written += 1
         if len(self._facts) >= _FLUSH_ROWS:
@@ -226,7 +228,7 @@ class SqliteIndex(AuditIndex):
     """The index in an SQLite file (see the module docstring)."""
 
     SQL: ClassVar[Mapping[str, str]] = {
-        "facts": "SELECT facts FROM facts WHERE setup = ? AND uri = ? AND digest = ?",
+        "kept_facts": "SELECT uri, digest, facts FROM facts WHERE setup = ? AND facts != ''",
         "scans": "SELECT uri, stamp, digest FROM scans",
         "stored": "SELECT uri, stamp, sha256 FROM stored",
         "uris": "SELECT uri FROM facts WHERE setup = ?",
@@ -311,13 +313,6 @@ class SqliteIndex(AuditIndex):
             raise ConfigError(f"{self.file} is not an audit index (not an SQLite database), and attest does not "
                               "overwrite it; give --index another path")
 
-    def _one(self, sql: str, args: tuple[str, ...]) -> tuple[object, ...] | None:
-        try:
-            row: tuple[object, ...] | None = self._db.execute(sql, args).fetchone()
-            return row
-        except sqlite3.DatabaseError as e:
-            raise IndexBroken(f"the audit index {self.file} cannot be read ({e})") from e
-
     def _rows(self, sql: str, args: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
         return [tuple(str(v) for v in row) for row in self._raw(sql, args)]
 
@@ -381,7 +376,7 @@ class PostgresIndex(AuditIndex):
     an audit believe what they wrote: grant it to the auditors' role only (docs/threat-model.md)."""
 
     SQL: ClassVar[Mapping[str, str]] = {
-        "facts": "SELECT facts FROM attest_audit_facts WHERE setup = %s AND uri = %s AND digest = %s",
+        "kept_facts": "SELECT uri, digest, facts FROM attest_audit_facts WHERE setup = %s AND facts != ''",
         "scans": "SELECT uri, stamp, digest FROM attest_audit_scans",
         "stored": "SELECT uri, stamp, sha256 FROM attest_audit_stored",
         "uris": "SELECT uri FROM attest_audit_facts WHERE setup = %s",
@@ -445,10 +440,6 @@ class PostgresIndex(AuditIndex):
         except psycopg.Error as e:
             raise ConfigError(f"the audit index {self.path} refused the audit ({_first_line(e)}); check the role's "
                               "rights on the attest_audit_* tables, or use --no-index") from e
-
-    def _one(self, sql: str, args: tuple[str, ...]) -> tuple[object, ...] | None:
-        row: tuple[object, ...] | None = self._guard(lambda: self._db.execute(sql, args).fetchone())
-        return row
 
     def _rows(self, sql: str, args: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
         return [tuple(str(v) for v in row) for row in self._raw(sql, args)]
