@@ -334,8 +334,7 @@ class _Assembly:
                 touch = touches(facts)
                 text = _kept_facts(facts, touch) if self.keep else encode_facts(facts)
                 self.index.put(file.uri, file.digest, text, touch, len(facts))
-        if n in self.everywhere:
-            self._decoded[n] = facts
+        self._decoded[n] = facts  # (a file read everywhere is asked for twice: what changed, then folded)
         return facts
 
     def inputs(self, sha: str, deps: Iterable[str], releases: _Auditor) -> str:

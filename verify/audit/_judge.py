@@ -4,7 +4,6 @@ stored bytes against their address, and judge each history once everything is re
 from __future__ import annotations
 
 import functools
-import hashlib
 import re
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -97,6 +96,8 @@ class _Auditor:
         self.vsa_signers = {name: self._vsa_signers(rule) for name, rule in policy.stages.items()}
         self._states: dict[str, str] = {}
         """:meth:`release_state` of each dependency asked about."""
+        self._line_states: dict[str, str] = {}
+        """What a trusted release manifest is, by the sha256 of its line (:meth:`release_state`)."""
 
     def _vsa_signers(self, rule: StageRule) -> frozenset[str]:
         names = {rule.verifier} if rule.verifier else set()
@@ -303,6 +304,8 @@ class _Auditor:
             self.releases[fact.statement_digest] = listed
         if release.line_sha256:
             self.by_line[release.line_sha256] = listed
+            # all a judgement takes from it: the statement (name, time, components), who signed it, and where it is
+            self._line_states[release.line_sha256] = f"{fact.statement_digest} {' '.join(fact.signers)} {fact.source}"
         return True
 
     # (4) stored artefacts
@@ -524,12 +527,7 @@ class _Auditor:
         known = self._states.get(dep)
         if known is None:
             kind, _, line = dep.partition(":")
-            if kind == "bind":
-                known = self._bound.get(line, "")
-            else:
-                release = self.by_line.get(line)
-                known = "" if release is None else hashlib.sha256(repr(release).encode()).hexdigest()
-            self._states[dep] = known
+            known = self._states[dep] = self._bound.get(line, "") if kind == "bind" else self._line_states.get(line, "")
         return known
 
 
