@@ -193,3 +193,33 @@ def test_judgements_that_do_not_read_back_are_made_again_and_are_no_anomaly(
         db.execute("UPDATE judged SET judged = '[1]'")
     again, used = auditing.both()
     assert used["judged"] == len(honest.artifacts) and again.anomalies == honest.anomalies
+
+
+def test_sources_given_as_bytes_are_judged_again_from_those_bytes(tmp_path: Path, keys: dict[str, KeyPair]) -> None:
+    """The API with an index and sources given as (uri, bytes), not listed: an artefact judged again (a VSA added)
+    is judged from the bytes given, never reported unreadable."""
+    from attest.audit_index import SqliteIndex
+    from verify.audit import audit, audit_setup
+    from verify.audit.index import setup_digest
+    from verify.policy_file import load_policy
+
+    write_policy(tmp_path, keys)
+    store = history_with_dora(tmp_path, keys)
+    policy = load_policy(tmp_path / "policy.yaml")
+
+    def run(index: SqliteIndex | None) -> AuditReport:
+        sources = [(str(p), p.read_bytes()) for p in sorted(store.rglob("*.intoto.jsonl"))]
+        try:
+            return audit(sources, policy=policy, index=index, workers=1, setup=setup)
+        finally:
+            if index is not None:
+                index.flush()
+                index.close()
+
+    setup = audit_setup(policy, None)
+    digest = setup_digest(setup, policy_digest=policy.digest, version="test")
+    run(SqliteIndex(tmp_path / "index.sqlite", digest))
+    f.publish(store, f.vsa(keys["stg"].private, name="app.zip", artifact=b"app v1", stage="stg",
+                           at=NOW - timedelta(days=9)))
+    again = run(SqliteIndex(tmp_path / "index.sqlite", digest))
+    assert _forms(again) == _forms(run(None)) and not any(a.kind == "malformed" for a in again.anomalies)

@@ -66,6 +66,7 @@ first meets a keyless bundle whose certificate names a pinned identity.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -113,7 +114,7 @@ from verify.audit.report import (
     short_sha,
     when_of,
 )
-from verify.errors import EvidenceRejected, MalformedEvidence, PolicyError
+from verify.errors import EvidenceRejected, PolicyError
 from verify.files import read_trusted_root
 from verify.policy import Policy
 
@@ -221,6 +222,8 @@ def _read(sources: Iterable[tuple[str, bytes | EvidenceRejected | Listed]], setu
                         progress(1)
                     continue
                 reread, payload = payload.read, payload.read()
+            elif isinstance(payload, bytes) and kept is not None:  # given, not listed: kept, should it be needed
+                reread = functools.partial(_same, payload)
             digest = hashlib.sha256(payload).hexdigest() if isinstance(payload, bytes) else None
             if kept is not None and digest is not None and kept.digest == digest:
                 ordered.append(_File(uri, digest, kept.touch, kept.facts, None, reread))
@@ -327,8 +330,8 @@ class _Assembly:
         kept = self.index.facts(file.uri, file.digest)
         facts = decode_facts(kept) if kept is not None else None
         if facts is None:  # an entry that does not read back is a miss: check the file again
-            payload = file.read() if file.read is not None else MalformedEvidence(
-                f"{file.uri} must be read again, and the audit was given its bytes only once")
+            assert file.read is not None  # (a file the index knows is given with a way to read it again)
+            payload = file.read()
             facts = self.setup.checker().check_batch([(file.uri, payload)])[0]
             if isinstance(payload, bytes) and hashlib.sha256(payload).hexdigest() == file.digest:
                 touch = touches(facts)
@@ -397,8 +400,8 @@ class _Assembly:
             for n in positions:
                 if again(n):
                     file = self.files[n]
-                    yield file.uri, file.read() if file.read is not None else MalformedEvidence(
-                        f"{file.uri} must be read again, and the audit was given its bytes only once")
+                    assert file.read is not None  # (a file the index knows is given with a way to read it again)
+                    yield file.uri, file.read()
 
         checked = _facts(sources(), self.setup, workers=self.workers, batch_size=self.batch_size)
         results = (facts for _, batch in checked for facts in batch)
@@ -514,6 +517,10 @@ def _entries(judgements: Sequence[tuple[str, Judged]], texts: Mapping[str, tuple
         entries.append(HistoryEntry(key=(*judged.key, sha), sha256=sha, anomalies=tuple(mine), history=history,
                                     text=texts[sha][1] if sha in texts else None))
     return entries, anomalies
+
+
+def _same(data: bytes) -> bytes:
+    return data
 
 
 def _kept_facts(facts: Sequence[_Fact], touch: Sequence[str]) -> str:
