@@ -170,10 +170,8 @@ def audit(sources: Iterable[tuple[str, bytes | EvidenceRejected | Listed]], *, p
     setup = setup or audit_setup(policy, trusted_root)
     workers = workers or os.cpu_count() or 1
     assembly = _Assembly(policy, setup=setup, index=index, reverify=reverify, workers=workers, batch_size=batch_size)
-    # a file the index knows is not checked again where its artefacts' judgements are reused, or its facts kept
-    reuse = index is not None and not reverify and (not assembly.streaming or not assembly.keep)
-    for file in _read(sources, setup, index=index if reuse else None, keep=index, all_facts=not assembly.keep,
-                      reverify=reverify, workers=workers, batch_size=batch_size,
+    for file in _read(sources, setup, index=index if assembly.reuses_files else None, keep=index,
+                      all_facts=not assembly.keep, reverify=reverify, workers=workers, batch_size=batch_size,
                       progress=progress):
         assembly.add(file)
     if index is not None:
@@ -289,6 +287,8 @@ class _Assembly:
         """The index's judgements: sha256 -> (inputs, judgement, history text)."""
         self.streaming = self.reverify or not self.kept
         """Every artefact is judged: each file's facts are folded as it comes (never all held at once)."""
+        self.reuses_files = index is not None and not reverify and (not self.streaming or not self.keep)
+        """A file the index knows is not checked again: its artefacts' judgements are reused, or its facts kept."""
         self.part = _Auditor(policy)
         """The records of the artefacts judged in this audit."""
         self.files: list[_File] = []
@@ -382,7 +382,7 @@ class _Assembly:
         mismatched = [f"other facts for {f.uri}" for f in self.files if f.mismatch]
         fresh: dict[str, tuple[Judged | None, ArtifactHistory | None]] = {}
         for sha, judged, history in self._judged(dirty):
-            if self.index is None or not self.keep:
+            if not self.keep:  # (no index, or one that keeps no judgement)
                 fresh[sha] = (judged, history)
             else:
                 clean[sha] = (judged, self._keep(sha, judged, history, mismatched))
