@@ -19,19 +19,13 @@ import pytest
 
 from attest.cli.audit import _audit, _policy, _text
 from tests import factory as f
-from tests.conftest import KeyPair, make_keypair
+from tests.conftest import KeyPair
 from tests.dora.history import NOW, history_with_dora, write_policy
 from verify.audit import AuditReport
 from verify.audit.html import render_html
 from verify.errors import ConfigError
 
 WINDOW = (NOW - timedelta(days=90), NOW)
-
-
-@pytest.fixture
-def keys(tmp_path: Path) -> dict[str, KeyPair]:
-    (tmp_path / "keys").mkdir()
-    return {name: make_keypair(tmp_path / "keys", name) for name in ("dev", "release", "stg", "prd", "mallory")}
 
 
 def _forms(report: AuditReport) -> tuple[str, str, str]:

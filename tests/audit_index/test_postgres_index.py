@@ -17,17 +17,9 @@ from typing import Any
 import pytest
 
 from tests import factory as f
-from tests.conftest import AttestRunner, KeyPair, _clean_env, make_keypair
+from tests.audit_index.conftest import APP, USED, publish_builds, write_builds_policy
+from tests.conftest import AttestRunner, KeyPair, _clean_env
 from tests.postgres_infra import fresh_database
-
-APP = "dist/app.tar.gz"
-_USED = re.compile(r"attest: index (\S+): (\d+) attestation file\(s\) answered from it, (\d+) checked")
-
-
-@pytest.fixture
-def keys(tmp_path: Path) -> dict[str, KeyPair]:
-    (tmp_path / "keys").mkdir()
-    return {name: make_keypair(tmp_path / "keys", name) for name in ("dev", "stg", "other")}
 
 
 @pytest.fixture
@@ -36,19 +28,8 @@ def database(postgres_dsn: str, request: pytest.FixtureRequest) -> str:
 
 
 def _world(tmp_path: Path, keys: dict[str, KeyPair], builds: int = 4) -> None:
-    (tmp_path / "policy.yaml").write_text(f"""version: 1
-identities:
-  dev-build: {{keys: ["{keys['dev'].public}"]}}
-  stg-verifier: {{keys: ["{keys['stg'].public}"]}}
-provenance:
-  signed-by: [dev-build]
-  source: {{uri: github.com/acme/app, branches: [main]}}
-stages:
-  stg: {{verifier: stg-verifier}}
-""")
-    for n in range(builds):
-        f.publish(tmp_path / "store", f.provenance(keys["dev"].private, subjects={APP: f"v{n}".encode()},
-                                                   commit=f"{n:040x}"))
+    write_builds_policy(tmp_path, keys)
+    publish_builds(tmp_path / "store", keys, builds)
     f.publish(tmp_path / "store", f.provenance(keys["other"].private, subjects={APP: b"forged"}))
 
 
@@ -56,7 +37,7 @@ def _audit(attest: AttestRunner, tmp_path: Path, index: str, *more: str) -> tupl
     ran = attest("audit", "store", "--policy", "policy.yaml", "--index", index, "--format", "json", "-v", *more,
                  cwd=tmp_path)
     assert ran.code in (0, 1) and "Traceback" not in ran.err, ran
-    used = _USED.search(ran.err)
+    used = USED.search(ran.err)
     assert used is not None, ran
     return ran, json.loads(ran.out), (int(used.group(2)), int(used.group(3)))
 

@@ -7,23 +7,15 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from attest.cli.audit import _audit, _policy
 from tests import factory as f
 from tests.audit_index.test_incremental import WINDOW, _forms
-from tests.conftest import KeyPair, make_keypair
+from tests.conftest import KeyPair
 from tests.conftest_aws import MotoEnv
 from tests.dora.history import history_with_dora, write_policy
 from verify.audit import AuditReport
 
 BUCKET = "attest-audit"
-
-
-@pytest.fixture
-def keys(tmp_path: Path) -> dict[str, KeyPair]:
-    (tmp_path / "keys").mkdir()
-    return {name: make_keypair(tmp_path / "keys", name) for name in ("dev", "release", "stg", "prd", "mallory")}
 
 
 def _upload(s3: Any, local: Path) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sqlite3
 import subprocess
 import sys
@@ -19,36 +18,8 @@ from typing import Any
 import pytest
 
 from tests import factory as f
-from tests.conftest import AttestRunner, KeyPair, Result, _clean_env, make_keypair
-
-APP = "dist/app.tar.gz"
-
-
-@pytest.fixture
-def keys(tmp_path: Path) -> dict[str, KeyPair]:
-    (tmp_path / "keys").mkdir()
-    return {name: make_keypair(tmp_path / "keys", name) for name in ("dev", "stg", "other")}
-
-
-def _policy(tmp_path: Path, keys: dict[str, KeyPair], *, branches: str = "[main]") -> None:
-    (tmp_path / "policy.yaml").write_text(f"""version: 1
-identities:
-  dev-build: {{keys: ["{keys['dev'].public}"]}}
-  stg-verifier: {{keys: ["{keys['stg'].public}"]}}
-provenance:
-  signed-by: [dev-build]
-  source: {{uri: github.com/acme/app, branches: {branches}}}
-stages:
-  stg: {{verifier: stg-verifier}}
-""")
-
-
-def _history(store: Path, keys: dict[str, KeyPair], count: int, *, start: int = 0) -> None:
-    for n in range(start, start + count):
-        f.publish(store, f.provenance(keys["dev"].private, subjects={APP: f"v{n}".encode()}, commit=f"{n:040x}"))
-
-
-_USED = re.compile(r"attest: index (\S+): (\d+) attestation file\(s\) answered from it, (\d+) checked")
+from tests.audit_index.conftest import APP, USED, publish_builds, write_builds_policy
+from tests.conftest import AttestRunner, KeyPair, Result, _clean_env
 
 
 def _audit(attest: AttestRunner, tmp_path: Path, *more: str) -> tuple[Result, dict[str, Any]]:
@@ -56,7 +27,7 @@ def _audit(attest: AttestRunner, tmp_path: Path, *more: str) -> tuple[Result, di
     ran = attest("audit", "store", "--policy", "policy.yaml", "--index", "index.sqlite", "--format", "json", "-v",
                  *more, cwd=tmp_path)
     assert ran.code in (0, 1) and "Traceback" not in ran.err, ran
-    used = _USED.search(ran.err)
+    used = USED.search(ran.err)
     assert used is not None, ran
     report: dict[str, Any] = json.loads(ran.out)
     return ran, {**report, "index": {"reused": int(used.group(2)), "checked": int(used.group(3)),
@@ -69,14 +40,14 @@ def _shas(report: dict[str, Any]) -> set[str]:
 
 def test_the_second_audit_checks_only_what_is_new_and_drops_what_is_gone(
         tmp_path: Path, keys: dict[str, KeyPair], attest: AttestRunner) -> None:
-    _policy(tmp_path, keys)
-    _history(tmp_path / "store", keys, 5)
+    write_builds_policy(tmp_path, keys)
+    publish_builds(tmp_path / "store", keys, 5)
     first, cold = _audit(attest, tmp_path)
     assert first.code == 0 and cold["index"]["checked"] == 5 and cold["index"]["reused"] == 0
     _, warm = _audit(attest, tmp_path)
     assert warm["index"] == {**cold["index"], "checked": 0, "reused": 5}
     assert {k: v for k, v in warm.items() if k != "index"} == {k: v for k, v in cold.items() if k != "index"}
-    _history(tmp_path / "store", keys, 2, start=5)  # two new builds
+    publish_builds(tmp_path / "store", keys, 2, start=5)  # two new builds
     _, more = _audit(attest, tmp_path)
     assert (more["index"]["checked"], more["index"]["reused"]) == (2, 5) and len(more["artifacts"]) == 7
     gone = next((tmp_path / "store" / "sha256").iterdir())
@@ -92,7 +63,7 @@ def test_the_second_audit_checks_only_what_is_new_and_drops_what_is_gone(
 
 def test_a_changed_file_or_policy_is_checked_again(tmp_path: Path, keys: dict[str, KeyPair],
                                                    attest: AttestRunner) -> None:
-    _policy(tmp_path, keys)
+    write_builds_policy(tmp_path, keys)
     (tmp_path / "store").mkdir()
     evidence = tmp_path / "store" / "app.intoto.jsonl"  # a plain folder, whose files may change in place
     evidence.write_bytes(f.provenance(keys["dev"].private, subjects={APP: b"v1"}).to_json_line())
@@ -106,14 +77,14 @@ def test_a_changed_file_or_policy_is_checked_again(tmp_path: Path, keys: dict[st
                          .to_json_line())
     ran, report = _audit(attest, tmp_path)
     assert ran.code == 1 and [a["kind"] for a in report["anomalies"]] == ["disallowed-source"]
-    _policy(tmp_path, keys, branches="[main, dev]")  # the policy changed: what it judges is checked again
+    write_builds_policy(tmp_path, keys, branches="[main, dev]")  # the policy changed: what it judges is checked again
     ran, report = _audit(attest, tmp_path)
     assert ran.code == 0 and report["index"]["checked"] == 1 and report["index"]["reused"] == 0
 
 
 def test_reverify_reports_an_entry_someone_edited(tmp_path: Path, keys: dict[str, KeyPair],
                                                   attest: AttestRunner) -> None:
-    _policy(tmp_path, keys)
+    write_builds_policy(tmp_path, keys)
     f.publish(tmp_path / "store", f.provenance(keys["other"].private, subjects={APP: b"forged"}))
     ran, report = _audit(attest, tmp_path)
     assert ran.code == 1 and [a["kind"] for a in report["anomalies"]] == ["untrusted-signer"]
@@ -133,8 +104,8 @@ def test_reverify_reports_an_entry_someone_edited(tmp_path: Path, keys: dict[str
 
 def test_an_entry_that_does_not_read_back_is_checked_again(tmp_path: Path, keys: dict[str, KeyPair],
                                                            attest: AttestRunner) -> None:
-    _policy(tmp_path, keys)
-    _history(tmp_path / "store", keys, 2)
+    write_builds_policy(tmp_path, keys)
+    publish_builds(tmp_path / "store", keys, 2)
     _audit(attest, tmp_path)
     with sqlite3.connect(tmp_path / "index.sqlite") as db:
         db.execute("""UPDATE facts SET facts = '[{"@":"_Fact","source":1}]'""")
@@ -146,8 +117,8 @@ def test_an_entry_that_does_not_read_back_is_checked_again(tmp_path: Path, keys:
 @pytest.mark.parametrize("damage", ["truncated", "scrambled"])
 def test_a_broken_index_is_moved_aside_and_rebuilt(damage: str, tmp_path: Path, keys: dict[str, KeyPair],
                                                    attest: AttestRunner) -> None:
-    _policy(tmp_path, keys)
-    _history(tmp_path / "store", keys, 3)
+    write_builds_policy(tmp_path, keys)
+    publish_builds(tmp_path / "store", keys, 3)
     _, good = _audit(attest, tmp_path)
     index = tmp_path / "index.sqlite"
     with sqlite3.connect(index) as db:
@@ -164,8 +135,8 @@ def test_a_broken_index_is_moved_aside_and_rebuilt(damage: str, tmp_path: Path, 
 
 def test_a_file_that_is_not_an_index_is_neither_used_nor_moved(tmp_path: Path, keys: dict[str, KeyPair],
                                                               attest: AttestRunner) -> None:
-    _policy(tmp_path, keys)
-    _history(tmp_path / "store", keys, 1)
+    write_builds_policy(tmp_path, keys)
+    publish_builds(tmp_path / "store", keys, 1)
     (tmp_path / "notes.txt").write_text("my notes\n")
     ran = attest("audit", "store", "--policy", "policy.yaml", "--index", "notes.txt", cwd=tmp_path)
     assert ran.code == 3 and "is not an audit index" in ran.err, ran
@@ -178,8 +149,8 @@ def test_a_file_that_is_not_an_index_is_neither_used_nor_moved(tmp_path: Path, k
 
 def test_an_index_of_a_newer_format_or_that_others_may_write_is_refused(
         tmp_path: Path, keys: dict[str, KeyPair], attest: AttestRunner) -> None:
-    _policy(tmp_path, keys)
-    _history(tmp_path / "store", keys, 1)
+    write_builds_policy(tmp_path, keys)
+    publish_builds(tmp_path / "store", keys, 1)
     _audit(attest, tmp_path)
     index = tmp_path / "index.sqlite"
     with sqlite3.connect(index) as db:
@@ -195,8 +166,8 @@ def test_an_index_of_a_newer_format_or_that_others_may_write_is_refused(
 
 def test_no_index_keeps_nothing_and_the_default_is_the_users_cache(tmp_path: Path, keys: dict[str, KeyPair],
                                                                      attest: AttestRunner) -> None:
-    _policy(tmp_path, keys)
-    _history(tmp_path / "store", keys, 1)
+    write_builds_policy(tmp_path, keys)
+    publish_builds(tmp_path / "store", keys, 1)
     cache = tmp_path / "cache"
     ran = attest("audit", "store", "--policy", "policy.yaml", "--no-index", cwd=tmp_path,
                  env={"XDG_CACHE_HOME": str(cache)})
@@ -209,8 +180,8 @@ def test_no_index_keeps_nothing_and_the_default_is_the_users_cache(tmp_path: Pat
 
 
 def test_two_audits_of_one_index_at_once_both_report_correctly(tmp_path: Path, keys: dict[str, KeyPair]) -> None:
-    _policy(tmp_path, keys)
-    _history(tmp_path / "store", keys, 60)
+    write_builds_policy(tmp_path, keys)
+    publish_builds(tmp_path / "store", keys, 60)
     argv = [sys.executable, "-m", "attest", "audit", "store", "--policy", "policy.yaml", "--index", "index.sqlite",
             "--format", "json"]
     runs = [subprocess.Popen(argv, cwd=tmp_path, env=_clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -233,7 +204,7 @@ def test_a_stored_artefact_replaced_after_it_was_indexed_is_found(tmp_path: Path
                                                                   attest: AttestRunner) -> None:
     from attest.stores.local import LocalStore
 
-    _policy(tmp_path, keys)
+    write_builds_policy(tmp_path, keys)
     f.publish(tmp_path / "store", f.provenance(keys["dev"].private, subjects={APP: b"v1"}))
     (tmp_path / "app").write_bytes(b"v1")
     stored = Path(LocalStore(tmp_path / "store").put_artifact(f.digests(b"v1")["sha256"], APP, tmp_path / "app"))
@@ -254,8 +225,8 @@ def test_an_unchanged_history_costs_a_listing_not_a_read(tmp_path: Path, keys: d
     import attest.stores.local as local
     from attest.cli import main
 
-    _policy(tmp_path, keys)
-    _history(tmp_path / "store", keys, 4)
+    write_builds_policy(tmp_path, keys)
+    publish_builds(tmp_path / "store", keys, 4)
     monkeypatch.chdir(tmp_path)
     argv = ["audit", "store", "--policy", "policy.yaml", "--index", "index.sqlite", "--format", "json"]
     time.sleep(2.1)  # older than the racy window: their stamps may stand for their bytes
@@ -272,7 +243,7 @@ def test_an_unchanged_history_costs_a_listing_not_a_read(tmp_path: Path, keys: d
     with pytest.raises(SystemExit) as second:
         main(argv)
     assert second.value.code == 0 and reads == []
-    _history(tmp_path / "store", keys, 1, start=4)
+    publish_builds(tmp_path / "store", keys, 1, start=4)
     with pytest.raises(SystemExit):
         main(argv)
     assert len(reads) == 1  # only the new one
@@ -286,8 +257,8 @@ def test_the_json_report_streams_the_same_text_it_would_dump_whole(tmp_path: Pat
     from verify.audit import audit
     from verify.policy_file import load_policy
 
-    _policy(tmp_path, keys)
-    _history(tmp_path / "store", keys, 3)
+    write_builds_policy(tmp_path, keys)
+    publish_builds(tmp_path / "store", keys, 3)
     f.publish(tmp_path / "store", f.provenance(keys["other"].private, subjects={APP: b"forged"}))  # an anomaly
     now = datetime.now(UTC)
     report = audit(LocalStore(tmp_path / "store").all_attestations(), policy=load_policy(tmp_path / "policy.yaml"),
@@ -304,7 +275,7 @@ def test_a_file_named_on_the_command_line_that_cannot_be_read_is_the_invocations
     invocation), as a folder's unreadable file is an anomaly: the index changes when files are read, not how."""
     from tests.cli.test_audit_findings import audit_within
 
-    _policy(tmp_path, keys)
+    write_builds_policy(tmp_path, keys)
     named = tmp_path / "app.intoto.jsonl"
     named.write_bytes(f.provenance(keys["dev"].private, subjects={APP: b"v1"}).to_json_line())
     named.chmod(0)
