@@ -293,9 +293,6 @@ class LocalStore:
         ``artifact`` entry are visited, as an audit needs the artefacts of the attestations it listed (one
         stored since is found by the next audit; one removed since is reported as unreadable); otherwise
         every artefact folder is listed."""
-        yield from self._artifacts()
-
-    def _artifacts(self) -> Iterator[tuple[str, str, Callable[[], BinaryIO], str | None]]:
         self._check_root()
         if self._artifact_folders is not None:
             for folder, claimed, is_folder in self._artifact_folders:
