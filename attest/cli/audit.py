@@ -333,7 +333,6 @@ class _Reader:
         self.sources = tuple(dict.fromkeys(sources))  # a source named twice is read once
         self._stores: dict[str, Store] = {}
         self._index = index
-        self._cwd = os.getcwd()
         self.key = _Keys()
         self._settled_before = time.time_ns() - _RACY_NS
         """A local file's times must be older than this (ns) for its stamp to stand for its bytes."""
@@ -380,7 +379,7 @@ class _Reader:
         index = self._index
         store = self._store(source)
         if store is not None:
-            self.prefixes.append(_key(source.rstrip("/") + "/"))
+            self.prefixes.append(_key(source).rstrip("/") + "/")
             listing: Iterator[tuple[str, str | None, Callable[[], bytes | EvidenceRejected]]] = \
                 store.listed_attestations()
         else:

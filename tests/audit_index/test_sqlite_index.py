@@ -284,3 +284,19 @@ def test_a_file_named_on_the_command_line_that_cannot_be_read_is_the_invocations
     finally:
         named.chmod(0o644)
     assert ran.code == 3 and "cannot read" in ran.err and len(ran.err.strip().splitlines()) == 1, ran
+
+
+def test_a_store_whose_name_begins_another_s_keeps_the_other_s_entries(tmp_path: Path, keys: dict[str, KeyPair],
+                                                                       attest: AttestRunner) -> None:
+    """Forgetting the files gone from ``store`` leaves those of ``store2`` alone: one index, two stores."""
+    write_builds_policy(tmp_path, keys)
+    publish_builds(tmp_path / "store", keys, 1)
+    publish_builds(tmp_path / "store2", keys, 2, start=1)
+
+    def checked(source: str) -> int:
+        ran = attest("audit", source, "--policy", "policy.yaml", "--index", "index.sqlite", "-v", cwd=tmp_path)
+        used = USED.search(ran.err)
+        assert ran.code == 0 and used is not None, ran
+        return int(used.group(3))
+
+    assert (checked("store2"), checked("store"), checked("store2")) == (2, 1, 0)
