@@ -72,6 +72,9 @@ class TrustRun:
                        tuple[tuple[Identity, ...], tuple[Identity, ...]]] = field(default_factory=dict, repr=False)
     """Identities as they may verify, by (the identities, the time, the revocations): a run's own, or shared by
     runs of one audit (:mod:`verify.audit`), whose time and revocations are fixed."""
+    pairs_cache: dict[tuple[int, ...], tuple[tuple[Identity, ...], tuple[tuple[Identity, PublicKey, str], ...]]] = \
+        field(default_factory=dict, repr=False)
+    """:meth:`pairs` by the usable identities (kept alive with it), shared as ``usable_cache`` is."""
     signed_times: dict[str, SignedTime] = field(default_factory=dict, repr=False)
     """By the sha256 of a keyless bundle's bytes: the time a signature vouches it was signed at (an RFC 3161
     timestamp, a promise-bound integrated time), once it verified. A time nothing signs is never here."""
@@ -90,6 +93,18 @@ class TrustRun:
             return list(kept[1])
         found = [replace(i, revoked=i.revoked | self.revoked).usable(self.at) for i in given]
         self.usable_cache[key] = (given, tuple(found))  # the identities kept alive with it: their ids stay theirs
+        return found
+
+    def pairs(self, usable: Sequence[Identity]) -> tuple[tuple[Identity, PublicKey, str], ...]:
+        """(identity, key, the key's fingerprint) for every key of ``usable`` (identities as :meth:`usable` gives
+        them: their keys are the usable ones), worked out once for the same identities, as :meth:`usable`."""
+        given = tuple(usable)
+        key = tuple(map(id, given))
+        kept = self.pairs_cache.get(key)
+        if kept is not None and all(a is b for a, b in zip(kept[0], given, strict=True)):
+            return kept[1]
+        found = tuple((identity, k, k.fingerprint) for identity in given for k in identity.keys)
+        self.pairs_cache[key] = (given, found)
         return found
 
 
@@ -129,7 +144,7 @@ def _find(item: Evidence, identities: Sequence[Identity], run: TrustRun,
     if bundle is not None and bundle.keyless:
         return _keyless(item, identities, usable, run, message)
     prehash, signed, attempts = _signed(item, message)
-    pairs = [(identity, key) for identity in usable for key in identity.usable_keys(run.at)]
+    pairs = run.pairs(usable)
     if not pairs:
         raise SignatureInvalid(f"{item.source}: no pinned public key may sign this evidence"
                                f"{_revocation_note(item, identities, run, signed)}; pass --key or name the signer "
@@ -162,14 +177,15 @@ def _signed(item: Evidence, message: DigestSet | None) -> tuple[str, bytes, list
     return prehash, signed, [(hint or "", bundle.message.signature)]
 
 
-def _try_keys(item: Evidence, attempts: Sequence[_Attempt], pairs: Sequence[tuple[Identity, PublicKey]],
+def _try_keys(item: Evidence, attempts: Sequence[_Attempt], pairs: Sequence[tuple[Identity, PublicKey, str]],
               prehash: str, signed: bytes, run: TrustRun) -> list[Identity]:
     """The identities whose pinned key verifies a signature: every usable key is tried (a keyid is an
     unauthenticated hint: those it names first), at most MAX_VERIFICATIONS_PER_ENVELOPE times."""
     signers: list[Identity] = []
     tries = MAX_VERIFICATIONS_PER_ENVELOPE
     for keyid, signature in attempts:
-        for identity, key in sorted(pairs, key=lambda pair: pair[1].fingerprint != keyid):
+        named = [(i, k) for i, k, fingerprint in pairs if fingerprint == keyid]
+        for identity, key in named + [(i, k) for i, k, fingerprint in pairs if fingerprint != keyid]:
             if any(s.name == identity.name for s in signers):
                 continue
             if tries == 0:
@@ -181,7 +197,7 @@ def _try_keys(item: Evidence, attempts: Sequence[_Attempt], pairs: Sequence[tupl
             if good:
                 log.debug("%s: signature verified with %s (%s)", item.source, key.name, identity.name)
                 # every identity pinning this key signed it
-                signers.extend(i for i, k in pairs if k.fingerprint == key.fingerprint
+                signers.extend(i for i, _, fingerprint in pairs if fingerprint == key.fingerprint
                                and all(s.name != i.name for s in signers))
                 break
     return signers

@@ -773,6 +773,32 @@ def test_sources_are_read_as_they_are_checked(store: Path, keys: dict[str, KeyPa
     assert seen == [2, 2, 3, 4, 5]  # the first batch is checked once a second is known to exist
 
 
+def test_the_garbage_collector_runs_rarely_during_an_audit_and_as_before_after_it(
+        store: Path, keys: dict[str, KeyPair], policy: Policy) -> None:
+    import gc
+
+    from verify.audit import AUDIT_GC_THRESHOLDS
+
+    full_path(store, keys, b"artefact", stages=())
+    before = gc.get_threshold()
+    assert before != AUDIT_GC_THRESHOLDS
+    during: list[tuple[int, ...]] = []
+
+    def sources(fail: bool) -> Iterator[tuple[str, bytes]]:
+        for uri, data in files(store):
+            during.append(gc.get_threshold())
+            yield uri, data
+        if fail:
+            raise OSError("the store went away")
+
+    audit(sources(False), policy=policy, workers=1)
+    assert during and set(during) == {AUDIT_GC_THRESHOLDS}
+    assert gc.get_threshold() == before
+    with pytest.raises(OSError, match="went away"):
+        audit(sources(True), policy=policy, workers=1)
+    assert gc.get_threshold() == before  # restored when the audit stops on an error too
+
+
 def test_printable_spells_out_what_could_fool_a_terminal_or_a_reader() -> None:
     assert printable("dist/app.tar.gz") == "dist/app.tar.gz"
     assert printable("a\x1b[31mred\x07") == "a\\x1b[31mred\\x07"

@@ -277,6 +277,35 @@ def test_valid_signature_found_by_keyid_with_one_verification(count_verification
     assert len(count_verifications) == 4  # no hint: tried in the policy's order
 
 
+def test_runs_sharing_their_key_caches_answer_each_set_of_identities_for_itself(
+        count_verifications: list[int]) -> None:
+    """As an audit's runs do (one per file): the keys worked out for one set of identities never answer for
+    another, every identity pinning the key that verifies is named, and a revoked key is never tried."""
+    from datetime import UTC, datetime
+
+    from verify.signers import TrustRun, find_signers
+
+    [item] = _evidence()
+    assert isinstance(item, Evidence)
+    dev, also = Identity(name="dev", keys=(_pub(DEV),)), Identity(name="also", keys=(_pub(DEV, "copy"),))
+    other = Identity(name="other", keys=(_pub(OTHER),))
+    usable: dict[Any, Any] = {}
+    pairs: dict[Any, Any] = {}
+    at = datetime.now(UTC)
+
+    def run(revoked: frozenset[str] = frozenset()) -> TrustRun:
+        return TrustRun(at=at, revoked=revoked, usable_cache=usable, pairs_cache=pairs)
+
+    assert find_signers(item, [other, dev, also], run()) == (dev, also)
+    with pytest.raises(SignatureInvalid, match=r"trusted: other\)"):
+        find_signers(item, [other], run())
+    assert find_signers(item, [dev], run()) == (dev,)
+    count_verifications.clear()
+    with pytest.raises(SignatureInvalid, match="no pinned public key may sign"):
+        find_signers(item, [dev], run(frozenset({f.fingerprint(DEV)})))
+    assert count_verifications == []
+
+
 def test_verify_signature_directly() -> None:
     [item] = _evidence()
     assert isinstance(item, Evidence) and item.envelope is not None

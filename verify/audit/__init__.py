@@ -66,7 +66,9 @@ first meets a keyless bundle whose certificate names a pinned identity.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
 import hashlib
 import itertools
 import json
@@ -169,15 +171,36 @@ def audit(sources: Iterable[tuple[str, bytes | EvidenceRejected | Listed]], *, p
     """
     setup = setup or audit_setup(policy, trusted_root)
     workers = workers or os.cpu_count() or 1
-    assembly = _Assembly(policy, setup=setup, index=index, reverify=reverify, workers=workers, batch_size=batch_size)
-    for file in _read(sources, setup, index=index if assembly.reuses_files else None, keep=index,
-                      all_facts=not assembly.keep, reverify=reverify, workers=workers, batch_size=batch_size,
-                      progress=progress):
-        assembly.add(file)
-    if index is not None:
-        index.read_done()
-    assembly.stored = list(artifacts)
-    return assembly.report(dora=dora)
+    with fewer_collections():
+        assembly = _Assembly(policy, setup=setup, index=index, reverify=reverify, workers=workers,
+                             batch_size=batch_size)
+        for file in _read(sources, setup, index=index if assembly.reuses_files else None, keep=index,
+                          all_facts=not assembly.keep, reverify=reverify, workers=workers, batch_size=batch_size,
+                          progress=progress):
+            assembly.add(file)
+        if index is not None:
+            index.read_done()
+        assembly.stored = list(artifacts)
+        return assembly.report(dora=dora)
+
+
+#: The cyclic garbage collector's thresholds while an audit runs (generation 0, 1, 2).
+AUDIT_GC_THRESHOLDS = (100_000, 50, 1_000)
+
+
+@contextlib.contextmanager
+def fewer_collections() -> Iterator[None]:
+    """Run the cyclic garbage collector rarely, then as before. An audit allocates millions of small objects that
+    live until the report (facts, records, index entries) and makes almost no cycles; at Python's default
+    thresholds, collections scanning that ever-growing heap took a third of the main process's time (100,000
+    attestations: 4 of 13 CPU-seconds). Cycles (a caught exception and its frames) are still collected, every
+    100,000 allocations."""
+    before = gc.get_threshold()
+    gc.set_threshold(*AUDIT_GC_THRESHOLDS)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
 
 
 @dataclass(slots=True)

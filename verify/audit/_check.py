@@ -3,6 +3,7 @@ fact; in worker processes when there is more than one batch of files."""
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import itertools
 import re
@@ -209,13 +210,15 @@ class _Checker:
         self._revoked = revoked
         self._at = at or datetime.now(UTC)
         self._usable: dict[Any, Any] = {}  # shared by every file's TrustRun: the time and revocations are fixed
+        self._pairs: dict[Any, Any] = {}
         self._bundles: BundleVerifier | None = None
 
     def _run(self) -> TrustRun:
         """One file's signature checks: the audit's time and revocations, and a budget of their own."""
         if self._bundles is None:
             self._bundles = make_bundle_verifier(trusted_root=self._trusted_root)
-        return TrustRun(at=self._at, bundles=self._bundles, revoked=self._revoked, usable_cache=self._usable)
+        return TrustRun(at=self._at, bundles=self._bundles, revoked=self._revoked, usable_cache=self._usable,
+                        pairs_cache=self._pairs)
 
     def check_batch(self, batch: Sequence[tuple[str, bytes | EvidenceRejected]]) -> list[list[_Fact]]:
         """The facts of each file of ``batch``, file by file."""
@@ -483,11 +486,16 @@ class _Setup:
                         at=self.at, components=self.components)
 
 
+#: A worker's garbage collector thresholds (as :func:`verify.audit.fewer_collections` sets them for an audit).
+_WORKER_GC_THRESHOLDS = (100_000, 50, 1_000)
+
+
 def _init_worker(setup: _Setup) -> None:
     import signal
 
     global _WORKER  # one checker per worker process
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles ^C
+    gc.set_threshold(*_WORKER_GC_THRESHOLDS)  # its process: a checker makes many short-lived objects, few cycles
     _WORKER = setup.checker()
 
 
