@@ -101,6 +101,8 @@ class AuditIndex:
         self._known_scans: dict[str, tuple[str, str]] | None = None
         self._known_stored: dict[str, tuple[str, str]] | None = None
         self._known_facts: dict[str, Kept] | None = None
+        self._known_names: list[str] | None = None
+        """The names of the files this setup had facts of when the audit began (what :meth:`forget` looks at)."""
         self._kept_facts: dict[tuple[str, str], str] | None = None
         self._stamps: dict[str, tuple[str, str]] = {}
         self.written = 0
@@ -144,6 +146,8 @@ class AuditIndex:
 
     def read_done(self) -> None:
         """Every file has been asked about: what was loaded to answer is not held any more (an audit's memory)."""
+        if self._known_facts is not None:
+            self._known_names = list(self._known_facts)  # (the same strings: a list of pointers)
         self._known_facts, self._stamps, self._known_scans = None, {}, None
 
     def facts(self, uri: str, digest: str) -> str | None:
@@ -216,8 +220,9 @@ class AuditIndex:
         """Drop this setup's facts (and the scans) of files under the prefixes ``under`` that were not ``seen``:
         an envelope no longer in the store is not kept, nor reported."""
         seen_set, prefixes = set(seen), tuple(under)
-        known = self._known_facts if self._known_facts is not None else \
-            [uri for (uri,) in self._rows(self.SQL["uris"], (self.setup,))]
+        known = self._known_facts if self._known_facts is not None else self._known_names
+        if known is None:
+            known = [uri for (uri,) in self._rows(self.SQL["uris"], (self.setup,))]
         gone = [uri for uri in known if uri.startswith(prefixes) and uri not in seen_set]
         if gone:
             self._write([(self.SQL["drop_facts"], [(self.setup, u) for u in gone]),

@@ -135,7 +135,7 @@ def audit_command(sources: tuple[str, ...], policy_path: Path | None, keys: tupl
 
             chunks = [json.dumps(report.to_dict(), sort_keys=True, indent=2) + "\n"]
         else:
-            chunks = itertools.chain(report.json_chunks(), ["\n"])
+            chunks = _joined(itertools.chain(report.json_chunks(), ["\n"]))
     elif output_format == "html":
         from verify.audit.html import render_html
 
@@ -158,6 +158,20 @@ def audit_command(sources: tuple[str, ...], policy_path: Path | None, keys: tupl
         raise EvidenceRejected(f"audit found {_count(len(report.anomalies))} ({', '.join(kinds)}) in "
                                f"{len(report.artifacts)} artefact(s), {report.attestations} attestation(s)"
                                f"{unread}")
+
+
+def _joined(chunks: Iterable[str], size: int = 1 << 20) -> Iterator[str]:
+    """``chunks`` joined into pieces of about ``size`` characters: one write each, not one per artefact."""
+    held: list[str] = []
+    length = 0
+    for chunk in chunks:
+        held.append(chunk)
+        length += len(chunk)
+        if length >= size:
+            yield "".join(held)
+            held, length = [], 0
+    if held:
+        yield "".join(held)
 
 
 def _default_index() -> Path:

@@ -11,6 +11,7 @@ import copy
 import hashlib
 import json
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -178,6 +179,14 @@ def test_a_time_in_another_zone_reads_back_as_the_same_instant() -> None:
                       signers=("stg-verifier",), attestation="a.intoto.jsonl", level=3)
     back = Endorsement.from_dict(vsa.to_dict())
     assert back == vsa and back.time is not None and back.time.tzinfo is UTC and back.time.hour == 10
+
+
+def test_times_are_written_to_the_second_in_utc_and_a_short_year_reads_back() -> None:
+    early = datetime(999, 1, 2, 3, 4, 5, 999_999, tzinfo=UTC)  # RFC 3339 pads the year to four digits
+    vsa = Endorsement(kind="vsa", stage="stg", result="PASSED", time=early, signers=("stg-verifier",),
+                      attestation="a.intoto.jsonl", level=3)
+    assert vsa.to_dict()["time"] == "0999-01-02T03:04:05Z"
+    assert Endorsement.from_dict(vsa.to_dict()) == replace(vsa, time=early.replace(microsecond=0))
 
 
 def paths(node: Any, at: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:

@@ -76,9 +76,9 @@ def a_time(data: dict[str, Any], key: str, what: str) -> datetime | None:
     if text is None:
         return None
     try:
-        parsed = datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        parsed = datetime.fromisoformat(text.removesuffix("Z")).replace(tzinfo=UTC) if text.endswith("Z") else None
     except ValueError:
         parsed = None
-    if parsed is None or parsed.strftime("%Y-%m-%dT%H:%M:%SZ") != text:
+    if parsed is None or parsed.isoformat(timespec="seconds")[:19] + "Z" != text:  # (iso_time's spelling, only)
         raise ValueError(f"{what}: {key} {text!r} is not a UTC time like 2024-05-01T10:00:00Z")
     return parsed

@@ -77,7 +77,8 @@ of its bytes as read, or why they could not be read)."""
 Progress = Callable[[int], None]
 
 def iso_time(t: datetime | None) -> str | None:
-    return None if t is None else t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """``t`` in UTC to the second, as RFC 3339 (``2024-05-01T10:00:00Z``; a year below 1000 zero-padded)."""
+    return None if t is None else t.astimezone(UTC).isoformat(timespec="seconds")[:19] + "Z"
 
 
 def short_sha(sha256: str | None) -> str:
@@ -487,7 +488,7 @@ class HistoryEntry:
 
     def json(self) -> str:
         """The compact JSON of its ``to_dict()``, keys sorted."""
-        kinds = json.dumps(sorted({a.kind for a in self.anomalies}), separators=(",", ":"))
+        kinds = json.dumps(sorted({a.kind for a in self.anomalies}), separators=(",", ":")) if self.anomalies else "[]"
         if self.text is not None:
             return '{"anomalies":' + kinds + "," + self.text[1:]
         assert self.history is not None
