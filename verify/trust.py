@@ -36,6 +36,18 @@ def _fingerprint(spki_der: bytes) -> str:
 
 
 @functools.lru_cache(maxsize=1024)
+def _ecdsa(spki_der: bytes) -> tuple[ec.EllipticCurvePublicKey, ec.ECDSA | None, int] | None:
+    """For an EC key: the key, its signature algorithm (None: a curve attest does not verify with) and its width in
+    bytes, worked out once per process; None for another key. (An isinstance check against cryptography's key
+    classes is not cached for its Rust types: 6 us a call, once per envelope in an audit.)"""
+    key = _loaded(spki_der)
+    if not isinstance(key, ec.EllipticCurvePublicKey):
+        return None
+    hash_cls = _EC_HASHES.get(key.curve.name)
+    return key, None if hash_cls is None else ec.ECDSA(hash_cls()), (key.curve.key_size + 7) // 8
+
+
+@functools.lru_cache(maxsize=1024)
 def _loaded(spki_der: bytes) -> ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | rsa.RSAPublicKey:
     """A key's DER read once per process (a pinned key verifies thousands of envelopes in an audit; the key objects
     are immutable, and kept here rather than on the PublicKey, which crosses process boundaries)."""
@@ -85,29 +97,29 @@ class PublicKey:
         RSASSA-PSS (salt length of the digest or any) and PKCS#1 v1.5, with
         SHA-256. Ed25519 as OpenSSL verifies it (``S`` must be reduced).
         """
-        key = self._key()
         try:
-            if isinstance(key, ed25519.Ed25519PublicKey):
-                key.verify(signature, data)
-                return True
-            if isinstance(key, ec.EllipticCurvePublicKey):
-                hash_cls = _EC_HASHES.get(key.curve.name)
-                if hash_cls is None:
+            ecdsa = _ecdsa(self.spki_der)
+            if ecdsa is not None:
+                ec_key, algorithm, width = ecdsa
+                if algorithm is None:
                     return False
-                width = (key.curve.key_size + 7) // 8
                 if len(signature) == 2 * width:
                     # raw r||s first: its first byte may well be 0x30 (1 in 256), so it cannot be
                     # told from DER by its first byte; then the same bytes as DER.
                     r = int.from_bytes(signature[:width], "big")
                     s = int.from_bytes(signature[width:], "big")
                     try:
-                        key.verify(utils.encode_dss_signature(r, s), data, ec.ECDSA(hash_cls()))
+                        ec_key.verify(utils.encode_dss_signature(r, s), data, algorithm)
                         return True
                     except InvalidSignature:
                         pass
-                key.verify(signature, data, ec.ECDSA(hash_cls()))
+                ec_key.verify(signature, data, algorithm)
                 return True
-            return _verify_rsa(key, signature, data)
+            key = self._key()
+            if isinstance(key, ed25519.Ed25519PublicKey):
+                key.verify(signature, data)
+                return True
+            return isinstance(key, rsa.RSAPublicKey) and _verify_rsa(key, signature, data)
         except (InvalidSignature, ValueError):
             return False
 

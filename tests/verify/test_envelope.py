@@ -77,6 +77,11 @@ def test_b64decode_standard_and_url_safe_alphabets() -> None:
         ("YQ\n==", "x is not base64 text"),
         ("Y=Q=", "x is not base64 text"),
         ("YQ===", "x is not base64 text"),
+        ("YWJj====", "x is not base64 text"),  # padding a whole quantum long: no alphabet spells it
+        ("YWJ\u00e9", "x is not base64 text"),
+        ("YQ==YQ==", "x is not base64 text"),
+        ("YQ-/", "x mixes the standard and URL-safe base64 alphabets"),
+        ("YQ=", "x is not canonical base64 (wrong padding)"),
         ("Y", "x is not valid base64"),  # 1 character cannot encode anything
         ("YWJjZ", "x is not valid base64"),
         (None, "x is not base64 text"),

@@ -7,7 +7,6 @@ way: with :class:`~verify.errors.MalformedEvidence` naming what was being read.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import re
 from datetime import UTC, datetime
@@ -27,23 +26,30 @@ def b64decode(value: object, *, what: str) -> bytes:
     One spelling per byte string: one alphabet (not ``+`` and ``_`` mixed), padding either
     absent or exactly right, no whitespace, and no stray bits in the last character.
     """
-    if not isinstance(value, str) or not _B64.fullmatch(value):
+    if not isinstance(value, str):
         raise MalformedEvidence(f"{what} is not base64 text")
-    if any(c in value for c in "+/") and any(c in value for c in "-_"):
-        raise MalformedEvidence(f"{what} mixes the standard and URL-safe base64 alphabets")
-    text = value.replace("-", "+").replace("_", "/")
+    url_safe = "-" in value or "_" in value
+    if url_safe and ("+" in value or "/" in value):
+        raise _refused(value, what, "mixes the standard and URL-safe base64 alphabets")
+    text = value.replace("-", "+").replace("_", "/") if url_safe else value
     if "=" in text and len(text) % 4:
-        raise MalformedEvidence(f"{what} is not canonical base64 (wrong padding)")
+        raise _refused(value, what, "is not canonical base64 (wrong padding)")
     text += "=" * (-len(text) % 4)
-    try:
-        decoded = base64.b64decode(text, validate=True)
+    try:  # strict: only the alphabet, padding only at the end
+        decoded = binascii.a2b_base64(text, strict_mode=True)
     except (binascii.Error, ValueError) as e:
-        raise MalformedEvidence(f"{what} is not valid base64 ({e})") from e
-    # Refuse non-canonical encodings (stray bits in the last character): the same
-    # bytes must have one spelling, or two tools could disagree on what was signed.
-    if base64.b64encode(decoded).decode() != text:
-        raise MalformedEvidence(f"{what} is not canonical base64")
+        raise _refused(value, what, f"is not valid base64 ({e})") from e
+    # Refuse non-canonical encodings (stray bits in the last character, padding beyond what the length needs): the
+    # same bytes must have one spelling, or two tools could disagree on what was signed.
+    if binascii.b2a_base64(decoded, newline=False) != text.encode("ascii"):
+        raise _refused(value, what, "is not canonical base64")
     return decoded
+
+
+def _refused(value: str, what: str, why: str) -> MalformedEvidence:
+    """Why ``value`` is refused: first whether it is base64 text at all (the alphabets, at most two ``=`` at the
+    end), then ``why``."""
+    return MalformedEvidence(f"{what} {why}" if _B64.fullmatch(value) else f"{what} is not base64 text")
 
 
 def parse_time(value: object, *, what: str) -> datetime:

@@ -59,6 +59,11 @@ def _bounded_int(text: str) -> int:
     return int(text)
 
 
+#: The strict decoder, made once (``json.loads`` with hooks makes one per call).
+_DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_no_constants,
+                            parse_float=_finite_float, parse_int=_bounded_int)
+
+
 def too_deep(data: bytes) -> bool:
     """True if the JSON text ``data`` nests arrays and objects deeper than :data:`MAX_JSON_DEPTH`.
 
@@ -67,6 +72,8 @@ def too_deep(data: bytes) -> bool:
     pass removes every innermost ``()`` pair, so after ``MAX_JSON_DEPTH`` passes a remaining pair
     is deeper than the limit. Unbalanced text is left to the parser, which refuses it.
     """
+    if data.count(b"[") + data.count(b"{") <= MAX_JSON_DEPTH:  # most documents: too few brackets, even in strings
+        return False
     text = data.replace(b"\\\\", b"").replace(b'\\"', b"")
     text = b"".join(text.split(b'"')[::2])  # outside strings: the even-numbered parts
     text = text.translate(_ONE_KIND, _NOT_BRACKETS)
@@ -96,8 +103,9 @@ def loads(data: str | bytes, *, what: str) -> Any:
     if too_deep(raw):
         raise LimitExceeded(f"{what} nests JSON deeper than {MAX_JSON_DEPTH} levels")
     try:
-        value = json.loads(data, object_pairs_hook=_no_duplicates, parse_constant=_no_constants,
-                           parse_float=_finite_float, parse_int=_bounded_int)
+        if data.startswith("\ufeff"):  # (as json.loads says it)
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", data, 0)
+        value = _DECODER.decode(data)
     except json.JSONDecodeError as e:
         raise MalformedEvidence(f"{what} is not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from e
     except RecursionError as e:
