@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import click
 
 from attest.cli._options import OutputPath
-from verify.audit import ANOMALY_KINDS, AuditReport, StoredArtifact, audit
+from verify.audit import ANOMALY_KINDS, AuditReport, StoredArtifact, audit, fewer_collections
 from verify.audit.index import Kept, Listed
 from verify.errors import EvidenceRejected, InputError
 from verify.formats.encoding import printable
@@ -118,46 +118,47 @@ def audit_command(sources: tuple[str, ...], policy_path: Path | None, keys: tupl
         raise click.UsageError("--since is the window of the DORA figures: give --dora too")
     window = _window(since) if dora or output_format == "html" else None  # the page always shows the figures
     policy = _policy(policy_path, keys)
-    report, used = _audit(sources, policy, trusted_root, None if no_index else index_path or _default_index(),
-                          reverify=reverify, dora=window)
-    if used is not None:
-        import logging
+    with fewer_collections():  # rendering a large report makes as many objects as the audit did
+        report, used = _audit(sources, policy, trusted_root, None if no_index else index_path or _default_index(),
+                              reverify=reverify, dora=window)
+        if used is not None:
+            import logging
 
-        logging.getLogger(__name__).info("index %s: %s attestation file(s) answered from it, %s checked, %s "
-                                         "artefact(s) judged%s", used["path"], used["reused"], used["checked"],
-                                         used["judged"],
-                                         " (every file checked again: --reverify)" if used["reverified"] else "")
-    chunks: Iterable[str]
-    if output_format == "json":
-        # indented for a person at a terminal; for a machine, compact and streamed an artefact at a time
-        if output is None and sys.stdout.isatty():
-            import json
+            logging.getLogger(__name__).info("index %s: %s attestation file(s) answered from it, %s checked, %s "
+                                             "artefact(s) judged%s", used["path"], used["reused"], used["checked"],
+                                             used["judged"],
+                                             " (every file checked again: --reverify)" if used["reverified"] else "")
+        chunks: Iterable[str]
+        if output_format == "json":
+            # indented for a person at a terminal; for a machine, compact and streamed an artefact at a time
+            if output is None and sys.stdout.isatty():
+                import json
 
-            chunks = [json.dumps(report.to_dict(), sort_keys=True, indent=2) + "\n"]
+                chunks = [json.dumps(report.to_dict(), sort_keys=True, indent=2) + "\n"]
+            else:
+                chunks = _joined(itertools.chain(report.json_chunks(), ["\n"]))
+        elif output_format == "html":
+            from verify.audit.html import render_html
+
+            chunks = [render_html(report, generated_at=datetime.now(UTC))]
         else:
-            chunks = _joined(itertools.chain(report.json_chunks(), ["\n"]))
-    elif output_format == "html":
-        from verify.audit.html import render_html
+            chunks = [_text(report, color=output is None and sys.stdout.isatty())]
+        if output is not None:
+            from attest._atomic import write_atomic
 
-        chunks = [render_html(report, generated_at=datetime.now(UTC))]
-    else:
-        chunks = [_text(report, color=output is None and sys.stdout.isatty())]
-    if output is not None:
-        from attest._atomic import write_atomic
-
-        try:
-            write_atomic(output, (chunk.encode("utf-8") for chunk in chunks))
-        except OSError as e:
-            raise InputError(f"cannot write the report to {output}: {e.strerror}") from e
-    else:
-        for chunk in chunks:
-            click.echo(chunk, nl=False)
-    if not report.clean:
-        kinds = sorted({a.kind for a in report.anomalies})
-        unread = f"; {report.unread} part(s) of the sources could not be read" if report.unread else ""
-        raise EvidenceRejected(f"audit found {_count(len(report.anomalies))} ({', '.join(kinds)}) in "
-                               f"{len(report.artifacts)} artefact(s), {report.attestations} attestation(s)"
-                               f"{unread}")
+            try:
+                write_atomic(output, (chunk.encode("utf-8") for chunk in chunks))
+            except OSError as e:
+                raise InputError(f"cannot write the report to {output}: {e.strerror}") from e
+        else:
+            for chunk in chunks:
+                click.echo(chunk, nl=False)
+        if not report.clean:
+            kinds = sorted({a.kind for a in report.anomalies})
+            unread = f"; {report.unread} part(s) of the sources could not be read" if report.unread else ""
+            raise EvidenceRejected(f"audit found {_count(len(report.anomalies))} ({', '.join(kinds)}) in "
+                                   f"{len(report.artifacts)} artefact(s), {report.attestations} attestation(s)"
+                                   f"{unread}")
 
 
 def _joined(chunks: Iterable[str], size: int = 1 << 20) -> Iterator[str]:

@@ -758,6 +758,31 @@ def test_worker_processes_give_the_same_report(store: Path, keys: dict[str, KeyP
     assert read_when_done[0] <= 12 < len(read)  # streamed: at most five batches in flight, then one at a time
 
 
+def test_an_audit_choosing_its_workers_checks_the_first_files_itself_then_starts_them(
+        store: Path, keys: dict[str, KeyPair], policy: Policy, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    import verify.audit
+
+    for i in range(4):
+        full_path(store, keys, b"artefact %d" % i, commit=f"{i:040x}")
+    inline = run(store, policy)
+    monkeypatch.setattr(verify.audit, "INLINE_FILES", 4)
+    read: list[str] = []
+    read_when_done: list[int] = []
+
+    def sources() -> Iterator[tuple[str, bytes]]:
+        for uri, data in files(store):
+            read.append(uri)
+            yield uri, data
+
+    report = audit(sources(), policy=policy, batch_size=1, progress=lambda n: read_when_done.append(len(read)))
+    assert report.to_dict() == inline.to_dict() and len(read) == 12
+    assert read_when_done[:4] == [1, 2, 3, 4]  # each checked here as soon as read: no process started yet
+    if (os.cpu_count() or 1) >= 2:
+        assert read_when_done[4] > 6  # then worker processes, a few files read ahead of them
+
+
 def test_sources_are_read_as_they_are_checked(store: Path, keys: dict[str, KeyPair], policy: Policy) -> None:
     for i in range(5):
         full_path(store, keys, b"artefact %d" % i, commit=f"{i:040x}", stages=())

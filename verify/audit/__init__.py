@@ -81,7 +81,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from verify.audit._check import BATCH_FILES, _Fact, _facts, _Release, _Setup
+from verify.audit._check import BATCH_FILES, INLINE_FILES, _Fact, _facts, _Release, _Setup
 from verify.audit._judge import _Auditor
 from verify.audit._whole import Group, anomaly_order, groups_of, reproducibility, running
 from verify.audit._whole import dora as _dora
@@ -134,6 +134,7 @@ __all__ = [
     "StoredCopy",
     "audit",
     "audit_setup",
+    "fewer_collections",
 ]
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -152,8 +153,9 @@ def audit(sources: Iterable[tuple[str, bytes | EvidenceRejected | Listed]], *, p
     do not hash to their address, or cannot be read, are a ``tampered-artifact`` anomaly. (Audit reads
     no artefact itself: the caller hashes them, streaming, from wherever they are stored.)
 
-    Signatures are checked in ``workers`` processes (default: one per CPU) once
-    there is more than one batch of ``batch_size`` files; ``progress`` is called
+    Signatures are checked in ``workers`` processes once there is more than one batch of ``batch_size`` files
+    (default: one per CPU, started only past the first :data:`INLINE_FILES` files, which this process checks
+    sooner than processes start); ``progress`` is called
     with the number of attestations done after each batch. Keyless Sigstore
     bundles are verified offline against ``trusted_root`` (a trusted_root.json;
     None: the production root shipped in sigstore-python, never refreshed).
@@ -170,13 +172,14 @@ def audit(sources: Iterable[tuple[str, bytes | EvidenceRejected | Listed]], *, p
     (:func:`audit_setup`: the one an index is keyed by).
     """
     setup = setup or audit_setup(policy, trusted_root)
+    inline = INLINE_FILES if workers is None else 0
     workers = workers or os.cpu_count() or 1
     with fewer_collections():
         assembly = _Assembly(policy, setup=setup, index=index, reverify=reverify, workers=workers,
-                             batch_size=batch_size)
+                             batch_size=batch_size, inline=inline)
         for file in _read(sources, setup, index=index if assembly.reuses_files else None, keep=index,
                           all_facts=not assembly.keep, reverify=reverify, workers=workers, batch_size=batch_size,
-                          progress=progress):
+                          inline=inline, progress=progress):
             assembly.add(file)
         if index is not None:
             index.read_done()
@@ -224,7 +227,7 @@ class _File:
 
 def _read(sources: Iterable[tuple[str, bytes | EvidenceRejected | Listed]], setup: _Setup, *,
           index: FactIndex | None, keep: FactIndex | None, all_facts: bool, reverify: bool, workers: int,
-          batch_size: int, progress: Progress | None) -> Iterator[_File]:
+          batch_size: int, inline: int, progress: Progress | None) -> Iterator[_File]:
     """Steps (1) and (2): every file, in order, with its facts checked now or what ``index`` holds of it; what is
     checked is kept in ``keep`` (the facts of every file with ``all_facts``, else :func:`_kept_facts`)."""
     ordered: deque[_File] = deque()
@@ -260,7 +263,7 @@ def _read(sources: Iterable[tuple[str, bytes | EvidenceRejected | Listed]], setu
         while ordered and not ordered[0].checking:
             yield ordered.popleft()
 
-    for batch, results in _facts(to_check(), setup, workers=workers, batch_size=batch_size):
+    for batch, results in _facts(to_check(), setup, workers=workers, batch_size=batch_size, inline=inline):
         for facts in results:
             file = waiting.popleft()
             file.facts, file.touch, file.count, file.checking = facts, touches(facts), len(facts), False
@@ -301,9 +304,9 @@ class _Assembly:
     every other one is read from the index as it was judged."""
 
     def __init__(self, policy: Policy, *, setup: _Setup, index: FactIndex | None, reverify: bool, workers: int,
-                 batch_size: int) -> None:
+                 batch_size: int, inline: int = 0) -> None:
         self.policy, self.setup, self.index, self.reverify = policy, setup, index, reverify
-        self.workers, self.batch_size = workers, batch_size
+        self.workers, self.batch_size, self.inline = workers, batch_size, inline
         # a stage named "build" would take reproducibility across artefacts into a judgement: never reused then
         self.keep = index is not None and "build" not in policy.stages
         self.kept = index.judgements() if index is not None and self.keep else {}
@@ -426,7 +429,7 @@ class _Assembly:
                     assert file.read is not None  # (a file the index knows is given with a way to read it again)
                     yield file.uri, file.read()
 
-        checked = _facts(sources(), self.setup, workers=self.workers, batch_size=self.batch_size)
+        checked = _facts(sources(), self.setup, workers=self.workers, batch_size=self.batch_size, inline=self.inline)
         results = (facts for _, batch in checked for facts in batch)
         try:
             for n in positions:
