@@ -406,8 +406,8 @@ class _Reader:
         for uri, stamp, read in listing:
             key = self.key(uri)
             self.seen.append(key)
-            yield uri, Listed(index.scanned(key, stamp), functools.partial(_recording, index, key, stamp, read,
-                                                                           self._settled_before))
+            yield uri, Listed(index.scanned(key, stamp), read,
+                              functools.partial(_scanned_as, index, key, stamp, self._settled_before))
 
     def _unread(self, source: str) -> Iterator[tuple[Path, EvidenceRejected | None, bool]]:
         """A directory's or a file's attestation files, not read yet: (file, why a part cannot be listed, whether
@@ -451,15 +451,11 @@ def _reader(unlisted: EvidenceRejected | None, path: Path, named: bool) -> Calla
     return functools.partial(_read_file, path, named=named)
 
 
-def _recording(index: Index, key: str, stamp: str | None, read: Callable[[], bytes | EvidenceRejected],
-               settled_before: int) -> bytes | EvidenceRejected:
-    """``read()``, noting in the index the digest of what it read at that stamp (for the next run's listing)."""
-    import hashlib
-
-    data = read()
-    if isinstance(data, bytes) and _settled(stamp, settled_before):
-        index.scan(key, stamp, hashlib.sha256(data).hexdigest())
-    return data
+def _scanned_as(index: Index, key: str, stamp: str | None, settled_before: int, digest: str) -> None:
+    """Note in the index that the file at ``key`` held bytes of sha256 ``digest`` when it had ``stamp`` (the next
+    run's listing), if that stamp may stand for its bytes."""
+    if _settled(stamp, settled_before):
+        index.scan(key, stamp, digest)  # (a stamp that is None is never settled)
 
 
 #: A local file changed less than this long ago may change again within the same clock tick without its stamp

@@ -238,6 +238,7 @@ def _read(sources: Iterable[tuple[str, bytes | EvidenceRejected | Listed]], setu
     def to_check() -> Iterator[Source]:
         for uri, payload in sources:
             reread: Callable[[], bytes | EvidenceRejected] | None = None
+            record: Callable[[str], None] | None = None
             kept = index.kept(uri) if index is not None else None
             if isinstance(payload, Listed):
                 if kept is not None and payload.digest is not None and kept.digest == payload.digest:
@@ -245,10 +246,12 @@ def _read(sources: Iterable[tuple[str, bytes | EvidenceRejected | Listed]], setu
                     if progress is not None:
                         progress(1)
                     continue
-                reread, payload = payload.read, payload.read()
+                reread, record, payload = payload.read, payload.record, payload.read()
             elif isinstance(payload, bytes) and kept is not None:  # given, not listed: kept, should it be needed
                 reread = functools.partial(_same, payload)
             digest = hashlib.sha256(payload).hexdigest() if isinstance(payload, bytes) else None
+            if record is not None and digest is not None:
+                record(digest)
             if kept is not None and digest is not None and kept.digest == digest:
                 ordered.append(_File(uri, digest, kept.touch, kept.facts, None, reread))
                 if progress is not None:

@@ -71,7 +71,10 @@ class Listed:
     """The sha256 of its bytes as a previous run found them at this place, if its name, size and time (or S3
     ETag) are unchanged: a hint to look the facts up by, never believed without the facts' own key."""
     read: Callable[[], bytes | EvidenceRejected]
-    """Its bytes, read now (the caller records the digest of what it read for the next run)."""
+    """Its bytes, read now."""
+    record: Callable[[str], None] | None = None
+    """Told the sha256 of the bytes its first :attr:`read` gave, once the audit has hashed them (for the caller's
+    next listing: the digest its place and stamp stand for)."""
 
 
 class Kept(NamedTuple):
