@@ -128,37 +128,42 @@ def audit_command(sources: tuple[str, ...], policy_path: Path | None, keys: tupl
                                              "artefact(s) judged%s", used["path"], used["reused"], used["checked"],
                                              used["judged"],
                                              " (every file checked again: --reverify)" if used["reverified"] else "")
-        chunks: Iterable[str]
-        if output_format == "json":
-            # indented for a person at a terminal; for a machine, compact and streamed an artefact at a time
-            if output is None and sys.stdout.isatty():
-                import json
+        _write(report, output_format, output)
+    if not report.clean:
+        kinds = sorted({a.kind for a in report.anomalies})
+        unread = f"; {report.unread} part(s) of the sources could not be read" if report.unread else ""
+        raise EvidenceRejected(f"audit found {_count(len(report.anomalies))} ({', '.join(kinds)}) in "
+                               f"{len(report.artifacts)} artefact(s), {report.attestations} attestation(s)"
+                               f"{unread}")
 
-                chunks = [json.dumps(report.to_dict(), sort_keys=True, indent=2) + "\n"]
-            else:
-                chunks = _joined(itertools.chain(report.json_chunks(), ["\n"]))
-        elif output_format == "html":
-            from verify.audit.html import render_html
 
-            chunks = [render_html(report, generated_at=datetime.now(UTC))]
+def _write(report: AuditReport, output_format: str, output: Path | None) -> None:
+    """The report in ``output_format``, to ``output`` (atomically) or to stdout."""
+    chunks: Iterable[str]
+    if output_format == "json":
+        # indented for a person at a terminal; for a machine, compact and streamed an artefact at a time
+        if output is None and sys.stdout.isatty():
+            import json
+
+            chunks = [json.dumps(report.to_dict(), sort_keys=True, indent=2) + "\n"]
         else:
-            chunks = [_text(report, color=output is None and sys.stdout.isatty())]
-        if output is not None:
-            from attest._atomic import write_atomic
+            chunks = _joined(itertools.chain(report.json_chunks(), ["\n"]))
+    elif output_format == "html":
+        from verify.audit.html import render_html
 
-            try:
-                write_atomic(output, (chunk.encode("utf-8") for chunk in chunks))
-            except OSError as e:
-                raise InputError(f"cannot write the report to {output}: {e.strerror}") from e
-        else:
-            for chunk in chunks:
-                click.echo(chunk, nl=False)
-        if not report.clean:
-            kinds = sorted({a.kind for a in report.anomalies})
-            unread = f"; {report.unread} part(s) of the sources could not be read" if report.unread else ""
-            raise EvidenceRejected(f"audit found {_count(len(report.anomalies))} ({', '.join(kinds)}) in "
-                                   f"{len(report.artifacts)} artefact(s), {report.attestations} attestation(s)"
-                                   f"{unread}")
+        chunks = [render_html(report, generated_at=datetime.now(UTC))]
+    else:
+        chunks = [_text(report, color=output is None and sys.stdout.isatty())]
+    if output is not None:
+        from attest._atomic import write_atomic
+
+        try:
+            write_atomic(output, (chunk.encode("utf-8") for chunk in chunks))
+        except OSError as e:
+            raise InputError(f"cannot write the report to {output}: {e.strerror}") from e
+    else:
+        for chunk in chunks:
+            click.echo(chunk, nl=False)
 
 
 def _joined(chunks: Iterable[str], size: int = 1 << 20) -> Iterator[str]:
