@@ -81,7 +81,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from verify.audit._check import BATCH_FILES, INLINE_FILES, _Fact, _facts, _Release, _Setup
+from verify.audit._check import AUDIT_GC_THRESHOLDS, BATCH_FILES, INLINE_FILES, _Fact, _facts, _Release, _Setup
 from verify.audit._judge import _Auditor
 from verify.audit._whole import Group, anomaly_order, groups_of, reproducibility, running
 from verify.audit._whole import dora as _dora
@@ -122,6 +122,7 @@ from verify.policy import Policy
 
 __all__ = [
     "ANOMALY_KINDS",
+    "AUDIT_GC_THRESHOLDS",
     "Anomaly",
     "ArtifactHistory",
     "AuditReport",
@@ -185,10 +186,6 @@ def audit(sources: Iterable[tuple[str, bytes | EvidenceRejected | Listed]], *, p
             index.read_done()
         assembly.stored = list(artifacts)
         return assembly.report(dora=dora)
-
-
-#: The cyclic garbage collector's thresholds while an audit runs (generation 0, 1, 2).
-AUDIT_GC_THRESHOLDS = (100_000, 50, 1_000)
 
 
 @contextlib.contextmanager

@@ -213,7 +213,7 @@ class _Checker:
         self._revoked = revoked
         self._at = at or datetime.now(UTC)
         self._usable: dict[Any, Any] = {}  # shared by every file's TrustRun: the time and revocations are fixed
-        self._pairs: dict[Any, Any] = {}
+        self._pairs: dict[Any, Any] = {}  # (as _usable)
         self._bundles: BundleVerifier | None = None
 
     def _run(self) -> TrustRun:
@@ -489,8 +489,9 @@ class _Setup:
                         at=self.at, components=self.components)
 
 
-#: A worker's garbage collector thresholds (as :func:`verify.audit.fewer_collections` sets them for an audit).
-_WORKER_GC_THRESHOLDS = (100_000, 50, 1_000)
+#: The cyclic garbage collector's thresholds (generations 0, 1, 2) in a worker process, and in the audit's own
+#: while it runs (:func:`verify.audit.fewer_collections`).
+AUDIT_GC_THRESHOLDS = (100_000, 50, 1_000)
 
 
 def _init_worker(setup: _Setup) -> None:
@@ -498,7 +499,7 @@ def _init_worker(setup: _Setup) -> None:
 
     global _WORKER  # one checker per worker process
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles ^C
-    gc.set_threshold(*_WORKER_GC_THRESHOLDS)  # its process: a checker makes many short-lived objects, few cycles
+    gc.set_threshold(*AUDIT_GC_THRESHOLDS)  # its process: a checker makes many short-lived objects, few cycles
     _WORKER = setup.checker()
 
 
