@@ -739,23 +739,11 @@ def test_worker_processes_give_the_same_report(store: Path, keys: dict[str, KeyP
     full_path(store, keys, b"skipper", commit="f" * 40, stages=("prd",))
     f.publish(store, f.provenance(keys["other"].private, subjects={"dist/evil": b"evil"}))
     inline = run(store, policy)
-    read: list[str] = []
-    read_when_done: list[int] = []
-
-    def sources() -> Iterator[tuple[str, bytes]]:
-        for uri, data in files(store):
-            read.append(uri)
-            yield uri, data
-
-    def progress(n: int) -> None:
-        read_when_done.append(len(read))
-        done.append(n)
-
-    done: list[int] = []
-    pooled = audit(sources(), policy=policy, workers=2, batch_size=2, progress=progress)
+    reads = _Reads(store)
+    pooled = audit(reads, policy=policy, workers=2, batch_size=2, progress=reads.done)
     assert pooled.to_dict() == inline.to_dict()
-    assert sum(done) == inline.attestations == 15 and len(done) == 8
-    assert read_when_done[0] <= 12 < len(read)  # streamed: at most five batches in flight, then one at a time
+    assert sum(reads.counts) == inline.attestations == 15 and len(reads.counts) == 8
+    assert reads.when_done[0] <= 12 < len(reads.read)  # streamed: at most five batches in flight, then one at a time
 
 
 def test_an_audit_choosing_its_workers_checks_the_first_files_itself_then_starts_them(
@@ -768,34 +756,39 @@ def test_an_audit_choosing_its_workers_checks_the_first_files_itself_then_starts
         full_path(store, keys, b"artefact %d" % i, commit=f"{i:040x}")
     inline = run(store, policy)
     monkeypatch.setattr(verify.audit, "INLINE_FILES", 4)
-    read: list[str] = []
-    read_when_done: list[int] = []
-
-    def sources() -> Iterator[tuple[str, bytes]]:
-        for uri, data in files(store):
-            read.append(uri)
-            yield uri, data
-
-    report = audit(sources(), policy=policy, batch_size=1, progress=lambda n: read_when_done.append(len(read)))
-    assert report.to_dict() == inline.to_dict() and len(read) == 12
-    assert read_when_done[:4] == [1, 2, 3, 4]  # each checked here as soon as read: no process started yet
+    reads = _Reads(store)
+    report = audit(reads, policy=policy, batch_size=1, progress=reads.done)
+    assert report.to_dict() == inline.to_dict() and len(reads.read) == 12
+    assert reads.when_done[:4] == [1, 2, 3, 4]  # each checked here as soon as read: no process started yet
     if (os.cpu_count() or 1) >= 2:
-        assert read_when_done[4] > 6  # then worker processes, a few files read ahead of them
+        assert reads.when_done[4] > 6  # then worker processes, a few files read ahead of them
 
 
 def test_sources_are_read_as_they_are_checked(store: Path, keys: dict[str, KeyPair], policy: Policy) -> None:
     for i in range(5):
         full_path(store, keys, b"artefact %d" % i, commit=f"{i:040x}", stages=())
-    read: list[str] = []
+    reads = _Reads(store)
+    audit(reads, policy=policy, workers=1, batch_size=1, progress=reads.done)
+    assert reads.when_done == [2, 2, 3, 4, 5]  # the first batch is checked once a second is known to exist
 
-    def sources() -> Iterator[tuple[str, bytes]]:
-        for uri, data in files(store):
-            read.append(uri)
+
+class _Reads:
+    """A store's files as an audit reads them, and how many had been read each time a batch was done."""
+
+    def __init__(self, store: Path) -> None:
+        self.store = store
+        self.read: list[str] = []
+        self.when_done: list[int] = []
+        self.counts: list[int] = []
+
+    def __iter__(self) -> Iterator[tuple[str, bytes]]:
+        for uri, data in files(self.store):
+            self.read.append(uri)
             yield uri, data
 
-    seen: list[int] = []
-    audit(sources(), policy=policy, workers=1, batch_size=1, progress=lambda n: seen.append(len(read)))
-    assert seen == [2, 2, 3, 4, 5]  # the first batch is checked once a second is known to exist
+    def done(self, n: int) -> None:
+        self.when_done.append(len(self.read))
+        self.counts.append(n)
 
 
 def test_the_garbage_collector_runs_rarely_during_an_audit_and_as_before_after_it(
