@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import ClassVar, TypeVar
 
 from attest.errors import AttestError, RemoteError
-from verify.audit.index import INDEX_FORMAT, Kept
+from verify.audit.index import EVERYWHERE, INDEX_FORMAT, Kept
 from verify.errors import ConfigError
 
 __all__ = ["BUSY_SECONDS", "AuditIndex", "IndexBroken", "PostgresIndex", "SqliteIndex", "default_index_path",
@@ -101,8 +101,8 @@ class AuditIndex:
         self._known_scans: dict[str, tuple[str, str]] | None = None
         self._known_stored: dict[str, tuple[str, str]] | None = None
         self._known_facts: dict[str, Kept] | None = None
-        self._known_names: list[str] | None = None
-        """The names of the files this setup had facts of when the audit began (what :meth:`forget` looks at)."""
+        self._known_touch: dict[str, tuple[str, ...]] | None = None
+        """What each file this setup had facts of when the audit began concerns (what :meth:`forget` looks at)."""
         self._kept_facts: dict[tuple[str, str], str] | None = None
         self._stamps: dict[str, tuple[str, str]] = {}
         self.written = 0
@@ -147,7 +147,7 @@ class AuditIndex:
     def read_done(self) -> None:
         """Every file has been asked about: what was loaded to answer is not held any more (an audit's memory)."""
         if self._known_facts is not None:
-            self._known_names = list(self._known_facts)  # (the same strings: a list of pointers)
+            self._known_touch = {name: kept.touch for name, kept in self._known_facts.items()}  # (shared strings)
         self._known_facts, self._stamps, self._known_scans = None, {}, None
 
     def facts(self, uri: str, digest: str) -> str | None:
@@ -218,15 +218,25 @@ class AuditIndex:
 
     def forget(self, seen: Iterable[str], under: Iterable[str]) -> None:
         """Drop this setup's facts (and the scans) of files under the prefixes ``under`` that were not ``seen``:
-        an envelope no longer in the store is not kept, nor reported."""
+        an envelope no longer in the store is not kept, nor reported. The judgement of an artefact no file of this
+        setup concerns any more (its files all gone, from every store audited under it) is dropped too, so that
+        an index does not keep, and load on every run, the artefacts a store's retention has removed."""
         seen_set, prefixes = set(seen), tuple(under)
-        known = self._known_facts if self._known_facts is not None else self._known_names
+        known: Mapping[str, tuple[str, ...]] | None = self._known_touch
+        if self._known_facts is not None:
+            known = {name: kept.touch for name, kept in self._known_facts.items()}
         if known is None:
-            known = [uri for (uri,) in self._rows(self.SQL["uris"], (self.setup,))]
+            known = {uri: tuple(touch.split()) for uri, touch in self._rows(self.SQL["touches"], (self.setup,))}
         gone = [uri for uri in known if uri.startswith(prefixes) and uri not in seen_set]
-        if gone:
-            self._write([(self.SQL["drop_facts"], [(self.setup, u) for u in gone]),
-                         (self.SQL["drop_scan"], [(u,) for u in gone])])
+        if not gone:
+            return
+        self._write([(self.SQL["drop_facts"], [(self.setup, u) for u in gone]),
+                     (self.SQL["drop_scan"], [(u,) for u in gone])])
+        about = {sha for uri in gone for sha in known[uri]} - {EVERYWHERE}
+        if about:
+            still = {sha for _, touch in self._rows(self.SQL["touches"], (self.setup,)) for sha in touch.split()}
+            if stale := sorted(about - still):
+                self._write([(self.SQL["drop_judged"], [(self.setup, sha) for sha in stale])])
 
 
 class SqliteIndex(AuditIndex):
@@ -236,7 +246,7 @@ class SqliteIndex(AuditIndex):
         "kept_facts": "SELECT uri, digest, facts FROM facts WHERE setup = ? AND facts != ''",
         "scans": "SELECT uri, stamp, digest FROM scans",
         "stored": "SELECT uri, stamp, sha256 FROM stored",
-        "uris": "SELECT uri FROM facts WHERE setup = ?",
+        "touches": "SELECT uri, touch FROM facts WHERE setup = ?",
         "keys": "SELECT f.uri, f.digest, f.touch, f.count, s.stamp FROM facts f LEFT JOIN scans s "
                 "ON s.uri = f.uri AND s.digest = f.digest WHERE f.setup = ?",
         "judgements": "SELECT sha256, inputs, judged, history FROM judged WHERE setup = ?",
@@ -246,6 +256,7 @@ class SqliteIndex(AuditIndex):
         "put_stored": "INSERT OR REPLACE INTO stored VALUES (?, ?, ?)",
         "drop_facts": "DELETE FROM facts WHERE setup = ? AND uri = ?",
         "drop_scan": "DELETE FROM scans WHERE uri = ?",
+        "drop_judged": "DELETE FROM judged WHERE setup = ? AND sha256 = ?",
     }
 
     def __init__(self, path: Path, setup: str) -> None:
@@ -384,7 +395,7 @@ class PostgresIndex(AuditIndex):
         "kept_facts": "SELECT uri, digest, facts FROM attest_audit_facts WHERE setup = %s AND facts != ''",
         "scans": "SELECT uri, stamp, digest FROM attest_audit_scans",
         "stored": "SELECT uri, stamp, sha256 FROM attest_audit_stored",
-        "uris": "SELECT uri FROM attest_audit_facts WHERE setup = %s",
+        "touches": "SELECT uri, touch FROM attest_audit_facts WHERE setup = %s",
         "keys": "SELECT f.uri, f.digest, f.touch, f.count, s.stamp FROM attest_audit_facts f LEFT JOIN "
                 "attest_audit_scans s ON s.uri = f.uri AND s.digest = f.digest WHERE f.setup = %s",
         "judgements": "SELECT sha256, inputs, judged, history FROM attest_audit_judged WHERE setup = %s",
@@ -399,6 +410,7 @@ class PostgresIndex(AuditIndex):
                       "SET stamp = EXCLUDED.stamp, sha256 = EXCLUDED.sha256",
         "drop_facts": "DELETE FROM attest_audit_facts WHERE setup = %s AND uri = %s",
         "drop_scan": "DELETE FROM attest_audit_scans WHERE uri = %s",
+        "drop_judged": "DELETE FROM attest_audit_judged WHERE setup = %s AND sha256 = %s",
     }
 
     def __init__(self, dsn: str, setup: str) -> None:

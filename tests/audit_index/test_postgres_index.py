@@ -55,6 +55,17 @@ def test_sqlite_and_postgresql_give_the_same_report_and_both_are_incremental(
     f.publish(tmp_path / "store", f.provenance(keys["dev"].private, subjects={APP: b"v9"}, commit="9" * 40))
     _, more, (reused, checked) = _audit(attest, tmp_path, database)
     assert (reused, checked) == (5, 1) and len(more["artifacts"]) == len(on_sqlite["artifacts"]) + 1
+    gone = sorted((tmp_path / "store" / "sha256").iterdir())[0]  # an artefact removed, its files and judgement
+    for file in gone.iterdir():
+        file.unlink()
+    _, fewer, _ = _audit(attest, tmp_path, database)
+    _, fewer_sqlite, _ = _audit(attest, tmp_path, "index.sqlite")
+    assert fewer == fewer_sqlite and gone.name not in {a["sha256"] for a in fewer["artifacts"]}
+    import psycopg
+
+    with psycopg.connect(database, autocommit=True) as db:
+        judged = {sha for (sha,) in db.execute("SELECT sha256 FROM attest_audit_judged").fetchall()}
+    assert judged == {a["sha256"] for a in fewer["artifacts"]}
 
 
 def test_reverify_catches_an_entry_edited_in_the_shared_database(

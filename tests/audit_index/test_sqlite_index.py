@@ -58,7 +58,32 @@ def test_the_second_audit_checks_only_what_is_new_and_drops_what_is_gone(
     assert gone.name not in _shas(fewer) and len(fewer["artifacts"]) == 6  # not counted, not reported
     with sqlite3.connect(tmp_path / "index.sqlite") as db:
         uris = [uri for (uri,) in db.execute("SELECT uri FROM facts")]
+        judged = {sha for (sha,) in db.execute("SELECT sha256 FROM judged")}
     assert len(uris) == 6 and not any(gone.name in uri for uri in uris)
+    assert judged == _shas(fewer)  # nor is its judgement kept, to be loaded on every run
+
+
+def test_a_judgement_is_dropped_once_no_store_audited_under_its_policy_holds_the_artefact(
+        tmp_path: Path, keys: dict[str, KeyPair], attest: AttestRunner) -> None:
+    import shutil
+
+    write_builds_policy(tmp_path, keys)
+    publish_builds(tmp_path / "store", keys, 2)
+    shutil.copytree(tmp_path / "store", tmp_path / "mirror")  # the same two builds in another store
+
+    def audit(source: str) -> set[str]:
+        ran = attest("audit", source, "--policy", "policy.yaml", "--index", "index.sqlite", cwd=tmp_path)
+        assert ran.code == 0, ran
+        with sqlite3.connect(tmp_path / "index.sqlite") as db:
+            return {sha for (sha,) in db.execute("SELECT sha256 FROM judged")}
+
+    both = audit("store") | audit("mirror")
+    assert len(both) == 2
+    gone = sorted((tmp_path / "store" / "sha256").iterdir())[0]
+    shutil.rmtree(gone)
+    assert audit("store") == both  # the mirror still holds it
+    shutil.rmtree(tmp_path / "mirror" / "sha256" / gone.name)
+    assert audit("mirror") == both - {gone.name}
 
 
 def test_a_changed_file_or_policy_is_checked_again(tmp_path: Path, keys: dict[str, KeyPair],
