@@ -184,8 +184,7 @@ def _try_keys(item: Evidence, attempts: Sequence[_Attempt], pairs: Sequence[tupl
     signers: list[Identity] = []
     tries = MAX_VERIFICATIONS_PER_ENVELOPE
     for keyid, signature in attempts:
-        named = [(i, k) for i, k, fingerprint in pairs if fingerprint == keyid]
-        for identity, key in named + [(i, k) for i, k, fingerprint in pairs if fingerprint != keyid]:
+        for identity, key in _hinted_first(pairs, keyid):
             if any(s.name == identity.name for s in signers):
                 continue
             if tries == 0:
@@ -201,6 +200,12 @@ def _try_keys(item: Evidence, attempts: Sequence[_Attempt], pairs: Sequence[tupl
                                and all(s.name != i.name for s in signers))
                 break
     return signers
+
+
+def _hinted_first(pairs: Sequence[tuple[Identity, PublicKey, str]], keyid: str) -> list[tuple[Identity, PublicKey]]:
+    """(identity, key) of every pair, those whose key's fingerprint is ``keyid`` first, each part in order."""
+    return [(i, k) for i, k, fingerprint in pairs if fingerprint == keyid] + \
+        [(i, k) for i, k, fingerprint in pairs if fingerprint != keyid]
 
 
 def _keyless(item: Evidence, identities: Sequence[Identity], usable: Sequence[Identity], run: TrustRun,

@@ -61,7 +61,8 @@ def test_the_four_figures_of_a_hand_made_history(tmp_path: Path, keys: dict[str,
 def test_the_window_and_its_usage(tmp_path: Path, keys: dict[str, KeyPair], attest: AttestRunner) -> None:
     write_policy(tmp_path, keys)
     history_with_dora(tmp_path, keys)
-    since = (T0 + timedelta(days=3)).strftime("%Y-%m-%d")  # only v3's records
+    # only v3's records: the first midnight after v2's last record (T0 + 2 d 5 h), whatever the time of day
+    since = ((T0 + timedelta(days=2, hours=5)).date() + timedelta(days=1)).isoformat()
     ran = attest("audit", "store", "--policy", "policy.yaml", "--dora", "--since", since, "--format", "json",
                  "--no-index", cwd=tmp_path)
     prd = json.loads(ran.out)["dora"]["components"]["app"]["prd"]
