@@ -3,7 +3,6 @@ fact; in worker processes when there is more than one batch of files."""
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import itertools
 import re
@@ -489,17 +488,11 @@ class _Setup:
                         at=self.at, components=self.components)
 
 
-#: The cyclic garbage collector's thresholds (generations 0, 1, 2) in a worker process, and in the audit's own
-#: while it runs (:func:`verify.audit.fewer_collections`).
-AUDIT_GC_THRESHOLDS = (100_000, 50, 1_000)
-
-
 def _init_worker(setup: _Setup) -> None:
     import signal
 
     global _WORKER  # one checker per worker process
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles ^C
-    gc.set_threshold(*AUDIT_GC_THRESHOLDS)  # its process: a checker makes many short-lived objects, few cycles
     _WORKER = setup.checker()
 
 
