@@ -294,6 +294,8 @@ class _Keys:
         known = self._folders.get(folder)
         if known is None:
             known = self._folders[folder] = _key(folder or "/", self.cwd).rstrip("/")
+        if known == folder:  # named as the index names it (an absolute, normal path): one string for both
+            return sys.intern(uri)
         return sys.intern(f"{known}/{name}")  # one string with the index's name of the file
 
 

@@ -118,3 +118,22 @@ def test_an_unfinished_pass_is_not_trusted(tmp_path: Path) -> None:
     (late / "artifact").mkdir(parents=True)
     (late / "artifact" / "late.bin").write_bytes(b"late")
     assert str(late / "artifact" / "late.bin") in [uri for uri, _, _, _ in store.listed_artifacts()]
+
+
+def test_the_index_names_a_file_by_its_absolute_normal_path_sharing_the_string_it_was_given(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """attest audit's name for a file in its index: a relative or unnormal path made absolute and normal from the
+    current folder; a path that already is one named by that very string (an audit of 100,000 files holds one string
+    a file, not two)."""
+    from attest.cli.audit import _Keys
+
+    monkeypatch.chdir(tmp_path)
+    keys = _Keys()
+    given = f"{tmp_path}/store/sha256/{A}/provenance.intoto.jsonl"
+    assert keys(given) is given  # (the test's folder is new: no equal string was interned before)
+    again = "".join([given[:10], given[10:]])  # the same path, another string
+    assert again is not given and keys(again) is given
+    assert keys(f"store/sha256/{A}/provenance.intoto.jsonl") == given
+    assert keys(f"./store/../store/sha256/{A}/provenance.intoto.jsonl") == given
+    assert keys(f"{tmp_path}//store/sha256/{A}/provenance.intoto.jsonl") == given
+    assert keys("s3://bucket/app/x.intoto.jsonl") == "s3://bucket/app/x.intoto.jsonl"
