@@ -746,6 +746,23 @@ def test_worker_processes_give_the_same_report(store: Path, keys: dict[str, KeyP
     assert reads.when_done[0] <= 12 < len(reads.read)  # streamed: at most five batches in flight, then one at a time
 
 
+def test_a_fact_from_a_worker_shares_its_place_and_sha256s_with_the_audits_process(
+        store: Path, keys: dict[str, KeyPair], policy: Policy) -> None:
+    import pickle
+    import sys
+
+    from verify.audit import audit_setup
+
+    full_path(store, keys, b"artefact", stages=("stg",))
+    checker = audit_setup(policy, None).checker()
+    for uri, data in files(store):
+        place = "".join([uri[:5], uri[5:]])  # (a string of its own, as the listing's would be)
+        for fact in checker.check_file(place, data):
+            received = pickle.loads(pickle.dumps(fact))  # as a worker's result crosses to the audit
+            assert received == fact and received.source is sys.intern(place)
+            assert all(sha is sys.intern(sha) for _, sha in received.subjects) and received.subjects
+
+
 def test_an_audit_choosing_its_workers_checks_the_first_files_itself_then_starts_them(
         store: Path, keys: dict[str, KeyPair], policy: Policy, monkeypatch: pytest.MonkeyPatch) -> None:
     import os

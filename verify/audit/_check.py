@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import re
+import sys
 from collections import deque
 from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -160,6 +161,17 @@ class _Fact:
     claimed_stage: str = ""
     """A VSA's resourceUri, or an approval's stage or a deployment record's environment, as claimed (to place an
     anomaly on the path)."""
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return _received, (self.source, self.statement_digest, self.subjects, self.predicate_type, self.signers,
+                           self.detail, self.problem, self.claimed_stage)
+
+
+def _received(source: str, statement_digest: str, subjects: tuple[tuple[str, str], ...], *rest: Any) -> _Fact:
+    """A fact as a worker process sent it, its place and its artefacts' sha256s interned: one string each in the
+    audit's process, shared with the file it came from and with every record that names them."""
+    return _Fact(sys.intern(source), statement_digest, tuple((name, sys.intern(sha)) for name, sha in subjects),
+                 *rest)
 
 
 def _time(value: Any) -> datetime | None:
