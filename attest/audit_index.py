@@ -101,7 +101,7 @@ class AuditIndex:
         self._known_scans: dict[str, tuple[str, str]] | None = None
         self._known_stored: dict[str, tuple[str, str]] | None = None
         self._known_facts: dict[str, Kept] | None = None
-        self._known_touch: dict[str, tuple[str, ...]] | None = None
+        self._known_touch: Mapping[str, tuple[str, ...]] | None = None
         """What each file this setup had facts of when the audit began concerns (what :meth:`forget` looks at)."""
         self._kept_facts: dict[tuple[str, str], str] | None = None
         self._stamps: dict[str, tuple[str, str]] = {}
@@ -147,8 +147,17 @@ class AuditIndex:
     def read_done(self) -> None:
         """Every file has been asked about: what was loaded to answer is not held any more (an audit's memory)."""
         if self._known_facts is not None:
-            self._known_touch = {name: kept.touch for name, kept in self._known_facts.items()}  # (shared strings)
+            self._known_touch = self._touches()
         self._known_facts, self._stamps, self._known_scans = None, {}, None
+
+    def _touches(self) -> Mapping[str, tuple[str, ...]]:
+        """What each file this setup has facts of concerns: as loaded when the audit began (the same strings),
+        else as the database says."""
+        if self._known_facts is not None:
+            return {name: kept.touch for name, kept in self._known_facts.items()}
+        if self._known_touch is not None:
+            return self._known_touch
+        return {uri: tuple(touch.split()) for uri, touch in self._rows(self.SQL["touches"], (self.setup,))}
 
     def facts(self, uri: str, digest: str) -> str | None:
         if self._kept_facts is None:  # the few files whose facts are kept, in one query (an audit asks for each)
@@ -222,11 +231,7 @@ class AuditIndex:
         setup concerns any more (its files all gone, from every store audited under it) is dropped too, so that
         an index does not keep, and load on every run, the artefacts a store's retention has removed."""
         seen_set, prefixes = set(seen), tuple(under)
-        known: Mapping[str, tuple[str, ...]] | None = self._known_touch
-        if self._known_facts is not None:
-            known = {name: kept.touch for name, kept in self._known_facts.items()}
-        if known is None:
-            known = {uri: tuple(touch.split()) for uri, touch in self._rows(self.SQL["touches"], (self.setup,))}
+        known = self._touches()
         gone = [uri for uri in known if uri.startswith(prefixes) and uri not in seen_set]
         if not gone:
             return

@@ -55,15 +55,20 @@ class _Auditing:
         return report
 
 
+@pytest.fixture
+def auditing(tmp_path: Path, keys: dict[str, KeyPair]) -> _Auditing:
+    """The hand-made history of tests/dora under its policy, to audit."""
+    write_policy(tmp_path, keys)
+    history_with_dora(tmp_path, keys)
+    return _Auditing(tmp_path)
+
+
 def _kinds(report: AuditReport, sha: str) -> set[str]:
     return {a.kind for a in report.anomalies if a.sha256 == sha}
 
 
 def test_an_incremental_audit_reports_what_a_full_one_does_through_every_kind_of_change(
-        tmp_path: Path, keys: dict[str, KeyPair]) -> None:
-    write_policy(tmp_path, keys)
-    history_with_dora(tmp_path, keys)
-    auditing = _Auditing(tmp_path)
+        tmp_path: Path, keys: dict[str, KeyPair], auditing: _Auditing) -> None:
     store = auditing.store
 
     cold, used = auditing.both()
@@ -123,10 +128,7 @@ def test_an_incremental_audit_reports_what_a_full_one_does_through_every_kind_of
 
 
 def test_reverify_reports_an_edited_judgement_which_a_plain_audit_believes(
-        tmp_path: Path, keys: dict[str, KeyPair]) -> None:
-    write_policy(tmp_path, keys)
-    history_with_dora(tmp_path, keys)
-    auditing = _Auditing(tmp_path)
+        auditing: _Auditing) -> None:
     honest, _ = auditing.both()
     assert auditing.reverify().anomalies == honest.anomalies  # an untrusted deployment record, and no mismatch
     with sqlite3.connect(auditing.index) as db:  # someone who may write the index hides v1's first build
@@ -178,10 +180,7 @@ def test_a_policy_with_a_stage_named_build_reuses_facts_not_judgements(tmp_path:
 
 
 def test_judgements_that_do_not_read_back_are_made_again_and_are_no_anomaly(
-        tmp_path: Path, keys: dict[str, KeyPair]) -> None:
-    write_policy(tmp_path, keys)
-    history_with_dora(tmp_path, keys)
-    auditing = _Auditing(tmp_path)
+        auditing: _Auditing) -> None:
     honest, _ = auditing.both()
     with sqlite3.connect(auditing.index) as db:  # as an older or faulty attest might have left them
         db.execute("UPDATE judged SET judged = '[1]'")

@@ -89,6 +89,7 @@ from verify.audit.index import (
     EVERYWHERE,
     FactIndex,
     Judged,
+    Kept,
     Listed,
     decode_facts,
     decode_judged,
@@ -237,6 +238,12 @@ def _read(sources: Iterable[tuple[str, bytes | EvidenceRejected | Listed]], setu
     waiting: deque[_File] = deque()
     """Files sent to be checked, in order, until their facts come back."""
 
+    def known(uri: str, kept: Kept, read: Callable[[], bytes | EvidenceRejected] | None) -> None:
+        """A file the index holds for these bytes: not checked."""
+        ordered.append(_File(uri, kept.digest, kept.touch, kept.facts, None, read))
+        if progress is not None:
+            progress(1)
+
     def to_check() -> Iterator[Source]:
         for uri, payload in sources:
             reread: Callable[[], bytes | EvidenceRejected] | None = None
@@ -244,9 +251,7 @@ def _read(sources: Iterable[tuple[str, bytes | EvidenceRejected | Listed]], setu
             kept = index.kept(uri) if index is not None else None
             if isinstance(payload, Listed):
                 if kept is not None and payload.digest is not None and kept.digest == payload.digest:
-                    ordered.append(_File(uri, kept.digest, kept.touch, kept.facts, None, payload.read))
-                    if progress is not None:
-                        progress(1)
+                    known(uri, kept, payload.read)
                     continue
                 reread, record, payload = payload.read, payload.record, payload.read()
             elif isinstance(payload, bytes) and kept is not None:  # given, not listed: kept, should it be needed
@@ -255,9 +260,7 @@ def _read(sources: Iterable[tuple[str, bytes | EvidenceRejected | Listed]], setu
             if record is not None and digest is not None:
                 record(digest)
             if kept is not None and digest is not None and kept.digest == digest:
-                ordered.append(_File(uri, digest, kept.touch, kept.facts, None, reread))
-                if progress is not None:
-                    progress(1)
+                known(uri, kept, reread)
                 continue
             file = _File(uri, digest, (), 0, None, reread, checking=True)
             ordered.append(file)
@@ -277,8 +280,8 @@ def _read(sources: Iterable[tuple[str, bytes | EvidenceRejected | Listed]], setu
                     kept = keep.facts(file.uri, file.digest)
                     if kept and decode_facts(kept) != facts:
                         file.mismatch = True
-                text = encode_facts(facts) if all_facts else _kept_facts(facts, file.touch)
-                keep.put(file.uri, file.digest, text, file.touch, file.count)
+                keep.put(file.uri, file.digest, _kept_facts(facts, file.touch, every=all_facts), file.touch,
+                         file.count)
         if progress is not None:
             progress(len(batch))
         yield from ready()
@@ -299,8 +302,6 @@ def audit_setup(policy: Policy, trusted_root: Path | None) -> _Setup:
                   revoked=policy.revoked, at=datetime.now(UTC),
                   components=tuple((name, policy.for_component(name).provenance)
                                    for name in sorted(policy.components)), trusted_root_sha256=root)
-
-
 
 
 class _Assembly:
@@ -366,8 +367,8 @@ class _Assembly:
             facts = self.setup.checker().check_batch([(file.uri, payload)])[0]
             if isinstance(payload, bytes) and hashlib.sha256(payload).hexdigest() == file.digest:
                 touch = touches(facts)
-                text = _kept_facts(facts, touch) if self.keep else encode_facts(facts)
-                self.index.put(file.uri, file.digest, text, touch, len(facts))
+                self.index.put(file.uri, file.digest, _kept_facts(facts, touch, every=not self.keep), touch,
+                               len(facts))
         self._decoded[n] = facts  # (a file read everywhere is asked for twice: what changed, then folded)
         return facts
 
@@ -554,11 +555,12 @@ def _same(data: bytes) -> bytes:
     return data
 
 
-def _kept_facts(facts: Sequence[_Fact], touch: Sequence[str]) -> str:
-    """The facts an index keeps of a file: those of a file read on every audit (:data:`EVERYWHERE`); of another,
-    none (``""``): it is read and checked again in the rare audit that judges one of its artefacts again, and its
-    artefacts' judgements are what the index answers with."""
-    return encode_facts(facts) if EVERYWHERE in touch else ""
+def _kept_facts(facts: Sequence[_Fact], touch: Sequence[str], *, every: bool) -> str:
+    """The facts an index keeps of a file: with ``every`` (an index that keeps no judgement), all of them; else
+    those of a file read on every audit (:data:`EVERYWHERE`), and of another none (``""``): it is read and checked
+    again in the rare audit that judges one of its artefacts again, and its artefacts' judgements are what the
+    index answers with."""
+    return encode_facts(facts) if every or EVERYWHERE in touch else ""
 
 
 def _sort_key(history: ArtifactHistory) -> tuple[str, str]:

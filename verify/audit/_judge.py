@@ -409,7 +409,7 @@ class _Auditor:
                            f"{requirement.stage!r} vouched for SLSA build level {max(stated)} at most, not the "
                            f"{rule.min_level} it requires", step=rule.name)
 
-    def _history(self, record: _Record, anomalies: Sequence[Anomaly]) -> ArtifactHistory:
+    def history(self, record: _Record, anomalies: Sequence[Anomaly]) -> ArtifactHistory:
         steps = {a.step for a in anomalies}
         stages = []
         for name in self.order:
@@ -487,8 +487,6 @@ class _Auditor:
             by_sha.setdefault(anomaly.sha256, []).append(anomaly)
         return by_sha
 
-    def history(self, record: _Record, anomalies: Sequence[Anomaly]) -> ArtifactHistory:
-        return self._history(record, anomalies)
 
     def contexts(self, shas: Collection[str]) -> dict[str, _Context]:
         """What each artefact's judgement took from beyond its own evidence, and what the whole history's figures
