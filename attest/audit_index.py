@@ -2,17 +2,18 @@
 is new (:mod:`verify.audit.index` says what is kept and why it is only a cache).
 
 One file holds the facts of any number of stores, policies and trusted roots, each row under the digest of the
-trust it was checked under (its *setup*), with two scan caches beside them:
+trust it was checked under (its *setup*), with a scan cache beside them:
 
-* ``facts (setup, uri) -> digest, facts, touch, count``: a file's facts, reused only for the same bytes
+* ``facts (setup, uri) -> digest, facts, touch, count, stamp``: a file's facts, reused only for the same bytes
   (``digest``) at the same place under the same setup, with what they concern and how many there are (read
-  for every file on every audit, where the facts themselves are read only for what changed);
+  for every file on every audit, where the facts themselves are read only for what changed), and the stamp the
+  file had when those bytes were read (local: size, modification and change times and inode, once older than a
+  clock tick; S3: ETag and size; ``""``: none that may stand for them), so that an unchanged history costs a
+  listing, not a read;
 * ``judged (setup, sha256) -> inputs, judged, history``: an artefact's judgement and its history as the report
   prints it, reused only while the digest of everything it rests on (``inputs``) is unchanged;
-* ``scans uri -> stamp, digest``: the sha256 of a file's bytes when its stamp (local: size, modification and
-  change times and inode, once older than a clock tick; S3: ETag and size) was last seen, so that an unchanged
-  history costs a listing, not a read;
-* ``stored uri -> stamp, sha256``: the same for stored artefacts, which an audit otherwise re-hashes.
+* ``stored uri -> stamp, sha256``: the sha256 of a stored artefact when its stamp was last seen, which an audit
+  otherwise re-hashes (whatever the setup: hashing does not depend on trust).
 
 Reads need no lock; writes are buffered and written in short transactions, so two audits of one index both
 finish, each with a correct report (one waits for the other's write, at most :data:`BUSY_SECONDS`). A file
@@ -55,10 +56,9 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS facts (setup TEXT NOT NULL, uri TEXT NOT NULL, digest TEXT NOT NULL,
                                   facts TEXT NOT NULL, touch TEXT NOT NULL, count INTEGER NOT NULL,
-                                  PRIMARY KEY (setup, uri));
+                                  stamp TEXT NOT NULL, PRIMARY KEY (setup, uri));
 CREATE TABLE IF NOT EXISTS judged (setup TEXT NOT NULL, sha256 TEXT NOT NULL, inputs TEXT NOT NULL,
                                    judged TEXT NOT NULL, history TEXT NOT NULL, PRIMARY KEY (setup, sha256));
-CREATE TABLE IF NOT EXISTS scans (uri TEXT PRIMARY KEY, stamp TEXT NOT NULL, digest TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS stored (uri TEXT PRIMARY KEY, stamp TEXT NOT NULL, sha256 TEXT NOT NULL);
 """
 
@@ -84,7 +84,7 @@ def move_aside(path: Path) -> Path:
 
 
 class AuditIndex:
-    """What every index does, whatever keeps it: buffered writes, the scans loaded once, the counts. A backend
+    """What every index does, whatever keeps it: buffered writes, what it holds loaded once, the counts. A backend
     says how to run its few statements (:class:`SqliteIndex`, :class:`PostgresIndex`)."""
 
     #: The SQL of each statement, in the backend's dialect.
@@ -94,11 +94,13 @@ class AuditIndex:
         self.path = where
         """Where the index is, for messages (a file, or the server without its password)."""
         self.setup = setup
-        self._facts: list[tuple[str, str, str, str, str, int]] = []
+        self._facts: list[tuple[str, str, str, str, str, int, str]] = []
         self._judged: list[tuple[str, str, str, str, str]] = []
-        self._scans: list[tuple[str, str, str]] = []
+        self._scanned: dict[str, tuple[str, str]] = {}
+        """The stamp and digest of each file read in this audit whose stamp may stand for its bytes, until its row
+        is written (:meth:`put`, or :meth:`read_done` for a file whose facts were known)."""
+        self._restamps: list[tuple[str, str, str, str]] = []
         self._stored: list[tuple[str, str, str]] = []
-        self._known_scans: dict[str, tuple[str, str]] | None = None
         self._known_stored: dict[str, tuple[str, str]] | None = None
         self._known_facts: dict[str, Kept] | None = None
         self._known_touch: Mapping[str, tuple[str, ...]] | None = None
@@ -133,22 +135,25 @@ class AuditIndex:
 
     def _kept(self) -> dict[str, Kept]:
         """What this setup has of each file, in one query (a miss costs no query), with the stamp its bytes last had
-        (so that an unchanged file's stamp is answered without the scans table)."""
+        (so that an unchanged file's digest is answered without reading it)."""
         if self._known_facts is None:
             self._known_facts, self._stamps = {}, {}
             for name, digest, touch, count, stamp in self._raw(self.SQL["keys"], (self.setup,)):
                 if type(name) is str and type(digest) is str and type(touch) is str and type(count) is int:
                     name = sys.intern(name)  # one string with the caller's name of the file (attest audit's keys)
                     self._known_facts[name] = Kept(digest, tuple(touch.split()), count)
-                    if type(stamp) is str:
+                    if type(stamp) is str and stamp:
                         self._stamps[name] = (stamp, digest)
         return self._known_facts
 
     def read_done(self) -> None:
-        """Every file has been asked about: what was loaded to answer is not held any more (an audit's memory)."""
+        """Every file has been asked about: what was loaded to answer is not held any more (an audit's memory); the
+        new stamp of each file read whose facts were known (its bytes unchanged) is written with the next flush."""
         if self._known_facts is not None:
             self._known_touch = self._touches()
-        self._known_facts, self._stamps, self._known_scans = None, {}, None
+        self._known_facts, self._stamps = None, {}
+        self._restamps.extend((stamp, self.setup, uri, digest) for uri, (stamp, digest) in self._scanned.items())
+        self._scanned = {}
 
     def _touches(self) -> Mapping[str, tuple[str, ...]]:
         """What each file this setup has facts of concerns: as loaded when the audit began (the same strings),
@@ -168,7 +173,9 @@ class AuditIndex:
     def put(self, uri: str, digest: str, facts: str, touch: tuple[str, ...], count: int) -> None:
         if self._kept_facts is None:
             self.facts("", "")  # the facts as they were before this audit wrote any (what --reverify compares)
-        self._facts.append((self.setup, uri, digest, facts, " ".join(touch), count))
+        scanned = self._scanned.pop(uri, None)
+        stamp = scanned[0] if scanned is not None and scanned[1] == digest else ""
+        self._facts.append((self.setup, uri, digest, facts, " ".join(touch), count, stamp))
         self.written += 1
         if len(self._facts) >= _FLUSH_ROWS:
             self.flush()
@@ -186,21 +193,19 @@ class AuditIndex:
     # --- the scans ------------------------------------------------------------------------------------
 
     def scanned(self, uri: str, stamp: str | None) -> str | None:
-        """The digest of the file at ``uri`` when it had ``stamp`` (None: never seen so, or no stamp)."""
+        """The digest of the file at ``uri`` when it had ``stamp``, if this setup has its facts (None: never seen so,
+        or no stamp; a file this setup has no facts of is read whatever its digest)."""
         if stamp is None:
             return None
         if self._known_facts is None:
             self._kept()
         found = self._stamps.get(uri)
-        if found is None or found[0] != stamp:  # not a file of this setup as it was: the whole table, once
-            if self._known_scans is None:
-                self._known_scans = {u: (s, d) for u, s, d in self._rows(self.SQL["scans"])}
-            found = self._known_scans.get(uri)
         return found[1] if found is not None and found[0] == stamp else None
 
     def scan(self, uri: str, stamp: str | None, digest: str) -> None:
+        """The file at ``uri`` held bytes of sha256 ``digest`` when it had ``stamp``: kept with its row."""
         if stamp is not None:
-            self._scans.append((uri, stamp, digest))
+            self._scanned[uri] = (stamp, digest)
 
     def hashed(self, uri: str, stamp: str | None) -> str | None:
         """The sha256 of the stored artefact at ``uri`` when it had ``stamp``."""
@@ -219,14 +224,14 @@ class AuditIndex:
 
     def flush(self) -> None:
         """Write what is buffered, in one short transaction."""
-        if not (self._facts or self._scans or self._stored or self._judged):
+        if not (self._facts or self._restamps or self._stored or self._judged):
             return
-        self._write([(self.SQL["put_facts"], self._facts), (self.SQL["put_scan"], self._scans),
+        self._write([(self.SQL["put_facts"], self._facts), (self.SQL["restamp"], self._restamps),
                      (self.SQL["put_stored"], self._stored), (self.SQL["put_judged"], self._judged)])
-        self._facts, self._scans, self._stored, self._judged = [], [], [], []
+        self._facts, self._restamps, self._stored, self._judged = [], [], [], []
 
     def forget(self, seen: Iterable[str], under: Iterable[str]) -> None:
-        """Drop this setup's facts (and the scans) of files under the prefixes ``under`` that were not ``seen``:
+        """Drop this setup's facts of files under the prefixes ``under`` that were not ``seen``:
         an envelope no longer in the store is not kept, nor reported. The judgement of an artefact no file of this
         setup concerns any more (its files all gone, from every store audited under it) is dropped too, so that
         an index does not keep, and load on every run, the artefacts a store's retention has removed."""
@@ -235,8 +240,7 @@ class AuditIndex:
         gone = [uri for uri in known if uri.startswith(prefixes) and uri not in seen_set]
         if not gone:
             return
-        self._write([(self.SQL["drop_facts"], [(self.setup, u) for u in gone]),
-                     (self.SQL["drop_scan"], [(u,) for u in gone])])
+        self._write([(self.SQL["drop_facts"], [(self.setup, u) for u in gone])])
         about = {sha for uri in gone for sha in known[uri]} - {EVERYWHERE}
         if about:
             still = {sha for _, touch in self._rows(self.SQL["touches"], (self.setup,)) for sha in touch.split()}
@@ -249,18 +253,15 @@ class SqliteIndex(AuditIndex):
 
     SQL: ClassVar[Mapping[str, str]] = {
         "kept_facts": "SELECT uri, digest, facts FROM facts WHERE setup = ? AND facts != ''",
-        "scans": "SELECT uri, stamp, digest FROM scans",
         "stored": "SELECT uri, stamp, sha256 FROM stored",
         "touches": "SELECT uri, touch FROM facts WHERE setup = ?",
-        "keys": "SELECT f.uri, f.digest, f.touch, f.count, s.stamp FROM facts f LEFT JOIN scans s "
-                "ON s.uri = f.uri AND s.digest = f.digest WHERE f.setup = ?",
+        "keys": "SELECT uri, digest, touch, count, stamp FROM facts WHERE setup = ?",
         "judgements": "SELECT sha256, inputs, judged, history FROM judged WHERE setup = ?",
-        "put_facts": "INSERT OR REPLACE INTO facts VALUES (?, ?, ?, ?, ?, ?)",
+        "put_facts": "INSERT OR REPLACE INTO facts VALUES (?, ?, ?, ?, ?, ?, ?)",
         "put_judged": "INSERT OR REPLACE INTO judged VALUES (?, ?, ?, ?, ?)",
-        "put_scan": "INSERT OR REPLACE INTO scans VALUES (?, ?, ?)",
+        "restamp": "UPDATE facts SET stamp = ? WHERE setup = ? AND uri = ? AND digest = ?",
         "put_stored": "INSERT OR REPLACE INTO stored VALUES (?, ?, ?)",
         "drop_facts": "DELETE FROM facts WHERE setup = ? AND uri = ?",
-        "drop_scan": "DELETE FROM scans WHERE uri = ?",
         "drop_judged": "DELETE FROM judged WHERE setup = ? AND sha256 = ?",
     }
 
@@ -375,10 +376,9 @@ POSTGRES_PREFIXES = ("postgresql://", "postgres://")
 _PG_SCHEMA = (
     "CREATE TABLE IF NOT EXISTS attest_audit_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS attest_audit_facts (setup TEXT NOT NULL, uri TEXT NOT NULL, digest TEXT NOT NULL, "
-    "facts TEXT NOT NULL, touch TEXT NOT NULL, count INTEGER NOT NULL, PRIMARY KEY (setup, uri))",
+    "facts TEXT NOT NULL, touch TEXT NOT NULL, count INTEGER NOT NULL, stamp TEXT NOT NULL, PRIMARY KEY (setup, uri))",
     "CREATE TABLE IF NOT EXISTS attest_audit_judged (setup TEXT NOT NULL, sha256 TEXT NOT NULL, inputs TEXT NOT NULL, "
     "judged TEXT NOT NULL, history TEXT NOT NULL, PRIMARY KEY (setup, sha256))",
-    "CREATE TABLE IF NOT EXISTS attest_audit_scans (uri TEXT PRIMARY KEY, stamp TEXT NOT NULL, digest TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS attest_audit_stored (uri TEXT PRIMARY KEY, stamp TEXT NOT NULL, "
     "sha256 TEXT NOT NULL)",
 )
@@ -398,23 +398,19 @@ class PostgresIndex(AuditIndex):
 
     SQL: ClassVar[Mapping[str, str]] = {
         "kept_facts": "SELECT uri, digest, facts FROM attest_audit_facts WHERE setup = %s AND facts != ''",
-        "scans": "SELECT uri, stamp, digest FROM attest_audit_scans",
         "stored": "SELECT uri, stamp, sha256 FROM attest_audit_stored",
         "touches": "SELECT uri, touch FROM attest_audit_facts WHERE setup = %s",
-        "keys": "SELECT f.uri, f.digest, f.touch, f.count, s.stamp FROM attest_audit_facts f LEFT JOIN "
-                "attest_audit_scans s ON s.uri = f.uri AND s.digest = f.digest WHERE f.setup = %s",
+        "keys": "SELECT uri, digest, touch, count, stamp FROM attest_audit_facts WHERE setup = %s",
         "judgements": "SELECT sha256, inputs, judged, history FROM attest_audit_judged WHERE setup = %s",
-        "put_facts": "INSERT INTO attest_audit_facts VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (setup, uri) DO "
-                     "UPDATE SET digest = EXCLUDED.digest, facts = EXCLUDED.facts, touch = EXCLUDED.touch, "
-                     "count = EXCLUDED.count",
+        "put_facts": "INSERT INTO attest_audit_facts VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (setup, uri) "
+                     "DO UPDATE SET digest = EXCLUDED.digest, facts = EXCLUDED.facts, touch = EXCLUDED.touch, "
+                     "count = EXCLUDED.count, stamp = EXCLUDED.stamp",
         "put_judged": "INSERT INTO attest_audit_judged VALUES (%s, %s, %s, %s, %s) ON CONFLICT (setup, sha256) DO "
                       "UPDATE SET inputs = EXCLUDED.inputs, judged = EXCLUDED.judged, history = EXCLUDED.history",
-        "put_scan": "INSERT INTO attest_audit_scans VALUES (%s, %s, %s) ON CONFLICT (uri) DO UPDATE "
-                    "SET stamp = EXCLUDED.stamp, digest = EXCLUDED.digest",
+        "restamp": "UPDATE attest_audit_facts SET stamp = %s WHERE setup = %s AND uri = %s AND digest = %s",
         "put_stored": "INSERT INTO attest_audit_stored VALUES (%s, %s, %s) ON CONFLICT (uri) DO UPDATE "
                       "SET stamp = EXCLUDED.stamp, sha256 = EXCLUDED.sha256",
         "drop_facts": "DELETE FROM attest_audit_facts WHERE setup = %s AND uri = %s",
-        "drop_scan": "DELETE FROM attest_audit_scans WHERE uri = %s",
         "drop_judged": "DELETE FROM attest_audit_judged WHERE setup = %s AND sha256 = %s",
     }
 

@@ -23,6 +23,7 @@ from tests.conftest import KeyPair
 from tests.dora.history import NOW, history_with_dora, write_policy
 from verify.audit import AuditReport
 from verify.audit.html import render_html
+from verify.audit.index import INDEX_FORMAT
 from verify.errors import ConfigError
 
 WINDOW = (NOW - timedelta(days=90), NOW)
@@ -150,16 +151,20 @@ def test_an_index_of_the_previous_format_is_emptied_and_filled_again(tmp_path: P
                                                                     keys: dict[str, KeyPair]) -> None:
     write_policy(tmp_path, keys)
     history_with_dora(tmp_path, keys)
-    with sqlite3.connect(tmp_path / "index.sqlite") as db:  # as attest 0.x wrote it (format 1)
+    with sqlite3.connect(tmp_path / "index.sqlite") as db:  # as the previous attest wrote it (format 2)
         db.executescript("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
-                         "INSERT INTO meta VALUES ('format', '1');"
+                         "INSERT INTO meta VALUES ('format', '2');"
                          "CREATE TABLE facts (setup TEXT NOT NULL, uri TEXT NOT NULL, digest TEXT NOT NULL, "
-                         "facts TEXT NOT NULL, PRIMARY KEY (setup, uri));")
+                         "facts TEXT NOT NULL, touch TEXT NOT NULL, count INTEGER NOT NULL, PRIMARY KEY (setup, uri));"
+                         "CREATE TABLE scans (uri TEXT PRIMARY KEY, stamp TEXT NOT NULL, digest TEXT NOT NULL);"
+                         "INSERT INTO scans VALUES ('x', '1:2:3:4', 'ab');")
     (tmp_path / "index.sqlite").chmod(0o600)
     report, used = _Auditing(tmp_path).both()
     assert used["judged"] == len(report.artifacts) == 3
     with sqlite3.connect(tmp_path / "index.sqlite") as db:
-        assert db.execute("SELECT value FROM meta WHERE key = 'format'").fetchone() == ("2",)
+        assert db.execute("SELECT value FROM meta WHERE key = 'format'").fetchone() == (str(INDEX_FORMAT),)
+        assert {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")} == {
+            "meta", "facts", "judged", "stored"}
 
 
 def test_a_policy_with_a_stage_named_build_reuses_facts_not_judgements(tmp_path: Path,

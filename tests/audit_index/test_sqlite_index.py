@@ -274,6 +274,40 @@ def test_an_unchanged_history_costs_a_listing_not_a_read(tmp_path: Path, keys: d
     assert len(reads) == 1  # only the new one
 
 
+def test_a_file_with_a_new_stamp_and_the_same_bytes_is_read_once(tmp_path: Path, keys: dict[str, KeyPair],
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file touched since the last audit (a new stamp, the same bytes) is read by the next one, which keeps its
+    new stamp with its facts: the audit after that reads nothing."""
+    import attest.cli.audit as audit_cli
+    import attest.stores.local as local
+    from attest.cli import main
+
+    monkeypatch.setattr(audit_cli, "_RACY_NS", 0)  # a stamp taken before the audit began stands for its bytes
+    write_builds_policy(tmp_path, keys)
+    publish_builds(tmp_path / "store", keys, 2)
+    monkeypatch.chdir(tmp_path)
+    argv = ["audit", "store", "--policy", "policy.yaml", "--index", "index.sqlite", "--format", "json"]
+    real, reads = local._read, []
+
+    def counting(path: Path | str) -> Any:
+        reads.append(os.path.basename(path))
+        return real(path)
+
+    monkeypatch.setattr(local, "_read", counting)
+    for expected in (2, 0):  # two builds, a provenance each, then none
+        reads.clear()
+        with pytest.raises(SystemExit) as ran:
+            main(argv)
+        assert ran.value.code == 0 and len(reads) == expected
+    touched = sorted((tmp_path / "store" / "sha256").rglob("*.intoto.jsonl"))[0]
+    os.utime(touched, ns=(touched.stat().st_atime_ns, touched.stat().st_mtime_ns - 10**9))
+    for expected_reads in ([touched.name], []):
+        reads.clear()
+        with pytest.raises(SystemExit) as ran:
+            main(argv)
+        assert ran.value.code == 0 and reads == expected_reads
+
+
 def test_the_json_report_streams_the_same_text_it_would_dump_whole(tmp_path: Path, keys: dict[str, KeyPair]) -> None:
     """Issue 21: the JSON report is written an artefact at a time, and is byte for byte the whole dump."""
     from datetime import UTC, datetime, timedelta
