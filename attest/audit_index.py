@@ -10,8 +10,10 @@ trust it was checked under (its *setup*), with a scan cache beside them:
   file had when those bytes were read (local: size, modification and change times and inode, once older than a
   clock tick; S3: ETag and size; ``""``: none that may stand for them), so that an unchanged history costs a
   listing, not a read;
-* ``judged (setup, sha256) -> inputs, judged, history``: an artefact's judgement and its history as the report
-  prints it, reused only while the digest of everything it rests on (``inputs``) is unchanged;
+* ``judged (setup, scope, sha256) -> inputs, judged, history``: an artefact's judgement and its history as the
+  report prints it, reused only while the digest of everything it rests on (``inputs``) is unchanged. The history
+  names where each attestation was read, so each set of sources audited (its *scope*: two stores holding one
+  artefact, audited in turn) keeps its own;
 * ``stored uri -> stamp, sha256``: the sha256 of a stored artefact when its stamp was last seen, which an audit
   otherwise re-hashes (whatever the setup: hashing does not depend on trust).
 
@@ -28,6 +30,7 @@ make an audit believe what they wrote (docs/threat-model.md).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import sqlite3
 import stat
@@ -42,7 +45,7 @@ from verify.audit.index import EVERYWHERE, INDEX_FORMAT, Kept
 from verify.errors import ConfigError
 
 __all__ = ["BUSY_SECONDS", "AuditIndex", "IndexBroken", "PostgresIndex", "SqliteIndex", "default_index_path",
-           "is_postgres", "move_aside"]
+           "is_postgres", "move_aside", "scope_of"]
 
 _T = TypeVar("_T")
 
@@ -57,8 +60,9 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS facts (setup TEXT NOT NULL, uri TEXT NOT NULL, digest TEXT NOT NULL,
                                   facts TEXT NOT NULL, touch TEXT NOT NULL, count INTEGER NOT NULL,
                                   stamp TEXT NOT NULL, PRIMARY KEY (setup, uri));
-CREATE TABLE IF NOT EXISTS judged (setup TEXT NOT NULL, sha256 TEXT NOT NULL, inputs TEXT NOT NULL,
-                                   judged TEXT NOT NULL, history TEXT NOT NULL, PRIMARY KEY (setup, sha256));
+CREATE TABLE IF NOT EXISTS judged (setup TEXT NOT NULL, scope TEXT NOT NULL, sha256 TEXT NOT NULL,
+                                   inputs TEXT NOT NULL, judged TEXT NOT NULL, history TEXT NOT NULL,
+                                   PRIMARY KEY (setup, scope, sha256));
 CREATE TABLE IF NOT EXISTS stored (uri TEXT PRIMARY KEY, stamp TEXT NOT NULL, sha256 TEXT NOT NULL);
 """
 
@@ -72,6 +76,12 @@ def default_index_path(env: Mapping[str, str] | None = None) -> Path:
     env = os.environ if env is None else env
     cache = Path(env["XDG_CACHE_HOME"]) if env.get("XDG_CACHE_HOME") else Path.home() / ".cache"
     return cache / "attest" / "audit-index.sqlite"
+
+
+def scope_of(sources: Iterable[str]) -> str:
+    """The scope of an audit of ``sources``, each named as the index names files (an absolute path, or a URI): the
+    same whatever their order, or how often one is named."""
+    return hashlib.sha256("\n".join(sorted(set(sources))).encode()).hexdigest()
 
 
 def move_aside(path: Path) -> Path:
@@ -90,12 +100,14 @@ class AuditIndex:
     #: The SQL of each statement, in the backend's dialect.
     SQL: ClassVar[Mapping[str, str]] = {}
 
-    def __init__(self, where: str, setup: str) -> None:
+    def __init__(self, where: str, setup: str, scope: str = "") -> None:
         self.path = where
         """Where the index is, for messages (a file, or the server without its password)."""
         self.setup = setup
+        self.scope = scope
+        """The sources audited (:func:`scope_of`): whose judgements are read and written."""
         self._facts: list[tuple[str, str, str, str, str, int, str]] = []
-        self._judged: list[tuple[str, str, str, str, str]] = []
+        self._judged: list[tuple[str, str, str, str, str, str]] = []
         self._scanned: dict[str, tuple[str, str]] = {}
         """The stamp and digest of each file read in this audit whose stamp may stand for its bytes, until its row
         is written (:meth:`put`, or :meth:`read_done` for a file whose facts were known)."""
@@ -182,10 +194,10 @@ class AuditIndex:
 
     def judgements(self) -> dict[str, tuple[str, str, str]]:
         return {str(sha): (str(inputs), str(judged), str(history))
-                for sha, inputs, judged, history in self._raw(self.SQL["judgements"], (self.setup,))}
+                for sha, inputs, judged, history in self._raw(self.SQL["judgements"], (self.setup, self.scope))}
 
     def judge(self, sha256: str, inputs: str, judged: str, history: str) -> None:
-        self._judged.append((self.setup, sha256, inputs, judged, history))
+        self._judged.append((self.setup, self.scope, sha256, inputs, judged, history))
         self.judged += judged != "[]"  # a sha256 that is no artefact of the report is not counted
         if len(self._judged) >= _FLUSH_ROWS:
             self.flush()
@@ -233,7 +245,8 @@ class AuditIndex:
     def forget(self, seen: Iterable[str], under: Iterable[str]) -> None:
         """Drop this setup's facts of files under the prefixes ``under`` that were not ``seen``:
         an envelope no longer in the store is not kept, nor reported. The judgement of an artefact no file of this
-        setup concerns any more (its files all gone, from every store audited under it) is dropped too, so that
+        setup concerns any more (its files all gone, from every store audited under it) is dropped too (in every
+        scope), so that
         an index does not keep, and load on every run, the artefacts a store's retention has removed."""
         seen_set, prefixes = set(seen), tuple(under)
         known = self._touches()
@@ -256,17 +269,17 @@ class SqliteIndex(AuditIndex):
         "stored": "SELECT uri, stamp, sha256 FROM stored",
         "touches": "SELECT uri, touch FROM facts WHERE setup = ?",
         "keys": "SELECT uri, digest, touch, count, stamp FROM facts WHERE setup = ?",
-        "judgements": "SELECT sha256, inputs, judged, history FROM judged WHERE setup = ?",
+        "judgements": "SELECT sha256, inputs, judged, history FROM judged WHERE setup = ? AND scope = ?",
         "put_facts": "INSERT OR REPLACE INTO facts VALUES (?, ?, ?, ?, ?, ?, ?)",
-        "put_judged": "INSERT OR REPLACE INTO judged VALUES (?, ?, ?, ?, ?)",
+        "put_judged": "INSERT OR REPLACE INTO judged VALUES (?, ?, ?, ?, ?, ?)",
         "restamp": "UPDATE facts SET stamp = ? WHERE setup = ? AND uri = ? AND digest = ?",
         "put_stored": "INSERT OR REPLACE INTO stored VALUES (?, ?, ?)",
         "drop_facts": "DELETE FROM facts WHERE setup = ? AND uri = ?",
         "drop_judged": "DELETE FROM judged WHERE setup = ? AND sha256 = ?",
     }
 
-    def __init__(self, path: Path, setup: str) -> None:
-        super().__init__(str(path), setup)
+    def __init__(self, path: Path, setup: str, scope: str = "") -> None:
+        super().__init__(str(path), setup, scope)
         self.file = path
         self._db = self._open()
 
@@ -377,8 +390,8 @@ _PG_SCHEMA = (
     "CREATE TABLE IF NOT EXISTS attest_audit_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS attest_audit_facts (setup TEXT NOT NULL, uri TEXT NOT NULL, digest TEXT NOT NULL, "
     "facts TEXT NOT NULL, touch TEXT NOT NULL, count INTEGER NOT NULL, stamp TEXT NOT NULL, PRIMARY KEY (setup, uri))",
-    "CREATE TABLE IF NOT EXISTS attest_audit_judged (setup TEXT NOT NULL, sha256 TEXT NOT NULL, inputs TEXT NOT NULL, "
-    "judged TEXT NOT NULL, history TEXT NOT NULL, PRIMARY KEY (setup, sha256))",
+    "CREATE TABLE IF NOT EXISTS attest_audit_judged (setup TEXT NOT NULL, scope TEXT NOT NULL, sha256 TEXT NOT NULL, "
+    "inputs TEXT NOT NULL, judged TEXT NOT NULL, history TEXT NOT NULL, PRIMARY KEY (setup, scope, sha256))",
     "CREATE TABLE IF NOT EXISTS attest_audit_stored (uri TEXT PRIMARY KEY, stamp TEXT NOT NULL, "
     "sha256 TEXT NOT NULL)",
 )
@@ -401,12 +414,14 @@ class PostgresIndex(AuditIndex):
         "stored": "SELECT uri, stamp, sha256 FROM attest_audit_stored",
         "touches": "SELECT uri, touch FROM attest_audit_facts WHERE setup = %s",
         "keys": "SELECT uri, digest, touch, count, stamp FROM attest_audit_facts WHERE setup = %s",
-        "judgements": "SELECT sha256, inputs, judged, history FROM attest_audit_judged WHERE setup = %s",
+        "judgements": "SELECT sha256, inputs, judged, history FROM attest_audit_judged WHERE setup = %s AND "
+                      "scope = %s",
         "put_facts": "INSERT INTO attest_audit_facts VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (setup, uri) "
                      "DO UPDATE SET digest = EXCLUDED.digest, facts = EXCLUDED.facts, touch = EXCLUDED.touch, "
                      "count = EXCLUDED.count, stamp = EXCLUDED.stamp",
-        "put_judged": "INSERT INTO attest_audit_judged VALUES (%s, %s, %s, %s, %s) ON CONFLICT (setup, sha256) DO "
-                      "UPDATE SET inputs = EXCLUDED.inputs, judged = EXCLUDED.judged, history = EXCLUDED.history",
+        "put_judged": "INSERT INTO attest_audit_judged VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (setup, scope, "
+                      "sha256) DO UPDATE SET inputs = EXCLUDED.inputs, judged = EXCLUDED.judged, "
+                      "history = EXCLUDED.history",
         "restamp": "UPDATE attest_audit_facts SET stamp = %s WHERE setup = %s AND uri = %s AND digest = %s",
         "put_stored": "INSERT INTO attest_audit_stored VALUES (%s, %s, %s) ON CONFLICT (uri) DO UPDATE "
                       "SET stamp = EXCLUDED.stamp, sha256 = EXCLUDED.sha256",
@@ -414,13 +429,13 @@ class PostgresIndex(AuditIndex):
         "drop_judged": "DELETE FROM attest_audit_judged WHERE setup = %s AND sha256 = %s",
     }
 
-    def __init__(self, dsn: str, setup: str) -> None:
+    def __init__(self, dsn: str, setup: str, scope: str = "") -> None:
         try:
             import psycopg
         except ImportError as e:
             raise ConfigError("--index postgresql://... needs psycopg: pip install 'attest-gate[postgres]'") from e
         self._psycopg = psycopg
-        super().__init__(_shown(dsn), setup)
+        super().__init__(_shown(dsn), setup, scope)
         try:
             self._db = psycopg.connect(dsn, autocommit=True, connect_timeout=15)
         except psycopg.Error as e:

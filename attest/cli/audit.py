@@ -228,7 +228,7 @@ def _audit_once(sources: Sequence[str], policy: Policy, trusted_root: Path | Non
     from verify.audit import audit_setup
 
     setup = audit_setup(policy, trusted_root)  # the trust the files are checked under, and the index keyed by
-    index = _open_index(index_path, policy, setup) if index_path is not None else None
+    index = _open_index(index_path, policy, setup, sources) if index_path is not None else None
     reader = _Reader(sources, index)
     try:
         with _progress() as live:
@@ -250,16 +250,18 @@ def _audit_once(sources: Sequence[str], policy: Policy, trusted_root: Path | Non
                     "reverified": reverify}
 
 
-def _open_index(path: Path | str, policy: Policy, setup: Any) -> Index:
-    """The index at ``path``, for the facts checked under ``setup`` (:func:`verify.audit.audit_setup`)."""
+def _open_index(path: Path | str, policy: Policy, setup: Any, sources: Sequence[str]) -> Index:
+    """The index at ``path``, for the facts checked under ``setup`` (:func:`verify.audit.audit_setup`) and the
+    judgements of an audit of ``sources``."""
     from importlib.metadata import version
 
     from attest import DISTRIBUTION
-    from attest.audit_index import PostgresIndex, SqliteIndex
+    from attest.audit_index import PostgresIndex, SqliteIndex, scope_of
     from verify.audit.index import setup_digest
 
     digest = setup_digest(setup, policy_digest=policy.digest, version=version(DISTRIBUTION))
-    return PostgresIndex(path, digest) if isinstance(path, str) else SqliteIndex(path, digest)
+    scope = scope_of(_key(source).rstrip("/") or "/" for source in sources)
+    return PostgresIndex(path, digest, scope) if isinstance(path, str) else SqliteIndex(path, digest, scope)
 
 
 def _key(uri: str, cwd: str | None = None) -> str:

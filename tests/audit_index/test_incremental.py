@@ -10,6 +10,7 @@ in every form a person or a machine reads (JSON, the text table, the page).
 from __future__ import annotations
 
 import hashlib
+import shutil
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -147,11 +148,29 @@ def test_reverify_reports_an_edited_judgement_which_a_plain_audit_believes(
     assert _forms(auditing.both()[0]) == _forms(honest)  # the entry was replaced
 
 
+def test_two_stores_audited_in_turn_with_one_index_keep_their_own_judgements(tmp_path: Path,
+                                                                             auditing: _Auditing) -> None:
+    """A mirror of the store (the same artefacts, at other places) audited in turn with the store, one index for
+    both: each is judged once, then answered from the index. A history names where each attestation was read, so
+    each set of sources keeps its own judgements (one set would be judged again on every other audit)."""
+    mirror = tmp_path / "mirror"
+    shutil.copytree(auditing.store, mirror)
+    policy = _policy(auditing.policy_file, ())
+
+    def judged(source: Path) -> int:
+        report, used = _audit([str(source)], policy, None, auditing.index, reverify=False, dora=WINDOW)
+        fresh, _ = _audit([str(source)], policy, None, None, reverify=False, dora=WINDOW)
+        assert used is not None and _forms(report) == _forms(fresh)
+        return int(used["judged"])
+
+    assert [judged(auditing.store), judged(mirror), judged(auditing.store), judged(mirror)] == [3, 3, 0, 0]
+
+
 def test_an_index_of_the_previous_format_is_emptied_and_filled_again(tmp_path: Path,
                                                                     keys: dict[str, KeyPair]) -> None:
     write_policy(tmp_path, keys)
     history_with_dora(tmp_path, keys)
-    with sqlite3.connect(tmp_path / "index.sqlite") as db:  # as the previous attest wrote it (format 2)
+    with sqlite3.connect(tmp_path / "index.sqlite") as db:  # as an older attest wrote it (format 2)
         db.executescript("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
                          "INSERT INTO meta VALUES ('format', '2');"
                          "CREATE TABLE facts (setup TEXT NOT NULL, uri TEXT NOT NULL, digest TEXT NOT NULL, "
