@@ -59,8 +59,9 @@ def test_parse_v01_statement_unnamed_subject_and_no_predicate() -> None:
     assert st.predicate == {}
 
 
-def _changed(path: str, value: Any) -> dict[str, Any]:
-    obj = f.statement()
+def _edited(obj: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """``obj`` with the value at the dotted ``path`` (list indexes as numbers) set to ``value``, or removed
+    (``_DELETE``)."""
     target: Any = obj
     *parents, last = path.split(".")
     for part in parents:
@@ -72,6 +73,11 @@ def _changed(path: str, value: Any) -> dict[str, Any]:
     else:
         target[last] = value
     return obj
+
+
+def _changed(path: str, value: Any) -> dict[str, Any]:
+    """The factory's statement, edited (:func:`_edited`)."""
+    return _edited(f.statement(), path, value)
 
 
 _DELETE = object()
@@ -289,18 +295,8 @@ def test_provenance_v1_names_every_source_it_claims() -> None:
 
 
 def _v1_changed(path: str, value: Any) -> dict[str, Any]:
-    predicate = f.provenance_v1()
-    target: Any = predicate
-    *parents, last = path.split(".")
-    for part in parents:
-        target = target[int(part)] if isinstance(target, list) else target[part]
-    if value is _DELETE:
-        del target[last]
-    elif isinstance(target, list):
-        target[int(last)] = value
-    else:
-        target[last] = value
-    return predicate
+    """The factory's SLSA v1 provenance predicate, edited (:func:`_edited`)."""
+    return _edited(f.provenance_v1(), path, value)
 
 
 @pytest.mark.parametrize(
