@@ -18,7 +18,8 @@ trust it was checked under (its *setup*), with a scan cache beside them:
   otherwise re-hashes (whatever the setup: hashing does not depend on trust).
 
 Reads need no lock; writes are buffered and written in short transactions, so two audits of one index both
-finish, each with a correct report (one waits for the other's write, at most :data:`BUSY_SECONDS`). A file
+finish, each with a correct report (one waits for the other's write, at most :data:`BUSY_SECONDS`; past that, an
+audit not begun is refused, and one whose checks are done keeps nothing more and reports all the same). A file
 that is a corrupt SQLite database is :class:`IndexBroken`: the caller moves it aside and audits again with a
 new one; a file that is not an SQLite database at all (a report, a policy: not attest's) is refused, never
 moved. An index of a newer format is refused (it is another version's; nothing is overwritten); one of an older
@@ -71,6 +72,10 @@ class IndexBroken(AttestError):
     """The index file is an SQLite database that cannot be used (corrupt, truncated): moved aside and rebuilt."""
 
 
+class IndexBusy(ConfigError):
+    """Another audit held the index's write lock past :data:`BUSY_SECONDS`."""
+
+
 def default_index_path(env: Mapping[str, str] | None = None) -> Path:
     """``$XDG_CACHE_HOME/attest/audit-index.sqlite``, else ``~/.cache/attest/audit-index.sqlite``."""
     env = os.environ if env is None else env
@@ -120,6 +125,9 @@ class AuditIndex:
         self._kept_facts: dict[tuple[str, str], str] | None = None
         self._stamps: dict[str, tuple[str, str]] = {}
         self.written = 0
+        self.unkept: str | None = None
+        """Why this run's checks could not be kept (another audit held the index too long), once a write gave up:
+        nothing more is written, and the audit's report is whole all the same (it never reads what it writes)."""
         self.judged = 0
         """Artefacts judged in this audit (the others' judgements came from the index)."""
 
@@ -235,12 +243,17 @@ class AuditIndex:
     # --- writing --------------------------------------------------------------------------------------
 
     def flush(self) -> None:
-        """Write what is buffered, in one short transaction."""
-        if not (self._facts or self._restamps or self._stored or self._judged):
-            return
-        self._write([(self.SQL["put_facts"], self._facts), (self.SQL["restamp"], self._restamps),
-                     (self.SQL["put_stored"], self._stored), (self.SQL["put_judged"], self._judged)])
+        """Write what is buffered, in one short transaction; if another audit holds the index past
+        :data:`BUSY_SECONDS`, keep nothing more of this run (:attr:`unkept`) rather than lose its report."""
+        statements: list[tuple[str, Sequence[tuple[object, ...]]]] = [
+            (self.SQL["put_facts"], self._facts), (self.SQL["restamp"], self._restamps),
+            (self.SQL["put_stored"], self._stored), (self.SQL["put_judged"], self._judged)]
         self._facts, self._restamps, self._stored, self._judged = [], [], [], []
+        if self.unkept is None and any(rows for _, rows in statements):
+            try:
+                self._write(statements)
+            except IndexBusy as e:
+                self.unkept = str(e)
 
     def forget(self, seen: Iterable[str], under: Iterable[str]) -> None:
         """Drop this setup's facts of files under the prefixes ``under`` that were not ``seen``:
@@ -248,6 +261,8 @@ class AuditIndex:
         setup concerns any more (its files all gone, from every store audited under it) is dropped too (in every
         scope), so that
         an index does not keep, and load on every run, the artefacts a store's retention has removed."""
+        if self.unkept is not None:
+            return
         seen_set, prefixes = set(seen), tuple(under)
         known = self._touches()
         gone = [uri for uri in known if uri.startswith(prefixes) and uri not in seen_set]
@@ -316,13 +331,9 @@ class SqliteIndex(AuditIndex):
                                  "DROP TABLE IF EXISTS stored; DROP TABLE IF EXISTS judged; DELETE FROM meta; COMMIT;")
             db.executescript(_SCHEMA)
             db.execute("INSERT OR IGNORE INTO meta VALUES ('format', ?)", (str(INDEX_FORMAT),))
-        except sqlite3.OperationalError as e:
-            if "locked" in str(e) or "busy" in str(e):
-                raise ConfigError(f"the audit index {path} stayed locked by another audit for {BUSY_SECONDS} s; "
-                                  "wait for it, or give --index another path") from e
-            raise IndexBroken(f"the audit index {path} cannot be used ({e})") from e
         except sqlite3.DatabaseError as e:
-            raise IndexBroken(f"the audit index {path} is not a usable database ({e})") from e
+            raise _failure(path, e, doing="used", locked=ConfigError, advice="wait for it, or give --index another "
+                           "path") from e
         return db
 
     def _check_file(self) -> None:
@@ -369,17 +380,24 @@ class SqliteIndex(AuditIndex):
                 with contextlib.suppress(sqlite3.Error):
                     self._db.execute("ROLLBACK")
                 raise
-        except sqlite3.OperationalError as e:
-            if "locked" in str(e) or "busy" in str(e):
-                raise ConfigError(f"the audit index {self.file} stayed locked by another audit for {BUSY_SECONDS} "
-                                  "s; the report is right, but this run's checks were not kept: run it again") from e
-            raise IndexBroken(f"the audit index {self.file} cannot be written ({e})") from e
         except sqlite3.DatabaseError as e:
-            raise IndexBroken(f"the audit index {self.file} is not a usable database ({e})") from e
+            raise _failure(self.file, e, doing="written", locked=IndexBusy, advice="this run's checks were not "
+                           "kept (its report is whole): run it again to keep them") from e
 
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):
             self._db.close()
+
+
+def _failure(path: Path, error: sqlite3.DatabaseError, *, doing: str, locked: type[ConfigError],
+             advice: str) -> Exception:
+    """What an SQLite error means for an audit: another audit's lock held past :data:`BUSY_SECONDS` is ``locked``
+    (saying ``advice``); anything else is a broken index (:class:`IndexBroken`: moved aside and rebuilt)."""
+    if isinstance(error, sqlite3.OperationalError) and ("locked" in str(error) or "busy" in str(error)):
+        return locked(f"the audit index {path} stayed locked by another audit for {BUSY_SECONDS} s; {advice}")
+    if isinstance(error, sqlite3.OperationalError):
+        return IndexBroken(f"the audit index {path} cannot be {doing} ({error})")
+    return IndexBroken(f"the audit index {path} is not a usable database ({error})")
 
 
 # --- PostgreSQL: an index a team shares ----------------------------------------------------------------------

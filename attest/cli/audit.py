@@ -245,6 +245,8 @@ def _audit_once(sources: Sequence[str], policy: Policy, trusted_root: Path | Non
             index.close()
     if index is None:
         return report, None
+    if index.unkept is not None:
+        click.echo(f"attest: warning: {index.unkept}", err=True)
     reused = 0 if reverify else max(len(reader.seen) - index.written, 0)
     return report, {"path": str(index.path), "reused": reused, "checked": index.written, "judged": index.judged,
                     "reverified": reverify}

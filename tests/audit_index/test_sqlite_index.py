@@ -225,6 +225,56 @@ def _runner(*args: Any, cwd: Path, **kwargs: Any) -> Result:
     return Result(done.returncode, done.stdout, done.stderr)
 
 
+def test_an_index_another_audit_holds_too_long_refuses_at_the_start_and_costs_no_report_later(
+        tmp_path: Path, keys: dict[str, KeyPair], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Another audit holding the index's write lock past the wait: before anything is done, the audit is refused
+    with a sentence (wait, or another path); once the work is done, it is not thrown away: the report is written
+    whole, and a warning says that this run's checks were not kept."""
+    import attest.audit_index as audit_index
+    from attest.cli import main
+
+    write_builds_policy(tmp_path, keys)
+    publish_builds(tmp_path / "store", keys, 3)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(audit_index, "BUSY_SECONDS", 0.2)
+    argv = ["audit", "store", "--policy", "policy.yaml", "--index", "index.sqlite", "--format", "json", "-o",
+            "report.json"]
+
+    def audit() -> tuple[int | str | None, str]:
+        with pytest.raises(SystemExit) as ran:
+            main(argv)
+        return ran.value.code, capsys.readouterr().err
+
+    audit()  # the index, made
+    holder = sqlite3.connect("index.sqlite", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        code, err = audit()
+    finally:
+        holder.execute("ROLLBACK")
+    assert code == 3 and "stayed locked by another audit for 0.2 s; wait for it" in err and "Traceback" not in err
+    Path("report.json").unlink()
+
+    opened = audit_index.SqliteIndex.__init__
+
+    def taken_once_open(index: audit_index.SqliteIndex, *args: Any, **kwargs: Any) -> None:
+        opened(index, *args, **kwargs)
+        holder.execute("BEGIN IMMEDIATE")  # another audit's write, from now until the end of this one
+
+    monkeypatch.setattr(audit_index.SqliteIndex, "__init__", taken_once_open)
+    publish_builds(tmp_path / "store", keys, 1, start=3)
+    try:
+        code, err = audit()
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert code == 0 and "warning: the audit index" in err and "this run's checks were not kept" in err, err
+    assert len(json.loads(Path("report.json").read_text())["artifacts"]) == 4  # whole
+    with sqlite3.connect("index.sqlite") as db:  # and nothing of it kept
+        assert db.execute("SELECT count(*) FROM facts").fetchone() == (3,)
+
+
 def test_a_stored_artefact_replaced_after_it_was_indexed_is_found(tmp_path: Path, keys: dict[str, KeyPair],
                                                                   attest: AttestRunner) -> None:
     from attest.stores.local import LocalStore
