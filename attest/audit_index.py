@@ -18,8 +18,9 @@ trust it was checked under (its *setup*), with a scan cache beside them:
   otherwise re-hashes (whatever the setup: hashing does not depend on trust).
 
 Reads need no lock; writes are buffered and written in short transactions, so two audits of one index both
-finish, each with a correct report (one waits for the other's write, at most :data:`BUSY_SECONDS`; past that, an
-audit not begun is refused, and one whose checks are done keeps nothing more and reports all the same). A file
+finish, each with a correct report (one waits for the other's write, at most :data:`BUSY_SECONDS`; past that, or
+on a full or read-only disk, an audit not begun is refused, and one whose checks are done keeps nothing more and
+reports all the same). A file
 that is a corrupt SQLite database is :class:`IndexBroken`: the caller moves it aside and audits again with a
 new one; a file that is not an SQLite database at all (a report, a policy: not attest's) is refused, never
 moved. An index of a newer format is refused (it is another version's; nothing is overwritten); one of an older
@@ -72,8 +73,9 @@ class IndexBroken(AttestError):
     """The index file is an SQLite database that cannot be used (corrupt, truncated): moved aside and rebuilt."""
 
 
-class IndexBusy(ConfigError):
-    """Another audit held the index's write lock past :data:`BUSY_SECONDS`."""
+class IndexUnwritable(ConfigError):
+    """A sound index this run cannot write: another audit held its lock past :data:`BUSY_SECONDS`, or the disk is
+    full, read-only or failing. Not a broken index: nothing is moved aside."""
 
 
 def default_index_path(env: Mapping[str, str] | None = None) -> Path:
@@ -244,7 +246,8 @@ class AuditIndex:
 
     def flush(self) -> None:
         """Write what is buffered, in one short transaction; if another audit holds the index past
-        :data:`BUSY_SECONDS`, keep nothing more of this run (:attr:`unkept`) rather than lose its report."""
+        :data:`BUSY_SECONDS` (or the disk is full, read-only, failing), keep nothing more of this run
+        (:attr:`unkept`) rather than lose its report."""
         statements: list[tuple[str, Sequence[tuple[object, ...]]]] = [
             (self.SQL["put_facts"], self._facts), (self.SQL["restamp"], self._restamps),
             (self.SQL["put_stored"], self._stored), (self.SQL["put_judged"], self._judged)]
@@ -252,7 +255,7 @@ class AuditIndex:
         if self.unkept is None and any(rows for _, rows in statements):
             try:
                 self._write(statements)
-            except IndexBusy as e:
+            except IndexUnwritable as e:
                 self.unkept = str(e)
 
     def forget(self, seen: Iterable[str], under: Iterable[str]) -> None:
@@ -332,8 +335,7 @@ class SqliteIndex(AuditIndex):
             db.executescript(_SCHEMA)
             db.execute("INSERT OR IGNORE INTO meta VALUES ('format', ?)", (str(INDEX_FORMAT),))
         except sqlite3.DatabaseError as e:
-            raise _failure(path, e, doing="used", locked=ConfigError, advice="wait for it, or give --index another "
-                           "path") from e
+            raise _failure(path, e, writing=False) from e
         return db
 
     def _check_file(self) -> None:
@@ -381,23 +383,37 @@ class SqliteIndex(AuditIndex):
                     self._db.execute("ROLLBACK")
                 raise
         except sqlite3.DatabaseError as e:
-            raise _failure(self.file, e, doing="written", locked=IndexBusy, advice="this run's checks were not "
-                           "kept (its report is whole): run it again to keep them") from e
+            raise _failure(self.file, e, writing=True) from e
 
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):
             self._db.close()
 
 
-def _failure(path: Path, error: sqlite3.DatabaseError, *, doing: str, locked: type[ConfigError],
-             advice: str) -> Exception:
-    """What an SQLite error means for an audit: another audit's lock held past :data:`BUSY_SECONDS` is ``locked``
-    (saying ``advice``); anything else is a broken index (:class:`IndexBroken`: moved aside and rebuilt)."""
-    if isinstance(error, sqlite3.OperationalError) and ("locked" in str(error) or "busy" in str(error)):
-        return locked(f"the audit index {path} stayed locked by another audit for {BUSY_SECONDS} s; {advice}")
-    if isinstance(error, sqlite3.OperationalError):
-        return IndexBroken(f"the audit index {path} cannot be {doing} ({error})")
-    return IndexBroken(f"the audit index {path} is not a usable database ({error})")
+#: SQLite's primary result codes for a sound index that cannot be used now: busy or locked (another audit's
+#: write), and no permission, read-only, an I/O error, a full disk, a file that cannot be opened.
+_BUSY = frozenset({5, 6})
+_UNUSABLE = frozenset({3, 8, 10, 13, 14})
+
+
+def _failure(path: Path, error: sqlite3.DatabaseError, *, writing: bool) -> Exception:
+    """What an SQLite error means for an audit. A sound index that cannot be used now (another audit's lock held
+    past :data:`BUSY_SECONDS`, a full or read-only disk) refuses an audit that has not begun (ConfigError: wait, or
+    another path) and, ``writing`` once the checks are done, keeps nothing more of the run
+    (:class:`IndexUnwritable`); anything else is a broken index (:class:`IndexBroken`: moved aside and rebuilt)."""
+    code = (getattr(error, "sqlite_errorcode", None) or 0) & 0xFF
+    if code in _BUSY:
+        why = f"stayed locked by another audit for {BUSY_SECONDS} s"
+        advice = "wait for it, or give --index another path"
+    elif code in _UNUSABLE:
+        why = f"cannot be {'written' if writing else 'used'} ({error})"
+        advice = "give --index another path, or --no-index"
+    else:
+        return IndexBroken(f"the audit index {path} is not a usable database ({error})")
+    if writing:
+        return IndexUnwritable(f"the audit index {path} {why}; this run's checks were not kept (its report is "
+                               "whole): run it again to keep them")
+    return ConfigError(f"the audit index {path} {why}; {advice}")
 
 
 # --- PostgreSQL: an index a team shares ----------------------------------------------------------------------

@@ -275,6 +275,37 @@ def test_an_index_another_audit_holds_too_long_refuses_at_the_start_and_costs_no
         assert db.execute("SELECT count(*) FROM facts").fetchone() == (3,)
 
 
+def test_a_full_disk_keeps_the_index_as_it_was_and_costs_no_report(tmp_path: Path, keys: dict[str, KeyPair],
+                                                                   monkeypatch: pytest.MonkeyPatch,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """An index that cannot grow (the disk is full) is not a broken one: it is neither moved aside nor rebuilt (the
+    audit is not run twice), the report is written whole, and a warning says that this run's checks were not
+    kept."""
+    import attest.audit_index as audit_index
+    from attest.cli import main
+
+    write_builds_policy(tmp_path, keys)
+    publish_builds(tmp_path / "store", keys, 3)
+    monkeypatch.chdir(tmp_path)
+    opened = audit_index.SqliteIndex._open
+
+    def full(index: audit_index.SqliteIndex) -> sqlite3.Connection:
+        db = opened(index)
+        (pages,) = db.execute("PRAGMA page_count").fetchone()
+        db.execute(f"PRAGMA max_page_count = {pages}")  # as a full disk answers: SQLITE_FULL on the next page
+        return db
+
+    monkeypatch.setattr(audit_index.SqliteIndex, "_open", full)
+    with pytest.raises(SystemExit) as ran:
+        main(["audit", "store", "--policy", "policy.yaml", "--index", "index.sqlite", "--format", "json", "-o",
+              "report.json"])
+    err = capsys.readouterr().err
+    assert ran.value.code == 0 and "cannot be written (database or disk is full); this run's checks were not kept" \
+        in err and "moved it" not in err, err
+    assert len(json.loads(Path("report.json").read_text())["artifacts"]) == 3
+    assert not list(tmp_path.glob("index.sqlite.broken-*"))
+
+
 def test_a_stored_artefact_replaced_after_it_was_indexed_is_found(tmp_path: Path, keys: dict[str, KeyPair],
                                                                   attest: AttestRunner) -> None:
     from attest.stores.local import LocalStore
