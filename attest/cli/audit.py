@@ -28,7 +28,7 @@ import click
 from attest.cli._options import OutputPath
 from verify.audit import ANOMALY_KINDS, AuditReport, StoredArtifact, audit, fewer_collections
 from verify.audit.index import Kept, Listed
-from verify.errors import EvidenceRejected, InputError
+from verify.errors import ConfigError, EvidenceRejected, InputError
 from verify.formats.encoding import printable
 from verify.policy import Policy
 
@@ -218,9 +218,16 @@ def _audit(sources: Sequence[str], policy: Policy, trusted_root: Path | None, in
         return _audit_once(sources, policy, trusted_root, index_path, reverify=reverify, dora=dora)
     except IndexBroken as e:  # SQLite only
         assert isinstance(index_path, Path)
-        aside = move_aside(index_path)
+        try:
+            aside = move_aside(index_path)
+        except OSError as moving:
+            raise ConfigError(f"{e}, and it cannot be moved aside ({moving.strerror or moving}); remove it, or give "
+                              "--index another path, or --no-index") from moving
         click.echo(f"attest: warning: {e}; moved it to {aside} and auditing again with a new index", err=True)
+    try:
         return _audit_once(sources, policy, trusted_root, index_path, reverify=reverify, dora=dora)
+    except IndexBroken as e:
+        raise ConfigError(f"{e}, again with a new index; give --index a path on a sound disk, or --no-index") from e
 
 
 def _audit_once(sources: Sequence[str], policy: Policy, trusted_root: Path | None, index_path: Path | str | None, *,

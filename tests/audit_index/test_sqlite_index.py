@@ -306,6 +306,30 @@ def test_a_full_disk_keeps_the_index_as_it_was_and_costs_no_report(tmp_path: Pat
     assert not list(tmp_path.glob("index.sqlite.broken-*"))
 
 
+def test_an_index_broken_again_once_rebuilt_is_a_sentence(tmp_path: Path, keys: dict[str, KeyPair],
+                                                          monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """A broken index is moved aside and the audit run again with a new one; a new one that breaks too (a failing
+    disk) is exit 3 with one sentence, not a second retry nor an internal error."""
+    import attest.audit_index as audit_index
+    from attest.cli import main
+
+    write_builds_policy(tmp_path, keys)
+    publish_builds(tmp_path / "store", keys, 1)
+    monkeypatch.chdir(tmp_path)
+
+    def unreadable(index: audit_index.SqliteIndex, *args: Any) -> list[tuple[object, ...]]:
+        raise audit_index.IndexBroken(f"the audit index {index.file} cannot be read (disk I/O error)")
+
+    monkeypatch.setattr(audit_index.SqliteIndex, "_raw", unreadable)
+    with pytest.raises(SystemExit) as ran:
+        main(["audit", "store", "--policy", "policy.yaml", "--index", "index.sqlite"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert ran.value.code == 3 and len(err) == 2 and "moved it to" in err[0], err
+    assert err[1].endswith("again with a new index; give --index a path on a sound disk, or --no-index."), err
+    assert len(list(tmp_path.glob("index.sqlite.broken-*"))) == 1
+
+
 def test_a_stored_artefact_replaced_after_it_was_indexed_is_found(tmp_path: Path, keys: dict[str, KeyPair],
                                                                   attest: AttestRunner) -> None:
     from attest.stores.local import LocalStore
