@@ -20,6 +20,7 @@ from tests import factory as f
 from tests.audit_index.conftest import APP, USED, publish_builds, write_builds_policy
 from tests.conftest import AttestRunner, KeyPair, _clean_env
 from tests.postgres_infra import fresh_database
+from verify.audit.index import INDEX_FORMAT
 
 
 @pytest.fixture
@@ -96,6 +97,33 @@ def test_a_newer_format_is_refused(tmp_path: Path, keys: dict[str, KeyPair], att
         db.execute("UPDATE attest_audit_meta SET value = '99' WHERE key = 'format'")
     ran = attest("audit", "store", "--policy", "policy.yaml", "--index", database, cwd=tmp_path)
     assert ran.code == 3 and "written by a newer attest" in ran.err and len(ran.err.splitlines()) == 1, ran
+
+
+def test_an_older_format_is_emptied_and_filled_again(tmp_path: Path, keys: dict[str, KeyPair],
+                                                     attest: AttestRunner, database: str) -> None:
+    """Tables as an older attest made them (format 2: a scans table, no stamps, judgements of no scope) are
+    dropped and made again, and the audit is the one a new index gives."""
+    import psycopg
+
+    _world(tmp_path, keys, builds=2)
+    with psycopg.connect(database, autocommit=True) as db:
+        db.execute("CREATE TABLE attest_audit_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        db.execute("INSERT INTO attest_audit_meta VALUES ('format', '2')")
+        db.execute("CREATE TABLE attest_audit_facts (setup TEXT NOT NULL, uri TEXT NOT NULL, digest TEXT NOT NULL, "
+                   "facts TEXT NOT NULL, touch TEXT NOT NULL, count INTEGER NOT NULL, PRIMARY KEY (setup, uri))")
+        db.execute("CREATE TABLE attest_audit_judged (setup TEXT NOT NULL, sha256 TEXT NOT NULL, inputs TEXT NOT NULL, "
+                   "judged TEXT NOT NULL, history TEXT NOT NULL, PRIMARY KEY (setup, sha256))")
+        db.execute("CREATE TABLE attest_audit_scans (uri TEXT PRIMARY KEY, stamp TEXT NOT NULL, digest TEXT NOT NULL)")
+    _, first, (reused, checked) = _audit(attest, tmp_path, database)
+    _, on_sqlite, _ = _audit(attest, tmp_path, "index.sqlite")
+    assert first == on_sqlite and (reused, checked) == (0, 3)
+    _, again, (reused, checked) = _audit(attest, tmp_path, database)
+    assert again == on_sqlite and (reused, checked) == (3, 0)
+    with psycopg.connect(database, autocommit=True) as db:
+        tables = {name for (name,) in db.execute("SELECT tablename FROM pg_tables WHERE tablename LIKE 'attest_%'")}
+        assert tables == {"attest_audit_meta", "attest_audit_facts", "attest_audit_judged", "attest_audit_stored"}
+        assert db.execute("SELECT value FROM attest_audit_meta WHERE key = 'format'").fetchall() == [
+            (str(INDEX_FORMAT),)]
 
 
 def test_a_server_that_is_not_there_or_goes_away_mid_run_is_exit_4_and_no_report(
