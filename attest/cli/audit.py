@@ -120,7 +120,7 @@ def audit_command(sources: tuple[str, ...], policy_path: Path | None, keys: tupl
     policy = _policy(policy_path, keys)
     with fewer_collections():  # rendering a large report makes as many objects as the audit did
         report, used = _audit(sources, policy, trusted_root, None if no_index else index_path or _default_index(),
-                              reverify=reverify, dora=window)
+                              reverify=reverify, dora=window, optional=index_path is None)
         if used is not None:
             import logging
 
@@ -208,14 +208,17 @@ def _window(since: str | None) -> tuple[datetime, datetime]:
 
 
 def _audit(sources: Sequence[str], policy: Policy, trusted_root: Path | None, index_path: Path | str | None, *,
-           reverify: bool, dora: tuple[datetime, datetime] | None = None
+           reverify: bool, dora: tuple[datetime, datetime] | None = None, optional: bool = False
            ) -> tuple[AuditReport, dict[str, object] | None]:
     """The audit, with the index at ``index_path`` (None: none); an index found broken on the way is moved aside
-    and the audit run again with a new one, so that no report rests on part of a broken index."""
+    and the audit run again with a new one, so that no report rests on part of a broken index. An ``optional``
+    index (the default one, not named by the user) that cannot be used is done without, saying so: without an
+    index every file is checked, so nothing is weakened."""
     from attest.audit_index import IndexBroken, move_aside
 
     try:
-        return _audit_once(sources, policy, trusted_root, index_path, reverify=reverify, dora=dora)
+        return _audit_once(sources, policy, trusted_root, index_path, reverify=reverify, dora=dora,
+                           optional=optional)
     except IndexBroken as e:  # SQLite only
         assert isinstance(index_path, Path)
         try:
@@ -225,17 +228,26 @@ def _audit(sources: Sequence[str], policy: Policy, trusted_root: Path | None, in
                               "--index another path, or --no-index") from moving
         click.echo(f"attest: warning: {e}; moved it to {aside} and auditing again with a new index", err=True)
     try:
-        return _audit_once(sources, policy, trusted_root, index_path, reverify=reverify, dora=dora)
+        return _audit_once(sources, policy, trusted_root, index_path, reverify=reverify, dora=dora,
+                           optional=optional)
     except IndexBroken as e:
         raise ConfigError(f"{e}, again with a new index; give --index a path on a sound disk, or --no-index") from e
 
 
 def _audit_once(sources: Sequence[str], policy: Policy, trusted_root: Path | None, index_path: Path | str | None, *,
-                reverify: bool, dora: tuple[datetime, datetime] | None) -> tuple[AuditReport, dict[str, object] | None]:
+                reverify: bool, dora: tuple[datetime, datetime] | None, optional: bool = False
+                ) -> tuple[AuditReport, dict[str, object] | None]:
     from verify.audit import audit_setup
 
     setup = audit_setup(policy, trusted_root)  # the trust the files are checked under, and the index keyed by
-    index = _open_index(index_path, policy, setup, sources) if index_path is not None else None
+    index = None
+    if index_path is not None:
+        try:
+            index = _open_index(index_path, policy, setup, sources)
+        except ConfigError as e:
+            if not optional:
+                raise
+            click.echo(f"attest: warning: {e}; this audit checks every file, without an index", err=True)
     reader = _Reader(sources, index)
     try:
         with _progress() as live:

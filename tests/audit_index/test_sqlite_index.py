@@ -204,6 +204,25 @@ def test_no_index_keeps_nothing_and_the_default_is_the_users_cache(tmp_path: Pat
     assert usage.code == 2, usage
 
 
+def test_a_default_index_that_cannot_be_made_is_done_without_and_a_named_one_is_refused(
+        tmp_path: Path, keys: dict[str, KeyPair], attest: AttestRunner) -> None:
+    """The default index under a cache folder that cannot be made (a read-only home, a file where the folder
+    should be): the audit checks every file without an index, saying so, which weakens nothing. An index the user
+    named that cannot be used is an error."""
+    write_builds_policy(tmp_path, keys)
+    publish_builds(tmp_path / "store", keys, 1)
+    (tmp_path / "cache").write_text("a file where the cache folder should be")
+    ran = attest("audit", "store", "--policy", "policy.yaml", "--format", "json", cwd=tmp_path,
+                 env={"XDG_CACHE_HOME": str(tmp_path / "cache")})
+    assert ran.code == 0 and len(json.loads(ran.out)["artifacts"]) == 1, ran
+    assert "warning: cannot create the folder of the audit index" in ran.err, ran
+    assert "this audit checks every file, without an index" in ran.err and "Traceback" not in ran.err
+    (tmp_path / "index.sqlite").touch(mode=0o666)
+    (tmp_path / "index.sqlite").chmod(0o666)
+    ran = attest("audit", "store", "--policy", "policy.yaml", "--index", "index.sqlite", cwd=tmp_path)
+    assert ran.code == 3 and "may be written by other users" in ran.err and not ran.out, ran
+
+
 def test_two_audits_of_one_index_at_once_both_report_correctly(tmp_path: Path, keys: dict[str, KeyPair]) -> None:
     write_builds_policy(tmp_path, keys)
     publish_builds(tmp_path / "store", keys, 60)
