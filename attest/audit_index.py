@@ -15,7 +15,11 @@ trust it was checked under (its *setup*), with a scan cache beside them:
   names where each attestation was read, so each set of sources audited (its *scope*: two stores holding one
   artefact, audited in turn) keeps its own;
 * ``stored uri -> stamp, sha256``: the sha256 of a stored artefact when its stamp was last seen, which an audit
-  otherwise re-hashes (whatever the setup: hashing does not depend on trust).
+  otherwise re-hashes (whatever the setup: hashing does not depend on trust);
+* ``used (setup, scope) -> at``: when an audit last used each setup and scope. What no audit has used for
+  :data:`KEPT_UNUSED_DAYS` is dropped (the facts of an older policy, key set, trusted root or attest; the
+  judgements of sources audited once): without this, every policy edit and every attest upgrade would leave a
+  whole history's rows behind for good.
 
 Reads need no lock; writes are buffered and written in short transactions, so two audits of one index both
 finish, each with a correct report (one waits for the other's write, at most :data:`BUSY_SECONDS`; past that, or
@@ -39,6 +43,7 @@ import stat
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import ClassVar, TypeVar
 
@@ -46,8 +51,8 @@ from attest.errors import AttestError, RemoteError
 from verify.audit.index import EVERYWHERE, INDEX_FORMAT, Kept
 from verify.errors import ConfigError
 
-__all__ = ["BUSY_SECONDS", "AuditIndex", "IndexBroken", "PostgresIndex", "SqliteIndex", "default_index_path",
-           "is_postgres", "move_aside", "scope_of"]
+__all__ = ["BUSY_SECONDS", "KEPT_UNUSED_DAYS", "AuditIndex", "IndexBroken", "PostgresIndex", "SqliteIndex",
+           "default_index_path", "is_postgres", "move_aside", "scope_of"]
 
 _T = TypeVar("_T")
 
@@ -55,6 +60,8 @@ _T = TypeVar("_T")
 BUSY_SECONDS = 60
 #: Rows written per transaction (short transactions: a concurrent audit waits little).
 _FLUSH_ROWS = 5000
+#: What no audit has used for this many days (a setup's facts, a scope's judgements) is dropped.
+KEPT_UNUSED_DAYS = 30
 _SQLITE_HEADER = b"SQLite format 3\x00"
 
 _SCHEMA = """
@@ -66,6 +73,8 @@ CREATE TABLE IF NOT EXISTS judged (setup TEXT NOT NULL, scope TEXT NOT NULL, sha
                                    inputs TEXT NOT NULL, judged TEXT NOT NULL, history TEXT NOT NULL,
                                    PRIMARY KEY (setup, scope, sha256));
 CREATE TABLE IF NOT EXISTS stored (uri TEXT PRIMARY KEY, stamp TEXT NOT NULL, sha256 TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS used (setup TEXT NOT NULL, scope TEXT NOT NULL, at TEXT NOT NULL,
+                                 PRIMARY KEY (setup, scope));
 """
 
 
@@ -266,6 +275,7 @@ class AuditIndex:
         an index does not keep, and load on every run, the artefacts a store's retention has removed."""
         if self.unkept is not None:
             return
+        self._tidy()
         seen_set, prefixes = set(seen), tuple(under)
         known = self._touches()
         gone = [uri for uri in known if uri.startswith(prefixes) and uri not in seen_set]
@@ -277,6 +287,20 @@ class AuditIndex:
             still = {sha for _, touch in self._rows(self.SQL["touches"], (self.setup,)) for sha in touch.split()}
             if stale := sorted(about - still):
                 self._write([(self.SQL["drop_judged"], [(self.setup, sha) for sha in stale])])
+
+
+    def _tidy(self) -> None:
+        """Drop what no audit has used for :data:`KEPT_UNUSED_DAYS`: the facts of a setup, the judgements of a
+        scope. (This audit's own were marked used when it opened the index, as were those of any audit running.)"""
+        cutoff = _now(-KEPT_UNUSED_DAYS)
+        if self._rows(self.SQL["stale"], (cutoff,)):
+            self._write([(self.SQL["drop_stale"], [(cutoff,)]), (self.SQL["drop_unused_judged"], [()]),
+                         (self.SQL["drop_unused_facts"], [()])])
+
+
+def _now(days: int = 0) -> str:
+    """The time now (``days`` from now), as the ``used`` table keeps it: text that sorts as time does."""
+    return (datetime.now(UTC) + timedelta(days=days)).isoformat(timespec="seconds")
 
 
 class SqliteIndex(AuditIndex):
@@ -294,6 +318,12 @@ class SqliteIndex(AuditIndex):
         "put_stored": "INSERT OR REPLACE INTO stored VALUES (?, ?, ?)",
         "drop_facts": "DELETE FROM facts WHERE setup = ? AND uri = ?",
         "drop_judged": "DELETE FROM judged WHERE setup = ? AND sha256 = ?",
+        "use": "INSERT OR REPLACE INTO used VALUES (?, ?, ?)",
+        "stale": "SELECT setup FROM used WHERE at < ? LIMIT 1",
+        "drop_stale": "DELETE FROM used WHERE at < ?",
+        "drop_unused_judged": "DELETE FROM judged WHERE NOT EXISTS (SELECT 1 FROM used u WHERE u.setup = judged.setup "
+                              "AND u.scope = judged.scope)",
+        "drop_unused_facts": "DELETE FROM facts WHERE NOT EXISTS (SELECT 1 FROM used u WHERE u.setup = facts.setup)",
     }
 
     def __init__(self, path: Path, setup: str, scope: str = "") -> None:
@@ -331,9 +361,11 @@ class SqliteIndex(AuditIndex):
                                   f"this one reads {INDEX_FORMAT}); upgrade attest, or give --index another path")
             if found is not None and int(found[0]) < INDEX_FORMAT:  # an older attest's: a cache, filled again
                 db.executescript("BEGIN IMMEDIATE; DROP TABLE IF EXISTS facts; DROP TABLE IF EXISTS scans; "
-                                 "DROP TABLE IF EXISTS stored; DROP TABLE IF EXISTS judged; DELETE FROM meta; COMMIT;")
+                                 "DROP TABLE IF EXISTS stored; DROP TABLE IF EXISTS judged; DROP TABLE IF EXISTS used; "
+                                 "DELETE FROM meta; COMMIT;")
             db.executescript(_SCHEMA)
             db.execute("INSERT OR IGNORE INTO meta VALUES ('format', ?)", (str(INDEX_FORMAT),))
+            db.execute(self.SQL["use"], (self.setup, self.scope, _now()))
         except sqlite3.DatabaseError as e:
             raise _failure(path, e, writing=False) from e
         return db
@@ -428,6 +460,8 @@ _PG_SCHEMA = (
     "inputs TEXT NOT NULL, judged TEXT NOT NULL, history TEXT NOT NULL, PRIMARY KEY (setup, scope, sha256))",
     "CREATE TABLE IF NOT EXISTS attest_audit_stored (uri TEXT PRIMARY KEY, stamp TEXT NOT NULL, "
     "sha256 TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS attest_audit_used (setup TEXT NOT NULL, scope TEXT NOT NULL, at TEXT NOT NULL, "
+    "PRIMARY KEY (setup, scope))",
 )
 #: pg_advisory_xact_lock key under which the schema is made (two audits making it at once would collide).
 _PG_SCHEMA_LOCK = 0x61747465
@@ -461,6 +495,14 @@ class PostgresIndex(AuditIndex):
                       "SET stamp = EXCLUDED.stamp, sha256 = EXCLUDED.sha256",
         "drop_facts": "DELETE FROM attest_audit_facts WHERE setup = %s AND uri = %s",
         "drop_judged": "DELETE FROM attest_audit_judged WHERE setup = %s AND sha256 = %s",
+        "use": "INSERT INTO attest_audit_used VALUES (%s, %s, %s) ON CONFLICT (setup, scope) DO UPDATE SET at = "
+               "EXCLUDED.at",
+        "stale": "SELECT setup FROM attest_audit_used WHERE at < %s LIMIT 1",
+        "drop_stale": "DELETE FROM attest_audit_used WHERE at < %s",
+        "drop_unused_judged": "DELETE FROM attest_audit_judged j WHERE NOT EXISTS (SELECT 1 FROM attest_audit_used u "
+                              "WHERE u.setup = j.setup AND u.scope = j.scope)",
+        "drop_unused_facts": "DELETE FROM attest_audit_facts f WHERE NOT EXISTS (SELECT 1 FROM attest_audit_used u "
+                             "WHERE u.setup = f.setup)",
     }
 
     def __init__(self, dsn: str, setup: str, scope: str = "") -> None:
@@ -488,13 +530,14 @@ class PostgresIndex(AuditIndex):
                                   f"{found[0]}, this one reads {INDEX_FORMAT}); upgrade attest, or give --index "
                                   "another database")
             if found is not None and int(found[0]) < INDEX_FORMAT:  # an older attest's: a cache, filled again
-                for table in ("facts", "scans", "stored", "judged"):
+                for table in ("facts", "scans", "stored", "judged", "used"):
                     self._db.execute(f"DROP TABLE IF EXISTS attest_audit_{table}")
                 self._db.execute("DELETE FROM attest_audit_meta")
                 for statement in _PG_SCHEMA:
                     self._db.execute(statement)
             if found is None or int(found[0]) < INDEX_FORMAT:
                 self._db.execute("INSERT INTO attest_audit_meta VALUES ('format', %s)", (str(INDEX_FORMAT),))
+            self._db.execute(self.SQL["use"], (self.setup, self.scope, _now()))
 
     def _guard(self, work: Callable[[], _T]) -> _T:
         """``work()``, a lost server (or one that refuses) said in one sentence."""

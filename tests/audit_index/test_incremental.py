@@ -183,7 +183,7 @@ def test_an_index_of_the_previous_format_is_emptied_and_filled_again(tmp_path: P
     with sqlite3.connect(tmp_path / "index.sqlite") as db:
         assert db.execute("SELECT value FROM meta WHERE key = 'format'").fetchone() == (str(INDEX_FORMAT),)
         assert {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")} == {
-            "meta", "facts", "judged", "stored"}
+            "meta", "facts", "judged", "stored", "used"}
 
 
 def test_a_policy_with_a_stage_named_build_reuses_facts_not_judgements(tmp_path: Path,

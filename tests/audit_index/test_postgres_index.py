@@ -121,9 +121,35 @@ def test_an_older_format_is_emptied_and_filled_again(tmp_path: Path, keys: dict[
     assert again == on_sqlite and (reused, checked) == (3, 0)
     with psycopg.connect(database, autocommit=True) as db:
         tables = {name for (name,) in db.execute("SELECT tablename FROM pg_tables WHERE tablename LIKE 'attest_%'")}
-        assert tables == {"attest_audit_meta", "attest_audit_facts", "attest_audit_judged", "attest_audit_stored"}
+        assert tables == {"attest_audit_meta", "attest_audit_facts", "attest_audit_judged", "attest_audit_stored",
+                          "attest_audit_used"}
         assert db.execute("SELECT value FROM attest_audit_meta WHERE key = 'format'").fetchall() == [
             (str(INDEX_FORMAT),)]
+
+
+def test_what_no_audit_used_for_a_month_is_dropped(tmp_path: Path, keys: dict[str, KeyPair], attest: AttestRunner,
+                                                   database: str) -> None:
+    """As with SQLite: an older policy's rows, unused for KEPT_UNUSED_DAYS, go at the end of the next audit."""
+    from datetime import UTC, datetime, timedelta
+
+    import psycopg
+
+    from attest.audit_index import KEPT_UNUSED_DAYS
+
+    _world(tmp_path, keys, builds=2)
+    _audit(attest, tmp_path, database)
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(policy.read_text() + "# edited: another setup\n")
+    _audit(attest, tmp_path, database)
+    long_ago = (datetime.now(UTC) - timedelta(days=KEPT_UNUSED_DAYS + 1)).isoformat(timespec="seconds")
+    with psycopg.connect(database, autocommit=True) as db:
+        assert db.execute("SELECT count(DISTINCT setup) FROM attest_audit_facts").fetchone() == (2,)
+        db.execute("UPDATE attest_audit_used SET at = %s", (long_ago,))
+    _, _, (reused, checked) = _audit(attest, tmp_path, database)
+    assert (reused, checked) == (3, 0)
+    with psycopg.connect(database, autocommit=True) as db:
+        for table in ("facts", "judged", "used"):
+            assert db.execute(f"SELECT count(DISTINCT setup) FROM attest_audit_{table}").fetchone() == (1,), table
 
 
 def test_a_server_that_is_not_there_or_goes_away_mid_run_is_exit_4_and_no_report(

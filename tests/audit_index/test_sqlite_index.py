@@ -223,6 +223,37 @@ def test_a_default_index_that_cannot_be_made_is_done_without_and_a_named_one_is_
     assert ran.code == 3 and "may be written by other users" in ran.err and not ran.out, ran
 
 
+def test_what_no_audit_used_for_a_month_is_dropped(tmp_path: Path, keys: dict[str, KeyPair],
+                                                   attest: AttestRunner) -> None:
+    """Every policy edit (or attest upgrade) is a new setup, checked from scratch: the old one's rows stay while an
+    audit used them within KEPT_UNUSED_DAYS, and go with the first audit after that, so that a year of policy edits
+    does not keep a year of whole histories."""
+    from datetime import UTC, datetime, timedelta
+
+    from attest.audit_index import KEPT_UNUSED_DAYS
+
+    write_builds_policy(tmp_path, keys)
+    publish_builds(tmp_path / "store", keys, 2)
+    _audit(attest, tmp_path)
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(policy.read_text() + "# edited: another policy digest, another setup\n")
+    _, report = _audit(attest, tmp_path)
+    assert report["index"]["checked"] == 2  # (a new setup is checked from scratch)
+    index = tmp_path / "index.sqlite"
+    with sqlite3.connect(index) as db:
+        assert db.execute("SELECT count(DISTINCT setup) FROM facts").fetchone() == (2,)  # both used lately
+        long_ago = (datetime.now(UTC) - timedelta(days=KEPT_UNUSED_DAYS + 1)).isoformat(timespec="seconds")
+        db.execute("UPDATE used SET at = ?", (long_ago,))
+    _, report = _audit(attest, tmp_path)  # the edited policy's setup is used again; the other one is dropped
+    assert report["index"]["reused"] == 2
+    with sqlite3.connect(index) as db:
+        for table in ("facts", "judged", "used"):
+            assert db.execute(f"SELECT count(DISTINCT setup) FROM {table}").fetchone() == (1,), table
+        assert db.execute("SELECT count(*) FROM facts").fetchone() == (2,)
+    _, report = _audit(attest, tmp_path)
+    assert report["index"]["reused"] == 2
+
+
 def test_two_audits_of_one_index_at_once_both_report_correctly(tmp_path: Path, keys: dict[str, KeyPair]) -> None:
     write_builds_policy(tmp_path, keys)
     publish_builds(tmp_path / "store", keys, 60)

@@ -56,7 +56,7 @@ __all__ = ["INDEX_FORMAT", "FactIndex", "Judged", "Kept", "Listed", "decode_fact
 
 #: The version of the index's forms (facts, judgements); an index of an older version is emptied, a newer one
 #: refused.
-INDEX_FORMAT = 4
+INDEX_FORMAT = 5
 
 _CLASSES: Mapping[str, type] = {cls.__name__: cls for cls in (
     _Fact, _Build, _Vsa, _Approval, _Deployment, _Reproduction, _Signature, _Release, ReleaseComponent, Anomaly,
