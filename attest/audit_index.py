@@ -267,15 +267,18 @@ class AuditIndex:
             except IndexUnwritable as e:
                 self.unkept = str(e)
 
-    def forget(self, seen: Iterable[str], under: Iterable[str]) -> None:
+    def forget(self, seen: Iterable[str], under: Iterable[str], *, stored: Iterable[str] = (),
+               stores: Iterable[str] = ()) -> None:
         """Drop this setup's facts of files under the prefixes ``under`` that were not ``seen``:
         an envelope no longer in the store is not kept, nor reported. The judgement of an artefact no file of this
         setup concerns any more (its files all gone, from every store audited under it) is dropped too (in every
-        scope), so that
-        an index does not keep, and load on every run, the artefacts a store's retention has removed."""
+        scope), and the hash of a stored artefact under the prefixes ``stores`` that was not listed (not in
+        ``stored``), so that an index does not keep, and load on every run, the artefacts a store's retention has
+        removed. Then what no audit has used for a while goes (:meth:`_tidy`)."""
         if self.unkept is not None:
             return
         self._tidy()
+        self._forget_stored(set(stored), tuple(stores))
         seen_set, prefixes = set(seen), tuple(under)
         known = self._touches()
         gone = [uri for uri in known if uri.startswith(prefixes) and uri not in seen_set]
@@ -288,6 +291,14 @@ class AuditIndex:
             if stale := sorted(about - still):
                 self._write([(self.SQL["drop_judged"], [(self.setup, sha) for sha in stale])])
 
+
+    def _forget_stored(self, listed: set[str], stores: tuple[str, ...]) -> None:
+        if not stores:
+            return
+        known = self._known_stored if self._known_stored is not None else {
+            u: (s, h) for u, s, h in self._rows(self.SQL["stored"])}
+        if gone := [(uri,) for uri in known if uri.startswith(stores) and uri not in listed]:
+            self._write([(self.SQL["drop_stored"], gone)])
 
     def _tidy(self) -> None:
         """Drop what no audit has used for :data:`KEPT_UNUSED_DAYS`: the facts of a setup, the judgements of a
@@ -317,6 +328,7 @@ class SqliteIndex(AuditIndex):
         "restamp": "UPDATE facts SET stamp = ? WHERE setup = ? AND uri = ? AND digest = ?",
         "put_stored": "INSERT OR REPLACE INTO stored VALUES (?, ?, ?)",
         "drop_facts": "DELETE FROM facts WHERE setup = ? AND uri = ?",
+        "drop_stored": "DELETE FROM stored WHERE uri = ?",
         "drop_judged": "DELETE FROM judged WHERE setup = ? AND sha256 = ?",
         "use": "INSERT OR REPLACE INTO used VALUES (?, ?, ?)",
         "stale": "SELECT setup FROM used WHERE at < ? LIMIT 1",
@@ -494,6 +506,7 @@ class PostgresIndex(AuditIndex):
         "put_stored": "INSERT INTO attest_audit_stored VALUES (%s, %s, %s) ON CONFLICT (uri) DO UPDATE "
                       "SET stamp = EXCLUDED.stamp, sha256 = EXCLUDED.sha256",
         "drop_facts": "DELETE FROM attest_audit_facts WHERE setup = %s AND uri = %s",
+        "drop_stored": "DELETE FROM attest_audit_stored WHERE uri = %s",
         "drop_judged": "DELETE FROM attest_audit_judged WHERE setup = %s AND sha256 = %s",
         "use": "INSERT INTO attest_audit_used VALUES (%s, %s, %s) ON CONFLICT (setup, scope) DO UPDATE SET at = "
                "EXCLUDED.at",

@@ -258,7 +258,7 @@ def _audit_once(sources: Sequence[str], policy: Policy, trusted_root: Path | Non
                            setup=setup)
         if index is not None:
             index.flush()
-            index.forget(reader.seen, under=reader.prefixes)
+            index.forget(reader.seen, under=reader.prefixes, stored=reader.seen_stored, stores=reader.stores)
     finally:
         if index is not None:
             index.close()
@@ -385,6 +385,10 @@ class _Reader:
         """The index's name of every attestation file listed (to forget the facts of those gone)."""
         self.prefixes: list[str] = []
         """The index's name of every store and folder among the sources (where files may have gone)."""
+        self.seen_stored: list[str] = []
+        """The index's name of every stored artefact listed (to forget the hashes of those gone)."""
+        self.stores: list[str] = []
+        """The index's name of every store among the sources (where stored artefacts may have gone)."""
 
     def attestations(self) -> Iterator[tuple[str, bytes | EvidenceRejected | Listed]]:
         """Every attestation file of every source, as (uri, bytes or why not), one at a time; with an index, as
@@ -406,7 +410,9 @@ class _Reader:
             store = self._store(source)
             if store is None:
                 continue
+            self.stores.append(_key(source).rstrip("/") + "/")
             for uri, claimed, opener, stamp in store.listed_artifacts():
+                self.seen_stored.append(self.key(uri))
                 known = self._index.hashed(self.key(uri), stamp) if self._index is not None else None
                 found = known if known is not None else _sha256(uri, opener)
                 if self._index is not None and known is None and isinstance(found, str) and \

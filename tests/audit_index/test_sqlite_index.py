@@ -396,6 +396,39 @@ def test_a_stored_artefact_replaced_after_it_was_indexed_is_found(tmp_path: Path
     assert ran.code == 1 and [a["kind"] for a in report["anomalies"]] == ["tampered-artifact"], ran
 
 
+def test_the_hash_of_a_stored_artefact_gone_from_its_store_is_dropped(tmp_path: Path, keys: dict[str, KeyPair],
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A store's retention removing an artefact removes its hash from the index too (one of another store stays)."""
+    import attest.cli.audit as audit_cli
+    from attest.cli import main
+    from attest.stores.local import LocalStore
+
+    monkeypatch.setattr(audit_cli, "_RACY_NS", 0)  # a stamp taken before the audit began stands for its bytes
+    monkeypatch.chdir(tmp_path)
+    write_builds_policy(tmp_path, keys)
+    for store in ("store", "other"):
+        for n, version in enumerate((b"v1", b"v2")):
+            f.publish(tmp_path / store, f.provenance(keys["dev"].private, subjects={APP: version}, commit=f"{n:040x}"))
+            (tmp_path / "app").write_bytes(version)
+            LocalStore(tmp_path / store).put_artifact(f.digests(version)["sha256"], APP, tmp_path / "app")
+
+    def audited(store: str) -> list[str]:
+        with pytest.raises(SystemExit) as ran:
+            main(["audit", store, "--policy", "policy.yaml", "--index", "index.sqlite"])
+        assert ran.value.code == 0
+        with sqlite3.connect(tmp_path / "index.sqlite") as db:
+            places = [Path(uri).relative_to(tmp_path).parts for (uri,) in db.execute("SELECT uri FROM stored")]
+        return sorted(f"{store}:{sha[:4]}" for store, _, sha, *_ in places)  # (store/sha256/<hex>/artifact/...)
+
+    v1, v2 = (f.digests(v)["sha256"][:4] for v in (b"v1", b"v2"))
+    audited("other")
+    assert audited("store") == sorted([f"other:{v1}", f"other:{v2}", f"store:{v1}", f"store:{v2}"])
+    for file in (tmp_path / "store" / "sha256" / f.digests(b"v1")["sha256"]).rglob("*"):
+        if file.is_file():
+            file.unlink()
+    assert audited("store") == sorted([f"other:{v1}", f"other:{v2}", f"store:{v2}"])
+
+
 def test_an_unchanged_history_costs_a_listing_not_a_read(tmp_path: Path, keys: dict[str, KeyPair],
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """Once its files are older than a clock tick (2 s), a second audit reads none of them: the index answers by
