@@ -20,6 +20,10 @@ takes varies, not the wait).
 
 Goals on a 2-core machine (issue 21): 100,000 attestations cold in at most 15 s, the same plus 1,000 new in at
 most 1 s, memory under 500 MB.
+
+Beside them, in the same run, the reference tools' floors on this machine: GNU find stat-ing every file of the
+store (what any listing by name, size and time costs: the floor of a warm run) and openssl's ECDSA P-256 verify
+rate (what checking every signature costs on all cores, before anything else an audit does).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -218,6 +223,7 @@ def main() -> None:
         count = generate_store(store, keys, args.n)
         print(f"generated {count} attestations in {time.perf_counter() - started:.1f} s ({os.cpu_count()} CPUs)")
         index = str(work / "index.sqlite")
+        print(f"reference, same run: {_floors(store, count)}")
 
         runs = [_cli(store, policy, "--no-index") for _ in range(args.repeat_cold)]
         print(f"cold, no index:       {runs[0][2]} attestations in {_spread(runs)}, {max(r[1] for r in runs):4.0f} MB")
@@ -245,6 +251,29 @@ def main() -> None:
         verdict = "OK" if best <= GOAL_MORE_S and max(r[1] for r in runs) < GOAL_MB else "SLOW"
         print(f"warm, {added} new:     {runs[0][2]} attestations in {_spread(runs)}, "
               f"{max(r[1] for r in runs):4.0f} MB (goal <= {GOAL_MORE_S:.0f} s) {verdict}")
+
+
+def _floors(store: Path, attestations: int) -> str:
+    """The reference tools' floors for ``store`` on this machine, in the same run (best of 3 each)."""
+    said = []
+    if shutil.which("find"):
+        runs = []
+        for _ in range(3):
+            started = time.perf_counter()
+            subprocess.run(["find", str(store / "sha256"), "-type", "f", "-printf", "%s %T@ %C@ %i %p\n"],
+                           stdout=subprocess.DEVNULL, check=True)
+            runs.append(time.perf_counter() - started)
+        said.append(f"find stats the store's files in {min(runs):.2f} s (a warm run's listing floor)")
+    if shutil.which("openssl"):
+        done = subprocess.run(["openssl", "speed", "-seconds", "1", "ecdsap256"], capture_output=True, text=True,
+                              check=False)
+        rates = [float(line.split()[-1]) for line in done.stdout.splitlines() if "nistp256" in line]
+        if rates:
+            cores = os.cpu_count() or 1
+            said.append(f"openssl verifies P-256 in {1e6 / rates[0]:.0f} us: {attestations} verifies take "
+                        f"{attestations / rates[0] / cores:.1f} s on {cores} cores (a cold run's floor, before "
+                        "reading, parsing and judging)")
+    return "; ".join(said) or "no reference tool (find, openssl) on this machine"
 
 
 def _copy_index(source: str, target: str) -> None:
