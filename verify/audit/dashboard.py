@@ -219,9 +219,10 @@ def _row(artifact: ArtifactHistory) -> dict[str, Any]:
             "r": sorted({printable(r.result) for r in artifact.releases})}
 
 
-def history(report: AuditReport) -> str:
-    """The searchable, paged history (newest first): a table the page's script fills from a JSON data island."""
-    rows = [_row(a) for a in newest_first(report.artifacts)]
+def history(ordered: Sequence[ArtifactHistory]) -> str:
+    """The searchable, paged history of the artefacts ``ordered`` newest first (:func:`newest_first`): a table the
+    page's script fills from a JSON data island."""
+    rows = [_row(a) for a in ordered]
     data = json.dumps({"page": PAGE_ROWS, "rows": rows}, separators=(",", ":"), ensure_ascii=False)
     data = data.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
     return ('<section class="panel" id="history"><h2>History</h2><div class="search">'

@@ -255,10 +255,17 @@ def _in_releases(artifact: ArtifactHistory) -> str:
     return f'<p class="releases">in release{"s" if len(artifact.releases) > 1 else ""} {names}</p>'
 
 
+#: The newest release manifests the page lists (an organisation's thousands are in the JSON report, and each
+#: artefact's releases are in the history's search).
+RELEASES = 100
+
+
 def _releases(releases: Sequence[ReleaseRecord]) -> str:
-    """The release manifests signed by a release signer: one row per component artefact."""
+    """The newest :data:`RELEASES` release manifests signed by a release signer (``releases`` oldest first, and so
+    shown): one row per component artefact."""
     if not releases:
         return ""
+    shown = releases[-RELEASES:]
     rows = "".join(
         "<tr>" + "".join([
             f'<td class="long">{_e(release.name)}</td>', f"<td>{_e(_day(release.created))}</td>",
@@ -266,11 +273,13 @@ def _releases(releases: Sequence[ReleaseRecord]) -> str:
             f'<td class="long">{_e(component.name)}</td>', f'<td class="long">{_e(name)}</td>',
             f'<td class="mono">{_sha_link(sha)}</td>', f'<td class="mono">{_e((component.commit or "-")[:12])}</td>',
             f'<td class="mono long">{_e(release.attestation)}</td>']) + "</tr>"
-        for release in releases for component in release.components for name, sha in component.artifacts)
+        for release in shown for component in release.components for name, sha in component.artifacts)
     head = "".join(f"<th>{h}</th>" for h in ("release", "created", "signed by", "component", "artefact",
                                               "sha256", "commit", "manifest"))
-    count = len(releases)
-    return (f'<section class="panel" id="releases"><h2>{count} release{"s" if count != 1 else ""}</h2>'
+    count, older = len(releases), len(releases) - len(shown)
+    note = (f'<p class="sub">the newest {len(shown)}; the {older} older are in the JSON report (--format json), and '
+            "the history above finds each artefact's releases</p>") if older else ""
+    return (f'<section class="panel" id="releases"><h2>{count} release{"s" if count != 1 else ""}</h2>{note}'
             f"<table><tr>{head}</tr>{rows}</table></section>")
 
 
@@ -337,9 +346,8 @@ def _footer(report: AuditReport) -> str:
 CARDS = 100
 
 
-def _cards(report: AuditReport) -> str:
-    """A card for each artefact with an anomaly and for the newest :data:`CARDS`, newest first."""
-    ordered = newest_first(report.artifacts)
+def _cards(ordered: Sequence[ArtifactHistory]) -> str:
+    """A card for each artefact with an anomaly and for the newest :data:`CARDS`, newest first (``ordered`` so)."""
     newest = {a.sha256 for a in ordered[:CARDS]}
     shown = [a for a in ordered if a.anomalies or a.sha256 in newest]
     if not shown:
@@ -353,6 +361,7 @@ def render_html(report: AuditReport, *, generated_at: datetime | None = None,
                 title: str = "attest audit") -> str:
     """The whole report as one HTML document (a string), loading nothing from anywhere: what runs where, the
     delivery figures, the anomalies, the searchable history, the releases, then the artefacts' paths."""
+    ordered = newest_first(report.artifacts)  # (each history read back from an index's text once, not per part)
     return "".join([
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">",
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
@@ -363,11 +372,11 @@ def render_html(report: AuditReport, *, generated_at: datetime | None = None,
         f"<title>{_e(title)}</title><style>{_CSS}{DASHBOARD_CSS}</style></head><body>",
         _header(report, title=title, generated_at=generated_at),
         '<input type="checkbox" id="only-anomalous" hidden>',
-        "<main>", running_map(report, _e), dora_tiles(report, _e), _anomalies(report.anomalies), history(report),
+        "<main>", running_map(report, _e), dora_tiles(report, _e), _anomalies(report.anomalies), history(ordered),
         _releases(report.releases),
         '<div class="toolbar"><h2 style="margin:0">Artefacts</h2>',
         '<label for="only-anomalous">show only artefacts with anomalies</label>', _LEGEND, "</div>",
-        _cards(report),
+        _cards(ordered),
         "</main>",
         _footer(report),
         "</body></html>\n",

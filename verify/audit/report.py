@@ -219,7 +219,7 @@ class StoredCopy:
         """The inverse of :meth:`to_dict`; ValueError for anything it would not have written."""
         what = "a stored copy"
         with _fields.reading(what):
-            d = _fields.an_object(data, ("uri", "sha256", "status"), what)
+            d = _fields.an_object(data, _COPY_KEYS, what)
             return cls(uri=_fields.a_value(d, "uri", what, str), sha256=_fields.a_value(d, "sha256", what, str, None),
                        status=cast(_CopyStatus, _fields.choice(d, "status", what, get_args(_CopyStatus))))
 
@@ -280,7 +280,7 @@ class StageHistory:
     def from_dict(cls, data: object) -> StageHistory:
         """The inverse of :meth:`to_dict`; ValueError for anything it would not have written."""
         with _fields.reading("a stage"):
-            d = _fields.an_object(data, ("stage", "status", "vsas", "approvals", "deployments"), "a stage")
+            d = _fields.an_object(data, _STAGE_KEYS, "a stage")
             what = f"stage {_fields.a_value(d, 'stage', 'a stage', str)!r}"
             status = _fields.choice(d, "status", what, get_args(StageStatus))
             return cls(stage=d["stage"], status=cast(StageStatus, status),
@@ -459,10 +459,15 @@ _ENDORSEMENT_KEYS: Mapping[_Kind, frozenset[str]] = {
     "deployment": frozenset({"status", "time", "environment", *_DEPLOYMENT_ABOUT, *_SIGNED}),
 }
 """The keys :meth:`Endorsement.to_dict` writes for each kind: no two kinds write the same set."""
-_BUILD_KEYS = ("name", "commit", "source", "ref", "builder", "startedOn", "finishedOn", "dirty", "invocationId",
-               "lockfiles", "signers", "attestation")
-_HISTORY_KEYS = ("sha256", "names", "commit", "source", "ref", "builder", "builtOn", "dirty", "builds", "stages",
-                 "reproductions", "signatures", "releases", "stored", "anomalies")
+_BUILD_KEYS = frozenset({"name", "commit", "source", "ref", "builder", "startedOn", "finishedOn", "dirty",
+                         "invocationId", "lockfiles", "signers", "attestation"})
+_HISTORY_KEYS = frozenset({"sha256", "names", "commit", "source", "ref", "builder", "builtOn", "dirty", "builds",
+                           "stages", "reproductions", "signatures", "releases", "stored", "anomalies"})
+_STAGE_KEYS = frozenset({"stage", "status", "vsas", "approvals", "deployments"})
+_COPY_KEYS = frozenset({"uri", "sha256", "status"})
+"""The keys each ``to_dict`` writes (sets: an object read back is compared with one at once)."""
+
+
 def _endorsements(data: dict[str, Any], key: str, what: str, kind: _Kind) -> tuple[Endorsement, ...]:
     """The endorsements under ``key``, each of ``kind``: one of another kind was filed in the wrong place."""
     found = tuple(Endorsement.from_dict(e) for e in _fields.a_value(data, key, what, list))
