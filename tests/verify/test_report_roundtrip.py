@@ -287,6 +287,10 @@ def _file_approval_as_vsa(document: dict[str, Any]) -> None:
     (_put("2024-05-01T10:00:00.5Z", "releases", 0, "time"), "is not a UTC time like"),
     (_put("2024-13-01T10:00:00Z", "reproductions", 0, "time"), "is not a UTC time like"),
     (_put("2024-5-1T10:00:00Z", "builds", 0, "startedOn"), "is not a UTC time like"),
+    (_put("2024-02-30T10:00:00Z", "builds", 0, "startedOn"), "is not a UTC time like"),  # the spelling, no day
+    (_put("2024-05-01T10:00:00z", "builds", 0, "startedOn"), "is not a UTC time like"),
+    (_put("2024-05-01T10:00:00Z\n", "builds", 0, "startedOn"), "is not a UTC time like"),
+    (_put("2024-05-01T24:00:00Z", "builds", 0, "startedOn"), "is not a UTC time like"),
     (_put(1714557600, "builds", 0, "startedOn"), "startedOn is an integer, not a string or null"),
     (_put("f" * 40, "commit"), f"has commit {'f' * 40!r}, but its first build says {'a' * 40!r}"),
     (_put(None, "builtOn"), "has builtOn None, but its first build says '2024-05-01T10:00:00Z'"),
