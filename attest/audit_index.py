@@ -137,8 +137,9 @@ class AuditIndex:
         self._stamps: dict[str, tuple[str, str]] = {}
         self.written = 0
         self.unkept: str | None = None
-        """Why this run's checks could not be kept (another audit held the index too long), once a write gave up:
-        nothing more is written, and the audit's report is whole all the same (it never reads what it writes)."""
+        """Why this run's checks could not be kept (another audit held the index too long, the disk is full), once a
+        write gave up: nothing more is written, and the audit's report is whole all the same (it never reads what it
+        writes)."""
         self.judged = 0
         """Artefacts judged in this audit (the others' judgements came from the index)."""
 
@@ -274,12 +275,18 @@ class AuditIndex:
         setup concerns any more (its files all gone, from every store audited under it) is dropped too (in every
         scope), and the hash of a stored artefact under the prefixes ``stores`` that was not listed (not in
         ``stored``), so that an index does not keep, and load on every run, the artefacts a store's retention has
-        removed. Then what no audit has used for a while goes (:meth:`_tidy`)."""
+        removed; and what no audit has used for a while (:meth:`_tidy`). A write that cannot be made keeps nothing
+        more (:attr:`unkept`): the report is made already."""
         if self.unkept is not None:
             return
-        self._tidy()
-        self._forget_stored(set(stored), tuple(stores))
-        seen_set, prefixes = set(seen), tuple(under)
+        try:
+            self._tidy()
+            self._forget_stored(set(stored), tuple(stores))
+            self._forget_files(set(seen), tuple(under))
+        except IndexUnwritable as e:
+            self.unkept = str(e)
+
+    def _forget_files(self, seen_set: set[str], prefixes: tuple[str, ...]) -> None:
         known = self._touches()
         gone = [uri for uri in known if uri.startswith(prefixes) and uri not in seen_set]
         if not gone:
@@ -290,7 +297,6 @@ class AuditIndex:
             still = {sha for _, touch in self._rows(self.SQL["touches"], (self.setup,)) for sha in touch.split()}
             if stale := sorted(about - still):
                 self._write([(self.SQL["drop_judged"], [(self.setup, sha) for sha in stale])])
-
 
     def _forget_stored(self, listed: set[str], stores: tuple[str, ...]) -> None:
         if not stores:

@@ -324,6 +324,27 @@ def test_an_index_another_audit_holds_too_long_refuses_at_the_start_and_costs_no
     with sqlite3.connect("index.sqlite") as db:  # and nothing of it kept
         assert db.execute("SELECT count(*) FROM facts").fetchone() == (3,)
 
+    # the lock taken after the checks were kept, while the files gone are forgotten: the report is whole too
+    monkeypatch.setattr(audit_index.SqliteIndex, "__init__", opened)
+    audit()  # (the fourth build kept)
+    forgetting = audit_index.SqliteIndex.forget
+
+    def taken_to_forget(index: audit_index.SqliteIndex, *args: Any, **kwargs: Any) -> None:
+        again.execute("BEGIN IMMEDIATE")
+        forgetting(index, *args, **kwargs)
+
+    monkeypatch.setattr(audit_index.SqliteIndex, "forget", taken_to_forget)
+    for file in sorted((tmp_path / "store" / "sha256").rglob("*.intoto.jsonl"))[:1]:
+        file.unlink()
+    again = sqlite3.connect("index.sqlite", isolation_level=None)
+    try:
+        code, err = audit()
+    finally:
+        again.execute("ROLLBACK")
+        again.close()
+    assert code == 0 and "this run's checks were not kept" in err, err
+    assert len(json.loads(Path("report.json").read_text())["artifacts"]) == 3
+
 
 def test_a_full_disk_keeps_the_index_as_it_was_and_costs_no_report(tmp_path: Path, keys: dict[str, KeyPair],
                                                                    monkeypatch: pytest.MonkeyPatch,
