@@ -536,6 +536,10 @@ class PostgresIndex(AuditIndex):
         except psycopg.Error as e:
             raise RemoteError(f"cannot reach the audit index {self.path}: {_first_line(e)}; check the server and "
                               "its credentials (PGPASSWORD, ~/.pgpass), or use --no-index") from e
+        # a lock another session holds (a concurrent audit's write, a transaction left open) is waited for as long
+        # as SQLite's, not for ever
+        self._guard(lambda: self._db.execute("SELECT set_config('lock_timeout', %s, false)",
+                                             (f"{int(BUSY_SECONDS * 1000)}ms",)))
         self._guard(self._make_schema)
 
     def _make_schema(self) -> None:
@@ -558,11 +562,19 @@ class PostgresIndex(AuditIndex):
                 self._db.execute("INSERT INTO attest_audit_meta VALUES ('format', %s)", (str(INDEX_FORMAT),))
             self._db.execute(self.SQL["use"], (self.setup, self.scope, _now()))
 
-    def _guard(self, work: Callable[[], _T]) -> _T:
-        """``work()``, a lost server (or one that refuses) said in one sentence."""
+    def _guard(self, work: Callable[[], _T], *, writing: bool = False) -> _T:
+        """``work()``, a lost server (or one that refuses) said in one sentence; a lock another session held past
+        :data:`BUSY_SECONDS` refuses an audit not begun, and keeps nothing more of one ``writing`` its checks
+        (:class:`IndexUnwritable`)."""
         psycopg = self._psycopg
         try:
             return work()
+        except psycopg.errors.LockNotAvailable as e:
+            why = f"the audit index {self.path} stayed locked by another session for {BUSY_SECONDS} s"
+            if writing:
+                raise IndexUnwritable(f"{why}; this run's checks were not kept (its report is whole): run it again to "
+                                      "keep them") from e
+            raise ConfigError(f"{why}; wait for it, or give --index another database") from e
         except psycopg.OperationalError as e:
             raise RemoteError(f"the audit index {self.path} went away or refused the audit ({_first_line(e)}); "
                               "no report was made from part of it: run the audit again, or use --no-index") from e
@@ -582,7 +594,7 @@ class PostgresIndex(AuditIndex):
                 for sql, rows in statements:
                     if rows:
                         cursor.executemany(sql, rows)
-        self._guard(write)
+        self._guard(write, writing=True)
 
     def close(self) -> None:
         with contextlib.suppress(Exception):

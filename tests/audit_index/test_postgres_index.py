@@ -152,6 +152,40 @@ def test_what_no_audit_used_for_a_month_is_dropped(tmp_path: Path, keys: dict[st
             assert db.execute(f"SELECT count(DISTINCT setup) FROM attest_audit_{table}").fetchone() == (1,), table
 
 
+def test_a_table_another_session_holds_too_long_costs_no_report(
+        tmp_path: Path, keys: dict[str, KeyPair], database: str, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A transaction left open elsewhere holding the facts table: the audit's writes wait BUSY_SECONDS, not for
+    ever, then keep nothing more of the run, whose report is written whole with a warning."""
+    import psycopg
+
+    import attest.audit_index as audit_index
+    from attest.cli import main
+
+    _world(tmp_path, keys, builds=2)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(audit_index, "BUSY_SECONDS", 1)
+    argv = ["audit", "store", "--policy", "policy.yaml", "--index", database, "--format", "json", "-o", "report.json"]
+    with pytest.raises(SystemExit):
+        main(argv)  # the tables made, the history kept
+    capsys.readouterr()
+    f.publish(tmp_path / "store", f.provenance(keys["dev"].private, subjects={APP: b"v9"}, commit="9" * 40))
+    holder = psycopg.connect(database)  # a transaction stays open until rolled back
+    holder.execute("LOCK TABLE attest_audit_facts IN EXCLUSIVE MODE")  # (reads go on; writes wait)
+    try:
+        with pytest.raises(SystemExit) as ran:
+            main(argv)
+    finally:
+        holder.rollback()
+        holder.close()
+    err = capsys.readouterr().err
+    assert ran.value.code == 1 and "stayed locked by another session for 1 s" in err, err  # (1: the forged build)
+    assert "this run's checks were not kept" in err and "Traceback" not in err
+    assert len(json.loads(Path("report.json").read_text())["artifacts"]) == 4  # whole: v0, v1, forged, v9
+    with psycopg.connect(database) as db:
+        assert db.execute("SELECT count(*) FROM attest_audit_facts").fetchone() == (3,)  # v9's not kept
+
+
 def test_a_server_that_is_not_there_or_goes_away_mid_run_is_exit_4_and_no_report(
         tmp_path: Path, keys: dict[str, KeyPair], attest: AttestRunner, database: str,
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
