@@ -231,8 +231,7 @@ class AuditIndex:
             return None
         if self._known_facts is None:
             self._kept()
-        found = self._stamps.get(uri)
-        return found[1] if found is not None and found[0] == stamp else None
+        return _at_stamp(self._stamps.get(uri), stamp)
 
     def scan(self, uri: str, stamp: str | None, digest: str) -> None:
         """The file at ``uri`` held bytes of sha256 ``digest`` when it had ``stamp``: kept with its row."""
@@ -243,10 +242,13 @@ class AuditIndex:
         """The sha256 of the stored artefact at ``uri`` when it had ``stamp``."""
         if stamp is None:
             return None
+        return _at_stamp(self._stored_hashes().get(uri), stamp)
+
+    def _stored_hashes(self) -> dict[str, tuple[str, str]]:
+        """The stamp and sha256 of every stored artefact the index has hashed, loaded once."""
         if self._known_stored is None:
             self._known_stored = {u: (s, h) for u, s, h in self._rows(self.SQL["stored"])}
-        found = self._known_stored.get(uri)
-        return found[1] if found is not None and found[0] == stamp else None
+        return self._known_stored
 
     def hash(self, uri: str, stamp: str | None, sha256: str) -> None:
         if stamp is not None:
@@ -301,9 +303,7 @@ class AuditIndex:
     def _forget_stored(self, listed: set[str], stores: tuple[str, ...]) -> None:
         if not stores:
             return
-        known = self._known_stored if self._known_stored is not None else {
-            u: (s, h) for u, s, h in self._rows(self.SQL["stored"])}
-        if gone := [(uri,) for uri in known if uri.startswith(stores) and uri not in listed]:
+        if gone := [(uri,) for uri in self._stored_hashes() if uri.startswith(stores) and uri not in listed]:
             self._write([(self.SQL["drop_stored"], gone)])
 
     def _tidy(self) -> None:
@@ -313,6 +313,11 @@ class AuditIndex:
         if self._rows(self.SQL["stale"], (cutoff,)):
             self._write([(self.SQL["drop_stale"], [(cutoff,)]), (self.SQL["drop_unused_judged"], [()]),
                          (self.SQL["drop_unused_facts"], [()])])
+
+
+def _at_stamp(found: tuple[str, str] | None, stamp: str) -> str | None:
+    """The digest of ``found`` (stamp, digest) if it was taken at ``stamp``."""
+    return found[1] if found is not None and found[0] == stamp else None
 
 
 def _now(days: int = 0) -> str:
@@ -460,10 +465,16 @@ def _failure(path: Path, error: sqlite3.DatabaseError, *, writing: bool) -> Exce
         advice = "give --index another path, or --no-index"
     else:
         return IndexBroken(f"the audit index {path} is not a usable database ({error})")
+    return _refusal(f"the audit index {path} {why}", writing=writing, advice=advice)
+
+
+def _refusal(problem: str, *, writing: bool, advice: str) -> ConfigError:
+    """A sound index that cannot be used now (``problem``): an audit not begun is refused (saying ``advice``); one
+    ``writing`` once its checks are done keeps nothing more (:class:`IndexUnwritable`), its report whole."""
     if writing:
-        return IndexUnwritable(f"the audit index {path} {why}; this run's checks were not kept (its report is "
-                               "whole): run it again to keep them")
-    return ConfigError(f"the audit index {path} {why}; {advice}")
+        return IndexUnwritable(f"{problem}; this run's checks were not kept (its report is whole): run it again to "
+                               "keep them")
+    return ConfigError(f"{problem}; {advice}")
 
 
 # --- PostgreSQL: an index a team shares ----------------------------------------------------------------------
@@ -570,11 +581,8 @@ class PostgresIndex(AuditIndex):
         try:
             return work()
         except psycopg.errors.LockNotAvailable as e:
-            why = f"the audit index {self.path} stayed locked by another session for {BUSY_SECONDS} s"
-            if writing:
-                raise IndexUnwritable(f"{why}; this run's checks were not kept (its report is whole): run it again to "
-                                      "keep them") from e
-            raise ConfigError(f"{why}; wait for it, or give --index another database") from e
+            raise _refusal(f"the audit index {self.path} stayed locked by another session for {BUSY_SECONDS} s",
+                           writing=writing, advice="wait for it, or give --index another database") from e
         except psycopg.OperationalError as e:
             raise RemoteError(f"the audit index {self.path} went away or refused the audit ({_first_line(e)}); "
                               "no report was made from part of it: run the audit again, or use --no-index") from e

@@ -285,6 +285,12 @@ def _open_index(path: Path | str, policy: Policy, setup: Any, sources: Sequence[
     return PostgresIndex(path, digest, scope) if isinstance(path, str) else SqliteIndex(path, digest, scope)
 
 
+def _prefix(source: str) -> str:
+    """The index's name of a folder, store or prefix among the sources, ending in ``/``: what its files' names begin
+    with."""
+    return _key(source).rstrip("/") + "/"
+
+
 def _key(uri: str, cwd: str | None = None) -> str:
     """An index's name for a file: a local path made absolute (the same file, whatever the current folder);
     ``cwd`` the current folder, when the caller has it already (one getcwd per audit, not per file)."""
@@ -410,14 +416,15 @@ class _Reader:
             store = self._store(source)
             if store is None:
                 continue
-            self.stores.append(_key(source).rstrip("/") + "/")
+            self.stores.append(_prefix(source))
             for uri, claimed, opener, stamp in store.listed_artifacts():
-                self.seen_stored.append(self.key(uri))
-                known = self._index.hashed(self.key(uri), stamp) if self._index is not None else None
+                key = self.key(uri)
+                self.seen_stored.append(key)
+                known = self._index.hashed(key, stamp) if self._index is not None else None
                 found = known if known is not None else _sha256(uri, opener)
                 if self._index is not None and known is None and isinstance(found, str) and \
                         _settled(stamp, self._settled_before):
-                    self._index.hash(self.key(uri), stamp, found)
+                    self._index.hash(key, stamp, found)
                 yield uri, claimed, found
                 if progress is not None:
                     progress(1)
@@ -430,13 +437,13 @@ class _Reader:
         index = self._index
         store = self._store(source)
         if store is not None:
-            self.prefixes.append(_key(source).rstrip("/") + "/")
+            self.prefixes.append(_prefix(source))
             listing: Iterator[tuple[str, str | None, Callable[[], bytes | EvidenceRejected]]] = \
                 store.listed_attestations()
         else:
             path = Path(source)
             if _is_folder(path):
-                self.prefixes.append(_key(str(path)).rstrip("/") + "/")
+                self.prefixes.append(_prefix(str(path)))
             listing = ((str(file), file_stamp(file) if unlisted is None else None, _reader(unlisted, file, named))
                        for file, unlisted, named in self._unread(source))
         for uri, stamp, read in listing:
