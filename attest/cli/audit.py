@@ -212,8 +212,8 @@ def _audit(sources: Sequence[str], policy: Policy, trusted_root: Path | None, in
            ) -> tuple[AuditReport, dict[str, object] | None]:
     """The audit, with the index at ``index_path`` (None: none); an index found broken on the way is moved aside
     and the audit run again with a new one, so that no report rests on part of a broken index. An ``optional``
-    index (the default one, not named by the user) that cannot be used is done without, saying so: without an
-    index every file is checked, so nothing is weakened."""
+    index (the default one, not named by the user) that cannot be used, or that breaks again once made anew, is
+    done without, saying so: without an index every file is checked, so nothing is weakened."""
     from attest.audit_index import IndexBroken, move_aside
 
     try:
@@ -224,14 +224,25 @@ def _audit(sources: Sequence[str], policy: Policy, trusted_root: Path | None, in
         try:
             aside = move_aside(index_path)
         except OSError as moving:
-            raise ConfigError(f"{e}, and it cannot be moved aside ({moving.strerror or moving}); remove it, or give "
-                              "--index another path, or --no-index") from moving
-        click.echo(f"attest: warning: {e}; moved it to {aside} and auditing again with a new index", err=True)
-    try:
-        return _audit_once(sources, policy, trusted_root, index_path, reverify=reverify, dora=dora,
-                           optional=optional)
-    except IndexBroken as e:
-        raise ConfigError(f"{e}, again with a new index; give --index a path on a sound disk, or --no-index") from e
+            _without_index(f"{e}, and it cannot be moved aside ({moving.strerror or moving})", "remove it, or give "
+                           "--index another path, or --no-index", optional=optional, cause=moving)
+        else:
+            click.echo(f"attest: warning: {e}; moved it to {aside} and auditing again with a new index", err=True)
+            try:
+                return _audit_once(sources, policy, trusted_root, index_path, reverify=reverify, dora=dora,
+                                   optional=optional)
+            except IndexBroken as again:
+                _without_index(f"{again}, again with a new index", "give --index a path on a sound disk, or "
+                               "--no-index", optional=optional, cause=again)
+    return _audit_once(sources, policy, trusted_root, None, reverify=reverify, dora=dora)
+
+
+def _without_index(problem: str, remedy: str, *, optional: bool, cause: BaseException) -> None:
+    """An index that cannot be used: the user's own is a ConfigError (exit 3: ``problem``; ``remedy``), the default
+    one a warning (the audit goes on without an index, checking every file)."""
+    if not optional:
+        raise ConfigError(f"{problem}; {remedy}") from cause
+    click.echo(f"attest: warning: {problem}; this audit checks every file, without an index", err=True)
 
 
 def _audit_once(sources: Sequence[str], policy: Policy, trusted_root: Path | None, index_path: Path | str | None, *,

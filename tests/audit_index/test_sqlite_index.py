@@ -401,6 +401,33 @@ def test_an_index_broken_again_once_rebuilt_is_a_sentence(tmp_path: Path, keys: 
     assert len(list(tmp_path.glob("index.sqlite.broken-*"))) == 1
 
 
+def test_the_default_index_broken_again_once_rebuilt_is_done_without(tmp_path: Path, keys: dict[str, KeyPair],
+                                                                     monkeypatch: pytest.MonkeyPatch,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """The default index (no --index given) that breaks again once made anew is done without, as one that cannot
+    be opened is: two warnings, then the whole report, every file checked (nothing is weakened without an index)."""
+    import attest.audit_index as audit_index
+    from attest.cli import main
+
+    write_builds_policy(tmp_path, keys)
+    publish_builds(tmp_path / "store", keys, 2)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+    def unreadable(index: audit_index.SqliteIndex, *args: Any) -> list[tuple[object, ...]]:
+        raise audit_index.IndexBroken(f"the audit index {index.file} cannot be read (disk I/O error)")
+
+    monkeypatch.setattr(audit_index.SqliteIndex, "_raw", unreadable)
+    with pytest.raises(SystemExit) as ran:
+        main(["audit", "store", "--policy", "policy.yaml", "--format", "json", "-o", "report.json"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert ran.value.code == 0 and len(err) == 2 and "moved it to" in err[0], err
+    assert err[1].endswith("again with a new index; this audit checks every file, without an index"), err
+    report = json.loads(Path("report.json").read_text())
+    assert report["summary"]["attestations"] == 2 and len(report["artifacts"]) == 2, report["summary"]
+    assert len(list((tmp_path / "cache" / "attest").glob("audit-index.sqlite.broken-*"))) == 1
+
+
 def test_a_stored_artefact_replaced_after_it_was_indexed_is_found(tmp_path: Path, keys: dict[str, KeyPair],
                                                                   attest: AttestRunner) -> None:
     from attest.stores.local import LocalStore
