@@ -3,13 +3,15 @@
 #   make demo-path  two stacks dev -> stg -> prd in order, status, hotfix, rollback (docs/path.md, run as written)
 #   make demo-oci   an image: pack, build + push to a local registry, stg verify + VSA, promote to a second
 #                   registry, prd verify there, a plain skopeo copy refused (docs/containers.md, run as written)
+#   make demo-audit a year of history audited offline: anomalies, what runs where, DORA figures, the page, the
+#                   index, a forged record found (docs/audit.md, run as written)
 #   make test   set up .venv and run the test suite
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo demo-path demo-oci demo-aws test lint bench fuzz clean venv
+.PHONY: demo demo-path demo-oci demo-audit demo-aws test lint bench fuzz clean venv
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +29,9 @@ demo-path: $(STAMP)
 
 demo-oci: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python demo/guide.py docs/containers.md
+
+demo-audit: $(STAMP)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python demo/guide.py docs/audit.md
 
 demo-aws: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python demo/demo_aws.py
@@ -65,4 +70,4 @@ fuzz: $(STAMP)
 	done
 
 clean:
-	rm -rf $(VENV) demo-out demo-out-path demo-out-containers .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) demo-out demo-out-path demo-out-containers demo-out-audit .pytest_cache .mypy_cache .ruff_cache

@@ -2,8 +2,9 @@
 
     python demo/guide.py docs/path.md [--out DIR]
 
-``make demo-path`` runs docs/path.md this way (into ./demo-out-path), and so does its test: the guide's
-commands are the demo, and a command in the guide that stops working fails both. Each block is echoed
+``make demo-path`` runs docs/path.md this way (into ./demo-out-path), ``make demo-audit`` docs/audit.md, and so do
+their tests: the guide's commands are the demo, and a command in the guide that stops working fails both. The
+repository is on the guide's PYTHONPATH, for its helpers (``python -m demo.history``). Each block is echoed
 before it runs; the first command that fails stops the run (``set -euo pipefail``), as in a pipeline.
 """
 
@@ -51,6 +52,9 @@ def main() -> int:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("CODEBUILD_", "GITHUB_", "GITLAB_", "CI_", "ATTEST_"))}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    # the repository on the path: a guide may run its helpers (python -m demo.history)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parent.parent),
+                                                      env.get("PYTHONPATH")]))
     return subprocess.run(["bash", "-c", script(args.page)], cwd=out, env=env, check=False).returncode
 
 

@@ -1,7 +1,7 @@
 """`make demo`, `make demo-aws` and `make demo-path` are the first thing a new user runs: they must work end to end.
 
 `make demo-path` is docs/path.md itself: every ```sh block of the guide, run in order (demo/guide.py), so a
-command in the guide that stops working fails here.
+command in the guide that stops working fails here; `make demo-audit` is docs/audit.md, the same way.
 """
 
 from __future__ import annotations
@@ -74,6 +74,33 @@ def test_demo_path_runs_the_guide(tmp_path: Path) -> None:
     assert "rollback     app ran in prd (release 2026.12.1)" in out
     # the offline audit of the whole history: clean, with the hotfix and the rollback listed
     assert "1 hotfix(s):" in out and "1 rollback(s):" in out and "no anomalies" in out
+
+
+def test_demo_audit_runs_the_guide(tmp_path: Path) -> None:
+    """docs/audit.md, run as written: a year of history (demo/history.py) audited offline finds the two anomalies
+    the history holds, answers what runs where and the DORA figures the history's weeks give, writes the page, is
+    answered from its index the second time, and finds a failed deployment rewritten as a success."""
+    env = {**_env(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "cache")}  # the default index, not the user's
+    done = subprocess.run([sys.executable, str(ROOT / "demo" / "guide.py"), str(ROOT / "docs" / "audit.md"),
+                           "--out", str(tmp_path / "out")], env=env, capture_output=True, text=True, timeout=600,
+                          check=False)
+    out, err = done.stdout, done.stderr
+    assert done.returncode == 0, out[-3000:] + err[-3000:]
+    assert "Traceback" not in err
+    assert "exit 1: the audit found anomalies" in out
+    assert "audit found 2 anomalies (skipped-stage, untrusted-signer) in 66 artefact(s)" in err
+    assert "skipped-stage ['dist/app.zip'] built from refs/heads/quick-fix" in out  # the branch nobody reviews
+    # app ships weekly: 51 of its 52 releases reached prd, and one rollback; 3 deployments went wrong (two failed,
+    # one rolled back), and each was restored
+    assert "app in prd: 52 deployments," in out and "change failure rate 6%," in out, out[-2000:]
+    report = json.loads((tmp_path / "out" / "audit-dora.json").read_text())
+    app = report["dora"]["components"]["app"]["prd"]
+    assert (app["changeFailureRate"]["failures"], app["timeToRestore"]["incidents"]) == (3, 3), app
+    assert app["leadTime"]["changes"] == 51 and app["leadTime"]["medianSeconds"] > 0, app["leadTime"]
+    assert {c: set(e) for c, e in report["running"].items()} == {"app": {"stg", "prd"}, "infra": {"stg", "prd"}}
+    assert (tmp_path / "out" / "audit.html").stat().st_size > 10_000
+    assert "434 attestation file(s) answered from it, 0 checked, 0 artefact(s) judged" in err
+    assert "bad-signature" in out and "names the pinned key of prd-deployer but its signature does not verify" in out
 
 
 def test_demo_oci_runs_the_containers_guide(tmp_path: Path) -> None:
