@@ -12,8 +12,9 @@ Two stacks, infra and app (app needs infra): app is built every week, infra ever
 through stg (deployed, then verified), then prd (verified, requiring stg's VSA, then deployed). On the way, what
 happens to teams: a prd deployment that fails and is fixed the same day, one that is rolled back to the release
 before, and one that fails and waits a week for the next release. And what an audit is for: an app built from a
-branch nobody reviews and verified for prd without stg (``skipped-stage``), and a deployment record in the store
-signed by a key the policy does not know (``untrusted-signer``).
+branch nobody reviews and verified for prd without stg (``disallowed-source`` and ``skipped-stage`` under the
+guide's policy), and a deployment record in the store signed by a key the policy does not know
+(``untrusted-signer``).
 """
 
 from __future__ import annotations

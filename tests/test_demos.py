@@ -77,8 +77,8 @@ def test_demo_path_runs_the_guide(tmp_path: Path) -> None:
 
 
 def test_demo_audit_runs_the_guide(tmp_path: Path) -> None:
-    """docs/audit.md, run as written: a year of history (demo/history.py) audited offline finds the two anomalies
-    the history holds, answers what runs where and the DORA figures the history's weeks give, writes the page, is
+    """docs/audit.md, run as written: a year of history (demo/history.py) audited offline finds the anomalies the
+    history holds, answers what runs where and the DORA figures the history's weeks give, writes the page, is
     answered from its index the second time, and finds a failed deployment rewritten as a success."""
     env = {**_env(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "cache")}  # the default index, not the user's
     done = subprocess.run([sys.executable, str(ROOT / "demo" / "guide.py"), str(ROOT / "docs" / "audit.md"),
@@ -88,8 +88,9 @@ def test_demo_audit_runs_the_guide(tmp_path: Path) -> None:
     assert done.returncode == 0, out[-3000:] + err[-3000:]
     assert "Traceback" not in err
     assert "exit 1: the audit found anomalies" in out
-    assert "audit found 2 anomalies (skipped-stage, untrusted-signer) in 66 artefact(s)" in err
-    assert "skipped-stage ['dist/app.zip'] built from refs/heads/quick-fix" in out  # the branch nobody reviews
+    assert "audit found 3 anomalies (disallowed-source, skipped-stage, untrusted-signer) in 66 artefact(s)" in err
+    for kind in ("disallowed-source", "skipped-stage"):  # a build of a branch nobody reviews, verified for prd only
+        assert f"{kind} ['dist/app.zip'] built from refs/heads/quick-fix" in out, out[-3000:]
     # app ships weekly: 51 of its 52 releases reached prd, and one rollback; 3 deployments went wrong (two failed,
     # one rolled back), and each was restored
     assert "app in prd: 52 deployments," in out and "change failure rate 6%," in out, out[-2000:]
