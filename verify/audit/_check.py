@@ -49,8 +49,11 @@ if TYPE_CHECKING:
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _PROVENANCE_TYPES = (PROVENANCE_V1, PROVENANCE_V02)
-#: Files per unit of work sent to a worker process, and bytes at most.
-BATCH_FILES = 64
+#: Files per unit of work sent to a worker process, and bytes at most (:data:`_BATCH_BYTES`). Each batch costs this
+#: process a submission and a result through the pool's threads and pipes: at 64 files a batch, 100,000 files were
+#: 1,563 of them and about 0.8 CPU-s more than at 512 (a cold audit 15.4 s against 14.6 s, the mean of three runs
+#: each); a worker takes about 0.1 s over 512 files, so progress is still shown often and the last batch is short.
+BATCH_FILES = 512
 #: Files an audit that chooses its own workers checks in its own process before it starts worker processes: about
 #: 0.3 s of checking, less than starting two workers costs (a warm audit's increment is often fewer).
 INLINE_FILES = 2048
