@@ -310,6 +310,12 @@ def _key(uri: str, cwd: str | None = None) -> str:
     return os.path.normpath(os.path.join(cwd or os.getcwd(), uri))
 
 
+#: Names :class:`_Keys` keeps, twice over: the last ones made, and those made before them. A file is named when it is
+#: listed and again when its facts come back from a worker, a few batches later (up to about 3,000 files): with one
+#: generation, emptied when full, most of those came back after it was emptied, and were made again.
+_KEYS_KEPT = 8192
+
+
 class _Keys:
     """:func:`_key` of every file of an audit, each folder's part made once (a store has a folder per artefact, and
     the audit names each file two or three times)."""
@@ -318,12 +324,13 @@ class _Keys:
         self.cwd = os.getcwd()
         self._folders: dict[str, str] = {}
         self._made: dict[str, str] = {}
+        self._older: dict[str, str] = {}
 
     def __call__(self, uri: str) -> str:
-        made = self._made.get(uri)
+        made = self._made.get(uri) or self._older.get(uri)
         if made is None:
-            if len(self._made) > 4096:  # a file is named again soon after it is listed, or never
-                self._made.clear()
+            if len(self._made) >= _KEYS_KEPT:  # a file is named again soon after it is listed, or never
+                self._older, self._made = self._made, {}
             made = self._made[uri] = self._make(uri)
         return made
 
@@ -523,7 +530,7 @@ def _settled(stamp: str | None, before: int) -> bool:
     if stamp is None:
         return False
     parts = stamp.split(":")
-    if len(parts) != 4 or not all(p.isdigit() for p in parts):
+    if len(parts) != 4 or not all(map(str.isdigit, parts)):
         return True  # ETag:size
     return max(int(parts[1]), int(parts[2])) < before
 
