@@ -101,8 +101,7 @@ def prepare(policy: Policy | None, flags: GateFlags) -> Gate:
         raise RequestError("--release verifies every component of a manifest; --lockfile applies to one artefact, "
                            "verify each component on its own for it")
     level = requested_build_level(asked.verified_levels)
-    if flags.release and policy is not None and policy.components and (
-            asked.source_uri or asked.source_branch or asked.builder_id):
+    if policy is not None and policy.components and (asked.source_uri or asked.source_branch or asked.builder_id):
         raise RequestError("the policy's components give each component its own source and builders; "
                            "--source-uri, --source-branch and --builder-id would apply to all of them: put the rule "
                            "in the policy's components instead")

@@ -47,6 +47,8 @@ class SourceRule:
     uri: str | None = None
     """The repository as the policy or the flag spells it (for messages)."""
     branches: tuple[str, ...] = ()
+    required: bool = False
+    """A repository must be named, and ``uri`` names none: no build passes (:func:`verify.rules.rules_for_build`)."""
     repository: str | None = field(init=False, default=None, repr=False, compare=False)
     """``uri`` normalised (``host/path``): what the rules compare."""
 
@@ -173,9 +175,12 @@ class Policy:
 
     def for_component(self, name: str) -> Policy:
         """The policy a release's component ``name`` is verified under: ``provenance`` with the rules
-        ``components.NAME`` gives in place of its own; unchanged for a component the policy does not name."""
+        ``components.NAME`` gives in place of its own (as it is, for a component the policy does not name), and no
+        ``components`` left: the release has said which component its builds are, and they are judged so
+        (:func:`verify.rules.rules_for_build`)."""
         rules = self.components.get(name)
-        return self if rules is None else replace(self, provenance=rules.apply(self.provenance))
+        return replace(self, provenance=self.provenance if rules is None else rules.apply(self.provenance),
+                       components={})
 
     def holder(self, names: Sequence[str], key: PublicKey) -> Identity | None:
         """The first identity among ``names`` that ``key`` is a key of (usable now or not): who a signer of an

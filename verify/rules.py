@@ -13,15 +13,22 @@ only if every place satisfies it; a "dirty" flag that is anything but absent or 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from typing import Any
 
 from verify.buildtypes import check_parameters, known_build_type
 from verify.formats.statement import Provenance
 from verify.formats.uris import branch_of, normalize_repo
-from verify.policy import ProvenanceRules
+from verify.policy import Policy, ProvenanceRules, SourceRule
 
-__all__ = ["UNCHECKED", "RuleResult", "evaluate_provenance", "provenance_demands"]
+__all__ = ["UNCHECKED", "UNPINNED_SOURCE", "RuleResult", "components_for_build", "evaluate_provenance", "judge_build",
+           "provenance_demands", "rules_for_build", "unpinned_source"]
+
+#: Why a build is refused whose repository the policy does not pin (:func:`unpinned_source`).
+UNPINNED_SOURCE = ("the policy names no source repository for a build outside a release from this repository (its "
+                   "components name theirs, provenance none); add provenance.source, or verify the release that "
+                   "binds this build to a component")
 
 
 @dataclass(frozen=True)
@@ -80,9 +87,47 @@ def evaluate_provenance(prov: Provenance, rules: ProvenanceRules) -> list[RuleRe
     return [result for check in checks if (result := check(prov, rules)) is not None]
 
 
+def components_for_build(policy: Policy, source_uris: Iterable[str]) -> tuple[str, ...]:
+    """The components (by name, in order) whose ``source`` is a repository a build names: the rules a build that no
+    release binds to a component is judged by (:func:`rules_for_build`)."""
+    named = {found for uri in source_uris if (found := _normalized(uri)) is not None}
+    return tuple(name for name, rules in sorted(policy.components.items())
+                 if rules.source is not None and rules.source.repository in named)
+
+
+def unpinned_source(policy: Policy) -> bool:
+    """Whether the policy's components name their repositories and ``provenance`` none: a build from any other
+    repository is then refused, never taken from anywhere (fail closed: the policy pins repositories)."""
+    return policy.provenance.source.uri is None and any(r.source is not None for r in policy.components.values())
+
+
+def rules_for_build(policy: Policy, source_uris: Iterable[str]) -> tuple[ProvenanceRules, ...]:
+    """The rules a build is judged by when no release binds it to a component (``attest verify`` of one artefact;
+    in ``attest audit``, a provenance no trusted manifest among the sources binds): those of each component whose
+    repository built it (the build passes if it passes any of them), else ``provenance``'s, which refuse every
+    build when they name no repository while the components name theirs (:func:`unpinned_source`). A policy from
+    :meth:`verify.policy.Policy.for_component` has no components left: its rules are the component's."""
+    names = components_for_build(policy, source_uris)
+    if names:
+        return tuple(policy.components[name].apply(policy.provenance) for name in names)
+    if unpinned_source(policy):
+        return (replace(policy.provenance, source=SourceRule(required=True)),)
+    return (policy.provenance,)
+
+
+def judge_build(prov: Provenance, policy: Policy) -> list[RuleResult]:
+    """:func:`evaluate_provenance` under :func:`rules_for_build`: the results under the first rules the build
+    passes, else under the first rules."""
+    results = [evaluate_provenance(prov, rules) for rules in rules_for_build(policy, prov.source_uris)]
+    return next((r for r in results if all(result.passed for result in r)), results[0])
+
+
 def _source(prov: Provenance, rules: ProvenanceRules) -> RuleResult | None:
     """The source repository, in every place the provenance names one, is the policy's."""
     expected = rules.source.repository
+    if expected is None and rules.source.required:
+        return RuleResult("source", False, None, next(iter(prov.source_uris), None), UNPINNED_SOURCE,
+                          "disallowed-source")
     if expected is None:
         return None
     # one repository spelt two ways (a dependency's git+URL and a parameter's URL) is one repository

@@ -7,7 +7,7 @@ Each piece of evidence is evaluated on its own, each step a call that raises or 
   (3) statement  payloadType in-toto, Statement v1 (or v0.1), the expected predicate type
   (4) subject    one subject is this artefact (:func:`verify.matching.subject_matches`, the run's one
                  digest set)
-  (5) rules      :func:`verify.rules.evaluate_provenance`: stops at the first rule that fails
+  (5) rules      :func:`verify.rules.judge_build`: stops at the first rule that fails
 
 A message-signature bundle (a plain signed artefact, no statement) stops after (2), whose signature
 covers the artefact's sha256: it passes only when no rule needs a provenance.
@@ -50,7 +50,7 @@ from verify.formats.statement import (
 )
 from verify.matching import accepted_algorithms, matching_subject
 from verify.policy import Policy
-from verify.rules import UNCHECKED, evaluate_provenance, provenance_demands
+from verify.rules import UNCHECKED, judge_build, provenance_demands
 from verify.signers import TrustRun, find_signers
 from verify.sigstore.verifier import BundleVerifier
 from verify.trust import Identity
@@ -353,7 +353,7 @@ def _rules_step(evidence: Evidence, statement: Statement, policy: Policy, checks
             checks.ok("provenance", "not interpreted (no provenance rule reads it)", f"unreadable: {e}")
             return None
         raise checks.fail(type(e), f"{evidence.source}: {e}", "provenance", "a SLSA provenance", "unreadable") from e
-    for result in evaluate_provenance(prov, rules):
+    for result in judge_build(prov, policy):
         if not result.passed:
             raise checks.fail(PolicyViolation, f"{evidence.source}: {result.message}", result.rule, result.expected,
                               result.found)

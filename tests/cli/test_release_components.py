@@ -33,15 +33,15 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, KeyPair]:
     return root, dev
 
 
-def policy(root: Path, dev: KeyPair, components: str = "") -> str:
+def policy(root: Path, dev: KeyPair, components: str = "", *,
+           source: str = "  source: {uri: github.com/acme/app, branches: [main]}\n") -> str:
     (root / "policy.yaml").write_text(f"""\
 version: 1
 identities:
   dev-build: {{keys: ["{dev.public}"]}}
 provenance:
   signed-by: [dev-build]
-  source: {{uri: github.com/acme/app, branches: [main]}}
-releases: {{signed-by: [dev-build]}}
+{source}releases: {{signed-by: [dev-build]}}
 {components}""")
     return "policy.yaml"
 
@@ -120,12 +120,68 @@ def test_the_audit_judges_each_provenance_by_the_rules_of_the_component_a_releas
         report = json.loads(ran.out)
         return {a["message"] for a in report["anomalies"] if a["kind"] == "disallowed-source"}
 
-    # the store alone: nothing says infra's provenance is infra's, so provenance's rule (acme/app) applies
-    alone = disallowed("store")
-    assert alone and all("acme/infra" in m for m in alone), alone
+    # the store alone: no release says infra's provenance is infra's, so it is judged as attest verify judges one
+    # artefact, by the component its repository builds: infra's rule, which it passes
+    assert disallowed("store") == set()
     # with the release that binds it to infra, infra's own rule applies, and app's provenance keeps provenance's
     assert disallowed("store", "release.intoto.jsonl") == set()
-    # a component rule that infra's provenance breaks is reported under it
+    # a component rule that infra's provenance breaks is reported under it, bound by the release or not
     policy(root, dev, "components:\n  infra: {source: {uri: github.com/acme/infra, branches: [release]}}\n")
-    broken = disallowed("store", "release.intoto.jsonl")
-    assert broken and all("expected branch release" in m for m in broken), broken
+    for sources in (("store", "release.intoto.jsonl"), ("store",)):
+        broken = disallowed(*sources)
+        assert broken and all("expected branch release" in m for m in broken), (sources, broken)
+    # a release that binds infra's provenance to app judges it by app's rules (provenance's): the release decides
+    made = run_attest("release", "create", "--name", "r-wrong", "--component", "app=infra.intoto.jsonl",
+                      "--signer", dev.private, "-o", "wrong.intoto.jsonl", cwd=root)
+    assert made.code == 0, made
+    policy(root, dev, "components:\n  infra: {source: {uri: github.com/acme/infra, branches: [main]}}\n")
+    wrong = disallowed("store", "wrong.intoto.jsonl")
+    assert wrong and all("expected 'github.com/acme/app'" in m for m in wrong), wrong
+
+
+def test_one_artefact_outside_a_release_is_judged_by_the_component_its_repository_builds(
+        work: tuple[Path, KeyPair]) -> None:
+    """attest verify of one artefact (no --release): nothing says which component it is, so the component whose
+    repository built it judges it (before, provenance's rules did: infra's build failed app's repository rule)."""
+    root, dev = work
+
+    def verify_infra() -> tuple[int, str]:
+        ran = run_attest("verify", "infra/dist/app.tar.gz", "--attestation", "infra.intoto.jsonl", "--policy",
+                         "policy.yaml", cwd=root)
+        return ran.code, ran.out + ran.err
+
+    policy(root, dev, "components:\n  infra: {source: {uri: github.com/acme/infra, branches: [main]}}\n")
+    code, said = verify_infra()
+    assert code == 0 and "source, branch" in said, said
+    policy(root, dev, "components:\n  infra: {source: {uri: github.com/acme/infra, branches: [release]}}\n")
+    code, said = verify_infra()
+    assert code == 1 and "built from ref 'refs/heads/main', expected branch release" in said, said
+    # a flag would narrow provenance's rules, which may not be the ones that judge the build: refused
+    ran = run_attest("verify", "infra/dist/app.tar.gz", "--attestation", "infra.intoto.jsonl", "--policy",
+                     "policy.yaml", "--source-branch", "main", cwd=root)
+    assert ran.code == 2 and "put the rule in the policy's components instead" in ran.err, ran
+
+
+def test_a_build_from_a_repository_the_policy_does_not_pin_is_refused(work: tuple[Path, KeyPair],
+                                                                       tmp_path: Path) -> None:
+    """The components name their repositories and provenance none: a build from a third repository was taken
+    from anywhere (no source rule applied at all); it is refused now, by attest verify and by attest audit."""
+    root, dev = work
+    repo = make_repo(tmp_path / "tools", origin="git@github.com:acme/tools.git")
+    built = run_attest("build", "--signer", dev.private, "--artifact", "dist/", "--publish", "../store",
+                       "-o", "../tools.intoto.jsonl", "--", sys.executable, "build.py", cwd=repo)
+    assert built.code == 0, built
+    both = ("components:\n  infra: {source: {uri: github.com/acme/infra, branches: [main]}}\n"
+            "  app: {source: {uri: github.com/acme/app, branches: [main]}}\n")
+    policy(tmp_path, dev, both, source="")
+    ran = run_attest("verify", "tools/dist/app.tar.gz", "--attestation", "tools.intoto.jsonl", "--policy",
+                     "policy.yaml", cwd=tmp_path)
+    assert ran.code == 1 and "the policy names no source repository for a build outside a release" in ran.err, ran
+    report = json.loads(run_attest("audit", "store", "--policy", "policy.yaml", "--format", "json", cwd=tmp_path).out)
+    found = [(a["kind"], a["step"]) for a in report["anomalies"]]
+    assert found and set(found) == {("disallowed-source", "source")}, found
+    # the components' own builds still pass, each under its component's rules
+    policy(root, dev, both, source="")
+    ran = run_attest("verify", "infra/dist/app.tar.gz", "--attestation", "infra.intoto.jsonl", "--policy",
+                     "policy.yaml", cwd=root)
+    assert ran.code == 0, ran

@@ -31,6 +31,7 @@ from verify.formats.statement import (
     REPRODUCTION_V1,
 )
 from verify.policy import Policy, StageRule, VsaRequirement
+from verify.rules import UNPINNED_SOURCE, components_for_build, unpinned_source
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _PROVENANCE_TYPES = (PROVENANCE_V1, PROVENANCE_V02)
@@ -464,10 +465,25 @@ class _Auditor:
                 bound.setdefault(component.provenance, set()).add(component.name)
         for sha, name, source, build in self.built:
             own = dict(build.by_component)
-            names = sorted(n for n in bound.get(build.line_sha256, ()) if n in own)
-            findings = own[names[0]] if names else build.findings
+            if build.line_sha256 in bound:  # the release says which component it is
+                names = sorted(n for n in bound[build.line_sha256] if n in own)
+                findings = own[names[0]] if names else build.findings
+            else:  # judged as attest verify judges one artefact: by the component its repository builds
+                findings = self._unbound(build, own)
             for kind, message, step in findings:
                 self._flag(kind, sha, f"{name!r}: {message}", source=source, step=step)
+
+    def _unbound(self, build: _Build, own: dict[str, tuple[tuple[str, str, str], ...]]
+                 ) -> tuple[tuple[str, str, str], ...]:
+        """The findings of a build no trusted release binds to a component (:func:`verify.rules.rules_for_build`):
+        under the first rules of a component of its repository it passes, else the first such component's; else
+        ``provenance``'s, and a refusal where the policy pins the components' repositories and not its."""
+        names = components_for_build(self.policy, [build.source] if build.source else [])
+        if names:
+            return next((own[n] for n in names if not own[n]), own[names[0]])
+        if unpinned_source(self.policy):
+            return (("disallowed-source", UNPINNED_SOURCE, "source"), *build.findings)
+        return build.findings
 
     def judge(self, shas: Iterable[str]) -> None:
         """Step (5) for the artefacts ``shas`` (each builds' rules, deployment records against their releases, then

@@ -54,9 +54,10 @@ from verify.errors import EvidenceRejected
 __all__ = ["INDEX_FORMAT", "FactIndex", "Judged", "Kept", "Listed", "decode_facts", "decode_judged", "encode_facts",
            "encode_judged", "setup_digest", "touches"]
 
-#: The version of the index's forms (facts, judgements); an index of an older version is emptied, a newer one
-#: refused.
-INDEX_FORMAT = 5
+#: The version of the index's forms (facts, judgements) and of what they mean; an index of an older version is
+#: emptied, a newer one refused. 6: a build no release binds is judged by its repository's component
+#: (:func:`verify.rules.rules_for_build`): judgements of format 5 passed some that are refused now.
+INDEX_FORMAT = 6
 
 _CLASSES: Mapping[str, type] = {cls.__name__: cls for cls in (
     _Fact, _Build, _Vsa, _Approval, _Deployment, _Reproduction, _Signature, _Release, ReleaseComponent, Anomaly,
