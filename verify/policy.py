@@ -175,12 +175,22 @@ class Policy:
 
     def for_component(self, name: str) -> Policy:
         """The policy a release's component ``name`` is verified under: ``provenance`` with the rules
-        ``components.NAME`` gives in place of its own (as it is, for a component the policy does not name), and no
-        ``components`` left: the release has said which component its builds are, and they are judged so
-        (:func:`verify.rules.rules_for_build`)."""
+        ``components.NAME`` gives in place of its own (as it is, for a component the policy does not name, unless
+        :meth:`unpinned_source`), and no ``components`` left: the release has said which component its builds are,
+        and they are judged so (:func:`verify.rules.rules_for_build`)."""
         rules = self.components.get(name)
-        return replace(self, provenance=self.provenance if rules is None else rules.apply(self.provenance),
-                       components={})
+        if rules is not None:
+            provenance = rules.apply(self.provenance)
+        elif self.unpinned_source():  # a component the policy does not name, from a repository it does not pin
+            provenance = replace(self.provenance, source=SourceRule(required=True))
+        else:
+            provenance = self.provenance
+        return replace(self, provenance=provenance, components={})
+
+    def unpinned_source(self) -> bool:
+        """Whether the components name their repositories and ``provenance`` none: a build judged by ``provenance``'s
+        rules (from another repository, or of a component not named) is then refused, never taken from anywhere."""
+        return self.provenance.source.uri is None and any(r.source is not None for r in self.components.values())
 
     def holder(self, names: Sequence[str], key: PublicKey) -> Identity | None:
         """The first identity among ``names`` that ``key`` is a key of (usable now or not): who a signer of an

@@ -23,12 +23,11 @@ from verify.formats.uris import branch_of, normalize_repo
 from verify.policy import Policy, ProvenanceRules, SourceRule
 
 __all__ = ["UNCHECKED", "UNPINNED_SOURCE", "RuleResult", "components_for_build", "evaluate_provenance", "judge_build",
-           "provenance_demands", "rules_for_build", "unpinned_source"]
+           "provenance_demands", "rules_for_build"]
 
-#: Why a build is refused whose repository the policy does not pin (:func:`unpinned_source`).
-UNPINNED_SOURCE = ("the policy names no source repository for a build outside a release from this repository (its "
-                   "components name theirs, provenance none); add provenance.source, or verify the release that "
-                   "binds this build to a component")
+#: Why a build is refused whose repository the policy does not pin (:meth:`verify.policy.Policy.unpinned_source`).
+UNPINNED_SOURCE = ("the policy names no source repository for this build (its components name theirs, provenance "
+                   "none); add provenance.source, or name the build's component and repository under components")
 
 
 @dataclass(frozen=True)
@@ -95,22 +94,16 @@ def components_for_build(policy: Policy, source_uris: Iterable[str]) -> tuple[st
                  if rules.source is not None and rules.source.repository in named)
 
 
-def unpinned_source(policy: Policy) -> bool:
-    """Whether the policy's components name their repositories and ``provenance`` none: a build from any other
-    repository is then refused, never taken from anywhere (fail closed: the policy pins repositories)."""
-    return policy.provenance.source.uri is None and any(r.source is not None for r in policy.components.values())
-
-
 def rules_for_build(policy: Policy, source_uris: Iterable[str]) -> tuple[ProvenanceRules, ...]:
     """The rules a build is judged by when no release binds it to a component (``attest verify`` of one artefact;
     in ``attest audit``, a provenance no trusted manifest among the sources binds): those of each component whose
     repository built it (the build passes if it passes any of them), else ``provenance``'s, which refuse every
-    build when they name no repository while the components name theirs (:func:`unpinned_source`). A policy from
+    build when they name no repository while the components name theirs (:meth:`Policy.unpinned_source`). A policy from
     :meth:`verify.policy.Policy.for_component` has no components left: its rules are the component's."""
     names = components_for_build(policy, source_uris)
     if names:
         return tuple(policy.components[name].apply(policy.provenance) for name in names)
-    if unpinned_source(policy):
+    if policy.unpinned_source():
         return (replace(policy.provenance, source=SourceRule(required=True)),)
     return (policy.provenance,)
 

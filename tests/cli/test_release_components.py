@@ -176,7 +176,7 @@ def test_a_build_from_a_repository_the_policy_does_not_pin_is_refused(work: tupl
     policy(tmp_path, dev, both, source="")
     ran = run_attest("verify", "tools/dist/app.tar.gz", "--attestation", "tools.intoto.jsonl", "--policy",
                      "policy.yaml", cwd=tmp_path)
-    assert ran.code == 1 and "the policy names no source repository for a build outside a release" in ran.err, ran
+    assert ran.code == 1 and "the policy names no source repository for this build" in ran.err, ran
     report = json.loads(run_attest("audit", "store", "--policy", "policy.yaml", "--format", "json", cwd=tmp_path).out)
     found = [(a["kind"], a["step"]) for a in report["anomalies"]]
     assert found and set(found) == {("disallowed-source", "source")}, found
@@ -185,3 +185,12 @@ def test_a_build_from_a_repository_the_policy_does_not_pin_is_refused(work: tupl
     ran = run_attest("verify", "infra/dist/app.tar.gz", "--attestation", "infra.intoto.jsonl", "--policy",
                      "policy.yaml", cwd=root)
     assert ran.code == 0, ran
+    assert verify_release(root)[0] == 0
+    # a release's component the policy does not name, where it pins the others' repositories and not provenance's
+    policy(root, dev, "components:\n  infra: {source: {uri: github.com/acme/infra, branches: [main]}}\n", source="")
+    code, said = verify_release(root)
+    assert code == 1 and "component app: " in said and "names no source repository for this build" in said, said
+    audited = json.loads(run_attest("audit", "store", "release.intoto.jsonl", "--policy", "policy.yaml", "--format",
+                                    "json", cwd=root).out)
+    messages = {a["message"] for a in audited["anomalies"] if a["kind"] == "disallowed-source"}
+    assert messages and all("names no source repository for this build" in m for m in messages), audited["anomalies"]
