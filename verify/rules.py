@@ -23,7 +23,7 @@ from verify.formats.uris import branch_of, normalize_repo
 from verify.policy import Policy, ProvenanceRules, SourceRule
 
 __all__ = ["UNCHECKED", "UNPINNED_SOURCE", "RuleResult", "components_for_build", "evaluate_provenance", "judge_build",
-           "provenance_demands", "rules_for_build"]
+           "policy_demands", "provenance_demands", "rules_for_build"]
 
 #: Why a build is refused whose repository the policy does not pin (:meth:`verify.policy.Policy.unpinned_source`).
 UNPINNED_SOURCE = ("the policy names no source repository for this build (its components name theirs, provenance "
@@ -47,7 +47,7 @@ class RuleResult:
 
 def provenance_demands(rules: ProvenanceRules) -> list[str]:
     """The rules that only a provenance (or a statement of a requested type) can satisfy."""
-    demands = {"source": rules.source.uri is not None, "branch": bool(rules.source.branches),
+    demands = {"source": rules.source.uri is not None or rules.source.required, "branch": bool(rules.source.branches),
                "commit": rules.commit is not None, "builder": bool(rules.builders),
                "builder level": rules.min_level > 0,
                "lockfiles": bool(rules.lockfiles), "predicate type": rules.predicate_type is not None}
@@ -106,6 +106,14 @@ def rules_for_build(policy: Policy, source_uris: Iterable[str]) -> tuple[Provena
     if policy.unpinned_source():
         return (replace(policy.provenance, source=SourceRule(required=True)),)
     return (policy.provenance,)
+
+
+def policy_demands(policy: Policy) -> list[str]:
+    """:func:`provenance_demands` of every set of rules that may judge a build under ``policy`` (``provenance``'s, as
+    :func:`rules_for_build` gives them for a build of no named repository, and each component's): what evidence
+    that shows no readable provenance (a message signature, another predicate) cannot satisfy, whichever build it is."""
+    rules = (*rules_for_build(policy, ()), *(c.apply(policy.provenance) for c in policy.components.values()))
+    return list(dict.fromkeys(name for r in rules for name in provenance_demands(r)))
 
 
 def judge_build(prov: Provenance, policy: Policy) -> list[RuleResult]:

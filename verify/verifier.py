@@ -50,7 +50,7 @@ from verify.formats.statement import (
 )
 from verify.matching import accepted_algorithms, matching_subject
 from verify.policy import Policy
-from verify.rules import UNCHECKED, judge_build, provenance_demands
+from verify.rules import UNCHECKED, judge_build, policy_demands
 from verify.signers import TrustRun, find_signers
 from verify.sigstore.verifier import BundleVerifier
 from verify.trust import Identity
@@ -290,7 +290,7 @@ def _message_step(evidence: Evidence, digests: DigestSet, policy: Policy, checks
     A plain signed artefact says nothing but "this identity signed these bytes": it satisfies an
     identity-only check, and no rule that needs a provenance.
     """
-    demands = provenance_demands(policy.provenance)
+    demands = policy_demands(policy)
     if demands:
         raise checks.fail(PolicyViolation, f"{evidence.source}: a message signature (a plain signed artefact) is "
                                            f"not a provenance, and the rules on {', '.join(demands)} need one",
@@ -336,19 +336,18 @@ def _no_subject(evidence: Evidence, statement: Statement, digests: DigestSet, ac
 
 
 def _rules_step(evidence: Evidence, statement: Statement, policy: Policy, checks: _Checks) -> Provenance | None:
-    rules = policy.provenance
+    demands = [name for name in policy_demands(policy) if name != "predicate type"]
     if statement.predicate_type not in PROVENANCE_TYPES:
         # another predicate asked for by type: fine alone, but rules it cannot show must not pass silently
-        unmet = [name for name in provenance_demands(rules) if name != "predicate type"]
-        if unmet:
+        if demands:
             raise checks.fail(PolicyViolation, f"{evidence.source}: predicate type {statement.predicate_type!r} is not "
-                                               f"a SLSA provenance, and the rules on {', '.join(unmet)} need one",
+                                               f"a SLSA provenance, and the rules on {', '.join(demands)} need one",
                               "provenance", "a SLSA provenance", statement.predicate_type)
         return None
     try:
         prov = read_provenance(statement)
     except EvidenceRejected as e:
-        if not [d for d in provenance_demands(rules) if d != "predicate type"]:
+        if not demands:
             # no rule reads the predicate (an identity-only check): it need not be readable, as with gh
             checks.ok("provenance", "not interpreted (no provenance rule reads it)", f"unreadable: {e}")
             return None

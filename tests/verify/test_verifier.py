@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -796,3 +797,27 @@ def test_plan_for_unreadable_statements_is_the_cheapest_accepted_digest() -> Non
     [bad_statement] = _evidence(f.statement(type_="x"))
     assert plan_algorithms([not_intoto, bad_statement]) == ["blake3"]
     assert plan_algorithms([not_intoto, bad_statement], accepted=("sha512", "sha256")) == ["sha256"]
+
+
+def test_a_policy_pinning_only_its_components_repositories_lets_no_evidence_skip_the_source_rule() -> None:
+    """Components name their repositories, provenance none: a message signature, another predicate or an unreadable
+    provenance shows no repository, so none passes as an identity-only check (each did, with no rule asking)."""
+    from verify.policy import ComponentRules
+
+    policy = replace(_policy(source=SourceRule(), builders=()),
+                     components={"infra": ComponentRules(source=SourceRule(uri="github.com/acme/infra"))})
+    sha256 = bytes.fromhex(f.digest_set(f.ARTIFACT)["sha256"])
+    message = _bundle(
+        {"publicKey": {"hint": "dev"}},
+        messageSignature={"messageDigest": {"algorithm": "SHA2_256", "digest": f.b64(sha256)},
+                          "signature": f.b64(f.sign(DEV, f.ARTIFACT))},
+    )
+    _reject(PolicyViolation, "is not a provenance, and the rules on source need one", message, policy)
+    unreadable = f.provenance_v1()
+    del unreadable["runDetails"]
+    asked = replace(policy, provenance=replace(policy.provenance, predicate_type=f.PROVENANCE_V1))
+    _reject(MalformedEvidence, "runDetails is not a JSON object", _evidence(f.statement(predicate=unreadable)), asked)
+    # the provenance of a repository no rule names is refused with the sentence saying what to add
+    _reject(PolicyViolation, "the policy names no source repository for this build", _evidence(), policy)
+    # without components nothing is pinned, and an identity-only check stays one
+    assert _verify(message, _policy(source=SourceRule(), builders=())).provenance is None
