@@ -44,8 +44,9 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q -n auto --durations=10
 
 lint: $(STAMP)
-	$(BIN)/ruff check attest verify tests benchmarks
+	$(BIN)/ruff check attest verify tests benchmarks demo
 	$(BIN)/mypy
+	$(BIN)/mypy demo
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py

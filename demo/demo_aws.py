@@ -16,10 +16,11 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Final
 
 HERE = Path(__file__).resolve().parent.parent
 OUT = HERE / "demo-out-aws"
-REGION = "eu-west-1"
+REGION: Final = "eu-west-1"
 
 
 def say(text: str) -> None:
