@@ -102,6 +102,8 @@ def test_demo_audit_runs_the_guide(tmp_path: Path) -> None:
     assert (tmp_path / "out" / "audit.html").stat().st_size > 10_000
     assert "434 attestation file(s) answered from it, 0 checked, 0 artefact(s) judged" in err
     assert "bad-signature" in out and "names the pinned key of prd-deployer but its signature does not verify" in out
+    table = (tmp_path / "out" / "audit.txt").read_text()
+    assert "│ dist/app.zip " in table and "│ dist/infra.zip " in table, table[:1500]  # names whole, never "dist/app…"
 
 
 def test_demo_oci_runs_the_containers_guide(tmp_path: Path) -> None:

@@ -658,7 +658,7 @@ def _text(report: AuditReport, *, color: bool) -> str:
         shown = report.with_anomalies()[:TEXT_ROWS]
         title += (f", {len(shown)} shown (those with anomalies); --format json or html lists every one")
     table = Table(title=title, title_justify="left", header_style="bold")
-    table.add_column("artefact")
+    table.add_column("artefact", overflow="fold", min_width=14)  # a name is shown whole, never cut short
     table.add_column("sha256", no_wrap=True)
     table.add_column("commit", no_wrap=True)
     table.add_column("built", no_wrap=True)
