@@ -175,22 +175,21 @@ class Policy:
 
     def for_component(self, name: str) -> Policy:
         """The policy a release's component ``name`` is verified under: ``provenance`` with the rules
-        ``components.NAME`` gives in place of its own (as it is, for a component the policy does not name, unless
-        :meth:`unpinned_source`), and no ``components`` left: the release has said which component its builds are,
+        ``components.NAME`` gives in place of its own (:meth:`unnamed_rules`, for a component the policy does not
+        name), and no ``components`` left: the release has said which component its builds are,
         and they are judged so (:func:`verify.rules.rules_for_build`)."""
         rules = self.components.get(name)
-        if rules is not None:
-            provenance = rules.apply(self.provenance)
-        elif self.unpinned_source():  # a component the policy does not name, from a repository it does not pin
-            provenance = replace(self.provenance, source=SourceRule(required=True))
-        else:
-            provenance = self.provenance
-        return replace(self, provenance=provenance, components={})
+        return replace(self, provenance=self.unnamed_rules() if rules is None else rules.apply(self.provenance),
+                       components={})
 
-    def unpinned_source(self) -> bool:
-        """Whether the components name their repositories and ``provenance`` none: a build judged by ``provenance``'s
-        rules (from another repository, or of a component not named) is then refused, never taken from anywhere."""
-        return self.provenance.source.uri is None and any(r.source is not None for r in self.components.values())
+    def unnamed_rules(self) -> ProvenanceRules:
+        """``provenance``'s rules as they judge a build of no component the policy names (from a repository no
+        component names, or a release's component the policy does not name): where the components name their
+        repositories and ``provenance`` names none, rules no build passes (:attr:`SourceRule.required`), so that an
+        unnamed repository is never taken as any."""
+        if self.provenance.source.uri is None and any(r.source is not None for r in self.components.values()):
+            return replace(self.provenance, source=SourceRule(required=True))
+        return self.provenance
 
     def holder(self, names: Sequence[str], key: PublicKey) -> Identity | None:
         """The first identity among ``names`` that ``key`` is a key of (usable now or not): who a signer of an

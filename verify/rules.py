@@ -14,18 +14,18 @@ only if every place satisfies it; a "dirty" flag that is anything but absent or 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from verify.buildtypes import check_parameters, known_build_type
 from verify.formats.statement import Provenance
 from verify.formats.uris import branch_of, normalize_repo
-from verify.policy import Policy, ProvenanceRules, SourceRule
+from verify.policy import Policy, ProvenanceRules
 
 __all__ = ["UNCHECKED", "UNPINNED_SOURCE", "RuleResult", "components_for_build", "evaluate_provenance", "judge_build",
            "policy_demands", "provenance_demands", "rules_for_build"]
 
-#: Why a build is refused whose repository the policy does not pin (:meth:`verify.policy.Policy.unpinned_source`).
+#: Why a build is refused whose repository the policy does not pin (:meth:`verify.policy.Policy.unnamed_rules`).
 UNPINNED_SOURCE = ("the policy names no source repository for this build (its components name theirs, provenance "
                    "none); add provenance.source, or name the build's component and repository under components")
 
@@ -98,14 +98,12 @@ def rules_for_build(policy: Policy, source_uris: Iterable[str]) -> tuple[Provena
     """The rules a build is judged by when no release binds it to a component (``attest verify`` of one artefact;
     in ``attest audit``, a provenance no trusted manifest among the sources binds): those of each component whose
     repository built it (the build passes if it passes any of them), else ``provenance``'s, which refuse every
-    build when they name no repository while the components name theirs (:meth:`Policy.unpinned_source`). A policy from
+    build when they name no repository while the components name theirs (:meth:`Policy.unnamed_rules`). A policy from
     :meth:`verify.policy.Policy.for_component` has no components left: its rules are the component's."""
     names = components_for_build(policy, source_uris)
     if names:
         return tuple(policy.components[name].apply(policy.provenance) for name in names)
-    if policy.unpinned_source():
-        return (replace(policy.provenance, source=SourceRule(required=True)),)
-    return (policy.provenance,)
+    return (policy.unnamed_rules(),)
 
 
 def policy_demands(policy: Policy) -> list[str]:

@@ -298,7 +298,7 @@ def audit_setup(policy: Policy, trusted_root: Path | None) -> _Setup:
     root = hashlib.sha256(read_trusted_root(trusted_root)).hexdigest() if trusted_root is not None else ""
     # the same rule as verify (verify.signers.find_signers): revoked keys never count, an identity outside
     # its validity window (not-before / not-after, at the time of the audit) signs nothing
-    return _Setup(identities=tuple(identities), rules=policy.provenance, trusted_root=trusted_root,
+    return _Setup(identities=tuple(identities), rules=policy.unnamed_rules(), trusted_root=trusted_root,
                   revoked=policy.revoked, at=datetime.now(UTC),
                   components=tuple((name, policy.for_component(name).provenance)
                                    for name in sorted(policy.components)), trusted_root_sha256=root)

@@ -31,7 +31,7 @@ from verify.formats.statement import (
     REPRODUCTION_V1,
 )
 from verify.policy import Policy, StageRule, VsaRequirement
-from verify.rules import UNPINNED_SOURCE, components_for_build
+from verify.rules import components_for_build
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _PROVENANCE_TYPES = (PROVENANCE_V1, PROVENANCE_V02)
@@ -467,7 +467,7 @@ class _Auditor:
             own = dict(build.by_component)
             if build.line_sha256 in bound:  # the release says which component it is
                 names = sorted(n for n in bound[build.line_sha256] if n in own)
-                findings = own[names[0]] if names else self._by_provenance(build)
+                findings = own[names[0]] if names else build.findings
             else:  # judged as attest verify judges one artefact: by the component its repository builds
                 findings = self._unbound(build, own)
             for kind, message, step in findings:
@@ -477,17 +477,10 @@ class _Auditor:
                  ) -> tuple[tuple[str, str, str], ...]:
         """The findings of a build no trusted release binds to a component (:func:`verify.rules.rules_for_build`):
         under the first rules of a component of its repository it passes, else the first such component's; else
-        ``provenance``'s (:meth:`_by_provenance`)."""
+        ``provenance``'s, as :meth:`verify.policy.Policy.unnamed_rules` gives them (the build's own findings)."""
         names = components_for_build(self.policy, [build.source] if build.source else [])
         if names:
             return next((own[n] for n in names if not own[n]), own[names[0]])
-        return self._by_provenance(build)
-
-    def _by_provenance(self, build: _Build) -> tuple[tuple[str, str, str], ...]:
-        """The findings of a build ``provenance``'s rules judge, refused first where they pin no repository while the
-        components pin theirs (:meth:`verify.policy.Policy.unpinned_source`)."""
-        if self.policy.unpinned_source():
-            return (("disallowed-source", UNPINNED_SOURCE, "source"), *build.findings)
         return build.findings
 
     def judge(self, shas: Iterable[str]) -> None:
