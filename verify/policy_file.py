@@ -187,7 +187,8 @@ def _stage(doc: YamlDoc, name: str, value: Any, identities: Mapping[str, Identit
     spec = mapping(doc, value, path, {"verifier", "require-vsa", "require-approvals", "resource-uri", "min-level",
                                        "deployed-by", "require-deployed", "hotfix"})
     verifier = _verifier(doc, spec.get("verifier"), (*path, "verifier"), identities)
-    requirements = _vsa_requirements(doc, spec.get("require-vsa", []), (*path, "require-vsa"), identities)
+    requirements = (_vsa_requirements(doc, spec["require-vsa"], (*path, "require-vsa"), identities)
+                    if "require-vsa" in spec else ())
     approvals = (_approval_requirement(doc, spec["require-approvals"], (*path, "require-approvals"), identities)
                  if "require-approvals" in spec else None)
     resource_uris = strings(doc, spec["resource-uri"], (*path, "resource-uri")) if "resource-uri" in spec else ()
@@ -223,6 +224,9 @@ def _vsa_requirements(doc: YamlDoc, value: Any, path: tuple[str, ...],
     """``require-vsa``: stage names, or ``{stage, signed-by}``."""
     if not isinstance(value, list):
         raise doc.error(path, "must be a list of {stage, signed-by}")
+    if not value:
+        raise doc.error(path, "must not be empty (an empty rule would pass everything); name the stages whose VSAs "
+                              "are required, or remove require-vsa")
     return tuple(_vsa_requirement(doc, item, (*path, str(i)), identities) for i, item in enumerate(value))
 
 
@@ -368,7 +372,7 @@ def _text(raw: bytes, path: Path) -> str:
 
 def _version(doc: YamlDoc, value: Any) -> None:
     """``version``: 1."""
-    if value != 1 or isinstance(value, bool):
+    if type(value) is not int or value != 1:
         raise doc.error(("version",), f"must be 1 (found {value!r})")
 
 
@@ -389,14 +393,14 @@ def _provenance(doc: YamlDoc, value: Any, identities: Mapping[str, Identity]) ->
     source = _source(doc, prov["source"], (*path, "source")) if "source" in prov else SourceRule()
     digests = _digests(doc, prov["digests"], (*path, "digests")) if "digests" in prov else ACCEPTED
     allow_dirty = _allow_dirty(doc, prov.get("allow-dirty", False), (*path, "allow-dirty"))
-    predicate_type = prov.get("predicate-type")
     return ProvenanceRules(
         signed_by=signed_by, source=source,
         builders=_builders(doc, prov["builders"], (*path, "builders")) if "builders" in prov else (),
         digests=digests,
         lockfiles=strings(doc, prov["lockfiles"], (*path, "lockfiles")) if "lockfiles" in prov else (),
         allow_dirty=allow_dirty,
-        predicate_type=string(doc, predicate_type, (*path, "predicate-type")) if predicate_type else None,
+        predicate_type=string(doc, prov["predicate-type"], (*path, "predicate-type")) if "predicate-type" in prov
+        else None,
         build_types=_build_types(doc, prov["build-types"], (*path, "build-types")) if "build-types" in prov else {},
     )
 
@@ -404,6 +408,9 @@ def _provenance(doc: YamlDoc, value: Any, identities: Mapping[str, Identity]) ->
 def _source(doc: YamlDoc, value: Any, path: tuple[str, ...]) -> SourceRule:
     """``source``: the repository (checked by :class:`SourceRule`) and the branches."""
     spec = mapping(doc, value, path, {"uri", "branches"})
+    if not spec:
+        raise doc.error(path, "names neither a repository nor branches (an empty rule would pass every source); give "
+                              "its uri and branches, or remove it")
     uri = string(doc, spec.get("uri"), (*path, "uri")) if "uri" in spec else None
     try:
         rule = SourceRule(uri=uri)

@@ -666,6 +666,40 @@ ERRORS = [
         id="resource-uri-empty",
     ),
     pytest.param(
+        _BASE + "stages:\n  stg: {verifier: stg}\n  prd: {require-vsa: []}\n",
+        9,
+        "stages.prd.require-vsa",
+        "must not be empty",
+        id="require-vsa-empty",
+    ),
+    pytest.param(
+        _BASE + "stages:\n  prd: {require-vsa: null}\n",
+        8,
+        "stages.prd.require-vsa",
+        "must be a list",
+        id="require-vsa-null",
+    ),
+    *(pytest.param(_BASE + f"  predicate-type: {value}\n", 7, "provenance.predicate-type",
+                   "must be a non-empty string", id=f"predicate-type-{value}")
+      for value in ("null", "''", "false", "0")),
+    pytest.param(
+        _BASE + "  source: {}\n",
+        7,
+        "provenance.source",
+        "names neither a repository nor branches",
+        id="source-empty",
+    ),
+    pytest.param(
+        _BASE + "components:\n  app: {source: {}}\n",
+        8,
+        "components.app.source",
+        "names neither a repository nor branches",
+        id="component-source-empty",
+    ),
+    pytest.param(
+        _BASE.replace("version: 1", "version: 1.0"), 1, "version", "must be 1 (found 1.0)", id="version-float"
+    ),
+    pytest.param(
         _BASE + "provenance:\n  signed-by: [stg]\n", 7, "provenance", "appears twice", id="duplicate-top-key"
     ),
     pytest.param(
