@@ -141,7 +141,10 @@ def _flag_source(asked: GateRules) -> SourceRule:
             check_repository(asked.source_uri, what="--source-uri")
         except PolicyError as e:
             raise RequestError(str(e)) from e
-    return SourceRule(uri=asked.source_uri, branches=(asked.source_branch,) if asked.source_branch else ())
+    try:
+        return SourceRule(uri=asked.source_uri, branches=(asked.source_branch,) if asked.source_branch else ())
+    except PolicyError as e:
+        raise RequestError(f"--source-branch: {e}") from e
 
 
 def _ad_hoc(flags: GateFlags, source: SourceRule, commit: str | None, level: int) -> Gate:
@@ -266,7 +269,7 @@ def _narrow_source(rule: SourceRule, asked: SourceRule) -> SourceRule:
             raise RequestError(f"--source-branch {asked.branches[0]!r} is not one of the policy's branches "
                                f"{list(branches)}; flags narrow a policy, and no provenance could satisfy both")
         branches = asked.branches
-    return SourceRule(uri=uri, branches=branches)
+    return SourceRule(uri=uri, branches=branches, required=rule.required)
 
 
 def _narrow_builders(prov: ProvenanceRules, asked: GateRules) -> tuple[TrustedBuilder, ...]:

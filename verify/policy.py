@@ -56,6 +56,19 @@ class SourceRule:
         # always from ``uri`` as given: normalising a normalised form again may read it differently
         if self.uri is not None:
             object.__setattr__(self, "repository", check_repository(self.uri, what="source repository"))
+        object.__setattr__(self, "branches", tuple(map(_branch_name, self.branches)))
+
+
+def _branch_name(text: str) -> str:
+    """A branch as a rule names it: ``main``, or its ref ``refs/heads/main`` read as ``main`` (compared with the
+    branch a provenance's ref names: taken as the name, ``refs/heads/main`` would match only a branch named so,
+    whose ref is ``refs/heads/refs/heads/main``, which anyone who may push can make). Another ref is no branch."""
+    if text.startswith("refs/heads/") and len(text) > len("refs/heads/"):
+        return text.removeprefix("refs/heads/")
+    if text.startswith("refs/"):
+        raise PolicyError(f"branch {text!r} is a ref that names no branch; give the branch's name (main) or its ref "
+                          "(refs/heads/main)")
+    return text
 
 
 @dataclass(frozen=True)

@@ -417,7 +417,10 @@ def _source(doc: YamlDoc, value: Any, path: tuple[str, ...]) -> SourceRule:
     except PolicyError as e:
         raise doc.error((*path, "uri"), str(e)) from e
     branches = strings(doc, spec["branches"], (*path, "branches")) if "branches" in spec else ()
-    return replace(rule, branches=branches)
+    try:
+        return replace(rule, branches=branches)
+    except PolicyError as e:
+        raise doc.error((*path, "branches"), str(e)) from e
 
 
 def _digests(doc: YamlDoc, value: Any, path: tuple[str, ...]) -> tuple[str, ...]:

@@ -697,6 +697,13 @@ ERRORS = [
         id="component-source-empty",
     ),
     pytest.param(
+        _BASE + "  source: {uri: github.com/acme/app, branches: [main, refs/tags/v1]}\n",
+        7,
+        "provenance.source.branches",
+        "branch 'refs/tags/v1' is a ref that names no branch",
+        id="branch-a-tag",
+    ),
+    pytest.param(
         _BASE.replace("version: 1", "version: 1.0"), 1, "version", "must be 1 (found 1.0)", id="version-float"
     ),
     pytest.param(

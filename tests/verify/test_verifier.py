@@ -17,6 +17,7 @@ from verify.errors import (
     DigestMismatch,
     EvidenceRejected,
     MalformedEvidence,
+    PolicyError,
     PolicyViolation,
     SignatureInvalid,
     UnknownEvidence,
@@ -562,6 +563,26 @@ def test_branch_mismatch(ref: str) -> None:
         f"built from ref {ref!r}, expected branch main",
         _evidence(f.statement(predicate=f.provenance_v1(ref=ref))),
     )
+
+
+@pytest.mark.parametrize("ref", ["refs/heads/main", "main"])
+def test_a_rule_may_name_a_branch_by_its_ref(ref: str) -> None:
+    """branches: [refs/heads/main] is the branch main; read as a name, it would have matched only a branch named
+    'refs/heads/main' (ref refs/heads/refs/heads/main), which anyone who may push can make."""
+    policy = _policy(source=SourceRule(uri="github.com/acme/app", branches=("refs/heads/main",)))
+    assert _verify(_evidence(f.statement(predicate=f.provenance_v1(ref=ref))), policy).provenance is not None
+    _reject(
+        PolicyViolation,
+        "built from ref 'refs/heads/refs/heads/main', expected branch main",
+        _evidence(f.statement(predicate=f.provenance_v1(ref="refs/heads/refs/heads/main"))),
+        policy,
+    )
+
+
+@pytest.mark.parametrize("branch", ["refs/tags/v1", "refs/pull/1/merge", "refs/heads/"])
+def test_a_ref_that_names_no_branch_is_no_branch_rule(branch: str) -> None:
+    with pytest.raises(PolicyError, match="is a ref that names no branch"):
+        SourceRule(uri="github.com/acme/app", branches=(branch,))
 
 
 @pytest.mark.parametrize("commit", [f.COMMIT, f.COMMIT.upper()])
