@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -21,7 +22,9 @@ def same_file(output: Path, given: Path) -> bool:
 
 def write_atomic(path: Path, data: bytes | Iterable[bytes], *, mode: int = 0o644, exclusive: bool = False) -> None:
     """Write ``data`` (bytes, or chunks written as they come) to ``path`` through a temporary file in the same
-    directory and a rename.
+    directory and a rename; to a character device or a pipe (``/dev/null``, ``/dev/stdout``, a FIFO), which
+    has no whole to replace, as the chunks come (a rename would put a file in the device's place: run as root,
+    ``--output /dev/null`` replaced the system's /dev/null with a report).
 
     The folder must exist: it is never created (a missing folder is the caller's usage error). A link
     at ``path`` is replaced, never written through. With ``exclusive``, an existing ``path`` is never
@@ -30,6 +33,9 @@ def write_atomic(path: Path, data: bytes | Iterable[bytes], *, mode: int = 0o644
     interrupt: its name is known before it exists, so no moment leaves it behind.
     """
     path = Path(path)
+    if not exclusive and _is_stream(path):
+        _write_stream(path, data)
+        return
     tmp = path.parent / f".{path.name[:200]}.{secrets.token_hex(8)}.tmp"
     try:
         _write(path, tmp, data, mode=mode, exclusive=exclusive)
@@ -61,3 +67,21 @@ def _write(path: Path, tmp: Path, data: bytes | Iterable[bytes], *, mode: int, e
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _is_stream(path: Path) -> bool:
+    """A character device or a pipe at ``path``, or behind a link there (``/dev/stdout`` is one)."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return False
+    return stat.S_ISCHR(info.st_mode) or stat.S_ISFIFO(info.st_mode)
+
+
+def _write_stream(path: Path, data: bytes | Iterable[bytes]) -> None:
+    try:
+        with open(path, "wb") as f:
+            for chunk in [data] if isinstance(data, bytes) else data:
+                f.write(chunk)
+    except OSError as e:
+        raise OutputError(f"cannot write {path}: {e.strerror or type(e).__name__}") from e

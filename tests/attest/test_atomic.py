@@ -1,0 +1,72 @@
+"""attest._atomic.write_atomic: a whole new file, or, where a device or a pipe is named, the bytes written to it."""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+from pathlib import Path
+
+import pytest
+
+from attest._atomic import write_atomic
+from attest.errors import OutputError
+
+
+def _drain(fifo: Path, into: list[bytes]) -> threading.Thread:
+    def read() -> None:
+        with open(fifo, "rb") as f:
+            into.append(f.read())
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    return reader
+
+
+def test_a_file_is_replaced_whole(tmp_path: Path) -> None:
+    out = tmp_path / "report.json"
+    out.write_text("old")
+    write_atomic(out, [b"new ", b"report"])
+    assert out.read_bytes() == b"new report"
+    assert [p.name for p in tmp_path.iterdir()] == ["report.json"]  # no temporary file left
+
+
+@pytest.mark.parametrize("through_a_link", [False, True], ids=["fifo", "link-to-fifo"])
+def test_a_pipe_is_written_to_never_replaced(tmp_path: Path, through_a_link: bool) -> None:
+    """--output /dev/null or /dev/stdout (a link to the process's pipe): a rename would put a file in the device's
+    place, as it did to a root CI machine's /dev/null."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    named = fifo
+    if through_a_link:
+        named = tmp_path / "stdout"
+        named.symlink_to(fifo)
+    got: list[bytes] = []
+    reader = _drain(fifo, got)
+    write_atomic(named, [b"a ", b"report"])
+    reader.join(timeout=10)
+    assert got == [b"a report"]
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert os.path.islink(named) == through_a_link
+
+
+def test_a_link_to_a_file_is_replaced_not_written_through(tmp_path: Path) -> None:
+    target = tmp_path / "elsewhere.txt"
+    target.write_text("keep")
+    link = tmp_path / "out.json"
+    link.symlink_to(target)
+    write_atomic(link, b"report")
+    assert not link.is_symlink() and link.read_bytes() == b"report"
+    assert target.read_text() == "keep"
+
+
+def test_an_exclusive_write_never_opens_a_device(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(FileExistsError):
+        write_atomic(fifo, b"key", exclusive=True)
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+
+
+def test_a_folder_is_named_in_one_sentence(tmp_path: Path) -> None:
+    with pytest.raises(OutputError, match="it is a folder; name a file"):
+        write_atomic(tmp_path, b"x")
