@@ -223,6 +223,10 @@ def _narrowed(policy: Policy, flags: GateFlags, source: SourceRule, commit: str 
         identities, signed_by = _narrow_keys(policy, flags.keys)
         prov = replace(prov, signed_by=signed_by)
     rule = _stage_rule(policy, flags.rules)
+    if rule is not None and rule.require_deployed and not flags.release:
+        raise RequestError(f"stage {rule.name!r} requires what runs in {' and '.join(rule.require_deployed)} "
+                           "(require-deployed), which a deployment record says of a release's component, not of "
+                           "one artefact; verify it with --release MANIFEST --component NAME")
     prov = replace(prov, source=_narrow_source(prov.source, source), builders=_narrow_builders(prov, flags.rules),
                    commit=commit, predicate_type=_narrow_predicate_type(prov, flags.rules),
                    min_level=max(prov.min_level, level, rule.min_level if rule is not None else 0))

@@ -163,6 +163,20 @@ def test_prd_refuses_a_release_stg_did_not_run_and_passes_once_it_did(world: Pat
         ("infra", "stg", "stg-deploy"), ("app", "stg", "stg-deploy")}
 
 
+def test_one_artefact_cannot_pass_a_stage_that_requires_what_runs_before_it(world: PathWorld, tmp_path: Path) -> None:
+    """require-deployed is said of a release's components: verified as one artefact (no --release), prd's gate
+    checked its VSAs and approvals only, and passed bytes stg never ran (and --emit-vsa signed prd's VSA)."""
+    store = world.copy(tmp_path)
+    app = next(store.glob("sha256/*/artifact/dist/app.zip"))
+    result = run_attest("verify", app, "--store", store, "--policy", world.policy, "--stage", "prd", cwd=world.root)
+    assert result.code == 2, result
+    assert ("stage 'prd' requires what runs in stg (require-deployed), which a deployment record says of a release's "
+            "component, not of one artefact; verify it with --release MANIFEST --component NAME") in _said(result)
+    # a stage without the rule still verifies one artefact
+    assert run_attest("verify", app, "--store", store, "--policy", world.policy, "--stage", "stg",
+                      cwd=world.root).code == 0
+
+
 def test_a_failed_or_other_environment_or_other_artefacts_record_does_not_satisfy_prd(world: PathWorld,
                                                                                        tmp_path: Path) -> None:
     store = world.copy(tmp_path)
