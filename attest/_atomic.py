@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 import stat
@@ -79,8 +80,17 @@ def _is_stream(path: Path) -> bool:
 
 
 def _write_stream(path: Path, data: bytes | Iterable[bytes]) -> None:
+    """Write to a device or a pipe; a pipe no process reads is refused at once, never waited on."""
     try:
-        with open(path, "wb") as f:
+        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as e:
+        if e.errno == errno.ENXIO:
+            raise OutputError(f"cannot write {path}: it is a pipe no process reads; start its reader first, or "
+                              "name a file") from e
+        raise OutputError(f"cannot write {path}: {e.strerror or type(e).__name__}") from e
+    try:
+        os.set_blocking(fd, True)  # (open only was not to wait: the reader takes what is written at its pace)
+        with os.fdopen(fd, "wb") as f:
             for chunk in [data] if isinstance(data, bytes) else data:
                 f.write(chunk)
     except OSError as e:

@@ -347,8 +347,10 @@ def _rules_step(evidence: Evidence, statement: Statement, policy: Policy, checks
     try:
         prov = read_provenance(statement)
     except EvidenceRejected as e:
-        if not demands:
-            # no rule reads the predicate (an identity-only check): it need not be readable, as with gh
+        if not demands and not policy.provenance.check_parameters:
+            # an identity-only check (flags, no policy): no rule reads the predicate, which need not be readable, as
+            # with gh; a policy's rules read every provenance (its parameters, a clean tree), and one they cannot read
+            # would pass what they refuse once readable
             checks.ok("provenance", "not interpreted (no provenance rule reads it)", f"unreadable: {e}")
             return None
         raise checks.fail(type(e), f"{evidence.source}: {e}", "provenance", "a SLSA provenance", "unreadable") from e

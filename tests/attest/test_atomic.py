@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import stat
-import threading
 from pathlib import Path
 
 import pytest
@@ -13,13 +12,9 @@ from attest._atomic import write_atomic
 from attest.errors import OutputError
 
 
-def _drain(fifo: Path, into: list[bytes]) -> threading.Thread:
-    def read() -> None:
-        with open(fifo, "rb") as f:
-            into.append(f.read())
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    return reader
+def _reader(fifo: Path) -> int:
+    """The read end of ``fifo``, open before anything writes (a small write then fits in the pipe)."""
+    return os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
 
 
 def test_a_file_is_replaced_whole(tmp_path: Path) -> None:
@@ -40,11 +35,12 @@ def test_a_pipe_is_written_to_never_replaced(tmp_path: Path, through_a_link: boo
     if through_a_link:
         named = tmp_path / "stdout"
         named.symlink_to(fifo)
-    got: list[bytes] = []
-    reader = _drain(fifo, got)
-    write_atomic(named, [b"a ", b"report"])
-    reader.join(timeout=10)
-    assert got == [b"a report"]
+    reader = _reader(fifo)
+    try:
+        write_atomic(named, [b"a ", b"report"])
+        assert os.read(reader, 100) == b"a report"
+    finally:
+        os.close(reader)
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
     assert os.path.islink(named) == through_a_link
 
@@ -57,6 +53,14 @@ def test_a_link_to_a_file_is_replaced_not_written_through(tmp_path: Path) -> Non
     write_atomic(link, b"report")
     assert not link.is_symlink() and link.read_bytes() == b"report"
     assert target.read_text() == "keep"
+
+
+def test_a_pipe_no_process_reads_is_refused_not_waited_on(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(OutputError, match="it is a pipe no process reads"):
+        write_atomic(fifo, b"report")
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
 
 
 def test_an_exclusive_write_never_opens_a_device(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,7 @@ from verify.errors import (
 )
 from verify.formats.certificate import CertificateClaims, read_claims
 from verify.formats.evidence import Evidence, load_evidence
-from verify.policy import TrustedBuilder, empty_policy
+from verify.policy import ProvenanceRules, TrustedBuilder, empty_policy
 from verify.signers import TrustRun, find_signers
 from verify.sigstore.identity import GITHUB_ACTIONS_ISSUER, mismatch, sigstore_identity
 from verify.sigstore.trusted_root import load_trusted_root
@@ -496,10 +497,11 @@ def test_pipeline_message_signature_is_identity_only() -> None:
 
 
 def test_pipeline_reads_provenance_only_when_a_rule_needs_it() -> None:
-    """Issue 11, item 2: a SLSA predicate without externalParameters is not interpreted when no rule reads it."""
+    """Issue 11, item 2: a SLSA predicate without externalParameters is not interpreted when no rule reads it (an
+    identity-only check: flags, no policy, whose rules check no parameters)."""
     bundle = evidence(SUITE / "rekor2-dsse-happy-path" / "bundle.sigstore.json")
     beacon = keyless("beacon", issuer=GITHUB_ACTIONS_ISSUER, identity=BEACON)
-    policy = empty_policy().with_identity(beacon)
+    policy = replace(empty_policy(), provenance=ProvenanceRules(check_parameters=False)).with_identity(beacon)
     verifier = make_bundle_verifier(trusted_root=SUITE / "rekor2-dsse-happy-path" / "trusted_root.json")
     digests = {"sha256": A_TXT_SHA256}
     identity_only = verify_artifact("a.txt", [bundle], policy=policy, digests=lambda: digests,
@@ -516,6 +518,17 @@ def test_pipeline_reads_provenance_only_when_a_rule_needs_it() -> None:
     with pytest.raises(MalformedEvidence, match="externalParameters"):
         verify_artifact("a.txt", [bundle], policy=typed.with_rules(builders=(TrustedBuilder("b"),)),
                         digests=lambda: digests, bundle_verifier=verifier)
+
+def test_a_policy_reads_every_provenance() -> None:
+    """A policy's rules check a provenance's parameters and its clean tree: one they cannot read is refused, never
+    passed as an identity-only check (a dirty provenance made unreadable by a bad time passed, where the same one
+    readable was refused)."""
+    bundle = evidence(SUITE / "rekor2-dsse-happy-path" / "bundle.sigstore.json")
+    policy = empty_policy().with_identity(keyless("beacon", issuer=GITHUB_ACTIONS_ISSUER, identity=BEACON))
+    with pytest.raises(MalformedEvidence, match="externalParameters"):
+        verify_artifact("a.txt", [bundle], policy=policy, digests=lambda: {"sha256": A_TXT_SHA256},
+                        bundle_verifier=make_bundle_verifier(trusted_root=SUITE / "rekor2-dsse-happy-path"
+                                                             / "trusted_root.json"))
 
 
 def test_module_is_light_and_offline_by_construction() -> None:

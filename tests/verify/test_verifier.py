@@ -428,12 +428,28 @@ def test_unreadable_provenance() -> None:
 
 
 def test_unreadable_provenance_asked_for_by_type_without_rules_is_not_interpreted() -> None:
+    """Flags only (--key --predicate-type): no rule reads the predicate."""
     predicate = f.provenance_v1()
     del predicate["runDetails"]
-    policy = _policy(source=SourceRule(), builders=(), predicate_type=f.PROVENANCE_V1)
+    policy = _policy(source=SourceRule(), builders=(), predicate_type=f.PROVENANCE_V1, check_parameters=False)
     verdict = _verify(_evidence(f.statement(predicate=predicate)), policy)
     assert verdict.provenance is None
     assert verdict.checks[-1].name == "provenance" and verdict.checks[-1].passed
+
+
+@pytest.mark.parametrize("unreadable", ["no runDetails", "a time that is none"])
+def test_a_policy_refuses_an_unreadable_provenance_it_would_refuse_readable(unreadable: str) -> None:
+    """A policy checks every provenance's parameters and clean tree: a dirty one was refused, and the same one
+    passed once a bad time made it unreadable ('not interpreted')."""
+    predicate = f.provenance_v1()
+    predicate["buildDefinition"].setdefault("internalParameters", {})["dirty"] = True
+    policy = _policy(source=SourceRule(), builders=())
+    _reject(PolicyViolation, "uncommitted changes", _evidence(f.statement(predicate=predicate)), policy)
+    if unreadable == "no runDetails":
+        del predicate["runDetails"]
+    else:
+        predicate["runDetails"]["metadata"] = {"finishedOn": "yesterday"}
+    _reject(MalformedEvidence, "", _evidence(f.statement(predicate=predicate)), policy)
 
 
 # --- (4) subject ----------------------------------------------------------------------------------
