@@ -294,6 +294,49 @@ def test_provenance_v1_names_every_source_it_claims() -> None:
     assert prov.source_uris == ("https://github.com/acme/app", "https://github.com/evil/app")
 
 
+def test_provenance_v1_a_ref_inside_a_source_uri_is_a_ref_it_names() -> None:
+    predicate = f.provenance_v1(ref="refs/heads/main")
+    predicate["buildDefinition"]["externalParameters"]["source"]["uri"] = f"{f.REPO}@refs/heads/evil"
+    prov = read_provenance(_parse(f.statement(predicate=predicate)))
+    assert "refs/heads/evil" in prov.source_refs and f.REPO in prov.source_uris
+
+
+def test_provenance_v1_a_source_given_as_a_uri_is_a_source_it_names() -> None:
+    predicate = f.provenance_v1()
+    predicate["buildDefinition"]["externalParameters"]["source"] = "git+https://github.com/evil/app@refs/heads/x"
+    prov = read_provenance(_parse(f.statement(predicate=predicate)))
+    assert "https://github.com/evil/app" in prov.source_uris and "refs/heads/x" in prov.source_refs
+
+
+@pytest.mark.parametrize(("where", "value", "message"), [
+    ("source", ["https://github.com/evil/app"], "externalParameters.source is neither an object nor a URI"),
+    ("source", None, "externalParameters.source is neither an object nor a URI"),
+    ("source.uri", ["https://github.com/evil/app"], "externalParameters.source.uri is not a non-empty string"),
+    ("source.uri", 42, "externalParameters.source.uri is not a non-empty string"),
+    ("source.uri", "", "externalParameters.source.uri is not a non-empty string"),
+    ("source.ref", ["refs/heads/evil"], "externalParameters.source.ref is not a non-empty string"),
+    ("source.ref", {"branch": "evil"}, "externalParameters.source.ref is not a non-empty string"),
+    ("source.ref", "", "externalParameters.source.ref is not a non-empty string"),
+    ("source.ref", None, "externalParameters.source.ref is not a non-empty string"),
+    ("workflow", "main", "externalParameters.workflow is not an object"),
+    ("workflow.ref", ["refs/heads/evil"], "externalParameters.workflow.ref is not a non-empty string"),
+    ("workflow.repository", 7, "externalParameters.workflow.repository is not a non-empty string"),
+])
+def test_provenance_v1_a_source_in_a_shape_it_cannot_read_is_malformed(where: str, value: Any, message: str) -> None:
+    """A source named in another shape (a list, an object, a number, empty) was dropped: a build from another
+    branch or repository passed every source rule, as the one place that said so went unread."""
+    predicate = f.provenance_v1()
+    external = predicate["buildDefinition"]["externalParameters"]
+    external.setdefault("workflow", {"repository": f.REPO, "ref": "refs/heads/main"})
+    key, _, field = where.partition(".")
+    if field:
+        external[key][field] = value
+    else:
+        external[key] = value
+    with pytest.raises(MalformedEvidence, match=re.escape(message)):
+        read_provenance(_parse(f.statement(predicate=predicate)))
+
+
 def _v1_changed(path: str, value: Any) -> dict[str, Any]:
     """The factory's SLSA v1 provenance predicate, edited (:func:`_edited`)."""
     return _edited(f.provenance_v1(), path, value)

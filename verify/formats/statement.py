@@ -243,20 +243,48 @@ def _git_sources(deps: tuple[Dependency, ...]) -> tuple[list[str], list[str], li
     return uris, refs, commits
 
 
-def _source_parameter(source: Any) -> tuple[list[str], list[str]]:
-    """The repository and ref the ``source`` external parameter names (each only if a non-empty string)."""
+def _source_parameter(external: Mapping[str, Any], what: str) -> tuple[list[str], list[str]]:
+    """The repositories and refs the ``source`` external parameter names: an object's ``uri`` (and a ref after its
+    ``@``) and ``ref``, or a URI given alone. A value of another shape, empty or null names a source attest cannot
+    read, and is refused: dropped, it would let a rule pass that the source it stands for breaks."""
+    if "source" not in external:
+        return [], []
+    source, what = external["source"], f"{what} externalParameters.source"
+    if isinstance(source, str):
+        return _named_uri(source, what)
     if not isinstance(source, dict):
+        raise MalformedEvidence(f"{what} is neither an object nor a URI")
+    uris, refs = _named_uri(source["uri"], f"{what}.uri") if "uri" in source else ([], [])
+    if "ref" in source:
+        refs.append(_named(source["ref"], f"{what}.ref"))
+    return uris, refs
+
+
+def _workflow_parameter(external: Mapping[str, Any], what: str) -> tuple[list[str], list[str]]:
+    """The repository and ref GitHub's actions workflow build type names under ``workflow`` (refused, as
+    :func:`_source_parameter`'s, in another shape)."""
+    if "workflow" not in external:
         return [], []
-    uri, ref = _text(source.get("uri")), _text(source.get("ref"))
-    return ([split_source_uri(uri)[0]] if uri else []), ([ref] if ref else [])
-
-
-def _workflow_parameter(workflow: Any) -> tuple[list[str], list[str]]:
-    """The repository and ref GitHub's actions workflow build type names under ``workflow``."""
+    workflow, what = external["workflow"], f"{what} externalParameters.workflow"
     if not isinstance(workflow, dict):
-        return [], []
-    repository, ref = workflow.get("repository"), _text(workflow.get("ref"))
-    return ([split_source_uri(repository)[0]] if isinstance(repository, str) else []), ([ref] if ref else [])
+        raise MalformedEvidence(f"{what} is not an object")
+    uris, refs = _named_uri(workflow["repository"], f"{what}.repository") if "repository" in workflow else ([], [])
+    if "ref" in workflow:
+        refs.append(_named(workflow["ref"], f"{what}.ref"))
+    return uris, refs
+
+
+def _named(value: Any, what: str) -> str:
+    """A source's repository or ref, as named: a non-empty string."""
+    if not isinstance(value, str) or not value:
+        raise MalformedEvidence(f"{what} is not a non-empty string")
+    return value
+
+
+def _named_uri(value: Any, what: str) -> tuple[list[str], list[str]]:
+    """([the repository], [the ref after its '@', if one]) a source URI names."""
+    uri, ref = split_source_uri(_named(value, what))
+    return [uri], [ref] if ref else []
 
 
 def _dirty(*parameters: Mapping[str, Any]) -> bool:
@@ -276,8 +304,8 @@ def _provenance_v1(pred: Mapping[str, Any]) -> Provenance:
     external = _obj(definition.get("externalParameters"), f"{what} externalParameters")
     internal = _obj(definition.get("internalParameters", {}), f"{what} internalParameters")
     uris, refs, commits = _git_sources(deps)
-    source_uris, source_refs = _source_parameter(external.get("source"))
-    workflow_uris, workflow_refs = _workflow_parameter(external.get("workflow"))
+    source_uris, source_refs = _source_parameter(external, what)
+    workflow_uris, workflow_refs = _workflow_parameter(external, what)
     uris += source_uris + workflow_uris
     refs += source_refs + workflow_refs
     return Provenance(
