@@ -415,6 +415,38 @@ def test_read_provenance_v02() -> None:
     assert prov.dirty is False
 
 
+def _v02(predicate: dict[str, Any]) -> Any:
+    return read_provenance(_parse(f.statement(predicate_type=f.PROVENANCE_V02, predicate=predicate)))
+
+
+def test_provenance_v02_every_git_material_is_a_source() -> None:
+    """As v1's git dependencies: a material from another repository or branch was not read as a source, and a
+    build that named one passed the rules the same material failed in v1."""
+    predicate = f.provenance_v02()
+    evil = {"uri": "git+https://github.com/evil/app@refs/heads/evil", "digest": {"sha1": "e" * 40}}
+    predicate["materials"].append(evil)
+    prov = _v02(predicate)
+    assert prov.source_uris == (f.REPO, "https://github.com/evil/app")
+    assert prov.source_refs == ("refs/heads/main", "refs/heads/evil")
+    assert prov.commits == (f.COMMIT, "e" * 40)
+    assert (prov.source_uri, prov.source_ref, prov.commit) == (f.REPO, "refs/heads/main", f.COMMIT)
+
+
+@pytest.mark.parametrize("value", [[f"git+{f.REPO}@refs/heads/main"], 7, "", None])
+def test_provenance_v02_a_config_source_it_cannot_read_is_malformed(value: Any) -> None:
+    predicate = f.provenance_v02()
+    predicate["invocation"]["configSource"]["uri"] = value
+    with pytest.raises(MalformedEvidence, match=re.escape("invocation.configSource.uri is not a non-empty string")):
+        _v02(predicate)
+
+
+@pytest.mark.parametrize("where", ["parameters", "environment"])
+def test_provenance_v02_says_dirty_as_v1_does(where: str) -> None:
+    predicate = f.provenance_v02()
+    predicate["invocation"][where]["dirty"] = True
+    assert _v02(predicate).dirty is True
+
+
 @pytest.mark.parametrize("parameters", [["--skip-tests"], "--skip-tests", 1, True])
 def test_provenance_v02_parameters_that_are_not_an_object_are_malformed_not_empty(parameters: Any) -> None:
     # read as "no parameters", they would pass the check that every external parameter is recognised

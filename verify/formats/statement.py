@@ -323,30 +323,40 @@ def _provenance_v1(pred: Mapping[str, Any]) -> Provenance:
 
 
 def _provenance_v02(pred: Mapping[str, Any]) -> Provenance:
+    """SLSA Provenance v0.2: the configSource and every git material are sources (as v1's git dependencies are)."""
     what = "provenance (v0.2)"
     builder = _obj(pred.get("builder"), f"{what} builder")
     invocation = _obj(pred.get("invocation", {}), f"{what} invocation")
     config = _obj(invocation.get("configSource", {}), f"{what} invocation.configSource")
     metadata = _obj(pred.get("metadata", {}), f"{what} metadata")
     deps = _dependency_list(pred.get("materials", []), what, "materials", "materials")
-    source_uri = source_ref = commit = None
-    if isinstance(config.get("uri"), str):
-        source_uri, source_ref = split_source_uri(config["uri"])
+    uris: list[str] = []
+    refs: list[str] = []
+    commits: list[str] = []
+    if "uri" in config:
+        uris, refs = _named_uri(config["uri"], f"{what} invocation.configSource.uri")
         digest = _digest_set(config.get("digest", {}), f"{what} configSource.digest")
-        commit = digest.get("sha1") or digest.get("gitCommit")
+        commits.extend(c for c in (digest.get("sha1") or digest.get("gitCommit"),) if c)
+    for dep in deps:  # a git material is a source too: a rule on the source holds for each
+        if dep.uri.startswith("git+") or "gitCommit" in dep.digest:
+            uri, ref = split_source_uri(dep.uri)
+            uris.append(uri)
+            refs.extend([ref] if ref else [])
+            commits.extend(c for c in (dep.digest.get("gitCommit") or dep.digest.get("sha1"),) if c)
     params = invocation.get("parameters")
+    parameters = {} if params is None else _obj(params, f"{what} invocation.parameters")
+    environment = _obj(invocation.get("environment") or {}, f"{what} environment")
     return Provenance(
         predicate_type=PROVENANCE_V02,
         builder_id=_str(builder.get("id"), f"{what} builder.id"),
         build_type=_str(pred.get("buildType"), f"{what} buildType"),
-        source_uri=source_uri, source_ref=source_ref, commit=commit, dependencies=deps,
+        source_uri=_first(uris), source_ref=_first(refs), commit=_first(commits), dependencies=deps,
         invocation_id=_str(metadata.get("buildInvocationId"), f"{what} buildInvocationId", optional=True),
         started_on=_time(metadata.get("buildStartedOn"), f"{what} buildStartedOn"),
         finished_on=_time(metadata.get("buildFinishedOn"), f"{what} buildFinishedOn"),
-        dirty=False, external_parameters={} if params is None else _obj(params, f"{what} invocation.parameters"),
-        internal_parameters=_obj(invocation.get("environment") or {}, f"{what} environment"),
-        source_uris=(source_uri,) if source_uri else (), source_refs=(source_ref,) if source_ref else (),
-        commits=(commit,) if commit else (),
+        dirty=_dirty(parameters, environment), external_parameters=parameters, internal_parameters=environment,
+        source_uris=tuple(dict.fromkeys(uris)), source_refs=tuple(dict.fromkeys(refs)),
+        commits=tuple(dict.fromkeys(commits)),
     )
 
 
