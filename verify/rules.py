@@ -204,12 +204,16 @@ def _lockfiles(prov: Provenance, rules: ProvenanceRules) -> RuleResult | None:
     """The provenance binds every lockfile the policy names."""
     if not rules.lockfiles:
         return None
-    bound = sorted({d.name for d in prov.lockfiles})
+    named = {d.name for d in prov.lockfiles}
+    # a lockfile is bound by a digest of an algorithm the policy accepts: named without one, it binds nothing
+    bound = sorted({d.name for d in prov.lockfiles if any(a in d.digest for a in rules.digests)})
     missing = [name for name in rules.lockfiles if name not in bound]
     if not missing:
         return RuleResult("lockfiles", True, list(rules.lockfiles), bound)
-    return RuleResult("lockfiles", False, list(rules.lockfiles), bound, f"the provenance does not bind lockfile "
-                      f"{missing[0]!r}", "missing-lockfile")
+    said = (f"the provenance names lockfile {missing[0]!r} without a digest of an algorithm the policy accepts "
+            f"({', '.join(rules.digests)}), so it binds none" if missing[0] in named
+            else f"the provenance does not bind lockfile {missing[0]!r}")
+    return RuleResult("lockfiles", False, list(rules.lockfiles), bound, said, "missing-lockfile")
 
 
 def _clean(prov: Provenance, rules: ProvenanceRules) -> RuleResult:

@@ -638,6 +638,23 @@ def test_lockfile_bound_and_not_bound() -> None:
     )
 
 
+@pytest.mark.parametrize("digest", [{}, None, {"md5": "ab" * 16}], ids=["empty", "absent", "weak-only"])
+def test_a_lockfile_named_without_an_accepted_digest_is_not_bound(digest: dict[str, str] | None) -> None:
+    """Named with no digest (or only a weak one), the entry binds nothing: it satisfied the lockfiles rule."""
+    predicate = f.provenance_v1()
+    entry = next(d for d in predicate["buildDefinition"]["resolvedDependencies"] if d.get("name"))
+    if digest is None:
+        del entry["digest"]
+    else:
+        entry["digest"] = digest
+    _reject(
+        PolicyViolation,
+        "the provenance names lockfile 'requirements.txt' without a digest of an algorithm the policy accepts",
+        _evidence(f.statement(predicate=predicate)),
+        _policy(lockfiles=("requirements.txt",)),
+    )
+
+
 def test_dirty_build_refused_unless_allowed() -> None:
     evidence = _evidence(f.statement(predicate=f.provenance_v1(dirty=True)))
     _reject(PolicyViolation, "built from a work tree with uncommitted changes", evidence)
