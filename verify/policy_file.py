@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import date, datetime
 from pathlib import Path
@@ -252,8 +252,21 @@ def _approval_requirement(doc: YamlDoc, value: Any, path: tuple[str, ...],
     count = entry.get("count")
     if not isinstance(count, int) or isinstance(count, bool) or count < 1:
         raise doc.error((*path, "count"), "must be a whole number of at least 1")
-    return ApprovalRequirement(count=count, signed_by=_signers(doc, entry.get("signed-by"), (*path, "signed-by"),
-                                                               identities))
+    signed_by = _signers(doc, entry.get("signed-by"), (*path, "signed-by"), identities)
+    _distinct_approvers(doc, signed_by, (*path, "signed-by"), identities)
+    return ApprovalRequirement(count=count, signed_by=signed_by)
+
+
+def _distinct_approvers(doc: YamlDoc, names: Sequence[str], path: tuple[str, ...],
+                        identities: Mapping[str, Identity]) -> None:
+    """Approvers who pin one key are one signer: one approval signed with it would count for each of them."""
+    holder: dict[str, str] = {}
+    for name in names:
+        for key in identities[name].keys:
+            other = holder.setdefault(key.fingerprint, name)
+            if other != name:
+                raise doc.error(path, f"names {other!r} and {name!r}, who pin the same key ({key.name}): one approval "
+                                      "signed with it would count for both; give each approver their own key")
 
 
 def _signers(doc: YamlDoc, value: Any, path: tuple[str, ...], identities: Mapping[str, Identity]) -> tuple[str, ...]:

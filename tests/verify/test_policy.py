@@ -666,6 +666,22 @@ ERRORS = [
         id="resource-uri-empty",
     ),
     pytest.param(
+        _BASE.replace("stg: {keys: [keys/stg.pub.pem]}", "stg: {keys: [keys/dev-build.pub.pem]}")
+        + "stages:\n  prd: {require-approvals: {count: 2, signed-by: [dev, stg]}}\n",
+        8,
+        "stages.prd.require-approvals.signed-by",
+        "names 'dev' and 'stg', who pin the same key",
+        id="approvers-one-key",
+    ),
+    pytest.param(
+        _BASE.replace("stg: {keys: [keys/stg.pub.pem]}", "stg: {keys: [keys/dev-build.pub.pem]}")
+        + "stages:\n  prd:\n    hotfix: {require-approvals: {count: 2, signed-by: [dev, stg]}}\n",
+        9,
+        "stages.prd.hotfix.require-approvals.signed-by",
+        "who pin the same key",
+        id="hotfix-approvers-one-key",
+    ),
+    pytest.param(
         _BASE + "stages:\n  stg: {verifier: stg}\n  prd: {require-vsa: []}\n",
         9,
         "stages.prd.require-vsa",
