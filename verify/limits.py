@@ -54,3 +54,7 @@ MAX_OCI_MANIFEST_BYTES = 4 * 1024 * 1024
 #: Referrers of one image read from a registry (the referrers API's answer, every page; the tag schema's
 #: index), and layers or manifests listed by one manifest: a registry past it is refused, never half read.
 MAX_REFERRERS = 1000
+#: How far after the time of a verification a signed time may be (a VSA's timeVerified, an approval's time, a
+#: deployment record's timeDeployed): clocks of separate accounts differ a little; a time further ahead is refused,
+#: never believed (a record from the future would stay "what runs" until then, whatever came after it).
+MAX_CLOCK_SKEW_SECONDS = 300

@@ -35,13 +35,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from verify.budget import VerificationBudget
 from verify.digests import DigestSet
 from verify.errors import DigestMismatch, EvidenceRejected, SignatureInvalid, UnknownEvidence
 from verify.formats.evidence import Evidence
-from verify.limits import MAX_VERIFICATIONS_PER_ENVELOPE
+from verify.limits import MAX_CLOCK_SKEW_SECONDS, MAX_VERIFICATIONS_PER_ENVELOPE
 from verify.sigstore.identity import claimed_identities
 from verify.sigstore.times import SignedTime
 from verify.sigstore.verifier import BundleVerifier
@@ -82,6 +82,11 @@ class TrustRun:
     def __post_init__(self) -> None:
         if self.at.tzinfo is None:
             self.at = self.at.replace(tzinfo=UTC)
+
+    def in_the_future(self, time: datetime) -> bool:
+        """Whether a signed ``time`` is later than this run's by more than clocks differ
+        (:data:`~verify.limits.MAX_CLOCK_SKEW_SECONDS`): a signer's clock ahead, or a forged time."""
+        return time > self.at + timedelta(seconds=MAX_CLOCK_SKEW_SECONDS)
 
     def usable(self, identities: Sequence[Identity]) -> list[Identity]:
         """``identities`` as they may verify now: revoked keys dropped, nothing outside a validity window (worked

@@ -144,7 +144,7 @@ def _one_vsa(item: Evidence, statement: Statement, requirement: VsaRequirement, 
     # (7) under a named policy
     _check_policy_named(summary, what)
     # (8) not older than the provenance
-    _check_order(summary, bound, what)
+    _check_order(summary, bound, what, run)
     # (9) at the level this stage requires
     _check_level(summary, min_level, what)
     return StageEvidence(kind="vsa", stage=requirement.stage, signer=signer.name, time=summary.time_verified,
@@ -190,8 +190,11 @@ def _check_policy_named(summary: VerificationSummary, what: str) -> None:
         raise _Refused(7, f"{what} does not name the policy it was verified under (policy.digest.sha256)")
 
 
-def _check_order(summary: VerificationSummary, bound: Bound, what: str) -> None:
-    """(8) It was verified no earlier than the provenance was built (which must say when)."""
+def _check_order(summary: VerificationSummary, bound: Bound, what: str, run: TrustRun) -> None:
+    """(8) It was verified no earlier than the provenance was built (which must say when), and not after now."""
+    if run.in_the_future(summary.time_verified):
+        raise _Refused(8, f"{what} is dated {format_time(summary.time_verified)}, after the time of this verification "
+                          f"({format_time(run.at)}): a signer's clock is ahead, or the time is forged")
     if bound.time is None:
         raise _Refused(8, f"the provenance {bound.source} records no build time (runDetails.metadata.finishedOn), "
                           f"so {what} cannot be ordered after it")
@@ -225,7 +228,7 @@ def _approvals(stage: StageRule, *, policy: Policy, approvals: Statements, diges
     allowed = [policy.identities[name] for name in rule.signed_by]
     approvers: dict[str, StageEvidence] = {}
     for item, statement in approvals:
-        approval = _approval_for(statement, stage, policy, digests, bound)
+        approval = _approval_for(statement, stage, policy, digests, bound, run)
         if approval is None:
             continue
         for identity in _approvers(item, [i for i in allowed if i.name not in approvers], run, digests):
@@ -243,7 +246,7 @@ def _approvals(stage: StageRule, *, policy: Policy, approvals: Statements, diges
 
 
 def _approval_for(statement: Statement, stage: StageRule, policy: Policy, digests: DigestSet,
-                  bound: Bound) -> Approval | None:
+                  bound: Bound, run: TrustRun) -> Approval | None:
     """The approval ``statement`` states, if it is of this artefact for ``stage`` after the build; else None."""
     if not _names_artifact(statement, digests, policy):
         return None
@@ -253,6 +256,8 @@ def _approval_for(statement: Statement, stage: StageRule, policy: Policy, digest
         return None  # an approval without a stage or a readable time does not count
     if approval.hotfix or approval.stage != stage.name or bound.time is None or approval.time < bound.time:
         return None  # a hotfix's approval counts for a hotfix only (verify.path.kinds)
+    if run.in_the_future(approval.time):
+        return None  # dated after this verification: a clock ahead, or a forged time
     return approval
 
 
@@ -263,3 +268,4 @@ def _approvers(item: Evidence, identities: Sequence[Identity], run: TrustRun,
         return find_signers(item, identities, run, message=digests)
     except EvidenceRejected:
         return ()
+

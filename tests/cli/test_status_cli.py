@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import _clean_env
 from tests.conftest_aws import MotoEnv
 from tests.path_world import PathWorld, make_world
 
@@ -140,3 +143,41 @@ def test_status_on_the_local_aws_endpoint(world: PathWorld, deployed: Path, aws_
     assert remote["environments"] == json.loads(json.dumps(local["environments"]).replace(
         str(deployed), "s3://store/p"))
     assert remote["pending"] == local["pending"] and remote["records"] == local["records"]
+
+
+#: ``attest`` run by a pipeline runner whose clock is 30 days ahead: the time ``deploy record`` signs.
+_AHEAD = """
+import sys
+from datetime import datetime, timedelta
+import attest.cli.deploy as deploy
+class Ahead(datetime):
+    @classmethod
+    def now(cls, tz=None):
+        return datetime.now(tz) + timedelta(days=30)
+deploy.datetime = Ahead
+from attest.cli import main
+sys.argv[0] = "attest"
+main()
+"""
+
+
+def test_a_record_dated_after_now_does_not_count(world: PathWorld, tmp_path: Path) -> None:
+    """A record from a runner whose clock is ahead was the newest by its signed time until that time came: it stayed
+    "what runs" whatever was deployed after it, and the order gate believed it too."""
+    store = world.copy(tmp_path)
+    assert world.deploy(store, "stg", "r1", "infra", tmp=tmp_path).code == 0
+    ahead = tmp_path / "ahead.py"
+    ahead.write_text(_AHEAD)
+    done = subprocess.run([sys.executable, ahead, "deploy", "record", "--env", "stg", "--release", world.release("r3"),
+                           "--component", "infra", "--status", "succeeded", "--signer",
+                           world.keys["stg-deploy"].private, "--policy", world.policy, "--store", store, "-o",
+                           tmp_path / "ahead.intoto.jsonl"], cwd=world.root, env=_clean_env(), capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    shown = _json(world, store, "--env", "stg")
+    assert shown["environments"]["stg"]["infra"]["release"] == "r1"
+    assert shown["ignored"]["count"] == 1
+    assert "after the time of this verification" in shown["ignored"]["reasons"][0], shown["ignored"]
+    # r3's app needs infra at r3's artefacts in stg: the record from the future does not say so
+    gate = world.gate(store, "stg", "r3", "--component", "app")
+    assert gate.code == 1 and "app needs infra" in gate.err, gate

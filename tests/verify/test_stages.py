@@ -164,6 +164,12 @@ def test_vsa_older_than_the_provenance() -> None:
     )
 
 
+def test_a_vsa_dated_after_the_verification_does_not_count() -> None:
+    """A signer's clock ahead, or a forged time: not believed (a VSA is never from the future)."""
+    _violation("the VSA in vsa:1 is dated 2999-01-01T00:00:00Z, after the time of this verification",
+               [_vsa(timeVerified="2999-01-01T00:00:00Z")])
+
+
 def test_a_provenance_without_a_build_time_cannot_be_ordered_so_no_vsa_counts() -> None:
     """Finding 8: a provenance with no time and a VSA dated 1970 must not pass (the check was skipped)."""
     _violation("the provenance prov:1 records no build time", [_vsa(timeVerified="1970-01-01T00:00:00Z")],
@@ -260,6 +266,7 @@ def test_approvals_counted_per_distinct_identity() -> None:
         ([("alice", {}), ("bob", {"when": None})], "found 1 (alice)"),
         ([("alice", {}), ("bob", {"when": "2024-05-01T10:00:00Z"})], "found 1 (alice)"),  # before the build
         ([("alice", {}), ("bob", {"when": "0001-01-01T00:00:00+01:00"})], "found 1 (alice)"),
+        ([("alice", {}), ("bob", {"when": "2999-01-01T00:00:00Z"})], "found 1 (alice)"),  # after now
     ],
 )
 def test_too_few_approvals(approvals: list[tuple[str, dict[str, Any]]], found: str) -> None:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from verify.errors import EvidenceRejected, MalformedEvidence, PolicyError, PolicyViolation
 from verify.formats.deployment import DEPLOYMENT_V1, Deployment, filing_time, read_deployment
+from verify.formats.encoding import format_time
 from verify.formats.evidence import Evidence
 from verify.policy import Policy
 from verify.signers import TrustRun, find_signers
@@ -72,6 +73,10 @@ def trusted_deployment(item: Evidence, policy: Policy, run: TrustRun, *, environ
     if statement.predicate_type != DEPLOYMENT_V1:
         raise MalformedEvidence(f"{item.source} is not a deployment record ({statement.predicate_type})")
     record = read_deployment(statement)
+    if run.in_the_future(record.time):
+        raise PolicyViolation(f"{item.source} is dated {format_time(record.time)}, after the time of this verification "
+                              f"({format_time(run.at)}): a deployer's clock is ahead, or the time is forged; it is not "
+                              "counted")
     if (record.environment, record.component) != (environment, component):
         raise PolicyViolation(f"{item.source} records {record.component!r} in {record.environment!r}, not "
                               f"{component!r} in {environment!r}")
