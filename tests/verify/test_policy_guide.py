@@ -21,12 +21,13 @@ def test_the_guides_policy_loads_with_builder_levels_min_level_and_build_types(t
     example = re.search(r"```yaml\n(.*?)```", GUIDE.read_text(), re.S)
     assert example, "docs/policy.md shows no policy"
     text = example.group(1)
-    pem = make_keypair(tmp_path, "any").public.read_bytes()
-    for name in set(re.findall(r"keys/[\w.-]+\.pem", text)):
+    made = tmp_path / "made"
+    made.mkdir()
+    names = [*sorted(set(re.findall(r"keys/[\w.-]+\.pem", text))),
+             *(kms_pem_name(arn) for arn in re.findall(r'kms: \["(arn:aws:kms:[^"]+)"\]', text))]
+    for n, name in enumerate(names):  # each its own key, as people's are (approvers may not share one)
         (tmp_path / name).parent.mkdir(exist_ok=True)
-        (tmp_path / name).write_bytes(pem)
-    for arn in re.findall(r'kms: \["(arn:aws:kms:[^"]+)"\]', text):
-        (tmp_path / kms_pem_name(arn)).write_bytes(pem)
+        (tmp_path / name).write_bytes(make_keypair(made, f"k{n}").public.read_bytes())
     (tmp_path / "policy.yaml").write_text(text)
 
     policy = load_policy(tmp_path / "policy.yaml")
