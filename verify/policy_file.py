@@ -464,6 +464,12 @@ def _stages(doc: YamlDoc, value: Any, identities: Mapping[str, Identity]) -> dic
                 raise doc.error(("stages", stage.name, "require-vsa"),
                                 f"requires a VSA from stage {requirement.stage!r}, which 'stages' does not define")
         _check_require_deployed(doc, stage, stages)
+        for uri in stage.resource_uris:
+            other = next((o.name for o in stages.values() if o.name != stage.name and o.accepts_resource(uri)), None)
+            if other is not None:
+                raise doc.error(("stages", stage.name, "resource-uri"),
+                                f"names {uri!r}, which stage {other!r} takes too: a VSA for one would count for the "
+                                "other; give each stage its own")
     return stages
 
 

@@ -163,6 +163,28 @@ def test_emit_vsa_usage(published: Path, keys: dict[str, KeyPair], attest: Attes
     assert result.code == 2 and "--emit-vsa needs --stage" in result.err
 
 
+@pytest.mark.parametrize(("uri", "words"), [
+    ("attest:stage:prd", "--resource-uri 'attest:stage:prd' is not one that stage 'stg' takes"),
+    ("arn:aws:codepipeline:eu-west-1:111111111111:app", "is not one that stage 'stg' takes"),
+])
+def test_a_vsa_names_only_the_stage_it_was_signed_for(published: Path, keys: dict[str, KeyPair],
+                                                      attest: AttestRunner, uri: str, words: str) -> None:
+    """--resource-uri was free: stg's gate could sign a VSA naming prd (or any stage sharing its verifier), which
+    that stage's requirement then counted, though its own requirements never held."""
+    result = attest("verify", ARTIFACT, "--store", "store", "--policy", "policy.yaml", "--stage", "stg",
+                    "--emit-vsa", "vsa.intoto.jsonl", "--signer", keys["stg"].private, "--resource-uri", uri,
+                    cwd=published)
+    assert result.code == 2 and words in result.err, result
+    assert not (published / "vsa.intoto.jsonl").exists()
+    policy = published / "policy.yaml"
+    policy.write_text(policy.read_text().replace("stg: {verifier: stg-verifier}",
+                                                 f"stg: {{verifier: stg-verifier, resource-uri: [{uri}]}}"))
+    if uri != "attest:stage:prd":  # the stage's own resource-uri is one it takes
+        assert attest("verify", ARTIFACT, "--store", "store", "--policy", "policy.yaml", "--stage", "stg",
+                      "--emit-vsa", "vsa.intoto.jsonl", "--signer", keys["stg"].private, "--resource-uri", uri,
+                      cwd=published).code == 0
+
+
 def test_approvals(published: Path, keys: dict[str, KeyPair], attest: AttestRunner) -> None:
     alice, bob = make_keypair(published, "alice"), make_keypair(published, "bob")
     policy = _write_policy(published, keys, approvals="    require-approvals: {count: 2, signed-by: [alice, bob]}\n")

@@ -720,6 +720,20 @@ ERRORS = [
         id="branch-a-tag",
     ),
     pytest.param(
+        _BASE + "stages:\n  stg: {resource-uri: [arn:pipeline]}\n  prd: {resource-uri: [arn:pipeline]}\n",
+        8,
+        "stages.stg.resource-uri",
+        "names 'arn:pipeline', which stage 'prd' takes too",
+        id="resource-uri-shared",
+    ),
+    pytest.param(
+        _BASE + "stages:\n  stg: {resource-uri: ['attest:stage:prd']}\n  prd: {}\n",
+        8,
+        "stages.stg.resource-uri",
+        "names 'attest:stage:prd', which stage 'prd' takes too",
+        id="resource-uri-another-stages-own",
+    ),
+    pytest.param(
         _BASE.replace("version: 1", "version: 1.0"), 1, "version", "must be 1 (found 1.0)", id="version-float"
     ),
     pytest.param(
