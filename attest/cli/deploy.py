@@ -134,7 +134,11 @@ def _same_release(verdict: GateVerdict | ReleaseVerdict, release: ReleaseToRecor
     from verify.release_gate import ReleaseVerdict
 
     assert isinstance(verdict, ReleaseVerdict)
-    passed = {c.artifact for c in verdict.components if c.component == release.component.name}
-    if verdict.name != release.name or passed != {a.name for a in release.component.artifacts}:
+    name = release.component.name
+    passed = {(c.artifact, c.digests.get("sha256")) for c in verdict.components if c.component == name}
+    recorded = {(a.name, a.digest.get("sha256")) for a in release.component.artifacts}
+    # by the manifest's own digest and the artefacts' sha256: a release re-cut under the same name and artefact names
+    # (other bytes) is another release
+    if (verdict.name, verdict.manifest_sha256) != (release.name, release.sha256) or passed != recorded:
         raise PolicyViolation(f"{path} changed while it was read: the gate passed another release than the one "
                               "to record; nothing was recorded, run again")

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_attest
+from tests.conftest import _clean_env, run_attest
 from tests.conftest_aws import MotoEnv
 from tests.path_world import PathWorld, make_world, policy_text
 
@@ -232,3 +234,45 @@ def test_the_order_on_the_local_aws_endpoint(world: PathWorld, tmp_path: Path, a
     assert world.gate(store, "stg", "r1", "--component", "app").code == 0
     assert world.deploy(store, "stg", "r1", "app", tmp=tmp_path).code == 0
     assert world.gate(store, "prd", "r1").code == 0
+
+
+#: ``attest deploy record`` with the manifest replaced by another file just before its gate reads it (the race
+#: deploy record's check that the gate passed the release it records is for).
+_SWAPPED = """
+import shutil, sys
+import attest.gate as gate
+manifest, swap_to = sys.argv.pop(1), sys.argv.pop(1)
+real = gate.run_gate
+def swapped(request, *a, **k):
+    shutil.copyfile(swap_to, manifest)
+    return real(request, *a, **k)
+gate.run_gate = swapped
+from attest.cli import main
+sys.argv[0] = "attest"
+main()
+"""
+
+
+def test_deploy_record_signs_only_the_release_its_gate_passed(world: PathWorld, tmp_path: Path) -> None:
+    """A release re-cut under the same name, with the same artefact names and other bytes, is another release: the
+    check compared names only, and signed a record of app v2 that only app v1 had passed."""
+    store = world.copy(tmp_path)
+    recut = tmp_path / "r1-recut.intoto.jsonl"
+    made = run_attest("release", "create", "--name", "r1", "--component", "infra=infra-v1.intoto.jsonl",
+                      "--component", "app=app-v2.intoto.jsonl", "--needs", "app=infra", "--signer",
+                      world.keys["release"].private, "-o", recut, cwd=world.root)
+    assert made.code == 0, made
+    assert world.deploy(store, "stg", "r1", "infra", tmp=tmp_path).code == 0
+    manifest = tmp_path / "manifest.intoto.jsonl"
+    shutil.copyfile(recut, manifest)
+    script = tmp_path / "swapped.py"
+    script.write_text(_SWAPPED)
+    done = subprocess.run([sys.executable, script, manifest, world.release("r1"), "deploy", "record", "--env", "stg",
+                           "--release", manifest, "--component", "app", "--status", "succeeded", "--signer",
+                           world.keys["stg-deploy"].private, "--policy", world.policy, "--store", store, "-o",
+                           tmp_path / "app.intoto.jsonl"], cwd=world.root, env=_clean_env(), capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 1, done
+    assert "changed while it was read: the gate passed another release than the one to record" in done.stderr
+    assert not (tmp_path / "app.intoto.jsonl").exists()
+    assert not list((store / "deployments" / "stg").glob("app/*"))
