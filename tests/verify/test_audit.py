@@ -694,6 +694,23 @@ def test_missing_approval(keys: dict[str, KeyPair], tmp_path: Path, store: Path)
     assert sorted(a["approver"] for a in prd["approvals"]) == ["alice@acme", "bob@acme"]
 
 
+def test_an_approval_signed_after_the_stage_verified_does_not_count(keys: dict[str, KeyPair], tmp_path: Path,
+                                                                   store: Path) -> None:
+    """prd verified it at T0+2h with no approval; approvals signed a month later covered the bypass."""
+    policy = write_policy(tmp_path, keys, approvals="    require-approvals: {count: 2, signed-by: [alice, bob]}\n")
+    late = full_path(store, keys, b"approved late", commit="a" * 40)
+    f.publish(store, f.approval(keys["alice"].private, name=APP, artifact=b"approved late", stage="prd",
+                                approver="alice@acme", at=f.T0 + H))
+    f.publish(store, f.approval(keys["bob"].private, name=APP, artifact=b"approved late", stage="prd",
+                                approver="bob@acme", at=f.T0 + 30 * 24 * H))
+
+    report = run(store, policy)
+
+    assert found(report) == {("missing-approval", late)}
+    assert ("with 1 of the 2 approval(s) it requires from alice, bob (1 more signed after it verified, at "
+            "2024-05-01T12:00:00Z, or undated)") in report.anomalies[0].message
+
+
 def test_a_rebuild_that_does_not_match_is_non_reproducible(store: Path, keys: dict[str, KeyPair],
                                                            policy: Policy) -> None:
     good = full_path(store, keys, b"reproducible", commit="a" * 40, stages=())

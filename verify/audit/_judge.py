@@ -350,7 +350,7 @@ class _Auditor:
                 continue
             if rule.min_level:
                 self._judge_level(record, rule)
-            self._judge_approvals(record, name, rule)
+            self._judge_approvals(record, name, rule, min(passed, key=when_of))
 
     def _judge_vsa_order(self, record: _Record, name: str, rule: StageRule, vsa: Endorsement,
                          built_on: datetime | None) -> None:
@@ -381,17 +381,23 @@ class _Auditor:
             self._flag("out-of-order", sha, f"{said}, before stage {requirement.stage!r} did "
                        f"({iso_time(first.time)})", **where)
 
-    def _judge_approvals(self, record: _Record, name: str, rule: StageRule) -> None:
-        """A stage that passed the artefact and requires approvals has enough approvers who approved it."""
+    def _judge_approvals(self, record: _Record, name: str, rule: StageRule, first: Endorsement) -> None:
+        """A stage that passed the artefact and requires approvals had enough approvers who approved it by then (the
+        time of its ``first`` VSA that passed it): an approval signed afterwards did not let it pass."""
         needed = rule.require_approvals
         if needed is None:
             return
         sha = record.sha256
-        approvers = {s for a in record.approvals.get(name, []) for s in a.signers}
+        given = record.approvals.get(name, [])
+        approvers = {s for a in given for s in a.signers
+                     if a.time is not None and (first.time is None or a.time <= first.time)}
         if len(approvers) < needed.count:
+            late = len({s for a in given for s in a.signers} - approvers)
             self._flag("missing-approval", sha, f"stage {name!r} verified {short_sha(sha)} with "
                        f"{len(approvers)} of the {needed.count} approval(s) it requires "
-                       f"from {', '.join(needed.signed_by)}", step=name)
+                       f"from {', '.join(needed.signed_by)}"
+                       + (f" ({late} more signed after it verified, at {iso_time(first.time)}, or undated)" if late
+                          else ""), step=name)
 
     def _judge_level(self, record: _Record, rule: StageRule) -> None:
         """A stage with ``min-level`` passed the artefact: a build by a builder trusted for that level, and each
