@@ -127,6 +127,24 @@ def test_reverify_reports_an_entry_someone_edited(tmp_path: Path, keys: dict[str
     assert [a["kind"] for a in report["anomalies"]] == ["untrusted-signer"]
 
 
+def test_reverify_reports_a_facts_row_edited_to_concern_nothing(tmp_path: Path, keys: dict[str, KeyPair],
+                                                                 attest: AttestRunner) -> None:
+    """A file's row edited to concern no artefact hides its anomaly from a plain audit (as the threat model says);
+    --reverify judged right but did not say the index was edited."""
+    write_builds_policy(tmp_path, keys)
+    f.publish(tmp_path / "store", f.provenance(keys["other"].private, subjects={APP: b"forged"}))
+    ran, report = _audit(attest, tmp_path)
+    assert ran.code == 1 and [a["kind"] for a in report["anomalies"]] == ["untrusted-signer"]
+    with sqlite3.connect(tmp_path / "index.sqlite") as db:
+        db.execute("UPDATE facts SET touch = '', count = 0")
+    ran, report = _audit(attest, tmp_path)
+    assert ran.code == 0 and report["anomalies"] == []
+    ran, report = _audit(attest, tmp_path, "--reverify")
+    assert ran.code == 1 and sorted(a["kind"] for a in report["anomalies"]) == ["index-mismatch", "untrusted-signer"]
+    assert "the audit index held other facts for" in next(a["message"] for a in report["anomalies"]
+                                                          if a["kind"] == "index-mismatch")
+
+
 def test_an_entry_that_does_not_read_back_is_checked_again(tmp_path: Path, keys: dict[str, KeyPair],
                                                            attest: AttestRunner) -> None:
     write_builds_policy(tmp_path, keys)

@@ -276,6 +276,11 @@ def _read(sources: Iterable[tuple[str, bytes | EvidenceRejected | Listed]], setu
             file = waiting.popleft()
             file.facts, file.touch, file.count, file.checking = facts, touches(facts), len(facts), False
             if keep is not None and file.digest is not None:
+                if reverify:
+                    before = keep.kept(file.uri)  # what the index said of these bytes: what they concern, how many
+                    if before is not None and before.digest == file.digest and (
+                            before.touch != file.touch or before.facts != file.count):
+                        file.mismatch = True
                 if reverify and (all_facts or EVERYWHERE in file.touch):  # (the only facts kept)
                     kept = keep.facts(file.uri, file.digest)
                     if kept and decode_facts(kept) != facts:
