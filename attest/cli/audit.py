@@ -259,14 +259,14 @@ def _audit_once(sources: Sequence[str], policy: Policy, trusted_root: Path | Non
             if not optional:
                 raise
             click.echo(f"attest: warning: {e}; this audit checks every file, without an index", err=True)
-    reader = _Reader(sources, index)
+    reader = _Reader(sources, index, reverify=reverify)
     try:
         with _progress() as live:
             report = audit(reader.attestations(), policy=policy, trusted_root=trusted_root,
                            progress=live.checked if live else None,
                            artifacts=reader.artifacts(progress=live.hashed if live else None),
                            index=_Keyed(index, reader.key) if index is not None else None, reverify=reverify, dora=dora,
-                           setup=setup)
+                           setup=setup, mismatched=reader.mismatched)
         if index is not None:
             index.flush()
             index.forget(reader.seen, under=reader.prefixes, stored=reader.seen_stored, stores=reader.stores)
@@ -398,10 +398,14 @@ class _Reader:
     file through the same hardened reader, one regular file at a time.
     """
 
-    def __init__(self, sources: Sequence[str], index: Index | None = None) -> None:
+    def __init__(self, sources: Sequence[str], index: Index | None = None, *, reverify: bool = False) -> None:
         self.sources = tuple(dict.fromkeys(sources))  # a source named twice is read once
         self._stores: dict[str, Store] = {}
         self._index = index
+        self._reverify = reverify
+        """Hash every stored artefact, whatever the index kept, and say where the index said otherwise."""
+        self.mismatched: list[str] = []
+        """Index entries a fresh check disagreed with (``reverify``), as :func:`verify.audit.audit` names them."""
         self.key = _Keys()
         self._settled_before = time.time_ns() - _RACY_NS
         """A local file's times must be older than this (ns) for its stamp to stand for its bytes."""
@@ -438,8 +442,11 @@ class _Reader:
             for uri, claimed, opener, stamp in store.listed_artifacts():
                 key = self.key(uri)
                 self.seen_stored.append(key)
-                known = self._index.hashed(key, stamp) if self._index is not None else None
+                kept = self._index.hashed(key, stamp) if self._index is not None else None
+                known = None if self._reverify else kept
                 found = known if known is not None else _sha256(uri, opener)
+                if kept is not None and known is None and found != kept:
+                    self.mismatched.append(f"another sha256 for the stored artefact {uri}")
                 if self._index is not None and known is None and isinstance(found, str) and \
                         _settled(stamp, self._settled_before):
                     self._index.hash(key, stamp, found)

@@ -147,7 +147,8 @@ def audit(sources: Iterable[tuple[str, bytes | EvidenceRejected | Listed]], *, p
           trusted_root: Path | None = None, workers: int | None = None, batch_size: int = BATCH_FILES,
           progress: Progress | None = None, artifacts: Iterable[StoredArtifact] = (),
           index: FactIndex | None = None, reverify: bool = False,
-          dora: tuple[datetime, datetime] | None = None, setup: _Setup | None = None) -> AuditReport:
+          dora: tuple[datetime, datetime] | None = None, setup: _Setup | None = None,
+          mismatched: Sequence[str] = ()) -> AuditReport:
     """Read every attestation file in ``sources`` as ``(uri, bytes)`` and report each artefact's history.
 
     ``artifacts`` are the stored artefacts, as ``(uri, the sha256 their address claims, the sha256 of
@@ -171,7 +172,9 @@ def audit(sources: Iterable[tuple[str, bytes | EvidenceRejected | Listed]], *, p
     checks every file and judges every artefact again, and reports each index entry that disagrees with the
     fresh result (``index-mismatch``). ``dora`` (since, until) adds the DORA figures of that window
     (:mod:`verify.audit.dora`). ``setup`` is the trust to check under, when the caller made it already
-    (:func:`audit_setup`: the one an index is keyed by).
+    (:func:`audit_setup`: the one an index is keyed by). ``mismatched`` names what else the caller found an index
+    entry to say otherwise than a fresh check (``another sha256 for the stored artefact <uri>``), read once
+    ``artifacts`` is exhausted: each is an ``index-mismatch``.
     """
     setup = setup or audit_setup(policy, trusted_root)
     inline = INLINE_FILES if workers is None else 0
@@ -186,7 +189,7 @@ def audit(sources: Iterable[tuple[str, bytes | EvidenceRejected | Listed]], *, p
         if index is not None:
             index.read_done()
         assembly.stored = list(artifacts)
-        return assembly.report(dora=dora)
+        return assembly.report(dora=dora, mismatched=mismatched)
 
 
 #: The cyclic garbage collector's thresholds (generations 0, 1, 2) while an audit runs.
@@ -412,11 +415,11 @@ class _Assembly:
             dirty.append(sha)
         return sorted(dirty)
 
-    def report(self, *, dora: tuple[datetime, datetime] | None) -> AuditReport:
+    def report(self, *, dora: tuple[datetime, datetime] | None, mismatched: Sequence[str] = ()) -> AuditReport:
         clean: dict[str, tuple[Judged | None, str]] = {}
         dirty = self._fold(clean)
         self.part.judge(dirty)  # (5)
-        mismatched = [f"other facts for {f.uri}" for f in self.files if f.mismatch]
+        mismatched = [*(f"other facts for {f.uri}" for f in self.files if f.mismatch), *mismatched]
         fresh: dict[str, tuple[Judged | None, ArtifactHistory | None]] = {}
         for sha, judged, history in self._judged(dirty):
             if not self.keep:  # (no index, or one that keeps no judgement)
