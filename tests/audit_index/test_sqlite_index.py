@@ -158,6 +158,21 @@ def test_an_entry_that_does_not_read_back_is_checked_again(tmp_path: Path, keys:
     assert ran.code == 0 and report["index"]["checked"] == 2 and len(report["artifacts"]) == 2
 
 
+@pytest.mark.parametrize("history", ['{"names": ["x"', '{"a": 1} trailing', '["not", "an", "object"]', ""])
+def test_a_kept_history_that_does_not_read_back_is_judged_again(tmp_path: Path, keys: dict[str, KeyPair],
+                                                                attest: AttestRunner, history: str) -> None:
+    """A torn or edited history text was pasted into the JSON report, which was then no JSON, with exit 0."""
+    write_builds_policy(tmp_path, keys)
+    publish_builds(tmp_path / "store", keys, 2)
+    _, good = _audit(attest, tmp_path)
+    with sqlite3.connect(tmp_path / "index.sqlite") as db:
+        db.execute("UPDATE judged SET history = ? WHERE rowid = (SELECT min(rowid) FROM judged)", (history,))
+    ran, report = _audit(attest, tmp_path)  # (_audit parses the report: it fails if the report is not JSON)
+    assert ran.code == 0, ran
+    assert {k: v for k, v in report.items() if k != "index"} == {k: v for k, v in good.items() if k != "index"}
+    assert "checked, 1 artefact(s) judged" in ran.err, ran.err
+
+
 @pytest.mark.parametrize("damage", ["truncated", "scrambled"])
 def test_a_broken_index_is_moved_aside_and_rebuilt(damage: str, tmp_path: Path, keys: dict[str, KeyPair],
                                                    attest: AttestRunner) -> None:

@@ -409,7 +409,7 @@ class _Assembly:
                 except ValueError:
                     judged, inputs = None, ""  # judged again
                 if inputs == self.inputs(sha, judged.deps if judged else (), releases) and (
-                        judged is None or history.startswith('{"')):
+                        judged is None or _reads_back(history)):
                     clean[sha] = (judged, history)
                     continue
             dirty.append(sha)
@@ -557,6 +557,19 @@ def _entries(judgements: Sequence[tuple[str, Judged]], texts: Mapping[str, tuple
         entries.append(HistoryEntry(key=(*judged.key, sha), sha256=sha, anomalies=tuple(mine), history=history,
                                     text=texts[sha][1] if sha in texts else None))
     return entries, anomalies
+
+
+_DECODER = json.JSONDecoder()
+
+
+def _reads_back(history: str) -> bool:
+    """Whether a kept history is one JSON object, as the report prints it: a text that is not (a torn or edited
+    entry) is a miss, judged again, never pasted into the report (whose JSON it would break)."""
+    try:
+        value, end = _DECODER.raw_decode(history)
+    except (ValueError, RecursionError):
+        return False
+    return end == len(history) and type(value) is dict
 
 
 def _same(data: bytes) -> bytes:
