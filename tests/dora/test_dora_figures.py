@@ -75,3 +75,25 @@ def test_the_window_and_its_usage(tmp_path: Path, keys: dict[str, KeyPair], atte
     assert alone.code == 2 and "--dora" in alone.err
     plain = attest("audit", "store", "--policy", "policy.yaml", "--format", "json", "--no-index", cwd=tmp_path)
     assert "dora" not in json.loads(plain.out)
+
+
+def test_a_record_of_a_release_no_manifest_shows_counts_in_no_figure(tmp_path: Path, keys: dict[str, KeyPair],
+                                                                    attest: AttestRunner) -> None:
+    """prd's deployer signed a record of release 'ghost', for bytes nobody built, whose manifest no source holds: it
+    was counted (a deployment, and what runs in prd), though only records placed in their release count."""
+    from tests import factory as f
+    from tests.dora.history import NOW, _record
+
+    write_policy(tmp_path, keys)
+    history_with_dora(tmp_path, keys)
+    before = json.loads(attest("audit", "store", "--policy", "policy.yaml", "--dora", "--format", "json",
+                               "--no-index", cwd=tmp_path).out)
+    ghost = {"name": "ghost", "line": "00" * 32, "artifacts": [("app.zip", f.digests(b"never built"))]}
+    _record(tmp_path / "store", keys["prd"].private, ghost, env="prd", at=NOW - timedelta(hours=1))
+    ran = attest("audit", "store", "--policy", "policy.yaml", "--dora", "--format", "json", "--no-index",
+                 cwd=tmp_path)
+    report = json.loads(ran.out)
+    assert report["dora"] == before["dora"] and report["running"] == before["running"]
+    unknown = [a for a in report["anomalies"] if a["kind"] == "unknown-deployment"]
+    assert len(unknown) == 1 and "names release 'ghost'" in unknown[0]["message"], report["anomalies"]
+    assert "which no trusted manifest among the sources shows" in unknown[0]["message"]

@@ -442,15 +442,18 @@ class _Auditor:
             stored=tuple(sorted(record.stored, key=lambda c: c.uri)))
 
     def _judge_deployments(self) -> None:
-        """A trusted deployment record names a component of its release, with that component's artefacts (when
-        the release's manifest is among what was read; a record of a release nobody shows cannot be placed)."""
+        """A trusted deployment record names a component of its release, with that component's artefacts: only then
+        is it placed (what runs where, the DORA figures). A record of a release no trusted manifest among the
+        sources shows cannot be checked so, and is not counted."""
         for fact, deployment in self.deployed:
             release = self.by_line.get(deployment.release_sha256)
+            part = None if release is None else next((c for c in release.components
+                                                      if c.name == deployment.component), None)
             if release is None:
-                self.placed[fact.statement_digest] = deployment  # whose release nobody shows: counted as signed
-                continue
-            part = next((c for c in release.components if c.name == deployment.component), None)
-            if part is None:
+                why = (f"names release {deployment.release!r} ({short_sha(deployment.release_sha256 or None)}), which "
+                       "no trusted manifest among the sources shows, so it is not counted; audit the store the "
+                       "release was published to with it")
+            elif part is None:
                 why = f"names component {deployment.component!r}, which release {release.name!r} does not have"
             elif frozenset(sha for _, sha in part.artifacts) != deployment.artifacts:
                 why = (f"names other artefacts for {deployment.component!r} than release {release.name!r} gives "

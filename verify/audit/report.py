@@ -60,8 +60,9 @@ ANOMALY_KINDS: Mapping[str, str] = {
     "non-reproducible": "one commit and lockfiles gave different digests, or a rebuild did not match",
     "tampered-artifact": "a stored artefact whose bytes do not hash to the sha256 its address names, or that "
                          "cannot be read to check (not a regular file, unreadable)",
-    "unknown-deployment": "a trusted deployment record for a component its release does not have, or for other "
-                          "artefacts than the release gives that component",
+    "unknown-deployment": "a trusted deployment record for a component its release does not have, for other "
+                          "artefacts than the release gives that component, or of a release no trusted manifest "
+                          "among the sources shows (it counts in no figure)",
     "index-mismatch": "the audit index held other facts for an attestation than a fresh check gives (--reverify): "
                       "the index was edited or written by a faulty version",
 }
