@@ -56,8 +56,11 @@ __all__ = ["INDEX_FORMAT", "FactIndex", "Judged", "Kept", "Listed", "decode_fact
 
 #: The version of the index's forms (facts, judgements) and of what they mean; an index of an older version is
 #: emptied, a newer one refused. 6: a build no release binds is judged by its repository's component
-#: (:func:`verify.rules.rules_for_build`): judgements of format 5 passed some that are refused now.
-INDEX_FORMAT = 6
+#: (:func:`verify.rules.rules_for_build`): judgements of format 5 passed some that are refused now. 7: facts and
+#: judgements of format 6 passed provenances whose sources went unread (a source in another shape, v0.2's git
+#: materials), lockfiles bound by no digest, approvals signed after their stage verified, and deployment records
+#: of releases no manifest shows.
+INDEX_FORMAT = 7
 
 _CLASSES: Mapping[str, type] = {cls.__name__: cls for cls in (
     _Fact, _Build, _Vsa, _Approval, _Deployment, _Reproduction, _Signature, _Release, ReleaseComponent, Anomaly,
