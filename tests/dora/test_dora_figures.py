@@ -97,3 +97,22 @@ def test_a_record_of_a_release_no_manifest_shows_counts_in_no_figure(tmp_path: P
     unknown = [a for a in report["anomalies"] if a["kind"] == "unknown-deployment"]
     assert len(unknown) == 1 and "names release 'ghost'" in unknown[0]["message"], report["anomalies"]
     assert "which no trusted manifest among the sources shows" in unknown[0]["message"]
+
+
+def test_a_record_dated_after_the_audit_counts_in_no_figure(tmp_path: Path, keys: dict[str, KeyPair],
+                                                            attest: AttestRunner) -> None:
+    """A deployer whose clock is a month ahead: its record was the newest, what runs in prd until that time came."""
+    from tests.dora.history import NOW, _record, _version
+
+    write_policy(tmp_path, keys)
+    history_with_dora(tmp_path, keys)
+    before = json.loads(attest("audit", "store", "--policy", "policy.yaml", "--dora", "--format", "json",
+                               "--no-index", cwd=tmp_path).out)
+    v9 = _version(tmp_path / "store", keys, 9, NOW - timedelta(hours=2))
+    _record(tmp_path / "store", keys["prd"].private, v9, env="prd", at=NOW + timedelta(days=30))
+    report = json.loads(attest("audit", "store", "--policy", "policy.yaml", "--dora", "--format", "json",
+                               "--no-index", cwd=tmp_path).out)
+    assert report["running"] == before["running"]
+    assert report["dora"]["components"]["app"]["prd"] == before["dora"]["components"]["app"]["prd"]
+    late = [a for a in report["anomalies"] if a["kind"] == "out-of-order"]
+    assert len(late) == 1 and "after the time of this audit" in late[0]["message"], report["anomalies"]

@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -709,6 +709,18 @@ def test_an_approval_signed_after_the_stage_verified_does_not_count(keys: dict[s
     assert found(report) == {("missing-approval", late)}
     assert ("with 1 of the 2 approval(s) it requires from alice, bob (1 more signed after it verified, at "
             "2024-05-01T12:00:00Z, or undated)") in report.anomalies[0].message
+
+
+def test_a_vsa_dated_after_the_audit_is_out_of_order(store: Path, keys: dict[str, KeyPair], policy: Policy) -> None:
+    future = datetime(2999, 1, 1, tzinfo=UTC)
+    later = full_path(store, keys, b"verified in 2999", commit="a" * 40, stages=("stg",))
+    f.publish(store, f.vsa(keys["prd"].private, name=APP, artifact=b"verified in 2999", stage="prd", at=future))
+
+    report = run(store, policy)
+
+    assert found(report) == {("out-of-order", later)}
+    assert "verified sha256:" in report.anomalies[0].message
+    assert "at 2999-01-01T00:00:00Z, after the time of this audit" in report.anomalies[0].message
 
 
 def test_a_rebuild_that_does_not_match_is_non_reproducible(store: Path, keys: dict[str, KeyPair],

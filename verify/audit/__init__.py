@@ -329,7 +329,7 @@ class _Assembly:
         """Every artefact is judged: each file's facts are folded as it comes (never all held at once)."""
         self.reuses_files = index is not None and not reverify and (not self.streaming or not self.keep)
         """A file the index knows is not checked again: its artefacts' judgements are reused, or its facts kept."""
-        self.part = _Auditor(policy)
+        self.part = _Auditor(policy, setup.at)
         """The records of the artefacts judged in this audit."""
         self.files: list[_File] = []
         self.touching: dict[str, list[int]] = {}

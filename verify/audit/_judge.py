@@ -7,7 +7,7 @@ import functools
 import re
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from verify.audit._check import _Approval, _Build, _Deployment, _Fact, _Release, _Reproduction, _Signature, _Vsa
 from verify.audit._whole import anomaly_order
@@ -30,6 +30,7 @@ from verify.formats.statement import (
     PROVENANCE_V1,
     REPRODUCTION_V1,
 )
+from verify.limits import MAX_CLOCK_SKEW_SECONDS
 from verify.policy import Policy, StageRule, VsaRequirement
 from verify.rules import components_for_build
 
@@ -73,8 +74,10 @@ def _stage_order(policy: Policy) -> tuple[str, ...]:
 class _Auditor:
     """Steps (3) to (5): the records of every artefact and release, and the anomalies found."""
 
-    def __init__(self, policy: Policy) -> None:
+    def __init__(self, policy: Policy, at: datetime | None = None) -> None:
         self.policy = policy
+        self.latest = None if at is None else at + timedelta(seconds=MAX_CLOCK_SKEW_SECONDS)
+        """The latest a signed time may be (the audit's time, and clocks' skew); None: any (a time is not judged)."""
         self.order = _stage_order(policy)
         self.records: dict[str, _Record] = {}
         self.anomalies: dict[tuple[str, str | None, str], Anomaly] = {}
@@ -359,6 +362,9 @@ class _Auditor:
         sha = record.sha256
         said = f"stage {name!r} verified {short_sha(sha)} at {iso_time(vsa.time)}"
         where = {"source": vsa.attestation, "step": name}
+        if self.latest is not None and vsa.time is not None and vsa.time > self.latest:
+            self._flag("out-of-order", sha, f"{said}, after the time of this audit: a verifier's clock was ahead, or "
+                       "the time is forged", **where)
         if not record.builds:
             self._flag("skipped-stage", sha, f"{said}, but no trusted provenance for it was found", **where)
         elif built_on is not None and vsa.time is not None and vsa.time < built_on:
@@ -449,6 +455,13 @@ class _Auditor:
             release = self.by_line.get(deployment.release_sha256)
             part = None if release is None else next((c for c in release.components
                                                       if c.name == deployment.component), None)
+            if self.latest is not None and deployment.time > self.latest:
+                for _, sha in fact.subjects:
+                    self._flag("out-of-order", sha, f"a deployment record for {deployment.environment!r} is dated "
+                               f"{iso_time(deployment.time)}, after the time of this audit: a deployer's clock was "
+                               "ahead, or the time is forged, so it is not counted", source=fact.source,
+                               step=deployment.environment, key=fact.statement_digest)
+                continue
             if release is None:
                 why = (f"names release {deployment.release!r} ({short_sha(deployment.release_sha256 or None)}), which "
                        "no trusted manifest among the sources shows, so it is not counted; audit the store the "

@@ -46,7 +46,8 @@ ANOMALY_KINDS: Mapping[str, str] = {
     "unverifiable": "a message signature that names no sha256 of an artefact (no messageDigest and no hashedrekord "
                     "entry, or a SHA-384 or SHA-512 digest, as a P-384 key signs): audit cannot place it",
     "skipped-stage": "a stage verified the artefact without the build or earlier stage the policy requires",
-    "out-of-order": "a VSA dated before the build, or before the earlier stage's VSA it depends on",
+    "out-of-order": "a VSA dated before the build, or before the earlier stage's VSA it depends on; a VSA or "
+                    "deployment record dated after the time of the audit (not counted)",
     "missing-approval": "a stage verified the artefact with fewer approvals than the policy requires",
     "unknown-stage": "a VSA for a resourceUri that no stage of the policy accepts",
     "disallowed-source": "built from a repository or branch the policy does not allow",
