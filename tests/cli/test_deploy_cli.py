@@ -215,7 +215,8 @@ def test_the_audit_counts_deployment_records_and_flags_one_by_another_signer(sta
     ran = deploy(stacks, tmp_path)
     assert ran.result.code == 0, ran.result
     policy = stacks.root / "policy.yaml"
-    clean = run_attest("audit", ran.store, "--policy", policy, "--format", "json", cwd=tmp_path)
+    # the release's manifest among the sources: the records are placed in it (else they count in no figure)
+    clean = run_attest("audit", ran.store, stacks.release, "--policy", policy, "--format", "json", cwd=tmp_path)
     assert clean.code == 0, clean
     report = json.loads(clean.out)
     assert report["anomalies"] == []
@@ -234,7 +235,7 @@ def test_the_audit_counts_deployment_records_and_flags_one_by_another_signer(sta
                       "component": "infra", "status": "succeeded", "timeDeployed": "2026-11-28T10:00:00Z",
                       "kind": "deploy"}})
     f.publish(ran.store, forged, kind="deployment")
-    flagged = run_attest("audit", ran.store, "--policy", policy, "--format", "json", cwd=tmp_path)
+    flagged = run_attest("audit", ran.store, stacks.release, "--policy", policy, "--format", "json", cwd=tmp_path)
     assert flagged.code == 1, flagged
     anomalies = json.loads(flagged.out)["anomalies"]
     assert {a["kind"] for a in anomalies} == {"untrusted-signer"}

@@ -117,11 +117,11 @@ def history(tmp_path_factory: pytest.TempPathFactory, sigstore_local: SigstoreLo
     assert done.returncode == 0, done.stderr
     app, data = (repo / APP).read_bytes(), (repo / DATA).read_bytes()
     store = LocalStore(repo / "store")
-    built = datetime.now(UTC)
+    built = datetime.now(UTC)  # just built: the stages' VSAs follow within the minute (never after the audit)
     stg = store.put_attestation(sha(app), "vsa", sign_keyless(sigstore_local, STG_PIPELINE,
-                                                              vsa(APP, app, "stg", built + timedelta(hours=1))))
+                                                              vsa(APP, app, "stg", built + timedelta(seconds=20))))
     store.put_attestation(sha(app), "vsa", f.vsa(prd_key.private, name=APP, artifact=app, stage="prd",
-                                                 at=built + timedelta(hours=2)).to_json_line())
+                                                 at=built + timedelta(seconds=40)).to_json_line())
     return {"repo": repo, "app": app, "data": data, "stg": Path(stg)}
 
 

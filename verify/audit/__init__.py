@@ -93,8 +93,10 @@ from verify.audit.index import (
     Listed,
     decode_facts,
     decode_judged,
+    disagrees,
     encode_facts,
     encode_judged,
+    history_reads_back,
     touches,
 )
 from verify.audit.report import (
@@ -279,15 +281,7 @@ def _read(sources: Iterable[tuple[str, bytes | EvidenceRejected | Listed]], setu
             file = waiting.popleft()
             file.facts, file.touch, file.count, file.checking = facts, touches(facts), len(facts), False
             if keep is not None and file.digest is not None:
-                if reverify:
-                    before = keep.kept(file.uri)  # what the index said of these bytes: what they concern, how many
-                    if before is not None and before.digest == file.digest and (
-                            before.touch != file.touch or before.facts != file.count):
-                        file.mismatch = True
-                if reverify and (all_facts or EVERYWHERE in file.touch):  # (the only facts kept)
-                    kept = keep.facts(file.uri, file.digest)
-                    if kept and decode_facts(kept) != facts:
-                        file.mismatch = True
+                file.mismatch = reverify and disagrees(keep, file.uri, file.digest, facts, every=all_facts)
                 keep.put(file.uri, file.digest, _kept_facts(facts, file.touch, every=all_facts), file.touch,
                          file.count)
         if progress is not None:
@@ -409,7 +403,7 @@ class _Assembly:
                 except ValueError:
                     judged, inputs = None, ""  # judged again
                 if inputs == self.inputs(sha, judged.deps if judged else (), releases) and (
-                        judged is None or _reads_back(history)):
+                        judged is None or history_reads_back(history)):
                     clean[sha] = (judged, history)
                     continue
             dirty.append(sha)
@@ -557,19 +551,6 @@ def _entries(judgements: Sequence[tuple[str, Judged]], texts: Mapping[str, tuple
         entries.append(HistoryEntry(key=(*judged.key, sha), sha256=sha, anomalies=tuple(mine), history=history,
                                     text=texts[sha][1] if sha in texts else None))
     return entries, anomalies
-
-
-_DECODER = json.JSONDecoder()
-
-
-def _reads_back(history: str) -> bool:
-    """Whether a kept history is one JSON object, as the report prints it: a text that is not (a torn or edited
-    entry) is a miss, judged again, never pasted into the report (whose JSON it would break)."""
-    try:
-        value, end = _DECODER.raw_decode(history)
-    except (ValueError, RecursionError):
-        return False
-    return end == len(history) and type(value) is dict
 
 
 def _same(data: bytes) -> bytes:

@@ -51,8 +51,8 @@ from verify.audit._whole import Group
 from verify.audit.report import Anomaly, Endorsement, ReleaseComponent
 from verify.errors import EvidenceRejected
 
-__all__ = ["INDEX_FORMAT", "FactIndex", "Judged", "Kept", "Listed", "decode_facts", "decode_judged", "encode_facts",
-           "encode_judged", "setup_digest", "touches"]
+__all__ = ["INDEX_FORMAT", "FactIndex", "Judged", "Kept", "Listed", "decode_facts", "decode_judged", "disagrees",
+           "encode_facts", "encode_judged", "history_reads_back", "setup_digest", "touches"]
 
 #: The version of the index's forms (facts, judgements) and of what they mean; an index of an older version is
 #: emptied, a newer one refused. 6: a build no release binds is judged by its repository's component
@@ -371,3 +371,32 @@ def decode_judged(text: str) -> Judged | None:
                       exceptional=_ENDORSEMENTS(exceptional) if exceptional else ())
     except (_Misfit, ValueError, TypeError, RecursionError) as e:
         raise ValueError("not an artefact's judgement") from e
+
+
+# --- what --reverify compares ------------------------------------------------------------------------------
+
+def disagrees(index: FactIndex, uri: str, digest: str, facts: Sequence[_Fact], *, every: bool) -> bool:
+    """Whether ``index`` held, for the file at ``uri`` with these bytes, other than a fresh check gives: what its facts
+    concern or how many there are, or the facts themselves where it keeps them (``every``, or a file read on every
+    audit)."""
+    before = index.kept(uri)
+    touch = touches(facts)
+    if before is not None and before.digest == digest and (before.touch != touch or before.facts != len(facts)):
+        return True
+    if every or EVERYWHERE in touch:
+        kept = index.facts(uri, digest)
+        return kept is not None and kept != "" and decode_facts(kept) != list(facts)
+    return False
+
+
+_DECODER = json.JSONDecoder()
+
+
+def history_reads_back(history: str) -> bool:
+    """Whether a kept history is one JSON object, as the report prints it: a text that is not (a torn or edited
+    entry) is a miss, judged again, never pasted into the report (whose JSON it would break)."""
+    try:
+        value, end = _DECODER.raw_decode(history)
+    except (ValueError, RecursionError):
+        return False
+    return end == len(history) and type(value) is dict
