@@ -291,7 +291,10 @@ def _open_index(path: Path | str, policy: Policy, setup: Any, sources: Sequence[
     from attest.audit_index import PostgresIndex, SqliteIndex, scope_of
     from verify.audit.index import setup_digest
 
-    digest = setup_digest(setup, policy_digest=policy.digest, version=version(DISTRIBUTION))
+    # sigstore-python's version too: without --trusted-root, the root it ships is the one keyless bundles were checked
+    # against, and a release of it may drop a key that vouched for what the index kept
+    digest = setup_digest(setup, policy_digest=policy.digest,
+                          version=f"{version(DISTRIBUTION)} sigstore {version('sigstore')}")
     scope = scope_of(_key(source).rstrip("/") or "/" for source in sources)
     return PostgresIndex(path, digest, scope) if isinstance(path, str) else SqliteIndex(path, digest, scope)
 

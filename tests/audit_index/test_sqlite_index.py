@@ -657,3 +657,26 @@ def test_a_store_whose_name_begins_another_s_keeps_the_other_s_entries(tmp_path:
         return int(used.group(3))
 
     assert (checked("store2"), checked("store"), checked("store2")) == (2, 1, 0)
+
+
+def test_the_index_is_keyed_by_the_sigstore_release_whose_root_checked_keyless_bundles(
+        tmp_path: Path, keys: dict[str, KeyPair], attest: AttestRunner) -> None:
+    """Without --trusted-root, keyless bundles are checked against the root sigstore-python ships: a release of it
+    that drops a key must not leave facts that key vouched for in use."""
+    from importlib.metadata import version
+
+    from attest import DISTRIBUTION
+    from verify.audit import audit_setup
+    from verify.audit.index import setup_digest
+    from verify.policy_file import load_policy
+
+    write_builds_policy(tmp_path, keys)
+    publish_builds(tmp_path / "store", keys, 1)
+    _audit(attest, tmp_path)
+    policy = load_policy(tmp_path / "policy.yaml")
+    setup = audit_setup(policy, None)
+    with sqlite3.connect(tmp_path / "index.sqlite") as db:
+        used = {setup for (setup,) in db.execute("SELECT setup FROM used")}
+    both = f"{version(DISTRIBUTION)} sigstore {version('sigstore')}"
+    assert used == {setup_digest(setup, policy_digest=policy.digest, version=both)}
+    assert setup_digest(setup, policy_digest=policy.digest, version=version(DISTRIBUTION)) not in used
