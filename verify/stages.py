@@ -227,11 +227,21 @@ def _approvals(stage: StageRule, *, policy: Policy, approvals: Statements, diges
     assert rule is not None
     allowed = [policy.identities[name] for name in rule.signed_by]
     approvers: dict[str, StageEvidence] = {}
+    people: set[tuple[tuple[str, ...], str | None]] = set()
+    """Who signed each keyless approval counted (its certificate's names and issuer): one person is one approver,
+    however many identities' patterns their certificate satisfies."""
     for item, statement in approvals:
         approval = _approval_for(statement, stage, policy, digests, bound, run)
         if approval is None:
             continue
-        for identity in _approvers(item, [i for i in allowed if i.name not in approvers], run, digests):
+        found = _approvers(item, [i for i in allowed if i.name not in approvers], run, digests)
+        if found and item.bundle is not None and item.bundle.keyless:  # one certificate: one person
+            claims = item.bundle.certificate_claims()  # (verified: find_signers verified the bundle)
+            if (claims.sans, claims.issuer) in people:
+                continue
+            people.add((claims.sans, claims.issuer))
+            found = found[:1]
+        for identity in found:
             approvers[identity.name] = StageEvidence(kind="approval", stage=stage.name, signer=identity.name,
                                                      time=approval.time, source=item.source, sha256=item.digest)
     order = {name: n for n, name in enumerate(rule.signed_by)}

@@ -122,7 +122,7 @@ def history(tmp_path_factory: pytest.TempPathFactory, sigstore_local: SigstoreLo
                                                               vsa(APP, app, "stg", built + timedelta(seconds=20))))
     store.put_attestation(sha(app), "vsa", f.vsa(prd_key.private, name=APP, artifact=app, stage="prd",
                                                  at=built + timedelta(seconds=40)).to_json_line())
-    return {"repo": repo, "app": app, "data": data, "stg": Path(stg)}
+    return {"repo": repo, "app": app, "data": data, "stg": Path(stg), "built": built}
 
 
 @pytest.fixture
@@ -306,3 +306,30 @@ def test_an_unreadable_trusted_root_stops_the_audit(
         result = attest("audit", "store", "--policy", "policy.yaml", "--trusted-root", root, cwd=work)
         assert result.code == 3, result
         assert words in result.err and result.err.count("\n") == 1 and "Traceback" not in result.err, result
+
+
+def test_one_person_is_one_approver_however_many_identities_their_certificate_satisfies(
+        history: dict[str, Any], work: Path, sigstore_local: SigstoreLocal, attest: AttestRunner) -> None:
+    """Two approvers whose Sigstore identities one certificate satisfies (Alice by name, and anyone of the domain):
+    one approval Alice signed keylessly counted for both, and 'two approvals' was one person's."""
+    from attest.summaries import approval_statement
+
+    policy = work / "policy.yaml"
+    policy.write_text(policy.read_text().replace(
+        "  prd-verifier:", f'  po-alice: {{sigstore: {{issuer: "{ISSUER}", identity: "{ALICE}"}}}}\n'
+                           f'  po-any: {{sigstore: {{issuer: "{ISSUER}", identity-regexp: ".*@example[.]com"}}}}\n'
+                           "  prd-verifier:").replace(
+        "require-vsa: [{stage: stg, signed-by: stg-verifier}]}",
+        "require-approvals: {count: 2, signed-by: [po-alice, po-any]}}"))
+    app = history["app"]
+    statement = approval_statement(subject_name=APP, digests=f.digests(app), stage="prd", approver=ALICE,
+                                   reason="CHG-1", approved_at=history["built"] + timedelta(seconds=30))
+    LocalStore(work / "store").put_attestation(sha(app), "approval", sign_keyless(sigstore_local, ALICE, statement))
+    result = attest("verify", history["repo"] / APP, "--store", "store", "--policy", policy, "--stage", "prd",
+                    "--trusted-root", sigstore_local.trusted_root_path, cwd=work)
+    assert result.code == 1, result
+    assert "stage 'prd' requires 2 approval(s) from po-alice, po-any, but found 1" in result.err, result
+    # the audit counts as the gate does (prd verified it at +40 s, after the approval)
+    _, report = run_audit(attest, work, "--policy", policy, "--trusted-root", sigstore_local.trusted_root_path)
+    missing = [a for a in report["anomalies"] if a["kind"] == "missing-approval"]
+    assert len(missing) == 1 and "with 1 of the 2 approval(s) it requires" in missing[0]["message"], report

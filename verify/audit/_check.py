@@ -98,6 +98,9 @@ class _Approval:
     approver: str
     time: datetime | None
     hotfix: bool = False
+    person: str = ""
+    """Who signed a keyless approval (its certificate's names and issuer, verified): one person is one approver,
+    however many approvers' identities the certificate satisfies. Empty for a key's signature."""
 
 
 @dataclass(frozen=True)
@@ -296,6 +299,9 @@ class _Checker:
         findings under each component's rules (a release decides which apply)."""
         if isinstance(detail, _Release):
             return replace(detail, line_sha256=item.digest)
+        if isinstance(detail, _Approval) and item.bundle is not None and item.bundle.keyless:
+            claims = item.bundle.certificate_claims()  # (verified by now: _signers found a pinned identity)
+            return replace(detail, person=f"{' '.join(claims.sans)} {claims.issuer or ''}")
         if isinstance(detail, _Build):
             prov = read_provenance(statement) if self._components else None
             return replace(detail, line_sha256=item.digest, by_component=tuple(

@@ -48,6 +48,8 @@ class _Record:
     builds: list[BuildRecord] = field(default_factory=list)
     vsas: dict[str, list[Endorsement]] = field(default_factory=dict)
     approvals: dict[str, list[Endorsement]] = field(default_factory=dict)
+    people: dict[str, str] = field(default_factory=dict)
+    """Who signed each keyless approval, by its attestation (:attr:`verify.audit._check._Approval.person`)."""
     deployments: dict[str, list[Endorsement]] = field(default_factory=dict)
     reproductions: list[Endorsement] = field(default_factory=list)
     signatures: list[Endorsement] = field(default_factory=list)
@@ -238,6 +240,8 @@ class _Auditor:
             record.approvals.setdefault(approval.stage, []).append(Endorsement(
                 kind="approval", stage=approval.stage, result=approval.approver, time=approval.time,
                 signers=tuple(s for s in fact.signers if s in allowed), attestation=fact.source))
+            if approval.person:
+                record.people[fact.source] = approval.person
 
     def _add_hotfix_approval(self, fact: _Fact, approval: _Approval) -> None:
         """A hotfix approval names a release, not an artefact: only who signed it is judged."""
@@ -395,12 +399,23 @@ class _Auditor:
             return
         sha = record.sha256
         given = record.approvals.get(name, [])
-        approvers = {s for a in given for s in a.signers
-                     if a.time is not None and (first.time is None or a.time <= first.time)}
-        if len(approvers) < needed.count:
+        timely = [a for a in given if a.time is not None and (first.time is None or a.time <= first.time)]
+        approvers: set[str] = set()
+        people: set[str] = set()
+        for approval in timely:
+            names = [s for s in approval.signers if s not in approvers]
+            person = record.people.get(approval.attestation)
+            if person is not None and names:  # one person, one approver, whatever identities their certificate fits
+                if person in people:
+                    continue
+                people.add(person)
+                names = names[:1]
+            approvers.update(names)
+        counted = len(approvers)
+        if counted < needed.count:
             late = len({s for a in given for s in a.signers} - approvers)
             self._flag("missing-approval", sha, f"stage {name!r} verified {short_sha(sha)} with "
-                       f"{len(approvers)} of the {needed.count} approval(s) it requires "
+                       f"{counted} of the {needed.count} approval(s) it requires "
                        f"from {', '.join(needed.signed_by)}"
                        + (f" ({late} more signed after it verified, at {iso_time(first.time)}, or undated)" if late
                           else ""), step=name)
