@@ -234,13 +234,8 @@ def _approvals(stage: StageRule, *, policy: Policy, approvals: Statements, diges
         approval = _approval_for(statement, stage, policy, digests, bound, run)
         if approval is None:
             continue
-        found = _approvers(item, [i for i in allowed if i.name not in approvers], run, digests)
-        if found and item.bundle is not None and item.bundle.keyless:  # one certificate: one person
-            claims = item.bundle.certificate_claims()  # (verified: find_signers verified the bundle)
-            if (claims.sans, claims.issuer) in people:
-                continue
-            people.add((claims.sans, claims.issuer))
-            found = found[:1]
+        found = _one_person(item, _approvers(item, [i for i in allowed if i.name not in approvers], run, digests),
+                            people)
         for identity in found:
             approvers[identity.name] = StageEvidence(kind="approval", stage=stage.name, signer=identity.name,
                                                      time=approval.time, source=item.source, sha256=item.digest)
@@ -269,6 +264,19 @@ def _approval_for(statement: Statement, stage: StageRule, policy: Policy, digest
     if run.in_the_future(approval.time):
         return None  # dated after this verification: a clock ahead, or a forged time
     return approval
+
+
+def _one_person(item: Evidence, found: tuple[Identity, ...],
+                people: set[tuple[tuple[str, ...], str | None]]) -> tuple[Identity, ...]:
+    """``found``, the approvers a keyless approval's certificate satisfies, as one: the first, unless ``people``
+    (the certificates' names and issuers counted already) has its signer; a key's signature as it is."""
+    if not found or item.bundle is None or not item.bundle.keyless:
+        return found
+    claims = item.bundle.certificate_claims()  # (verified: find_signers verified the bundle)
+    if (claims.sans, claims.issuer) in people:
+        return ()
+    people.add((claims.sans, claims.issuer))
+    return found[:1]
 
 
 def _approvers(item: Evidence, identities: Sequence[Identity], run: TrustRun,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -55,6 +55,23 @@ class _Record:
     signatures: list[Endorsement] = field(default_factory=list)
     releases: list[Endorsement] = field(default_factory=list)
     stored: list[StoredCopy] = field(default_factory=list)
+
+
+def _approvers(approvals: Iterable[Endorsement], people: Mapping[str, str]) -> set[str]:
+    """The approvers ``approvals`` count for: each signer's identities, but one for a keyless approval, and a person
+    (``people``: who signed each keyless approval) once, whatever identities their certificate fits."""
+    approvers: set[str] = set()
+    counted: set[str] = set()
+    for approval in approvals:
+        names = [s for s in approval.signers if s not in approvers]
+        person = people.get(approval.attestation)
+        if person is not None and names:
+            if person in counted:
+                continue
+            counted.add(person)
+            names = names[:1]
+        approvers.update(names)
+    return approvers
 
 
 def _stage_order(policy: Policy) -> tuple[str, ...]:
@@ -400,17 +417,7 @@ class _Auditor:
         sha = record.sha256
         given = record.approvals.get(name, [])
         timely = [a for a in given if a.time is not None and (first.time is None or a.time <= first.time)]
-        approvers: set[str] = set()
-        people: set[str] = set()
-        for approval in timely:
-            names = [s for s in approval.signers if s not in approvers]
-            person = record.people.get(approval.attestation)
-            if person is not None and names:  # one person, one approver, whatever identities their certificate fits
-                if person in people:
-                    continue
-                people.add(person)
-                names = names[:1]
-            approvers.update(names)
+        approvers = _approvers(timely, record.people)
         counted = len(approvers)
         if counted < needed.count:
             late = len({s for a in given for s in a.signers} - approvers)
