@@ -205,9 +205,9 @@ class Registry:
         if found is None:
             return None
         target: str = urllib.parse.urljoin(self.base + url if url.startswith("/") else url, found.group(1))
-        if urllib.parse.urlsplit(target).netloc.lower() != urllib.parse.urlsplit(self.base).netloc.lower():
-            raise RemoteError(f"registry {self.host} sends the next page of {what} to another host; attest reads "
-                              "referrers from the image's registry only")
+        if not self._own(target) or urllib.parse.urlsplit(target).scheme != urllib.parse.urlsplit(self.base).scheme:
+            raise RemoteError(f"registry {self.host} sends the next page of {what} to another host or scheme; attest "
+                              "reads referrers from the image's registry only, as it was asked")
         return target
 
     # --- HTTP ----------------------------------------------------------------------------------------------
@@ -217,15 +217,17 @@ class Registry:
               missing_ok: bool = False, also: tuple[str, ...] = ()) -> Any:
         """One request, authenticated as the registry asks (once more after a 401 challenge); the response of an
         expected status, None for a 404 when ``missing_ok``, else :class:`RemoteError`."""
-        url = path if path.startswith(("http://", "https://")) else self.base + path
+        url = self._target(path, what=what) if path.startswith(("http://", "https://")) else self.base + path
         scopes = (f"repository:{repository}:{'pull,push' if push else 'pull'}", *also)
         for attempt in (0, 1):
             sent = dict(headers or {})
             token = self._auth.get(scopes[0]) if not self._basic else self._auth.get("*")
-            if token:
+            if token and self._own(url):  # (an upload's Location elsewhere carries its own authorisation)
                 sent["Authorization"] = token
-            response = self._send(method, url, sent, body, what=what)
-            if response.status == 401 and attempt == 0:
+            response, answered = self._send(method, url, sent, body, what=what)
+            # a challenge counts only from the registry itself: after a redirect elsewhere, its credentials would
+            # go to whatever token service that host names
+            if response.status == 401 and attempt == 0 and self._own(answered):
                 challenge = response.headers.get("WWW-Authenticate", "")
                 response.drain_conn()
                 response.release_conn()
@@ -240,9 +242,18 @@ class Registry:
             return None
         raise self._failure(response, what)
 
-    def _send(self, method: str, url: str, headers: dict[str, str], body: Body, *, what: str) -> Any:
+    def _own(self, url: str) -> bool:
+        """Whether ``url`` is on the registry's own host (and port): the only place its credentials go."""
+        return urllib.parse.urlsplit(url).netloc.lower() == urllib.parse.urlsplit(self.base).netloc.lower()
+
+    def _target(self, url: str, *, what: str) -> str:
+        """A URL the registry named (an upload's Location), checked as a redirect is: a web address, on plain http
+        only for a host named with --registry-insecure."""
+        return self._follow(self.base, url, {}, what=what, verb="sent")
+
+    def _send(self, method: str, url: str, headers: dict[str, str], body: Body, *, what: str) -> tuple[Any, str]:
         """Send, following at most MAX_REDIRECTS redirects (never to plain http from https, and credentials
-        never to another host)."""
+        never to another host); the response and the URL that gave it."""
         for _ in range(MAX_REDIRECTS + 1):
             data = body() if callable(body) else body
             try:
@@ -254,7 +265,7 @@ class Registry:
                 if data is not None and hasattr(data, "close"):
                     data.close()
             if response.status not in _REDIRECTS:
-                return response
+                return response, url
             location = response.headers.get("Location", "")
             response.drain_conn()
             response.release_conn()
@@ -265,13 +276,13 @@ class Registry:
         raise RemoteError(f"registry {self.host} redirected {what} more than {MAX_REDIRECTS} times; it is "
                           "misconfigured (a redirect loop?)")
 
-    def _follow(self, old: str, new: str, headers: dict[str, str], *, what: str) -> str:
+    def _follow(self, old: str, new: str, headers: dict[str, str], *, what: str, verb: str = "redirected") -> str:
         before, after = urllib.parse.urlsplit(old), urllib.parse.urlsplit(new)
         if after.scheme not in ("http", "https") or not after.netloc:
-            raise RemoteError(f"registry {self.host} redirected {what} to {printable(new)[:120]!r}, which is not a "
+            raise RemoteError(f"registry {self.host} {verb} {what} to {printable(new)[:120]!r}, which is not a "
                               "web address")
         if after.scheme == "http" and (after.netloc.lower() not in self._insecure):
-            raise RemoteError(f"registry {self.host} redirected {what} to plain http ({after.netloc}); attest "
+            raise RemoteError(f"registry {self.host} {verb} {what} to plain http ({after.netloc}); attest "
                               "follows plain http only to hosts named with --registry-insecure")
         if after.netloc.lower() != before.netloc.lower():
             headers.pop("Authorization", None)  # a presigned URL elsewhere carries its own authorisation
@@ -352,7 +363,7 @@ class Registry:
         query += [("scope", scope) for scope in scopes]
         url = realm + ("&" if parts.query else "?") + urllib.parse.urlencode(query)
         headers = {"Authorization": credentials.basic()} if credentials is not None else {}
-        response = self._send("GET", url, headers, None, what=f"a token for {what}")
+        response, _ = self._send("GET", url, headers, None, what=f"a token for {what}")
         if response.status != 200:
             raise self._failure(response, f"a token for {what}")
         data = self._read(response, _MAX_TOKEN_BYTES, what=f"the token for {what}")

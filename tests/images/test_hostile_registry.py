@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -329,3 +330,63 @@ def test_endless_or_foreign_pages_of_referrers_are_refused(hostile_registry: Hos
     assert "pages" in _refused(_verify(attest, scene, keys, home, tmp_path), 1)
     _paged(scene, f"http://127.0.0.1:9{scene.path('referrers', scene.digest)}")
     assert "another host" in _refused(_verify(attest, scene, keys, home, tmp_path), 4)
+
+
+# --- (i) credentials stay with their host: what the registry names, not only what it redirects to ------------
+
+def _client(registry: HostileRegistry, tmp_path: Path, *insecure: str) -> Any:
+    from attest.registries.client import Registry
+
+    auth_file = tmp_path / "auth.json"
+    auth_file.write_text(json.dumps({"auths": {registry.address: {"auth": base64.b64encode(b"user:pass").decode()}}}))
+    registry.demand_basic("user", "pass")
+    return Registry(registry.address, insecure=[registry.address, *insecure],
+                    env={"HOME": str(tmp_path), "REGISTRY_AUTH_FILE": str(auth_file)})
+
+
+@pytest.mark.parametrize("insecure", [False, True], ids=["plain-http-elsewhere", "insecure-elsewhere"])
+def test_an_upload_location_on_another_host_never_gets_the_password(hostile_registry: HostileRegistry,
+                                                                    tmp_path: Path, insecure: bool) -> None:
+    """The registry's answer to starting an upload names where to PUT the blob: attest sent the registry's password
+    there, to any host, over plain http."""
+    from attest.errors import RemoteError
+
+    with start_hostile_registry() as elsewhere:
+        hostile_registry.route("POST", f"/v2/{REPOSITORY}/blobs/uploads/", 202,
+                               {"Location": f"http://{elsewhere.address}/upload/1", "Content-Length": "0"})
+        elsewhere.route("PUT", "/upload/1", 201, {})
+        client = _client(hostile_registry, tmp_path, *([elsewhere.address] if insecure else []))
+        data = b"a layer"
+        if insecure:  # a host the user named for plain http: the blob goes, without the registry's password
+            assert client.push_blob(REPOSITORY, _digest(data), len(data), data) == "uploaded"
+            assert [seen.authorization for seen in elsewhere.requests("PUT")] == [None]
+        else:
+            with pytest.raises(RemoteError, match=r"sent uploading blob .* to plain http"):
+                client.push_blob(REPOSITORY, _digest(data), len(data), data)
+            assert elsewhere.log == []
+
+
+def test_a_challenge_from_where_a_redirect_led_never_gets_the_password(hostile_registry: HostileRegistry,
+                                                                       tmp_path: Path) -> None:
+    """A 401 from another host after a redirect was answered as the registry's own: the registry's credentials went
+    to whatever token service that host named."""
+    from attest.errors import RemoteError
+
+    with start_hostile_registry() as elsewhere, start_hostile_registry() as realm:
+        manifest = f"/v2/{REPOSITORY}/manifests/v1"
+        hostile_registry.redirect("GET", manifest, f"http://{elsewhere.address}{manifest}")
+        elsewhere.route("GET", manifest, 401, {"WWW-Authenticate":
+                                               f'Bearer realm="http://{realm.address}/token",service="x"'})
+        client = _client(hostile_registry, tmp_path, elsewhere.address, realm.address)
+        with pytest.raises(RemoteError):
+            client.manifest(REPOSITORY, "v1", accept=MEDIA_OCI_MANIFEST)
+        assert realm.log == []
+        assert all(seen.authorization is None for seen in elsewhere.log)
+
+
+def test_a_next_page_on_another_scheme_is_refused(hostile_registry: HostileRegistry, keys: dict[str, KeyPair],
+                                                  attest: AttestRunner, home: dict[str, str], tmp_path: Path) -> None:
+    """The same host and port, but another scheme (https to http, where the password would go in clear)."""
+    scene = _stage(hostile_registry, keys)
+    _paged(scene, f"https://{hostile_registry.address}{scene.path('referrers', scene.digest)}?last=1")
+    assert "another host or scheme" in _refused(_verify(attest, scene, keys, home, tmp_path), 4)
