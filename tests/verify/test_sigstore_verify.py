@@ -569,3 +569,42 @@ def test_policy_sigstore_identities_take_the_github_fields(tmp_path: Path) -> No
         load_policy(policy("{issuer: https://i, identity: a, deny-self-hosted-runners: sometimes}"))
     with pytest.raises(PolicyError, match=r"identities.gha.sigstore: GitHub repository 'acme' is not OWNER/REPO"):
         load_policy(policy("{issuer: https://i, identity: a, github-repo: acme}"))
+
+
+@pytest.mark.parametrize("integrated", ["0", None], ids=["zero", "absent"])
+def test_a_v0_1_bundle_whose_promise_signs_no_time_proves_no_log_entry(integrated: str | None) -> None:
+    """A v0.1 bundle's only log evidence is its promise: one of integratedTime 0 (or none) was never checked, so a
+    junk promise, a body never logged and no proof passed on an RFC 3161 timestamp alone (which a public TSA gives
+    any signature)."""
+    bundle = json.loads((SUITE / "rekor2-happy-path" / "bundle.sigstore.json").read_bytes())
+    material = bundle["verificationMaterial"]
+    bundle["mediaType"] = "application/vnd.dev.sigstore.bundle+json;version=0.1"
+    material["x509CertificateChain"] = {"certificates": [material.pop("certificate")]}
+    entry = material["tlogEntries"][0]
+    entry.pop("inclusionProof")
+    entry["inclusionPromise"] = {"signedEntryTimestamp": base64.b64encode(b"not a signature at all").decode()}
+    entry.pop("integratedTime", None)
+    if integrated is not None:
+        entry["integratedTime"] = integrated
+    body = json.loads(base64.b64decode(entry["canonicalizedBody"]))
+    entry["canonicalizedBody"] = base64.b64encode(json.dumps(body, indent=1).encode()).decode()  # never logged
+    signer = hook(A_TXT_SHA256, SUITE / "rekor2-happy-path" / "trusted_root.json")
+    beacon = keyless("beacon", issuer=GITHUB_ACTIONS_ISSUER, identity=BEACON)
+    with pytest.raises(EvidenceRejected, match=r"a v0\.1 bundle needs an inclusion promise of its log entry's "
+                                               r"integrated time"):
+        signer(evidence(obj=bundle), [beacon])
+
+
+def test_a_trusted_root_that_lists_the_signing_certificate_as_a_ca_is_refused_in_one_sentence(
+        tmp_path: Path) -> None:
+    """The path to the root is then the leaf alone: it was an IndexError, exit 70."""
+    bundle = json.loads((SUITE / "happy-path-v0.3" / "bundle.sigstore.json").read_bytes())
+    root = json.loads(PRODUCTION_ROOT.read_bytes())
+    root["certificateAuthorities"].append({
+        "subject": {"organization": "x", "commonName": "y"},
+        "certChain": {"certificates": [{"rawBytes": bundle["verificationMaterial"]["certificate"]["rawBytes"]}]},
+        "validFor": {"start": "2000-01-01T00:00:00Z"}})
+    (tmp_path / "root.json").write_text(json.dumps(root))
+    signer = hook(A_TXT_SHA256, tmp_path / "root.json")
+    with pytest.raises(EvidenceRejected, match="is itself listed as a certificate authority of the trusted root"):
+        signer(evidence(obj=bundle), [keyless("any", issuer=GITHUB_ACTIONS_ISSUER, identity=BEACON)])

@@ -42,9 +42,9 @@ def verify_log_entry(parsed: Parsed, root: TrustedRoot, times: Sequence[SignedTi
         raise invalid(source, f"its transparency log entry is dated {format_time(when)}, outside the validity of "
                                f"that log's key in the trusted root ({show(log.window)})")
     assert entry.body is not None and entry.log_index is not None and entry.log_id is not None  # parse saw to it
-    if entry.promised and entry.integrated_seconds:
+    if entry.promised:  # a promise is verified whenever there is one: of the integrated time as written
         assert entry.signed_entry_timestamp is not None
-        canonical = json.dumps({"body": b64(entry.body), "integratedTime": entry.integrated_seconds,
+        canonical = json.dumps({"body": b64(entry.body), "integratedTime": entry.integrated_seconds or 0,
                                 "logID": entry.log_id.hex(), "logIndex": entry.log_index},
                                sort_keys=True, separators=(",", ":")).encode()
         parsed.charge()

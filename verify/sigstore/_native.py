@@ -156,6 +156,9 @@ def verify_chain(parsed: Parsed, root: TrustedRoot, times: Sequence[SignedTime])
                                    f"at {format_time(signed.at)}, the time {signed.by} vouches for ({brief(e)})") \
                 from e
         parsed.charge(max(len(chain) - 2, 0))
+    if len(chain) < 2:  # the trusted root lists the leaf itself as a CA: it issued nothing, and vouches for nothing
+        raise invalid(source, "its certificate is itself listed as a certificate authority of the trusted root, "
+                               "rather than issued by one; the trusted root is wrong")
     issuer = chain[1]
     windows = [a.window for a in root.authorities if issuer in a.certificates]
     if not any(all(inside(t.at, w) for t in times) for w in windows):

@@ -124,8 +124,10 @@ def _check_log_evidence(source: str, bundle: Bundle, entry: LogEntry) -> None:
     a promise or a signed timestamp; a promised integrated time is in range."""
     proof = entry.inclusion_proof
     if bundle.version == "0.1":
-        if not entry.promised:
-            raise MalformedEvidence(f"{source}: a v0.1 bundle needs an inclusion promise for its log entry")
+        if not entry.promised or not entry.integrated_seconds:
+            # (its only log evidence: a promise of no integrated time would prove the entry in no log)
+            raise MalformedEvidence(f"{source}: a v0.1 bundle needs an inclusion promise of its log entry's "
+                                    "integrated time")
     elif proof is None or proof.checkpoint is None:
         raise MalformedEvidence(f"{source}: its log entry has no inclusion proof with a checkpoint, which a "
                                 f"v{bundle.version} bundle needs")
