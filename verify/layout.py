@@ -103,13 +103,16 @@ def load_layout(path: Path, key_files: Sequence[Path]) -> LoadedLayout:
         names[key["keyid"]] = str(file)
     try:
         metadata = _parse(_read(path, what="in-toto layout"), what=f"in-toto layout {path}")
+        layout = _payload(metadata, what=f"in-toto layout {path}")
     except EvidenceRejected as e:
         raise PolicyError(str(e)) from e
-    layout = metadata.get_payload()
     if layout.type_ != "layout":
         raise PolicyError(f"{path} is in-toto {layout.type_} metadata, not a layout")
     if not layout.steps:
         raise PolicyError(f"in-toto layout {path} has no steps; an empty layout proves nothing")
+    if low := [step.name for step in layout.steps if not isinstance(step.threshold, int) or step.threshold < 1]:
+        raise PolicyError(f"in-toto layout {path}: step {low[0]!r} has a threshold below 1; a step needs at least "
+                          "one functionary's link")
     if layout.inspect:
         names_ = ", ".join(repr(i.name) for i in layout.inspect)
         raise PolicyError(f"in-toto layout {path} has inspections ({names_}): commands a verifier runs, which "
@@ -149,7 +152,9 @@ def _read_link(path: Path) -> bytes | None:
 
 
 def _parse(data: bytes, *, what: str) -> Any:
-    """in-toto metadata (a Metablock or a DSSE envelope) from strict JSON; malformed: a rejection."""
+    """in-toto metadata (a Metablock or a DSSE envelope) from strict JSON; malformed: a rejection. A GPG signature
+    (its ``signature`` and ``other_headers``) is one attest does not verify: refused here, before in-toto's GPG
+    code reads what it does not check."""
     sslib.load()  # before securesystemslib and in-toto: without boto3 (verify/sslib.py)
     from in_toto.models.metadata import Metadata  # type: ignore[import-untyped]
     from securesystemslib.exceptions import Error as SslibError
@@ -157,11 +162,27 @@ def _parse(data: bytes, *, what: str) -> Any:
     document = strict_json.loads(data, what=what)
     if not isinstance(document, dict):
         raise MalformedEvidence(f"{what} is not in-toto metadata (a JSON object)")
+    signatures = document.get("signatures")
+    if isinstance(signatures, list) and any(isinstance(s, dict) and ("other_headers" in s or "signature" in s)
+                                            for s in signatures):
+        raise MalformedEvidence(f"{what} is signed with GPG, which attest does not verify; sign it with a key")
     try:
         return Metadata.from_dict(document)
     except (SslibError, ValueError, KeyError, TypeError, AttributeError) as e:
         reason = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
         raise MalformedEvidence(f"{what} is not in-toto metadata ({reason})") from e
+
+
+def _payload(metadata: Any, *, what: str) -> Any:
+    """The layout or link the metadata carries (a DSSE envelope's payload is read here): one that does not read is
+    malformed, never a traceback."""
+    from securesystemslib.exceptions import Error as SslibError
+
+    try:
+        return metadata.get_payload()
+    except (SslibError, ValueError, KeyError, TypeError, AttributeError) as e:
+        reason = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+        raise MalformedEvidence(f"{what} carries no in-toto layout or link ({reason[:200]})") from e
 
 
 # --- (1)-(7) the decision ------------------------------------------------------------------------------------------
@@ -258,7 +279,7 @@ def _links_only(signed: Mapping[str, Mapping[str, Any]], *, where: str) -> dict[
     for step, links in signed.items():
         chain[step] = {}
         for keyid, metadata in links.items():
-            payload = metadata.get_payload()
+            payload = _payload(metadata, what=f"{where}: the evidence for step {step!r}")
             if payload.type_ != "link":
                 raise UnknownEvidence(f"{where}: the evidence for step {step!r} signed by {keyid[:8]} is a "
                                       "sublayout, which attest does not follow; verify it with in-toto-verify")

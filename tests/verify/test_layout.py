@@ -6,6 +6,7 @@ build, no subprocess); tests/interop/test_intoto_cli.py runs the same decisions 
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from dataclasses import dataclass
@@ -238,6 +239,37 @@ def test_a_malformed_link_is_rejected(tmp_path: Path, parties: dict[str, Party],
 
     with pytest.raises(MalformedEvidence, match=f"in-toto link .* {reason}"):
         _verify(tmp_path, parties)
+
+
+def test_a_link_signed_with_gpg_is_rejected_before_in_toto_reads_it(tmp_path: Path, parties: dict[str, Party]) -> None:
+    """The link directory is untrusted: a signature shaped as GPG's sent in-toto down its GPG code (KeyError,
+    exit 70)."""
+    _write_layout(tmp_path, parties)
+    path = _write_link(tmp_path, parties["dev"])
+    data = json.loads(path.read_text())
+    data["signatures"] = [{"keyid": parties["dev"].keyid, "signature": "00", "other_headers": "00"}]
+    path.write_text(json.dumps(data))
+
+    with pytest.raises(MalformedEvidence, match="is signed with GPG, which attest does not verify"):
+        _verify(tmp_path, parties)
+
+
+@pytest.mark.parametrize("payload", [b"not json", b"\xff\xfe", b"[1, 2]", b'{"_type": "nope"}'])
+def test_a_dsse_layout_whose_payload_is_no_layout_is_a_policy_error(tmp_path: Path, parties: dict[str, Party],
+                                                                     payload: bytes) -> None:
+    """A payload that is not JSON, not UTF-8, a list or of an unknown type was an internal error (exit 70)."""
+    envelope = {"payloadType": "application/vnd.in-toto+json", "payload": base64.b64encode(payload).decode(),
+                "signatures": [{"keyid": parties["owner"].keyid, "sig": base64.b64encode(b"x").decode()}]}
+    (tmp_path / "root.layout").write_text(json.dumps(envelope))
+
+    with pytest.raises(PolicyError, match="carries no in-toto layout or link"):
+        load_layout(tmp_path / "root.layout", [parties["owner"].pem])
+
+
+def test_a_step_whose_threshold_is_below_one_is_a_policy_error(tmp_path: Path, parties: dict[str, Party]) -> None:
+    with pytest.raises(PolicyError, match="step 'build' has a threshold below 1"):
+        load_layout(_write_layout(tmp_path, parties, steps=[_step([parties["dev"]], threshold=0)]),
+                    [parties["owner"].pem])
 
 
 def test_a_link_signed_by_another_key_is_rejected(tmp_path: Path, parties: dict[str, Party]) -> None:
