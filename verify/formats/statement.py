@@ -229,17 +229,19 @@ def _first(items: list[str]) -> str | None:
     return items[0] if items else None
 
 
-def _git_sources(deps: tuple[Dependency, ...]) -> tuple[list[str], list[str], list[str]]:
-    """The repositories, refs and commits of the git dependencies (those with a gitCommit), in order."""
+def _git_sources(deps: tuple[Dependency, ...], *, materials: bool = False) -> tuple[list[str], list[str], list[str]]:
+    """The repositories, refs and commits of the git dependencies (those with a gitCommit; with ``materials``, v0.2's,
+    also a ``git+`` URI, its commit a gitCommit or sha1), in order."""
     uris: list[str] = []
     refs: list[str] = []
     commits: list[str] = []
     for dep in deps:  # every git dependency is a source: a rule on the source holds for each, in any order
-        if "gitCommit" in dep.digest:
+        if "gitCommit" in dep.digest or (materials and dep.uri.startswith("git+")):
             uri, ref = split_source_uri(dep.uri)
             uris.append(uri)
             refs.extend([ref] if ref else [])
-            commits.append(dep.digest["gitCommit"])
+            commit = dep.digest["gitCommit"] if "gitCommit" in dep.digest else dep.digest.get("sha1")
+            commits.extend([commit] if commit is not None else [])
     return uris, refs, commits
 
 
@@ -254,10 +256,7 @@ def _source_parameter(external: Mapping[str, Any], what: str) -> tuple[list[str]
         return _named_uri(source, what)
     if not isinstance(source, dict):
         raise MalformedEvidence(f"{what} is neither an object nor a URI")
-    uris, refs = _named_uri(source["uri"], f"{what}.uri") if "uri" in source else ([], [])
-    if "ref" in source:
-        refs.append(_named(source["ref"], f"{what}.ref"))
-    return uris, refs
+    return _located(source, "uri", what)
 
 
 def _workflow_parameter(external: Mapping[str, Any], what: str) -> tuple[list[str], list[str]]:
@@ -268,9 +267,14 @@ def _workflow_parameter(external: Mapping[str, Any], what: str) -> tuple[list[st
     workflow, what = external["workflow"], f"{what} externalParameters.workflow"
     if not isinstance(workflow, dict):
         raise MalformedEvidence(f"{what} is not an object")
-    uris, refs = _named_uri(workflow["repository"], f"{what}.repository") if "repository" in workflow else ([], [])
-    if "ref" in workflow:
-        refs.append(_named(workflow["ref"], f"{what}.ref"))
+    return _located(workflow, "repository", what)
+
+
+def _located(value: Mapping[str, Any], key: str, what: str) -> tuple[list[str], list[str]]:
+    """The repository (under ``key``, a URI) and ref an object names, each where present."""
+    uris, refs = _named_uri(value[key], f"{what}.{key}") if key in value else ([], [])
+    if "ref" in value:
+        refs.append(_named(value["ref"], f"{what}.ref"))
     return uris, refs
 
 
@@ -337,12 +341,10 @@ def _provenance_v02(pred: Mapping[str, Any]) -> Provenance:
         uris, refs = _named_uri(config["uri"], f"{what} invocation.configSource.uri")
         digest = _digest_set(config.get("digest", {}), f"{what} configSource.digest")
         commits.extend(c for c in (digest.get("sha1") or digest.get("gitCommit"),) if c)
-    for dep in deps:  # a git material is a source too: a rule on the source holds for each
-        if dep.uri.startswith("git+") or "gitCommit" in dep.digest:
-            uri, ref = split_source_uri(dep.uri)
-            uris.append(uri)
-            refs.extend([ref] if ref else [])
-            commits.extend(c for c in (dep.digest.get("gitCommit") or dep.digest.get("sha1"),) if c)
+    material_uris, material_refs, material_commits = _git_sources(deps, materials=True)
+    uris += material_uris
+    refs += material_refs
+    commits += material_commits
     params = invocation.get("parameters")
     parameters = {} if params is None else _obj(params, f"{what} invocation.parameters")
     environment = _obj(invocation.get("environment") or {}, f"{what} environment")
