@@ -84,9 +84,8 @@ class TrustRun:
             self.at = self.at.replace(tzinfo=UTC)
 
     def in_the_future(self, time: datetime) -> bool:
-        """Whether a signed ``time`` is later than this run's by more than clocks differ
-        (:data:`~verify.limits.MAX_CLOCK_SKEW_SECONDS`): a signer's clock ahead, or a forged time."""
-        return time > self.at + timedelta(seconds=MAX_CLOCK_SKEW_SECONDS)
+        """:func:`in_the_future` of this run's time."""
+        return in_the_future(time, self.at)
 
     def usable(self, identities: Sequence[Identity]) -> list[Identity]:
         """``identities`` as they may verify now: revoked keys dropped, nothing outside a validity window (worked
@@ -164,6 +163,12 @@ def _find(item: Evidence, identities: Sequence[Identity], run: TrustRun,
     raise SignatureInvalid(f"{item.source}: {what} (trusted: {trusted}); the evidence was altered or signed by "
                            f"an untrusted key{_revocation_note(item, identities, run, signed)}",
                            claimed=_claimed_by_keyid(attempts, usable, run))
+
+
+def in_the_future(time: datetime, now: datetime) -> bool:
+    """Whether a signed ``time`` is later than ``now`` by more than clocks differ
+    (:data:`~verify.limits.MAX_CLOCK_SKEW_SECONDS`): a signer's clock ahead, or a forged time."""
+    return time > now + timedelta(seconds=MAX_CLOCK_SKEW_SECONDS)
 
 
 _Attempt = tuple[str, bytes]

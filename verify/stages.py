@@ -227,8 +227,8 @@ def _approvals(stage: StageRule, *, policy: Policy, approvals: Statements, diges
     assert rule is not None
     allowed = [policy.identities[name] for name in rule.signed_by]
     approvers: dict[str, StageEvidence] = {}
-    people: set[tuple[tuple[str, ...], str | None]] = set()
-    """Who signed each keyless approval counted (its certificate's names and issuer): one person is one approver,
+    people: set[str] = set()
+    """Who signed each keyless approval counted (:attr:`CertificateClaims.person`): one person is one approver,
     however many identities' patterns their certificate satisfies."""
     for item, statement in approvals:
         approval = _approval_for(statement, stage, policy, digests, bound, run)
@@ -266,16 +266,15 @@ def _approval_for(statement: Statement, stage: StageRule, policy: Policy, digest
     return approval
 
 
-def _one_person(item: Evidence, found: tuple[Identity, ...],
-                people: set[tuple[tuple[str, ...], str | None]]) -> tuple[Identity, ...]:
+def _one_person(item: Evidence, found: tuple[Identity, ...], people: set[str]) -> tuple[Identity, ...]:
     """``found``, the approvers a keyless approval's certificate satisfies, as one: the first, unless ``people``
-    (the certificates' names and issuers counted already) has its signer; a key's signature as it is."""
+    (those counted already) has its signer; a key's signature as it is."""
     if not found or item.bundle is None or not item.bundle.keyless:
         return found
-    claims = item.bundle.certificate_claims()  # (verified: find_signers verified the bundle)
-    if (claims.sans, claims.issuer) in people:
+    person = item.bundle.certificate_claims().person  # (verified: find_signers verified the bundle)
+    if person in people:
         return ()
-    people.add((claims.sans, claims.issuer))
+    people.add(person)
     return found[:1]
 
 
@@ -286,4 +285,3 @@ def _approvers(item: Evidence, identities: Sequence[Identity], run: TrustRun,
         return find_signers(item, identities, run, message=digests)
     except EvidenceRejected:
         return ()
-

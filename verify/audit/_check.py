@@ -301,7 +301,7 @@ class _Checker:
             return replace(detail, line_sha256=item.digest)
         if isinstance(detail, _Approval) and item.bundle is not None and item.bundle.keyless:
             claims = item.bundle.certificate_claims()  # (verified by now: _signers found a pinned identity)
-            return replace(detail, person=f"{' '.join(claims.sans)} {claims.issuer or ''}")
+            return replace(detail, person=claims.person)
         if isinstance(detail, _Build):
             prov = read_provenance(statement) if self._components else None
             return replace(detail, line_sha256=item.digest, by_component=tuple(

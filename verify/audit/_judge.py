@@ -7,7 +7,7 @@ import functools
 import re
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from verify.audit._check import _Approval, _Build, _Deployment, _Fact, _Release, _Reproduction, _Signature, _Vsa
 from verify.audit._whole import anomaly_order
@@ -30,9 +30,9 @@ from verify.formats.statement import (
     PROVENANCE_V1,
     REPRODUCTION_V1,
 )
-from verify.limits import MAX_CLOCK_SKEW_SECONDS
 from verify.policy import Policy, StageRule, VsaRequirement
 from verify.rules import components_for_build
+from verify.signers import in_the_future
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _PROVENANCE_TYPES = (PROVENANCE_V1, PROVENANCE_V02)
@@ -95,8 +95,8 @@ class _Auditor:
 
     def __init__(self, policy: Policy, at: datetime | None = None) -> None:
         self.policy = policy
-        self.latest = None if at is None else at + timedelta(seconds=MAX_CLOCK_SKEW_SECONDS)
-        """The latest a signed time may be (the audit's time, and clocks' skew); None: any (a time is not judged)."""
+        self.at = at
+        """The audit's time, which no signed time may be after (:func:`verify.signers.in_the_future`); None: any."""
         self.order = _stage_order(policy)
         self.records: dict[str, _Record] = {}
         self.anomalies: dict[tuple[str, str | None, str], Anomaly] = {}
@@ -383,7 +383,7 @@ class _Auditor:
         sha = record.sha256
         said = f"stage {name!r} verified {short_sha(sha)} at {iso_time(vsa.time)}"
         where = {"source": vsa.attestation, "step": name}
-        if self.latest is not None and vsa.time is not None and vsa.time > self.latest:
+        if self.at is not None and vsa.time is not None and in_the_future(vsa.time, self.at):
             self._flag("out-of-order", sha, f"{said}, after the time of this audit: a verifier's clock was ahead, or "
                        "the time is forged", **where)
         if not record.builds:
@@ -477,7 +477,7 @@ class _Auditor:
             release = self.by_line.get(deployment.release_sha256)
             part = None if release is None else next((c for c in release.components
                                                       if c.name == deployment.component), None)
-            if self.latest is not None and deployment.time > self.latest:
+            if self.at is not None and in_the_future(deployment.time, self.at):
                 for _, sha in fact.subjects:
                     self._flag("out-of-order", sha, f"a deployment record for {deployment.environment!r} is dated "
                                f"{iso_time(deployment.time)}, after the time of this audit: a deployer's clock was "

@@ -40,6 +40,12 @@ class CertificateClaims:
         identity = self.sans[0] if len(self.sans) == 1 else list(self.sans)
         return f"{identity!r} (issuer {self.issuer!r})"
 
+    @property
+    def person(self) -> str:
+        """Who the certificate was issued to, as one text (its names and issuer): one person, whatever identities
+        of a policy the certificate satisfies (an approval counts once for them)."""
+        return f"{' '.join(self.sans)} {self.issuer or ''}"
+
 
 def read_claims(cert: Certificate) -> CertificateClaims:
     """The identity claims of ``cert``; ``ValueError`` if one of its extensions is malformed."""
