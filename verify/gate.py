@@ -70,6 +70,8 @@ class GateFlags:
     emit_key: PublicKey | None = None
     """The public key of the signer of ``--emit-vsa``: it must be the stage verifier's."""
     emit_vsa: bool = False
+    emit_resource_uri: str | None = None
+    """``--resource-uri``: what the VSA signed names (default ``attest:stage:STAGE``)."""
     lockfiles: int = 0
     release: bool = False
 
@@ -338,6 +340,10 @@ def _emitting_stage(policy: Policy, flags: GateFlags) -> str:
     if not any(k.fingerprint == flags.emit_key.fingerprint for k in identity.usable_keys()):
         raise RequestError(f"--signer's key may not sign for {verifier!r} now ({identity.unusable_because()}); a VSA "
                            "it signed would not count, so none is signed")
+    uri = flags.emit_resource_uri
+    if uri is not None and not policy.stages[stage].accepts_resource(uri):  # (no other stage takes one it takes)
+        raise RequestError(f"--resource-uri {uri!r} is not one that stage {stage!r} takes (attest:stage:{stage}, or "
+                           "one of its resource-uri); the VSA would say another stage verified it")
     return stage
 
 
