@@ -33,13 +33,15 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, nullcontext, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import subprocess
+
     from attest.collect import Artifact, GitFacts, Lockfile, Platform, SourceState
     from attest.images import BuildImage
     from attest.intoto_link import SignedLink
@@ -199,6 +201,7 @@ def _check_shape(request: BuildRequest) -> None:
     check_images(request.artifacts, request.publish, link=request.link is not None, retain_days=request.retain_days)
     if request.no_lockfile and request.lockfiles:
         raise RequestError("--no-lockfile and --lockfile exclude each other")
+    _outputs_distinct(request)
     if request.link is not None:
         if request.signer == KEYLESS:
             raise RequestError("--link needs a key signer (a key file or awskms:): an in-toto layout pins its "
@@ -294,13 +297,40 @@ def _run_command(request: BuildRequest, env: Mapping[str, str], *, epoch: int,
 
         hide_from_children(collect.is_credential)  # /proc/<our pid>/environ still shows them
     environment = collect.command_environment(env, source_date_epoch=epoch, pass_credentials=request.pass_credentials)
-    try:
-        done = subprocess.run(list(command), env=environment, stdout=sys.stderr, check=False)
+    try:  # a process group of its own, so that stopping attest stops every process CMD started, not CMD alone
+        child = subprocess.Popen(list(command), env=environment, stdout=sys.stderr, stdin=subprocess.DEVNULL,
+                                 process_group=0)
     except OSError as e:
         raise CommandFailed(f"cannot run {command[0]}: {e.strerror}; no attestation was written", 127) from e
-    if done.returncode != 0:
-        raise CommandFailed(f"build command {' '.join(command)} failed with exit status {done.returncode}; "
-                            "no attestation was written", done.returncode)
+    with child:
+        try:
+            status = child.wait()
+        except BaseException:  # ^C, SIGTERM (attest.cli._signals.Terminated): nothing may go on writing artefacts
+            _stop_group(child)
+            raise
+    if status != 0:
+        raise CommandFailed(f"build command {' '.join(command)} failed with exit status {status}; "
+                            "no attestation was written", status)
+
+
+#: Seconds a stopped build command's processes get to end on SIGTERM before they are killed.
+STOP_GRACE_SECONDS = 5.0
+
+
+def _stop_group(child: subprocess.Popen[bytes]) -> None:
+    """Stop CMD's whole process group: SIGTERM, then SIGKILL for what is left after :data:`STOP_GRACE_SECONDS`."""
+    import signal
+    import subprocess
+
+    try:
+        with suppress(ProcessLookupError, PermissionError):
+            os.killpg(child.pid, signal.SIGTERM)
+        with suppress(subprocess.TimeoutExpired):
+            child.wait(STOP_GRACE_SECONDS)
+    finally:  # (even if a second ^C cuts the grace short)
+        with suppress(ProcessLookupError, PermissionError):  # what outlived its leader, or would not stop
+            os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
 
 
 def _source_state(root: Path) -> SourceState:
@@ -348,6 +378,26 @@ def _names(paths: Sequence[str], most: int = 3) -> str:
 
 
 # --- (6) the artefacts ---------------------------------------------------------------------------------------
+
+def _outputs_distinct(request: BuildRequest) -> None:
+    """A usage error, before any work, if two outputs of the build are one file: the last written would replace
+    the other (a link written over the provenance, with exit 0)."""
+    import itertools
+
+    from attest._atomic import same_file
+    from attest.bundle import bundle_path
+    from attest.signers import KEYLESS
+    from verify.errors import RequestError
+
+    outputs = [("--output", request.output)]
+    if request.bundle or request.signer == KEYLESS:
+        outputs.append(("--output's bundle", bundle_path(request.output)))
+    if request.link is not None and not request.link.is_dir():
+        outputs.append(("--link", request.link))
+    for (one, first), (other, second) in itertools.combinations(outputs, 2):
+        if same_file(first, second) or os.path.realpath(first) == os.path.realpath(second):
+            raise RequestError(f"{one} and {other} are both {first}; give each output a path of its own")
+
 
 def _outputs_apart(request: BuildRequest, inputs: Sequence[Path], what: str) -> None:
     """A usage error (before the command for lockfiles, before signing for artefacts) if an output would
@@ -420,13 +470,27 @@ def _provenance(request: BuildRequest, source: _Source, locks: Sequence[Lockfile
                          started=started, finished=datetime.now(UTC),
                          invocation_id=source.platform.invocation_id or f"urn:uuid:{uuid.uuid4()}",
                          builder_id=request.builder_id, pass_credentials=request.pass_credentials,
-                         attest_version=version(DISTRIBUTION))
+                         attest_version=version(DISTRIBUTION), working_directory=_working_directory(source.git.root))
     document = statement(record)
     try:
         validate_with_in_toto(document)
     except ValueError as e:  # a bug in what we wrote, not the user's input
         raise RuntimeError(f"the provenance attest wrote does not validate against in-toto's schema: {e}") from e
     return document
+
+
+def _working_directory(root: Path) -> str:
+    """Where the command ran (this process's folder), relative to the repository's root: a rebuild runs it there."""
+    from attest.errors import BuildRefused
+    from verify.formats.encoding import printable
+
+    here = Path.cwd().resolve().relative_to(root.resolve()).as_posix()
+    try:
+        here.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BuildRefused(f"the build runs in {printable(here)}, a folder whose name is not UTF-8, which a "
+                           "provenance cannot record; run it from another folder") from None
+    return here
 
 
 def _sign(document: Mapping[str, Any], signer: Signer | KeylessSigner, *, bundle: bool) -> _Signed:

@@ -153,19 +153,24 @@ def source_state(root: Path) -> SourceState:
             if record[0] in "RC":  # a rename or copy: the next record is the source path
                 changed.add(next(records, ""))
     tagged = _git(root, "ls-files", "-v", "-z", raw=True)
-    hidden = {entry[2:] for entry in tagged.split("\0") if len(entry) > 2 and (entry[0].islower() or entry[0] == "S")}
+    hidden = {entry[2:]: entry[0] for entry in tagged.split("\0")
+              if len(entry) > 2 and (entry[0].islower() or entry[0] == "S")}
     changed |= _hidden_changes(root, hidden)
     return SourceState(commit=commit, ref=ref, changed=frozenset(changed - {""}), hidden=frozenset(hidden))
 
 
-def _hidden_changes(root: Path, hidden: set[str]) -> set[str]:
-    """The files among ``hidden`` (assume-unchanged, skip-worktree) whose work-tree bytes differ from the index:
-    git does not look at them, so git is asked again on a copy of the index with their flags cleared (the
-    repository's own index is never touched). A skip-worktree file absent from a sparse checkout is not a
-    change: the build cannot read it."""
+def _hidden_changes(root: Path, hidden: Mapping[str, str]) -> set[str]:
+    """The files among ``hidden`` (assume-unchanged, skip-worktree; path -> its ``git ls-files -v`` tag) whose
+    work-tree bytes differ from the index, or that are gone: git does not look at them, so git is asked again on
+    a copy of the index with their flags cleared (the repository's own index is never touched). A skip-worktree
+    file absent from a sparse checkout is not a change: the build cannot read it."""
     present = sorted(path for path in hidden if os.path.lexists(root / path))
+    # absent: a deletion git does not show. Only a skip-worktree file that a sparse checkout leaves out is not one;
+    # an assume-unchanged file (tagged in lower case) is never excused, nor is anything without a sparse checkout
+    sparse = _git(root, "config", "--bool", "core.sparseCheckout", check=False) == "true"
+    gone = {path for path in hidden if path not in present and not (sparse and hidden[path] == "S")}
     if not present:
-        return set()
+        return gone
     index = Path(_git(root, "rev-parse", "--path-format=absolute", "--git-path", "index"))
     with tempfile.TemporaryDirectory(prefix="attest-index-") as tmp:
         copy = Path(tmp) / "index"
@@ -183,7 +188,7 @@ def _hidden_changes(root: Path, hidden: set[str]) -> set[str]:
         if diff.returncode != 0:
             raise BuildRefused(f"git diff failed on a copy of {index}: {diff.stderr.decode(errors='replace').strip()}")
     found = set(diff.stdout.decode("utf-8", "surrogateescape").split("\0"))
-    return found & set(present)
+    return (found & set(present)) | gone
 
 
 def ci_ref(env: Mapping[str, str]) -> str | None:
@@ -234,14 +239,22 @@ def lockfiles(root: Path, given: Sequence[str]) -> list[Lockfile]:
                     seen.add(match)
                     paths.append(match.relative_to(root))
     found = []
-    for rel in paths:
+    for rel in dict.fromkeys(paths):  # (a lockfile given twice is bound once)
         name = rel.as_posix()
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            raise BuildRefused(f"lockfile {printable(name)} has a name that is not UTF-8, which a provenance "
+                               "cannot record; rename it") from None
         committed = _git(root, "rev-parse", "-q", "--verify", f"HEAD:{name}", check=False)
         if not committed:
             raise BuildRefused(f"lockfile {name} is not committed; commit it so the provenance can bind it")
-        on_disk = _git(root, "hash-object", "--", name)
+        # byte for byte (--no-filters): a line-ending or clean filter would pass other bytes than the commit's
+        on_disk = _git(root, "hash-object", "--no-filters", "--", name)
         if on_disk != committed:
-            raise BuildRefused(f"lockfile {name} differs from the committed one; commit or restore it")
+            raise BuildRefused(f"lockfile {name} differs from the committed one, byte for byte; commit or restore "
+                               "it (a checkout that converts line endings, core.autocrlf or .gitattributes eol, "
+                               "changes its bytes too)")
         contents = parse_lockfile(root / rel, name)
         log_warnings(contents)
         found.append(Lockfile(path=name, digests=hash_file(root / rel), packages=contents.packages))

@@ -453,9 +453,11 @@ def parse_lockfile(path: Path, name: str | None = None) -> LockfileContents:
                                                "are listed only below that size; it is bound by its digest",))
         text = data.decode("utf-8-sig")
         packages, warnings = parser(text, name)
-    except (UnicodeDecodeError, _Unreadable, ValueError, TypeError, AttributeError, KeyError) as e:
+    except (UnicodeDecodeError, _Unreadable, ValueError, TypeError, AttributeError, KeyError, RecursionError) as e:
         if isinstance(e, UnicodeDecodeError):
             reason = "it is not UTF-8 text"
+        elif isinstance(e, RecursionError):
+            reason = "it nests deeper than a lockfile does"
         elif isinstance(e, _Unreadable):
             reason = str(e)
         else:  # a shape the parser did not expect: bad content, never a crash

@@ -75,12 +75,10 @@ def source_date_epoch(directory: Path, env: Mapping[str, str]) -> tuple[int, str
     https://reproducible-builds.org/specs/source-date-epoch/: a malformed
     value is an error, not something to fall back from.
     """
-    value = env.get("SOURCE_DATE_EPOCH", "")
-    if value:
-        if not re.fullmatch(r"[0-9]+", value):
-            raise BuildRefused(f"SOURCE_DATE_EPOCH {value!r} is not a non-negative whole number of seconds; "
-                               "set it to the output of date +%s or unset it")
-        return int(value), "environment"
+    if env.get("SOURCE_DATE_EPOCH"):  # read as attest build reads it: the same range, the same refusal
+        from attest.collect import source_date_epoch as checked
+
+        return checked(env, commit_time=DEFAULT_EPOCH), "environment"
     try:
         done = subprocess.run(["git", "-C", str(directory), "log", "-1", "--format=%ct", "HEAD"],
                               capture_output=True, text=True, check=False)

@@ -79,7 +79,7 @@ def test_errors_are_one_sentence_with_the_right_exit_code(tmp_path: Path, attest
     link = attest("pack", source, "-o", tmp_path / "out.zip")
     assert link.code == 3 and "is a symbolic link" in link.err
     bad_epoch = attest("pack", tmp_path / "src", "-o", tmp_path / "x.tar", env={"SOURCE_DATE_EPOCH": "soon"})
-    assert bad_epoch.code == 3 and "SOURCE_DATE_EPOCH 'soon'" in bad_epoch.err
+    assert bad_epoch.code == 3 and "SOURCE_DATE_EPOCH is 'soon'" in bad_epoch.err
     no_output = attest("pack", source)
     assert no_output.code == 2 and "--output" in no_output.err
     for result in (missing, unknown, link, bad_epoch, no_output):

@@ -132,10 +132,34 @@ def test_a_change_hidden_from_git_before_the_build_is_still_a_change(
     assert clean.code == 0, clean  # the control: hidden but unchanged is clean
 
 
+@pytest.mark.parametrize("flag", ["--assume-unchanged", "--skip-worktree"])
+def test_a_deletion_hidden_from_git_is_a_change(repo: Path, keys: dict[str, KeyPair], attest: AttestRunner,
+                                                flag: str) -> None:
+    # git status shows nothing: the file is tracked, gone, and git was told not to look. Only a sparse checkout
+    # (below) leaves a file out legitimately; build.py reads what is there and builds something else
+    _git(repo, "update-index", flag, ".gitignore")
+    (repo / ".gitignore").unlink()
+    assert subprocess.run(["git", "-C", str(repo), "status", "--porcelain"], capture_output=True, text=True,
+                          check=True).stdout == ""
+    result = attest("build", "--signer", keys["dev"].private, "--artifact", "build.py", cwd=repo)
+    assert result.code == 3 and "uncommitted changes" in result.err, result
+    assert not (repo / "provenance.intoto.jsonl").exists()
+
+
+def test_a_file_marked_assume_unchanged_is_not_excused_by_a_sparse_checkout(
+        repo: Path, keys: dict[str, KeyPair], attest: AttestRunner) -> None:
+    _git(repo, "config", "core.sparseCheckout", "true")
+    _git(repo, "update-index", "--assume-unchanged", ".gitignore")
+    (repo / ".gitignore").unlink()
+    result = attest("build", "--signer", keys["dev"].private, "--artifact", "build.py", cwd=repo)
+    assert result.code == 3 and "uncommitted changes" in result.err, result
+
+
 def test_a_sparse_checkout_without_a_file_is_clean(repo: Path, keys: dict[str, KeyPair],
                                                    attest: AttestRunner) -> None:
-    # skip-worktree on a file that is not in the work tree is what a sparse checkout is: nothing the build
-    # can read differs from the commit
+    # skip-worktree on a file that is not in the work tree, in a sparse checkout, is what a sparse checkout is:
+    # nothing the build can read differs from the commit
+    _git(repo, "config", "core.sparseCheckout", "true")
     _git(repo, "update-index", "--skip-worktree", ".gitignore")
     (repo / ".gitignore").unlink()
     result = attest("build", "--signer", keys["dev"].private, "--artifact", "build.py", cwd=repo)
