@@ -258,7 +258,9 @@ def _signer(request: BuildRequest, env: Mapping[str, str]) -> Signer | KeylessSi
     from attest.signers import KEYLESS, from_uri
 
     if request.signer != KEYLESS:
-        return from_uri(request.signer, insecure_permissions=request.insecure_key_permissions)
+        signer = from_uri(request.signer, insecure_permissions=request.insecure_key_permissions)
+        signer.public_key_pem()  # a KMS key is looked up now (missing, no access, a spec attest cannot sign with)
+        return signer
     from attest.signers.sigstore import KeylessSigner
 
     token = request.identity_token if request.identity_token is not None else env.get("SIGSTORE_ID_TOKEN") or None

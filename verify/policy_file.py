@@ -41,6 +41,10 @@ __all__ = ["kms_pem_name", "load_policy"]
 _FINGERPRINT = re.compile(r"[0-9a-fA-F]{64}")
 
 
+#: A KMS key ARN in any AWS partition (aws, aws-cn, aws-us-gov, ...), as the KMS signer takes them.
+_KMS_ARN = re.compile(r"arn:aws(-[a-z]+)*:kms:")
+
+
 def kms_pem_name(arn: str) -> str:
     """File name of the pinned PEM for a KMS key: what 'attest key export' writes by default."""
     return re.sub(r"[^A-Za-z0-9._-]", "_", arn.rsplit("/", 1)[-1]) + ".pub.pem"
@@ -115,7 +119,7 @@ def _kms_keys(doc: YamlDoc, spec: dict[str, Any], path: tuple[str, ...], base: P
     keys: list[PublicKey] = []
     for i, item in enumerate(spec.get("kms", []) if isinstance(spec.get("kms", []), list) else [None]):
         item_path: tuple[str, ...] = (*path, "kms", str(i))
-        if isinstance(item, str) and item.startswith("arn:aws:kms:"):
+        if isinstance(item, str) and _KMS_ARN.match(item):
             keys.append(_load_key(doc, base / kms_pem_name(item), item_path, arn=item))
         elif isinstance(item, dict):
             entry = mapping(doc, item, item_path, {"arn", "pem"})
@@ -124,6 +128,23 @@ def _kms_keys(doc: YamlDoc, spec: dict[str, Any], path: tuple[str, ...], base: P
         else:
             raise doc.error(item_path, "must be a KMS key ARN or {arn: ARN, pem: PINNED_PUBLIC_KEY}")
     return keys
+
+
+def _kms_pins_apart(doc: YamlDoc, identities: Mapping[str, Identity]) -> None:
+    """Two KMS keys of two identities pinned by one public key: one of the pins is another key's (the default
+    file of ``alias/prod/signer`` and of ``alias/dev/signer`` is the same ``signer.pub.pem``), and whatever that key
+    signs would count for both identities."""
+    pinned: dict[str, tuple[str, str]] = {}
+    for name, identity in identities.items():
+        for key in identity.keys:
+            if not key.name.startswith("arn:"):
+                continue
+            other_name, other_arn = pinned.setdefault(key.fingerprint, (name, key.name))
+            if other_name != name and other_arn != key.name:
+                raise doc.error(("identities", name, "kms"), f"pins KMS key {key.name} with the public key that pins "
+                                f"{other_arn} of identity {other_name!r}: one of the two pins is the other key's "
+                                f"(the default file of both is {kms_pem_name(key.name)!r}); export each key to a "
+                                "file of its own and pin it with {arn: ARN, pem: FILE}")
 
 
 def _sigstore_entries(doc: YamlDoc, spec: dict[str, Any], path: tuple[str, ...]) -> list[SigstoreIdentity]:
@@ -365,6 +386,7 @@ def load_policy(path: Path) -> Policy:
                              else (frozenset(), []))
     identities = {str(name): _identity(doc, str(name), spec, path.parent, revoked=revoked, revoked_keys=revoked_keys)
                   for name, spec in raw_identities.items()}
+    _kms_pins_apart(doc, identities)
     rules = _provenance(doc, top.get("provenance"), identities)
     stages = _stages(doc, top.get("stages") or {}, identities)
     releases = _releases(doc, top["releases"], identities) if "releases" in top else None

@@ -535,13 +535,15 @@ _RACY_NS = 2_000_000_000
 
 
 def _settled(stamp: str | None, before: int) -> bool:
-    """Whether a stamp may stand for the bytes read: an S3 ETag always; a local file's only once its times are
-    older than the clock's tick could hide a second write (``before``: the audit's start less that tick, in ns)."""
+    """Whether a stamp may stand for the bytes read: a local file's or an S3 object's only once its times are older
+    than the clock's tick could hide a second write (``before``: the audit's start less that tick, in ns)."""
     if stamp is None:
         return False
     parts = stamp.split(":")
+    if parts[0] == "s3" and len(parts) == 4 and parts[3].isdigit():  # s3:ETAG:SIZE:SECONDS
+        return int(parts[3]) * 1_000_000_000 < before
     if len(parts) != 4 or not all(map(str.isdigit, parts)):
-        return True  # ETag:size
+        return False  # a stamp of no known shape stands for nothing
     return max(int(parts[1]), int(parts[2])) < before
 
 

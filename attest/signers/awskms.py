@@ -38,7 +38,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 
@@ -299,6 +299,9 @@ class AwsKmsSigner:
             raise RemoteError(f"kms:GetPublicKey for {name} returned no public key")
         try:
             public_key = serialization.load_der_public_key(der)
+        except UnsupportedAlgorithm as e:  # a key of a spec attest does not sign with (SM2)
+            spec = answer.get("KeySpec") or answer.get("CustomerMasterKeySpec") or "of an unknown spec"
+            raise SignerError(f"KMS key {name} has key spec {spec}; attest signs with {_SUPPORTED} keys") from e
         except ValueError as e:
             raise RemoteError(f"kms:GetPublicKey for {name} returned an unreadable public key") from e
 

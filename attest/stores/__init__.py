@@ -117,9 +117,15 @@ def sha256_of(digests: Mapping[str, str], *, what: str, store: str) -> str:
 
 def publishable(uri: str, *, retain_days: int | None = None, retention_mode: str = "GOVERNANCE") -> Store:
     """The store at ``uri``, once what can be checked without writing is checked (before any work): a
-    local store is a folder, or does not exist yet and its parent folder does; an S3 URI is well formed.
+    local store is a folder, or does not exist yet and its parent folder does; an S3 URI is well formed, and
+    its bucket has Object Lock when attestations are to be retained.
     """
     store = from_uri(uri, retain_days=retain_days, retention_mode=retention_mode)
+    if retain_days is not None:
+        from attest.stores import s3
+
+        if isinstance(store, s3.S3Store):  # a bucket without Object Lock would be found after the artefacts' upload
+            store.check_retention()
     root = getattr(store, "root", None)
     if isinstance(root, Path):
         if root.exists() and not root.is_dir():

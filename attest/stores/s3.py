@@ -98,6 +98,11 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
     bucket, _, key = uri.removeprefix("s3://").partition("/")
     if not _BUCKET_RE.fullmatch(bucket) or ".." in bucket:
         raise StoreError(f"{uri!r} does not name a valid S3 bucket")
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:  # (bytes a shell passed that are not UTF-8): S3 names keys in UTF-8 only
+        raise StoreError(f"{uri!r} names a prefix that is not UTF-8 text, which S3 cannot name; fix the "
+                         "URI") from None
     return bucket, key
 
 
@@ -475,6 +480,10 @@ class S3Store:
         except AttestError as e:
             log.warning("could not abort multipart upload %s of %s: %s", upload_id, self._uri(key), e)
 
+    def check_retention(self) -> None:
+        """Check now (a read) that the bucket has Object Lock, if attestations are to be retained."""
+        self._retention()
+
     def _retention(self) -> dict[str, Any]:
         """Object Lock PUT parameters for an attestation; checks once that the bucket has Object Lock."""
         if self.retain_days is None:
@@ -542,7 +551,7 @@ class S3Store:
             yield key, size
 
     def _objects(self, prefix: str, *, delimiter: str | None) -> Iterator[tuple[str, int | None, str | None]]:
-        """(key, size, ETag) of every object under ``prefix``, across pages.
+        """(key, size, stamp (:func:`_stamp`)) of every object under ``prefix``, across pages.
 
         A listing that could go on forever is refused, not followed: S3 lists keys in ascending order and
         never repeats a continuation token, so a key that does not follow the one before, a token seen
@@ -566,10 +575,13 @@ class S3Store:
                 last, listed = key, listed + 1
                 if listed > MAX_STORE_KEYS:
                     raise StoreError(f"the listing of {where} goes past {MAX_STORE_KEYS} keys; refusing to read on")
-                yield key, item.get("Size"), item.get("ETag")
+                yield key, item.get("Size"), _stamp(item.get("ETag"), item.get("Size"), item.get("LastModified"))
             token = page.get("NextContinuationToken")
-            if not page.get("IsTruncated") or not token:
+            if not page.get("IsTruncated"):
                 return
+            if not token:
+                raise StoreError(f"the listing of {where} says it goes on but gives no continuation token; the "
+                                 "store or a proxy misbehaves: refusing to take part of it for the whole")
             if token in tokens:
                 raise StoreError(f"the listing of {where} repeats a continuation token, so it would never end; the "
                                  "store or a proxy misbehaves: refusing to read on")
@@ -622,10 +634,10 @@ class S3Store:
             yield uri, read()
 
     def listed_attestations(self) -> Iterator[tuple[str, str | None, Callable[[], bytes | EvidenceRejected]]]:
-        """As :meth:`all_attestations`, from the listing alone: (URI, its stamp (ETag and size), a reader)."""
-        for key, size, etag in self._objects(self._key("sha256/"), delimiter=None):
+        """As :meth:`all_attestations`, from the listing alone: (URI, its stamp (:func:`_stamp`), a reader)."""
+        for key, size, stamp in self._objects(self._key("sha256/"), delimiter=None):
             if _ATTESTATION_RE.fullmatch(self._relative(key)):
-                yield self._uri(key), _stamp(etag, size), functools.partial(self._evidence, key, size)
+                yield self._uri(key), stamp, functools.partial(self._evidence, key, size)
 
     def put_deployment(self, key: str, data: bytes) -> str:
         """Write ``data`` once at ``key``, an entry of the deployment index; return its URI."""
@@ -649,13 +661,12 @@ class S3Store:
             yield uri, claimed, opener
 
     def listed_artifacts(self) -> Iterator[tuple[str, str, Callable[[], BinaryIO], str | None]]:
-        """As :meth:`artifacts`, with each one's stamp (ETag and size) from the listing."""
-        for key, size, etag in self._objects(self._key("sha256/"), delimiter=None):
+        """As :meth:`artifacts`, with each one's stamp (:func:`_stamp`) from the listing."""
+        for key, _, stamp in self._objects(self._key("sha256/"), delimiter=None):
             relative = self._relative(key)
             match = _ARTIFACT_RE.fullmatch(relative)
             if match:
-                yield (self._uri(key), match.group(1), functools.partial(self.open_artifact, relative),
-                       _stamp(etag, size))
+                yield (self._uri(key), match.group(1), functools.partial(self.open_artifact, relative), stamp)
 
     def open_artifact(self, key: str, *, progress: Progress | None = None) -> BinaryIO:
         """A binary stream over the object ``key``, relative to the store.
@@ -668,6 +679,10 @@ class S3Store:
         return stream
 
 
-def _stamp(etag: str | None, size: int | None) -> str | None:
-    """What changes when an object is replaced (ETag and size), or None when the listing does not say."""
-    return f"{etag}:{size}" if etag and size is not None else None
+def _stamp(etag: str | None, size: int | None, modified: dt.datetime | None) -> str | None:
+    """What changes when an object is replaced, or None when the listing does not say: ``s3:ETAG:SIZE:SECONDS``.
+    The time S3 stored it counts, not the ETag alone: a single-part object's ETag is the MD5 of its bytes, and two
+    objects of one size and one MD5 can be made; S3 sets the time itself, and a replacement takes a new one."""
+    if not etag or size is None or not isinstance(modified, dt.datetime):
+        return None
+    return f"s3:{etag.replace(':', '')}:{size}:{int(modified.timestamp())}"

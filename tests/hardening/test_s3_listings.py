@@ -1,4 +1,5 @@
-"""Issue 23, class 7: an S3 listing that would never end is refused, not followed.
+"""Issue 23, class 7: an S3 listing that would never end (or that says it goes on, with no way to go on) is refused,
+not followed (or taken for the whole).
 
 A local HTTP server answers boto3's ListObjectsV2 the way a broken or hostile S3-compatible store (or a
 proxy in front of one) could: a continuation token that repeats, keys that go back, a listing that never
@@ -22,12 +23,12 @@ from tests.conftest import make_keypair, run_attest
 ATTESTATION = b"not an envelope\n"
 
 
-def _page(prefix: str, keys: list[str], token: str | None) -> bytes:
+def _page(prefix: str, keys: list[str], token: str | None, *, truncated: bool = False) -> bytes:
     contents = "".join(f"<Contents><Key>{key}</Key><Size>{len(ATTESTATION)}</Size><ETag>\"e\"</ETag>"
                        "<LastModified>2026-01-01T00:00:00.000Z</LastModified><StorageClass>STANDARD</StorageClass>"
                        "</Contents>" for key in keys)
     more = f"<IsTruncated>true</IsTruncated><NextContinuationToken>{token}</NextContinuationToken>" if token \
-        else "<IsTruncated>false</IsTruncated>"
+        else f"<IsTruncated>{'true' if truncated else 'false'}</IsTruncated>"
     return (f'<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
             f"<Name>bucket</Name><Prefix>{prefix}</Prefix><KeyCount>{len(keys)}</KeyCount><MaxKeys>1000</MaxKeys>"
             f"{more}{contents}</ListBucketResult>").encode()
@@ -51,6 +52,8 @@ def _handler(mode: str) -> type[BaseHTTPRequestHandler]:
             page = int(query.get("continuation-token", ["0"])[0].removeprefix("t") or 0)
             if mode == "token-repeats":
                 body = _page(prefix, [_key(prefix, page)], "t1")
+            elif mode == "no-token":  # more to come, says the page, and no way to ask for it
+                body = _page(prefix, [_key(prefix, 0)], None, truncated=True)
             elif mode == "keys-go-back":
                 body = _page(prefix, [_key(prefix, 5 - page)], f"t{page + 1}")
             else:  # never ends: a new token and a later key on every page
@@ -93,6 +96,7 @@ def _env(endpoint: str, tmp_path: Path) -> dict[str, str]:
 @pytest.mark.parametrize(("hostile_s3", "words"), [
     ("token-repeats", "repeats a continuation token"),
     ("keys-go-back", "goes back from"),
+    ("no-token", "says it goes on but gives no continuation token"),
 ], indirect=["hostile_s3"])
 def test_a_listing_that_would_never_end_stops_the_audit(hostile_s3: str, words: str, tmp_path: Path) -> None:
     key = make_keypair(tmp_path, "dev")
