@@ -45,6 +45,7 @@ from verify.policy import (
     check_repository,
 )
 from verify.request import GateRules
+from verify.rules import applied_rules
 from verify.signers import TrustRun
 from verify.stages import Bound, StageEvidence, check_stage
 from verify.trust import Identity, PublicKey
@@ -453,7 +454,8 @@ def _level(gate: Gate, candidate: Candidate) -> int:
     """The build level the policy trusts the candidate's builder for; 0 for evidence that is no provenance."""
     if candidate.provenance is None:
         return 0
-    trusted = gate.policy.provenance.builder(candidate.provenance.builder_id)
+    rules, _ = applied_rules(candidate.provenance, gate.policy)  # the rules its level check applied
+    trusted = rules.builder(candidate.provenance.builder_id)
     return 0 if trusted is None else trusted.level
 
 

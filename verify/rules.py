@@ -117,8 +117,14 @@ def policy_demands(policy: Policy) -> list[str]:
 def judge_build(prov: Provenance, policy: Policy) -> list[RuleResult]:
     """:func:`evaluate_provenance` under :func:`rules_for_build`: the results under the first rules the build
     passes, else under the first rules."""
-    results = [evaluate_provenance(prov, rules) for rules in rules_for_build(policy, prov.source_uris)]
-    return next((r for r in results if all(result.passed for result in r)), results[0])
+    return applied_rules(prov, policy)[1]
+
+
+def applied_rules(prov: Provenance, policy: Policy) -> tuple[ProvenanceRules, list[RuleResult]]:
+    """The rules :func:`judge_build` judges a build by, with their results: what the build level it is trusted for
+    is read from (a component's ``builders``, not ``provenance``'s, when the component's rules apply)."""
+    judged = [(rules, evaluate_provenance(prov, rules)) for rules in rules_for_build(policy, prov.source_uris)]
+    return next((j for j in judged if all(result.passed for result in j[1])), judged[0])
 
 
 def _source(prov: Provenance, rules: ProvenanceRules) -> RuleResult | None:

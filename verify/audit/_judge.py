@@ -110,6 +110,8 @@ class _Auditor:
         self.built: list[tuple[str, str, str, _Build]] = []
         """(sha256, name, source, build) of each trusted provenance of an artefact, judged by the rules of the
         component a release binds it to (``components.NAME``), else by ``provenance``'s, once all is read."""
+        self.levels: dict[str, list[int]] = {}
+        """The build level each trusted provenance's builder is trusted for under the rules that judge it, by sha256."""
         self.deployed: list[tuple[_Fact, _Deployment]] = []
         """Trusted deployment records, judged against their release once every manifest is read."""
         self.placed: dict[str, _Deployment] = {}
@@ -431,8 +433,7 @@ class _Auditor:
         """A stage with ``min-level`` passed the artefact: a build by a builder trusted for that level, and each
         earlier stage it relies on stating that level, must be in the history."""
         sha = record.sha256
-        levels = [trusted.level for b in record.builds if (trusted := self.policy.provenance.builder(b.builder))]
-        if record.builds and max(levels, default=0) < rule.min_level:
+        if record.builds and max(self.levels.get(sha, []), default=0) < rule.min_level:
             builders = ", ".join(sorted({b.builder for b in record.builds}))
             self._flag("insufficient-level", sha, f"stage {rule.name!r} verified {short_sha(sha)}, which no builder "
                        f"trusted for SLSA build level {rule.min_level} built (built by {builders})", step=rule.name)
@@ -501,31 +502,30 @@ class _Auditor:
                            source=fact.source, step=deployment.environment, key=fact.statement_digest)
 
     def _judge_builds(self) -> None:
-        """Each provenance by the rules that apply to it: a component's own (``components.NAME``) when a trusted
-        release binds it to that component, else ``provenance``'s."""
+        """Each provenance by the rules that apply to it (:meth:`_component_of`), which also say the build level its
+        builder is trusted for."""
         bound: dict[str, set[str]] = {}
         for release in self.releases.values():
             for component in release.components:
                 bound.setdefault(component.provenance, set()).add(component.name)
         for sha, name, source, build in self.built:
             own = dict(build.by_component)
-            if build.line_sha256 in bound:  # the release says which component it is
-                names = sorted(n for n in bound[build.line_sha256] if n in own)
-                findings = own[names[0]] if names else build.findings
-            else:  # judged as attest verify judges one artefact: by the component its repository builds
-                findings = self._unbound(build, own)
-            for kind, message, step in findings:
+            chosen = self._component_of(build, own, bound)
+            policy = self.policy
+            rules = policy.components[chosen].apply(policy.provenance) if chosen else policy.unnamed_rules()
+            self.levels.setdefault(sha, []).append(trusted.level if (trusted := rules.builder(build.builder)) else 0)
+            for kind, message, step in own[chosen] if chosen is not None else build.findings:
                 self._flag(kind, sha, f"{name!r}: {message}", source=source, step=step)
 
-    def _unbound(self, build: _Build, own: dict[str, tuple[tuple[str, str, str], ...]]
-                 ) -> tuple[tuple[str, str, str], ...]:
-        """The findings of a build no trusted release binds to a component (:func:`verify.rules.rules_for_build`):
-        under the first rules of a component of its repository it passes, else the first such component's; else
-        ``provenance``'s, as :meth:`verify.policy.Policy.unnamed_rules` gives them (the build's own findings)."""
+    def _component_of(self, build: _Build, own: dict[str, tuple[tuple[str, str, str], ...]],
+                      bound: dict[str, set[str]]) -> str | None:
+        """The component whose rules (``components.NAME``) judge a build: the one a trusted release binds it to;
+        for a build none binds, as :func:`verify.rules.rules_for_build` picks, the first component of its repository
+        under whose rules it passes, else the first such; None: ``provenance``'s (the build's own findings)."""
+        if build.line_sha256 in bound:  # the release says which component it is
+            return min((n for n in bound[build.line_sha256] if n in own), default=None)
         names = components_for_build(self.policy, [build.source] if build.source else [])
-        if names:
-            return next((own[n] for n in names if not own[n]), own[names[0]])
-        return build.findings
+        return next((n for n in names if not own[n]), names[0]) if names else None
 
     def judge(self, shas: Iterable[str]) -> None:
         """Step (5) for the artefacts ``shas`` (each builds' rules, deployment records against their releases, then

@@ -59,8 +59,9 @@ __all__ = ["INDEX_FORMAT", "FactIndex", "Judged", "Kept", "Listed", "decode_fact
 #: (:func:`verify.rules.rules_for_build`): judgements of format 5 passed some that are refused now. 7: facts and
 #: judgements of format 6 passed provenances whose sources went unread (a source in another shape, v0.2's git
 #: materials), lockfiles bound by no digest, approvals signed after their stage verified, and deployment records
-#: of releases no manifest shows.
-INDEX_FORMAT = 7
+#: of releases no manifest shows; those of format 7 judged min-level by provenance.builders where a component's
+#: builders applied.
+INDEX_FORMAT = 8
 
 _CLASSES: Mapping[str, type] = {cls.__name__: cls for cls in (
     _Fact, _Build, _Vsa, _Approval, _Deployment, _Reproduction, _Signature, _Release, ReleaseComponent, Anomaly,
