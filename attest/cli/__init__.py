@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from attest import DISTRIBUTION
-from attest.cli._options import refuse_outputs_over_inputs
+from attest.cli._options import refuse_outputs_over_inputs, refuse_repeated_options
 
 __all__ = ["cli", "main"]
 
@@ -98,6 +98,7 @@ def _refuse_empty_values(command: click.Command) -> None:
                 and not isinstance(param.type, _NonEmpty):
             param.type = _NonEmpty(param.type)
     refuse_outputs_over_inputs(command)
+    refuse_repeated_options(command)
     if isinstance(command, click.Group):
         for sub in command.commands.values():
             _refuse_empty_values(sub)

@@ -126,3 +126,54 @@ def progress(description: str, total: int) -> Iterator[Callable[[int], None] | N
                   TransferSpeedColumn(), console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task(description, total=total)
         yield lambda n: bar.advance(task, n)
+
+
+def refuse_repeated_options(command: click.Command) -> None:
+    """Make ``command`` refuse, as a usage error, an option that takes one value given more than once: click would
+    keep the last and drop the others without a word, so that ``--policy strict.yaml --policy lax.yaml`` (a
+    pipeline's variable and a default, say) verified under the second. Options that take many (``multiple``) and
+    flags are left alone. Read from the arguments as given, before click parses them: the options up to ``--`` (and,
+    for a command that takes its arguments as they come, such as ``attest build``'s, up to the first of those)."""
+    if getattr(command.parse_args, "refuses_repeats", False):
+        return  # (a command is set up once, however often it is looked up)
+    single: dict[str, click.Option] = {}
+    valued: set[str] = set()
+    options = [param for param in command.params if isinstance(param, click.Option)]
+    for param in options:
+        if not param.is_flag and not param.count:
+            valued.update(param.opts)
+            if not param.multiple:
+                single.update(dict.fromkeys(param.opts, param))
+    sharing = {param.name for param in options if sum(other.name == param.name for other in options) > 1}
+    choices = {opt: param for param in options if param.name in sharing for opt in param.opts}
+    """Flags that set one value each (``--rollback``, ``--hotfix``): two of them exclude each other."""
+    parse_args = command.parse_args
+    interspersed = command.allow_interspersed_args
+
+    def parse(ctx: click.Context, args: list[str]) -> list[str]:
+        seen: set[str] = set()
+        chosen: dict[str, str] = {}
+        given = iter(args)
+        for word in given:
+            if word == "--" or not word.startswith("-") or word == "-":
+                if word == "--" or not interspersed:
+                    break
+                continue
+            name, attached, _ = word.partition("=") if word.startswith("--") else (word[:2], word[2:], "")
+            if name in valued and not attached:
+                next(given, None)  # its value, whatever it looks like
+            param = single.get(name)
+            if param is not None:
+                if param.name in seen:
+                    raise click.UsageError(f"{'/'.join(param.opts)} is given more than once; give it once (only "
+                                           "the last would count)", ctx=ctx)
+                seen.add(param.name or name)
+            flag = choices.get(name)
+            if flag is not None:
+                other = chosen.setdefault(flag.name or name, name)
+                if other != name:
+                    raise click.UsageError(f"{other} and {name} exclude each other; give one", ctx=ctx)
+        return parse_args(ctx, args)
+
+    parse.refuses_repeats = True  # type: ignore[attr-defined]
+    command.parse_args = parse  # type: ignore[method-assign]

@@ -197,11 +197,42 @@ def test_emit_vsa_without_a_policy_is_refused(world: World) -> None:
                                   "--policy", "--trusted-root", "--vsa-key", "--emit-vsa", "--signer",
                                   "--verified-level", "--certificate-oidc-issuer", "--source-ref"])
 def test_an_empty_flag_is_a_usage_error_never_a_missing_rule(world: World, flag: str) -> None:
-    args = ["hotfix.tar.gz", "--attestation", "hotfix.intoto.jsonl", "--key", world.keys["dev"].public,
-            "--source-uri", "github.com/acme/app", flag, ""]
+    rule = ["--source-uri", "github.com/acme/app"] if flag != "--source-uri" else []  # (given once: see below)
+    args = ["hotfix.tar.gz", "--attestation", "hotfix.intoto.jsonl", "--key", world.keys["dev"].public, *rule, flag, ""]
     result = world.verify(*args)
     assert result.code == 2 and "empty (an unset pipeline variable?)" in result.err, result
     _one_sentence(result)
+
+
+@pytest.mark.parametrize("twice", [
+    ["--commit", "1" * 40, "--commit", "2" * 40],
+    ["--source-branch", "release", "--source-branch", "main"],
+    ["--source-uri", "github.com/evil/app", "--source-uri=github.com/acme/app"],
+    ["--predicate-type", "https://attest.dev/approval/v1", "--predicate-type", "https://slsa.dev/provenance/v1"],
+    ["--format", "json", "--format", "text"],
+    ["--rollback", "--hotfix"],
+])
+def test_an_option_of_one_value_given_twice_is_a_usage_error(world: World, twice: list[str]) -> None:
+    """click keeps the last of them, silently: ``--commit WRONG --commit RIGHT`` (a pipeline's variable, then a
+    default) passed as if only RIGHT had been asked for."""
+    result = world.verify("hotfix.tar.gz", "--attestation", "hotfix.intoto.jsonl", "--key", world.keys["dev"].public,
+                          *twice)
+    assert result.code == 2, result
+    assert "is given more than once" in result.err or "exclude each other" in result.err, result
+    _one_sentence(result)
+
+
+@pytest.mark.parametrize("args", [
+    ["--key", "K1", "--key", "K2"],  # options that take many are left alone
+    ["-v", "-v"],
+])
+def test_options_that_take_many_may_be_repeated(world: World, args: list[str]) -> None:
+    keys = [str(world.keys[name].public) for name in ("dev", "other")]
+    given = [keys.pop(0) if a.startswith("K") else a for a in args]
+    result = world.verify("hotfix.tar.gz", "--attestation", "hotfix.intoto.jsonl",
+                          *(given if "--key" in given else ["--key", world.keys["dev"].public, *given]),
+                          "--source-uri", "github.com/acme/app")
+    assert "is given more than once" not in result.err, result
 
 
 # --- 4. flags narrow a policy, never widen or replace it ---------------------------------------------------

@@ -148,3 +148,17 @@ def test_sigterm_stops_every_process_the_build_command_started(repo: Path, keys:
     assert not (repo / "dist" / "late.bin").exists()
     with pytest.raises(ProcessLookupError):
         os.kill(child, 0)
+
+
+def test_an_option_given_twice_is_refused_but_the_command_s_own_options_are_its_own(
+        repo: Path, keys: dict[str, KeyPair], attest: AttestRunner) -> None:
+    twice = attest("build", "--signer", keys["dev"].private, "-o", "a.intoto.jsonl", "--artifact", "build.py",
+                   "--output", "b.intoto.jsonl", cwd=repo)
+    assert twice.code == 2 and "--output/-o is given more than once" in twice.err, twice
+    assert not list(repo.glob("*.intoto.jsonl"))
+    # what follows -- is the build command's: its -o and --output are no second --output of attest's
+    ran = attest("build", "--signer", keys["dev"].private, "-o", "p.intoto.jsonl", "--artifact", "out.txt",
+                 "--", sys.executable, "-c", "import sys; open('out.txt', 'w').write(' '.join(sys.argv[1:]))",
+                 "-o", "x", "--output", "y", cwd=repo)
+    assert ran.code == 0, ran
+    assert (repo / "out.txt").read_text() == "-o x --output y" and (repo / "p.intoto.jsonl").exists()

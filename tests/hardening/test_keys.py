@@ -23,8 +23,9 @@ def _loose(pair: KeyPair, mode: int) -> Path:
 
 
 def _build(repo: Path, key: Path, monkeypatch: pytest.MonkeyPatch, *extra: str) -> Ran:
-    return run_in_process(["build", "--signer", key, "--artifact", "build.py", "--no-lockfile",
-                           "--output", "p.intoto.jsonl", *extra], cwd=repo, monkeypatch=monkeypatch)
+    output = [] if "--output" in extra else ["--output", "p.intoto.jsonl"]
+    return run_in_process(["build", "--signer", key, "--artifact", "build.py", "--no-lockfile", *output, *extra],
+                          cwd=repo, monkeypatch=monkeypatch)
 
 
 def _refused(result: Ran, key: Path, mode: int, exposed: str = "readable") -> None:
