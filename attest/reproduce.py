@@ -326,8 +326,10 @@ def _checkout(repository: str, commit: str, tree: Path) -> None:
 
 
 def _first_line(text: str) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[-1].strip() if lines else "no message"
+    """What a tool's error output says: git's ``fatal:`` line (the cause; what follows only says what to check),
+    else the first line."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return next((line for line in lines if line.startswith("fatal:")), lines[0] if lines else "no message")
 
 
 def clean_environment(*, path: str, home: Path, source_date_epoch: int) -> dict[str, str]:
@@ -337,19 +339,30 @@ def clean_environment(*, path: str, home: Path, source_date_epoch: int) -> dict[
 
 
 def _recorded_epoch(prov: Provenance, tree: Path) -> int:
+    """The SOURCE_DATE_EPOCH the build ran with; the commit's time where none is recorded. A recorded value that is
+    not a whole number of seconds attest build could have set is malformed evidence, never a reason to rebuild
+    with another."""
+    from attest.collect import MAX_SOURCE_DATE_EPOCH
+
     value = prov.internal_parameters.get("SOURCE_DATE_EPOCH")
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+    if value is None:
+        done = _git("-C", str(tree), "log", "-1", "--format=%ct", "HEAD")
+        log.warning("warning: the provenance records no SOURCE_DATE_EPOCH; using the commit time")
+        return int(done.stdout.strip())
+    if isinstance(value, str) and re.fullmatch(r"[0-9]{1,12}", value):
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_SOURCE_DATE_EPOCH:
         return value
-    if isinstance(value, str) and re.fullmatch(r"[0-9]+", value):
-        return int(value)
-    done = _git("-C", str(tree), "log", "-1", "--format=%ct", "HEAD")
-    log.warning("warning: the provenance records no SOURCE_DATE_EPOCH; using the commit time")
-    return int(done.stdout.strip())
+    shown = repr(value)[:40]
+    raise MalformedEvidence(f"the provenance records SOURCE_DATE_EPOCH {shown}, which is not a whole number of "
+                            f"seconds from 0 to {MAX_SOURCE_DATE_EPOCH}; attest does not rebuild with another")
 
 
 def _recorded_command(prov: Provenance) -> tuple[str, ...]:
     command = prov.external_parameters.get("command")
     if isinstance(command, list) and all(isinstance(a, str) for a in command):
+        if any("\0" in a for a in command):
+            raise MalformedEvidence("the provenance's command holds a NUL byte, which no command line can")
         return tuple(command)
     return ()
 
@@ -386,7 +399,7 @@ def _rebuilt_images(cwd: Path, patterns: object) -> dict[str, list[dict[str, str
         layout = parse_layout(pattern)
         name = layout.path.as_posix()
         try:
-            where = cwd / safe_layout(layout.path)
+            where = real_folder(cwd, safe_layout(layout.path), what="the image layout", below=True)
             image = read_layout_image(type(layout)(path=where, tag=layout.tag))
         except (BuildRefused, _Unsafe) as e:
             log.warning("the rebuild's image layout %s cannot be read: %s", pattern, e)
@@ -394,6 +407,30 @@ def _rebuilt_images(cwd: Path, patterns: object) -> dict[str, list[dict[str, str
             continue
         images[name] = [digests for _, digests in image.subjects(name)]
     return images
+
+
+def real_folder(root: Path, relative: Path, *, what: str, below: bool = False) -> Path:
+    """The folder ``relative`` names below ``root``, each part of the way a real folder, never a symbolic link (a
+    committed one, or one the rebuild planted, would have the rebuild's output read from elsewhere); with ``below``,
+    nothing inside it is a link either."""
+    current = root
+    for index, part in enumerate(relative.parts):
+        current = current / part
+        shown = "/".join(relative.parts[:index + 1])
+        try:
+            info = os.lstat(current)
+        except OSError as e:
+            raise _Missing(f"{what} {shown} cannot be read ({e.strerror})") from e
+        if stat.S_ISLNK(info.st_mode):
+            raise _Unsafe(f"{what} {shown} is a symbolic link")
+        if not stat.S_ISDIR(info.st_mode):
+            raise _Missing(f"{what} {shown} is not a folder")
+    for folder, names, files in os.walk(current) if below else ():
+        for entry in (*names, *files):
+            if os.path.islink(os.path.join(folder, entry)):
+                raise _Unsafe(f"{what} {relative.as_posix()} holds a symbolic link, "
+                              f"{os.path.relpath(os.path.join(folder, entry), current)}")
+    return current
 
 
 def safe_layout(path: Path) -> Path:
@@ -488,7 +525,10 @@ def reproduce(loaded: LoadedProvenance, *, repository: str, work: Path, command:
         pure = PurePosixPath(working)
         if pure.is_absolute() or ".." in pure.parts or "\0" in working:
             raise PolicyViolation(f"the provenance's workingDirectory {working!r} leaves the source tree")
-        cwd = tree / pure
+        try:
+            cwd = real_folder(tree, Path(*pure.parts), what="the provenance's workingDirectory")
+        except (_Unsafe, _Missing) as e:
+            raise PolicyViolation(f"{e} in the commit; a rebuild runs only in the source tree") from e
     epoch = _recorded_epoch(prov, tree)
     env = clean_environment(path=os.environ.get("PATH", os.defpath) if path_env is None else path_env,
                             home=home, source_date_epoch=epoch)
@@ -496,8 +536,9 @@ def reproduce(loaded: LoadedProvenance, *, repository: str, work: Path, command:
     try:
         done = subprocess.run(list(argv), cwd=cwd, env=env,
                               stdout=output if output is not None else sys.stderr, check=False)
-    except OSError as e:
-        raise CommandFailed(f"cannot run {argv[0]} in the rebuild: {e.strerror}; give the command after -- "
+    except (OSError, ValueError) as e:  # (ValueError: a NUL byte in a command given after --)
+        why = e.strerror if isinstance(e, OSError) else str(e)
+        raise CommandFailed(f"cannot run {argv[0]} in the rebuild: {why}; give the command after -- "
                             "if the recorded one does not exist on this machine", 127) from e
     if done.returncode != 0:
         raise CommandFailed(f"the rebuild command {' '.join(argv)} failed with exit status {done.returncode}",
@@ -571,16 +612,20 @@ def diff_artifacts(reproduction: Reproduction, *, program: str, originals: Path,
         used.add(stem)
         html, text = out / f"{stem}.html", out / f"{stem}.txt"
         log.info("diffoscope %s %s", original, subject.path)
-        try:
-            done = subprocess.run([program, "--html", str(html), "--text", str(text), "--", str(original),
-                                   str(subject.path)], capture_output=True, text=True, check=False,
-                                  timeout=timeout)
-        except (OSError, subprocess.TimeoutExpired) as e:
-            reports.append(DiffReport(subject.name, note=f"diffoscope did not finish: {e}"))
-            continue
-        if done.returncode not in (0, 1):
-            reports.append(DiffReport(subject.name, note=f"diffoscope failed: {_first_line(done.stderr)}"))
-            continue
+        with tempfile.TemporaryDirectory(prefix=".attest-diff-", dir=out) as scratch:  # renamed whole, or not at all
+            partial_html, partial_text = Path(scratch) / "report.html", Path(scratch) / "report.txt"
+            try:
+                done = subprocess.run([program, "--html", str(partial_html), "--text", str(partial_text), "--",
+                                       str(original), str(subject.path)], capture_output=True, text=True,
+                                      check=False, timeout=timeout)
+            except (OSError, subprocess.TimeoutExpired) as e:
+                reports.append(DiffReport(subject.name, note=f"diffoscope did not finish: {e}"))
+                continue
+            if done.returncode not in (0, 1) or not partial_html.is_file() or not partial_text.is_file():
+                reports.append(DiffReport(subject.name, note=f"diffoscope failed: {_first_line(done.stderr)}"))
+                continue
+            os.replace(partial_html, html)
+            os.replace(partial_text, text)
         reports.append(DiffReport(subject.name, html=html, text=text))
     return reports
 

@@ -305,3 +305,95 @@ def test_diff_reports_explain_what_they_cannot_compare(tmp_path: Path) -> None:
     assert "no original below" in reports[0].note and "it does not exist" in reports[0].note
     assert "is not the attested artefact" in reports[1].note
     assert not list((tmp_path / "diffs").iterdir())
+
+
+# --- what a review found -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("epoch", ["-5", "1.7e9", True, 1700000000.5, "0x10", "9" * 5000, 253402300800])
+def test_a_malformed_recorded_epoch_is_refused_not_replaced(built: Path, keys: dict[str, KeyPair],
+                                                            attest: AttestRunner, epoch: object) -> None:
+    def change(doc: dict[str, Any]) -> None:
+        doc["predicate"]["buildDefinition"]["internalParameters"]["SOURCE_DATE_EPOCH"] = epoch
+
+    resign(built / "provenance.intoto.jsonl", keys["dev"], change)
+    result = attest("reproduce", "provenance.intoto.jsonl", "--key", keys["dev"].public, cwd=built)
+    assert result.code == 1, result
+    assert "the provenance records SOURCE_DATE_EPOCH" in result.err and "does not rebuild with another" in result.err
+    assert "Traceback" not in result.err and len(result.err.strip().splitlines()) == 1
+
+
+def test_a_recorded_command_with_a_nul_byte_is_malformed(built: Path, keys: dict[str, KeyPair],
+                                                        attest: AttestRunner) -> None:
+    def change(doc: dict[str, Any]) -> None:
+        doc["predicate"]["buildDefinition"]["externalParameters"]["command"] = ["make", "di\u0000st"]
+
+    resign(built / "provenance.intoto.jsonl", keys["dev"], change)
+    result = attest("reproduce", "provenance.intoto.jsonl", "--key", keys["dev"].public, cwd=built)
+    assert result.code == 1 and "command holds a NUL byte" in result.err, result
+
+
+def test_a_clone_that_fails_says_why_in_git_s_words(built: Path, keys: dict[str, KeyPair], attest: AttestRunner,
+                                                   tmp_path: Path) -> None:
+    result = attest("reproduce", built / "provenance.intoto.jsonl", "--repo", "file:///nonexistent/repo.git",
+                    "--key", keys["dev"].public, cwd=tmp_path)
+    assert result.code == 3, result
+    assert "fatal: '/nonexistent/repo.git' does not appear to be a git repository" in result.err
+
+
+def test_a_working_directory_that_is_a_link_in_the_commit_is_refused(built: Path, keys: dict[str, KeyPair],
+                                                                    attest: AttestRunner, tmp_path: Path) -> None:
+    """A committed link named as the workingDirectory would run the rebuild outside the clone, and read its
+    artefacts there."""
+    (tmp_path / "outside").mkdir()
+    (built / "w").symlink_to(tmp_path / "outside")
+    git(built, "add", "w")
+    git(built, "commit", "-q", "-m", "a link")
+
+    def change(doc: dict[str, Any]) -> None:
+        doc["predicate"]["buildDefinition"]["externalParameters"]["workingDirectory"] = "w"
+        doc["predicate"]["buildDefinition"]["resolvedDependencies"][0]["digest"]["gitCommit"] = git(
+            built, "rev-parse", "HEAD")
+
+    resign(built / "provenance.intoto.jsonl", keys["dev"], change)
+    result = attest("reproduce", "provenance.intoto.jsonl", "--key", keys["dev"].public, "--", "true", cwd=built)
+    assert result.code == 1, result
+    assert "workingDirectory w is a symbolic link in the commit" in result.err
+
+
+def test_the_rebuild_s_folders_are_real_ones(tmp_path: Path) -> None:
+    from attest.reproduce import real_folder
+
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "tree" / "a" / "layout" / "blobs").mkdir(parents=True)
+    assert real_folder(tmp_path / "tree", Path("a/layout"), what="the image layout", below=True) == \
+        tmp_path / "tree" / "a" / "layout"
+    (tmp_path / "tree" / "b").symlink_to(tmp_path / "outside")
+    with pytest.raises(Exception, match="the image layout b is a symbolic link"):
+        real_folder(tmp_path / "tree", Path("b"), what="the image layout")
+    (tmp_path / "tree" / "a" / "layout" / "blobs" / "x").symlink_to(tmp_path / "outside")
+    with pytest.raises(Exception, match=r"the image layout a/layout holds a symbolic link, blobs/x"):
+        real_folder(tmp_path / "tree", Path("a/layout"), what="the image layout", below=True)
+    with pytest.raises(Exception, match=r"is not a folder|cannot be read"):
+        real_folder(tmp_path / "tree", Path("a/missing"), what="the image layout")
+
+
+def test_a_diff_that_fails_half_way_leaves_no_report(tmp_path: Path) -> None:
+    """diffoscope writes its reports as it goes: one that fails part-way leaves nothing half-written in --diff."""
+    from datetime import UTC, datetime
+
+    fake = tmp_path / "diffoscope"
+    fake.write_text("#!/bin/sh\nprintf '<html><body><h1>diffoscope report (trunc' > \"$2\"\n"
+                    "echo 'MemoryError: killed half-way' >&2\nexit 2\n")
+    fake.chmod(0o755)
+    (tmp_path / "originals").mkdir()
+    (tmp_path / "originals" / "app.bin").write_bytes(b"original")
+    rebuilt = tmp_path / "rebuilt.bin"
+    rebuilt.write_bytes(b"rebuilt")
+    subject = SubjectResult("app.bin", "differs", {"sha256": hashlib.sha256(b"original").hexdigest()},
+                            {"sha256": "1"}, path=rebuilt)
+    result = Reproduction(attestation="p", provenance_digest="0" * 64, signer=None, source_uri=None,
+                          repository="r", commit="0" * 40, command=("make",), source_date_epoch=0,
+                          lockfiles=(), subjects=(subject,), finished=datetime.now(UTC))
+    [report] = diff_artifacts(result, program=str(fake), originals=tmp_path / "originals", out=tmp_path / "diffs")
+    assert report.html is None and "diffoscope failed: MemoryError: killed half-way" in (report.note or "")
+    assert list((tmp_path / "diffs").iterdir()) == []
