@@ -105,17 +105,19 @@ def approval(key_file: Path, *, name: str, artifact: bytes | Mapping[str, str], 
 
 
 def reproduction(key_file: Path, *, results: Mapping[str, tuple[bytes | Mapping[str, str], Status]], at: datetime,
-                 commit: str = COMMIT, repo: str = REPO) -> Envelope:
+                 commit: str = "", repo: str = REPO, provenance: str = "") -> Envelope:
     """A rebuilder's signed comparison, as ``attest reproduce --emit`` writes it (docs/reproducibility.md).
 
     ``results`` maps each subject name to (the original artefact or its digests, status), the
-    status being ``match``, ``differs``, ``missing`` or ``refused``; the verdict follows from them.
+    status being ``match``, ``differs``, ``missing`` or ``refused``; the verdict follows from them. ``commit`` and
+    ``provenance`` (the sha256 of the provenance's line) say which build was rebuilt; empty, they bind none (the
+    audit then judges the reproduction by its subjects alone).
     """
     subjects = tuple(SubjectResult(name=name, status=status, expected=_digests(artifact),
                                    rebuilt=_digests(artifact) if status == "match" else
                                    ({"sha256": "0" * 64} if status == "differs" else {}))
                      for name, (artifact, status) in results.items())
-    outcome = Reproduction(attestation="provenance.intoto.jsonl", provenance_digest="cd" * 32, signer="dev-build",
+    outcome = Reproduction(attestation="provenance.intoto.jsonl", provenance_digest=provenance, signer="dev-build",
                            source_uri=repo, repository=repo, commit=commit, command=("make", "dist"),
                            source_date_epoch=int(at.timestamp()) - 3600, lockfiles=("requirements.txt",),
                            subjects=subjects, finished=at)

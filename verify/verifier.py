@@ -43,6 +43,7 @@ from verify.formats.evidence import Evidence
 from verify.formats.statement import (
     PROVENANCE_V02,
     PROVENANCE_V1,
+    REPRODUCTION_V1,
     Provenance,
     Statement,
     Subject,
@@ -335,9 +336,27 @@ def _no_subject(evidence: Evidence, statement: Statement, digests: DigestSet, ac
                        "subject", digests.as_dict(), [s.name for s in statement.subjects][:20])
 
 
+def _reproduced(evidence: Evidence, statement: Statement, checks: _Checks) -> None:
+    """A reproduction vouches for its subjects only if the rebuild reproduced them all: its verdict REPRODUCIBLE and
+    every result a match (``attest reproduce`` names the differing subjects too, with the digests the provenance
+    gave them, so that an audit can place the verdict)."""
+    predicate = statement.predicate
+    verdict, results = predicate.get("verdict"), predicate.get("results", [])
+    listed = results if isinstance(results, list) else [None]
+    statuses = [r.get("status") if isinstance(r, dict) else None for r in listed]
+    if verdict != "REPRODUCIBLE" or any(status != "match" for status in statuses):
+        found = verdict if isinstance(verdict, str) else "no verdict"
+        raise checks.fail(PolicyViolation, f"{evidence.source}: the reproduction's verdict is {found[:40]!r} with "
+                          f"{sum(s != 'match' for s in statuses)} subject(s) not matched: a rebuild that did not "
+                          "reproduce every artefact vouches for none", "reproduction", "REPRODUCIBLE", found[:40])
+    checks.ok("reproduction", "REPRODUCIBLE", "REPRODUCIBLE")
+
+
 def _rules_step(evidence: Evidence, statement: Statement, policy: Policy, checks: _Checks) -> Provenance | None:
     demands = [name for name in policy_demands(policy) if name != "predicate type"]
     if statement.predicate_type not in PROVENANCE_TYPES:
+        if statement.predicate_type == REPRODUCTION_V1:
+            _reproduced(evidence, statement, checks)
         # another predicate asked for by type: fine alone, but rules it cannot show must not pass silently
         if demands:
             raise checks.fail(PolicyViolation, f"{evidence.source}: predicate type {statement.predicate_type!r} is not "

@@ -397,3 +397,23 @@ def test_a_diff_that_fails_half_way_leaves_no_report(tmp_path: Path) -> None:
     [report] = diff_artifacts(result, program=str(fake), originals=tmp_path / "originals", out=tmp_path / "diffs")
     assert report.html is None and "diffoscope failed: MemoryError: killed half-way" in (report.note or "")
     assert list((tmp_path / "diffs").iterdir()) == []
+
+
+@pytest.mark.parametrize(("status", "code"), [("match", 0), ("differs", 1)])
+def test_verify_takes_a_reproduction_only_if_it_reproduced(tmp_path: Path, keys: dict[str, KeyPair],
+                                                          attest: AttestRunner, status: str, code: int) -> None:
+    """``attest reproduce`` names a differing subject too (with the provenance's digest, for the audit): a gate that
+    asks for a reproduction must not take a NOT_REPRODUCIBLE one for a yes."""
+    from datetime import UTC, datetime
+
+    from tests import factory as f
+
+    (tmp_path / "app.bin").write_bytes(b"app")
+    envelope = f.reproduction(keys["other"].private, results={"app.bin": (b"app", status)},
+                              at=datetime(2026, 1, 1, tzinfo=UTC))
+    (tmp_path / "repro.intoto.jsonl").write_bytes(envelope.to_json_line())
+    result = attest("verify", "app.bin", "--attestation", "repro.intoto.jsonl", "--predicate-type",
+                    "https://attest.dev/reproduction/v1", "--key", keys["other"].public, cwd=tmp_path)
+    assert result.code == code, result
+    if code:
+        assert "the reproduction's verdict is 'NOT_REPRODUCIBLE'" in result.err

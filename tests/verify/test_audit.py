@@ -1034,3 +1034,54 @@ def test_a_malformed_release_manifest(change: Any, words: str, store: Path, keys
     report = run(store, replace(policy, releases=ReleaseRule(signed_by=("alice",))))
     assert {a.kind for a in report.anomalies} == {"malformed"} and report.releases == ()
     assert all(words in a.message for a in report.anomalies), report.anomalies
+
+
+# --- a reproduction confirms the build it rebuilt, and no other --------------------------------------------
+
+def _line_sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes().rstrip(b"\n")).hexdigest()
+
+
+def test_a_reproduction_of_the_build_s_commit_and_provenance_confirms_it(store: Path, keys: dict[str, KeyPair],
+                                                                        policy: Policy) -> None:
+    built = f.publish(store, f.provenance(keys["dev"].private, subjects={APP: b"v1"}, commit="a" * 40))
+    f.publish(store, f.reproduction(keys["alice"].private, results={APP: (b"v1", "match")}, at=f.T0 + H,
+                                    commit="a" * 40, provenance=_line_sha256(built)))
+    report = run(store, policy)
+    assert found(report) == set()
+    assert [r.result for r in report.artifacts[0].reproductions] == ["REPRODUCIBLE"]
+
+
+@pytest.mark.parametrize("other", ["commit", "provenance"])
+def test_a_reproduction_of_another_build_confirms_nothing(store: Path, keys: dict[str, KeyPair], policy: Policy,
+                                                          other: str) -> None:
+    """A builder that claims the reviewed commit, while the rebuilder honestly confirmed bytes from another one: the
+    rebuild says nothing of the build the provenance claims."""
+    built = f.publish(store, f.provenance(keys["dev"].private, subjects={APP: b"v1"}, commit="a" * 40))
+    bound = {"commit": "b" * 40} if other == "commit" else {"commit": "a" * 40, "provenance": "cd" * 32}
+    f.publish(store, f.reproduction(keys["alice"].private, results={APP: (b"v1", "match")}, at=f.T0 + H, **bound))
+    report = run(store, policy)
+    assert found(report) == {("non-reproducible", sha(b"v1"))}
+    words = "from commit bbbbbbbbbbbb" if other == "commit" else "from provenance sha256:cdcdcdcdcdcd"
+    assert words in report.anomalies[0].message and "confirms no build of it" in report.anomalies[0].message
+    assert built.exists()
+
+
+def test_a_rebuild_s_result_is_read_by_name_and_digest(store: Path, keys: dict[str, KeyPair], policy: Policy) -> None:
+    """Two subjects of one name (two platforms' builds of dist/app.tar.gz), one rebuilt alike, one not: each gets
+    its own verdict (the first result of the name used to stand for both)."""
+    f.publish(store, f.provenance(keys["dev"].private, subjects={APP: b"amd64"}, commit="a" * 40))
+    f.publish(store, f.provenance(keys["dev"].private, subjects={APP: b"arm64"}, commit="a" * 40,
+                                  invocation="build/2"))
+    statement = json.loads(f.reproduction(keys["alice"].private, results={APP: (b"amd64", "match")},
+                                          at=f.T0 + H).payload)
+    differs = dict(statement["predicate"]["results"][0], status="differs",
+                   expected=f.digests(b"arm64"), rebuilt={"sha256": "0" * 64})
+    statement["predicate"]["results"].append(differs)
+    statement["predicate"]["verdict"] = "NOT_REPRODUCIBLE"
+    statement["subject"].append({"name": APP, "digest": f.digests(b"arm64")})
+    f.publish(store, f.sign(keys["alice"].private, statement), kind="reproduction")
+    verdicts = {a.sha256: [r.result for r in a.reproductions] for a in run(store, policy).artifacts}
+    assert verdicts[sha(b"amd64")] == ["REPRODUCIBLE"] and verdicts[sha(b"arm64")] == ["NOT_REPRODUCIBLE"]

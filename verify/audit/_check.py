@@ -8,17 +8,17 @@ import itertools
 import re
 import sys
 from collections import deque
-from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from verify.audit._reproduction import _Reproduction, _text, read_reproduction
 from verify.audit.report import ReleaseComponent, short_sha
 from verify.digests import MESSAGE_DIGESTS, DigestSet
 from verify.errors import EvidenceRejected, MalformedEvidence, SignatureInvalid
 from verify.formats.deployment import read_deployment
-from verify.formats.encoding import parse_time
 from verify.formats.envelope import INTOTO_PAYLOAD_TYPE, Envelope
 from verify.formats.evidence import Evidence, load_evidence
 from verify.formats.release import read_release
@@ -119,21 +119,6 @@ class _Deployment:
 
 
 @dataclass(frozen=True)
-class _Reproduction:
-    verdict: str
-    time: datetime | None
-    statuses: tuple[tuple[str, str], ...] = ()
-    """(subject name, match/differs/missing/refused) from ``results``, where given."""
-
-    def verdict_for(self, name: str) -> str:
-        """This subject's own verdict when the rebuilder compared it, else the statement's."""
-        status = next((s for n, s in self.statuses if n == name), None)
-        if status is None:
-            return self.verdict
-        return "REPRODUCIBLE" if status == "match" else "NOT_REPRODUCIBLE"
-
-
-@dataclass(frozen=True)
 class _Signature:
     """A message signature: the signers vouch for the artefact's bytes, and say nothing else."""
 
@@ -178,38 +163,6 @@ def _received(source: str, statement_digest: str, subjects: tuple[tuple[str, str
     audit's process, shared with the file it came from and with every record that names them."""
     return _Fact(sys.intern(source), statement_digest, tuple((name, sys.intern(sha)) for name, sha in subjects),
                  *rest)
-
-
-def _time(value: Any) -> datetime | None:
-    """An optional time in evidence audit only reports (None if absent or unreadable), by the one time reader."""
-    if value is None:
-        return None
-    try:
-        return parse_time(value, what="a time")
-    except MalformedEvidence:
-        return None
-
-
-def _text(value: Any) -> str:
-    return value if isinstance(value, str) else ""
-
-
-def _verdict(predicate: Mapping[str, Any]) -> str:
-    """A reproduction's verdict, read leniently: a string, or an object with a result/verdict/status."""
-    value = predicate.get("verdict")
-    if isinstance(value, dict):
-        value = value.get("result") or value.get("verdict") or value.get("status")
-    text = _text(value).strip().upper().replace("-", "_").replace(" ", "_")
-    return text or "UNKNOWN"
-
-
-def _statuses(predicate: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
-    """(name, status) of each subject in a reproduction's ``results`` (docs/reproducibility.md), if any."""
-    results = predicate.get("results")
-    if not isinstance(results, list):
-        return ()
-    return tuple((_text(r.get("name")), _text(r.get("status")).lower()) for r in results
-                 if isinstance(r, dict) and _text(r.get("name")) and _text(r.get("status")))
 
 
 _Signers = tuple[tuple[str, ...], tuple[str, str] | None]
@@ -459,9 +412,7 @@ def _detail(statement: Statement,
         approval = read_approval(statement)
         return _Approval(stage=approval.stage, approver=approval.approver, time=approval.time, hotfix=approval.hotfix)
     if statement.predicate_type == REPRODUCTION_V1:
-        when = next((t for k in ("timeReproduced", "timeVerified", "finishedOn", "time")
-                     if (t := _time(pred.get(k))) is not None), None)
-        return _Reproduction(verdict=_verdict(pred), time=when, statuses=_statuses(pred))
+        return read_reproduction(pred)
     if statement.predicate_type == RELEASE_V1:
         return _read_release(statement)
     if statement.predicate_type == DEPLOYMENT_V1:

@@ -9,16 +9,15 @@ from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from verify.audit._check import _Approval, _Build, _Deployment, _Fact, _Release, _Reproduction, _Signature, _Vsa
-from verify.audit._whole import anomaly_order
+from verify.audit._check import _Approval, _Build, _Deployment, _Fact, _Release, _Signature, _Vsa
+from verify.audit._reproduction import _Reproduction
+from verify.audit._whole import anomaly_order, history_of
 from verify.audit.report import (
     Anomaly,
     ArtifactHistory,
     BuildRecord,
     Endorsement,
     ReleaseRecord,
-    StageHistory,
-    StageStatus,
     StoredCopy,
     iso_time,
     short_sha,
@@ -110,8 +109,10 @@ class _Auditor:
         self.built: list[tuple[str, str, str, _Build]] = []
         """(sha256, name, source, build) of each trusted provenance of an artefact, judged by the rules of the
         component a release binds it to (``components.NAME``), else by ``provenance``'s, once all is read."""
+        self.reproduced: list[tuple[str, str, _Fact, _Reproduction]] = []
+        """(sha256, name, fact, reproduction) of each trusted reproduction: judged against the builds once all is in."""
         self.levels: dict[str, list[int]] = {}
-        """The build level each trusted provenance's builder is trusted for under the rules that judge it, by sha256."""
+        """The build level each trusted provenance's builder is trusted for under the rules judging it, by sha256."""
         self.deployed: list[tuple[_Fact, _Deployment]] = []
         """Trusted deployment records, judged against their release once every manifest is read."""
         self.placed: dict[str, _Deployment] = {}
@@ -291,7 +292,8 @@ class _Auditor:
 
     def _add_reproduction(self, fact: _Fact, reproduction: _Reproduction) -> None:
         for name, record in self._new(fact):
-            verdict = reproduction.verdict_for(name)
+            self.reproduced.append((record.sha256, name, fact, reproduction))
+            verdict = reproduction.verdict_for(name, record.sha256)
             record.reproductions.append(Endorsement(
                 kind="reproduction", stage="", result=verdict, time=reproduction.time,
                 signers=fact.signers, attestation=fact.source))
@@ -446,29 +448,7 @@ class _Auditor:
                            f"{rule.min_level} it requires", step=rule.name)
 
     def history(self, record: _Record, anomalies: Sequence[Anomaly]) -> ArtifactHistory:
-        steps = {a.step for a in anomalies}
-        stages = []
-        for name in self.order:
-            vsas = tuple(sorted(record.vsas.get(name, []), key=lambda e: (when_of(e), e.attestation)))
-            status: StageStatus
-            if name in steps:
-                status = "anomalous"
-            elif any(v.result == "PASSED" for v in vsas):
-                status = "passed"
-            else:
-                status = "failed" if vsas else "absent"
-            stages.append(StageHistory(stage=name, status=status, vsas=vsas, approvals=tuple(
-                sorted(record.approvals.get(name, []), key=lambda e: (when_of(e), e.attestation))),
-                deployments=tuple(sorted(record.deployments.get(name, []), key=lambda e: (when_of(e), e.attestation)))))
-        builds = sorted(record.builds, key=lambda b: (iso_time(b.finished_on) or "~", b.attestation))
-        return ArtifactHistory(
-            sha256=record.sha256, names=tuple(sorted(record.names)), builds=tuple(builds),
-            stages=tuple(stages),
-            reproductions=tuple(sorted(record.reproductions, key=lambda e: (when_of(e), e.attestation))),
-            anomalies=tuple(anomalies),
-            signatures=tuple(sorted(record.signatures, key=lambda e: e.attestation)),
-            releases=tuple(sorted(record.releases, key=lambda e: (when_of(e), e.result, e.attestation))),
-            stored=tuple(sorted(record.stored, key=lambda c: c.uri)))
+        return history_of(record, self.order, anomalies)
 
     def _judge_deployments(self) -> None:
         """A trusted deployment record names a component of its release, with that component's artefacts: only then
@@ -517,6 +497,22 @@ class _Auditor:
             for kind, message, step in own[chosen] if chosen is not None else build.findings:
                 self._flag(kind, sha, f"{name!r}: {message}", source=source, step=step)
 
+    def _judge_reproductions(self) -> None:
+        """A reproduction confirms an artefact's build only if it rebuilt that build: one of another commit, or of
+        another provenance, than every trusted provenance of the artefact names is flagged, not taken as one."""
+        builds: dict[str, list[_Build]] = {}
+        for sha, _, _, build in self.built:
+            builds.setdefault(sha, []).append(build)
+        for sha, name, fact, rebuilt in self.reproduced:
+            known = builds.get(sha, [])
+            other = (f"provenance {short_sha(rebuilt.provenance)}" if rebuilt.provenance and known and all(
+                b.line_sha256 != rebuilt.provenance for b in known) else f"commit {rebuilt.commit[:12]}" if
+                rebuilt.commit and known and all((b.commit or "").lower() != rebuilt.commit for b in known) else "")
+            if other:
+                self._flag("non-reproducible", sha, f"{' and '.join(fact.signers)} rebuilt {name!r} from {other}, "
+                           "which no trusted provenance of it names: that rebuild confirms no build of it",
+                           source=fact.source, step="build")
+
     def _component_of(self, build: _Build, own: dict[str, tuple[tuple[str, str, str], ...]],
                       bound: dict[str, set[str]]) -> str | None:
         """The component whose rules (``components.NAME``) judge a build: the one a trusted release binds it to;
@@ -532,6 +528,7 @@ class _Auditor:
         each stage in order), once everything about them is folded in; reproducibility across artefacts is
         judged over the whole history by :func:`reproducibility`."""
         self._judge_builds()
+        self._judge_reproductions()
         self._judge_deployments()
         for sha in shas:
             record = self.records.get(sha)

@@ -8,11 +8,22 @@ from __future__ import annotations
 import itertools
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from verify.audit._check import _Deployment
 from verify.audit.dora import Deployed, dora_figures
-from verify.audit.report import Anomaly, ArtifactHistory, iso_time, short_sha
+from verify.audit.report import (
+    Anomaly,
+    ArtifactHistory,
+    BuildRecord,
+    Endorsement,
+    StageHistory,
+    StageStatus,
+    StoredCopy,
+    iso_time,
+    short_sha,
+    when_of,
+)
 
 
 def anomaly_order(anomaly: Anomaly) -> tuple[str, str, str, str]:
@@ -77,3 +88,45 @@ def dora(placed: Mapping[str, _Deployment], committed: Mapping[str, datetime], s
     records = [Deployed(component=d.component, environment=d.environment, status=d.status, kind=d.kind,
                         time=d.time, artifacts=d.artifacts) for _, d in sorted(placed.items())]
     return dora_figures(records, committed, since=since, until=until)
+
+
+class Recorded(Protocol):
+    """What an artefact's history is made from (:class:`verify.audit._judge._Record`)."""
+
+    sha256: str
+    names: set[str]
+    builds: list[BuildRecord]
+    vsas: dict[str, list[Endorsement]]
+    approvals: dict[str, list[Endorsement]]
+    deployments: dict[str, list[Endorsement]]
+    reproductions: list[Endorsement]
+    signatures: list[Endorsement]
+    releases: list[Endorsement]
+    stored: list[StoredCopy]
+
+
+def history_of(record: Recorded, order: Sequence[str], anomalies: Sequence[Anomaly]) -> ArtifactHistory:
+    """An artefact's history, from its record: each stage of ``order`` with its status, every list in time order."""
+    steps = {a.step for a in anomalies}
+    stages = []
+    for name in order:
+        vsas = tuple(sorted(record.vsas.get(name, []), key=lambda e: (when_of(e), e.attestation)))
+        status: StageStatus
+        if name in steps:
+            status = "anomalous"
+        elif any(v.result == "PASSED" for v in vsas):
+            status = "passed"
+        else:
+            status = "failed" if vsas else "absent"
+        stages.append(StageHistory(stage=name, status=status, vsas=vsas, approvals=tuple(
+            sorted(record.approvals.get(name, []), key=lambda e: (when_of(e), e.attestation))),
+            deployments=tuple(sorted(record.deployments.get(name, []), key=lambda e: (when_of(e), e.attestation)))))
+    builds = sorted(record.builds, key=lambda b: (iso_time(b.finished_on) or "~", b.attestation))
+    return ArtifactHistory(
+        sha256=record.sha256, names=tuple(sorted(record.names)), builds=tuple(builds),
+        stages=tuple(stages),
+        reproductions=tuple(sorted(record.reproductions, key=lambda e: (when_of(e), e.attestation))),
+        anomalies=tuple(anomalies),
+        signatures=tuple(sorted(record.signatures, key=lambda e: e.attestation)),
+        releases=tuple(sorted(record.releases, key=lambda e: (when_of(e), e.result, e.attestation))),
+        stored=tuple(sorted(record.stored, key=lambda c: c.uri)))

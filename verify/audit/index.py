@@ -42,11 +42,11 @@ from verify.audit._check import (
     _Deployment,
     _Fact,
     _Release,
-    _Reproduction,
     _Setup,
     _Signature,
     _Vsa,
 )
+from verify.audit._reproduction import _Reproduction
 from verify.audit._whole import Group
 from verify.audit.report import Anomaly, Endorsement, ReleaseComponent
 from verify.errors import EvidenceRejected

@@ -58,7 +58,8 @@ ANOMALY_KINDS: Mapping[str, str] = {
                              "recognise or expect (an input nobody checked)",
     "dirty-build": "built from a work tree with uncommitted changes",
     "missing-lockfile": "a provenance that does not bind a lockfile the policy requires",
-    "non-reproducible": "one commit and lockfiles gave different digests, or a rebuild did not match",
+    "non-reproducible": "one commit and lockfiles gave different digests, a rebuild did not match, or a rebuild "
+                        "was of another commit or provenance than the artefact's build",
     "tampered-artifact": "a stored artefact whose bytes do not hash to the sha256 its address names, or that "
                          "cannot be read to check (not a regular file, unreadable)",
     "unknown-deployment": "a trusted deployment record for a component its release does not have, for other "
