@@ -189,6 +189,23 @@ def test_emit_vsa_without_a_policy_is_refused(world: World) -> None:
     assert not (world.work / "rogue.intoto.jsonl").exists()
 
 
+def test_emit_vsa_never_replaces_a_key_the_policy_pins_or_an_object_of_the_store(world: World) -> None:
+    """Files the run reads beyond its options' own values: the next run would have trusted no key, or read a VSA
+    where the store held a provenance."""
+    pinned = world.keys["stg"].public
+    before = pinned.read_bytes()
+    result = world.verify("hotfix.tar.gz", "--store", "store", "--policy", "policy.yaml", "--stage", "stg",
+                          "--emit-vsa", pinned, "--signer", world.keys["stg"].private)
+    assert result.code == 2 and "is the key file" in result.err and "the policy pins for" in result.err, result
+    assert pinned.read_bytes() == before
+    stored = sorted((world.work / "store" / "sha256").glob("*/provenance-*.intoto.jsonl"))[0]
+    before = stored.read_bytes()
+    result = world.verify("hotfix.tar.gz", "--store", "store", "--policy", "policy.yaml", "--stage", "stg",
+                          "--emit-vsa", stored, "--signer", world.keys["stg"].private)
+    assert result.code == 2 and "is inside the store store" in result.err, result
+    assert stored.read_bytes() == before
+
+
 # --- 3. an empty value never removes a rule ------------------------------------------------------------------
 
 @pytest.mark.parametrize("flag", ["--source-uri", "--source-branch", "--builder-id", "--commit", "--predicate-type",
