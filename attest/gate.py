@@ -572,9 +572,9 @@ def _sign_vsa(emit: EmitRequest, gate: Gate, signer: Any, *, subjects: Sequence[
         policy_digest=gate.policy.digest, inputs=inputs, levels=[level_name(level)],
         verified_at=datetime.now(UTC), attest_version=version(DISTRIBUTION))
     envelope = sign_with(document, signer)
-    published = write_and_publish(envelope, output=emit.output, store=store, kind="vsa", artifacts=list(publish_under))
-    attached = (attach(envelope),) if attach is not None else ()
-    return (str(emit.output), *published, *attached)
+    published = write_and_publish(envelope, output=emit.output, store=store, kind="vsa", artifacts=list(publish_under),
+                                  attach=attach)  # the local file last: written only once all else is done
+    return (str(emit.output), *published)
 
 
 # --- releases ---------------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,11 +46,12 @@ def sign_with(document: Mapping[str, Any], signer: Signer) -> bytes:
 
 
 def write_and_publish(line: bytes, *, output: Path, store: str | None, kind: str,
-                      artifacts: Sequence[Mapping[str, str]]) -> list[str]:
-    """Publish ``line`` under the sha256 of each artefact (its digests) in ``artifacts``, then write it to
-    ``output`` atomically: a failed publish leaves no output that looks like success, and a rerun completes
-    it (puts of the same bytes are idempotent). (The store's blake3 index is written by the build that
-    published the artefact: a stage's role may add VSAs to a store and nothing else.)"""
+                      artifacts: Sequence[Mapping[str, str]], attach: Callable[[bytes], str] | None = None
+                      ) -> list[str]:
+    """Publish ``line`` under the sha256 of each artefact (its digests) in ``artifacts`` and ``attach`` it (to an
+    image in its registry), then write it to ``output`` atomically: a failed publish leaves no output that looks
+    like success, and a rerun completes it (puts of the same bytes are idempotent). (The store's blake3 index is
+    written by the build that published the artefact: a stage's role may add VSAs to a store and nothing else.)"""
     from attest._atomic import write_atomic
 
     published = []
@@ -60,5 +61,7 @@ def write_and_publish(line: bytes, *, output: Path, store: str | None, kind: str
         target = publishable(store)
         published = [target.put_attestation(sha256_of(digests, what=kind, store=target.uri), kind, line)
                      for digests in artifacts]
+    if attach is not None:
+        published.append(attach(line))
     write_atomic(output, line)
     return published

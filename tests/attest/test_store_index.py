@@ -11,7 +11,7 @@ import blake3
 import pytest
 
 from attest import stores
-from attest.errors import StoreError
+from attest.errors import RemoteError, StoreError
 from attest.signing import write_and_publish
 from attest.stores import Store
 from tests.conftest_aws import MotoEnv
@@ -112,3 +112,28 @@ def test_an_index_entry_that_is_a_symlink_or_a_directory_is_no_entry(tmp_path: P
     other = "ab" * 32
     (tmp_path / "store" / "blake3" / other).mkdir()
     assert store.sha256_for(other) is None
+
+
+def test_the_local_output_is_written_only_once_the_attachment_is_done(backend: tuple[Store, Any],
+                                                                      tmp_path: Path) -> None:
+    """An image's VSA attached to it in its registry: a registry that refuses leaves no local VSA that looks like a
+    success (a rerun completes what was published)."""
+    store, _ = backend
+    attached: list[bytes] = []
+
+    def refused(line: bytes) -> str:
+        raise RemoteError("registry answered 405 to uploading a blob")
+
+    with pytest.raises(RemoteError):
+        write_and_publish(LINE, output=tmp_path / "vsa.intoto.jsonl", store=store.uri, kind="vsa",
+                          artifacts=[{"sha256": SHA256}], attach=refused)
+    assert not (tmp_path / "vsa.intoto.jsonl").exists()
+
+    def accepted(line: bytes) -> str:
+        attached.append(line)
+        return "oci://registry/app@sha256:" + "1" * 64
+
+    published = write_and_publish(LINE, output=tmp_path / "vsa.intoto.jsonl", store=store.uri, kind="vsa",
+                                  artifacts=[{"sha256": SHA256}], attach=accepted)
+    assert attached == [LINE] and published[-1].startswith("oci://registry/app@")
+    assert (tmp_path / "vsa.intoto.jsonl").read_bytes() == LINE
