@@ -58,6 +58,8 @@ class ReleaseVerdict:
     """The manifest as read (its components, their needs), once its signature verified."""
     checks: tuple[Check, ...] = ()
     """The rules of the path checked on top of the gate (:mod:`verify.path`): order, stages run in."""
+    relied: tuple[tuple[str, str], ...] = ()
+    """(source, sha256) of each attestation those rules rest on: deployment records, hotfix approvals."""
 
     @property
     def level(self) -> int:
@@ -66,16 +68,18 @@ class ReleaseVerdict:
 
     def accepted(self) -> list[tuple[str, str]]:
         """(source, sha256) of every attestation the release's pass rests on, each once (by sha256, where it
-        was first read): the manifest, each component's provenance and the stage evidence relied on (what a
-        release VSA names)."""
+        was first read): the manifest, each component's provenance, the stage evidence relied on, and what the
+        path's rules rested on (what a release VSA names)."""
         found = [(self.manifest, self.manifest_sha256)]
         found += [(c.provenance, c.provenance_sha256) for c in self.components]
         found += [(s.source, s.sha256) for c in self.components for s in c.stages]
+        found += list(self.relied)
         return list({sha256: (source, sha256) for source, sha256 in reversed(found)}.values())[::-1]
 
     def to_dict(self) -> dict[str, Any]:
         return {"verified": True, "release": self.name, "signer": self.signer, "manifest": self.manifest,
-                "components": [c.to_dict() for c in self.components], "checks": [c.to_dict() for c in self.checks]}
+                "components": [c.to_dict() for c in self.components], "checks": [c.to_dict() for c in self.checks],
+                "buildLevel": self.level}
 
 
 def decide_release(gate: Gate, manifest: Found, *, lookup: Callable[[str], Found], run: TrustRun,

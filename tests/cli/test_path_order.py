@@ -9,6 +9,7 @@ makes prd refuse a release until stg recorded running each component's very arte
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -20,6 +21,7 @@ import pytest
 from tests.conftest import _clean_env, run_attest
 from tests.conftest_aws import MotoEnv
 from tests.path_world import PathWorld, make_world, policy_text
+from verify.formats.envelope import Envelope
 
 
 @pytest.fixture(scope="module")
@@ -163,6 +165,17 @@ def test_prd_refuses_a_release_stg_did_not_run_and_passes_once_it_did(world: Pat
     deployed = next(c for c in json.loads(passed.out)["checks"] if c["check"] == "deployed")
     assert {(d["component"], d["environment"], d["signer"]) for d in deployed["found"]} == {
         ("infra", "stg", "stg-deploy"), ("app", "stg", "stg-deploy")}
+    assert json.loads(passed.out)["buildLevel"] == 1  # (the level the release VSA states, as docs/policy.md says)
+    # prd's VSA names every attestation its pass rested on: stg's deployment records too
+    signed = world.gate(store, "prd", "r1", "--emit-vsa", tmp_path / "prd.vsa.intoto.jsonl", "--signer",
+                        world.keys["prd-verify"].private)
+    assert signed.code == 0, signed
+    inputs = {i["uri"]: i["digest"]["sha256"] for i in json.loads(Envelope.from_json(
+        (tmp_path / "prd.vsa.intoto.jsonl").read_bytes()).payload)["predicate"]["inputAttestations"]}
+    records = {d["record"] for d in deployed["found"]}
+    assert records <= set(inputs) and len(records) == 2
+    for record in records:
+        assert inputs[record] == hashlib.sha256(Path(record).read_bytes().rstrip(b"\n")).hexdigest()
 
 
 def test_one_artefact_cannot_pass_a_stage_that_requires_what_runs_before_it(world: PathWorld, tmp_path: Path) -> None:

@@ -48,28 +48,34 @@ def decide_path(gate: Gate, manifest: Found, *, lookup: Callable[[str], Found], 
     assert verdict.release is not None
     release, checks = verdict.release, list(verdict.checks)
     parts = [p for p in release.components if component is None or p.name == component]
+    relied: list[tuple[str, str]] = []
     if stage is not None:
-        held = _stage_check(kind, stage, verdict, parts, policy=gate.policy, run=run, lookup=lookup)
+        held = _stage_check(kind, stage, verdict, parts, policy=gate.policy, run=run, lookup=lookup, relied=relied)
         checks += [held] if held is not None else []
     if component is not None and needed(release, component):
         checks.append(_order(release, component, gate, running_of))
-    return replace(verdict, checks=tuple(checks))
+    return replace(verdict, checks=tuple(checks), relied=tuple(relied))
 
 
 def _stage_check(kind: Kind, stage: StageRule, verdict: ReleaseVerdict, parts: Sequence[ReleasePart], *,
-                 policy: Policy, run: TrustRun, lookup: Callable[[str], Found]) -> Check | None:
-    """The kind's own requirement of the stage (for a deploy: its ``require-deployed``), as a check that held."""
+                 policy: Policy, run: TrustRun, lookup: Callable[[str], Found], relied: list[tuple[str, str]]
+                 ) -> Check | None:
+    """The kind's own requirement of the stage (for a deploy: its ``require-deployed``), as a check that held;
+    ``relied`` gets (source, sha256) of each attestation it rests on (a release VSA names them)."""
     assert verdict.release is not None
     if kind == "rollback":
         ran = check_rollback(verdict.release, parts, environment=stage.name, policy=policy, run=run, lookup=lookup)
+        relied += [(d.source, d.sha256) for d in ran]
         return _records("rollback", {"ran-in": stage.name}, ran)
     if kind == "hotfix":
         approvals = check_hotfix(verdict.release, verdict.manifest_sha256, stage=stage, policy=policy, run=run,
                                  lookup=lookup)
+        relied += [(a.source, a.sha256) for a in approvals]
         rule = {"count": stage.hotfix.count, "signed-by": list(stage.hotfix.signed_by)} if stage.hotfix else None
         return Check("hotfix", True, {"stage": stage.name, "approvals": rule}, [a.to_dict() for a in approvals])
     if stage.require_deployed:
         deployed = check_deployed(parts, stages=stage.require_deployed, policy=policy, run=run, lookup=lookup)
+        relied += [(d.source, d.sha256) for d in deployed]
         return _records("deployed", {"stages": list(stage.require_deployed)}, deployed)
     return None
 
