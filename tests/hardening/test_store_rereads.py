@@ -112,7 +112,7 @@ def test_a_store_that_changes_between_reads_passes_only_on_the_good_bytes(
     folder = tmp_path_factory.mktemp("store")
     store = ChangingStore(folder, lines, states, index)
     monkeypatch.setattr(attest.stores, "from_uri", lambda uri, **_: store)
-    out = folder / "vsa.intoto.jsonl"
+    out = tmp_path_factory.mktemp("out") / "vsa.intoto.jsonl"  # (never inside the store: refused)
     request = GateRequest(artifact=str(root / "app.tar.gz"), store=str(folder), policy=root / "policy.yaml",
                           rules=GateRules(stage="stg" if emit else None),
                           emit=EmitRequest(output=out, signer_uri=str(keys["stg"].private)) if emit else None)
