@@ -86,7 +86,7 @@ RetentionMode = Literal["GOVERNANCE", "COMPLIANCE"]
 _BUCKET_RE: Final = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _HEX64: Final = re.compile(r"[0-9a-f]{64}")
 _ATTESTATION_RE: Final = re.compile(r"sha256/[0-9a-f]{64}/[^/]+\.(?:intoto\.jsonl|sigstore\.json)")
-_ARTIFACT_RE: Final = re.compile(r"sha256/([0-9a-f]{64})/artifact/.+")
+_ARTIFACT_RE: Final = re.compile(r"sha256/([0-9a-f]{64})/artifact/.+", re.DOTALL)  # (a name may hold a newline)
 #: More than an index entry ever holds (64 hex digits and a newline): a longer one is not an entry.
 _INDEX_ENTRY_MAX: Final = 80
 

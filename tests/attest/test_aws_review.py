@@ -98,3 +98,11 @@ def test_retention_on_a_bucket_without_object_lock_is_refused_before_any_work(aw
     assert result.code == 3 and "does not have Object Lock enabled" in result.err, result
     assert not (repo / "ran").exists()
     assert s3.list_objects_v2(Bucket="no-lock").get("KeyCount") == 0  # no artefact without its attestation
+
+
+def test_a_stored_artefact_whose_key_holds_a_newline_is_still_listed_for_the_audit() -> None:
+    from attest.stores.s3 import _ARTIFACT_RE
+
+    key = "sha256/" + "a" * 64 + "/artifact/dist/a\nb"
+    match = _ARTIFACT_RE.fullmatch(key)
+    assert match is not None and match.group(1) == "a" * 64
