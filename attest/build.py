@@ -170,6 +170,7 @@ def run_build(request: BuildRequest, *, progress: Progress | None = None,
         _check_unchanged(source.git.root, before, locks)  # (5a)
     found = _artifacts(request.artifacts, source.git.root)  # (6)
     _outputs_apart(request, [artifact.path for artifact in found], "the artefact")
+    _key_not_published(request, found)
     images = _images(request, source.git.root)
     subjects = _hash(found, progress) + tuple(s for item in images for s in item.image.subjects(item.name))
     document = _provenance(request, source, locks, subjects, started=started)  # (7)
@@ -399,6 +400,22 @@ def _outputs_distinct(request: BuildRequest) -> None:
     for (one, first), (other, second) in itertools.combinations(outputs, 2):
         if same_file(first, second) or os.path.realpath(first) == os.path.realpath(second):
             raise RequestError(f"{one} and {other} are both {first}; give each output a path of its own")
+
+
+def _key_not_published(request: BuildRequest, found: Sequence[Artifact]) -> None:
+    """A usage error if an artefact is the signing key file (``--artifact .`` in the folder that holds it): its
+    bytes would be hashed into the provenance and copied to the store, where every reader may fetch them."""
+    from attest._atomic import same_file
+    from attest.signers import KEYLESS
+    from verify.errors import RequestError
+
+    if request.signer == KEYLESS or request.signer.startswith(("awskms:", "sigstore:")):
+        return
+    key = Path(request.signer.removeprefix("key:"))
+    for artifact in found:
+        if same_file(artifact.path, key):
+            raise RequestError(f"artefact {artifact.name} is the signing key {key}: it would be published with the "
+                               "build; keep the key out of the artefacts (or the artefacts' folder)")
 
 
 def _outputs_apart(request: BuildRequest, inputs: Sequence[Path], what: str) -> None:

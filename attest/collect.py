@@ -42,12 +42,23 @@ class GitFacts:
     dirty: bool
 
 
+#: Options of every git attest runs: no program the repository's own configuration names (a build command may
+#: write .git/config: an fsmonitor hook, run by ``git status`` after the command, would run as attest).
+GIT_SAFE = ("-c", "core.fsmonitor=false", "-c", "core.hooksPath=/dev/null")
+
+
+def git_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment every git attest runs gets: this process's, without a signing credential (a filter or a
+    program the repository names still runs as a child of git)."""
+    return {**{k: v for k, v in os.environ.items() if not is_credential(k)}, **(extra or {})}
+
+
 def _git(root: Path, *args: str, check: bool = True, raw: bool = False) -> str:
     """``git args`` in ``root``, its output stripped; ``raw``: as is (NUL-separated records keep their spaces,
     and a path that is not UTF-8 is kept with surrogate escapes instead of failing)."""
     try:  # output that is not UTF-8 (a path, a remote URL) is kept with surrogate escapes, refused where it matters
-        done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
-                              errors="surrogateescape", check=False)
+        done = subprocess.run(["git", *GIT_SAFE, "-C", str(root), *args], capture_output=True, text=True,
+                              errors="surrogateescape", check=False, env=git_environment())
     except FileNotFoundError as e:
         raise BuildRefused("git is not installed; attest build records the commit it builds") from e
     if check and done.returncode != 0:
@@ -56,7 +67,8 @@ def _git(root: Path, *args: str, check: bool = True, raw: bool = False) -> str:
 
 
 def _bad_url(url: str, why: str) -> BuildRefused:
-    return BuildRefused(f"the repository URL {printable(url)!r} {why}; fix the git remote 'origin' (or the CI's "
+    shown = re.sub(r"(?<=://)[^/@]*@", "", url)  # a token in the user info never reaches a CI log
+    return BuildRefused(f"the repository URL {printable(shown)!r} {why}; fix the git remote 'origin' (or the CI's "
                         "repository variable) so that the provenance can name the source")
 
 
@@ -175,15 +187,16 @@ def _hidden_changes(root: Path, hidden: Mapping[str, str]) -> set[str]:
     with tempfile.TemporaryDirectory(prefix="attest-index-") as tmp:
         copy = Path(tmp) / "index"
         shutil.copyfile(index, copy)
-        env = {**os.environ, "GIT_INDEX_FILE": str(copy)}
+        env = git_environment({"GIT_INDEX_FILE": str(copy)})
         listed = "\0".join(present).encode("utf-8", "surrogateescape") + b"\0"
         for flag in ("--no-assume-unchanged", "--no-skip-worktree"):  # one per run: git applies only one
-            cleared = subprocess.run(["git", "-C", str(root), "update-index", flag, "-z", "--stdin"], input=listed,
+            cleared = subprocess.run(["git", *GIT_SAFE, "-C", str(root), "update-index", flag, "-z", "--stdin"],
+                                     input=listed,
                                      env=env, capture_output=True, check=False)
             if cleared.returncode != 0:
                 raise BuildRefused(f"git update-index failed on a copy of {index}: "
                                    f"{cleared.stderr.decode(errors='replace').strip()}")
-        diff = subprocess.run(["git", "-C", str(root), "diff", "--name-only", "-z", "--no-ext-diff",
+        diff = subprocess.run(["git", *GIT_SAFE, "-C", str(root), "diff", "--name-only", "-z", "--no-ext-diff",
                                "--no-textconv", "--no-renames"], env=env, capture_output=True, check=False)
         if diff.returncode != 0:
             raise BuildRefused(f"git diff failed on a copy of {index}: {diff.stderr.decode(errors='replace').strip()}")
@@ -366,7 +379,8 @@ CREDENTIAL_SOURCES: Mapping[str, tuple[str, ...]] = {
         "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
         "AWS_CONTAINER_AUTHORIZATION_TOKEN", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
         "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE",
-        "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE"),
+        "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE",
+        "AWS_CREDENTIAL_FILE", "BOTO_CONFIG"),  # (botocore's credential chain reads these two as well)
     "a local key": ("ATTEST_KEY_PASSWORD",),
     "Sigstore, given": ("SIGSTORE_ID_TOKEN",),  # also GitLab CI's id_tokens for the audience 'sigstore'
     "Sigstore, GitHub Actions": ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "ACTIONS_ID_TOKEN_REQUEST_URL"),

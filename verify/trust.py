@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import re
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -175,13 +176,24 @@ def _verify_rsa(key: rsa.RSAPublicKey, signature: bytes, data: bytes) -> bool:
     return False
 
 
+_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n(.*?)-----END \1-----", re.S)
+
+
 def load_public_key(pem: bytes, *, name: str) -> PublicKey:
-    """Parse a PEM SubjectPublicKeyInfo (ECDSA P-256/P-384/P-521, Ed25519, RSA >= 2048)."""
+    """Parse a PEM SubjectPublicKeyInfo (ECDSA P-256/P-384/P-521, Ed25519, RSA >= 2048): one PEM block and nothing
+    around it but white space (a second key in the file would be silently left out of what the file pins)."""
+    blocks = len(_PEM_BLOCK.findall(pem))
+    if blocks > 1 or (blocks == 1 and _PEM_BLOCK.sub(b"", pem).strip()):
+        what = "more than one PEM block" if blocks > 1 else "text around its PEM block"
+        raise TrustConfigError(f"{name} holds {what}; a pinned key file holds one public key and nothing else")
     try:
         key = serialization.load_pem_public_key(pem)
     except (ValueError, UnsupportedAlgorithm) as e:
         raise TrustConfigError(f"{name} is not a PEM public key ({e}); export one with "
                                "'attest key generate' or 'attest key export'") from e
+    if isinstance(key, ed25519.Ed25519PublicKey) and _small_order(key.public_bytes_raw()):
+        raise TrustConfigError(f"{name} is an Ed25519 key of small order (or not canonically encoded), for which "
+                               "signatures can be made without any private key; pin a key made by a real key pair")
     if isinstance(key, rsa.RSAPublicKey) and key.key_size < 2048:
         raise TrustConfigError(f"{name} is a {key.key_size}-bit RSA key; at least 2048 bits are required")
     if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name not in _EC_HASHES:
@@ -190,6 +202,31 @@ def load_public_key(pem: bytes, *, name: str) -> PublicKey:
         raise TrustConfigError(f"{name} holds a {type(key).__name__}; use ECDSA, Ed25519 or RSA")
     der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     return PublicKey(name=name, spki_der=der)
+
+
+_P = 2**255 - 19
+_D = -121665 * pow(121666, _P - 2, _P) % _P
+
+
+def _small_order(raw: bytes) -> bool:
+    """Whether an Ed25519 public key (its 32 bytes) is no point of the curve's prime-order group: not canonically
+    encoded, not on the curve, or of small order (eight times it is the identity). Such a key verifies signatures
+    that no private key made (a constant R and S = 0), which RFC 8032 verification does not refuse."""
+    y, sign = int.from_bytes(raw, "little") & ((1 << 255) - 1), raw[31] >> 7
+    if y >= _P:
+        return True
+    u, v = (y * y - 1) % _P, (_D * y * y + 1) % _P
+    x = u * pow(v, 3, _P) * pow(u * pow(v, 7, _P), (_P - 5) // 8, _P) % _P
+    if (v * x * x - u) % _P:
+        x = x * pow(2, (_P - 1) // 4, _P) % _P
+    if (v * x * x - u) % _P or (x == 0 and sign):
+        return True
+    if x & 1 != sign:
+        x = _P - x
+    for _ in range(3):  # doubled three times: the identity (0, 1) for a point of order 1, 2, 4 or 8
+        xx, yy, xy = x * x % _P, y * y % _P, x * y % _P
+        x, y = 2 * xy * pow(yy - xx, _P - 2, _P) % _P, (yy + xx) * pow(2 + xx - yy, _P - 2, _P) % _P
+    return x == 0 and y == 1
 
 
 def load_public_key_file(path: Path) -> PublicKey:

@@ -29,18 +29,30 @@ def generate(prefix: str, key_type: str, force: bool, output_format: str) -> Non
     Pin PREFIX.pub.pem in the verifiers' policy.
     """
     from attest._atomic import write_atomic
-    from attest.errors import SignerError
+    from attest.errors import OutputError, SignerError
     from attest.signers.key import generate as generate_pair
     from verify.trust import load_public_key
 
     private_path, public_path = Path(f"{prefix}.pem"), Path(f"{prefix}.pub.pem")
-    if not force:
-        for path in (private_path, public_path):
-            if path.exists():
-                raise SignerError(f"{path} already exists; pass --force to replace it or choose another --out")
-    private_pem, public_pem = generate_pair(key_type)
-    write_atomic(private_path, private_pem, mode=0o600)
-    write_atomic(public_path, public_pem, mode=0o644)
+    try:
+        if not force:
+            for path in (private_path, public_path):
+                if path.exists():
+                    raise SignerError(f"{path} already exists; pass --force to replace it or choose another --out")
+        private_pem, public_pem = generate_pair(key_type)
+        # without --force, neither file is ever replaced, even by a generate running at the same moment; a public
+        # key that cannot be written takes its private key away with it: never half a pair
+        write_atomic(private_path, private_pem, mode=0o600, exclusive=not force)
+        try:
+            write_atomic(public_path, public_pem, mode=0o644, exclusive=not force)
+        except BaseException:
+            private_path.unlink(missing_ok=True)
+            raise
+    except FileExistsError as e:
+        raise SignerError(f"{e.filename or prefix} already exists; pass --force to replace it or choose another "
+                          "--out") from None
+    except OSError as e:
+        raise OutputError(f"cannot write the key pair {prefix}: {e.strerror or e}") from e
     fingerprint = load_public_key(public_pem, name=str(public_path)).fingerprint
     encrypted = bool(os.environ.get("ATTEST_KEY_PASSWORD"))
     if output_format == "json":

@@ -24,9 +24,22 @@ KEY_TYPES = ("ecdsa-p256", "ecdsa-p384", "ed25519", "rsa-3072")
 PASSWORD_ENV = "ATTEST_KEY_PASSWORD"  # noqa: S105 (the variable's name, not a password)
 
 
+#: The longest key password OpenSSL takes (PEM encryption reads at most 1023 bytes of it).
+MAX_PASSWORD_BYTES = 1023
+
+
 def _password() -> bytes | None:
     value = os.environ.get(PASSWORD_ENV)
-    return value.encode("utf-8") if value else None
+    if not value:
+        return None
+    try:
+        password = value.encode("utf-8")
+    except UnicodeEncodeError:  # (bytes the environment held that are not UTF-8): never quoted
+        raise SignerError(f"{PASSWORD_ENV} is not UTF-8 text; set it to the key's password as text") from None
+    if len(password) > MAX_PASSWORD_BYTES:
+        raise SignerError(f"{PASSWORD_ENV} is longer than {MAX_PASSWORD_BYTES} bytes, more than a PEM key's "
+                          "encryption takes; choose a shorter password")
+    return password
 
 
 class LocalKeySigner:
@@ -75,14 +88,15 @@ def load(path: str | Path, *, insecure_permissions: bool = False, **_: object) -
             exposed = "accessible"
         raise SignerError(f"signing key {path} is {exposed} by other users (mode {stat.S_IMODE(mode):o}); "
                           f"run 'chmod 600 {path}' or pass --insecure-key-permissions")
+    password = _password()  # (its own refusal, before the key's)
     try:
-        private_key = serialization.load_pem_private_key(data, password=_password())
+        private_key = serialization.load_pem_private_key(data, password=password)
     except TypeError as e:
-        if _password() is None:
+        if password is None:
             raise SignerError(f"signing key {path} is encrypted; set {PASSWORD_ENV} to its password") from e
         raise SignerError(f"signing key {path} is not encrypted, but {PASSWORD_ENV} is set; unset it") from e
     except ValueError as e:
-        if _password() is not None and b"ENCRYPTED" in data:
+        if password is not None and b"ENCRYPTED" in data:
             raise SignerError(f"cannot decrypt signing key {path}: wrong {PASSWORD_ENV}") from e
         raise SignerError(f"{path} is not a PEM private key") from e
     except Exception as e:  # cryptography raises UnsupportedAlgorithm and others for exotic keys
