@@ -388,7 +388,9 @@ def _prepare(request: GateRequest, warn: Callable[[str], None] | None) -> tuple[
     policy = load_policy(request.policy) if request.policy is not None else None
     signer = emit_key = None
     if request.emit is not None:
-        _output_apart(request.emit.output, policy, request.store)
+        from attest.signing import output_apart
+
+        output_apart(request.emit.output, option="--emit-vsa", policy=policy, store=request.store)
         from attest.signers import from_uri
         from verify.trust import load_public_key
 
@@ -402,29 +404,6 @@ def _prepare(request: GateRequest, warn: Callable[[str], None] | None) -> tuple[
         lockfiles=len(request.lockfiles), release=request.release is not None)
     gate = prepare(policy, flags)
     return gate, gate.policy, signer
-
-
-def _output_apart(output: Path, policy: Policy | None, store: str | None) -> None:
-    """A usage error if the VSA would replace a file the run reads beyond its options' own values: a key file the
-    policy pins (the next run would trust no key), or an object of the local ``--store`` (a store is written only by
-    publishing, once; ``--emit-vsa`` publishes the VSA there itself)."""
-    import os
-
-    from attest._atomic import same_file
-    from verify.errors import RequestError
-
-    pinned = [(name, Path(key.name)) for name, identity in (policy.identities.items() if policy else ())
-              for key in identity.keys if not key.name.startswith("arn:")]
-    pinned += [("the policy's revocations", Path(key.name)) for key in (policy.revoked_keys if policy else ())]
-    for who, path in pinned:
-        if same_file(output, path):
-            raise RequestError(f"--emit-vsa {output} is the key file {path} the policy pins for {who}; write the "
-                               "VSA elsewhere")
-    if store is not None and "://" not in store:
-        root, target = os.path.realpath(store), os.path.realpath(output)
-        if os.path.commonpath([root, target]) == root:
-            raise RequestError(f"--emit-vsa {output} is inside the store {store}, which is written only by publishing "
-                               "(--emit-vsa publishes the VSA there itself); write the VSA elsewhere")
 
 
 def _load_key(spec: str, warn: Callable[[str], None] | None) -> PublicKey:

@@ -48,6 +48,7 @@ from verify.errors import (
     SignatureInvalid,
     UnknownEvidence,
 )
+from verify.formats.encoding import printable
 from verify.formats.envelope import INTOTO_PAYLOAD_TYPE
 from verify.formats.evidence import Evidence, load_evidence, read_evidence_file
 from verify.formats.statement import (
@@ -401,8 +402,8 @@ def _rebuilt_images(cwd: Path, patterns: object) -> dict[str, list[dict[str, str
         try:
             where = real_folder(cwd, safe_layout(layout.path), what="the image layout", below=True)
             image = read_layout_image(type(layout)(path=where, tag=layout.tag))
-        except (BuildRefused, _Unsafe) as e:
-            log.warning("the rebuild's image layout %s cannot be read: %s", pattern, e)
+        except (BuildRefused, _Unsafe, _Missing) as e:  # (its images are then missing from the comparison)
+            log.warning("the rebuild's image layout %s cannot be read: %s", printable(pattern), e)
             images[name] = []
             continue
         images[name] = [digests for _, digests in image.subjects(name)]

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from attest.signers import Signer
+    from verify.policy import Policy
 
 _DIGEST_ARG = re.compile(r"sha256:([0-9a-f]{64})")
 
@@ -65,3 +66,26 @@ def write_and_publish(line: bytes, *, output: Path, store: str | None, kind: str
         published.append(attach(line))
     write_atomic(output, line)
     return published
+
+
+def output_apart(output: Path, *, option: str, policy: Policy | None = None, store: str | None = None) -> None:
+    """A usage error, before any work, if ``output`` would replace a file the run reads beyond its options' own
+    values: a key file the policy pins (the next run would trust no key), or anything in the local ``store`` (a
+    store is written only by publishing, once; the command publishes its statement there itself)."""
+    import os
+
+    from attest._atomic import same_file
+    from verify.errors import RequestError
+
+    pinned = [(name, Path(key.name)) for name, identity in (policy.identities.items() if policy else ())
+              for key in identity.keys if not key.name.startswith("arn:")]
+    pinned += [("the policy's revocations", Path(key.name)) for key in (policy.revoked_keys if policy else ())]
+    for who, path in pinned:
+        if same_file(output, path):
+            raise RequestError(f"{option} {output} is the key file {path} the policy pins for {who}; write the "
+                               "output elsewhere")
+    if store is not None and "://" not in store:
+        root, target = os.path.realpath(store), os.path.realpath(output)
+        if os.path.commonpath([root, target]) == root:
+            raise RequestError(f"{option} {output} is inside the store {store}, which is written only by publishing "
+                               "(the command publishes there itself); write the output elsewhere")

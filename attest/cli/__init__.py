@@ -39,13 +39,32 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 VERBOSE_HELP = "Log each step; twice for debug output and tracebacks."
 
 
+class _Printable(logging.Formatter):
+    """Log lines as attest prints every sentence: a message may quote evidence (a subject name, a path, a layout's
+    name), and its control characters are spelled as escapes, never sent to the terminal raw."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        from verify.formats.encoding import printable
+
+        return "\n".join(printable(line) for line in super().format(record).split("\n"))
+
+
+def _logging() -> None:
+    """Log to stderr, warnings by default, through :class:`_Printable` (once: a root that has a handler keeps it)."""
+    root = logging.getLogger()
+    if not root.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(_Printable("attest: %(message)s"))
+        root.addHandler(handler)
+
+
 def _verbose(count: int) -> None:
     """Count ``count`` more -v (before or after the command name) and log to stderr accordingly."""
     from attest.cli._exit import count_verbose
 
     total = count_verbose(count)
     if total:
-        logging.basicConfig(format="attest: %(message)s", stream=sys.stderr)  # no-op once configured
+        _logging()
         logging.getLogger().setLevel(logging.DEBUG if total > 1 else logging.INFO)
 
 
@@ -148,6 +167,7 @@ def cli(ctx: click.Context, verbose: int) -> None:
     configuration unreadable, 4 remote failure (S3, KMS), 70 internal error.
     """
     ctx.obj = {"verbose": verbose}
+    _logging()
     _verbose(verbose)
 
 

@@ -110,7 +110,26 @@ def _show(param: click.Parameter) -> str:
 def emit_json(value: Any) -> None:
     import json  # here, not at the top: this module loads with every command, --help included
 
-    click.echo(json.dumps(value, indent=2, sort_keys=True, default=str))
+    click.echo(json.dumps(_texts(value), indent=2, sort_keys=True, default=str))
+
+
+def _texts(value: Any) -> Any:
+    """``value`` with every string that is not text (a file name the file system holds in bytes that are not UTF-8,
+    kept by Python as lone surrogates) spelled with escapes: JSON whose strings hold lone surrogates is no UTF-8,
+    and strict readers refuse it."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            from verify.formats.encoding import printable
+
+            return printable(value)
+        return value
+    if isinstance(value, dict):
+        return {_texts(k): _texts(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_texts(v) for v in value]
+    return value
 
 
 @contextmanager

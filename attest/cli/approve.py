@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from attest.cli._options import OutputPath, emit_json, format_option, signer_option
+from verify.formats.encoding import printable
 
 
 @click.command()
@@ -49,7 +50,7 @@ def approve(artifact: str | None, signer_uri: str, insecure_key_permissions: boo
           --policy policy.yaml --store ./store
     """
     from attest.signers import from_uri
-    from attest.signing import artifact_digests, sign_with, write_and_publish
+    from attest.signing import artifact_digests, output_apart, sign_with, write_and_publish
     from attest.summaries import approval_statement
     from verify.errors import RequestError
     from verify.gate import approver as approver_of
@@ -60,6 +61,7 @@ def approve(artifact: str | None, signer_uri: str, insecure_key_permissions: boo
         raise RequestError("approve ARTIFACT for a stage, or --release MANIFEST --hotfix (a hotfix of the release), "
                            "one of the two")
     policy = load_policy(policy_path)
+    output_apart(output, option="--output", policy=policy, store=store)
     signer = from_uri(signer_uri, insecure_permissions=insecure_key_permissions)
     key = load_public_key(signer.public_key_pem(), name=signer_uri)
     if release_path is not None:
@@ -69,7 +71,7 @@ def approve(artifact: str | None, signer_uri: str, insecure_key_permissions: boo
         approver_of(policy, stage, key)
         name, digests = artifact_digests(artifact)
         under = [digests]
-    who = approver or getpass.getuser()
+    who = approver or _user()
     document = approval_statement(subject_name=name, digests=digests, stage=stage, approver=who, reason=reason,
                                   approved_at=datetime.now(UTC), hotfix=hotfix)
     line = sign_with(document, signer)
@@ -78,7 +80,8 @@ def approve(artifact: str | None, signer_uri: str, insecure_key_permissions: boo
         emit_json({"output": str(output), "stage": stage, "approver": who, "digest": digests,
                    "published": published})
     else:
-        click.echo(f"{who} approved {name} (sha256:{digests['sha256'][:16]}...) for {stage} -> {output}")
+        click.echo(f"{printable(who)} approved {printable(name)} (sha256:{digests['sha256'][:16]}...) for "
+                   f"{printable(stage)} -> {printable(str(output))}")
 
 
 def _hotfix(policy: Any, stage: str, key: Any, release_path: Path,
@@ -100,3 +103,14 @@ def _hotfix(policy: Any, stage: str, key: Any, release_path: Path,
     name, digests = release_subject(release.name, item.digest)
     unique = {a.digest["sha256"]: dict(a.digest) for part in release.components for a in part.artifacts}
     return name, digests, [unique[sha] for sha in sorted(unique)]
+
+
+def _user() -> str:
+    """Who runs this, as the system names them; a CI container's user often has no name (no passwd entry)."""
+    from verify.errors import RequestError
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        raise RequestError("cannot tell who approves: this user has no name on this system (no passwd entry, no "
+                           "LOGNAME or USER); give it with --approver NAME") from None

@@ -428,7 +428,7 @@ class _Reader:
             found = 0
             for uri, data in self._source(source) if self._index is None else self._listed(source):
                 found += 1
-                yield uri, data
+                yield _spelled(uri), data
             if not found:
                 raise InputError(f"audit source {source} holds no attestation file "
                                  f"(*{' or *'.join(PATTERNS)}); is it the right directory or prefix?")
@@ -442,7 +442,8 @@ class _Reader:
             if store is None:
                 continue
             self.stores.append(_prefix(source))
-            for uri, claimed, opener, stamp in store.listed_artifacts():
+            for listed, claimed, opener, stamp in store.listed_artifacts():
+                uri = _spelled(listed)
                 key = self.key(uri)
                 self.seen_stored.append(key)
                 kept = self._index.hashed(key, stamp) if self._index is not None else None
@@ -474,7 +475,8 @@ class _Reader:
                 self.prefixes.append(_prefix(str(path)))
             listing = ((str(file), file_stamp(file) if unlisted is None else None, _reader(unlisted, file, named))
                        for file, unlisted, named in self._unread(source))
-        for uri, stamp, read in listing:
+        for listed, stamp, read in listing:
+            uri = _spelled(listed)
             key = self.key(uri)
             self.seen.append(key)
             yield uri, Listed(index.scanned(key, stamp), read,
@@ -545,6 +547,18 @@ def _settled(stamp: str | None, before: int) -> bool:
     if len(parts) != 4 or not all(map(str.isdigit, parts)):
         return False  # a stamp of no known shape stands for nothing
     return max(int(parts[1]), int(parts[2])) < before
+
+
+def _spelled(uri: str) -> str:
+    """A file's name as the report and the index give it: text, whatever bytes the file system holds (a name that is
+    not UTF-8 is spelled with escapes; the file is still read by its own name)."""
+    try:
+        uri.encode("utf-8")
+    except UnicodeEncodeError:
+        from verify.formats.encoding import printable
+
+        return printable(uri)
+    return uri
 
 
 def _walk(root: Path) -> Iterator[tuple[Path, EvidenceRejected | None]]:
@@ -700,7 +714,7 @@ def _text(report: AuditReport, *, color: bool) -> str:
         )
     out = io.StringIO()
     console = Console(file=out, width=max(120, _columns()), force_terminal=color, no_color=not color,
-                      highlight=False)
+                      highlight=False, emoji=False)  # (":heavy_check_mark:" in a name must not draw a pass)
     console.print(table)
     for line in _releases(report, show) if report.releases else ():
         console.print(line, soft_wrap=True)

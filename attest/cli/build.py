@@ -15,6 +15,7 @@ from attest.cli._options import (
     registry_insecure_option,
     signer_option,
 )
+from verify.formats.encoding import printable
 
 if TYPE_CHECKING:
     from attest.build import BuildOutcome
@@ -130,6 +131,6 @@ def _print(outcome: BuildOutcome, publish: str | None) -> None:
         click.echo(f"signed keylessly as {outcome.keyless.identity} (issuer {outcome.keyless.issuer}), "
                    f"transparency log index {outcome.keyless.log_index}")
     for name, digests in outcome.subjects:
-        click.echo(f"  {name}  sha256:{digests['sha256']}")
+        click.echo(f"  {printable(name)}  sha256:{digests['sha256']}")
     if publish:
         click.echo(f"published to {publish}")

@@ -79,7 +79,7 @@ def record(environment: str, release_path: Path, component: str, status: str, si
     from attest.collect import pipeline_run
     from attest.gate import GateRequest, run_gate
     from attest.signers import from_uri
-    from attest.signing import sign_with, write_and_publish
+    from attest.signing import output_apart, sign_with, write_and_publish
     from attest.stores import publishable
     from attest.stores.layout import deployment_key
     from attest.summaries import deployment_statement
@@ -91,6 +91,7 @@ def record(environment: str, release_path: Path, component: str, status: str, si
     from verify.trust import load_public_key
 
     policy = load_policy(policy_path)
+    output_apart(output, option="--output", policy=policy, store=store)
     signer = from_uri(signer_uri, insecure_permissions=insecure_key_permissions)
     run = pipeline_run(os.environ)  # read now: a malformed CI variable refuses before the gate runs
     # (a) the environment, and the signer one of the identities that may sign its deployment records

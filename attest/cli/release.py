@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from attest.cli._options import OutputPath, emit_json, format_option, signer_option
+from verify.formats.encoding import printable
 
 if TYPE_CHECKING:
     from attest.summaries import Component
@@ -38,10 +39,11 @@ def create(name: str, components: tuple[str, ...], needs: tuple[str, ...], signe
 
     'attest verify --release MANIFEST' then verifies all components, all or nothing.
     """
-    from attest.signing import sign_statement, write_and_publish
+    from attest.signing import output_apart, sign_statement, write_and_publish
     from attest.summaries import release_statement
     from verify.formats.release import deployment_order
 
+    output_apart(output, option="--output", store=store)
     files = _component_files(components)
     wanted = _needs(needs, list(files))
     try:  # the one check of the order, as the reader makes it: before any provenance is read
@@ -50,6 +52,7 @@ def create(name: str, components: tuple[str, ...], needs: tuple[str, ...], signe
         raise click.BadParameter(str(e), param_hint="--needs") from e
     parts = [_component(label, file, needs=wanted[label]) for label, file in files.items()]
     document = release_statement(name=name, components=parts, created_at=datetime.now(UTC))
+    _readable(document)
     line = sign_statement(document, signer_uri=signer_uri, insecure_key_permissions=insecure_key_permissions)
     artifacts = {d["sha256"]: d for c in parts for _, d in c.subjects if "sha256" in d}
     published = write_and_publish(line, output=output, store=store, kind="release",
@@ -62,7 +65,8 @@ def create(name: str, components: tuple[str, ...], needs: tuple[str, ...], signe
         click.echo(f"release {name}: {len(parts)} component(s) -> {output}")
         for c in parts:
             needing = f" (needs {', '.join(sorted(c.needs))})" if c.needs else ""
-            click.echo(f"  {c.name}: {len(c.subjects)} artefact(s) @ {c.commit}{needing}")
+            click.echo(f"  {printable(c.name)}: {len(c.subjects)} artefact(s) @ {printable(str(c.commit))}"
+                       f"{printable(needing)}")
         if any(c.needs for c in parts):
             click.echo(f"  order: {' -> '.join(order)}")
 
@@ -111,3 +115,19 @@ def _component(label: str, file: str, *, needs: Sequence[str]) -> Component:
     return Component(name=label, subjects=[(s.name, s.digest) for s in statement.subjects],
                      provenance_sha256=items[0].digest, source=prov.source_uri, commit=prov.commit,
                      needs=tuple(needs))
+
+
+def _readable(document: dict[str, Any]) -> None:
+    """Refuse, before signing, a manifest its own reader (:func:`verify.formats.release.read_release`, as every
+    gate reads it) would refuse: one whose artefacts a provenance names without a sha256, say."""
+    import json
+
+    from verify.errors import EvidenceRejected, PolicyViolation
+    from verify.formats.release import read_release
+    from verify.formats.statement import parse_statement
+
+    try:
+        read_release(parse_statement(json.dumps(document).encode(), what="the release manifest"))
+    except EvidenceRejected as e:
+        raise PolicyViolation(f"the release manifest would be refused by every gate that reads it ({e}); it is "
+                              "not signed") from e

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import click
 
 from attest.cli._options import OutputPath, emit_json, format_option, signer_option
+from verify.formats.encoding import printable
 
 if TYPE_CHECKING:
     from attest.reproduce import DiffReport, Reproduction
@@ -184,7 +185,7 @@ def _print(result: Reproduction, reports: list[DiffReport] | None, emitted: Path
         for s in result.subjects:
             table.add_row(Text(_shown(s.name)), Text(s.status, style=styles[s.status]),
                           Text(s.expected.get("sha256", "")[:16]), Text(s.rebuilt.get("sha256", "")[:16]),
-                          Text(s.reason))
+                          Text(printable(s.reason or "")))
         Console().print(table)
     else:
         click.echo(header)
@@ -195,7 +196,7 @@ def _print(result: Reproduction, reports: list[DiffReport] | None, emitted: Path
                 line += f"  expected sha256:{s.expected.get('sha256', '?')[:16]}  rebuilt sha256:" \
                         f"{s.rebuilt.get('sha256', '?')[:16]}"
             elif s.reason:
-                line += f"  ({s.reason})"
+                line += f"  ({printable(s.reason)})"
             click.echo(line.rstrip())
     for report in reports or []:
         where = f"{report.html} {report.text}" if report.html else report.note

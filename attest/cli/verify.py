@@ -265,7 +265,7 @@ def _print_release(verdict: ReleaseVerdict, outcome: GateOutcome) -> None:
 
     click.echo(f"PASS release {printable(verdict.name)} (signed by {verdict.signer})")
     for item in verdict.components:
-        click.echo(f"  {printable(item.component):<12} {printable(item.artifact)} @ {item.commit}")
+        click.echo(f"  {printable(item.component):<12} {printable(item.artifact)} @ {printable(str(item.commit))}")
     for check in verdict.checks:
         if check.name == "hotfix":
             click.echo(f"  {'hotfix':<12} approved by {printable(', '.join(a['signer'] for a in check.found))}")

@@ -84,8 +84,12 @@ class LocalStore:
         try:
             for part in parts:
                 where = where / part
-                with contextlib.suppress(FileExistsError):
+                try:
                     os.mkdir(part, 0o755, dir_fd=fd)
+                except FileExistsError:
+                    pass
+                except OSError as e:  # a name too long for the file system, no space, no permission
+                    raise StoreError(f"cannot create {where}: {e.strerror}") from e
                 try:
                     inner = os.open(part, _DIRECTORY | _NOFOLLOW, dir_fd=fd)
                 except OSError as e:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import _clean_env, run_attest
+from tests.conftest import Result, _clean_env, run_attest
 from tests.conftest_aws import MotoEnv
 from tests.path_world import PathWorld, make_world, policy_text
 from verify.formats.envelope import Envelope
@@ -289,3 +289,71 @@ def test_deploy_record_signs_only_the_release_its_gate_passed(world: PathWorld, 
     assert "changed while it was read: the gate passed another release than the one to record" in done.stderr
     assert not (tmp_path / "app.intoto.jsonl").exists()
     assert not list((store / "deployments" / "stg").glob("app/*"))
+
+
+# --- what a review of the path's commands found ------------------------------------------------------------
+
+def test_no_output_of_the_path_s_commands_replaces_a_pinned_key_or_writes_into_the_store(world: PathWorld,
+                                                                                        tmp_path: Path) -> None:
+    store = world.copy(tmp_path)
+    pinned = world.keys["stg-deploy"].public
+    before = pinned.read_bytes()
+    def deploy(output: Path) -> Result:
+        return run_attest("deploy", "record", "--env", "stg", "--release", world.release("r1"), "--component",
+                          "infra", "--status", "succeeded", "--signer", world.keys["stg-deploy"].private, "--policy",
+                          world.policy, "--store", store, "-o", output, cwd=world.root)
+
+    onto_key = deploy(pinned)
+    assert onto_key.code == 2 and "is the key file" in onto_key.err, onto_key
+    stored = sorted(store.glob("sha256/*/provenance-*.intoto.jsonl"))[0]
+    kept = stored.read_bytes()
+    into_store = deploy(stored)
+    assert into_store.code == 2 and "is inside the store" in into_store.err, into_store
+    approval = run_attest("approve", "--release", world.release("r1"), "--hotfix", "--stage", "prd", "--signer",
+                          world.keys["bob"].private, "--policy", world.policy, "--store", store, "-o",
+                          world.keys["bob"].public, "--approver", "bob", cwd=world.root)
+    assert approval.code == 2 and "is the key file" in approval.err, approval
+    cut = run_attest("release", "create", "--name", "r9", "--component", "infra=infra-v1.intoto.jsonl", "--signer",
+                     world.keys["release"].private, "--store", store, "-o", stored, cwd=world.root)
+    assert cut.code == 2 and "is inside the store" in cut.err, cut
+    assert pinned.read_bytes() == before and stored.read_bytes() == kept and world.keys["bob"].public.read_bytes()
+
+
+def test_a_component_name_too_long_for_the_store_is_one_sentence(world: PathWorld, tmp_path: Path) -> None:
+    store = world.copy(tmp_path)
+    long = "app." * 70
+    made = run_attest("release", "create", "--name", "rlong", "--component", f"{long}=app-v1.intoto.jsonl",
+                      "--signer", world.keys["release"].private, "-o", tmp_path / "rlong.intoto.jsonl", cwd=world.root)
+    assert made.code == 0, made
+    recorded = run_attest("deploy", "record", "--env", "stg", "--release", tmp_path / "rlong.intoto.jsonl",
+                          "--component", long, "--status", "succeeded", "--signer", world.keys["stg-deploy"].private,
+                          "--policy", world.policy, "--store", store, "-o", tmp_path / "d.intoto.jsonl",
+                          cwd=world.root)
+    assert recorded.code in (1, 3) and "internal error" not in recorded.err, recorded
+    assert not (tmp_path / "d.intoto.jsonl").exists()
+
+
+def test_release_create_signs_no_manifest_its_readers_refuse(world: PathWorld, tmp_path: Path) -> None:
+    from tests import factory as f
+
+    odd = f.provenance(world.keys["dev"].private, subjects={"app.zip": {"sha512": "ab" * 64}},
+                       repo="https://github.com/acme/app")
+    (tmp_path / "odd.intoto.jsonl").write_bytes(odd.to_json_line())
+    cut = run_attest("release", "create", "--name", "rodd", "--component", f"app={tmp_path / 'odd.intoto.jsonl'}",
+                     "--signer", world.keys["release"].private, "-o", tmp_path / "rodd.intoto.jsonl", cwd=world.root)
+    assert cut.code == 1 and "would be refused by every gate that reads it" in cut.err, cut
+    assert not (tmp_path / "rodd.intoto.jsonl").exists()
+
+
+def test_an_approver_with_no_name_on_the_system_is_asked_for_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    import getpass
+
+    from attest.cli.approve import _user
+    from verify.errors import RequestError
+
+    def nameless() -> str:
+        raise KeyError("getpwuid(): uid not found: 12345")
+
+    monkeypatch.setattr(getpass, "getuser", nameless)
+    with pytest.raises(RequestError, match="give it with --approver NAME"):
+        _user()

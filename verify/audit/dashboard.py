@@ -214,8 +214,9 @@ def _row(artifact: ArtifactHistory) -> dict[str, Any]:
     path = [["build", "anomalous" if "build" in steps else ("passed" if build else "absent")],
             *[[s.stage, s.status] for s in artifact.stages]]
     return {"s": artifact.sha256, "n": printable(artifact.names[0]) if artifact.names else "(no trusted provenance)",
-            "c": (build.commit or "")[:12] if build else "", "t": (iso_time(build.finished_on) or "")[:16].replace(
-                "T", " ") if build else "", "p": path, "k": sorted({a.kind for a in artifact.anomalies}),
+            "c": printable((build.commit or "")[:12]) if build else "",
+            "t": (iso_time(build.finished_on) or "")[:16].replace("T", " ") if build else "", "p": path,
+            "k": sorted({a.kind for a in artifact.anomalies}),
             "r": sorted({printable(r.result) for r in artifact.releases})}
 
 
