@@ -67,7 +67,8 @@ def _git(root: Path, *args: str, check: bool = True, raw: bool = False) -> str:
 
 
 def _bad_url(url: str, why: str) -> BuildRefused:
-    shown = re.sub(r"(?<=://)[^/@]*@", "", url)  # a token in the user info never reaches a CI log
+    # a token in the user info never reaches a CI log: all up to the last @ goes (a password may hold a / or a @)
+    shown = re.sub(r"(?<=://).*@", "", url, flags=re.S)
     return BuildRefused(f"the repository URL {printable(shown)!r} {why}; fix the git remote 'origin' (or the CI's "
                         "repository variable) so that the provenance can name the source")
 
@@ -87,7 +88,7 @@ def _url_parts(url: str) -> SplitResult:
         parts = urlsplit(_utf8(url))
         parts.port  # noqa: B018  (reading it validates it)
     except ValueError as e:
-        raise _bad_url(url, f"is not a URL ({e})") from None
+        raise _bad_url(url, f"is not a URL ({e})" if "@" not in url else "is not a URL") from None  # (urllib quotes)
     return parts
 
 
@@ -359,7 +360,7 @@ def source_date_epoch(env: Mapping[str, str], *, commit_time: int) -> int:
     value = env.get("SOURCE_DATE_EPOCH")
     if not value:
         return commit_time
-    if not re.fullmatch(r"[0-9]+", value) or int(value) > MAX_SOURCE_DATE_EPOCH:
+    if not re.fullmatch(r"[0-9]{1,12}", value) or int(value) > MAX_SOURCE_DATE_EPOCH:  # (int() of 5,000 digits fails)
         from verify.formats.encoding import printable
 
         shown = printable(value[:64]) + ("..." if len(value) > 64 else "")

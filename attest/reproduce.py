@@ -410,14 +410,18 @@ def _rebuilt_images(cwd: Path, patterns: object) -> dict[str, list[dict[str, str
     return images
 
 
-def real_folder(root: Path, relative: Path, *, what: str, below: bool = False) -> Path:
+def real_folder(root: Path, relative: Path, *, what: str, below: bool = False, create: bool = False) -> Path:
     """The folder ``relative`` names below ``root``, each part of the way a real folder, never a symbolic link (a
     committed one, or one the rebuild planted, would have the rebuild's output read from elsewhere); with ``below``,
-    nothing inside it is a link either."""
+    nothing inside it is a link either; with ``create``, a part that is not there is made (a build folder git
+    ignores, as an out-of-source build's)."""
     current = root
     for index, part in enumerate(relative.parts):
         current = current / part
         shown = "/".join(relative.parts[:index + 1])
+        if create:
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(current)
         try:
             info = os.lstat(current)
         except OSError as e:
@@ -527,7 +531,7 @@ def reproduce(loaded: LoadedProvenance, *, repository: str, work: Path, command:
         if pure.is_absolute() or ".." in pure.parts or "\0" in working:
             raise PolicyViolation(f"the provenance's workingDirectory {working!r} leaves the source tree")
         try:
-            cwd = real_folder(tree, Path(*pure.parts), what="the provenance's workingDirectory")
+            cwd = real_folder(tree, Path(*pure.parts), what="the provenance's workingDirectory", create=True)
         except (_Unsafe, _Missing) as e:
             raise PolicyViolation(f"{e} in the commit; a rebuild runs only in the source tree") from e
     epoch = _recorded_epoch(prov, tree)

@@ -85,7 +85,11 @@ def output_apart(output: Path, *, option: str, policy: Policy | None = None, sto
             raise RequestError(f"{option} {output} is the key file {path} the policy pins for {who}; write the "
                                "output elsewhere")
     if store is not None and "://" not in store:
-        root, target = os.path.realpath(store), os.path.realpath(output)
-        if os.path.commonpath([root, target]) == root:
-            raise RequestError(f"{option} {output} is inside the store {store}, which is written only by publishing "
-                               "(the command publishes there itself); write the output elsewhere")
+        from attest.stores.layout import DEPLOYMENTS_FOLDER, INDEX_FOLDER
+
+        target = os.path.realpath(output)
+        for tree in ("sha256", INDEX_FOLDER, DEPLOYMENTS_FOLDER):  # what a store's readers read (its other files: not)
+            root = os.path.realpath(os.path.join(store, tree))
+            if os.path.commonpath([root, target]) == root:
+                raise RequestError(f"{option} {output} is inside the store {store} ({tree}/), which is written only "
+                                   "by publishing (the command publishes there itself); write the output elsewhere")

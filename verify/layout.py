@@ -54,7 +54,7 @@ from verify.files import read_file
 from verify.formats import strict_json
 from verify.limits import MAX_EVIDENCE_BYTES
 from verify.matching import subject_matches
-from verify.trust import load_public_key_file
+from verify.trust import load_public_key_file, small_order
 
 __all__ = ["LayoutVerdict", "LoadedLayout", "load_layout", "verify_layout"]
 
@@ -113,11 +113,32 @@ def load_layout(path: Path, key_files: Sequence[Path]) -> LoadedLayout:
     if low := [step.name for step in layout.steps if not isinstance(step.threshold, int) or step.threshold < 1]:
         raise PolicyError(f"in-toto layout {path}: step {low[0]!r} has a threshold below 1; a step needs at least "
                           "one functionary's link")
+    _no_key_anyone_signs_with(layout.keys or {}, path)
     if layout.inspect:
         names_ = ", ".join(repr(i.name) for i in layout.inspect)
         raise PolicyError(f"in-toto layout {path} has inspections ({names_}): commands a verifier runs, which "
                           "attest does not; verify this layout with in-toto-verify, or drop the inspections")
     return LoadedLayout(path=path, metadata=metadata, keys=keys, key_files=names)
+
+
+def _no_key_anyone_signs_with(keys: dict[str, Any], path: Path) -> None:
+    """A policy error if the layout authorises a functionary key for which anyone can sign (a small-order Ed25519
+    point): a link 'signed' with R = that point and S = 0 verifies, and no private key exists."""
+    for keyid, key in keys.items():
+        public = key.get("keyval", {}).get("public", "") if isinstance(key, dict) else ""
+        if isinstance(key, dict) and key.get("keytype") == "ed25519" and _small_ed25519(public):
+            raise PolicyError(f"in-toto layout {path}: functionary key {keyid[:16]} is an Ed25519 key of small order, "
+                              "for which signatures can be made without any private key; the layout must not "
+                              "authorise it")
+
+
+def _small_ed25519(public: Any) -> bool:
+    """Whether an in-toto Ed25519 key's ``keyval.public`` (hex) is no key (:func:`verify.trust.small_order`)."""
+    try:
+        raw = bytes.fromhex(public) if isinstance(public, str) else b""
+    except ValueError:
+        return False  # (not hex: in-toto refuses the key itself)
+    return len(raw) == 32 and small_order(raw)
 
 
 def _layout_key(file: Path) -> dict[str, Any]:

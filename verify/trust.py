@@ -176,14 +176,15 @@ def _verify_rsa(key: rsa.RSAPublicKey, signature: bytes, data: bytes) -> bool:
     return False
 
 
-_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n(.*?)-----END \1-----", re.S)
+_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----(.*?)-----END \1-----", re.S)
 
 
 def load_public_key(pem: bytes, *, name: str) -> PublicKey:
     """Parse a PEM SubjectPublicKeyInfo (ECDSA P-256/P-384/P-521, Ed25519, RSA >= 2048): one PEM block and nothing
     around it but white space (a second key in the file would be silently left out of what the file pins)."""
-    blocks = len(_PEM_BLOCK.findall(pem))
-    if blocks > 1 or (blocks == 1 and _PEM_BLOCK.sub(b"", pem).strip()):
+    pem = pem.removeprefix(b"\xef\xbb\xbf")  # (a byte-order mark, as some editors write one)
+    blocks, block = pem.count(b"-----BEGIN"), _PEM_BLOCK.search(pem)
+    if blocks > 1 or (block is not None and (pem[:block.start()] + pem[block.end():]).strip()):
         what = "more than one PEM block" if blocks > 1 else "text around its PEM block"
         raise TrustConfigError(f"{name} holds {what}; a pinned key file holds one public key and nothing else")
     try:
@@ -191,7 +192,7 @@ def load_public_key(pem: bytes, *, name: str) -> PublicKey:
     except (ValueError, UnsupportedAlgorithm) as e:
         raise TrustConfigError(f"{name} is not a PEM public key ({e}); export one with "
                                "'attest key generate' or 'attest key export'") from e
-    if isinstance(key, ed25519.Ed25519PublicKey) and _small_order(key.public_bytes_raw()):
+    if isinstance(key, ed25519.Ed25519PublicKey) and small_order(key.public_bytes_raw()):
         raise TrustConfigError(f"{name} is an Ed25519 key of small order (or not canonically encoded), for which "
                                "signatures can be made without any private key; pin a key made by a real key pair")
     if isinstance(key, rsa.RSAPublicKey) and key.key_size < 2048:
@@ -208,7 +209,7 @@ _P = 2**255 - 19
 _D = -121665 * pow(121666, _P - 2, _P) % _P
 
 
-def _small_order(raw: bytes) -> bool:
+def small_order(raw: bytes) -> bool:
     """Whether an Ed25519 public key (its 32 bytes) is no point of the curve's prime-order group: not canonically
     encoded, not on the curve, or of small order (eight times it is the identity). Such a key verifies signatures
     that no private key made (a constant R and S = 0), which RFC 8032 verification does not refuse."""

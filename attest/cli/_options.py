@@ -167,7 +167,8 @@ def refuse_repeated_options(command: click.Command) -> None:
     choices = {opt: param for param in options if param.name in sharing for opt in param.opts}
     """Flags that set one value each (``--rollback``, ``--hotfix``): two of them exclude each other."""
     parse_args = command.parse_args
-    interspersed = command.allow_interspersed_args
+    # (a command's context settings decide: attest build's command line ends at its first argument)
+    interspersed = command.context_settings.get("allow_interspersed_args", command.allow_interspersed_args)
 
     def parse(ctx: click.Context, args: list[str]) -> list[str]:
         seen: set[str] = set()
@@ -178,21 +179,38 @@ def refuse_repeated_options(command: click.Command) -> None:
                 if word == "--" or not interspersed:
                     break
                 continue
-            name, attached, _ = word.partition("=") if word.startswith("--") else (word[:2], word[2:], "")
-            if name in valued and not attached:
-                next(given, None)  # its value, whatever it looks like
-            param = single.get(name)
-            if param is not None:
-                if param.name in seen:
-                    raise click.UsageError(f"{'/'.join(param.opts)} is given more than once; give it once (only "
-                                           "the last would count)", ctx=ctx)
-                seen.add(param.name or name)
-            flag = choices.get(name)
-            if flag is not None:
-                other = chosen.setdefault(flag.name or name, name)
-                if other != name:
-                    raise click.UsageError(f"{other} and {name} exclude each other; give one", ctx=ctx)
+            for name, attached in _options_in(word, valued):
+                if name in valued and not attached:
+                    next(given, None)  # its value, whatever it looks like
+                param = single.get(name)
+                if param is not None:
+                    if param.name in seen:
+                        raise click.UsageError(f"{'/'.join(param.opts)} is given more than once; give it once "
+                                               "(only the last would count)", ctx=ctx)
+                    seen.add(param.name or name)
+                flag = choices.get(name)
+                if flag is not None:
+                    other = chosen.setdefault(flag.name or name, name)
+                    if other != name:
+                        raise click.UsageError(f"{other} and {name} exclude each other; give one", ctx=ctx)
         return parse_args(ctx, args)
 
     parse.refuses_repeats = True  # type: ignore[attr-defined]
     command.parse_args = parse  # type: ignore[method-assign]
+
+
+def _options_in(word: str, valued: set[str]) -> list[tuple[str, str]]:
+    """The options one word of a command line gives, each with the value attached to it ("" if none): ``--name``
+    or ``--name=value``; ``-o``, ``-oVALUE``, or a cluster of flags that may end in an option with a value
+    (``-vo FILE``, ``-vvoFILE``)."""
+    if word.startswith("--"):
+        name, _, value = word.partition("=")
+        return [(name, value or ("=" if "=" in word else ""))]
+    found = []
+    for i in range(1, len(word)):
+        name = "-" + word[i]
+        if name in valued:
+            found.append((name, word[i + 1:]))
+            break
+        found.append((name, ""))
+    return found

@@ -295,14 +295,14 @@ def _open_index(path: Path | str, policy: Policy, setup: Any, sources: Sequence[
     # against, and a release of it may drop a key that vouched for what the index kept
     digest = setup_digest(setup, policy_digest=policy.digest,
                           version=f"{version(DISTRIBUTION)} sigstore {version('sigstore')}")
-    scope = scope_of(_key(source).rstrip("/") or "/" for source in sources)
+    scope = scope_of(_spelled(_key(source)).rstrip("/") or "/" for source in sources)
     return PostgresIndex(path, digest, scope) if isinstance(path, str) else SqliteIndex(path, digest, scope)
 
 
 def _prefix(source: str) -> str:
     """The index's name of a folder, store or prefix among the sources, ending in ``/``: what its files' names begin
     with."""
-    return _key(source).rstrip("/") + "/"
+    return _spelled(_key(source)).rstrip("/") + "/"
 
 
 def _key(uri: str, cwd: str | None = None) -> str:
@@ -426,9 +426,11 @@ class _Reader:
         (uri, Listed): read only if the audit needs its bytes."""
         for source in self.sources:
             found = 0
-            for uri, data in self._source(source) if self._index is None else self._listed(source):
+            listed = ((_spelled(uri), data) for uri, data in self._source(source)) if self._index is None \
+                else self._listed(source)  # (spelled there, before its index key is made)
+            for uri, data in listed:
                 found += 1
-                yield _spelled(uri), data
+                yield uri, data
             if not found:
                 raise InputError(f"audit source {source} holds no attestation file "
                                  f"(*{' or *'.join(PATTERNS)}); is it the right directory or prefix?")
@@ -550,15 +552,18 @@ def _settled(stamp: str | None, before: int) -> bool:
 
 
 def _spelled(uri: str) -> str:
-    """A file's name as the report and the index give it: text, whatever bytes the file system holds (a name that is
-    not UTF-8 is spelled with escapes; the file is still read by its own name)."""
-    try:
-        uri.encode("utf-8")
-    except UnicodeEncodeError:
-        from verify.formats.encoding import printable
-
-        return printable(uri)
-    return uri
+    """A file's name as the report and the index give it: text, whatever bytes the file system holds. In a name
+    that is not UTF-8 each byte that is not is spelled ``\\udcNN`` (the file is still read by its own name), and a
+    backslash is then doubled in every name, so that no two files share a spelling; character by character, so that
+    a folder's spelling begins its files'."""
+    if "\\" not in uri:
+        try:
+            uri.encode("utf-8")
+        except UnicodeEncodeError:
+            pass
+        else:
+            return uri
+    return "".join("\\\\" if c == "\\" else f"\\u{ord(c):04x}" if 0xD800 <= ord(c) <= 0xDFFF else c for c in uri)
 
 
 def _walk(root: Path) -> Iterator[tuple[Path, EvidenceRejected | None]]:

@@ -206,6 +206,17 @@ def test_emit_vsa_never_replaces_a_key_the_policy_pins_or_an_object_of_the_store
     assert stored.read_bytes() == before
 
 
+def test_emit_vsa_may_write_beside_a_store_s_trees(world: World, tmp_path: Path) -> None:
+    """A workspace that is the store holds reports and the like too: only the store's own trees are refused."""
+    store = tmp_path / "store"
+    shutil.copytree(world.work / "store", store)
+    (store / "reports").mkdir()
+    result = world.verify("hotfix.tar.gz", "--store", store, "--policy", "policy.yaml", "--stage", "stg",
+                          "--emit-vsa", store / "reports" / "stg.vsa.intoto.jsonl", "--signer",
+                          world.keys["stg"].private)
+    assert result.code in (0, 1) and "is inside the store" not in result.err, result
+
+
 # --- 3. an empty value never removes a rule ------------------------------------------------------------------
 
 @pytest.mark.parametrize("flag", ["--source-uri", "--source-branch", "--builder-id", "--commit", "--predicate-type",

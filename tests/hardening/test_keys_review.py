@@ -34,12 +34,14 @@ def test_attest_s_own_git_runs_no_program_the_build_command_configured(repo: Pat
     assert not captured.exists()  # not run at all (core.fsmonitor=false for every git attest runs)
 
 
+@pytest.mark.parametrize("remote", ["https://x-access-token:ghp_SECRETTOKEN123@github.com:99999/acme/app",
+                                    "https://build:SECRETab/cdTOKEN123@git-codecommit.eu-west-1.amazonaws.com:no/v1/app"])
 def test_a_git_token_in_a_malformed_remote_never_reaches_the_log(repo: Path, keys: dict[str, KeyPair],
-                                                                attest: AttestRunner) -> None:
-    git(repo, "remote", "set-url", "origin", "https://x-access-token:ghp_SECRETTOKEN123@github.com:99999/acme/app")
+                                                                attest: AttestRunner, remote: str) -> None:
+    git(repo, "remote", "set-url", "origin", remote)
     result = attest("build", "--signer", keys["dev"].private, "--artifact", "build.py", cwd=repo)
     assert result.code == 3 and "is not a URL" in result.err, result
-    assert "ghp_SECRETTOKEN123" not in result.err + result.out and "x-access-token" not in result.err
+    assert "TOKEN123" not in result.err + result.out and "SECRET" not in result.err
 
 
 def test_the_signing_key_is_never_published_as_an_artefact(repo: Path, attest: AttestRunner, tmp_path: Path) -> None:
@@ -73,14 +75,15 @@ def test_real_ed25519_keys_are_accepted(tmp_path: Path) -> None:
         assert load_public_key(pair.public.read_bytes(), name="k").algorithm == "ed25519"
 
 
-@pytest.mark.parametrize("shape", ["two keys", "junk after", "junk before"])
+@pytest.mark.parametrize("shape", ["two keys", "two keys, CR line ends", "junk after", "junk before"])
 def test_a_key_file_holds_one_public_key_and_nothing_else(tmp_path: Path, shape: str) -> None:
     first, second = (make_keypair(tmp_path, name).public.read_bytes() for name in ("a", "b"))
-    data = {"two keys": first + second, "junk after": first + b"trailing text\n",
-            "junk before": b"a comment\n" + first}[shape]
+    data = {"two keys": first + second, "two keys, CR line ends": (first + second).replace(b"\n", b"\r"),
+            "junk after": first + b"trailing text\n", "junk before": b"a comment\n" + first}[shape]
     with pytest.raises(TrustConfigError, match=r"holds (more than one PEM block|text around its PEM block)"):
         load_public_key(data, name="key.pub.pem")
-    assert load_public_key(first + b"\n\n", name="key.pub.pem")  # white space around it is fine
+    for written in (first + b"\n\n", first.replace(b"\n", b"\r\n"), b"\xef\xbb\xbf" + first):
+        assert load_public_key(written, name="key.pub.pem")  # white space, CRLF, a byte-order mark: as tools write
 
 
 def test_key_generate_never_replaces_either_half_without_force(tmp_path: Path, attest: AttestRunner) -> None:

@@ -117,3 +117,30 @@ def test_a_rebuild_that_wrote_no_image_layout_misses_it(built: Path, keys: dict[
     result = attest("reproduce", "provenance.intoto.jsonl", "--key", keys["dev"].public, "--", sys.executable, "-c",
                     "print('writes nothing')", cwd=built)
     assert result.code == 1 and "internal error" not in result.err, result
+
+
+def test_two_files_never_share_a_spelling(audited: tuple[Path, dict[str, KeyPair]], attest: AttestRunner) -> None:
+    """A name that is not UTF-8 is spelled with escapes, and a real name that looks like that spelling has its
+    backslash doubled: the report never puts one file's anomaly under the other's name."""
+    work, keys = audited
+    folder = work / "attestations"
+    folder.mkdir()
+    (folder / "prov-\\udcff.intoto.jsonl").write_bytes(
+        f.provenance(keys["dev"].private, subjects={"app.zip": b"x"}).to_json_line())
+    with open(os.fsencode(folder) + b"/prov-\xff.intoto.jsonl", "wb") as out:
+        out.write(f.provenance(keys["stg"].private, subjects={"app.zip": b"x"}).to_json_line())  # (not provenance's)
+    for index in (["--index", str(work / "index.sqlite")], ["--no-index"]):
+        result = attest("audit", folder, "--policy", work / "policy.yaml", "--format", "json", *index, cwd=work)
+        report = _strict(result.out)
+        [anomaly] = report["anomalies"]
+        sources = {b["attestation"] for a in report["artifacts"] for b in a["builds"]}
+        assert anomaly["source"].endswith("/prov-\\udcff.intoto.jsonl")  # the file that is not UTF-8
+        assert {s.rsplit("/", 1)[1] for s in sources} == {"prov-\\\\udcff.intoto.jsonl"}  # the other one
+
+
+def test_an_option_hidden_at_the_end_of_a_cluster_counts_as_given(audited: tuple[Path, dict[str, KeyPair]],
+                                                                  attest: AttestRunner) -> None:
+    work, _ = audited
+    result = attest("audit", work, "--policy", work / "policy.yaml", "-vo", "a.json", "-o", "b.json", cwd=work)
+    assert result.code == 2 and "-o/--output is given more than once" in result.err, result
+    assert not (work / "a.json").exists() and not (work / "b.json").exists()

@@ -188,6 +188,22 @@ def test_a_layout_without_steps_proves_nothing(tmp_path: Path, parties: dict[str
         load_layout(_write_layout(tmp_path, parties, steps=[]), [parties["owner"].pem])
 
 
+def test_a_layout_that_authorises_a_small_order_ed25519_key_is_refused(tmp_path: Path,
+                                                                       parties: dict[str, Party]) -> None:
+    """With the identity point as a functionary's key, a link 'signed' with R = identity and S = 0 verifies, and no
+    private key exists: the layout authorises anyone."""
+    nobody = {"keytype": "ed25519", "scheme": "ed25519", "keyval": {"public": "01" + "00" * 31}}
+    keyid = hashlib.sha256(b"nobody").hexdigest()
+    layout = Layout(keys={keyid: {**nobody, "keyid": keyid}},
+                    steps=[Step(name="build", pubkeys=[keyid], expected_command=["make"])],
+                    expires=(datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    metablock = Metablock(signed=layout)
+    metablock.create_signature(parties["owner"].signer)
+    metablock.dump(str(tmp_path / "root.layout"))
+    with pytest.raises(PolicyError, match="is an Ed25519 key of small order"):
+        load_layout(tmp_path / "root.layout", [parties["owner"].pem])
+
+
 def test_inspections_are_refused_never_run(tmp_path: Path, parties: dict[str, Party]) -> None:
     marker = tmp_path / "ran"
     inspection = Inspection(name="untar", run=["touch", str(marker)])
