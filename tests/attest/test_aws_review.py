@@ -14,7 +14,7 @@ import pytest
 from attest.errors import SignerError, StoreError
 from attest.signers import awskms
 from attest.stores.s3 import parse_s3_uri
-from tests.conftest import AttestRunner, KeyPair, make_keypair
+from tests.conftest import AttestRunner, KeyPair, make_keypair, missing_tool, need_tool
 from tests.conftest_aws import MotoEnv
 from verify.errors import PolicyError
 from verify.policy_file import kms_pem_name, load_policy
@@ -56,12 +56,13 @@ def test_a_kms_key_of_any_partition_is_pinned_by_its_arn(tmp_path: Path, partiti
 
 
 def test_a_kms_key_attest_cannot_sign_with_is_refused_by_its_spec(tmp_path: Path) -> None:
-    openssl = shutil.which("openssl")
-    made = subprocess.run([openssl or "openssl", "genpkey", "-algorithm", "SM2", "-out", str(tmp_path / "sm2.pem")],
-                          capture_output=True, check=False) if openssl else None
-    if made is None or made.returncode != 0:
-        pytest.skip("needs openssl with SM2 (apt-get install openssl)")
-    der = subprocess.run(["openssl", "pkey", "-in", str(tmp_path / "sm2.pem"), "-pubout", "-outform", "DER"],
+    openssl = need_tool("openssl", install="apt-get install openssl")
+    made = subprocess.run([openssl, "genpkey", "-algorithm", "SM2", "-out", str(tmp_path / "sm2.pem")],
+                          capture_output=True, check=False)
+    if made.returncode != 0:  # (under CI=true a failure: .ci/run installs Debian's openssl, which has SM2)
+        missing_tool(f"this openssl makes no SM2 key ({made.stderr.decode(errors='replace').strip()[:200]}); "
+                     "apt-get install openssl")
+    der = subprocess.run([openssl, "pkey", "-in", str(tmp_path / "sm2.pem"), "-pubout", "-outform", "DER"],
                          capture_output=True, check=True).stdout
     signer = awskms.from_uri("awskms:arn:aws:kms:eu-west-1:111111111111:key/0f4e3a5e-6c1d-4c57-9d6b-0d3c3e3b0a11")
     answer: dict[str, Any] = {"KeyUsage": "SIGN_VERIFY", "KeySpec": "SM2", "PublicKey": der,

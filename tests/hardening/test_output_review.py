@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests import factory as f
+from tests.audit_index.conftest import write_builds_policy
 from tests.conftest import AttestRunner, KeyPair, make_keypair
 
 ESCAPES = "\x1b]0;PWNED\x07\x1b[2J\u202e"
@@ -21,15 +22,7 @@ ESCAPES = "\x1b]0;PWNED\x07\x1b[2J\u202e"
 @pytest.fixture
 def audited(tmp_path: Path) -> tuple[Path, dict[str, KeyPair]]:
     keys = {name: make_keypair(tmp_path, name) for name in ("dev", "stg")}
-    (tmp_path / "policy.yaml").write_text(f"""version: 1
-identities:
-  dev-build: {{keys: ["{keys['dev'].public}"]}}
-  stg-verifier: {{keys: ["{keys['stg'].public}"]}}
-provenance:
-  signed-by: [dev-build]
-stages:
-  stg: {{verifier: stg-verifier}}
-""")
+    write_builds_policy(tmp_path, keys)  # (the audit index tests' policy: dev builds, stg verifies)
     return tmp_path, keys
 
 

@@ -488,11 +488,12 @@ class _Auditor:
         for release in self.releases.values():
             for component in release.components:
                 bound.setdefault(component.provenance, set()).add(component.name)
+        rules_of = {name: rule.apply(self.policy.provenance) for name, rule in self.policy.components.items()}
+        unnamed = self.policy.unnamed_rules()  # (each made once, not once a build)
         for sha, name, source, build in self.built:
             own = dict(build.by_component)
             chosen = self._component_of(build, own, bound)
-            policy = self.policy
-            rules = policy.components[chosen].apply(policy.provenance) if chosen else policy.unnamed_rules()
+            rules = rules_of[chosen] if chosen is not None else unnamed
             self.levels.setdefault(sha, []).append(trusted.level if (trusted := rules.builder(build.builder)) else 0)
             for kind, message, step in own[chosen] if chosen is not None else build.findings:
                 self._flag(kind, sha, f"{name!r}: {message}", source=source, step=step)
