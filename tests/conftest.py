@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import locale
 import os
 import shutil
 import subprocess
@@ -16,6 +17,7 @@ from typing import NoReturn
 import pytest
 
 from attest.signers.key import generate
+from tests._zygote import Zygote, needs_exec
 
 pytest_plugins = ["tests.conftest_aws"]  # a local moto server for AWS tests (real boto3, real HTTP)
 
@@ -51,12 +53,36 @@ def _clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 AttestRunner = Callable[..., Result]
 
 
+_ZYGOTE: Zygote | None = None
+
+
+def _text(data: bytes) -> str:
+    """Output decoded as ``subprocess.run(text=True)`` decodes it (the locale's encoding, universal newlines)."""
+    return data.decode(locale.getpreferredencoding(False)).replace("\r\n", "\n").replace("\r", "\n")
+
+
 def run_attest(*args: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None,
-               input: str | None = None, timeout: float = 120) -> Result:
-    """Run the real ``attest`` CLI in a subprocess, in a clean environment (no CI variables)."""
-    done = subprocess.run([sys.executable, "-m", "attest", *map(str, args)], cwd=cwd, env=_clean_env(env),
-                          capture_output=True, text=True, input=input, timeout=timeout)
-    return Result(done.returncode, done.stdout, done.stderr)
+               input: str | None = None, timeout: float = 120, fresh: bool = False) -> Result:
+    """Run the real ``attest`` CLI in a process of its own, in a clean environment (no CI variables).
+
+    The process is forked from a zygote that has imported attest and its dependencies once (tests/_zygote.py: the
+    suite's time is mostly Python's start-up otherwise); ``fresh=True``, or an environment that changes Python's
+    start-up settings, execs ``python -m attest`` instead (a test reading attest's original environment block)."""
+    global _ZYGOTE
+    argv, environment = [str(arg) for arg in args], _clean_env(env)
+    if fresh or needs_exec(environment) or os.environ.get("ATTEST_TESTS_FRESH") == "1":
+        done = subprocess.run([sys.executable, "-m", "attest", *argv], cwd=cwd, env=environment,
+                              capture_output=True, text=True, input=input, timeout=timeout)
+        return Result(done.returncode, done.stdout, done.stderr)
+    folder = os.path.abspath(cwd if cwd is not None else os.getcwd())
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"no folder {folder} to run attest in")
+    if _ZYGOTE is None:
+        _ZYGOTE = Zygote()
+        atexit.register(_ZYGOTE.stop)
+    code, out, err = _ZYGOTE.run(argv, cwd=folder, env=environment, timeout=timeout,
+                                 input=None if input is None else input.encode(locale.getpreferredencoding(False)))
+    return Result(code, _text(out), _text(err))
 
 
 @pytest.fixture

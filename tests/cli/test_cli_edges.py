@@ -294,7 +294,7 @@ def test_build_command_cannot_read_secrets_from_attest_environ(repo: Path, tmp_p
     env = {"ATTEST_KEY_PASSWORD": password, "AWS_SECRET_ACCESS_KEY": aws_secret, "AWS_SESSION_TOKEN": aws_secret,
            "AWS_CONTAINER_AUTHORIZATION_TOKEN_X": aws_secret, "PROBE_MARKER": marker}
     result = attest("build", "--signer", tmp_path / "encrypted.pem", "--artifact", "dist/",
-                    "--", sys.executable, probe, seen, cwd=repo, env=env)
+                    "--", sys.executable, probe, seen, cwd=repo, env=env, fresh=True)  # its own exec'd block
     assert result.code == 0, result  # the encrypted key was still usable
     environ = seen.read_bytes()
     assert f"PROBE_MARKER={marker}".encode() in environ  # the probe did read attest's original environment

@@ -1,0 +1,35 @@
+"""The suite's way of running the CLI (tests/_zygote.py) gives what ``python -m attest`` gives, run by run."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import KeyPair, run_attest
+
+
+@pytest.mark.parametrize("args", [("--version",), ("frobnicate",), ("verify", "--help"),
+                                  ("verify", "missing.bin", "--attestation", "missing.jsonl", "--policy", "p.yaml")])
+def test_a_forked_run_is_an_execd_run(tmp_path: Path, args: tuple[str, ...]) -> None:
+    forked, execd = run_attest(*args, cwd=tmp_path), run_attest(*args, cwd=tmp_path, fresh=True)
+    assert (forked.code, forked.out, forked.err) == (execd.code, execd.out, execd.err)
+
+
+def test_each_run_has_its_own_environment_folder_and_stdin(tmp_path: Path) -> None:
+    encrypted = run_attest("key", "generate", "--out", "a", cwd=tmp_path, env={"ATTEST_KEY_PASSWORD": "pw-1"})
+    plain = run_attest("key", "generate", "--out", "b", cwd=tmp_path)  # the password was the first run's only
+    assert encrypted.code == plain.code == 0, (encrypted, plain)
+    assert b"ENCRYPTED" in (tmp_path / "a.pem").read_bytes()
+    assert b"ENCRYPTED" not in (tmp_path / "b.pem").read_bytes()
+    piped = run_attest("inspect", "-", cwd=tmp_path, input="not json\n")
+    assert piped == run_attest("inspect", "-", cwd=tmp_path, input="not json\n", fresh=True)
+
+
+def test_a_run_past_its_timeout_is_stopped(repo: Path, keys: dict[str, KeyPair]) -> None:
+    (repo / "slow.py").write_text("import time; time.sleep(5)\n")  # the orphaned command ends soon after
+    with pytest.raises(subprocess.TimeoutExpired):
+        run_attest("build", "--signer", keys["dev"].private, "--artifact", "dist/", "--", sys.executable, "slow.py",
+                   cwd=repo, timeout=0.5)
