@@ -16,7 +16,7 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test,lint]'
+	$(BIN)/python -m pip install -q --no-compile -c constraints.txt -e '.[test,lint]'
 	@touch $(STAMP)
 
 venv: $(STAMP)
@@ -37,11 +37,13 @@ demo-aws: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python demo/demo_aws.py
 
 # test: across every core (pytest-xdist; each worker starts its own local moto server and Sigstore services on
-# free ports), the slowest ten tests listed at the end. attest and verify are byte-compiled first: the tests run
-# the CLI in a thousand subprocesses, and where PYTHONDONTWRITEBYTECODE is set each would compile them again.
+# free ports; a worker that runs out of tests takes some of another's, so neither waits alone at the end), the
+# slowest ten tests listed at the end. attest and verify are byte-compiled first: the tests run the CLI in a
+# thousand processes, and where PYTHONDONTWRITEBYTECODE is set each would compile them again. The install leaves
+# the dependencies' byte-code to their first import (compiling all of boto3's and botocore's took ten seconds).
 test: $(STAMP)
 	$(BIN)/python -m compileall -q -j 0 attest verify
-	$(BIN)/python -m pytest -q -n auto --durations=10
+	$(BIN)/python -m pytest -q -n auto --dist worksteal --durations=10
 
 lint: $(STAMP)
 	$(BIN)/ruff check attest verify tests benchmarks demo
