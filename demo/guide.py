@@ -51,7 +51,11 @@ def main() -> int:
     out.mkdir(parents=True)
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("CODEBUILD_", "GITHUB_", "GITLAB_", "CI_", "ATTEST_"))}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    # the attest installed beside this Python, unless the PATH already has its folder: then what comes before it
+    # was put there on purpose (the tests' own attest, say)
+    here = str(Path(sys.executable).parent)
+    if here not in env.get("PATH", "").split(os.pathsep):
+        env["PATH"] = f"{here}{os.pathsep}{env.get('PATH', '')}"
     # the repository on the path: a guide may run its helpers (python -m demo.history)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parent.parent),
                                                       env.get("PYTHONPATH")]))

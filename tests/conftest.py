@@ -61,6 +61,20 @@ def _text(data: bytes) -> str:
     return data.decode(locale.getpreferredencoding(False)).replace("\r\n", "\n").replace("\r", "\n")
 
 
+def _zygote() -> Zygote:
+    global _ZYGOTE
+    if _ZYGOTE is None:
+        _ZYGOTE = Zygote()
+        atexit.register(_ZYGOTE.stop)
+    return _ZYGOTE
+
+
+def attest_bin() -> str:
+    """A folder to put first on the PATH of a shell that runs ``attest`` as a user types it (a guide, a
+    buildspec): its ``attest`` runs the real CLI as :func:`run_attest` does, forked, not started afresh."""
+    return _zygote().shim()
+
+
 def run_attest(*args: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None,
                input: str | None = None, timeout: float = 120, fresh: bool = False) -> Result:
     """Run the real ``attest`` CLI in a process of its own, in a clean environment (no CI variables).
@@ -68,7 +82,6 @@ def run_attest(*args: str | Path, cwd: Path | None = None, env: dict[str, str] |
     The process is forked from a zygote that has imported attest and its dependencies once (tests/_zygote.py: the
     suite's time is mostly Python's start-up otherwise); ``fresh=True``, or an environment that changes Python's
     start-up settings, execs ``python -m attest`` instead (a test reading attest's original environment block)."""
-    global _ZYGOTE
     argv, environment = [str(arg) for arg in args], _clean_env(env)
     if fresh or needs_exec(environment) or os.environ.get("ATTEST_TESTS_FRESH") == "1":
         done = subprocess.run([sys.executable, "-m", "attest", *argv], cwd=cwd, env=environment,
@@ -77,10 +90,7 @@ def run_attest(*args: str | Path, cwd: Path | None = None, env: dict[str, str] |
     folder = os.path.abspath(cwd if cwd is not None else os.getcwd())
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"no folder {folder} to run attest in")
-    if _ZYGOTE is None:
-        _ZYGOTE = Zygote()
-        atexit.register(_ZYGOTE.stop)
-    code, out, err = _ZYGOTE.run(argv, cwd=folder, env=environment, timeout=timeout,
+    code, out, err = _zygote().run(argv, cwd=folder, env=environment, timeout=timeout,
                                  input=None if input is None else input.encode(locale.getpreferredencoding(False)))
     return Result(code, _text(out), _text(err))
 

@@ -13,12 +13,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.conftest import attest_bin
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _env(tmp_path: Path) -> dict[str, str]:
+def _env(tmp_path: Path, *, forked: bool = False) -> dict[str, str]:
+    """The environment of a demo: this Python's bin folder first on PATH (its ``attest``); for a guide,
+    ``forked=True`` puts the suite's ``attest`` before it (tests/_zygote.py: the same CLI, without Python's
+    start-up each time, which was most of a guide's time)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CODEBUILD_", "ATTEST_"))}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["PATH"] = os.pathsep.join([*([attest_bin()] if forked else []), str(Path(sys.executable).parent),
+                                   env.get("PATH", "")])
     return env
 
 
@@ -52,8 +58,8 @@ def test_demo_path_runs_the_guide(tmp_path: Path) -> None:
     spec.loader.exec_module(guide)
     assert len(guide.blocks(ROOT / "docs" / "path.md")) >= 10  # the guide's steps are shell blocks, not prose
     done = subprocess.run([sys.executable, str(ROOT / "demo" / "guide.py"), str(ROOT / "docs" / "path.md"),
-                           "--out", str(tmp_path / "out")], env=_env(tmp_path), capture_output=True, text=True,
-                          timeout=600, check=False)
+                           "--out", str(tmp_path / "out")], env=_env(tmp_path, forked=True), capture_output=True,
+                          text=True, timeout=600, check=False)
     out, err = done.stdout, done.stderr
     assert done.returncode == 0, out[-3000:] + err[-3000:]
     assert "Traceback" not in err
@@ -80,7 +86,7 @@ def test_demo_audit_runs_the_guide(tmp_path: Path) -> None:
     """docs/audit.md, run as written: a year of history (demo/history.py) audited offline finds the anomalies the
     history holds, answers what runs where and the DORA figures the history's weeks give, writes the page, is
     answered from its index the second time, and finds a failed deployment rewritten as a success."""
-    env = {**_env(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "cache")}  # the default index, not the user's
+    env = {**_env(tmp_path, forked=True), "XDG_CACHE_HOME": str(tmp_path / "cache")}  # the default index
     done = subprocess.run([sys.executable, str(ROOT / "demo" / "guide.py"), str(ROOT / "docs" / "audit.md"),
                            "--out", str(tmp_path / "out")], env=env, capture_output=True, text=True, timeout=600,
                           check=False)
@@ -115,8 +121,8 @@ def test_demo_oci_runs_the_containers_guide(tmp_path: Path) -> None:
     need_tool("docker-registry", install=INSTALL)
     need_tool("skopeo", install=INSTALL)
     done = subprocess.run([sys.executable, str(ROOT / "demo" / "guide.py"), str(ROOT / "docs" / "containers.md"),
-                           "--out", str(tmp_path / "out")], env=_env(tmp_path), capture_output=True, text=True,
-                          timeout=120, check=False)
+                           "--out", str(tmp_path / "out")], env=_env(tmp_path, forked=True), capture_output=True,
+                          text=True, timeout=120, check=False)
     out, err = done.stdout, done.stderr
     assert done.returncode == 0, out[-3000:] + err[-3000:]
     assert "Traceback" not in err

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import KeyPair, run_attest
+from tests.conftest import KeyPair, attest_bin, run_attest
 
 
 @pytest.mark.parametrize("args", [("--version",), ("frobnicate",), ("verify", "--help"),
@@ -33,3 +34,14 @@ def test_a_run_past_its_timeout_is_stopped(repo: Path, keys: dict[str, KeyPair])
     with pytest.raises(subprocess.TimeoutExpired):
         run_attest("build", "--signer", keys["dev"].private, "--artifact", "dist/", "--", sys.executable, "slow.py",
                    cwd=repo, timeout=0.5)
+
+
+@pytest.mark.parametrize("command", ["attest --version", "attest frobnicate", "printf 'not json' | attest inspect -",
+                                     "attest verify --help | head -3"])
+def test_the_shell_attest_of_the_suite_is_the_installed_one(tmp_path: Path, command: str) -> None:
+    def shell(*first: str) -> tuple[int, str, str]:
+        env = {**os.environ, "PATH": os.pathsep.join([*first, str(Path(sys.executable).parent), os.environ["PATH"]])}
+        done = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=env, capture_output=True, text=True)
+        return done.returncode, done.stdout, done.stderr
+
+    assert shell(attest_bin()) == shell()

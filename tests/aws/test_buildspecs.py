@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives import serialization
 from securesystemslib.dsse import Envelope as SslibEnvelope
 from securesystemslib.signer import SSlibKey
 
-from tests.conftest import AttestRunner, git
+from tests.conftest import AttestRunner, attest_bin, git
 from tests.conftest_aws import MotoEnv
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "aws"
@@ -158,7 +158,7 @@ class Pipelines:
         assert not unknown, f"{spec.name} defines no {sorted(unknown)}: replace only what the buildspec sets"
         env = {k: v for k, v in os.environ.items()  # the AWS_* of the moto fixture stay
                if not k.startswith(("CODEBUILD_", "ATTEST_", "GITHUB_", "GITLAB_", "CI_"))}
-        env.update({"PATH": f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}", "NO_COLOR": "1",
+        env.update({"PATH": os.pathsep.join([attest_bin(), str(VENV_BIN), env.get("PATH", "")]), "NO_COLOR": "1",
                     "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"})
         env.update(spec.variables)
         env.update(overrides)

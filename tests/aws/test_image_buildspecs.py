@@ -24,7 +24,7 @@ from tests.aws.test_buildspecs import (
     documented_policy,
     run_build_phase,
 )
-from tests.conftest import AttestRunner, git
+from tests.conftest import AttestRunner, attest_bin, git
 from tests.conftest_aws import MotoEnv
 from tests.images.conftest import get
 
@@ -45,7 +45,7 @@ def _env(spec: Buildspec, src: Path, overrides: dict[str, str], insecure: str, *
     unknown = set(overrides) - set(spec.variables) - {"IMAGE_DIGEST", "RELEASE"}
     assert not unknown, f"{spec.name} defines no {sorted(unknown)}"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CODEBUILD_", "ATTEST_", "GITHUB_", "CI_"))}
-    env.update({"PATH": f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}", "NO_COLOR": "1",
+    env.update({"PATH": os.pathsep.join([attest_bin(), str(VENV_BIN), env.get("PATH", "")]), "NO_COLOR": "1",
                 "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"})
     env.update(spec.variables)
     env.update(overrides)

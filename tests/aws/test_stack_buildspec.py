@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import AttestRunner, git, make_keypair
+from tests.conftest import AttestRunner, attest_bin, git, make_keypair
 from tests.conftest_aws import MotoEnv
 
 SPEC = Path(__file__).resolve().parents[2] / "docs" / "aws" / "buildspec-stack.yml"
@@ -91,8 +91,8 @@ class Accounts:
         (release / "release.intoto.jsonl").write_bytes(self.release.read_bytes())
         variables = {str(k): str(v) for k, v in _spec()["env"]["variables"].items()}  # type: ignore[union-attr]
         env = {k: v for k, v in os.environ.items() if not k.startswith(("CODEBUILD_", "ATTEST_", "GITHUB_", "CI_"))}
-        env.update({"PATH": f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}", "NO_COLOR": "1", **variables,
-                    "STACK": stack, "STAGE": stage, "ATTEST_DEPLOY_KEY": self.deploy_keys[stage],
+        env.update({"PATH": os.pathsep.join([attest_bin(), str(VENV_BIN), env.get("PATH", "")]), "NO_COLOR": "1",
+                    **variables, "STACK": stack, "STAGE": stage, "ATTEST_DEPLOY_KEY": self.deploy_keys[stage],
                     "CODEBUILD_SRC_DIR": str(src), "CODEBUILD_SRC_DIR_Release": str(release),
                     "CODEBUILD_BUILD_ARN": f"arn:aws:codebuild:{self.aws.region}:{ACCOUNT[stage]}:build/"
                                            f"{stack}-{stage}:{uuid.uuid4()}"})
