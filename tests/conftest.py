@@ -71,7 +71,10 @@ def _zygote() -> Zygote:
 
 def attest_bin() -> str:
     """A folder to put first on the PATH of a shell that runs ``attest`` as a user types it (a guide, a
-    buildspec): its ``attest`` runs the real CLI as :func:`run_attest` does, forked, not started afresh."""
+    buildspec): its ``attest`` runs the real CLI as :func:`run_attest` does, forked, not started afresh (with
+    ATTEST_TESTS_FRESH=1, the installed ``attest`` itself)."""
+    if os.environ.get("ATTEST_TESTS_FRESH") == "1":
+        return str(Path(sys.executable).parent)
     return _zygote().shim()
 
 
