@@ -64,6 +64,7 @@ class Zygote:
         self._address = os.path.join(self._folder, "socket")
 
     def _start(self) -> None:
+        Path(self._address).unlink(missing_ok=True)  # a zygote that died left its socket: wait for the new one's
         self._process = subprocess.Popen([sys.executable, "-m", "tests._zygote", self._address, str(os.getpid())],
                                          cwd=Path(__file__).resolve().parent.parent, stdin=subprocess.DEVNULL,
                                          stdout=subprocess.DEVNULL, stderr=None)

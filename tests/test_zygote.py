@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import KeyPair, attest_bin, run_attest
+from tests.conftest import KeyPair, _zygote, attest_bin, run_attest
 
 
 @pytest.mark.parametrize("args", [("--version",), ("frobnicate",), ("verify", "--help"),
@@ -45,3 +45,13 @@ def test_the_shell_attest_of_the_suite_is_the_installed_one(tmp_path: Path, comm
         return done.returncode, done.stdout, done.stderr
 
     assert shell(attest_bin()) == shell()
+
+
+def test_a_zygote_that_died_is_started_again(tmp_path: Path) -> None:
+    zygote = _zygote()
+    assert run_attest("--version", cwd=tmp_path).code == 0  # started
+    assert zygote._process is not None
+    zygote._process.kill()
+    zygote._process.wait()
+    again = run_attest("--version", cwd=tmp_path)
+    assert again.code == 0 and again.out.startswith("attest "), again
