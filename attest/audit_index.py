@@ -50,6 +50,7 @@ from typing import ClassVar, TypeVar
 from attest.errors import AttestError, RemoteError
 from verify.audit.index import EVERYWHERE, INDEX_FORMAT, Kept
 from verify.errors import ConfigError
+from verify.formats.encoding import printable
 
 __all__ = ["BUSY_SECONDS", "KEPT_UNUSED_DAYS", "AuditIndex", "IndexBroken", "PostgresIndex", "SqliteIndex",
            "default_index_path", "is_postgres", "move_aside", "scope_of"]
@@ -363,6 +364,7 @@ class SqliteIndex(AuditIndex):
         except OSError as e:
             raise ConfigError(f"cannot create the folder of the audit index {path}: {e.strerror or e}; give "
                               "--index another path, or --no-index") from e
+        self._folder_is_own()
         if os.path.lexists(path):
             self._check_file()
         else:
@@ -378,11 +380,9 @@ class SqliteIndex(AuditIndex):
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-            found = db.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
-            if found is not None and (not found[0].isdigit() or int(found[0]) > INDEX_FORMAT):
-                raise ConfigError(f"the audit index {path} was written by a newer attest (index format {found[0]}, "
-                                  f"this one reads {INDEX_FORMAT}); upgrade attest, or give --index another path")
-            if found is not None and int(found[0]) < INDEX_FORMAT:  # an older attest's: a cache, filled again
+            found = _format(db.execute("SELECT value FROM meta WHERE key = 'format'").fetchone(), str(path),
+                            "path")
+            if found is not None and found < INDEX_FORMAT:  # an older attest's: a cache, filled again
                 db.executescript("BEGIN IMMEDIATE; DROP TABLE IF EXISTS facts; DROP TABLE IF EXISTS scans; "
                                  "DROP TABLE IF EXISTS stored; DROP TABLE IF EXISTS judged; DROP TABLE IF EXISTS used; "
                                  "DELETE FROM meta; COMMIT;")
@@ -406,6 +406,12 @@ class SqliteIndex(AuditIndex):
         if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
             raise ConfigError(f"the audit index {self.file} may be written by other users, who could then make the "
                               f"audit believe what they wrote; chmod go-w {self.file}, or give --index another path")
+        if info.st_uid != os.geteuid():
+            raise ConfigError(f"the audit index {self.file} belongs to another user (uid {info.st_uid}), who may "
+                              "write it and so make the audit believe what they wrote; give --index a file of "
+                              "your own, or --no-index")
+        for journal in (f"{self.file}-wal", f"{self.file}-shm", f"{self.file}-journal"):
+            self._check_journal(Path(journal))
         try:
             with open(self.file, "rb") as f:
                 head = f.read(len(_SQLITE_HEADER))
@@ -415,6 +421,34 @@ class SqliteIndex(AuditIndex):
         if head and head != _SQLITE_HEADER:
             raise ConfigError(f"{self.file} is not an audit index (not an SQLite database), and attest does not "
                               "overwrite it; give --index another path")
+
+    @staticmethod
+    def _check_journal(path: Path) -> None:
+        """SQLite reads a journal beside the index (``-wal``, ``-shm``, ``-journal``) as part of it: one there
+        must be the owner's own regular file that others may not write, as the index itself."""
+        try:
+            info = os.lstat(path)
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            raise ConfigError(f"cannot read {path}, a journal of the audit index: {e.strerror or e}") from e
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid() or \
+                info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            raise ConfigError(f"{path}, a journal SQLite would read as part of the audit index, is not a file of "
+                              "your own that only you may write: someone could make the audit believe what they "
+                              "wrote in it; remove it if you trust nothing in it, or give --index another path")
+
+    def _folder_is_own(self) -> None:
+        """The index's folder: others may not add a file there (a journal SQLite would read as the index's)."""
+        try:
+            info = os.stat(self.file.parent)
+        except OSError as e:
+            raise ConfigError(f"cannot read the folder of the audit index {self.file.parent}: "
+                              f"{e.strerror or e}") from e
+        if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            raise ConfigError(f"the folder of the audit index, {self.file.parent}, may be written by other users, "
+                              f"who could put a journal beside the index ({self.file.name}-wal) that SQLite reads "
+                              "as part of it; give --index a path in a folder only you may write, or --no-index")
 
     def _rows(self, sql: str, args: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
         return [tuple(str(v) for v in row) for row in self._raw(sql, args)]
@@ -443,6 +477,20 @@ class SqliteIndex(AuditIndex):
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):
             self._db.close()
+
+
+def _format(row: Sequence[object] | None, where: str, other: str) -> int | None:
+    """The index format an index's meta table states (None: a new index); one this attest cannot read, a newer
+    one or a value that is no format at all (text that is not ASCII digits, a number, NULL), is refused."""
+    if row is None:
+        return None
+    value = row[0]
+    if isinstance(value, str) and value.isascii() and value.isdigit() and int(value) <= INDEX_FORMAT:
+        return int(value)
+    stated = printable(str(value))[:40]
+    raise ConfigError(f"the audit index {where} states index format {stated}, which this attest (format "
+                      f"{INDEX_FORMAT}) cannot read: a newer attest wrote it, or someone else; upgrade attest, or "
+                      f"give --index another {other}")
 
 
 #: SQLite's primary result codes for a sound index that cannot be used now: busy or locked (another audit's
@@ -558,18 +606,15 @@ class PostgresIndex(AuditIndex):
             self._db.execute("SELECT pg_advisory_xact_lock(%s)", (_PG_SCHEMA_LOCK,))
             for statement in _PG_SCHEMA:
                 self._db.execute(statement)
-            found = self._db.execute("SELECT value FROM attest_audit_meta WHERE key = 'format'").fetchone()
-            if found is not None and (not str(found[0]).isdigit() or int(found[0]) > INDEX_FORMAT):
-                raise ConfigError(f"the audit index {self.path} was written by a newer attest (index format "
-                                  f"{found[0]}, this one reads {INDEX_FORMAT}); upgrade attest, or give --index "
-                                  "another database")
-            if found is not None and int(found[0]) < INDEX_FORMAT:  # an older attest's: a cache, filled again
+            found = _format(self._db.execute("SELECT value FROM attest_audit_meta WHERE key = 'format'").fetchone(),
+                            self.path, "database")
+            if found is not None and found < INDEX_FORMAT:  # an older attest's: a cache, filled again
                 for table in ("facts", "scans", "stored", "judged", "used"):
                     self._db.execute(f"DROP TABLE IF EXISTS attest_audit_{table}")
                 self._db.execute("DELETE FROM attest_audit_meta")
                 for statement in _PG_SCHEMA:
                     self._db.execute(statement)
-            if found is None or int(found[0]) < INDEX_FORMAT:
+            if found is None or found < INDEX_FORMAT:
                 self._db.execute("INSERT INTO attest_audit_meta VALUES ('format', %s)", (str(INDEX_FORMAT),))
             self._db.execute(self.SQL["use"], (self.setup, self.scope, _now()))
 

@@ -96,7 +96,7 @@ def test_a_newer_format_is_refused(tmp_path: Path, keys: dict[str, KeyPair], att
     with psycopg.connect(database, autocommit=True) as db:
         db.execute("UPDATE attest_audit_meta SET value = '99' WHERE key = 'format'")
     ran = attest("audit", "store", "--policy", "policy.yaml", "--index", database, cwd=tmp_path)
-    assert ran.code == 3 and "written by a newer attest" in ran.err and len(ran.err.splitlines()) == 1, ran
+    assert ran.code == 3 and "a newer attest wrote it" in ran.err and len(ran.err.splitlines()) == 1, ran
 
 
 def test_an_older_format_is_emptied_and_filled_again(tmp_path: Path, keys: dict[str, KeyPair],

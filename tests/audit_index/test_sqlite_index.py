@@ -215,12 +215,63 @@ def test_an_index_of_a_newer_format_or_that_others_may_write_is_refused(
     with sqlite3.connect(index) as db:
         db.execute("UPDATE meta SET value = '99' WHERE key = 'format'")
     ran = attest("audit", "store", "--policy", "policy.yaml", "--index", "index.sqlite", cwd=tmp_path)
-    assert ran.code == 3 and "written by a newer attest" in ran.err and len(ran.err.splitlines()) == 1, ran
+    assert ran.code == 3 and "a newer attest wrote it" in ran.err and len(ran.err.splitlines()) == 1, ran
     with sqlite3.connect(index) as db:
         db.execute("UPDATE meta SET value = '1' WHERE key = 'format'")
     index.chmod(0o666)
     ran = attest("audit", "store", "--policy", "policy.yaml", "--index", "index.sqlite", cwd=tmp_path)
     assert ran.code == 3 and "may be written by other users" in ran.err, ran
+
+
+@pytest.mark.parametrize("stated", ["'\u00b2'", "NULL", "9", "'8 '", "X'38'"])
+def test_an_index_format_that_is_no_format_is_a_sentence(tmp_path: Path, keys: dict[str, KeyPair],
+                                                          attest: AttestRunner, stated: str) -> None:
+    """A superscript digit (str.isdigit takes it, int() does not), NULL, a number, a blob: refused, never exit 70."""
+    write_builds_policy(tmp_path, keys)
+    publish_builds(tmp_path / "store", keys, 1)
+    with sqlite3.connect(tmp_path / "index.sqlite") as db:
+        db.execute("CREATE TABLE meta (key TEXT, value)")
+        db.execute(f"INSERT INTO meta VALUES ('format', {stated})")
+    (tmp_path / "index.sqlite").chmod(0o600)
+    ran = attest("audit", "store", "--policy", "policy.yaml", "--index", "index.sqlite", cwd=tmp_path)
+    assert ran.code == 3 and "cannot read: a newer attest wrote it, or someone else" in ran.err, ran
+    assert len(ran.err.splitlines()) == 1 and not ran.out, ran
+
+
+def test_an_index_or_journal_another_user_may_write_is_refused(tmp_path: Path, keys: dict[str, KeyPair],
+                                                                attest: AttestRunner) -> None:
+    """SQLite reads `INDEX-wal` as part of the index: a journal planted beside it (in a folder others may write,
+    such as /tmp) would be replayed into an honest index. The index, its journals and its folder must be the
+    auditor's own, and only theirs to write."""
+    write_builds_policy(tmp_path, keys)
+    publish_builds(tmp_path / "store", keys, 1)
+    _audit(attest, tmp_path)
+    index = tmp_path / "index.sqlite"
+    for name, mode in (("index.sqlite-wal", 0o666), ("index.sqlite-shm", 0o622), ("index.sqlite-journal", 0o646)):
+        planted = tmp_path / name
+        planted.write_bytes(b"")
+        planted.chmod(mode)
+        ran = attest("audit", "store", "--policy", "policy.yaml", "--index", "index.sqlite", cwd=tmp_path)
+        assert ran.code == 3 and f"{name}, a journal SQLite would read as part of the audit index" in ran.err, ran
+        planted.unlink()
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)  # as /tmp is
+    index.rename(shared / "index.sqlite")
+    ran = attest("audit", "store", "--policy", "policy.yaml", "--index", shared / "index.sqlite", cwd=tmp_path)
+    assert ran.code == 3 and "may be written by other users, who could put a journal beside the index" in ran.err
+    if os.geteuid() == 0:  # only root can give a file away
+        shared.chmod(0o700)
+        os.chown(shared / "index.sqlite", 65534, 65534)
+        ran = attest("audit", "store", "--policy", "policy.yaml", "--index", shared / "index.sqlite", cwd=tmp_path)
+        assert ran.code == 3 and "belongs to another user (uid 65534)" in ran.err, ran
+        os.chown(shared / "index.sqlite", os.getuid(), os.getgid())
+        planted = shared / "index.sqlite-wal"
+        planted.write_bytes(b"")
+        planted.chmod(0o600)
+        os.chown(planted, 65534, 65534)
+        ran = attest("audit", "store", "--policy", "policy.yaml", "--index", shared / "index.sqlite", cwd=tmp_path)
+        assert ran.code == 3 and "is not a file of your own" in ran.err, ran
 
 
 def test_no_index_keeps_nothing_and_the_default_is_the_users_cache(tmp_path: Path, keys: dict[str, KeyPair],
