@@ -201,7 +201,10 @@ def _window(since: str | None) -> tuple[datetime, datetime]:
     except ValueError:
         raise click.BadParameter(f"{text!r} is neither a number of days nor a date (2026-09-01)",
                                  param_hint="--since") from None
-    start = start if start.tzinfo is not None else start.replace(tzinfo=UTC)
+    try:  # in UTC, as the report states it
+        start = start.astimezone(UTC) if start.tzinfo is not None else start.replace(tzinfo=UTC)
+    except OverflowError:
+        raise click.BadParameter(f"{text} is before the year 1 in UTC", param_hint="--since") from None
     if start >= now:
         raise click.BadParameter(f"{text} is not in the past", param_hint="--since")
     return start, now

@@ -68,7 +68,7 @@ def history_with_dora(tmp_path: Path, keys: dict[str, KeyPair]) -> Path:
     _record(store, prd, v3, env="prd", at=v3["commit"] + timedelta(hours=1), status="failed")
     _record(store, prd, v3, env="prd", at=v3["commit"] + timedelta(hours=4))
     _record(store, keys["mallory"].private, v2, env="prd", at=v3["commit"] + timedelta(hours=6))  # not trusted
-    _record(store, keys["stg"].private, v1, env="stg", at=NOW - timedelta(days=200))  # outside the window
+    _record(store, keys["stg"].private, v1, env="stg", at=v1["commit"] + timedelta(hours=2))  # before any prd
     return store
 
 

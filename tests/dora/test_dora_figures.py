@@ -10,8 +10,8 @@ One component, app, goes to prd three times (v1, v2, v3), each built an hour aft
   v3  deploy  succeeded  commit + 4 h                      lead 4 h,  restore 3 h after the failure
 
 So: 4 succeeded deployments; lead time median 4 h, p90 5 h over 3 changes; change failure rate 1 of 3 ordinary
-deployments; time to restore median 2.5 h over 2 incidents. A record signed by a key prd does not trust, and a
-stg whose records are all outside the window, do not change a figure; no data is said, never shown as 0.
+deployments; time to restore median 2.5 h over 2 incidents. A record signed by a key prd does not trust changes
+no figure. stg deployed v1 2 h after its commit; in a window after that, its figures say there is no data, never 0.
 """
 
 from __future__ import annotations
@@ -49,13 +49,12 @@ def test_the_four_figures_of_a_hand_made_history(tmp_path: Path, keys: dict[str,
     assert prd["leadTime"] == {"changes": 3, "medianSeconds": 4 * HOUR, "p90Seconds": 5 * HOUR}
     assert prd["changeFailureRate"] == {"deployments": 3, "failures": 1, "rate": 0.3333}
     assert prd["timeToRestore"] == {"incidents": 2, "medianSeconds": 2.5 * HOUR}
-    stg = dora["components"]["app"]["stg"]  # records, but none in the window: each figure says so
-    assert stg["deploymentFrequency"]["deployments"] == 0 and "no succeeded" in stg["deploymentFrequency"]["note"]
-    assert stg["leadTime"]["medianSeconds"] is None and "note" in stg["leadTime"]
-    assert stg["changeFailureRate"]["rate"] is None and stg["timeToRestore"]["medianSeconds"] is None
+    stg = dora["components"]["app"]["stg"]  # v1, 2 h after its commit, and nothing after
+    assert stg["leadTime"] == {"changes": 1, "medianSeconds": 2 * HOUR, "p90Seconds": 2 * HOUR}
+    assert stg["changeFailureRate"] == {"deployments": 1, "failures": 0, "rate": 0.0}
+    assert stg["timeToRestore"]["medianSeconds"] is None and "note" in stg["timeToRestore"]
     text = attest("audit", "store", "--policy", "policy.yaml", "--dora", "--no-index", cwd=tmp_path)
     assert "lead time 4.0 h median, 5.0 h p90 (3 change(s)); failure rate 33% (1/3); restore 2.5 h" in text.out
-    assert "stg    0 deployment(s)" in text.out and "no data" in text.out
 
 
 def test_the_window_and_its_usage(tmp_path: Path, keys: dict[str, KeyPair], attest: AttestRunner) -> None:
@@ -68,6 +67,12 @@ def test_the_window_and_its_usage(tmp_path: Path, keys: dict[str, KeyPair], atte
     prd = json.loads(ran.out)["dora"]["components"]["app"]["prd"]
     assert prd["deploymentFrequency"]["deployments"] == 1 and prd["leadTime"]["changes"] == 1
     assert prd["timeToRestore"] == {"incidents": 1, "medianSeconds": 3 * HOUR}
+    stg = json.loads(ran.out)["dora"]["components"]["app"]["stg"]  # records, but none in the window: each says so
+    assert stg["deploymentFrequency"]["deployments"] == 0 and "no succeeded" in stg["deploymentFrequency"]["note"]
+    assert stg["leadTime"]["medianSeconds"] is None and "note" in stg["leadTime"]
+    assert stg["changeFailureRate"]["rate"] is None and stg["timeToRestore"]["medianSeconds"] is None
+    text = attest("audit", "store", "--policy", "policy.yaml", "--dora", "--since", since, "--no-index", cwd=tmp_path)
+    assert "stg    0 deployment(s)" in text.out and "no data" in text.out
     for bad, said in (("--since", "next week"), ("--since", "2999-01-01")):
         usage = attest("audit", "store", "--policy", "policy.yaml", "--dora", bad, said, cwd=tmp_path)
         assert usage.code == 2, usage
@@ -117,3 +122,78 @@ def test_a_record_dated_after_the_audit_counts_in_no_figure(tmp_path: Path, keys
     assert report["dora"]["components"]["app"]["prd"] == before["dora"]["components"]["app"]["prd"]
     late = [a for a in report["anomalies"] if a["kind"] == "out-of-order"]
     assert len(late) == 1 and "after the time of this audit" in late[0]["message"], report["anomalies"]
+
+
+def test_a_record_dated_before_what_it_deployed_was_built_counts_in_no_figure(
+        tmp_path: Path, keys: dict[str, KeyPair], attest: AttestRunner) -> None:
+    """A deployer's clock behind, or a backdated record: its lead time would be negative and its "since" before its
+    release existed; it is out of order, and counts nowhere."""
+    from tests.dora.history import NOW, _record, _version
+
+    write_policy(tmp_path, keys)
+    history_with_dora(tmp_path, keys)
+    before = json.loads(attest("audit", "store", "--policy", "policy.yaml", "--dora", "--format", "json",
+                               "--no-index", cwd=tmp_path).out)
+    built = NOW - timedelta(hours=2)
+    v9 = _version(tmp_path / "store", keys, 9, built)
+    _record(tmp_path / "store", keys["prd"].private, v9, env="prd", at=built - timedelta(days=2))
+    ran = attest("audit", "store", "--policy", "policy.yaml", "--dora", "--format", "json", "--no-index", cwd=tmp_path)
+    report = json.loads(ran.out)
+    assert ran.code == 1 and report["running"] == before["running"], ran
+    assert report["dora"]["components"]["app"]["prd"] == before["dora"]["components"]["app"]["prd"]
+    early = [a for a in report["anomalies"] if a["kind"] == "out-of-order"]
+    assert len(early) == 1 and "before what it deployed was built" in early[0]["message"], report["anomalies"]
+
+
+def test_a_provenance_the_policy_refuses_starts_no_lead_time(tmp_path: Path, keys: dict[str, KeyPair],
+                                                             attest: AttestRunner) -> None:
+    """A second provenance of v1's bytes, signed by the builder but from a branch the policy refuses, says its commit
+    was made 300 days ago: the lead time still starts at the commit the allowed build names."""
+    from tests import factory as f
+    from tests.dora.history import NOW
+
+    write_policy(tmp_path, keys)
+    (tmp_path / "policy.yaml").write_text((tmp_path / "policy.yaml").read_text().replace(
+        "  signed-by: [dev-build]\n", "  signed-by: [dev-build]\n  source:\n    branches: [main]\n"))
+    history_with_dora(tmp_path, keys)
+    before = json.loads(attest("audit", "store", "--policy", "policy.yaml", "--dora", "--format", "json",
+                               "--no-index", cwd=tmp_path).out)
+    f.publish(tmp_path / "store", f.provenance(keys["dev"].private, subjects={"app.zip": b"app v1"}, commit="e" * 40,
+                                               finished=NOW - timedelta(days=300), ref="refs/heads/evil"))
+    report = json.loads(attest("audit", "store", "--policy", "policy.yaml", "--dora", "--format", "json",
+                               "--no-index", cwd=tmp_path).out)
+    assert "disallowed-source" in {a["kind"] for a in report["anomalies"]}
+    lead = report["dora"]["components"]["app"]["prd"]["leadTime"]
+    assert lead == before["dora"]["components"]["app"]["prd"]["leadTime"] and lead["medianSeconds"] == 4 * HOUR
+
+
+def test_failures_in_a_row_are_one_incident_and_a_commit_after_its_deployment_no_lead_time() -> None:
+    from datetime import UTC, datetime
+
+    from verify.audit.dora import Deployed, dora_figures
+
+    t = datetime(2026, 11, 1, tzinfo=UTC)
+
+    def at(hours: float, status: str = "succeeded", artefact: str = "a") -> Deployed:
+        return Deployed(component="app", environment="prd", status=status, kind="deploy",
+                        time=t + timedelta(hours=hours), artifacts=frozenset({artefact}))
+
+    records = [at(0), at(10, "failed"), at(19, "failed"), at(20, "succeeded", "b"), at(30, "succeeded", "c")]
+    committed = {"a": t - timedelta(hours=1), "b": t + timedelta(hours=21), "c": t + timedelta(hours=28)}
+    figures = dora_figures(records, committed, since=t - timedelta(days=1), until=t + timedelta(days=2))
+    prd = figures["components"]["app"]["prd"]
+    assert prd["timeToRestore"] == {"incidents": 1, "medianSeconds": 10 * HOUR}  # from the first failure
+    assert prd["leadTime"] == {"changes": 2, "committedAfterDeployment": 1, "medianSeconds": 1.5 * HOUR,
+                               "p90Seconds": 2 * HOUR}
+
+
+def test_a_window_given_with_an_offset_is_stated_in_utc(tmp_path: Path, keys: dict[str, KeyPair],
+                                                        attest: AttestRunner) -> None:
+    write_policy(tmp_path, keys)
+    history_with_dora(tmp_path, keys)
+    ran = attest("audit", "store", "--policy", "policy.yaml", "--dora", "--format", "json", "--no-index",
+                 "--since", "2026-11-27T18:14:18+12:00", cwd=tmp_path)
+    assert json.loads(ran.out)["dora"]["window"]["since"] == "2026-11-27T06:14:18Z", ran
+    ran = attest("audit", "store", "--policy", "policy.yaml", "--dora", "--since", "0001-01-01T00:00:00+12:00",
+                 cwd=tmp_path)
+    assert ran.code == 2 and "before the year 1 in UTC" in ran.err and "Traceback" not in ran.err, ran

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from verify.audit._check import _Approval, _Build, _Deployment, _Fact, _Release, _Signature, _Vsa
 from verify.audit._reproduction import _Reproduction
-from verify.audit._whole import anomaly_order, history_of
+from verify.audit._whole import anomaly_order, approvers_of, history_of, stage_order
 from verify.audit.report import (
     Anomaly,
     ArtifactHistory,
@@ -56,39 +56,6 @@ class _Record:
     stored: list[StoredCopy] = field(default_factory=list)
 
 
-def _approvers(approvals: Iterable[Endorsement], people: Mapping[str, str]) -> set[str]:
-    """The approvers ``approvals`` count for: each signer's identities, but one for a keyless approval, and a person
-    (``people``: who signed each keyless approval) once, whatever identities their certificate fits."""
-    approvers: set[str] = set()
-    counted: set[str] = set()
-    for approval in approvals:
-        names = [s for s in approval.signers if s not in approvers]
-        person = people.get(approval.attestation)
-        if person is not None and names:
-            if person in counted:
-                continue
-            counted.add(person)
-            names = names[:1]
-        approvers.update(names)
-    return approvers
-
-
-def _stage_order(policy: Policy) -> tuple[str, ...]:
-    """The policy's stages, every stage after those it requires VSAs from (file order otherwise)."""
-    ordered: list[str] = []
-
-    def visit(name: str, path: tuple[str, ...]) -> None:
-        if name in ordered or name in path or name not in policy.stages:
-            return
-        for requirement in policy.stages[name].require_vsa:
-            visit(requirement.stage, (*path, name))
-        ordered.append(name)
-
-    for name in policy.stages:
-        visit(name, ())
-    return tuple(ordered)
-
-
 class _Auditor:
     """Steps (3) to (5): the records of every artefact and release, and the anomalies found."""
 
@@ -96,7 +63,7 @@ class _Auditor:
         self.policy = policy
         self.at = at
         """The audit's time, which no signed time may be after (:func:`verify.signers.in_the_future`); None: any."""
-        self.order = _stage_order(policy)
+        self.order = stage_order(policy)
         self.records: dict[str, _Record] = {}
         self.anomalies: dict[tuple[str, str | None, str], Anomaly] = {}
         self.attestations = 0
@@ -111,6 +78,9 @@ class _Auditor:
         component a release binds it to (``components.NAME``), else by ``provenance``'s, once all is read."""
         self.reproduced: list[tuple[str, str, _Fact, _Reproduction]] = []
         """(sha256, name, fact, reproduction) of each trusted reproduction: judged against the builds once all is in."""
+        self.passed: set[tuple[str, str]] = set()
+        """(sha256, provenance line sha256) of each trusted provenance its rules found nothing wrong with: only such
+        a provenance's commit time starts a lead time."""
         self.levels: dict[str, list[int]] = {}
         """The build level each trusted provenance's builder is trusted for under the rules judging it, by sha256."""
         self.deployed: list[tuple[_Fact, _Deployment]] = []
@@ -421,7 +391,7 @@ class _Auditor:
         sha = record.sha256
         given = record.approvals.get(name, [])
         timely = [a for a in given if a.time is not None and (first.time is None or a.time <= first.time)]
-        approvers = _approvers(timely, record.people)
+        approvers = approvers_of(timely, record.people)
         counted = len(approvers)
         if counted < needed.count:
             late = len({s for a in given for s in a.signers} - approvers)
@@ -451,35 +421,46 @@ class _Auditor:
         return history_of(record, self.order, anomalies)
 
     def _judge_deployments(self) -> None:
-        """A trusted deployment record names a component of its release, with that component's artefacts: only then
-        is it placed (what runs where, the DORA figures). A record of a release no trusted manifest among the
-        sources shows cannot be checked so, and is not counted."""
+        """A trusted deployment record names a component of its release, with that component's artefacts, and is
+        dated neither after this audit nor before what it deployed was built: only then is it placed (what runs
+        where, the DORA figures). A record of a release no trusted manifest among the sources shows cannot be
+        checked so, and is not counted."""
         for fact, deployment in self.deployed:
-            release = self.by_line.get(deployment.release_sha256)
-            part = None if release is None else next((c for c in release.components
-                                                      if c.name == deployment.component), None)
-            if self.at is not None and in_the_future(deployment.time, self.at):
-                for _, sha in fact.subjects:
-                    self._flag("out-of-order", sha, f"a deployment record for {deployment.environment!r} is dated "
-                               f"{iso_time(deployment.time)}, after the time of this audit: a deployer's clock was "
-                               "ahead, or the time is forged, so it is not counted", source=fact.source,
-                               step=deployment.environment, key=fact.statement_digest)
-                continue
-            if release is None:
-                why = (f"names release {deployment.release!r} ({short_sha(deployment.release_sha256 or None)}), which "
-                       "no trusted manifest among the sources shows, so it is not counted; audit the store the "
-                       "release was published to with it")
-            elif part is None:
-                why = f"names component {deployment.component!r}, which release {release.name!r} does not have"
-            elif frozenset(sha for _, sha in part.artifacts) != deployment.artifacts:
-                why = (f"names other artefacts for {deployment.component!r} than release {release.name!r} gives "
-                       "that component")
-            else:
+            found = self._misdated(fact, deployment) or self._unplaced(deployment)
+            if found is None:
                 self.placed[fact.statement_digest] = deployment
                 continue
+            kind, why = found
             for _, sha in fact.subjects:
-                self._flag("unknown-deployment", sha, f"a deployment record for {deployment.environment!r} {why}",
+                self._flag(kind, sha, f"a deployment record for {deployment.environment!r} {why}",
                            source=fact.source, step=deployment.environment, key=fact.statement_digest)
+
+    def _misdated(self, fact: _Fact, deployment: _Deployment) -> tuple[str, str] | None:
+        if self.at is not None and in_the_future(deployment.time, self.at):
+            return "out-of-order", (f"is dated {iso_time(deployment.time)}, after the time of this audit: a "
+                                    "deployer's clock was ahead, or the time is forged, so it is not counted")
+        built = [b.finished_on for _, sha in fact.subjects if sha in self.records
+                 for b in self.records[sha].builds if b.finished_on is not None]
+        if built and deployment.time < min(built):
+            return "out-of-order", (f"is dated {iso_time(deployment.time)}, before what it deployed was built "
+                                    f"({iso_time(min(built))}): its time is wrong or forged, so it is not counted")
+        return None
+
+    def _unplaced(self, deployment: _Deployment) -> tuple[str, str] | None:
+        release = self.by_line.get(deployment.release_sha256)
+        if release is None:
+            return "unknown-deployment", (
+                f"names release {deployment.release!r} ({short_sha(deployment.release_sha256 or None)}), which no "
+                "trusted manifest among the sources shows, so it is not counted; audit the store the release was "
+                "published to with it")
+        part = next((c for c in release.components if c.name == deployment.component), None)
+        if part is None:
+            return "unknown-deployment", (f"names component {deployment.component!r}, which release "
+                                          f"{release.name!r} does not have")
+        if frozenset(sha for _, sha in part.artifacts) != deployment.artifacts:
+            return "unknown-deployment", (f"names other artefacts for {deployment.component!r} than release "
+                                          f"{release.name!r} gives that component")
+        return None
 
     def _judge_builds(self) -> None:
         """Each provenance by the rules that apply to it (:meth:`_component_of`), which also say the build level its
@@ -495,8 +476,11 @@ class _Auditor:
             chosen = self._component_of(build, own, bound)
             rules = rules_of[chosen] if chosen is not None else unnamed
             self.levels.setdefault(sha, []).append(trusted.level if (trusted := rules.builder(build.builder)) else 0)
-            for kind, message, step in own[chosen] if chosen is not None else build.findings:
+            findings = own[chosen] if chosen is not None else build.findings
+            for kind, message, step in findings:
                 self._flag(kind, sha, f"{name!r}: {message}", source=source, step=step)
+            if not findings:
+                self.passed.add((sha, build.line_sha256))
 
     def _judge_reproductions(self) -> None:
         """A reproduction confirms an artefact's build only if it rebuilt that build: one of another commit, or of
@@ -554,6 +538,8 @@ class _Auditor:
             if sha not in deps:
                 continue
             deps[sha].add(f"bind:{build.line_sha256}")
+            if (sha, build.line_sha256) not in self.passed:  # a provenance the policy refuses says nothing true
+                continue
             if build.committed_on is not None and (sha not in committed or build.committed_on < committed[sha]):
                 committed[sha] = build.committed_on
         for fact, deployment in self.deployed:

@@ -1,12 +1,13 @@
 """What an audit judges over the whole history rather than an artefact at a time (:mod:`verify.audit`, step (6)):
 reproducibility across artefacts, what runs where, and the DORA figures; each from the small parts of every
 artefact's judgement that the index keeps (:class:`verify.audit.index.Judged`), so that a warm audit needs no
-artefact's records."""
+artefact's records; and the two orders the judging takes from the policy (the stages) and a stage's approvals
+(the approvers)."""
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -24,6 +25,7 @@ from verify.audit.report import (
     short_sha,
     when_of,
 )
+from verify.policy import Policy
 
 
 def anomaly_order(anomaly: Anomaly) -> tuple[str, str, str, str]:
@@ -57,7 +59,8 @@ def reproducibility(groups: Mapping[Group, Collection[str]]) -> dict[str, list[A
 
 def running(placed: Mapping[str, _Deployment], order: Sequence[str]) -> dict[str, dict[str, dict[str, Any]]]:
     """What runs where, since when: per component and environment, the newest succeeded trusted record placed
-    in its release (ties by statement digest, as attest status breaks them), and ``behind``: the environment
+    in its release (two of one microsecond by statement digest: attest status takes the envelope line's, so two
+    such records of different releases may be answered differently), and ``behind``: the environment
     before it in the policy's order, when that one runs a release this one never ran."""
     newest: dict[tuple[str, str], tuple[datetime, str, _Deployment]] = {}
     ran: dict[tuple[str, str], set[str]] = {}
@@ -130,3 +133,36 @@ def history_of(record: Recorded, order: Sequence[str], anomalies: Sequence[Anoma
         signatures=tuple(sorted(record.signatures, key=lambda e: e.attestation)),
         releases=tuple(sorted(record.releases, key=lambda e: (when_of(e), e.result, e.attestation))),
         stored=tuple(sorted(record.stored, key=lambda c: c.uri)))
+
+
+def approvers_of(approvals: Iterable[Endorsement], people: Mapping[str, str]) -> set[str]:
+    """The approvers ``approvals`` count for: each signer's identities, but one for a keyless approval, and a person
+    (``people``: who signed each keyless approval) once, whatever identities their certificate fits."""
+    approvers: set[str] = set()
+    counted: set[str] = set()
+    for approval in approvals:
+        names = [s for s in approval.signers if s not in approvers]
+        person = people.get(approval.attestation)
+        if person is not None and names:
+            if person in counted:
+                continue
+            counted.add(person)
+            names = names[:1]
+        approvers.update(names)
+    return approvers
+
+
+def stage_order(policy: Policy) -> tuple[str, ...]:
+    """The policy's stages, every stage after those it requires VSAs from (file order otherwise)."""
+    ordered: list[str] = []
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        if name in ordered or name in path or name not in policy.stages:
+            return
+        for requirement in policy.stages[name].require_vsa:
+            visit(requirement.stage, (*path, name))
+        ordered.append(name)
+
+    for name in policy.stages:
+        visit(name, ())
+    return tuple(ordered)

@@ -7,11 +7,12 @@ Per component and environment, over a window (``since`` to ``until``):
   average, and week by week (the trend);
 * **lead time for changes**: for each artefact, from the time of the commit it was built from (its trusted
   provenance's ``commitTime``) to the first succeeded record in that environment of a release holding it, when
-  that record is in the window: the median and the 90th percentile (nearest rank);
+  that record is in the window: the median and the 90th percentile (nearest rank). A commit time after that
+  record (git's dates are its author's to set) starts no lead time, and is counted apart;
 * **change failure rate**: of the succeeded ordinary deployments in the window, the share whose next record in
   that environment is a failure, a rollback or a hotfix;
-* **time to restore**: from a failed record to the next succeeded one, and from a deployment that was rolled
-  back to its rollback: the median.
+* **time to restore**: from a failed record (the first of several in a row: one incident) to the next succeeded
+  one, and from a deployment that was rolled back to its rollback: the median.
 
 Only trusted records count (a deployer of the environment signed them, and they name a component of their
 release with its artefacts), and each figure says how many records or changes it rests on. A figure with
@@ -24,7 +25,7 @@ import math
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 __all__ = ["Deployed", "dora_figures"]
@@ -45,7 +46,7 @@ class Deployed:
 
 
 def _iso(t: datetime) -> str:
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return (t.astimezone(UTC) if t.tzinfo is not None else t).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _p90(values: Sequence[float]) -> float:
@@ -66,20 +67,28 @@ def _frequency(records: Sequence[Deployed], since: datetime, until: datetime) ->
     return figure
 
 
-def _lead_times(records: Sequence[Deployed], committed: Mapping[str, datetime], since: datetime,
-                until: datetime) -> dict[str, Any]:
+def _first_deployed(records: Sequence[Deployed]) -> dict[str, datetime]:
+    """When each artefact was first deployed (a succeeded record), by sha256."""
     first: dict[str, datetime] = {}
     for record in records:
         if record.status == "succeeded":
             for sha in record.artifacts:
                 if sha not in first or record.time < first[sha]:
                     first[sha] = record.time
-    shipped = {sha: t for sha, t in first.items() if since <= t <= until}
-    leads = [(t - committed[sha]).total_seconds() for sha, t in shipped.items() if sha in committed]
+    return first
+
+
+def _lead_times(records: Sequence[Deployed], committed: Mapping[str, datetime], since: datetime,
+                until: datetime) -> dict[str, Any]:
+    shipped = {sha: t for sha, t in _first_deployed(records).items() if since <= t <= until}
+    spans = [(t - committed[sha]).total_seconds() for sha, t in shipped.items() if sha in committed]
+    leads = [span for span in spans if span >= 0]
     figure: dict[str, Any] = {"changes": len(leads)}
-    unknown = len(shipped) - len(leads)
+    unknown = len(shipped) - len(spans)
     if unknown:
         figure["withoutCommitTime"] = unknown
+    if len(spans) > len(leads):  # a commit time (git's, which its author sets) after the deployment
+        figure["committedAfterDeployment"] = len(spans) - len(leads)
     if leads:
         figure.update(medianSeconds=statistics.median(leads), p90Seconds=_p90(leads))
     else:
@@ -107,16 +116,17 @@ def _failure_rate(records: Sequence[Deployed], since: datetime, until: datetime)
 
 def _restore(records: Sequence[Deployed], since: datetime, until: datetime) -> dict[str, Any]:
     spans: list[float] = []
+    down: datetime | None = None  # since when the environment has been failing, records failed one after another
     for n, record in enumerate(records):
-        if not since <= record.time <= until:
-            continue
-        later = records[n + 1:]
         if record.status == "failed":
-            back = next((r for r in later if r.status == "succeeded"), None)
-            if back is not None:
-                spans.append((back.time - record.time).total_seconds())
-        elif record.status == "succeeded" and later and later[0].kind == "rollback" and later[0].status == "succeeded":
-            spans.append((later[0].time - record.time).total_seconds())
+            down = record.time if down is None else down
+        elif record.status == "succeeded" and down is not None:  # one incident, restored
+            if since <= down <= until:
+                spans.append((record.time - down).total_seconds())
+            down = None
+        elif record.status == "succeeded" and since <= record.time <= until and n + 1 < len(records) and \
+                records[n + 1].kind == "rollback" and records[n + 1].status == "succeeded":
+            spans.append((records[n + 1].time - record.time).total_seconds())
     figure: dict[str, Any] = {"incidents": len(spans), "medianSeconds": statistics.median(spans) if spans else None}
     if not spans:
         figure["note"] = "nothing failed or was rolled back (and restored) in the window"
