@@ -240,3 +240,38 @@ def test_sources_given_as_bytes_are_judged_again_from_those_bytes(tmp_path: Path
                            at=NOW - timedelta(days=9)))
     again = run(SqliteIndex(tmp_path / "index.sqlite", digest))
     assert _forms(again) == _forms(run(None)) and not any(a.kind == "malformed" for a in again.anomalies)
+
+
+def test_a_judgement_against_the_clock_is_not_kept(auditing: _Auditing, tmp_path: Path,
+                                                   keys: dict[str, KeyPair]) -> None:
+    """A deployment record dated after the audit is out of order now, and no longer once that time has come: the
+    judgement of what it names is made again by every audit, never read back from the index."""
+    from tests.dora.history import _record, _version
+
+    v9 = _version(auditing.store, keys, 9, NOW - timedelta(hours=2))
+    sha = v9["artifacts"][0][1]["sha256"]
+    _record(auditing.store, keys["prd"].private, v9, env="prd", at=datetime.now(UTC) + timedelta(days=30))
+    for _ in range(2):
+        report, _ = auditing.both()
+        assert "out-of-order" in _kinds(report, sha)
+        with sqlite3.connect(auditing.index) as db:
+            kept = {row[0] for row in db.execute("SELECT sha256 FROM judged")}
+        assert sha not in kept and len(kept) == len(report.artifacts) - 1, kept
+
+
+def test_a_store_named_from_another_folder_is_reported_as_named(auditing: _Auditing, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The index keeps a file's facts by its full path; what it kept says where the file was as the first audit
+    named it (store/...), and the report of a second audit, from another folder (../store/...), names it so."""
+    next((auditing.store / "sha256").iterdir()).joinpath("junk.intoto.jsonl").write_bytes(b"{not json")
+    policy = _policy(auditing.policy_file, ())
+    monkeypatch.chdir(tmp_path)
+    _audit(["store"], policy, None, auditing.index, reverify=False, dora=WINDOW)
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "sub")
+    indexed, used = _audit(["../store"], policy, None, auditing.index, reverify=False, dora=WINDOW)
+    fresh, _ = _audit(["../store"], policy, None, None, reverify=False, dora=WINDOW)
+    assert used is not None and used["reused"] > 0
+    assert _forms(indexed) == _forms(fresh)
+    assert any(a.source.startswith("../store/") and "../store/" in a.message for a in indexed.anomalies
+               if a.kind == "malformed")

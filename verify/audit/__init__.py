@@ -362,7 +362,7 @@ class _Assembly:
             return found
         assert self.index is not None and file.digest is not None
         kept = self.index.facts(file.uri, file.digest)
-        facts = decode_facts(kept) if kept is not None else None
+        facts = decode_facts(kept, file.uri) if kept is not None else None
         if facts is None:  # an entry that does not read back is a miss: check the file again
             assert file.read is not None  # (a file the index knows is given with a way to read it again)
             payload = file.read()
@@ -500,7 +500,8 @@ class _Assembly:
         if self.reverify and before is not None and before[0] == inputs and before[1:] != (text, chunk) and not any(
                 self.files[n].mismatch for n in self.touching.get(sha, ())):  # not the other's consequence
             mismatched.append(f"another judgement of {short_sha(sha)}")
-        self.index.judge(sha, inputs, text, chunk)
+        if sha not in self.part.clocked:  # (one against the clock is judged again next time)
+            self.index.judge(sha, inputs, text, chunk)
         return chunk
 
     def _assemble(self, texts: Mapping[str, tuple[Judged | None, str]],

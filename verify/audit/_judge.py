@@ -78,6 +78,9 @@ class _Auditor:
         component a release binds it to (``components.NAME``), else by ``provenance``'s, once all is read."""
         self.reproduced: list[tuple[str, str, _Fact, _Reproduction]] = []
         """(sha256, name, fact, reproduction) of each trusted reproduction: judged against the builds once all is in."""
+        self.clocked: set[str] = set()
+        """The artefacts whose judgement found a time after the audit's: true now, not once that time has come (such
+        a judgement is not kept in the index)."""
         self.passed: set[tuple[str, str]] = set()
         """(sha256, provenance line sha256) of each trusted provenance its rules found nothing wrong with: only such
         a provenance's commit time starts a lead time."""
@@ -358,6 +361,7 @@ class _Auditor:
         said = f"stage {name!r} verified {short_sha(sha)} at {iso_time(vsa.time)}"
         where = {"source": vsa.attestation, "step": name}
         if self.at is not None and vsa.time is not None and in_the_future(vsa.time, self.at):
+            self.clocked.add(sha)
             self._flag("out-of-order", sha, f"{said}, after the time of this audit: a verifier's clock was ahead, or "
                        "the time is forged", **where)
         if not record.builds:
@@ -437,6 +441,7 @@ class _Auditor:
 
     def _misdated(self, fact: _Fact, deployment: _Deployment) -> tuple[str, str] | None:
         if self.at is not None and in_the_future(deployment.time, self.at):
+            self.clocked.update(sha for _, sha in fact.subjects)
             return "out-of-order", (f"is dated {iso_time(deployment.time)}, after the time of this audit: a "
                                     "deployer's clock was ahead, or the time is forged, so it is not counted")
         built = [b.finished_on for _, sha in fact.subjects if sha in self.records

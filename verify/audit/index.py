@@ -26,9 +26,11 @@ at that place (when its name, size and time are unchanged), and how to read it i
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
+import sys
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -297,14 +299,34 @@ def encode_facts(facts: Sequence[_Fact]) -> str:
     return json.dumps([_encode(f) for f in facts], separators=(",", ":"))
 
 
-def decode_facts(text: str) -> list[_Fact] | None:
-    """The facts :func:`encode_facts` wrote, or None when ``text`` is not that (the entry is then a miss)."""
+def decode_facts(text: str, source: str | None = None) -> list[_Fact] | None:
+    """The facts :func:`encode_facts` wrote, or None when ``text`` is not that (the entry is then a miss); each
+    placed at ``source`` if given (the file as this audit names it: another audit, run from another folder, may
+    have named it otherwise)."""
     try:
         items = json.loads(text)
         fact = _converter(_Fact)
-        return [fact(item) for item in _list(items)]
+        facts = [fact(item) for item in _list(items)]
     except (_Misfit, ValueError, TypeError, RecursionError):
         return None
+    if source is not None:
+        facts = [f if f.source == source else _placed_at(f, source) for f in facts]
+    return facts
+
+
+def _placed_at(fact: _Fact, uri: str) -> _Fact:
+    """``fact`` as another audit placed it (its file as that audit named it, with the line of a JSON Lines file:
+    ``...name:3``), placed at the file this audit names ``uri``: the same file name, the same line; its problem's
+    sentence names the file as this audit does too."""
+    name = uri.rpartition("/")[2]
+    at = fact.source.rfind(name)
+    if at < 0 or (at > 0 and fact.source[at - 1] != "/"):
+        return fact
+    before, rest = fact.source[:at + len(name)], fact.source[at + len(name):]
+    if rest and not (rest[0] == ":" and rest[1:].isascii() and rest[1:].isdigit()):
+        return fact
+    problem = None if fact.problem is None else (fact.problem[0], fact.problem[1].replace(before, uri))
+    return dataclasses.replace(fact, source=sys.intern(uri + rest), problem=problem)
 
 
 #: A file whose facts any artefact's judgement may depend on (a release manifest, evidence of no artefact): read
@@ -387,7 +409,7 @@ def disagrees(index: FactIndex, uri: str, digest: str, facts: Sequence[_Fact], *
         return True
     if every or EVERYWHERE in touch:
         kept = index.facts(uri, digest)
-        return kept is not None and kept != "" and decode_facts(kept) != list(facts)
+        return kept is not None and kept != "" and decode_facts(kept, uri) != list(facts)
     return False
 
 
