@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from verify.audit._check import _Approval, _Build, _Deployment, _Fact, _Release, _Signature, _Vsa
+from verify.audit._gates import judge_gates
 from verify.audit._reproduction import _Reproduction
 from verify.audit._whole import anomaly_order, approvers_of, history_of, stage_order
 from verify.audit.report import (
@@ -520,6 +521,8 @@ class _Auditor:
         self._judge_builds()
         self._judge_reproductions()
         self._judge_deployments()
+        judge_gates(self.policy, ((f, d) for f, d in self.deployed if f.statement_digest in self.placed),
+                    lambda sha, stage: self.records[sha].vsas.get(stage, []) if sha in self.records else [], self._flag)
         for sha in shas:
             record = self.records.get(sha)
             if record is not None:

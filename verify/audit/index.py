@@ -62,8 +62,8 @@ __all__ = ["INDEX_FORMAT", "FactIndex", "Judged", "Kept", "Listed", "decode_fact
 #: judgements of format 6 passed provenances whose sources went unread (a source in another shape, v0.2's git
 #: materials), lockfiles bound by no digest, approvals signed after their stage verified, and deployment records
 #: of releases no manifest shows; those of format 7 judged min-level by provenance.builders where a component's
-#: builders applied. 9: those of format 8 took a lead time's start from provenances the policy refuses, and
-#: counted deployment records dated before what they deployed was built.
+#: builders applied. 9: those of format 8 took a lead time's start from provenances the policy refuses, counted
+#: deployment records dated before what they deployed was built, and never held a record to its stage's gate.
 INDEX_FORMAT = 9
 
 _CLASSES: Mapping[str, type] = {cls.__name__: cls for cls in (

@@ -1,0 +1,83 @@
+"""What each environment deployed, judged against its gate: prd ran an artefact with stg's VSA signed before and
+after stg ran it (require-vsa, require-deployed), or the audit says which requirement it skipped. A pipeline that
+deployed without its gate still signs a true deployment record; the audit is where that shows."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from tests import factory as f
+from tests.conftest import AttestRunner, KeyPair, make_keypair
+from tests.dora.history import NOW, _record, _version, write_policy
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> dict[str, KeyPair]:
+    (tmp_path / "keys").mkdir()
+    return {n: make_keypair(tmp_path / "keys", n) for n in ("dev", "release", "stg", "prd", "stgv", "mallory")}
+
+
+def _gated(tmp_path: Path, keys: dict[str, KeyPair], hotfix: bool = False) -> None:
+    write_policy(tmp_path, keys)
+    text = (tmp_path / "policy.yaml").read_text().replace(
+        "provenance:", f'  stg-verifier: {{keys: ["{keys["stgv"].public}"]}}\nprovenance:').replace(
+        "  prd: {deployed-by: [prd-deployer]}",
+        "  prd: {require-vsa: [stg], require-deployed: [stg], deployed-by: [prd-deployer]"
+        + (", hotfix: {require-approvals: {count: 1, signed-by: [release-manager]}}" if hotfix else "") + "}").replace(
+        "  stg: {deployed-by: [stg-deployer]}", "  stg: {verifier: stg-verifier, deployed-by: [stg-deployer]}")
+    (tmp_path / "policy.yaml").write_text(text)
+
+
+def _anomalies(attest: AttestRunner, tmp_path: Path) -> list[tuple[str, str]]:
+    ran = attest("audit", "store", "--policy", "policy.yaml", "--format", "json", "--no-index", cwd=tmp_path)
+    assert ran.code in (0, 1) and "Traceback" not in ran.err, ran
+    found = json.loads(ran.out)["anomalies"]
+    return sorted((a["kind"], a["message"].split(" at ")[-1].split(" ", 1)[1]) for a in found)  # (after the time)
+
+
+def test_prd_ran_what_stg_verified_and_ran_first(tmp_path: Path, keys: dict[str, KeyPair],
+                                                 attest: AttestRunner) -> None:
+    _gated(tmp_path, keys)
+    store = tmp_path / "store"
+    built = NOW - timedelta(days=8)
+    v1 = _version(store, keys, 1, built)
+    f.publish(store, f.vsa(keys["stgv"].private, name="app.zip", artifact=b"app v1", stage="stg",
+                           at=built + timedelta(hours=1)))
+    _record(store, keys["stg"].private, v1, env="stg", at=built + timedelta(hours=2))
+    _record(store, keys["prd"].private, v1, env="prd", at=built + timedelta(hours=3))
+    assert _anomalies(attest, tmp_path) == []
+
+
+def test_prd_ran_what_no_stg_verified_or_ran(tmp_path: Path, keys: dict[str, KeyPair], attest: AttestRunner) -> None:
+    _gated(tmp_path, keys)
+    store = tmp_path / "store"
+    built = NOW - timedelta(days=8)
+    v1 = _version(store, keys, 1, built)
+    _record(store, keys["prd"].private, v1, env="prd", at=built + timedelta(hours=3))
+    assert _anomalies(attest, tmp_path) == [
+        ("skipped-stage", "without its having run in 'stg' first, as it requires"),
+        ("skipped-stage", "without the VSA from stage 'stg' that it requires")]
+    # stg verified and ran it, but after prd had
+    f.publish(store, f.vsa(keys["stgv"].private, name="app.zip", artifact=b"app v1", stage="stg",
+                           at=built + timedelta(hours=4)))
+    _record(store, keys["stg"].private, v1, env="stg", at=built + timedelta(hours=5))
+    found = _anomalies(attest, tmp_path)
+    assert [kind for kind, _ in found] == ["out-of-order", "out-of-order"], found
+    assert any(why.startswith("before stage 'stg' verified it") for _, why in found)
+    assert any(why.startswith("before it ran in 'stg'") for _, why in found)
+
+
+@pytest.mark.parametrize("allowed", [True, False])
+def test_a_hotfix_skips_stg_only_where_prd_allows_hotfixes(tmp_path: Path, keys: dict[str, KeyPair],
+                                                           attest: AttestRunner, allowed: bool) -> None:
+    _gated(tmp_path, keys, hotfix=allowed)
+    store = tmp_path / "store"
+    built = NOW - timedelta(days=8)
+    v1 = _version(store, keys, 1, built)
+    _record(store, keys["prd"].private, v1, env="prd", at=built + timedelta(hours=3), kind="hotfix")
+    assert _anomalies(attest, tmp_path) == ([] if allowed else [
+        ("skipped-stage", "as a hotfix, which stages.prd does not allow")])
