@@ -167,7 +167,7 @@ def test_a_provenance_the_policy_refuses_starts_no_lead_time(tmp_path: Path, key
     assert lead == before["dora"]["components"]["app"]["prd"]["leadTime"] and lead["medianSeconds"] == 4 * HOUR
 
 
-def test_failures_in_a_row_are_one_incident_and_a_commit_after_its_deployment_no_lead_time() -> None:
+def test_failures_in_a_row_are_one_incident_and_a_change_is_a_commit() -> None:
     from datetime import UTC, datetime
 
     from verify.audit.dora import Deployed, dora_figures
@@ -178,13 +178,17 @@ def test_failures_in_a_row_are_one_incident_and_a_commit_after_its_deployment_no
         return Deployed(component="app", environment="prd", status=status, kind="deploy",
                         time=t + timedelta(hours=hours), artifacts=frozenset({artefact}))
 
-    records = [at(0), at(10, "failed"), at(19, "failed"), at(20, "succeeded", "b"), at(30, "succeeded", "c")]
-    committed = {"a": t - timedelta(hours=1), "b": t + timedelta(hours=21), "c": t + timedelta(hours=28)}
+    records = [at(0), at(10, "failed"), at(19, "failed"), at(20, "succeeded", "b"), at(30, "succeeded", "c"),
+               at(40, "succeeded", "d"), at(41, "succeeded", "e")]
+    committed = {"a": ("1" * 40, t - timedelta(hours=1)), "b": ("2" * 40, t + timedelta(hours=21)),
+                 "c": ("3" * 40, t + timedelta(hours=28)),
+                 "d": ("4" * 40, t + timedelta(hours=37)), "e": ("4" * 40, t + timedelta(hours=37))}
     figures = dora_figures(records, committed, since=t - timedelta(days=1), until=t + timedelta(days=2))
     prd = figures["components"]["app"]["prd"]
     assert prd["timeToRestore"] == {"incidents": 1, "medianSeconds": 10 * HOUR}  # from the first failure
-    assert prd["leadTime"] == {"changes": 2, "committedAfterDeployment": 1, "medianSeconds": 1.5 * HOUR,
-                               "p90Seconds": 2 * HOUR}
+    # a 1 h, c 2 h, d and e one change of 3 h (its first artefact out), b committed after it went out
+    assert prd["leadTime"] == {"changes": 3, "committedAfterDeployment": 1, "medianSeconds": 2 * HOUR,
+                               "p90Seconds": 3 * HOUR}
 
 
 def test_a_window_given_with_an_offset_is_stated_in_utc(tmp_path: Path, keys: dict[str, KeyPair],

@@ -540,7 +540,7 @@ class _Auditor:
         """What each artefact's judgement took from beyond its own evidence, and what the whole history's figures
         take from it (:class:`_Context`), for the artefacts ``shas``."""
         deps: dict[str, set[str]] = {sha: set() for sha in shas}
-        committed: dict[str, datetime] = {}
+        committed: dict[str, tuple[str, datetime]] = {}
         placed: dict[str, set[tuple[str, _Deployment]]] = {}
         for sha, _, _, build in self.built:
             if sha not in deps:
@@ -548,8 +548,8 @@ class _Auditor:
             deps[sha].add(f"bind:{build.line_sha256}")
             if (sha, build.line_sha256) not in self.passed:  # a provenance the policy refuses says nothing true
                 continue
-            if build.committed_on is not None and (sha not in committed or build.committed_on < committed[sha]):
-                committed[sha] = build.committed_on
+            if build.committed_on is not None and (sha not in committed or build.committed_on < committed[sha][1]):
+                committed[sha] = (build.commit or sha, build.committed_on)
         for fact, deployment in self.deployed:
             for _, sha in fact.subjects:
                 if sha not in deps:
@@ -586,7 +586,8 @@ class _Context:
     deps: tuple[str, ...]
     """The release manifests it depended on: ``bind:<provenance line>`` for each of its builds (which components a
     release binds it to), ``rel:<manifest line>`` for each of its deployment records (the release it names)."""
-    committed: datetime | None
-    """The time of its earliest commit, as its trusted provenances say (lead time starts there)."""
+    committed: tuple[str, datetime] | None
+    """Its earliest commit and when it was made, as its provenances the policy accepts say (the change; lead time
+    starts there)."""
     placed: tuple[tuple[str, _Deployment], ...]
     """Its trusted deployment records that are placed in their release, by statement digest."""

@@ -84,7 +84,7 @@ def running(placed: Mapping[str, _Deployment], order: Sequence[str]) -> dict[str
     return found
 
 
-def dora(placed: Mapping[str, _Deployment], committed: Mapping[str, datetime], since: datetime,
+def dora(placed: Mapping[str, _Deployment], committed: Mapping[str, tuple[str, datetime]], since: datetime,
          until: datetime) -> dict[str, Any]:
     """The DORA figures from the trusted deployment records each placed in its release (once each, however many
     files hold it) and the commit times of the trusted provenances (:mod:`verify.audit.dora`)."""

@@ -5,10 +5,11 @@ Per component and environment, over a window (``since`` to ``until``):
 
 * **deployment frequency**: the succeeded deployment records (of any kind) in the window, a week's worth on
   average, and week by week (the trend);
-* **lead time for changes**: for each artefact, from the time of the commit it was built from (its trusted
-  provenance's ``commitTime``) to the first succeeded record in that environment of a release holding it, when
-  that record is in the window: the median and the 90th percentile (nearest rank). A commit time after that
-  record (git's dates are its author's to set) starts no lead time, and is counted apart;
+* **lead time for changes**: for each change (a commit), from its time (``commitTime``, as a trusted provenance
+  the policy accepts says) to the first succeeded record in that environment of a release holding an artefact
+  built from it, when that record is in the window (a change that made three files counts once): the median and
+  the 90th percentile (nearest rank). A commit time after that record (git's dates are its author's to set)
+  starts no lead time, and is counted apart;
 * **change failure rate**: of the succeeded ordinary deployments in the window, the share whose next record in
   that environment is a failure, a rollback or a hotfix;
 * **time to restore**: from a failed record (the first of several in a row: one incident) to the next succeeded
@@ -78,13 +79,18 @@ def _first_deployed(records: Sequence[Deployed]) -> dict[str, datetime]:
     return first
 
 
-def _lead_times(records: Sequence[Deployed], committed: Mapping[str, datetime], since: datetime,
+def _lead_times(records: Sequence[Deployed], committed: Mapping[str, tuple[str, datetime]], since: datetime,
                 until: datetime) -> dict[str, Any]:
-    shipped = {sha: t for sha, t in _first_deployed(records).items() if since <= t <= until}
-    spans = [(t - committed[sha]).total_seconds() for sha, t in shipped.items() if sha in committed]
+    first = _first_deployed(records)
+    changes: dict[tuple[str, datetime], datetime] = {}  # each change (commit) once, however many artefacts it made
+    for sha, t in first.items():
+        if sha in committed and (committed[sha] not in changes or t < changes[committed[sha]]):
+            changes[committed[sha]] = t
+    shipped = {sha: t for sha, t in first.items() if since <= t <= until}
+    spans = [(t - made).total_seconds() for (_, made), t in changes.items() if since <= t <= until]
     leads = [span for span in spans if span >= 0]
     figure: dict[str, Any] = {"changes": len(leads)}
-    unknown = len(shipped) - len(spans)
+    unknown = sum(1 for sha in shipped if sha not in committed)
     if unknown:
         figure["withoutCommitTime"] = unknown
     if len(spans) > len(leads):  # a commit time (git's, which its author sets) after the deployment
@@ -133,7 +139,7 @@ def _restore(records: Sequence[Deployed], since: datetime, until: datetime) -> d
     return figure
 
 
-def dora_figures(records: Iterable[Deployed], committed: Mapping[str, datetime], *, since: datetime,
+def dora_figures(records: Iterable[Deployed], committed: Mapping[str, tuple[str, datetime]], *, since: datetime,
                  until: datetime) -> dict[str, Any]:
     """The four figures per component and environment (see the module docstring), JSON-ready."""
     by_place: dict[tuple[str, str], list[Deployed]] = {}

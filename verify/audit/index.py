@@ -105,7 +105,8 @@ class Judged:
     """Where it sorts in the report: (its first name, else U+FFFF; the time of its first build, else ``~``)."""
     groups: tuple[Group, ...]
     deps: tuple[str, ...]
-    committed: datetime | None
+    committed: tuple[str, datetime] | None
+    """The change it was built from, (commit, when it was made), as a provenance the policy accepts says."""
     placed: tuple[tuple[str, _Deployment], ...]
     anomalies: tuple[Anomaly, ...]
     """Its own anomalies, not those of reproducibility across artefacts (judged over the whole history)."""
@@ -362,7 +363,7 @@ def encode_judged(judged: Judged | None) -> str:
     placed = [[digest, d.environment, d.status, d.time.isoformat(), d.release, d.component, d.kind,
                d.release_sha256, sorted(d.artifacts)] for digest, d in judged.placed]
     return json.dumps([judged.key[0], judged.key[1], [list(g) for g in judged.groups], list(judged.deps),
-                       judged.committed.isoformat() if judged.committed else None, placed,
+                       [judged.committed[0], judged.committed[1].isoformat()] if judged.committed else None, placed,
                        _encode(judged.anomalies), _encode(judged.exceptional)], separators=(",", ":"))
 
 
@@ -387,10 +388,11 @@ def decode_judged(text: str) -> Judged | None:
             return None
         first, built, groups, deps, committed, placed, anomalies, exceptional = _list(value)
         if type(first) is not str or type(built) is not str or not _texts(deps) or not all(
-                len(_list(group)) == 3 and _texts(group) for group in _list(groups)):
+                len(_list(group)) == 3 and _texts(group) for group in _list(groups)) or not (
+                committed is None or (len(_list(committed)) == 2 and _texts(committed))):
             raise _Misfit
         return Judged(key=(first, built), groups=tuple((g[0], g[1], g[2]) for g in groups), deps=tuple(deps),
-                      committed=None if committed is None else _time(committed),
+                      committed=None if committed is None else (committed[0], _time(committed[1])),
                       placed=tuple(map(_placed, _list(placed))), anomalies=_ANOMALIES(anomalies) if anomalies else (),
                       exceptional=_ENDORSEMENTS(exceptional) if exceptional else ())
     except (_Misfit, ValueError, TypeError, RecursionError) as e:
