@@ -79,13 +79,21 @@ def _first_deployed(records: Sequence[Deployed]) -> dict[str, datetime]:
     return first
 
 
+def _changes_deployed(first: Mapping[str, datetime], committed: Mapping[str, tuple[str, datetime]]
+                      ) -> dict[tuple[str, datetime], datetime]:
+    """When each change (commit) was first deployed: once, however many artefacts it made."""
+    changes: dict[tuple[str, datetime], datetime] = {}
+    for sha, t in first.items():
+        change = committed.get(sha)
+        if change is not None and (change not in changes or t < changes[change]):
+            changes[change] = t
+    return changes
+
+
 def _lead_times(records: Sequence[Deployed], committed: Mapping[str, tuple[str, datetime]], since: datetime,
                 until: datetime) -> dict[str, Any]:
     first = _first_deployed(records)
-    changes: dict[tuple[str, datetime], datetime] = {}  # each change (commit) once, however many artefacts it made
-    for sha, t in first.items():
-        if sha in committed and (committed[sha] not in changes or t < changes[committed[sha]]):
-            changes[committed[sha]] = t
+    changes = _changes_deployed(first, committed)
     shipped = {sha: t for sha, t in first.items() if since <= t <= until}
     spans = [(t - made).total_seconds() for (_, made), t in changes.items() if since <= t <= until]
     leads = [span for span in spans if span >= 0]

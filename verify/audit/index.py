@@ -380,6 +380,15 @@ def _texts(value: Any) -> bool:
     return all(type(item) is str for item in _list(value))
 
 
+def _change(value: Any) -> tuple[str, datetime] | None:
+    """A judgement's change as :func:`encode_judged` writes it: null, or [commit, time]."""
+    if value is None:
+        return None
+    if len(_list(value)) != 2 or not _texts(value):
+        raise _Misfit
+    return value[0], _time(value[1])
+
+
 def decode_judged(text: str) -> Judged | None:
     """The judgement :func:`encode_judged` wrote; None for no artefact. A text that is neither raises ValueError."""
     try:
@@ -388,11 +397,10 @@ def decode_judged(text: str) -> Judged | None:
             return None
         first, built, groups, deps, committed, placed, anomalies, exceptional = _list(value)
         if type(first) is not str or type(built) is not str or not _texts(deps) or not all(
-                len(_list(group)) == 3 and _texts(group) for group in _list(groups)) or not (
-                committed is None or (len(_list(committed)) == 2 and _texts(committed))):
+                len(_list(group)) == 3 and _texts(group) for group in _list(groups)):
             raise _Misfit
         return Judged(key=(first, built), groups=tuple((g[0], g[1], g[2]) for g in groups), deps=tuple(deps),
-                      committed=None if committed is None else (committed[0], _time(committed[1])),
+                      committed=_change(committed),
                       placed=tuple(map(_placed, _list(placed))), anomalies=_ANOMALIES(anomalies) if anomalies else (),
                       exceptional=_ENDORSEMENTS(exceptional) if exceptional else ())
     except (_Misfit, ValueError, TypeError, RecursionError) as e:
