@@ -485,7 +485,8 @@ def _format(row: Sequence[object] | None, where: str, other: str) -> int | None:
     if row is None:
         return None
     value = row[0]
-    if isinstance(value, str) and value.isascii() and value.isdigit() and int(value) <= INDEX_FORMAT:
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 10 and \
+            int(value) <= INDEX_FORMAT:
         return int(value)
     stated = printable(str(value))[:40]
     raise ConfigError(f"the audit index {where} states index format {stated}, which this attest (format "

@@ -8,10 +8,14 @@ stderr, its working folder, environment and umask, and runs ``attest`` exactly a
 and reports its real exit status. Each run is still a process of its own: signal handlers, caches, atexit
 handlers, ``os.environ`` and the exit code are its own, never shared with the test or with the next run.
 
-What a fork cannot give is a fresh *exec*: the interpreter's start-up settings (``PYTHON*``, the locale) and the
-environment block the kernel keeps for ``/proc/<pid>/environ`` are the zygote's. :func:`run` therefore execs a
-real interpreter whenever the test's environment sets a start-up variable, and a test that reads attest's
-original environment block asks for one (``fresh=True`` of :func:`tests.conftest.run_attest`).
+What a fork cannot give is a fresh *exec*: the interpreter's start-up settings (``PYTHON*``, the locale), its hash
+seed (one per zygote, so set order is the same in every run of one test process: ``ATTEST_TESTS_FRESH=1`` runs
+would show output that depends on it), the modules already imported (boto3 and sigstore too: the tests of what
+the CLI imports start interpreters of their own) and the environment block the kernel keeps for
+``/proc/<pid>/environ`` are the zygote's. :func:`tests.conftest.run_attest` therefore execs a real interpreter
+whenever the test's environment sets a start-up variable, and a test that reads attest's original environment
+block asks for one (``fresh=True``). The shell's ``attest`` passes stdin, stdout and stderr, not other open
+descriptors (``/dev/fd/3``, a process substitution): a guide that needs one should run the installed attest.
 
 Protocol, over a Unix socket: the client sends an 8-byte length with three descriptors (stdin, stdout, stderr),
 then a JSON request; a first child of the zygote forks the run, sends its pid, waits for it and sends its wait
@@ -26,6 +30,7 @@ import importlib
 import json
 import os
 import pkgutil
+import select
 import shutil
 import signal
 import socket
@@ -203,13 +208,13 @@ def _become_attest(request: dict, fds: list[int]) -> None:
     os.environ.clear()
     os.environ.update(request["env"])
     time.tzset()
-    sys.argv = ["-m", *request["args"]]
+    sys.argv = ["-m", *request["args"]]  # (run_module puts attest/__main__.py first, as -m does)
     # as python -m sets it: the folder, PYTHONPATH's entries, then the interpreter's own
     sys.path[:] = [os.getcwd(), *filter(None, request["env"].get("PYTHONPATH", "").split(os.pathsep)), *_BASE_PATH]
     import runpy
 
-    try:
-        runpy._run_module_as_main("attest", alter_argv=True)  # type: ignore[attr-defined]
+    try:  # in a __main__ of its own (as -m gives it), not the zygote's
+        runpy.run_module("attest", run_name="__main__", alter_sys=True)
         code = 0
     except SystemExit as e:  # as the interpreter reads it: None is 0, a number itself, anything else printed and 1
         code = 0 if e.code is None else e.code if isinstance(e.code, int) else 1
@@ -255,8 +260,14 @@ def _handle(listener: socket.socket, connection: socket.socket) -> tuple[dict, l
     for fd in fds:
         os.close(fd)
     connection.sendall(f"{pid}\n".encode())
+    # the run ends, or the client goes away first (killed, say): then so does the run, as a killed parent's
+    # child would not, but as the real attest would have died with the client in its place
+    ready, _, _ = select.select([os.pidfd_open(pid), connection], [], [])
+    if connection in ready and connection.recv(1) == b"":
+        os.kill(pid, signal.SIGKILL)
     _, status = os.waitpid(pid, 0)
-    connection.sendall(f"{status}\n".encode())
+    with contextlib.suppress(OSError):
+        connection.sendall(f"{status}\n".encode())
     return None
 
 

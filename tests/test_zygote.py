@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -55,3 +56,18 @@ def test_a_zygote_that_died_is_started_again(tmp_path: Path) -> None:
     zygote._process.wait()
     again = run_attest("--version", cwd=tmp_path)
     assert again.code == 0 and again.out.startswith("attest "), again
+
+
+def test_the_shell_attest_killed_takes_its_run_with_it(repo: Path, keys: dict[str, KeyPair]) -> None:
+    """As the installed attest killed by a CI step's timeout signs nothing, so the suite's: its run is stopped."""
+    (repo / "slow.py").write_text("import pathlib, time\ntime.sleep(2)\npathlib.Path('dist').mkdir()\n"
+                                  "pathlib.Path('dist/a').write_text('a')\n")
+    env = {**os.environ, "PATH": os.pathsep.join([attest_bin(), str(Path(sys.executable).parent), os.environ["PATH"]])}
+    shell = subprocess.Popen(["attest", "build", "--signer", str(keys["dev"].private), "--artifact", "dist/",
+                              "-o", "out.intoto.jsonl", "--", sys.executable, "slow.py"], cwd=repo, env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.8)
+    shell.kill()
+    assert shell.wait() == -9
+    time.sleep(2.5)  # the build command's own time, and then some
+    assert not (repo / "out.intoto.jsonl").exists()

@@ -204,7 +204,7 @@ def _window(since: str | None) -> tuple[datetime, datetime]:
     try:  # in UTC, as the report states it
         start = start.astimezone(UTC) if start.tzinfo is not None else start.replace(tzinfo=UTC)
     except OverflowError:
-        raise click.BadParameter(f"{text} is before the year 1 in UTC", param_hint="--since") from None
+        raise click.BadParameter(f"{text} is outside the years 1 to 9999 in UTC", param_hint="--since") from None
     if start >= now:
         raise click.BadParameter(f"{text} is not in the past", param_hint="--since")
     return start, now

@@ -275,3 +275,30 @@ def test_a_store_named_from_another_folder_is_reported_as_named(auditing: _Audit
     assert _forms(indexed) == _forms(fresh)
     assert any(a.source.startswith("../store/") and "../store/" in a.message for a in indexed.anomalies
                if a.kind == "malformed")
+
+
+def test_a_record_dated_before_one_of_its_artefacts_was_built_counts_for_none(tmp_path: Path,
+                                                                              keys: dict[str, KeyPair]) -> None:
+    """A record of two artefacts, dated before the second was built, whose provenance arrives after a first audit:
+    the audit that judges only the second again (the first's judgement is kept) counts the record nowhere, as
+    one without the index does."""
+    from attest.summaries import Component, deployment_statement, release_statement
+
+    write_policy(tmp_path, keys)
+    store, built = tmp_path / "store", NOW - timedelta(days=5)
+    later = f.provenance(keys["dev"].private, subjects={"b.zip": b"artefact B"}, finished=built)
+    files = [("a.zip", f.digests(b"artefact A")), ("b.zip", f.digests(b"artefact B"))]
+    release = f.sign(keys["release"].private, release_statement(name="r1", created_at=built - timedelta(days=1),
+                     components=[Component(name="app", subjects=files, provenance_sha256="00" * 32,
+                                           source=f.REPO, commit="1" * 40)]))
+    f.publish(store, release, kind="release")
+    f.publish(store, f.sign(keys["prd"].private, deployment_statement(
+        environment="prd", release_name="r1", component="app", artifacts=files, status="succeeded", kind="deploy",
+        release_sha256=hashlib.sha256(release.to_json_line().rstrip(b"\n")).hexdigest(),
+        deployed_at=built - timedelta(hours=20))), kind="deployment")
+    auditing = _Auditing(tmp_path)
+    auditing.both()
+    f.publish(store, later)
+    report, used = auditing.both()  # the same report, with the index and without
+    assert used["judged"] == 1 and not report.running, report.running
+    assert {(a.kind, a.sha256) for a in report.anomalies} >= {("out-of-order", files[1][1]["sha256"])}

@@ -223,7 +223,7 @@ def test_an_index_of_a_newer_format_or_that_others_may_write_is_refused(
     assert ran.code == 3 and "may be written by other users" in ran.err, ran
 
 
-@pytest.mark.parametrize("stated", ["'\u00b2'", "NULL", "9", "'8 '", "X'38'"])
+@pytest.mark.parametrize("stated", ["'\u00b2'", "NULL", "9", "'8 '", "X'38'", "'" + "1" * 5000 + "'"])
 def test_an_index_format_that_is_no_format_is_a_sentence(tmp_path: Path, keys: dict[str, KeyPair],
                                                           attest: AttestRunner, stated: str) -> None:
     """A superscript digit (str.isdigit takes it, int() does not), NULL, a number, a blob: refused, never exit 70."""

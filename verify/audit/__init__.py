@@ -83,7 +83,7 @@ from pathlib import Path
 
 from verify.audit._check import BATCH_FILES, INLINE_FILES, _Fact, _facts, _Release, _Setup
 from verify.audit._judge import _Auditor
-from verify.audit._whole import Group, anomaly_order, groups_of, reproducibility, running
+from verify.audit._whole import Group, anomaly_order, counted, groups_of, reproducibility, running
 from verify.audit._whole import dora as _dora
 from verify.audit.index import (
     EVERYWHERE,
@@ -519,9 +519,7 @@ class _Assembly:
         entries, anomalies = _entries(judgements, texts, fresh, reproducibility(groups))
         anomalies.extend([*part.own_anomalies().get(None, []), *map(_index_mismatch, mismatched)])
         entries.sort(key=lambda e: e.key)
-        placed = dict(part.placed)
-        for _, judged in judgements:
-            placed.update(judged.placed)
+        placed = counted((sha, judged.placed) for sha, judged in judgements)
         committed = {sha: judged.committed for sha, judged in judgements if judged.committed is not None}
         exceptional = {e.attestation: e for _, judged in judgements for e in judged.exceptional}
         files = self.files

@@ -5,7 +5,9 @@ signed, that it deployed. A pipeline that deployed without its gate (edited, or 
 record. So the audit asks of every trusted deployment record placed in its release what the gate would have asked
 then: each VSA the stage requires (``require-vsa``), signed before the deployment, and each stage the release must
 have run in first (``require-deployed``), a succeeded record there of the same artefacts, dated before. A hotfix
-needs neither, where the stage allows hotfixes at all (its approvals are the release's, judged with them).
+needs neither where the stage allows hotfixes at all. Not yet checked here: that the release had the hotfix
+approvals the stage requires before it was deployed (the audit checks who signed each hotfix approval, and lists
+every hotfix among the exceptional records, for a person to check their approvals).
 """
 
 from __future__ import annotations

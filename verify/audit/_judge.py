@@ -79,6 +79,9 @@ class _Auditor:
         component a release binds it to (``components.NAME``), else by ``provenance``'s, once all is read."""
         self.reproduced: list[tuple[str, str, _Fact, _Reproduction]] = []
         """(sha256, name, fact, reproduction) of each trusted reproduction: judged against the builds once all is in."""
+        self.unplaced: set[tuple[str, str]] = set()
+        """(statement digest, sha256) of each deployment record that does not count for that artefact: a record
+        counts in what runs where and the figures only where it counts for every artefact it names."""
         self.clocked: set[str] = set()
         """The artefacts whose judgement found a time after the audit's: true now, not once that time has come (such
         a judgement is not kept in the index)."""
@@ -431,22 +434,26 @@ class _Auditor:
         where, the DORA figures). A record of a release no trusted manifest among the sources shows cannot be
         checked so, and is not counted."""
         for fact, deployment in self.deployed:
-            found = self._misdated(fact, deployment) or self._unplaced(deployment)
+            found = self._future(fact, deployment) or self._unplaced(deployment)
             if found is None:
                 self.placed[fact.statement_digest] = deployment
-                continue
-            kind, why = found
-            for _, sha in fact.subjects:
-                self._flag(kind, sha, f"a deployment record for {deployment.environment!r} {why}",
-                           source=fact.source, step=deployment.environment, key=fact.statement_digest)
+            for _, sha in fact.subjects:  # (an artefact judged by its own builds only: an index keeps it alone)
+                kind, why = found or self._before_built(sha, deployment) or ("", "")
+                if kind:
+                    self.unplaced.add((fact.statement_digest, sha))
+                    self._flag(kind, sha, f"a deployment record for {deployment.environment!r} {why}",
+                               source=fact.source, step=deployment.environment, key=fact.statement_digest)
 
-    def _misdated(self, fact: _Fact, deployment: _Deployment) -> tuple[str, str] | None:
+    def _future(self, fact: _Fact, deployment: _Deployment) -> tuple[str, str] | None:
         if self.at is not None and in_the_future(deployment.time, self.at):
             self.clocked.update(sha for _, sha in fact.subjects)
             return "out-of-order", (f"is dated {iso_time(deployment.time)}, after the time of this audit: a "
                                     "deployer's clock was ahead, or the time is forged, so it is not counted")
-        built = [b.finished_on for _, sha in fact.subjects if sha in self.records
-                 for b in self.records[sha].builds if b.finished_on is not None]
+        return None
+
+    def _before_built(self, sha: str, deployment: _Deployment) -> tuple[str, str] | None:
+        built = [b.finished_on for b in self.records[sha].builds if b.finished_on is not None] \
+            if sha in self.records else []
         if built and deployment.time < min(built):
             return "out-of-order", (f"is dated {iso_time(deployment.time)}, before what it deployed was built "
                                     f"({iso_time(min(built))}): its time is wrong or forged, so it is not counted")
@@ -555,7 +562,7 @@ class _Auditor:
                 if sha not in deps:
                     continue
                 deps[sha].add(f"rel:{deployment.release_sha256}")
-                if fact.statement_digest in self.placed:
+                if fact.statement_digest in self.placed and (fact.statement_digest, sha) not in self.unplaced:
                     placed.setdefault(sha, set()).add((fact.statement_digest, deployment))
         return {sha: _Context(deps=tuple(sorted(deps[sha])), committed=committed.get(sha),
                               placed=tuple(sorted(placed.get(sha, ()), key=lambda p: p[0]))) for sha in shas}

@@ -57,6 +57,19 @@ def reproducibility(groups: Mapping[Group, Collection[str]]) -> dict[str, list[A
     return found
 
 
+def counted(placed: Iterable[tuple[str, Sequence[tuple[str, _Deployment]]]]) -> dict[str, _Deployment]:
+    """The deployment records that count (what runs where, the figures), by statement digest, from the records
+    each artefact's judgement placed (``(sha256, placed)``): a record counts only where it counts for every
+    artefact it names (one dated before one of them was built counts for none)."""
+    held: dict[str, set[str]] = {}
+    found: dict[str, _Deployment] = {}
+    for sha, records in placed:
+        for digest, deployment in records:
+            held.setdefault(digest, set()).add(sha)
+            found[digest] = deployment
+    return {digest: d for digest, d in found.items() if d.artifacts <= held[digest]}
+
+
 def running(placed: Mapping[str, _Deployment], order: Sequence[str]) -> dict[str, dict[str, dict[str, Any]]]:
     """What runs where, since when: per component and environment, the newest succeeded trusted record placed
     in its release (two of one microsecond by statement digest: attest status takes the envelope line's, so two
