@@ -5,11 +5,12 @@ deployed without its gate still signs a true deployment record; the audit is whe
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from attest.summaries import approval_statement
 from tests import factory as f
 from tests.conftest import AttestRunner, KeyPair, make_keypair
 from tests.dora.history import NOW, _record, _version, write_policy
@@ -78,6 +79,41 @@ def test_a_hotfix_skips_stg_only_where_prd_allows_hotfixes(tmp_path: Path, keys:
     store = tmp_path / "store"
     built = NOW - timedelta(days=8)
     v1 = _version(store, keys, 1, built)
+    if allowed:  # (where no hotfix may, an approval of one is signed by no approver of hotfixes)
+        _hotfix_approval(store, keys["release"], v1, at=built + timedelta(hours=2))
     _record(store, keys["prd"].private, v1, env="prd", at=built + timedelta(hours=3), kind="hotfix")
     assert _anomalies(attest, tmp_path) == ([] if allowed else [
         ("skipped-stage", "as a hotfix, which stages.prd does not allow")])
+
+
+@pytest.mark.parametrize("approved", ["never", "after", "by a stranger"])
+def test_a_hotfix_without_its_approvals_before_it_is_found(tmp_path: Path, keys: dict[str, KeyPair],
+                                                           attest: AttestRunner, approved: str) -> None:
+    """The gate lets a hotfix through only with its release's hotfix approvals: one deployed without them (the
+    gate skipped, or the approval signed afterwards) is a missing approval, with the index and without."""
+    _gated(tmp_path, keys, hotfix=True)
+    store = tmp_path / "store"
+    built = NOW - timedelta(days=8)
+    v1 = _version(store, keys, 1, built)
+    _record(store, keys["prd"].private, v1, env="prd", at=built + timedelta(hours=3), kind="hotfix")
+    ran = attest("audit", "store", "--policy", "policy.yaml", "--format", "json", cwd=tmp_path)  # fills the index
+    assert ran.code == 1, ran
+    if approved != "never":
+        _hotfix_approval(store, keys["mallory" if approved == "by a stranger" else "release"], v1,
+                         at=built + timedelta(hours=4 if approved == "after" else 2))
+    found = _anomalies(attest, tmp_path)
+    assert ("missing-approval", "as a hotfix with 0 of the 1 hotfix approval(s) of its release that "
+            "stages.prd.hotfix requires, signed before it") in found, found
+    indexed = attest("audit", "store", "--policy", "policy.yaml", "--format", "json", cwd=tmp_path)
+    assert json.loads(indexed.out)["anomalies"] == json.loads(attest(
+        "audit", "store", "--policy", "policy.yaml", "--format", "json", "--no-index", cwd=tmp_path).out)["anomalies"]
+    if approved == "after":  # approved in time, and the index judges the hotfix again
+        _hotfix_approval(store, keys["release"], v1, at=built + timedelta(hours=2, minutes=30))
+        again = attest("audit", "store", "--policy", "policy.yaml", "--format", "json", cwd=tmp_path)
+        assert again.code == 0 and json.loads(again.out)["anomalies"] == [], again
+
+
+def _hotfix_approval(store: Path, signer: KeyPair, release: dict[str, object], *, at: datetime) -> None:
+    f.publish(store, f.sign(signer.private, approval_statement(
+        subject_name=f"release {release['name']}", digests={"sha256": str(release["line"])}, stage="prd",
+        approver="rm", reason="the outage", approved_at=at, hotfix=True)))

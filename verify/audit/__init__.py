@@ -81,7 +81,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from verify.audit._check import BATCH_FILES, INLINE_FILES, _Fact, _facts, _Release, _Setup
+from verify.audit._check import BATCH_FILES, INLINE_FILES, _Fact, _facts, _Setup
 from verify.audit._judge import _Auditor
 from verify.audit._whole import Group, anomaly_order, counted, groups_of, reproducibility, running
 from verify.audit._whole import dora as _dora
@@ -391,8 +391,7 @@ class _Assembly:
         releases = _Auditor(self.policy)  # the release manifests alone: what judgements depend on beyond their own
         for n in self.everywhere:
             for fact in self.facts(n):
-                if isinstance(fact.detail, _Release) and fact.problem is None:
-                    releases.know_release(fact, fact.detail)
+                releases.know_everywhere(fact)
         dirty = []
         for sha in self.touching.keys() | self.stored_of.keys():
             entry = self.kept.get(sha)

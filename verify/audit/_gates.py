@@ -5,9 +5,10 @@ signed, that it deployed. A pipeline that deployed without its gate (edited, or 
 record. So the audit asks of every trusted deployment record placed in its release what the gate would have asked
 then: each VSA the stage requires (``require-vsa``), signed before the deployment, and each stage the release must
 have run in first (``require-deployed``), a succeeded record there of the same artefacts, dated before. A hotfix
-needs neither where the stage allows hotfixes at all. Not yet checked here: that the release had the hotfix
-approvals the stage requires before it was deployed (the audit checks who signed each hotfix approval, and lists
-every hotfix among the exceptional records, for a person to check their approvals).
+needs neither, but the stage must allow hotfixes, and as many of its hotfix approvers as it requires must have
+approved that very release manifest for it before the deployment (``hotfix.require-approvals``).
+
+A stage's approvals of an artefact are judged here too (:func:`judge_approvals`), as of the stage's first VSA.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 
 from verify.audit._check import _Deployment, _Fact
+from verify.audit._whole import approvers_of
 from verify.audit.report import Endorsement, iso_time, short_sha
 from verify.policy import Policy, StageRule
 
@@ -26,9 +28,11 @@ Flag = Callable[..., None]
 
 
 def judge_gates(policy: Policy, placed: Iterable[tuple[_Fact, _Deployment]],
-                vsas_of: Callable[[str, str], Sequence[Endorsement]], flag: Flag) -> None:
+                vsas_of: Callable[[str, str], Sequence[Endorsement]], hotfixes: Mapping[str, Sequence[str]],
+                flag: Flag) -> None:
     """Flag each succeeded record in ``placed`` whose stage's gate would have refused what it deployed, then
-    (``vsas_of(sha256, stage)``: the trusted VSAs of an artefact for a stage)."""
+    (``vsas_of(sha256, stage)``: the trusted VSAs of an artefact for a stage; ``hotfixes``: the trusted hotfix
+    approvals of each ``MANIFEST-LINE:STAGE``, as ``APPROVERS@TIME``)."""
     records = [(fact, d) for fact, d in placed if d.status == "succeeded"]
     ran = _first_runs(records)
     for fact, deployment in records:
@@ -39,13 +43,44 @@ def judge_gates(policy: Policy, placed: Iterable[tuple[_Fact, _Deployment]],
         where = {"source": fact.source, "step": deployment.environment}
         for _, sha in fact.subjects:
             if deployment.kind == "hotfix":
-                found = [] if rule.hotfix else [("skipped-stage", f"as a hotfix, which stages.{rule.name} does "
-                                                                  "not allow")]
+                found = _hotfix(rule, deployment, hotfixes.get(f"{deployment.release_sha256}:{rule.name}", ()))
             else:
                 found = _refusals(rule, sha, deployment.time, vsas_of, ran)
             for kind, why in found:  # (one anomaly a requirement: the key tells them apart)
                 flag(kind, sha, f"{said.format(sha=short_sha(sha))} {why}", key=f"{fact.statement_digest} {why}",
                      **where)
+
+
+def _hotfix(rule: StageRule, deployment: _Deployment, approvals: Sequence[str]) -> list[tuple[str, str]]:
+    """What a hotfix to ``rule``'s stage lacked: the stage's leave, or enough hotfix approvals before it."""
+    if rule.hotfix is None:
+        return [("skipped-stage", f"as a hotfix, which stages.{rule.name} does not allow")]
+    approvers: set[str] = set()
+    for approval in approvals:
+        names, _, time = approval.rpartition("@")
+        if time != "None" and datetime.fromisoformat(time) <= deployment.time:
+            approvers.update(names.split(","))
+    if len(approvers) >= rule.hotfix.count:
+        return []
+    return [("missing-approval", f"as a hotfix with {len(approvers)} of the {rule.hotfix.count} hotfix approval(s) "
+             f"of its release that stages.{rule.name}.hotfix requires, signed before it")]
+
+
+def judge_approvals(sha: str, given: Sequence[Endorsement], people: Mapping[str, str], rule: StageRule,
+                    first: Endorsement, flag: Flag) -> None:
+    """A stage that passed the artefact and requires approvals had enough approvers who approved it by then (the
+    time of its ``first`` VSA that passed it): an approval signed afterwards did not let it pass."""
+    needed = rule.require_approvals
+    if needed is None:
+        return
+    timely = [a for a in given if a.time is not None and (first.time is None or a.time <= first.time)]
+    approvers = approvers_of(timely, people)
+    if len(approvers) < needed.count:
+        late = len({s for a in given for s in a.signers} - approvers)
+        flag("missing-approval", sha, f"stage {rule.name!r} verified {short_sha(sha)} with {len(approvers)} of the "
+             f"{needed.count} approval(s) it requires from {', '.join(needed.signed_by)}"
+             + (f" ({late} more signed after it verified, at {iso_time(first.time)}, or undated)" if late else ""),
+             step=rule.name)
 
 
 def _first_runs(records: Sequence[tuple[_Fact, _Deployment]]) -> dict[tuple[str, str], datetime]:

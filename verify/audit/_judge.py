@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from verify.audit._check import _Approval, _Build, _Deployment, _Fact, _Release, _Signature, _Vsa
-from verify.audit._gates import judge_gates
+from verify.audit._gates import judge_approvals, judge_gates
 from verify.audit._reproduction import _Reproduction
-from verify.audit._whole import anomaly_order, approvers_of, history_of, stage_order
+from verify.audit._whole import anomaly_order, history_of, stage_order
 from verify.audit.report import (
     Anomaly,
     ArtifactHistory,
@@ -79,9 +79,10 @@ class _Auditor:
         component a release binds it to (``components.NAME``), else by ``provenance``'s, once all is read."""
         self.reproduced: list[tuple[str, str, _Fact, _Reproduction]] = []
         """(sha256, name, fact, reproduction) of each trusted reproduction: judged against the builds once all is in."""
+        self.hotfixes: dict[str, list[str]] = {}
+        """Trusted hotfix approvals by ``MANIFEST-LINE:STAGE``, each ``APPROVERS@TIME`` (a hotfix record's dep)."""
         self.unplaced: set[tuple[str, str]] = set()
-        """(statement digest, sha256) of each deployment record that does not count for that artefact: a record
-        counts in what runs where and the figures only where it counts for every artefact it names."""
+        """(statement digest, sha256) of each deployment record that does not count for that artefact."""
         self.clocked: set[str] = set()
         """The artefacts whose judgement found a time after the audit's: true now, not once that time has come (such
         a judgement is not kept in the index)."""
@@ -245,6 +246,9 @@ class _Auditor:
         rule = self.policy.stages.get(approval.stage)
         allowed = frozenset(rule.hotfix.signed_by) if rule and rule.hotfix else frozenset()
         if set(fact.signers) & allowed:
+            for _, line in fact.subjects:  # the manifest's line: what the deployment records of a hotfix name
+                self.hotfixes.setdefault(f"{line}:{approval.stage}", []).append(
+                    f"{','.join(sorted(set(fact.signers) & allowed))}@{approval.time and approval.time.isoformat()}")
             return
         may = ", ".join(sorted(allowed)) or "no identity"
         self._flag("untrusted-signer", None, f"a hotfix approval for stage {approval.stage!r} is signed by "
@@ -355,7 +359,8 @@ class _Auditor:
                 continue
             if rule.min_level:
                 self._judge_level(record, rule)
-            self._judge_approvals(record, name, rule, min(passed, key=when_of))
+            judge_approvals(record.sha256, record.approvals.get(name, []), record.people, rule,
+                            min(passed, key=when_of), self._flag)
 
     def _judge_vsa_order(self, record: _Record, name: str, rule: StageRule, vsa: Endorsement,
                          built_on: datetime | None) -> None:
@@ -389,25 +394,6 @@ class _Auditor:
         if vsa.time is not None and first.time is not None and vsa.time < first.time:
             self._flag("out-of-order", sha, f"{said}, before stage {requirement.stage!r} did "
                        f"({iso_time(first.time)})", **where)
-
-    def _judge_approvals(self, record: _Record, name: str, rule: StageRule, first: Endorsement) -> None:
-        """A stage that passed the artefact and requires approvals had enough approvers who approved it by then (the
-        time of its ``first`` VSA that passed it): an approval signed afterwards did not let it pass."""
-        needed = rule.require_approvals
-        if needed is None:
-            return
-        sha = record.sha256
-        given = record.approvals.get(name, [])
-        timely = [a for a in given if a.time is not None and (first.time is None or a.time <= first.time)]
-        approvers = approvers_of(timely, record.people)
-        counted = len(approvers)
-        if counted < needed.count:
-            late = len({s for a in given for s in a.signers} - approvers)
-            self._flag("missing-approval", sha, f"stage {name!r} verified {short_sha(sha)} with "
-                       f"{counted} of the {needed.count} approval(s) it requires "
-                       f"from {', '.join(needed.signed_by)}"
-                       + (f" ({late} more signed after it verified, at {iso_time(first.time)}, or undated)" if late
-                          else ""), step=name)
 
     def _judge_level(self, record: _Record, rule: StageRule) -> None:
         """A stage with ``min-level`` passed the artefact: a build by a builder trusted for that level, and each
@@ -529,7 +515,8 @@ class _Auditor:
         self._judge_reproductions()
         self._judge_deployments()
         judge_gates(self.policy, ((f, d) for f, d in self.deployed if f.statement_digest in self.placed),
-                    lambda sha, stage: self.records[sha].vsas.get(stage, []) if sha in self.records else [], self._flag)
+                    lambda sha, stage: self.records[sha].vsas.get(stage, []) if sha in self.records else [],
+                    self.hotfixes, self._flag)
         for sha in shas:
             record = self.records.get(sha)
             if record is not None:
@@ -557,15 +544,18 @@ class _Auditor:
                 continue
             if build.committed_on is not None and (sha not in committed or build.committed_on < committed[sha][1]):
                 committed[sha] = (build.commit or sha, build.committed_on)
-        for fact, deployment in self.deployed:
-            for _, sha in fact.subjects:
-                if sha not in deps:
-                    continue
-                deps[sha].add(f"rel:{deployment.release_sha256}")
-                if fact.statement_digest in self.placed and (fact.statement_digest, sha) not in self.unplaced:
-                    placed.setdefault(sha, set()).add((fact.statement_digest, deployment))
+        self._deployment_contexts(deps, placed)
         return {sha: _Context(deps=tuple(sorted(deps[sha])), committed=committed.get(sha),
                               placed=tuple(sorted(placed.get(sha, ()), key=lambda p: p[0]))) for sha in shas}
+
+    def _deployment_contexts(self, deps: dict[str, set[str]], placed: dict[str, set[tuple[str, _Deployment]]]) -> None:
+        for fact, deployment in self.deployed:  # (the release each names, a hotfix's approvals, where it counts)
+            for sha in (sha for _, sha in fact.subjects if sha in deps):
+                deps[sha].add(f"rel:{deployment.release_sha256}")
+                if deployment.kind == "hotfix":
+                    deps[sha].add(f"hot:{deployment.release_sha256}:{deployment.environment}")
+                if fact.statement_digest in self.placed and (fact.statement_digest, sha) not in self.unplaced:
+                    placed.setdefault(sha, set()).add((fact.statement_digest, deployment))
 
     @functools.cached_property
     def _bound(self) -> dict[str, str]:
@@ -582,8 +572,16 @@ class _Auditor:
         known = self._states.get(dep)
         if known is None:
             kind, _, line = dep.partition(":")
-            known = self._states[dep] = self._bound.get(line, "") if kind == "bind" else self._line_states.get(line, "")
+            known = self._states[dep] = self._bound.get(line, "") if kind == "bind" else " ".join(
+                sorted(self.hotfixes.get(line, ()))) if kind == "hot" else self._line_states.get(line, "")
         return known
+
+    def know_everywhere(self, fact: _Fact) -> None:
+        """Fold in what an artefact's judgement may rest on beyond its own files: a release manifest, a hotfix."""
+        if isinstance(fact.detail, _Release) and fact.problem is None:
+            self.know_release(fact, fact.detail)
+        elif isinstance(fact.detail, _Approval) and fact.detail.hotfix and fact.problem is None:
+            self._add_hotfix_approval(fact, fact.detail)
 
 
 @dataclass(frozen=True)
