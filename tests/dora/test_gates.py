@@ -86,11 +86,12 @@ def test_a_hotfix_skips_stg_only_where_prd_allows_hotfixes(tmp_path: Path, keys:
         ("skipped-stage", "as a hotfix, which stages.prd does not allow")])
 
 
-@pytest.mark.parametrize("approved", ["never", "after", "by a stranger"])
+@pytest.mark.parametrize("approved", ["never", "after", "by a stranger", "before its release was made"])
 def test_a_hotfix_without_its_approvals_before_it_is_found(tmp_path: Path, keys: dict[str, KeyPair],
                                                            attest: AttestRunner, approved: str) -> None:
-    """The gate lets a hotfix through only with its release's hotfix approvals: one deployed without them (the
-    gate skipped, or the approval signed afterwards) is a missing approval, with the index and without."""
+    """The gate lets a hotfix through only with its release's hotfix approvals, signed after the manifest was made:
+    one deployed without them (the gate skipped, an approval signed afterwards, or backdated to before its
+    release) is a missing approval, with the index and without."""
     _gated(tmp_path, keys, hotfix=True)
     store = tmp_path / "store"
     built = NOW - timedelta(days=8)
@@ -99,8 +100,9 @@ def test_a_hotfix_without_its_approvals_before_it_is_found(tmp_path: Path, keys:
     ran = attest("audit", "store", "--policy", "policy.yaml", "--format", "json", cwd=tmp_path)  # fills the index
     assert ran.code == 1, ran
     if approved != "never":
+        hours = {"after": 4, "by a stranger": 2, "before its release was made": -1}[approved]
         _hotfix_approval(store, keys["mallory" if approved == "by a stranger" else "release"], v1,
-                         at=built + timedelta(hours=4 if approved == "after" else 2))
+                         at=built + timedelta(hours=hours))  # (the release is made a minute after the build)
     found = _anomalies(attest, tmp_path)
     assert ("missing-approval", "as a hotfix with 0 of the 1 hotfix approval(s) of its release that "
             "stages.prd.hotfix requires, signed before it") in found, found

@@ -6,7 +6,8 @@ record. So the audit asks of every trusted deployment record placed in its relea
 then: each VSA the stage requires (``require-vsa``), signed before the deployment, and each stage the release must
 have run in first (``require-deployed``), a succeeded record there of the same artefacts, dated before. A hotfix
 needs neither, but the stage must allow hotfixes, and as many of its hotfix approvers as it requires must have
-approved that very release manifest for it before the deployment (``hotfix.require-approvals``).
+approved that very release manifest for it after it was made and before the deployment
+(``hotfix.require-approvals``), as the gate counts them (:func:`verify.path.kinds.check_hotfix`).
 
 A stage's approvals of an artefact are judged here too (:func:`judge_approvals`), as of the stage's first VSA.
 """
@@ -29,10 +30,11 @@ Flag = Callable[..., None]
 
 def judge_gates(policy: Policy, placed: Iterable[tuple[_Fact, _Deployment]],
                 vsas_of: Callable[[str, str], Sequence[Endorsement]], hotfixes: Mapping[str, Sequence[str]],
-                flag: Flag) -> None:
+                created: Mapping[str, datetime], flag: Flag) -> None:
     """Flag each succeeded record in ``placed`` whose stage's gate would have refused what it deployed, then
     (``vsas_of(sha256, stage)``: the trusted VSAs of an artefact for a stage; ``hotfixes``: the trusted hotfix
-    approvals of each ``MANIFEST-LINE:STAGE``, as ``APPROVERS@TIME``)."""
+    approvals of each ``MANIFEST-LINE:STAGE``, as ``APPROVERS@TIME``; ``created``: when each manifest, by its
+    line, says it was made)."""
     records = [(fact, d) for fact, d in placed if d.status == "succeeded"]
     ran = _first_runs(records)
     for fact, deployment in records:
@@ -43,7 +45,8 @@ def judge_gates(policy: Policy, placed: Iterable[tuple[_Fact, _Deployment]],
         where = {"source": fact.source, "step": deployment.environment}
         for _, sha in fact.subjects:
             if deployment.kind == "hotfix":
-                found = _hotfix(rule, deployment, hotfixes.get(f"{deployment.release_sha256}:{rule.name}", ()))
+                found = _hotfix(rule, deployment, hotfixes.get(f"{deployment.release_sha256}:{rule.name}", ()),
+                                created.get(deployment.release_sha256))
             else:
                 found = _refusals(rule, sha, deployment.time, vsas_of, ran)
             for kind, why in found:  # (one anomaly a requirement: the key tells them apart)
@@ -51,14 +54,17 @@ def judge_gates(policy: Policy, placed: Iterable[tuple[_Fact, _Deployment]],
                      **where)
 
 
-def _hotfix(rule: StageRule, deployment: _Deployment, approvals: Sequence[str]) -> list[tuple[str, str]]:
-    """What a hotfix to ``rule``'s stage lacked: the stage's leave, or enough hotfix approvals before it."""
+def _hotfix(rule: StageRule, deployment: _Deployment, approvals: Sequence[str],
+            made: datetime | None) -> list[tuple[str, str]]:
+    """What a hotfix to ``rule``'s stage lacked: the stage's leave, or enough hotfix approvals between the time its
+    release was made (``made``; an approval of a manifest not yet made is backdated) and the deployment."""
     if rule.hotfix is None:
         return [("skipped-stage", f"as a hotfix, which stages.{rule.name} does not allow")]
     approvers: set[str] = set()
     for approval in approvals:
         names, _, time = approval.rpartition("@")
-        if time != "None" and datetime.fromisoformat(time) <= deployment.time:
+        if time != "None" and (made is None or made <= datetime.fromisoformat(time)) and \
+                datetime.fromisoformat(time) <= deployment.time:
             approvers.update(names.split(","))
     if len(approvers) >= rule.hotfix.count:
         return []
