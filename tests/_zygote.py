@@ -3,10 +3,11 @@
 The suite runs the CLI more than a thousand times. ``python -m attest`` costs 0.1-0.4 s of CPU before attest does
 anything (the interpreter, click, cryptography, boto3...), most of the suite's time. A *zygote* (one per pytest
 process) imports all of that once, then forks a child for each run: the child takes the test's stdin, stdout and
-stderr, its working folder, environment and umask, and runs ``attest`` exactly as ``python -m attest`` would
-(:func:`runpy._run_module_as_main`, the cwd first on ``sys.path``), exits through the interpreter's own shutdown
-and reports its real exit status. Each run is still a process of its own: signal handlers, caches, atexit
-handlers, ``os.environ`` and the exit code are its own, never shared with the test or with the next run.
+stderr, its working folder, environment and umask, and runs ``attest`` as ``python -m attest`` would
+(:func:`runpy.run_module` in a ``__main__`` of its own, the folder first on ``sys.path``), ends as the interpreter
+would as far as a caller can see (:func:`_finish`) and reports its real exit status. Each run is still a process
+of its own: signal handlers, caches, atexit handlers, ``os.environ`` and the exit code are its own, never shared
+with the test or with the next run.
 
 What a fork cannot give is a fresh *exec*: the interpreter's start-up settings (``PYTHON*``, the locale), its hash
 seed (one per zygote, so set order is the same in every run of one test process: ``ATTEST_TESTS_FRESH=1`` runs
@@ -260,8 +261,8 @@ def _handle(listener: socket.socket, connection: socket.socket) -> tuple[dict, l
     for fd in fds:
         os.close(fd)
     connection.sendall(f"{pid}\n".encode())
-    # the run ends, or the client goes away first (killed, say): then so does the run, as a killed parent's
-    # child would not, but as the real attest would have died with the client in its place
+    # the run ends, or the client goes away first (killed, say): the client stands where the real attest would
+    # be, so the run is killed with it
     ready, _, _ = select.select([os.pidfd_open(pid), connection], [], [])
     if connection in ready and connection.recv(1) == b"":
         os.kill(pid, signal.SIGKILL)
