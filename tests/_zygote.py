@@ -92,7 +92,7 @@ class Zygote:
             os.makedirs(folder, exist_ok=True)
             with open(program + ".tmp", "w") as out:
                 out.write(_SHIM.format(python=sys.executable, address=self._address, start_up=start_up(os.environ),
-                                       length=_LENGTH.format))
+                                       prefixes=_START_UP, length=_LENGTH.format))
             os.chmod(program + ".tmp", 0o755)
             os.rename(program + ".tmp", program)
         return folder
@@ -141,7 +141,7 @@ import json, os, signal, socket, struct, sys
 def run_execd():
     os.execv({python!r}, [{python!r}, "-m", "attest", *sys.argv[1:]])
 
-settings = {{k: v for k, v in os.environ.items() if k.startswith(("PYTHON", "LC_", "LANG")) and k != "PYTHONPATH"}}
+settings = {{k: v for k, v in os.environ.items() if k.startswith({prefixes!r}) and k != "PYTHONPATH"}}
 if settings != {start_up!r}:
     run_execd()
 connection = socket.socket(socket.AF_UNIX)

@@ -29,11 +29,12 @@ Flag = Callable[..., None]
 
 
 def judge_gates(policy: Policy, placed: Iterable[tuple[_Fact, _Deployment]],
-                vsas_of: Callable[[str, str], Sequence[Endorsement]], hotfixes: Mapping[str, Sequence[str]],
+                vsas_of: Callable[[str, str], Sequence[Endorsement]],
+                hotfixes: Mapping[str, Sequence[tuple[tuple[str, ...], datetime | None]]],
                 created: Mapping[str, datetime], flag: Flag) -> None:
     """Flag each succeeded record in ``placed`` whose stage's gate would have refused what it deployed, then
     (``vsas_of(sha256, stage)``: the trusted VSAs of an artefact for a stage; ``hotfixes``: the trusted hotfix
-    approvals of each ``MANIFEST-LINE:STAGE``, as ``APPROVERS@TIME``; ``created``: when each manifest, by its
+    approvals of each ``MANIFEST-LINE:STAGE``, as (approvers, time); ``created``: when each manifest, by its
     line, says it was made)."""
     records = [(fact, d) for fact, d in placed if d.status == "succeeded"]
     ran = _first_runs(records)
@@ -54,18 +55,16 @@ def judge_gates(policy: Policy, placed: Iterable[tuple[_Fact, _Deployment]],
                      **where)
 
 
-def _hotfix(rule: StageRule, deployment: _Deployment, approvals: Sequence[str],
+def _hotfix(rule: StageRule, deployment: _Deployment, approvals: Sequence[tuple[tuple[str, ...], datetime | None]],
             made: datetime | None) -> list[tuple[str, str]]:
     """What a hotfix to ``rule``'s stage lacked: the stage's leave, or enough hotfix approvals between the time its
     release was made (``made``; an approval of a manifest not yet made is backdated) and the deployment."""
     if rule.hotfix is None:
         return [("skipped-stage", f"as a hotfix, which stages.{rule.name} does not allow")]
     approvers: set[str] = set()
-    for approval in approvals:
-        names, _, time = approval.rpartition("@")
-        if time != "None" and (made is None or made <= datetime.fromisoformat(time)) and \
-                datetime.fromisoformat(time) <= deployment.time:
-            approvers.update(names.split(","))
+    for names, time in approvals:
+        if time is not None and (made is None or made <= time) and time <= deployment.time:
+            approvers.update(names)
     if len(approvers) >= rule.hotfix.count:
         return []
     return [("missing-approval", f"as a hotfix with {len(approvers)} of the {rule.hotfix.count} hotfix approval(s) "

@@ -79,8 +79,8 @@ class _Auditor:
         component a release binds it to (``components.NAME``), else by ``provenance``'s, once all is read."""
         self.reproduced: list[tuple[str, str, _Fact, _Reproduction]] = []
         """(sha256, name, fact, reproduction) of each trusted reproduction: judged against the builds once all is in."""
-        self.hotfixes: dict[str, list[str]] = {}
-        """Trusted hotfix approvals by ``MANIFEST-LINE:STAGE``, each ``APPROVERS@TIME`` (a hotfix record's dep)."""
+        self.hotfixes: dict[str, list[tuple[tuple[str, ...], datetime | None]]] = {}
+        """Trusted hotfix approvals by ``MANIFEST-LINE:STAGE``: (approvers, time) each (a hotfix record's dep)."""
         self.unplaced: set[tuple[str, str]] = set()
         """(statement digest, sha256) of each deployment record that does not count for that artefact."""
         self.clocked: set[str] = set()
@@ -245,10 +245,10 @@ class _Auditor:
         """A hotfix approval names a release, not an artefact: only who signed it is judged."""
         rule = self.policy.stages.get(approval.stage)
         allowed = frozenset(rule.hotfix.signed_by) if rule and rule.hotfix else frozenset()
-        if set(fact.signers) & allowed:
+        approvers = tuple(sorted(set(fact.signers) & allowed))
+        if approvers:
             for _, line in fact.subjects:  # the manifest's line: what the deployment records of a hotfix name
-                self.hotfixes.setdefault(f"{line}:{approval.stage}", []).append(
-                    f"{','.join(sorted(set(fact.signers) & allowed))}@{approval.time and approval.time.isoformat()}")
+                self.hotfixes.setdefault(f"{line}:{approval.stage}", []).append((approvers, approval.time))
             return
         may = ", ".join(sorted(allowed)) or "no identity"
         self._flag("untrusted-signer", None, f"a hotfix approval for stage {approval.stage!r} is signed by "
@@ -572,8 +572,8 @@ class _Auditor:
         known = self._states.get(dep)
         if known is None:
             kind, _, line = dep.partition(":")
-            known = self._states[dep] = self._bound.get(line, "") if kind == "bind" else " ".join(
-                sorted(self.hotfixes.get(line, ()))) if kind == "hot" else self._line_states.get(line, "")
+            known = self._states[dep] = self._bound.get(line, "") if kind == "bind" else repr(sorted(
+                self.hotfixes.get(line, ()), key=repr)) if kind == "hot" else self._line_states.get(line, "")
         return known
 
     def know_everywhere(self, fact: _Fact) -> None:
