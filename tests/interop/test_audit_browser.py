@@ -329,9 +329,10 @@ def _synthetic(count: int) -> Any:
                "changeFailureRate": {"deployments": 39, "failures": 2, "rate": 0.0513},
                "timeToRestore": {"incidents": 0, "medianSeconds": None, "note": "nothing failed"}, "records": 39}
     running = {f"svc-{c}": {"stg": {"release": "2026.12.2", "since": "2026-12-01T10:00:00Z", "kind": "deploy",
-                                    "artifacts": [], "behind": None},
+                                    "artifacts": [], "behind": None, "releasesBehind": None},
                             "prd": {"release": "2026.12.1", "since": "2026-11-30T10:00:00Z", "kind": "deploy",
-                                    "artifacts": [], "behind": "stg"}} for c in range(20)}
+                                    "artifacts": [], "behind": "stg", "releasesBehind": 1}}
+                for c in range(20)}
     dora = {"window": {"since": "2026-09-07T00:00:00Z", "until": "2026-12-06T00:00:00Z", "days": 90},
             "from": "signed deployment records",
             "components": {f"svc-{c}": {"stg": figures, "prd": figures} for c in range(20)}}

@@ -529,7 +529,8 @@ class _Assembly:
             releases=tuple(sorted(part.releases.values(), key=lambda r: (r.created, r.name, r.attestation))),
             stored=len(self.stored),
             unread=sum(f.digest is None for f in files) + sum(isinstance(s[2], EvidenceRejected) for s in self.stored),
-            dora=_dora(placed, committed, *dora) if dora is not None else None, running=running(placed, part.order),
+            dora=_dora(placed, committed, *dora) if dora is not None else None,
+            running=running(placed, part.order, part.by_line),
             exceptional=tuple(sorted(exceptional.values(), key=lambda e: (when_of(e), e.attestation))))
 
 

@@ -18,6 +18,7 @@ from verify.audit.report import (
     ArtifactHistory,
     BuildRecord,
     Endorsement,
+    ReleaseRecord,
     StageHistory,
     StageStatus,
     StoredCopy,
@@ -70,31 +71,53 @@ def counted(placed: Iterable[tuple[str, Sequence[tuple[str, _Deployment]]]]) -> 
     return {digest: d for digest, d in found.items() if d.artifacts <= held[digest]}
 
 
-def running(placed: Mapping[str, _Deployment], order: Sequence[str]) -> dict[str, dict[str, dict[str, Any]]]:
+def running(placed: Mapping[str, _Deployment], order: Sequence[str],
+            releases: Mapping[str, ReleaseRecord]) -> dict[str, dict[str, dict[str, Any]]]:
     """What runs where, since when: per component and environment, the newest succeeded trusted record placed
     in its release (two of one microsecond by statement digest: attest status takes the envelope line's, so two
-    such records of different releases may be answered differently), and ``behind``: the environment
-    before it in the policy's order, when that one runs a release this one never ran."""
+    such records of different releases may be answered differently), and how far it is behind the environment
+    before it on the path (:func:`_behind`). ``releases`` are the trusted release manifests, by the sha256 of
+    their envelope line (how a record names its release)."""
     newest: dict[tuple[str, str], tuple[datetime, str, _Deployment]] = {}
-    ran: dict[tuple[str, str], set[str]] = {}
     for digest, record in placed.items():
         if record.status != "succeeded":
             continue
         key = (record.component, record.environment)
-        ran.setdefault(key, set()).add(record.release)
         if key not in newest or (record.time, digest) > newest[key][:2]:
             newest[key] = (record.time, digest, record)
     found: dict[str, dict[str, dict[str, Any]]] = {}
+    current: dict[str, dict[str, _Deployment]] = {}
     for (component, environment), (time, _, record) in sorted(newest.items()):
+        current.setdefault(component, {})[environment] = record
         found.setdefault(component, {})[environment] = {
             "release": record.release, "since": iso_time(time), "kind": record.kind,
-            "artifacts": sorted(record.artifacts), "behind": None}
-    for component, runs in found.items():  # behind: the environment before runs a release never run here
-        earlier = [env for env in order if env in runs]
-        for before, env in itertools.pairwise(earlier):
-            if runs[before]["release"] not in ran.get((component, env), set()):
-                runs[env]["behind"] = before
+            "artifacts": sorted(record.artifacts), "behind": None, "releasesBehind": None}
+    path = [env for env in order if any(env in runs for runs in current.values())]
+    for component, runs in current.items():
+        for before, env in itertools.pairwise(path):
+            if env in runs and before in runs:
+                far = _behind(component, runs[before], runs[env], releases)
+                if far != 0:
+                    found[component][env].update(behind=before, releasesBehind=far)
     return found
+
+
+def _behind(component: str, ahead: _Deployment, here: _Deployment, releases: Mapping[str, ReleaseRecord]
+            ) -> int | None:
+    """How many releases of ``component`` the environment running ``here`` is behind the one running ``ahead``: the
+    trusted releases made after its own, up to the one ahead runs, by the times their manifests were signed with;
+    0 when it runs that release or a newer one (the one before rolled back); None when one of the two releases is
+    not known, so that neither can be said newer (counted as behind: never shown level when it may not be)."""
+    if ahead.release_sha256 == here.release_sha256:
+        return 0
+    mine, theirs = releases.get(here.release_sha256), releases.get(ahead.release_sha256)
+    if mine is None or theirs is None:
+        return None
+    low, high = (mine.created, here.release_sha256), (theirs.created, ahead.release_sha256)
+    if high <= low:
+        return 0
+    return sum(1 for line, release in releases.items() if low < (release.created, line) <= high
+               and any(part.name == component for part in release.components))
 
 
 def dora(placed: Mapping[str, _Deployment], committed: Mapping[str, tuple[str, datetime]], since: datetime,

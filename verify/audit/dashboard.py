@@ -1,8 +1,8 @@
 """The top of the audit page, what a release manager asks first: what runs where, and how delivery goes.
 
 * :func:`running_map`: environments x components, each cell the release the newest succeeded trusted deployment
-  record says runs there, since when; an environment that never ran the release the one before it runs now is
-  marked *behind* it (prd behind stg).
+  record says runs there, since when; an environment the one before it runs a newer release than (or runs
+  anything, where it runs nothing) is marked *behind* it, with how many releases (prd 2 releases behind stg).
 * :func:`dora_tiles`: per component, the four DORA figures of its last environment, with the weekly deployments
   as a small inline SVG trend; a figure without data says so.
 * :func:`history`: the whole history as a compact JSON data island, paged (newest first) and searched by the one
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
 import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -122,21 +123,35 @@ def running_map(report: AuditReport, escape: Escape) -> str:
     rows = []
     for component, runs in sorted(report.running.items()):
         cells = []
-        for env in environments:
+        for before, env in itertools.pairwise(["", *environments]):  # each with the one before it, if any
             here = runs.get(env)
-            if here is None:
-                cells.append(f'<td data-env="{escape(env)}"><span class="cell none">not deployed</span></td>')
+            if here is None:  # behind when the environment before runs it
+                late = f"behind {before}: {before} runs {runs[before]['release']}" if before in runs else ""
+                cells.append(f'<td data-env="{escape(env)}"><span class="cell none{" behind" if late else ""}" '
+                             f'title="{escape(late)}">not deployed{" · behind " + escape(before) if late else ""}'
+                             '</span></td>')
                 continue
-            before = here.get("behind")
-            title = (f"behind {before}: {before} runs {runs[before]['release']}, which {env} never ran" if before
-                     else f"{here['kind']} at {here['since']}")
-            cells.append(f'<td data-env="{escape(env)}"><span class="cell{" behind" if before else ""}" '
-                         f'title="{escape(title)}"><b>{escape(here["release"])}</b>'
+            ahead = here.get("behind")
+            cells.append(f'<td data-env="{escape(env)}"><span class="cell{" behind" if ahead else ""}" '
+                         f'title="{escape(_cell_title(env, here, ahead, runs))}"><b>{escape(here["release"])}</b>'
                          f'<span>since {escape((here["since"] or "")[:16].replace("T", " "))}'
-                         f'{" · behind " + escape(before) if before else ""}</span></span></td>')
+                         f'{" · " + _how_far(here) + " " + escape(ahead) if ahead else ""}</span></span></td>')
         rows.append(f'<tr data-component="{escape(component)}"><td>{escape(component)}</td>{"".join(cells)}</tr>')
     return (f'<section class="panel" id="map"><h2>What runs where</h2><table class="map"><thead><tr>'
             f'<th>component</th>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></section>')
+
+
+def _how_far(here: Mapping[str, Any]) -> str:
+    """``behind``, ``1 release behind``, ``3 releases behind``: how far a cell's environment is behind the one before
+    (the count unknown when a release's manifest is not among the sources)."""
+    far = here.get("releasesBehind")
+    return "behind" if not isinstance(far, int) else f"{far} release{'' if far == 1 else 's'} behind"
+
+
+def _cell_title(env: str, here: Mapping[str, Any], ahead: str | None, runs: Mapping[str, Any]) -> str:
+    if not ahead:
+        return f"{here['kind']} at {here['since']}"
+    return f"{_how_far(here)} {ahead}: {ahead} runs {runs[ahead]['release']}, {env} still {here['release']}"
 
 
 def duration(seconds: float | None) -> str:
