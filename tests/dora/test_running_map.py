@@ -4,6 +4,7 @@ does not put prd behind it)."""
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 from datetime import timedelta
@@ -12,6 +13,10 @@ from typing import Any
 
 import pytest
 
+from attest.stores import attestation_key
+from attest.stores.layout import deployment_key
+from attest.summaries import deployment_statement
+from tests import factory as f
 from tests.conftest import AttestRunner, KeyPair, make_keypair
 from tests.dora.history import T0, _record, _version, write_policy
 from verify.audit.dashboard import running_map
@@ -92,3 +97,30 @@ def test_the_map_says_how_far_and_marks_a_stack_never_deployed_after_the_one_bef
     assert '<span class="cell none"' in rows["db"] and "behind" not in rows["db"]  # stg runs nothing of db
     assert page.count("behind") == rows["app"].count("behind") + rows["api"].count("behind") + \
         rows["web"].count("behind")
+
+
+def test_of_two_records_of_one_time_the_map_answers_as_attest_status(tmp_path: Path, keys: dict[str, KeyPair],
+                                                                      attest: AttestRunner) -> None:
+    write_policy(tmp_path, keys)
+    store = tmp_path / "store"
+    v1, v2 = (_version(store, keys, n, T0 + timedelta(days=2 * n - 2)) for n in (1, 2))
+    at = v2["commit"] + timedelta(hours=5, microseconds=123)
+    statements = [deployment_statement(environment="prd", release_name=v["name"], release_sha256=v["line"],
+                                       component="app", artifacts=v["artifacts"], status="succeeded", kind="deploy",
+                                       deployed_at=at) for v in (v1, v2)]
+    digests = [hashlib.sha256(f.sign(keys["prd"].private, s).payload).hexdigest() for s in statements]  # as audit
+    while True:  # signed until the envelope lines sort the other way from the statements: the answer then tells
+        lines = [f.sign(keys["prd"].private, s).to_json_line() for s in statements]
+        shas = [hashlib.sha256(line.rstrip(b"\n")).hexdigest() for line in lines]
+        if (shas[0] > shas[1]) != (digests[0] > digests[1]):
+            break
+    for statement, line in zip(statements, lines, strict=True):
+        sha = statement["subject"][0]["digest"]["sha256"]
+        for key in (deployment_key("prd", "app", at, line), attestation_key(sha, "deployment", line)):
+            (store / key).parent.mkdir(parents=True, exist_ok=True)
+            (store / key).write_bytes(line)
+    expected = "r1" if shas[0] > shas[1] else "r2"  # the higher line's, as the deployment index lists it first
+    ran = attest("status", "--store", "store", "--policy", "policy.yaml", "--format", "json", cwd=tmp_path)
+    assert ran.code == 0 and json.loads(ran.out)["environments"]["prd"]["app"]["release"] == expected, ran
+    assert _running(attest, tmp_path, "--no-index")["prd"]["release"] == expected
+    assert _running(attest, tmp_path, "--index", "ix.sqlite")["prd"]["release"] == expected

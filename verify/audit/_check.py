@@ -116,6 +116,9 @@ class _Deployment:
     release_sha256: str = ""
     artifacts: frozenset[str] = frozenset()
     """The sha256 of each artefact the record names."""
+    line_sha256: str = ""
+    """sha256 of the record's envelope line: of two records of one time, what runs is the one of the higher (as
+    ``attest status`` reads the deployment index, newest name first)."""
 
 
 @dataclass(frozen=True)
@@ -250,7 +253,7 @@ class _Checker:
         """``detail`` with what places it on the path: a release and a provenance by the sha256 of the envelope
         line (as a deployment record names a release, and a release binds a provenance), and a provenance's
         findings under each component's rules (a release decides which apply)."""
-        if isinstance(detail, _Release):
+        if isinstance(detail, _Release | _Deployment):
             return replace(detail, line_sha256=item.digest)
         if isinstance(detail, _Approval) and item.bundle is not None and item.bundle.keyless:
             claims = item.bundle.certificate_claims()  # (verified by now: _signers found a pinned identity)

@@ -67,24 +67,26 @@ def counted(placed: Iterable[tuple[str, Sequence[tuple[str, _Deployment]]]]) -> 
     for sha, records in placed:
         for digest, deployment in records:
             held.setdefault(digest, set()).add(sha)
-            found[digest] = deployment
+            # one statement in two envelopes (signed twice): the same one whatever the order, the higher line
+            if digest not in found or deployment.line_sha256 > found[digest].line_sha256:
+                found[digest] = deployment
     return {digest: d for digest, d in found.items() if d.artifacts <= held[digest]}
 
 
 def running(placed: Mapping[str, _Deployment], order: Sequence[str],
             releases: Mapping[str, ReleaseRecord]) -> dict[str, dict[str, dict[str, Any]]]:
     """What runs where, since when: per component and environment, the newest succeeded trusted record placed
-    in its release (two of one microsecond by statement digest: attest status takes the envelope line's, so two
-    such records of different releases may be answered differently), and how far it is behind the environment
+    in its release (of two of one time, the one of the higher envelope line sha256, as attest status answers), and
+    how far it is behind the environment
     before it on the path (:func:`_behind`). ``releases`` are the trusted release manifests, by the sha256 of
     their envelope line (how a record names its release)."""
     newest: dict[tuple[str, str], tuple[datetime, str, _Deployment]] = {}
-    for digest, record in placed.items():
+    for record in placed.values():
         if record.status != "succeeded":
             continue
         key = (record.component, record.environment)
-        if key not in newest or (record.time, digest) > newest[key][:2]:
-            newest[key] = (record.time, digest, record)
+        if key not in newest or (record.time, record.line_sha256) > newest[key][:2]:
+            newest[key] = (record.time, record.line_sha256, record)
     found: dict[str, dict[str, dict[str, Any]]] = {}
     current: dict[str, dict[str, _Deployment]] = {}
     for (component, environment), (time, _, record) in sorted(newest.items()):

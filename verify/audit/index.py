@@ -64,7 +64,8 @@ __all__ = ["INDEX_FORMAT", "FactIndex", "Judged", "Kept", "Listed", "decode_fact
 #: of releases no manifest shows; those of format 7 judged min-level by provenance.builders where a component's
 #: builders applied. 9: those of format 8 took a lead time's start from provenances the policy refuses, counted
 #: deployment records dated before what they deployed was built, and never held a record to its stage's gate.
-INDEX_FORMAT = 9
+#: 10: a deployment record's fact keeps the sha256 of its envelope line (what runs, of two records of one time).
+INDEX_FORMAT = 10
 
 _CLASSES: Mapping[str, type] = {cls.__name__: cls for cls in (
     _Fact, _Build, _Vsa, _Approval, _Deployment, _Reproduction, _Signature, _Release, ReleaseComponent, Anomaly,
