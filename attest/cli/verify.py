@@ -35,7 +35,8 @@ def sigstore_options(f: F) -> F:
                           "a workflow in it)."),
         click.option("--signer-workflow", metavar="OWNER/REPO/.github/workflows/FILE",
                      help="The workflow that must have signed (the certificate's Build Signer URI), e.g. a "
-                          "reusable workflow; at any ref unless @REF is given."),
+                          "reusable workflow; at any ref unless @REF is given. Needs --github-repo: any "
+                          "repository may call a reusable workflow."),
         click.option("--source-ref", metavar="REF",
                      help="The ref the workflow must have run on (refs/heads/main, or a branch name)."),
         click.option("--deny-self-hosted-runners", is_flag=True,

@@ -108,7 +108,8 @@ def test_the_stage_gates_from_a_directory_store_open_no_socket(published: Path, 
 
 def test_verify_of_a_keyless_github_attestation_opens_no_socket(tmp_path: Path) -> None:
     result = offline("verify", REUSABLE_ARTIFACT, "--attestation", REUSABLE, "--signer-workflow", REUSABLE_SIGNER,
-                     "--source-uri", "github.com/malancas/attest-demo", cwd=tmp_path)
+                     "--github-repo", "malancas/attest-demo", "--source-uri", "github.com/malancas/attest-demo",
+                     cwd=tmp_path)
     assert result.code == 0, result
 
 

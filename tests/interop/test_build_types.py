@@ -113,7 +113,8 @@ def test_a_delegator_build_with_workflow_inputs_is_refused_until_the_policy_expe
 
 def test_a_flags_only_gate_accepts_the_inputs_and_says_they_were_not_checked(verify: Verify) -> None:
     result = verify(DELEGATOR_ARTIFACT, "--attestation", DELEGATOR, "--signer-workflow",
-                    "slsa-framework/slsa-github-generator/.github/workflows/delegator_generic_slsa3.yml")
+                    "slsa-framework/slsa-github-generator/.github/workflows/delegator_generic_slsa3.yml",
+                    "--github-repo", "slsa-framework/example-package")
     assert result.code == 0, result
     assert f"inputs    {DELEGATOR_TYPE}: NOT CHECKED: no policy says what its external parameters must be" \
            in result.out, result

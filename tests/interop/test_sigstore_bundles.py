@@ -101,10 +101,11 @@ def test_github_attestation_by_digest_and_exact_identity(verify: Verify) -> None
       "--certificate-oidc-issuer", GITHUB], ["identity is not 'https://github.com/evil/app/"]),
     (["--certificate-identity", REUSABLE_SAN, "--certificate-oidc-issuer", "https://accounts.google.com"],
      [f"issuer is '{GITHUB}', expected 'https://accounts.google.com'"]),
-    (["--signer-workflow", "evil/app/.github/workflows/attest.yml"], ["identity does not match"]),
+    (["--signer-workflow", "evil/app/.github/workflows/attest.yml", "--github-repo", "malancas/attest-demo"],
+     ["identity does not match"]),
     (["--signer-workflow", REUSABLE_SIGNER, "--github-repo", "evil/app"],
      ["source repository is 'https://github.com/malancas/attest-demo', expected 'github.com/evil/app'"]),
-    (["--signer-workflow", REUSABLE_SIGNER, "--source-ref", "release"],
+    (["--signer-workflow", REUSABLE_SIGNER, "--github-repo", "malancas/attest-demo", "--source-ref", "release"],
      ["source ref is 'refs/heads/main', expected 'refs/heads/release'"]),
     # like gh: --github-repo alone expects a workflow of that repository to have signed
     (["--github-repo", "malancas/attest-demo"], ["identity does not match 'https://github\\\\.com/malancas/"]),
@@ -118,17 +119,20 @@ def test_github_attestation_rejects_another_identity(flags: list[str], words: li
 
 def test_github_attestation_rejects_another_source_repository(verify: Verify) -> None:
     result = verify(REUSABLE_ARTIFACT, "--attestation", REUSABLE, "--signer-workflow", REUSABLE_SIGNER,
+                    "--github-repo", "malancas/attest-demo",
                     "--source-uri", "github.com/evil/attest-demo")
     rejected(result, "source repository is 'https://github.com/malancas/attest-demo', expected "
                      "'github.com/evil/attest-demo'")
 
 
 def test_github_attestation_rejects_a_swapped_artefact(verify: Verify, tmp_path: Path) -> None:
-    result = verify(OTHER_SHA256, "--attestation", REUSABLE, "--signer-workflow", REUSABLE_SIGNER)
+    result = verify(OTHER_SHA256, "--attestation", REUSABLE, "--signer-workflow", REUSABLE_SIGNER,
+                    "--github-repo", "malancas/attest-demo")
     rejected(result, "is not among the 1 subject(s) it attests")
     swapped = tmp_path / "github_provenance_demo-0.0.0-py3-none-any.whl"
     swapped.write_bytes(REUSABLE_ARTIFACT.read_bytes() + b"\0")
-    rejected(verify(swapped, "--attestation", REUSABLE, "--signer-workflow", REUSABLE_SIGNER),
+    rejected(verify(swapped, "--attestation", REUSABLE, "--signer-workflow", REUSABLE_SIGNER,
+                    "--github-repo", "malancas/attest-demo"),
              "is not among the 1 subject(s) it attests")
 
 
@@ -162,7 +166,8 @@ def test_tampered_github_attestation_is_rejected(verify: Verify, tmp_path: Path)
     signature["sig"] = base64.b64encode(bytes(raw)).decode()
     tampered = tmp_path / "tampered.sigstore.json"
     tampered.write_text(json.dumps(bundle))
-    result = verify(REUSABLE_ARTIFACT, "--attestation", tampered, "--signer-workflow", REUSABLE_SIGNER)
+    result = verify(REUSABLE_ARTIFACT, "--attestation", tampered, "--signer-workflow", REUSABLE_SIGNER,
+                    "--github-repo", "malancas/attest-demo")
     rejected(result, "the Sigstore bundle does not verify against the trusted root")
 
 
@@ -211,13 +216,16 @@ def test_slsa_github_generator_identity_regexp_is_anchored(verify: Verify) -> No
 ], ids=["source", "branch", "builder"])
 def test_slsa_github_generator_rules(flags: list[str], words: str, verify: Verify) -> None:
     rejected(verify(GENERATOR_SHA256, "--attestation", GENERATOR, "--signer-workflow", GENERATOR_WORKFLOW,
+                    "--github-repo", "slsa-framework/example-package",
                     *flags), words)
 
 
 def test_slsa_github_generator_swapped_artefact_and_wrong_issuer(verify: Verify) -> None:
-    rejected(verify(OTHER_SHA256, "--attestation", GENERATOR, "--signer-workflow", GENERATOR_WORKFLOW),
+    rejected(verify(OTHER_SHA256, "--attestation", GENERATOR, "--signer-workflow", GENERATOR_WORKFLOW,
+                    "--github-repo", "slsa-framework/example-package"),
              "is not among the 1 subject(s)")
     rejected(verify(GENERATOR_SHA256, "--attestation", GENERATOR, "--signer-workflow", GENERATOR_WORKFLOW,
+                    "--github-repo", "slsa-framework/example-package",
                     "--certificate-oidc-issuer", "https://gitlab.com"), "issuer is")
 
 
@@ -265,8 +273,10 @@ def test_message_signature_for_another_artefact(verify: Verify) -> None:
      "not a valid regular expression"),
     (["--github-repo", "just-a-name"], "is not OWNER/REPO"),
     (["--signer-workflow", "acme/app/release.yml"], "is not OWNER/REPO/.github/workflows/FILE"),
+    # a reusable workflow may be called from any repository, anyone's: as gh, the repository must be pinned too
+    (["--signer-workflow", REUSABLE_SIGNER], "pin that repository too (--github-repo OWNER/REPO"),
 ], ids=["identity-without-issuer", "issuer-alone", "ref-alone", "identity-and-regexp", "bad-regexp",
-        "bad-repo", "bad-workflow"])
+        "bad-repo", "bad-workflow", "workflow-without-repo"])
 def test_identity_flag_usage_errors(flags: list[str], words: str, verify: Verify) -> None:
     result = verify(MESSAGE_ARTIFACT, "--attestation", MESSAGE, *flags)
     assert result.code == 2 and words in result.err and "Traceback" not in result.err, result
@@ -274,23 +284,27 @@ def test_identity_flag_usage_errors(flags: list[str], words: str, verify: Verify
 
 def test_trusted_root_errors(verify: Verify, tmp_path: Path) -> None:
     rejected(verify(REUSABLE_ARTIFACT, "--attestation", REUSABLE, "--signer-workflow", REUSABLE_SIGNER,
+                    "--github-repo", "malancas/attest-demo",
                     "--trusted-root", tmp_path / "missing.json"), "cannot read trusted root", code=3)
     bad = tmp_path / "root.json"
     bad.write_text('{"mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1", "tlogs": 5}')
     rejected(verify(REUSABLE_ARTIFACT, "--attestation", REUSABLE, "--signer-workflow", REUSABLE_SIGNER,
+                    "--github-repo", "malancas/attest-demo",
                     "--trusted-root", bad), "is not a Sigstore trusted root", code=3)
 
 
 def test_another_trusted_root_does_not_vouch(verify: Verify) -> None:
     staging = CONFORMANCE / "trusted_root.staging.json"
     rejected(verify(REUSABLE_ARTIFACT, "--attestation", REUSABLE, "--signer-workflow", REUSABLE_SIGNER,
+                    "--github-repo", "malancas/attest-demo",
                     "--trusted-root", staging), "does not verify against the trusted root")
 
 
 def test_real_subprocess(attest: AttestRunner) -> None:
     """The installed entry point, as a pipeline runs it: default trusted root, exit codes, one sentence."""
     ok = attest("verify", GENERATOR_SHA256, "--attestation", GENERATOR, "--signer-workflow",
-                GENERATOR_WORKFLOW, "--source-uri", "github.com/slsa-framework/example-package")
+                GENERATOR_WORKFLOW, "--github-repo", "slsa-framework/example-package",
+                "--source-uri", "github.com/slsa-framework/example-package")
     passed(ok, "signed by --signer-workflow")
     wrong = attest("verify", REUSABLE_ARTIFACT, "--attestation", REUSABLE, "--certificate-identity",
                    CUSTOM_SAN, "--certificate-oidc-issuer", GITHUB)

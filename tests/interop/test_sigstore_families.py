@@ -53,9 +53,9 @@ FAMILIES = {
     "slsa-delegator": Family(
         bundle="slsa-delegator-v2.1.0.sigstore.json", artefact="slsa-delegator-v2.1.0-artifact",
         identity=("--signer-workflow", "slsa-framework/slsa-github-generator/.github/workflows/"
-                  "delegator_generic_slsa3.yml@refs/tags/v2.1.0"),
+                  "delegator_generic_slsa3.yml@refs/tags/v2.1.0", "--github-repo", "slsa-framework/example-package"),
         wrong_identity=("--signer-workflow", "slsa-framework/slsa-github-generator/.github/workflows/"
-                        "generator_generic_slsa3.yml"),
+                        "generator_generic_slsa3.yml", "--github-repo", "slsa-framework/example-package"),
         wrong_issuer=("--certificate-identity", "https://github.com/slsa-framework/slsa-github-generator/.github/"
                       "workflows/delegator_generic_slsa3.yml@refs/tags/v2.1.0", "--certificate-oidc-issuer",
                       "https://gitlab.com")),

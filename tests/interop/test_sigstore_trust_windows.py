@@ -38,7 +38,8 @@ AT = "2024-05-24T19:14:24Z"
 def _signers(root: Path) -> tuple[Identity, ...]:
     [item] = load_evidence(BUNDLE.read_bytes(), source="bundle")
     assert isinstance(item, Evidence)
-    gha = Identity(name="gha", sigstore=(sigstore_identity(issuer=None, signer_workflow=SIGNER_WORKFLOW),))
+    gha = Identity(name="gha", sigstore=(sigstore_identity(issuer=None, signer_workflow=SIGNER_WORKFLOW,
+                                                          github_repo="malancas/attest-demo"),))
     return find_signers(item, [gha], TrustRun(bundles=make_bundle_verifier(trusted_root=root)))
 
 
@@ -98,6 +99,7 @@ def test_the_cli_refuses_an_expired_log_key_with_one_sentence(tmp_path: Path) ->
     root = _root(tmp_path, lambda r: _log(r, "tlogs", REKOR)["publicKey"]["validFor"].update(end=BEFORE))
     done = subprocess.run([sys.executable, "-m", "attest", "verify", str(ASSETS / "gh-reusable-workflow-artifact.whl"),
                            "--attestation", str(BUNDLE), "--trusted-root", str(root), "--signer-workflow",
-                           SIGNER_WORKFLOW], capture_output=True, text=True, timeout=120)
+                           SIGNER_WORKFLOW, "--github-repo", "malancas/attest-demo"],
+                          capture_output=True, text=True, timeout=120)
     assert done.returncode == 1, done
     assert done.stderr.count("\n") == 1 and "outside the validity of that log's key" in done.stderr

@@ -118,7 +118,7 @@ def test_github_shorthands_make_anchored_identities() -> None:
     assert by_workflow.github_hosted
     by_repo = sigstore_identity(issuer=None, github_repo="https://GitHub.com/acme/app/")
     assert by_repo.identity_regexp == r"https://github\.com/acme/app/.+"
-    pinned_ref = sigstore_identity(issuer=None,
+    pinned_ref = sigstore_identity(issuer=None, github_repo="ghe.example.com/a/caller",
                                    signer_workflow="ghe.example.com/a/b/.github/workflows/c.yml@v1")
     assert pinned_ref.identity_regexp == r"https://ghe\.example\.com/a/b/\.github/workflows/c\.yml@v1"
     tagged = sigstore_identity(issuer="https://x", identity="a", source_ref="refs/tags/v1")
@@ -133,6 +133,10 @@ def test_github_shorthands_make_anchored_identities() -> None:
     ({"issuer": None, "github_repo": "acme"}, "is not OWNER/REPO"),
     ({"issuer": None, "github_repo": "a/b/c/d"}, "is not OWNER/REPO"),
     ({"issuer": None, "signer_workflow": "acme/app/release.yml"}, "is not OWNER/REPO/.github/workflows/FILE"),
+    # any repository may call a reusable workflow: the workflow alone would trust them all
+    ({"issuer": None, "signer_workflow": "acme/app/.github/workflows/release.yml"}, "pin that repository too"),
+    ({"issuer": None, "signer_workflow": "acme/app/.github/workflows/release.yml", "source_ref": "main"},
+     "pin that repository too"),
 ])
 def test_incomplete_identities_are_refused(fields: dict[str, Any], words: str) -> None:
     with pytest.raises(TrustConfigError) as e:
@@ -173,7 +177,7 @@ def test_claims_of_a_github_certificate() -> None:
      "identity does not match"),
     ({"issuer": None, "signer_workflow": SIGNER_WORKFLOW, "github_repo": "acme/app"},
      "source repository is 'https://github.com/malancas/attest-demo'"),
-    ({"issuer": None, "signer_workflow": SIGNER_WORKFLOW, "source_ref": "dev"},
+    ({"issuer": None, "signer_workflow": SIGNER_WORKFLOW, "github_repo": "malancas/attest-demo", "source_ref": "dev"},
      "source ref is 'refs/heads/main'"),
     ({"issuer": None, "github_repo": "github/artifact-attestations-workflows",
       "signer_workflow": "github/artifact-attestations-workflows/.github/workflows/other.yml"},
@@ -283,7 +287,7 @@ def test_a_root_without_logs_cannot_verify(tmp_path: Path) -> None:
     root["tlogs"] = []
     path = tmp_path / "root.json"
     path.write_text(json.dumps(root))
-    pinned = keyless("gha", issuer=None, signer_workflow=SIGNER_WORKFLOW)
+    pinned = keyless("gha", issuer=None, signer_workflow=SIGNER_WORKFLOW, github_repo="malancas/attest-demo")
     with pytest.raises(TrustConfigError, match="cannot verify bundles"):
         hook(REUSABLE_SHA256, path)(evidence(REUSABLE), [pinned])
 
@@ -347,7 +351,7 @@ def test_tampered_dsse_bundle() -> None:
     statement = json.loads(base64.b64decode(bundle["dsseEnvelope"]["payload"]))
     statement["subject"][0]["digest"]["sha256"] = "00" * 32
     bundle["dsseEnvelope"]["payload"] = base64.b64encode(json.dumps(statement).encode()).decode()
-    gha = keyless("gha", issuer=None, signer_workflow=SIGNER_WORKFLOW)
+    gha = keyless("gha", issuer=None, signer_workflow=SIGNER_WORKFLOW, github_repo="malancas/attest-demo")
     with pytest.raises(SignatureInvalid, match="does not verify against the trusted root"):
         hook(REUSABLE_SHA256)(evidence(obj=bundle), [gha])
 

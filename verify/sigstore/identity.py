@@ -30,13 +30,19 @@ def sigstore_identity(*, issuer: str | None, identity: str | None = None, identi
 
     Without ``identity`` or ``identity_regexp``, the GitHub fields imply one (as ``gh attestation
     verify`` does): the certificate's identity must be ``signer_workflow`` at some ref, else a
-    workflow of ``github_repo``; the issuer then defaults to GitHub Actions'.
+    workflow of ``github_repo``; the issuer then defaults to GitHub Actions'. A signer workflow needs
+    ``github_repo`` beside it: any repository may call a reusable workflow, and would be trusted.
     """
     if identity is not None and identity_regexp is not None:
         raise TrustConfigError("give either a certificate identity or an identity regexp, not both")
     workflow = _normalize_workflow(signer_workflow) if signer_workflow else None
     repo = _normalize_github_repo(github_repo) if github_repo else None
     if identity is None and identity_regexp is None:
+        if workflow is not None and repo is None:
+            raise TrustConfigError(
+                "a signer workflow names the workflow that signed, not the repository it built: any repository may "
+                "call a reusable workflow (a public one, anyone's), so pin that repository too (--github-repo "
+                "OWNER/REPO; gh attestation verify asks for --repo likewise)")
         if workflow is not None:
             identity_regexp = re.escape(f"https://{workflow}") + ("" if "@" in workflow else "@.+")
         elif repo is not None:
