@@ -38,18 +38,7 @@ def sigstore_identity(*, issuer: str | None, identity: str | None = None, identi
     workflow = _normalize_workflow(signer_workflow) if signer_workflow else None
     repo = _normalize_github_repo(github_repo) if github_repo else None
     if identity is None and identity_regexp is None:
-        if workflow is not None and repo is None:
-            raise TrustConfigError(
-                "a signer workflow names the workflow that signed, not the repository it built: any repository may "
-                "call a reusable workflow (a public one, anyone's), so pin that repository too (--github-repo "
-                "OWNER/REPO; gh attestation verify asks for --repo likewise)")
-        if workflow is not None:
-            identity_regexp = re.escape(f"https://{workflow}") + ("" if "@" in workflow else "@.+")
-        elif repo is not None:
-            identity_regexp = re.escape(f"https://{repo}/") + ".+"
-        else:
-            raise TrustConfigError("a Sigstore identity needs a certificate identity (or identity regexp), "
-                                   "a GitHub repository or a signer workflow")
+        identity_regexp = _implied_identity(workflow, repo)
         issuer = issuer or GITHUB_ACTIONS_ISSUER
     if not issuer:
         raise TrustConfigError("a certificate identity needs its OIDC issuer (--certificate-oidc-issuer), "
@@ -64,6 +53,21 @@ def sigstore_identity(*, issuer: str | None, identity: str | None = None, identi
                             source_repository=repo,
                             source_ref=_normalize_ref(source_ref) if source_ref else None,
                             signer_workflow=workflow, github_hosted=deny_self_hosted_runners)
+
+
+def _implied_identity(workflow: str | None, repo: str | None) -> str:
+    """The identity regexp the GitHub fields imply (see :func:`sigstore_identity`)."""
+    if workflow is not None and repo is None:
+        raise TrustConfigError(
+            "a signer workflow names the workflow that signed, not the repository it built: any repository may "
+            "call a reusable workflow (a public one, anyone's), so pin that repository too (--github-repo "
+            "OWNER/REPO; gh attestation verify asks for --repo likewise)")
+    if workflow is not None:
+        return re.escape(f"https://{workflow}") + ("" if "@" in workflow else "@.+")
+    if repo is not None:
+        return re.escape(f"https://{repo}/") + ".+"
+    raise TrustConfigError("a Sigstore identity needs a certificate identity (or identity regexp), "
+                           "a GitHub repository or a signer workflow")
 
 
 def _normalize_github_repo(value: str) -> str:
