@@ -77,9 +77,8 @@ def running(placed: Mapping[str, _Deployment], order: Sequence[str],
             releases: Mapping[str, ReleaseRecord]) -> dict[str, dict[str, dict[str, Any]]]:
     """What runs where, since when: per component and environment, the newest succeeded trusted record placed
     in its release (of two of one time, the one of the higher envelope line sha256, as attest status answers), and
-    how far it is behind the environment
-    before it on the path (:func:`_behind`). ``releases`` are the trusted release manifests, by the sha256 of
-    their envelope line (how a record names its release)."""
+    how far it is behind the environment before it on the path (:func:`_behind`). ``releases`` are the trusted
+    release manifests, by the sha256 of their envelope line (how a record names its release)."""
     newest: dict[tuple[str, str], tuple[datetime, str, _Deployment]] = {}
     for record in placed.values():
         if record.status != "succeeded":
