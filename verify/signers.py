@@ -47,7 +47,7 @@ from verify.sigstore.times import SignedTime
 from verify.sigstore.verifier import BundleVerifier
 from verify.trust import Identity, PublicKey
 
-__all__ = ["TrustRun", "find_signers"]
+__all__ = ["TrustRun", "find_signers", "one_person"]
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +163,19 @@ def _find(item: Evidence, identities: Sequence[Identity], run: TrustRun,
     raise SignatureInvalid(f"{item.source}: {what} (trusted: {trusted}); the evidence was altered or signed by "
                            f"an untrusted key{_revocation_note(item, identities, run, signed)}",
                            claimed=_claimed_by_keyid(attempts, usable, run))
+
+
+def one_person(item: Evidence, found: tuple[Identity, ...], people: set[str]) -> tuple[Identity, ...]:
+    """``found``, the approvers a keyless approval's certificate satisfies, as one: the first, unless ``people``
+    (those counted already) has its signer; a key's signature as it is. One person is one approver, however many
+    approvers' identities their certificate fits (a stage's approvals, a hotfix's)."""
+    if not found or item.bundle is None or not item.bundle.keyless:
+        return found
+    person = item.bundle.certificate_claims().person  # (verified: find_signers verified the bundle)
+    if person in people:
+        return ()
+    people.add(person)
+    return found[:1]
 
 
 def in_the_future(time: datetime, now: datetime) -> bool:

@@ -38,7 +38,7 @@ from verify.formats.evidence import Evidence
 from verify.formats.statement import Approval, Statement, VerificationSummary, read_approval, read_vsa
 from verify.matching import subject_matches
 from verify.policy import Policy, StageRule, VsaRequirement
-from verify.signers import TrustRun, find_signers
+from verify.signers import TrustRun, find_signers, one_person
 from verify.trust import Identity
 
 __all__ = ["Bound", "StageEvidence", "check_stage"]
@@ -234,7 +234,7 @@ def _approvals(stage: StageRule, *, policy: Policy, approvals: Statements, diges
         approval = _approval_for(statement, stage, policy, digests, bound, run)
         if approval is None:
             continue
-        found = _one_person(item, _approvers(item, [i for i in allowed if i.name not in approvers], run, digests),
+        found = one_person(item, _approvers(item, [i for i in allowed if i.name not in approvers], run, digests),
                             people)
         for identity in found:
             approvers[identity.name] = StageEvidence(kind="approval", stage=stage.name, signer=identity.name,
@@ -264,18 +264,6 @@ def _approval_for(statement: Statement, stage: StageRule, policy: Policy, digest
     if run.in_the_future(approval.time):
         return None  # dated after this verification: a clock ahead, or a forged time
     return approval
-
-
-def _one_person(item: Evidence, found: tuple[Identity, ...], people: set[str]) -> tuple[Identity, ...]:
-    """``found``, the approvers a keyless approval's certificate satisfies, as one: the first, unless ``people``
-    (those counted already) has its signer; a key's signature as it is."""
-    if not found or item.bundle is None or not item.bundle.keyless:
-        return found
-    person = item.bundle.certificate_claims().person  # (verified: find_signers verified the bundle)
-    if person in people:
-        return ()
-    people.add(person)
-    return found[:1]
 
 
 def _approvers(item: Evidence, identities: Sequence[Identity], run: TrustRun,

@@ -16,6 +16,7 @@ import pytest
 from tests.conftest import run_attest
 from tests.conftest_aws import MotoEnv
 from tests.path_world import PathWorld, make_world, policy_text
+from tests.sigstore_infra.fixture import SigstoreLocal
 
 HOTFIX = "require-deployed: [stg]\n    hotfix: {require-approvals: {count: 2, signed-by: [alice, bob]}}"
 
@@ -258,3 +259,70 @@ def test_rollback_and_hotfix_on_the_local_aws_endpoint(world: PathWorld, tmp_pat
     for who in ("alice", "bob"):
         assert world.approve(store, "r3", who, tmp=tmp_path).code == 0
     assert world.gate(store, "prd", "r3", "--hotfix", "--component", "infra").code == 0
+
+
+def _hotfix_approval(world: PathWorld, store: Path, release: str, line: bytes) -> None:
+    """``line`` (an approval of ``release``'s manifest) filed under each of its artefacts, as attest approve does."""
+    from attest.stores.local import LocalStore
+
+    for component in ("infra", "app"):
+        for artefact in world.artifacts(release, component):
+            LocalStore(store).put_attestation(artefact["digest"]["sha256"], "approval", line)
+
+
+def _manifest_subject(world: PathWorld, release: str) -> tuple[str, dict[str, str]]:
+    from attest.summaries import release_subject
+    from verify.formats.evidence import load_evidence, read_evidence_file
+
+    [manifest] = load_evidence(read_evidence_file(world.release(release)), source=release)
+    return release_subject(release, manifest.digest)
+
+
+def test_hotfix_approvals_dated_after_now_do_not_count(world: PathWorld, tmp_path: Path) -> None:
+    """As an ordinary approval: a time ahead of the gate is a clock ahead, or a forged time (the audit, later,
+    would find the hotfix without its approvals)."""
+    from datetime import UTC, datetime, timedelta
+
+    from attest.summaries import approval_statement
+    from tests import factory as f
+
+    store = world.copy(tmp_path)
+    name, digests = _manifest_subject(world, "r3")
+    ahead = datetime.now(UTC) + timedelta(days=30)
+    for who in ("alice", "bob"):
+        statement = approval_statement(subject_name=name, digests=digests, stage="prd", approver=who,
+                                       reason="INC-42", approved_at=ahead, hotfix=True)
+        _hotfix_approval(world, store, "r3", f.sign(world.keys[who].private, statement).to_json_line())
+    refused = world.gate(store, "prd", "r3", "--hotfix")
+    assert refused.code == 1 and "but found 0 (none)" in _said(refused), refused
+    for who in ("alice", "bob"):  # approved now, they count
+        assert world.approve(store, "r3", who, tmp=tmp_path).code == 0
+    assert world.gate(store, "prd", "r3", "--hotfix").code == 0
+
+
+def test_one_persons_keyless_hotfix_approval_counts_once(world: PathWorld, tmp_path: Path,
+                                                         sigstore_local: SigstoreLocal) -> None:
+    """Two hotfix approvers one certificate satisfies (alice by name, anyone of the domain): alice's one keyless
+    approval is one approver, as at an ordinary stage (verify.signers.one_person)."""
+    from datetime import UTC, datetime
+
+    from attest.signers.sigstore import KeylessSigner
+    from attest.summaries import approval_statement
+
+    issuer, alice = "https://accounts.example.com", "alice@example.com"
+    store = world.copy(tmp_path)
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(policy_text(world.keys, prd="require-deployed: [stg]\n    hotfix: {require-approvals: "
+                                                  "{count: 2, signed-by: [lead, oncall]}}").replace(
+        "provenance:", f'  lead: {{sigstore: {{issuer: "{issuer}", identity: "{alice}"}}}}\n'
+                       f'  oncall: {{sigstore: {{issuer: "{issuer}", identity-regexp: ".*@example[.]com"}}}}\n'
+                       "provenance:"))
+    name, digests = _manifest_subject(world, "r3")
+    statement = approval_statement(subject_name=name, digests=digests, stage="prd", approver=alice, reason="INC-42",
+                                   approved_at=datetime.now(UTC), hotfix=True)
+    signer = KeylessSigner(identity_token=sigstore_local.mint_token(alice, issuer),
+                           trust_config=sigstore_local.trust_config_path)
+    _hotfix_approval(world, store, "r3", signer.sign_statement(json.dumps(statement, sort_keys=True).encode()).bundle)
+    refused = world.gate(store, "prd", "r3", "--hotfix", "--trusted-root", str(sigstore_local.trusted_root_path),
+                         policy=policy)
+    assert refused.code == 1 and "but found 1 (lead)" in _said(refused), refused

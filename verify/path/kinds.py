@@ -29,7 +29,7 @@ from verify.matching import intoto_statements
 from verify.path.order import ran_in
 from verify.path.running import Deployed
 from verify.policy import Policy, StageRule
-from verify.signers import TrustRun, find_signers
+from verify.signers import TrustRun, find_signers, one_person
 from verify.stages import StageEvidence
 from verify.trust import PublicKey
 
@@ -74,16 +74,20 @@ def hotfix_approver(policy: Policy, stage: str, key: PublicKey) -> str:
 def check_hotfix(release: Release, manifest_sha256: str, *, stage: StageRule, policy: Policy, run: TrustRun,
                  lookup: Callable[[str], Found]) -> list[StageEvidence]:
     """``count`` distinct identities of the hotfix rule approved this very manifest for ``stage`` as a hotfix,
-    after it was made; else :class:`PolicyViolation` saying how many were found."""
+    after it was made and not after now; else :class:`PolicyViolation` saying how many were found. One person's
+    keyless approval counts once, however many approvers' identities their certificate fits."""
     count, signed_by = hotfix_rule(stage)
     allowed = [policy.identities[name] for name in signed_by]
     approvers: dict[str, StageEvidence] = {}
+    people: set[str] = set()
     for item in _naming(release, manifest_sha256, lookup):
         try:
             approval = read_approval(item.statement())
-            if not approval.hotfix or approval.stage != stage.name or approval.time < release.created:
+            if not approval.hotfix or approval.stage != stage.name or approval.time < release.created or \
+                    run.in_the_future(approval.time):  # (dated after now: a clock ahead, or a forged time)
                 continue
-            signers = find_signers(item, [i for i in allowed if i.name not in approvers], run)
+            signers = one_person(item, find_signers(item, [i for i in allowed if i.name not in approvers], run),
+                                 people)
         except EvidenceRejected:
             continue  # unreadable, or not signed by an approver still missing: it does not count
         for identity in signers:
