@@ -319,7 +319,9 @@ def _stage_rule(policy: Policy, asked: GateRules) -> StageRule | None:
         if required.verifier is None:
             raise PolicyError(f"policy {policy.uri}: stages.{name} names no verifier, so --require-vsa {name} cannot "
                               "know whose VSAs to accept")
-        if rule is None or all(r.stage != name for r in rule.require_vsa):
+        # added beside the stage's own requirement of that stage unless that one is as narrow: both must hold
+        if rule is None or not any(r.stage == name and set(r.signed_by) <= {required.verifier}
+                                   for r in rule.require_vsa):
             extra.append(VsaRequirement(stage=name, signed_by=(required.verifier,)))
     rule = StageRule(name=THIS_GATE) if rule is None else rule
     return replace(rule, require_vsa=(*rule.require_vsa, *extra))

@@ -204,8 +204,22 @@ def _request(artifact: str | None, *, attestations: tuple[Path, ...], store: str
         "signer_workflow", "source_ref", "deny_self_hosted_runners")})
     rules = GateRules(**{f.name: flags.pop(f.name) for f in fields(GateRules)})
     flags["kind"] = flags.get("kind") or "deploy"
+    _coherent(flags["kind"], rules, emit_vsa, resource_uri, verifier_id)
     return GateRequest(artifact=artifact, attestations=attestations, store=store, policy=policy_path, keys=keys,
                        keyless=keyless, trusted_root=trusted_root, rules=rules, emit=emit, **flags)
+
+
+def _coherent(kind: str, rules: Any, emit_vsa: Path | None, resource_uri: str | None, verifier_id: str | None
+              ) -> None:
+    """Flags that would be dropped without a word are refused (a flag narrows a gate, or says why it cannot)."""
+    from verify.errors import RequestError
+
+    if emit_vsa is None and (resource_uri is not None or verifier_id is not None):
+        raise RequestError(f"{'--resource-uri' if resource_uri is not None else '--verifier-id'} says what an "
+                           "emitted VSA states; give --emit-vsa too, or leave it out")
+    if kind != "deploy" and rules.require_vsa:
+        raise RequestError(f"--require-vsa asks for a stage's VSA, which a --{kind} goes without (the stage's "
+                           f"{kind} rule stands instead); leave out one or the other")
 
 
 def _as_json(outcome: GateOutcome) -> dict[str, Any]:

@@ -1,0 +1,86 @@
+"""A gate's flags narrow the policy or are refused, never dropped without a word: ``--require-vsa STAGE`` holds beside
+the stage's own requirement of that stage, and a flag the gate would not use (with ``--hotfix`` or ``--rollback``,
+or without ``--emit-vsa``) is a usage error (exit 2)."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from tests import factory as f
+from tests.conftest import AttestRunner, KeyPair, make_keypair
+from tests.path_world import PathWorld, make_world, policy_text
+
+ARTEFACT = b"artefact\n"
+
+
+@pytest.fixture
+def evidence(tmp_path: Path) -> tuple[Path, dict[str, KeyPair]]:
+    """A provenance and a stg VSA of it signed by stg-backup, not by stg's verifier; and the policy."""
+    (tmp_path / "keys").mkdir()
+    keys = {n: make_keypair(tmp_path / "keys", n) for n in ("dev", "stg", "backup")}
+    (tmp_path / "app.tar.gz").write_bytes(ARTEFACT)
+    provenance = f.provenance(keys["dev"].private, subjects={"dist/app.tar.gz": ARTEFACT}, finished=f.T0)
+    line = hashlib.sha256(provenance.to_json_line().rstrip(b"\n")).hexdigest()
+    vsa = f.vsa(keys["backup"].private, name="dist/app.tar.gz", artifact=ARTEFACT, stage="stg",
+                at=f.T0 + timedelta(minutes=5), inputs=[("provenance", line)])
+    (tmp_path / "evidence.jsonl").write_bytes(b"".join(e.to_json_line().rstrip(b"\n") + b"\n"
+                                                       for e in (provenance, vsa)))
+    (tmp_path / "policy.yaml").write_text(f"""version: 1
+identities:
+  dev-build: {{keys: ["{keys['dev'].public}"]}}
+  stg-verifier: {{keys: ["{keys['stg'].public}"]}}
+  stg-backup: {{keys: ["{keys['backup'].public}"]}}
+provenance:
+  signed-by: [dev-build]
+  source: {{uri: {f.REPO.removeprefix('https://')}, branches: [main]}}
+stages:
+  stg: {{verifier: stg-verifier}}
+  prd: {{require-vsa: [{{stage: stg, signed-by: [stg-verifier, stg-backup]}}]}}
+  qa: {{}}
+""")
+    return tmp_path, keys
+
+
+def _gate(attest: AttestRunner, work: Path, *more: str) -> tuple[int, str]:
+    ran = attest("verify", "app.tar.gz", "--attestation", "evidence.jsonl", "--policy", "policy.yaml", *more, cwd=work)
+    assert "Traceback" not in ran.err, ran
+    return ran.code, ran.err
+
+
+def test_require_vsa_holds_beside_the_stages_own_wider_requirement(
+        evidence: tuple[Path, dict[str, KeyPair]], attest: AttestRunner) -> None:
+    work, _ = evidence
+    assert _gate(attest, work, "--stage", "prd")[0] == 0  # prd takes stg-backup's VSA
+    for stage in ("qa", "prd"):  # --require-vsa stg asks for stg's verifier's, wherever the stage
+        code, err = _gate(attest, work, "--stage", stage, "--require-vsa", "stg")
+        assert code == 1 and "is signed by 'stg-backup', not by stg-verifier" in err, (stage, err)
+
+
+@pytest.mark.parametrize(("flags", "words"), [
+    (("--stage", "qa", "--resource-uri", "attest:stage:qa"), "--resource-uri says what an emitted VSA states"),
+    (("--stage", "qa", "--verifier-id", "https://example.com/v"), "--verifier-id says what an emitted VSA states"),
+])
+def test_what_an_emitted_vsa_states_needs_emit_vsa(evidence: tuple[Path, dict[str, KeyPair]], attest: AttestRunner,
+                                                   flags: tuple[str, ...], words: str) -> None:
+    code, err = _gate(attest, evidence[0], *flags)
+    assert code == 2 and words in err and err.count("\n") == 1, err
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> PathWorld:
+    made = make_world(tmp_path_factory.mktemp("narrow"))
+    made.policy.write_text(policy_text(made.keys, prd="require-deployed: [stg]\n    hotfix: {require-approvals: "
+                                                      "{count: 1, signed-by: [alice]}}"))
+    return made
+
+
+@pytest.mark.parametrize("kind", ["--hotfix", "--rollback"])
+def test_require_vsa_with_a_hotfix_or_a_rollback_is_refused(world: PathWorld, tmp_path: Path, kind: str) -> None:
+    store = world.copy(tmp_path)
+    ran = world.gate(store, "prd", "r3", kind, "--require-vsa", "stg")
+    assert ran.code == 2, ran
+    assert f"--require-vsa asks for a stage's VSA, which a {kind} goes without" in ran.err, ran
