@@ -531,7 +531,12 @@ def _component(doc: YamlDoc, value: Any, path: tuple[str, ...]) -> ComponentRule
     spec = mapping(doc, value, path, {"source", "builders", "lockfiles"})
     if not spec:
         raise doc.error(path, "changes no rule; give its source, builders or lockfiles, or remove it")
+    source = _source(doc, spec["source"], (*path, "source")) if "source" in spec else None
+    if source is not None and source.uri is None:
+        raise doc.error((*path, "source"), "names no uri: a component's source replaces provenance.source as a "
+                                           "whole, so without its repository any repository would build it; give "
+                                           "the component's uri")
     return ComponentRules(
-        source=_source(doc, spec["source"], (*path, "source")) if "source" in spec else None,
+        source=source,
         builders=_builders(doc, spec["builders"], (*path, "builders")) if "builders" in spec else None,
         lockfiles=strings(doc, spec["lockfiles"], (*path, "lockfiles")) if "lockfiles" in spec else None)

@@ -94,7 +94,9 @@ def test_a_component_rule_is_enforced_for_its_component(work: tuple[Path, KeyPai
     ("components: {}\n", "components: names no component"),
     ("components:\n  infra: {source: {uri: '['}}\n", "components.infra.source.uri: source repository '['"),
     ("components:\n  infra: {builders: []}\n", "components.infra.builders: must be a non-empty list"),
-], ids=["unknown-key", "empty-entry", "no-component", "bad-uri", "empty-builders"])
+    # a source replaces provenance.source whole: branches alone would let any repository build the component
+    ("components:\n  infra: {source: {branches: [main]}}\n", "components.infra.source: names no uri"),
+], ids=["unknown-key", "empty-entry", "no-component", "bad-uri", "empty-builders", "source-without-uri"])
 def test_a_malformed_components_entry_is_a_policy_error(work: tuple[Path, KeyPair], components: str,
                                                         words: str) -> None:
     root, dev = work
