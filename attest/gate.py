@@ -503,16 +503,23 @@ def _check_lockfiles(lockfiles: Sequence[Path], verdict: GateVerdict) -> None:
 
 
 def _vsa_digests(verdict: GateVerdict, read: ArtifactRead, *, sha256: bool) -> dict[str, str]:
-    """The digests a VSA names the artefact by: those of the provenance subject that matched (the verifier
-    computed at least one of them and every one it computed agreed; the others are the builder's signed word
-    for the same bytes), strong algorithms only, with what was computed; sha256 computed if ``sha256`` (the
-    VSA is published to a store, which files it by sha256) and the subject does not give it."""
+    """The digests a VSA names the artefact by: every strong one the provenance subject that matched lists, each
+    computed now from the bytes (never the builder's word alone: prd may match the VSA on one this stage would not
+    have checked), and sha256 if ``sha256`` (the VSA is published to a store, which files it by sha256).
+    :class:`DigestMismatch` if one of them names other bytes: a provenance pairing this artefact's digest with
+    another's gets no VSA. An artefact given by digest (nothing read) is named by that digest alone."""
     from verify.digests import KNOWN
+    from verify.errors import DigestMismatch
 
-    if sha256 and "sha256" not in verdict.verdict.subject.digest:
-        read.ensure(["sha256"])
-    subject = {a: d for a, d in verdict.verdict.subject.digest.items() if a in KNOWN}
-    return {**subject, **read.result().digests}
+    listed = {a: d for a, d in verdict.verdict.subject.digest.items() if a in KNOWN}
+    read.ensure(sorted({*listed, *(("sha256",) if sha256 else ())}))
+    computed = {a: d for a, d in read.result().digests.items() if a in KNOWN}
+    for algorithm, digest in sorted(listed.items()):
+        if algorithm in computed and computed[algorithm] != digest:
+            raise DigestMismatch(f"the provenance that passed names this artefact's {algorithm} as {digest[:16]}..., "
+                                 f"but its bytes hash to {computed[algorithm][:16]}...: it pairs these bytes with "
+                                 "another's digest, so no VSA is signed for them")
+    return computed
 
 
 def _emit(request: GateRequest, verdict: GateVerdict, gate: Gate, signer: Any,

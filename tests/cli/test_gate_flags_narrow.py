@@ -4,6 +4,7 @@ or without ``--emit-vsa``) is a usage error (exit 2)."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from datetime import timedelta
 from pathlib import Path
@@ -84,3 +85,42 @@ def test_require_vsa_with_a_hotfix_or_a_rollback_is_refused(world: PathWorld, tm
     ran = world.gate(store, "prd", "r3", kind, "--require-vsa", "stg")
     assert ran.code == 2, ran
     assert f"--require-vsa asks for a stage's VSA, which a {kind} goes without" in ran.err, ran
+
+
+def test_an_emitted_vsa_names_only_digests_this_stage_computed(tmp_path: Path, attest: AttestRunner) -> None:
+    """A provenance pairing these bytes' blake3 with another's sha256 (a stolen dev key) passes a blake3 gate; the
+    VSA would have vouched for the other sha256, and a sha256-only prd gate then taken bytes stg never saw."""
+    import json
+
+    import blake3
+
+    (tmp_path / "keys").mkdir()
+    keys = {n: make_keypair(tmp_path / "keys", n) for n in ("dev", "stg")}
+    tested, other = b"what stg tested\n", b"what stg never saw\n"
+    (tmp_path / "app.tar.gz").write_bytes(tested)
+    paired = {"blake3": blake3.blake3(tested).hexdigest(), "sha256": hashlib.sha256(other).hexdigest()}
+    honest = {"blake3": blake3.blake3(tested).hexdigest(), "sha256": hashlib.sha256(tested).hexdigest()}
+    (tmp_path / "policy.yaml").write_text(f"""version: 1
+identities:
+  dev-build: {{keys: ["{keys['dev'].public}"]}}
+  stg-verifier: {{keys: ["{keys['stg'].public}"]}}
+provenance:
+  signed-by: [dev-build]
+  source: {{uri: {f.REPO.removeprefix('https://')}, branches: [main]}}
+  digests: [blake3]
+stages:
+  stg: {{verifier: stg-verifier}}
+""")
+    for subject, code in ((paired, 1), (honest, 0)):
+        provenance = f.provenance(keys["dev"].private, subjects={"dist/app.tar.gz": subject})
+        (tmp_path / "provenance.jsonl").write_bytes(provenance.to_json_line().rstrip(b"\n") + b"\n")
+        vsa = tmp_path / "stg.intoto.jsonl"
+        vsa.unlink(missing_ok=True)
+        ran = attest("verify", "app.tar.gz", "--attestation", "provenance.jsonl", "--policy", "policy.yaml",
+                     "--stage", "stg", "--emit-vsa", vsa, "--signer", keys["stg"].private, cwd=tmp_path)
+        assert ran.code == code and "Traceback" not in ran.err, ran
+        if code:
+            assert "pairs these bytes with another's digest, so no VSA is signed" in ran.err and not vsa.exists(), ran
+            continue
+        statement = json.loads(base64.b64decode(json.loads(vsa.read_text())["payload"]))
+        assert statement["subject"][0]["digest"] == honest  # each computed from the bytes
