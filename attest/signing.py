@@ -47,12 +47,13 @@ def sign_with(document: Mapping[str, Any], signer: Signer) -> bytes:
 
 
 def write_and_publish(line: bytes, *, output: Path, store: str | None, kind: str,
-                      artifacts: Sequence[Mapping[str, str]], attach: Callable[[bytes], str] | None = None
-                      ) -> list[str]:
+                      artifacts: Sequence[Mapping[str, str]], attach: Callable[[bytes], str] | None = None,
+                      last: Callable[[], str] | None = None) -> list[str]:
     """Publish ``line`` under the sha256 of each artefact (its digests) in ``artifacts`` and ``attach`` it (to an
-    image in its registry), then write it to ``output`` atomically: a failed publish leaves no output that looks
-    like success, and a rerun completes it (puts of the same bytes are idempotent). (The store's blake3 index is
-    written by the build that published the artefact: a stage's role may add VSAs to a store and nothing else.)"""
+    image in its registry), then ``last`` (a put that makes it count, which must come after the others), then write
+    it to ``output`` atomically: a failed publish leaves no output that looks like success, and a rerun completes it
+    (puts of the same bytes are idempotent). (The store's blake3 index is written by the build that published the
+    artefact: a stage's role may add VSAs to a store and nothing else.)"""
     from attest._atomic import write_atomic
 
     published = []
@@ -64,6 +65,8 @@ def write_and_publish(line: bytes, *, output: Path, store: str | None, kind: str
                      for digests in artifacts]
     if attach is not None:
         published.append(attach(line))
+    if last is not None:
+        published.append(last())
     write_atomic(output, line)
     return published
 

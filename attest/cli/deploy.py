@@ -113,10 +113,12 @@ def record(environment: str, release_path: Path, component: str, status: str, si
         invocation=run, replaces=replaces, commit=release.component.commit)
     line = sign_with(document, signer)
     unique = {digests["sha256"]: digests for _, digests in artifacts}
-    # (e) into the deployment index (what runs where, newest first), under each artefact, then the output
-    indexed = publishable(store).put_deployment(deployment_key(environment, component, deployed_at, line), line)
-    published = [indexed, *write_and_publish(line, output=output, store=store, kind="deployment",
-                                             artifacts=[unique[sha] for sha in sorted(unique)])]
+    # (e) under each artefact, then into the deployment index (what runs where, newest first: last, as what makes
+    # the record count there, so that a failed publish leaves nothing attest status or a gate counts), then the output
+    published = write_and_publish(line, output=output, store=store, kind="deployment",
+                                  artifacts=[unique[sha] for sha in sorted(unique)],
+                                  last=lambda: publishable(store).put_deployment(
+                                      deployment_key(environment, component, deployed_at, line), line))
     shown = printable(release.name)
     if output_format == "json":
         emit_json({"environment": environment, "release": {"name": release.name, "digest": {"sha256": release.sha256}},

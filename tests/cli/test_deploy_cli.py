@@ -260,3 +260,17 @@ def test_the_pipeline_run_is_what_the_environment_tells(environ: dict[str, str],
     from attest.collect import pipeline_run
 
     assert pipeline_run(environ) == expected
+
+
+def test_a_record_that_could_not_be_published_under_its_artefacts_is_not_indexed(stacks: Stacks,
+                                                                                 tmp_path: Path) -> None:
+    """The deployment index is written last: what attest status and the order rule count is never a record whose
+    publishing failed (a rerun publishes it whole)."""
+    store = tmp_path / "store"
+    shutil.copytree(stacks.root / "store", store)
+    folder = store / "sha256" / stacks.artifacts("infra")[0]["digest"]["sha256"]
+    shutil.rmtree(folder)
+    folder.write_text("not a folder")  # the publish under this artefact fails
+    ran = deploy(stacks, tmp_path, status="failed")
+    assert ran.result.code == 3 and "Traceback" not in ran.result.err, ran.result
+    assert not (store / "deployments").exists() and not ran.output.exists()
