@@ -83,28 +83,40 @@ def test_a_record_of_another_environment_does_not_count(world: PathWorld, tmp_pa
     assert refused.code == 1 and "no succeeded deployment record of infra in stg" in _said(refused)
 
 
-def test_an_untrusted_or_misfiled_record_in_the_index_never_counts(world: PathWorld, tmp_path: Path) -> None:
+def test_an_untrusted_or_misfiled_record_in_the_index_never_counts_and_hides_nothing(world: PathWorld,
+                                                                                    tmp_path: Path) -> None:
+    """A record newer than what runs that does not count (misfiled, signed by no deployer of the environment,
+    corrupted) never counts, and is never passed over to an older one: it may be the newest true record, spoilt
+    to roll what runs back, so the order rule refuses until it is removed or the deployment recorded again."""
     store = world.copy(tmp_path)
     assert world.deploy(store, "stg", "r1", "infra", tmp=tmp_path).code == 0
     assert world.deploy(store, "stg", "r3", "infra", tmp=tmp_path).code == 0
     folder = store / "deployments" / "stg" / "infra"
     old, new = sorted(folder.iterdir())
+    assert world.gate(store, "stg", "r3", "--component", "app").code == 0
     # r1's genuine record copied under a newer name: it would make r1's infra look current
     misfiled = folder / ("99991231T235959000000Z-" + old.name.split("-", 1)[1])
     shutil.copy(old, misfiled)
-    assert world.gate(store, "stg", "r3", "--component", "app").code == 0
+    for release in ("r3", "r1"):
+        refused = world.gate(store, "stg", release, "--component", "app")
+        assert refused.code == 1 and "newer than the one it runs did not count" in _said(refused), refused
+        assert "is filed under another time or digest than it was signed with" in _said(refused), refused
+    misfiled.unlink()
+    # the newest true record spoilt (its signature): stg is not taken to run r1 again
+    new.write_bytes(new.read_bytes().replace(b'"sig":"', b'"sig":"AAAA', 1))
     refused = world.gate(store, "stg", "r1", "--component", "app")
-    assert refused.code == 1 and "stg runs infra of release r3" in _said(refused)
-    # a record of r1's infra signed by prd's deployer, for stg, under the newest name: ignored
+    assert refused.code == 1 and "newer than the one it runs did not count" in _said(refused), refused
+    new.unlink()
+    assert world.gate(store, "stg", "r1", "--component", "app").code == 0  # removed: r1's record is the newest
+    # a record of r1's infra signed by prd's deployer, for stg, under the newest name: it does not count either
     forged = world.deploy(tmp_path / "other", "prd", "r1", "infra", tmp=tmp_path)
     assert forged.code != 0  # prd's gate refuses it (stg never ran r1 there): sign it as a failed one instead
     made = world.deploy(tmp_path / "other", "prd", "r1", "infra", status="failed", tmp=tmp_path)
     assert made.code == 0, made
     line = next((tmp_path / "other" / "deployments").rglob("*.intoto.jsonl")).read_bytes()
     (folder / ("99991231T235959999999Z-" + "0" * 64 + ".intoto.jsonl")).write_bytes(line)
-    assert world.gate(store, "stg", "r3", "--component", "app").code == 0
+    assert world.gate(store, "stg", "r1", "--component", "app").code == 1
     # with only bad records left, nothing runs: refused, and the sentence says some records did not count
-    new.unlink()
     old.unlink()
     none = world.gate(store, "stg", "r3", "--component", "app")
     assert none.code == 1 and "record(s) read did not count" in _said(none), none

@@ -49,7 +49,8 @@ def _digests(part: ReleasePart) -> frozenset[str]:
 def check_order(release: Release, component: str, *, environment: str,
                 running_of: Callable[[str], Running]) -> list[Running]:
     """What runs in ``environment`` of each component ``component`` needs, each at this release's artefacts;
-    else :class:`PolicyViolation` naming the first that does not (deploy it first)."""
+    else :class:`PolicyViolation` naming the first that does not (deploy it first), or whose newest record did
+    not count (corrupted, misfiled or signed by no deployer: it may hide what runs)."""
     found: list[Running] = []
     for part in needed(release, component):
         now = running_of(part.name)  # running() refuses a stage that signs no records: it cannot say what runs
@@ -59,6 +60,11 @@ def check_order(release: Release, component: str, *, environment: str,
             raise PolicyViolation(f"{component} needs {part.name}, and no succeeded deployment record of "
                                   f"{part.name} in {environment} is trusted{ignored}: deploy {part.name} of release "
                                   f"{release.name} to {environment} first")
+        if now.ignored:  # newer than what runs, and not trusted: what runs there cannot be told
+            raise PolicyViolation(f"{component} needs {part.name}, and a record of {part.name} in {environment} newer "
+                                  f"than the one it runs did not count ({now.ignored[0]}), so what runs there cannot "
+                                  "be told; remove that entry of the store's deployment index, or record the "
+                                  f"deployment of {part.name} to {environment} again")
         if current.artifact_digests != _digests(part):
             raise PolicyViolation(f"{component} needs {part.name}, and {environment} runs {part.name} of release "
                                   f"{current.record.release} (since {current.record.time.isoformat()}), whose "
