@@ -76,6 +76,7 @@ def test_a_release_that_never_ran_in_prd_is_no_rollback(world: PathWorld, tmp_pa
     refused = world.gate(store, "prd", "r2", "--rollback")
     assert refused.code == 1
     assert "release r2 never ran in prd: no succeeded deployment record of its app artefacts there" in _said(refused)
+    assert "require-deployed" not in _said(refused)  # a rollback is no ordinary deployment: prd's rule is not why
     # r2's infra is r1's, which ran in prd: that stack alone may go back
     assert world.gate(store, "prd", "r2", "--rollback", "--component", "infra").code == 0
     # a failed prd record is not "ran there"

@@ -81,7 +81,11 @@ def check_deployed(parts: Sequence[ReleasePart], *, stages: Sequence[str], polic
     found: list[Deployed] = []
     for part in parts:
         for stage in stages:
-            found.append(ran_in(part, stage, policy=policy, run=run, lookup=lookup))
+            try:
+                found.append(ran_in(part, stage, policy=policy, run=run, lookup=lookup))
+            except PolicyViolation as e:
+                raise PolicyViolation(f"{e}; the policy requires that {stage} ran them first (require-deployed): "
+                                      f"deploy the release to {stage}, and record it") from e
     return found
 
 
@@ -103,5 +107,4 @@ def ran_in(part: ReleasePart, stage: str, *, policy: Policy, run: TrustRun,
             return found
     why = f" (of {len(records)} deployment record(s) found, none counts: {other})" if other else ""
     raise PolicyViolation(f"component {part.name}: no succeeded deployment record of these artefacts in {stage}, "
-                          f"signed by a {stage} deployer, is found{why}; the policy requires that {stage} ran "
-                          f"them first (require-deployed): deploy the release to {stage}, and record it")
+                          f"signed by a {stage} deployer, is found{why}")
