@@ -8,6 +8,7 @@ provenance rules and the order of the components, and ``attest audit`` lists eve
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -308,7 +309,7 @@ def test_one_persons_keyless_hotfix_approval_counts_once(world: PathWorld, tmp_p
     from datetime import UTC, datetime
 
     from attest.signers.sigstore import KeylessSigner
-    from attest.summaries import approval_statement
+    from attest.summaries import approval_statement, deployment_statement
 
     issuer, alice = "https://accounts.example.com", "alice@example.com"
     store = world.copy(tmp_path)
@@ -327,3 +328,16 @@ def test_one_persons_keyless_hotfix_approval_counts_once(world: PathWorld, tmp_p
     refused = world.gate(store, "prd", "r3", "--hotfix", "--trusted-root", str(sigstore_local.trusted_root_path),
                          policy=policy)
     assert refused.code == 1 and "but found 1 (lead)" in _said(refused), refused
+    # a pipeline that recorded the hotfix without its gate: the audit counts alice once too
+    from tests import factory as f
+
+    manifest_line = hashlib.sha256(world.release("r3").read_bytes().strip()).hexdigest()
+    artefacts = [(a["name"], a["digest"]) for a in world.artifacts("r3", "app")]
+    record = deployment_statement(environment="prd", release_name="r3", release_sha256=manifest_line,
+                                  component="app", artifacts=artefacts, status="succeeded", kind="hotfix",
+                                  deployed_at=datetime.now(UTC))
+    f.publish(store, f.sign(world.keys["prd-deploy"].private, record), kind="deployment")
+    audit = run_attest("audit", store, world.release("r3"), "--policy", policy, "--no-index", "--format", "json",
+                       "--trusted-root", str(sigstore_local.trusted_root_path), cwd=world.root)
+    missing = [a for a in json.loads(audit.out)["anomalies"] if a["kind"] == "missing-approval"]
+    assert audit.code == 1 and missing and "as a hotfix with 1 of the 2 hotfix approval(s)" in missing[0]["message"]

@@ -28,14 +28,18 @@ Flag = Callable[..., None]
 """``flag(kind, sha256, message, source=..., step=..., key=...)``: an anomaly (:meth:`_Auditor._flag`)."""
 
 
+HotfixApproval = tuple[tuple[str, ...], "datetime | None", str]
+"""A trusted hotfix approval: (the hotfix approvers who signed it, its time, who signed it keylessly: empty for
+a key's signature)."""
+
+
 def judge_gates(policy: Policy, placed: Iterable[tuple[_Fact, _Deployment]],
                 vsas_of: Callable[[str, str], Sequence[Endorsement]],
-                hotfixes: Mapping[str, Sequence[tuple[tuple[str, ...], datetime | None]]],
-                created: Mapping[str, datetime], flag: Flag) -> None:
+                hotfixes: Mapping[str, Sequence[HotfixApproval]], created: Mapping[str, datetime],
+                flag: Flag) -> None:
     """Flag each succeeded record in ``placed`` whose stage's gate would have refused what it deployed, then
     (``vsas_of(sha256, stage)``: the trusted VSAs of an artefact for a stage; ``hotfixes``: the trusted hotfix
-    approvals of each ``MANIFEST-LINE:STAGE``, as (approvers, time); ``created``: when each manifest, by its
-    line, says it was made)."""
+    approvals of each ``MANIFEST-LINE:STAGE``; ``created``: when each manifest, by its line, says it was made)."""
     records = [(fact, d) for fact, d in placed if d.status == "succeeded"]
     ran = _first_runs(records)
     for fact, deployment in records:
@@ -55,16 +59,22 @@ def judge_gates(policy: Policy, placed: Iterable[tuple[_Fact, _Deployment]],
                      **where)
 
 
-def _hotfix(rule: StageRule, deployment: _Deployment, approvals: Sequence[tuple[tuple[str, ...], datetime | None]],
+def _hotfix(rule: StageRule, deployment: _Deployment, approvals: Sequence[HotfixApproval],
             made: datetime | None) -> list[tuple[str, str]]:
     """What a hotfix to ``rule``'s stage lacked: the stage's leave, or enough hotfix approvals between the time its
-    release was made (``made``; an approval of a manifest not yet made is backdated) and the deployment."""
+    release was made (``made``; an approval of a manifest not yet made is backdated) and the deployment, one person
+    one approver (as the gate counts them: :func:`verify.signers.one_person`)."""
     if rule.hotfix is None:
         return [("skipped-stage", f"as a hotfix, which stages.{rule.name} does not allow")]
     approvers: set[str] = set()
-    for names, time in approvals:
-        if time is not None and (made is None or made <= time) and time <= deployment.time:
-            approvers.update(names)
+    people: set[str] = set()
+    for names, time, person in sorted(approvals, key=repr):  # (one order whatever the reading order)
+        if time is None or (made is not None and time < made) or time > deployment.time or person in people:
+            continue
+        if person:
+            people.add(person)
+            names = tuple(n for n in names if n not in approvers)[:1]
+        approvers.update(names)
     if len(approvers) >= rule.hotfix.count:
         return []
     return [("missing-approval", f"as a hotfix with {len(approvers)} of the {rule.hotfix.count} hotfix approval(s) "

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from verify.audit._check import _Approval, _Build, _Deployment, _Fact, _Release, _Signature, _Vsa
-from verify.audit._gates import judge_approvals, judge_gates
+from verify.audit._gates import HotfixApproval, judge_approvals, judge_gates
 from verify.audit._reproduction import _Reproduction
 from verify.audit._whole import anomaly_order, history_of, stage_order
 from verify.audit.report import (
@@ -79,8 +79,8 @@ class _Auditor:
         component a release binds it to (``components.NAME``), else by ``provenance``'s, once all is read."""
         self.reproduced: list[tuple[str, str, _Fact, _Reproduction]] = []
         """(sha256, name, fact, reproduction) of each trusted reproduction: judged against the builds once all is in."""
-        self.hotfixes: dict[str, list[tuple[tuple[str, ...], datetime | None]]] = {}
-        """Trusted hotfix approvals by ``MANIFEST-LINE:STAGE``: (approvers, time) each (a hotfix record's dep)."""
+        self.hotfixes: dict[str, list[HotfixApproval]] = {}
+        """Trusted hotfix approvals by ``MANIFEST-LINE:STAGE`` (a hotfix record's dep)."""
         self.unplaced: set[tuple[str, str]] = set()
         """(statement digest, sha256) of each deployment record that does not count for that artefact."""
         self.clocked: set[str] = set()
@@ -248,7 +248,8 @@ class _Auditor:
         approvers = tuple(sorted(set(fact.signers) & allowed))
         if approvers:
             for _, line in fact.subjects:  # the manifest's line: what the deployment records of a hotfix name
-                self.hotfixes.setdefault(f"{line}:{approval.stage}", []).append((approvers, approval.time))
+                self.hotfixes.setdefault(f"{line}:{approval.stage}", []).append((approvers, approval.time,
+                                                                                 approval.person))
             return
         may = ", ".join(sorted(allowed)) or "no identity"
         self._flag("untrusted-signer", None, f"a hotfix approval for stage {approval.stage!r} is signed by "
