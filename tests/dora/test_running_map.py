@@ -124,3 +124,32 @@ def test_of_two_records_of_one_time_the_map_answers_as_attest_status(tmp_path: P
     assert ran.code == 0 and json.loads(ran.out)["environments"]["prd"]["app"]["release"] == expected, ran
     assert _running(attest, tmp_path, "--no-index")["prd"]["release"] == expected
     assert _running(attest, tmp_path, "--index", "ix.sqlite")["prd"]["release"] == expected
+
+
+def test_one_release_signed_twice_is_one_release(tmp_path: Path, keys: dict[str, KeyPair],
+                                                 attest: AttestRunner) -> None:
+    """stg's record names one envelope of r1's manifest, prd's another of the same statement: prd is level."""
+    from attest.summaries import Component, release_statement
+
+    write_policy(tmp_path, keys)
+    store = tmp_path / "store"
+    data = b"app v1"
+    built = T0
+    provenance = f.provenance(keys["dev"].private, subjects={"app.zip": data}, commit="1" * 40, finished=built)
+    f.publish(store, provenance)
+    component = Component(name="app", subjects=[("app.zip", f.digests(data))],
+                          provenance_sha256=hashlib.sha256(provenance.to_json_line().rstrip(b"\n")).hexdigest(),
+                          source=f.REPO, commit="1" * 40)
+    statement = release_statement(name="r1", components=[component], created_at=built + timedelta(minutes=1))
+    lines = []
+    for _ in range(2):  # two envelopes of one statement (ECDSA signs anew each time)
+        envelope = f.sign(keys["release"].private, statement)
+        f.publish(store, envelope, kind="release")
+        lines.append(hashlib.sha256(envelope.to_json_line().rstrip(b"\n")).hexdigest())
+    assert lines[0] != lines[1]
+    for env, line, hours in (("stg", max(lines), 2), ("prd", min(lines), 3)):  # (by line, stg's would be newer)
+        _record(store, keys[env].private, {"name": "r1", "line": line, "artifacts": [("app.zip", f.digests(data))]},
+                env=env, at=built + timedelta(hours=hours))
+    running = _running(attest, tmp_path, "--no-index")
+    assert (running["stg"]["release"], running["prd"]["release"]) == ("r1", "r1")
+    assert (running["prd"]["behind"], running["prd"]["releasesBehind"]) == (None, None)

@@ -106,19 +106,26 @@ def running(placed: Mapping[str, _Deployment], order: Sequence[str],
 def _behind(component: str, ahead: _Deployment, here: _Deployment, releases: Mapping[str, ReleaseRecord]
             ) -> int | None:
     """How many releases of ``component`` the environment running ``here`` is behind the one running ``ahead``: the
-    trusted releases made after its own, up to the one ahead runs, by the times their manifests were signed with;
-    0 when it runs that release or a newer one (the one before rolled back); None when one of the two releases is
-    not known, so that neither can be said newer (counted as behind: never shown level when it may not be)."""
-    if ahead.release_sha256 == here.release_sha256:
-        return 0
+    trusted releases made after its own, up to the one ahead runs, by the times their manifests were signed with
+    (one release however many envelopes carry its statement); 0 when it runs that release or a newer one (the one
+    before rolled back); None when one of the two releases is not known, so that neither can be said newer (counted
+    as behind: never shown level when it may not be)."""
     mine, theirs = releases.get(here.release_sha256), releases.get(ahead.release_sha256)
+    if ahead.release_sha256 == here.release_sha256 or (mine and theirs and _said(mine) == _said(theirs)):
+        return 0
     if mine is None or theirs is None:
         return None
-    low, high = (mine.created, here.release_sha256), (theirs.created, ahead.release_sha256)
+    low, high = _said(mine), _said(theirs)
     if high <= low:
         return 0
-    return sum(1 for line, release in releases.items() if low < (release.created, line) <= high
-               and any(part.name == component for part in release.components))
+    return len({_said(r) for r in releases.values()
+                if low < _said(r) <= high and any(part.name == component for part in r.components)})
+
+
+def _said(release: ReleaseRecord) -> tuple[datetime, str, str]:
+    """What a release manifest's statement says, in the order releases were made: two envelopes of one statement
+    (signed twice, or by two identities) say the same."""
+    return release.created, release.name, repr(release.components)
 
 
 def dora(placed: Mapping[str, _Deployment], committed: Mapping[str, tuple[str, datetime]], since: datetime,
