@@ -708,7 +708,27 @@ def test_an_approval_signed_after_the_stage_verified_does_not_count(keys: dict[s
 
     assert found(report) == {("missing-approval", late)}
     assert ("with 1 of the 2 approval(s) it requires from alice, bob (1 more signed after it verified, at "
-            "2024-05-01T12:00:00Z, or undated)") in report.anomalies[0].message
+            "2024-05-01T12:00:00Z, before it was built, or undated)") in report.anomalies[0].message
+
+
+def test_an_approval_signed_before_the_build_does_not_count(keys: dict[str, KeyPair], tmp_path: Path,
+                                                            store: Path) -> None:
+    """As the gate counts them: an approval dated before the bytes were built approved something else (or its time
+    is wrong), so it never lets a stage pass them."""
+    policy = write_policy(tmp_path, keys, approvals="    require-approvals: {count: 1, signed-by: [alice]}\n")
+    early = full_path(store, keys, b"approved early", commit="a" * 40)
+    f.publish(store, f.approval(keys["alice"].private, name=APP, artifact=b"approved early", stage="prd",
+                                approver="alice@acme", at=f.T0 - H))
+    timely = full_path(store, keys, b"approved in time", commit="b" * 40)
+    f.publish(store, f.approval(keys["alice"].private, name=APP, artifact=b"approved in time", stage="prd",
+                                approver="alice@acme", at=f.T0 + H))
+
+    report = run(store, policy)
+
+    assert found(report) == {("missing-approval", early)}
+    assert "with 0 of the 1 approval(s) it requires from alice (1 more signed after it verified" in \
+        report.anomalies[0].message
+    assert timely not in {a.sha256 for a in report.anomalies}
 
 
 def test_a_vsa_dated_after_the_audit_is_out_of_order(store: Path, keys: dict[str, KeyPair], policy: Policy) -> None:

@@ -82,20 +82,24 @@ def _hotfix(rule: StageRule, deployment: _Deployment, approvals: Sequence[Hotfix
 
 
 def judge_approvals(sha: str, given: Sequence[Endorsement], people: Mapping[str, str], rule: StageRule,
-                    first: Endorsement, flag: Flag) -> None:
-    """A stage that passed the artefact and requires approvals had enough approvers who approved it by then (the
-    time of its ``first`` VSA that passed it): an approval signed afterwards did not let it pass."""
+                    between: tuple[datetime | None, Endorsement], flag: Flag) -> None:
+    """A stage that passed the artefact and requires approvals had enough approvers who approved it by then:
+    ``between`` its first trusted build's time (None: no build states one, so no approval can be ordered after it,
+    as the gate says) and its ``first`` VSA that passed it. An approval signed afterwards did not let it pass, and
+    one signed before the build approved something else."""
     needed = rule.require_approvals
     if needed is None:
         return
-    timely = [a for a in given if a.time is not None and (first.time is None or a.time <= first.time)]
+    built_on, first = between
+    timely = [a for a in given if a.time is not None and built_on is not None and built_on <= a.time
+              and (first.time is None or a.time <= first.time)]
     approvers = approvers_of(timely, people)
     if len(approvers) < needed.count:
-        late = len({s for a in given for s in a.signers} - approvers)
+        other = len({s for a in given for s in a.signers} - approvers)
         flag("missing-approval", sha, f"stage {rule.name!r} verified {short_sha(sha)} with {len(approvers)} of the "
              f"{needed.count} approval(s) it requires from {', '.join(needed.signed_by)}"
-             + (f" ({late} more signed after it verified, at {iso_time(first.time)}, or undated)" if late else ""),
-             step=rule.name)
+             + (f" ({other} more signed after it verified, at {iso_time(first.time)}, before it was built, or "
+                "undated)" if other else ""), step=rule.name)
 
 
 def _first_runs(records: Sequence[tuple[_Fact, _Deployment]]) -> dict[tuple[str, str], datetime]:

@@ -361,7 +361,7 @@ class _Auditor:
             if rule.min_level:
                 self._judge_level(record, rule)
             judge_approvals(record.sha256, record.approvals.get(name, []), record.people, rule,
-                            min(passed, key=when_of), self._flag)
+                            (built_on, min(passed, key=when_of)), self._flag)
 
     def _judge_vsa_order(self, record: _Record, name: str, rule: StageRule, vsa: Endorsement,
                          built_on: datetime | None) -> None:

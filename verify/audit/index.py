@@ -65,7 +65,8 @@ __all__ = ["INDEX_FORMAT", "FactIndex", "Judged", "Kept", "Listed", "decode_fact
 #: builders applied. 9: those of format 8 took a lead time's start from provenances the policy refuses, counted
 #: deployment records dated before what they deployed was built, and never held a record to its stage's gate.
 #: 10: a deployment record's fact keeps the sha256 of its envelope line (what runs, of two records of one time).
-#: 11: those of format 10 counted one person's keyless hotfix approval once for each hotfix approver it fitted.
+#: 11: those of format 10 counted one person's keyless hotfix approval once for each hotfix approver it fitted, and
+#: approvals signed before the build.
 INDEX_FORMAT = 11
 
 _CLASSES: Mapping[str, type] = {cls.__name__: cls for cls in (
