@@ -119,3 +119,30 @@ def _hotfix_approval(store: Path, signer: KeyPair, release: dict[str, object], *
     f.publish(store, f.sign(signer.private, approval_statement(
         subject_name=f"release {release['name']}", digests={"sha256": str(release["line"])}, stage="prd",
         approver="rm", reason="the outage", approved_at=at, hotfix=True)))
+
+
+def test_a_rollback_goes_back_to_what_ran_there_whatever_the_stage_requires(tmp_path: Path, keys: dict[str, KeyPair],
+                                                                           attest: AttestRunner) -> None:
+    """As the gate's --rollback: a release that ran in prd may run there again without stg (a hotfix took it there
+    first), and one that never ran in prd is no rollback, whatever stg did."""
+    _gated(tmp_path, keys, hotfix=True)
+    store = tmp_path / "store"
+    built = NOW - timedelta(days=8)
+    v1, v2 = _version(store, keys, 1, built), _version(store, keys, 2, built + timedelta(days=1))
+    _hotfix_approval(store, keys["release"], v1, at=built + timedelta(hours=2))
+    _record(store, keys["prd"].private, v1, env="prd", at=built + timedelta(hours=3), kind="hotfix")
+    at = built + timedelta(days=1)
+    f.publish(store, f.vsa(keys["stgv"].private, name="app.zip", artifact=b"app v2", stage="stg",
+                           at=at + timedelta(hours=1)))
+    _record(store, keys["stg"].private, v2, env="stg", at=at + timedelta(hours=2))
+    _record(store, keys["prd"].private, v2, env="prd", at=at + timedelta(hours=3))
+    _record(store, keys["prd"].private, v1, env="prd", at=at + timedelta(hours=4), kind="rollback")
+    assert _anomalies(attest, tmp_path) == []
+    # v3 went through stg, never through prd: a "rollback" to it is none
+    v3 = _version(store, keys, 3, built + timedelta(days=2))
+    at = built + timedelta(days=2)
+    f.publish(store, f.vsa(keys["stgv"].private, name="app.zip", artifact=b"app v3", stage="stg",
+                           at=at + timedelta(hours=1)))
+    _record(store, keys["stg"].private, v3, env="stg", at=at + timedelta(hours=2))
+    _record(store, keys["prd"].private, v3, env="prd", at=at + timedelta(hours=3), kind="rollback")
+    assert _anomalies(attest, tmp_path) == [("skipped-stage", "as a rollback, though it never ran there before")]

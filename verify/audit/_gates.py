@@ -52,6 +52,10 @@ def judge_gates(policy: Policy, placed: Iterable[tuple[_Fact, _Deployment]],
             if deployment.kind == "hotfix":
                 found = _hotfix(rule, deployment, hotfixes.get(f"{deployment.release_sha256}:{rule.name}", ()),
                                 created.get(deployment.release_sha256))
+            elif deployment.kind == "rollback":  # back to what ran there: the stage's other requirements give way
+                first = ran.get((rule.name, sha))
+                found = [] if first is not None and first < deployment.time else [
+                    ("skipped-stage", "as a rollback, though it never ran there before")]
             else:
                 found = _refusals(rule, sha, deployment.time, vsas_of, ran)
             for kind, why in found:  # (one anomaly a requirement: the key tells them apart)
