@@ -146,3 +146,42 @@ def test_a_rollback_goes_back_to_what_ran_there_whatever_the_stage_requires(tmp_
     _record(store, keys["stg"].private, v3, env="stg", at=at + timedelta(hours=2))
     _record(store, keys["prd"].private, v3, env="prd", at=at + timedelta(hours=3), kind="rollback")
     assert _anomalies(attest, tmp_path) == [("skipped-stage", "as a rollback, though it never ran there before")]
+
+
+@pytest.mark.parametrize("rule", ["require-approvals", "min-level"])
+def test_prd_ran_what_its_approvals_or_its_level_did_not_allow(tmp_path: Path, keys: dict[str, KeyPair],
+                                                              attest: AttestRunner, rule: str) -> None:
+    """prd verifies nothing of its own (no prd VSA), so its gate's approvals and level are asked of the deployment
+    record: one deployed without them passed the audit."""
+    _gated(tmp_path, keys)
+    policy = tmp_path / "policy.yaml"
+    text = policy.read_text()
+    if rule == "require-approvals":
+        text = text.replace("require-deployed: [stg],",
+                            "require-deployed: [stg], require-approvals: {count: 1, signed-by: [release-manager]},")
+    else:
+        text = text.replace("provenance:\n  signed-by: [dev-build]",
+                            f'provenance:\n  signed-by: [dev-build]\n  builders: [{{id: "{f.BUILDER}", level: 2}}]'
+                            ).replace("require-deployed: [stg],", "require-deployed: [stg], min-level: 3,")
+    policy.write_text(text)
+    store = tmp_path / "store"
+    built = NOW - timedelta(days=8)
+    v1 = _version(store, keys, 1, built)
+    f.publish(store, f.vsa(keys["stgv"].private, name="app.zip", artifact=b"app v1", stage="stg",
+                           at=built + timedelta(hours=1)))
+    _record(store, keys["stg"].private, v1, env="stg", at=built + timedelta(hours=2))
+    _record(store, keys["prd"].private, v1, env="prd", at=built + timedelta(hours=3))
+    if rule == "min-level":
+        assert _anomalies(attest, tmp_path) == [
+            ("insufficient-level", "though no builder trusted for the SLSA build level 3 it requires built it")]
+        return
+    missing = [("missing-approval", "with 0 of the 1 approval(s) it requires from release-manager, signed between "
+                                    "its build and then")]
+    assert _anomalies(attest, tmp_path) == missing
+    for hours in (-2, 4):  # before the build, after the deployment: neither counts
+        f.publish(store, f.approval(keys["release"].private, name="app.zip", artifact=b"app v1", stage="prd",
+                                    approver="rm", at=built + timedelta(hours=hours)))
+        assert _anomalies(attest, tmp_path) == missing
+    f.publish(store, f.approval(keys["release"].private, name="app.zip", artifact=b"app v1", stage="prd",
+                                approver="rm", at=built + timedelta(hours=2, minutes=30)))
+    assert _anomalies(attest, tmp_path) == []

@@ -3,8 +3,10 @@
 ``attest verify`` is the gate a pipeline runs before it deploys; a deployment record is the environment's word,
 signed, that it deployed. A pipeline that deployed without its gate (edited, or run by hand) still signs a true
 record. So the audit asks of every trusted deployment record placed in its release what the gate would have asked
-then: each VSA the stage requires (``require-vsa``), signed before the deployment, and each stage the release must
-have run in first (``require-deployed``), a succeeded record there of the same artefacts, dated before. A hotfix
+then: each VSA the stage requires (``require-vsa``), signed before the deployment; each stage the release must
+have run in first (``require-deployed``), a succeeded record there of the same artefacts, dated before; the
+approvals it requires (``require-approvals``), signed between the build and the deployment; a builder trusted for
+its ``min-level``. A rollback needs none of those, but the artefact must have run there before. A hotfix
 needs neither, but the stage must allow hotfixes, and as many of its hotfix approvers as it requires must have
 approved that very release manifest for it after it was made and before the deployment
 (``hotfix.require-approvals``), as the gate counts them (:func:`verify.path.kinds.check_hotfix`).
@@ -16,10 +18,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
+from typing import Protocol
 
 from verify.audit._check import _Deployment, _Fact
 from verify.audit._whole import approvers_of
-from verify.audit.report import Endorsement, iso_time, short_sha
+from verify.audit.report import BuildRecord, Endorsement, iso_time, short_sha
 from verify.policy import Policy, StageRule
 
 __all__ = ["judge_gates"]
@@ -28,18 +31,31 @@ Flag = Callable[..., None]
 """``flag(kind, sha256, message, source=..., step=..., key=...)``: an anomaly (:meth:`_Auditor._flag`)."""
 
 
+class Evidence(Protocol):
+    """What the gate asked of an artefact (:class:`verify.audit._judge._Record`)."""
+
+    builds: list[BuildRecord]
+    vsas: dict[str, list[Endorsement]]
+    approvals: dict[str, list[Endorsement]]
+    people: dict[str, str]
+
+
+Known = tuple[Callable[[str], "Evidence | None"], Mapping[str, Sequence[int]]]
+"""The trusted evidence of each artefact by its sha256, and the build levels its provenances' builders are trusted
+for."""
+
+
 HotfixApproval = tuple[tuple[str, ...], "datetime | None", str]
 """A trusted hotfix approval: (the hotfix approvers who signed it, its time, who signed it keylessly: empty for
 a key's signature)."""
 
 
-def judge_gates(policy: Policy, placed: Iterable[tuple[_Fact, _Deployment]],
-                vsas_of: Callable[[str, str], Sequence[Endorsement]],
+def judge_gates(policy: Policy, placed: Iterable[tuple[_Fact, _Deployment]], known: Known,
                 hotfixes: Mapping[str, Sequence[HotfixApproval]], created: Mapping[str, datetime],
                 flag: Flag) -> None:
     """Flag each succeeded record in ``placed`` whose stage's gate would have refused what it deployed, then
-    (``vsas_of(sha256, stage)``: the trusted VSAs of an artefact for a stage; ``hotfixes``: the trusted hotfix
-    approvals of each ``MANIFEST-LINE:STAGE``; ``created``: when each manifest, by its line, says it was made)."""
+    (``known``: the artefacts' trusted evidence and levels; ``hotfixes``: the trusted hotfix approvals of each
+    ``MANIFEST-LINE:STAGE``; ``created``: when each manifest, by its line, says it was made)."""
     records = [(fact, d) for fact, d in placed if d.status == "succeeded"]
     ran = _first_runs(records)
     for fact, deployment in records:
@@ -57,7 +73,7 @@ def judge_gates(policy: Policy, placed: Iterable[tuple[_Fact, _Deployment]],
                 found = [] if first is not None and first < deployment.time else [
                     ("skipped-stage", "as a rollback, though it never ran there before")]
             else:
-                found = _refusals(rule, sha, deployment.time, vsas_of, ran)
+                found = _refusals(rule, sha, deployment.time, known, ran)
             for kind, why in found:  # (one anomaly a requirement: the key tells them apart)
                 flag(kind, sha, f"{said.format(sha=short_sha(sha))} {why}", key=f"{fact.statement_digest} {why}",
                      **where)
@@ -106,6 +122,26 @@ def judge_approvals(sha: str, given: Sequence[Endorsement], people: Mapping[str,
                 "undated)" if other else ""), step=rule.name)
 
 
+def _approvals_and_level(rule: StageRule, sha: str, at: datetime, evidence: Evidence,
+                         levels: Mapping[str, Sequence[int]]) -> list[tuple[str, str]]:
+    """What the gate asks of the artefact itself: the stage's approvals, signed between its build and ``at`` (as
+    :func:`judge_approvals` counts them), and a builder trusted for the stage's ``min-level``."""
+    found: list[tuple[str, str]] = []
+    needed = rule.require_approvals
+    if needed is not None:
+        built = [b.finished_on for b in evidence.builds if b.finished_on is not None]
+        timely = [a for a in evidence.approvals.get(rule.name, [])
+                  if a.time is not None and built and min(built) <= a.time <= at]
+        count = len(approvers_of(timely, evidence.people))
+        if count < needed.count:
+            found.append(("missing-approval", f"with {count} of the {needed.count} approval(s) it requires from "
+                                              f"{', '.join(needed.signed_by)}, signed between its build and then"))
+    if rule.min_level and evidence.builds and max(levels.get(sha, ()), default=0) < rule.min_level:
+        found.append(("insufficient-level", f"though no builder trusted for the SLSA build level {rule.min_level} "
+                                            "it requires built it"))
+    return found
+
+
 def _first_runs(records: Sequence[tuple[_Fact, _Deployment]]) -> dict[tuple[str, str], datetime]:
     """When each artefact first ran in each environment (a succeeded record), by (environment, sha256)."""
     first: dict[tuple[str, str], datetime] = {}
@@ -117,13 +153,14 @@ def _first_runs(records: Sequence[tuple[_Fact, _Deployment]]) -> dict[tuple[str,
     return first
 
 
-def _refusals(rule: StageRule, sha: str, at: datetime, vsas_of: Callable[[str, str], Sequence[Endorsement]],
+def _refusals(rule: StageRule, sha: str, at: datetime, known: Known,
               ran: Mapping[tuple[str, str], datetime]) -> list[tuple[str, str]]:
     """(anomaly kind, why) for each requirement of ``rule`` that the artefact ``sha`` deployed at ``at`` lacked."""
-    found: list[tuple[str, str]] = []
+    evidence = known[0](sha)
+    found = _approvals_and_level(rule, sha, at, evidence, known[1]) if evidence is not None else []
     for requirement in rule.require_vsa:
-        vsas = [v.time for v in vsas_of(sha, requirement.stage) if v.result == "PASSED" and v.time is not None
-                and set(v.signers) & set(requirement.signed_by)]
+        vsas = [v.time for v in (evidence.vsas.get(requirement.stage, []) if evidence is not None else [])
+                if v.result == "PASSED" and v.time is not None and set(v.signers) & set(requirement.signed_by)]
         if not vsas:
             found.append(("skipped-stage", f"without the VSA from stage {requirement.stage!r} that it requires"))
         elif min(vsas) > at:

@@ -516,8 +516,8 @@ class _Auditor:
         self._judge_reproductions()
         self._judge_deployments()
         judge_gates(self.policy, ((f, d) for f, d in self.deployed if f.statement_digest in self.placed),
-                    lambda sha, stage: self.records[sha].vsas.get(stage, []) if sha in self.records else [],
-                    self.hotfixes, {line: r.created for line, r in self.by_line.items()}, self._flag)
+                    (self.records.get, self.levels), self.hotfixes,
+                    {line: r.created for line, r in self.by_line.items()}, self._flag)
         for sha in shas:
             record = self.records.get(sha)
             if record is not None:
