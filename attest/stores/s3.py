@@ -288,6 +288,11 @@ def stream_object(uri: str, *, chunk_size: int = CHUNK_SIZE, progress: Progress 
             yield chunk
 
 
+#: Pages of a listing that list nothing and say there is more: a few may come from a store under heavy deletes;
+#: endless ones (each with a new token) would keep a listing going forever.
+_MAX_EMPTY_PAGES = 100
+
+
 class S3Store:
     """The store at ``s3://bucket/prefix`` (see the module docstring)."""
 
@@ -555,8 +560,9 @@ class S3Store:
 
         A listing that could go on forever is refused, not followed: S3 lists keys in ascending order and
         never repeats a continuation token, so a key that does not follow the one before, a token seen
-        before, or more than :data:`~verify.limits.MAX_STORE_KEYS` keys is a store (or a proxy) that
-        misbehaves: :class:`StoreError`, naming where it went wrong.
+        before, more than :data:`~verify.limits.MAX_STORE_KEYS` keys, more than :data:`_MAX_EMPTY_PAGES` pages
+        that list nothing, or an entry without a key is a store (or a proxy) that misbehaves: :class:`StoreError`,
+        naming where it went wrong.
         """
         params: dict[str, Any] = {"Prefix": prefix, "MaxKeys": LIST_PAGE_SIZE}
         if delimiter:
@@ -564,18 +570,25 @@ class S3Store:
         where = f"s3://{self.bucket}/{prefix}"
         tokens: set[str] = set()
         last: str | None = None
-        listed = 0
+        listed = empty = 0
         while True:
             page = self._call("list_objects_v2", "ListBucket", prefix, **params)
+            empty += not page.get("Contents") and not page.get("CommonPrefixes")
+            if empty > _MAX_EMPTY_PAGES:
+                raise StoreError(f"the listing of {where} goes on with page after empty page; the store or a proxy "
+                                 "misbehaves: refusing to read on")
             for item in page.get("Contents", []):
-                key = str(item["Key"])
+                key, size = item.get("Key"), item.get("Size")
+                if not isinstance(key, str) or not key or not (size is None or (type(size) is int and size >= 0)):
+                    raise StoreError(f"the listing of {where} holds an entry without a key or a size ({item!r:.80}); "
+                                     "the store or a proxy misbehaves: refusing to read on")
                 if last is not None and key <= last:
                     raise StoreError(f"the listing of {where} goes back from {last!r} to {key!r}; S3 lists keys in "
                                      "order, so the store or a proxy misbehaves: refusing to read on")
                 last, listed = key, listed + 1
                 if listed > MAX_STORE_KEYS:
                     raise StoreError(f"the listing of {where} goes past {MAX_STORE_KEYS} keys; refusing to read on")
-                yield key, item.get("Size"), _stamp(item.get("ETag"), item.get("Size"), item.get("LastModified"))
+                yield key, size, _stamp(item.get("ETag"), size, item.get("LastModified"))
             token = page.get("NextContinuationToken")
             if not page.get("IsTruncated"):
                 return

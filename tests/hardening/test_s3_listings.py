@@ -56,6 +56,10 @@ def _handler(mode: str) -> type[BaseHTTPRequestHandler]:
                 body = _page(prefix, [_key(prefix, 0)], None, truncated=True)
             elif mode == "keys-go-back":
                 body = _page(prefix, [_key(prefix, 5 - page)], f"t{page + 1}")
+            elif mode == "empty-pages":  # nothing on any page, a new token on each: it would never end
+                body = _page(prefix, [], f"t{page + 1}")
+            elif mode == "no-key":  # an entry without its key
+                body = _page(prefix, [_key(prefix, 0)], None).replace(b"<Key>", b"<Kex>").replace(b"</Key>", b"</Kex>")
             else:  # never ends: a new token and a later key on every page
                 body = _page(prefix, [f"{prefix}{page:064x}/provenance-{page:064x}.intoto.jsonl"], f"t{page + 1}")
             self._send(200, body, "application/xml")
@@ -97,6 +101,8 @@ def _env(endpoint: str, tmp_path: Path) -> dict[str, str]:
     ("token-repeats", "repeats a continuation token"),
     ("keys-go-back", "goes back from"),
     ("no-token", "says it goes on but gives no continuation token"),
+    ("empty-pages", "goes on with page after empty page"),
+    ("no-key", "holds an entry without a key or a size"),
 ], indirect=["hostile_s3"])
 def test_a_listing_that_would_never_end_stops_the_audit(hostile_s3: str, words: str, tmp_path: Path) -> None:
     key = make_keypair(tmp_path, "dev")
