@@ -168,8 +168,8 @@ class Registry:
         location = started.headers.get("Location")
         if not location:
             raise RemoteError(f"registry {self.host} started an upload without saying where to send it ({what})")
-        url = urllib.parse.urljoin(self.base + "/", location)
-        url += ("&" if urllib.parse.urlsplit(url).query else "?") + urllib.parse.urlencode({"digest": digest})
+        url = self._joined(self.base + "/", location, what=what)
+        url += ("&" if self._split(url, what=what).query else "?") + urllib.parse.urlencode({"digest": digest})
         done = self._call("PUT", url, repository=repository, push=True, body=body, expect=(201,), what=what,
                           headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)})
         done.drain_conn()
@@ -204,8 +204,8 @@ class Registry:
         found = _NEXT.search(link)
         if found is None:
             return None
-        target: str = urllib.parse.urljoin(self.base + url if url.startswith("/") else url, found.group(1))
-        if not self._own(target) or urllib.parse.urlsplit(target).scheme != urllib.parse.urlsplit(self.base).scheme:
+        target = self._joined(self.base + url if url.startswith("/") else url, found.group(1), what=what)
+        if not self._own(target) or self._split(target, what=what).scheme != urllib.parse.urlsplit(self.base).scheme:
             raise RemoteError(f"registry {self.host} sends the next page of {what} to another host or scheme; attest "
                               "reads referrers from the image's registry only, as it was asked")
         return target
@@ -244,7 +244,7 @@ class Registry:
 
     def _own(self, url: str) -> bool:
         """Whether ``url`` is on the registry's own host (and port): the only place its credentials go."""
-        return urllib.parse.urlsplit(url).netloc.lower() == urllib.parse.urlsplit(self.base).netloc.lower()
+        return self._split(url, what="a request").netloc.lower() == urllib.parse.urlsplit(self.base).netloc.lower()
 
     def _target(self, url: str, *, what: str) -> str:
         """A URL the registry named (an upload's Location), checked as a redirect is: a web address, on plain http
@@ -269,7 +269,7 @@ class Registry:
             location = response.headers.get("Location", "")
             response.drain_conn()
             response.release_conn()
-            target = urllib.parse.urljoin(url, location)
+            target = self._joined(url, location, what=what)
             url = self._follow(url, target, headers, what=what)
             if response.status == 303:
                 method, body = "GET", None
@@ -277,7 +277,7 @@ class Registry:
                           "misconfigured (a redirect loop?)")
 
     def _follow(self, old: str, new: str, headers: dict[str, str], *, what: str, verb: str = "redirected") -> str:
-        before, after = urllib.parse.urlsplit(old), urllib.parse.urlsplit(new)
+        before, after = urllib.parse.urlsplit(old), self._split(new, what=what)
         if after.scheme not in ("http", "https") or not after.netloc:
             raise RemoteError(f"registry {self.host} {verb} {what} to {printable(new)[:120]!r}, which is not a "
                               "web address")
@@ -287,6 +287,23 @@ class Registry:
         if after.netloc.lower() != before.netloc.lower():
             headers.pop("Authorization", None)  # a presigned URL elsewhere carries its own authorisation
         return new
+
+    def _split(self, url: str, *, what: str) -> urllib.parse.SplitResult:
+        """``url``, an address the registry sent, in its parts; :class:`RemoteError` if it is none."""
+        try:
+            return urllib.parse.urlsplit(url)
+        except ValueError as e:
+            raise RemoteError(f"registry {self.host} sent a malformed address ({printable(url)[:120]!r}: {e}) for "
+                              f"{what}; it misbehaves") from e
+
+    def _joined(self, base: str, url: str, *, what: str) -> str:
+        """``url``, an address the registry sent, read against ``base``."""
+        self._split(url, what=what)
+        try:
+            return urllib.parse.urljoin(base, url)
+        except ValueError as e:
+            raise RemoteError(f"registry {self.host} sent a malformed address ({printable(url)[:120]!r}: {e}) for "
+                              f"{what}; it misbehaves") from e
 
     def _pool(self, url: str) -> urllib3.PoolManager:
         proxy = _proxy_for(url)
@@ -354,7 +371,7 @@ class Registry:
                what: str) -> str:
         """The standard token handshake: GET realm?service=...&scope=... (with basic credentials if any)."""
         realm = params["realm"]
-        parts = urllib.parse.urlsplit(realm)
+        parts = self._split(realm, what=what)
         if parts.scheme != "https" and not (parts.scheme == "http" and parts.netloc.lower() in self._insecure):
             raise RemoteError(f"registry {self.host} sends attest for a token to {printable(realm)[:120]!r}, which "
                               "is not https; attest sends credentials over plain http only to --registry-insecure "

@@ -390,3 +390,20 @@ def test_a_next_page_on_another_scheme_is_refused(hostile_registry: HostileRegis
     scene = _stage(hostile_registry, keys)
     _paged(scene, f"https://{hostile_registry.address}{scene.path('referrers', scene.digest)}?last=1")
     assert "another host or scheme" in _refused(_verify(attest, scene, keys, home, tmp_path), 4)
+
+
+@pytest.mark.parametrize("where", ["redirect", "next-page", "token-realm"])
+def test_a_malformed_address_from_the_registry_is_a_remote_failure(where: str, hostile_registry: HostileRegistry,
+                                                                   keys: dict[str, KeyPair], attest: AttestRunner,
+                                                                   home: dict[str, str], tmp_path: Path) -> None:
+    """An address Python cannot read (``https://[x``) in a Location, a Link or a token realm: one sentence, never
+    an internal error."""
+    scene = _stage(hostile_registry, keys)
+    path = scene.path("referrers", scene.digest)
+    if where == "redirect":
+        hostile_registry.redirect("GET", path, "https://[::1/x")
+    elif where == "next-page":
+        _paged(scene, "https://[x/next")
+    else:
+        hostile_registry.route("GET", path, 401, {"WWW-Authenticate": 'Bearer realm="https://[x/token",service="s"'})
+    assert "sent a malformed address" in _refused(_verify(attest, scene, keys, home, tmp_path), 4)
