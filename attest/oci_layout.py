@@ -387,15 +387,26 @@ def platform_manifests(top: Manifest, fetch: Callable[[Descriptor], tuple[bytes,
     """Each platform's manifest an index lists (none for an image manifest), its bytes from ``fetch`` (with the
     content type said for them, if any) checked against its digest; an index within the index is refused. Every
     refusal is :class:`EvidenceRejected` naming ``where`` the image is (a layout, a registry)."""
-    from verify.errors import EvidenceRejected
+    from verify.errors import EvidenceRejected, LimitExceeded
     from verify.formats.oci import INDEX_TYPES, parse_manifest
+    from verify.limits import MAX_OCI_INDEX_CHILDREN_BYTES
 
     children = []
+    seen: set[str] = set()
+    held = 0
     for child in top.manifests:
         if child.media_type in INDEX_TYPES:
             raise EvidenceRejected(f"the image index {top.digest} in {where} nests another index; attest reads an "
                                    "index of image manifests")
+        if child.digest in seen:
+            raise EvidenceRejected(f"the image index {top.digest} in {where} lists manifest {child.digest} twice; an "
+                                   "index lists each platform's manifest once")
+        seen.add(child.digest)
         data, content_type = fetch(child)
+        held += len(data)
+        if held > MAX_OCI_INDEX_CHILDREN_BYTES:
+            raise LimitExceeded(f"the platform manifests the image index {top.digest} in {where} lists come to more "
+                                f"than {MAX_OCI_INDEX_CHILDREN_BYTES} bytes; attest reads no index that large")
         children.append((parse_manifest(data, what=f"manifest {child.digest} of {where}", digest=child.digest,
                                         content_type=content_type), data))
     return tuple(children)

@@ -51,6 +51,10 @@ MAX_STORE_KEYS = 10_000_000
 MAX_DIGESTS = 16
 #: Size of one OCI manifest or index read from a registry (distribution's own limit for a manifest it stores).
 MAX_OCI_MANIFEST_BYTES = 4 * 1024 * 1024
+#: Bytes of the platform manifests one image index lists, together (each is also within MAX_OCI_MANIFEST_BYTES; a
+#: multi-platform image's are a few KiB each): an index listing one large manifest a thousand times would be held
+#: whole, gigabytes of it.
+MAX_OCI_INDEX_CHILDREN_BYTES = 16 * 1024 * 1024
 #: Referrers of one image read from a registry (the referrers API's answer, every page; the tag schema's
 #: index), and layers or manifests listed by one manifest: a registry past it is refused, never half read.
 MAX_REFERRERS = 1000

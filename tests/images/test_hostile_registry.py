@@ -407,3 +407,34 @@ def test_a_malformed_address_from_the_registry_is_a_remote_failure(where: str, h
     else:
         hostile_registry.route("GET", path, 401, {"WWW-Authenticate": 'Bearer realm="https://[x/token",service="s"'})
     assert "sent a malformed address" in _refused(_verify(attest, scene, keys, home, tmp_path), 4)
+
+
+@pytest.mark.parametrize("how", ["one-manifest-twice", "too-many-bytes"])
+def test_an_image_index_that_would_be_held_whole_is_refused(how: str, hostile_registry: HostileRegistry,
+                                                           keys: dict[str, KeyPair], attest: AttestRunner,
+                                                           home: dict[str, str], tmp_path: Path) -> None:
+    """An index listing one 4 MiB manifest a thousand times was fetched a thousand times and held whole (8 GiB):
+    a manifest listed twice is refused, and so are platform manifests past MAX_OCI_INDEX_CHILDREN_BYTES together,
+    before the rest are fetched."""
+    from verify.limits import MAX_OCI_INDEX_CHILDREN_BYTES, MAX_OCI_MANIFEST_BYTES
+
+    def big(n: int) -> bytes:  # a valid image manifest of almost 4 MiB
+        manifest = json.loads(_image_manifest(b"v%d" % n))
+        manifest["annotations"] = {"padding": "x" * (MAX_OCI_MANIFEST_BYTES - 4096)}
+        return _json(manifest)
+
+    children = [big(0)] * 3 if how == "one-manifest-twice" else \
+        [big(n) for n in range(MAX_OCI_INDEX_CHILDREN_BYTES // MAX_OCI_MANIFEST_BYTES + 2)]
+    for child in children:
+        hostile_registry.add_manifest(REPOSITORY, child)
+    index = _json({"schemaVersion": 2, "mediaType": MEDIA_OCI_INDEX, "manifests": [
+        _descriptor(MEDIA_OCI_MANIFEST, child, platform={"architecture": f"a{n}", "os": "linux"})  # type: ignore[arg-type]
+        for n, child in enumerate(children)]})
+    digest = hostile_registry.add_manifest(REPOSITORY, index)
+    ran = attest("verify", f"oci://{hostile_registry.address}/{REPOSITORY}@{digest}", "--key", keys["dev"].public,
+                 "--registry-insecure", hostile_registry.address, cwd=tmp_path, env=home, timeout=60)
+    line = _refused(ran, 1)
+    assert ("twice" if how == "one-manifest-twice" else f"more than {MAX_OCI_INDEX_CHILDREN_BYTES} bytes") in line
+    fetched = [seen for seen in hostile_registry.log if seen.path.startswith(f"/v2/{REPOSITORY}/manifests/sha256:")
+               and seen.path.rsplit("/", 1)[1] != digest]
+    assert len(fetched) <= (1 if how == "one-manifest-twice" else len(children) - 1), len(fetched)
