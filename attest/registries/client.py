@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Collection, Iterator, Mapping
@@ -43,6 +44,10 @@ MAX_REDIRECTS = 5
 MAX_REFERRER_PAGES = 20
 _NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 _TIMEOUT = urllib3.Timeout(connect=15, read=120)
+#: Once a transfer has run for _GRACE_S seconds, it must have come at this pace on average: a registry that sends a
+#: byte now and then stays inside every read timeout, and would hold a run for days.
+_MIN_BYTES_PER_S = 16 * 1024
+_GRACE_S = 60.0
 _CHUNK = 1024 * 1024
 _MAX_TOKEN_BYTES = 1024 * 1024
 _MAX_ERROR_BYTES = 4096
@@ -132,7 +137,7 @@ class Registry:
         response = self._call("GET", f"/v2/{repository}/blobs/{digest}", repository=repository, what=what)
         sha256, seen = hashlib.sha256(), 0
         try:
-            for chunk in response.stream(_CHUNK):
+            for chunk in self._paced(response, _CHUNK, what=what):
                 seen += len(chunk)
                 if seen > size:
                     raise DigestMismatch(f"{what} is longer than the {size} bytes its descriptor says; the registry "
@@ -316,7 +321,7 @@ class Registry:
         """The whole body, stopping one chunk past ``limit`` whatever Content-Length said."""
         chunks, seen = [], 0
         try:
-            for chunk in response.stream(64 * 1024):
+            for chunk in self._paced(response, 64 * 1024, what=what):
                 seen += len(chunk)
                 if seen > limit:
                     raise LimitExceeded(f"{what} is over {limit} bytes; attest reads at most that much")
@@ -326,6 +331,19 @@ class Registry:
         finally:
             response.release_conn()
         return b"".join(chunks)
+
+    def _paced(self, response: Any, amount: int, *, what: str) -> Iterator[bytes]:
+        """The body in chunks of at most ``amount`` bytes, as they come (one read each): :class:`RemoteError` once
+        it has come slower than :data:`_MIN_BYTES_PER_S` for longer than :data:`_GRACE_S`."""
+        started, seen = time.monotonic(), 0
+        while chunk := response.read1(amount):
+            seen += len(chunk)
+            elapsed = time.monotonic() - started
+            if elapsed > _GRACE_S and seen < _MIN_BYTES_PER_S * elapsed:
+                raise RemoteError(f"registry {self.host} sends {what} at {seen / elapsed:.0f} bytes a second, slower "
+                                  f"than the {_MIN_BYTES_PER_S} attest waits for; it is stalled or hostile: retry "
+                                  "later")
+            yield chunk
 
     def _failure(self, response: Any, what: str) -> RemoteError:
         status = response.status

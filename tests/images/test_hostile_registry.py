@@ -438,3 +438,37 @@ def test_an_image_index_that_would_be_held_whole_is_refused(how: str, hostile_re
     fetched = [seen for seen in hostile_registry.log if seen.path.startswith(f"/v2/{REPOSITORY}/manifests/sha256:")
                and seen.path.rsplit("/", 1)[1] != digest]
     assert len(fetched) <= (1 if how == "one-manifest-twice" else len(children) - 1), len(fetched)
+
+
+@pytest.mark.parametrize("what", ["manifest", "blob"])
+def test_a_registry_that_sends_a_byte_now_and_then_is_given_up_on(what: str, hostile_registry: HostileRegistry,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each read comes well inside the read timeout, so only the pace can tell: past the grace (made short here,
+    60 s for real), slower than the least pace is a remote failure, never a run held for days."""
+    import attest.registries.client as client_module
+    from attest.errors import RemoteError
+
+    monkeypatch.setattr(client_module, "_GRACE_S", 0.5)
+
+    def drip() -> Iterator[bytes]:
+        for _ in range(1000):
+            yield b" "
+            time.sleep(0.1)
+
+    digest = _digest(b"never sent")
+    if what == "manifest":
+        hostile_registry.route("GET", f"/v2/{REPOSITORY}/manifests/{digest}", 200,
+                               {"Content-Type": MEDIA_OCI_MANIFEST}, drip, length=1000)
+    else:
+        hostile_registry.add_blob(REPOSITORY, drip, digest=digest, length=1000)
+    client = client_module.Registry(hostile_registry.address, insecure=[hostile_registry.address],
+                                    env={"HOME": "/nonexistent"})
+    started = time.monotonic()
+    with pytest.raises(RemoteError, match="bytes a second, slower than the 16384 attest waits for"):
+        if what == "manifest":
+            client.manifest(REPOSITORY, digest, accept=MEDIA_OCI_MANIFEST)
+        else:
+            list(client.stream_blob(REPOSITORY, digest, 1000))
+    assert time.monotonic() - started < 10
+    for pool in client._pools.values():  # hang up, so the registry's writer stops
+        pool.clear()
