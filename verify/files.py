@@ -42,6 +42,9 @@ def read_file_and_mode(path: str | Path, *, what: str, limit: int, error: Callab
         fd = os.open(path, _FLAGS)
     except OSError as e:
         raise error(f"cannot read {what} {path}: {reason(e)}") from e
+    except ValueError as e:  # a NUL in the name, which no file has
+        shown = str(path).replace("\0", "\\0")
+        raise error(f"cannot read {what} {shown}: its name holds a NUL byte, which no file name may") from e
     try:
         info = os.fstat(fd)
         if stat.S_ISDIR(info.st_mode):

@@ -316,15 +316,31 @@ def _parameter_path(doc: YamlDoc, value: Any, path: tuple[str, ...]) -> tuple[st
     return parts
 
 
-def _plain_json(value: Any) -> bool:
-    """Whether ``value`` is JSON that compares exactly: no float (1.0 is 1), time or null."""
-    if isinstance(value, (str, int)):  # bool is an int
-        return True
-    if isinstance(value, list):
-        return all(_plain_json(v) for v in value)
-    if isinstance(value, dict):
-        return all(isinstance(k, str) and _plain_json(v) for k, v in value.items())
-    return False
+#: Values in one expected parameter, nested ones included: a YAML alias that refers to itself would never end, and a
+#: few aliases of aliases make billions (the policy is read by a pipeline; it must not hang it).
+_MAX_PARAMETER_VALUES = 10_000
+
+
+def _plain_json(value: Any) -> str | None:
+    """Why ``value`` is not JSON that compares exactly (a float, 1.0 being 1; a time; null), or is too large to
+    read (more than :data:`_MAX_PARAMETER_VALUES` values, an alias referring to itself); None when it is fine."""
+    todo, seen = [value], 0
+    while todo:
+        item = todo.pop()
+        seen += 1
+        if seen > _MAX_PARAMETER_VALUES:
+            return (f"holds more than {_MAX_PARAMETER_VALUES} values (an alias that refers to itself, or to aliases "
+                    "of aliases?); spell the value out")
+        if isinstance(item, (str, int)):  # bool is an int
+            continue
+        if isinstance(item, list):
+            todo.extend(item)
+        elif isinstance(item, dict) and all(isinstance(k, str) for k in item):
+            todo.extend(item.values())
+        else:
+            return ("must be a string, a whole number, true, false, a list or a mapping, as the provenance's JSON "
+                    "has it (quote a time or a decimal)")
+    return None
 
 
 def _build_types(doc: YamlDoc, value: Any, path: tuple[str, ...]) -> dict[str, BuildTypeRule]:
@@ -340,9 +356,9 @@ def _build_types(doc: YamlDoc, value: Any, path: tuple[str, ...]) -> dict[str, B
         expected: dict[tuple[str, ...], Any] = {}
         for key, wanted in any_mapping(doc, entry.get("parameters", {}), (*type_path, "parameters")).items():
             key_path = (*type_path, "parameters", str(key))
-            if not _plain_json(wanted):
-                raise doc.error(key_path, "must be a string, a whole number, true, false, a list or a mapping, as "
-                                          "the provenance's JSON has it (quote a time or a decimal)")
+            wrong = _plain_json(wanted)
+            if wrong is not None:
+                raise doc.error(key_path, wrong)
             expected[_parameter_path(doc, key, key_path)] = wanted
         rules[str(uri)] = BuildTypeRule(ignore=ignore, parameters=expected)
     return rules

@@ -919,3 +919,30 @@ def test_with_identity_adds_a_signer_once() -> None:
     assert set(verifier_only.identities) == {"k0", "k1"}
     assert verifier_only.provenance.signed_by == ("k0",)
     assert base.identities == {}
+
+
+@pytest.mark.parametrize("parameters", [
+    ["x: &r [*r]"],
+    [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}' if i else 'x'] * 10)}]" for i in range(10)],
+], ids=["refers-to-itself", "alias-bomb"])
+def test_an_expected_parameter_that_never_ends_is_a_policy_error(policy_dir: Path, parameters: list[str]) -> None:
+    """``provenance.build-types.URI.parameters``: an alias that refers to itself, or aliases of aliases (10**10
+    values from ten lines), is refused at once (one crashed, the other hung the pipeline reading the policy)."""
+    import time
+
+    path = _write(policy_dir, _BASE + "  build-types:\n    https://example.com/build@v1:\n      parameters:\n"
+                  + "".join(f"        {line}\n" for line in parameters))
+    started = time.monotonic()
+    with pytest.raises(PolicyError, match="an alias that refers to itself, or to aliases of aliases"):
+        load_policy(path)
+    assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize("where", ["keys", "revoked"])
+def test_a_path_with_a_nul_byte_is_a_policy_error(policy_dir: Path, where: str) -> None:
+    """A NUL (YAML's ``\\0``) in a key's file name: a policy error with one sentence, not an internal error."""
+    text = _BASE.replace("{keys: [keys/dev-build.pub.pem]}", '{keys: ["keys/dev\\0.pub.pem"]}') if where == "keys" \
+        else _BASE + 'revoked: ["keys/stg\\0.pub.pem"]\n'
+    path = _write(policy_dir, text)
+    with pytest.raises(PolicyError, match="holds a NUL byte, which no file name may"):
+        load_policy(path)
