@@ -55,8 +55,9 @@ if TYPE_CHECKING:
                    "images, oci://REGISTRY/REPO: each layout's image pushed by digest, the provenance attached as "
                    "an OCI referrer, then the layout's tag.")
 @click.option("--no-artifacts", is_flag=True, help="With --publish: publish the provenance only.")
-@click.option("--retain-days", type=click.IntRange(min=1), metavar="N",
-              help="With --publish s3://...: S3 Object Lock retention of N days on the attestation objects.")
+@click.option("--retain-days", type=click.IntRange(min=1, max=36_500), metavar="N",
+              help="With --publish s3://...: S3 Object Lock retention of N days (at most 100 years) on the "
+                   "attestation objects.")
 @click.option("--retention-mode", type=click.Choice(["GOVERNANCE", "COMPLIANCE"]), default="GOVERNANCE",
               show_default=True, help="Object Lock mode for --retain-days.")
 @click.option("--builder-id", envvar="ATTEST_BUILDER_ID", metavar="ID",
@@ -93,7 +94,10 @@ def build(artifacts: tuple[str, ...], lockfile_paths: tuple[Path, ...], no_lockf
           --publish oci://123456789012.dkr.ecr.eu-west-1.amazonaws.com/app -- make image
     """
     from attest.build import BuildRequest, run_build
+    from verify.errors import RequestError
 
+    if retain_days is not None and publish is None:
+        raise RequestError("--retain-days locks what --publish s3://... writes; give the store, or leave it out")
     request = BuildRequest(
         signer=signer_uri, artifacts=artifacts, command=command, lockfiles=lockfile_paths, no_lockfile=no_lockfile,
         allow_dirty=allow_dirty, insecure_key_permissions=insecure_key_permissions, output=output,

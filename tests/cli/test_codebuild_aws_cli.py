@@ -83,6 +83,12 @@ def test_retain_days_needs_s3(repo: Path, attest: AttestRunner, keys: dict[str, 
     result = attest("build", "--signer", keys["dev"].private, "--artifact", "build.py", "--publish", "store",
                     "--retain-days", "3", cwd=repo)
     assert result.code == 3 and "--retain-days needs an s3:// store" in result.err
+    # without a store at all, or for longer than S3 keeps a date (it crashed at 3,000,000 days): usage errors
+    for days, publish, words in (("3", (), "--retain-days locks what --publish s3://... writes"),
+                                 ("3000000", ("--publish", "s3://store/app"), "is not in the range 1<=x<=36500")):
+        result = attest("build", "--signer", keys["dev"].private, "--artifact", "build.py", *publish,
+                        "--retain-days", days, cwd=repo)
+        assert result.code == 2 and words in result.err and "Traceback" not in result.err, result
 
 
 def test_verify_with_a_live_kms_key_warns(aws_env: MotoEnv, repo: Path, attest: AttestRunner) -> None:
