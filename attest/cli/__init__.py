@@ -100,7 +100,8 @@ class _NonEmpty(click.ParamType[Any]):
         given = ctx is None or param is None or param.name is None or \
             ctx.get_parameter_source(param.name) is not click.core.ParameterSource.DEFAULT
         if given and isinstance(value, str) and not value.strip():
-            self.fail("it is empty (an unset pipeline variable?); give a value or leave the option out", param, ctx)
+            leave = " or leave the option out" if isinstance(param, click.Option) else ""
+            self.fail(f"it is empty (an unset pipeline variable?); give a value{leave}", param, ctx)
         return self.inner.convert(value, param, ctx)
 
     def get_metavar(self, param: click.Parameter, *args: Any, **kwargs: Any) -> str | None:
@@ -111,10 +112,13 @@ class _NonEmpty(click.ParamType[Any]):
 
 
 def _refuse_empty_values(command: click.Command) -> None:
-    """Every option of ``command`` (and its subcommands) that takes a value refuses an empty one."""
+    """Every option of ``command`` (and its subcommands) that takes a value refuses an empty one, and so does every
+    argument but a command's own words (``attest build -- CMD ...``, passed as given): ``attest audit ""`` audited
+    the current folder."""
     for param in command.params:
-        if isinstance(param, click.Option) and not param.is_flag and param.count is False \
-                and not isinstance(param.type, _NonEmpty):
+        valued = (isinstance(param, click.Option) and not param.is_flag and param.count is False) or \
+            (isinstance(param, click.Argument) and not isinstance(param.type, click.types.UnprocessedParamType))
+        if valued and not isinstance(param.type, _NonEmpty):
             param.type = _NonEmpty(param.type)
     refuse_outputs_over_inputs(command)
     refuse_repeated_options(command)

@@ -300,3 +300,24 @@ def test_build_command_cannot_read_secrets_from_attest_environ(repo: Path, tmp_p
     assert f"PROBE_MARKER={marker}".encode() in environ  # the probe did read attest's original environment
     assert password.encode() not in environ and aws_secret.encode() not in environ
     assert b"ATTEST_KEY_PASSWORD=" in environ and b"AWS_SECRET_ACCESS_KEY=" in environ  # the names stay
+
+
+@pytest.mark.parametrize("args", [
+    ("audit", ""), ("audit", "store", ""), ("pack", "", "-o", "out.zip"), ("inspect", ""), ("reproduce", ""),
+    ("verify", ""),
+], ids=["audit", "audit-second-source", "pack", "inspect", "reproduce", "verify"])
+def test_an_empty_argument_is_a_usage_error_never_the_current_folder(args: tuple[str, ...], tmp_path: Path,
+                                                                     attest: AttestRunner) -> None:
+    """An unset pipeline variable (``attest audit "$STORE"``) audited, packed or read the current folder."""
+    (tmp_path / "store").mkdir()
+    result = attest(*args, cwd=tmp_path)
+    assert result.code == 2, result
+    assert "it is empty (an unset pipeline variable?); give a value" in result.err and "Traceback" not in result.err
+    assert not (tmp_path / "out.zip").exists()
+
+
+def test_a_build_command_keeps_its_empty_words(repo: Path, keys: dict[str, KeyPair], attest: AttestRunner) -> None:
+    """``attest build ... -- CMD ...`` passes CMD's words as given, an empty one too."""
+    ran = attest("build", "--signer", keys["dev"].private, "--artifact", "build.py", "--no-lockfile", "--",
+                 sys.executable, "-c", "import sys; assert sys.argv[1:] == ['']", "", cwd=repo)
+    assert ran.code == 0, ran
