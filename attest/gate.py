@@ -130,15 +130,26 @@ def run_gate(request: GateRequest, *, progress: Progress | None = None,
     _check_shape(request)
     if request.release is not None:
         return _run_release(request, warn)
-    image = _resolve_image(request) if _is_image(request.artifact) else None
+    image = prepared = None
+    if _is_image(request.artifact):  # the flags and the policy first: a usage error asks nothing of the registry
+        prepared = _prepare(request, warn)
+        image = _resolve_image(request)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="attest-hash") as pool:
         assert request.artifact is not None
         read = ArtifactRead(request.artifact, pool, progress=progress,
                             known=None if image is None else image.digests)
         try:
-            return _run(request, read, warn, image)
+            return _run(request, read, warn, image, prepared)
         finally:
             read.close()  # do not wait for the rest of a large file when the answer is already known
+
+
+def check_gate(request: GateRequest) -> None:
+    """What :func:`run_gate` refuses before it reads any evidence (the flags, their shape, the policy and the keys),
+    refused now: a caller that must ask a registry first (``attest promote``) asks it only of a request that may
+    pass."""
+    _check_shape(request)
+    _prepare(request, None)
 
 
 def _check_shape(request: GateRequest) -> None:
@@ -186,7 +197,7 @@ def _check_shape(request: GateRequest) -> None:
 
 
 def _run(request: GateRequest, read: ArtifactRead, warn: Callable[[str], None] | None,
-         image: ResolvedImage | None) -> GateOutcome:
+         image: ResolvedImage | None, prepared: tuple[Gate, Policy, Any] | None = None) -> GateOutcome:
     from verify.formats.evidence import Evidence, EvidenceBudget
     from verify.matching import plan_algorithms
 
@@ -205,7 +216,7 @@ def _run(request: GateRequest, read: ArtifactRead, warn: Callable[[str], None] |
     # (4) meanwhile: the policy, the keys, the flags, the layout; then the plan they make final
     from verify.gate import decide
 
-    gate, policy, signer = _prepare(request, warn)
+    gate, policy, signer = prepared or _prepare(request, warn)
     layout = _load_layout(request)
     if store is not None and store.remote and not store.has_index():  # asked while the read runs
         required.add("sha256")

@@ -84,7 +84,7 @@ def _read_inputs(request: PromoteRequest) -> None:
 
 def run_promote(request: PromoteRequest, *, warn: Callable[[str], None] | None = None,
                 progress: Progress | None = None) -> PromoteOutcome:
-    from attest.gate import GateRequest, run_gate
+    from attest.gate import GateRequest, check_gate, run_gate
     from attest.registries.images import Registries, attach, copy_image, resolve
     from attest.registries.reference import parse_image
     from verify.errors import EvidenceRejected, RequestError
@@ -99,14 +99,18 @@ def run_promote(request: PromoteRequest, *, warn: Callable[[str], None] | None =
                            "you want one, a tag: the image keeps its digest")
     if (source.registry, source.repository) == (target.registry, target.repository):
         raise RequestError("the source and the destination are one repository; promote copies to another one")
+    def asked(artifact: str) -> GateRequest:
+        return GateRequest(artifact=artifact, policy=request.policy, keys=request.keys,
+                           trusted_root=request.trusted_root, rules=GateRules(stage=request.stage),
+                           registry_insecure=request.registry_insecure)
+
+    def gate(artifact: str) -> GateOutcome:
+        return run_gate(asked(artifact), warn=warn)
+
+    check_gate(asked(request.source))  # a usage error (an unknown stage, a rule a promote cannot hold) asks nothing
     registries = Registries(insecure=request.registry_insecure)
     image = resolve(registries, source)  # (1) once
     source_at, target_at = source.at(image.digest), target.at(image.digest)
-
-    def gate(artifact: str) -> GateOutcome:
-        return run_gate(GateRequest(artifact=artifact, policy=request.policy, keys=request.keys,
-                                    trusted_root=request.trusted_root, rules=GateRules(stage=request.stage),
-                                    registry_insecure=request.registry_insecure), warn=warn)
 
     passed = gate(str(source_at))  # (2)
     copied = copy_image(registries, source_at, target_at, image, progress=progress)  # (3)

@@ -124,3 +124,15 @@ stages:
             continue
         statement = json.loads(base64.b64decode(json.loads(vsa.read_text())["payload"]))
         assert statement["subject"][0]["digest"] == honest  # each computed from the bytes
+
+
+@pytest.mark.parametrize("command", ["verify", "promote"])
+def test_a_usage_error_about_an_image_asks_nothing_of_its_registry(
+        evidence: tuple[Path, dict[str, KeyPair]], attest: AttestRunner, command: str) -> None:
+    """Exit 2 before the registry is asked (here none answers: asking would have been exit 4, "retry")."""
+    work, _ = evidence
+    image = "oci://127.0.0.1:1/acme/app@sha256:" + "ab" * 32
+    where = (image, "oci://127.0.0.1:2/acme/app") if command == "promote" else (image,)
+    ran = attest(command, *where, "--policy", "policy.yaml", "--stage", "nope", "--registry-insecure", "127.0.0.1:1",
+                 *(("--registry-insecure", "127.0.0.1:2") if command == "promote" else ()), cwd=work)
+    assert ran.code == 2 and "--stage 'nope' is not a stage of the policy" in ran.err, ran
