@@ -400,7 +400,8 @@ def load_policy(path: Path) -> Policy:
     raw_identities = _identity_specs(doc, top.get("identities"))
     revoked, revoked_keys = (_revoked(doc, top["revoked"], ("revoked",), path.parent) if "revoked" in top
                              else (frozenset(), []))
-    identities = {str(name): _identity(doc, str(name), spec, path.parent, revoked=revoked, revoked_keys=revoked_keys)
+    identities = {_name(doc, name, ("identities",)): _identity(doc, str(name), spec, path.parent, revoked=revoked,
+                                                              revoked_keys=revoked_keys)
                   for name, spec in raw_identities.items()}
     _kms_pins_apart(doc, identities)
     rules = _provenance(doc, top.get("provenance"), identities)
@@ -492,9 +493,17 @@ def _allow_dirty(doc: YamlDoc, value: Any, path: tuple[str, ...]) -> bool:
     return value
 
 
+def _name(doc: YamlDoc, name: Any, path: tuple[str, ...]) -> str:
+    """The name of an identity, a stage or a component: text (YAML reads ``5``, ``~`` or ``yes`` as a number, null
+    or true, and a flag naming ``None`` would then find the stage ``~``)."""
+    if not isinstance(name, str) or not name.strip():
+        raise doc.error((*path, str(name)), "is not a name: quote it, or name it with letters")
+    return name
+
+
 def _stages(doc: YamlDoc, value: Any, identities: Mapping[str, Identity]) -> dict[str, StageRule]:
     """``stages``: each stage, and every stage a stage requires a VSA from defined."""
-    stages = {str(name): _stage(doc, str(name), spec, identities)
+    stages = {_name(doc, name, ("stages",)): _stage(doc, str(name), spec, identities)
               for name, spec in any_mapping(doc, value, ("stages",)).items()}
     for stage in stages.values():
         for requirement in stage.require_vsa:
@@ -539,7 +548,7 @@ def _components(doc: YamlDoc, value: Any) -> dict[str, ComponentRules]:
     specs = any_mapping(doc, value, path)
     if not specs:
         raise doc.error(path, "names no component; name one (components: {infra: {source: ...}}) or remove it")
-    return {str(name): _component(doc, spec, (*path, str(name))) for name, spec in specs.items()}
+    return {_name(doc, name, path): _component(doc, spec, (*path, str(name))) for name, spec in specs.items()}
 
 
 def _component(doc: YamlDoc, value: Any, path: tuple[str, ...]) -> ComponentRules:

@@ -946,3 +946,15 @@ def test_a_path_with_a_nul_byte_is_a_policy_error(policy_dir: Path, where: str) 
     path = _write(policy_dir, text)
     with pytest.raises(PolicyError, match="holds a NUL byte, which no file name may"):
         load_policy(path)
+
+
+@pytest.mark.parametrize(("text", "where"), [
+    (_BASE + "stages:\n  ~: {verifier: stg}\n", "stages.None"),
+    (_BASE + "stages:\n  5: {verifier: stg}\n", "stages.5"),
+    (_BASE.replace("  stg: {keys:", "  7: {keys:"), "identities.7"),
+], ids=["null-stage", "number-stage", "number-identity"])
+def test_a_name_yaml_reads_as_no_text_is_a_policy_error(policy_dir: Path, text: str, where: str) -> None:
+    """A stage named ``~`` was the stage ``None``, which ``--stage None`` then found."""
+    path = _write(policy_dir, text)
+    with pytest.raises(PolicyError, match=re.escape(f"{where}: is not a name: quote it")):
+        load_policy(path)
