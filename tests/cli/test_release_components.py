@@ -139,6 +139,10 @@ def test_the_audit_judges_each_provenance_by_the_rules_of_the_component_a_releas
     policy(root, dev, "components:\n  infra: {source: {uri: github.com/acme/infra, branches: [main]}}\n")
     wrong = disallowed("store", "wrong.intoto.jsonl")
     assert wrong and all("expected 'github.com/acme/app'" in m for m in wrong), wrong
+    # bound to infra by one release and to app by another: judged by both (it was judged by one of them, and the
+    # other release's deployment of it, which its gate refused, passed the audit)
+    both = disallowed("store", "release.intoto.jsonl", "wrong.intoto.jsonl")
+    assert both and all("expected 'github.com/acme/app'" in m for m in both), both
 
 
 def test_one_artefact_outside_a_release_is_judged_by_the_component_its_repository_builds(

@@ -12,7 +12,7 @@ from datetime import datetime
 from verify.audit._check import _Approval, _Build, _Deployment, _Fact, _Release, _Signature, _Vsa
 from verify.audit._gates import HotfixApproval, judge_approvals, judge_gates
 from verify.audit._reproduction import _Reproduction
-from verify.audit._whole import anomaly_order, history_of, stage_order
+from verify.audit._whole import anomaly_order, history_of, judging_components, stage_order
 from verify.audit.report import (
     Anomaly,
     ArtifactHistory,
@@ -31,7 +31,6 @@ from verify.formats.statement import (
     REPRODUCTION_V1,
 )
 from verify.policy import Policy, StageRule, VsaRequirement
-from verify.rules import components_for_build
 from verify.signers import in_the_future
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -473,10 +472,11 @@ class _Auditor:
         unnamed = self.policy.unnamed_rules()  # (each made once, not once a build)
         for sha, name, source, build in self.built:
             own = dict(build.by_component)
-            chosen = self._component_of(build, own, bound)
-            rules = rules_of[chosen] if chosen is not None else unnamed
-            self.levels.setdefault(sha, []).append(trusted.level if (trusted := rules.builder(build.builder)) else 0)
-            findings = own[chosen] if chosen is not None else build.findings
+            chosen = judging_components(self.policy, build, own, bound)  # (every one a release binds it to)
+            levels = [trusted.level if (trusted := (rules_of[c] if c else unnamed).builder(build.builder)) else 0
+                      for c in chosen]
+            self.levels.setdefault(sha, []).append(min(levels))
+            findings = list(dict.fromkeys(f for c in chosen for f in (own[c] if c is not None else build.findings)))
             for kind, message, step in findings:
                 self._flag(kind, sha, f"{name!r}: {message}", source=source, step=step)
             if not findings:
@@ -497,16 +497,6 @@ class _Auditor:
                 self._flag("non-reproducible", sha, f"{' and '.join(fact.signers)} rebuilt {name!r} from {other}, "
                            "which no trusted provenance of it names: that rebuild confirms no build of it",
                            source=fact.source, step="build")
-
-    def _component_of(self, build: _Build, own: dict[str, tuple[tuple[str, str, str], ...]],
-                      bound: dict[str, set[str]]) -> str | None:
-        """The component whose rules (``components.NAME``) judge a build: the one a trusted release binds it to;
-        for a build none binds, as :func:`verify.rules.rules_for_build` picks, the first component of its repository
-        under whose rules it passes, else the first such; None: ``provenance``'s (the build's own findings)."""
-        if build.line_sha256 in bound:  # the release says which component it is
-            return min((n for n in bound[build.line_sha256] if n in own), default=None)
-        names = components_for_build(self.policy, [build.source] if build.source else [])
-        return next((n for n in names if not own[n]), names[0]) if names else None
 
     def judge(self, shas: Iterable[str]) -> None:
         """Step (5) for the artefacts ``shas`` (each builds' rules, deployment records against their releases, then

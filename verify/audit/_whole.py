@@ -11,7 +11,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from verify.audit._check import _Deployment
+from verify.audit._check import _Build, _Deployment
 from verify.audit.dora import Deployed, dora_figures
 from verify.audit.report import (
     Anomaly,
@@ -27,6 +27,7 @@ from verify.audit.report import (
     when_of,
 )
 from verify.policy import Policy
+from verify.rules import components_for_build
 
 
 def anomaly_order(anomaly: Anomaly) -> tuple[str, str, str, str]:
@@ -194,6 +195,18 @@ def approvers_of(approvals: Iterable[Endorsement], people: Mapping[str, str]) ->
             names = names[:1]
         approvers.update(names)
     return approvers
+
+
+def judging_components(policy: Policy, build: _Build, own: Mapping[str, tuple[tuple[str, str, str], ...]],
+                       bound: Mapping[str, set[str]]) -> tuple[str | None, ...]:
+    """The components whose rules (``components.NAME``; None: ``provenance``'s, the build's own findings) judge a
+    build: each a trusted release binds it to (all must pass it: one release binding it to a component whose rules
+    it breaks is a breach, whatever another says); for a build none binds, as :func:`verify.rules.rules_for_build`
+    picks, the first component of its repository under whose rules it passes, else the first such."""
+    if build.line_sha256 in bound:  # the releases say which components it is
+        return tuple(dict.fromkeys(n if n in own else None for n in sorted(bound[build.line_sha256])))
+    names = components_for_build(policy, [build.source] if build.source else [])
+    return (next((n for n in names if not own[n]), names[0]),) if names else (None,)
 
 
 def stage_order(policy: Policy) -> tuple[str, ...]:
