@@ -92,9 +92,11 @@ class History:
         return Built(stack, name, digests, provenance, commit)
 
     def vsa(self, stage: str, built: Built, at: datetime) -> None:
+        """As ``attest verify --emit-vsa`` signs one: naming the provenance verified and the policy."""
         self.publish(f"{stage}-verifier", "vsa", vsa_statement(
             subject_name=built.name, digests=built.digests, verifier_id=f"https://attest.dev/verifier/{stage}",
-            resource_uri=stage_uri(stage), policy_uri="file:///policy.yaml", policy_digest="", inputs=[],
+            resource_uri=stage_uri(stage), policy_uri="file:///policy.yaml",
+            policy_digest=hashlib.sha256(b"policy.yaml").hexdigest(), inputs=[("provenance", built.provenance)],
             levels=["SLSA_BUILD_LEVEL_2"], verified_at=at), built.digests["sha256"])
 
     def release(self, name: str, infra: Built, app: Built, at: datetime) -> str:

@@ -45,7 +45,8 @@ def _version(store: Path, keys: dict[str, KeyPair], n: int, built: datetime) -> 
                                                               created_at=built + timedelta(minutes=1)))
     f.publish(store, release, kind="release")
     return {"name": f"r{n}", "line": hashlib.sha256(release.to_json_line().rstrip(b"\n")).hexdigest(),
-            "artifacts": [("app.zip", f.digests(data))], "commit": built - timedelta(hours=1)}
+            "artifacts": [("app.zip", f.digests(data))], "commit": built - timedelta(hours=1),
+            "provenance": [("provenance", component.provenance_sha256)]}  # (what a VSA that verified it names)
 
 
 def _record(store: Path, key: Path, release: dict[str, Any], *, env: str, at: datetime, status: str = "succeeded",

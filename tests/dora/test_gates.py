@@ -47,7 +47,7 @@ def test_prd_ran_what_stg_verified_and_ran_first(tmp_path: Path, keys: dict[str,
     built = NOW - timedelta(days=8)
     v1 = _version(store, keys, 1, built)
     f.publish(store, f.vsa(keys["stgv"].private, name="app.zip", artifact=b"app v1", stage="stg",
-                           at=built + timedelta(hours=1)))
+                           at=built + timedelta(hours=1), inputs=v1["provenance"]))
     _record(store, keys["stg"].private, v1, env="stg", at=built + timedelta(hours=2))
     _record(store, keys["prd"].private, v1, env="prd", at=built + timedelta(hours=3))
     assert _anomalies(attest, tmp_path) == []
@@ -61,10 +61,10 @@ def test_prd_ran_what_no_stg_verified_or_ran(tmp_path: Path, keys: dict[str, Key
     _record(store, keys["prd"].private, v1, env="prd", at=built + timedelta(hours=3))
     assert _anomalies(attest, tmp_path) == [
         ("skipped-stage", "without its having run in 'stg' first, as it requires"),
-        ("skipped-stage", "without the VSA from stage 'stg' that it requires")]
+        ("skipped-stage", "without the VSA from stage 'stg' that it requires (naming a provenance of it and a policy)")]
     # stg verified and ran it, but after prd had
     f.publish(store, f.vsa(keys["stgv"].private, name="app.zip", artifact=b"app v1", stage="stg",
-                           at=built + timedelta(hours=4)))
+                           at=built + timedelta(hours=4), inputs=v1["provenance"]))
     _record(store, keys["stg"].private, v1, env="stg", at=built + timedelta(hours=5))
     found = _anomalies(attest, tmp_path)
     assert [kind for kind, _ in found] == ["out-of-order", "out-of-order"], found
@@ -133,7 +133,7 @@ def test_a_rollback_goes_back_to_what_ran_there_whatever_the_stage_requires(tmp_
     _record(store, keys["prd"].private, v1, env="prd", at=built + timedelta(hours=3), kind="hotfix")
     at = built + timedelta(days=1)
     f.publish(store, f.vsa(keys["stgv"].private, name="app.zip", artifact=b"app v2", stage="stg",
-                           at=at + timedelta(hours=1)))
+                           at=at + timedelta(hours=1), inputs=v2["provenance"]))
     _record(store, keys["stg"].private, v2, env="stg", at=at + timedelta(hours=2))
     _record(store, keys["prd"].private, v2, env="prd", at=at + timedelta(hours=3))
     _record(store, keys["prd"].private, v1, env="prd", at=at + timedelta(hours=4), kind="rollback")
@@ -142,7 +142,7 @@ def test_a_rollback_goes_back_to_what_ran_there_whatever_the_stage_requires(tmp_
     v3 = _version(store, keys, 3, built + timedelta(days=2))
     at = built + timedelta(days=2)
     f.publish(store, f.vsa(keys["stgv"].private, name="app.zip", artifact=b"app v3", stage="stg",
-                           at=at + timedelta(hours=1)))
+                           at=at + timedelta(hours=1), inputs=v3["provenance"]))
     _record(store, keys["stg"].private, v3, env="stg", at=at + timedelta(hours=2))
     _record(store, keys["prd"].private, v3, env="prd", at=at + timedelta(hours=3), kind="rollback")
     assert _anomalies(attest, tmp_path) == [("skipped-stage", "as a rollback, though it never ran there before")]
@@ -168,7 +168,7 @@ def test_prd_ran_what_its_approvals_or_its_level_did_not_allow(tmp_path: Path, k
     built = NOW - timedelta(days=8)
     v1 = _version(store, keys, 1, built)
     f.publish(store, f.vsa(keys["stgv"].private, name="app.zip", artifact=b"app v1", stage="stg",
-                           at=built + timedelta(hours=1)))
+                           at=built + timedelta(hours=1), inputs=v1["provenance"]))
     _record(store, keys["stg"].private, v1, env="stg", at=built + timedelta(hours=2))
     _record(store, keys["prd"].private, v1, env="prd", at=built + timedelta(hours=3))
     if rule == "min-level":
@@ -185,3 +185,20 @@ def test_prd_ran_what_its_approvals_or_its_level_did_not_allow(tmp_path: Path, k
     f.publish(store, f.approval(keys["release"].private, name="app.zip", artifact=b"app v1", stage="prd",
                                 approver="rm", at=built + timedelta(hours=2, minutes=30)))
     assert _anomalies(attest, tmp_path) == []
+
+
+@pytest.mark.parametrize("names", ["no provenance", "another provenance"])
+def test_a_stg_vsa_that_names_another_provenance_is_no_stg_vsa(tmp_path: Path, keys: dict[str, KeyPair],
+                                                                attest: AttestRunner, names: str) -> None:
+    """As the gate counts it: stg's VSA must name, among its inputAttestations, the provenance prd relies on (a
+    trusted one of these bytes that the rules pass); one that names none, or another build's, vouched for neither."""
+    _gated(tmp_path, keys)
+    store = tmp_path / "store"
+    built = NOW - timedelta(days=8)
+    v1, v2 = _version(store, keys, 1, built), _version(store, keys, 2, built + timedelta(days=1))
+    f.publish(store, f.vsa(keys["stgv"].private, name="app.zip", artifact=b"app v1", stage="stg",
+                           at=built + timedelta(hours=1), inputs=() if names == "no provenance" else v2["provenance"]))
+    _record(store, keys["stg"].private, v1, env="stg", at=built + timedelta(hours=2))
+    _record(store, keys["prd"].private, v1, env="prd", at=built + timedelta(hours=3))
+    assert _anomalies(attest, tmp_path) == [("skipped-stage", "without the VSA from stage 'stg' that it requires "
+                                                              "(naming a provenance of it and a policy)")]

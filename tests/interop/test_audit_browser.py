@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -179,8 +180,11 @@ stages:
 """)
     store = tmp_path / "store"
     released, skipped = b"released", b"skipped stg"
-    f.publish(store, f.provenance(keys["dev"].private, subjects={"dist/app.tar.gz": released}))
-    f.publish(store, f.vsa(keys["stg"].private, name="dist/app.tar.gz", artifact=released, stage="stg", at=f.T0 + H))
+    provenance = f.provenance(keys["dev"].private, subjects={"dist/app.tar.gz": released})
+    f.publish(store, provenance)
+    made = [("provenance", hashlib.sha256(provenance.to_json_line().rstrip(b"\n")).hexdigest())]
+    f.publish(store, f.vsa(keys["stg"].private, name="dist/app.tar.gz", artifact=released, stage="stg", at=f.T0 + H,
+                           inputs=made))
     f.publish(store, f.vsa(keys["prd"].private, name="dist/app.tar.gz", artifact=released, stage="prd",
                            at=f.T0 + 2 * H))
     f.publish(store, f.provenance(keys["dev"].private, subjects={"dist/hotfix.tar.gz": skipped}, commit="b" * 40))

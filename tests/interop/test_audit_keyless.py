@@ -66,10 +66,20 @@ def sign_keyless(sigstore_local: SigstoreLocal, identity: str, statement: dict[s
     return signer.sign_statement(json.dumps(statement, sort_keys=True).encode()).bundle
 
 
-def vsa(name: str, data: bytes, stage: str, at: datetime) -> dict[str, Any]:
+def vsa(name: str, data: bytes, stage: str, at: datetime, provenance: str = "") -> dict[str, Any]:
+    """A stage's VSA as ``attest verify --emit-vsa`` signs one, naming the ``provenance`` it verified (its digest)."""
     return vsa_statement(subject_name=name, digests=f.digests(data), verifier_id=f"https://attest.dev/verifier/{stage}",
                          resource_uri=stage_uri(stage), policy_uri="file:///policy.yaml", policy_digest="ab" * 32,
-                         inputs=(), levels=["SLSA_BUILD_LEVEL_2"], verified_at=at)
+                         inputs=[("provenance", provenance)] if provenance else (), levels=["SLSA_BUILD_LEVEL_2"],
+                         verified_at=at)
+
+
+def provenance_digest(store: Path, data: bytes) -> str:
+    """The digest the gate names the one provenance of ``data`` in ``store`` by (an emitted VSA's input)."""
+    from verify.formats.evidence import load_evidence, read_evidence_file
+
+    [path] = (store / "sha256" / sha(data)).glob("provenance-*")
+    return load_evidence(read_evidence_file(path), source=str(path))[0].digest
 
 
 def sha(data: bytes) -> str:
@@ -118,10 +128,12 @@ def history(tmp_path_factory: pytest.TempPathFactory, sigstore_local: SigstoreLo
     app, data = (repo / APP).read_bytes(), (repo / DATA).read_bytes()
     store = LocalStore(repo / "store")
     built = datetime.now(UTC)  # just built: the stages' VSAs follow within the minute (never after the audit)
-    stg = store.put_attestation(sha(app), "vsa", sign_keyless(sigstore_local, STG_PIPELINE,
-                                                              vsa(APP, app, "stg", built + timedelta(seconds=20))))
+    made = provenance_digest(repo / "store", app)
+    stg = store.put_attestation(sha(app), "vsa", sign_keyless(sigstore_local, STG_PIPELINE, vsa(
+        APP, app, "stg", built + timedelta(seconds=20), made)))
     store.put_attestation(sha(app), "vsa", f.vsa(prd_key.private, name=APP, artifact=app, stage="prd",
-                                                 at=built + timedelta(seconds=40)).to_json_line())
+                                                 at=built + timedelta(seconds=40),
+                                                 inputs=[("provenance", made)]).to_json_line())
     return {"repo": repo, "app": app, "data": data, "stg": Path(stg), "built": built}
 
 

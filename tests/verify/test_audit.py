@@ -7,6 +7,7 @@ signer); the audit verifies every signature with the policy's pinned keys.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import random
 import socket
@@ -95,12 +96,20 @@ def sha(data: bytes) -> str:
     return f.digests(data)["sha256"]
 
 
+def published(store: Path, provenance: Envelope) -> list[tuple[str, str]]:
+    """Publish ``provenance``; the inputAttestations of a VSA that verified it (as the gate names it)."""
+    f.publish(store, provenance)
+    return [("provenance", hashlib.sha256(provenance.to_json_line().rstrip(b"\n")).hexdigest())]
+
+
 def full_path(store: Path, keys: dict[str, KeyPair], data: bytes, *, name: str = APP, commit: str = f.COMMIT,
               built: datetime = f.T0, stages: tuple[str, ...] = ("stg", "prd")) -> str:
-    """An artefact built, then verified by each of ``stages`` an hour apart; its sha256."""
-    f.publish(store, f.provenance(keys["dev"].private, subjects={name: data}, commit=commit, finished=built))
+    """An artefact built, then verified by each of ``stages`` an hour apart (each VSA naming the provenance, as
+    ``attest verify --emit-vsa`` signs one); its sha256."""
+    made = published(store, f.provenance(keys["dev"].private, subjects={name: data}, commit=commit, finished=built))
     for i, stage in enumerate(stages, start=1):
-        f.publish(store, f.vsa(keys[stage].private, name=name, artifact=data, stage=stage, at=built + i * H))
+        f.publish(store, f.vsa(keys[stage].private, name=name, artifact=data, stage=stage, at=built + i * H,
+                               inputs=made))
     return sha(data)
 
 
@@ -184,8 +193,8 @@ def test_out_of_order(store: Path, keys: dict[str, KeyPair], policy: Policy) -> 
     f.publish(store, f.vsa(keys["stg"].private, name=APP, artifact=early, stage="stg", at=f.T0 - H))
     # prd verified it before stg did
     rushed = b"prd before stg"
-    f.publish(store, f.provenance(keys["dev"].private, subjects={APP: rushed}, commit="b" * 40))
-    f.publish(store, f.vsa(keys["stg"].private, name=APP, artifact=rushed, stage="stg", at=f.T0 + 3 * H))
+    made = published(store, f.provenance(keys["dev"].private, subjects={APP: rushed}, commit="b" * 40))
+    f.publish(store, f.vsa(keys["stg"].private, name=APP, artifact=rushed, stage="stg", at=f.T0 + 3 * H, inputs=made))
     f.publish(store, f.vsa(keys["prd"].private, name=APP, artifact=rushed, stage="prd", at=f.T0 + 2 * H))
 
     report = run(store, policy)
@@ -222,9 +231,9 @@ def test_a_stage_with_min_level_passed_without_the_level_is_an_anomaly(store: Pa
     (tmp_path / "policy.yaml").write_text(text)
     trusted_for_3 = load_policy(tmp_path / "policy.yaml")
     # stg vouched for level 3 for one artefact, level 2 for the other (the factory's default)
-    f.publish(store, f.provenance(keys["dev"].private, subjects={APP: b"l3"}, commit="a" * 40))
+    made = published(store, f.provenance(keys["dev"].private, subjects={APP: b"l3"}, commit="a" * 40))
     f.publish(store, f.vsa(keys["stg"].private, name=APP, artifact=b"l3", stage="stg", at=f.T0 + H,
-                           levels=["SLSA_BUILD_LEVEL_3"]))
+                           levels=["SLSA_BUILD_LEVEL_3"], inputs=made))
     f.publish(store, f.vsa(keys["prd"].private, name=APP, artifact=b"l3", stage="prd", at=f.T0 + 2 * H))
     low = full_path(store, keys, b"l2", commit="b" * 40)
 

@@ -88,7 +88,8 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> AuditReport:
     f.publish(store, f.provenance(keys["dev"].private, subjects={APP: v1}, commit="a" * 40, lockfiles=locks,
                                   finished=f.T0 + H, invocation="build/2"))
     f.publish(store, f.vsa(keys["stg"].private, name=APP, artifact=v1, stage="stg", at=f.T0 + H, result="FAILED"))
-    f.publish(store, f.vsa(keys["stg"].private, name=APP, artifact=v1, stage="stg", at=f.T0 + 2 * H))
+    made = [("provenance", hashlib.sha256(built.to_json_line().rstrip(b"\n")).hexdigest())]  # as the gate names it
+    f.publish(store, f.vsa(keys["stg"].private, name=APP, artifact=v1, stage="stg", at=f.T0 + 2 * H, inputs=made))
     f.publish(store, f.vsa(keys["prd"].private, name=APP, artifact=v1, stage="prd", at=f.T0 + 3 * H))
     for who in ("alice", "bob"):
         f.publish(store, f.approval(keys[who].private, name=APP, artifact=v1, stage="prd", approver=f"{who}@acme",

@@ -90,6 +90,10 @@ class _Vsa:
     time: datetime
     result: str
     level: int | None = None
+    inputs: tuple[str, ...] = ()
+    """The sha256 of each attestation it names (``inputAttestations``): the provenance it verified among them."""
+    policy_named: bool = False
+    """Whether it names the policy it was verified under by a sha256 (a gate counts no VSA that does not)."""
 
 
 @dataclass(frozen=True)
@@ -410,7 +414,10 @@ def _detail(statement: Statement,
                       committed_on=prov.commit_time)
     if statement.predicate_type == VSA_V1:
         vsa = read_vsa(statement)
-        return _Vsa(resource_uri=vsa.resource_uri, time=vsa.time_verified, result=vsa.result, level=vsa.build_level)
+        policy = vsa.policy_digest.get("sha256")
+        return _Vsa(resource_uri=vsa.resource_uri, time=vsa.time_verified, result=vsa.result, level=vsa.build_level,
+                    inputs=tuple(sorted({sha for d in vsa.input_attestations if (sha := d.digest.get("sha256"))})),
+                    policy_named=isinstance(policy, str) and _SHA256.fullmatch(policy) is not None)
     if statement.predicate_type == APPROVAL_V1:
         approval = read_approval(statement)
         return _Approval(stage=approval.stage, approver=approval.approver, time=approval.time, hotfix=approval.hotfix)

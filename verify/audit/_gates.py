@@ -16,7 +16,7 @@ A stage's approvals of an artefact are judged here too (:func:`judge_approvals`)
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -34,15 +34,25 @@ Flag = Callable[..., None]
 class Evidence(Protocol):
     """What the gate asked of an artefact (:class:`verify.audit._judge._Record`)."""
 
+    sha256: str
     builds: list[BuildRecord]
     vsas: dict[str, list[Endorsement]]
     approvals: dict[str, list[Endorsement]]
     people: dict[str, str]
+    bound: dict[str, tuple[tuple[str, ...], bool]]
 
 
-Known = tuple[Callable[[str], "Evidence | None"], Mapping[str, Sequence[int]]]
-"""The trusted evidence of each artefact by its sha256, and the build levels its provenances' builders are trusted
-for."""
+Known = tuple[Callable[[str], "Evidence | None"], Mapping[str, Sequence[int]], Collection[tuple[str, str]]]
+"""The trusted evidence of each artefact by its sha256, the build levels its provenances' builders are trusted
+for, and (sha256, provenance line sha256) of each trusted provenance its rules pass."""
+
+
+def vouches(evidence: Evidence, vsa: Endorsement, passed: Collection[tuple[str, str]]) -> bool:
+    """Whether a stage's VSA counts where another stage requires it, as the gate counts it: it names, among its
+    inputAttestations, a trusted provenance of the artefact that its rules pass, and the policy it was verified
+    under (a VSA of other bytes' provenance, or of none, vouched for nothing a stage relies on)."""
+    inputs, policy_named = evidence.bound.get(vsa.attestation, ((), False))
+    return policy_named and any((evidence.sha256, line) in passed for line in inputs)
 
 
 HotfixApproval = tuple[tuple[str, ...], "datetime | None", str]
@@ -160,9 +170,11 @@ def _refusals(rule: StageRule, sha: str, at: datetime, known: Known,
     found = _approvals_and_level(rule, sha, at, evidence, known[1]) if evidence is not None else []
     for requirement in rule.require_vsa:
         vsas = [v.time for v in (evidence.vsas.get(requirement.stage, []) if evidence is not None else [])
-                if v.result == "PASSED" and v.time is not None and set(v.signers) & set(requirement.signed_by)]
+                if v.result == "PASSED" and v.time is not None and set(v.signers) & set(requirement.signed_by)
+                and evidence is not None and vouches(evidence, v, known[2])]
         if not vsas:
-            found.append(("skipped-stage", f"without the VSA from stage {requirement.stage!r} that it requires"))
+            found.append(("skipped-stage", f"without the VSA from stage {requirement.stage!r} that it requires "
+                                           "(naming a provenance of it and a policy)"))
         elif min(vsas) > at:
             found.append(("out-of-order", f"before stage {requirement.stage!r} verified it ({iso_time(min(vsas))})"))
     for stage in rule.require_deployed:
