@@ -292,9 +292,9 @@ def test_a_release_signed_by_a_release_signer_is_listed_and_named_on_its_artefac
         "attestation": attestation,
         "components": [
             {"name": "infra", "source": f.REPO, "commit": "1" * 40, "provenance": {"sha256": provenances["infra"]},
-             "artifacts": [{"name": INFRA, "sha256": shas["infra"]}]},
+             "artifacts": [{"name": INFRA, "sha256": shas["infra"]}], "needs": []},
             {"name": "app", "source": f.REPO, "commit": "2" * 40, "provenance": {"sha256": provenances["app"]},
-             "artifacts": [{"name": APP, "sha256": shas["app"]}]},
+             "artifacts": [{"name": APP, "sha256": shas["app"]}], "needs": []},
         ]}]
     assert report["summary"]["releases"] == 1
     for artifact in report["artifacts"]:

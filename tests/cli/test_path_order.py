@@ -369,3 +369,35 @@ def test_an_approver_with_no_name_on_the_system_is_asked_for_one(monkeypatch: py
     monkeypatch.setattr(getpass, "getuser", nameless)
     with pytest.raises(RequestError, match="give it with --approver NAME"):
         _user()
+
+
+def test_the_audit_finds_a_stack_deployed_before_what_its_release_needs(world: PathWorld, tmp_path: Path) -> None:
+    """A pipeline that deployed app without its gate (infra of its release not running there yet) signs a true
+    record: the audit holds it to the gate's order rule, with the index and without."""
+    import json
+    from datetime import UTC, datetime
+
+    from attest.summaries import deployment_statement
+    from tests import factory as f
+
+    store = world.copy(tmp_path)
+    for component in ("infra", "app"):
+        assert world.deploy(store, "stg", "r1", component, tmp=tmp_path).code == 0
+    line = hashlib.sha256(world.release("r1").read_bytes().strip()).hexdigest()
+    app = [(a["name"], a["digest"]) for a in world.artifacts("r1", "app")]
+    skipped = deployment_statement(environment="prd", release_name="r1", release_sha256=line, component="app",
+                                   artifacts=app, status="succeeded", kind="deploy",
+                                   deployed_at=datetime.now(UTC))
+    f.publish(store, f.sign(world.keys["prd-deploy"].private, skipped), kind="deployment")
+    assert world.deploy(store, "prd", "r1", "infra", tmp=tmp_path).code == 0  # infra, but after app
+
+    def order(*more: str) -> list[str]:
+        ran = run_attest("audit", store, world.release("r1"), "--policy", world.policy, "--format", "json", *more,
+                         cwd=world.root)
+        return [a["message"] for a in json.loads(ran.out)["anomalies"] if a["kind"] == "out-of-order"]
+
+    found = order("--no-index")
+    assert len(found) == 1 and "'prd' deployed app of release r1 at" in found[0], found
+    assert "when infra had not run there: the release needs its own infra to run there first" in found[0]
+    assert order("--index", str(tmp_path / "ix.sqlite")) == found  # cold
+    assert order("--index", str(tmp_path / "ix.sqlite")) == found  # warm

@@ -1012,9 +1012,9 @@ def test_a_release_by_a_release_signer_is_listed_and_named_on_each_artefact(stor
     assert (listed.name, listed.created, listed.signers) == ("2024.05.02-1", f.T0 + 24 * H, ("alice",))
     assert listed.to_dict()["components"] == [
         {"name": "infra", "source": f.REPO, "commit": "1" * 40, "provenance": {"sha256": "ab" * 32},
-         "artifacts": [{"name": "infra/stack.zip", "sha256": sha(b"infra")}]},
+         "artifacts": [{"name": "infra/stack.zip", "sha256": sha(b"infra")}], "needs": []},
         {"name": "app", "source": None, "commit": None, "provenance": {"sha256": "cd" * 32},
-         "artifacts": [{"name": APP, "sha256": sha(b"app")}]}]
+         "artifacts": [{"name": APP, "sha256": sha(b"app")}], "needs": []}]
     histories = {a.sha256: a for a in report.artifacts}
     for artefact in (b"infra", b"app"):
         assert [(e.kind, e.result, e.signers) for e in histories[sha(artefact)].releases] == \

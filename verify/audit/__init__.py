@@ -83,7 +83,7 @@ from pathlib import Path
 
 from verify.audit._check import BATCH_FILES, INLINE_FILES, _Fact, _facts, _Setup
 from verify.audit._judge import _Auditor
-from verify.audit._whole import Group, anomaly_order, counted, groups_of, reproducibility, running
+from verify.audit._whole import Group, anomaly_order, counted, groups_of, out_of_order, reproducibility, running
 from verify.audit._whole import dora as _dora
 from verify.audit.index import (
     EVERYWHERE,
@@ -515,10 +515,13 @@ class _Assembly:
         for sha, judged in judgements:
             for group in judged.groups:
                 groups.setdefault(group, set()).add(sha)
-        entries, anomalies = _entries(judgements, texts, fresh, reproducibility(groups))
+        placed = counted((sha, judged.placed) for sha, judged in judgements)
+        whole = reproducibility(groups)
+        for sha, found in out_of_order(placed, part.by_line).items():
+            whole.setdefault(sha, []).extend(found)
+        entries, anomalies = _entries(judgements, texts, fresh, whole)
         anomalies.extend([*part.own_anomalies().get(None, []), *map(_index_mismatch, mismatched)])
         entries.sort(key=lambda e: e.key)
-        placed = counted((sha, judged.placed) for sha, judged in judgements)
         committed = {sha: judged.committed for sha, judged in judgements if judged.committed is not None}
         exceptional = {e.attestation: e for _, judged in judgements for e in judged.exceptional}
         files = self.files
@@ -536,13 +539,13 @@ class _Assembly:
 
 def _entries(judgements: Sequence[tuple[str, Judged]], texts: Mapping[str, tuple[Judged | None, str]],
              fresh: Mapping[str, tuple[Judged | None, ArtifactHistory | None]],
-             unreproducible: Mapping[str, Sequence[Anomaly]]) -> tuple[list[HistoryEntry], list[Anomaly]]:
-    """Each artefact of the report with all its anomalies (its own, and those of reproducibility across artefacts),
+             whole: Mapping[str, Sequence[Anomaly]]) -> tuple[list[HistoryEntry], list[Anomaly]]:
+    """Each artefact of the report with all its anomalies (its own, and those judged over the whole history: ``whole``),
     and all those anomalies."""
     entries: list[HistoryEntry] = []
     anomalies: list[Anomaly] = []
     for sha, judged in judgements:
-        mine = sorted([*judged.anomalies, *unreproducible.get(sha, ())], key=anomaly_order)
+        mine = sorted([*judged.anomalies, *whole.get(sha, ())], key=anomaly_order)
         anomalies.extend(mine)
         history = fresh[sha][1] if sha in fresh else None
         if history is not None and len(mine) != len(history.anomalies):

@@ -440,7 +440,8 @@ def _read_release(statement: Statement) -> _Release:
     release = read_release(statement)
     components = tuple(ReleaseComponent(name=part.name, source=part.source, commit=part.commit,
                                         provenance=part.provenance_sha256,
-                                        artifacts=tuple((a.name, a.digest["sha256"]) for a in part.artifacts))
+                                        artifacts=tuple((a.name, a.digest["sha256"]) for a in part.artifacts),
+                                        needs=part.needs)
                        for part in release.components)
     return _Release(name=release.name, created=release.created, components=components)
 

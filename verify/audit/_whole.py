@@ -7,7 +7,7 @@ artefact's records; and the two orders the judging takes from the policy (the st
 from __future__ import annotations
 
 import itertools
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -18,6 +18,7 @@ from verify.audit.report import (
     ArtifactHistory,
     BuildRecord,
     Endorsement,
+    ReleaseComponent,
     ReleaseRecord,
     StageHistory,
     StageStatus,
@@ -127,6 +128,55 @@ def _said(release: ReleaseRecord) -> tuple[datetime, str, str]:
     """What a release manifest's statement says, in the order releases were made: two envelopes of one statement
     (signed twice, or by two identities) say the same."""
     return release.created, release.name, repr(release.components)
+
+
+def out_of_order(placed: Mapping[str, _Deployment], releases: Mapping[str, ReleaseRecord]) -> dict[str, list[Anomaly]]:
+    """The gate's order rule (:func:`verify.path.order.check_order`) asked of every succeeded record: each component
+    its release needs (directly or through another) ran that release's very artefacts in the environment, by its
+    newest succeeded record dated before it. An ``out-of-order`` anomaly on each artefact of a record that was not
+    so. Judged over the whole history, as what runs where is: another component's records decide it."""
+    runs: dict[tuple[str, str], list[tuple[datetime, str, _Deployment]]] = {}
+    for record in placed.values():
+        if record.status == "succeeded":
+            runs.setdefault((record.environment, record.component), []).append((record.time, record.line_sha256,
+                                                                                record))
+    for records in runs.values():
+        records.sort(key=lambda r: r[:2])
+    found: dict[str, list[Anomaly]] = {}
+    for (env, _), records in sorted(runs.items()):
+        for _, _, record in records:
+            release = releases.get(record.release_sha256)
+            parts = {part.name: part for part in release.components} if release is not None else {}
+            for message in _unmet(record, parts, runs):
+                for sha in sorted(record.artifacts):
+                    found.setdefault(sha, []).append(Anomaly(kind="out-of-order", sha256=sha, step=env,
+                                                             message=message))
+    return found
+
+
+def _unmet(record: _Deployment, parts: Mapping[str, ReleaseComponent],
+           runs: Mapping[tuple[str, str], Sequence[tuple[datetime, str, _Deployment]]]) -> Iterator[str]:
+    """Why ``record`` broke its release's order (``parts``: the release's components), one sentence a need."""
+    env, component, time = record.environment, record.component, record.time
+    for name in _needed(parts, component):
+        before = [r for t, _, r in runs.get((env, name), []) if t < time]
+        if before and before[-1].artifacts == frozenset(sha for _, sha in parts[name].artifacts):
+            continue
+        ran = f"it ran {name} of release {before[-1].release}" if before else f"{name} had not run there"
+        yield (f"{env!r} deployed {component} of release {record.release} at {iso_time(time)}, when {ran}: the "
+               f"release needs its own {name} to run there first, as the gate's order rule asks")
+
+
+def _needed(parts: Mapping[str, ReleaseComponent], component: str) -> list[str]:
+    """Every component of a release ``component`` needs, directly or through another, by name."""
+    wanted: set[str] = set()
+    todo = list(parts[component].needs) if component in parts else []
+    while todo:
+        name = todo.pop()
+        if name not in wanted and name in parts:
+            wanted.add(name)
+            todo.extend(parts[name].needs)
+    return sorted(wanted)
 
 
 def dora(placed: Mapping[str, _Deployment], committed: Mapping[str, tuple[str, datetime]], since: datetime,

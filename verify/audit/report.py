@@ -238,11 +238,14 @@ class ReleaseComponent:
     """The sha256 of the provenance envelope the manifest binds."""
     artifacts: tuple[tuple[str, str], ...]
     """(name, sha256) of each artefact."""
+    needs: tuple[str, ...] = ()
+    """The components of the release that run in an environment before this one may be deployed there."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "source": self.source, "commit": self.commit,
                 "provenance": {"sha256": self.provenance},
-                "artifacts": [{"name": name, "sha256": sha} for name, sha in self.artifacts]}
+                "artifacts": [{"name": name, "sha256": sha} for name, sha in self.artifacts],
+                "needs": list(self.needs)}
 
 
 @dataclass(frozen=True)
