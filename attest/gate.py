@@ -381,10 +381,10 @@ def _bundle_verifier(trusted_root: Path | None) -> BundleVerifier:
     when the first keyless bundle is checked."""
     from verify.sigstore.verifier import make_bundle_verifier
 
-    if trusted_root is not None:  # unreadable is a configuration error now, not when a keyless bundle is met
-        from verify.files import read_trusted_root
+    if trusted_root is not None:  # unreadable or malformed is a configuration error now, keyless bundle or not
+        from verify.sigstore.trusted_root import checked_trusted_root
 
-        read_trusted_root(trusted_root)
+        checked_trusted_root(trusted_root)
     return make_bundle_verifier(trusted_root=trusted_root)
 
 

@@ -74,12 +74,12 @@ def _named(evidence: Evidence, image: Image) -> list[Manifest]:
 
 
 def _read_inputs(request: PromoteRequest) -> None:
-    from verify.files import read_trusted_root
     from verify.policy_file import load_policy
+    from verify.sigstore.trusted_root import checked_trusted_root
 
     load_policy(request.policy)
     if request.trusted_root is not None:
-        read_trusted_root(request.trusted_root)
+        checked_trusted_root(request.trusted_root)
 
 
 def run_promote(request: PromoteRequest, *, warn: Callable[[str], None] | None = None,

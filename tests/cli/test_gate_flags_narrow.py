@@ -136,3 +136,15 @@ def test_a_usage_error_about_an_image_asks_nothing_of_its_registry(
     ran = attest(command, *where, "--policy", "policy.yaml", "--stage", "nope", "--registry-insecure", "127.0.0.1:1",
                  *(("--registry-insecure", "127.0.0.1:2") if command == "promote" else ()), cwd=work)
     assert ran.code == 2 and "--stage 'nope' is not a stage of the policy" in ran.err, ran
+
+
+@pytest.mark.parametrize("command", ["verify", "audit"])
+def test_a_malformed_trusted_root_is_refused_with_no_keyless_bundle_in_sight(
+        evidence: tuple[Path, dict[str, KeyPair]], attest: AttestRunner, command: str) -> None:
+    """--trusted-root was parsed only when a keyless bundle was met: a broken one passed unseen (exit 0) until the
+    day one was."""
+    work, _ = evidence
+    (work / "root.json").write_text('{"mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1"}')
+    args = ("app.tar.gz", "--attestation", "evidence.jsonl") if command == "verify" else ("evidence.jsonl",)
+    ran = attest(command, *args, "--policy", "policy.yaml", "--trusted-root", "root.json", cwd=work)
+    assert ran.code == 3 and "root.json is not a Sigstore trusted root" in ran.err and "Traceback" not in ran.err, ran

@@ -120,8 +120,8 @@ from verify.audit.report import (
     when_of,
 )
 from verify.errors import EvidenceRejected, PolicyError
-from verify.files import read_trusted_root
 from verify.policy import Policy
+from verify.sigstore.trusted_root import checked_trusted_root
 
 __all__ = [
     "ANOMALY_KINDS",
@@ -296,8 +296,8 @@ def audit_setup(policy: Policy, trusted_root: Path | None) -> _Setup:
     if not identities:
         raise PolicyError("the policy pins no public key and no Sigstore identity; audit trusts only signatures "
                           "by pinned identities, so name some in the policy or pass --key")
-    # unreadable is a configuration error now, not when a keyless bundle is met
-    root = hashlib.sha256(read_trusted_root(trusted_root)).hexdigest() if trusted_root is not None else ""
+    # unreadable or malformed is a configuration error now, whether a keyless bundle is met or not
+    root = hashlib.sha256(checked_trusted_root(trusted_root)).hexdigest() if trusted_root is not None else ""
     # the same rule as verify (verify.signers.find_signers): revoked keys never count, an identity outside
     # its validity window (not-before / not-after, at the time of the audit) signs nothing
     return _Setup(identities=tuple(identities), rules=policy.unnamed_rules(), trusted_root=trusted_root,

@@ -119,6 +119,14 @@ def _object_problem(value: Any, kind: str, where: str) -> str | None:
     return None
 
 
+def checked_trusted_root(path: Path) -> bytes:
+    """The bytes of the trusted root at ``path`` (``--trusted-root``), read and parsed: unreadable or malformed is a
+    :class:`TrustConfigError` now, whether a keyless bundle is met or not."""
+    data = read_trusted_root(path)
+    parse_trusted_root(data, name=str(path))
+    return data
+
+
 def parse_trusted_root(data: bytes, *, name: str) -> TrustedRoot:
     """The trusted root ``data`` (trusted_root.json), read strictly; :class:`TrustConfigError` naming ``name``."""
     from cryptography import x509
