@@ -4,8 +4,8 @@ Run by hand (``python benchmarks/sigstore.py [--runs N]``), not in CI. Both veri
 attestation (tests/assets/sigstore/gh-reusable-workflow.sigstore.json: DSSE, Rekor dsse 0.0.1 entry,
 public-good Sigstore) for the same wheel, offline, against the same trusted root (the production one
 sigstore-python embeds), and check the same things: the bundle (time, chain, SCT, log entry and its
-body, signature), the signer workflow and issuer, and the wheel's sha256 among the statement's
-subjects. attest also reads the statement as a SLSA provenance, as ``attest verify`` always does.
+body, signature), the signer workflow, the repository it ran for and the issuer, and the wheel's sha256 among
+the statement's subjects. attest also reads the statement as a SLSA provenance, as ``attest verify`` always does.
 
 Prints the median and best wall time of each (bytecode cached, as installed; one warm-up run each),
 then the ratio attest / sigstore-python. Target: at most 1.0 (no slower); goal: 0.5.
@@ -25,6 +25,7 @@ ASSETS = ROOT / "tests" / "assets" / "sigstore"
 BUNDLE = ASSETS / "gh-reusable-workflow.sigstore.json"
 ARTEFACT = ASSETS / "gh-reusable-workflow-artifact.whl"
 WORKFLOW = "github/artifact-attestations-workflows/.github/workflows/attest.yml"
+REPOSITORY = "malancas/attest-demo"  # the caller of that reusable workflow: any repository may call it
 ISSUER = "https://token.actions.githubusercontent.com"
 
 #: What a person would write with sigstore-python's API to check the same things.
@@ -32,7 +33,7 @@ SIGSTORE_PYTHON = f'''
 import hashlib, importlib.resources, json, re
 from sigstore.models import Bundle, TrustedRoot
 from sigstore.verify import Verifier
-from sigstore.verify.policy import AllOf, OIDCIssuer
+from sigstore.verify.policy import AllOf, GitHubWorkflowRepository, OIDCIssuer
 from cryptography.x509 import UniformResourceIdentifier, SubjectAlternativeName
 
 class SignerWorkflow:
@@ -48,7 +49,7 @@ bundle = Bundle.from_json(open({str(BUNDLE)!r}, "rb").read())
 store = importlib.resources.files("sigstore._store").joinpath("https%3A%2F%2Ftuf-repo-cdn.sigstore.dev")
 root = TrustedRoot.from_file(str(store.joinpath("trusted_root.json")))
 payload_type, payload = Verifier(trusted_root=root).verify_dsse(
-    bundle, AllOf([OIDCIssuer({ISSUER!r}), SignerWorkflow()]))
+    bundle, AllOf([OIDCIssuer({ISSUER!r}), SignerWorkflow(), GitHubWorkflowRepository({REPOSITORY!r})]))
 assert payload_type == "application/vnd.in-toto+json"
 sha256 = hashlib.sha256(open({str(ARTEFACT)!r}, "rb").read()).hexdigest()
 statement = json.loads(payload)
@@ -59,7 +60,7 @@ print("PASS")
 
 def attest_argv() -> list[str]:
     return [sys.executable, "-m", "attest", "verify", str(ARTEFACT), "--attestation", str(BUNDLE),
-            "--signer-workflow", WORKFLOW]
+            "--signer-workflow", WORKFLOW, "--github-repo", REPOSITORY]
 
 
 def sigstore_python_argv() -> list[str]:
