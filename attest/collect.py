@@ -239,7 +239,8 @@ def lockfiles(root: Path, given: Sequence[str]) -> list[Lockfile]:
             path = Path(name)
             path = path if path.is_absolute() else Path.cwd() / path
             if not path.is_file():
-                raise BuildRefused(f"lockfile {name} does not exist")
+                raise BuildRefused(f"lockfile {name} is not a regular file (a folder, a FIFO or a device)" if
+                                   path.exists() else f"lockfile {name} does not exist")
             try:
                 paths.append(path.resolve().relative_to(root.resolve()))
             except ValueError as e:

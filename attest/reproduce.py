@@ -311,7 +311,10 @@ def _checkout(repository: str, commit: str, tree: Path) -> None:
     log.info("cloning %s and checking out %s", repository, commit)
     done = _git("clone", "--quiet", "--no-checkout", "--", repository, str(tree))
     if done.returncode != 0:
-        raise BuildRefused(f"git clone {repository} failed: {_first_line(done.stderr)}")
+        local = Path(repository)
+        why = f"{repository} is a folder but no git repository" if "://" not in repository and local.is_dir() \
+            and not (local / ".git").exists() and not (local / "HEAD").is_file() else _first_line(done.stderr)
+        raise BuildRefused(f"git clone {repository} failed: {why}; pass --repo the repository that built it")
     if _git("-C", str(tree), "cat-file", "-e", f"{commit}^{{commit}}").returncode != 0:
         _git("-C", str(tree), "fetch", "--quiet", "origin", commit)  # a commit no branch or tag reaches
         if _git("-C", str(tree), "cat-file", "-e", f"{commit}^{{commit}}").returncode != 0:

@@ -595,8 +595,11 @@ def _is_folder(path: Path) -> bool:
     except (FileNotFoundError, NotADirectoryError):
         return False
     except OSError as e:
-        raise InputError(f"cannot read audit source {path}: {e.strerror or e}; give this process read "
-                         "access to it") from e
+        import errno
+
+        advice = "a link that leads back to itself: give the folder it should name" if e.errno == errno.ELOOP else \
+            "give this process read access to it"
+        raise InputError(f"cannot read audit source {path}: {e.strerror or e}; {advice}") from e
 
 
 def _read_file(path: Path, *, named: bool) -> bytes | EvidenceRejected:

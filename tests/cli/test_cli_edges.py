@@ -321,3 +321,25 @@ def test_a_build_command_keeps_its_empty_words(repo: Path, keys: dict[str, KeyPa
     ran = attest("build", "--signer", keys["dev"].private, "--artifact", "build.py", "--no-lockfile", "--",
                  sys.executable, "-c", "import sys; assert sys.argv[1:] == ['']", "", cwd=repo)
     assert ran.code == 0, ran
+
+
+def test_odd_inputs_get_sentences_that_say_what_they_are(repo: Path, tmp_path: Path, keys: dict[str, KeyPair],
+                                                         attest: AttestRunner) -> None:
+    """A FIFO given as a lockfile is no missing file, a link to itself no permission problem, a plain folder given
+    to reproduce no missing repository: each sentence says what the input is."""
+    os.mkfifo(repo / "fifo.lock")
+    ran = attest("build", "--signer", keys["dev"].private, "--artifact", "build.py", "--lockfile", "fifo.lock",
+                 cwd=repo)
+    assert ran.code == 3 and "lockfile fifo.lock is not a regular file" in ran.err, ran
+    (tmp_path / "loop").symlink_to("loop")
+    (tmp_path / "policy.yaml").write_text(f'version: 1\nidentities:\n  dev: {{keys: ["{keys["dev"].public}"]}}\n'
+                                          "provenance:\n  signed-by: [dev]\n")
+    ran = attest("audit", "loop", "--policy", "policy.yaml", "--no-index", cwd=tmp_path)
+    assert ran.code == 3 and "a link that leads back to itself" in ran.err, ran
+    built = attest("build", "--signer", keys["dev"].private, "--artifact", "build.py", "--no-lockfile",
+                   "-o", tmp_path / "prov.intoto.jsonl", cwd=repo)
+    assert built.code == 0, built
+    (tmp_path / "plain").mkdir()
+    ran = attest("reproduce", tmp_path / "prov.intoto.jsonl", "--repo", tmp_path / "plain", "--key",
+                 keys["dev"].public, cwd=tmp_path)
+    assert ran.code == 3 and "is a folder but no git repository" in ran.err, ran
