@@ -202,3 +202,26 @@ def test_a_stg_vsa_that_names_another_provenance_is_no_stg_vsa(tmp_path: Path, k
     _record(store, keys["prd"].private, v1, env="prd", at=built + timedelta(hours=3))
     assert _anomalies(attest, tmp_path) == [("skipped-stage", "without the VSA from stage 'stg' that it requires "
                                                               "(naming a provenance of it and a policy)")]
+
+
+@pytest.mark.parametrize("kind", ["hotfix", "rollback"])
+def test_a_hotfix_or_a_rollback_still_needs_a_builder_of_the_stages_level(tmp_path: Path, keys: dict[str, KeyPair],
+                                                                         attest: AttestRunner, kind: str) -> None:
+    """The gate's --hotfix and --rollback give way on VSAs, approvals and earlier stages, never on min-level."""
+    _gated(tmp_path, keys, hotfix=True)
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(policy.read_text().replace(
+        "provenance:\n  signed-by: [dev-build]",
+        f'provenance:\n  signed-by: [dev-build]\n  builders: [{{id: "{f.BUILDER}", level: 2}}]').replace(
+        "require-deployed: [stg],", "require-deployed: [stg], min-level: 3,"))
+    store = tmp_path / "store"
+    built = NOW - timedelta(days=8)
+    v1 = _version(store, keys, 1, built)
+    if kind == "hotfix":
+        _hotfix_approval(store, keys["release"], v1, at=built + timedelta(hours=2))
+    else:  # it ran in prd (as a hotfix: the ordinary record would be flagged for the level too), then came back
+        _hotfix_approval(store, keys["release"], v1, at=built + timedelta(hours=1))
+        _record(store, keys["prd"].private, v1, env="prd", at=built + timedelta(hours=2), kind="hotfix")
+    _record(store, keys["prd"].private, v1, env="prd", at=built + timedelta(hours=3), kind=kind)
+    level = ("insufficient-level", "though no builder trusted for the SLSA build level 3 it requires built it")
+    assert _anomalies(attest, tmp_path) == [level] * (1 if kind == "hotfix" else 2)

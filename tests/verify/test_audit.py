@@ -1114,3 +1114,20 @@ def test_a_rebuild_s_result_is_read_by_name_and_digest(store: Path, keys: dict[s
     f.publish(store, f.sign(keys["alice"].private, statement), kind="reproduction")
     verdicts = {a.sha256: [r.result for r in a.reproductions] for a in run(store, policy).artifacts}
     assert verdicts[sha(b"amd64")] == ["REPRODUCIBLE"] and verdicts[sha(b"arm64")] == ["NOT_REPRODUCIBLE"]
+
+
+def test_a_provenance_without_finished_on_is_timed_by_started_on(keys: dict[str, KeyPair], tmp_path: Path,
+                                                                  store: Path) -> None:
+    """finishedOn and startedOn are both optional in SLSA v1: as the gate does, the audit times a build by
+    finishedOn, else startedOn (else a keyless bundle's signed time), so an approval after it counts."""
+    policy = write_policy(tmp_path, keys, approvals="    require-approvals: {count: 1, signed-by: [alice]}\n")
+    statement = json.loads(f.provenance(keys["dev"].private, subjects={APP: b"started"}, commit="a" * 40).payload)
+    del statement["predicate"]["runDetails"]["metadata"]["finishedOn"]  # started at T0 - 5 min
+    made = published(store, f.sign(keys["dev"].private, statement))
+    for i, stage in enumerate(("stg", "prd"), start=1):
+        f.publish(store, f.vsa(keys[stage].private, name=APP, artifact=b"started", stage=stage, at=f.T0 + i * H,
+                               inputs=made))
+    f.publish(store, f.approval(keys["alice"].private, name=APP, artifact=b"started", stage="prd",
+                                approver="alice@acme", at=f.T0 + H))
+
+    assert found(run(store, policy)) == set()

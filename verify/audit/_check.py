@@ -82,6 +82,13 @@ class _Build:
     """sha256 of the provenance's envelope line (or bundle): how a release manifest binds it."""
     committed_on: datetime | None = None
     """When the commit built was made, as the provenance says (the start of a change's lead time)."""
+    signed_on: datetime | None = None
+    """A keyless bundle's verified log time: when it was built, where the provenance says nothing of it."""
+
+    @property
+    def built_on(self) -> datetime | None:
+        """When it was built, as the gate takes it: finishedOn, else startedOn, else the signed time."""
+        return self.finished_on or self.started_on or self.signed_on
 
 
 @dataclass(frozen=True)
@@ -249,11 +256,11 @@ class _Checker:
         except EvidenceRejected as e:
             return _Fact(source=item.source, statement_digest=digest, subjects=subjects, signers=signers,
                          predicate_type=ptype, problem=("malformed", str(e)))
-        detail = self._placed(detail, item, statement)
+        detail = self._placed(detail, item, statement, run)
         return _Fact(source=item.source, statement_digest=digest, subjects=subjects, predicate_type=ptype,
                      signers=signers, detail=detail, claimed_stage=claimed)
 
-    def _placed(self, detail: Any, item: Evidence, statement: Statement) -> Any:
+    def _placed(self, detail: Any, item: Evidence, statement: Statement, run: TrustRun) -> Any:
         """``detail`` with what places it on the path: a release and a provenance by the sha256 of the envelope
         line (as a deployment record names a release, and a release binds a provenance), and a provenance's
         findings under each component's rules (a release decides which apply)."""
@@ -264,8 +271,10 @@ class _Checker:
             return replace(detail, person=claims.person)
         if isinstance(detail, _Build):
             prov = read_provenance(statement) if self._components else None
-            return replace(detail, line_sha256=item.digest, by_component=tuple(
-                (name, _findings(prov, rules)) for name, rules in self._components if prov is not None))
+            signed = run.signed_times.get(item.digest) if item.bundle is not None and item.bundle.keyless else None
+            return replace(detail, line_sha256=item.digest, signed_on=signed.at if signed is not None else None,
+                           by_component=tuple((name, _findings(prov, rules)) for name, rules in self._components
+                                              if prov is not None))
         return detail
 
     def _check_message(self, item: Evidence, run: TrustRun) -> _Fact:

@@ -36,6 +36,7 @@ class Evidence(Protocol):
 
     sha256: str
     builds: list[BuildRecord]
+    built: list[datetime]
     vsas: dict[str, list[Endorsement]]
     approvals: dict[str, list[Endorsement]]
     people: dict[str, str]
@@ -75,13 +76,13 @@ def judge_gates(policy: Policy, placed: Iterable[tuple[_Fact, _Deployment]], kno
         said = f"{deployment.environment!r} deployed {{sha}} at {iso_time(deployment.time)}"
         where = {"source": fact.source, "step": deployment.environment}
         for _, sha in fact.subjects:
-            if deployment.kind == "hotfix":
+            if deployment.kind == "hotfix":  # the stage's min-level holds for a hotfix and a rollback too
                 found = _hotfix(rule, deployment, hotfixes.get(f"{deployment.release_sha256}:{rule.name}", ()),
-                                created.get(deployment.release_sha256))
+                                created.get(deployment.release_sha256)) + _level(rule, sha, known)
             elif deployment.kind == "rollback":  # back to what ran there: the stage's other requirements give way
                 first = ran.get((rule.name, sha))
-                found = [] if first is not None and first < deployment.time else [
-                    ("skipped-stage", "as a rollback, though it never ran there before")]
+                found = _level(rule, sha, known) + ([] if first is not None and first < deployment.time else [
+                    ("skipped-stage", "as a rollback, though it never ran there before")])
             else:
                 found = _refusals(rule, sha, deployment.time, known, ran)
             for kind, why in found:  # (one anomaly a requirement: the key tells them apart)
@@ -132,24 +133,30 @@ def judge_approvals(sha: str, given: Sequence[Endorsement], people: Mapping[str,
                 "undated)" if other else ""), step=rule.name)
 
 
-def _approvals_and_level(rule: StageRule, sha: str, at: datetime, evidence: Evidence,
-                         levels: Mapping[str, Sequence[int]]) -> list[tuple[str, str]]:
-    """What the gate asks of the artefact itself: the stage's approvals, signed between its build and ``at`` (as
-    :func:`judge_approvals` counts them), and a builder trusted for the stage's ``min-level``."""
-    found: list[tuple[str, str]] = []
+def _approvals(rule: StageRule, at: datetime, evidence: Evidence) -> list[tuple[str, str]]:
+    """The stage's approvals of the artefact, signed between its build (as the gate times it) and ``at``, as
+    :func:`judge_approvals` counts them."""
     needed = rule.require_approvals
-    if needed is not None:
-        built = [b.finished_on for b in evidence.builds if b.finished_on is not None]
-        timely = [a for a in evidence.approvals.get(rule.name, [])
-                  if a.time is not None and built and min(built) <= a.time <= at]
-        count = len(approvers_of(timely, evidence.people))
-        if count < needed.count:
-            found.append(("missing-approval", f"with {count} of the {needed.count} approval(s) it requires from "
-                                              f"{', '.join(needed.signed_by)}, signed between its build and then"))
-    if rule.min_level and evidence.builds and max(levels.get(sha, ()), default=0) < rule.min_level:
-        found.append(("insufficient-level", f"though no builder trusted for the SLSA build level {rule.min_level} "
-                                            "it requires built it"))
-    return found
+    if needed is None:
+        return []
+    built_on = min(evidence.built, default=None)
+    timely = [a for a in evidence.approvals.get(rule.name, [])
+              if a.time is not None and built_on is not None and built_on <= a.time <= at]
+    count = len(approvers_of(timely, evidence.people))
+    if count >= needed.count:
+        return []
+    return [("missing-approval", f"with {count} of the {needed.count} approval(s) it requires from "
+                                 f"{', '.join(needed.signed_by)}, signed between its build and then")]
+
+
+def _level(rule: StageRule, sha: str, known: Known) -> list[tuple[str, str]]:
+    """A builder trusted for the stage's ``min-level`` built the artefact (the gate asks it of every kind)."""
+    evidence = known[0](sha)
+    if not rule.min_level or evidence is None or not evidence.builds or \
+            max(known[1].get(sha, ()), default=0) >= rule.min_level:
+        return []
+    return [("insufficient-level", f"though no builder trusted for the SLSA build level {rule.min_level} it requires "
+                                   "built it")]
 
 
 def _first_runs(records: Sequence[tuple[_Fact, _Deployment]]) -> dict[tuple[str, str], datetime]:
@@ -167,7 +174,7 @@ def _refusals(rule: StageRule, sha: str, at: datetime, known: Known,
               ran: Mapping[tuple[str, str], datetime]) -> list[tuple[str, str]]:
     """(anomaly kind, why) for each requirement of ``rule`` that the artefact ``sha`` deployed at ``at`` lacked."""
     evidence = known[0](sha)
-    found = _approvals_and_level(rule, sha, at, evidence, known[1]) if evidence is not None else []
+    found = [*_approvals(rule, at, evidence), *_level(rule, sha, known)] if evidence is not None else []
     for requirement in rule.require_vsa:
         vsas = [v.time for v in (evidence.vsas.get(requirement.stage, []) if evidence is not None else [])
                 if v.result == "PASSED" and v.time is not None and set(v.signers) & set(requirement.signed_by)

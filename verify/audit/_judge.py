@@ -45,6 +45,8 @@ class _Record:
     names: set[str] = field(default_factory=set)
     seen: set[str] = field(default_factory=set)
     builds: list[BuildRecord] = field(default_factory=list)
+    built: list[datetime] = field(default_factory=list)
+    """When each trusted build was, as the gate takes it (:attr:`verify.audit._check._Build.built_on`)."""
     vsas: dict[str, list[Endorsement]] = field(default_factory=dict)
     approvals: dict[str, list[Endorsement]] = field(default_factory=dict)
     people: dict[str, str] = field(default_factory=dict)
@@ -207,6 +209,7 @@ class _Auditor:
                 invocation_id=build.invocation_id, lockfiles=build.lockfiles, signers=fact.signers,
                 attestation=fact.source))
             self.built.append((sha, name, fact.source, build))
+            record.built += [build.built_on] if build.built_on is not None else []
 
     def _add_vsa(self, fact: _Fact, vsa: _Vsa) -> None:
         rule = self._stage_of(vsa.resource_uri)
@@ -351,8 +354,7 @@ class _Auditor:
     def _judge_stages(self, record: _Record) -> None:
         """Each stage in order: every VSA that passed the artefact against its build and the earlier stages it
         requires; then, if the stage passed it, the stage's minimum level and its approvals."""
-        built = [b.finished_on for b in record.builds if b.finished_on is not None]
-        built_on = min(built) if built else None
+        built_on = min(record.built, default=None)
         for name in self.order:
             rule = self.policy.stages[name]
             passed = [vsa for vsa in record.vsas.get(name, []) if vsa.result == "PASSED"]
@@ -441,8 +443,7 @@ class _Auditor:
         return None
 
     def _before_built(self, sha: str, deployment: _Deployment) -> tuple[str, str] | None:
-        built = [b.finished_on for b in self.records[sha].builds if b.finished_on is not None] \
-            if sha in self.records else []
+        built = self.records[sha].built if sha in self.records else []
         if built and deployment.time < min(built):
             return "out-of-order", (f"is dated {iso_time(deployment.time)}, before what it deployed was built "
                                     f"({iso_time(min(built))}): its time is wrong or forged, so it is not counted")

@@ -68,7 +68,8 @@ __all__ = ["INDEX_FORMAT", "FactIndex", "Judged", "Kept", "Listed", "decode_fact
 #: 11: those of format 10 counted one person's keyless hotfix approval once for each hotfix approver it fitted, and
 #: approvals signed before the build, judged a rollback by the ordinary gate, and never held a deployment to its
 #: stage's approvals and level, judged a provenance two releases bind to two components by one of them, and counted a
-#: required VSA that names no trusted provenance of the artefact; a release's components keep what each needs.
+#: required VSA that names no trusted provenance of the artefact; a release's components keep what each needs, and
+#: a build keeps a keyless bundle's signed time (a build without finishedOn is timed as the gate times it).
 INDEX_FORMAT = 11
 
 _CLASSES: Mapping[str, type] = {cls.__name__: cls for cls in (
