@@ -307,13 +307,24 @@ def current_repository(directory: Path) -> Path:
     return Path(done.stdout.strip())
 
 
+def _plain_folder(repository: str) -> bool:
+    """Whether ``repository`` is a local folder that is plainly no git repository (one that cannot be looked into
+    is not said to be: git's own sentence says more)."""
+    if "://" in repository:
+        return False
+    local = Path(repository)
+    try:
+        return local.is_dir() and not (local / ".git").exists() and not (local / "HEAD").is_file()
+    except OSError:
+        return False
+
+
 def _checkout(repository: str, commit: str, tree: Path) -> None:
     log.info("cloning %s and checking out %s", repository, commit)
     done = _git("clone", "--quiet", "--no-checkout", "--", repository, str(tree))
     if done.returncode != 0:
-        local = Path(repository)
-        why = f"{repository} is a folder but no git repository" if "://" not in repository and local.is_dir() \
-            and not (local / ".git").exists() and not (local / "HEAD").is_file() else _first_line(done.stderr)
+        why = f"{repository} is a folder but no git repository" if _plain_folder(repository) else \
+            _first_line(done.stderr)
         raise BuildRefused(f"git clone {repository} failed: {why}; pass --repo the repository that built it")
     if _git("-C", str(tree), "cat-file", "-e", f"{commit}^{{commit}}").returncode != 0:
         _git("-C", str(tree), "fetch", "--quiet", "origin", commit)  # a commit no branch or tag reaches
