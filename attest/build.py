@@ -350,6 +350,13 @@ def _check_unchanged(root: Path, before: SourceState, locks: Sequence[Lockfile])
     from verify.digests import hash_file
     from verify.errors import InputError
 
+    settings = [name for (name, was), (_, now) in zip(before.settings, collect.git_settings(root), strict=True)
+                if was != now]
+    if settings:  # refused before git compares anything through them: no filter the command named runs
+        raise SourceChanged(f"the build command changed the source it was building (git's settings changed, which "
+                            f"git compares the source through: {_names(settings)}); a provenance would describe what "
+                            "was there before the build, so none was written: build from a clean checkout with a "
+                            "command that leaves tracked files and lockfiles alone")
     after = collect.source_state(root)
     what: list[str] = []
     if after.commit != before.commit:

@@ -49,8 +49,10 @@ GIT_SAFE = ("-c", "core.fsmonitor=false", "-c", "core.hooksPath=/dev/null")
 
 def git_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment every git attest runs gets: this process's, without a signing credential (a filter or a
-    program the repository names still runs as a child of git)."""
-    return {**{k: v for k, v in os.environ.items() if not is_credential(k)}, **(extra or {})}
+    program the repository names still runs as a child of git), and with git's replace refs off (``git replace``
+    would have HEAD's files read from another commit while HEAD still names its own)."""
+    return {**{k: v for k, v in os.environ.items() if not is_credential(k)}, "GIT_NO_REPLACE_OBJECTS": "1",
+            **(extra or {})}
 
 
 def _git(root: Path, *args: str, check: bool = True, raw: bool = False) -> str:
@@ -151,6 +153,31 @@ class SourceState:
     included."""
     hidden: frozenset[str]
     """Tracked files git is told not to look at (assume-unchanged, skip-worktree): their changes do not show."""
+    settings: tuple[tuple[str, bytes | None], ...] = ()
+    """The files whose settings git compares the work tree through (:func:`git_settings`), with their bytes."""
+
+
+def git_settings(root: Path) -> tuple[tuple[str, bytes | None], ...]:
+    """(path, bytes or None when absent) of each file whose settings git reads when it compares the work tree with
+    HEAD: the repository's config and worktree config, its info/attributes, the user's git config and attributes.
+    A build command that changed one could have git compare a file through a clean filter of its own (a same-size
+    edit then shows no change), or a work tree elsewhere."""
+    dirs = _git(root, "rev-parse", "--path-format=absolute", "--git-dir", "--git-common-dir").splitlines()
+    git_dir, common = (Path(dirs[0]), Path(dirs[1])) if len(dirs) == 2 else (root / ".git", root / ".git")
+    home = Path(os.environ.get("HOME") or "~").expanduser()
+    xdg = Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config") / "git"
+    files = (common / "config", git_dir / "config.worktree", common / "info" / "attributes", home / ".gitconfig",
+             xdg / "config", xdg / "attributes")
+    return tuple((str(path), _bytes_or_none(path)) for path in files)
+
+
+def _bytes_or_none(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as e:  # unreadable is not "unchanged": its bytes cannot be compared
+        return f"unreadable: {e.strerror or e}".encode()
 
 
 def source_state(root: Path) -> SourceState:
@@ -169,7 +196,8 @@ def source_state(root: Path) -> SourceState:
     hidden = {entry[2:]: entry[0] for entry in tagged.split("\0")
               if len(entry) > 2 and (entry[0].islower() or entry[0] == "S")}
     changed |= _hidden_changes(root, hidden)
-    return SourceState(commit=commit, ref=ref, changed=frozenset(changed - {""}), hidden=frozenset(hidden))
+    return SourceState(commit=commit, ref=ref, changed=frozenset(changed - {""}), hidden=frozenset(hidden),
+                       settings=git_settings(root))
 
 
 def _hidden_changes(root: Path, hidden: Mapping[str, str]) -> set[str]:

@@ -58,6 +58,23 @@ VARIANTS: dict[str, tuple[str, str]] = {
     "deletes a tracked file": (
         "pathlib.Path('.gitignore').unlink()",
         "tracked files changed: .gitignore"),
+    # git compares through its settings: a command that changes them could hide its edit from attest's own git
+    "hides a same-size edit behind a clean filter of its own": (
+        "p = pathlib.Path('build.py'); t = p.read_text(); pathlib.Path('.git/orig').write_text(t); "
+        "p.write_text(t[:-1] + '#'); git('config', 'filter.hide.clean', 'cat .git/orig'); "
+        "pathlib.Path('.git/info').mkdir(exist_ok=True); "
+        "pathlib.Path('.git/info/attributes').write_text('build.py filter=hide\\n')",
+        "git's settings changed, which git compares the source through"),
+    "points git at a clean copy of the work tree": (
+        "import shutil, tempfile; d = tempfile.mkdtemp(); "
+        "shutil.copytree('.', d, dirs_exist_ok=True, ignore=shutil.ignore_patterns('.git')); "
+        "pathlib.Path('build.py').write_text('print(4)\\n'); git('config', 'core.worktree', d)",
+        "git's settings changed, which git compares the source through"),
+    "reads HEAD's files from another commit with git replace": (
+        "pathlib.Path('build.py').write_text('print(5)\\n'); git('add', 'build.py'); "
+        "out = lambda *a: subprocess.run(['git', *a], check=True, capture_output=True, text=True).stdout.strip(); "
+        "new = out('commit-tree', out('write-tree'), '-p', 'HEAD', '-m', 'x'); git('replace', 'HEAD', new)",
+        "tracked files changed: build.py"),
 }
 
 PRELUDE = ("import os, pathlib, subprocess, runpy\n"
@@ -172,3 +189,19 @@ def _dirty(path: Path) -> object:
 
     statement = json.loads(base64.b64decode(json.loads(path.read_text())["payload"]))
     return statement["predicate"]["buildDefinition"]["internalParameters"]["dirty"]
+
+
+def test_a_replace_ref_set_before_the_build_does_not_stand_in_for_the_commit(repo: Path, keys: dict[str, KeyPair],
+                                                                             attest: AttestRunner) -> None:
+    """``git replace`` (by an earlier step) had attest's git read HEAD's files from another commit: the provenance
+    named the commit and bound a lockfile that is not in it. attest's git reads replace refs no more."""
+    def git_out(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True).stdout.strip()
+
+    (repo / "requirements.txt").write_text("evil==6.6.6\n")
+    git_out("add", "requirements.txt")
+    git_out("replace", "HEAD", git_out("commit-tree", git_out("write-tree"), "-p", "HEAD", "-m", "not this"))
+    result = attest("build", "--signer", keys["dev"].private, "--artifact", "dist/", "--", sys.executable, "build.py",
+                    cwd=repo)
+    assert result.code == 3 and "has uncommitted changes to tracked files" in result.err, result
+    assert not (repo / "provenance.intoto.jsonl").exists()

@@ -20,7 +20,8 @@ from verify.trust import load_public_key
 def test_attest_s_own_git_runs_no_program_the_build_command_configured(repo: Path, keys: dict[str, KeyPair],
                                                                         attest: AttestRunner, tmp_path: Path) -> None:
     """The command writes core.fsmonitor into .git/config; attest's git status after it must not run that program,
-    which would see attest's environment (the key's password, the AWS credentials)."""
+    which would see attest's environment (the key's password, the AWS credentials). The build is refused too: the
+    command changed git's settings, which git compares the source through."""
     captured = tmp_path / "captured.txt"
     hook = tmp_path / "hook.sh"
     hook.write_text(f"#!/bin/sh\nenv > {captured}\nexit 1\n")
@@ -29,7 +30,7 @@ def test_attest_s_own_git_runs_no_program_the_build_command_configured(repo: Pat
                f"subprocess.run(['git', 'config', 'core.fsmonitor', {str(hook)!r}], check=True)")
     result = attest("build", "--signer", keys["dev"].private, "--artifact", "dist/", "--", sys.executable, "-c",
                     command, cwd=repo, env={"AWS_SECRET_ACCESS_KEY": "the-secret-value"})
-    assert result.code == 0, result
+    assert result.code == 1 and "git's settings changed" in result.err, result
     assert not captured.exists() or "the-secret-value" not in captured.read_text()
     assert not captured.exists()  # not run at all (core.fsmonitor=false for every git attest runs)
 
