@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import stat
 import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -166,13 +167,17 @@ def git_settings(root: Path) -> tuple[tuple[str, bytes | None], ...]:
     git_dir, common = (Path(dirs[0]), Path(dirs[1])) if len(dirs) == 2 else (root / ".git", root / ".git")
     home = Path(os.environ.get("HOME") or "~").expanduser()
     xdg = Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config") / "git"
+    named = [Path(os.environ[v]) for v in ("GIT_CONFIG_GLOBAL", "GIT_CONFIG_SYSTEM") if os.environ.get(v)]
     files = (common / "config", git_dir / "config.worktree", common / "info" / "attributes", home / ".gitconfig",
-             xdg / "config", xdg / "attributes")
+             xdg / "config", xdg / "attributes", *named)
     return tuple((str(path), _bytes_or_none(path)) for path in files)
 
 
 def _bytes_or_none(path: Path) -> bytes | None:
+    """A settings file's bytes; None when absent. Another kind of file (``/dev/null``, a FIFO) is never read."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return b"(not a regular file)"
         return path.read_bytes()
     except FileNotFoundError:
         return None
