@@ -18,12 +18,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from verify.audit._check import _Deployment, _Fact
-from verify.audit._whole import approvers_of
-from verify.audit.report import BuildRecord, Endorsement, iso_time, short_sha
-from verify.policy import Policy, StageRule
+from verify.audit._whole import Recorded, approvers_of
+from verify.audit.report import Endorsement, iso_time, short_sha
+from verify.policy import Policy, StageRule, VsaRequirement
 
 __all__ = ["judge_gates"]
 
@@ -31,29 +31,37 @@ Flag = Callable[..., None]
 """``flag(kind, sha256, message, source=..., step=..., key=...)``: an anomaly (:meth:`_Auditor._flag`)."""
 
 
-class Evidence(Protocol):
-    """What the gate asked of an artefact (:class:`verify.audit._judge._Record`)."""
+class Evidence(Recorded, Protocol):
+    """What the gate asked of an artefact, beyond its history (:class:`verify.audit._judge._Record`)."""
 
-    sha256: str
-    builds: list[BuildRecord]
     built: list[datetime]
-    vsas: dict[str, list[Endorsement]]
-    approvals: dict[str, list[Endorsement]]
     people: dict[str, str]
     bound: dict[str, tuple[tuple[str, ...], bool]]
 
 
-Known = tuple[Callable[[str], "Evidence | None"], Mapping[str, Sequence[int]], Collection[tuple[str, str]]]
-"""The trusted evidence of each artefact by its sha256, the build levels its provenances' builders are trusted
-for, and (sha256, provenance line sha256) of each trusted provenance its rules pass."""
+class Known(NamedTuple):
+    """What the gate checks were asked against, over the whole history."""
+
+    evidence_of: Callable[[str], Evidence | None]
+    """The trusted evidence of an artefact, by its sha256."""
+    levels: Mapping[str, Sequence[int]]
+    """The build levels each artefact's provenances' builders are trusted for."""
+    passed: Collection[tuple[str, str]]
+    """(sha256, provenance line sha256) of each trusted provenance its rules pass."""
 
 
-def vouches(evidence: Evidence, vsa: Endorsement, passed: Collection[tuple[str, str]]) -> bool:
-    """Whether a stage's VSA counts where another stage requires it, as the gate counts it: it names, among its
-    inputAttestations, a trusted provenance of the artefact that its rules pass, and the policy it was verified
-    under (a VSA of other bytes' provenance, or of none, vouched for nothing a stage relies on)."""
-    inputs, policy_named = evidence.bound.get(vsa.attestation, ((), False))
-    return policy_named and any((evidence.sha256, line) in passed for line in inputs)
+def required_vsas(evidence: Evidence, requirement: VsaRequirement, passed: Collection[tuple[str, str]]
+                  ) -> list[Endorsement]:
+    """The VSAs of the stage ``requirement`` names that count where it is required, as the gate counts them: PASSED,
+    signed by an identity it names, and naming among their inputAttestations a trusted provenance of the artefact
+    that its rules pass, and the policy they were verified under (a VSA of other bytes' provenance, or of none,
+    vouched for nothing a stage relies on)."""
+    def vouches(vsa: Endorsement) -> bool:
+        inputs, policy_named = evidence.bound.get(vsa.attestation, ((), False))
+        return policy_named and any((evidence.sha256, line) in passed for line in inputs)
+
+    return [v for v in evidence.vsas.get(requirement.stage, [])
+            if v.result == "PASSED" and set(v.signers) & set(requirement.signed_by) and vouches(v)]
 
 
 HotfixApproval = tuple[tuple[str, ...], "datetime | None", str]
@@ -122,9 +130,7 @@ def judge_approvals(sha: str, given: Sequence[Endorsement], people: Mapping[str,
     if needed is None:
         return
     built_on, first = between
-    timely = [a for a in given if a.time is not None and built_on is not None and built_on <= a.time
-              and (first.time is None or a.time <= first.time)]
-    approvers = approvers_of(timely, people)
+    approvers = _approvers_between(given, people, built_on, first.time)
     if len(approvers) < needed.count:
         other = len({s for a in given for s in a.signers} - approvers)
         flag("missing-approval", sha, f"stage {rule.name!r} verified {short_sha(sha)} with {len(approvers)} of the "
@@ -133,16 +139,22 @@ def judge_approvals(sha: str, given: Sequence[Endorsement], people: Mapping[str,
                 "undated)" if other else ""), step=rule.name)
 
 
+def _approvers_between(given: Sequence[Endorsement], people: Mapping[str, str], built_on: datetime | None,
+                       until: datetime | None) -> set[str]:
+    """The approvers of ``given`` who approved between the build (None: no build states its time, so no approval can
+    be ordered after it, as the gate says) and ``until`` (None: any time after), as the gate counts them."""
+    return approvers_of([a for a in given if a.time is not None and built_on is not None and built_on <= a.time
+                         and (until is None or a.time <= until)], people)
+
+
 def _approvals(rule: StageRule, at: datetime, evidence: Evidence) -> list[tuple[str, str]]:
     """The stage's approvals of the artefact, signed between its build (as the gate times it) and ``at``, as
     :func:`judge_approvals` counts them."""
     needed = rule.require_approvals
     if needed is None:
         return []
-    built_on = min(evidence.built, default=None)
-    timely = [a for a in evidence.approvals.get(rule.name, [])
-              if a.time is not None and built_on is not None and built_on <= a.time <= at]
-    count = len(approvers_of(timely, evidence.people))
+    count = len(_approvers_between(evidence.approvals.get(rule.name, []), evidence.people,
+                                   min(evidence.built, default=None), at))
     if count >= needed.count:
         return []
     return [("missing-approval", f"with {count} of the {needed.count} approval(s) it requires from "
@@ -151,9 +163,9 @@ def _approvals(rule: StageRule, at: datetime, evidence: Evidence) -> list[tuple[
 
 def _level(rule: StageRule, sha: str, known: Known) -> list[tuple[str, str]]:
     """A builder trusted for the stage's ``min-level`` built the artefact (the gate asks it of every kind)."""
-    evidence = known[0](sha)
+    evidence = known.evidence_of(sha)
     if not rule.min_level or evidence is None or not evidence.builds or \
-            max(known[1].get(sha, ()), default=0) >= rule.min_level:
+            max(known.levels.get(sha, ()), default=0) >= rule.min_level:
         return []
     return [("insufficient-level", f"though no builder trusted for the SLSA build level {rule.min_level} it requires "
                                    "built it")]
@@ -173,12 +185,11 @@ def _first_runs(records: Sequence[tuple[_Fact, _Deployment]]) -> dict[tuple[str,
 def _refusals(rule: StageRule, sha: str, at: datetime, known: Known,
               ran: Mapping[tuple[str, str], datetime]) -> list[tuple[str, str]]:
     """(anomaly kind, why) for each requirement of ``rule`` that the artefact ``sha`` deployed at ``at`` lacked."""
-    evidence = known[0](sha)
+    evidence = known.evidence_of(sha)
     found = [*_approvals(rule, at, evidence), *_level(rule, sha, known)] if evidence is not None else []
     for requirement in rule.require_vsa:
-        vsas = [v.time for v in (evidence.vsas.get(requirement.stage, []) if evidence is not None else [])
-                if v.result == "PASSED" and v.time is not None and set(v.signers) & set(requirement.signed_by)
-                and evidence is not None and vouches(evidence, v, known[2])]
+        vsas = [v.time for v in (required_vsas(evidence, requirement, known.passed) if evidence is not None else [])
+                if v.time is not None]
         if not vsas:
             found.append(("skipped-stage", f"without the VSA from stage {requirement.stage!r} that it requires "
                                            "(naming a provenance of it and a policy)"))

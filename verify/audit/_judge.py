@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from verify.audit._check import _Approval, _Build, _Deployment, _Fact, _Release, _Signature, _Vsa
-from verify.audit._gates import HotfixApproval, judge_approvals, judge_gates, vouches
+from verify.audit._gates import HotfixApproval, Known, judge_approvals, judge_gates, required_vsas
 from verify.audit._reproduction import _Reproduction
 from verify.audit._whole import anomaly_order, history_of, judging_components, stage_order
 from verify.audit.report import (
@@ -52,7 +52,8 @@ class _Record:
     people: dict[str, str] = field(default_factory=dict)
     """Who signed each keyless approval, by its attestation (:attr:`verify.audit._check._Approval.person`)."""
     bound: dict[str, tuple[tuple[str, ...], bool]] = field(default_factory=dict)
-    """What each VSA names, by its attestation: the attestations it verified, and whether a policy (:func:`vouches`)."""
+    """What each VSA names, by its attestation: the attestations it verified, and whether a policy
+    (:func:`verify.audit._gates.required_vsas`)."""
     deployments: dict[str, list[Endorsement]] = field(default_factory=dict)
     reproductions: list[Endorsement] = field(default_factory=list)
     signatures: list[Endorsement] = field(default_factory=list)
@@ -389,8 +390,7 @@ class _Auditor:
                             where: dict[str, str]) -> None:
         """The earlier stage ``requirement`` names passed the artefact, by a signer it accepts, before ``vsa``."""
         sha = record.sha256
-        earlier = [v for v in record.vsas.get(requirement.stage, []) if v.result == "PASSED" and
-                   set(v.signers) & set(requirement.signed_by) and vouches(record, v, self.passed)]
+        earlier = required_vsas(record, requirement, self.passed)
         if not earlier:
             self._flag("skipped-stage", sha, f"{said} without the VSA from stage "
                        f"{requirement.stage!r} that it requires (naming a provenance of it and a policy)", **where)
@@ -409,8 +409,7 @@ class _Auditor:
             self._flag("insufficient-level", sha, f"stage {rule.name!r} verified {short_sha(sha)}, which no builder "
                        f"trusted for SLSA build level {rule.min_level} built (built by {builders})", step=rule.name)
         for requirement in rule.require_vsa:
-            stated = [v.level or 0 for v in record.vsas.get(requirement.stage, []) if v.result == "PASSED"
-                      and set(v.signers) & set(requirement.signed_by) and vouches(record, v, self.passed)]
+            stated = [v.level or 0 for v in required_vsas(record, requirement, self.passed)]
             if stated and max(stated) < rule.min_level:
                 self._flag("insufficient-level", sha, f"stage {rule.name!r} verified {short_sha(sha)}, and stage "
                            f"{requirement.stage!r} vouched for SLSA build level {max(stated)} at most, not the "
@@ -510,7 +509,7 @@ class _Auditor:
         self._judge_reproductions()
         self._judge_deployments()
         judge_gates(self.policy, ((f, d) for f, d in self.deployed if f.statement_digest in self.placed),
-                    (self.records.get, self.levels, self.passed), self.hotfixes,
+                    Known(self.records.get, self.levels, self.passed), self.hotfixes,
                     {line: r.created for line, r in self.by_line.items()}, self._flag)
         for sha in shas:
             record = self.records.get(sha)

@@ -27,6 +27,7 @@ from verify.audit.report import (
     short_sha,
     when_of,
 )
+from verify.path.order import needs_of
 from verify.policy import Policy
 from verify.rules import components_for_build
 
@@ -158,25 +159,13 @@ def _unmet(record: _Deployment, parts: Mapping[str, ReleaseComponent],
            runs: Mapping[tuple[str, str], Sequence[tuple[datetime, str, _Deployment]]]) -> Iterator[str]:
     """Why ``record`` broke its release's order (``parts``: the release's components), one sentence a need."""
     env, component, time = record.environment, record.component, record.time
-    for name in _needed(parts, component):
+    for name in sorted(needs_of({part.name: part.needs for part in parts.values()}, component)):
         before = [r for t, _, r in runs.get((env, name), []) if t < time]
         if before and before[-1].artifacts == frozenset(sha for _, sha in parts[name].artifacts):
             continue
         ran = f"it ran {name} of release {before[-1].release}" if before else f"{name} had not run there"
         yield (f"{env!r} deployed {component} of release {record.release} at {iso_time(time)}, when {ran}: the "
                f"release needs its own {name} to run there first, as the gate's order rule asks")
-
-
-def _needed(parts: Mapping[str, ReleaseComponent], component: str) -> list[str]:
-    """Every component of a release ``component`` needs, directly or through another, by name."""
-    wanted: set[str] = set()
-    todo = list(parts[component].needs) if component in parts else []
-    while todo:
-        name = todo.pop()
-        if name not in wanted and name in parts:
-            wanted.add(name)
-            todo.extend(parts[name].needs)
-    return sorted(wanted)
 
 
 def dora(placed: Mapping[str, _Deployment], committed: Mapping[str, tuple[str, datetime]], since: datetime,

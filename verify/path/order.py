@@ -14,7 +14,7 @@ every environment the policy names.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from verify.errors import EvidenceRejected, PolicyViolation
 from verify.formats.release import Release, ReleasePart
@@ -25,21 +25,27 @@ from verify.path.running import Deployed, Running, trusted_deployment
 from verify.policy import Policy
 from verify.signers import TrustRun
 
-__all__ = ["check_deployed", "check_order", "needed", "ran_in"]
+__all__ = ["check_deployed", "check_order", "needed", "needs_of", "ran_in"]
 
 
 
 def needed(release: Release, component: str) -> list[ReleasePart]:
     """Every component ``component`` needs, directly or through another, in deployment order."""
-    parts = {part.name: part for part in release.components}
+    wanted = needs_of({part.name: part.needs for part in release.components}, component)
+    return [part for part in release.order if part.name in wanted]
+
+
+def needs_of(needs: Mapping[str, Sequence[str]], component: str) -> set[str]:
+    """Every component ``component`` needs, directly or through another, by name (``needs``: what each component of
+    a release needs itself; a name it does not have is not followed)."""
     wanted: set[str] = set()
-    todo = list(parts[component].needs)
+    todo = list(needs.get(component, ()))
     while todo:
         name = todo.pop()
-        if name not in wanted:
+        if name not in wanted and name in needs:
             wanted.add(name)
-            todo.extend(parts[name].needs)
-    return [part for part in release.order if part.name in wanted]
+            todo.extend(needs[name])
+    return wanted
 
 
 def _digests(part: ReleasePart) -> frozenset[str]:
