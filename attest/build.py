@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import subprocess
 
-    from attest.collect import Artifact, GitFacts, Lockfile, Platform, SourceState
+    from attest.collect import Artifact, GitFacts, GitSettings, Lockfile, Platform, SourceState
     from attest.images import BuildImage
     from attest.intoto_link import SignedLink
     from attest.registries.images import Registries
@@ -336,21 +336,23 @@ def _stop_group(child: subprocess.Popen[bytes]) -> None:
         child.wait()
 
 
-def _source_state(root: Path) -> SourceState:
+def _source_state(root: Path) -> tuple[SourceState, GitSettings]:
+    """What CMD must leave as it found it: the work tree as git sees it, and git's own settings it sees it through."""
     from attest import collect
 
-    return collect.source_state(root)
+    return collect.source_state(root), collect.git_settings(root)
 
 
-def _check_unchanged(root: Path, before: SourceState, locks: Sequence[Lockfile]) -> None:
-    """(5a) HEAD, its ref, the tracked files (also those git was told to ignore) and each bound lockfile's bytes
-    as they were before CMD; otherwise nothing is signed, and the sentence says what changed."""
+def _check_unchanged(root: Path, taken: tuple[SourceState, GitSettings], locks: Sequence[Lockfile]) -> None:
+    """(5a) git's settings, HEAD, its ref, the tracked files (also those git was told to ignore) and each bound
+    lockfile's bytes as they were before CMD; otherwise nothing is signed, and the sentence says what changed."""
     from attest import collect
     from attest.errors import SourceChanged
     from verify.digests import hash_file
     from verify.errors import InputError
 
-    settings = [name for (name, was), (_, now) in zip(before.settings, collect.git_settings(root), strict=True)
+    before, settings_before = taken
+    settings = [name for (name, was), (_, now) in zip(settings_before, collect.git_settings(root), strict=True)
                 if was != now]
     if settings:  # refused before git compares anything through them: no filter the command named runs
         raise SourceChanged(f"the build command changed the source it was building (git's settings changed, which "

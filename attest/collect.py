@@ -22,8 +22,8 @@ from attest.lockfiles import Package, log_warnings, parse_lockfile
 from verify.digests import hash_file
 from verify.formats.encoding import printable
 
-__all__ = ["LOCKFILE_PATTERNS", "GitFacts", "Lockfile", "Platform", "SourceState", "detect_platform", "git_facts",
-           "lockfiles", "pipeline_run", "source_date_epoch", "source_state"]
+__all__ = ["LOCKFILE_PATTERNS", "GitFacts", "GitSettings", "Lockfile", "Platform", "SourceState", "detect_platform",
+           "git_facts", "git_settings", "lockfiles", "pipeline_run", "source_date_epoch", "source_state"]
 
 #: Well-known lockfiles looked for at the repository root, in this order.
 LOCKFILE_PATTERNS = (
@@ -154,11 +154,13 @@ class SourceState:
     included."""
     hidden: frozenset[str]
     """Tracked files git is told not to look at (assume-unchanged, skip-worktree): their changes do not show."""
-    settings: tuple[tuple[str, bytes | None], ...] = ()
-    """The files whose settings git compares the work tree through (:func:`git_settings`), with their bytes."""
 
 
-def git_settings(root: Path) -> tuple[tuple[str, bytes | None], ...]:
+GitSettings = tuple[tuple[str, "bytes | None"], ...]
+"""The files whose settings git compares the work tree through, with their bytes (:func:`git_settings`)."""
+
+
+def git_settings(root: Path) -> GitSettings:
     """(path, bytes or None when absent) of each file whose settings git reads when it compares the work tree with
     HEAD: the repository's config and worktree config, its info/attributes, the user's git config and attributes.
     A build command that changed one could have git compare a file through a clean filter of its own (a same-size
@@ -201,8 +203,7 @@ def source_state(root: Path) -> SourceState:
     hidden = {entry[2:]: entry[0] for entry in tagged.split("\0")
               if len(entry) > 2 and (entry[0].islower() or entry[0] == "S")}
     changed |= _hidden_changes(root, hidden)
-    return SourceState(commit=commit, ref=ref, changed=frozenset(changed - {""}), hidden=frozenset(hidden),
-                       settings=git_settings(root))
+    return SourceState(commit=commit, ref=ref, changed=frozenset(changed - {""}), hidden=frozenset(hidden))
 
 
 def _hidden_changes(root: Path, hidden: Mapping[str, str]) -> set[str]:
