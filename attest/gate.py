@@ -124,15 +124,21 @@ class GateOutcome:
     """The attestations the verdict rests on (the provenance, the stages' VSAs and approvals), as read."""
 
 
+Prepared = tuple["Gate", "Policy", Any]
+"""The gate (the policy narrowed by the flags), the policy it runs under, and the VSA signer if emitting."""
+
+
 def run_gate(request: GateRequest, *, progress: Progress | None = None,
-             warn: Callable[[str], None] | None = None) -> GateOutcome:
-    """Run the gate; return the outcome of a pass, or raise the reason for a refusal (see the module docstring)."""
+             warn: Callable[[str], None] | None = None, prepared: Prepared | None = None) -> GateOutcome:
+    """Run the gate; return the outcome of a pass, or raise the reason for a refusal (see the module docstring).
+    ``prepared``: what :func:`check_gate` made of the same flags (a caller running one gate twice reads the policy
+    and the keys once)."""
     _check_shape(request)
     if request.release is not None:
         return _run_release(request, warn)
-    image = prepared = None
+    image = None
     if _is_image(request.artifact):  # the flags and the policy first: a usage error asks nothing of the registry
-        prepared = _prepare(request, warn)
+        prepared = prepared or _prepare(request, warn)
         image = _resolve_image(request)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="attest-hash") as pool:
         assert request.artifact is not None
@@ -144,12 +150,12 @@ def run_gate(request: GateRequest, *, progress: Progress | None = None,
             read.close()  # do not wait for the rest of a large file when the answer is already known
 
 
-def check_gate(request: GateRequest) -> None:
+def check_gate(request: GateRequest, warn: Callable[[str], None] | None = None) -> Prepared:
     """What :func:`run_gate` refuses before it reads any evidence (the flags, their shape, the policy and the keys),
     refused now: a caller that must ask a registry first (``attest promote``) asks it only of a request that may
-    pass."""
+    pass. What it made, for :func:`run_gate` of the same flags."""
     _check_shape(request)
-    _prepare(request, None)
+    return _prepare(request, warn)
 
 
 def _check_shape(request: GateRequest) -> None:
@@ -197,7 +203,7 @@ def _check_shape(request: GateRequest) -> None:
 
 
 def _run(request: GateRequest, read: ArtifactRead, warn: Callable[[str], None] | None,
-         image: ResolvedImage | None, prepared: tuple[Gate, Policy, Any] | None = None) -> GateOutcome:
+         image: ResolvedImage | None, prepared: Prepared | None = None) -> GateOutcome:
     from verify.formats.evidence import Evidence, EvidenceBudget
     from verify.matching import plan_algorithms
 
@@ -390,7 +396,7 @@ def _bundle_verifier(trusted_root: Path | None) -> BundleVerifier:
 
 # --- (4) the policy, keys and flags -----------------------------------------------------------------------------
 
-def _prepare(request: GateRequest, warn: Callable[[str], None] | None) -> tuple[Gate, Policy, Any]:
+def _prepare(request: GateRequest, warn: Callable[[str], None] | None) -> Prepared:
     """The gate (policy narrowed by flags), the policy it runs under, and the VSA signer (if emitting)."""
     from verify.gate import GateFlags, prepare
     from verify.policy_file import load_policy

@@ -104,10 +104,13 @@ def run_promote(request: PromoteRequest, *, warn: Callable[[str], None] | None =
                            trusted_root=request.trusted_root, rules=GateRules(stage=request.stage),
                            registry_insecure=request.registry_insecure)
 
-    def gate(artifact: str) -> GateOutcome:
-        return run_gate(asked(artifact), warn=warn)
+    # a usage error (an unknown stage, a rule a promote cannot hold) asks nothing of a registry; the policy and the
+    # keys are read once for both gates
+    prepared = check_gate(asked(request.source), warn)
 
-    check_gate(asked(request.source))  # a usage error (an unknown stage, a rule a promote cannot hold) asks nothing
+    def gate(artifact: str) -> GateOutcome:
+        return run_gate(asked(artifact), warn=warn, prepared=prepared)
+
     registries = Registries(insecure=request.registry_insecure)
     image = resolve(registries, source)  # (1) once
     source_at, target_at = source.at(image.digest), target.at(image.digest)
