@@ -298,17 +298,18 @@ class Registry:
         try:
             return urllib.parse.urlsplit(url)
         except ValueError as e:
-            raise RemoteError(f"registry {self.host} sent a malformed address ({printable(url)[:120]!r}: {e}) for "
-                              f"{what}; it misbehaves") from e
+            raise self._malformed(url, e, what) from e
 
     def _joined(self, base: str, url: str, *, what: str) -> str:
-        """``url``, an address the registry sent, read against ``base``."""
-        self._split(url, what=what)
+        """``url``, an address the registry sent, read against ``base``; :class:`RemoteError` if it is none."""
         try:
             return urllib.parse.urljoin(base, url)
         except ValueError as e:
-            raise RemoteError(f"registry {self.host} sent a malformed address ({printable(url)[:120]!r}: {e}) for "
-                              f"{what}; it misbehaves") from e
+            raise self._malformed(url, e, what) from e
+
+    def _malformed(self, url: str, error: ValueError, what: str) -> RemoteError:
+        return RemoteError(f"registry {self.host} sent a malformed address ({printable(url)[:120]!r}: {error}) for "
+                           f"{what}; it misbehaves")
 
     def _pool(self, url: str) -> urllib3.PoolManager:
         proxy = _proxy_for(url)
