@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,15 +23,31 @@ def keys(tmp_path: Path) -> dict[str, KeyPair]:
     return {n: make_keypair(tmp_path / "keys", n) for n in ("dev", "release", "stg", "prd", "stgv", "mallory")}
 
 
-def _gated(tmp_path: Path, keys: dict[str, KeyPair], hotfix: bool = False) -> None:
+def _gated(tmp_path: Path, keys: dict[str, KeyPair], hotfix: bool = False, prd: str = "",
+           level: bool = False) -> None:
+    """The policy: prd requires stg's VSA and stg to have run it first (``prd``: more of prd's rules, ``level``: its
+    min-level 3, where the builder is trusted for level 2)."""
     write_policy(tmp_path, keys)
     text = (tmp_path / "policy.yaml").read_text().replace(
         "provenance:", f'  stg-verifier: {{keys: ["{keys["stgv"].public}"]}}\nprovenance:').replace(
         "  prd: {deployed-by: [prd-deployer]}",
-        "  prd: {require-vsa: [stg], require-deployed: [stg], deployed-by: [prd-deployer]"
+        "  prd: {require-vsa: [stg], require-deployed: [stg], deployed-by: [prd-deployer]" + prd
+        + (", min-level: 3" if level else "")
         + (", hotfix: {require-approvals: {count: 1, signed-by: [release-manager]}}" if hotfix else "") + "}").replace(
         "  stg: {deployed-by: [stg-deployer]}", "  stg: {verifier: stg-verifier, deployed-by: [stg-deployer]}")
+    if level:
+        text = text.replace("provenance:\n  signed-by: [dev-build]",
+                            f'provenance:\n  signed-by: [dev-build]\n  builders: [{{id: "{f.BUILDER}", level: 2}}]')
     (tmp_path / "policy.yaml").write_text(text)
+
+
+def _through_stg(store: Path, keys: dict[str, KeyPair], version: dict[str, Any], at: datetime, *,
+                 inputs: Any = None) -> None:
+    """stg verified ``version`` an hour after ``at`` (its VSA naming the provenance, as attest verify --emit-vsa
+    signs it, unless ``inputs`` say otherwise) and ran it an hour later."""
+    f.publish(store, f.vsa(keys["stgv"].private, name="app.zip", artifact=version["artifacts"][0][1], stage="stg",
+                           at=at + timedelta(hours=1), inputs=version["provenance"] if inputs is None else inputs))
+    _record(store, keys["stg"].private, version, env="stg", at=at + timedelta(hours=2))
 
 
 def _anomalies(attest: AttestRunner, tmp_path: Path) -> list[tuple[str, str]]:
@@ -46,9 +63,7 @@ def test_prd_ran_what_stg_verified_and_ran_first(tmp_path: Path, keys: dict[str,
     store = tmp_path / "store"
     built = NOW - timedelta(days=8)
     v1 = _version(store, keys, 1, built)
-    f.publish(store, f.vsa(keys["stgv"].private, name="app.zip", artifact=b"app v1", stage="stg",
-                           at=built + timedelta(hours=1), inputs=v1["provenance"]))
-    _record(store, keys["stg"].private, v1, env="stg", at=built + timedelta(hours=2))
+    _through_stg(store, keys, v1, built)
     _record(store, keys["prd"].private, v1, env="prd", at=built + timedelta(hours=3))
     assert _anomalies(attest, tmp_path) == []
 
@@ -63,9 +78,7 @@ def test_prd_ran_what_no_stg_verified_or_ran(tmp_path: Path, keys: dict[str, Key
         ("skipped-stage", "without its having run in 'stg' first, as it requires"),
         ("skipped-stage", "without the VSA from stage 'stg' that it requires (naming a provenance of it and a policy)")]
     # stg verified and ran it, but after prd had
-    f.publish(store, f.vsa(keys["stgv"].private, name="app.zip", artifact=b"app v1", stage="stg",
-                           at=built + timedelta(hours=4), inputs=v1["provenance"]))
-    _record(store, keys["stg"].private, v1, env="stg", at=built + timedelta(hours=5))
+    _through_stg(store, keys, v1, built + timedelta(hours=3))
     found = _anomalies(attest, tmp_path)
     assert [kind for kind, _ in found] == ["out-of-order", "out-of-order"], found
     assert any(why.startswith("before stage 'stg' verified it") for _, why in found)
@@ -132,18 +145,14 @@ def test_a_rollback_goes_back_to_what_ran_there_whatever_the_stage_requires(tmp_
     _hotfix_approval(store, keys["release"], v1, at=built + timedelta(hours=2))
     _record(store, keys["prd"].private, v1, env="prd", at=built + timedelta(hours=3), kind="hotfix")
     at = built + timedelta(days=1)
-    f.publish(store, f.vsa(keys["stgv"].private, name="app.zip", artifact=b"app v2", stage="stg",
-                           at=at + timedelta(hours=1), inputs=v2["provenance"]))
-    _record(store, keys["stg"].private, v2, env="stg", at=at + timedelta(hours=2))
+    _through_stg(store, keys, v2, at)
     _record(store, keys["prd"].private, v2, env="prd", at=at + timedelta(hours=3))
     _record(store, keys["prd"].private, v1, env="prd", at=at + timedelta(hours=4), kind="rollback")
     assert _anomalies(attest, tmp_path) == []
     # v3 went through stg, never through prd: a "rollback" to it is none
     v3 = _version(store, keys, 3, built + timedelta(days=2))
     at = built + timedelta(days=2)
-    f.publish(store, f.vsa(keys["stgv"].private, name="app.zip", artifact=b"app v3", stage="stg",
-                           at=at + timedelta(hours=1), inputs=v3["provenance"]))
-    _record(store, keys["stg"].private, v3, env="stg", at=at + timedelta(hours=2))
+    _through_stg(store, keys, v3, at)
     _record(store, keys["prd"].private, v3, env="prd", at=at + timedelta(hours=3), kind="rollback")
     assert _anomalies(attest, tmp_path) == [("skipped-stage", "as a rollback, though it never ran there before")]
 
@@ -153,23 +162,12 @@ def test_prd_ran_what_its_approvals_or_its_level_did_not_allow(tmp_path: Path, k
                                                               attest: AttestRunner, rule: str) -> None:
     """prd verifies nothing of its own (no prd VSA), so its gate's approvals and level are asked of the deployment
     record: one deployed without them passed the audit."""
-    _gated(tmp_path, keys)
-    policy = tmp_path / "policy.yaml"
-    text = policy.read_text()
-    if rule == "require-approvals":
-        text = text.replace("require-deployed: [stg],",
-                            "require-deployed: [stg], require-approvals: {count: 1, signed-by: [release-manager]},")
-    else:
-        text = text.replace("provenance:\n  signed-by: [dev-build]",
-                            f'provenance:\n  signed-by: [dev-build]\n  builders: [{{id: "{f.BUILDER}", level: 2}}]'
-                            ).replace("require-deployed: [stg],", "require-deployed: [stg], min-level: 3,")
-    policy.write_text(text)
+    _gated(tmp_path, keys, prd=", require-approvals: {count: 1, signed-by: [release-manager]}"
+           if rule == "require-approvals" else "", level=rule == "min-level")
     store = tmp_path / "store"
     built = NOW - timedelta(days=8)
     v1 = _version(store, keys, 1, built)
-    f.publish(store, f.vsa(keys["stgv"].private, name="app.zip", artifact=b"app v1", stage="stg",
-                           at=built + timedelta(hours=1), inputs=v1["provenance"]))
-    _record(store, keys["stg"].private, v1, env="stg", at=built + timedelta(hours=2))
+    _through_stg(store, keys, v1, built)
     _record(store, keys["prd"].private, v1, env="prd", at=built + timedelta(hours=3))
     if rule == "min-level":
         assert _anomalies(attest, tmp_path) == [
@@ -196,9 +194,7 @@ def test_a_stg_vsa_that_names_another_provenance_is_no_stg_vsa(tmp_path: Path, k
     store = tmp_path / "store"
     built = NOW - timedelta(days=8)
     v1, v2 = _version(store, keys, 1, built), _version(store, keys, 2, built + timedelta(days=1))
-    f.publish(store, f.vsa(keys["stgv"].private, name="app.zip", artifact=b"app v1", stage="stg",
-                           at=built + timedelta(hours=1), inputs=() if names == "no provenance" else v2["provenance"]))
-    _record(store, keys["stg"].private, v1, env="stg", at=built + timedelta(hours=2))
+    _through_stg(store, keys, v1, built, inputs=() if names == "no provenance" else v2["provenance"])
     _record(store, keys["prd"].private, v1, env="prd", at=built + timedelta(hours=3))
     assert _anomalies(attest, tmp_path) == [("skipped-stage", "without the VSA from stage 'stg' that it requires "
                                                               "(naming a provenance of it and a policy)")]
@@ -208,12 +204,7 @@ def test_a_stg_vsa_that_names_another_provenance_is_no_stg_vsa(tmp_path: Path, k
 def test_a_hotfix_or_a_rollback_still_needs_a_builder_of_the_stages_level(tmp_path: Path, keys: dict[str, KeyPair],
                                                                          attest: AttestRunner, kind: str) -> None:
     """The gate's --hotfix and --rollback give way on VSAs, approvals and earlier stages, never on min-level."""
-    _gated(tmp_path, keys, hotfix=True)
-    policy = tmp_path / "policy.yaml"
-    policy.write_text(policy.read_text().replace(
-        "provenance:\n  signed-by: [dev-build]",
-        f'provenance:\n  signed-by: [dev-build]\n  builders: [{{id: "{f.BUILDER}", level: 2}}]').replace(
-        "require-deployed: [stg],", "require-deployed: [stg], min-level: 3,"))
+    _gated(tmp_path, keys, hotfix=True, level=True)
     store = tmp_path / "store"
     built = NOW - timedelta(days=8)
     v1 = _version(store, keys, 1, built)
