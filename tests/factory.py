@@ -33,7 +33,7 @@ from verify.formats.envelope import INTOTO_PAYLOAD_TYPE, Envelope
 from verify.formats.statement import REPRODUCTION_V1
 
 __all__ = [
-    "BUILDER", "COMMIT", "LOCKFILE", "REPO", "T0", "approval", "digests", "provenance", "publish",
+    "BUILDER", "COMMIT", "LOCKFILE", "REPO", "T0", "approval", "digests", "line_sha256", "provenance", "publish",
     "reproduction", "sign", "signer", "vsa",
 ]
 
@@ -58,6 +58,12 @@ def _digests(value: bytes | Mapping[str, str]) -> dict[str, str]:
 
 
 @cache
+def line_sha256(envelope: Envelope) -> str:
+    """sha256 of ``envelope``'s line, as attest names an attestation: a VSA's inputAttestations, a release manifest's
+    provenance, a deployment record's release."""
+    return hashlib.sha256(envelope.to_json_line().rstrip(b"\n")).hexdigest()
+
+
 def signer(key_file: Path) -> LocalKeySigner:
     """The signer for a PEM private key file (mode 0600, as attest requires), loaded once."""
     return load(key_file)

@@ -294,7 +294,7 @@ def test_a_record_dated_before_one_of_its_artefacts_was_built_counts_for_none(tm
     f.publish(store, release, kind="release")
     f.publish(store, f.sign(keys["prd"].private, deployment_statement(
         environment="prd", release_name="r1", component="app", artifacts=files, status="succeeded", kind="deploy",
-        release_sha256=hashlib.sha256(release.to_json_line().rstrip(b"\n")).hexdigest(),
+        release_sha256=f.line_sha256(release),
         deployed_at=built - timedelta(hours=20))), kind="deployment")
     auditing = _Auditing(tmp_path)
     auditing.both()

@@ -51,7 +51,7 @@ def promote(store: Path, keys: dict[str, KeyPair], data: bytes, *, commit: str, 
     built = f.T0 + built_hours * H
     provenance = f.provenance(keys["dev"].private, subjects={APP: data}, commit=commit, finished=built)
     f.publish(store, provenance)
-    made = [("provenance", hashlib.sha256(provenance.to_json_line().rstrip(b"\n")).hexdigest())]
+    made = [("provenance", f.line_sha256(provenance))]
     for i, stage in enumerate(stages, start=1):  # (each naming the provenance, as attest verify --emit-vsa signs)
         f.publish(store, f.vsa(keys[stage].private, name=APP, artifact=data, stage=stage, at=built + i * H,
                                inputs=made))

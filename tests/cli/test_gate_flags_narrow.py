@@ -25,7 +25,7 @@ def evidence(tmp_path: Path) -> tuple[Path, dict[str, KeyPair]]:
     keys = {n: make_keypair(tmp_path / "keys", n) for n in ("dev", "stg", "backup")}
     (tmp_path / "app.tar.gz").write_bytes(ARTEFACT)
     provenance = f.provenance(keys["dev"].private, subjects={"dist/app.tar.gz": ARTEFACT}, finished=f.T0)
-    line = hashlib.sha256(provenance.to_json_line().rstrip(b"\n")).hexdigest()
+    line = f.line_sha256(provenance)
     vsa = f.vsa(keys["backup"].private, name="dist/app.tar.gz", artifact=ARTEFACT, stage="stg",
                 at=f.T0 + timedelta(minutes=5), inputs=[("provenance", line)])
     (tmp_path / "evidence.jsonl").write_bytes(b"".join(e.to_json_line().rstrip(b"\n") + b"\n"

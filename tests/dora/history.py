@@ -3,7 +3,6 @@ figures it gives are worked out in test_dora_figures.py); the audit page's brows
 
 from __future__ import annotations
 
-import hashlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -39,12 +38,12 @@ def _version(store: Path, keys: dict[str, KeyPair], n: int, built: datetime) -> 
     provenance = f.provenance(keys["dev"].private, subjects={"app.zip": data}, commit=f"{n:040x}", finished=built)
     f.publish(store, provenance)
     component = Component(name="app", subjects=[("app.zip", f.digests(data))],
-                          provenance_sha256=hashlib.sha256(provenance.to_json_line().rstrip(b"\n")).hexdigest(),
+                          provenance_sha256=f.line_sha256(provenance),
                           source=f.REPO, commit=f"{n:040x}")
     release = f.sign(keys["release"].private, release_statement(name=f"r{n}", components=[component],
                                                               created_at=built + timedelta(minutes=1)))
     f.publish(store, release, kind="release")
-    return {"name": f"r{n}", "line": hashlib.sha256(release.to_json_line().rstrip(b"\n")).hexdigest(),
+    return {"name": f"r{n}", "line": f.line_sha256(release),
             "artifacts": [("app.zip", f.digests(data))], "commit": built - timedelta(hours=1),
             "provenance": [("provenance", component.provenance_sha256)]}  # (what a VSA that verified it names)
 

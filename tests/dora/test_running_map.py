@@ -138,14 +138,14 @@ def test_one_release_signed_twice_is_one_release(tmp_path: Path, keys: dict[str,
     provenance = f.provenance(keys["dev"].private, subjects={"app.zip": data}, commit="1" * 40, finished=built)
     f.publish(store, provenance)
     component = Component(name="app", subjects=[("app.zip", f.digests(data))],
-                          provenance_sha256=hashlib.sha256(provenance.to_json_line().rstrip(b"\n")).hexdigest(),
+                          provenance_sha256=f.line_sha256(provenance),
                           source=f.REPO, commit="1" * 40)
     statement = release_statement(name="r1", components=[component], created_at=built + timedelta(minutes=1))
     lines = []
     for _ in range(2):  # two envelopes of one statement (ECDSA signs anew each time)
         envelope = f.sign(keys["release"].private, statement)
         f.publish(store, envelope, kind="release")
-        lines.append(hashlib.sha256(envelope.to_json_line().rstrip(b"\n")).hexdigest())
+        lines.append(f.line_sha256(envelope))
     assert lines[0] != lines[1]
     for env, line, hours in (("stg", max(lines), 2), ("prd", min(lines), 3)):  # (by line, stg's would be newer)
         _record(store, keys[env].private, {"name": "r1", "line": line, "artifacts": [("app.zip", f.digests(data))]},

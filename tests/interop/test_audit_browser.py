@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import hashlib
 import json
 import os
 import shutil
@@ -182,7 +181,7 @@ stages:
     released, skipped = b"released", b"skipped stg"
     provenance = f.provenance(keys["dev"].private, subjects={"dist/app.tar.gz": released})
     f.publish(store, provenance)
-    made = [("provenance", hashlib.sha256(provenance.to_json_line().rstrip(b"\n")).hexdigest())]
+    made = [("provenance", f.line_sha256(provenance))]
     f.publish(store, f.vsa(keys["stg"].private, name="dist/app.tar.gz", artifact=released, stage="stg", at=f.T0 + H,
                            inputs=made))
     f.publish(store, f.vsa(keys["prd"].private, name="dist/app.tar.gz", artifact=released, stage="prd",

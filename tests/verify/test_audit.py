@@ -99,7 +99,7 @@ def sha(data: bytes) -> str:
 def published(store: Path, provenance: Envelope) -> list[tuple[str, str]]:
     """Publish ``provenance``; the inputAttestations of a VSA that verified it (as the gate names it)."""
     f.publish(store, provenance)
-    return [("provenance", hashlib.sha256(provenance.to_json_line().rstrip(b"\n")).hexdigest())]
+    return [("provenance", f.line_sha256(provenance))]
 
 
 def full_path(store: Path, keys: dict[str, KeyPair], data: bytes, *, name: str = APP, commit: str = f.COMMIT,
@@ -1068,7 +1068,6 @@ def test_a_malformed_release_manifest(change: Any, words: str, store: Path, keys
 # --- a reproduction confirms the build it rebuilt, and no other --------------------------------------------
 
 def _line_sha256(path: Path) -> str:
-    import hashlib
 
     return hashlib.sha256(path.read_bytes().rstrip(b"\n")).hexdigest()
 

@@ -8,7 +8,6 @@ histories are real: a real audit of a small store with every kind of evidence an
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -88,7 +87,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> AuditReport:
     f.publish(store, f.provenance(keys["dev"].private, subjects={APP: v1}, commit="a" * 40, lockfiles=locks,
                                   finished=f.T0 + H, invocation="build/2"))
     f.publish(store, f.vsa(keys["stg"].private, name=APP, artifact=v1, stage="stg", at=f.T0 + H, result="FAILED"))
-    made = [("provenance", hashlib.sha256(built.to_json_line().rstrip(b"\n")).hexdigest())]  # as the gate names it
+    made = [("provenance", f.line_sha256(built))]  # as the gate names it
     f.publish(store, f.vsa(keys["stg"].private, name=APP, artifact=v1, stage="stg", at=f.T0 + 2 * H, inputs=made))
     f.publish(store, f.vsa(keys["prd"].private, name=APP, artifact=v1, stage="prd", at=f.T0 + 3 * H))
     for who in ("alice", "bob"):
@@ -97,13 +96,13 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> AuditReport:
     f.publish(store, f.reproduction(keys["alice"].private, results={APP: (v1, "match")}, at=f.T0 + H,
                                     commit="a" * 40))
     component = Component(name="app", subjects=[(APP, f.digests(v1))], source=f.REPO, commit="a" * 40,
-                          provenance_sha256=hashlib.sha256(built.to_json_line().rstrip(b"\n")).hexdigest())
+                          provenance_sha256=f.line_sha256(built))
     release = f.sign(keys["release"].private, release_statement(name="2024.05.02-1", components=[component],
                                                                 created_at=f.T0 + 4 * H))
     f.publish(store, release, kind="release")
     f.publish(store, f.sign(keys["deployer"].private, deployment_statement(
         environment="stg", release_name="2024.05.02-1", component="app", artifacts=[(APP, f.digests(v1))],
-        release_sha256=hashlib.sha256(release.to_json_line().rstrip(b"\n")).hexdigest(), status="succeeded",
+        release_sha256=f.line_sha256(release), status="succeeded",
         kind="deploy", deployed_at=f.T0 + 5 * H)), kind="deployment")
 
     # v2: built dirty, verified by prd only, approved once, rebuilt differently, and its stored bytes replaced
