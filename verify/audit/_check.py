@@ -539,6 +539,8 @@ def _facts(sources: Iterable[tuple[str, bytes | EvidenceRejected]], setup: _Setu
     # forkserver: workers start from a clean process, never from this one's threads (a progress bar)
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    if context.get_start_method() == "forkserver":  # imported once, by the server each worker is forked from
+        context.set_forkserver_preload([__name__])
     with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
                              initargs=(setup,)) as pool:
         pending: deque[tuple[list[tuple[str, bytes | EvidenceRejected]], Future[list[list[_Fact]]]]] = deque()
