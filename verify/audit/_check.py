@@ -45,7 +45,7 @@ from verify.sigstore.verifier import BundleVerifier, make_bundle_verifier
 from verify.trust import Identity
 
 if TYPE_CHECKING:
-    from concurrent.futures import Future
+    from concurrent.futures import Future, ProcessPoolExecutor
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _PROVENANCE_TYPES = (PROVENANCE_V1, PROVENANCE_V02)
@@ -533,16 +533,7 @@ def _facts(sources: Iterable[tuple[str, bytes | EvidenceRejected]], setup: _Setu
         for batch in itertools.chain([first], [] if second is None else [second], batches):
             yield batch, checker.check_batch(batch)
         return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    # forkserver: workers start from a clean process, never from this one's threads (a progress bar)
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-    if context.get_start_method() == "forkserver":  # imported once, by the server each worker is forked from
-        context.set_forkserver_preload([__name__])
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
-                             initargs=(setup,)) as pool:
+    with _pool(setup, workers) as pool:
         pending: deque[tuple[list[tuple[str, bytes | EvidenceRejected]], Future[list[list[_Fact]]]]] = deque()
         try:
             for batch in itertools.chain([first, second], batches):  # lazily: one batch read at a time
@@ -558,3 +549,14 @@ def _facts(sources: Iterable[tuple[str, bytes | EvidenceRejected]], setup: _Setu
             raise
 
 
+def _pool(setup: _Setup, workers: int) -> ProcessPoolExecutor:
+    """``workers`` processes checking under ``setup``: forked from a server that imported this module once (never
+    from this process and its threads: a progress bar), else spawned."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    if context.get_start_method() == "forkserver":
+        context.set_forkserver_preload([__name__])
+    return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(setup,))
