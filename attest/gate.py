@@ -601,6 +601,7 @@ def _run_release(request: GateRequest, warn: Callable[[str], None] | None) -> Ga
     running_of = (running_in(store, policy, run, request.rules.stage, budget)
                   if request.rules.stage is not None else None)
     verdict = decide_path(gate, manifest, lookup=lookup, run=run, running_of=running_of,
+                          indexed=indexed_in(store, budget),
                           component=request.component, same_commit=request.same_commit,
                           kind="rollback" if request.kind == "rollback" else "hotfix" if request.kind == "hotfix"
                           else "deploy")
@@ -637,6 +638,29 @@ def running_in(store: Store, policy: Policy, run: Any, environment: str,
                        component=component)
 
     return running_of
+
+
+def indexed_in(store: Store, budget: EvidenceBudget) -> Callable[[Any], bool]:
+    """Whether ``store``'s deployment index files a trusted record (:class:`verify.path.running.Deployed`) under its
+    own signed time and digest: an entry of that name holding that very record, as ``attest status`` counts it
+    (each environment's index listed once, when first asked)."""
+    from verify.formats.deployment import filing_time
+    from verify.formats.evidence import Evidence
+
+    listings: dict[str, Sequence[FiledDeployment]] = {}
+
+    def indexed(found: Any) -> bool:
+        record = found.record
+        if record.environment not in listings:
+            listings[record.environment] = store.deployments(record.environment)
+        name = (record.component, filing_time(record.time), found.sha256)
+        for filed in listings[record.environment]:
+            if (filed.component, filed.time, filed.sha256) == name:
+                items = budget.take(*store.read_deployment(filed))
+                return len(items) == 1 and isinstance(items[0], Evidence) and items[0].digest == found.sha256
+        return False
+
+    return indexed
 
 
 def newest_first(store: Store, listing: Sequence[FiledDeployment], component: str,

@@ -341,3 +341,35 @@ def test_one_persons_keyless_hotfix_approval_counts_once(world: PathWorld, tmp_p
                        "--trusted-root", str(sigstore_local.trusted_root_path), cwd=world.root)
     missing = [a for a in json.loads(audit.out)["anomalies"] if a["kind"] == "missing-approval"]
     assert audit.code == 1 and missing and "as a hotfix with 1 of the 2 hotfix approval(s)" in missing[0]["message"]
+
+
+def _unindex(store: Path, env: str, component: str) -> list[Path]:
+    """Take a component's records in ``env`` out of the store's deployment index, as a publish that failed before
+    its last write leaves them: filed under their artefacts only."""
+    entries = sorted(p for p in (store / "deployments" / env / component).rglob("*") if p.is_file())
+    assert entries
+    for entry in entries:
+        entry.unlink()
+    return entries
+
+
+def test_a_record_the_deployment_index_does_not_file_never_counts_as_having_run(world: PathWorld,
+                                                                                tmp_path: Path) -> None:
+    store = world.copy(tmp_path)
+    _ship(world, store, "r1", tmp_path)
+    assert world.gate(store, "prd", "r1", "--rollback").code == 0
+    assert world.gate(store, "prd", "r1", "--component", "app").code == 0  # require-deployed: [stg]
+    entries = _unindex(store, "prd", "app") + _unindex(store, "stg", "app")
+    # prd's gate and attest status agree: neither counts a record its index does not file
+    refused = world.gate(store, "prd", "r1", "--rollback", "--component", "app")
+    assert refused.code == 1 and "is not in the store's deployment index under its own time and digest" in \
+        _said(refused), refused
+    refused = world.gate(store, "prd", "r1", "--component", "app")
+    assert refused.code == 1 and "is not in the store's deployment index" in _said(refused), refused
+    assert "require-deployed" in _said(refused)
+    # nor an entry under the record's name that holds other bytes
+    for entry in entries:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        entry.write_bytes(b'{"payload": "", "payloadType": "x", "signatures": []}\n')
+    assert world.gate(store, "prd", "r1", "--rollback", "--component", "app").code == 1
+    assert world.gate(store, "prd", "r1", "--component", "app").code == 1

@@ -21,7 +21,7 @@ from verify.errors import PolicyError, RequestError
 from verify.formats.release import Release, ReleasePart
 from verify.gate import Found, Gate
 from verify.path.kinds import check_hotfix, check_rollback
-from verify.path.order import check_deployed, check_order, needed
+from verify.path.order import Indexed, check_deployed, check_order, needed
 from verify.path.running import Deployed, Running
 from verify.policy import Policy, StageRule
 from verify.release_gate import ReleaseVerdict, decide_release
@@ -34,10 +34,11 @@ Kind = Literal["deploy", "rollback", "hotfix"]
 
 
 def decide_path(gate: Gate, manifest: Found, *, lookup: Callable[[str], Found], run: TrustRun,
-                running_of: Callable[[str], Running] | None = None, component: str | None = None,
+                indexed: Indexed, running_of: Callable[[str], Running] | None = None, component: str | None = None,
                 same_commit: bool = False, kind: Kind = "deploy") -> ReleaseVerdict:
     """The release gate (for ``component`` only, if given), then the path's rules for the gate's stage and
-    ``kind``; ``running_of`` gives what runs of a component in the stage."""
+    ``kind``; ``running_of`` gives what runs of a component in the stage, ``indexed`` whether the store's deployment
+    index files a record (one it does not never counts as having run)."""
     stage = gate.stage
     if kind != "deploy":
         if stage is None:
@@ -50,7 +51,8 @@ def decide_path(gate: Gate, manifest: Found, *, lookup: Callable[[str], Found], 
     parts = [p for p in release.components if component is None or p.name == component]
     relied: list[tuple[str, str]] = []
     if stage is not None:
-        held = _stage_check(kind, stage, verdict, parts, policy=gate.policy, run=run, lookup=lookup, relied=relied)
+        held = _stage_check(kind, stage, verdict, parts, policy=gate.policy, run=run, lookup=lookup, indexed=indexed,
+                            relied=relied)
         checks += [held] if held is not None else []
     if component is not None and needed(release, component):
         checks.append(_order(release, component, gate, running_of))
@@ -58,13 +60,14 @@ def decide_path(gate: Gate, manifest: Found, *, lookup: Callable[[str], Found], 
 
 
 def _stage_check(kind: Kind, stage: StageRule, verdict: ReleaseVerdict, parts: Sequence[ReleasePart], *,
-                 policy: Policy, run: TrustRun, lookup: Callable[[str], Found], relied: list[tuple[str, str]]
-                 ) -> Check | None:
+                 policy: Policy, run: TrustRun, lookup: Callable[[str], Found], indexed: Indexed,
+                 relied: list[tuple[str, str]]) -> Check | None:
     """The kind's own requirement of the stage (for a deploy: its ``require-deployed``), as a check that held;
     ``relied`` gets (source, sha256) of each attestation it rests on (a release VSA names them)."""
     assert verdict.release is not None
     if kind == "rollback":
-        ran = check_rollback(verdict.release, parts, environment=stage.name, policy=policy, run=run, lookup=lookup)
+        ran = check_rollback(verdict.release, parts, environment=stage.name, policy=policy, run=run, lookup=lookup,
+                             indexed=indexed)
         relied += [(d.source, d.sha256) for d in ran]
         return _records("rollback", {"ran-in": stage.name}, ran)
     if kind == "hotfix":
@@ -74,7 +77,8 @@ def _stage_check(kind: Kind, stage: StageRule, verdict: ReleaseVerdict, parts: S
         rule = {"count": stage.hotfix.count, "signed-by": list(stage.hotfix.signed_by)} if stage.hotfix else None
         return Check("hotfix", True, {"stage": stage.name, "approvals": rule}, [a.to_dict() for a in approvals])
     if stage.require_deployed:
-        deployed = check_deployed(parts, stages=stage.require_deployed, policy=policy, run=run, lookup=lookup)
+        deployed = check_deployed(parts, stages=stage.require_deployed, policy=policy, run=run, lookup=lookup,
+                                  indexed=indexed)
         relied += [(d.source, d.sha256) for d in deployed]
         return _records("deployed", {"stages": list(stage.require_deployed)}, deployed)
     return None

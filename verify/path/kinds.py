@@ -26,7 +26,7 @@ from verify.formats.release import Release, ReleasePart
 from verify.formats.statement import APPROVAL_V1, read_approval
 from verify.gate import Found
 from verify.matching import intoto_statements
-from verify.path.order import ran_in
+from verify.path.order import Indexed, ran_in
 from verify.path.running import Deployed
 from verify.policy import Policy, StageRule
 from verify.signers import TrustRun, find_signers, one_person
@@ -38,12 +38,12 @@ __all__ = ["check_hotfix", "check_rollback", "hotfix_approver"]
 
 
 def check_rollback(release: Release, parts: Sequence[ReleasePart], *, environment: str, policy: Policy,
-                   run: TrustRun, lookup: Callable[[str], Found]) -> list[Deployed]:
+                   run: TrustRun, lookup: Callable[[str], Found], indexed: Indexed) -> list[Deployed]:
     """A succeeded record of each of ``parts`` in ``environment`` (it ran there); else :class:`PolicyViolation`."""
     found = []
     for part in parts:
         try:
-            found.append(ran_in(part, environment, policy=policy, run=run, lookup=lookup))
+            found.append(ran_in(part, environment, policy=policy, run=run, lookup=lookup, indexed=indexed))
         except PolicyViolation as e:
             raise PolicyViolation(f"release {release.name} never ran in {environment}: no succeeded deployment "
                                   f"record of its {part.name} artefacts there, signed by a {environment} deployer, "

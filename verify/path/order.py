@@ -9,7 +9,9 @@ every environment the policy names.
   :func:`check_deployed` ``stages.<stage>.require-deployed: [stg]``: each component has a succeeded
                          deployment record of these very artefacts in stg, signed by a stg deployer (a VSA
                          says stg verified the bytes; the record says stg ran them)
-  :func:`ran_in`         one component's succeeded record of its very artefacts in one environment
+  :func:`ran_in`         one component's succeeded record of its very artefacts in one environment, filed in the
+                         store's deployment index under its own time and digest (a record whose publish failed
+                         half-way, under its artefacts only, never counts: ``attest status`` would not show it)
 """
 
 from __future__ import annotations
@@ -25,8 +27,11 @@ from verify.path.running import Deployed, Running, trusted_deployment
 from verify.policy import Policy
 from verify.signers import TrustRun
 
-__all__ = ["check_deployed", "check_order", "needed", "needs_of", "ran_in"]
+__all__ = ["Indexed", "check_deployed", "check_order", "needed", "needs_of", "ran_in"]
 
+Indexed = Callable[[Deployed], bool]
+"""Whether the store's deployment index files a record under its own signed time and digest (an entry of that name
+holding that very record)."""
 
 
 def needed(release: Release, component: str) -> list[ReleasePart]:
@@ -81,28 +86,30 @@ def check_order(release: Release, component: str, *, environment: str,
 
 
 def check_deployed(parts: Sequence[ReleasePart], *, stages: Sequence[str], policy: Policy, run: TrustRun,
-                   lookup: Callable[[str], Found]) -> list[Deployed]:
+                   lookup: Callable[[str], Found], indexed: Indexed) -> list[Deployed]:
     """For each component in ``parts`` and each stage of ``stages``, a succeeded record of its very
     artefacts there, signed by a deployer of that stage; else :class:`PolicyViolation`."""
     found: list[Deployed] = []
     for part in parts:
         for stage in stages:
             try:
-                found.append(ran_in(part, stage, policy=policy, run=run, lookup=lookup))
+                found.append(ran_in(part, stage, policy=policy, run=run, lookup=lookup, indexed=indexed))
             except PolicyViolation as e:
                 raise PolicyViolation(f"{e}; the policy requires that {stage} ran them first (require-deployed): "
                                       f"deploy the release to {stage}, and record it") from e
     return found
 
 
-def ran_in(part: ReleasePart, stage: str, *, policy: Policy, run: TrustRun,
-              lookup: Callable[[str], Found]) -> Deployed:
-    """A succeeded record of ``part``'s artefacts in ``stage`` among those filed under its first artefact."""
+def ran_in(part: ReleasePart, stage: str, *, policy: Policy, run: TrustRun, lookup: Callable[[str], Found],
+           indexed: Indexed) -> Deployed:
+    """A succeeded record of ``part``'s artefacts in ``stage`` among those filed under its first artefact, that the
+    deployment index files too (``indexed``)."""
     wanted = _digests(part)
     evidence = lookup(part.artifacts[0].digest["sha256"])
     records = sorted(((item, s) for item, s in intoto_statements(evidence) if s.predicate_type == DEPLOYMENT_V1),
                      key=lambda pair: (pair[0].digest, pair[0].source))
     other: str | None = None
+    unfiled: str | None = None
     for item, _ in records:
         try:
             found = trusted_deployment(item, policy, run, environment=stage, component=part.name)
@@ -110,7 +117,11 @@ def ran_in(part: ReleasePart, stage: str, *, policy: Policy, run: TrustRun,
             other = other or str(e)
             continue
         if found.record.status == "succeeded" and found.artifact_digests == wanted:
-            return found
+            if indexed(found):
+                return found
+            unfiled = unfiled or (f"{found.source} is not in the store's deployment index under its own time and "
+                                  "digest, as a record whose publish failed is not; record the deployment again")
+    other = unfiled or other  # (the one that nearly counted says more than another stage's records)
     why = f" (of {len(records)} deployment record(s) found, none counts: {other})" if other else ""
     raise PolicyViolation(f"component {part.name}: no succeeded deployment record of these artefacts in {stage}, "
                           f"signed by a {stage} deployer, is found{why}")
