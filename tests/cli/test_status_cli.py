@@ -100,6 +100,9 @@ def test_a_forged_or_misfiled_record_is_ignored_and_counted(world: PathWorld, de
     genuine.unlink()
     shown = _json(world, store, "--env", "prd")
     assert shown["environments"]["prd"]["app"]["release"] is None
+    # every entry has the keys docs/usage.md lists, whether something runs or not
+    keys = {"release", "releaseDigest", "commit", "artifacts", "since", "kind", "signer", "record", "lastFailed"}
+    assert set(shown["environments"]["prd"]["app"]) == keys == set(shown["environments"]["prd"]["infra"])
     table = world.status(store, "--env", "prd")
     assert "(nothing known to run)" in table.out and "2 record(s) did not count" in table.out
 

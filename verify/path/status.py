@@ -67,8 +67,8 @@ def _entry(now: Running) -> dict[str, Any]:
     current = now.current
     failed = now.failed[0].to_dict() if now.failed else None
     if current is None:
-        return {"release": None, "commit": None, "artifacts": [], "since": None, "kind": None, "signer": None,
-                "record": None, "lastFailed": failed}
+        return {"release": None, "releaseDigest": None, "commit": None, "artifacts": [], "since": None, "kind": None,
+                "signer": None, "record": None, "lastFailed": failed}
     record = current.record
     return {"release": record.release, "releaseDigest": {"sha256": record.release_sha256}, "commit": record.commit,
             "artifacts": [{"name": a.name, "digest": dict(a.digest)} for a in record.artifacts],
