@@ -44,10 +44,12 @@ def _spec() -> dict[str, object]:
 
 
 def run_action(env: dict[str, str], cwd: Path) -> Ran:
-    """The build phase until a command fails (on-failure: ABORT), then post_build, as CodeBuild runs them."""
+    """The build phase until a command fails, then post_build, as CodeBuild runs them by default (with
+    ``on-failure: ABORT`` a failed build phase would end the build, post_build not run: the spec must not say so)."""
     doc = _spec()
     phases = doc["phases"]
     assert isinstance(phases, dict)
+    assert phases["build"].get("on-failure", "CONTINUE") != "ABORT", "a failed deployment would go unrecorded"
     codes, out, err = [], "", ""
     succeeding = "1"
     for command in phases["build"]["commands"]:
