@@ -302,3 +302,35 @@ def test_a_record_dated_before_one_of_its_artefacts_was_built_counts_for_none(tm
     report, used = auditing.both()  # the same report, with the index and without
     assert used["judged"] == 1 and not report.running, report.running
     assert {(a.kind, a.sha256) for a in report.anomalies} >= {("out-of-order", files[1][1]["sha256"])}
+
+
+def test_of_two_records_of_one_time_a_warm_audit_runs_the_one_a_full_audit_does(tmp_path: Path,
+                                                                                 keys: dict[str, KeyPair]) -> None:
+    """Two prd records of app signed with one time: the one of the higher envelope-line sha256 runs (as attest status
+    reads them). A warm audit that judges one artefact again reads the other's record from the index, and must tie
+    them as the full audit does: an index that dropped the lines showed the other release running."""
+    from attest.summaries import deployment_statement
+    from tests.dora.history import T0, _version
+
+    write_policy(tmp_path, keys)
+    store = tmp_path / "store"
+    versions = [_version(store, keys, n, T0 + timedelta(days=n)) for n in (1, 2)]
+    lines = {}
+    for version in versions:
+        record = f.sign(keys["prd"].private, deployment_statement(
+            environment="prd", release_name=version["name"], release_sha256=version["line"], component="app",
+            artifacts=version["artifacts"], status="succeeded", kind="deploy", deployed_at=T0 + timedelta(days=4)))
+        f.publish(store, record, kind="deployment")
+        lines[version["name"]] = f.line_sha256(record)
+    auditing = _Auditing(tmp_path)
+    cold, _ = auditing.both()
+    runs = max(lines, key=lines.__getitem__)
+    assert cold.running["app"]["prd"]["release"] == runs
+    # a change that judges only the other release's artefact again: its bytes stored beside it
+    other = next(v for v in versions if v["name"] != runs)
+    digest = other["artifacts"][0][1]["sha256"]
+    folder = store / "sha256" / digest / "artifact"
+    folder.mkdir()
+    (folder / "app.zip").write_bytes(f"app v{other['name'][1:]}".encode())
+    warm, used = auditing.both()  # the same report with the index and without
+    assert used["judged"] == 1 and warm.running["app"]["prd"]["release"] == runs

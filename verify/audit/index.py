@@ -70,7 +70,9 @@ __all__ = ["INDEX_FORMAT", "FactIndex", "Judged", "Kept", "Listed", "decode_fact
 #: stage's approvals and level, judged a provenance two releases bind to two components by one of them, and counted a
 #: required VSA that names no trusted provenance of the artefact; a release's components keep what each needs, and
 #: a build keeps a keyless bundle's signed time (a build without finishedOn is timed as the gate times it).
-INDEX_FORMAT = 11
+#: 12: a judgement keeps each deployment record's line sha256 too (of two records of one time, the one that runs):
+#: those of format 11 lost it, and a warm audit could show the other as running, and miss an out-of-order deployment.
+INDEX_FORMAT = 12
 
 _CLASSES: Mapping[str, type] = {cls.__name__: cls for cls in (
     _Fact, _Build, _Vsa, _Approval, _Deployment, _Reproduction, _Signature, _Release, ReleaseComponent, Anomaly,
@@ -367,7 +369,7 @@ def encode_judged(judged: Judged | None) -> str:
     if judged is None:
         return "[]"
     placed = [[digest, d.environment, d.status, d.time.isoformat(), d.release, d.component, d.kind,
-               d.release_sha256, sorted(d.artifacts)] for digest, d in judged.placed]
+               d.release_sha256, sorted(d.artifacts), d.line_sha256] for digest, d in judged.placed]
     return json.dumps([judged.key[0], judged.key[1], [list(g) for g in judged.groups], list(judged.deps),
                        [judged.committed[0], judged.committed[1].isoformat()] if judged.committed else None, placed,
                        _encode(judged.anomalies), _encode(judged.exceptional)], separators=(",", ":"))
@@ -375,11 +377,13 @@ def encode_judged(judged: Judged | None) -> str:
 
 def _placed(value: Any) -> tuple[str, _Deployment]:
     """A placed deployment record as :func:`encode_judged` writes it (a warm audit reads one per artefact deployed)."""
-    digest, environment, status, time, release, component, kind, line, artifacts = _list(value)
-    if not _texts([digest, environment, status, release, component, kind, line]) or not _texts(artifacts):
+    digest, environment, status, time, release, component, kind, release_line, artifacts, line = _list(value)
+    if not _texts([digest, environment, status, release, component, kind, release_line, line]) or \
+            not _texts(artifacts):
         raise _Misfit
     return digest, _Deployment(environment=environment, status=status, time=_time(time), release=release,
-                               component=component, kind=kind, release_sha256=line, artifacts=frozenset(artifacts))
+                               component=component, kind=kind, release_sha256=release_line,
+                               artifacts=frozenset(artifacts), line_sha256=line)
 
 
 def _texts(value: Any) -> bool:
