@@ -211,10 +211,11 @@ def _write_tar(out: BinaryIO, entries: list[Entry], epoch: int) -> None:
                 archive.addfile(info, src)
 
 
-def pack(directory: Path, output: Path, *, env: Mapping[str, str] | None = None) -> PackResult:
-    """Write a reproducible archive of ``directory`` to ``output`` (format from its suffix)."""
+def pack(directory: Path, output: Path, *, env: Mapping[str, str] | None = None,
+         kind: ArchiveFormat | None = None) -> PackResult:
+    """Write a reproducible archive of ``directory`` to ``output`` (format ``kind``, else from its suffix)."""
     env = os.environ if env is None else env
-    kind = archive_format(output)
+    kind = kind or archive_format(output)
     if kind is None:
         raise BuildRefused(f"{output} does not end in {', '.join(FORMATS)}; name the archive after its "
                            "format")

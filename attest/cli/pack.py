@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from attest.cli._options import OutputPath, emit_json, format_option
+from attest.cli._options import OutputPath, emit_json
 
 _LAYOUT = "oci-layout:"
 
@@ -34,7 +34,11 @@ class _PackOutput(OutputPath):
 @click.option("--base", metavar="oci-layout:DIR[:TAG]",
               help="With oci-layout: put the layer on top of this image (from another OCI image layout; for a "
                    "multi-platform base, its --platform image), keeping its layers, environment and entrypoint.")
-@format_option
+@click.option("--format", "output_format", type=click.Choice(["text", "json", "zip", "tar", "oci"]), default="text",
+              show_default=True,
+              help="text or json: how the result is reported (the archive's format is then --output's suffix, or "
+                   "oci-layout:). zip, tar or oci: the archive's format, whatever --output's name (a suffix that "
+                   "names another format is refused), reported as text.")
 def pack(directory: Path, output: Path | str, platform: str, base: str | None, output_format: str) -> None:
     """Pack DIRECTORY into a reproducible archive (Lambda zips, CloudFormation bundles) or container image.
 
@@ -49,21 +53,19 @@ def pack(directory: Path, output: Path | str, platform: str, base: str | None, o
     Examples:
       attest pack build/lambda --output dist/function.zip
       attest pack build/site --output oci-layout:dist/site-image:v1
+      attest pack build/lambda --output dist/function --format zip
       attest pack build/site --output oci-layout:dist/site-image:v1 --base oci-layout:base/nginx:1.27
       attest build --signer dev-build.pem --artifact dist/function.zip -- make lambda
     """
+    output, kind = _as_asked(output, output_format)
     if isinstance(output, str):
         _pack_image(directory, output, platform, base, output_format)
         return
     if base is not None:
         raise click.UsageError("--base is for an image (--output oci-layout:DIR[:TAG]), not an archive")
-    from attest.pack import FORMATS, archive_format
     from attest.pack import pack as pack_directory
 
-    if archive_format(output) is None:
-        raise click.BadParameter(f"{output} does not end in {', '.join(FORMATS)}; the suffix chooses the "
-                                 "archive format", param_hint="--output")
-    result = pack_directory(directory, output)
+    result = pack_directory(directory, output, kind=kind)
     if output_format == "json":
         emit_json({"output": str(result.output), "format": result.format, "files": result.files,
                    "directories": result.directories, "sourceDateEpoch": result.source_date_epoch,
@@ -72,6 +74,30 @@ def pack(directory: Path, output: Path | str, platform: str, base: str | None, o
         click.echo(f"packed {result.files} file(s) of {directory} -> {result.output} ({result.format}, "
                    f"SOURCE_DATE_EPOCH={result.source_date_epoch} from {result.epoch_source})")
         click.echo(f"  sha256:{result.digests['sha256']}")
+
+
+def _as_asked(output: Path | str, output_format: str) -> tuple[Path | str, Any]:
+    """(--output as --format asks it to be written, the archive format): ``--format zip|tar|oci`` chooses the format
+    (a tar is plain, unless --output ends in .tar.gz or .tgz), a suffix naming another one is refused; ``text`` or
+    ``json`` leave it to --output (a suffix, or oci-layout:)."""
+    from attest.pack import FORMATS, archive_format
+
+    named = "oci" if isinstance(output, str) else archive_format(output)
+    if output_format in ("text", "json"):
+        if named is None:
+            raise click.BadParameter(f"{output} does not end in {', '.join(FORMATS)}; the suffix chooses the "
+                                     "archive format (or give --format zip, tar or oci)", param_hint="--output")
+        return output, None if named == "oci" else named
+    if output_format == "oci":
+        if named not in (None, "oci"):
+            raise click.BadParameter(f"--format oci writes an OCI image layout, and {output} names a {named} file; "
+                                     "give a folder for the layout, or another --format", param_hint="--output")
+        return output if isinstance(output, str) else f"{_LAYOUT}{output}", None
+    if named == "oci" or named not in (None, output_format, *(("tar.gz",) if output_format == "tar" else ())):
+        raise click.BadParameter(f"--format {output_format} writes a {output_format} archive, and {output} names "
+                                 f"{'an OCI image layout' if named == 'oci' else 'a ' + str(named) + ' file'}; "
+                                 "name the output after the format, or give another --format", param_hint="--output")
+    return output, named or output_format
 
 
 def _pack_image(directory: Path, output: str, platform: str, base: str | None, output_format: str) -> None:

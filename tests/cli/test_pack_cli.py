@@ -85,3 +85,28 @@ def test_errors_are_one_sentence_with_the_right_exit_code(tmp_path: Path, attest
     for result in (missing, unknown, link, bad_epoch, no_output):
         assert "Traceback" not in result.err
     assert not list(tmp_path.glob("out.*"))
+
+
+def test_format_zip_tar_or_oci_chooses_the_archive_as_the_design_names_it(tmp_path: Path,
+                                                                           attest: AttestRunner) -> None:
+    """``attest pack DIRECTORY --output FILE --format zip|tar|oci`` (DESIGN.md): the flag chooses the format whatever
+    the name; the same bytes as the suffix would give; a suffix naming another format is a usage error."""
+    build = tree(tmp_path / "build", mask=0o022, mtime=1)
+    env = {"SOURCE_DATE_EPOCH": "1600000000"}
+    for kind, suffix in (("zip", "zip"), ("tar", "tar")):
+        chosen = attest("pack", build, "--output", tmp_path / f"by-flag-{kind}", "--format", kind, env=env)
+        named = attest("pack", build, "--output", tmp_path / f"by-name.{suffix}", env=env)
+        assert chosen.code == 0 and named.code == 0, (chosen, named)
+        assert (tmp_path / f"by-flag-{kind}").read_bytes() == (tmp_path / f"by-name.{suffix}").read_bytes()
+        assert f"({kind}," in chosen.out
+    gzipped = attest("pack", build, "--output", tmp_path / "x.tar.gz", "--format", "tar", env=env)
+    assert gzipped.code == 0 and "(tar.gz," in gzipped.out, gzipped
+    image = attest("pack", build, "--output", tmp_path / "image", "--format", "oci", env=env)
+    assert image.code == 0, image
+    assert json.loads((tmp_path / "image" / "oci-layout").read_text()) == {"imageLayoutVersion": "1.0.0"}
+    for output, kind in (("f.zip", "tar"), ("f.tar", "zip"), ("f.zip", "oci"), ("oci-layout:img", "zip")):
+        refused = attest("pack", build, "--output", output if ":" in output else tmp_path / output, "--format", kind)
+        assert refused.code == 2 and "--output" in refused.err and "Traceback" not in refused.err, refused
+        assert not (tmp_path / output).exists()
+    no_suffix = attest("pack", build, "--output", tmp_path / "plain", "--format", "json")
+    assert no_suffix.code == 2 and "or give --format zip, tar or oci" in no_suffix.err, no_suffix
