@@ -478,16 +478,18 @@ def expand_artifacts(patterns: Sequence[str], *, root: Path) -> list[Artifact]:
                 raise BuildRefused(f"artifact {match} {where} a symbolic link; attest hashes regular files only, "
                                    "named without a link anywhere on the way")
             if path.is_dir():
-                for dirpath, dirnames, filenames in os.walk(path, followlinks=False):
+                for dirpath, dirnames, filenames in os.walk(path, followlinks=False, onerror=_unlisted):
                     dirnames.sort()
                     for name in sorted(filenames + [d for d in dirnames if Path(dirpath, d).is_symlink()]):
                         child = Path(dirpath, name)
                         if child.is_symlink():
                             raise BuildRefused(f"artifact {child} is a symbolic link; attest hashes regular files "
                                                "only")
-                        if child.is_file():
-                            _add(found, child, root)
-                            files += 1
+                        if not child.is_file():
+                            raise BuildRefused(f"artifact {child} is not a regular file (a FIFO, socket or device); "
+                                               "attest hashes regular files only: remove it, or name the files")
+                        _add(found, child, root)
+                        files += 1
             elif path.is_file():
                 _add(found, path, root)
                 files += 1
@@ -498,6 +500,12 @@ def expand_artifacts(patterns: Sequence[str], *, root: Path) -> list[Artifact]:
             raise BuildRefused(f"artifact {pattern} {what} with no regular file below; did the build command "
                                "write into it?")
     return sorted(found.values(), key=lambda a: a.name)
+
+
+def _unlisted(error: OSError) -> None:
+    """A folder under an artefact directory that cannot be listed: refused, never left out of the provenance."""
+    raise BuildRefused(f"cannot list {error.filename} under an artifact directory ({error.strerror or error}); every "
+                       "file below is attested, so give this process read access to it, or name the files") from error
 
 
 def _first_link(path: Path) -> Path | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -206,3 +207,31 @@ def test_contradictory_requests_are_refused_before_anything_runs(workdir: Path, 
 
     assert not (workdir / "dist").exists()
     assert not (workdir / "provenance.intoto.jsonl").exists()
+
+
+def _expand_as_unprivileged(folder: Path) -> subprocess.CompletedProcess[str]:
+    """``expand_artifacts([dist])`` in a process that file permissions bind (root without the capabilities that
+    bypass them)."""
+    code = ("import sys; from pathlib import Path; from attest.collect import expand_artifacts\n"
+            "from attest.errors import BuildRefused\n"
+            "try:\n    print([a.name for a in expand_artifacts(['dist'], root=Path('.'))])\n"
+            "except BuildRefused as e:\n    print('refused:', e)\n")
+    command = [sys.executable, "-c", code]
+    if os.geteuid() == 0:
+        command = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", *command]
+    return subprocess.run(command, cwd=folder, capture_output=True, text=True, check=True)
+
+
+def test_an_artefact_folder_part_of_which_cannot_be_listed_is_refused_never_attested_in_part(tmp_path: Path) -> None:
+    (tmp_path / "dist" / "sub").mkdir(parents=True)
+    (tmp_path / "dist" / "app.tar.gz").write_text("app")
+    (tmp_path / "dist" / "sub" / "data.bin").write_text("data")
+    (tmp_path / "dist" / "sub").chmod(0o300)  # entered, not listed
+    try:
+        done = _expand_as_unprivileged(tmp_path)
+    finally:
+        (tmp_path / "dist" / "sub").chmod(0o700)
+    assert done.stdout.startswith("refused: cannot list dist/sub under an artifact directory"), done
+    assert _expand_as_unprivileged(tmp_path).stdout.strip() == "['dist/app.tar.gz', 'dist/sub/data.bin']"
+    os.mkfifo(tmp_path / "dist" / "sub" / "pipe")
+    assert "dist/sub/pipe is not a regular file" in _expand_as_unprivileged(tmp_path).stdout
