@@ -160,6 +160,10 @@ def run_build(request: BuildRequest, *, progress: Progress | None = None,
     env = dict(os.environ)
     started = datetime.now(UTC)
     source = _source(env, allow_dirty=request.allow_dirty)  # (2)
+    platform_builder = source.platform.builder_id
+    if log is not None and request.builder_id and platform_builder and request.builder_id != platform_builder:
+        log(f"warning: --builder-id / ATTEST_BUILDER_ID ({request.builder_id}) is not recorded: on "
+            f"{source.platform.name} the builder is the one the platform names ({platform_builder})")
     locks = _lockfiles(request, source.git.root)  # (3)
     _outputs_apart(request, [source.git.root / lock.path for lock in locks], "the lockfile")
     signer = _signer(request, env)  # (4)

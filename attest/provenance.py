@@ -89,7 +89,9 @@ def statement(record: BuildRecord) -> dict[str, Any]:
         internal["attestVersion"] = record.attest_version
     if record.platform.parameters:
         internal["environment"] = dict(record.platform.parameters)
-    builder_id = record.builder_id or record.platform.builder_id or LOCAL_BUILDER
+    # a CI platform's own builder id wins: --builder-id names the builder only where none is recognised (a build of
+    # one CodeBuild project must never pass as another's)
+    builder_id = record.platform.builder_id or record.builder_id or LOCAL_BUILDER
     return {
         "_type": STATEMENT_V1,
         "subject": [{"name": name, "digest": dict(digests)} for name, digests in record.subjects],

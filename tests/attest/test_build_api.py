@@ -235,3 +235,17 @@ def test_an_artefact_folder_part_of_which_cannot_be_listed_is_refused_never_atte
     assert _expand_as_unprivileged(tmp_path).stdout.strip() == "['dist/app.tar.gz', 'dist/sub/data.bin']"
     os.mkfifo(tmp_path / "dist" / "sub" / "pipe")
     assert "dist/sub/pipe is not a regular file" in _expand_as_unprivileged(tmp_path).stdout
+
+
+def test_on_a_ci_platform_its_own_builder_is_recorded_whatever_builder_id_asks(
+        workdir: Path, keys: dict[str, KeyPair], monkeypatch: pytest.MonkeyPatch) -> None:
+    """--builder-id (ATTEST_BUILDER_ID) names the builder only where no CI platform is recognised: a build of one
+    CodeBuild project never passes as another project's (the builder a policy trusts)."""
+    commit = git(workdir, "rev-parse", "HEAD")
+    monkeypatch.setenv("CODEBUILD_BUILD_ARN", "arn:aws:codebuild:eu-west-1:111111111111:build/pr-checks:0b1c")
+    monkeypatch.setenv("CODEBUILD_RESOLVED_SOURCE_VERSION", commit)
+    said: list[str] = []
+    outcome = run_build(_request(keys, builder_id="arn:aws:codebuild:eu-west-1:111111111111:project/app-build"),
+                        log=said.append)
+    assert outcome.builder_id == "arn:aws:codebuild:eu-west-1:111111111111:project/pr-checks"
+    assert any("is not recorded" in line and "project/app-build" in line for line in said), said
