@@ -108,6 +108,15 @@ def run(group: click.Group, argv: list[str] | None) -> NoReturn:
                 code = REJECTED
             click.echo(f"{prog}: {_sentence(str(e))}", err=True)
             sys.exit(code)
+        except PermissionError as e:  # a path this process may not enter or read, met where none was expected
+            if _verbosity > 1:
+                import traceback
+
+                traceback.print_exc()
+            where = f" {printable(os.fsdecode(e.filename))}" if e.filename is not None else ""
+            click.echo(f"{prog}: cannot reach{where}: permission denied; give this process access to it and to the "
+                       "folders on its way.", err=True)
+            sys.exit(CONFIG)
         except Exception as e:  # a bug: say so, plainly, and how to report it
             if _verbosity > 1:
                 import traceback

@@ -343,3 +343,28 @@ def test_odd_inputs_get_sentences_that_say_what_they_are(repo: Path, tmp_path: P
     ran = attest("reproduce", tmp_path / "prov.intoto.jsonl", "--repo", tmp_path / "plain", "--key",
                  keys["dev"].public, cwd=tmp_path)
     assert ran.code == 3 and "is a folder but no git repository" in ran.err, ran
+
+
+def test_a_path_this_process_may_not_enter_is_exit_3_with_a_sentence(tmp_path: Path, keys: dict[str, KeyPair]) -> None:
+    """On Python 3.11 ``Path.exists()`` raises PermissionError under a folder the process may not enter: what was an
+    internal error (exit 70) in build, pack, approve, release create and reproduce is exit 3 with one sentence."""
+    closed = tmp_path / "closed"
+    (closed / "repo").mkdir(parents=True)
+    (closed / "app.tar.gz").write_text("app")
+    closed.chmod(0o600)  # neither entered nor listed
+    prefix = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search"] if os.geteuid() == 0 else []
+    key = keys["dev"].private
+    try:
+        for args in (["approve", closed / "app.tar.gz", "--signer", key, "--stage", "prd"],
+                     ["release", "create", "--name", "r1", "--component", f"app={closed / 'p.jsonl'}", "--signer",
+                      key, "-o", tmp_path / "r.jsonl", "--store", closed / "store"],
+                     ["pack", closed / "repo", "-o", tmp_path / "x.zip"],
+                     ["pack", tmp_path / "x", "-o", closed / "sub" / "x.zip"]):
+            done = subprocess.run([*prefix, *ATTEST, *map(str, args)], capture_output=True, text=True,
+                                  env=_clean_env(), cwd=tmp_path, timeout=60)
+            result = Result(done.returncode, done.stdout, done.stderr)
+            assert done.returncode in (2, 3), result
+            assert "internal error" not in done.stderr
+            one_sentence(result)
+    finally:
+        closed.chmod(0o700)
