@@ -9,7 +9,9 @@ in the same directory), are hashed as they are copied, synced, and only then lin
 object's name. Two writers of one object race safely: the second link fails, and the
 bytes already there are compared with ours. Temporary files are removed on every error,
 including ``KeyboardInterrupt`` and the ``SIGTERM`` that ``attest build`` turns into an
-exception; only ``SIGKILL`` (or a power cut) can leave one, never a partial object.
+exception; only ``SIGKILL`` (or a power cut) can leave one, never a partial object. Such a leftover beside the
+object its rerun linked into place is not listed as an artefact (:func:`_unfinished`): an audit does not call the
+good build tampered; left alone, it is listed, and reported.
 
 Reading follows the directory as it is: what is read is only evidence, checked by its
 signatures, and only regular files are read (:func:`verify.formats.evidence.read_evidence_file`).
@@ -23,6 +25,7 @@ import functools
 import hashlib
 import io
 import os
+import re
 import secrets
 import stat
 from collections.abc import Callable, Iterator, Sequence
@@ -52,6 +55,9 @@ _DIRECTORY = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 _ARTIFACT = "artifact"
+#: The end of the name of a file being written (``.NAME.<16 hex>.tmp``), linked into place once whole.
+_TMP_SUFFIX = ".tmp"
+_UNFINISHED = re.compile(r"\..+\.[0-9a-f]{16}\.tmp")
 #: More than an index entry ever holds (64 hex digits and a newline): a longer one is not an entry.
 _INDEX_ENTRY_MAX = 80
 
@@ -164,7 +170,7 @@ class LocalStore:
             if skip_if_stored and _stored_sha256(directory, filename, target) is not None:
                 _same_or_refuse(directory, filename, target, sha256)
                 return str(target)
-            tmp = f".{filename[:200]}.{secrets.token_hex(8)}.tmp"
+            tmp = f".{filename[:200]}.{secrets.token_hex(8)}{_TMP_SUFFIX}"  # (_unfinished: what a kill leaves)
             try:
                 out_fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600, dir_fd=directory)
                 with open(out_fd, "wb") as out:
@@ -342,8 +348,18 @@ def _artifacts_under(folder: str, *, claimed: str) -> Iterator[tuple[str, str, C
         path = f"{folder}{os.sep}{name}"
         if is_folder:
             yield from _artifacts_under(path, claimed=claimed)
-        else:
+        elif not _unfinished(name, entries):
             yield path, claimed, functools.partial(_open_regular, path), stamp
+
+
+def _unfinished(name: str, entries: Sequence[tuple[str, bool, str | None]]) -> bool:
+    """Whether ``name`` is a copy this store began and never linked into place (a writer killed mid-copy leaves
+    ``.NAME.<16 hex>.tmp``): never an artefact, whose name is what a provenance attests, so not read as one. Only
+    beside the artefact it was to become: any other file is read, and a wrong one reported."""
+    if not _UNFINISHED.fullmatch(name):
+        return False
+    meant = name[1:-len(_TMP_SUFFIX) - 17]
+    return any(other == meant and not is_folder for other, is_folder, _ in entries)
 
 
 def _refuse(error: StoreError) -> BinaryIO:

@@ -137,3 +137,17 @@ def test_the_index_names_a_file_by_its_absolute_normal_path_sharing_the_string_i
     assert keys(f"./store/../store/sha256/{A}/provenance.intoto.jsonl") == given
     assert keys(f"{tmp_path}//store/sha256/{A}/provenance.intoto.jsonl") == given
     assert keys("s3://bucket/app/x.intoto.jsonl") == "s3://bucket/app/x.intoto.jsonl"
+
+
+def test_a_copy_a_killed_writer_left_beside_its_artefact_is_not_read_as_one(tmp_path: Path) -> None:
+    """A writer killed mid-copy leaves ``.NAME.<16 hex>.tmp`` in the artefact's folder; the rerun links NAME in
+    beside it. That leftover is no artefact (a provenance attests NAME): not listed, so an audit does not call the
+    good build tampered. The same name alone, or any other name, is listed (and a wrong one reported)."""
+    folder = tmp_path / "sha256" / A / "artifact" / "dist"
+    folder.mkdir(parents=True)
+    (folder / ".app.bin.0123456789abcdef.tmp").write_bytes(b"half of")
+    (folder / ".lone.bin.0123456789abcdef.tmp").write_bytes(b"half of")
+    (folder / ".app.bin.not-hex-at-all!.tmp").write_bytes(b"junk")
+    (folder / "app.bin").write_bytes(b"the artefact")
+    names = sorted(Path(uri).name for uri, _, _ in _listed(LocalStore(tmp_path)))
+    assert names == [".app.bin.not-hex-at-all!.tmp", ".lone.bin.0123456789abcdef.tmp", "app.bin"]
