@@ -30,7 +30,7 @@ import secrets
 import stat
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NoReturn
 
 from attest.errors import StoreError
 from attest.stores.layout import (
@@ -100,8 +100,7 @@ class LocalStore:
                     inner = os.open(part, _DIRECTORY | _NOFOLLOW, dir_fd=fd)
                 except OSError as e:
                     if e.errno in (errno.ELOOP, errno.ENOTDIR):
-                        raise StoreError(f"{where} is a symbolic link or not a directory; a store is written "
-                                         f"only through real directories, so nothing escapes {self.root}") from e
+                        raise StoreError(_not_a_folder(where, part, fd, self.root)) from e
                     raise StoreError(f"cannot create {where}: {e.strerror}") from e
                 os.close(fd)
                 fd = inner
@@ -492,6 +491,18 @@ def _open_source(source: Path) -> Iterator[io.BufferedReader]:
         yield f
 
 
+def _not_a_folder(where: Path, part: str, fd: int, root: Path) -> str:
+    """Why the store cannot be written through ``where``: a file an artefact of the same bytes was stored as (one
+    path cannot be both), or a link or anything else (refused: nothing escapes ``root``)."""
+    with contextlib.suppress(OSError):
+        if stat.S_ISREG(os.stat(part, dir_fd=fd, follow_symlinks=False).st_mode) and \
+                _ARTIFACT in where.relative_to(root).parts[:-1]:
+            return (f"{where} is a file in the store: an artefact of the same bytes was stored by that name, and a "
+                    "folder cannot be made there for a name below it; rename this artefact (or that one's folder)")
+    return (f"{where} is a symbolic link or not a directory; a store is written only through real directories, so "
+            f"nothing escapes {root}")
+
+
 def _stored_sha256(directory: int, filename: str, target: Path) -> str | None:
     """The sha256 of the object ``filename`` in ``directory``, or None if there is none.
 
@@ -506,13 +517,30 @@ def _stored_sha256(directory: int, filename: str, target: Path) -> str | None:
         if e.errno == errno.ELOOP:
             raise StoreError(f"{target} is a symbolic link; the store was tampered with") from e
         raise StoreError(f"cannot read {target}: {e.strerror}") from e
-    with open(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise StoreError(f"{target} is not a regular file; the store was tampered with")
+    with open(fd, "rb", closefd=True) if stat.S_ISREG(_mode(fd, target)) else _refused(fd, target) as f:
         digest = hashlib.sha256()
         while chunk := f.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def _mode(fd: int, target: Path) -> int:
+    try:
+        return os.fstat(fd).st_mode
+    except OSError as e:
+        os.close(fd)
+        raise StoreError(f"cannot read {target}: {e.strerror}") from e
+
+
+def _refused(fd: int, target: Path) -> NoReturn:
+    """Anything but a regular file where an object should be: a folder (artefacts of the same bytes stored under
+    names below this one), or the store tampered with."""
+    folder = stat.S_ISDIR(os.fstat(fd).st_mode)
+    os.close(fd)
+    if folder:
+        raise StoreError(f"{target} is a folder in the store: artefacts of the same bytes were stored under names "
+                         "below it, and one path cannot be both; rename this artefact")
+    raise StoreError(f"{target} is not a regular file; the store was tampered with")
 
 
 def _same_or_refuse(directory: int, filename: str, target: Path, sha256: str) -> None:

@@ -151,3 +151,24 @@ def test_a_copy_a_killed_writer_left_beside_its_artefact_is_not_read_as_one(tmp_
     (folder / "app.bin").write_bytes(b"the artefact")
     names = sorted(Path(uri).name for uri, _, _ in _listed(LocalStore(tmp_path)))
     assert names == [".app.bin.not-hex-at-all!.tmp", ".lone.bin.0123456789abcdef.tmp", "app.bin"]
+
+
+@pytest.mark.parametrize(("first", "then", "words"), [
+    ("dist/data", "dist/data/.keep", "is a file in the store: an artefact of the same bytes was stored by that name"),
+    ("dist/x/.keep", "dist/x", "is a folder in the store: artefacts of the same bytes were stored under names"),
+], ids=["file-then-below", "below-then-file"])
+def test_one_path_for_a_file_and_a_folder_of_the_same_bytes_is_a_sentence_not_a_crash(
+        tmp_path: Path, first: str, then: str, words: str) -> None:
+    """Artefacts of the same bytes share one folder (every empty file: ``sha256/e3b0.../artifact/``), so a name and
+    a name below it cannot both be stored: said so, as a StoreError (exit 3), not an internal error nor a claim
+    that the store was tampered with."""
+    import hashlib
+
+    empty = tmp_path / "empty"
+    empty.write_bytes(b"")
+    sha = hashlib.sha256(b"").hexdigest()
+    store = LocalStore(tmp_path / "store")
+    store.put_artifact(sha, first, empty)
+    with pytest.raises(StoreError, match=words) as refused:
+        store.put_artifact(sha, then, empty)
+    assert "tampered" not in str(refused.value) and "symbolic link" not in str(refused.value)
