@@ -21,8 +21,9 @@ says, as given; :func:`run_build` does the work, in the current directory, in th
   (8a) with ``link``: the link's products, recorded by in-toto and equal to the subjects; the link
        signed by the same signer, its signature checked
   (9) published to a store: every artefact (unless ``publish_artifacts`` is off), then the provenance
-      under each (the commit point: a failure before it leaves nothing a verifier accepts; a rerun
-      completes it), then the blake3 index
+      under each (a failure before the first leaves nothing a verifier accepts; one part-way leaves it
+      under some artefacts: a true statement of this build, whose bytes are stored, but no ``output`` a
+      release is made from; a rerun publishes a new one), then the blake3 index
   (10) written atomically: the bundle first, then the link, then ``output``, once publishing succeeded
 
 Any failure raises and leaves ``output`` unwritten; nothing here prints.
@@ -607,8 +608,10 @@ def _publish(request: BuildRequest, store: Store, found: Sequence[Artifact], sub
              signed: _Signed, progress: Progress | None) -> tuple[str, ...]:
     """Every file artefact (unless only the provenance is published; an image stays in its layout or registry),
     then the provenance under each artefact's sha256,
-    then the blake3 index. The provenance is the commit point: a publish that fails before it leaves nothing
-    a verifier accepts, and a rerun completes it (each put of the same bytes is idempotent)."""
+    then the blake3 index. A publish that fails before the first provenance leaves nothing a verifier accepts;
+    one that fails part-way leaves the provenance under some artefacts (true of their stored bytes: a verifier
+    accepts those, and there is no ``output`` to make a release of); a rerun publishes the artefacts again (each
+    put of the same bytes is idempotent) with a new provenance."""
     # a keyless envelope verifies only with its certificate and log entry: publish the bundle's line
     stored = signed.bundle if signed.keyless is not None and signed.bundle is not None else signed.line
     published: list[str] = []

@@ -182,7 +182,8 @@ class LocalStore:
                 except FileExistsError:  # another writer was first: fine if it wrote the same bytes
                     _same_or_refuse(directory, filename, target, sha256)
             except OSError as e:
-                raise StoreError(f"cannot write {target}: {e.strerror}") from e
+                raise StoreError(f"cannot write {target}: {e.strerror}; give this process write access to the store "
+                                 "(or free space), then run again: what is stored already is kept") from e
             finally:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp, dir_fd=directory)
