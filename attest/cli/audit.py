@@ -767,9 +767,10 @@ def _dora(dora: Mapping[str, Any], show: Callable[[str | None], str]) -> list[st
             failures, restore = figures["changeFailureRate"], figures["timeToRestore"]
             rate = "[dim]no data[/]" if failures["rate"] is None else \
                 f"{failures['rate']:.0%} ({failures['failures']}/{failures['deployments']})"
+            weekly = "none in the window" if frequency["perWeek"] is None else f"{frequency['perWeek']:.1f}/week"
             lines.append(
                 f"  {show(component):<12} {show(environment):<6} {frequency['deployments']} deployment(s), "
-                f"{frequency['perWeek'] or 0:.1f}/week; lead time {_duration(lead['medianSeconds'])} median, "
+                f"{weekly}; lead time {_duration(lead['medianSeconds'])} median, "
                 f"{_duration(lead['p90Seconds'])} p90 ({lead['changes']} change(s)); failure rate {rate}; "
                 f"restore {_duration(restore['medianSeconds'])} ({restore['incidents']} incident(s))")
     return lines

@@ -17,8 +17,10 @@ no figure. stg deployed v1 2 h after its commit; in a window after that, its fig
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -201,3 +203,71 @@ def test_a_window_given_with_an_offset_is_stated_in_utc(tmp_path: Path, keys: di
     for since in ("0001-01-01T00:00:00+12:00", "9999-12-31T23:59:59-01:00"):
         ran = attest("audit", "store", "--policy", "policy.yaml", "--dora", "--since", since, cwd=tmp_path)
         assert ran.code == 2 and "outside the years 1 to 9999 in UTC" in ran.err and "Traceback" not in ran.err, ran
+
+
+def _prd(*records: tuple[float, str, str, str], line: str = "") -> list[Any]:
+    """prd records of app at (hours, status, kind, artefact) from 2026-11-01."""
+    from datetime import UTC, datetime
+
+    from verify.audit.dora import Deployed
+
+    t = datetime(2026, 11, 1, tzinfo=UTC)
+    return [Deployed(component="app", environment="prd", status=status, kind=kind, time=t + timedelta(hours=hours),
+                     artifacts=frozenset({artefact}), line=line or f"{n:064x}")
+            for n, (hours, status, kind, artefact) in enumerate(records)]
+
+
+def _figures(records: list[Any], committed: dict[str, Any] | None = None, *, days: tuple[int, int] = (1, 2)
+             ) -> dict[str, Any]:
+    from verify.audit.dora import dora_figures
+
+    t = records[0].time - timedelta(hours=records[0].time.hour)
+    since, until = t - timedelta(days=days[0]), t + timedelta(days=days[1])
+    figures = dora_figures(records, committed or {}, since=since, until=until)
+    return dict(figures["components"]["app"]["prd"])
+
+
+def test_a_retry_that_is_then_rolled_back_is_a_second_incident() -> None:
+    """v1 runs; v2 fails; v2's retry succeeds 1 h later; 4 h after that v2 is rolled back to v1: two failed
+    changes, and two incidents restored (1 h and 4 h), the rollback counted though a failure came before it."""
+    prd = _figures(_prd((0, "succeeded", "deploy", "v1"), (10, "failed", "deploy", "v2"),
+                        (11, "succeeded", "deploy", "v2"), (15, "succeeded", "rollback", "v1")))
+    assert prd["changeFailureRate"]["failures"] == 2
+    assert prd["timeToRestore"] == {"incidents": 2, "medianSeconds": 2.5 * HOUR}
+
+
+def test_a_failed_attempt_at_a_rollback_is_part_of_restoring_what_it_undoes() -> None:
+    """r2 at 10:00, a rollback that failed at 13:00, the rollback that worked at 14:00: one incident of 4 h, from
+    the deployment that was rolled back, as docs/usage.md says; a fix forward after a failed rollback is the
+    ordinary rule (from the failure to the next success)."""
+    prd = _figures(_prd((10, "succeeded", "deploy", "r2"), (13, "failed", "rollback", "r1"),
+                        (14, "succeeded", "rollback", "r1")))
+    assert prd["timeToRestore"] == {"incidents": 1, "medianSeconds": 4 * HOUR}
+    fixed = _figures(_prd((10, "succeeded", "deploy", "r2"), (13, "failed", "rollback", "r1"),
+                          (15, "succeeded", "deploy", "r3")))
+    assert fixed["timeToRestore"] == {"incidents": 1, "medianSeconds": 2 * HOUR}
+
+
+def test_two_records_of_one_time_are_ordered_as_what_runs_is_told() -> None:
+    """A deploy of r2 and a rollback to r1 signed with one time: the one of the higher line sha256 is the later,
+    as running and attest status take it; the figures no longer take the other order."""
+    deploy, rollback = _prd((5, "succeeded", "deploy", "r2"), (5, "succeeded", "rollback", "r1"))
+    rolled_back = _figures([replace(deploy, line="1" * 64), replace(rollback, line="2" * 64)])
+    assert rolled_back["changeFailureRate"]["failures"] == 1 and rolled_back["timeToRestore"]["incidents"] == 1
+    runs_r2 = _figures([replace(rollback, line="1" * 64), replace(deploy, line="2" * 64)])  # (given either way)
+    assert runs_r2["changeFailureRate"]["failures"] == 0 and runs_r2["timeToRestore"]["incidents"] == 0
+    assert _figures([replace(deploy, line="2" * 64), replace(rollback, line="1" * 64)]) == runs_r2
+
+
+def test_no_data_is_null_with_why_never_zero() -> None:
+    """Deployment frequency with no record in the window is null (not 0.0), and a lead time a rebuild of an old
+    commit cannot give says so, not that commit times are missing."""
+    from datetime import UTC, datetime
+
+    old = _prd((0, "succeeded", "deploy", "a"))
+    frequency = _figures(old, days=(-5, 10))["deploymentFrequency"]  # the window starts 5 days after
+    assert frequency["perWeek"] is None and frequency["deployments"] == 0 and "note" in frequency
+    commit = ("1" * 40, datetime(2026, 10, 31, tzinfo=UTC))
+    rebuilt = _prd((0, "succeeded", "deploy", "a"), (24 * 40, "succeeded", "deploy", "b"))
+    lead = _figures(rebuilt, {"a": commit, "b": commit}, days=(-39, 42))["leadTime"]
+    assert lead["medianSeconds"] is None and "holds no new change" in lead["note"], lead

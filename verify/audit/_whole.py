@@ -173,7 +173,7 @@ def dora(placed: Mapping[str, _Deployment], committed: Mapping[str, tuple[str, d
     """The DORA figures from the trusted deployment records each placed in its release (once each, however many
     files hold it) and the commit times of the trusted provenances (:mod:`verify.audit.dora`)."""
     records = [Deployed(component=d.component, environment=d.environment, status=d.status, kind=d.kind,
-                        time=d.time, artifacts=d.artifacts) for _, d in sorted(placed.items())]
+                        time=d.time, artifacts=d.artifacts, line=d.line_sha256) for _, d in sorted(placed.items())]
     return dora_figures(records, committed, since=since, until=until)
 
 

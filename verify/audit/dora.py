@@ -13,7 +13,10 @@ Per component and environment, over a window (``since`` to ``until``):
 * **change failure rate**: of the succeeded ordinary deployments in the window, the share whose next record in
   that environment is a failure, a rollback or a hotfix;
 * **time to restore**: from a failed record (the first of several in a row: one incident) to the next succeeded
-  one, and from a deployment that was rolled back to its rollback: the median.
+  one, and from a deployment that was rolled back to its rollback (failed attempts at that rollback are part of
+  it): the median. The succeeded record that ends one incident may begin another (a retry then rolled back).
+
+Of two records of one time, the later is the one of the higher envelope-line sha256, as what runs is told.
 
 Only trusted records count (a deployer of the environment signed them, and they name a component of their
 release with its artefacts), and each figure says how many records or changes it rests on. A figure with
@@ -44,6 +47,9 @@ class Deployed:
     kind: str
     time: datetime
     artifacts: frozenset[str]
+    line: str = ""
+    """sha256 of the record's envelope line: of two records of one time, the later is the one of the higher (as
+    what runs is told, by :func:`verify.audit._whole.running` and ``attest status``)."""
 
 
 def _iso(t: datetime) -> str:
@@ -62,7 +68,8 @@ def _frequency(records: Sequence[Deployed], since: datetime, until: datetime) ->
     for record in done:
         weekly[min(int((record.time - since) / _WEEK), weeks - 1)] += 1
     figure: dict[str, Any] = {"deployments": len(done), "weekly": weekly,
-                              "perWeek": round(len(done) / ((until - since) / _WEEK), 2) if until > since else None}
+                              "perWeek": round(len(done) / ((until - since) / _WEEK), 2) if until > since and done
+                              else None}
     if not done:
         figure["note"] = "no succeeded deployment record in the window"
     return figure
@@ -106,10 +113,21 @@ def _lead_times(records: Sequence[Deployed], committed: Mapping[str, tuple[str, 
     if leads:
         figure.update(medianSeconds=statistics.median(leads), p90Seconds=_p90(leads))
     else:
-        figure.update(medianSeconds=None, p90Seconds=None,
-                      note="no change reached this environment in the window" if not shipped else
-                      "no provenance of what shipped says when its commit was made (commitTime)")
+        figure.update(medianSeconds=None, p90Seconds=None, note=_no_lead_time(shipped, committed, spans))
     return figure
+
+
+def _no_lead_time(shipped: Mapping[str, datetime], committed: Mapping[str, tuple[str, datetime]],
+                  spans: Sequence[float]) -> str:
+    """Why no lead time is known: nothing shipped in the window, or what shipped carries no commit time, or its
+    changes first shipped before the window (an old commit rebuilt), or were committed after they shipped."""
+    if not shipped:
+        return "no change reached this environment in the window"
+    if not any(sha in committed for sha in shipped):
+        return "no provenance of what shipped says when its commit was made (commitTime)"
+    if spans:
+        return "every change that shipped in the window was committed after its deployment, by its commit's date"
+    return "what shipped in the window holds no new change: each of its commits first shipped before the window"
 
 
 def _failure_rate(records: Sequence[Deployed], since: datetime, until: datetime) -> dict[str, Any]:
@@ -129,18 +147,23 @@ def _failure_rate(records: Sequence[Deployed], since: datetime, until: datetime)
 
 
 def _restore(records: Sequence[Deployed], since: datetime, until: datetime) -> dict[str, Any]:
+    """Each incident that began in the window, restored: failed records in a row, to the next succeeded one; a
+    succeeded deployment, to the rollback that undid it (failed attempts at that rollback are part of it). The
+    succeeded record that ends one incident may begin the next (a retry that was then rolled back)."""
     spans: list[float] = []
-    down: datetime | None = None  # since when the environment has been failing, records failed one after another
-    for n, record in enumerate(records):
-        if record.status == "failed":
-            down = record.time if down is None else down
-        elif record.status == "succeeded" and down is not None:  # one incident, restored
-            if since <= down <= until:
-                spans.append((record.time - down).total_seconds())
-            down = None
-        elif record.status == "succeeded" and since <= record.time <= until and n + 1 < len(records) and \
-                records[n + 1].kind == "rollback" and records[n + 1].status == "succeeded":
-            spans.append((records[n + 1].time - record.time).total_seconds())
+    n = 0
+    while n < len(records):
+        record = records[n]
+        end = n + 1
+        while end < len(records) and records[end].status == "failed" and (
+                record.status == "failed" or records[end].kind == "rollback"):
+            end += 1  # (failures in a row; or, after a success, failed attempts to roll it back)
+        after = records[end] if end < len(records) else None
+        restored = after is not None and after.status == "succeeded" and (
+            record.status == "failed" or (record.status == "succeeded" and after.kind == "rollback"))
+        if restored and after is not None and since <= record.time <= until:
+            spans.append((after.time - record.time).total_seconds())
+        n = end if restored or record.status == "failed" else n + 1
     figure: dict[str, Any] = {"incidents": len(spans), "medianSeconds": statistics.median(spans) if spans else None}
     if not spans:
         figure["note"] = "nothing failed or was rolled back (and restored) in the window"
@@ -155,7 +178,7 @@ def dora_figures(records: Iterable[Deployed], committed: Mapping[str, tuple[str,
         by_place.setdefault((record.component, record.environment), []).append(record)
     components: dict[str, dict[str, Any]] = {}
     for (component, environment), found in sorted(by_place.items()):
-        found.sort(key=lambda r: r.time)
+        found.sort(key=lambda r: (r.time, r.line))  # (two of one time: as what runs is told)
         components.setdefault(component, {})[environment] = {
             "deploymentFrequency": _frequency(found, since, until),
             "leadTime": _lead_times(found, committed, since, until),
