@@ -154,20 +154,30 @@ def _restore(records: Sequence[Deployed], since: datetime, until: datetime) -> d
     n = 0
     while n < len(records):
         record = records[n]
-        end = n + 1
-        while end < len(records) and records[end].status == "failed" and (
-                record.status == "failed" or records[end].kind == "rollback"):
-            end += 1  # (failures in a row; or, after a success, failed attempts to roll it back)
-        after = records[end] if end < len(records) else None
-        restored = after is not None and after.status == "succeeded" and (
-            record.status == "failed" or (record.status == "succeeded" and after.kind == "rollback"))
-        if restored and after is not None and since <= record.time <= until:
-            spans.append((after.time - record.time).total_seconds())
-        n = end if restored or record.status == "failed" else n + 1
+        end, restored = _incident(records, n)
+        if restored is not None and since <= record.time <= until:
+            spans.append((restored.time - record.time).total_seconds())
+        n = end if restored is not None or record.status == "failed" else n + 1
     figure: dict[str, Any] = {"incidents": len(spans), "medianSeconds": statistics.median(spans) if spans else None}
     if not spans:
         figure["note"] = "nothing failed or was rolled back (and restored) in the window"
     return figure
+
+
+def _incident(records: Sequence[Deployed], n: int) -> tuple[int, Deployed | None]:
+    """(the place of the first record after the incident ``records[n]`` may begin, the succeeded record that ended
+    it; None: no incident, or one never restored). An incident is failed records in a row, or a succeeded record
+    that the next (failed attempts at it aside) rolls back."""
+    record, end = records[n], n + 1
+    while end < len(records) and records[end].status == "failed" and (
+            record.status == "failed" or records[end].kind == "rollback"):
+        end += 1  # (failures in a row; or, after a success, failed attempts to roll it back)
+    after = records[end] if end < len(records) else None
+    if after is None or after.status != "succeeded":
+        return end, None
+    if record.status == "failed" or (record.status == "succeeded" and after.kind == "rollback"):
+        return end, after
+    return end, None
 
 
 def dora_figures(records: Iterable[Deployed], committed: Mapping[str, tuple[str, datetime]], *, since: datetime,
