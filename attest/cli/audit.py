@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import click
 
 from attest.cli._options import OutputPath
-from verify.audit import ANOMALY_KINDS, AuditReport, StoredArtifact, audit, fewer_collections
+from verify.audit import ANOMALY_KINDS, AuditReport, StoredArtifact, audit, fewer_collections, no_collections
 from verify.audit.index import Kept, Listed
 from verify.errors import ConfigError, EvidenceRejected, InputError
 from verify.formats.encoding import printable
@@ -128,7 +128,8 @@ def audit_command(sources: tuple[str, ...], policy_path: Path | None, keys: tupl
                                              "artefact(s) judged%s", used["path"], used["reused"], used["checked"],
                                              used["judged"],
                                              " (every file checked again: --reverify)" if used["reverified"] else "")
-        _write(report, output_format, output)
+        with no_collections():  # (printed a history at a time; no cycles: verify.audit.no_collections)
+            _write(report, output_format, output)
     if not report.clean:
         kinds = sorted({a.kind for a in report.anomalies})
         unread = f"; {report.unread} part(s) of the sources could not be read" if report.unread else ""

@@ -66,9 +66,7 @@ first meets a keyless bundle whose certificate names a pinned identity.
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import gc
 import hashlib
 import itertools
 import json
@@ -82,6 +80,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from verify.audit._check import BATCH_FILES, INLINE_FILES, _Fact, _facts, _Setup
+from verify.audit._collections import AUDIT_GC_THRESHOLDS, fewer_collections, no_collections
 from verify.audit._judge import _Auditor
 from verify.audit._whole import Group, anomaly_order, counted, groups_of, out_of_order, reproducibility, running
 from verify.audit._whole import dora as _dora
@@ -139,6 +138,7 @@ __all__ = [
     "audit",
     "audit_setup",
     "fewer_collections",
+    "no_collections",
 ]
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -191,27 +191,8 @@ def audit(sources: Iterable[tuple[str, bytes | EvidenceRejected | Listed]], *, p
         if index is not None:
             index.read_done()
         assembly.stored = list(artifacts)
-        return assembly.report(dora=dora, mismatched=mismatched)
-
-
-#: The cyclic garbage collector's thresholds (generations 0, 1, 2) while an audit runs.
-AUDIT_GC_THRESHOLDS = (5_000, 10, 1_000)
-
-
-@contextlib.contextmanager
-def fewer_collections() -> Iterator[None]:
-    """Run the cyclic garbage collector's full collections rarely, then as before. An audit allocates millions of
-    small objects that live until the report (facts, records, index entries); at Python's default thresholds,
-    full collections scanning that ever-growing heap took a third of the main process's time (100,000
-    attestations: 4 of 13 CPU-seconds). Young objects are still collected often (every 5,000 allocations): the
-    cycles a rejected file leaves (a caught exception and its frames) go as soon as they would have, and an audit
-    of many bad files is neither slower nor larger than before."""
-    before = gc.get_threshold()
-    gc.set_threshold(*AUDIT_GC_THRESHOLDS)
-    try:
-        yield
-    finally:
-        gc.set_threshold(*before)
+        with no_collections():
+            return assembly.report(dora=dora, mismatched=mismatched)
 
 
 @dataclass(slots=True)
