@@ -39,7 +39,7 @@ from typing import IO, Any
 import pytest
 
 __all__ = [
-    "MotoEnv", "MotoServer", "aws_env", "free_port", "moto_endpoint", "moto_raw_endpoint", "moto_server",
+    "MotoEnv", "MotoServer", "answering", "aws_env", "free_port", "moto_endpoint", "moto_raw_endpoint", "moto_server",
     "start_moto_server",
 ]
 
@@ -263,3 +263,33 @@ def aws_env(moto_endpoint: str, moto_server: MotoServer, tmp_path: Path,
     _apply(monkeypatch, _aws_environment(moto_endpoint, tmp_path / "aws-config"))
     moto_server.reset()
     return MotoEnv(endpoint=moto_endpoint, region=REGION, account_id=ACCOUNT_ID, server=moto_server)
+
+
+@contextlib.contextmanager
+def answering(body: bytes, content_type: str) -> Iterator[str]:
+    """An HTTP endpoint on 127.0.0.1 that answers every request with ``body`` (status 200), as a captive portal or a
+    broken proxy in front of S3 or KMS would: never an AWS answer. Yields its URL."""
+    import http.server
+    import threading
+
+    class Answer(http.server.BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        do_GET = do_PUT = do_POST = do_HEAD = _answer
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

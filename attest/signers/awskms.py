@@ -279,6 +279,9 @@ class AwsKmsSigner:
             region = getattr(client.meta, "region_name", None)
             raise _translate(e, action=action, key=self.ref.key, region=region,
                              endpoint=_endpoint_of(client)) from e
+        except (ValueError, TypeError) as e:  # botocore could not read the answer: not one KMS gives
+            raise RemoteError(f"the answer to kms:{action} from {_endpoint_of(client)} is not one KMS gives ({e}); "
+                              "check the endpoint (AWS_ENDPOINT_URL, a proxy) and retry") from e
         return answer
 
     def _key_info(self) -> _KeyInfo:

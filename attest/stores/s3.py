@@ -50,7 +50,7 @@ from attest.stores.layout import (
     parse_index_entry,
     safe_name,
 )
-from verify.errors import EvidenceRejected, LimitExceeded
+from verify.errors import EvidenceRejected, LimitExceeded, MalformedEvidence
 from verify.limits import MAX_EVIDENCE_BYTES, MAX_STORE_KEYS
 
 __all__ = [
@@ -146,6 +146,9 @@ def _translate(error: Exception, *, action: str, uri: str, endpoint: str) -> Att
         message = str(err.get("Message", "")).rstrip(".")
         status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         bucket = uri.removeprefix("s3://").partition("/")[0]
+        if code == "PreconditionFailed" or status == 412:
+            return Changed(f"{uri} changed while it was read (it is no longer the object the listing named): what was "
+                           "listed is not what would be read; read it again")
         if code == "NoSuchBucket":
             return StoreError(f"bucket {bucket} does not exist: create it or fix the store URI {uri}")
         if code in ("AccessDenied", "AllAccessDisabled"):
@@ -165,6 +168,15 @@ def _translate(error: Exception, *, action: str, uri: str, endpoint: str) -> Att
     if transport is not None:
         return transport
     return RemoteError(f"s3:{action} on {uri} failed: {error}")
+
+
+def _not_s3(action: str, uri: str, client: Any, why: str) -> RemoteError:
+    return RemoteError(f"the answer to s3:{action} on {uri} from {_endpoint_of(client)} is not one S3 gives ({why}); "
+                       "check the endpoint (AWS_ENDPOINT_URL, a proxy) and retry")
+
+
+class Changed(StoreError):
+    """An object replaced between the listing that named it and its read (a read asked for the listed ETag)."""
 
 
 def _make_client() -> Any:
@@ -199,6 +211,8 @@ class _Call:
             answer: dict[str, Any] = getattr(self.client, method)(**params)
         except (BotoCoreError, ClientError) as e:
             raise _translate(e, action=action, uri=uri, endpoint=_endpoint_of(self.client)) from e
+        except (ValueError, TypeError) as e:  # botocore could not read the answer (a size that is no number, say)
+            raise _not_s3(action, uri, self.client, str(e)) from e
         return answer
 
 
@@ -263,10 +277,13 @@ class _ObjectReader(io.RawIOBase):
         super().close()
 
 
-def _open(client: Any, bucket: str, key: str, *, progress: Progress | None) -> tuple[BinaryIO, int]:
-    """GET ``s3://bucket/key`` and return a reader over its bytes and its length."""
+def _open(client: Any, bucket: str, key: str, *, progress: Progress | None,
+          etag: str | None = None) -> tuple[BinaryIO, int]:
+    """GET ``s3://bucket/key`` and return a reader over its bytes and its length; with ``etag`` (a listing's), only
+    that object: one replaced since is :class:`Changed`, so that a stamp from the listing stands for the bytes."""
     uri = f"s3://{bucket}/{key}"
-    answer = _Call(client)("get_object", "GetObject", uri, Bucket=bucket, Key=key)
+    matched = {"IfMatch": etag} if etag else {}
+    answer = _Call(client)("get_object", "GetObject", uri, Bucket=bucket, Key=key, **matched)
     raw = _ObjectReader(answer["Body"], uri=uri, endpoint=_endpoint_of(client), progress=progress)
     return io.BufferedReader(raw, buffer_size=CHUNK_SIZE), int(answer.get("ContentLength", -1))
 
@@ -537,12 +554,12 @@ class S3Store:
 
     # -- reading ------------------------------------------------------------
 
-    def _read_evidence(self, key: str, size: int | None) -> bytes:
+    def _read_evidence(self, key: str, size: int | None, etag: str | None = None) -> bytes:
         uri = self._uri(key)
         if size is not None and size > MAX_EVIDENCE_BYTES:
             raise LimitExceeded(f"{uri} is {size} bytes; attestation files over {MAX_EVIDENCE_BYTES} bytes "
                                 "are not read")
-        stream, _ = _open(self.client, self.bucket, key, progress=None)
+        stream, _ = _open(self.client, self.bucket, key, progress=None, etag=etag)
         with stream:
             data = stream.read(MAX_EVIDENCE_BYTES + 1)
         if len(data) > MAX_EVIDENCE_BYTES:
@@ -552,11 +569,12 @@ class S3Store:
 
     def _list(self, prefix: str, *, delimiter: str | None) -> Iterator[tuple[str, int | None]]:
         """(key, size) of every object under ``prefix``, across pages (see :meth:`_objects`)."""
-        for key, size, _ in self._objects(prefix, delimiter=delimiter):
+        for key, size, _, _ in self._objects(prefix, delimiter=delimiter):
             yield key, size
 
-    def _objects(self, prefix: str, *, delimiter: str | None) -> Iterator[tuple[str, int | None, str | None]]:
-        """(key, size, stamp (:func:`_stamp`)) of every object under ``prefix``, across pages.
+    def _objects(self, prefix: str, *, delimiter: str | None
+                 ) -> Iterator[tuple[str, int | None, str | None, str | None]]:
+        """(key, size, stamp (:func:`_stamp`), ETag) of every object under ``prefix``, across pages.
 
         A listing that could go on forever is refused, not followed: S3 lists keys in ascending order and
         never repeats a continuation token, so a key that does not follow the one before, a token seen
@@ -573,6 +591,8 @@ class S3Store:
         listed = empty = 0
         while True:
             page = self._call("list_objects_v2", "ListBucket", prefix, **params)
+            if "IsTruncated" not in page or "Name" not in page:  # (S3 always says both: an HTML page says neither)
+                raise _not_s3("ListBucket", where, self.client, "no ListBucketResult")
             empty += not page.get("Contents") and not page.get("CommonPrefixes")
             if empty > _MAX_EMPTY_PAGES:
                 raise StoreError(f"the listing of {where} goes on with page after empty page; the store or a proxy "
@@ -588,7 +608,8 @@ class S3Store:
                 last, listed = key, listed + 1
                 if listed > MAX_STORE_KEYS:
                     raise StoreError(f"the listing of {where} goes past {MAX_STORE_KEYS} keys; refusing to read on")
-                yield key, size, _stamp(item.get("ETag"), size, item.get("LastModified"))
+                etag = item.get("ETag")
+                yield key, size, _stamp(etag, size, item.get("LastModified")), etag if isinstance(etag, str) else None
             token = page.get("NextContinuationToken")
             if not page.get("IsTruncated"):
                 return
@@ -604,12 +625,15 @@ class S3Store:
     def _relative(self, key: str) -> str:
         return key[len(self.prefix) + 1:] if self.prefix else key
 
-    def _evidence(self, key: str, size: int | None) -> bytes | EvidenceRejected:
-        """One attestation object, or why it is not read (over the size limit): that object's problem only."""
+    def _evidence(self, key: str, size: int | None, etag: str | None = None) -> bytes | EvidenceRejected:
+        """One attestation object, or why it is not read (over the size limit, or replaced since it was listed as
+        ``etag``): that object's problem only."""
         try:
-            return self._read_evidence(key, size)
+            return self._read_evidence(key, size, etag)
         except LimitExceeded as e:
             return e
+        except Changed as e:
+            return MalformedEvidence(str(e))
 
     def has_index(self) -> bool:
         """Whether any ``blake3/`` index entry exists (one LIST of at most one key)."""
@@ -648,9 +672,9 @@ class S3Store:
 
     def listed_attestations(self) -> Iterator[tuple[str, str | None, Callable[[], bytes | EvidenceRejected]]]:
         """As :meth:`all_attestations`, from the listing alone: (URI, its stamp (:func:`_stamp`), a reader)."""
-        for key, size, stamp in self._objects(self._key("sha256/"), delimiter=None):
-            if _ATTESTATION_RE.fullmatch(self._relative(key)):
-                yield self._uri(key), stamp, functools.partial(self._evidence, key, size)
+        for key, size, stamp, etag in self._objects(self._key("sha256/"), delimiter=None):
+            if _ATTESTATION_RE.fullmatch(self._relative(key)):  # (read as listed: the stamp stands for those bytes)
+                yield self._uri(key), stamp, functools.partial(self._evidence, key, size, etag)
 
     def put_deployment(self, key: str, data: bytes) -> str:
         """Write ``data`` once at ``key``, an entry of the deployment index; return its URI."""
@@ -675,20 +699,22 @@ class S3Store:
 
     def listed_artifacts(self) -> Iterator[tuple[str, str, Callable[[], BinaryIO], str | None]]:
         """As :meth:`artifacts`, with each one's stamp (:func:`_stamp`) from the listing."""
-        for key, _, stamp in self._objects(self._key("sha256/"), delimiter=None):
+        for key, _, stamp, etag in self._objects(self._key("sha256/"), delimiter=None):
             relative = self._relative(key)
             match = _ARTIFACT_RE.fullmatch(relative)
-            if match:
-                yield (self._uri(key), match.group(1), functools.partial(self.open_artifact, relative), stamp)
+            if match:  # (read as listed: the stamp stands for those bytes)
+                yield (self._uri(key), match.group(1), functools.partial(self.open_artifact, relative, etag=etag),
+                       stamp)
 
-    def open_artifact(self, key: str, *, progress: Progress | None = None) -> BinaryIO:
-        """A binary stream over the object ``key``, relative to the store.
+    def open_artifact(self, key: str, *, progress: Progress | None = None, etag: str | None = None) -> BinaryIO:
+        """A binary stream over the object ``key``, relative to the store (only as listed with ``etag``, if given:
+        else :class:`Changed`).
 
         ``key`` is for example ``sha256/<hex>/artifact/NAME``. The bytes are
         untrusted: hash them as they are read.
         """
         _plain_path(key)
-        stream, _ = _open(self.client, self.bucket, self._key(key), progress=progress or self.progress)
+        stream, _ = _open(self.client, self.bucket, self._key(key), progress=progress or self.progress, etag=etag)
         return stream
 
 

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from attest import signers
 from attest.errors import RemoteError, SignerError
 from attest.signers import awskms, sign_envelope
-from tests.conftest_aws import MotoEnv, free_port
+from tests.conftest_aws import MotoEnv, answering, free_port
 from verify.formats.envelope import INTOTO_PAYLOAD_TYPE, Envelope
 from verify.trust import load_public_key
 
@@ -308,3 +308,16 @@ def test_cli_unreachable_kms_exits_4_with_one_sentence(aws_env: MotoEnv, repo: P
     assert result.code == 4, result
     assert f"cannot reach KMS at {endpoint}" in result.err
     assert "Traceback" not in result.err
+
+
+@pytest.mark.parametrize("public_key", ['"not base64!"', "12"], ids=["not-base64", "a-number"])
+def test_an_answer_that_is_not_kmss_is_a_remote_failure(aws_env: MotoEnv, monkeypatch: pytest.MonkeyPatch,
+                                                        public_key: str) -> None:
+    """A GetPublicKey answer botocore cannot read (a PublicKey that is no base64) was an internal error (exit 70):
+    it is a RemoteError (exit 4: retry, or fix the endpoint)."""
+    body = ('{"KeyId": "arn:aws:kms:eu-west-1:111111111111:key/k", "KeySpec": "ECC_NIST_P256", '
+            f'"KeyUsage": "SIGN_VERIFY", "SigningAlgorithms": ["ECDSA_SHA_256"], "PublicKey": {public_key}}}').encode()
+    with answering(body, "application/x-amz-json-1.1") as url:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", url)
+        with pytest.raises(RemoteError, match="is not one KMS gives"):
+            awskms.export_public_key_pem("awskms:alias/attest")

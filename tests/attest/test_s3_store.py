@@ -15,7 +15,7 @@ from attest import stores
 from attest.errors import RemoteError, StoreError
 from attest.stores import s3 as s3store
 from attest.stores.s3 import S3Store, stream_object
-from tests.conftest_aws import MotoEnv, free_port
+from tests.conftest_aws import MotoEnv, answering, free_port
 from verify.errors import LimitExceeded
 
 BUCKET = "attest-store"
@@ -332,3 +332,42 @@ def test_missing_credentials_say_how_to_provide_them(aws_env: MotoEnv,
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
     with pytest.raises(RemoteError, match=r"^no usable AWS credentials for s3:ListBucket on .*: provide AWS"):
         list(S3Store.from_uri(f"s3://{BUCKET}/app").all_attestations())
+
+
+def test_a_listed_object_replaced_before_it_is_read_is_not_read_as_listed(s3: Any, store: S3Store,
+                                                                           tmp_path: Path) -> None:
+    """An audit remembers what it hashed by the stamp the listing gave: the read asks for the listed object (its
+    ETag), so bytes put there since are refused (:class:`s3store.Changed`), never hashed under the old stamp; an
+    attestation so replaced is that file's problem, not the store's."""
+    path, sha = artefact(tmp_path, b"the bytes listed")
+    store.put_artifact(sha, "app.tar.gz", path)
+    store.put_attestation(sha, "provenance", LINE)
+    ((_, _, opener, stamp),) = store.listed_artifacts()
+    ((_, _, read),) = store.listed_attestations()
+    assert stamp is not None and opener().read() == b"the bytes listed"  # unchanged: read as listed
+    for key in keys(s3):
+        s3.put_object(Bucket=BUCKET, Key=key, Body=b"other bytes")
+    with pytest.raises(s3store.Changed, match="changed while it was read"):
+        opener()
+    assert "changed while it was read" in str(read())
+
+
+def _listing(size: str = "10", modified: str = "2024-01-01T00:00:00.000Z") -> bytes:
+    return ('<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+            "<Name>bkt1</Name><Prefix>app/</Prefix><KeyCount>1</KeyCount><MaxKeys>1000</MaxKeys>"
+            f"<IsTruncated>false</IsTruncated><Contents><Key>app/sha256/{'a' * 64}/provenance-x.intoto.jsonl</Key>"
+            f"<LastModified>{modified}</LastModified><ETag>\"e\"</ETag><Size>{size}</Size></Contents>"
+            "</ListBucketResult>").encode()
+
+
+@pytest.mark.parametrize("body", [b"<html><body>captive portal</body></html>", b"", _listing(size="abc"),
+                                  _listing(modified="yesterday")],
+                         ids=["html", "empty", "size-not-a-number", "time-not-a-time"])
+def test_an_answer_that_is_not_s3s_is_a_remote_failure_never_an_empty_store(aws_env: MotoEnv, body: bytes,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 200 that is no ListBucketResult listed nothing (status said nothing was deployed), and one botocore cannot
+    parse was an internal error: both are RemoteError (exit 4: retry, or fix the endpoint)."""
+    with answering(body, "application/xml") as url:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", url)
+        with pytest.raises(RemoteError, match="is not one S3 gives"):
+            list(stores.from_uri("s3://bkt1/app").listed_attestations())
