@@ -189,10 +189,10 @@ class Policy:
     def for_component(self, name: str) -> Policy:
         """The policy a release's component ``name`` is verified under: ``provenance`` with the rules
         ``components.NAME`` gives in place of its own (:meth:`unnamed_rules`, for a component the policy does not
-        name), and no ``components`` left: the release has said which component its builds are,
-        and they are judged so (:func:`verify.rules.rules_for_build`)."""
-        rules = self.components.get(name)
-        return replace(self, provenance=self.unnamed_rules() if rules is None else rules.apply(self.provenance),
+        name, and the source of one that names none), and no ``components`` left: the release has said which
+        component its builds are, and they are judged so (:func:`verify.rules.rules_for_build`)."""
+        rules = self.components.get(name)  # (one that names no source takes the unnamed one's: never "any")
+        return replace(self, provenance=self.unnamed_rules() if rules is None else rules.apply(self.unnamed_rules()),
                        components={})
 
     def unnamed_rules(self) -> ProvenanceRules:

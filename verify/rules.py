@@ -110,7 +110,7 @@ def policy_demands(policy: Policy) -> list[str]:
     """:func:`provenance_demands` of every set of rules that may judge a build under ``policy`` (``provenance``'s, as
     :func:`rules_for_build` gives them for a build of no named repository, and each component's): what evidence
     that shows no readable provenance (a message signature, another predicate) cannot satisfy, whichever build it is."""
-    rules = (*rules_for_build(policy, ()), *(c.apply(policy.provenance) for c in policy.components.values()))
+    rules = (*rules_for_build(policy, ()), *(c.apply(policy.unnamed_rules()) for c in policy.components.values()))
     return list(dict.fromkeys(name for r in rules for name in provenance_demands(r)))
 
 

@@ -200,3 +200,11 @@ def test_a_build_from_a_repository_the_policy_does_not_pin_is_refused(work: tupl
                                     "json", cwd=root).out)
     messages = {a["message"] for a in audited["anomalies"] if a["kind"] == "disallowed-source"}
     assert messages and all("names no source repository for this build" in m for m in messages), audited["anomalies"]
+    # nor one the policy names without a source: its other rules apply, never "any repository"
+    policy(root, dev, "components:\n  infra: {source: {uri: github.com/acme/infra, branches: [main]}}\n"
+           "  app: {builders: ['attest:builder:local']}\n", source="")
+    code, said = verify_release(root)
+    assert code == 1 and "component app: " in said and "names no source repository for this build" in said, said
+    audited = json.loads(run_attest("audit", "store", "release.intoto.jsonl", "--policy", "policy.yaml", "--format",
+                                    "json", cwd=root).out)
+    assert {a["kind"] for a in audited["anomalies"]} == {"disallowed-source"}, audited["anomalies"]

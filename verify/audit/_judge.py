@@ -471,7 +471,7 @@ class _Auditor:
         for release in self.releases.values():
             for component in release.components:
                 bound.setdefault(component.provenance, set()).add(component.name)
-        rules_of = {name: rule.apply(self.policy.provenance) for name, rule in self.policy.components.items()}
+        rules_of = {name: rule.apply(self.policy.unnamed_rules()) for name, rule in self.policy.components.items()}
         unnamed = self.policy.unnamed_rules()  # (each made once, not once a build)
         for sha, name, source, build in self.built:
             own = dict(build.by_component)
