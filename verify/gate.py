@@ -276,7 +276,7 @@ def _narrow_source(rule: SourceRule, asked: SourceRule) -> SourceRule:
             raise RequestError(f"--source-branch {asked.branches[0]!r} is not one of the policy's branches "
                                f"{list(branches)}; flags narrow a policy, and no provenance could satisfy both")
         branches = asked.branches
-    return SourceRule(uri=uri, branches=branches, required=rule.required)
+    return SourceRule.of_names(uri=uri, branches=branches, required=rule.required)  # (both read as names already)
 
 
 def _narrow_builders(prov: ProvenanceRules, asked: GateRules) -> tuple[TrustedBuilder, ...]:

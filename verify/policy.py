@@ -26,6 +26,9 @@ __all__ = ["ApprovalRequirement", "ComponentRules", "Policy", "ProvenanceRules",
 def check_repository(uri: str, *, what: str) -> str:
     """``uri`` normalised (see :func:`verify.formats.uris.normalize_repo`); :class:`PolicyError` if it names no
     repository (not a URL at all, or no HOST/PATH), so that a bad rule fails at load, not at use."""
+    if "?" in uri or "#" in uri:  # (normalize_repo drops them: a ref written there would be no rule at all)
+        raise PolicyError(f"{what} {uri!r} carries a query or a fragment, which names no repository and would be "
+                          "dropped; give the repository alone, and its branches under source.branches")
     try:
         normalized = normalize_repo(uri)
     except ValueError as e:
@@ -57,6 +60,14 @@ class SourceRule:
         if self.uri is not None:
             object.__setattr__(self, "repository", check_repository(self.uri, what="source repository"))
         object.__setattr__(self, "branches", tuple(map(_branch_name, self.branches)))
+
+    @classmethod
+    def of_names(cls, *, uri: str | None, branches: tuple[str, ...], required: bool = False) -> SourceRule:
+        """A rule of branches already read as names (another rule's): not read again, which would take the name
+        of the branch literally called ``refs/heads/main`` for ``main``."""
+        made = cls(uri=uri, required=required)
+        object.__setattr__(made, "branches", tuple(branches))
+        return made
 
 
 def _branch_name(text: str) -> str:

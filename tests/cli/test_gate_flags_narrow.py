@@ -148,3 +148,23 @@ def test_a_malformed_trusted_root_is_refused_with_no_keyless_bundle_in_sight(
     args = ("app.tar.gz", "--attestation", "evidence.jsonl") if command == "verify" else ("evidence.jsonl",)
     ran = attest(command, *args, "--policy", "policy.yaml", "--trusted-root", "root.json", cwd=work)
     assert ran.code == 3 and "root.json is not a Sigstore trusted root" in ran.err and "Traceback" not in ran.err, ran
+
+
+def test_a_policys_source_is_read_once_by_the_gate(evidence: tuple[Path, dict[str, KeyPair]],
+                                                   attest: AttestRunner) -> None:
+    """The gate narrows the policy's source rule by the flags without reading it again: the branch literally named
+    ``refs/heads/main`` (written ``refs/heads/refs/heads/main``) was read twice and became main. A repository URI
+    with a ref written after ``#`` or ``?`` names no branch rule: a policy error, and a usage error as a flag."""
+    work, _ = evidence
+    policy = work / "policy.yaml"
+    text = policy.read_text()
+    policy.write_text(text.replace("branches: [main]", "branches: ['refs/heads/refs/heads/main']"))
+    code, err = _gate(attest, work)
+    assert code == 1 and "expected branch refs/heads/main" in err, err
+    repo = f.REPO.removeprefix("https://")
+    policy.write_text(text.replace(f"uri: {repo},", f"uri: '{repo}#main',"))
+    code, err = _gate(attest, work)
+    assert code == 3 and "carries a query or a fragment" in err, err
+    policy.write_text(text)
+    code, err = _gate(attest, work, "--source-uri", f"{repo}?ref=main")
+    assert code == 2 and "carries a query or a fragment" in err, err
