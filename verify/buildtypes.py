@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["KNOWN", "BuildTypeRule", "KnownBuildType", "check_parameters", "known_build_type"]
+__all__ = ["KNOWN", "BuildTypeRule", "KnownBuildType", "check_parameters", "known_build_type", "rule_key"]
 
 Path = tuple[str, ...]
 
@@ -92,6 +92,12 @@ KNOWN: Mapping[str, KnownBuildType] = {
     "https://github.com/npm/cli/gha/v2": KnownBuildType(name="npm publish --provenance on GitHub (2023, SLSA v0.2)"),
 }
 _VERSIONED = re.compile(r"https://gitlab\.com/gitlab-org/gitlab-runner/-/blob/[^/]+/PROVENANCE\.md")
+
+
+def rule_key(uri: str) -> str:
+    """The key a policy's ``build-types`` rule for ``uri`` is kept and looked up under: GitLab's runner names its
+    version, and one rule holds for every version (keyed by any version, or as written here with ``VERSION``)."""
+    return _GITLAB_RUNNER if uri == _GITLAB_RUNNER or _VERSIONED.fullmatch(uri) else uri
 
 
 def known_build_type(uri: str) -> KnownBuildType | None:

@@ -15,7 +15,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from verify.buildtypes import BuildTypeRule
+from verify.buildtypes import BuildTypeRule, rule_key
 from verify.digests import ACCEPTED, KNOWN, WEAK
 from verify.errors import MalformedEvidence, PolicyError, TrustConfigError
 from verify.files import read_file
@@ -360,7 +360,10 @@ def _build_types(doc: YamlDoc, value: Any, path: tuple[str, ...]) -> dict[str, B
             if wrong is not None:
                 raise doc.error(key_path, wrong)
             expected[_parameter_path(doc, key, key_path)] = wanted
-        rules[str(uri)] = BuildTypeRule(ignore=ignore, parameters=expected)
+        key = rule_key(str(uri))  # (GitLab's runner: one rule for every version)
+        if key in rules:
+            raise doc.error(type_path, f"is the same build type as another entry ({key}): one rule each")
+        rules[key] = BuildTypeRule(ignore=ignore, parameters=expected)
     return rules
 
 

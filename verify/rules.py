@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from verify.buildtypes import check_parameters, known_build_type
+from verify.buildtypes import check_parameters, known_build_type, rule_key
 from verify.formats.statement import Provenance
 from verify.formats.uris import branch_of, normalize_repo
 from verify.policy import Policy, ProvenanceRules
@@ -72,7 +72,7 @@ def _parameters(prov: Provenance, rules: ProvenanceRules) -> RuleResult:
     if not rules.check_parameters:
         return RuleResult("parameters", True, UNCHECKED, {"buildType": prov.build_type, "parameters": found})
     problems = check_parameters(prov.build_type, prov.external_parameters, known=known_build_type(prov.build_type),
-                                rule=rules.build_types.get(prov.build_type))
+                                rule=rules.build_types.get(rule_key(prov.build_type)))
     if problems:
         return RuleResult("parameters", False, "every external parameter recognised, as expected",
                           {"buildType": prov.build_type, "parameters": found}, problems[0], "unexpected-parameters")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import textwrap
 from pathlib import Path
@@ -958,3 +959,43 @@ def test_a_name_yaml_reads_as_no_text_is_a_policy_error(policy_dir: Path, text: 
     path = _write(policy_dir, text)
     with pytest.raises(PolicyError, match=re.escape(f"{where}: is not a name: quote it")):
         load_policy(path)
+
+
+def test_a_gitlab_runner_rule_holds_for_every_runner_version(policy_dir: Path) -> None:
+    """GitLab's runner names its version in its build type; a build-types rule keyed by one version (or written
+    with VERSION, as docs/policy.md spells the type) holds for every version, and two such keys are one type."""
+    from verify.buildtypes import rule_key
+    from verify.formats.statement import parse_statement, read_provenance
+    from verify.rules import evaluate_provenance
+
+    versioned = "https://gitlab.com/gitlab-org/gitlab-runner/-/blob/{}/PROVENANCE.md"
+    for key in (versioned.format("v16.11.0"), versioned.format("VERSION")):
+        path = _write(policy_dir, f"""\
+            version: 1
+            identities:
+              dev-build: {{keys: [keys/dev-build.pub.pem]}}
+            provenance:
+              signed-by: [dev-build]
+              build-types:
+                {key}: {{parameters: {{entryPoint: release-build}}}}
+            """)
+        rules = load_policy(path).provenance
+        predicate = f.provenance_v1()
+        predicate["buildDefinition"].update(buildType=versioned.format("v17.0.0"), externalParameters={
+            "source": "https://gitlab.com/acme/app", "entryPoint": "debug-build-skip-tests"})
+        statement = parse_statement(json.dumps(f.statement(predicate=predicate)).encode())
+        results = {r.rule: r for r in evaluate_provenance(read_provenance(statement), rules)}
+        assert not results["parameters"].passed and "release-build" in results["parameters"].message
+        assert set(rules.build_types) == {rule_key(versioned.format("v1"))}
+    twice = _write(policy_dir, f"""\
+        version: 1
+        identities:
+          dev-build: {{keys: [keys/dev-build.pub.pem]}}
+        provenance:
+          signed-by: [dev-build]
+          build-types:
+            {versioned.format("v16.11.0")}: {{}}
+            {versioned.format("v17.0.0")}: {{}}
+        """)
+    with pytest.raises(PolicyError, match="is the same build type as another entry"):
+        load_policy(twice)
