@@ -34,6 +34,7 @@ from verify.policy import Policy
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
+    from rich.text import Text
 
     from attest.audit_index import AuditIndex as Index
     from attest.stores import Store
@@ -678,13 +679,11 @@ _MARK = {"passed": "[green]✔[/]", "failed": "[red]✘ failed[/]", "anomalous":
 
 
 def _text(report: AuditReport, *, color: bool) -> str:
-    """The report as a table and a list of anomalies; evidence text is never markup nor control codes."""
+    """The report as a table and a list of anomalies; evidence text is never markup nor control codes: each piece of
+    it is a :class:`rich.text.Text` of its own (:func:`_shown`), so that no two pieces side by side make a tag."""
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
-
-    def show(value: str | None) -> str:
-        return escape(printable(value)) if value else "[dim]-[/]"
 
     shown = report.artifacts
     title = f"{len(report.artifacts)} artefact(s) from {report.attestations} attestation(s)"
@@ -713,13 +712,13 @@ def _text(report: AuditReport, *, color: bool) -> str:
             when = f" {first.time:%Y-%m-%d}" if stage.status == "passed" and first and first.time else ""
             stage_marks.append(_MARK[stage.status] + when)
         kinds = sorted({a.kind for a in artifact.anomalies})
-        releases = [show(", ".join(dict.fromkeys(r.result for r in artifact.releases)) or None)] \
+        releases = [_shown(", ".join(dict.fromkeys(r.result for r in artifact.releases)) or None)] \
             if report.releases else []
         table.add_row(
-            show(", ".join(artifact.names)) if artifact.names else "[dim](no trusted provenance)[/]",
-            artifact.sha256[:16],
-            show(build.commit[:12] if build and build.commit else None),
-            show(f"{build.finished_on:%Y-%m-%d %H:%M}" if build and build.finished_on else None),
+            _shown(", ".join(artifact.names)) if artifact.names else "[dim](no trusted provenance)[/]",
+            _shown(artifact.sha256[:16]),
+            _shown(build.commit[:12] if build and build.commit else None),
+            _shown(f"{build.finished_on:%Y-%m-%d %H:%M}" if build and build.finished_on else None),
             *stage_marks,
             *releases,
             f"[bold red]{escape(', '.join(kinds))}[/]" if kinds else "[green]none[/]",
@@ -728,25 +727,41 @@ def _text(report: AuditReport, *, color: bool) -> str:
     console = Console(file=out, width=max(120, _columns()), force_terminal=color, no_color=not color,
                       highlight=False, emoji=False)  # (":heavy_check_mark:" in a name must not draw a pass)
     console.print(table)
-    for line in _releases(report, show) if report.releases else ():
+    for line in [*(_releases(report) if report.releases else ()), *_exceptions(report), *_anomalies(report),
+                 *(_dora(report.dora) if report.dora is not None else ())]:
         console.print(line, soft_wrap=True)
-    for line in _exceptions(report, show):
-        console.print(line, soft_wrap=True)
-    if report.anomalies:
-        console.print(f"\n[bold red]{_count(len(report.anomalies))}:[/]")
-        for anomaly in report.anomalies:
-            where = f" ({show(anomaly.source)})" if anomaly.source else ""
-            console.print(f"  [bold red]{anomaly.kind}[/] {(anomaly.sha256 or '-')[:16]}  "
-                          f"{show(anomaly.message)}{where}", soft_wrap=True)
-        console.print("\n[dim]" + "; ".join(f"{k}: {escape(ANOMALY_KINDS.get(k, ''))}"
-                                            for k in sorted({a.kind for a in report.anomalies})) + "[/]",
-                      soft_wrap=True)
-    else:
-        console.print("[green]no anomalies[/]")
-    if report.dora is not None:
-        for line in _dora(report.dora, show):
-            console.print(line, soft_wrap=True)
     return out.getvalue()
+
+
+def _shown(value: str | None, style: str = "") -> Text:
+    """Evidence text as the text report prints it: spelled out (:func:`printable`), never read as markup."""
+    from rich.text import Text
+
+    return Text(printable(value), style=style) if value else Text("-", style="dim")
+
+
+def _line(*parts: str | Text) -> Text:
+    """One line of the text report: our own markup (a str) and evidence (a :class:`Text`, from :func:`_shown`)."""
+    from rich.text import Text
+
+    line = Text()
+    for part in parts:
+        line.append(part if isinstance(part, Text) else Text.from_markup(part))
+    return line
+
+
+def _anomalies(report: AuditReport) -> list[Text]:
+    """Each anomaly, a line each, then what each kind means; or that there is none."""
+    if not report.anomalies:
+        return [_line("[green]no anomalies[/]")]
+    lines = [_line(f"\n[bold red]{_count(len(report.anomalies))}:[/]")]
+    for anomaly in report.anomalies:
+        where = (" (", _shown(anomaly.source), ")") if anomaly.source else ()
+        lines.append(_line(f"  [bold red]{anomaly.kind}[/] ", _shown((anomaly.sha256 or "-")[:16]), "  ",
+                           _shown(anomaly.message), *where))
+    meanings = "; ".join(f"{k}: {ANOMALY_KINDS.get(k, '')}" for k in sorted({a.kind for a in report.anomalies}))
+    lines.append(_line("\n", _shown(meanings, "dim")))
+    return lines
 
 
 def _duration(seconds: float | None) -> str:
@@ -755,13 +770,19 @@ def _duration(seconds: float | None) -> str:
     return duration(seconds) if seconds is not None else "[dim]no data[/]"
 
 
-def _dora(dora: Mapping[str, Any], show: Callable[[str | None], str]) -> list[str]:
+def _padded(text: Text, width: int) -> Text:
+    text = text.copy()
+    text.pad_right(max(width - text.cell_len, 0))
+    return text
+
+
+def _dora(dora: Mapping[str, Any]) -> list[Text]:
     """The DORA figures, a line per component and environment (a figure without data says so)."""
     window = dora["window"]
-    lines = [f"\n[bold]DORA figures[/] {window['since'][:10]} to {window['until'][:10]}, from signed deployment "
-             "records:"]
+    lines = [_line(f"\n[bold]DORA figures[/] {window['since'][:10]} to {window['until'][:10]}, from signed "
+                   "deployment records:")]
     if not dora["components"]:
-        lines.append("  [dim]no trusted deployment record: nothing to count[/]")
+        lines.append(_line("  [dim]no trusted deployment record: nothing to count[/]"))
     for component, environments in dora["components"].items():
         for environment, figures in environments.items():
             frequency, lead = figures["deploymentFrequency"], figures["leadTime"]
@@ -769,37 +790,40 @@ def _dora(dora: Mapping[str, Any], show: Callable[[str | None], str]) -> list[st
             rate = "[dim]no data[/]" if failures["rate"] is None else \
                 f"{failures['rate']:.0%} ({failures['failures']}/{failures['deployments']})"
             weekly = "none in the window" if frequency["perWeek"] is None else f"{frequency['perWeek']:.1f}/week"
-            lines.append(
-                f"  {show(component):<12} {show(environment):<6} {frequency['deployments']} deployment(s), "
-                f"{weekly}; lead time {_duration(lead['medianSeconds'])} median, "
-                f"{_duration(lead['p90Seconds'])} p90 ({lead['changes']} change(s)); failure rate {rate}; "
-                f"restore {_duration(restore['medianSeconds'])} ({restore['incidents']} incident(s))")
+            lines.append(_line(
+                "  ", _padded(_shown(component), 12), " ", _padded(_shown(environment), 6),
+                f" {frequency['deployments']} deployment(s), {weekly}; lead time {_duration(lead['medianSeconds'])} "
+                f"median, {_duration(lead['p90Seconds'])} p90 ({lead['changes']} change(s)); failure rate {rate}; "
+                f"restore {_duration(restore['medianSeconds'])} ({restore['incidents']} incident(s))"))
     return lines
 
 
-def _releases(report: AuditReport, show: Callable[[str | None], str]) -> list[str]:
+def _releases(report: AuditReport) -> list[Text]:
     """The release manifests signed by a release signer, one line each, then a line per component artefact."""
-    lines = [f"\n[bold]{len(report.releases)} release(s):[/]"]
+    lines = [_line(f"\n[bold]{len(report.releases)} release(s):[/]")]
     for release in report.releases:
-        lines.append(f"  [bold]{show(release.name)}[/]  created {release.created:%Y-%m-%d %H:%M}  signed by "
-                     f"{show(', '.join(release.signers))}  ({show(release.attestation)})")
-        lines.extend(f"    {show(c.name)}  {show(name)}  {sha[:16]}  commit {show(c.commit[:12] if c.commit else None)}"
+        created = f"  created {release.created:%Y-%m-%d %H:%M}  signed by "
+        lines.append(_line("  ", _shown(release.name, "bold"), created, _shown(", ".join(release.signers)), "  (",
+                           _shown(release.attestation), ")"))
+        lines.extend(_line("    ", _shown(c.name), "  ", _shown(name), "  ", _shown(sha[:16]), "  commit ",
+                           _shown(c.commit[:12] if c.commit else None))
                      for c in release.components for name, sha in c.artifacts)
     return lines
 
 
-def _exceptions(report: AuditReport, show: Callable[[str | None], str]) -> list[str]:
+def _exceptions(report: AuditReport) -> list[Text]:
     """Every hotfix and rollback the environments recorded, one line each (what bypassed the ordinary gate)."""
     lines = []
     for kind in ("hotfix", "rollback"):
         found = report.exceptions(kind)
         if found:
-            lines.append(f"\n[bold]{len(found)} {kind}(s):[/]")
+            lines.append(_line(f"\n[bold]{len(found)} {kind}(s):[/]"))
         for e in found:
             about = dict(e.about)
             when = f"{e.time:%Y-%m-%d %H:%M}" if e.time else "?"
-            lines.append(f"  {show(e.stage)}  {show(about.get('component'))} of release {show(about.get('release'))}"
-                         f"  {show(e.result)}  {when}  signed by {show(', '.join(e.signers))}  ({show(e.attestation)})")
+            lines.append(_line("  ", _shown(e.stage), "  ", _shown(about.get("component")), " of release ",
+                               _shown(about.get("release")), "  ", _shown(e.result), f"  {when}  signed by ",
+                               _shown(", ".join(e.signers)), "  (", _shown(e.attestation), ")"))
     return lines
 
 

@@ -158,6 +158,27 @@ def test_clean_history_exits_0_in_every_format(tmp_path: Path, audit_keys: dict[
     assert "no anomalies" in attest("audit", "store", "--policy", "policy.yaml", cwd=tmp_path).out
 
 
+@pytest.mark.parametrize(("name", "file"), [
+    ("app.zip: signature verified against the pinned key, no action needed[x", "provenance-].intoto.jsonl"),
+    ("x[/", "provenance-].intoto.jsonl"),
+    ("x[bold red]", "provenance-[x].intoto.jsonl"),
+], ids=["hides-the-rest", "unmatched-closing-tag", "whole-tags"])
+def test_evidence_text_is_never_markup_even_two_pieces_side_by_side(tmp_path: Path, audit_keys: dict[str, KeyPair],
+                                                                   attest: AttestRunner, name: str, file: str) -> None:
+    """A file signed by no pinned key controls its subject's name (quoted in its anomaly) and its own file name (the
+    anomaly's source): each was escaped alone, so '[x' in one and ']' in the other made a tag of the text between,
+    which rich dropped (hiding what the anomaly says) or refused (an internal error, no report). Each piece is text."""
+    write_policy(tmp_path, audit_keys)
+    store = tmp_path / "store"
+    f.publish(store, f.provenance(audit_keys["dev"].private, subjects={"good.zip": b"good"}))
+    placed = f.publish(store, f.provenance(audit_keys["other"].private, subjects={name: b"x"}))
+    placed.rename(placed.with_name(file))
+    result = attest("audit", "store", "--policy", "policy.yaml", cwd=tmp_path)
+    assert result.code == 1 and "internal error" not in result.err, result
+    assert f"a provenance for {name!r} is signed by no key the policy pins" in result.out, result.out
+    assert file in result.out
+
+
 # --- sources ------------------------------------------------------------------------------------------
 
 def test_a_build_directory_with_only_a_key(built: Path, keys: dict[str, KeyPair], attest: AttestRunner) -> None:
