@@ -110,8 +110,7 @@ class Registry:
         response = self._call("PUT", f"/v2/{repository}/manifests/{reference}", repository=repository, push=True,
                               headers={"Content-Type": media_type}, body=data, expect=(201, 200),
                               what=f"storing manifest {reference} in {self.host}/{repository}")
-        response.drain_conn()
-        response.release_conn()
+        self._done(response, "a manifest stored")
         return dict(response.headers)
 
     def has_blob(self, repository: str, digest: str) -> bool:
@@ -166,8 +165,7 @@ class Registry:
         scopes = (f"repository:{mount_from}:pull",) if mount_from else ()
         started = self._call("POST", f"/v2/{repository}/blobs/uploads/{query}", repository=repository, push=True,
                              expect=(201, 202), what=what, also=scopes, body=b"")
-        started.drain_conn()
-        started.release_conn()
+        self._done(started, what)
         if started.status == 201:
             return "mounted"
         location = started.headers.get("Location")
@@ -177,8 +175,7 @@ class Registry:
         url += ("&" if self._split(url, what=what).query else "?") + urllib.parse.urlencode({"digest": digest})
         done = self._call("PUT", url, repository=repository, push=True, body=body, expect=(201,), what=what,
                           headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)})
-        done.drain_conn()
-        done.release_conn()
+        self._done(done, what)
         return "uploaded"
 
     def referrers(self, repository: str, digest: str, *, accept: str, pages: int = MAX_REFERRER_PAGES
@@ -234,16 +231,14 @@ class Registry:
             # go to whatever token service that host names
             if response.status == 401 and attempt == 0 and self._own(answered):
                 challenge = response.headers.get("WWW-Authenticate", "")
-                response.drain_conn()
-                response.release_conn()
+                self._done(response, what)
                 self._authenticate(challenge, scopes, what=what)
                 continue
             break
         if response.status in expect:
             return response
         if response.status == 404 and missing_ok:
-            response.drain_conn()
-            response.release_conn()
+            self._done(response, what)
             return None
         raise self._failure(response, what)
 
@@ -272,8 +267,7 @@ class Registry:
             if response.status not in _REDIRECTS:
                 return response, url
             location = response.headers.get("Location", "")
-            response.drain_conn()
-            response.release_conn()
+            self._done(response, what)
             target = self._joined(url, location, what=what)
             url = self._follow(url, target, headers, what=what)
             if response.status == 303:
@@ -332,6 +326,24 @@ class Registry:
         finally:
             response.release_conn()
         return b"".join(chunks)
+
+    def _done(self, response: Any, what: str) -> None:
+        """Done with a response whose body is not wanted (a redirect's, a challenge's, a 404's, an upload's): read
+        up to :data:`_MAX_ERROR_BYTES` of it, paced as any body, so that its connection may be used again; a longer
+        one is not read on (a registry may send one without end): its connection is closed."""
+        seen = 0
+        try:
+            for chunk in self._paced(response, _MAX_ERROR_BYTES, what=f"the answer to {what}"):
+                seen += len(chunk)
+                if seen > _MAX_ERROR_BYTES:
+                    break
+            else:
+                response.release_conn()
+                return
+        except (RemoteError, urllib3.exceptions.HTTPError):
+            pass
+        response.close()
+        response.release_conn()
 
     def _paced(self, response: Any, amount: int, *, what: str) -> Iterator[bytes]:
         """The body in chunks of at most ``amount`` bytes, as they come (one read each): :class:`RemoteError` once

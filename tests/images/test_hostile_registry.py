@@ -472,3 +472,38 @@ def test_a_registry_that_sends_a_byte_now_and_then_is_given_up_on(what: str, hos
     assert time.monotonic() - started < 10
     for pool in client._pools.values():  # hang up, so the registry's writer stops
         pool.clear()
+
+
+def test_an_unwanted_body_without_end_is_not_read_on(hostile_registry: HostileRegistry) -> None:
+    """A 404 (no referrers API), a redirect or a challenge says all it says in its status: its body is read up to
+    4096 bytes, paced, and a longer one ends the connection, never read to its end (urllib3's drain read on as long
+    as a registry sent, and a body without end held attest forever)."""
+    from attest.registries.client import Registry
+
+    total, chunk = 64 * 1024 * 1024, b"x" * (256 * 1024)
+
+    def endless() -> Iterator[bytes]:
+        for _ in range(total // len(chunk)):
+            yield chunk
+
+    digest = _digest(b"subject")
+    route = hostile_registry.route("GET", f"/v2/{REPOSITORY}/referrers/{digest}", 404, body=endless, length=total)
+    client = Registry(hostile_registry.address, insecure=[hostile_registry.address], env={"HOME": "/nonexistent"})
+    started = time.monotonic()
+    assert client.referrers(REPOSITORY, digest, accept=MEDIA_OCI_INDEX) is None  # no referrers API: fall back
+    assert time.monotonic() - started < 5
+    assert route.sent < total // 4, f"the registry had to send {route.sent} of {total} bytes"
+    for pool in client._pools.values():
+        pool.clear()
+
+
+@pytest.mark.parametrize("media_type", [["x"], {"a": 1}, 7], ids=["list", "object", "number"])
+def test_a_manifest_whose_media_type_is_no_string_is_malformed_not_an_internal_error(media_type: object) -> None:
+    """A registry chooses what a tag or the referrers API answers: a ``mediaType`` that is a list or an object was a
+    TypeError (unhashable), exit 70; it is a manifest of no known media type (exit 1, one sentence)."""
+    from verify.errors import MalformedEvidence
+    from verify.formats.oci import parse_manifest
+
+    data = json.dumps({"schemaVersion": 2, "mediaType": media_type, "manifests": []}).encode()
+    with pytest.raises(MalformedEvidence, match="which is not an image manifest or index"):
+        parse_manifest(data, what="the manifest of web:v1")

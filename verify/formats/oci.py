@@ -180,7 +180,7 @@ def parse_manifest(data: bytes, *, what: str, digest: str | None = None, content
     was requested, of a known media type (its own ``mediaType``, else the registry's ``Content-Type``)."""
     document = _document(data, what=what, digest=digest)
     media_type = document.get("mediaType") or (content_type or "").split(";")[0].strip()
-    if media_type not in MANIFEST_TYPES | INDEX_TYPES:
+    if not isinstance(media_type, str) or media_type not in MANIFEST_TYPES | INDEX_TYPES:  # (a list is unhashable)
         raise MalformedEvidence(f"{what} has media type {printable(str(media_type))[:80]!r}, which is not an image "
                                 "manifest or index")
     index = media_type in INDEX_TYPES
