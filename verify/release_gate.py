@@ -102,7 +102,7 @@ def decide_release(gate: Gate, manifest: Found, *, lookup: Callable[[str], Found
     results = [_component(gate, component, artifact, lookup=lookup, run=run)
                for component in parts for artifact in component.artifacts]
     if same_commit:
-        _one_commit(item, results)
+        _one_commit(item, results, parts, [p for p in release.components if p not in parts])
     return ReleaseVerdict(name=release.name, signer=signer, manifest=item.source, components=tuple(results),
                           manifest_sha256=item.digest, release=release)
 
@@ -128,13 +128,24 @@ def _component(gate: Gate, component: ReleasePart, artifact: Subject, *, lookup:
                             provenance_sha256=wanted, level=passed.level)
 
 
-def _one_commit(item: Evidence, results: Sequence[ComponentVerdict]) -> None:
-    """--same-commit: every component records one commit, the same one."""
+def _one_commit(item: Evidence, results: Sequence[ComponentVerdict], parts: Sequence[ReleasePart],
+                others: Sequence[ReleasePart]) -> None:
+    """--same-commit: every component records one commit, the same one. Those not verified now (``others``: with
+    --component, each stack's gate verifies its own) count as the signed manifest gives their commits, and a
+    component verified now must record the commit the manifest gives it: so each stack's gate holds its own
+    provenance to the manifest, and the manifest to one commit."""
     unknown = [r.component for r in results if r.commit is None or len(r.commits) > 1]
+    unknown += [p.name for p in others if not p.commit]
     if unknown:
         raise PolicyViolation(f"release {item.source}: component {unknown[0]} records no single commit, and an "
                               "unknown commit equals nothing; --same-commit requires one commit for all")
-    commits = {r.commit for r in results}
+    said = {p.name: (p.commit or "").lower() for p in parts}
+    for r in results:
+        if said.get(r.component) and said[r.component] != (r.commit or "").lower():
+            raise PolicyViolation(f"release {item.source}: component {r.component}'s provenance records commit "
+                                  f"{r.commit}, and the manifest gives {said[r.component]}; --same-commit holds a "
+                                  "component to the commit the manifest gives it")
+    commits = {(r.commit or "").lower() for r in results} | {(p.commit or "").lower() for p in others}
     if len(commits) != 1:
         raise PolicyViolation(f"release {item.source}: components come from {len(commits)} commits "
                               f"({', '.join(sorted(c or '?' for c in commits))}); --same-commit requires one")

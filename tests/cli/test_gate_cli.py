@@ -244,6 +244,25 @@ releases: {{signed-by: [dev-build]}}
     same = attest("verify", "--release", "release.intoto.jsonl", "--store", "store", "--policy", "policy.yaml",
                   "--same-commit", cwd=work)
     assert same.code == 1 and "components come from 2 commits" in same.err
+    for component in ("infra", "app"):  # each stack's own gate holds the rule too: not dropped by --component
+        one = attest("verify", "--release", "release.intoto.jsonl", "--store", "store", "--policy", "policy.yaml",
+                     "--component", component, "--same-commit", cwd=work)
+        assert one.code == 1 and "components come from 2 commits" in one.err, one
+    # a manifest that gives every component infra's commit: app's own gate holds app's provenance to it
+    from attest.summaries import Component, release_statement
+
+    manifest = json.loads(Envelope.from_json((work / "release.intoto.jsonl").read_bytes().strip()).payload)
+    parts = manifest["predicate"]["components"]
+    lying = release_statement(name="r1-lying", created_at=datetime.now(UTC) - timedelta(minutes=1), components=[
+        Component(name=c["name"], subjects=[(a["name"], a["digest"]) for a in c["artifacts"]],
+                  provenance_sha256=c["provenance"]["digest"]["sha256"], source=c.get("source"),
+                  commit=parts[0]["commit"]) for c in parts])
+    (work / "lying.intoto.jsonl").write_bytes(sign_statement(lying, signer_uri=str(keys["dev"].private)))
+    for component in (parts[0]["name"], parts[1]["name"]):
+        one = attest("verify", "--release", "lying.intoto.jsonl", "--store", "store", "--policy", "policy.yaml",
+                     "--component", component, "--same-commit", cwd=work)
+        assert (one.code == 0) == (component == parts[0]["name"]), one
+    assert "and the manifest gives" in one.err
     # a component whose provenance is gone from the store fails the whole release
     for path in (work / "store").rglob("provenance-*.intoto.jsonl"):
         if path.read_bytes() == (work / "app.intoto.jsonl").read_bytes():
