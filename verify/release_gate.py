@@ -139,16 +139,21 @@ def _one_commit(item: Evidence, results: Sequence[ComponentVerdict], parts: Sequ
     if unknown:
         raise PolicyViolation(f"release {item.source}: component {unknown[0]} records no single commit, and an "
                               "unknown commit equals nothing; --same-commit requires one commit for all")
+    _as_manifest_gives(item, results, parts)
+    commits = {(r.commit or "").lower() for r in results} | {(p.commit or "").lower() for p in others}
+    if len(commits) != 1:
+        raise PolicyViolation(f"release {item.source}: components come from {len(commits)} commits "
+                              f"({', '.join(sorted(c or '?' for c in commits))}); --same-commit requires one")
+
+
+def _as_manifest_gives(item: Evidence, results: Sequence[ComponentVerdict], parts: Sequence[ReleasePart]) -> None:
+    """Each component verified records the commit the manifest gives it (where it gives one)."""
     said = {p.name: (p.commit or "").lower() for p in parts}
     for r in results:
         if said.get(r.component) and said[r.component] != (r.commit or "").lower():
             raise PolicyViolation(f"release {item.source}: component {r.component}'s provenance records commit "
                                   f"{r.commit}, and the manifest gives {said[r.component]}; --same-commit holds a "
                                   "component to the commit the manifest gives it")
-    commits = {(r.commit or "").lower() for r in results} | {(p.commit or "").lower() for p in others}
-    if len(commits) != 1:
-        raise PolicyViolation(f"release {item.source}: components come from {len(commits)} commits "
-                              f"({', '.join(sorted(c or '?' for c in commits))}); --same-commit requires one")
 
 
 def _release_manifest(manifest: Found, policy: Policy, run: TrustRun) -> tuple[Evidence, Release, str]:
