@@ -324,3 +324,23 @@ provenance:
     assert result.code == 3, result
     assert "cannot read trusted root nowhere.json: No such file" in result.err
     one_sentence(result.err)
+
+
+def test_a_file_name_that_is_not_utf8_is_spelled_in_every_message_of_the_json(tmp_path: Path,
+                                                                              audit_keys: dict[str, KeyPair],
+                                                                              attest: AttestRunner) -> None:
+    """A store's folder named by bytes that are not UTF-8: the anomaly's message quoted it as lone surrogates (a JSON
+    escape no UTF-8 text carries, refused by strict readers); it is spelled \\udcNN there, as in its source."""
+    import os
+
+    write_policy(tmp_path, audit_keys)
+    store = tmp_path / "store"
+    f.publish(store, f.provenance(audit_keys["dev"].private, subjects={"good.zip": b"good"}))
+    with open(os.path.join(os.fsencode(store / "sha256"), b"\xff"), "wb") as odd:
+        odd.write(b"a file where a folder should be")
+    result = attest("audit", "store", "--policy", "policy.yaml", "--format", "json", cwd=tmp_path)
+    assert result.code == 1, result
+    report = json.loads(result.out)
+    message = next(a["message"] for a in report["anomalies"] if a["kind"] == "malformed")
+    assert "\\\\udcff is not a folder" in json.dumps(message) and message.encode("utf-8")
+    assert "\\udcff" not in result.out.replace("\\\\udcff", "")  # no lone-surrogate escape anywhere

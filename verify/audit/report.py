@@ -103,9 +103,23 @@ class Anomaly:
     step: str = ""
     """Where on the artefact's path it belongs: ``source``, ``build``, a stage name, or empty."""
 
+    def __post_init__(self) -> None:
+        # a message may quote a file name that is not UTF-8 (its bytes as lone surrogates, which no UTF-8 JSON
+        # carries): spelled ``\udcNN``, as the report spells such a name where it is a source
+        if not self.message.isascii():
+            object.__setattr__(self, "message", _no_surrogates(self.message))
+
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "sha256": self.sha256, "message": self.message, "source": self.source,
                 "step": self.step or None}
+
+
+def _no_surrogates(text: str) -> str:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "".join(f"\\u{ord(c):04x}" if 0xD800 <= ord(c) <= 0xDFFF else c for c in text)
+    return text
 
 
 @dataclass(frozen=True)
