@@ -55,7 +55,9 @@ from typing import Any, TypeVar
 
 from attest.errors import AttestError, RemoteError, SignerError
 from verify.formats import strict_json
+from verify.formats.encoding import printable
 from verify.formats.envelope import INTOTO_PAYLOAD_TYPE, Envelope
+from verify.sigstore.identity import GITHUB_ACTIONS_ISSUER
 
 __all__ = ["SIGNING_TIMEOUT_SECONDS", "KeylessResult", "KeylessSigner"]
 
@@ -192,8 +194,9 @@ class KeylessSigner:
         with context.signer(identity_token, cache=True) as signer:
             bundle = signer.sign_dsse(_exact_statement(payload))
         text = bundle.to_json()
-        return _check_result(Bundle.from_json(text), text, payload=payload,
-                             trusted_root=trust_config.trusted_root)
+        result = _check_result(Bundle.from_json(text), text, payload=payload, trusted_root=trust_config.trusted_root)
+        _as_token_says(result, identity_token, _claims(token))
+        return result
 
 
 # -- blake3: sign attest's exact bytes ----------------------------------------
@@ -280,6 +283,23 @@ def _check_result(bundle: Any, text: str, *, payload: bytes, trusted_root: Any) 
                          envelope_line=strict_json.dumps_canonical(model.document["dsseEnvelope"]) + b"\n",
                          bundle=text.strip().encode("utf-8") + b"\n",
                          identity=identity, issuer=issuer, log_index=log_index)
+
+
+def _as_token_says(result: KeylessResult, token: Any, claims: Mapping[str, Any]) -> None:
+    """The CA certified the identity the token proves, not another: its OIDC issuer (the federated one, where the
+    token has one), and its subject where the token says what it is (an email; a GitHub Actions workflow, as
+    ``https://github.com/`` and the token's ``job_workflow_ref``). A certificate for another identity would make
+    a bundle that verifies, in someone else's name."""
+    if result.issuer != token.federated_issuer:
+        raise SignerError(f"the CA certified an identity of the OIDC issuer {printable(result.issuer)!r}, and the "
+                          f"identity token is {printable(token.federated_issuer)!r}'s; nothing was written: check the "
+                          "--trust-config's CA")
+    workflow = claims.get("job_workflow_ref")
+    expected = (f"https://github.com/{workflow}" if token.issuer == GITHUB_ACTIONS_ISSUER and isinstance(workflow, str)
+                else token.identity if "@" in str(token.identity) else None)
+    if expected is not None and result.identity != expected:
+        raise SignerError(f"the CA certified the identity {printable(result.identity)!r}, and the identity token is "
+                          f"{printable(str(expected))!r}'s; nothing was written: check the --trust-config's CA")
 
 
 def _certificate_identity(certificate: Any) -> tuple[str, str]:

@@ -314,3 +314,22 @@ def test_trust_config_and_staging_exclude_each_other(repo: Path, attest: AttestR
 
     assert result.code == 2
     assert "--trust-config and --staging exclude each other" in result.err
+
+
+@pytest.mark.parametrize("claim", ["email", "iss"], ids=["another-identity", "another-issuer"])
+def test_a_certificate_for_another_identity_than_the_tokens_is_refused(repo: Path, attest: AttestRunner,
+                                                                        sigstore_local: SigstoreLocal,
+                                                                        monkeypatch: pytest.MonkeyPatch,
+                                                                        claim: str) -> None:
+    """A CA (or whatever answers at its address) that certifies the new key for mallory, or for another issuer, than
+    alice's token proves: the bundle would verify in someone else's name. Nothing is written."""
+    from tests.sigstore_infra import ca
+
+    original = ca.identity_from_claims
+    other = {"email": "mallory@example.com", "iss": "https://evil.example.com"}[claim]
+    monkeypatch.setattr(ca, "identity_from_claims", lambda claims: original({**claims, claim: other}))
+    result = attest("build", "--signer", "sigstore", "--trust-config", sigstore_local.trust_config_path, "--bundle",
+                    "--artifact", "dist/", "--", sys.executable, "build.py", cwd=repo,
+                    env={"SIGSTORE_ID_TOKEN": sigstore_local.mint_token(ALICE, ISSUER)})
+    assert result.code == 3 and "the CA certified" in result.err and other in result.err, result
+    assert not (repo / "provenance.sigstore.json").exists() and not (repo / "provenance.intoto.jsonl").exists()
