@@ -336,6 +336,10 @@ def _checkout(repository: str, commit: str, tree: Path) -> None:
     if done.returncode != 0:
         raise BuildRefused(f"git checkout {commit} failed in the clone of {repository}: "
                            f"{_first_line(done.stderr)}")
+    head = _git("-C", str(tree), "rev-parse", "HEAD")
+    if head.returncode != 0 or head.stdout.strip().lower() != commit:  # (git reads a short id as its prefix)
+        raise PolicyViolation(f"the provenance's commit {commit} is only the start of commit "
+                              f"{head.stdout.strip() or '?'} in {repository}; a commit is named whole")
     if (tree / ".gitmodules").exists():
         log.warning("warning: %s has submodules, which attest reproduce does not check out", repository)
 
@@ -416,6 +420,7 @@ def _rebuilt_images(cwd: Path, patterns: object) -> dict[str, list[dict[str, str
         try:
             where = real_folder(cwd, safe_layout(layout.path), what="the image layout", below=True)
             image = read_layout_image(type(layout)(path=where, tag=layout.tag))
+            image.check_blobs()  # (a manifest alone matching would vouch for layers of other bytes)
         except (BuildRefused, _Unsafe, _Missing) as e:  # (its images are then missing from the comparison)
             log.warning("the rebuild's image layout %s cannot be read: %s", printable(pattern), e)
             images[name] = []
@@ -522,6 +527,10 @@ def reproduce(loaded: LoadedProvenance, *, repository: str, work: Path, command:
     if not _COMMIT.fullmatch(commit):
         raise PolicyViolation(f"{loaded.evidence.source}: the provenance names no git commit "
                               f"(found {prov.commit!r}); there is nothing to rebuild")
+    if len({c.lower() for c in prov.commits}) > 1:  # (one rebuild of one of them would speak for the others)
+        raise PolicyViolation(f"{loaded.evidence.source}: the provenance names {len(prov.commits)} commits "
+                              f"({', '.join(prov.commits)}); a rebuild is of one commit, so it cannot say the build "
+                              "reproduces")
     if prov.dirty:
         log.warning("warning: the provenance says the build ran in a work tree with uncommitted changes; "
                     "the commit alone may not rebuild the same artefacts")

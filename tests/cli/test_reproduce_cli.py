@@ -417,3 +417,47 @@ def test_verify_takes_a_reproduction_only_if_it_reproduced(tmp_path: Path, keys:
     assert result.code == code, result
     if code:
         assert "the reproduction's verdict is 'NOT_REPRODUCIBLE'" in result.err
+
+
+def test_a_provenance_of_two_commits_is_not_rebuilt(built: Path, keys: dict[str, KeyPair],
+                                                    attest: AttestRunner) -> None:
+    """A provenance naming two commits was rebuilt from the first and called REPRODUCIBLE: a rebuild of one commit
+    speaks for neither."""
+    original = (built / "provenance.intoto.jsonl").read_bytes()
+    other = "b" * 40
+
+    def second_commit(doc: dict[str, Any]) -> None:
+        doc["predicate"]["buildDefinition"]["resolvedDependencies"].insert(
+            1, {"uri": "git+https://github.com/acme/app@refs/heads/main", "digest": {"gitCommit": other}})
+
+    resign(built / "provenance.intoto.jsonl", keys["dev"], second_commit)
+    result = attest("reproduce", "provenance.intoto.jsonl", "--key", keys["dev"].public, cwd=built)
+    assert result.code == 1 and "the provenance names 2 commits" in result.err, result
+    (built / "provenance.intoto.jsonl").write_bytes(original)
+
+
+def test_a_commit_named_by_a_prefix_is_not_rebuilt(tmp_path: Path, keys: dict[str, KeyPair],
+                                                   attest: AttestRunner) -> None:
+    """A commit named by the first 40 hex digits of a SHA-256 repository's commit was resolved by git as a short id,
+    and that commit rebuilt; a commit is named whole."""
+    from tests.conftest import BUILD_SCRIPT
+
+    repo = tmp_path / "app"
+    repo.mkdir()
+    git(repo, "init", "-q", "--object-format=sha256", "-b", "main")
+    git(repo, "remote", "add", "origin", "git@github.com:acme/app.git")
+    (repo / "build.py").write_text(BUILD_SCRIPT)
+    (repo / ".gitignore").write_text("dist/\n")
+    git(repo, "add", ".")
+    git(repo, "commit", "-qm", "one")
+    built = attest("build", "--signer", keys["dev"].private, "--artifact", "dist/", "--no-lockfile", "--",
+                   sys.executable, "build.py", cwd=repo)
+    assert built.code == 0, built
+    full = git(repo, "rev-parse", "HEAD")
+
+    def prefix(doc: dict[str, Any]) -> None:
+        doc["predicate"]["buildDefinition"]["resolvedDependencies"][0]["digest"]["gitCommit"] = full[:40]
+
+    resign(repo / "provenance.intoto.jsonl", keys["dev"], prefix)
+    result = attest("reproduce", "provenance.intoto.jsonl", "--key", keys["dev"].public, cwd=repo)
+    assert result.code == 1 and f"is only the start of commit {full}" in result.err, result

@@ -57,3 +57,32 @@ def test_an_image_that_does_not_rebuild_the_same_differs(repo: Path, keys: dict[
     (subject,) = shown["subjects"]  # type: ignore[misc]
     assert subject["status"] == "differs"
     assert "no image the rebuild wrote has this manifest digest" in subject["reason"]
+
+
+_CORRUPT_LAYER = """\
+import json, pathlib, subprocess, sys
+subprocess.run([sys.executable, "make_image.py"], check=True)
+blobs = pathlib.Path("image/blobs/sha256")
+manifest = json.loads((blobs / json.loads(pathlib.Path("image/index.json").read_text())["manifests"][0]["digest"]
+                       .split(":")[1]).read_text())
+layer = blobs / manifest["layers"][0]["digest"].split(":")[1]
+data = bytearray(layer.read_bytes())
+data[-1] ^= 0xFF  # other bytes, of the same size, under the attested manifest
+layer.write_bytes(bytes(data))
+"""
+
+
+def test_an_image_whose_layer_is_not_the_attested_bytes_is_not_reproduced(repo: Path, keys: dict[str, KeyPair],
+                                                                           attest: AttestRunner) -> None:
+    """The rebuild's layout holds the attested manifest over a layer of other bytes of the same size: only the
+    manifest was hashed, and it matched; every blob is hashed now, and the image is not the one attested."""
+    _image_repo(repo, _PACK)
+    (repo / "corrupt.py").write_text(_CORRUPT_LAYER)
+    built = attest("build", "--signer", keys["dev"].private, "--artifact", "oci-layout:image:v1", "--no-lockfile",
+                   "--", sys.executable, "make_image.py", cwd=repo)
+    assert built.code == 0, built
+    ran = attest("reproduce", "provenance.intoto.jsonl", "--key", keys["dev"].public, "--format", "json", "--",
+                 sys.executable, str(repo / "corrupt.py"), cwd=repo)
+    assert ran.code == 1, ran
+    (subject,) = json.loads(ran.out)["subjects"]
+    assert subject["status"] != "match", subject
