@@ -252,6 +252,8 @@ def test_message_signature_bundle_with_unreadable_fields_is_malformed(signature:
         ),
         (_bundle(mediaType=None, payload="x"), "b has no 'payloadType' field"),
         (_bundle(dsseEnvelope=None), "b is a bundle with neither a dsseEnvelope nor a messageSignature"),
+        (_bundle(messageSignature={"messageDigest": {"algorithm": "SHA2_256", "digest": "eA=="}, "signature": "YQ=="}),
+         "b is a bundle with both a dsseEnvelope and a messageSignature"),  # (one read would hide the other)
         (_bundle(verificationMaterial=None), "b is a bundle without verificationMaterial"),
         (_bundle(verificationMaterial=[]), "b is a bundle without verificationMaterial"),
         (

@@ -209,6 +209,9 @@ def parse_bundle(obj: Mapping[str, Any], *, source: str) -> Bundle:
     if not isinstance(media_type, str) or media_type not in MEDIA_TYPES:
         raise MalformedEvidence(f"{source} is a bundle of unknown media type {media_type!r}")
     envelope = message = None
+    if "dsseEnvelope" in obj and "messageSignature" in obj:  # (the one read would hide the other)
+        raise MalformedEvidence(f"{source} is a bundle with both a dsseEnvelope and a messageSignature; a bundle "
+                                "holds one or the other")
     if "dsseEnvelope" in obj:
         envelope = Envelope.from_dict(obj["dsseEnvelope"], what=f"{source} dsseEnvelope")
     elif "messageSignature" in obj:
