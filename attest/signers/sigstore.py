@@ -329,7 +329,7 @@ def _claims(token: str) -> Mapping[str, Any]:
 
     try:
         claims = json.loads(b64decode(parts[1], what="the identity token's claims"))
-    except (MalformedEvidence, ValueError) as e:
+    except (MalformedEvidence, ValueError, RecursionError) as e:
         raise SignerError("the identity token is not a JWT: its claims do not decode as JSON") from e
     if not isinstance(claims, dict):
         raise SignerError("the identity token is not a JWT: its claims are not a JSON object")
@@ -424,4 +424,10 @@ def _translate(error: Exception, *, token: str) -> AttestError:
                            f"({clean(str(error))}); check --trust-config")
     if isinstance(error, Error):
         return SignerError(f"keyless signing failed: {clean(str(error))}")
+    if isinstance(error, ValueError | TypeError | KeyError | RecursionError):  # what the services or the trust
+        # config gave, which sigstore-python could not read (a log entry without its body, a CA certificate that is
+        # no DER): the instance is misconfigured or answers junk
+        return SignerError(f"keyless signing failed on what the Sigstore instance or its trust config gave "
+                           f"({type(error).__name__}: {clean(str(error)) or 'no detail'}); check --trust-config and "
+                           "the instance's services")
     raise error

@@ -333,3 +333,29 @@ def test_a_certificate_for_another_identity_than_the_tokens_is_refused(repo: Pat
                     env={"SIGSTORE_ID_TOKEN": sigstore_local.mint_token(ALICE, ISSUER)})
     assert result.code == 3 and "the CA certified" in result.err and other in result.err, result
     assert not (repo / "provenance.sigstore.json").exists() and not (repo / "provenance.intoto.jsonl").exists()
+
+
+def test_junk_from_the_log_or_a_trust_config_sigstore_cannot_read_is_a_sentence_not_an_internal_error(
+        repo: Path, attest: AttestRunner, sigstore_local: SigstoreLocal, monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    """sigstore-python raised KeyError on a log entry without its body, ValueError on a CA certificate that is no
+    DER, RecursionError on a token's deeply nested claims: each was exit 70, "a bug in attest"."""
+    from tests.sigstore_infra import services
+
+    token = sigstore_local.mint_token(ALICE, ISSUER)
+    monkeypatch.setattr(services.SigstoreServices, "_create_entry", lambda self, request, headers: (201, {"x": 1}))
+    junk = _fails(repo, attest, "--trust-config", sigstore_local.trust_config_path, token=token)
+    assert junk.code == 3 and "keyless signing failed on what the Sigstore instance" in junk.err, junk
+    monkeypatch.undo()
+    config = json.loads(Path(sigstore_local.trust_config_path).read_text())
+    config["trustedRoot"]["certificateAuthorities"][0]["certChain"]["certificates"][0]["rawBytes"] = "AAAA"
+    (tmp_path / "bad.json").write_text(json.dumps(config))
+    bad_ca = _fails(repo, attest, "--trust-config", tmp_path / "bad.json", token=token)
+    assert bad_ca.code == 3 and "internal error" not in bad_ca.err, bad_ca
+
+    def part(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    deep = f"{part(b'{}')}.{part(b'[' * 5000 + b']' * 5000)}.{part(b'sig')}"
+    nested = _fails(repo, attest, "--trust-config", sigstore_local.trust_config_path, token=deep)
+    assert nested.code == 3 and "its claims do not decode as JSON" in nested.err, nested
