@@ -383,6 +383,9 @@ def _recorded_command(prov: Provenance) -> tuple[str, ...]:
         if any("\0" in a for a in command):
             raise MalformedEvidence("the provenance's command holds a NUL byte, which no command line can")
         return tuple(command)
+    if command is not None:  # (recorded, in a form no command line is: the evidence's fault, not the user's)
+        raise MalformedEvidence("the provenance records its build command as something other than a list of "
+                                "arguments; give the command after --, or rebuild from a provenance attest wrote")
     return ()
 
 
@@ -415,7 +418,12 @@ def _rebuilt_images(cwd: Path, patterns: object) -> dict[str, list[dict[str, str
     for pattern in patterns if isinstance(patterns, list) else []:
         if not isinstance(pattern, str) or not pattern.startswith(LAYOUT_PREFIX):
             continue
-        layout = parse_layout(pattern)
+        try:
+            layout = parse_layout(pattern)
+        except BuildRefused as e:  # (the provenance's: its image is then missing from the comparison)
+            log.warning("the provenance's artefact %s names no image layout: %s", printable(pattern), e)
+            images[pattern] = []
+            continue
         name = layout.path.as_posix()
         try:
             where = real_folder(cwd, safe_layout(layout.path), what="the image layout", below=True)

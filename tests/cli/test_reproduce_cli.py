@@ -461,3 +461,15 @@ def test_a_commit_named_by_a_prefix_is_not_rebuilt(tmp_path: Path, keys: dict[st
     resign(repo / "provenance.intoto.jsonl", keys["dev"], prefix)
     result = attest("reproduce", "provenance.intoto.jsonl", "--key", keys["dev"].public, cwd=repo)
     assert result.code == 1 and f"is only the start of commit {full}" in result.err, result
+
+
+def test_a_recorded_command_that_is_no_list_of_arguments_is_malformed(built: Path, keys: dict[str, KeyPair],
+                                                                      attest: AttestRunner) -> None:
+    """A command recorded as one string was "the provenance records no build command" (exit 3, as if the user had
+    forgotten something): the evidence is malformed (exit 1)."""
+    def change(doc: dict[str, Any]) -> None:
+        doc["predicate"]["buildDefinition"]["externalParameters"]["command"] = "python build.py"
+
+    resign(built / "provenance.intoto.jsonl", keys["dev"], change)
+    result = attest("reproduce", "provenance.intoto.jsonl", "--key", keys["dev"].public, cwd=built)
+    assert result.code == 1 and "as something other than a list of arguments" in result.err, result
