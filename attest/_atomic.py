@@ -34,6 +34,9 @@ def write_atomic(path: Path, data: bytes | Iterable[bytes], *, mode: int = 0o644
     interrupt: its name is known before it exists, so no moment leaves it behind.
     """
     path = Path(path)
+    if not exclusive and (descriptor := _descriptor(path)) is not None:
+        _write_descriptor(path, descriptor, data)
+        return
     if not exclusive and _is_stream(path):
         _write_stream(path, data)
         return
@@ -52,13 +55,17 @@ def write_atomic(path: Path, data: bytes | Iterable[bytes], *, mode: int = 0o644
 
 def _write(path: Path, tmp: Path, data: bytes | Iterable[bytes], *, mode: int, exclusive: bool) -> None:
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        # made with ``mode`` less the umask, as any new file; a file replaced keeps its own permissions (a report
+        # someone made private stays private), never more than ``mode`` allows (a key stays the owner's)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), mode)
         with os.fdopen(fd, "wb") as f:
             for chunk in [data] if isinstance(data, bytes) else data:
                 f.write(chunk)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, mode)
+        kept = _kept_mode(path)
+        if kept is not None:
+            os.chmod(tmp, kept & mode)
         if exclusive:
             os.link(tmp, path)  # fails if path exists: never overwrites
             os.unlink(tmp)
@@ -68,6 +75,50 @@ def _write(path: Path, tmp: Path, data: bytes | Iterable[bytes], *, mode: int, e
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _kept_mode(path: Path) -> int | None:
+    """The permissions of the regular file at ``path`` (never through a link), or None."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return None
+    return stat.S_IMODE(info.st_mode) if stat.S_ISREG(info.st_mode) else None
+
+
+#: Names of this process's open files: written through the descriptor, never replaced (``-o /dev/stdout`` with stdout
+#: redirected to a file is a link to that file: a rename would put a file in /dev in the link's place).
+_DESCRIPTORS = {"/dev/stdout": 1, "/dev/stderr": 2}
+
+
+def _descriptor(path: Path) -> int | None:
+    """The open descriptor ``path`` names (``/dev/stdout``, ``/dev/fd/N``, ``/proc/self/fd/N``), or None."""
+    name = os.path.abspath(path)
+    if name in _DESCRIPTORS:
+        return _DESCRIPTORS[name]
+    for prefix in ("/dev/fd/", "/proc/self/fd/"):
+        if name.startswith(prefix) and name[len(prefix):].isdigit():
+            return int(name[len(prefix):])
+    return None
+
+
+def _write_descriptor(path: Path, descriptor: int, data: bytes | Iterable[bytes]) -> None:
+    """Write through a descriptor this process has open (a copy of it: the shell's redirection decides where)."""
+    try:
+        fd = os.dup(descriptor)
+    except OSError as e:
+        raise OutputError(f"cannot write {path}: this process has no such open file ({e.strerror or e})") from e
+    try:
+        with os.fdopen(fd, "wb") as f:
+            for chunk in [data] if isinstance(data, bytes) else data:
+                f.write(chunk)
+    except OSError as e:
+        raise OutputError(f"cannot write {path}: {e.strerror or type(e).__name__}") from e
+
+
+def is_stream(path: Path) -> bool:
+    """Whether ``path`` names what no file replaces: a device, a pipe, or one of this process's open files."""
+    return _descriptor(Path(path)) is not None or _is_stream(Path(path))
 
 
 def _is_stream(path: Path) -> bool:

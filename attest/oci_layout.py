@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from attest.errors import BuildRefused, OutputError
+from attest.errors import AttestError, BuildRefused, OutputError
 from attest.pack import _entries, _write_tar, source_date_epoch
 from verify.formats.oci import Descriptor, Manifest
 
@@ -223,8 +223,13 @@ def pack_oci(directory: Path, layout: Path, *, tag: str | None = None, platform:
     target = Path(os.path.abspath(layout))
     if target.is_relative_to(directory.resolve()):
         raise BuildRefused(f"the layout {layout} would be inside the directory it packs; write it elsewhere")
+    if target.is_symlink():
+        raise OutputError(f"{layout} is a symbolic link; an OCI image layout is written to a real folder")
     if target.exists() and not target.is_dir():
         raise OutputError(f"{layout} exists and is not a folder; an OCI image layout is a folder")
+    if target.is_dir() and any(target.iterdir()) and not (target / "oci-layout").is_file():
+        raise OutputError(f"{layout} is a folder that holds no OCI image layout; pack replaces only a layout (or an "
+                          "empty folder), never other files: name another folder")
     if not target.parent.is_dir():
         raise OutputError(f"cannot write {layout}: its folder {target.parent} does not exist; create it first")
     os_name, arch, variant = matched.groups()
@@ -255,8 +260,10 @@ def pack_oci(directory: Path, layout: Path, *, tag: str | None = None, platform:
                                                       "manifests": [descriptor]}))
         (work / "oci-layout").write_bytes(_canonical({"imageLayoutVersion": "1.0.0"}))
         _move_into_place(work, target)
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(work, ignore_errors=True)
+        if isinstance(e, OSError) and not isinstance(e, AttestError):  # a full disk, an unreadable file
+            raise OutputError(f"cannot pack {directory} into {layout}: {e.strerror or type(e).__name__}") from e
         raise
     return OciPackResult(layout=layout, tag=tag, manifest=manifest_digest, manifest_size=manifest_size,
                          config=config_digest, layer=layer, diff_id=diff_id, files=files, directories=directories,

@@ -41,7 +41,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal
 
-from attest.errors import BuildRefused, OutputError
+from attest._atomic import is_stream
+from attest.errors import AttestError, BuildRefused, OutputError
 from verify.digests import hash_file
 
 __all__ = ["DEFAULT_EPOCH", "FORMATS", "Entry", "PackResult", "archive_format", "pack", "source_date_epoch"]
@@ -232,6 +233,9 @@ def pack(directory: Path, output: Path, *, env: Mapping[str, str] | None = None,
 
     # written beside the name given, never through it: a link there is replaced, its target left alone
     out_path = Path(os.path.abspath(output))
+    if is_stream(out_path):  # (a rename would put the archive in a device's or a pipe's place)
+        raise OutputError(f"{output} is a device, a pipe or an open file's name; pack writes an archive file: name "
+                          "one")
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp", dir=out_path.parent)
     except OSError as e:
@@ -251,9 +255,13 @@ def pack(directory: Path, output: Path, *, env: Mapping[str, str] | None = None,
         tmp.chmod(0o644)
         digests = hash_file(tmp)
         tmp.replace(out_path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+        if isinstance(e, OSError) and not isinstance(e, AttestError):  # a full disk, an unreadable file
+            where = f" ({e.filename})" if e.filename and e.filename != str(tmp) else ""
+            reason = e.strerror or type(e).__name__
+            raise OutputError(f"cannot pack {directory} into {output}: {reason}{where}") from e
         raise
     return PackResult(output=output, format=kind, files=sum(not e.is_dir for e in entries),
                       directories=sum(e.is_dir for e in entries), source_date_epoch=epoch,

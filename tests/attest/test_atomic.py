@@ -74,3 +74,36 @@ def test_an_exclusive_write_never_opens_a_device(tmp_path: Path) -> None:
 def test_a_folder_is_named_in_one_sentence(tmp_path: Path) -> None:
     with pytest.raises(OutputError, match="it is a folder; name a file"):
         write_atomic(tmp_path, b"x")
+
+
+def test_an_open_descriptors_name_is_written_through_never_replaced(tmp_path: Path) -> None:
+    """``-o /dev/stdout`` with stdout redirected to a file: /dev/stdout is a link to that file, and a rename put a
+    file in /dev in the link's place (as root), the report never reaching the file. Written through the descriptor."""
+    import os
+
+    target = tmp_path / "report.txt"
+    with open(target, "wb") as held:
+        write_atomic(Path(f"/dev/fd/{held.fileno()}"), [b"the ", b"report\n"])
+        write_atomic(Path(f"/proc/self/fd/{held.fileno()}"), b"more\n")
+    assert target.read_bytes() == b"the report\nmore\n"
+    assert os.path.islink(f"/proc/self/fd/{os.open(os.devnull, os.O_RDONLY)}")  # (the names stay what they were)
+
+
+def test_a_file_replaced_keeps_its_permissions_and_a_new_one_takes_the_umask(tmp_path: Path) -> None:
+    import os
+
+    private = tmp_path / "private-report.json"
+    private.write_bytes(b"old")
+    private.chmod(0o600)
+    write_atomic(private, b"new")
+    assert private.read_bytes() == b"new" and (private.stat().st_mode & 0o777) == 0o600
+    before = os.umask(0o077)
+    try:
+        write_atomic(tmp_path / "new.json", b"x")
+    finally:
+        os.umask(before)
+    assert ((tmp_path / "new.json").stat().st_mode & 0o777) == 0o600
+    write_atomic(tmp_path / "key.pem", b"k", mode=0o600)
+    (tmp_path / "key.pem").chmod(0o644)  # an existing key made readable: a new key is still the owner's alone
+    write_atomic(tmp_path / "key.pem", b"k2", mode=0o600)
+    assert ((tmp_path / "key.pem").stat().st_mode & 0o777) == 0o600

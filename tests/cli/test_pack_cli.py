@@ -110,3 +110,28 @@ def test_format_zip_tar_or_oci_chooses_the_archive_as_the_design_names_it(tmp_pa
         assert not (tmp_path / output).exists()
     no_suffix = attest("pack", build, "--output", tmp_path / "plain", "--format", "json")
     assert no_suffix.code == 2 and "or give --format zip, tar or oci" in no_suffix.err, no_suffix
+
+
+def test_pack_never_replaces_a_device_a_pipe_or_a_folder_that_is_no_layout(tmp_path: Path,
+                                                                           attest: AttestRunner) -> None:
+    """pack wrote a temp file and renamed it over its output: a FIFO (or, as root, /dev/null) became a zip; an
+    existing folder that was no image layout was moved aside and deleted by --output oci-layout:DIR."""
+    import os
+
+    build = tree(tmp_path / "build", mask=0o022, mtime=1)
+    os.mkfifo(tmp_path / "pipe.zip")
+    refused = attest("pack", build, "--output", tmp_path / "pipe.zip")
+    assert refused.code == 3 and "is a device, a pipe" in refused.err, refused
+    assert (tmp_path / "pipe.zip").is_fifo()
+    (tmp_path / "dist").mkdir()
+    (tmp_path / "dist" / "notes.txt").write_text("mine\n")
+    refused = attest("pack", build, "--output", f"oci-layout:{tmp_path / 'dist'}")
+    assert refused.code == 3 and "holds no OCI image layout" in refused.err, refused
+    assert (tmp_path / "dist" / "notes.txt").read_text() == "mine\n"
+    (tmp_path / "link").symlink_to(tmp_path / "dist")
+    refused = attest("pack", build, "--output", f"oci-layout:{tmp_path / 'link'}")
+    assert refused.code == 3 and "is a symbolic link" in refused.err, refused
+    made = attest("pack", build, "--output", f"oci-layout:{tmp_path / 'image'}")
+    assert made.code == 0, made
+    again = attest("pack", build, "--output", f"oci-layout:{tmp_path / 'image'}")  # a layout is replaced whole
+    assert again.code == 0, again
