@@ -83,6 +83,7 @@ def output_apart(output: Path, *, option: str, policy: Policy | None = None, sto
     pinned = [(name, Path(key.name)) for name, identity in (policy.identities.items() if policy else ())
               for key in identity.keys if not key.name.startswith("arn:")]
     pinned += [("the policy's revocations", Path(key.name)) for key in (policy.revoked_keys if policy else ())]
+    pinned += [("an identity (a KMS key's PEM, say)", Path(file)) for file in (policy.key_files if policy else ())]
     for who, path in pinned:
         if same_file(output, path):
             raise RequestError(f"{option} {output} is the key file {path} the policy pins for {who}; write the "

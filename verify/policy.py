@@ -196,6 +196,8 @@ class Policy:
     list): only to say "signed by a revoked key" instead of "by an unknown key"; never to verify."""
     components: Mapping[str, ComponentRules] = field(default_factory=dict)
     """``components``: per release component, the provenance rules that differ (:meth:`for_component`)."""
+    key_files: tuple[str, ...] = ()
+    """Every key file the policy file reads (pinned, revoked, a KMS key's PEM): what no output may replace."""
 
     def for_component(self, name: str) -> Policy:
         """The policy a release's component ``name`` is verified under: ``provenance`` with the rules

@@ -193,6 +193,7 @@ def _sigstore_entry(doc: YamlDoc, item: Any, path: tuple[str, ...]) -> SigstoreI
 
 
 def _load_key(doc: YamlDoc, file: Path, path: tuple[str, ...], *, arn: str | None = None) -> PublicKey:
+    doc.key_files.append(str(file))
     try:
         key = load_public_key_file(file)
     except TrustConfigError as e:
@@ -414,7 +415,8 @@ def load_policy(path: Path) -> Policy:
     unique_revoked = tuple({key.fingerprint: key for key in revoked_keys}.values())
     return Policy(identities=identities, provenance=rules, stages=stages, releases=releases,
                   uri=path.resolve().as_uri(), digest=hashlib.sha256(raw).hexdigest(),
-                  revoked=revoked, revoked_keys=unique_revoked, components=components)
+                  revoked=revoked, revoked_keys=unique_revoked, components=components,
+                  key_files=tuple(dict.fromkeys(doc.key_files)))
 
 
 def _text(raw: bytes, path: Path) -> str:

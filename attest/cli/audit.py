@@ -119,6 +119,8 @@ def audit_command(sources: tuple[str, ...], policy_path: Path | None, keys: tupl
         raise click.UsageError("--since is the window of the DORA figures: give --dora too")
     window = _window(since) if dora or output_format == "html" else None  # the page always shows the figures
     policy = _policy(policy_path, keys)
+    if output is not None:
+        _output_apart(output, policy, sources, None if no_index else index_path or _default_index())
     with fewer_collections():  # rendering a large report makes as many objects as the audit did
         report, used = _audit(sources, policy, trusted_root, None if no_index else index_path or _default_index(),
                               reverify=reverify, dora=window, optional=index_path is None)
@@ -137,6 +139,20 @@ def audit_command(sources: tuple[str, ...], policy_path: Path | None, keys: tupl
         raise EvidenceRejected(f"audit found {_count(len(report.anomalies))} ({', '.join(kinds)}) in "
                                f"{len(report.artifacts)} artefact(s), {report.attestations} attestation(s)"
                                f"{unread}")
+
+
+def _output_apart(output: Path, policy: Policy, sources: Sequence[str], index: Path | str | None) -> None:
+    """-o never replaces what an audit reads: a key file the policy pins, a file of a local store among the sources,
+    or the index (a usage error, before any work)."""
+    from attest._atomic import same_file
+    from attest.signing import output_apart
+
+    output_apart(output, option="-o", policy=policy)
+    for source in sources:
+        if "://" not in source and _is_folder(Path(source) / "sha256"):
+            output_apart(output, option="-o", store=source)
+    if isinstance(index, Path) and (same_file(output, index) or Path(os.path.abspath(output)) == index.absolute()):
+        raise click.UsageError(f"-o {output} is the audit index; write the report elsewhere")
 
 
 def _write(report: AuditReport, output_format: str, output: Path | None) -> None:

@@ -74,6 +74,11 @@ def reproduce(attestation: Path, repository: str | None, keys: tuple[Path, ...],
     if originals is not None and diff_dir is None:
         raise click.UsageError("--originals is only used with --diff DIR")
     identities = _identities(keys, policy_path)
+    if emit_path is not None and policy_path is not None:  # (a key file the policy reads is never replaced)
+        from attest.signing import output_apart
+        from verify.policy_file import load_policy
+
+        output_apart(emit_path, option="--emit", policy=load_policy(policy_path))
     signer = None
     if emit_path is not None and signer_uri:
         from attest.signers import from_uri

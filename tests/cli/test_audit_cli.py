@@ -344,3 +344,27 @@ def test_a_file_name_that_is_not_utf8_is_spelled_in_every_message_of_the_json(tm
     message = next(a["message"] for a in report["anomalies"] if a["kind"] == "malformed")
     assert "\\\\udcff is not a folder" in json.dumps(message) and message.encode("utf-8")
     assert "\\udcff" not in result.out.replace("\\\\udcff", "")  # no lone-surrogate escape anywhere
+
+
+def test_the_report_never_replaces_what_an_audit_reads(tmp_path: Path, audit_keys: dict[str, KeyPair],
+                                                      attest: AttestRunner) -> None:
+    """-o onto a stored attestation, a key file the policy pins (a KMS key's PEM too: its key is named by its ARN),
+    or the audit index replaced it: evidence lost from a write-once store, the next run trusting no key or running
+    without its index. A usage error now, before any work."""
+    import shutil
+
+    from verify.policy_file import kms_pem_name
+
+    write_policy(tmp_path, audit_keys)
+    arn = "arn:aws:kms:eu-west-1:111111111111:key/1234abcd"
+    shutil.copy(audit_keys["other"].public, tmp_path / kms_pem_name(arn))
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(policy.read_text().replace("identities:\n", f"identities:\n  kms-dev: {{kms: [{arn}]}}\n"))
+    promote(tmp_path / "store", audit_keys, b"v1", commit="a" * 40, stages=("stg",))
+    stored = next((tmp_path / "store").rglob("provenance-*.intoto.jsonl"))
+    for output in (stored, Path(audit_keys["dev"].public), tmp_path / kms_pem_name(arn), tmp_path / "index.sqlite"):
+        before = output.read_bytes() if output.exists() else None
+        refused = attest("audit", "store", "--policy", "policy.yaml", "--index", tmp_path / "index.sqlite", "-o",
+                         output, cwd=tmp_path)
+        assert refused.code == 2 and "write the" in refused.err, (output, refused)
+        assert (output.read_bytes() if output.exists() else None) == before

@@ -473,3 +473,14 @@ def test_a_recorded_command_that_is_no_list_of_arguments_is_malformed(built: Pat
     resign(built / "provenance.intoto.jsonl", keys["dev"], change)
     result = attest("reproduce", "provenance.intoto.jsonl", "--key", keys["dev"].public, cwd=built)
     assert result.code == 1 and "as something other than a list of arguments" in result.err, result
+
+
+def test_emit_never_replaces_a_key_file_the_policy_pins(built: Path, keys: dict[str, KeyPair],
+                                                        attest: AttestRunner) -> None:
+    (built / "policy.yaml").write_text(f"version: 1\nidentities:\n  dev-build: {{keys: ['{keys['dev'].public}']}}\n"
+                                       "provenance:\n  signed-by: [dev-build]\n")
+    before = Path(keys["dev"].public).read_bytes()
+    refused = attest("reproduce", "provenance.intoto.jsonl", "--policy", "policy.yaml", "--emit", keys["dev"].public,
+                     "--signer", keys["dev"].private, cwd=built)
+    assert refused.code == 2 and "is the key file" in refused.err, refused
+    assert Path(keys["dev"].public).read_bytes() == before

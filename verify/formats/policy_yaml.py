@@ -72,6 +72,8 @@ class YamlDoc:
         import yaml
 
         self.path = path
+        self.key_files: list[str] = []
+        """Every key file the policy reads (pinned, revoked, a KMS key's PEM), as read."""
         self.lines: dict[tuple[str, ...], int] = {}
         self._walked: set[int] = set()
         try:
