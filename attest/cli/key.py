@@ -41,12 +41,18 @@ def generate(prefix: str, key_type: str, force: bool, output_format: str) -> Non
                     raise SignerError(f"{path} already exists; pass --force to replace it or choose another --out")
         private_pem, public_pem = generate_pair(key_type)
         # without --force, neither file is ever replaced, even by a generate running at the same moment; a public
-        # key that cannot be written takes its private key away with it: never half a pair
+        # key that cannot be written takes its private key away with it, and with --force puts the old one back:
+        # never half a pair, never a pair lost
+        replaced = private_path.read_bytes() if force and private_path.is_file() and not private_path.is_symlink() \
+            else None
         write_atomic(private_path, private_pem, mode=0o600, exclusive=not force)
         try:
             write_atomic(public_path, public_pem, mode=0o644, exclusive=not force)
         except BaseException:
-            private_path.unlink(missing_ok=True)
+            if replaced is not None:
+                write_atomic(private_path, replaced, mode=0o600)
+            else:
+                private_path.unlink(missing_ok=True)
             raise
     except FileExistsError as e:
         raise SignerError(f"{e.filename or prefix} already exists; pass --force to replace it or choose another "

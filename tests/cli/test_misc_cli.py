@@ -110,3 +110,17 @@ def test_exit_code_table() -> None:
     assert exit_code(RemoteError("x")) == 4
     assert exit_code(ValueError("x")) == 70
     assert len({cls for cls, _ in EXIT_CODES}) == len(EXIT_CODES)
+
+
+def test_key_generate_force_keeps_the_old_pair_when_the_new_one_cannot_be_written(tmp_path: Path,
+                                                                                  attest: AttestRunner) -> None:
+    """--force replaced the private key, then the public key could not be written (a folder in its place), and the
+    new private key was removed: no key at all. The old private key is put back."""
+    assert attest("key", "generate", "--out", tmp_path / "k").code == 0
+    old = (tmp_path / "k.pem").read_bytes()
+    (tmp_path / "k.pub.pem").unlink()
+    (tmp_path / "k.pub.pem").mkdir()
+    result = attest("key", "generate", "--out", tmp_path / "k", "--force")
+    assert result.code == 3 and "is a folder" in result.err, result
+    assert (tmp_path / "k.pem").read_bytes() == old
+    assert ((tmp_path / "k.pem").stat().st_mode & 0o777) == 0o600
