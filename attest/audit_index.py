@@ -59,6 +59,8 @@ _T = TypeVar("_T")
 
 #: How long a write waits for another audit's write to the same index.
 BUSY_SECONDS = 60
+#: Times a PostgreSQL write undone by a deadlock with another audit's is written again.
+_PG_RETRIES = 5
 #: Rows written per transaction (short transactions: a concurrent audit waits little).
 _FLUSH_ROWS = 5000
 #: What no audit has used for this many days (a setup's facts, a scope's judgements) is dropped.
@@ -643,11 +645,22 @@ class PostgresIndex(AuditIndex):
         return self._guard(lambda: self._db.execute(sql, args).fetchall())
 
     def _write(self, statements: Sequence[tuple[str, Sequence[tuple[object, ...]]]]) -> None:
+        errors = self._psycopg.errors
+
         def write() -> None:
-            with self._db.transaction(), self._db.cursor() as cursor:
-                for sql, rows in statements:
-                    if rows:
-                        cursor.executemany(sql, rows)
+            for attempt in range(_PG_RETRIES):
+                try:
+                    with self._db.transaction(), self._db.cursor() as cursor:
+                        for sql, rows in statements:
+                            if rows:
+                                cursor.executemany(sql, rows)
+                    return
+                except (errors.DeadlockDetected, errors.SerializationFailure):
+                    # another audit wrote the same rows in another order: the server undid this transaction, which
+                    # is written again once the other's is done (what "wait" means for a shared index)
+                    if attempt == _PG_RETRIES - 1:
+                        raise
+                    time.sleep(0.05 * (attempt + 1))
         self._guard(write, writing=True)
 
     def close(self) -> None:

@@ -230,3 +230,39 @@ def test_two_audits_sharing_the_database_at_once_both_report_correctly(tmp_path:
     outs = [run.communicate(timeout=120) for run in runs]
     assert [run.returncode for run in runs] == [1, 1], outs  # the forged one, in both
     assert [len(json.loads(out)["artifacts"]) for out, _ in outs] == [31, 31]
+
+
+def test_two_audits_writing_the_same_rows_in_opposite_orders_both_keep_them(database: str) -> None:
+    """Two audits of one pair of stores named in either order write the same rows in opposite orders: PostgreSQL
+    undoes one transaction to break the deadlock, which was reported as a server that went away (exit 4, no report).
+    The one undone is written again once the other's is done."""
+    import threading
+
+    from attest.audit_index import PostgresIndex
+
+    setup, scope = "s" * 64, "c" * 64
+    first = [f"/x/store-a/sha256/{i:064x}/p.intoto.jsonl" for i in range(2000)]
+    second = [f"/x/store-b/sha256/{i:064x}/p.intoto.jsonl" for i in range(2000)]
+    results: dict[str, str] = {}
+    ready = threading.Barrier(2)
+
+    def write(name: str, order: list[str]) -> None:
+        index = PostgresIndex(database, setup, scope)
+        rows = [(setup, uri, "0" * 64, "", "", 1, "") for uri in order]
+        ready.wait()
+        try:
+            index._write([(index.SQL["put_facts"], rows)])
+            results[name] = "ok"
+        except Exception as e:  # (shown by the assertion)
+            results[name] = f"{type(e).__name__}: {e}"
+        finally:
+            index.close()
+
+    for _ in range(3):
+        threads = [threading.Thread(target=write, args=("a b", first + second)),
+                   threading.Thread(target=write, args=("b a", second + first))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert results == {"a b": "ok", "b a": "ok"}, results
