@@ -672,9 +672,13 @@ def _shown(dsn: str) -> str:
     """The server and database a DSN names, without its password (for messages)."""
     from urllib.parse import urlsplit
 
-    parts = urlsplit(dsn)
-    host = parts.hostname or "localhost"
-    port = f":{parts.port}" if parts.port else ""
+    try:
+        parts = urlsplit(dsn)
+        host = parts.hostname or "localhost"
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError as e:  # a port that is no number or out of range, an unclosed '[': no server named at all
+        raise ConfigError(f"--index names no PostgreSQL server ({e}); give postgresql://USER@HOST[:PORT]/DATABASE, "
+                          "or a path for an SQLite index") from e
     return f"postgresql://{host}{port}{parts.path or '/'}"
 
 

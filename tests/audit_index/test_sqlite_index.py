@@ -731,3 +731,14 @@ def test_the_index_is_keyed_by_the_sigstore_release_whose_root_checked_keyless_b
     both = f"{version(DISTRIBUTION)} sigstore {version('sigstore')}"
     assert used == {setup_digest(setup, policy_digest=policy.digest, version=both)}
     assert setup_digest(setup, policy_digest=policy.digest, version=version(DISTRIBUTION)) not in used
+
+
+@pytest.mark.parametrize("index", ["postgresql://db.internal:99999/attest", "postgresql://db.internal:54x2/attest",
+                                   "postgresql://[::1/attest"], ids=["port-out-of-range", "port-no-number", "bracket"])
+def test_an_index_address_that_names_no_server_is_a_sentence(tmp_path: Path, keys: dict[str, KeyPair],
+                                                            attest: AttestRunner, index: str) -> None:
+    """A PostgreSQL address whose port or host cannot be read was an internal error (exit 70): exit 3, a sentence."""
+    write_builds_policy(tmp_path, keys)
+    publish_builds(tmp_path / "store", keys, 1)
+    result = attest("audit", "store", "--policy", "policy.yaml", "--index", index, cwd=tmp_path)
+    assert result.code == 3 and "names no PostgreSQL server" in result.err, result
