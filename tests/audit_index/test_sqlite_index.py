@@ -742,3 +742,27 @@ def test_an_index_address_that_names_no_server_is_a_sentence(tmp_path: Path, key
     publish_builds(tmp_path / "store", keys, 1)
     result = attest("audit", "store", "--policy", "policy.yaml", "--index", index, cwd=tmp_path)
     assert result.code == 3 and "names no PostgreSQL server" in result.err, result
+
+
+def test_reverify_reports_a_stamp_the_index_holds_for_other_bytes(tmp_path: Path, keys: dict[str, KeyPair],
+                                                                  attest: AttestRunner) -> None:
+    """A file changed, and its row's stamp edited to the file's new stamp (its digest and facts left): a warm audit
+    trusts the row (the index is a cache, docs/threat-model.md); --reverify reads the file and reports the row it
+    contradicts as an index-mismatch, as it does a stored artefact's hash."""
+    from attest.stores.local import file_stamp
+
+    write_builds_policy(tmp_path, keys)
+    publish_builds(tmp_path / "store", keys, 2)
+    time.sleep(2.1)  # (older than the racy window: the stamps are kept)
+    _audit(attest, tmp_path)
+    changed = next((tmp_path / "store" / "sha256").rglob("provenance-*.intoto.jsonl"))
+    changed.write_bytes(b"{not json\n")
+    with sqlite3.connect(tmp_path / "index.sqlite") as db:
+        db.execute("UPDATE facts SET stamp = ? WHERE uri = ?", (file_stamp(changed), str(changed.resolve())))
+    time.sleep(2.1)
+    _, trusting = _audit(attest, tmp_path)
+    assert "malformed" not in {a["kind"] for a in trusting["anomalies"]}  # (the documented cache)
+    _, fresh = _audit(attest, tmp_path, "--reverify")
+    kinds = {a["kind"]: a for a in fresh["anomalies"]}
+    assert "malformed" in kinds and "index-mismatch" in kinds, fresh["anomalies"]
+    assert kinds["index-mismatch"]["source"] == str(changed.relative_to(tmp_path))

@@ -235,6 +235,7 @@ def _read(sources: Iterable[tuple[str, bytes | EvidenceRejected | Listed]], setu
             reread: Callable[[], bytes | EvidenceRejected] | None = None
             record: Callable[[str], None] | None = None
             kept = index.kept(uri) if index is not None else None
+            claimed = payload.digest if isinstance(payload, Listed) else None  # (what the index said its stamp means)
             if isinstance(payload, Listed):
                 if kept is not None and payload.digest is not None and kept.digest == payload.digest:
                     known(uri, kept, payload.read)
@@ -249,6 +250,7 @@ def _read(sources: Iterable[tuple[str, bytes | EvidenceRejected | Listed]], setu
                 known(uri, kept, reread)
                 continue
             file = _File(uri, digest, (), 0, None, reread, checking=True)
+            file.mismatch = reverify and claimed is not None and digest is not None and claimed != digest
             ordered.append(file)
             waiting.append(file)
             yield uri, payload
@@ -262,7 +264,8 @@ def _read(sources: Iterable[tuple[str, bytes | EvidenceRejected | Listed]], setu
             file = waiting.popleft()
             file.facts, file.touch, file.count, file.checking = facts, touches(facts), len(facts), False
             if keep is not None and file.digest is not None:
-                file.mismatch = reverify and disagrees(keep, file.uri, file.digest, facts, every=all_facts)
+                file.mismatch = file.mismatch or (reverify and disagrees(keep, file.uri, file.digest, facts,
+                                                                         every=all_facts))
                 keep.put(file.uri, file.digest, _kept_facts(facts, file.touch, every=all_facts), file.touch,
                          file.count)
         if progress is not None:
