@@ -154,7 +154,10 @@ def _translate(error: Exception, *, action: str, uri: str, endpoint: str) -> Att
         if code in ("AccessDenied", "AllAccessDisabled"):
             return _access_denied(action, uri)
         if code in ("NoSuchKey", "404", "NotFound"):
-            return StoreError(f"{uri} does not exist")
+            return Unreadable(f"{uri} does not exist")
+        if code == "InvalidObjectState":  # (a 403: never the role's permissions)
+            return Unreadable(f"{uri} is archived ({err.get('StorageClass') or 'InvalidObjectState'}): S3 gives its "
+                              "bytes only once it is restored; restore it, or keep attestations out of archive tiers")
         if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "TokenRefreshRequired"):
             return RemoteError(f"S3 rejected the AWS credentials ({code}) on s3:{action} for {uri}: "
                                "refresh them or check the clock")
@@ -175,7 +178,11 @@ def _not_s3(action: str, uri: str, client: Any, why: str) -> RemoteError:
                        "check the endpoint (AWS_ENDPOINT_URL, a proxy) and retry")
 
 
-class Changed(StoreError):
+class Unreadable(StoreError):
+    """One object S3 will not give (gone since it was listed, archived): that object's problem, not the store's."""
+
+
+class Changed(Unreadable):
     """An object replaced between the listing that named it and its read (a read asked for the listed ETag)."""
 
 
@@ -632,7 +639,7 @@ class S3Store:
             return self._read_evidence(key, size, etag)
         except LimitExceeded as e:
             return e
-        except Changed as e:
+        except Unreadable as e:  # (replaced, gone or archived since the listing)
             return MalformedEvidence(str(e))
 
     def has_index(self) -> bool:

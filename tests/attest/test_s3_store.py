@@ -371,3 +371,19 @@ def test_an_answer_that_is_not_s3s_is_a_remote_failure_never_an_empty_store(aws_
         monkeypatch.setenv("AWS_ENDPOINT_URL", url)
         with pytest.raises(RemoteError, match="is not one S3 gives"):
             list(stores.from_uri("s3://bkt1/app").listed_attestations())
+
+
+def test_an_object_gone_or_archived_since_the_listing_is_that_files_problem(s3: Any, store: S3Store,
+                                                                             tmp_path: Path) -> None:
+    """One attestation S3 will not give (deleted since it was listed, or archived to Glacier: a 403 that is no
+    permission) stopped the whole status, gate or audit, called an access denial; it is that file's rejection."""
+    _, sha = artefact(tmp_path, b"bytes")
+    store.put_attestation(sha, "provenance", LINE)
+    ((_, _, read),) = store.listed_attestations()
+    key = next(k for k in keys(s3) if "provenance" in k)
+    s3.put_object(Bucket=BUCKET, Key=key, Body=LINE, StorageClass="GLACIER")
+    ((_, _, archived),) = store.listed_attestations()
+    assert "is archived" in str(archived())
+    s3.delete_object(Bucket=BUCKET, Key=key)
+    gone = read()
+    assert not isinstance(gone, bytes) and "does not exist" in str(gone)
