@@ -299,6 +299,12 @@ def _message_step(evidence: Evidence, digests: DigestSet, policy: Policy, checks
     bundle = evidence.bundle
     assert bundle is not None and bundle.message is not None
     _, algorithm = bundle.message.algorithm(evidence.source)  # find_signers refused another, or none computed
+    accepted = accepted_algorithms(policy.provenance.digests)
+    if algorithm not in accepted:  # (the policy's digests decide what counts, for a signed digest as for a subject)
+        raise checks.fail(PolicyViolation, f"{evidence.source}: the message signature signs the artefact's "
+                                           f"{algorithm}, which the policy's digests do not accept "
+                                           f"({', '.join(accepted)})",
+                          "messageSignature", list(accepted), algorithm)
     signed = {algorithm: digests.digests[algorithm]}
     checks.ok("messageSignature", signed, "the artefact's digest, signed")
     return Subject(name="", digest=signed)

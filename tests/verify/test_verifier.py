@@ -875,3 +875,19 @@ def test_a_policy_pinning_only_its_components_repositories_lets_no_evidence_skip
     _reject(PolicyViolation, "the policy names no source repository for this build", _evidence(), policy)
     # without components nothing is pinned, and an identity-only check stays one
     assert _verify(message, _policy(source=SourceRule(), builders=())).provenance is None
+
+
+def test_a_message_signature_counts_only_over_a_digest_the_policy_accepts() -> None:
+    """``digests`` decides what counts: a subject with no accepted digest matches nothing, and a message signature
+    over the artefact's sha256 passed a policy that accepts only sha512 (or blake3) all the same."""
+    sha256 = bytes.fromhex(f.digest_set(f.ARTIFACT)["sha256"])
+    message = _bundle(
+        {"publicKey": {"hint": "dev"}},
+        messageSignature={"messageDigest": {"algorithm": "SHA2_256", "digest": f.b64(sha256)},
+                          "signature": f.b64(f.sign(DEV, f.ARTIFACT))},
+    )
+    identity_only = _policy(source=SourceRule(), builders=())
+    assert _verify(message, identity_only).provenance is None  # an identity-only check, as before
+    for accepted in (("sha512",), ("blake3",)):
+        _reject(PolicyViolation, "which the policy's digests do not accept", message,
+                replace(identity_only, provenance=replace(identity_only.provenance, digests=accepted)))
