@@ -106,19 +106,38 @@ def integrity_digests(integrity: str) -> dict[str, str]:
 
 # --- Python -----------------------------------------------------------------------------------------
 
-_REQUIREMENT = re.compile(
-    r"^(?P<name>[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*(?:\[[^\]]*\])?\s*"
-    r"(?P<op>===|==)\s*(?P<version>[^\s;,*]+)\s*(?:;.*)?$")
+_REQUIREMENT = re.compile(  # (atomic groups: a run of blanks is read one way only, never tried every way)
+    r"^(?P<name>[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)(?>\s*)(?:\[[^\]]*\])?(?>\s*)"
+    r"(?P<op>===|==)(?>\s*)(?P<version>[^\s;,*]+)(?>\s*)(?:;.*)?$")
+#: A comment as pip reads one: a ``#`` at the start of a line or after a blank, to the end of the line (the blank
+#: looked behind at, one character: a run of blanks tried at each of its places would take quadratic time).
+_COMMENT = re.compile(r"(?:^|(?<=\s))#.*$")
 _HASH_OPTION = re.compile(r"--hash(?:=|\s+)(\S+)")
+
+
+def _logical_lines(text: str) -> list[str]:
+    """The lines of a requirements file as pip joins them: a line ending in ``\\`` goes on with the next, glued
+    without a blank, unless it is a comment (pip never continues one: ``# note \\`` does not swallow the next
+    requirement, which pip installs)."""
+    lines: list[str] = []
+    held: list[str] = []
+    for line in text.splitlines():
+        if line.endswith("\\") and not _COMMENT.search(line):
+            held.append(line[:-1])
+            continue
+        lines.append("".join(held) + (" " + line if held and _COMMENT.match(line) else line))
+        held = []
+    if held:
+        lines.append("".join(held))
+    return lines
 
 
 def _requirements(text: str, name: str) -> tuple[list[Package], list[str]]:
     packages: list[Package] = []
     warnings: list[str] = []
     unpinned: list[str] = []
-    logical = re.sub(r"\\\r?\n", " ", text)  # join continuation lines
-    for raw in logical.splitlines():
-        line = re.sub(r"(^|\s)#.*$", "", raw).strip()
+    for raw in _logical_lines(text):
+        line = _COMMENT.sub("", raw).strip()
         if not line:
             continue
         if line.startswith("-"):
@@ -278,7 +297,7 @@ def _yarn(text: str, name: str) -> tuple[list[Package], list[str]]:
             selector, current = line.rstrip().rstrip(":"), {}
         elif line.startswith("  ") and not line.startswith("   "):
             key, _, value = line.strip().partition(" ")
-            current[key] = value.strip().strip('"')
+            current[key.strip('"')] = value.strip().strip('"')  # ("version" is version, as yarn reads it)
     flush()
     return packages, []
 
@@ -289,7 +308,8 @@ def _yarn_berry(text: str, name: str) -> tuple[list[Package], list[str]]:
     for key, entry in doc.items():
         if key == "__metadata" or not isinstance(entry, dict):
             continue
-        match = re.fullmatch(r"(@?[^@]+)@npm:(.+)", str(entry.get("resolution", "")))
+        resolution = entry.get("resolution")  # (a string, never another node: str() of an alias tree explodes)
+        match = re.fullmatch(r"(@?[^@]+)@npm:(.+)", resolution) if isinstance(resolution, str) else None
         if match:  # berry's checksum hashes yarn's own zip of the package, not the npm tarball: no digest
             packages.append(Package(_npm_purl(match.group(1), match.group(2))))
     return packages, []
@@ -300,8 +320,9 @@ _PNPM5_KEY = re.compile(r"(?:@[^/]+/)?[^/@]+/[0-9]")
 
 def _pnpm(text: str, name: str) -> tuple[list[Package], list[str]]:
     doc = _yaml(text)
-    try:
-        lock_version = float(str(doc.get("lockfileVersion", "0")).strip("'\""))
+    stated = doc.get("lockfileVersion", "0")
+    try:  # (a number or a string, never another node: str() of an alias tree explodes)
+        lock_version = float(str(stated).strip("'\"")) if isinstance(stated, str | int | float) else 0.0
     except ValueError:
         lock_version = 0.0
     entries = doc.get("packages") or {}

@@ -509,3 +509,42 @@ def test_package_entries_are_capped(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING):
         assert [e["uri"] for e in package_dependencies([lock], limit=2)] == ["pkg:pypi/a@1", "pkg:pypi/b@1"]
     assert "only the first 2 are listed" in caplog.text
+
+
+def test_requirements_are_joined_as_pip_joins_them(tmp_path: Path) -> None:
+    """A comment ending in a backslash swallowed the next requirement (pip installs it: a comment is never
+    continued), and a hash continued on the next line was recorded cut in two (pip glues the halves)."""
+    evil = "e" * 64
+    contents = parse(tmp_path, "requirements.txt", (
+        "# pinned for the audit \\\n"
+        f"evil==6.6.6 --hash=sha256:{evil}\n"
+        f"foo==1.0 --hash=sha256:{'a' * 32}\\\n"
+        f"{'a' * 32}\n"))
+    found = {p.purl: dict(p.digest) for p in contents.packages}
+    assert found == {"pkg:pypi/evil@6.6.6": {"sha256": evil}, "pkg:pypi/foo@1.0": {"sha256": "a" * 64}}
+
+
+def test_a_yarn_key_in_quotes_is_that_key(tmp_path: Path) -> None:
+    """yarn reads ``"version" "6.6.6"`` as version (the last one written wins): attest read it as another key, and
+    recorded the first version and integrity."""
+    good, evil = hashlib.sha512(b"good").digest(), hashlib.sha512(b"evil").digest()
+    contents = parse(tmp_path, "yarn.lock", (
+        "# yarn lockfile v1\n\n"
+        "left-pad@^1.0.0:\n"
+        '  version "1.3.0"\n'
+        f'  integrity sha512-{base64.b64encode(good).decode()}\n'
+        '  "version" "6.6.6"\n'
+        f'  "integrity" sha512-{base64.b64encode(evil).decode()}\n'))
+    assert [(p.purl, dict(p.digest)) for p in contents.packages] == [("pkg:npm/left-pad@6.6.6", {"sha512": evil.hex()})]
+
+
+def test_hostile_lockfiles_are_read_in_bounded_time_and_memory(tmp_path: Path) -> None:
+    """A YAML alias tree is cheap to load and exponential to turn into text (a 554-byte pnpm lockfile: a
+    MemoryError, exit 70); a requirements line with a long run of blanks took quadratic time (hours for 2 MB)."""
+    levels = "".join(f"l{n}: &l{n} [{', '.join([f'*l{n - 1}'] * 10)}]\n" for n in range(1, 12))
+    started = time.monotonic()
+    parse(tmp_path, "pnpm-lock.yaml", f"l0: &l0 ['x']\n{levels}lockfileVersion: *l11\npackages: {{}}\n")
+    parse(tmp_path, "yarn.lock", f"__metadata: {{version: 6}}\nl0: &l0 ['x']\n{levels}"
+                                  "pkg@npm:1.0.0: {resolution: *l11}\n")
+    parse(tmp_path, "requirements.txt", "a" + " " * 2_000_000 + "x\n")
+    assert time.monotonic() - started < 10
