@@ -137,6 +137,12 @@ def test_github_shorthands_make_anchored_identities() -> None:
     ({"issuer": None, "signer_workflow": "acme/app/.github/workflows/release.yml"}, "pin that repository too"),
     ({"issuer": None, "signer_workflow": "acme/app/.github/workflows/release.yml", "source_ref": "main"},
      "pin that repository too"),
+    # an identity pinned beside it (a shared workflow's own) still trusts every repository that calls it
+    ({"issuer": None, "signer_workflow": "acme/shared/.github/workflows/release.yml",
+      "identity": "https://github.com/acme/shared/.github/workflows/release.yml@refs/heads/main"},
+     "pin that repository too"),
+    ({"issuer": None, "signer_workflow": "acme/shared/.github/workflows/release.yml",
+      "identity_regexp": "https://github.com/acme/shared/.*"}, "pin that repository too"),
 ])
 def test_incomplete_identities_are_refused(fields: dict[str, Any], words: str) -> None:
     with pytest.raises(TrustConfigError) as e:

@@ -37,6 +37,7 @@ def sigstore_identity(*, issuer: str | None, identity: str | None = None, identi
         raise TrustConfigError("give either a certificate identity or an identity regexp, not both")
     workflow = _normalize_workflow(signer_workflow) if signer_workflow else None
     repo = _normalize_github_repo(github_repo) if github_repo else None
+    _repo_beside(workflow, repo)  # (whatever identity is pinned beside them)
     if identity is None and identity_regexp is None:
         identity_regexp = _implied_identity(workflow, repo)
         issuer = issuer or GITHUB_ACTIONS_ISSUER
@@ -55,13 +56,17 @@ def sigstore_identity(*, issuer: str | None, identity: str | None = None, identi
                             signer_workflow=workflow, github_hosted=deny_self_hosted_runners)
 
 
-def _implied_identity(workflow: str | None, repo: str | None) -> str:
-    """The identity regexp the GitHub fields imply (see :func:`sigstore_identity`)."""
+def _repo_beside(workflow: str | None, repo: str | None) -> None:
+    """A signer workflow needs the repository it built pinned beside it, with an identity given or implied."""
     if workflow is not None and repo is None:
         raise TrustConfigError(
             "a signer workflow names the workflow that signed, not the repository it built: any repository may "
             "call a reusable workflow (a public one, anyone's), so pin that repository too (--github-repo "
             "OWNER/REPO; gh attestation verify asks for --repo likewise)")
+
+
+def _implied_identity(workflow: str | None, repo: str | None) -> str:
+    """The identity regexp the GitHub fields imply (see :func:`sigstore_identity`)."""
     if workflow is not None:
         return re.escape(f"https://{workflow}") + ("" if "@" in workflow else "@.+")
     if repo is not None:
