@@ -503,20 +503,26 @@ def _check_layout(layout: LoadedLayout, request: GateRequest, digests: DigestSet
 # --- (7) after a pass ---------------------------------------------------------------------------------------
 
 def _check_lockfiles(lockfiles: Sequence[Path], verdict: GateVerdict) -> None:
-    """--lockfile: each local lockfile must be the one the provenance bound (naming the first changed package)."""
-    from verify.errors import PolicyViolation
+    """--lockfile: each local lockfile must be the one the provenance bound (naming the first changed package); a
+    refusal lists the verdict's checks and this failed one (what --format json shows)."""
+    from verify.errors import EvidenceRejected, PolicyViolation
     from verify.lockfile_check import check_lockfile
+    from verify.verifier import Check
 
     for path in lockfiles:
-        provenance = verdict.candidate.provenance
-        if provenance is None:
-            raise PolicyViolation(f"--lockfile {path} needs a provenance, and the evidence is a message signature")
-        packages = None
-        if path.is_file():
-            from attest.lockfiles import parse_lockfile
+        try:
+            provenance = verdict.candidate.provenance
+            if provenance is None:
+                raise PolicyViolation(f"--lockfile {path} needs a provenance, and the evidence is a message signature")
+            packages = None
+            if path.is_file():
+                from attest.lockfiles import parse_lockfile
 
-            packages = parse_lockfile(path).packages
-        check_lockfile(path, provenance, packages=packages)
+                packages = parse_lockfile(path).packages
+            check_lockfile(path, provenance, packages=packages)
+        except EvidenceRejected as e:
+            failed = Check("lockfile", False, {"path": str(path)}, str(e))
+            raise PolicyViolation(str(e), checks=(*verdict.verdict.checks, failed)) from e
 
 
 def _vsa_digests(verdict: GateVerdict, read: ArtifactRead, *, sha256: bool) -> dict[str, str]:

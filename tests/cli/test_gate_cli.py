@@ -278,3 +278,6 @@ def test_lockfile_must_be_the_bound_one(published: Path, keys: dict[str, KeyPair
     (published / "requirements.txt").write_text("requests==2.0.0 --hash=sha256:" + "1" * 64 + "\n")
     result = attest(*args, "--lockfile", "requirements.txt", cwd=published)
     assert result.code == 1 and "is not the one the provenance bound" in result.err
+    shown = json.loads(attest(*args, "--lockfile", "requirements.txt", "--format", "json", cwd=published).out)
+    assert [c["check"] for c in shown["checks"] if not c["passed"]] == ["lockfile"]  # after every check that held
+    assert shown["checks"][0]["check"] == "signature" and shown["checks"][0]["passed"]

@@ -373,3 +373,18 @@ def test_a_record_the_deployment_index_does_not_file_never_counts_as_having_run(
         entry.write_bytes(b'{"payload": "", "payloadType": "x", "signatures": []}\n')
     assert world.gate(store, "prd", "r1", "--rollback", "--component", "app").code == 1
     assert world.gate(store, "prd", "r1", "--component", "app").code == 1
+
+
+def test_a_path_rule_that_refuses_is_a_failed_check_in_the_json_verdict(world: PathWorld, tmp_path: Path) -> None:
+    """docs/usage.md: --format json prints every check, also on failure. A refusal by require-deployed, the order
+    rule or a rollback came with "checks": [], where a pipeline looks for the failed one."""
+    store = world.copy(tmp_path)
+    cases = [(("prd", "r1"), "deployed"), (("stg", "r1", "--component", "app"), "order"),
+             (("prd", "r1", "--rollback"), "rollback")]
+    for (env, release, *more), rule in cases:
+        refused = world.gate(store, env, release, *more, "--format", "json")
+        assert refused.code == 1, refused
+        shown = json.loads(refused.out)
+        assert shown["verified"] is False and shown["checks"], shown
+        assert shown["checks"][-1]["check"] == rule and shown["checks"][-1]["passed"] is False, shown
+        assert shown["checks"][-1]["found"] == shown["error"]

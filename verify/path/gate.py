@@ -13,11 +13,12 @@ check of the verdict; the first that does not is the refusal.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from typing import Literal
 
-from verify.errors import PolicyError, RequestError
+from verify.errors import EvidenceRejected, PolicyError, PolicyViolation, RequestError
 from verify.formats.release import Release, ReleasePart
 from verify.gate import Found, Gate
 from verify.path.kinds import check_hotfix, check_rollback
@@ -51,12 +52,27 @@ def decide_path(gate: Gate, manifest: Found, *, lookup: Callable[[str], Found], 
     parts = [p for p in release.components if component is None or p.name == component]
     relied: list[tuple[str, str]] = []
     if stage is not None:
-        held = _stage_check(kind, stage, verdict, parts, policy=gate.policy, run=run, lookup=lookup, indexed=indexed,
-                            relied=relied)
+        rule = {"rollback": "rollback", "hotfix": "hotfix"}.get(kind, "deployed")
+        with _as_check(rule, {"stage": stage.name, "kind": kind}, checks):
+            held = _stage_check(kind, stage, verdict, parts, policy=gate.policy, run=run, lookup=lookup,
+                                indexed=indexed, relied=relied)
         checks += [held] if held is not None else []
     if component is not None and needed(release, component):
-        checks.append(_order(release, component, gate, running_of))
+        with _as_check("order", {"component": component}, checks):
+            checks.append(_order(release, component, gate, running_of))
     return replace(verdict, checks=tuple(checks), relied=tuple(relied))
+
+
+@contextlib.contextmanager
+def _as_check(name: str, expected: object, held: Sequence[Check]) -> Iterator[None]:
+    """A rule of the path that refuses says so as a failed check after those that held: what ``--format json``
+    lists, as it lists a failed provenance check."""
+    try:
+        yield
+    except EvidenceRejected as e:
+        if e.checks:
+            raise
+        raise PolicyViolation(str(e), checks=(*held, Check(name, False, expected, str(e)))) from e
 
 
 def _stage_check(kind: Kind, stage: StageRule, verdict: ReleaseVerdict, parts: Sequence[ReleasePart], *,
