@@ -594,7 +594,7 @@ def _walk(root: Path) -> Iterator[tuple[Path, EvidenceRejected | None]]:
     from verify.errors import MalformedEvidence
 
     unlisted: list[OSError] = []
-    for directory, subdirs, files in os.walk(root, onerror=unlisted.append):
+    for directory, subdirs, files in _walked(root, unlisted):
         while unlisted:
             e = unlisted.pop()
             yield Path(e.filename), MalformedEvidence(f"cannot list the folder {e.filename}: {e.strerror or e}")
@@ -604,6 +604,25 @@ def _walk(root: Path) -> Iterator[tuple[Path, EvidenceRejected | None]]:
                 yield Path(directory) / name, None
     for e in unlisted:  # the last folders walked
         yield Path(e.filename), MalformedEvidence(f"cannot list the folder {e.filename}: {e.strerror or e}")
+
+
+def _walked(root: Path, unlisted: list[OSError]) -> Iterator[tuple[str, list[str], list[str]]]:
+    """``os.walk(root)`` top-down, without recursion (Python 3.11's recurses once a level: a folder nested a few
+    thousand deep, anyone's to make in a folder audited, ended the audit in a RecursionError); a folder that cannot
+    be listed goes to ``unlisted``. The caller may prune a level's folders in place, as with os.walk."""
+    stack = [str(root)]
+    while stack:
+        directory = stack.pop()
+        try:
+            with os.scandir(directory) as listing:
+                entries = list(listing)
+        except OSError as e:
+            unlisted.append(e)
+            continue
+        subdirs = [e.name for e in entries if e.is_dir(follow_symlinks=False)]
+        files = [e.name for e in entries if not e.is_dir(follow_symlinks=False)]
+        yield directory, subdirs, files
+        stack.extend(os.path.join(directory, name) for name in reversed(subdirs))
 
 
 def _is_folder(path: Path) -> bool:

@@ -340,16 +340,30 @@ def _artifacts_under(folder: str, *, claimed: str) -> Iterator[tuple[str, str, C
     """Every entry below ``folder`` that is not a folder, depth first by name, without following a link; a
     folder that cannot be listed is yielded too, with an opener that says so and no stamp (audit reports it,
     as it reports a symbolic link, a FIFO or a device, which their openers refuse)."""
+    # (a stack of listings, not recursion: a store's writer could nest folders deeper than Python recurses)
+    stack: list[tuple[str, Iterator[tuple[str, bool, str | None]], list[tuple[str, bool, str | None]]]] = []
     entries = _scan(folder, what="a stored artefact's folder", stamped="")
     if isinstance(entries, EvidenceRejected):
         yield folder, claimed, functools.partial(_refuse, StoreError(str(entries))), None
         return
-    for name, is_folder, stamp in entries:
-        path = f"{folder}{os.sep}{name}"
-        if is_folder:
-            yield from _artifacts_under(path, claimed=claimed)
-        elif not _unfinished(name, entries):
-            yield path, claimed, functools.partial(_open_regular, path), stamp
+    stack.append((folder, iter(entries), entries))
+    while stack:
+        where, pending, listed = stack[-1]
+        entry = next(pending, None)
+        if entry is None:
+            stack.pop()
+            continue
+        name, is_folder, stamp = entry
+        path = f"{where}{os.sep}{name}"
+        if not is_folder:
+            if not _unfinished(name, listed):
+                yield path, claimed, functools.partial(_open_regular, path), stamp
+            continue
+        inner = _scan(path, what="a stored artefact's folder", stamped="")
+        if isinstance(inner, EvidenceRejected):
+            yield path, claimed, functools.partial(_refuse, StoreError(str(inner))), None
+        else:
+            stack.append((path, iter(inner), inner))
 
 
 def _unfinished(name: str, entries: Sequence[tuple[str, bool, str | None]]) -> bool:

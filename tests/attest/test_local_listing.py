@@ -172,3 +172,19 @@ def test_one_path_for_a_file_and_a_folder_of_the_same_bytes_is_a_sentence_not_a_
     with pytest.raises(StoreError, match=words) as refused:
         store.put_artifact(sha, then, empty)
     assert "tampered" not in str(refused.value) and "symbolic link" not in str(refused.value)
+
+
+def test_folders_nested_deeper_than_python_recurses_are_listed(tmp_path: Path) -> None:
+    """A store's writer (anyone's, in an untrusted store) nesting folders 1,200 deep under an artefact ended every
+    audit in a RecursionError (exit 70); the listing keeps a stack of its own."""
+    import subprocess
+
+    deep = tmp_path / "sha256" / A / "artifact" / Path(*(["a"] * 1200))
+    try:
+        subprocess.run(["mkdir", "-p", str(deep)], check=True)
+        (deep / "x.tar.gz").write_bytes(b"x")
+        (tmp_path / "sha256" / A / "artifact" / "b.tar.gz").write_bytes(b"b")
+        names = [uri.rsplit("/", 1)[1] for uri, _, _ in _listed(LocalStore(tmp_path))]
+        assert names == ["x.tar.gz", "b.tar.gz"]  # depth first, by name, as before
+    finally:
+        subprocess.run(["rm", "-rf", str(tmp_path / "sha256")], check=True)  # (shutil.rmtree recurses too)

@@ -368,3 +368,23 @@ def test_the_report_never_replaces_what_an_audit_reads(tmp_path: Path, audit_key
                          output, cwd=tmp_path)
         assert refused.code == 2 and "write the" in refused.err, (output, refused)
         assert (output.read_bytes() if output.exists() else None) == before
+
+
+def test_a_source_folder_nested_deeper_than_python_recurses_is_walked(tmp_path: Path, audit_keys: dict[str, KeyPair],
+                                                                      attest: AttestRunner) -> None:
+    """os.walk recurses once a folder on Python 3.11: a plain folder audited with 1,200 levels in it ended the
+    audit in a RecursionError (exit 70)."""
+    import subprocess
+
+    write_policy(tmp_path, audit_keys)
+    line = f.provenance(audit_keys["dev"].private, subjects={APP: b"v1"}).to_json_line()
+    deep = tmp_path / "plain" / Path(*(["a"] * 1200))
+    try:
+        subprocess.run(["mkdir", "-p", str(deep)], check=True)
+        (tmp_path / "plain" / "top.intoto.jsonl").write_bytes(line)
+        (deep / "deep.intoto.jsonl").write_bytes(line)
+        result = attest("audit", "plain", "--policy", "policy.yaml", "--format", "json", cwd=tmp_path)
+        assert result.code in (0, 1) and "internal error" not in result.err, result
+        assert json.loads(result.out)["summary"]["files"] == 2
+    finally:
+        subprocess.run(["rm", "-rf", str(tmp_path / "plain")], check=True)

@@ -24,8 +24,9 @@ from attest.bundle import key_bundle
 from attest.signers import sign_envelope
 from tests import factory as f
 from tests.conftest import CONFORMANCE, KeyPair, make_keypair
-from verify.audit import ANOMALY_KINDS, AuditReport, StoredArtifact, audit
-from verify.errors import MalformedEvidence, PolicyError, TrustConfigError
+from verify.audit import ANOMALY_KINDS, AuditReport, StoredArtifact, audit, audit_setup
+from verify.audit._check import _facts, _Setup
+from verify.errors import ConfigError, MalformedEvidence, PolicyError, TrustConfigError
 from verify.formats.encoding import printable
 from verify.formats.envelope import Envelope
 from verify.policy import Policy, ProvenanceRules
@@ -1157,3 +1158,25 @@ def test_a_provenance_without_finished_on_is_timed_by_started_on(keys: dict[str,
                                 approver="alice@acme", at=f.T0 + H))
 
     assert found(run(store, policy)) == set()
+
+
+class _DyingSetup(_Setup):
+    """A setup whose worker processes die as they start (as the out-of-memory killer ends one)."""
+
+    def checker(self) -> Any:
+        import os
+
+        os._exit(9)
+
+
+def test_a_worker_killed_mid_audit_is_a_sentence_and_no_report(store: Path, keys: dict[str, KeyPair],
+                                                              policy: Policy) -> None:
+    """A worker process killed (SIGKILL from the out-of-memory killer) was BrokenProcessPool: exit 70, "a bug in
+    attest". It is a ConfigError (exit 3) saying what to do, and nothing is reported from part of the files."""
+    from dataclasses import fields
+
+    setup = audit_setup(policy, None)
+    dying = _DyingSetup(**{f.name: getattr(setup, f.name) for f in fields(setup)})
+    sources = [(f"f{n}.intoto.jsonl", b"{}") for n in range(8)]
+    with pytest.raises(ConfigError, match="ended abruptly"):
+        list(_facts(iter(sources), dying, workers=2, batch_size=1, inline=0))

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from verify.audit._reproduction import _Reproduction, _text, read_reproduction
 from verify.audit.report import ReleaseComponent, short_sha
 from verify.digests import MESSAGE_DIGESTS, DigestSet
-from verify.errors import EvidenceRejected, MalformedEvidence, SignatureInvalid
+from verify.errors import ConfigError, EvidenceRejected, MalformedEvidence, SignatureInvalid
 from verify.formats.deployment import read_deployment
 from verify.formats.envelope import INTOTO_PAYLOAD_TYPE, Envelope
 from verify.formats.evidence import Evidence, load_evidence
@@ -544,8 +544,13 @@ def _facts(sources: Iterable[tuple[str, bytes | EvidenceRejected]], setup: _Setu
             while pending:
                 done, future = pending.popleft()
                 yield done, future.result()
-        except BaseException:
+        except BaseException as e:
             pool.shutdown(wait=False, cancel_futures=True)
+            from concurrent.futures.process import BrokenProcessPool
+
+            if isinstance(e, BrokenProcessPool):  # (a worker killed: the out-of-memory killer, say; never a report)
+                raise ConfigError("a process checking the attestations ended abruptly (killed, perhaps for want of "
+                                  "memory), so no report was made; give the audit more memory and run it again") from e
             raise
 
 
