@@ -212,11 +212,8 @@ class SubjectResult:
     """The rebuilt file (inside the work tree, which may be gone)."""
 
     def to_dict(self) -> dict[str, Any]:
-        result: dict[str, Any] = {"name": self.name, "status": self.status, "expected": dict(self.expected),
-                                  "rebuilt": dict(self.rebuilt) or None}
-        if self.reason:
-            result["reason"] = self.reason
-        return result
+        return {"name": self.name, "status": self.status, "expected": dict(self.expected),
+                "rebuilt": dict(self.rebuilt) or None, "reason": self.reason or None}  # (every key, always)
 
 
 @dataclass(frozen=True)
@@ -703,7 +700,7 @@ def reproduction_statement(reproduction: Reproduction, *, rebuilder_id: str) -> 
             "rebuilder": {"id": rebuilder_id},
             "command": list(reproduction.command),
             "sourceDateEpoch": reproduction.source_date_epoch,
-            "results": [s.to_dict() for s in reproduction.subjects],
+            "results": [{k: v for k, v in s.to_dict().items() if k != "reason" or v} for s in reproduction.subjects],
             "verdict": reproduction.verdict,
             "timeReproduced": _time(reproduction.finished),
         },

@@ -114,8 +114,7 @@ def reproduce(attestation: Path, repository: str | None, keys: tuple[Path, ...],
 
     if output_format == "json":
         document = result.to_dict()
-        if reports is not None:
-            document["diff"] = [r.to_dict() for r in reports]
+        document["diff"] = [r.to_dict() for r in reports] if reports is not None else None  # (None: no --diff)
         document["emitted"] = str(emitted) if emitted else None
         emit_json(document)
     else:

@@ -484,3 +484,14 @@ def test_emit_never_replaces_a_key_file_the_policy_pins(built: Path, keys: dict[
                      "--signer", keys["dev"].private, cwd=built)
     assert refused.code == 2 and "is the key file" in refused.err, refused
     assert Path(keys["dev"].public).read_bytes() == before
+
+
+def test_the_json_report_has_every_documented_key(built: Path, keys: dict[str, KeyPair],
+                                                  attest: AttestRunner) -> None:
+    """docs/reproducibility.md lists `diff` and each subject's `reason`: a run without --diff had no `diff`, and a
+    subject that matched no `reason`, so a script reading them met a KeyError."""
+    result = attest("reproduce", "provenance.intoto.jsonl", "--key", keys["dev"].public, "--format", "json",
+                    cwd=built)
+    shown = json.loads(result.out)
+    assert "diff" in shown and shown["diff"] is None
+    assert all(set(s) == {"name", "status", "expected", "rebuilt", "reason"} for s in shown["subjects"]), shown
