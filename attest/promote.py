@@ -73,11 +73,9 @@ def _named(evidence: Evidence, image: Image) -> list[Manifest]:
     return [image.manifest, *(m for m, _ in image.children if m.digest.removeprefix("sha256:") in named)]
 
 
-def _read_inputs(request: PromoteRequest) -> None:
-    from verify.policy_file import load_policy
+def _checked_trusted_root(request: PromoteRequest) -> None:
     from verify.sigstore.trusted_root import checked_trusted_root
 
-    load_policy(request.policy)
     if request.trusted_root is not None:
         checked_trusted_root(request.trusted_root)
 
@@ -91,7 +89,15 @@ def run_promote(request: PromoteRequest, *, warn: Callable[[str], None] | None =
     from verify.formats.oci import ARTIFACT_BUNDLE, ARTIFACT_DSSE
     from verify.request import GateRules
 
-    _read_inputs(request)  # a bad policy or trusted root is found before any registry is asked
+    def asked(artifact: str) -> GateRequest:
+        return GateRequest(artifact=artifact, policy=request.policy, keys=request.keys,
+                           trusted_root=request.trusted_root, rules=GateRules(stage=request.stage),
+                           registry_insecure=request.registry_insecure)
+
+    # a usage error (an unknown stage, a rule a promote cannot hold), a bad policy or trusted root asks nothing of a
+    # registry; the policy and the keys are read once, for both gates
+    prepared = check_gate(asked(request.source), warn)
+    _checked_trusted_root(request)
     source = parse_image(request.source, what="the source")
     target = parse_image(request.destination, what="the destination")
     if target.digest is not None:
@@ -99,14 +105,6 @@ def run_promote(request: PromoteRequest, *, warn: Callable[[str], None] | None =
                            "you want one, a tag: the image keeps its digest")
     if (source.registry, source.repository) == (target.registry, target.repository):
         raise RequestError("the source and the destination are one repository; promote copies to another one")
-    def asked(artifact: str) -> GateRequest:
-        return GateRequest(artifact=artifact, policy=request.policy, keys=request.keys,
-                           trusted_root=request.trusted_root, rules=GateRules(stage=request.stage),
-                           registry_insecure=request.registry_insecure)
-
-    # a usage error (an unknown stage, a rule a promote cannot hold) asks nothing of a registry; the policy and the
-    # keys are read once for both gates
-    prepared = check_gate(asked(request.source), warn)
 
     def gate(artifact: str) -> GateOutcome:
         return run_gate(asked(artifact), warn=warn, prepared=prepared)
