@@ -970,15 +970,7 @@ def test_a_gitlab_runner_rule_holds_for_every_runner_version(policy_dir: Path) -
 
     versioned = "https://gitlab.com/gitlab-org/gitlab-runner/-/blob/{}/PROVENANCE.md"
     for key in (versioned.format("v16.11.0"), versioned.format("VERSION")):
-        path = _write(policy_dir, f"""\
-            version: 1
-            identities:
-              dev-build: {{keys: [keys/dev-build.pub.pem]}}
-            provenance:
-              signed-by: [dev-build]
-              build-types:
-                {key}: {{parameters: {{entryPoint: release-build}}}}
-            """)
+        path = _write(policy_dir, _BASE + f"  build-types:\n    {key}: {{parameters: {{entryPoint: release-build}}}}\n")
         rules = load_policy(path).provenance
         predicate = f.provenance_v1()
         predicate["buildDefinition"].update(buildType=versioned.format("v17.0.0"), externalParameters={
@@ -987,15 +979,7 @@ def test_a_gitlab_runner_rule_holds_for_every_runner_version(policy_dir: Path) -
         results = {r.rule: r for r in evaluate_provenance(read_provenance(statement), rules)}
         assert not results["parameters"].passed and "release-build" in results["parameters"].message
         assert set(rules.build_types) == {rule_key(versioned.format("v1"))}
-    twice = _write(policy_dir, f"""\
-        version: 1
-        identities:
-          dev-build: {{keys: [keys/dev-build.pub.pem]}}
-        provenance:
-          signed-by: [dev-build]
-          build-types:
-            {versioned.format("v16.11.0")}: {{}}
-            {versioned.format("v17.0.0")}: {{}}
-        """)
+    twice = _write(policy_dir, _BASE + "  build-types:\n"
+                   f"    {versioned.format('v16.11.0')}: {{}}\n    {versioned.format('v17.0.0')}: {{}}\n")
     with pytest.raises(PolicyError, match="is the same build type as another entry"):
         load_policy(twice)
