@@ -603,11 +603,12 @@ def _run_release(request: GateRequest, warn: Callable[[str], None] | None) -> Ga
     def lookup(sha256: str) -> list[Any]:
         return _take(store, sha256, budget)
 
+    deployments = functools.cache(store.deployments)  # each environment's index listed once, when first asked
     run = policy.trust_run(bundles=_bundle_verifier(request.trusted_root))
-    running_of = (running_in(store, policy, run, request.rules.stage, budget)
+    running_of = (running_in(store, deployments, policy, run, request.rules.stage, budget)
                   if request.rules.stage is not None else None)
     verdict = decide_path(gate, manifest, lookup=lookup, run=run, running_of=running_of,
-                          indexed=indexed_in(store, budget),
+                          indexed=indexed_in(store, deployments, budget),
                           component=request.component, same_commit=request.same_commit,
                           kind="rollback" if request.kind == "rollback" else "hotfix" if request.kind == "hotfix"
                           else "deploy")
@@ -629,38 +630,31 @@ def _emit_release(request: GateRequest, verdict: ReleaseVerdict, gate: Gate, sig
                      store=request.store, publish_under=[d for _, d in artefacts])
 
 
-def running_in(store: Store, policy: Policy, run: Any, environment: str,
-               budget: EvidenceBudget) -> Callable[[str], Any]:
-    """What runs of a component in ``environment``: :func:`verify.path.running.running` over the store's
-    deployment index for it, listed once when first asked."""
+def running_in(store: Store, deployments: Callable[[str], Sequence[FiledDeployment]], policy: Policy, run: Any,
+               environment: str, budget: EvidenceBudget) -> Callable[[str], Any]:
+    """What runs of a component in ``environment``: :func:`verify.path.running.running` over ``store``'s
+    deployment index for it, as ``deployments`` lists it."""
     from verify.path.running import running
 
-    listed: list[Sequence[FiledDeployment]] = []
-
     def running_of(component: str) -> Any:
-        if not listed:
-            listed.append(store.deployments(environment))
-        return running(newest_first(store, listed[0], component, budget), policy, run, environment=environment,
-                       component=component)
+        return running(newest_first(store, deployments(environment), component, budget), policy, run,
+                       environment=environment, component=component)
 
     return running_of
 
 
-def indexed_in(store: Store, budget: EvidenceBudget) -> Callable[[Any], bool]:
-    """Whether ``store``'s deployment index files a trusted record (:class:`verify.path.running.Deployed`) under its
-    own signed time and digest: an entry of that name holding that very record, as ``attest status`` counts it
-    (each environment's index listed once, when first asked)."""
+def indexed_in(store: Store, deployments: Callable[[str], Sequence[FiledDeployment]],
+               budget: EvidenceBudget) -> Callable[[Any], bool]:
+    """Whether ``store``'s deployment index (each environment's as ``deployments`` lists it) files a trusted record
+    (:class:`verify.path.running.Deployed`) under its own signed time and digest: an entry of that name holding
+    that very record, as ``attest status`` counts it."""
     from verify.formats.deployment import filing_time
     from verify.formats.evidence import Evidence
 
-    listings: dict[str, Sequence[FiledDeployment]] = {}
-
     def indexed(found: Any) -> bool:
         record = found.record
-        if record.environment not in listings:
-            listings[record.environment] = store.deployments(record.environment)
         name = (record.component, filing_time(record.time), found.sha256)
-        for filed in listings[record.environment]:
+        for filed in deployments(record.environment):
             if (filed.component, filed.time, filed.sha256) == name:
                 items = budget.take(*store.read_deployment(filed))
                 return len(items) == 1 and isinstance(items[0], Evidence) and items[0].digest == found.sha256
