@@ -119,11 +119,12 @@ def audit_command(sources: tuple[str, ...], policy_path: Path | None, keys: tupl
         raise click.UsageError("--since is the window of the DORA figures: give --dora too")
     window = _window(since) if dora or output_format == "html" else None  # the page always shows the figures
     policy = _policy(policy_path, keys)
+    index = None if no_index else index_path or _default_index()
     if output is not None:
-        _output_apart(output, policy, sources, None if no_index else index_path or _default_index())
+        _output_apart(output, policy, sources, index)
     with fewer_collections():  # rendering a large report makes as many objects as the audit did
-        report, used = _audit(sources, policy, trusted_root, None if no_index else index_path or _default_index(),
-                              reverify=reverify, dora=window, optional=index_path is None)
+        report, used = _audit(sources, policy, trusted_root, index, reverify=reverify, dora=window,
+                              optional=index_path is None)
         if used is not None:
             import logging
 
