@@ -920,6 +920,41 @@ def test_no_cyclic_collection_runs_while_the_report_is_made_and_it_leaves_no_cyc
         gc.enable()
 
 
+def test_while_workers_check_this_process_collects_no_garbage_and_after_it_does_again(
+        store: Path, keys: dict[str, KeyPair], policy: Policy) -> None:
+    """What this process makes while the workers check (facts, records) lives until the report: the collector is
+    off for that part, on again after; a check made in this process (before the workers) runs with it on."""
+    import gc
+
+    for n in range(6):
+        full_path(store, keys, f"artefact {n}".encode(), commit=f"{n:040x}", stages=())
+    enabled: list[bool] = []
+
+    def sources() -> Iterator[tuple[str, bytes]]:
+        for uri, data in files(store):
+            enabled.append(gc.isenabled())
+            yield uri, data
+
+    report = audit(sources(), policy=policy, workers=2, batch_size=1)
+    assert report.clean and len(report.artifacts) == 6
+    # the first two batches are read before the workers start, then each one as a worker takes one
+    assert enabled[:2] == [True, True] and len(enabled) == 6 and not any(enabled[2:]) and gc.isenabled()
+
+
+def test_what_is_made_while_the_collector_is_off_is_old_when_it_is_on_again() -> None:
+    """Not one young generation of everything made meanwhile, for the next collection to look through at once."""
+    import gc
+
+    from verify.audit import no_collections
+
+    assert gc.isenabled()
+    with no_collections():
+        kept = [[n] for n in range(50_000)]
+        assert gc.get_count()[0] > 50_000
+    assert gc.isenabled() and gc.get_count()[0] < gc.get_threshold()[0]
+    assert kept[-1] == [49_999]
+
+
 def test_printable_spells_out_what_could_fool_a_terminal_or_a_reader() -> None:
     assert printable("dist/app.tar.gz") == "dist/app.tar.gz"
     assert printable("a\x1b[31mred\x07") == "a\\x1b[31mred\\x07"

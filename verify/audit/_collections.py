@@ -42,4 +42,8 @@ def no_collections() -> Iterator[None]:
         yield
     finally:
         if enabled:
+            # what was made meanwhile counts as old, not as one young generation of millions that the first
+            # collection after would look through at once (half a second): moved there without looking
+            gc.freeze()
+            gc.unfreeze()
             gc.enable()
