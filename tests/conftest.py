@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -191,3 +192,26 @@ def need_tool(name: str, *, install: str) -> str:
 from tests.postgres_infra import postgres_dsn  # noqa: E402,F401  (a throw-away PostgreSQL cluster)
 from tests.registry_infra import oci_registry, oci_registry_prd  # noqa: E402,F401  (local docker-registries)
 from tests.sigstore_infra.fixture import sigstore_local  # noqa: E402,F401  (local Fulcio/Rekor test services)
+
+
+@pytest.fixture
+def forked_halves(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """An audit's per-artefact steps split in two (verify.audit._halves) from 2 artefacts on, as they are from
+    thousands; the pid of each copy forked is listed. Threads an earlier test left in this process (a worker pool's
+    feeder, finishing) are not counted among those that would keep it from forking: the copy runs none of them and
+    takes none of their locks; a thread the test starts still counts."""
+    from verify.audit import _halves
+
+    made: list[int] = []
+    fork, count, stray = os.fork, threading.active_count, threading.active_count() - 1
+
+    def counted() -> int:
+        pid = fork()
+        if pid:
+            made.append(pid)
+        return pid
+
+    monkeypatch.setattr(_halves, "SPLIT_AT_LEAST", 2)
+    monkeypatch.setattr(os, "fork", counted)
+    monkeypatch.setattr(threading, "active_count", lambda: count() - stray)
+    return made

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import sqlite3
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -57,12 +58,19 @@ class _Auditing:
         return report
 
 
-@pytest.fixture
-def auditing(tmp_path: Path, keys: dict[str, KeyPair]) -> _Auditing:
-    """The hand-made history of tests/dora under its policy, to audit."""
+@pytest.fixture(params=["in one process", "in two halves"])
+def auditing(request: pytest.FixtureRequest, tmp_path: Path, keys: dict[str, KeyPair]) -> Iterator[_Auditing]:
+    """The hand-made history of tests/dora under its policy, to audit; the artefacts judged in this process, or
+    (as an audit of thousands of them does) half of them in a forked copy of it (verify.audit._halves), which
+    must make the same reports and the same index entries."""
     write_policy(tmp_path, keys)
     history_with_dora(tmp_path, keys)
-    return _Auditing(tmp_path)
+    if request.param == "in one process":
+        yield _Auditing(tmp_path)
+        return
+    forks = request.getfixturevalue("forked_halves")
+    yield _Auditing(tmp_path)
+    assert forks  # (each audit judging two artefacts or more forked once)
 
 
 def _kinds(report: AuditReport, sha: str) -> set[str]:

@@ -81,6 +81,7 @@ from pathlib import Path
 
 from verify.audit._check import BATCH_FILES, INLINE_FILES, _Fact, _facts, _Setup
 from verify.audit._collections import AUDIT_GC_THRESHOLDS, fewer_collections, no_collections
+from verify.audit._halves import in_two_halves
 from verify.audit._judge import _Auditor
 from verify.audit._whole import Group, anomaly_order, counted, groups_of, out_of_order, reproducibility, running
 from verify.audit._whole import dora as _dora
@@ -193,6 +194,17 @@ def audit(sources: Iterable[tuple[str, bytes | EvidenceRejected | Listed]], *, p
         assembly.stored = list(artifacts)
         with no_collections():
             return assembly.report(dora=dora, mismatched=mismatched)
+
+
+@dataclass(frozen=True, slots=True)
+class _ToKeep:
+    """What the index keeps of an artefact judged now (:meth:`FactIndex.judge`)."""
+
+    inputs: str
+    text: str
+    chunk: str
+    disagrees: bool
+    """With ``reverify``: the index's entry, for the same inputs, said otherwise."""
 
 
 @dataclass(slots=True)
@@ -398,11 +410,17 @@ class _Assembly:
         self.part.judge(dirty)  # (5)
         mismatched = [*(f"other facts for {f.uri}" for f in self.files if f.mismatch), *mismatched]
         fresh: dict[str, tuple[Judged | None, ArtifactHistory | None]] = {}
-        for sha, judged, history in self._judged(dirty):
-            if not self.keep:  # (no index, or one that keeps no judgement)
+        if not self.keep:  # (no index, or one that keeps no judgement)
+            for sha, judged, history in self._judged(dirty):
                 fresh[sha] = (judged, history)
-            else:
-                clean[sha] = (judged, self._keep(sha, judged, history, mismatched))
+        else:  # kept in the index, as each artefact's judgement comes (half of them made on another core)
+            assert self.index is not None
+            for sha, judged, kept in in_two_halves(self._to_keep, dirty):
+                if kept.disagrees:
+                    mismatched.append(f"another judgement of {short_sha(sha)}")
+                if sha not in self.part.clocked:  # (one against the clock is judged again next time)
+                    self.index.judge(sha, kept.inputs, kept.text, kept.chunk)
+                clean[sha] = (judged, kept.chunk)
         return self._assemble(clean, fresh, mismatched, dora=dora)
 
     def _fold_files(self, positions: Sequence[int]) -> None:
@@ -473,19 +491,17 @@ class _Assembly:
                               committed=context.committed, placed=context.placed, anomalies=tuple(mine),
                               exceptional=_exceptional(history)), history
 
-    def _keep(self, sha: str, judged: Judged | None, history: ArtifactHistory | None, mismatched: list[str]) -> str:
-        """Keep an artefact's judgement in the index, and return its history as text (kept so, and read back only
-        if asked for: less memory); with ``reverify``, an entry that said otherwise is a mismatch."""
-        assert self.index is not None
-        text, chunk = encode_judged(judged), _chunk(history) if history is not None else ""
-        inputs = self.inputs(sha, judged.deps if judged else (), self.part)
-        before = self.kept.get(sha)
-        if self.reverify and before is not None and before[0] == inputs and before[1:] != (text, chunk) and not any(
-                self.files[n].mismatch for n in self.touching.get(sha, ())):  # not the other's consequence
-            mismatched.append(f"another judgement of {short_sha(sha)}")
-        if sha not in self.part.clocked:  # (one against the clock is judged again next time)
-            self.index.judge(sha, inputs, text, chunk)
-        return chunk
+    def _to_keep(self, dirty: Sequence[str]) -> Iterator[tuple[str, Judged | None, _ToKeep]]:
+        """Each artefact of ``dirty`` judged, with what the index keeps of it: its history as text (kept so, and
+        read back only if asked for: less memory); with ``reverify``, whether the index's entry said otherwise.
+        Only computes (:func:`verify.audit._halves.in_two_halves` runs half of it in a copy of this process)."""
+        for sha, judged, history in self._judged(dirty):
+            text, chunk = encode_judged(judged), _chunk(history) if history is not None else ""
+            inputs = self.inputs(sha, judged.deps if judged else (), self.part)
+            before = self.kept.get(sha)
+            disagrees = self.reverify and before is not None and before[0] == inputs and before[1:] != (
+                text, chunk) and not any(self.files[n].mismatch for n in self.touching.get(sha, ()))  # (not the
+            yield sha, judged, _ToKeep(inputs, text, chunk, disagrees)                               # other's doing)
 
     def _assemble(self, texts: Mapping[str, tuple[Judged | None, str]],
                   fresh: Mapping[str, tuple[Judged | None, ArtifactHistory | None]], mismatched: Sequence[str], *,

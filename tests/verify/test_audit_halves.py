@@ -1,0 +1,94 @@
+"""verify.audit._halves: the report's per-artefact steps on two cores, the second half in a forked copy of the
+process; its results are always those of the work done in one process, whatever becomes of the copy."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from collections.abc import Iterator, Sequence
+
+import pytest
+
+from verify.audit._halves import in_two_halves
+
+ITEMS = list(range(10))
+
+
+@pytest.fixture
+def forks(forked_halves: list[int]) -> list[int]:
+    """The pid of each copy forked, the work split from 2 items on."""
+    return forked_halves
+
+
+def squares(items: Sequence[int]) -> Iterator[tuple[int, int, int]]:
+    """(item, its square, the process that made it)."""
+    for n in items:
+        yield n, n * n, os.getpid()
+
+
+def reaped(pid: int) -> bool:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return False
+
+
+def test_the_second_half_is_made_in_a_copy_and_the_results_come_in_order(forks: list[int]) -> None:
+    results = list(in_two_halves(squares, ITEMS, cores=2))
+    assert [(n, sq) for n, sq, _ in results] == [(n, n * n) for n in ITEMS]
+    (copy,) = forks
+    assert {pid for n, _, pid in results if n < 5} == {os.getpid()}
+    assert {pid for n, _, pid in results if n >= 5} == {copy}
+    assert reaped(copy)
+
+
+def test_below_the_threshold_on_one_core_or_beside_a_thread_nothing_is_forked(forks: list[int]) -> None:
+    assert list(in_two_halves(squares, [3], cores=2)) == [(3, 9, os.getpid())]
+    assert list(in_two_halves(squares, ITEMS, cores=1)) == list(squares(ITEMS))
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        assert list(in_two_halves(squares, ITEMS, cores=2)) == list(squares(ITEMS))
+    finally:
+        stop.set()
+        other.join()
+    assert not forks
+
+
+@pytest.mark.parametrize("fate", ["raises", "is killed", "exits without a word"])
+def test_whatever_becomes_of_the_copy_its_half_is_made_here(forks: list[int], fate: str) -> None:
+    here = os.getpid()
+
+    def work(items: Sequence[int]) -> Iterator[tuple[int, int, int]]:
+        if os.getpid() != here:
+            if fate == "raises":
+                raise RuntimeError("a bug in the copy")
+            if fate == "is killed":
+                os.kill(os.getpid(), signal.SIGKILL)
+            os._exit(0)
+        yield from squares(items)
+
+    assert list(in_two_halves(work, ITEMS, cores=2)) == list(squares(ITEMS))
+    assert len(forks) == 1 and reaped(forks[0])
+
+
+def test_an_error_here_stops_the_copy_and_is_raised(forks: list[int]) -> None:
+    def work(items: Sequence[int]) -> Iterator[int]:
+        for n in items:
+            if n == 2:
+                raise ValueError("a bad artefact")
+            yield n
+
+    with pytest.raises(ValueError, match="a bad artefact"):
+        list(in_two_halves(work, ITEMS, cores=2))
+    assert len(forks) == 1 and reaped(forks[0])
+
+
+def test_a_caller_that_stops_early_leaves_no_copy_behind(forks: list[int]) -> None:
+    results = in_two_halves(squares, ITEMS, cores=2)
+    assert next(results)[0] == 0
+    results.close()
+    assert len(forks) == 1 and reaped(forks[0])
