@@ -7,9 +7,11 @@ import os
 import signal
 import threading
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import pytest
 
+from verify.audit import _halves
 from verify.audit._halves import in_two_halves
 
 ITEMS = list(range(10))
@@ -92,3 +94,25 @@ def test_a_caller_that_stops_early_leaves_no_copy_behind(forks: list[int]) -> No
     assert next(results)[0] == 0
     results.close()
     assert len(forks) == 1 and reaped(forks[0])
+
+
+class _KillsTheCopyWhenSent(int):
+    def __reduce__(self) -> Any:
+        os.kill(os.getpid(), signal.SIGKILL)
+        raise AssertionError("not reached")
+
+
+def test_a_copy_that_dies_while_sending_has_the_rest_made_here(forks: list[int],
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_halves, "_FRAME", 2)  # the copy's half (5 .. 9) sent as (5, 6), (7, 8), (9,)
+    here = os.getpid()
+
+    def work(items: Sequence[int]) -> Iterator[tuple[int, int, int]]:
+        for n, square, pid in squares(items):
+            yield n, _KillsTheCopyWhenSent(square) if n == 8 and pid != here else square, pid
+
+    results = list(in_two_halves(work, ITEMS, cores=2))
+    assert [(n, sq) for n, sq, _ in results] == [(n, n * n) for n in ITEMS]
+    (copy,) = forks
+    assert [pid for _, _, pid in results] == [here] * 5 + [copy] * 2 + [here] * 3  # (5, 6) came, then it died
+    assert reaped(copy)

@@ -9,7 +9,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TypeVar
+from typing import IO, Any, TypeVar
 
 __all__ = ["SPLIT_AT_LEAST", "in_two_halves"]
 
@@ -28,9 +28,10 @@ def in_two_halves(work: Callable[[Sequence[T]], Iterable[R]], items: Sequence[T]
     running no other thread: a lock another thread holds would stay held in the copy).
 
     ``work`` must only compute (no output, no index write, nothing shared changed that this process needs): the
-    copy's changes are lost with it, and it leaves through ``os._exit``, flushing nothing. Whatever goes wrong in
-    the copy (an exception, a crash, results that do not read back), the second half is made again here, so the
-    results are the same as ``work(items)``'s, or its exception.
+    copy's changes are lost with it, and it leaves through ``os._exit``, flushing nothing. The copy makes its
+    whole half, then sends it in frames, read one at a time once this half is made (the received bytes held at
+    once stay small). Whatever goes wrong in the copy (an exception, a crash, a frame that does not read back),
+    what it did not send is made here, so the results are the same as ``work(items)``'s, or its exception.
     """
     cores = cores if cores is not None else os.cpu_count() or 1
     if len(items) < SPLIT_AT_LEAST or cores < 2 or not _fork_is_safe():
@@ -43,42 +44,55 @@ def in_two_halves(work: Callable[[Sequence[T]], Iterable[R]], items: Sequence[T]
         code = 1
         try:
             os.close(read_end)
-            _send(write_end, pickle.dumps(list(work(items[half:])), protocol=pickle.HIGHEST_PROTOCOL))
+            _send(write_end, list(work(items[half:])))  # (all made before any is sent: the pipe holds little)
             code = 0
         finally:
             os._exit(code)
     os.close(write_end)
-    received = None
+    came = 0
+    """Results of the second half yielded from the copy."""
+    done = False
     try:
         yield from work(items[:half])
-        received = _received(read_end)
+        with os.fdopen(read_end, "rb", closefd=False) as pipe:
+            for frame in _frames(pipe):
+                came += len(frame)
+                yield from frame
+        done = came == len(items) - half
     finally:
         os.close(read_end)
-        if received is None:  # stopped early (an error here, or no more asked for): the copy's work is not needed
+        if not done:  # stopped early (an error, no more asked for, or the copy failed): its work is not needed
             os.kill(child, signal.SIGKILL)
-        _, status = os.waitpid(child, 0)
-    try:
-        results = pickle.loads(received) if status == 0 else None  # noqa: S301 (this very process's copy wrote it)
-    except Exception:  # (truncated: the copy was killed while sending)
-        results = None
-    if not isinstance(results, list):
-        yield from work(items[half:])
-        return
-    yield from results
+        os.waitpid(child, 0)
+    if not done:  # (here only if the copy failed: it sent less than its half, or what does not read back)
+        yield from work(items[half + came:])
+
+
+#: Results a frame of the copy's answer holds: the received bytes held at once stay small (a few MB).
+_FRAME = 1024
+
+
+def _send(fd: int, results: list[object]) -> None:
+    with os.fdopen(fd, "wb", closefd=False) as pipe:
+        for start in range(0, len(results), _FRAME):
+            data = pickle.dumps(results[start:start + _FRAME], protocol=pickle.HIGHEST_PROTOCOL)
+            pipe.write(len(data).to_bytes(8, "big"))
+            pipe.write(data)
+            pipe.flush()  # (a frame whole, before the next is made)
+
+
+def _frames(pipe: IO[bytes]) -> Iterator[list[Any]]:
+    """Each whole frame the copy sent, until the pipe ends or a frame does not read back (the copy died)."""
+    while len(head := pipe.read(8)) == 8:
+        data = pipe.read(int.from_bytes(head, "big"))
+        try:
+            frame = pickle.loads(data)  # noqa: S301 (this very process's copy wrote it)
+        except Exception:  # (truncated: the copy was killed while sending)
+            return
+        if not isinstance(frame, list):
+            return
+        yield frame
 
 
 def _fork_is_safe() -> bool:
     return sys.platform == "linux" and hasattr(os, "fork") and threading.active_count() == 1
-
-
-def _send(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
-
-
-def _received(fd: int) -> bytes:
-    parts = []
-    while chunk := os.read(fd, 1 << 20):
-        parts.append(chunk)
-    return b"".join(parts)
