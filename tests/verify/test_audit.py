@@ -941,6 +941,60 @@ def test_while_workers_check_this_process_collects_no_garbage_and_after_it_does_
     assert enabled[:2] == [True, True] and len(enabled) == 6 and not any(enabled[2:]) and gc.isenabled()
 
 
+_SERVER_AT_FIRST_READ = """
+import os, sys
+from pathlib import Path
+from verify.audit import audit
+from verify.policy_file import load_policy
+
+def servers():
+    mine = str(os.getpid())
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            parent = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]
+            line = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if parent == mine and b"multiprocessing.forkserver" in line:
+            yield pid
+
+seen = []
+def sources():
+    for path in sorted(Path(sys.argv[1]).rglob("*.intoto.jsonl")):
+        seen.append(bool(list(servers())))
+        yield str(path), path.read_bytes()
+
+index = None
+if sys.argv[3] == "warm":
+    class Warm:  # an index that has judged something: few files are expected to be checked
+        def judgements(self):
+            return {"0" * 64: ("", "[]", "")}
+        def __getattr__(self, name):
+            raise AssertionError(name)
+    index = Warm()
+try:
+    audit(sources(), policy=load_policy(Path(sys.argv[2])), workers=2, batch_size=1, index=index)
+except AssertionError:
+    pass
+print(seen[0])
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists() or sys.platform != "linux", reason="reads /proc (Linux)")
+def test_an_audit_that_checks_every_file_starts_the_workers_server_before_it_reads_one(
+        store: Path, keys: dict[str, KeyPair], tmp_path: Path) -> None:
+    """Its imports then run on another core while the first files are read; an audit an index answers does not."""
+    for n in range(3):
+        full_path(store, keys, f"artefact {n}".encode(), commit=f"{n:040x}", stages=())
+    write_policy(tmp_path, keys)
+    said = {}
+    for run_as in ("cold", "warm"):
+        done = subprocess.run([sys.executable, "-c", _SERVER_AT_FIRST_READ, str(store), str(tmp_path / "policy.yaml"),
+                               run_as], capture_output=True, text=True, check=True, cwd=Path(__file__).parents[2])
+        said[run_as] = done.stdout.strip().splitlines()[-1]
+    assert said == {"cold": "True", "warm": "False"}
+
+
 def test_what_is_made_while_the_collector_is_off_is_old_when_it_is_on_again() -> None:
     """Not one young generation of everything made meanwhile, for the next collection to look through at once."""
     import gc

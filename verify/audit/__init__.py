@@ -79,7 +79,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from verify.audit._check import BATCH_FILES, INLINE_FILES, _Fact, _facts, _Setup
+from verify.audit._check import BATCH_FILES, INLINE_FILES, _Fact, _facts, _Setup, start_server
 from verify.audit._collections import AUDIT_GC_THRESHOLDS, fewer_collections, no_collections
 from verify.audit._halves import in_two_halves
 from verify.audit._judge import _Auditor
@@ -185,6 +185,8 @@ def audit(sources: Iterable[tuple[str, bytes | EvidenceRejected | Listed]], *, p
     with fewer_collections():
         assembly = _Assembly(policy, setup=setup, index=index, reverify=reverify, workers=workers,
                              batch_size=batch_size, inline=inline)
+        if assembly.streaming and workers > 1:  # every file checked (none judged before): workers, surely
+            start_server()
         for file in _read(sources, setup, index=index if assembly.reuses_files else None, keep=index,
                           all_facts=not assembly.keep, reverify=reverify, workers=workers, batch_size=batch_size,
                           inline=inline, progress=progress):
