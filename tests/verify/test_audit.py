@@ -822,22 +822,51 @@ def test_a_fact_from_a_worker_shares_its_place_and_sha256s_with_the_audits_proce
             assert all(sha is sys.intern(sha) for _, sha in received.subjects) and received.subjects
 
 
-def test_an_audit_choosing_its_workers_checks_the_first_files_itself_then_starts_them(
-        store: Path, keys: dict[str, KeyPair], policy: Policy, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_audit_choosing_its_workers_checks_the_first_new_files_itself_then_starts_them(
+        store: Path, keys: dict[str, KeyPair], policy: Policy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With an index that judged the history before, the few files new since are checked in this process, sooner
+    than processes start; past INLINE_FILES of them, workers. Without an index every file is checked: the workers
+    start at once (once two batches are read)."""
     import os
 
     import verify.audit
+    import verify.audit._check
+    from attest.audit_index import SqliteIndex
+    from verify.audit.index import setup_digest
 
+    setup = audit_setup(policy, None)
+    digest = setup_digest(setup, policy_digest=policy.digest, version="test")
+
+    def audited(reads: Iterator[tuple[str, bytes]], index: SqliteIndex | None, **options: Any) -> AuditReport:
+        try:
+            return audit(reads, policy=policy, setup=setup, index=index, batch_size=1, **options)
+        finally:
+            if index is not None:
+                index.flush()
+                index.close()
+
+    full_path(store, keys, b"judged before", commit=f"{9:040x}")
+    audited(files(store), SqliteIndex(tmp_path / "index.sqlite", digest), workers=1)
+    known = len(list(files(store)))
     for i in range(4):
         full_path(store, keys, b"artefact %d" % i, commit=f"{i:040x}")
-    inline = run(store, policy)
+    reference = run(store, policy)
     monkeypatch.setattr(verify.audit, "INLINE_FILES", 4)
+    started: list[int] = []
+    pool = verify.audit._check._pool
     reads = _Reads(store)
-    report = audit(reads, policy=policy, batch_size=1, progress=reads.done)
-    assert report.to_dict() == inline.to_dict() and len(reads.read) == 12
-    assert reads.when_done[:4] == [1, 2, 3, 4]  # each checked here as soon as read: no process started yet
+    monkeypatch.setattr(verify.audit._check, "_pool", lambda *a: started.append(len(reads.read)) or pool(*a))
+
+    report = audited(reads, SqliteIndex(tmp_path / "index.sqlite", digest), progress=reads.done)
+    assert report.to_dict() == reference.to_dict() and len(reads.read) == known + 12
     if (os.cpu_count() or 1) >= 2:
-        assert reads.when_done[4] > 6  # then worker processes, a few files read ahead of them
+        assert started and started[0] >= 4 + 2  # four new files checked here, then workers, two batches read
+
+    started.clear()
+    reads = _Reads(store)
+    assert audited(reads, None).to_dict() == reference.to_dict()
+    if (os.cpu_count() or 1) >= 2:
+        assert started == [2]
 
 
 def test_sources_are_read_as_they_are_checked(store: Path, keys: dict[str, KeyPair], policy: Policy) -> None:

@@ -185,8 +185,9 @@ def audit(sources: Iterable[tuple[str, bytes | EvidenceRejected | Listed]], *, p
     with fewer_collections():
         assembly = _Assembly(policy, setup=setup, index=index, reverify=reverify, workers=workers,
                              batch_size=batch_size, inline=inline)
-        if assembly.streaming and workers > 1:  # every file checked (none judged before): workers, surely
-            start_server()
+        if not assembly.reuses_files and workers > 1:  # every file is checked: the workers start at once, their
+            start_server()                              # server before the first file is read
+            inline = 0
         for file in _read(sources, setup, index=index if assembly.reuses_files else None, keep=index,
                           all_facts=not assembly.keep, reverify=reverify, workers=workers, batch_size=batch_size,
                           inline=inline, progress=progress):
