@@ -3,12 +3,13 @@ fact; in worker processes when there is more than one batch of files."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import re
 import sys
 from collections import deque
-from collections.abc import Generator, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -234,11 +235,12 @@ class _Checker:
         digest = hashlib.sha256(envelope.payload).hexdigest()
         # (2b) what it claims, before anything is believed: to name the artefact in an anomaly
         statement, error = _peek(envelope)
-        subjects = _subjects(statement) if statement else ()
+        every = tuple(_all_subjects(statement)) if statement else ()
+        subjects = tuple((name, sha) for name, sha in every if sha is not None)
         claimed = _claimed_stage(statement) if statement else ""
         ptype = statement.predicate_type if statement else ""
         # (2c) who signs it: pinned keys, or a pinned Sigstore identity for a keyless bundle
-        signers, problem = self._signers(item, _describe(statement), run)
+        signers, problem = self._signers(item, functools.partial(_describe, statement), run)
         if problem is not None:
             return _Fact(source=item.source, statement_digest=digest, subjects=subjects, predicate_type=ptype,
                          problem=problem, claimed_stage=claimed)
@@ -246,7 +248,7 @@ class _Checker:
         if statement is None:
             return _Fact(source=item.source, statement_digest=digest, subjects=(), signers=signers,
                          problem=("malformed", error))
-        for name, sha in _all_subjects(statement):
+        for name, sha in every:
             if sha is None:
                 return _Fact(source=item.source, statement_digest=digest, subjects=subjects, signers=signers,
                              predicate_type=ptype,
@@ -254,7 +256,7 @@ class _Checker:
                                                    "of 64 hex digits; audit finds artefacts by sha256"))
         # (2e) what the predicate says, as far as audit needs it
         try:
-            detail = _detail(statement, self._rules)
+            detail = _detail(statement, self._rules, line=item.digest)
         except EvidenceRejected as e:
             return _Fact(source=item.source, statement_digest=digest, subjects=subjects, signers=signers,
                          predicate_type=ptype, problem=("malformed", str(e)))
@@ -263,15 +265,13 @@ class _Checker:
                      signers=signers, detail=detail, claimed_stage=claimed)
 
     def _placed(self, detail: Any, item: Evidence, statement: Statement, run: TrustRun) -> Any:
-        """``detail`` with what places it on the path: a release and a provenance by the sha256 of the envelope
-        line (as a deployment record names a release, and a release binds a provenance), and a provenance's
-        findings under each component's rules (a release decides which apply)."""
-        if isinstance(detail, _Release | _Deployment):
-            return replace(detail, line_sha256=item.digest)
+        """``detail`` with what places it on the path beyond its statement: who signed a keyless approval, a keyless
+        provenance's signed time, and a provenance's findings under each component's rules (a release decides which
+        apply)."""
         if isinstance(detail, _Approval) and item.bundle is not None and item.bundle.keyless:
             claims = item.bundle.certificate_claims()  # (verified by now: _signers found a pinned identity)
             return replace(detail, person=claims.person)
-        if isinstance(detail, _Build):
+        if isinstance(detail, _Build) and (self._components or (item.bundle is not None and item.bundle.keyless)):
             prov = read_provenance(statement) if self._components else None
             signed = run.signed_times.get(item.digest) if item.bundle is not None and item.bundle.keyless else None
             return replace(detail, line_sha256=item.digest, signed_on=signed.at if signed is not None else None,
@@ -294,15 +294,17 @@ class _Checker:
                          problem=("unverifiable", f"{named}, so audit, which places artefacts by sha256, cannot "
                                                   "check it; check it with attest verify ARTIFACT"))
         subjects = (("", sha),)
-        signers, problem = self._signers(item, f"a message signature of {short_sha(sha)}", run,
+        signers, problem = self._signers(item, lambda: f"a message signature of {short_sha(sha)}", run,
                                          message=DigestSet({"sha256": sha}))
         if problem is not None:
             return _Fact(source=item.source, statement_digest=item.digest, subjects=subjects, problem=problem)
         return _Fact(source=item.source, statement_digest=item.digest, subjects=subjects, signers=signers,
                      detail=_Signature(sha))
 
-    def _signers(self, item: Evidence, what: str, run: TrustRun, *, message: DigestSet | None = None) -> _Signers:
-        """The policy identities that signed ``item`` (:func:`verify.signers.find_signers`), or the anomaly.
+    def _signers(self, item: Evidence, what: Callable[[], str], run: TrustRun, *,
+                 message: DigestSet | None = None) -> _Signers:
+        """The policy identities that signed ``item`` (:func:`verify.signers.find_signers`), or the anomaly, which
+        names it as ``what()`` says (made only for an anomaly).
 
         A keyless bundle's certificate claims, unverified, decide whether it needs verifying at all:
         one that names no pinned identity is untrusted whether or not it verifies.
@@ -314,24 +316,24 @@ class _Checker:
             try:
                 claims = bundle.certificate_claims()
             except MalformedEvidence as e:
-                return (), ("malformed", f"{what} is signed keylessly, but {e}")
+                return (), ("malformed", f"{what()} is signed keylessly, but {e}")
             named = claimed_identities(bundle, self._keyless)
             if not named:
                 pins = "pins no Sigstore identity" if not self._keyless else "pins no Sigstore identity it satisfies"
-                return (), ("untrusted-signer", f"{what} is signed keylessly by {claims.describe()}, and the policy "
+                return (), ("untrusted-signer", f"{what()} is signed keylessly by {claims.describe()}, and the policy "
                                                 f"{pins}")
         try:
             found = find_signers(item, self._identities, run, message=message)
         except SignatureInvalid as e:
             if claims is not None:
-                return (), ("bad-signature", f"{what} is signed keylessly in the name of {' and '.join(named)} "
+                return (), ("bad-signature", f"{what()} is signed keylessly in the name of {' and '.join(named)} "
                                              f"({claims.describe()}), but {_sentence_for(item, e)}; it was altered "
                                              "after signing, forged, or signed by a Sigstore instance the trusted "
                                              "root does not name")
             if e.claimed:
-                return (), ("bad-signature", f"{what} names the pinned key of {' and '.join(e.claimed)} but its "
+                return (), ("bad-signature", f"{what()} names the pinned key of {' and '.join(e.claimed)} but its "
                                              "signature does not verify; it was altered after signing or forged")
-            return (), ("untrusted-signer", f"{what} is signed by no key the policy pins")
+            return (), ("untrusted-signer", f"{what()} is signed by no key the policy pins")
         except EvidenceRejected as e:
             return (), ("malformed", _sentence_for(item, e))
         return tuple(identity.name for identity in found), None
@@ -380,10 +382,6 @@ def _all_subjects(statement: Statement) -> Iterator[tuple[str, str | None]]:
         yield subject.name, sha if sha is not None and _SHA256.fullmatch(sha) else None
 
 
-def _subjects(statement: Statement) -> tuple[tuple[str, str], ...]:
-    return tuple((name, sha) for name, sha in _all_subjects(statement) if sha is not None)
-
-
 def _claimed_stage(statement: Statement) -> str:
     if statement.predicate_type == VSA_V1:
         return _text(statement.predicate.get("resourceUri"))
@@ -412,8 +410,11 @@ def _findings(prov: Provenance, rules: ProvenanceRules) -> tuple[tuple[str, str,
                  for r in evaluate_provenance(prov, rules) if not r.passed)
 
 
-def _detail(statement: Statement,
-            rules: ProvenanceRules) -> _Build | _Vsa | _Approval | _Reproduction | _Release | _Deployment | None:
+def _detail(statement: Statement, rules: ProvenanceRules, *,
+            line: str) -> _Build | _Vsa | _Approval | _Reproduction | _Release | _Deployment | None:
+    """What the predicate says, as far as audit needs it; a release, a deployment record and a provenance with
+    ``line``, the sha256 of their envelope line (or bundle): how a deployment record names a release, and a release
+    binds a provenance."""
     pred = statement.predicate
     if statement.predicate_type in _PROVENANCE_TYPES:
         prov = read_provenance(statement)
@@ -422,7 +423,7 @@ def _detail(statement: Statement,
         return _Build(commit=prov.commit, source=prov.source_uri, ref=prov.source_ref,
                       builder=prov.builder_id, started_on=prov.started_on, finished_on=prov.finished_on,
                       dirty=prov.dirty, invocation_id=prov.invocation_id, lockfiles=locks, findings=findings,
-                      committed_on=prov.commit_time)
+                      committed_on=prov.commit_time, line_sha256=line)
     if statement.predicate_type == VSA_V1:
         vsa = read_vsa(statement)
         policy = vsa.policy_digest.get("sha256")
@@ -435,17 +436,17 @@ def _detail(statement: Statement,
     if statement.predicate_type == REPRODUCTION_V1:
         return read_reproduction(pred)
     if statement.predicate_type == RELEASE_V1:
-        return _read_release(statement)
+        return _read_release(statement, line)
     if statement.predicate_type == DEPLOYMENT_V1:
         deployment = read_deployment(statement)
         return _Deployment(environment=deployment.environment, status=deployment.status, time=deployment.time,
                            release=deployment.release, component=deployment.component, kind=deployment.kind,
                            release_sha256=deployment.release_sha256,
-                           artifacts=frozenset(a.digest["sha256"] for a in deployment.artifacts))
+                           artifacts=frozenset(a.digest["sha256"] for a in deployment.artifacts), line_sha256=line)
     return None
 
 
-def _read_release(statement: Statement) -> _Release:
+def _read_release(statement: Statement, line: str) -> _Release:
     """A release manifest, read by :func:`verify.formats.release.read_release` (as ``attest verify --release``
     reads it)."""
     release = read_release(statement)
@@ -454,7 +455,7 @@ def _read_release(statement: Statement) -> _Release:
                                         artifacts=tuple((a.name, a.digest["sha256"]) for a in part.artifacts),
                                         needs=part.needs)
                        for part in release.components)
-    return _Release(name=release.name, created=release.created, components=components)
+    return _Release(name=release.name, created=release.created, components=components, line_sha256=line)
 
 
 # --- worker processes ------------------------------------------------------------------------------------
