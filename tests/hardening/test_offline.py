@@ -1,8 +1,10 @@
-"""Offline, proven: verify and audit open no socket.
+"""Offline, proven: verify and audit open no network socket.
 
 Each command runs in a fresh process whose audit hook ends it (exit 97, naming the event) at the first
-``socket.*`` audit event: creating a socket, resolving a name, connecting, binding. Nothing in the
-process can catch that, so a command that passes here made no network call, whatever it imported.
+``socket.*`` audit event of the network: creating an IP socket, resolving a name, connecting, binding. Nothing
+in the process can catch that, so a command that passes here made no network call, whatever it imported. A Unix
+socket, which reaches only this machine, is let through: an audit's worker processes are forked from a server
+it talks to over one (multiprocessing's forkserver).
 The runs cover what a stage and an auditor do: key-signed evidence from files and from a directory
 store (the prd gate, with stg's VSA; stg signing its VSA with a local key), a real keyless GitHub
 attestation against the shipped trusted root, and an audit of a store holding both. A control shows
@@ -28,10 +30,15 @@ ARTIFACT = "dist/app.tar.gz"
 GUARDED = 97
 
 GUARD = """
-import os, sys
+import os, socket, sys
+
+def local(event, args):
+    if event == "socket.__new__":
+        return args[1] == socket.AF_UNIX
+    return bool(args) and isinstance(args[0], socket.socket) and args[0].family == socket.AF_UNIX
 
 def refuse(event, args):
-    if event.startswith("socket."):
+    if event.startswith("socket.") and not local(event, args):
         os.write(2, f"offline guard: {event} {args!r}\\n".encode())
         os._exit(97)
 
@@ -42,7 +49,7 @@ main(sys.argv[1:])
 
 
 def offline(*args: str | Path, cwd: Path, env: dict[str, str] | None = None) -> Result:
-    """``attest ARGS`` in a fresh process that may not touch a socket."""
+    """``attest ARGS`` in a fresh process that may not touch a network socket."""
     done = subprocess.run([sys.executable, "-c", GUARD, *map(str, args)], cwd=cwd, env=_clean_env(env),
                           capture_output=True, text=True, timeout=120)
     return Result(done.returncode, done.stdout, done.stderr)
