@@ -1024,6 +1024,19 @@ def test_an_audit_that_checks_every_file_starts_the_workers_server_before_it_rea
     assert said == {"cold": "True", "warm": "False"}
 
 
+def test_a_workers_server_that_cannot_start_early_fails_no_audit_that_needs_no_worker(
+        store: Path, keys: dict[str, KeyPair], policy: Policy, monkeypatch: pytest.MonkeyPatch) -> None:
+    from multiprocessing import forkserver
+
+    def refused() -> None:
+        raise PermissionError("no socket may be made here")
+
+    full_path(store, keys, b"small", stages=())
+    monkeypatch.setattr(forkserver, "ensure_running", refused)
+    report = audit(files(store), policy=policy, workers=2)  # (one batch: checked in this process)
+    assert report.clean and len(report.artifacts) == 1
+
+
 def test_what_is_made_while_the_collector_is_off_is_old_when_it_is_on_again() -> None:
     """Not one young generation of everything made meanwhile, for the next collection to look through at once."""
     import gc

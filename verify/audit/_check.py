@@ -3,6 +3,7 @@ fact; in worker processes when there is more than one batch of files."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import itertools
@@ -576,11 +577,14 @@ def start_server() -> None:
     """Start the server worker processes are forked from now, without waiting for it: it imports this module on
     another core while this process lists and reads the first files, instead of once they are read (with one core
     idle meanwhile: 0.5 s of a cold audit). For an audit that will check every file (no index, or one that knows
-    none of them): one that checks few never starts workers, and would start the server for nothing."""
+    none of them): one that checks few never starts workers, and would start the server for nothing. Only a head
+    start: a server that cannot be started now (no socket allowed, say) is no error here; an audit that then needs
+    workers starts them as before, or says why it cannot."""
     if _context().get_start_method() == "forkserver":
         from multiprocessing import forkserver
 
-        forkserver.ensure_running()
+        with contextlib.suppress(OSError):
+            forkserver.ensure_running()
 
 
 def _context() -> BaseContext:
