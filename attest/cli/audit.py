@@ -16,6 +16,7 @@ import itertools
 import os
 import stat
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -286,7 +287,8 @@ def _audit_once(sources: Sequence[str], policy: Policy, trusted_root: Path | Non
         with _progress() as live:
             report = audit(reader.attestations(), policy=policy, trusted_root=trusted_root,
                            progress=live.checked if live else None,
-                           artifacts=reader.artifacts(progress=live.hashed if live else None),
+                           artifacts=reader.artifacts(progress=live.hashed if live else None,
+                                                      finished=live.stop if live else None),
                            index=_Keyed(index, reader.key) if index is not None else None, reverify=reverify, dora=dora,
                            setup=setup, mismatched=reader.mismatched)
         if index is not None:
@@ -457,10 +459,12 @@ class _Reader:
                 raise InputError(f"audit source {source} holds no attestation file "
                                  f"(*{' or *'.join(PATTERNS)}); is it the right directory or prefix?")
 
-    def artifacts(self, *, progress: Callable[[int], None] | None = None) -> Iterator[StoredArtifact]:
+    def artifacts(self, *, progress: Callable[[int], None] | None = None,
+                  finished: Callable[[], None] | None = None) -> Iterator[StoredArtifact]:
         """Every artefact stored in a store source, hashed: (uri, the sha256 its address claims, the sha256
         of its bytes or why they could not be read), one at a time; with an index, an artefact whose stamp is
-        unchanged is not read again."""
+        unchanged is not read again. ``finished`` is called once the last is given (the audit has read
+        everything then)."""
         for source in self.sources:
             store = self._store(source)
             if store is None:
@@ -481,6 +485,8 @@ class _Reader:
                 yield uri, claimed, found
                 if progress is not None:
                     progress(1)
+        if finished is not None:
+            finished()
 
     def _listed(self, source: str) -> Iterator[tuple[str, Listed]]:
         """The source's files, listed with their stamps: each read only if the index cannot answer for it."""
@@ -678,8 +684,10 @@ def _sha256(uri: str, opener: Callable[[], BinaryIO]) -> str | EvidenceRejected:
 class _Live:
     """Live counts on a terminal: attestations checked, then stored artefacts hashed."""
 
-    def __init__(self, bar: Progress) -> None:
+    def __init__(self, bar: Progress, redraws: Sequence[threading.Thread] = ()) -> None:
         self._bar = bar
+        self._redraws = redraws
+        """The threads the bar started to redraw itself."""
         self._checked = bar.add_task("attestations", total=None, what="attestations checked")
         self._hashed: TaskID | None = None
 
@@ -690,6 +698,13 @@ class _Live:
         if self._hashed is None:
             self._hashed = self._bar.add_task("artefacts", total=None, what="stored artefacts hashed")
         self._bar.advance(self._hashed, n)
+
+    def stop(self) -> None:
+        """Everything is read: the counts go, and the thread that redrew them with them (a process running
+        another thread makes the report on one core: :func:`verify.audit._halves.in_two_halves`)."""
+        self._bar.stop()
+        for thread in self._redraws:  # (told to stop, not waited for)
+            thread.join(timeout=2)
 
 
 @contextmanager
@@ -703,8 +718,9 @@ def _progress() -> Iterator[_Live | None]:
 
     columns = (SpinnerColumn(), TextColumn("auditing: {task.completed:,.0f} {task.fields[what]}"),
                TimeElapsedColumn())
+    before = set(threading.enumerate())
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-        yield _Live(bar)
+        yield _Live(bar, [thread for thread in threading.enumerate() if thread not in before])
 
 
 #: Rows of the text table at most (rich takes a few milliseconds a row).

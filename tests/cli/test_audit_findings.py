@@ -241,6 +241,44 @@ def test_a_terminal_sees_the_count_of_stored_artefacts_hashed(
     assert "auditing: 1 attestations checked" in shown and "auditing: 1 stored artefacts hashed" in shown
 
 
+def test_on_a_terminal_the_counts_stop_once_everything_is_read_and_the_report_may_fork(
+        tmp_path: Path, keys: dict[str, KeyPair], monkeypatch: pytest.MonkeyPatch,
+        forked_halves: list[int]) -> None:
+    """The counts are redrawn by a thread of their own: a process running it never forks (a lock it holds would
+    stay held in the copy), so it ends once the sources are read, before the report's per-artefact steps."""
+    import threading
+
+    import verify.audit
+    from attest.cli import main
+
+    write_policy(tmp_path, keys)
+    stored_build(tmp_path / "store", keys, b"v1", tmp_path)
+    stored_build(tmp_path / "store", keys, b"v2", tmp_path, commit=f"{2:040x}")
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    threads: list[int] = []
+    split = verify.audit.in_two_halves
+
+    def counted(*args: Any, **options: Any) -> Any:
+        threads.append(threading.active_count())
+        return split(*args, **options)
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    monkeypatch.setenv("TERM", "xterm")
+    monkeypatch.setattr(verify.audit, "in_two_halves", counted)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        main(["audit", "store", "--policy", "policy.yaml", "--format", "json", "-o", "report.json",
+              "--index", str(tmp_path / "index.sqlite")])
+    assert exit_.value.code == 0, terminal.getvalue()
+    assert "auditing: 2 stored artefacts hashed" in terminal.getvalue()
+    assert threads == [1] and forked_halves  # (the fixture counts this test's own threads only)
+
+
 # --- 2. the lockfiles rule ----------------------------------------------------------------------------
 
 def test_a_provenance_without_a_lockfile_the_policy_requires_is_a_missing_lockfile(
