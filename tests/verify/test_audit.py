@@ -1024,6 +1024,31 @@ def test_an_audit_that_checks_every_file_starts_the_workers_server_before_it_rea
     assert said == {"cold": "True", "warm": "False"}
 
 
+_SERVER_TOLD_OF_A_CTRL_C = """
+import os, signal, sys, time
+from pathlib import Path
+from verify.audit._check import start_server
+
+start_server()
+mine = str(os.getpid())
+(server,) = [int(pid) for pid in filter(str.isdigit, os.listdir("/proc"))
+             if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1] == mine
+             and b"multiprocessing.forkserver" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+os.kill(server, signal.SIGINT)  # at once: while it starts and imports the checking code
+time.sleep(1)
+print(os.waitpid(server, os.WNOHANG) == (0, 0))
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc (Linux)")
+def test_the_workers_server_is_deaf_to_ctrl_c_from_its_start(tmp_path: Path) -> None:
+    """A ^C reaches every process of the terminal's group: the audit says one sentence and stops its workers; the
+    server they are forked from, told while it imports the checking code, would die printing a traceback."""
+    done = subprocess.run([sys.executable, "-c", _SERVER_TOLD_OF_A_CTRL_C], capture_output=True, text=True,
+                          check=True, cwd=Path(__file__).parents[2], timeout=60)
+    assert done.stdout.split() == ["True"] and "Traceback" not in done.stderr, done.stderr
+
+
 def test_a_workers_server_that_cannot_start_early_fails_no_audit_that_needs_no_worker(
         store: Path, keys: dict[str, KeyPair], policy: Policy, monkeypatch: pytest.MonkeyPatch) -> None:
     from multiprocessing import forkserver

@@ -569,6 +569,7 @@ def _pool(setup: _Setup, workers: int) -> ProcessPoolExecutor:
     from this process and its threads: a progress bar), else spawned."""
     from concurrent.futures import ProcessPoolExecutor
 
+    _server()
     return ProcessPoolExecutor(max_workers=workers, mp_context=_context(), initializer=_init_worker,
                                initargs=(setup,))
 
@@ -580,11 +581,28 @@ def start_server() -> None:
     none of them): one that checks few never starts workers, and would start the server for nothing. Only a head
     start: a server that cannot be started now (no socket allowed, say) is no error here; an audit that then needs
     workers starts them as before, or says why it cannot."""
-    if _context().get_start_method() == "forkserver":
-        from multiprocessing import forkserver
+    with contextlib.suppress(OSError):
+        _server()
 
-        with contextlib.suppress(OSError):
-            forkserver.ensure_running()
+
+def _server() -> None:
+    """The server worker processes are forked from, started if it is not running, deaf to ^C from birth: a ^C
+    while it imports this module would print its traceback beside this process's one sentence (this process is
+    told, and stops the workers)."""
+    if _context().get_start_method() != "forkserver":
+        return
+    import signal
+    import threading
+    from multiprocessing import forkserver
+
+    if threading.current_thread() is not threading.main_thread():  # (only the main thread may set a handler)
+        forkserver.ensure_running()
+        return
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)  # (inherited, ignored, through the server's exec)
+    try:
+        forkserver.ensure_running()
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 def _context() -> BaseContext:
