@@ -25,7 +25,8 @@ from attest.signers import sign_envelope
 from tests import factory as f
 from tests.conftest import CONFORMANCE, KeyPair, make_keypair
 from verify.audit import ANOMALY_KINDS, AuditReport, StoredArtifact, audit, audit_setup
-from verify.audit._check import _facts, _Setup
+from verify.audit._check import _Setup
+from verify.audit._workers import _facts
 from verify.errors import ConfigError, MalformedEvidence, PolicyError, TrustConfigError
 from verify.formats.encoding import printable
 from verify.formats.envelope import Envelope
@@ -830,7 +831,7 @@ def test_an_audit_choosing_its_workers_checks_the_first_new_files_itself_then_st
     import os
 
     import verify.audit
-    import verify.audit._check
+    import verify.audit._workers
     from attest.audit_index import SqliteIndex
     from verify.audit.index import setup_digest
 
@@ -853,9 +854,9 @@ def test_an_audit_choosing_its_workers_checks_the_first_new_files_itself_then_st
     reference = run(store, policy)
     monkeypatch.setattr(verify.audit, "INLINE_FILES", 4)
     started: list[int] = []
-    pool = verify.audit._check._pool
+    pool = verify.audit._workers._pool
     reads = _Reads(store)
-    monkeypatch.setattr(verify.audit._check, "_pool", lambda *a: started.append(len(reads.read)) or pool(*a))
+    monkeypatch.setattr(verify.audit._workers, "_pool", lambda *a: started.append(len(reads.read)) or pool(*a))
 
     report = audited(reads, SqliteIndex(tmp_path / "index.sqlite", digest), progress=reads.done)
     assert report.to_dict() == reference.to_dict() and len(reads.read) == known + 12
@@ -1018,7 +1019,7 @@ def test_an_audit_that_checks_every_file_starts_the_workers_server_before_it_rea
 _SERVER_TOLD_OF_A_CTRL_C = """
 import os, signal, sys, time
 from pathlib import Path
-from verify.audit._check import start_server
+from verify.audit._workers import start_server
 
 from multiprocessing import forkserver
 

@@ -79,12 +79,13 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from verify.audit._check import BATCH_FILES, INLINE_FILES, _Fact, _facts, _Setup, start_server
+from verify.audit._check import _Fact, _Setup
 from verify.audit._collections import AUDIT_GC_THRESHOLDS, fewer_collections, no_collections
 from verify.audit._halves import in_two_halves
 from verify.audit._judge import _Auditor
 from verify.audit._whole import Group, anomaly_order, counted, groups_of, out_of_order, reproducibility, running
 from verify.audit._whole import dora as _dora
+from verify.audit._workers import BATCH_FILES, INLINE_FILES, _facts, start_server
 from verify.audit.index import (
     EVERYWHERE,
     FactIndex,
