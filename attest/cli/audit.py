@@ -703,7 +703,7 @@ class _Live:
         """Everything is read: the counts go, and the thread that redrew them with them (a process running
         another thread makes the report on one core: :func:`verify.audit._halves.in_two_halves`)."""
         self._bar.stop()
-        for thread in self._redraws:  # (told to stop, not waited for)
+        for thread in self._redraws:  # (rich tells it to stop, and does not wait for it)
             thread.join(timeout=2)
 
 

@@ -502,10 +502,10 @@ class _Assembly:
         for sha, judged, history in self._judged(dirty):
             text, chunk = encode_judged(judged), _chunk(history) if history is not None else ""
             inputs = self.inputs(sha, judged.deps if judged else (), self.part)
-            before = self.kept.get(sha)
+            before = self.kept.get(sha)  # (a mismatch of a file about it is reported, not its consequence here)
             disagrees = self.reverify and before is not None and before[0] == inputs and before[1:] != (
-                text, chunk) and not any(self.files[n].mismatch for n in self.touching.get(sha, ()))  # (not the
-            yield sha, judged, _ToKeep(inputs, text, chunk, disagrees)                               # other's doing)
+                text, chunk) and not any(self.files[n].mismatch for n in self.touching.get(sha, ()))
+            yield sha, judged, _ToKeep(inputs, text, chunk, disagrees)
 
     def _assemble(self, texts: Mapping[str, tuple[Judged | None, str]],
                   fresh: Mapping[str, tuple[Judged | None, ArtifactHistory | None]], mismatched: Sequence[str], *,
