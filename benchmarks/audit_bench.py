@@ -8,7 +8,8 @@ It writes N attestations into a temporary store, the mix of issue 21 ("provenanc
 deployment records of about 25,000 builds") as attest writes it: per build a provenance, a stg VSA, a prd
 approval and a succeeded prd deployment record, each under its artefact; per four builds (components c0..c3)
 one release manifest. So N / 4.25 builds, in whole releases. Then it times ``attest audit --format json``
-through the real CLI, with the peak memory of its process:
+through the real CLI, with the peak memory of its process (the goal's measure) and, where more, of all its
+processes together (its workers, and the forked copy that makes half the report):
 
 * cold, without an index (``--no-index``), and cold, filling a new index;
 * warm: the same history again, answered by the index;
@@ -201,9 +202,10 @@ sys.exit(code)
 """
 
 
-def _cli(store: Path, policy: Path, *more: str) -> tuple[float, float, int, float | None]:
+def _cli(store: Path, policy: Path, *more: str) -> tuple[float, float, int, float | None, float | None]:
     """One ``attest audit --format json`` run: (seconds, peak memory of its process in MB, attestations, CPU
-    seconds of it and its worker processes, or None where /proc cannot say)."""
+    seconds of it and its worker processes, the peak memory of all of them together in MB, or None where /proc
+    cannot say)."""
     started = time.perf_counter()
     run = subprocess.Popen([sys.executable, "-c", _MEASURED, "audit", str(store), "--policy", str(policy),
                             "--format", "json", *more], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -213,16 +215,18 @@ def _cli(store: Path, policy: Path, *more: str) -> tuple[float, float, int, floa
     if run.returncode != 0:
         sys.exit(f"attest audit failed ({run.returncode}): {err.decode().strip()[-2000:]}")
     peak = int(err.decode().rsplit("peak-kb ", 1)[1]) / 1024
-    return elapsed, peak, int(json.loads(out)["summary"]["attestations"]), cpu.seconds()
+    return elapsed, peak, int(json.loads(out)["summary"]["attestations"]), cpu.seconds(), cpu.peak_mb()
 
 
 class _CpuWatch:
     """The CPU seconds a process and its descendants use (the audit's workers are its forkserver's children, whose
     times no wait reports), sampled from /proc every 0.1 s: a figure this VM's varying speed moves less than the
-    time. A process that ends between samples loses at most its last 0.1 s."""
+    time. A process that ends between samples loses at most its last 0.1 s. Beside it, the most memory they held
+    together at a sample: the sum of their proportional set sizes (a page two of them share counts half for each),
+    what the machine needs for the audit, its worker processes and the copy that makes half the report included."""
 
     def __init__(self, root: int) -> None:
-        self.root, self.used = root, {}
+        self.root, self.used, self.peak_kb = root, {}, 0
         self.tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
         self.watching = os.path.isdir(f"/proc/{root}")
         if self.watching:
@@ -231,12 +235,15 @@ class _CpuWatch:
     def _watch(self) -> None:
         while os.path.isdir(f"/proc/{self.root}"):
             parents: dict[int, int] = {}
+            held = 0
             for pid in filter(str.isdigit, os.listdir("/proc")):
                 with contextlib.suppress(OSError, IndexError, ValueError):
                     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
                     parents[int(pid)] = int(fields[1])
                     if self._descends(int(pid), parents):
                         self.used[int(pid)] = (int(fields[11]) + int(fields[12])) / self.tick
+                        held += _pss_kb(int(pid))
+            self.peak_kb = max(self.peak_kb, held)
             time.sleep(0.1)
 
     def _descends(self, pid: int, parents: dict[int, int]) -> bool:
@@ -246,6 +253,18 @@ class _CpuWatch:
 
     def seconds(self) -> float | None:
         return sum(self.used.values()) if self.watching and self.used else None
+
+    def peak_mb(self) -> float | None:
+        return self.peak_kb / 1024 if self.watching and self.peak_kb else None
+
+
+def _pss_kb(pid: int) -> int:
+    """A process's proportional set size in kB (0 where /proc cannot say)."""
+    try:
+        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:
+        return 0
+    return next((int(line.split()[1]) for line in text.splitlines() if line.startswith("Pss:")), 0)
 
 
 def _parent(pid: int) -> int:
@@ -277,7 +296,7 @@ def main() -> None:
         print(f"reference, same run: {_floors(store, count)}")
 
         runs = [_cli(store, policy, "--no-index") for _ in range(args.repeat_cold)]
-        print(f"cold, no index:       {runs[0][2]} attestations in {_spread(runs)}, {max(r[1] for r in runs):4.0f} MB")
+        print(f"cold, no index:       {runs[0][2]} attestations in {_spread(runs)}, {_memory(runs)}")
         runs = []
         for _ in range(args.repeat_cold):
             for stale in (index, f"{index}-wal", f"{index}-shm"):
@@ -285,11 +304,11 @@ def main() -> None:
             runs.append(_cli(store, policy, "--index", index))
         best, peak = min(r[0] for r in runs), max(r[1] for r in runs)
         verdict = "OK" if best <= GOAL_COLD_S and peak < GOAL_MB else "SLOW"
-        print(f"cold, filling index:  {runs[0][2]} attestations in {_spread(runs)}, {peak:4.0f} MB "
+        print(f"cold, filling index:  {runs[0][2]} attestations in {_spread(runs)}, {_memory(runs)} "
               f"(goal <= {GOAL_COLD_S:.0f} s, < {GOAL_MB} MB) {verdict}")
         time.sleep(2.1)  # older than the index's racy window: the files' stamps stand for their bytes
         runs = [_cli(store, policy, "--index", index) for _ in range(args.repeat)]
-        print(f"warm, unchanged:      {runs[0][2]} attestations in {_spread(runs)}, {max(r[1] for r in runs):4.0f} MB")
+        print(f"warm, unchanged:      {runs[0][2]} attestations in {_spread(runs)}, {_memory(runs)}")
         before = str(work / "index-before-new.sqlite")
         _copy_index(index, before)
         added = generate_store(store, keys, args.new, start=builds_for(count))
@@ -301,7 +320,7 @@ def main() -> None:
         best = min(r[0] for r in runs)
         verdict = "OK" if best <= GOAL_MORE_S and max(r[1] for r in runs) < GOAL_MB else "SLOW"
         print(f"warm, {added} new:     {runs[0][2]} attestations in {_spread(runs)}, "
-              f"{max(r[1] for r in runs):4.0f} MB (goal <= {GOAL_MORE_S:.0f} s) {verdict}")
+              f"{_memory(runs)} (goal <= {GOAL_MORE_S:.0f} s) {verdict}")
 
 
 def _floors(store: Path, attestations: int) -> str:
@@ -337,12 +356,22 @@ def _copy_index(source: str, target: str) -> None:
         src.backup(dst)
 
 
-def _spread(runs: list[tuple[float, float, int, float | None]]) -> str:
+def _spread(runs: list[tuple[float, float, int, float | None, float | None]]) -> str:
     """The best of several runs' seconds, then each (this VM's timings vary by a third from run to run), and the CPU
     seconds of the best one."""
     best = min(runs, key=lambda r: r[0])
     cpu = f", CPU {best[3]:.1f} s" if best[3] is not None else ""
     return f"{best[0]:6.2f} s best of ({', '.join(f'{r[0]:.2f}' for r in runs)}){cpu}"
+
+
+def _memory(runs: list[tuple[float, float, int, float | None, float | None]]) -> str:
+    """The audit process's peak memory over the runs (what the goal is judged on), and that of all its processes
+    together (its workers and the copy that makes half the report) where that is more: sampled every 0.1 s, it
+    can miss a short run's peak."""
+    own = max(r[1] for r in runs)
+    together = max((r[4] for r in runs if r[4] is not None), default=0.0)
+    beside = f" (all its processes together: {together:.0f} MB)" if together > own else ""
+    return f"{own:4.0f} MB{beside}"
 
 if __name__ == "__main__":
     main()

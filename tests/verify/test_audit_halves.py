@@ -7,6 +7,7 @@ import os
 import signal
 import threading
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -116,3 +117,18 @@ def test_a_copy_that_dies_while_sending_has_the_rest_made_here(forks: list[int],
     (copy,) = forks
     assert [pid for _, _, pid in results] == [here] * 5 + [copy] * 2 + [here] * 3  # (5, 6) came, then it died
     assert reaped(copy)
+
+
+def test_without_the_memory_a_copy_may_come_to_nothing_is_forked(forks: list[int], tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A copy touches most of the pages it shares with this process: where the machine has less memory available
+    than this process holds, the work is done here rather than risk the out-of-memory killer."""
+    assert _halves._room_for_a_copy()  # (this machine, as it is)
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_bytes(b"MemTotal:  1000 kB\nMemFree:  10 kB\nMemAvailable:  1 kB\n")
+    monkeypatch.setattr(_halves, "_MEMINFO", str(meminfo))
+    assert list(in_two_halves(squares, ITEMS, cores=2)) == list(squares(ITEMS))
+    assert not forks
+    meminfo.write_bytes(b"MemTotal:  1000 kB\n")  # (a kernel that does not say: not risked either)
+    assert list(in_two_halves(squares, ITEMS, cores=2)) == list(squares(ITEMS))
+    assert not forks
