@@ -15,6 +15,7 @@ from verify.formats.encoding import printable
 if TYPE_CHECKING:
     from attest.reproduce import DiffReport, Reproduction
     from attest.signers import Signer
+    from verify.policy import Policy
     from verify.trust import Identity
 
 
@@ -73,12 +74,16 @@ def reproduce(attestation: Path, repository: str | None, keys: tuple[Path, ...],
         raise click.UsageError("--signer is only used with --emit FILE")
     if originals is not None and diff_dir is None:
         raise click.UsageError("--originals is only used with --diff DIR")
-    identities = _identities(keys, policy_path)
-    if emit_path is not None and policy_path is not None:  # (a key file the policy reads is never replaced)
-        from attest.signing import output_apart
+    policy = None
+    if policy_path is not None:  # (read once: the trusted signers, and the key files --emit never replaces)
         from verify.policy_file import load_policy
 
-        output_apart(emit_path, option="--emit", policy=load_policy(policy_path))
+        policy = load_policy(policy_path)
+    identities = _identities(keys, policy)
+    if emit_path is not None and policy is not None:  # (a key file the policy reads is never replaced)
+        from attest.signing import output_apart
+
+        output_apart(emit_path, option="--emit", policy=policy)
     signer = None
     if emit_path is not None and signer_uri:
         from attest.signers import from_uri
@@ -126,16 +131,15 @@ def reproduce(attestation: Path, repository: str | None, keys: tuple[Path, ...],
              f"({named})", REJECTED)
 
 
-def _identities(keys: tuple[Path, ...], policy_path: Path | None) -> list[Identity] | None:
+def _identities(keys: tuple[Path, ...], policy: Policy | None) -> list[Identity] | None:
     """The identities trusted to sign the provenance, or None when no trust anchor was given."""
-    if not keys and policy_path is None:
+    if not keys and policy is None:
         return None
-    from verify.policy_file import load_policy
     from verify.trust import Identity, load_public_key_file
 
     identities: list[Identity] = []
-    if policy_path is not None:
-        identities.extend(load_policy(policy_path).signers())
+    if policy is not None:
+        identities.extend(policy.signers())
     if keys:
         identities.append(Identity(name="--key", keys=tuple(load_public_key_file(k) for k in keys)))
     return identities
