@@ -29,8 +29,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from attest.errors import AttestError, BuildRefused, OutputError
-from attest.pack import _entries, _write_tar, source_date_epoch
+from attest.errors import BuildRefused, OutputError
+from attest.pack import _entries, _write_tar, refuse_failed_packing, source_date_epoch
 from verify.formats.oci import Descriptor, Manifest
 
 __all__ = ["LAYOUT_PREFIX", "MEDIA_CONFIG", "MEDIA_INDEX", "MEDIA_LAYER", "MEDIA_MANIFEST", "Image", "LayoutRef",
@@ -262,8 +262,7 @@ def pack_oci(directory: Path, layout: Path, *, tag: str | None = None, platform:
         _move_into_place(work, target)
     except BaseException as e:
         shutil.rmtree(work, ignore_errors=True)
-        if isinstance(e, OSError) and not isinstance(e, AttestError):  # a full disk, an unreadable file
-            raise OutputError(f"cannot pack {directory} into {layout}: {e.strerror or type(e).__name__}") from e
+        refuse_failed_packing(e, directory, layout, scratch=work)
         raise
     return OciPackResult(layout=layout, tag=tag, manifest=manifest_digest, manifest_size=manifest_size,
                          config=config_digest, layer=layer, diff_id=diff_id, files=files, directories=directories,

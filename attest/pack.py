@@ -45,7 +45,8 @@ from attest._atomic import is_stream
 from attest.errors import AttestError, BuildRefused, OutputError
 from verify.digests import hash_file
 
-__all__ = ["DEFAULT_EPOCH", "FORMATS", "Entry", "PackResult", "archive_format", "pack", "source_date_epoch"]
+__all__ = ["DEFAULT_EPOCH", "FORMATS", "Entry", "PackResult", "archive_format", "pack", "refuse_failed_packing",
+           "source_date_epoch"]
 
 log = logging.getLogger(__name__)
 
@@ -212,6 +213,17 @@ def _write_tar(out: BinaryIO, entries: list[Entry], epoch: int) -> None:
                 archive.addfile(info, src)
 
 
+def refuse_failed_packing(error: BaseException, directory: Path, output: object, *, scratch: Path) -> None:
+    """An OSError that is not attest's own, met while packing (a full disk, an unreadable file), as one sentence:
+    :class:`OutputError`, naming the file unless it is the ``scratch`` being written; anything else is the caller's
+    to raise as it is."""
+    if isinstance(error, OSError) and not isinstance(error, AttestError):
+        named = error.filename and not Path(error.filename).is_relative_to(scratch)
+        where = f" ({error.filename})" if named else ""
+        raise OutputError(f"cannot pack {directory} into {output}: {error.strerror or type(error).__name__}"
+                          f"{where}") from error
+
+
 def pack(directory: Path, output: Path, *, env: Mapping[str, str] | None = None,
          kind: ArchiveFormat | None = None) -> PackResult:
     """Write a reproducible archive of ``directory`` to ``output`` (format ``kind``, else from its suffix)."""
@@ -258,10 +270,7 @@ def pack(directory: Path, output: Path, *, env: Mapping[str, str] | None = None,
     except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
-        if isinstance(e, OSError) and not isinstance(e, AttestError):  # a full disk, an unreadable file
-            where = f" ({e.filename})" if e.filename and e.filename != str(tmp) else ""
-            reason = e.strerror or type(e).__name__
-            raise OutputError(f"cannot pack {directory} into {output}: {reason}{where}") from e
+        refuse_failed_packing(e, directory, output, scratch=tmp)
         raise
     return PackResult(output=output, format=kind, files=sum(not e.is_dir for e in entries),
                       directories=sum(e.is_dir for e in entries), source_date_epoch=epoch,
