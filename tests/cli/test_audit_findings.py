@@ -219,46 +219,51 @@ def test_an_artefact_that_is_a_fifo_or_a_symlink_before_the_audit_is_reported(
     assert ("is not a regular file" if kind == "fifo" else "is a symbolic link") in report["anomalies"][0]["message"]
 
 
-def test_a_terminal_sees_the_count_of_stored_artefacts_hashed(
-        tmp_path: Path, keys: dict[str, KeyPair], monkeypatch: pytest.MonkeyPatch) -> None:
-    from attest.cli import main
+class _Terminal(io.StringIO):
+    """stderr as a terminal: where an audit shows its counts."""
 
-    write_policy(tmp_path, keys)
-    stored_build(tmp_path / "store", keys, b"v1", tmp_path)
+    def isatty(self) -> bool:
+        return True
 
-    class Terminal(io.StringIO):
-        def isatty(self) -> bool:
-            return True
 
-    terminal = Terminal()
-    monkeypatch.setattr(sys, "stderr", terminal)
+def at_a_terminal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> _Terminal:
+    """stderr made a terminal, in the test itself (pytest sets its own stderr once fixtures are made)."""
+    shown = _Terminal()
+    monkeypatch.setattr(sys, "stderr", shown)
     monkeypatch.setenv("TERM", "xterm")
     monkeypatch.chdir(tmp_path)
+    return shown
+
+
+def audited_at(terminal: _Terminal, *more: str) -> str:
+    """``attest audit store`` (the report to report.json), run in this process at ``terminal``: what it showed."""
+    from attest.cli import main
+
     with pytest.raises(SystemExit) as exit_:
-        main(["audit", "store", "--policy", "policy.yaml", "--format", "json", "-o", "report.json"])
+        main(["audit", "store", "--policy", "policy.yaml", "--format", "json", "-o", "report.json", *more])
     assert exit_.value.code == 0, terminal.getvalue()
-    shown = terminal.getvalue()
+    return terminal.getvalue()
+
+
+def test_a_terminal_sees_the_count_of_stored_artefacts_hashed(
+        tmp_path: Path, keys: dict[str, KeyPair], monkeypatch: pytest.MonkeyPatch) -> None:
+    write_policy(tmp_path, keys)
+    stored_build(tmp_path / "store", keys, b"v1", tmp_path)
+    shown = audited_at(at_a_terminal(tmp_path, monkeypatch))
     assert "auditing: 1 attestations checked" in shown and "auditing: 1 stored artefacts hashed" in shown
 
 
 def test_on_a_terminal_the_counts_stop_once_everything_is_read_and_the_report_may_fork(
-        tmp_path: Path, keys: dict[str, KeyPair], monkeypatch: pytest.MonkeyPatch,
-        forked_halves: list[int]) -> None:
+        tmp_path: Path, keys: dict[str, KeyPair], monkeypatch: pytest.MonkeyPatch, forked_halves: list[int]) -> None:
     """The counts are redrawn by a thread of their own: a process running it never forks (a lock it holds would
     stay held in the copy), so it ends once the sources are read, before the report's per-artefact steps."""
     import threading
 
     import verify.audit
-    from attest.cli import main
 
     write_policy(tmp_path, keys)
     stored_build(tmp_path / "store", keys, b"v1", tmp_path)
     stored_build(tmp_path / "store", keys, b"v2", tmp_path, commit=f"{2:040x}")
-
-    class Terminal(io.StringIO):
-        def isatty(self) -> bool:
-            return True
-
     threads: list[int] = []
     split = verify.audit.in_two_halves
 
@@ -266,16 +271,9 @@ def test_on_a_terminal_the_counts_stop_once_everything_is_read_and_the_report_ma
         threads.append(threading.active_count())
         return split(*args, **options)
 
-    terminal = Terminal()
-    monkeypatch.setattr(sys, "stderr", terminal)
-    monkeypatch.setenv("TERM", "xterm")
     monkeypatch.setattr(verify.audit, "in_two_halves", counted)
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(SystemExit) as exit_:
-        main(["audit", "store", "--policy", "policy.yaml", "--format", "json", "-o", "report.json",
-              "--index", str(tmp_path / "index.sqlite")])
-    assert exit_.value.code == 0, terminal.getvalue()
-    assert "auditing: 2 stored artefacts hashed" in terminal.getvalue()
+    shown = audited_at(at_a_terminal(tmp_path, monkeypatch), "--index", str(tmp_path / "index.sqlite"))
+    assert "auditing: 2 stored artefacts hashed" in shown
     assert threads == [1] and forked_halves  # (the fixture counts this test's own threads only)
 
 
