@@ -203,7 +203,7 @@ def forked_halves(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     from verify.audit import _halves
 
     made: list[int] = []
-    fork, count, stray = os.fork, threading.active_count, threading.active_count() - 1
+    fork, stray = os.fork, {t for t in threading.enumerate() if t is not threading.current_thread()}
 
     def counted() -> int:
         pid = fork()
@@ -213,5 +213,6 @@ def forked_halves(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
     monkeypatch.setattr(_halves, "SPLIT_AT_LEAST", 2)
     monkeypatch.setattr(os, "fork", counted)
-    monkeypatch.setattr(threading, "active_count", lambda: count() - stray)
+    monkeypatch.setattr(threading, "active_count",
+                        lambda: sum(1 for t in threading.enumerate() if t not in stray))  # (one ending meanwhile too)
     return made
