@@ -13,6 +13,8 @@ only if every place satisfies it; a "dirty" flag that is anything but absent or 
 
 from __future__ import annotations
 
+import functools
+
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -54,8 +56,10 @@ def provenance_demands(rules: ProvenanceRules) -> list[str]:
     return [name for name, given in demands.items() if given]
 
 
+@functools.lru_cache(maxsize=1024)
 def _normalized(uri: str) -> str | None:
-    """A repository the provenance names, normalised; None if it is no URL (evidence may say anything)."""
+    """A repository the provenance names, normalised; None if it is no URL (evidence may say anything). Kept for the
+    last names seen: an audit reads the same few repositories in thousands of provenances."""
     try:
         return normalize_repo(uri)
     except ValueError:  # not a URL at all (an unbalanced '[', say): it names no repository
