@@ -14,7 +14,6 @@ only if every place satisfies it; a "dirty" flag that is anything but absent or 
 from __future__ import annotations
 
 import functools
-
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
