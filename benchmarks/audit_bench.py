@@ -7,7 +7,9 @@ Run by hand or by ``make bench``, not in CI:
 It writes N attestations into a temporary store, the mix of issue 21 ("provenances, VSAs, approvals,
 deployment records of about 25,000 builds") as attest writes it: per build a provenance, a stg VSA, a prd
 approval and a succeeded prd deployment record, each under its artefact; per four builds (components c0..c3)
-one release manifest. So N / 4.25 builds, in whole releases. Then it times ``attest audit --format json``
+one release manifest, whose stacks are ordered (c1 needs c0, c2 c1, c3 c2) and deployed in that order, so that the
+audit asks the gate's order rule of every record, as it does of a team's infra-before-app history. So N / 4.25
+builds, in whole releases. Then it times ``attest audit --format json``
 through the real CLI, with the peak memory of its process (the goal's measure) and, where more, of all its
 processes together (its workers, and the forked copy that makes half the report):
 
@@ -152,14 +154,15 @@ def generate_store(root: Path, keys: dict[str, tuple[Path, Path]], count: int, *
                 reason=f"release r{first // PER_RELEASE}", approved_at=built + timedelta(minutes=90)),
                 digests["sha256"])
             components.append(Component(name=f"c{j}", subjects=[(name, digests)], provenance_sha256=provenance,
-                                        source="https://github.com/acme/app", commit=f"{i:040x}"))
+                                        source="https://github.com/acme/app", commit=f"{i:040x}",
+                                        needs=[f"c{j - 1}"] if j else []))  # stacks in order: c0 first
         release_name = f"r{first // PER_RELEASE}"
         created = T0 + timedelta(minutes=first + PER_RELEASE - 1 + 100)
         release = publish("release", "release", release_statement(
             name=release_name, components=components, created_at=created),
             components[0].subjects[0][1]["sha256"])
-        deployed = created + timedelta(hours=2)
-        for component in components:
+        for j, component in enumerate(components):
+            deployed = created + timedelta(hours=2, minutes=j)  # after the stack it needs
             sha256 = component.subjects[0][1]["sha256"]
             document = deployment_statement(
                 environment="prd", release_name=release_name, release_sha256=release, component=component.name,

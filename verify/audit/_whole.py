@@ -6,6 +6,7 @@ artefact's records; and the two orders the judging takes from the policy (the st
 
 from __future__ import annotations
 
+import bisect
 import itertools
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
@@ -136,16 +137,15 @@ def out_of_order(placed: Mapping[str, _Deployment], releases: Mapping[str, Relea
     its release needs (directly or through another) ran that release's very artefacts in the environment, by its
     newest succeeded record dated before it. An ``out-of-order`` anomaly on each artefact of a record that was not
     so. Judged over the whole history, as what runs where is: another component's records decide it."""
-    runs: dict[tuple[str, str], list[tuple[datetime, str, _Deployment]]] = {}
+    listed: dict[tuple[str, str], list[tuple[datetime, str, _Deployment]]] = {}
     for record in placed.values():
         if record.status == "succeeded":
-            runs.setdefault((record.environment, record.component), []).append((record.time, record.line_sha256,
-                                                                                record))
-    for records in runs.values():
-        records.sort(key=lambda r: r[:2])
+            listed.setdefault((record.environment, record.component), []).append((record.time, record.line_sha256,
+                                                                                  record))
+    runs = {key: _Runs(records) for key, records in listed.items()}
     found: dict[str, list[Anomaly]] = {}
     for (env, _), records in sorted(runs.items()):
-        for _, _, record in records:
+        for record in records.records:
             release = releases.get(record.release_sha256)
             parts = {part.name: part for part in release.components} if release is not None else {}
             for message in _unmet(record, parts, runs):
@@ -155,16 +155,32 @@ def out_of_order(placed: Mapping[str, _Deployment], releases: Mapping[str, Relea
     return found
 
 
-def _unmet(record: _Deployment, parts: Mapping[str, ReleaseComponent],
-           runs: Mapping[tuple[str, str], Sequence[tuple[datetime, str, _Deployment]]]) -> Iterator[str]:
+class _Runs:
+    """The succeeded records of a component in an environment, oldest first (then by envelope line)."""
+
+    def __init__(self, listed: list[tuple[datetime, str, _Deployment]]) -> None:
+        listed.sort(key=lambda r: r[:2])
+        self.times = [time for time, _, _ in listed]
+        self.records = [record for _, _, record in listed]
+
+    def last_before(self, time: datetime) -> _Deployment | None:
+        """The newest record dated strictly before ``time`` (found by bisection: every record of a history asks this
+        of the components its release needs, and a scan of every run was quadratic: 8,000 releases of two ordered
+        stacks took 2.3 s, 25,000 most of a minute)."""
+        n = bisect.bisect_left(self.times, time)
+        return self.records[n - 1] if n else None
+
+
+def _unmet(record: _Deployment, parts: Mapping[str, ReleaseComponent], runs: Mapping[tuple[str, str], _Runs]
+           ) -> Iterator[str]:
     """Why ``record`` broke its release's order (``parts``: the release's components), one sentence a need."""
     env, component, time = record.environment, record.component, record.time
     for name in sorted(needs_of({part.name: part.needs for part in parts.values()}, component)):
-        before = [r for t, _, r in runs.get((env, name), []) if t < time]
-        if before and before[-1].artifacts == frozenset(sha for _, sha in parts[name].artifacts):
+        ran = runs[(env, name)].last_before(time) if (env, name) in runs else None
+        if ran is not None and ran.artifacts == frozenset(sha for _, sha in parts[name].artifacts):
             continue
-        ran = f"it ran {name} of release {before[-1].release}" if before else f"{name} had not run there"
-        yield (f"{env!r} deployed {component} of release {record.release} at {iso_time(time)}, when {ran}: the "
+        said = f"it ran {name} of release {ran.release}" if ran is not None else f"{name} had not run there"
+        yield (f"{env!r} deployed {component} of release {record.release} at {iso_time(time)}, when {said}: the "
                f"release needs its own {name} to run there first, as the gate's order rule asks")
 
 
