@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import sqlite3
 import stat
@@ -77,7 +78,7 @@ CREATE TABLE IF NOT EXISTS judged (setup TEXT NOT NULL, scope TEXT NOT NULL, sha
                                    PRIMARY KEY (setup, scope, sha256));
 CREATE TABLE IF NOT EXISTS stored (uri TEXT PRIMARY KEY, stamp TEXT NOT NULL, sha256 TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS used (setup TEXT NOT NULL, scope TEXT NOT NULL, at TEXT NOT NULL,
-                                 PRIMARY KEY (setup, scope));
+                                 places TEXT NOT NULL, PRIMARY KEY (setup, scope));
 """
 
 
@@ -119,12 +120,16 @@ class AuditIndex:
     #: The SQL of each statement, in the backend's dialect.
     SQL: ClassVar[Mapping[str, str]] = {}
 
-    def __init__(self, where: str, setup: str, scope: str = "") -> None:
+    def __init__(self, where: str, setup: str, scope: str = "", *, places: Sequence[str] | None = None) -> None:
         self.path = where
         """Where the index is, for messages (a file, or the server without its password)."""
         self.setup = setup
         self.scope = scope
         """The sources audited (:func:`scope_of`): whose judgements are read and written."""
+        self.places = "" if places is None else json.dumps(sorted(set(places)))
+        """The sources audited as the index names files (:func:`scope_of`'s), kept with this audit's use: the checks
+        of a file under no place any audit named lately are dropped (:meth:`_tidy`). Empty: not said, nothing
+        dropped by place."""
         self._facts: list[tuple[str, str, str, str, str, int, str]] = []
         self._judged: list[tuple[str, str, str, str, str, str]] = []
         self._scanned: dict[str, tuple[str, str]] = {}
@@ -311,11 +316,48 @@ class AuditIndex:
 
     def _tidy(self) -> None:
         """Drop what no audit has used for :data:`KEPT_UNUSED_DAYS`: the facts of a setup, the judgements of a
-        scope. (This audit's own were marked used when it opened the index, as were those of any audit running.)"""
+        scope, and the facts and stored hashes of files under no place an audit named since (a store moved, or
+        synced to another folder on every run). (This audit's own were marked used when it opened the index, as
+        were those of any audit running.)"""
         cutoff = _now(-KEPT_UNUSED_DAYS)
-        if self._rows(self.SQL["stale"], (cutoff,)):
-            self._write([(self.SQL["drop_stale"], [(cutoff,)]), (self.SQL["drop_unused_judged"], [()]),
-                         (self.SQL["drop_unused_facts"], [()])])
+        if not self._rows(self.SQL["stale"], (cutoff,)):
+            return
+        self._write([(self.SQL["drop_stale"], [(cutoff,)]), (self.SQL["drop_unused_judged"], [()]),
+                     (self.SQL["drop_unused_facts"], [()])])
+        named: dict[str, set[str]] = {}
+        for setup, places in self._rows(self.SQL["places"]):
+            found = _places(places)
+            if found is None:  # a use that does not say where (or says it unreadably): nothing is dropped by place
+                return
+            named.setdefault(setup, set()).update(found)
+        anywhere = _Places(set().union(*named.values()))
+        by_setup = {setup: _Places(places) for setup, places in named.items()}
+        facts = [(setup, uri) for setup, uri in self._rows(self.SQL["all_facts"])
+                 if setup in by_setup and uri not in by_setup[setup]]
+        stored = [(uri,) for (uri,) in self._rows(self.SQL["all_stored"]) if uri not in anywhere]
+        if facts or stored:
+            self._write([(self.SQL["drop_facts"], facts), (self.SQL["drop_stored"], stored)])
+
+
+def _places(text: str) -> list[str] | None:
+    """The places a use of the index names (``used.places``); None when it names none or is not that list."""
+    try:
+        found = json.loads(text)
+    except ValueError:
+        return None
+    return found if type(found) is list and found and all(type(p) is str and p for p in found) else None
+
+
+class _Places:
+    """Places as the index names them (a folder, a store or prefix, or a file named by itself): ``uri in places``
+    when the file at ``uri`` is one of them or under one."""
+
+    def __init__(self, places: Iterable[str]) -> None:
+        self._exact = frozenset(places)
+        self._under = tuple(p if p.endswith("/") else f"{p}/" for p in self._exact)
+
+    def __contains__(self, uri: object) -> bool:
+        return isinstance(uri, str) and (uri in self._exact or uri.startswith(self._under))
 
 
 def _at_stamp(found: tuple[str, str] | None, stamp: str) -> str | None:
@@ -344,7 +386,10 @@ class SqliteIndex(AuditIndex):
         "drop_facts": "DELETE FROM facts WHERE setup = ? AND uri = ?",
         "drop_stored": "DELETE FROM stored WHERE uri = ?",
         "drop_judged": "DELETE FROM judged WHERE setup = ? AND sha256 = ?",
-        "use": "INSERT OR REPLACE INTO used VALUES (?, ?, ?)",
+        "use": "INSERT OR REPLACE INTO used VALUES (?, ?, ?, ?)",
+        "places": "SELECT setup, places FROM used",
+        "all_facts": "SELECT setup, uri FROM facts",
+        "all_stored": "SELECT uri FROM stored",
         "stale": "SELECT setup FROM used WHERE at < ? LIMIT 1",
         "drop_stale": "DELETE FROM used WHERE at < ?",
         "drop_unused_judged": "DELETE FROM judged WHERE NOT EXISTS (SELECT 1 FROM used u WHERE u.setup = judged.setup "
@@ -352,8 +397,8 @@ class SqliteIndex(AuditIndex):
         "drop_unused_facts": "DELETE FROM facts WHERE NOT EXISTS (SELECT 1 FROM used u WHERE u.setup = facts.setup)",
     }
 
-    def __init__(self, path: Path, setup: str, scope: str = "") -> None:
-        super().__init__(str(path), setup, scope)
+    def __init__(self, path: Path, setup: str, scope: str = "", *, places: Sequence[str] | None = None) -> None:
+        super().__init__(str(path), setup, scope, places=places)
         self.file = path
         self._db = self._open()
 
@@ -390,7 +435,7 @@ class SqliteIndex(AuditIndex):
                                  "DELETE FROM meta; COMMIT;")
             db.executescript(_SCHEMA)
             db.execute("INSERT OR IGNORE INTO meta VALUES ('format', ?)", (str(INDEX_FORMAT),))
-            db.execute(self.SQL["use"], (self.setup, self.scope, _now()))
+            db.execute(self.SQL["use"], (self.setup, self.scope, _now(), self.places))
         except sqlite3.DatabaseError as e:
             raise _failure(path, e, writing=False) from e
         return db
@@ -541,6 +586,7 @@ _PG_SCHEMA = (
     "CREATE TABLE IF NOT EXISTS attest_audit_stored (uri TEXT PRIMARY KEY, stamp TEXT NOT NULL, "
     "sha256 TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS attest_audit_used (setup TEXT NOT NULL, scope TEXT NOT NULL, at TEXT NOT NULL, "
+    "places TEXT NOT NULL, "
     "PRIMARY KEY (setup, scope))",
 )
 #: pg_advisory_xact_lock key under which the schema is made (two audits making it at once would collide).
@@ -576,8 +622,11 @@ class PostgresIndex(AuditIndex):
         "drop_facts": "DELETE FROM attest_audit_facts WHERE setup = %s AND uri = %s",
         "drop_stored": "DELETE FROM attest_audit_stored WHERE uri = %s",
         "drop_judged": "DELETE FROM attest_audit_judged WHERE setup = %s AND sha256 = %s",
-        "use": "INSERT INTO attest_audit_used VALUES (%s, %s, %s) ON CONFLICT (setup, scope) DO UPDATE SET at = "
-               "EXCLUDED.at",
+        "use": "INSERT INTO attest_audit_used VALUES (%s, %s, %s, %s) ON CONFLICT (setup, scope) DO UPDATE SET at = "
+               "EXCLUDED.at, places = EXCLUDED.places",
+        "places": "SELECT setup, places FROM attest_audit_used",
+        "all_facts": "SELECT setup, uri FROM attest_audit_facts",
+        "all_stored": "SELECT uri FROM attest_audit_stored",
         "stale": "SELECT setup FROM attest_audit_used WHERE at < %s LIMIT 1",
         "drop_stale": "DELETE FROM attest_audit_used WHERE at < %s",
         "drop_unused_judged": "DELETE FROM attest_audit_judged j WHERE NOT EXISTS (SELECT 1 FROM attest_audit_used u "
@@ -586,13 +635,13 @@ class PostgresIndex(AuditIndex):
                              "WHERE u.setup = f.setup)",
     }
 
-    def __init__(self, dsn: str, setup: str, scope: str = "") -> None:
+    def __init__(self, dsn: str, setup: str, scope: str = "", *, places: Sequence[str] | None = None) -> None:
         try:
             import psycopg
         except ImportError as e:
             raise ConfigError("--index postgresql://... needs psycopg: pip install 'attest-gate[postgres]'") from e
         self._psycopg = psycopg
-        super().__init__(_shown(dsn), setup, scope)
+        super().__init__(_shown(dsn), setup, scope, places=places)
         try:
             self._db = psycopg.connect(dsn, autocommit=True, connect_timeout=15)
         except psycopg.Error as e:
@@ -619,7 +668,7 @@ class PostgresIndex(AuditIndex):
                     self._db.execute(statement)
             if found is None or found < INDEX_FORMAT:
                 self._db.execute("INSERT INTO attest_audit_meta VALUES ('format', %s)", (str(INDEX_FORMAT),))
-            self._db.execute(self.SQL["use"], (self.setup, self.scope, _now()))
+            self._db.execute(self.SQL["use"], (self.setup, self.scope, _now(), self.places))
 
     def _guard(self, work: Callable[[], _T], *, writing: bool = False) -> _T:
         """``work()``, a lost server (or one that refuses) said in one sentence; a lock another session held past

@@ -319,8 +319,10 @@ def _open_index(path: Path | str, policy: Policy, setup: Any, sources: Sequence[
     # against, and a release of it may drop a key that vouched for what the index kept
     digest = setup_digest(setup, policy_digest=policy.digest,
                           version=f"{version(DISTRIBUTION)} sigstore {version('sigstore')}")
-    scope = scope_of(_spelled(_key(source)).rstrip("/") or "/" for source in sources)
-    return PostgresIndex(path, digest, scope) if isinstance(path, str) else SqliteIndex(path, digest, scope)
+    places = [_spelled(_key(source)).rstrip("/") or "/" for source in sources]
+    if isinstance(path, str):
+        return PostgresIndex(path, digest, scope_of(places), places=places)
+    return SqliteIndex(path, digest, scope_of(places), places=places)
 
 
 def _prefix(source: str) -> str:

@@ -152,6 +152,34 @@ def test_what_no_audit_used_for_a_month_is_dropped(tmp_path: Path, keys: dict[st
             assert db.execute(f"SELECT count(DISTINCT setup) FROM attest_audit_{table}").fetchone() == (1,), table
 
 
+def test_the_checks_of_a_place_no_audit_named_for_a_month_are_dropped(tmp_path: Path, keys: dict[str, KeyPair],
+                                                                      attest: AttestRunner, database: str) -> None:
+    """As with SQLite: a moved store's old place, named by no audit for KEPT_UNUSED_DAYS, goes though the policy is
+    the same."""
+    from datetime import UTC, datetime, timedelta
+
+    import psycopg
+
+    from attest.audit_index import KEPT_UNUSED_DAYS
+
+    _world(tmp_path, keys, builds=2)
+    _audit(attest, tmp_path, database)
+    (tmp_path / "store").rename(tmp_path / "moved")
+
+    def audited() -> list[str]:
+        ran = attest("audit", "moved", "--policy", "policy.yaml", "--index", database, cwd=tmp_path)
+        assert ran.code == 1 and "Traceback" not in ran.err, ran  # (the forged build)
+        with psycopg.connect(database, autocommit=True) as db:
+            return sorted({Path(uri).relative_to(tmp_path).parts[0]
+                           for (uri,) in db.execute("SELECT uri FROM attest_audit_facts")})
+
+    assert audited() == ["moved", "store"]
+    with psycopg.connect(database, autocommit=True) as db:
+        db.execute("UPDATE attest_audit_used SET at = %s",
+                   ((datetime.now(UTC) - timedelta(days=KEPT_UNUSED_DAYS + 1)).isoformat(timespec="seconds"),))
+    assert audited() == ["moved"]
+
+
 def test_a_table_another_session_holds_too_long_costs_no_report(
         tmp_path: Path, keys: dict[str, KeyPair], database: str, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:

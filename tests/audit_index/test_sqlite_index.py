@@ -339,6 +339,79 @@ def test_what_no_audit_used_for_a_month_is_dropped(tmp_path: Path, keys: dict[st
     assert report["index"]["reused"] == 2
 
 
+def test_the_checks_of_a_place_no_audit_named_for_a_month_are_dropped(tmp_path: Path, keys: dict[str, KeyPair],
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A store audited at another place (moved, or synced to a new folder on every CI run, as CodeBuild's source
+    folder is) is checked there from scratch; the rows of the old place, files and stored artefacts, stay while an
+    audit named it within KEPT_UNUSED_DAYS and go with the first audit after that, though the policy is the same:
+    a year of nightly runs does not keep a year of places."""
+    from datetime import UTC, datetime, timedelta
+
+    import attest.cli.audit as audit_cli
+    from attest.audit_index import KEPT_UNUSED_DAYS
+    from attest.cli import main
+    from attest.stores.local import LocalStore
+
+    monkeypatch.setattr(audit_cli, "_RACY_NS", 0)  # a stamp taken before the audit began stands for its bytes
+    monkeypatch.chdir(tmp_path)
+    write_builds_policy(tmp_path, keys)
+    publish_builds(tmp_path / "store", keys, 2)
+    (tmp_path / "app").write_bytes(b"v0")
+    LocalStore(tmp_path / "store").put_artifact(f.digests(b"v0")["sha256"], APP, tmp_path / "app")
+    (tmp_path / "single").mkdir()
+    single = tmp_path / "single" / "one.intoto.jsonl"
+    single.write_bytes(next((tmp_path / "store" / "sha256").rglob("*.intoto.jsonl")).read_bytes())
+
+    def audited(*sources: str) -> None:
+        with pytest.raises(SystemExit) as ran:
+            main(["audit", *sources, "--policy", "policy.yaml", "--index", "index.sqlite"])
+        assert ran.value.code == 0
+
+    def places() -> dict[str, list[str]]:
+        with sqlite3.connect(tmp_path / "index.sqlite") as db:
+            return {table: sorted({Path(uri).relative_to(tmp_path).parts[0] for (uri,) in
+                                   db.execute(f"SELECT uri FROM {table}")}) for table in ("facts", "stored")}
+
+    audited("store", str(single))
+    (tmp_path / "store").rename(tmp_path / "moved")  # the same store, at another place
+    audited("moved")
+    assert places() == {"facts": ["moved", "single", "store"], "stored": ["moved", "store"]}  # all named lately
+    with sqlite3.connect(tmp_path / "index.sqlite") as db:
+        long_ago = (datetime.now(UTC) - timedelta(days=KEPT_UNUSED_DAYS + 1)).isoformat(timespec="seconds")
+        db.execute("UPDATE used SET at = ?", (long_ago,))
+    audited("moved")  # named again now: the places no audit named for a month go, whatever the policy
+    assert places() == {"facts": ["moved"], "stored": ["moved"]}
+    audited(str(single))  # a file named by itself is a place of its own
+    assert places() == {"facts": ["moved", "single"], "stored": ["moved"]}
+
+
+def test_an_audit_that_did_not_say_where_it_looked_keeps_every_place(tmp_path: Path, keys: dict[str, KeyPair],
+                                                                      attest: AttestRunner) -> None:
+    """A use of the index that names no place (a library caller's, or an unreadable entry) may have looked anywhere:
+    while it is recent, no file's checks are dropped by place."""
+    from datetime import UTC, datetime, timedelta
+
+    from attest.audit_index import KEPT_UNUSED_DAYS
+
+    write_builds_policy(tmp_path, keys)
+    publish_builds(tmp_path / "store", keys, 2)
+    _audit(attest, tmp_path)
+    (tmp_path / "store").rename(tmp_path / "moved")
+    index = tmp_path / "index.sqlite"
+    for places in ("", "not a list"):
+        with sqlite3.connect(index) as db:
+            long_ago = (datetime.now(UTC) - timedelta(days=KEPT_UNUSED_DAYS + 1)).isoformat(timespec="seconds")
+            db.execute("UPDATE used SET at = ?", (long_ago,))
+            (setup,) = db.execute("SELECT setup FROM used").fetchone()
+            db.execute("INSERT OR REPLACE INTO used VALUES (?, ?, ?, ?)",
+                       (setup, "0" * 64, datetime.now(UTC).isoformat(timespec="seconds"), places))
+        ran = attest("audit", "moved", "--policy", "policy.yaml", "--index", "index.sqlite", cwd=tmp_path)
+        assert ran.code == 0, ran
+        with sqlite3.connect(index) as db:
+            kept = {Path(uri).relative_to(tmp_path).parts[0] for (uri,) in db.execute("SELECT uri FROM facts")}
+        assert kept == {"store", "moved"}, places
+
+
 def test_two_audits_of_one_index_at_once_both_report_correctly(tmp_path: Path, keys: dict[str, KeyPair]) -> None:
     write_builds_policy(tmp_path, keys)
     publish_builds(tmp_path / "store", keys, 60)

@@ -72,7 +72,9 @@ __all__ = ["INDEX_FORMAT", "FactIndex", "Judged", "Kept", "Listed", "decode_fact
 #: a build keeps a keyless bundle's signed time (a build without finishedOn is timed as the gate times it).
 #: 12: a judgement keeps each deployment record's line sha256 too (of two records of one time, the one that runs):
 #: those of format 11 lost it, and a warm audit could show the other as running, and miss an out-of-order deployment.
-INDEX_FORMAT = 12
+#: 13: each audit's use names the places it audited (``used.places``), so that the checks of a place no audit has
+#: named for a while are dropped: those of format 12 kept a moved store's old place for as long as its policy was used.
+INDEX_FORMAT = 13
 
 _CLASSES: Mapping[str, type] = {cls.__name__: cls for cls in (
     _Fact, _Build, _Vsa, _Approval, _Deployment, _Reproduction, _Signature, _Release, ReleaseComponent, Anomaly,
