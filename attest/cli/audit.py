@@ -282,6 +282,10 @@ def _audit_once(sources: Sequence[str], policy: Policy, trusted_root: Path | Non
             if not optional:
                 raise
             click.echo(f"attest: warning: {e}; this audit checks every file, without an index", err=True)
+    if index is not None and (moving := _in_the_build_folder(sources, os.environ)) is not None:
+        click.echo(f"attest: warning: {moving} is in this CodeBuild build's own folder, whose path changes with every "
+                   "build; the audit index names files by their path, so the next build checks them all again: sync "
+                   "the store to a fixed folder (docs/audit.md)", err=True)
     reader = _Reader(sources, index, reverify=reverify)
     try:
         with _progress() as live:
@@ -304,6 +308,18 @@ def _audit_once(sources: Sequence[str], policy: Policy, trusted_root: Path | Non
     reused = 0 if reverify else max(len(reader.seen) - index.written, 0)
     return report, {"path": str(index.path), "reused": reused, "checked": index.written, "judged": index.judged,
                     "reverified": reverify}
+
+
+def _in_the_build_folder(sources: Sequence[str], env: Mapping[str, str]) -> str | None:
+    """The first local source inside the folder of this CodeBuild build (the parent of ``CODEBUILD_SRC_DIR``,
+    ``/codebuild/output/srcNNN``), which another build names otherwise; None elsewhere."""
+    source_folder = env.get("CODEBUILD_SRC_DIR", "")
+    if not source_folder:
+        return None
+    build = os.path.dirname(os.path.normpath(os.path.abspath(source_folder)))
+    inside = build.rstrip(os.sep) + os.sep
+    return next((source for source in sources if "://" not in source
+                 and os.path.normpath(os.path.abspath(source)).startswith(inside)), None)
 
 
 def _open_index(path: Path | str, policy: Policy, setup: Any, sources: Sequence[str]) -> Index:

@@ -412,6 +412,26 @@ def test_an_audit_that_did_not_say_where_it_looked_keeps_every_place(tmp_path: P
         assert kept == {"store", "moved"}, places
 
 
+def test_a_store_in_the_codebuild_builds_own_folder_is_warned_of(tmp_path: Path, keys: dict[str, KeyPair],
+                                                                  attest: AttestRunner) -> None:
+    """CodeBuild names each build's folder anew (/codebuild/output/srcNNN/src): a store synced there is checked from
+    scratch by every build, which the audit says (an audit with an index only; the report is the same)."""
+    build = tmp_path / "codebuild" / "output" / "src0123456789"
+    (build / "src").mkdir(parents=True)
+    write_builds_policy(tmp_path, keys)
+    publish_builds(build / "store", keys, 1)
+    publish_builds(tmp_path / "fixed", keys, 1)
+    env = {"CODEBUILD_SRC_DIR": str(build / "src")}
+    for source, more, warned in ((str(build / "store"), ["--index", "index.sqlite"], True),
+                                 ("codebuild/output/src0123456789/src/../store", ["--index", "index.sqlite"], True),
+                                 (str(build / "store"), ["--no-index"], False),
+                                 ("fixed", ["--index", "index.sqlite"], False)):
+        ran = attest("audit", source, "--policy", "policy.yaml", *more, cwd=tmp_path, env=env)
+        assert ran.code == 0 and ("changes with every build" in ran.err) == warned, (source, more, ran)
+    ran = attest("audit", str(build / "store"), "--policy", "policy.yaml", "--index", "index.sqlite", cwd=tmp_path)
+    assert ran.code == 0 and "changes with every build" not in ran.err, ran  # (not in CodeBuild)
+
+
 def test_two_audits_of_one_index_at_once_both_report_correctly(tmp_path: Path, keys: dict[str, KeyPair]) -> None:
     write_builds_policy(tmp_path, keys)
     publish_builds(tmp_path / "store", keys, 60)
