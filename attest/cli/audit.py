@@ -316,10 +316,8 @@ def _in_the_build_folder(sources: Sequence[str], env: Mapping[str, str]) -> str 
     source_folder = env.get("CODEBUILD_SRC_DIR", "")
     if not source_folder:
         return None
-    build = os.path.dirname(os.path.normpath(os.path.abspath(source_folder)))
-    inside = build.rstrip(os.sep) + os.sep
-    return next((source for source in sources if "://" not in source
-                 and os.path.normpath(os.path.abspath(source)).startswith(inside)), None)
+    inside = os.path.dirname(_key(source_folder)).rstrip(os.sep) + os.sep
+    return next((source for source in sources if _key(source).startswith(inside)), None)  # (an s3:// URI is not)
 
 
 def _open_index(path: Path | str, policy: Policy, setup: Any, sources: Sequence[str]) -> Index:
